@@ -1,0 +1,27 @@
+/**
+ * What every command starts from: validated configuration and a logger on stderr.
+ */
+import { loadConfig, loadDotEnv, type Config } from '../config/index.ts';
+import { openDatabase, type Database } from '../db/index.ts';
+import { createLogger, type Logger } from '../log.ts';
+
+export interface CliContext {
+  readonly config: Config;
+  readonly logger: Logger;
+}
+
+export function cliContext(): CliContext {
+  loadDotEnv();
+  const config = loadConfig();
+  return { config, logger: createLogger(config.logLevel) };
+}
+
+/** Opens the database for one command and always closes it. */
+export async function withDatabase<T>(context: CliContext, fn: (database: Database) => Promise<T>): Promise<T> {
+  const database = await openDatabase(context.config, context.logger, 'shipshape-cli');
+  try {
+    return await fn(database);
+  } finally {
+    await database.close();
+  }
+}

@@ -1,0 +1,65 @@
+/**
+ * The connection pool, the same driver and wire protocol for the embedded database
+ * and for any PostgreSQL server.
+ */
+import pg from 'pg';
+import type { Logger } from '../log.ts';
+
+export type Pool = pg.Pool;
+export type PoolClient = pg.PoolClient;
+/** Anything that can run a query: the pool, or one client inside a transaction. */
+export type Queryable = Pick<pg.Pool, 'query'> | Pick<pg.PoolClient, 'query'>;
+
+export interface PoolOptions {
+  readonly connectionString: string;
+  readonly max: number;
+  readonly statementTimeoutMs: number;
+  readonly connectTimeoutMs: number;
+  readonly applicationName?: string;
+}
+
+// Return int8/numeric counts as JS numbers where they fit; bigint ids stay strings.
+pg.types.setTypeParser(pg.types.builtins.INT8, (value) => {
+  const n = Number(value);
+  return Number.isSafeInteger(n) ? n : value;
+});
+
+export function createPool(options: PoolOptions, logger: Logger): Pool {
+  const pool = new pg.Pool({
+    connectionString: options.connectionString,
+    max: options.max,
+    connectionTimeoutMillis: options.connectTimeoutMs,
+    statement_timeout: options.statementTimeoutMs,
+    application_name: options.applicationName ?? 'shipshape',
+    idleTimeoutMillis: 30_000,
+  });
+  // An idle client whose server went away emits here; without a listener it would crash the process.
+  pool.on('error', (error) => logger.warn({ err: error.message }, 'idle database connection failed; it was discarded'));
+  return pool;
+}
+
+/** Runs `fn` in a transaction on one client: committed if it returns, rolled back if it throws. */
+export async function withTransaction<T>(pool: Pool, fn: (client: PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    const result = await fn(client);
+    await client.query('COMMIT');
+    return result;
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw error;
+  } finally {
+    client.release();
+  }
+}
+
+/** Quotes an identifier (table, column, schema) for SQL; names never reach SQL any other way. */
+export function quoteIdent(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`;
+}
+
+/** Quotes a possibly schema-qualified name such as `auth.users`. */
+export function quoteQualified(name: string): string {
+  return name.split('.').map(quoteIdent).join('.');
+}

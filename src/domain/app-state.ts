@@ -1,0 +1,83 @@
+/**
+ * The state every API instance must agree on: maintenance mode and cache epochs.
+ * It lives in the database, so a toggle made through any instance (or the CLI) is the
+ * toggle; instances keep a copy fresh with `AppStateWatcher`.
+ */
+import type { Queryable } from '../db/pool.ts';
+
+export interface Maintenance {
+  readonly enabled: boolean;
+  readonly message: string | null;
+  readonly setBy: string | null;
+  readonly since: Date | null;
+}
+
+export interface AppState {
+  readonly maintenance: Maintenance;
+  readonly minimumAppVersion: string | null;
+  /** Scope → epoch. Apps compare these with what they saw last and drop their local cache when one grew. */
+  readonly cacheEpochs: Readonly<Record<string, number>>;
+}
+
+export const DEFAULT_MAINTENANCE_MESSAGE = 'We are performing maintenance. We will be back shortly.';
+
+export async function readAppState(db: Queryable): Promise<AppState> {
+  const [state, epochs] = await Promise.all([
+    db.query<{ maintenance_enabled: boolean; maintenance_message: string | null; maintenance_set_by: string | null; maintenance_since: Date | null; minimum_app_version: string | null }>(
+      'SELECT maintenance_enabled, maintenance_message, maintenance_set_by, maintenance_since, minimum_app_version FROM app_state',
+    ),
+    db.query<{ scope: string; epoch: number }>('SELECT scope, epoch FROM cache_epochs ORDER BY scope'),
+  ]);
+  const row = state.rows[0];
+  return {
+    maintenance: {
+      enabled: row?.maintenance_enabled ?? false,
+      message: row?.maintenance_message ?? null,
+      setBy: row?.maintenance_set_by ?? null,
+      since: row?.maintenance_since ?? null,
+    },
+    minimumAppVersion: row?.minimum_app_version ?? null,
+    cacheEpochs: Object.fromEntries(epochs.rows.map((epoch) => [epoch.scope, Number(epoch.epoch)])),
+  };
+}
+
+/** Turns maintenance on or off; returns the state it replaced, which is what undoing needs. */
+export async function setMaintenance(
+  db: Queryable,
+  change: { enabled: boolean; message?: string | null | undefined; setBy: string },
+): Promise<{ previous: Maintenance; current: Maintenance }> {
+  const { rows } = await db.query<{
+    prev_enabled: boolean; prev_message: string | null; prev_set_by: string | null; prev_since: Date | null;
+    maintenance_enabled: boolean; maintenance_message: string | null; maintenance_set_by: string | null; maintenance_since: Date | null;
+  }>(
+    `WITH previous AS (SELECT * FROM app_state FOR UPDATE)
+     UPDATE app_state SET
+        maintenance_enabled = $1::boolean,
+        maintenance_message = CASE WHEN $1::boolean THEN coalesce($2::text, $4::text) ELSE NULL END,
+        maintenance_set_by  = $3::text,
+        maintenance_since   = CASE WHEN $1::boolean AND previous.maintenance_enabled THEN previous.maintenance_since
+                                   WHEN $1::boolean THEN now() ELSE NULL END,
+        updated_at = now()
+       FROM previous
+     RETURNING previous.maintenance_enabled AS prev_enabled, previous.maintenance_message AS prev_message,
+               previous.maintenance_set_by AS prev_set_by, previous.maintenance_since AS prev_since,
+               app_state.maintenance_enabled, app_state.maintenance_message, app_state.maintenance_set_by, app_state.maintenance_since`,
+    [change.enabled, change.message ?? null, change.setBy, DEFAULT_MAINTENANCE_MESSAGE],
+  );
+  const row = rows[0]!;
+  return {
+    previous: { enabled: row.prev_enabled, message: row.prev_message, setBy: row.prev_set_by, since: row.prev_since },
+    current: { enabled: row.maintenance_enabled, message: row.maintenance_message, setBy: row.maintenance_set_by, since: row.maintenance_since },
+  };
+}
+
+/** Bumps a scope's cache epoch (creating the scope on first use); returns the new epoch. */
+export async function bumpCacheEpoch(db: Queryable, scope: string, clearedBy: string): Promise<number> {
+  const { rows } = await db.query<{ epoch: number }>(
+    `INSERT INTO cache_epochs (scope, epoch, cleared_at, cleared_by) VALUES ($1::text, 1, now(), $2::text)
+     ON CONFLICT (scope) DO UPDATE SET epoch = cache_epochs.epoch + 1, cleared_at = now(), cleared_by = EXCLUDED.cleared_by
+     RETURNING epoch`,
+    [scope, clearedBy],
+  );
+  return Number(rows[0]!.epoch);
+}

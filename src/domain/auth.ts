@@ -1,0 +1,121 @@
+/**
+ * Registration, login and password reset. Nothing here tells a caller whether an email
+ * has an account: login failures look the same, and reset requests always "succeed".
+ */
+import { ShipError } from '../errors.ts';
+import { withTransaction, type Pool, type Queryable } from '../db/pool.ts';
+import type { Mailer } from '../adapters/mailer.ts';
+import type { Logger } from '../log.ts';
+import { recordAudit } from './audit.ts';
+import { hashToken, issueToken, verifyAgainstNothing, verifyPassword } from './secrets.ts';
+import { createSession, revokeAllSessions, type Session } from './sessions.ts';
+import { createUser, findUserByEmail, findUserForLogin, setPassword, type User } from './users.ts';
+
+export interface ClientInfo {
+  readonly ip?: string | undefined;
+  readonly userAgent?: string | undefined;
+}
+
+export interface LoginResult {
+  readonly token: string;
+  readonly user: User;
+  readonly session: Session;
+}
+
+export async function register(
+  pool: Pool,
+  input: { email: string; password: string; displayName?: string | undefined },
+  client: ClientInfo,
+  sessionTtlHours: number,
+): Promise<LoginResult> {
+  return withTransaction(pool, async (tx) => {
+    const user = await createUser(tx, input);
+    const { token, session } = await createSession(tx, { userId: user.id, ttlHours: sessionTtlHours, ...client });
+    await recordAudit(tx, { actor: `user:${user.id}`, action: 'auth.registered', userId: user.id, ip: client.ip });
+    return { token, user, session };
+  });
+}
+
+export async function login(
+  db: Queryable,
+  input: { email: string; password: string },
+  client: ClientInfo,
+  sessionTtlHours: number,
+): Promise<LoginResult> {
+  const found = await findUserForLogin(db, input.email);
+  const valid = found ? await verifyPassword(found.passwordHash, input.password) : await verifyAgainstNothing(input.password);
+  if (!found || !valid) {
+    await recordAudit(db, { actor: 'anonymous', action: 'auth.login.failed', userId: found?.user.id, ip: client.ip });
+    throw new ShipError('SHIP_ERR_INVALID_CREDENTIALS', 'Email or password is incorrect.');
+  }
+  const { token, session } = await createSession(db, { userId: found.user.id, ttlHours: sessionTtlHours, ...client });
+  await recordAudit(db, { actor: `user:${found.user.id}`, action: 'auth.login.succeeded', userId: found.user.id, ip: client.ip });
+  return { token, user: found.user, session };
+}
+
+export interface PasswordResetRequest {
+  readonly email: string;
+  readonly ttlMinutes: number;
+  readonly publicUrl: string;
+  readonly requestedBy: string;
+  readonly ip?: string | undefined;
+}
+
+/**
+ * Issues a single-use reset token (replacing any earlier unused one) and emails the link.
+ * Returns whether an account existed, for operators; the API must not reveal it.
+ */
+export async function requestPasswordReset(
+  pool: Pool,
+  mailer: Mailer,
+  logger: Logger,
+  request: PasswordResetRequest,
+): Promise<{ accountExists: boolean; delivery: Promise<void> }> {
+  const user = await findUserByEmail(pool, request.email);
+  if (!user) return { accountExists: false, delivery: Promise.resolve() };
+  const { token, hash } = issueToken();
+  await withTransaction(pool, async (tx) => {
+    await tx.query('UPDATE password_reset_tokens SET used_at = now() WHERE user_id = $1::uuid AND used_at IS NULL', [user.id]);
+    await tx.query(
+      `INSERT INTO password_reset_tokens (user_id, token_hash, expires_at, requested_ip)
+       VALUES ($1::uuid, $2::bytea, now() + make_interval(mins => $3::int), $4::text)`,
+      [user.id, hash, request.ttlMinutes, request.ip ?? null],
+    );
+    await recordAudit(tx, { actor: request.requestedBy, action: 'auth.password_reset.requested', userId: user.id, ip: request.ip });
+  });
+  const link = new URL(`/reset-password?token=${encodeURIComponent(token)}`, request.publicUrl).toString();
+  const delivery = mailer
+    .send({
+      to: user.email,
+      subject: 'Reset your password',
+      text: `Someone asked to reset the password for ${user.email}.\n\nOpen this link within ${request.ttlMinutes} minutes to choose a new one:\n${link}\n\nIf it was not you, ignore this email; your password stays the same.`,
+      html: `<p>Someone asked to reset the password for ${escapeHtml(user.email)}.</p><p><a href="${escapeHtml(link)}">Choose a new password</a> (valid for ${request.ttlMinutes} minutes).</p><p>If it was not you, ignore this email; your password stays the same.</p>`,
+    })
+    .then(() => undefined, (error: unknown) => {
+      logger.error({ err: (error as Error).message, userId: user.id }, 'password reset email could not be sent');
+    });
+  return { accountExists: true, delivery };
+}
+
+/** Sets a new password with a reset token; the token is spent and every session of the user ends. */
+export async function confirmPasswordReset(pool: Pool, input: { token: string; password: string }, ip?: string): Promise<void> {
+  await withTransaction(pool, async (tx) => {
+    const { rows } = await tx.query<{ id: string; user_id: string }>(
+      `UPDATE password_reset_tokens SET used_at = now()
+        WHERE token_hash = $1::bytea AND used_at IS NULL AND expires_at > now()
+        RETURNING id, user_id`,
+      [hashToken(input.token)],
+    );
+    const row = rows[0];
+    if (!row) {
+      throw new ShipError('SHIP_ERR_RESET_TOKEN_INVALID', 'This reset link is invalid, expired or already used. Request a new one.');
+    }
+    await setPassword(tx, row.user_id, input.password);
+    const revoked = await revokeAllSessions(tx, row.user_id);
+    await recordAudit(tx, { actor: `user:${row.user_id}`, action: 'auth.password_reset.completed', userId: row.user_id, ip, details: { sessionsRevoked: revoked } });
+  });
+}
+
+function escapeHtml(value: string): string {
+  return value.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}

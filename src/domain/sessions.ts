@@ -1,0 +1,94 @@
+/**
+ * Sessions: an opaque bearer token per login, stored as a hash, with expiry, revocation
+ * and last-seen tracking.
+ */
+import type { Queryable } from '../db/pool.ts';
+import { hashToken, issueToken } from './secrets.ts';
+import type { User } from './users.ts';
+
+export interface Session {
+  readonly id: string;
+  readonly userId: string;
+  readonly createdAt: Date;
+  readonly expiresAt: Date;
+  readonly lastSeenAt: Date;
+}
+
+export interface Authenticated {
+  readonly user: User;
+  readonly session: Session;
+}
+
+/** last_seen_at is written at most this often per session, so reads do not turn into writes. */
+const LAST_SEEN_RESOLUTION_SECONDS = 60;
+
+export async function createSession(
+  db: Queryable,
+  input: { userId: string; ttlHours: number; ip?: string | undefined; userAgent?: string | undefined },
+): Promise<{ token: string; session: Session }> {
+  const { token, hash } = issueToken();
+  const { rows } = await db.query<{ id: string; created_at: Date; expires_at: Date; last_seen_at: Date }>(
+    `INSERT INTO sessions (user_id, token_hash, expires_at, ip, user_agent)
+     VALUES ($1::uuid, $2::bytea, now() + make_interval(hours => $3::int), $4::text, $5::text)
+     RETURNING id, created_at, expires_at, last_seen_at`,
+    [input.userId, hash, input.ttlHours, input.ip ?? null, input.userAgent?.slice(0, 1000) ?? null],
+  );
+  const row = rows[0]!;
+  return {
+    token,
+    session: { id: row.id, userId: input.userId, createdAt: row.created_at, expiresAt: row.expires_at, lastSeenAt: row.last_seen_at },
+  };
+}
+
+/** The live session a bearer token belongs to; expired and revoked sessions do not count. */
+export async function authenticate(db: Queryable, token: string): Promise<Authenticated | undefined> {
+  const { rows } = await db.query<{
+    session_id: string;
+    user_id: string;
+    email: string;
+    display_name: string | null;
+    user_created_at: Date;
+    created_at: Date;
+    expires_at: Date;
+    last_seen_at: Date;
+  }>(
+    `WITH hit AS (
+       SELECT s.id, s.user_id, s.created_at, s.expires_at, s.last_seen_at
+         FROM sessions s
+        WHERE s.token_hash = $1::bytea AND s.revoked_at IS NULL AND s.expires_at > now()
+     ), touched AS (
+       UPDATE sessions SET last_seen_at = now()
+        WHERE id = (SELECT id FROM hit) AND last_seen_at < now() - make_interval(secs => $2::int)
+     )
+     SELECT hit.id AS session_id, hit.user_id, u.email, u.display_name, u.created_at AS user_created_at,
+            hit.created_at, hit.expires_at, hit.last_seen_at
+       FROM hit JOIN users u ON u.id = hit.user_id`,
+    [hashToken(token), LAST_SEEN_RESOLUTION_SECONDS],
+  );
+  const row = rows[0];
+  if (!row) return undefined;
+  return {
+    user: { id: row.user_id, email: row.email, displayName: row.display_name, createdAt: row.user_created_at },
+    session: { id: row.session_id, userId: row.user_id, createdAt: row.created_at, expiresAt: row.expires_at, lastSeenAt: row.last_seen_at },
+  };
+}
+
+export async function revokeSession(db: Queryable, sessionId: string): Promise<void> {
+  await db.query('UPDATE sessions SET revoked_at = now() WHERE id = $1::uuid AND revoked_at IS NULL', [sessionId]);
+}
+
+/** Signs a user out everywhere; returns how many live sessions ended. */
+export async function revokeAllSessions(db: Queryable, userId: string): Promise<number> {
+  const { rowCount } = await db.query('UPDATE sessions SET revoked_at = now() WHERE user_id = $1::uuid AND revoked_at IS NULL', [userId]);
+  return rowCount ?? 0;
+}
+
+/** Distinct users seen in the last `minutes` minutes: the runbook's "activeUsers". */
+export async function countActiveUsers(db: Queryable, minutes = 15): Promise<number> {
+  const { rows } = await db.query<{ n: number }>(
+    `SELECT count(DISTINCT user_id)::int AS n FROM sessions
+      WHERE revoked_at IS NULL AND expires_at > now() AND last_seen_at > now() - make_interval(mins => $1::int)`,
+    [minutes],
+  );
+  return rows[0]?.n ?? 0;
+}

@@ -1,0 +1,137 @@
+/**
+ * A user's tasks. Every query is scoped by owner: another user's task simply does not
+ * exist for you. Lists are newest first with keyset pagination, which stays fast on
+ * page 1,000 and never skips or repeats a task when new ones arrive between pages.
+ */
+import { ShipError } from '../errors.ts';
+import type { Queryable } from '../db/pool.ts';
+
+export interface Task {
+  readonly id: string;
+  readonly title: string;
+  readonly notes: string | null;
+  readonly done: boolean;
+  readonly dueDate: string | null;
+  readonly createdAt: Date;
+  readonly updatedAt: Date;
+}
+
+export interface TaskPage {
+  readonly tasks: Task[];
+  /** Pass back as `cursor` for the next page; null on the last page. */
+  readonly nextCursor: string | null;
+}
+
+export interface NewTask {
+  readonly title: string;
+  readonly notes?: string | null | undefined;
+  readonly done?: boolean | undefined;
+  readonly dueDate?: string | null | undefined;
+}
+
+export type TaskChanges = Partial<NewTask>;
+
+interface TaskRow {
+  id: string;
+  title: string;
+  notes: string | null;
+  done: boolean;
+  due_date: string | null;
+  created_at: Date;
+  updated_at: Date;
+  created_us: string;
+}
+
+// created_us: microseconds since the epoch, exact, so the cursor loses nothing that JS Dates would.
+const COLUMNS = `id, title, notes, done, to_char(due_date, 'YYYY-MM-DD') AS due_date, created_at, updated_at,
+  ((extract(epoch FROM created_at) * 1000000)::bigint)::text AS created_us`;
+
+const toTask = (row: TaskRow): Task => ({
+  id: row.id,
+  title: row.title,
+  notes: row.notes,
+  done: row.done,
+  dueDate: row.due_date,
+  createdAt: row.created_at,
+  updatedAt: row.updated_at,
+});
+
+export async function listTasks(db: Queryable, userId: string, options: { limit: number; cursor?: string | undefined }): Promise<TaskPage> {
+  const after = options.cursor === undefined ? undefined : decodeCursor(options.cursor);
+  const { rows } = await db.query<TaskRow>(
+    `SELECT ${COLUMNS} FROM tasks
+      WHERE user_id = $1::uuid
+        AND ($2::bigint IS NULL OR (created_at, id) < (timestamptz 'epoch' + $2::bigint * interval '1 microsecond', $3::uuid))
+      ORDER BY created_at DESC, id DESC
+      LIMIT $4::int`,
+    [userId, after?.createdUs ?? null, after?.id ?? null, options.limit + 1],
+  );
+  const page = rows.slice(0, options.limit);
+  const last = page.at(-1);
+  return {
+    tasks: page.map(toTask),
+    nextCursor: rows.length > options.limit && last ? encodeCursor(last.created_us, last.id) : null,
+  };
+}
+
+export async function getTask(db: Queryable, userId: string, taskId: string): Promise<Task> {
+  const { rows } = await db.query<TaskRow>(`SELECT ${COLUMNS} FROM tasks WHERE id = $1::uuid AND user_id = $2::uuid`, [taskId, userId]);
+  return toTask(rows[0] ?? notFound(taskId));
+}
+
+export async function createTask(db: Queryable, userId: string, input: NewTask): Promise<Task> {
+  const { rows } = await db.query<TaskRow>(
+    `INSERT INTO tasks (user_id, title, notes, done, due_date) VALUES ($1::uuid, $2::text, $3::text, $4::boolean, $5::date)
+     RETURNING ${COLUMNS}`,
+    [userId, input.title, input.notes ?? null, input.done ?? false, input.dueDate ?? null],
+  );
+  return toTask(rows[0]!);
+}
+
+export async function updateTask(db: Queryable, userId: string, taskId: string, changes: TaskChanges): Promise<Task> {
+  // Each column is either set from its parameter or left alone; no SQL is assembled from input.
+  const { rows } = await db.query<TaskRow>(
+    `UPDATE tasks SET
+        title    = CASE WHEN $3::boolean THEN $4::text ELSE title END,
+        notes    = CASE WHEN $5::boolean THEN $6::text ELSE notes END,
+        done     = CASE WHEN $7::boolean THEN $8::boolean ELSE done END,
+        due_date = CASE WHEN $9::boolean THEN $10::date ELSE due_date END,
+        updated_at = now()
+      WHERE id = $1::uuid AND user_id = $2::uuid
+      RETURNING ${COLUMNS}`,
+    [
+      taskId,
+      userId,
+      changes.title !== undefined,
+      changes.title ?? null,
+      changes.notes !== undefined,
+      changes.notes ?? null,
+      changes.done !== undefined,
+      changes.done ?? null,
+      changes.dueDate !== undefined,
+      changes.dueDate ?? null,
+    ],
+  );
+  return toTask(rows[0] ?? notFound(taskId));
+}
+
+export async function deleteTask(db: Queryable, userId: string, taskId: string): Promise<void> {
+  const { rowCount } = await db.query('DELETE FROM tasks WHERE id = $1::uuid AND user_id = $2::uuid', [taskId, userId]);
+  if (!rowCount) notFound(taskId);
+}
+
+function notFound(taskId: string): never {
+  throw new ShipError('SHIP_ERR_NOT_FOUND', `Task ${taskId} does not exist (or belongs to someone else).`);
+}
+
+function encodeCursor(createdUs: string, id: string): string {
+  return Buffer.from(`${createdUs}.${id}`, 'utf8').toString('base64url');
+}
+
+function decodeCursor(cursor: string): { createdUs: string; id: string } {
+  const match = /^(\d{1,18})\.([0-9a-f-]{36})$/.exec(Buffer.from(cursor, 'base64url').toString('utf8'));
+  if (!match) {
+    throw new ShipError('SHIP_ERR_VALIDATION', 'cursor: not a cursor this API issued. Use the nextCursor value from the previous page, or omit it for the first page.');
+  }
+  return { createdUs: match[1]!, id: match[2]! };
+}

@@ -1,0 +1,72 @@
+/**
+ * The Fastify application: plugins in the order requests meet them, then the routes.
+ * Building the app does no I/O; the runtime owns listening and shutdown.
+ */
+import { randomUUID } from 'node:crypto';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import rateLimit from '@fastify/rate-limit';
+import underPressure from '@fastify/under-pressure';
+import { redactedPaths } from '../log.ts';
+import type { ApiContext } from './context.ts';
+import { registerErrorHandling } from './plugins/errors.ts';
+import { createGuards } from './plugins/guards.ts';
+import { adminRoutes } from './routes/admin.ts';
+import { authRoutes } from './routes/auth.ts';
+import { meRoutes } from './routes/me.ts';
+import { systemRoutes } from './routes/system.ts';
+import { taskRoutes } from './routes/tasks.ts';
+
+/** JSON bodies beyond this are refused with 413: nothing the app sends comes close. */
+const BODY_LIMIT_BYTES = 64 * 1024;
+
+export async function buildApp(context: ApiContext): Promise<FastifyInstance> {
+  const logger: FastifyBaseLogger = context.logger.child({}, { redact: redactedPaths });
+  const app = Fastify({
+    loggerInstance: logger,
+    bodyLimit: BODY_LIMIT_BYTES,
+    trustProxy: context.config.trustProxy,
+    requestIdHeader: 'x-request-id',
+    genReqId: () => randomUUID(),
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+  });
+  app.decorateRequest('auth', null);
+  registerErrorHandling(app);
+
+  // Shed load before it turns into timeouts for everyone.
+  await app.register(underPressure, {
+    maxEventLoopDelay: 1_000,
+    retryAfter: 10,
+    pressureHandler: (_request, reply) => {
+      reply.status(503).header('retry-after', '10').send({
+        error: { code: 'SHIP_ERR_OVERLOADED', message: 'The server is overloaded. Retry in a few seconds.' },
+      });
+    },
+  });
+  await app.register(rateLimit, {
+    global: false,
+    errorResponseBuilder: (_request, context) => ({
+      statusCode: 429,
+      error: { code: 'SHIP_ERR_RATE_LIMITED', message: `Too many attempts. Retry in ${Math.ceil(context.ttl / 1000)} seconds.` },
+    }),
+  });
+
+  app.addHook('onSend', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
+  app.addHook('onResponse', async (_request, reply) => {
+    // A 503 served because an operator turned maintenance on is the system working, not an error.
+    const deliberate = reply.statusCode === 503 && context.appState.current.maintenance.enabled;
+    context.metrics.record(deliberate ? 200 : reply.statusCode, reply.elapsedTime);
+  });
+
+  const guards = createGuards(context);
+  app.addHook('preHandler', guards.maintenanceGate);
+
+  systemRoutes(app, context, guards);
+  authRoutes(app, context, guards);
+  taskRoutes(app, context, guards);
+  meRoutes(app, context, guards);
+  adminRoutes(app, context, guards);
+  return app;
+}

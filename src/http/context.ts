@@ -1,0 +1,19 @@
+/**
+ * Everything the HTTP layer needs, built once by the runtime and handed to `buildApp`.
+ */
+import type { Mailer } from '../adapters/mailer.ts';
+import type { Config } from '../config/index.ts';
+import type { Database } from '../db/index.ts';
+import type { AppStateWatcher } from '../domain/app-state-watcher.ts';
+import type { Logger } from '../log.ts';
+import type { RequestMetrics } from './metrics.ts';
+
+export interface ApiContext {
+  readonly config: Config;
+  readonly logger: Logger;
+  readonly database: Database;
+  readonly appState: AppStateWatcher;
+  readonly mailer: Mailer;
+  readonly metrics: RequestMetrics;
+  readonly version: string;
+}

@@ -1,0 +1,70 @@
+/**
+ * Request guards: who is calling (user session or admin token) and whether the app is
+ * open (maintenance mode). Routes opt in with `preHandler: [requireUser]` and friends.
+ */
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { ShipError } from '../../errors.ts';
+import { secretsEqual } from '../../domain/secrets.ts';
+import { authenticate, type Authenticated } from '../../domain/sessions.ts';
+import type { ApiContext } from '../context.ts';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The session behind the bearer token, set by `requireUser`. */
+    auth: Authenticated | null;
+  }
+  interface FastifyContextConfig {
+    /** Routes that keep answering during maintenance (health, config, admin). */
+    maintenanceExempt?: boolean;
+  }
+}
+
+/** The signed-in user; only call after `requireUser` ran. */
+export function currentUser(request: FastifyRequest): Authenticated {
+  if (!request.auth) throw new ShipError('SHIP_ERR_UNAUTHENTICATED', 'Sign in first: send Authorization: Bearer <token> from /auth/login.');
+  return request.auth;
+}
+
+export function bearerToken(request: FastifyRequest): string | undefined {
+  const header = request.headers.authorization;
+  if (!header) return undefined;
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
+  return match?.[1];
+}
+
+export function createGuards(context: ApiContext) {
+  const requireUser = async (request: FastifyRequest): Promise<void> => {
+    const token = bearerToken(request);
+    if (!token) throw new ShipError('SHIP_ERR_UNAUTHENTICATED', 'Sign in first: send Authorization: Bearer <token> from /auth/login.');
+    const auth = await authenticate(context.database.pool, token);
+    if (!auth) throw new ShipError('SHIP_ERR_UNAUTHENTICATED', 'This session has expired or was signed out. Log in again.');
+    request.auth = auth;
+  };
+
+  const requireAdmin = async (request: FastifyRequest): Promise<void> => {
+    const expected = context.config.adminToken;
+    if (!expected) {
+      throw new ShipError(
+        'SHIP_ERR_ADMIN_DISABLED',
+        'Admin routes are disabled because ADMIN_TOKEN is not set. Set ADMIN_TOKEN (at least 16 characters) and restart the server.',
+      );
+    }
+    const token = bearerToken(request);
+    if (!token || !secretsEqual(token, expected)) {
+      throw new ShipError('SHIP_ERR_FORBIDDEN', 'Admin routes need Authorization: Bearer $ADMIN_TOKEN.');
+    }
+  };
+
+  /** While maintenance is on, app routes answer 503 with the operator's message. */
+  const maintenanceGate = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    if (request.routeOptions.config.maintenanceExempt) return;
+    const { maintenance } = context.appState.current;
+    if (!maintenance.enabled) return;
+    reply.header('retry-after', '120');
+    throw new ShipError('SHIP_ERR_MAINTENANCE', maintenance.message ?? 'Maintenance in progress.');
+  };
+
+  return { requireUser, requireAdmin, maintenanceGate };
+}
+
+export type Guards = ReturnType<typeof createGuards>;

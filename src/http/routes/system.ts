@@ -1,0 +1,80 @@
+/**
+ * What the runbook and the mobile app poll: /health, /config, /metrics.
+ */
+import type { FastifyInstance } from 'fastify';
+import { countActiveUsers } from '../../domain/sessions.ts';
+import type { ApiContext } from '../context.ts';
+import type { Guards } from '../plugins/guards.ts';
+
+const HEALTH_DB_TIMEOUT_MS = 2_000;
+
+export function systemRoutes(app: FastifyInstance, context: ApiContext, guards: Guards): void {
+  const exempt = { config: { maintenanceExempt: true } };
+
+  app.get('/health', exempt, async (_request, reply) => {
+    const { maintenance } = context.appState.current;
+    const db = await databaseAnswers(context);
+    if (maintenance.enabled) {
+      return reply.status(503).header('retry-after', '120').send({
+        status: 'maintenance',
+        message: maintenance.message,
+        since: maintenance.since,
+        db: db ? 'ok' : 'unreachable',
+        version: context.version,
+      });
+    }
+    if (!db) return reply.status(503).send({ status: 'degraded', db: 'unreachable', version: context.version });
+    return { status: 'ok', db: 'ok', version: context.version };
+  });
+
+  // The app's remote config: it learns of maintenance and cache clears here, so it must answer during maintenance.
+  app.get('/config', exempt, async () => {
+    const state = context.appState.current;
+    return {
+      maintenance: { enabled: state.maintenance.enabled, message: state.maintenance.message },
+      // Per-user epochs are private; this route is public.
+      cacheEpochs: Object.fromEntries(Object.entries(state.cacheEpochs).filter(([scope]) => !scope.startsWith('user:'))),
+      minimumAppVersion: state.minimumAppVersion,
+    };
+  });
+
+  const adminOnly = { ...exempt, preHandler: [guards.requireAdmin] };
+
+  app.get('/metrics', adminOnly, async (request, reply) => {
+    if (request.headers.accept?.includes('text/plain')) return sendPrometheus(reply);
+    const summary = context.metrics.summary();
+    return {
+      activeUsers: await countActiveUsers(context.database.pool),
+      requestsPerMinute: summary.requestsPerMinute,
+      errorRate: summary.errorRate,
+      avgResponseTime: summary.avgResponseTime,
+      p95ResponseTime: summary.p95ResponseTime,
+    };
+  });
+
+  app.get('/metrics/prometheus', adminOnly, async (_request, reply) => sendPrometheus(reply));
+
+  async function sendPrometheus(reply: import('fastify').FastifyReply) {
+    const activeUsers = await countActiveUsers(context.database.pool);
+    return reply
+      .type('text/plain; version=0.0.4; charset=utf-8')
+      .send(context.metrics.prometheus({ activeUsers, maintenance: context.appState.current.maintenance.enabled }));
+  }
+}
+
+async function databaseAnswers(context: ApiContext): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      context.database.pool.query('SELECT 1'),
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error('timeout')), HEALTH_DB_TIMEOUT_MS);
+      }),
+    ]);
+    return true;
+  } catch {
+    return false;
+  } finally {
+    clearTimeout(timer);
+  }
+}

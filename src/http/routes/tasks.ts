@@ -1,0 +1,56 @@
+/**
+ * /tasks: the signed-in user's own tasks. Another user's task answers 404, not 403,
+ * so ids cannot be probed.
+ */
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import { createTask, deleteTask, getTask, listTasks, updateTask } from '../../domain/tasks.ts';
+import type { ApiContext } from '../context.ts';
+import { currentUser, type Guards } from '../plugins/guards.ts';
+import { uuid } from '../schemas.ts';
+import { parseInput } from '../validation.ts';
+
+const isoDate = z.iso.date('must be a date like 2026-03-02');
+const title = z.string().trim().min(1, 'must not be empty').max(500);
+const notes = z.string().max(10_000).nullable();
+const newTask = z.strictObject({ title, notes: notes.optional(), done: z.boolean().optional(), dueDate: isoDate.nullable().optional() });
+const taskChanges = z
+  .strictObject({ title: title.optional(), notes: notes.optional(), done: z.boolean().optional(), dueDate: isoDate.nullable().optional() })
+  .refine((changes) => Object.keys(changes).length > 0, 'send at least one of title, notes, done, dueDate');
+const listQuery = z.strictObject({
+  limit: z.coerce.number().int().min(1).max(100).default(50),
+  cursor: z.string().max(200).optional(),
+});
+const taskParams = z.strictObject({ id: uuid });
+
+export function taskRoutes(app: FastifyInstance, context: ApiContext, guards: Guards): void {
+  const { pool } = context.database;
+  const signedIn = { preHandler: [guards.requireUser] };
+
+  app.get('/tasks', signedIn, async (request) => {
+    const query = parseInput(listQuery, request.query, 'query');
+    return listTasks(pool, currentUser(request).user.id, query);
+  });
+
+  app.post('/tasks', signedIn, async (request, reply) => {
+    const input = parseInput(newTask, request.body, 'body');
+    return reply.status(201).send(await createTask(pool, currentUser(request).user.id, input));
+  });
+
+  app.get('/tasks/:id', signedIn, async (request) => {
+    const { id } = parseInput(taskParams, request.params, 'params');
+    return getTask(pool, currentUser(request).user.id, id);
+  });
+
+  app.patch('/tasks/:id', signedIn, async (request) => {
+    const { id } = parseInput(taskParams, request.params, 'params');
+    const changes = parseInput(taskChanges, request.body, 'body');
+    return updateTask(pool, currentUser(request).user.id, id, changes);
+  });
+
+  app.delete('/tasks/:id', signedIn, async (request, reply) => {
+    const { id } = parseInput(taskParams, request.params, 'params');
+    await deleteTask(pool, currentUser(request).user.id, id);
+    return reply.status(204).send();
+  });
+}

@@ -1,0 +1,30 @@
+/**
+ * What start-up does about pending migrations: apply them on the embedded database
+ * (nobody else shares it), and refuse to serve a production database whose schema is
+ * behind the code unless the operator said `--migrate`.
+ */
+import { shipshapeProfile, type AppProfile } from '../app-profile.ts';
+import type { Database } from '../db/index.ts';
+import { Migrator } from '../db/migrator.ts';
+import { ShipError } from '../errors.ts';
+import type { Logger } from '../log.ts';
+
+export function migratorFor(database: Database, logger: Logger, profile: AppProfile = shipshapeProfile): Migrator {
+  return new Migrator(database.pool, profile.migrations, logger);
+}
+
+export async function prepareSchema(database: Database, logger: Logger, options: { migrate: boolean }): Promise<void> {
+  const migrator = migratorFor(database, logger);
+  const pending = await migrator.pending();
+  if (pending.length === 0) return;
+  if (database.kind === 'postgres' && !options.migrate) {
+    throw new ShipError(
+      'SHIP_ERR_MIGRATIONS_PENDING',
+      `${pending.length} migration(s) are pending (${pending.map((file) => file.fileName).join(', ')}), so the API would run against an old schema. ` +
+        'Run `shipshape db migrate up` (after a backup), or start with `shipshape serve --migrate`.',
+    );
+  }
+  logger.info({ pending: pending.map((file) => file.fileName) }, 'applying pending migrations');
+  const outcome = await migrator.up();
+  if (outcome.error) throw outcome.error;
+}

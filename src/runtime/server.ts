@@ -1,0 +1,83 @@
+/**
+ * `shipshape serve`: the API server's whole lifetime in one place — open the database,
+ * bring the schema up to date, listen, and on SIGTERM/SIGINT stop taking requests,
+ * finish the ones in flight, and close everything in reverse order of opening.
+ */
+import type { FastifyInstance } from 'fastify';
+import { createMailer } from '../adapters/mailer.ts';
+import type { Config } from '../config/index.ts';
+import { openDatabase, type Database } from '../db/index.ts';
+import { AppStateWatcher } from '../domain/app-state-watcher.ts';
+import { buildApp } from '../http/app.ts';
+import { RequestMetrics } from '../http/metrics.ts';
+import type { Logger } from '../log.ts';
+import { version } from '../version.ts';
+import { prepareSchema } from './migrations.ts';
+
+export interface RunningServer {
+  readonly app: FastifyInstance;
+  readonly database: Database;
+  /** Base URL the server listens on, e.g. http://127.0.0.1:3000 */
+  readonly url: string;
+  close(): Promise<void>;
+}
+
+export async function startServer(config: Config, logger: Logger, options: { migrate: boolean }): Promise<RunningServer> {
+  const database = await openDatabase(config, logger, 'shipshape-api');
+  const closers: Array<() => Promise<void> | void> = [() => database.close()];
+  const close = async () => {
+    for (const closer of closers.reverse()) await closer();
+  };
+  try {
+    logger.info({ database: database.description }, `database: ${database.description}`);
+    await prepareSchema(database, logger, options);
+
+    const appState = new AppStateWatcher(database.pool, logger);
+    await appState.start();
+    closers.push(() => appState.stop());
+
+    const mailer = createMailer({ smtpUrl: config.smtpUrl, from: config.mailFrom }, logger);
+    closers.push(() => mailer.close());
+
+    const app = await buildApp({ config, logger, database, appState, mailer, metrics: new RequestMetrics(), version });
+    closers.push(() => app.close());
+    await app.listen({ port: config.port, host: config.host });
+    const address = app.server.address();
+    const port = typeof address === 'object' && address ? address.port : config.port;
+    const url = `http://${config.host}:${port}`;
+    logger.info({ url, version }, `Shipshape ${version} listening on ${url}`);
+    return { app, database, url, close };
+  } catch (error) {
+    await close();
+    throw error;
+  }
+}
+
+/** Runs until a signal: the first stops gracefully, a second one forces the exit. */
+export async function serveUntilSignalled(config: Config, logger: Logger, options: { migrate: boolean }): Promise<void> {
+  const server = await startServer(config, logger, options);
+  await new Promise<void>((resolve) => {
+    let stopping = false;
+    const onSignal = (signal: NodeJS.Signals) => {
+      if (stopping) {
+        logger.warn(`${signal} again: exiting now without waiting for in-flight work`);
+        process.exit(1);
+      }
+      stopping = true;
+      logger.info(`${signal} received: no longer accepting requests, finishing those in flight (send ${signal} again to force)`);
+      server.close().then(
+        () => {
+          logger.info('stopped cleanly');
+          resolve();
+        },
+        (error: unknown) => {
+          logger.error({ err: (error as Error).message }, 'error while stopping');
+          process.exitCode = 1;
+          resolve();
+        },
+      );
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+  });
+}
