@@ -6,6 +6,7 @@ import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import rateLimit from '@fastify/rate-limit';
 import underPressure from '@fastify/under-pressure';
+import { Redis } from 'ioredis';
 import { redactedPaths } from '../log.ts';
 import type { ApiContext } from './context.ts';
 import { registerErrorHandling } from './plugins/errors.ts';
@@ -43,13 +44,12 @@ export async function buildApp(context: ApiContext): Promise<FastifyInstance> {
       });
     },
   });
-  await app.register(rateLimit, {
-    global: false,
-    errorResponseBuilder: (_request, context) => ({
-      statusCode: 429,
-      error: { code: 'SHIP_ERR_RATE_LIMITED', message: `Too many attempts. Retry in ${Math.ceil(context.ttl / 1000)} seconds.` },
-    }),
-  });
+  // Counters live in Redis when there is one, so limits hold across every instance.
+  const redis = context.config.redisUrl ? new Redis(context.config.redisUrl, { lazyConnect: false, maxRetriesPerRequest: 1 }) : undefined;
+  if (redis) app.addHook('onClose', async () => void (await redis.quit()));
+  await app.register(rateLimit, { global: false, ...(redis ? { redis } : {}) });
+  // Fastify parses text/plain by default; this API speaks JSON only, so anything else is a 415.
+  app.removeContentTypeParser('text/plain');
 
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);

@@ -1,7 +1,8 @@
 /**
  * /auth: register, log in and out, reset a forgotten password.
  */
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { ShipError } from '../../errors.ts';
 import { z } from 'zod';
 import { confirmPasswordReset, login, register, requestPasswordReset } from '../../domain/auth.ts';
 import { recordAudit } from '../../domain/audit.ts';
@@ -30,10 +31,21 @@ const accountKey = (request: FastifyRequest) => {
 
 export function authRoutes(app: FastifyInstance, context: ApiContext, guards: Guards): void {
   const { pool } = context.database;
-  const limiter = (name: keyof typeof LIMITS) => [
-    app.rateLimit({ ...LIMITS[name].perIp, hook: 'preHandler', keyGenerator: (request) => `${name}:ip:${request.ip}` }),
-    app.rateLimit({ ...LIMITS[name].perAccount, hook: 'preHandler', keyGenerator: (request) => `${name}:account:${accountKey(request)}` }),
-  ];
+  const limiter = (name: keyof typeof LIMITS) => {
+    const checks = [
+      app.createRateLimit({ ...LIMITS[name].perIp, keyGenerator: (request) => `${name}:ip:${request.ip}` }),
+      app.createRateLimit({ ...LIMITS[name].perAccount, keyGenerator: (request) => `${name}:account:${accountKey(request)}` }),
+    ];
+    return async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+      for (const check of checks) {
+        const limit = await check(request);
+        if (!limit.isAllowed && limit.isExceeded) {
+          reply.header('retry-after', String(limit.ttlInSeconds));
+          throw new ShipError('SHIP_ERR_RATE_LIMITED', `Too many attempts. Retry in ${limit.ttlInSeconds} seconds.`);
+        }
+      }
+    };
+  };
 
   app.post('/auth/register', { preHandler: limiter('login') }, async (request, reply) => {
     const input = parseInput(registration, request.body, 'body');

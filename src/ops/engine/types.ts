@@ -1,0 +1,117 @@
+/**
+ * The shape of a runbook procedure as code.
+ *
+ * A procedure file reads top to bottom like its runbook section: what it is and when to
+ * use it, its parameters, the prerequisites that must hold before anything changes, the
+ * steps (each with the exact SQL/command/object it touches and, where possible, its
+ * undo), and the verification that proves it worked. The runner (runner.ts) owns
+ * everything around that: gates, locks, the journal, rollback, resume and output.
+ */
+import type { z } from 'zod';
+import type { AppProfile } from '../../app-profile.ts';
+import type { Config } from '../../config/index.ts';
+import type { Database } from '../../db/index.ts';
+import type { Logger } from '../../log.ts';
+
+export const risks = ['none', 'low', 'medium', 'high', 'critical'] as const;
+/** none/low run at once; medium asks for confirmation; high/critical also need a second operator's approval. */
+export type Risk = (typeof risks)[number];
+
+/** The runbook's escalation matrix rows; decides who hears about a procedure. */
+export const issueTypes = ['database', 'security', 'infrastructure', 'application'] as const;
+export type IssueType = (typeof issueTypes)[number];
+
+/** Anything that survives a round trip through the JSON journal. */
+export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
+export type JsonObject = { [key: string]: JsonValue };
+
+/** What a procedure's code gets from the runner. */
+export interface RunContext<P> {
+  readonly runId: string;
+  /** Validated parameters (as recorded in the journal, so a resumed run sees the same ones). */
+  readonly params: P;
+  /** Who is running it: SHIPSHAPE_OPERATOR, else the OS user. */
+  readonly operator: string;
+  readonly config: Config;
+  readonly profile: AppProfile;
+  readonly logger: Logger;
+  /**
+   * Outputs of the steps completed so far, by step id. Restored from the journal when a
+   * run is resumed or rolled back by another process, which is why they are JSON.
+   */
+  readonly outputs: Readonly<Record<string, JsonObject>>;
+  /** The application database, opened on first use and closed by the runner. */
+  database(): Promise<Database>;
+  /** A line for the operator and the journal ("fetched 12.4 MB in 2.1 s"). Never pass secrets. */
+  note(message: string, data?: JsonObject): void;
+  /** Byte progress for transfers; drives the progress bar on a terminal. */
+  progress(update: { readonly bytes: number; readonly totalBytes?: number | undefined; readonly label?: string }): void;
+  /** Aborted when the operator interrupts the run (first Ctrl-C). */
+  readonly signal: AbortSignal;
+}
+
+export interface CheckResult {
+  readonly ok: boolean;
+  /** What was found, e.g. "pg_dump 15.20 for server 15.20". */
+  readonly detail: string;
+  /** When not ok: what to do about it, e.g. "apt-get install postgresql-client-16". */
+  readonly remedy?: string | undefined;
+}
+
+/** A prerequisite or a verification: it looks, it never changes anything. */
+export interface Check<P> {
+  readonly name: string;
+  run(context: RunContext<P>): Promise<CheckResult>;
+}
+
+export interface Step<P> {
+  /** Stable id, kebab-case; the journal refers to steps by it. */
+  readonly id: string;
+  /** The runbook's words for the step ("Terminate active connections"). */
+  readonly title: string;
+  /**
+   * The exact SQL, command lines or objects the step will touch, for `--dry-run` and the
+   * journal. Must not do I/O beyond reading; must not reveal secrets.
+   */
+  describe(context: RunContext<P>): string[];
+  /** Does the step. What it returns is journaled and handed to `undo` and later steps. */
+  run(context: RunContext<P>): Promise<JsonObject | void>;
+  /**
+   * Puts back what `run` changed, given what `run` returned. A step without `undo` that
+   * changes something must say so with `irreversible`.
+   */
+  undo?(context: RunContext<P>, output: JsonObject): Promise<void>;
+  /** Why this step cannot be undone; the runner asks for an explicit confirmation of it. */
+  readonly irreversible?: string;
+}
+
+export interface Procedure<S extends z.ZodType = z.ZodType> {
+  /** Dotted id, e.g. `db.backup`. */
+  readonly id: string;
+  /** How an operator types it, e.g. `db backup`. */
+  readonly command: string;
+  readonly title: string;
+  /** The runbook section this file implements, verbatim. */
+  readonly runbookSection: string;
+  readonly whenToUse: string;
+  readonly risk: Risk;
+  /** As the runbook states it, e.g. "5-10 minutes". */
+  readonly expectedDuration: string;
+  readonly issueType: IssueType;
+  /** Named alert channels beyond the issue type's own, e.g. `#ops-backups`. */
+  readonly alertChannels?: readonly string[];
+  readonly params: S;
+  /**
+   * Resources this run must hold exclusively, e.g. `database:<name>`. Two runs that share
+   * a resource never overlap.
+   */
+  locks(params: z.output<S>, config: Config): string[];
+  readonly prerequisites: ReadonlyArray<Check<z.output<S>>>;
+  readonly steps: ReadonlyArray<Step<z.output<S>>>;
+  readonly verification: ReadonlyArray<Check<z.output<S>>>;
+}
+
+/** Identity helper that keeps a procedure's parameter type flowing into its steps. */
+export function defineProcedure<S extends z.ZodType>(procedure: Procedure<S>): Procedure<S> {
+  return procedure;
+}

@@ -1,0 +1,46 @@
+/**
+ * A fresh database per test file on the shared PostgreSQL server (127.0.0.1:5432), or
+ * in a throwaway embedded PGlite. Names are random so files run in parallel; `drop`
+ * removes the database even when connections are still open.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+
+export const ADMIN_URL = process.env.TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+
+export interface TestDatabase {
+  readonly name: string;
+  readonly url: string;
+  drop(): Promise<void>;
+}
+
+export async function createTestDatabase(prefix = 'shipshape_test'): Promise<TestDatabase> {
+  const name = `${prefix}_${randomBytes(5).toString('hex')}`;
+  await adminQuery(`CREATE DATABASE "${name}"`);
+  const url = new URL(ADMIN_URL);
+  url.pathname = `/${name}`;
+  return {
+    name,
+    url: url.toString(),
+    drop: () => adminQuery(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`),
+  };
+}
+
+async function adminQuery(sql: string): Promise<void> {
+  const client = new pg.Client({ connectionString: ADMIN_URL });
+  await client.connect();
+  try {
+    await client.query(sql);
+  } finally {
+    await client.end();
+  }
+}
+
+/** A temporary STATE_DIR, removed by `cleanup`. */
+export async function createStateDir(): Promise<{ path: string; cleanup(): Promise<void> }> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'shipshape-state-'));
+  return { path: dir, cleanup: () => rm(dir, { recursive: true, force: true }) };
+}
