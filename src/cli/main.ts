@@ -4,11 +4,22 @@
  */
 import { Command, CommanderError } from 'commander';
 import { ExitCode, isShipError } from '../errors.ts';
+import type { ProcedureEntry } from '../ops/engine/registry.ts';
+import { procedures as registeredProcedures } from '../ops/procedures/index.ts';
 import { version } from '../version.ts';
+import { registerApprove } from './commands/approve.ts';
 import { registerDbMigrate } from './commands/db-migrate.ts';
+import { registerProcedures } from './commands/procedures.ts';
+import { registerRuns } from './commands/runs.ts';
 import { registerServe } from './commands/serve.ts';
 
-export function buildProgram(): Command {
+export interface ProgramOptions {
+  /** The procedures to expose; defaults to the registry (tests add their fixtures). */
+  readonly procedures?: readonly ProcedureEntry[];
+}
+
+export function buildProgram(options: ProgramOptions = {}): Command {
+  const procedures = options.procedures ?? registeredProcedures;
   const program = new Command('shipshape')
     .description('Shipshape: the task-list app backend and its operations runbook, as code')
     .version(version)
@@ -17,11 +28,14 @@ export function buildProgram(): Command {
   registerServe(program);
   const db = program.command('db').description('database operations');
   registerDbMigrate(db);
+  registerProcedures(program, procedures);
+  registerRuns(program, procedures);
+  registerApprove(program);
   return program;
 }
 
-export async function main(argv: string[]): Promise<number> {
-  const program = buildProgram();
+export async function main(argv: string[], options: ProgramOptions = {}): Promise<number> {
+  const program = buildProgram(options);
   for (const command of allCommands(program)) command.exitOverride();
   try {
     await program.parseAsync(argv);

@@ -83,6 +83,13 @@ export interface Step<P> {
   undo?(context: RunContext<P>, output: JsonObject): Promise<void>;
   /** Why this step cannot be undone; the runner asks for an explicit confirmation of it. */
   readonly irreversible?: string;
+  /**
+   * Puts back whatever `run` may have changed when the process died before `run` returned
+   * (so there is no output to hand to `undo`). Must be safe whether `run` got nowhere,
+   * part-way or all the way. Without it, `shipshape runs rollback` of a run interrupted in
+   * this step stops here and leaves the step to a human.
+   */
+  undoInterrupted?(context: RunContext<P>): Promise<void>;
 }
 
 export interface Procedure<S extends z.ZodType = z.ZodType> {
@@ -106,6 +113,13 @@ export interface Procedure<S extends z.ZodType = z.ZodType> {
    * a resource never overlap.
    */
   locks(params: z.output<S>, config: Config): string[];
+  /**
+   * Set when a step drops, renames or replaces the application database itself. The runner
+   * then keeps no connection of its own to it (no advisory lock — the lock file alone keeps
+   * runs apart — and the journal is mirrored only at the end, best effort), so nothing of
+   * the runner's blocks `DROP DATABASE` or is lost with the old database.
+   */
+  readonly replacesDatabase?: boolean;
   readonly prerequisites: ReadonlyArray<Check<z.output<S>>>;
   readonly steps: ReadonlyArray<Step<z.output<S>>>;
   readonly verification: ReadonlyArray<Check<z.output<S>>>;

@@ -1,0 +1,21 @@
+/**
+ * `shipshape approve <run-id>`: a second operator approves a high or critical run.
+ */
+import type { Command } from 'commander';
+import { approveRun, enginePolicyFrom, presentApproval } from '../../ops/engine/index.ts';
+import { cliContext } from '../context.ts';
+import { colourFor, jsonErrors } from './procedures.ts';
+
+export function registerApprove(program: Command): void {
+  program
+    .command('approve <run-id>')
+    .description('approve a high/critical run as a second operator (you must not be the one who requested it)')
+    .option('--json', 'print one JSON document on stdout', false)
+    .action(async (runId: string, flags: { json: boolean }) => {
+      await jsonErrors(flags.json, async () => {
+        const context = cliContext();
+        const result = await approveRun(runId, { config: context.config, policy: enginePolicyFrom(process.env) });
+        process.stdout.write(presentApproval(result, { json: flags.json, color: colourFor(process.stdout) }));
+      });
+    });
+}

@@ -1,0 +1,225 @@
+/**
+ * Procedures on the command line: `shipshape procedures` lists them, and every registry
+ * entry becomes its own command (`shipshape db backup …`) with the common flags. Also the
+ * glue the run commands share: engine dependencies for a terminal, Ctrl-C handling, and
+ * writing a report.
+ */
+import { Command, Option } from 'commander';
+import { createAlerter, loadAlertRouting } from '../../adapters/alerts/index.ts';
+import { describeError, isShipError, ShipError } from '../../errors.ts';
+import {
+  createTerminalObserver,
+  createTerminalPrompter,
+  enginePolicyFrom,
+  logAlertSink,
+  presentReport,
+  runProcedure,
+  type AlertSink,
+  type EngineDeps,
+  type ProcedureEntry,
+  type RunReport,
+} from '../../ops/engine/index.ts';
+import { commonFlagNames } from '../../ops/engine/registry.ts';
+import { cliContext, type CliContext } from '../context.ts';
+import { emit } from '../output.ts';
+
+interface CommonFlags {
+  dryRun?: boolean;
+  json?: boolean;
+  yes?: boolean;
+  yesIrreversible?: boolean;
+  approvedBy?: string;
+  wait?: boolean;
+}
+
+export function registerProcedures(program: Command, entries: readonly ProcedureEntry[]): void {
+  program
+    .command('procedures')
+    .description('every runbook procedure: command, risk, expected duration, runbook section, when to use it')
+    .option('--json', 'print one JSON document on stdout', false)
+    .action((options: { json: boolean }) => {
+      const rows = entries.map(({ procedure }) => ({
+        id: procedure.id,
+        command: `shipshape ${procedure.command}`,
+        title: procedure.title,
+        risk: procedure.risk,
+        expectedDuration: procedure.expectedDuration,
+        runbookSection: procedure.runbookSection,
+        whenToUse: procedure.whenToUse,
+        irreversibleSteps: procedure.steps.filter((step) => step.irreversible !== undefined).map((step) => step.id),
+      }));
+      emit(options, { procedures: rows }, ({ procedures }) =>
+        procedures.length === 0
+          ? 'No procedures are registered yet.'
+          : procedures
+              .map((p) =>
+                [
+                  `${p.command}  [${p.risk} risk, ${p.expectedDuration}]`,
+                  `    ${p.title} — runbook: ${p.runbookSection}`,
+                  `    When: ${p.whenToUse}`,
+                  ...(p.irreversibleSteps.length > 0 ? [`    Irreversible steps: ${p.irreversibleSteps.join(', ')}`] : []),
+                ].join('\n'),
+              )
+              .join('\n\n'),
+      );
+    });
+  for (const entry of entries) registerProcedureCommand(program, entry);
+}
+
+/** Adds `shipshape <command words…>` for one procedure, creating parent commands as needed. */
+export function registerProcedureCommand(program: Command, entry: ProcedureEntry): Command {
+  const { procedure, cli } = entry;
+  const words = procedure.command.split(/\s+/).filter(Boolean);
+  const name = words.pop();
+  if (name === undefined) throw new ShipError('SHIP_ERR_INTERNAL', `Procedure ${procedure.id} has an empty command.`);
+  let parent = program;
+  for (const word of words) parent = parent.commands.find((command) => command.name() === word) ?? parent.command(word);
+  if (parent.commands.some((command) => command.name() === name)) {
+    throw new ShipError('SHIP_ERR_INTERNAL', `Procedure ${procedure.id}: the command \`shipshape ${procedure.command}\` is already taken.`);
+  }
+  const command = parent.command(name).description(`${procedure.title} (${procedure.risk} risk, ${procedure.expectedDuration}). ${procedure.whenToUse}`);
+
+  const labels = new Map<string, string>();
+  const argumentParams: string[] = [];
+  for (const argument of cli.arguments ?? []) {
+    const param = argument.param ?? argument.name;
+    const usage = `${argument.name}${argument.variadic ? '...' : ''}`;
+    command.argument(argument.optional ? `[${usage}]` : `<${usage}>`, argument.description);
+    argumentParams.push(param);
+    labels.set(param, `<${argument.name}>`);
+  }
+  const optionParams: Array<{ attribute: string; param: string }> = [];
+  for (const spec of cli.options ?? []) {
+    const option = new Option(spec.flags, spec.description);
+    if (spec.defaultValue !== undefined) option.default(spec.defaultValue);
+    if ((commonFlagNames as readonly string[]).includes(option.long ?? '')) {
+      throw new ShipError('SHIP_ERR_INTERNAL', `Procedure ${procedure.id} declares ${option.long ?? spec.flags}, which every procedure already has.`);
+    }
+    command.addOption(option);
+    const param = spec.param ?? option.attributeName();
+    optionParams.push({ attribute: option.attributeName(), param });
+    labels.set(param, option.long ?? spec.flags);
+  }
+  command
+    .option('--dry-run', 'print the plan (steps, exact SQL/commands, prerequisites checked read-only) and change nothing', false)
+    .option('--json', 'print one JSON document (the run report) on stdout', false)
+    .option('--yes', 'confirm without a prompt (medium risk and above)', false)
+    .option('--yes-irreversible', 'confirm the steps that cannot be undone (separate from --yes)', false)
+    .option('--approved-by <name>', 'second operator approving inline, where policy allows (SHIPSHAPE_ALLOW_INLINE_APPROVAL)')
+    .option('--wait', 'queue behind a run holding the same lock instead of failing', false)
+    .action(async () => {
+      const values = command.opts<CommonFlags & Record<string, unknown>>();
+      const input: Record<string, unknown> = {};
+      command.processedArgs.forEach((value: unknown, index: number) => {
+        const param = argumentParams[index];
+        if (param !== undefined && value !== undefined) input[param] = value;
+      });
+      for (const { attribute, param } of optionParams) if (values[attribute] !== undefined) input[param] = values[attribute];
+      const json = values.json === true;
+      const context = cliContext();
+      const report = await withInterrupts(async (signal) =>
+        runProcedure(
+          procedure,
+          input,
+          {
+            dryRun: values.dryRun === true,
+            yes: values.yes === true,
+            yesIrreversible: values.yesIrreversible === true,
+            approvedBy: typeof values.approvedBy === 'string' ? values.approvedBy : undefined,
+            wait: values.wait === true,
+            fieldLabel: (field) => labels.get(field.split('.')[0] ?? field) ?? field,
+          },
+          await terminalEngineDeps(context, signal, { quiet: values.dryRun === true }),
+        ),
+      );
+      writeReport(report, json);
+    });
+  return command;
+}
+
+/** Engine dependencies for a command run from a shell. */
+export async function terminalEngineDeps(context: CliContext, signal: AbortSignal, options: { quiet?: boolean } = {}): Promise<EngineDeps> {
+  const interactive = process.stdin.isTTY === true && process.stderr.isTTY === true;
+  return {
+    config: context.config,
+    logger: context.logger,
+    alerts: await alertSink(context),
+    // The only place the engine's two policy variables are read (see policy.ts).
+    policy: enginePolicyFrom(process.env),
+    observer: options.quiet
+      ? undefined
+      : createTerminalObserver({ stream: process.stderr, live: process.stderr.isTTY === true, color: colourFor(process.stderr) }),
+    prompter: interactive ? createTerminalPrompter(process.stdin, process.stderr) : undefined,
+    signal,
+  };
+}
+
+/** The configured alerter; a broken routing file must not stop a procedure at 3 a.m., so it falls back to the log. */
+async function alertSink(context: CliContext): Promise<AlertSink> {
+  const { config, logger } = context;
+  try {
+    return createAlerter({
+      routing: await loadAlertRouting(config.alerts.routingFile),
+      logger,
+      slackDefaultWebhook: config.alerts.slackWebhookUrl,
+      pagerDutyRoutingKey: config.alerts.pagerDutyRoutingKey,
+      pagerDutyBaseUrl: config.alerts.pagerDutyEventsUrl,
+      smtp: config.smtpUrl === undefined ? undefined : { url: config.smtpUrl, from: config.mailFrom },
+    });
+  } catch (error) {
+    logger.error({ err: describeError(error) }, 'alerting is misconfigured: run alerts go to the log only until it is fixed');
+    return logAlertSink(logger);
+  }
+}
+
+/** Colour only on a terminal, and never when NO_COLOR is set (https://no-color.org). */
+export function colourFor(stream: NodeJS.WriteStream): boolean {
+  const noColor = process.env.NO_COLOR;
+  return stream.isTTY === true && (noColor === undefined || noColor === '');
+}
+
+/**
+ * First SIGINT/SIGTERM aborts the run's signal: the current step is told, then completed
+ * steps are rolled back. A second one exits at once, leaving the run `interrupted`.
+ */
+export async function withInterrupts<T>(fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const controller = new AbortController();
+  let received = 0;
+  const onSignal = (name: NodeJS.Signals) => {
+    received += 1;
+    if (received === 1) {
+      process.stderr.write(`\n${name}: stopping. The current step is told to stop, then completed steps are rolled back. Press Ctrl-C again to exit at once (the run is then left interrupted).\n`);
+      controller.abort(new Error(`interrupted by ${name}`));
+      return;
+    }
+    process.stderr.write('Exiting now. The run is left interrupted: see `shipshape runs`.\n');
+    process.exit(130);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    return await fn(controller.signal);
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+export function writeReport(report: RunReport, json: boolean): void {
+  const presented = presentReport(report, { json, color: !json && colourFor(process.stdout) });
+  process.stdout.write(presented.stdout);
+  if (presented.stderr) process.stderr.write(presented.stderr);
+  process.exitCode = presented.exitCode;
+}
+
+/** With --json, a ShipError still becomes one JSON document on stdout (and its line on stderr). */
+export async function jsonErrors(json: boolean, fn: () => Promise<void>): Promise<void> {
+  try {
+    await fn();
+  } catch (error) {
+    if (!json || !isShipError(error)) throw error;
+    process.stdout.write(`${JSON.stringify({ error: { code: error.code, message: error.message }, exitCode: error.exitCode }, null, 2)}\n`);
+    process.stderr.write(`error[${error.code}]: ${error.message}\n`);
+    process.exitCode = error.exitCode;
+  }
+}

@@ -1,0 +1,1 @@
+DROP TABLE shipshape.run_events, shipshape.runs;

@@ -1,0 +1,31 @@
+/**
+ * The operations engine: runs runbook procedures with gates, locks, a journal, rollback,
+ * resume and alerts. Procedure authors need `types.ts` and `registry.ts`; the CLI needs
+ * the rest. See docs/engine.md.
+ */
+export { defineProcedure, issueTypes, risks } from './types.ts';
+export type { Check, CheckResult, IssueType, JsonObject, JsonValue, Procedure, Risk, RunContext, Step } from './types.ts';
+export { procedureEntry, commonFlagNames } from './registry.ts';
+export type { CliArgumentSpec, CliOptionSpec, ProcedureCli, ProcedureEntry } from './registry.ts';
+export { parseParams, resumeRun, rollbackRun, runProcedure } from './runner.ts';
+export type { ContinueOptions, RunOptions } from './runner.ts';
+export { approveRun } from './approve.ts';
+export type { ApprovalResult, ApproveDeps } from './approve.ts';
+export { listRuns, loadRun } from './runs.ts';
+export type { EngineDeps } from './engine.ts';
+export { logAlertSink, pageKey } from './alerts.ts';
+export type { AlertSink, EngineAlert } from './alerts.ts';
+export { defaultEnginePolicy, enginePolicyFrom } from './policy.ts';
+export type { EnginePolicy } from './policy.ts';
+export type { Prompter, ProgressUpdate, RunObserver, RunView } from './io.ts';
+export { silentObserver } from './io.ts';
+export { createTerminalObserver, createTerminalPrompter } from './terminal.ts';
+export { presentApproval, presentReport, presentRunJournal, presentRunList, runSummary } from './present.ts';
+export type { Presented, PresentOptions, RunSummary } from './present.ts';
+export type { ReportMode, ReportState, RunReport, StepReport } from './report.ts';
+export type { RunRecord, RunState, StepStatus } from './run-record.ts';
+export { runStates } from './run-record.ts';
+export type { JournalEntry } from './journal.ts';
+export { journalPath } from './journal.ts';
+export { lockFilePath } from './locks.ts';
+export { isRunId } from './run-id.ts';

@@ -1,0 +1,248 @@
+/**
+ * The run journal: one JSON line per event in `STATE_DIR/runs/<run-id>.jsonl`, written and
+ * fsync'd before the runner moves on.
+ *
+ * It lives outside the database on purpose: a restore replaces the database, and the
+ * record of what the restore did (and how to undo it) must survive that. The database
+ * mirror (mirror.ts) is a convenience copy; this file is the truth that `runs`,
+ * `runs resume`, `runs rollback` and `approve` read.
+ */
+import { closeSync, fsyncSync, mkdirSync, openSync, writeSync } from 'node:fs';
+import { readdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { z } from 'zod';
+import { ShipError } from '../../errors.ts';
+import { checkRunId, isRunId } from './run-id.ts';
+import { jsonObjectSchema } from './json.ts';
+import { issueTypes, risks } from './types.ts';
+
+const jsonObject = jsonObjectSchema;
+
+const errorInfo = z.object({ code: z.string(), message: z.string() });
+export type ErrorInfo = z.infer<typeof errorInfo>;
+
+const checkFields = { name: z.string(), ok: z.boolean(), detail: z.string(), remedy: z.string().optional() };
+
+const planStep = z.object({
+  id: z.string(),
+  title: z.string(),
+  describe: z.array(z.string()),
+  irreversible: z.string().optional(),
+  undoable: z.boolean(),
+});
+export type PlanStep = z.infer<typeof planStep>;
+
+export const attemptModes = ['run', 'resume', 'rollback'] as const;
+export type AttemptMode = (typeof attemptModes)[number];
+
+/** How a process's work on a run ended; `awaiting-approval` is the one that is not final. */
+export const endStates = ['succeeded', 'failed', 'rolled-back', 'needs-attention', 'awaiting-approval'] as const;
+export type EndState = (typeof endStates)[number];
+
+const envelope = { seq: z.number().int(), at: z.string() };
+
+export const journalEntrySchema = z.discriminatedUnion('type', [
+  z.object({
+    ...envelope,
+    type: z.literal('run.created'),
+    runId: z.string(),
+    procedure: z.object({
+      id: z.string(),
+      command: z.string(),
+      title: z.string(),
+      risk: z.enum(risks),
+      issueType: z.enum(issueTypes),
+      runbookSection: z.string(),
+    }),
+    operator: z.string(),
+    params: jsonObject,
+    /** Parameter fields replaced in `params` because they looked secret; resume refuses such runs. */
+    redactedParams: z.array(z.string()),
+    locks: z.array(z.string()),
+    plan: z.array(planStep),
+  }),
+  z.object({
+    ...envelope,
+    type: z.literal('attempt.started'),
+    mode: z.enum(attemptModes),
+    operator: z.string(),
+    pid: z.number().int(),
+    host: z.string(),
+    processStart: z.string().optional(),
+  }),
+  z.object({ ...envelope, type: z.literal('lock.acquired'), resources: z.array(z.string()), advisory: z.boolean() }),
+  z.object({ ...envelope, type: z.literal('prerequisite'), ...checkFields }),
+  z.object({
+    ...envelope,
+    type: z.literal('gate'),
+    gate: z.enum(['confirmation', 'irreversible', 'approval']),
+    outcome: z.enum(['passed', 'refused', 'awaiting']),
+    how: z.enum(['flag', 'prompt', 'approval', 'inline']).optional(),
+    by: z.string().optional(),
+    detail: z.string(),
+  }),
+  z.object({
+    ...envelope,
+    type: z.literal('approval.granted'),
+    by: z.string(),
+    expiresAt: z.string(),
+    how: z.enum(['command', 'inline']),
+  }),
+  z.object({ ...envelope, type: z.literal('step.started'), step: z.string(), title: z.string(), describe: z.array(z.string()) }),
+  z.object({ ...envelope, type: z.literal('step.done'), step: z.string(), durationMs: z.number(), output: jsonObject }),
+  z.object({ ...envelope, type: z.literal('step.failed'), step: z.string(), durationMs: z.number(), error: errorInfo }),
+  z.object({ ...envelope, type: z.literal('note'), step: z.string().optional(), message: z.string(), data: jsonObject.optional() }),
+  z.object({ ...envelope, type: z.literal('rollback.started'), reason: z.string() }),
+  z.object({ ...envelope, type: z.literal('step.undo.started'), step: z.string() }),
+  z.object({
+    ...envelope,
+    type: z.literal('step.undone'),
+    step: z.string(),
+    durationMs: z.number(),
+    how: z.enum(['undo', 'undo-interrupted', 'nothing-to-undo']),
+  }),
+  z.object({ ...envelope, type: z.literal('step.undo.failed'), step: z.string(), durationMs: z.number(), error: errorInfo }),
+  z.object({ ...envelope, type: z.literal('step.undo.impossible'), step: z.string(), reason: z.string() }),
+  z.object({ ...envelope, type: z.literal('verification'), ...checkFields }),
+  z.object({
+    ...envelope,
+    type: z.literal('alert'),
+    event: z.string(),
+    severity: z.enum(['info', 'warning', 'error', 'critical']),
+    page: z.enum(['trigger', 'resolve']).optional(),
+    dedupKey: z.string().optional(),
+  }),
+  z.object({
+    ...envelope,
+    type: z.literal('run.ended'),
+    state: z.enum(endStates),
+    exitCode: z.number().int(),
+    error: errorInfo.optional(),
+    next: z.string().optional(),
+  }),
+]);
+
+export type JournalEntry = z.infer<typeof journalEntrySchema>;
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+/** An event as the runner writes it; the journal adds `seq` and `at`. */
+export type JournalEvent = DistributiveOmit<JournalEntry, 'seq' | 'at'>;
+export type JournalEntryOf<T extends JournalEntry['type']> = Extract<JournalEntry, { type: T }>;
+
+export function runsDirectory(stateDir: string): string {
+  return path.join(stateDir, 'runs');
+}
+
+export function journalPath(stateDir: string, runId: string): string {
+  return path.join(runsDirectory(stateDir), `${checkRunId(runId)}.jsonl`);
+}
+
+/** An open journal file. Appends are synchronous so an event is on disk before the next action. */
+export class JournalWriter {
+  private seq: number;
+
+  private constructor(
+    private readonly fd: number,
+    lastSeq: number,
+    private readonly now: () => Date,
+  ) {
+    this.seq = lastSeq;
+  }
+
+  /** Creates the journal of a new run; fails if the file exists (run ids are never reused). */
+  static create(stateDir: string, runId: string, now: () => Date): JournalWriter {
+    const dir = runsDirectory(stateDir);
+    mkdirSync(dir, { recursive: true });
+    const fd = openSync(journalPath(stateDir, runId), 'wx', 0o660);
+    syncDirectory(dir);
+    return new JournalWriter(fd, 0, now);
+  }
+
+  /** Opens an existing journal to append to it. */
+  static append(stateDir: string, runId: string, lastSeq: number, now: () => Date): JournalWriter {
+    return new JournalWriter(openSync(journalPath(stateDir, runId), 'a'), lastSeq, now);
+  }
+
+  write(event: JournalEvent): JournalEntry {
+    this.seq += 1;
+    const entry: JournalEntry = { ...event, seq: this.seq, at: this.now().toISOString() };
+    writeSync(this.fd, `${JSON.stringify(entry)}\n`);
+    fsyncSync(this.fd);
+    return entry;
+  }
+
+  close(): void {
+    closeSync(this.fd);
+  }
+}
+
+function syncDirectory(dir: string): void {
+  // Makes the new file's directory entry durable too; some platforms cannot fsync a directory.
+  try {
+    const fd = openSync(dir, 'r');
+    try {
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    // Best effort.
+  }
+}
+
+export interface JournalContents {
+  readonly entries: JournalEntry[];
+  /** Lines that did not parse: a torn last line after a crash, or events from a newer Shipshape. */
+  readonly unreadableLines: number;
+}
+
+export async function readJournal(stateDir: string, runId: string): Promise<JournalContents> {
+  let text: string;
+  try {
+    text = await readFile(journalPath(stateDir, runId), 'utf8');
+  } catch (error) {
+    if (error instanceof Error && 'code' in error && error.code === 'ENOENT') {
+      throw new ShipError(
+        'SHIP_ERR_RUN_NOT_FOUND',
+        `There is no run ${runId} in ${runsDirectory(stateDir)}. Run \`shipshape runs\` to list runs (check STATE_DIR if the list is empty).`,
+      );
+    }
+    throw error;
+  }
+  return parseJournal(text);
+}
+
+export function parseJournal(text: string): JournalContents {
+  const entries: JournalEntry[] = [];
+  let unreadableLines = 0;
+  for (const line of text.split('\n')) {
+    if (line.trim() === '') continue;
+    let value: unknown;
+    try {
+      value = JSON.parse(line);
+    } catch {
+      unreadableLines += 1;
+      continue;
+    }
+    const parsed = journalEntrySchema.safeParse(value);
+    if (parsed.success) entries.push(parsed.data);
+    else unreadableLines += 1;
+  }
+  return { entries, unreadableLines };
+}
+
+/** Every run id with a journal, newest first. */
+export async function listRunIds(stateDir: string): Promise<string[]> {
+  let names: string[];
+  try {
+    names = await readdir(runsDirectory(stateDir));
+  } catch (error) {
+    if (error instanceof Error && 'code' in error && error.code === 'ENOENT') return [];
+    throw error;
+  }
+  return names
+    .filter((name) => name.endsWith('.jsonl'))
+    .map((name) => name.slice(0, -'.jsonl'.length))
+    .filter(isRunId)
+    .sort()
+    .reverse();
+}
