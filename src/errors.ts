@@ -48,6 +48,7 @@ export const errorCatalogue = {
   SHIP_ERR_RATE_LIMITED: { httpStatus: 429, exitCode: ExitCode.usage },
   SHIP_ERR_EMAIL_TAKEN: { httpStatus: 409, exitCode: ExitCode.usage },
   SHIP_ERR_RESET_TOKEN_INVALID: { httpStatus: 400, exitCode: ExitCode.usage },
+  SHIP_ERR_ACCOUNT_PENDING_DELETION: { httpStatus: 403, exitCode: ExitCode.prerequisite },
 
   // Service state
   SHIP_ERR_MAINTENANCE: { httpStatus: 503, exitCode: ExitCode.prerequisite },

@@ -8,10 +8,14 @@ import type { ProcedureEntry } from '../ops/engine/registry.ts';
 import { procedures as registeredProcedures } from '../ops/procedures/index.ts';
 import { version } from '../version.ts';
 import { registerApprove } from './commands/approve.ts';
+import { registerAudit } from './commands/audit.ts';
+import { registerDbBackups } from './commands/db-backups.ts';
 import { registerDbMigrate } from './commands/db-migrate.ts';
+import { registerNotify } from './commands/notify.ts';
 import { registerProcedures } from './commands/procedures.ts';
 import { registerRuns } from './commands/runs.ts';
 import { registerServe } from './commands/serve.ts';
+import { registerUserCommands } from './commands/user.ts';
 
 export interface ProgramOptions {
   /** The procedures to expose; defaults to the registry (tests add their fixtures). */
@@ -28,9 +32,13 @@ export function buildProgram(options: ProgramOptions = {}): Command {
   registerServe(program);
   const db = program.command('db').description('database operations');
   registerDbMigrate(db);
+  registerDbBackups(db);
   registerProcedures(program, procedures);
   registerRuns(program, procedures);
   registerApprove(program);
+  registerUserCommands(program);
+  registerAudit(program);
+  registerNotify(program);
   return program;
 }
 

@@ -10,6 +10,7 @@ import { userInfo } from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import { ShipError } from '../errors.ts';
+import { durationSchema } from './duration.ts';
 
 const port = z.coerce.number().int().min(0).max(65_535);
 const positiveInt = z.coerce.number().int().positive();
@@ -39,20 +40,43 @@ const variables = {
   API_URL: { schema: url.optional(), example: 'https://api.example.com' },
   SESSION_TTL_HOURS: { schema: positiveInt.default(24 * 30), example: '720' },
   PASSWORD_RESET_TTL_MINUTES: { schema: positiveInt.default(60), example: '60' },
+  DELETION_GRACE_DAYS: { schema: z.coerce.number().int().min(0).max(365).default(30), example: '30' },
   TRUST_PROXY: { schema: booleanFlag.default(false), example: 'true' },
   BACKUP_STORAGE_URL: { schema: storageUrl.optional(), example: 's3://my-backups/database' },
   LEGAL_STORAGE_URL: { schema: storageUrl.optional(), example: 's3://my-legal/gdpr-deletions' },
+  BACKUP_COMPRESSION_LEVEL: { schema: z.coerce.number().int().min(0).max(9).default(1), example: '1' },
+  BACKUP_RESTORE_JOBS: { schema: positiveInt.max(64).default(2), example: '2' },
+  BACKUP_KEEP_DAILY: { schema: z.coerce.number().int().min(0).max(3660).default(7), example: '7' },
+  BACKUP_KEEP_WEEKLY: { schema: z.coerce.number().int().min(0).max(520).default(4), example: '4' },
+  BACKUP_KEEP_MONTHLY: { schema: z.coerce.number().int().min(0).max(1200).default(6), example: '6' },
+  BACKUP_SCRATCH_DATABASE_URL: { schema: postgresUrl.optional(), example: 'postgres://ops:secret@db.internal:5432/postgres' },
+  PG_BIN_DIR: { schema: z.string().min(1).optional(), example: '/usr/lib/postgresql/16/bin' },
+  MIGRATE_BACKUP_MAX_AGE: { schema: durationSchema.refine((ms) => ms > 0, 'must be longer than 0s').default(3_600_000), example: '1h' },
   S3_ENDPOINT: { schema: url.optional(), example: 'http://127.0.0.1:9000' },
   S3_FORCE_PATH_STYLE: { schema: booleanFlag.default(false), example: 'true' },
   AWS_REGION: { schema: z.string().min(1).default('us-east-1'), example: 'eu-west-1' },
   REDIS_URL: { schema: z.string().regex(/^rediss?:\/\//, 'must start with redis:// or rediss://').optional(), example: 'redis://127.0.0.1:6379' },
+  REDIS_PREFIX: { schema: z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/, 'must be 1-64 letters, digits or _.:-').default('shipshape:'), example: 'shipshape:' },
+  APP_STATE_POLL_MS: { schema: positiveInt.min(100).max(60_000).default(1_000), example: '1000' },
+  EXPO_PUSH_URL: { schema: url.default('https://exp.host/--/api/v2/push/send'), example: 'https://exp.host/--/api/v2/push/send' },
+  EXPO_ACCESS_TOKEN: { schema: z.string().min(1).optional(), example: 'the access token from expo.dev (Enhanced Security for Push Notifications)' },
   SMTP_URL: { schema: z.string().regex(/^smtps?:\/\//, 'must start with smtp:// or smtps://').optional(), example: 'smtp://user:pass@smtp.example.com:587' },
   MAIL_FROM: { schema: z.string().min(3).default('Shipshape <no-reply@localhost>'), example: 'Tasks <no-reply@example.com>' },
   SLACK_WEBHOOK_URL: { schema: url.optional(), example: 'https://hooks.slack.com/services/T000/B000/XXXX' },
   PAGERDUTY_ROUTING_KEY: { schema: z.string().min(1).optional(), example: 'a 32-character integration key' },
   PAGERDUTY_EVENTS_URL: { schema: url.default('https://events.pagerduty.com'), example: 'https://events.pagerduty.com' },
   ALERT_ROUTING_FILE: { schema: z.string().min(1).optional(), example: './alert-routing.json' },
+  STATUS_PAGE_WEBHOOK_URL: { schema: url.optional(), example: 'https://status.example.com/hooks/shipshape' },
+  SENTRY_API_URL: { schema: url.default('https://sentry.io'), example: 'https://sentry.io' },
+  SENTRY_ORG: { schema: z.string().regex(/^[A-Za-z0-9_-]{1,100}$/, 'must be the organization slug from sentry.io/organizations/<slug>/').optional(), example: 'my-org' },
+  SENTRY_TOKEN: { schema: z.string().min(1).optional(), example: 'an organization auth token with org:read' },
+  CLOUDFLARE_API_URL: { schema: url.default('https://api.cloudflare.com/client/v4'), example: 'https://api.cloudflare.com/client/v4' },
+  CLOUDFLARE_API_TOKEN: { schema: z.string().min(1).optional(), example: 'an API token with the Zone > Cache Purge permission' },
+  CLOUDFLARE_ZONE_ID: { schema: z.string().regex(/^[A-Za-z0-9]{1,64}$/, 'must be the zone id (32 hex characters) from the zone overview page').optional(), example: '023e105f4ecef8ad9ca31a8372d0c353' },
+  CDN_BASE_URL: { schema: url.optional(), example: 'https://cdn.example.com' },
   SHIPSHAPE_OPERATOR: { schema: z.string().min(1).optional(), example: 'alice' },
+  SHIPSHAPE_APPROVAL_TTL_MINUTES: { schema: positiveInt.max(7 * 24 * 60).default(60), example: '60' },
+  SHIPSHAPE_ALLOW_INLINE_APPROVAL: { schema: booleanFlag.default(false), example: 'false' },
 } as const;
 
 type Variables = typeof variables;
@@ -77,15 +101,41 @@ export interface Config {
   readonly apiUrl: string;
   readonly sessionTtlHours: number;
   readonly passwordResetTtlMinutes: number;
+  /** Days between a deletion request and the earliest erasure (GDPR grace period). */
+  readonly deletionGraceDays: number;
   readonly trustProxy: boolean;
   readonly backupStorageUrl: string;
   readonly legalStorageUrl: string;
+  /** Backup and restore (src/ops/backups). */
+  readonly backups: {
+    /** pg_dump's compression level for custom-format dumps (0-9; 1 is fast, see docs/backups.md). */
+    readonly compressionLevel: number;
+    /** pg_restore --jobs for restores. */
+    readonly restoreJobs: number;
+    /** Grandfather-father-son retention: how many daily, weekly and monthly backups `db prune` keeps. */
+    readonly keep: { readonly daily: number; readonly weekly: number; readonly monthly: number };
+    /** A server where `--verify-restore` may create scratch databases; default the DATABASE_URL server. */
+    readonly scratchDatabaseUrl: string | undefined;
+    /** Folder holding pg_dump and pg_restore; unset → found on PATH. */
+    readonly pgBinDir: string | undefined;
+  };
+  /** `db migrate up` needs a verified backup at most this old (ms), or `--backup` to take one. */
+  readonly migrateBackupMaxAgeMs: number;
   readonly s3: {
     readonly endpoint: string | undefined;
     readonly forcePathStyle: boolean;
     readonly region: string;
   };
   readonly redisUrl: string | undefined;
+  /** Prefix of every Redis key and pub/sub channel, so deployments can share one Redis. */
+  readonly redisPrefix: string;
+  /** How often each instance re-reads shared state, the safety net under LISTEN/NOTIFY and pub/sub. */
+  readonly appStatePollMs: number;
+  readonly push: {
+    /** Expo's send endpoint; receipts are read from `getReceipts` beside it. */
+    readonly expoPushUrl: string;
+    readonly expoAccessToken: string | undefined;
+  };
   readonly smtpUrl: string | undefined;
   readonly mailFrom: string;
   readonly alerts: {
@@ -94,7 +144,28 @@ export interface Config {
     readonly pagerDutyEventsUrl: string;
     readonly routingFile: string | undefined;
   };
+  /** Live operations (issue 5): status page, error tracking and CDN. */
+  readonly statusPageWebhookUrl: string | undefined;
+  readonly sentry: {
+    readonly apiUrl: string;
+    /** Stats are read only when both the organization and a token are set. */
+    readonly org: string | undefined;
+    readonly token: string | undefined;
+  };
+  readonly cdn: {
+    readonly cloudflareApiUrl: string;
+    readonly cloudflareApiToken: string | undefined;
+    readonly cloudflareZoneId: string | undefined;
+    /** Where the CDN serves files; `cdn purge --files /path` is resolved against it, `--all` is verified on it. */
+    readonly baseUrl: string | undefined;
+  };
   readonly operator: string;
+  /** The operations engine's approval policy (see docs/engine.md). */
+  readonly approvals: {
+    readonly ttlMinutes: number;
+    /** Whether `--approved-by NAME` may stand in for `shipshape approve`. */
+    readonly allowInline: boolean;
+  };
 }
 
 export type Environment = Record<string, string | undefined>;
@@ -142,11 +213,23 @@ export function loadConfig(env: Environment = process.env, cwd = process.cwd()):
     apiUrl: c.API_URL ?? `http://${c.HOST === '0.0.0.0' ? '127.0.0.1' : c.HOST}:${c.PORT}`,
     sessionTtlHours: c.SESSION_TTL_HOURS,
     passwordResetTtlMinutes: c.PASSWORD_RESET_TTL_MINUTES,
+    deletionGraceDays: c.DELETION_GRACE_DAYS,
     trustProxy: c.TRUST_PROXY,
     backupStorageUrl: c.BACKUP_STORAGE_URL ?? `file://${path.join(stateDir, 'backups')}`,
     legalStorageUrl: c.LEGAL_STORAGE_URL ?? `file://${path.join(stateDir, 'legal')}`,
+    backups: {
+      compressionLevel: c.BACKUP_COMPRESSION_LEVEL,
+      restoreJobs: c.BACKUP_RESTORE_JOBS,
+      keep: { daily: c.BACKUP_KEEP_DAILY, weekly: c.BACKUP_KEEP_WEEKLY, monthly: c.BACKUP_KEEP_MONTHLY },
+      scratchDatabaseUrl: c.BACKUP_SCRATCH_DATABASE_URL,
+      pgBinDir: c.PG_BIN_DIR === undefined ? undefined : path.resolve(cwd, c.PG_BIN_DIR),
+    },
+    migrateBackupMaxAgeMs: c.MIGRATE_BACKUP_MAX_AGE,
     s3: { endpoint: c.S3_ENDPOINT, forcePathStyle: c.S3_FORCE_PATH_STYLE, region: c.AWS_REGION },
     redisUrl: c.REDIS_URL,
+    redisPrefix: c.REDIS_PREFIX,
+    appStatePollMs: c.APP_STATE_POLL_MS,
+    push: { expoPushUrl: c.EXPO_PUSH_URL, expoAccessToken: c.EXPO_ACCESS_TOKEN },
     smtpUrl: c.SMTP_URL,
     mailFrom: c.MAIL_FROM,
     alerts: {
@@ -155,7 +238,16 @@ export function loadConfig(env: Environment = process.env, cwd = process.cwd()):
       pagerDutyEventsUrl: c.PAGERDUTY_EVENTS_URL,
       routingFile: c.ALERT_ROUTING_FILE,
     },
+    statusPageWebhookUrl: c.STATUS_PAGE_WEBHOOK_URL,
+    sentry: { apiUrl: c.SENTRY_API_URL, org: c.SENTRY_ORG, token: c.SENTRY_TOKEN },
+    cdn: {
+      cloudflareApiUrl: c.CLOUDFLARE_API_URL,
+      cloudflareApiToken: c.CLOUDFLARE_API_TOKEN,
+      cloudflareZoneId: c.CLOUDFLARE_ZONE_ID,
+      baseUrl: c.CDN_BASE_URL,
+    },
     operator: c.SHIPSHAPE_OPERATOR ?? safeOsUser(),
+    approvals: { ttlMinutes: c.SHIPSHAPE_APPROVAL_TTL_MINUTES, allowInline: c.SHIPSHAPE_ALLOW_INLINE_APPROVAL },
   };
 }
 

@@ -12,7 +12,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ShipError } from '../errors.ts';
 import type { Logger } from '../log.ts';
-import { quoteIdent, quoteQualified, type Pool, type PoolClient } from './pool.ts';
+import { quoteIdent, quoteQualified, type Pool, type PoolClient, type Queryable } from './pool.ts';
 
 /** Put this on the first line of a migration that cannot run in a transaction (CREATE INDEX CONCURRENTLY). */
 const NO_TRANSACTION_MARKER = '-- shipshape:no-transaction';
@@ -159,11 +159,12 @@ export class Migrator {
 
   /**
    * The runbook's "test migration in transaction": applies every pending migration in one
-   * transaction, records what changed in the catalog, and rolls everything back.
+   * transaction, records what changed in the catalog, and rolls everything back. With
+   * `to`, only the pending migrations up to and including that version.
    */
-  async plan(options: LockOptions = {}): Promise<MigrationPlan> {
+  async plan(options: LockOptions & { to?: number } = {}): Promise<MigrationPlan> {
     return this.withLock(options, async (client) => {
-      const pending = await this.pending();
+      const pending = (await this.pending()).filter((file) => options.to === undefined || file.version <= options.to);
       const testable = pending.filter((file) => file.transactional);
       const untested = pending.filter((file) => !file.transactional).map((file) => file.fileName);
       await client.query('BEGIN');
@@ -413,7 +414,16 @@ interface CatalogEntry {
   name: string;
 }
 
-async function catalogSnapshot(client: PoolClient): Promise<Set<string>> {
+/**
+ * The planned changes that are not in the catalog now: a created object that is missing, or
+ * a dropped one that is still there. Empty once the migrations were applied as planned.
+ */
+export async function missingSchemaChanges(db: Queryable, changes: readonly SchemaChange[]): Promise<SchemaChange[]> {
+  const now = await catalogSnapshot(db);
+  return changes.filter((change) => now.has(`${change.kind}\t${change.name}`) !== (change.change === 'created'));
+}
+
+async function catalogSnapshot(client: Queryable): Promise<Set<string>> {
   const { rows } = await client.query<CatalogEntry>(`
     SELECT 'table' AS kind, n.nspname || '.' || c.relname AS name
       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace

@@ -1,16 +1,27 @@
 /**
  * Keeps this instance's copy of the shared app state fresh. The request path reads the
- * copy (no query per request); changes made anywhere arrive within one poll interval,
- * and changes made through this instance are applied at once via `refresh()`.
+ * copy (no query per request). Changes made anywhere arrive three ways: `nudge()` from a
+ * change notification (LISTEN/NOTIFY or Redis pub/sub, milliseconds), the poll every
+ * `pollMs` (the safety net, because notifications are lost while a listener is
+ * disconnected and never pass through PgBouncer in transaction mode), and `refresh()`
+ * after this instance's own writes.
  */
 import type { Queryable } from '../db/pool.ts';
 import type { Logger } from '../log.ts';
 import { readAppState, type AppState } from './app-state.ts';
+import { describeError } from '../errors.ts';
+
+export type AppStateListener = (state: AppState, previous: AppState) => void;
+
+const INITIAL_STATE: AppState = { maintenance: { enabled: false, message: null, setBy: null, since: null }, minimumAppVersion: null, cacheEpochs: {} };
 
 export class AppStateWatcher {
   private state: AppState | undefined;
   private timer: NodeJS.Timeout | undefined;
-  private readonly listeners = new Set<(state: AppState) => void>();
+  private readonly listeners = new Set<AppStateListener>();
+  /** The read in progress, and whether another must follow it (a change arrived meanwhile). */
+  private inFlight: Promise<AppState> | undefined;
+  private again = false;
 
   constructor(
     private readonly db: Queryable,
@@ -20,9 +31,7 @@ export class AppStateWatcher {
 
   async start(): Promise<void> {
     await this.refresh();
-    this.timer = setInterval(() => {
-      this.refresh().catch((error: unknown) => this.logger.warn({ err: (error as Error).message }, 'could not refresh app state; keeping the last known state'));
-    }, this.pollMs);
+    this.timer = setInterval(() => this.nudge(), this.pollMs);
     this.timer.unref();
   }
 
@@ -32,19 +41,59 @@ export class AppStateWatcher {
 
   /** The last known state. Before the first successful read, maintenance is reported off. */
   get current(): AppState {
-    return this.state ?? { maintenance: { enabled: false, message: null, setBy: null, since: null }, minimumAppVersion: null, cacheEpochs: {} };
+    return this.state ?? INITIAL_STATE;
   }
 
-  onChange(listener: (state: AppState) => void): () => void {
+  onChange(listener: AppStateListener): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
   }
 
-  async refresh(): Promise<AppState> {
-    const next = await readAppState(this.db);
+  /** Re-read soon, without waiting; failures are logged and the last known state is kept. */
+  nudge(): void {
+    this.refresh().catch((error: unknown) =>
+      this.logger.warn({ err: describeError(error) }, 'could not refresh app state; keeping the last known state'),
+    );
+  }
+
+  /**
+   * Re-reads the state. Calls that arrive while a read is running are folded into one more
+   * read after it, so a burst of notifications costs two queries, and a change committed
+   * after the running read began is never missed.
+   */
+  refresh(): Promise<AppState> {
+    if (this.inFlight) {
+      this.again = true;
+      return this.inFlight;
+    }
+    const run = (async () => {
+      try {
+        let next: AppState;
+        do {
+          this.again = false;
+          next = await readAppState(this.db);
+          this.apply(next);
+        } while (this.again);
+        return next;
+      } finally {
+        this.inFlight = undefined;
+      }
+    })();
+    this.inFlight = run;
+    return run;
+  }
+
+  private apply(next: AppState): void {
+    const previous = this.current;
     const changed = JSON.stringify(next) !== JSON.stringify(this.state);
     this.state = next;
-    if (changed) for (const listener of this.listeners) listener(next);
-    return next;
+    if (!changed) return;
+    for (const listener of this.listeners) {
+      try {
+        listener(next, previous);
+      } catch (error) {
+        this.logger.error({ err: describeError(error) }, 'an app state listener failed');
+      }
+    }
   }
 }

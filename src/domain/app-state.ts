@@ -21,6 +21,9 @@ export interface AppState {
 
 export const DEFAULT_MAINTENANCE_MESSAGE = 'We are performing maintenance. We will be back shortly.';
 
+/** Triggers on `app_state` and `cache_epochs` NOTIFY this channel when either changes (migration 0004). */
+export const APP_STATE_NOTIFY_CHANNEL = 'shipshape_app_state';
+
 export async function readAppState(db: Queryable): Promise<AppState> {
   const [state, epochs] = await Promise.all([
     db.query<{ maintenance_enabled: boolean; maintenance_message: string | null; maintenance_set_by: string | null; maintenance_since: Date | null; minimum_app_version: string | null }>(

@@ -4,9 +4,11 @@
  */
 import { ShipError } from '../errors.ts';
 import { withTransaction, type Pool, type Queryable } from '../db/pool.ts';
-import type { Mailer } from '../adapters/mailer.ts';
+import type { Mailer, SentMail } from '../adapters/mailer.ts';
 import type { Logger } from '../log.ts';
 import { recordAudit } from './audit.ts';
+import { findPendingDeletion, pendingDeletionError } from './deletion-requests.ts';
+import { clearLoginFailures, recordLoginFailure, waitOutLoginDelay } from './login-throttle.ts';
 import { hashToken, issueToken, verifyAgainstNothing, verifyPassword } from './secrets.ts';
 import { createSession, revokeAllSessions, type Session } from './sessions.ts';
 import { createUser, findUserByEmail, findUserForLogin, setPassword, type User } from './users.ts';
@@ -42,16 +44,28 @@ export async function login(
   client: ClientInfo,
   sessionTtlHours: number,
 ): Promise<LoginResult> {
+  await waitOutLoginDelay(db, input.email);
   const found = await findUserForLogin(db, input.email);
   const valid = found ? await verifyPassword(found.passwordHash, input.password) : await verifyAgainstNothing(input.password);
   if (!found || !valid) {
-    await recordAudit(db, { actor: 'anonymous', action: 'auth.login.failed', userId: found?.user.id, ip: client.ip });
+    const consecutiveFailures = await recordLoginFailure(db, input.email);
+    await recordAudit(db, { actor: 'anonymous', action: 'auth.login.failed', userId: found?.user.id, ip: client.ip, details: { consecutiveFailures } });
     throw new ShipError('SHIP_ERR_INVALID_CREDENTIALS', 'Email or password is incorrect.');
+  }
+  await clearLoginFailures(db, input.email);
+  // Only after the password checked out, so the refusal reveals nothing to a stranger.
+  const pendingDeletion = await findPendingDeletion(db, found.user.id);
+  if (pendingDeletion) {
+    await recordAudit(db, { actor: `user:${found.user.id}`, action: 'auth.login.refused', userId: found.user.id, ip: client.ip, details: { reason: 'deletion pending' } });
+    throw pendingDeletionError(pendingDeletion);
   }
   const { token, session } = await createSession(db, { userId: found.user.id, ttlHours: sessionTtlHours, ...client });
   await recordAudit(db, { actor: `user:${found.user.id}`, action: 'auth.login.succeeded', userId: found.user.id, ip: client.ip });
   return { token, user: found.user, session };
 }
+
+/** How sending an email ended: what the server accepted, or why it failed (never throws). */
+export type MailDelivery = { readonly sent: SentMail } | { readonly error: string };
 
 export interface PasswordResetRequest {
   readonly email: string;
@@ -70,9 +84,9 @@ export async function requestPasswordReset(
   mailer: Mailer,
   logger: Logger,
   request: PasswordResetRequest,
-): Promise<{ accountExists: boolean; delivery: Promise<void> }> {
+): Promise<{ accountExists: boolean; delivery: Promise<MailDelivery | undefined> }> {
   const user = await findUserByEmail(pool, request.email);
-  if (!user) return { accountExists: false, delivery: Promise.resolve() };
+  if (!user) return { accountExists: false, delivery: Promise.resolve(undefined) };
   const { token, hash } = issueToken();
   await withTransaction(pool, async (tx) => {
     await tx.query('UPDATE password_reset_tokens SET used_at = now() WHERE user_id = $1::uuid AND used_at IS NULL', [user.id]);
@@ -91,9 +105,13 @@ export async function requestPasswordReset(
       text: `Someone asked to reset the password for ${user.email}.\n\nOpen this link within ${request.ttlMinutes} minutes to choose a new one:\n${link}\n\nIf it was not you, ignore this email; your password stays the same.`,
       html: `<p>Someone asked to reset the password for ${escapeHtml(user.email)}.</p><p><a href="${escapeHtml(link)}">Choose a new password</a> (valid for ${request.ttlMinutes} minutes).</p><p>If it was not you, ignore this email; your password stays the same.</p>`,
     })
-    .then(() => undefined, (error: unknown) => {
-      logger.error({ err: (error as Error).message, userId: user.id }, 'password reset email could not be sent');
-    });
+    .then(
+      (sent): MailDelivery => ({ sent }),
+      (error: unknown): MailDelivery => {
+        logger.error({ err: (error as Error).message, userId: user.id }, 'password reset email could not be sent');
+        return { error: (error as Error).message };
+      },
+    );
   return { accountExists: true, delivery };
 }
 

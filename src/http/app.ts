@@ -11,9 +11,11 @@ import { redactedPaths } from '../log.ts';
 import type { ApiContext } from './context.ts';
 import { registerErrorHandling } from './plugins/errors.ts';
 import { createGuards } from './plugins/guards.ts';
+import { accountRoutes } from './routes/account.ts';
 import { adminRoutes } from './routes/admin.ts';
 import { authRoutes } from './routes/auth.ts';
 import { meRoutes } from './routes/me.ts';
+import { pushRoutes } from './routes/push.ts';
 import { systemRoutes } from './routes/system.ts';
 import { taskRoutes } from './routes/tasks.ts';
 
@@ -67,6 +69,8 @@ export async function buildApp(context: ApiContext): Promise<FastifyInstance> {
   authRoutes(app, context, guards);
   taskRoutes(app, context, guards);
   meRoutes(app, context, guards);
+  accountRoutes(app, context, guards);
   adminRoutes(app, context, guards);
+  pushRoutes(app, context, guards);
   return app;
 }

@@ -6,6 +6,7 @@ import type { Config } from '../config/index.ts';
 import type { Database } from '../db/index.ts';
 import type { AppStateWatcher } from '../domain/app-state-watcher.ts';
 import type { Logger } from '../log.ts';
+import type { LiveOperations } from '../runtime/live-operations.ts';
 import type { RequestMetrics } from './metrics.ts';
 
 export interface ApiContext {
@@ -13,6 +14,8 @@ export interface ApiContext {
   readonly logger: Logger;
   readonly database: Database;
   readonly appState: AppStateWatcher;
+  /** Task-list cache, change feeds between instances, push delivery. */
+  readonly live: LiveOperations;
   readonly mailer: Mailer;
   readonly metrics: RequestMetrics;
   readonly version: string;

@@ -12,6 +12,7 @@ import { buildApp } from '../http/app.ts';
 import { RequestMetrics } from '../http/metrics.ts';
 import type { Logger } from '../log.ts';
 import { version } from '../version.ts';
+import { startLiveOperations } from './live-operations.ts';
 import { prepareSchema } from './migrations.ts';
 
 export interface RunningServer {
@@ -32,14 +33,17 @@ export async function startServer(config: Config, logger: Logger, options: { mig
     logger.info({ database: database.description }, `database: ${database.description}`);
     await prepareSchema(database, logger, options);
 
-    const appState = new AppStateWatcher(database.pool, logger);
+    const appState = new AppStateWatcher(database.pool, logger, config.appStatePollMs);
     await appState.start();
     closers.push(() => appState.stop());
+
+    const live = await startLiveOperations({ config, database, logger, appState });
+    closers.push(() => live.close());
 
     const mailer = createMailer({ smtpUrl: config.smtpUrl, from: config.mailFrom }, logger);
     closers.push(() => mailer.close());
 
-    const app = await buildApp({ config, logger, database, appState, mailer, metrics: new RequestMetrics(), version });
+    const app = await buildApp({ config, logger, database, appState, live, mailer, metrics: new RequestMetrics(), version });
     closers.push(() => app.close());
     await app.listen({ port: config.port, host: config.host });
     const address = app.server.address();

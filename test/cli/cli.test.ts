@@ -43,9 +43,10 @@ describe('shipshape CLI', () => {
       assert.equal(plan.code, 0, plan.stderr);
       assert.ok(JSON.parse(plan.stdout).changes.some((c: { name: string }) => c.name === 'public.users'));
 
-      const up = await runCli(['db', 'migrate', 'up', '--json'], env);
+      // `up` is the runbook procedure: it needs confirmation and a verified backup (--backup takes one).
+      const up = await runCli(['db', 'migrate', 'up', '--json', '--yes', '--backup'], env);
       assert.equal(up.code, 0, up.stderr);
-      assert.ok(JSON.parse(up.stdout).results.every((r: { status: string }) => r.status === 'success'));
+      assert.equal(JSON.parse(up.stdout).state, 'succeeded');
 
       const down = await runCli(['db', 'migrate', 'down', '--to', 'zero'], env);
       assert.equal(down.code, 2, 'a non-numeric version is a usage error');

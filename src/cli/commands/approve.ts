@@ -14,7 +14,7 @@ export function registerApprove(program: Command): void {
     .action(async (runId: string, flags: { json: boolean }) => {
       await jsonErrors(flags.json, async () => {
         const context = cliContext();
-        const result = await approveRun(runId, { config: context.config, policy: enginePolicyFrom(process.env) });
+        const result = await approveRun(runId, { config: context.config, policy: enginePolicyFrom(context.config) });
         process.stdout.write(presentApproval(result, { json: flags.json, color: colourFor(process.stdout) }));
       });
     });

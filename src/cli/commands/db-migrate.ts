@@ -1,5 +1,7 @@
 /**
- * `shipshape db migrate status|plan|up|down`: the migration runner from the command line.
+ * `shipshape db migrate status|plan|down`: the migration runner from the command line.
+ * `db migrate up` is the runbook's migration procedure (backup, review, test, apply,
+ * verify, roll back) in src/ops/procedures/db-migrate.ts, registered with the others.
  */
 import { Command, InvalidArgumentError } from 'commander';
 import type { MigrationResult } from '../../db/migrator.ts';
@@ -47,15 +49,6 @@ export function registerDbMigrate(db: Command): void {
       });
     },
   );
-
-  common(migrate.command('up').description('apply pending migrations, each in its own transaction'))
-    .option('--to <version>', 'stop after this migration', parseVersion)
-    .action(async (options: MigrateOptions) => {
-      const context = cliContext();
-      const outcome = await withDatabase(context, (database) => migratorFor(database, context.logger).up({ noWait: !options.wait, to: options.to }));
-      report(options, outcome.results, 'No pending migrations. The schema is up to date.');
-      if (outcome.error) throw outcome.error;
-    });
 
   common(migrate.command('down').description('revert the newest migration, or every migration above --to'))
     .option('--to <version>', 'revert down to (not including) this migration', parseVersion)

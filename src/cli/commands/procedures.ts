@@ -144,8 +144,7 @@ export async function terminalEngineDeps(context: CliContext, signal: AbortSigna
     config: context.config,
     logger: context.logger,
     alerts: await alertSink(context),
-    // The only place the engine's two policy variables are read (see policy.ts).
-    policy: enginePolicyFrom(process.env),
+    policy: enginePolicyFrom(context.config),
     observer: options.quiet
       ? undefined
       : createTerminalObserver({ stream: process.stderr, live: process.stderr.isTTY === true, color: colourFor(process.stderr) }),

@@ -4,9 +4,8 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { recordAudit } from '../../domain/audit.ts';
-import { bumpCacheEpoch, setMaintenance } from '../../domain/app-state.ts';
-import { findUserByEmail } from '../../domain/users.ts';
-import { ShipError } from '../../errors.ts';
+import { setMaintenance } from '../../domain/app-state.ts';
+import { clearCacheScope } from '../../domain/cache-clear.ts';
 import type { ApiContext } from '../context.ts';
 import type { Guards } from '../plugins/guards.ts';
 import { parseInput } from '../validation.ts';
@@ -32,23 +31,18 @@ export function adminRoutes(app: FastifyInstance, context: ApiContext, guards: G
       details: { message: current.message, wasEnabled: previous.enabled },
     });
     await context.appState.refresh();
+    await context.live.feeds.announce();
     return { maintenance: current, previous };
   });
 
   app.post('/admin/cache/clear', admin, async (request) => {
     const { scope: requested } = parseInput(cacheClear, request.body, 'body');
-    const scope = await resolveScope(requested);
-    const epoch = await bumpCacheEpoch(pool, scope, 'admin-api');
-    await recordAudit(pool, { actor: 'admin-api', action: 'admin.cache.cleared', ip: request.ip, details: { scope, epoch } });
+    const { scope, storedScope, epoch } = await clearCacheScope(pool, { scope: requested, actor: 'admin-api', ip: request.ip });
+    // Frees the scope's entries (in Redis, for every instance); the new epoch then makes any
+    // entry stored meanwhile by a read that began before the clear unreachable.
+    const flushed = await context.live.cache.flush(storedScope);
     await context.appState.refresh();
-    return { scope: requested, epoch };
+    await context.live.feeds.announce();
+    return { scope, epoch, flushed };
   });
-
-  // A user's scope is keyed by id, never by email, so no address ever sits in shared state.
-  async function resolveScope(scope: string): Promise<string> {
-    if (!scope.startsWith('user:')) return scope;
-    const user = await findUserByEmail(pool, scope.slice('user:'.length));
-    if (!user) throw new ShipError('SHIP_ERR_NOT_FOUND', `No account has the email in scope "${scope}". Check the address.`);
-    return `user:${user.id}`;
-  }
 }

@@ -27,9 +27,14 @@ export function taskRoutes(app: FastifyInstance, context: ApiContext, guards: Gu
   const { pool } = context.database;
   const signedIn = { preHandler: [guards.requireUser] };
 
-  app.get('/tasks', signedIn, async (request) => {
+  app.get('/tasks', signedIn, async (request, reply) => {
     const query = parseInput(listQuery, request.query, 'query');
-    return listTasks(pool, currentUser(request).user.id, query);
+    const userId = currentUser(request).user.id;
+    if (query.cursor !== undefined) return listTasks(pool, userId, query);
+    // The first page is the hot read. Writes need no invalidation call: see task-list-cache.ts.
+    const { page, hit } = await context.live.cache.firstPage(userId, query.limit, () => listTasks(pool, userId, query));
+    reply.header('x-cache', hit ? 'hit' : 'miss');
+    return page;
   });
 
   app.post('/tasks', signedIn, async (request, reply) => {

@@ -10,6 +10,54 @@
  * `shipshape procedures` listing, and resume/rollback support all follow from that entry.
  * See docs/engine.md.
  */
-import type { ProcedureEntry } from '../engine/registry.ts';
+import { procedureEntry, type ProcedureEntry } from '../engine/registry.ts';
+import { cacheClear } from './cache-clear.ts';
+import { dbBackup } from './db-backup.ts';
+import { dbPrune } from './db-prune.ts';
+import { dbRestore } from './db-restore.ts';
+import { dbKillConnections } from './db-kill-connections.ts';
+import { dbMigrate } from './db-migrate.ts';
+import { userDelete } from './user-delete.ts';
+import { userExport } from './user-export.ts';
+import { userPurgeDue } from './user-purge-due.ts';
+import { userRequestDeletion } from './user-request-deletion.ts';
+import { userResetPassword } from './user-reset-password.ts';
 
-export const procedures: readonly ProcedureEntry[] = [];
+const email = { name: 'email', description: "the account's email address" };
+const ticket = { flags: '--ticket <ref>', description: 'the support or GDPR ticket this is done under' };
+
+export const procedures: readonly ProcedureEntry[] = [
+  procedureEntry(dbBackup, {
+    options: [
+      { flags: '--verify-restore', description: 'also restore into a scratch database and compare every row count' },
+      { flags: '--compression <level>', description: 'pg_dump compression level 0-9 (default BACKUP_COMPRESSION_LEVEL, 1)' },
+    ],
+  }),
+  procedureEntry(dbPrune, {
+    options: [
+      { flags: '--keep-daily <n>', description: 'newest backup of each of the last N days (default BACKUP_KEEP_DAILY, 7)' },
+      { flags: '--keep-weekly <n>', description: 'newest backup of each of the last N ISO weeks (default BACKUP_KEEP_WEEKLY, 4)' },
+      { flags: '--keep-monthly <n>', description: 'newest backup of each of the last N months (default BACKUP_KEEP_MONTHLY, 6)' },
+    ],
+  }),
+  procedureEntry(dbRestore, {
+    arguments: [{ name: 'backup', description: 'the backup id (see `shipshape db backups`)' }],
+    options: [
+      { flags: '--target <database>', description: "restore into this database on the same server (created if absent) instead of the application's" },
+      { flags: '--jobs <n>', description: 'parallel pg_restore jobs (default BACKUP_RESTORE_JOBS, 2)' },
+    ],
+  }),
+  procedureEntry(dbMigrate, {
+    options: [
+      { flags: '--backup', description: 'take and verify a backup first, instead of requiring one younger than MIGRATE_BACKUP_MAX_AGE' },
+      { flags: '--to <version>', description: 'apply pending migrations only up to this one' },
+    ],
+  }),
+  procedureEntry(userResetPassword, { arguments: [email], options: [ticket] }),
+  procedureEntry(userExport, { arguments: [email], options: [ticket] }),
+  procedureEntry(userRequestDeletion, { arguments: [email], options: [ticket, { flags: '--identity-ref <ref>', description: "how the requester's identity was verified" }] }),
+  procedureEntry(userDelete, { arguments: [email], options: [ticket, { flags: '--skip-grace', description: 'erase before the grace period ends (needs a second approval)' }] }),
+  procedureEntry(userPurgeDue),
+  procedureEntry(cacheClear, { options: [{ flags: '--scope <scope>', description: 'all, tasks, preferences or user:<email>' }] }),
+  procedureEntry(dbKillConnections, { options: [{ flags: '--warn <duration>', description: 'warn users this long first (banner and push), e.g. 5m' }] }),
+];

@@ -1,0 +1,522 @@
+/**
+ * Benchmark 1, the API: Shipshape's `serve` under fixed concurrency, against two
+ * ceilings measured in the same run — the same Fastify application answering constant
+ * bodies (HTTP ceiling) and pgbench running the same SQL (database ceiling).
+ */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { loadConfig } from '../src/config/index.ts';
+import { authenticate } from '../src/domain/sessions.ts';
+import { createTask, listTasks } from '../src/domain/tasks.ts';
+import { ShipError } from '../src/errors.ts';
+import { bindForPgbench, captureSql } from './lib/captured-sql.ts';
+import { CEILING_ROUTES, startHttpCeiling, type CeilingPayloads } from './lib/ceiling.ts';
+import { adminQuery, createBenchDatabase } from './lib/database.ts';
+import { startLoadGenerator, type LoadGenerator } from './lib/load-generator.ts';
+import { describePgbench, findPgbench, runPgbench, type PgbenchRunOptions, type PgbenchScript } from './lib/pgbench.ts';
+import { startShipshape, type ChildServer } from './lib/processes.ts';
+import { seed, sessionToken, tokenHashSql, userId, userIdSql, type SeededData } from './lib/seed.ts';
+import { formatNumber, formatPercent, formatRatio, formatSpread, spread, type Percentiles, type Spread } from './lib/stats.ts';
+import type { BenchmarkContext, BenchmarkReport, MeasurableBenchmark, ReportSection, Table } from './lib/types.ts';
+
+interface Plan {
+  readonly users: number;
+  readonly tasksPerUser: number;
+  readonly concurrency: readonly number[];
+  readonly warmupSeconds: number;
+  readonly durationSeconds: number;
+  readonly repeats: number;
+  readonly pgbenchWarmup: PgbenchRunOptions['length'];
+  readonly pgbenchRun: PgbenchRunOptions['length'];
+}
+
+const FULL: Plan = {
+  users: 10_000,
+  tasksPerUser: 100,
+  concurrency: [1, 16, 64, 256],
+  warmupSeconds: 3,
+  durationSeconds: 5,
+  repeats: 5,
+  pgbenchWarmup: { seconds: 3 },
+  pgbenchRun: { seconds: 5 },
+};
+
+// pgbench's -T takes whole seconds, so quick runs count transactions instead.
+const QUICK: Plan = {
+  users: 300,
+  tasksPerUser: 60,
+  concurrency: [1, 16],
+  warmupSeconds: 0.2,
+  durationSeconds: 0.5,
+  repeats: 3,
+  pgbenchWarmup: { transactionsPerClient: 20 },
+  pgbenchRun: { transactionsPerClient: 100 },
+};
+
+/** GET /tasks without `limit` returns this many (src/http/routes/tasks.ts); listTasks asks for one more. */
+const FIRST_PAGE = 50;
+/** sessions.ts writes last_seen_at at most once a minute per session. */
+const LAST_SEEN_RESOLUTION_SECONDS = 60;
+/** pgbench opens one connection per client; beyond this the server's max_connections is the limit, not the SQL. */
+const MAX_PGBENCH_CLIENTS = 64;
+/** The runbook's success criteria. */
+const CRITERIA = { p95Ms: 500, errorRate: 0.001 } as const;
+
+const endpointNames = ['health', 'listTasks', 'createTask'] as const;
+type Endpoint = (typeof endpointNames)[number];
+const systemNames = ['shipshape', 'httpCeiling', 'dbStatement', 'dbRequest'] as const;
+type System = (typeof systemNames)[number];
+
+const endpoints: Record<Endpoint, { label: string; method: 'GET' | 'POST'; path: string; ceilingPath: string; authenticated: boolean; expectedStatus: number }> = {
+  health: { label: 'GET /health', method: 'GET', path: '/health', ceilingPath: CEILING_ROUTES.health, authenticated: false, expectedStatus: 200 },
+  listTasks: { label: 'GET /tasks', method: 'GET', path: '/tasks', ceilingPath: CEILING_ROUTES.listTasks, authenticated: true, expectedStatus: 200 },
+  createTask: { label: 'POST /tasks', method: 'POST', path: '/tasks', ceilingPath: CEILING_ROUTES.createTask, authenticated: true, expectedStatus: 201 },
+};
+
+const systems: Record<System, string> = {
+  shipshape: 'Shipshape',
+  httpCeiling: 'HTTP ceiling',
+  dbStatement: 'DB ceiling (pgbench)',
+  dbRequest: 'pgbench: session lookup + same SQL',
+};
+
+interface Sample {
+  /** Successful requests (or transactions) per second. */
+  readonly throughput: number;
+  readonly ok: number;
+  readonly errors: number;
+  readonly latency: Percentiles;
+  /** Responses per `x-cache` value (hit / miss), when the server sends it. */
+  readonly cache?: Record<string, number>;
+}
+
+interface Target {
+  readonly endpoint: Endpoint;
+  readonly system: System;
+  warmUp(concurrency: number): Promise<void>;
+  measure(concurrency: number): Promise<Sample>;
+}
+
+export const benchmark: MeasurableBenchmark = {
+  name: 'api',
+  order: 1,
+  title: 'API',
+  description:
+    'Shipshape (`shipshape serve` on the real PostgreSQL) under autocannon at fixed concurrency, for `GET /health`, ' +
+    '`GET /tasks` (authenticated, first page, a different user per request) and `POST /tasks`. Ceilings in the same run: ' +
+    'the same Fastify application answering the same bodies as constants (HTTP ceiling) and pgbench running the SQL the ' +
+    'endpoint runs (database ceiling). Shipshape ÷ min(ceilings) is computed per round, then summarised.',
+  run: runApiBenchmark,
+};
+
+async function runApiBenchmark(context: BenchmarkContext): Promise<BenchmarkReport> {
+  const plan = context.quick ? QUICK : FULL;
+  const pgbench = await findPgbench();
+  const workDir = await mkdtemp(path.join(tmpdir(), 'shipshape-bench-api-'));
+  const database = await createBenchDatabase(context.adminUrl, 'api');
+  const cleanups: Array<() => Promise<void>> = [() => database.drop(), () => rm(workDir, { recursive: true, force: true })];
+  try {
+    context.progress(`api: seeding ${plan.users.toLocaleString('en-US')} users × ${plan.tasksPerUser} tasks`);
+    const data = await seed(database.pool, plan);
+    context.progress(`api: seeded in ${data.loadSeconds.toFixed(1)} s`);
+    const tokensFile = path.join(workDir, 'tokens.json');
+    await writeFile(tokensFile, JSON.stringify(data.tokens));
+
+    const shipshape = await startShipshape(database.url);
+    cleanups.push(() => shipshape.stop());
+    const payloads = await samplePayloads(shipshape.url, data);
+    const ceiling = await startHttpCeiling(database.url, payloads, workDir);
+    cleanups.push(() => ceiling.stop());
+    const load = startLoadGenerator();
+    cleanups.push(() => load.close());
+
+    const scripts = await pgbenchScripts(database.url);
+    const dbClientLimit = await pgbenchClientLimit(context.adminUrl);
+    const pgbenchClients = (concurrency: number) => Math.min(concurrency, dbClientLimit);
+    const targets: Target[] = [];
+    for (const endpoint of endpointNames) {
+      targets.push(httpTarget(load, plan, endpoint, 'shipshape', shipshape.url, tokensFile));
+      targets.push(httpTarget(load, plan, endpoint, 'httpCeiling', ceiling.url, tokensFile));
+      if (pgbench) {
+        for (const [system, script] of scripts[endpoint]) {
+          targets.push(pgbenchTarget(plan, endpoint, system, script, { binary: pgbench, databaseUrl: database.url, workDir, users: data.users, clients: pgbenchClients, cores: context.machine.cores }));
+        }
+      }
+    }
+
+    const samples = new Map<string, Sample[]>();
+    let measurements = 0;
+    for (const concurrency of plan.concurrency) {
+      context.progress(`api: concurrency ${concurrency}: warming up ${targets.length} targets`);
+      for (const target of targets) await target.warmUp(concurrency);
+      for (let round = 0; round < plan.repeats; round += 1) {
+        // Rotating the order spreads slow moments of a noisy machine over every target.
+        const order = targets.map((_, index) => targets[(index + round) % targets.length]!);
+        for (const target of order) {
+          const sample = await target.measure(concurrency);
+          const key = sampleKey(target.endpoint, target.system, concurrency);
+          samples.set(key, [...(samples.get(key) ?? []), sample]);
+          measurements += 1;
+        }
+        context.progress(`api: concurrency ${concurrency}: round ${round + 1}/${plan.repeats} done`);
+      }
+    }
+
+    return {
+      size: `${plan.users.toLocaleString('en-US')} users × ${plan.tasksPerUser} tasks (${(plan.users * plan.tasksPerUser).toLocaleString('en-US')} tasks), concurrency ${plan.concurrency.join(', ')}; ${plan.repeats} rounds of ${plan.durationSeconds} s per target and level after a ${plan.warmupSeconds} s warm-up`,
+      sections: [
+        throughputSection(plan, samples, Boolean(pgbench)),
+        ceilingSection(plan, samples, Boolean(pgbench)),
+        criteriaSection(plan, samples),
+        findingsSection(plan, samples, { pgbench: Boolean(pgbench), dbClientLimit, seeded: data }),
+        { heading: 'pgbench scripts', intro: 'Built from the statements captured from PostgreSQL while the real domain functions ran (see bench/lib/captured-sql.ts); only the parameters are filled in.', code: pgbench ? renderScripts(scripts) : 'pgbench was not found, so the database ceiling was not measured.' },
+      ],
+      commands: commands(plan, { shipshape, ceiling, scripts, pgbench: Boolean(pgbench), users: data.users, pgbenchClients, cores: context.machine.cores }),
+      measurements,
+    };
+  } finally {
+    for (const cleanup of cleanups.reverse()) await cleanup().catch((error: unknown) => context.progress(`api: cleanup failed: ${(error as Error).message}`));
+  }
+}
+
+function sampleKey(endpoint: Endpoint, system: System, concurrency: number): string {
+  return `${endpoint}/${system}/${concurrency}`;
+}
+
+/**
+ * One real response per endpoint: proves the seeded sessions authenticate and the page is
+ * full, and gives the HTTP ceiling the exact bodies to answer with.
+ */
+async function samplePayloads(baseUrl: string, data: SeededData): Promise<CeilingPayloads> {
+  const headers = { authorization: `Bearer ${data.tokens[0]}` };
+  const health = await fetchJson(`${baseUrl}/health`, { headers: {} }, 200);
+  const taskPage = await fetchJson(`${baseUrl}/tasks`, { headers }, 200);
+  const expected = Math.min(FIRST_PAGE, data.tasksPerUser);
+  const count = typeof taskPage === 'object' && taskPage !== null && 'tasks' in taskPage && Array.isArray(taskPage.tasks) ? taskPage.tasks.length : -1;
+  if (count !== expected) throw new ShipError('SHIP_ERR_INTERNAL', `GET /tasks returned ${count} tasks for a seeded user; expected ${expected}. The seed or the route's default page size changed.`);
+  const createdTask = await fetchJson(`${baseUrl}/tasks`, { method: 'POST', headers: { ...headers, 'content-type': 'application/json' }, body: JSON.stringify({ title: 'Bench task 0' }) }, 201);
+  return { health, taskPage, createdTask };
+}
+
+async function fetchJson(url: string, init: RequestInit, expectedStatus: number): Promise<unknown> {
+  const response = await fetch(url, init);
+  const text = await response.text();
+  if (response.status !== expectedStatus) {
+    throw new ShipError('SHIP_ERR_INTERNAL', `${init.method ?? 'GET'} ${new URL(url).pathname} answered ${response.status} (expected ${expectedStatus}): ${text.slice(0, 500)}`);
+  }
+  return JSON.parse(text);
+}
+
+type ScriptSet = Record<Endpoint, Array<[System, PgbenchScript]>>;
+
+/**
+ * pgbench scripts from the statements Shipshape really sends. A user is drawn at random
+ * per transaction; pgbench can only make integers, so user ids and token hashes are
+ * computed from the user's number in SQL (bench/lib/seed.ts derives them the same way).
+ */
+async function pgbenchScripts(databaseUrl: string): Promise<ScriptSet> {
+  const someUser = userId(1);
+  const list = await captureSql(databaseUrl, (client) => listTasks(client, someUser, { limit: FIRST_PAGE }));
+  const auth = await captureSql(databaseUrl, (client) => authenticate(client, sessionToken(1)));
+  const insert = await captureSql(databaseUrl, (client) => createTask(client, someUser, { title: 'Bench task (capture)' }));
+  const user = userIdSql(':uid::int');
+  const draw = '\\set uid random(1, :users)';
+  const listSql = bindForPgbench(list, 'listTasks', { 1: user, 2: 'NULL', 3: 'NULL', 4: String(FIRST_PAGE + 1) });
+  const authSql = bindForPgbench(auth, 'authenticate', { 1: tokenHashSql(':uid::int'), 2: String(LAST_SEEN_RESOLUTION_SECONDS) });
+  const insertSql = bindForPgbench(insert, 'createTask', { 1: user, 2: "'Bench task'", 3: 'NULL', 4: 'false', 5: 'NULL' });
+  return {
+    // /health's probe is a parameterless `SELECT 1`, which node-postgres sends with the simple protocol.
+    health: [['dbStatement', { name: 'health', protocol: 'simple', text: 'SELECT 1;\n' }]],
+    listTasks: [
+      ['dbStatement', { name: 'list-tasks', protocol: 'extended', text: `${draw}\n${listSql}\n` }],
+      ['dbRequest', { name: 'authenticate-list-tasks', protocol: 'extended', text: `${draw}\n${authSql}\n${listSql}\n` }],
+    ],
+    createTask: [
+      ['dbStatement', { name: 'create-task', protocol: 'extended', text: `${draw}\n${insertSql}\n` }],
+      ['dbRequest', { name: 'authenticate-create-task', protocol: 'extended', text: `${draw}\n${authSql}\n${insertSql}\n` }],
+    ],
+  };
+}
+
+/** Leaves room for the API's own pool and for whoever else shares the server. */
+async function pgbenchClientLimit(adminUrl: string): Promise<number> {
+  const [row] = await adminQuery<{ max: number; reserved: number; used: number }>(
+    adminUrl,
+    `SELECT current_setting('max_connections')::int AS max, current_setting('superuser_reserved_connections')::int AS reserved,
+            (SELECT count(*)::int FROM pg_stat_activity) AS used`,
+  );
+  const available = row ? row.max - row.reserved - row.used - 20 : MAX_PGBENCH_CLIENTS;
+  return Math.max(1, Math.min(MAX_PGBENCH_CLIENTS, available));
+}
+
+function httpTarget(load: LoadGenerator, plan: Plan, endpoint: Endpoint, system: 'shipshape' | 'httpCeiling', baseUrl: string, tokensFile: string): Target {
+  const spec = endpoints[endpoint];
+  const job = (connections: number, durationSeconds: number) => ({
+    url: `${baseUrl}${system === 'shipshape' ? spec.path : spec.ceilingPath}`,
+    method: spec.method,
+    connections,
+    durationSeconds,
+    // The ceiling gets the same headers and bodies, so the load generator works equally hard for both.
+    tokensFile: spec.authenticated ? tokensFile : undefined,
+    body: spec.method === 'POST' ? ('new-task' as const) : undefined,
+    expectedStatus: spec.expectedStatus,
+    countHeader: system === 'shipshape' && endpoint === 'listTasks' ? 'x-cache' : undefined,
+  });
+  return {
+    endpoint,
+    system,
+    warmUp: async (connections) => void (await load.run(job(connections, plan.warmupSeconds))),
+    measure: async (connections) => {
+      const result = await load.run(job(connections, plan.durationSeconds));
+      return { throughput: result.throughput, ok: result.ok, errors: result.errors, latency: result.latency, cache: result.headerCounts };
+    },
+  };
+}
+
+function pgbenchTarget(
+  plan: Plan,
+  endpoint: Endpoint,
+  system: System,
+  script: PgbenchScript,
+  options: { binary: string; databaseUrl: string; workDir: string; users: number; clients: (concurrency: number) => number; cores: number },
+): Target {
+  const run = async (concurrency: number, length: PgbenchRunOptions['length']): Promise<Sample> => {
+    const clients = options.clients(concurrency);
+    const result = await runPgbench({
+      binary: options.binary,
+      databaseUrl: options.databaseUrl,
+      script,
+      clients,
+      threads: Math.min(clients, options.cores),
+      length,
+      variables: { users: String(options.users) },
+      workDir: options.workDir,
+    });
+    return { throughput: result.tps, ok: result.transactions, errors: result.failed, latency: result.latency };
+  };
+  return {
+    endpoint,
+    system,
+    warmUp: async (concurrency) => void (await run(concurrency, plan.pgbenchWarmup)),
+    measure: (concurrency) => run(concurrency, plan.pgbenchRun),
+  };
+}
+
+interface Summary {
+  readonly throughput: Spread;
+  readonly p50: number;
+  readonly p95: Spread;
+  readonly p99: number;
+  readonly errors: number;
+  readonly attempts: number;
+}
+
+function summarise(list: readonly Sample[] | undefined): Summary | undefined {
+  if (!list?.length) return undefined;
+  const errors = list.reduce((sum, sample) => sum + sample.errors, 0);
+  return {
+    throughput: spread(list.map((sample) => sample.throughput)),
+    p50: spread(list.map((sample) => sample.latency.p50)).median,
+    p95: spread(list.map((sample) => sample.latency.p95)),
+    p99: spread(list.map((sample) => sample.latency.p99)).median,
+    errors,
+    attempts: list.reduce((sum, sample) => sum + sample.ok + sample.errors, 0),
+  };
+}
+
+function throughputSection(plan: Plan, samples: Map<string, Sample[]>, withPgbench: boolean): ReportSection {
+  const rows: string[][] = [];
+  for (const endpoint of endpointNames) {
+    for (const system of systemNames) {
+      for (const concurrency of plan.concurrency) {
+        const summary = summarise(samples.get(sampleKey(endpoint, system, concurrency)));
+        if (!summary) continue;
+        rows.push([
+          endpoints[endpoint].label,
+          systems[system],
+          String(concurrency),
+          formatSpread(summary.throughput),
+          formatNumber(summary.p50),
+          formatNumber(summary.p95.median),
+          formatNumber(summary.p99),
+          `${summary.errors} / ${summary.attempts.toLocaleString('en-US')}`,
+        ]);
+      }
+    }
+  }
+  return {
+    heading: 'Throughput and latency',
+    intro:
+      'Throughput counts successful responses (pgbench: transactions) per second: median (min–max) over the rounds. ' +
+      'Latencies are the median over rounds of each round\'s percentile, in milliseconds; errors are summed over all rounds.' +
+      (withPgbench ? '' : ' pgbench was not found, so there are no database-ceiling rows.'),
+    table: { columns: ['Endpoint', 'Measured', 'Concurrency', 'Throughput /s', 'p50 ms', 'p95 ms', 'p99 ms', 'Errors / requests'], rows },
+  };
+}
+
+interface CeilingComparison {
+  readonly ratio: Spread;
+  readonly boundBy: System;
+  readonly http: Spread | undefined;
+  readonly db: Spread | undefined;
+  readonly request: Spread | undefined;
+  readonly shipshape: Spread;
+}
+
+/** Per round: Shipshape ÷ the lower of the two ceilings measured in that same round. */
+function compare(plan: Plan, samples: Map<string, Sample[]>, endpoint: Endpoint, concurrency: number): CeilingComparison | undefined {
+  const get = (system: System) => samples.get(sampleKey(endpoint, system, concurrency)) ?? [];
+  const ship = get('shipshape');
+  const http = get('httpCeiling');
+  const db = get('dbStatement');
+  if (ship.length === 0 || http.length === 0) return undefined;
+  const ratios: number[] = [];
+  for (let round = 0; round < plan.repeats; round += 1) {
+    const ceilings = [http[round]?.throughput, db[round]?.throughput].filter((value): value is number => value !== undefined);
+    const shipRound = ship[round]?.throughput;
+    if (shipRound !== undefined && ceilings.length > 0) ratios.push(shipRound / Math.min(...ceilings));
+  }
+  const httpSpread = spread(http.map((sample) => sample.throughput));
+  const dbSpread = db.length ? spread(db.map((sample) => sample.throughput)) : undefined;
+  const request = get('dbRequest');
+  return {
+    ratio: spread(ratios),
+    boundBy: dbSpread && dbSpread.median < httpSpread.median ? 'dbStatement' : 'httpCeiling',
+    http: httpSpread,
+    db: dbSpread,
+    request: request.length ? spread(request.map((sample) => sample.throughput)) : undefined,
+    shipshape: spread(ship.map((sample) => sample.throughput)),
+  };
+}
+
+function ceilingSection(plan: Plan, samples: Map<string, Sample[]>, withPgbench: boolean): ReportSection {
+  const rows: string[][] = [];
+  for (const endpoint of endpointNames) {
+    for (const concurrency of plan.concurrency) {
+      const comparison = compare(plan, samples, endpoint, concurrency);
+      if (!comparison) continue;
+      rows.push([
+        endpoints[endpoint].label,
+        String(concurrency),
+        formatNumber(comparison.shipshape.median),
+        comparison.http ? formatNumber(comparison.http.median) : '–',
+        comparison.db ? formatNumber(comparison.db.median) : '–',
+        comparison.request ? formatNumber(comparison.request.median) : '–',
+        formatRatio(comparison.ratio),
+        comparison.boundBy === 'dbStatement' ? 'database' : 'HTTP',
+      ]);
+    }
+  }
+  const table: Table = {
+    columns: ['Endpoint', 'Concurrency', 'Shipshape /s', 'HTTP ceiling /s', 'DB ceiling /s', 'pgbench /s with session lookup', 'Shipshape ÷ min(ceilings)', 'Lower ceiling'],
+    rows,
+  };
+  return {
+    heading: 'Shipshape against its ceilings',
+    intro:
+      'Medians of throughput. The ratio is computed round by round against the lower ceiling of that round, then summarised as median (min–max); ' +
+      '1.00 would mean Shipshape adds nothing to the slower of its two ingredients. The DB ceiling runs the statement behind the endpoint: ' +
+      "`SELECT 1` for /health (its probe), `listTasks`'s first-page query for GET /tasks, `createTask`'s INSERT for POST /tasks. " +
+      '"With session lookup" adds the query every authenticated request runs first; it is not one of the two ceilings but shows how much of the gap is that second round trip.' +
+      (withPgbench ? '' : ' Without pgbench the ratio is against the HTTP ceiling alone.'),
+    table,
+  };
+}
+
+function criteriaSection(plan: Plan, samples: Map<string, Sample[]>): ReportSection {
+  const rows: string[][] = [];
+  for (const endpoint of endpointNames) {
+    let best: { concurrency: number; summary: Summary } | undefined;
+    let firstFailure: { concurrency: number; summary: Summary } | undefined;
+    for (const concurrency of plan.concurrency) {
+      const summary = summarise(samples.get(sampleKey(endpoint, 'shipshape', concurrency)));
+      if (!summary) continue;
+      const meets = summary.p95.median < CRITERIA.p95Ms && summary.errors / Math.max(1, summary.attempts) < CRITERIA.errorRate;
+      if (meets && !firstFailure) best = { concurrency, summary };
+      if (!meets && !firstFailure) firstFailure = { concurrency, summary };
+    }
+    const describe = (entry: { summary: Summary }) =>
+      `p95 ${formatNumber(entry.summary.p95.median)} ms (max ${formatNumber(entry.summary.p95.max)}), errors ${formatPercent(entry.summary.errors / Math.max(1, entry.summary.attempts))}`;
+    rows.push([
+      endpoints[endpoint].label,
+      best ? String(best.concurrency) : 'none',
+      best ? describe(best) : '–',
+      firstFailure ? `fails at ${firstFailure.concurrency}: ${describe(firstFailure)}` : `meets them at every level measured (up to ${plan.concurrency.at(-1)})`,
+    ]);
+  }
+  return {
+    heading: 'Runbook success criteria',
+    intro: `The runbook's "Response time < 500ms p95" and "Error rate < 0.1%", applied to the median p95 of the rounds and to all requests of all rounds at each concurrency level.`,
+    table: { columns: ['Endpoint', 'Highest concurrency meeting both', 'There', 'Above it'], rows },
+  };
+}
+
+function findingsSection(plan: Plan, samples: Map<string, Sample[]>, facts: { pgbench: boolean; dbClientLimit: number; seeded: SeededData }): ReportSection {
+  const poolMax = loadConfig({}).database.poolMax;
+  const notes: string[] = [];
+  const top = plan.concurrency.at(-1) ?? 1;
+  for (const endpoint of endpointNames) {
+    const comparison = compare(plan, samples, endpoint, top);
+    if (!comparison) continue;
+    const bound = comparison.boundBy === 'dbStatement' ? 'the database ceiling' : 'the HTTP ceiling';
+    let note = `${endpoints[endpoint].label} at concurrency ${top}: Shipshape reaches ${formatRatio(comparison.ratio)} of ${bound}.`;
+    if (endpoints[endpoint].authenticated && comparison.db && comparison.request) {
+      note += ` Adding the session lookup takes pgbench from ${formatNumber(comparison.db.median)}/s to ${formatNumber(comparison.request.median)}/s, so the session lookup alone costs ${formatPercent(1 - comparison.request.median / comparison.db.median, 0)} of the database ceiling.`;
+    }
+    notes.push(note);
+  }
+  const cacheByLevel = plan.concurrency
+    .map((concurrency) => {
+      const list = samples.get(sampleKey('listTasks', 'shipshape', concurrency)) ?? [];
+      const hits = list.reduce((sum, sample) => sum + (sample.cache?.hit ?? 0), 0);
+      const lookups = list.reduce((sum, sample) => sum + Object.values(sample.cache ?? {}).reduce((a, b) => a + b, 0), 0);
+      return lookups > 0 ? `${formatPercent(hits / lookups, 0)} at ${concurrency}` : undefined;
+    })
+    .filter((entry): entry is string => entry !== undefined);
+  if (cacheByLevel.length > 0) {
+    notes.push(
+      `GET /tasks answered from Shipshape's task-list cache (\`x-cache: hit\`) for ${cacheByLevel.join(', ')} concurrent connections. ` +
+        "A hit replaces the list query with a primary-key lookup of the user's list version, so Shipshape could beat the DB ceiling for GET /tasks. " +
+        "The hit rate depends on how often a user re-reads an unchanged list: here each user is read again only after a pass over all users, and the POST /tasks rounds change lists in between.",
+    );
+  }
+  notes.push(
+    `Shipshape ran with its defaults (DATABASE_POOL_MAX=${poolMax}), so above ${poolMax} concurrent requests the rest queue for a connection; pgbench opens one connection per client, capped at ${facts.dbClientLimit} here (max_connections minus headroom for the API's pool and other users of the server).`,
+    'Load generator, server and PostgreSQL share the same cores, so every figure includes their contention; the HTTP ceiling pays the same load-generator cost (same headers, tokens and bodies), which is why the ratios are the figures to compare.',
+    'Both servers ran with LOG_LEVEL=warn. At the default `info`, Fastify logs two lines per request, which this benchmark does not measure.',
+    `Data: ${facts.seeded.users.toLocaleString('en-US')} users with ${facts.seeded.tasksPerUser} tasks each and one live session each, generated deterministically and loaded in ${facts.seeded.loadSeconds.toFixed(1)} s; every authenticated request uses the next user's token, so requests spread over all users. POST /tasks rounds add rows as they go.`,
+  );
+  if (!facts.pgbench) notes.push('pgbench was not found on PATH or under /usr/lib/postgresql/*/bin, so the database ceiling is missing.');
+  return { heading: 'Findings and caveats', notes };
+}
+
+function renderScripts(scripts: ScriptSet): string {
+  return Object.values(scripts)
+    .flat()
+    .map(([, script]) => `-- ${script.name}.sql (-M ${script.protocol})\n${script.text}`)
+    .join('\n');
+}
+
+function commands(
+  plan: Plan,
+  facts: { shipshape: ChildServer; ceiling: ChildServer; scripts: ScriptSet; pgbench: boolean; users: number; pgbenchClients: (c: number) => number; cores: number },
+): string[] {
+  const lines = [
+    `# API server (its own process)`,
+    facts.shipshape.command,
+    `# HTTP ceiling (its own process)`,
+    facts.ceiling.command,
+    `# Load generator (its own process): autocannon's API via bench/lib/load-runner.ts, pipelining 1, timeout 10 s,`,
+    `# connections ${plan.concurrency.join(', ')}, ${plan.warmupSeconds} s warm-up then ${plan.repeats} × ${plan.durationSeconds} s per target and level;`,
+    `# GET/POST /tasks rotate Authorization: Bearer <token> over all ${facts.users.toLocaleString('en-US')} users, POST sends {"title":"Bench task <n>"}`,
+  ];
+  if (facts.pgbench) {
+    lines.push(`# Database ceiling: clients ${plan.concurrency.map(facts.pgbenchClients).join(', ')} for concurrency ${plan.concurrency.join(', ')}, threads = min(clients, ${facts.cores})`);
+    for (const [, script] of Object.values(facts.scripts).flat()) {
+      const clients = facts.pgbenchClients(plan.concurrency.at(-1) ?? 1);
+      lines.push(describePgbench({ script, clients, threads: Math.min(clients, facts.cores), length: plan.pgbenchRun, variables: { users: String(facts.users) } }));
+    }
+  }
+  return lines;
+}

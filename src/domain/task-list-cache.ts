@@ -1,0 +1,141 @@
+/**
+ * The server-side cache for the hot read: the first page of a user's task list.
+ *
+ * Freshness does not depend on anyone remembering to invalidate. Every statement that writes
+ * a user's tasks replaces that user's row in `task_list_versions` in the same transaction (a
+ * trigger, so the API, the CLI, an erasure and a DBA's UPDATE all count), and entries are
+ * keyed by that version:
+ *
+ *   read:  v1 ← version; hit under v1 → serve it.
+ *          miss → load the page; v2 ← version; store under v1 only if v1 = v2.
+ *
+ * An entry stored under v is therefore exactly the data at v: had any write committed
+ * between the two version reads, v2 would differ (versions are random and never repeat)
+ * and nothing is stored. Once a write has committed — before its response is sent — every
+ * later read sees the new version, on every instance, whatever the store. The price is one
+ * primary-key lookup per read instead of the list query; losing a Redis, a notification or
+ * an instance can cost speed but never correctness.
+ *
+ * Keys also carry the `all`, `tasks` and `user:<id>` cache epochs, so `cache clear` retires
+ * entries everywhere even before the stores are flushed.
+ */
+import { z } from 'zod';
+import type { CacheStore } from '../adapters/cache/types.ts';
+import type { Queryable } from '../db/pool.ts';
+import type { Logger } from '../log.ts';
+import type { TaskPage } from './tasks.ts';
+import { describeError } from '../errors.ts';
+
+export interface TaskListCacheOptions {
+  readonly db: Queryable;
+  readonly store: CacheStore;
+  readonly logger: Logger;
+  /** The current cache epochs by scope (`all`, `tasks`, `user:<id>`), from the app state. */
+  readonly epochs: () => Readonly<Record<string, number>>;
+  /** Expiry of each entry: the bound on memory held by entries nobody will ask for again. */
+  readonly ttlMs?: number;
+}
+
+export interface CachedRead {
+  readonly page: TaskPage;
+  readonly hit: boolean;
+}
+
+/** Bumped when the stored shape changes, so entries written by an older release are never read. */
+const FORMAT = 'p1';
+const DEFAULT_TTL_MS = 10 * 60_000;
+const WARN_EVERY_MS = 30_000;
+
+const storedPage = z.object({
+  tasks: z.array(
+    z.object({
+      id: z.string(),
+      title: z.string(),
+      notes: z.string().nullable(),
+      done: z.boolean(),
+      dueDate: z.string().nullable(),
+      createdAt: z.coerce.date(),
+      updatedAt: z.coerce.date(),
+    }),
+  ),
+  nextCursor: z.string().nullable(),
+});
+
+export class TaskListCache {
+  private readonly ttlMs: number;
+  private lastWarning = 0;
+
+  constructor(private readonly options: TaskListCacheOptions) {
+    this.ttlMs = options.ttlMs ?? DEFAULT_TTL_MS;
+  }
+
+  get kind(): CacheStore['kind'] {
+    return this.options.store.kind;
+  }
+
+  /** The first page of `userId`'s tasks with `limit`, from the cache when it is current, else from `load`. */
+  async firstPage(userId: string, limit: number, load: () => Promise<TaskPage>): Promise<CachedRead> {
+    const before = await this.version(userId);
+    const key = this.key(userId, before, limit);
+    const cached = await this.storeCall(() => this.options.store.get(key));
+    if (cached.ok && cached.value !== undefined) {
+      const parsed = storedPage.safeParse(safeJson(cached.value));
+      if (parsed.success) return { page: parsed.data, hit: true };
+    }
+    const page = await load();
+    // A store that just failed is probably down; do not wait for it again on this request.
+    if (cached.ok && (await this.version(userId)) === before) {
+      await this.storeCall(() => this.options.store.set(key, JSON.stringify(page), this.ttlMs));
+    }
+    return { page, hit: false };
+  }
+
+  /**
+   * Drops stored entries for a cache-clear scope: everything for `all` and `tasks`, one user's
+   * entries for `user:<id>`; other scopes (`preferences`) have nothing cached on the server.
+   */
+  flush(scope: string): Promise<number> {
+    return flushTaskListScope(this.options.store, scope);
+  }
+
+  private async version(userId: string): Promise<string> {
+    const { rows } = await this.options.db.query<{ version: string }>('SELECT version::text AS version FROM task_list_versions WHERE user_id = $1::uuid', [userId]);
+    // No row: the user's tasks have not been written since versions began; that state is a version too.
+    return rows[0]?.version ?? 'initial';
+  }
+
+  private key(userId: string, version: string, limit: number): string {
+    const epochs = this.options.epochs();
+    const epoch = `${epochs.all ?? 0}.${epochs.tasks ?? 0}.${epochs[`user:${userId}`] ?? 0}`;
+    return `tasks:${userId}:${FORMAT}:${version}:${epoch}:${limit}`;
+  }
+
+  /** Store failures cost a cache miss, never a failed request. */
+  private async storeCall<T>(call: () => Promise<T>): Promise<{ ok: true; value: T } | { ok: false }> {
+    try {
+      return { ok: true, value: await call() };
+    } catch (error) {
+      const now = Date.now();
+      if (now - this.lastWarning > WARN_EVERY_MS) {
+        this.lastWarning = now;
+        this.options.logger.warn({ err: describeError(error), store: this.options.store.kind }, 'cache store failed; reading from the database');
+      }
+      return { ok: false };
+    }
+  }
+}
+
+/** `flush` for a store without a cache around it (the CLI reaching a shared Redis). `scope` as stored: `user:<id>`. */
+export async function flushTaskListScope(store: CacheStore, scope: string): Promise<number> {
+  if (scope === 'all' || scope === 'tasks') return store.deleteByPrefix('tasks:');
+  if (scope.startsWith('user:')) return store.deleteByPrefix(`tasks:${scope.slice('user:'.length)}:`);
+  return 0;
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}

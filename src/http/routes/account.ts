@@ -1,0 +1,118 @@
+/**
+ * The user's control over their account: signed-in sessions (list, end one, end all) and the
+ * GDPR rights — a copy of their data (`GET /me/export`), erasure (`DELETE /me`, after a grace
+ * period) and changing their mind (`POST /me/restore`).
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import { shipshapeProfile } from '../../app-profile.ts';
+import { restoreAccount } from '../../domain/account-restore.ts';
+import { recordAudit } from '../../domain/audit.ts';
+import { requestDeletion, SELF_SERVICE_IDENTITY } from '../../domain/deletion-requests.ts';
+import { verifyPassword } from '../../domain/secrets.ts';
+import { listLiveSessions, revokeOwnSession } from '../../domain/session-list.ts';
+import { revokeAllSessions } from '../../domain/sessions.ts';
+import { EXPORT_FORMAT, readUserDataJson } from '../../domain/user-export.ts';
+import { findUserForLogin } from '../../domain/users.ts';
+import { ShipError } from '../../errors.ts';
+import type { ApiContext } from '../context.ts';
+import { currentUser, type Guards } from '../plugins/guards.ts';
+import { email, uuid } from '../schemas.ts';
+import { parseInput } from '../validation.ts';
+
+const deletionConfirmation = z.strictObject({ password: z.string().min(1, 'is required: confirm the deletion with your password').max(256) });
+const credentials = z.strictObject({ email, password: z.string().min(1, 'is required').max(256) });
+const sessionParams = z.strictObject({ id: uuid });
+
+/** Same budgets as login: these routes check a password too. */
+const LIMITS = {
+  perIp: { max: 30, timeWindow: 60_000 },
+  perAccount: { max: 10, timeWindow: 15 * 60_000 },
+} as const;
+
+export function accountRoutes(app: FastifyInstance, context: ApiContext, guards: Guards): void {
+  const { pool } = context.database;
+  const usersTable = shipshapeProfile.users;
+  const signedIn = { preHandler: [guards.requireUser] };
+  const limited = (name: string, account: (request: FastifyRequest) => string) => {
+    const checks = [
+      app.createRateLimit({ ...LIMITS.perIp, keyGenerator: (request) => `${name}:ip:${request.ip}` }),
+      app.createRateLimit({ ...LIMITS.perAccount, keyGenerator: (request) => `${name}:account:${account(request)}` }),
+    ];
+    return async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+      for (const check of checks) {
+        const limit = await check(request);
+        if (!limit.isAllowed && limit.isExceeded) {
+          reply.header('retry-after', String(limit.ttlInSeconds));
+          throw new ShipError('SHIP_ERR_RATE_LIMITED', `Too many attempts. Retry in ${limit.ttlInSeconds} seconds.`);
+        }
+      }
+    };
+  };
+  const bodyEmail = (request: FastifyRequest) => {
+    const body = request.body as { email?: unknown } | undefined;
+    return typeof body?.email === 'string' ? body.email.trim().toLowerCase() : request.ip;
+  };
+
+  app.get('/me/sessions', signedIn, async (request) => {
+    const { user, session } = currentUser(request);
+    const sessions = await listLiveSessions(pool, user.id);
+    return { sessions: sessions.map((entry) => ({ ...entry, current: entry.id === session.id })) };
+  });
+
+  app.delete('/me/sessions/:id', signedIn, async (request, reply) => {
+    const { id } = parseInput(sessionParams, request.params, 'params');
+    const { user } = currentUser(request);
+    await revokeOwnSession(pool, user.id, id);
+    await recordAudit(pool, { actor: `user:${user.id}`, action: 'auth.sessions.revoked', userId: user.id, ip: request.ip, details: { sessionId: id, count: 1 } });
+    return reply.status(204).send();
+  });
+
+  app.post('/auth/logout-all', signedIn, async (request) => {
+    const { user } = currentUser(request);
+    const revoked = await revokeAllSessions(pool, user.id);
+    await recordAudit(pool, { actor: `user:${user.id}`, action: 'auth.sessions.revoked', userId: user.id, ip: request.ip, details: { count: revoked, reason: 'logout-all' } });
+    return { revoked };
+  });
+
+  app.get('/me/export', signedIn, async (request) => {
+    const { user } = currentUser(request);
+    const tables = await readUserDataJson(pool, usersTable, user.id);
+    await recordAudit(pool, { actor: `user:${user.id}`, action: 'gdpr.export.downloaded', userId: user.id, ip: request.ip });
+    return { format: EXPORT_FORMAT, exportedAt: new Date().toISOString(), userId: user.id, tables };
+  });
+
+  app.delete('/me', { preHandler: [guards.requireUser, limited('delete-me', (request) => request.auth?.user.id ?? request.ip)] }, async (request, reply) => {
+    const { password } = parseInput(deletionConfirmation, request.body, 'body');
+    const { user } = currentUser(request);
+    const found = await findUserForLogin(pool, user.email);
+    if (!found || !(await verifyPassword(found.passwordHash, password))) {
+      throw new ShipError('SHIP_ERR_INVALID_CREDENTIALS', 'The password is incorrect; the account was not scheduled for deletion.');
+    }
+    const { request: pending } = await requestDeletion(pool, {
+      userId: user.id,
+      requestedBy: `user:${user.id}`,
+      graceDays: context.config.deletionGraceDays,
+      identityReference: SELF_SERVICE_IDENTITY,
+      ip: request.ip,
+    });
+    const dueAt = pending.dueAt.toISOString();
+    const restoreHow = `To cancel, send POST /me/restore with your email and password before ${dueAt}.`;
+    // Sent in the background: the request is recorded whether or not the mail goes out.
+    context.mailer
+      .send({
+        to: user.email,
+        subject: 'Your account is scheduled for deletion',
+        text: `Your account ${user.email} and all its data will be erased on ${dueAt}. You have been signed out everywhere.\n\nIf you change your mind, sign in to the app and choose "Restore account" before then. ${restoreHow}`,
+        html: `<p>Your account and all its data will be erased on ${dueAt}. You have been signed out everywhere.</p><p>If you change your mind, sign in to the app and choose "Restore account" before then.</p>`,
+      })
+      .catch((error: unknown) => context.logger.error({ err: (error as Error).message, userId: user.id }, 'deletion confirmation email could not be sent'));
+    return reply.status(202).send({ status: 'scheduled', deletionDueAt: dueAt, message: `Your account is scheduled for deletion and you have been signed out everywhere. ${restoreHow}` });
+  });
+
+  app.post('/me/restore', { preHandler: limited('restore', bodyEmail) }, async (request) => {
+    const input = parseInput(credentials, request.body, 'body');
+    const result = await restoreAccount(pool, input, { ip: request.ip, userAgent: request.headers['user-agent'] }, context.config.sessionTtlHours);
+    return { status: 'restored', token: result.token, expiresAt: result.session.expiresAt, user: result.user };
+  });
+}

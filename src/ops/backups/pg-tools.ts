@@ -1,0 +1,70 @@
+/**
+ * Finding pg_dump and pg_restore and checking they can handle the server.
+ *
+ * pg_dump refuses to dump a server of a newer major version ("aborting because of server
+ * version mismatch"), and pg_restore cannot read archives written by a newer pg_dump, so the
+ * versions are compared up front and the message names both and how to get the right one.
+ */
+import path from 'node:path';
+import type { Config } from '../../config/index.ts';
+import { isShipError, ShipError } from '../../errors.ts';
+import { runTool } from './tool-process.ts';
+
+export type PgToolName = 'pg_dump' | 'pg_restore';
+
+export interface ToolVersion {
+  /** What is run: a bare name (found on PATH) or a path under PG_BIN_DIR. */
+  readonly command: string;
+  /** e.g. "15.20" */
+  readonly version: string;
+  readonly major: number;
+}
+
+export function toolCommand(config: Config, name: PgToolName): string {
+  return config.backups.pgBinDir === undefined ? name : path.join(config.backups.pgBinDir, name);
+}
+
+/** Runs `<tool> --version`. Throws SHIP_ERR_TOOL_MISSING when the tool is not there. */
+export async function toolVersion(config: Config, name: PgToolName): Promise<ToolVersion> {
+  const command = toolCommand(config, name);
+  let output: string;
+  try {
+    output = await runTool(command, ['--version'], { env: process.env });
+  } catch (error) {
+    if (isShipError(error) && error.code === 'SHIP_ERR_TOOL_MISSING') {
+      throw new ShipError('SHIP_ERR_TOOL_MISSING', `${name} is not installed (looked for \`${command}\`${config.backups.pgBinDir === undefined ? ' on PATH' : ''}). ${installHint(undefined)}`);
+    }
+    throw error;
+  }
+  const match = /\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?/.exec(output);
+  if (match?.[1] === undefined) {
+    throw new ShipError('SHIP_ERR_TOOL_MISSING', `\`${command} --version\` printed "${output.trim().slice(0, 120)}", which is not a PostgreSQL ${name}. ${installHint(undefined)}`);
+  }
+  return { command, version: match[2] === undefined ? match[1] : `${match[1]}.${match[2]}`, major: Number(match[1]) };
+}
+
+/** `server_version_num` (e.g. 150020) → 15. */
+export function serverMajor(versionNum: number): number {
+  // Before PostgreSQL 10 the major version had two parts (90624 → 9.6); those servers are unsupported anyway.
+  return Math.floor(versionNum / 10_000);
+}
+
+/** How to get client tools of a given major version. */
+export function installHint(major: number | undefined): string {
+  const v = major === undefined ? 'N' : String(major);
+  return (
+    `Install the PostgreSQL ${major === undefined ? '' : `${v} `}client tools — Debian/Ubuntu: \`apt-get install postgresql-client-${v}\` ` +
+    `(from apt.postgresql.org for versions your release lacks); macOS: \`brew install postgresql@${v}\`; ` +
+    `then put them first on PATH or set PG_BIN_DIR (e.g. /usr/lib/postgresql/${v}/bin).`
+  );
+}
+
+/** Throws SHIP_ERR_TOOL_MISSING unless `tool` is at least the server's major version. */
+export function requireAtLeast(name: PgToolName, tool: ToolVersion, serverMajorVersion: number, serverVersion: string): void {
+  if (tool.major >= serverMajorVersion) return;
+  throw new ShipError(
+    'SHIP_ERR_TOOL_MISSING',
+    `${name} ${tool.version} is older than the server (PostgreSQL ${serverVersion}); ${name} must be version ${serverMajorVersion} or newer. ${installHint(serverMajorVersion)}`,
+    { details: { tool: name, toolVersion: tool.version, serverVersion } },
+  );
+}

@@ -1,0 +1,166 @@
+/**
+ * Runbook: "Check System Health" as one report: the API's /health, database connections by
+ * state against max_connections, error rate and latency from /metrics, Sentry's error counts
+ * (when configured), and the age of the newest verified backup.
+ *
+ * Each check is ok, warn, fail or skip; the system is healthy when nothing fails. Gathering
+ * never throws: a part that cannot be read is itself a check result.
+ */
+import { fetchSentryErrorStats, type SentryErrorStats } from '../../adapters/sentry.ts';
+import { formatDurationMs } from '../../config/duration.ts';
+import type { Config } from '../../config/index.ts';
+import { openDatabase, type Database } from '../../db/index.ts';
+import { describeError } from '../../errors.ts';
+import type { Logger } from '../../log.ts';
+import { probeHealth, probeMetrics, type HealthAnswer, type MetricsAnswer } from './api-probe.ts';
+import { backupFreshness, BACKUP_STALE_AFTER_MS, type BackupFreshness } from './backup-freshness.ts';
+import { connectionUsage, CONNECTIONS_WARN_RATIO, type ConnectionUsage } from './sessions.ts';
+
+export const checkStatuses = ['ok', 'warn', 'fail', 'skip'] as const;
+export type CheckStatus = (typeof checkStatuses)[number];
+
+/** Connections at this share of the usable ones fail the check (warn from CONNECTIONS_WARN_RATIO). */
+export const CONNECTIONS_FAIL_RATIO = 0.95;
+/** 5xx share of requests in the last minute: warn from 1 %, fail from 5 %. */
+export const ERROR_RATE_WARN = 0.01;
+export const ERROR_RATE_FAIL = 0.05;
+/** Mean response time in the last minute (ms): warn from 500, fail from 2000. */
+export const LATENCY_WARN_MS = 500;
+export const LATENCY_FAIL_MS = 2_000;
+/** Sentry: the newest hour is a spike when it has at least this many errors and 3× the hourly mean before it. */
+export const SENTRY_SPIKE_MIN = 10;
+
+export interface HealthCheck {
+  readonly name: 'api' | 'database' | 'metrics' | 'sentry' | 'backup';
+  readonly status: CheckStatus;
+  /** One line for the table: what was found. */
+  readonly summary: string;
+  /** When not ok: what to do. */
+  readonly remedy?: string;
+}
+
+export interface HealthReport {
+  readonly at: string;
+  readonly healthy: boolean;
+  readonly checks: readonly HealthCheck[];
+  readonly api: HealthAnswer;
+  readonly database: { readonly kind: Database['kind'] | null; readonly reachable: boolean; readonly connections: ConnectionUsage | null; readonly error: string | null };
+  readonly metrics: MetricsAnswer | null;
+  readonly sentry: SentryErrorStats | { readonly error: string } | null;
+  readonly backup: BackupFreshness;
+}
+
+export async function gatherHealth(config: Config, logger: Logger, now: () => Date = () => new Date()): Promise<HealthReport> {
+  const [api, database, metrics, sentry, backup] = await Promise.all([
+    probeHealth(config.apiUrl),
+    readDatabase(config, logger),
+    config.adminToken === undefined ? Promise.resolve(null) : probeMetrics(config.apiUrl, config.adminToken),
+    readSentry(config),
+    backupFreshness(config, now()),
+  ]);
+  const checks = [apiCheck(api), databaseCheck(database), metricsCheck(metrics), sentryCheck(config, sentry), backupCheck(backup)];
+  return { at: now().toISOString(), healthy: checks.every((check) => check.status !== 'fail'), checks, api, database, metrics, sentry, backup };
+}
+
+async function readDatabase(config: Config, logger: Logger): Promise<HealthReport['database']> {
+  let database: Database | undefined;
+  try {
+    database = await openDatabase(config, logger, 'shipshape-health');
+    await database.pool.query('SELECT 1');
+    const connections = database.kind === 'postgres' ? await connectionUsage(database.pool) : null;
+    return { kind: database.kind, reachable: true, connections, error: null };
+  } catch (error) {
+    return { kind: database?.kind ?? null, reachable: false, connections: null, error: describeError(error) };
+  } finally {
+    await database?.close().catch(() => undefined);
+  }
+}
+
+async function readSentry(config: Config): Promise<HealthReport['sentry']> {
+  const { org, token, apiUrl } = config.sentry;
+  if (org === undefined || token === undefined) return null;
+  try {
+    return await fetchSentryErrorStats({ apiUrl, org, token });
+  } catch (error) {
+    return { error: describeError(error) };
+  }
+}
+
+function apiCheck(api: HealthAnswer): HealthCheck {
+  if (api.status === null) {
+    return { name: 'api', status: 'fail', summary: `${api.url} did not answer (${api.error ?? '?'})`, remedy: 'start the API (`shipshape serve`) or fix API_URL' };
+  }
+  if (api.state === 'maintenance') {
+    return { name: 'api', status: 'fail', summary: `in maintenance: "${api.message ?? ''}"`, remedy: 'when the work is done: `shipshape emergency enable`' };
+  }
+  if (api.status === 200 && api.state === 'ok') return { name: 'api', status: 'ok', summary: `ok (version ${api.version ?? '?'})` };
+  return {
+    name: 'api',
+    status: 'fail',
+    summary: `HTTP ${api.status}${api.state ? ` "${api.state}"` : ''}${api.db ? `, database ${api.db}` : ''}`,
+    remedy: api.db === 'unreachable' ? 'the API cannot reach the database: check the server and DATABASE_URL' : 'check the API logs',
+  };
+}
+
+function databaseCheck(database: HealthReport['database']): HealthCheck {
+  if (!database.reachable) {
+    return { name: 'database', status: 'fail', summary: `unreachable: ${database.error ?? '?'}`, remedy: 'check that PostgreSQL is running and DATABASE_URL is right' };
+  }
+  const usage = database.connections;
+  if (usage === null) return { name: 'database', status: 'ok', summary: 'embedded (PGlite): one backend shared by every client' };
+  const states = usage.byState.map((entry) => `${entry.count} ${entry.state}`).join(', ');
+  const summary = `${usage.total}/${usage.usable} connections (${Math.round(usage.usedRatio * 100)} %): ${states || 'none'}`;
+  const remedy = 'see who holds them: `shipshape db diagnose`; then pool connections (PgBouncer or the provider pooler) or lower DATABASE_POOL_MAX';
+  if (usage.usedRatio >= CONNECTIONS_FAIL_RATIO) return { name: 'database', status: 'fail', summary, remedy };
+  if (usage.usedRatio >= CONNECTIONS_WARN_RATIO) return { name: 'database', status: 'warn', summary, remedy };
+  return { name: 'database', status: 'ok', summary };
+}
+
+function metricsCheck(metrics: MetricsAnswer | null): HealthCheck {
+  if (metrics === null) return { name: 'metrics', status: 'skip', summary: 'ADMIN_TOKEN is not set, so /metrics cannot be read' };
+  if (metrics.metrics === null) {
+    const unauthorised = metrics.status === 401 || metrics.status === 403;
+    return {
+      name: 'metrics',
+      status: 'fail',
+      summary: `${metrics.url}: ${metrics.status === null ? 'no answer' : `HTTP ${metrics.status}`} (${metrics.error ?? '?'})`,
+      remedy: unauthorised ? 'ADMIN_TOKEN differs from the API’s' : 'check the API',
+    };
+  }
+  const m = metrics.metrics;
+  const errorRate = m.errorRate ?? 0;
+  const latency = m.avgResponseTime ?? 0;
+  const summary = `${m.requestsPerMinute ?? 0} req/min, errors ${(errorRate * 100).toFixed(2)} %, mean ${latency} ms, p95 ${m.p95ResponseTime ?? 0} ms, ${m.activeUsers ?? 0} active users`;
+  if (errorRate >= ERROR_RATE_FAIL || latency >= LATENCY_FAIL_MS) return { name: 'metrics', status: 'fail', summary, remedy: 'look at the API logs and Sentry; slow responses: `shipshape db slow-queries`' };
+  if (errorRate >= ERROR_RATE_WARN || latency >= LATENCY_WARN_MS) return { name: 'metrics', status: 'warn', summary, remedy: 'watch it: `shipshape health --watch 60s`; slow responses: `shipshape db slow-queries`' };
+  return { name: 'metrics', status: 'ok', summary };
+}
+
+function sentryCheck(config: Config, sentry: HealthReport['sentry']): HealthCheck {
+  if (sentry === null) return { name: 'sentry', status: 'skip', summary: 'SENTRY_ORG and SENTRY_TOKEN are not both set' };
+  if ('error' in sentry) return { name: 'sentry', status: 'warn', summary: `could not read error stats: ${sentry.error}` };
+  const before = sentry.acceptedPerHour.slice(0, -1);
+  const mean = before.length === 0 ? 0 : before.reduce((a, b) => a + b, 0) / before.length;
+  const summary = `${sentry.accepted} errors in ${sentry.periodHours} h, ${sentry.lastHour} this hour${sentry.dropped > 0 ? `, ${sentry.dropped} dropped by Sentry` : ''}`;
+  if (sentry.lastHour >= SENTRY_SPIKE_MIN && sentry.lastHour >= 3 * mean) {
+    return { name: 'sentry', status: 'warn', summary: `${summary} (about ${mean.toFixed(1)}/h before): a spike`, remedy: `${new URL(config.sentry.apiUrl).origin}/organizations/${config.sentry.org ?? ''}/issues/` };
+  }
+  return { name: 'sentry', status: 'ok', summary };
+}
+
+function backupCheck(backup: BackupFreshness): HealthCheck {
+  switch (backup.state) {
+    case 'fresh':
+      return { name: 'backup', status: 'ok', summary: `newest verified backup ${backup.id} is ${age(backup.ageMs)} old` };
+    case 'stale':
+      return { name: 'backup', status: 'fail', summary: `newest verified backup ${backup.id} is ${age(backup.ageMs)} old (more than ${formatDurationMs(BACKUP_STALE_AFTER_MS)})`, remedy: '`shipshape db backup`' };
+    case 'none':
+      return { name: 'backup', status: 'fail', summary: backup.detail, remedy: '`shipshape db backup`' };
+    case 'unreadable':
+      return { name: 'backup', status: 'fail', summary: backup.detail, remedy: 'check BACKUP_STORAGE_URL and its credentials' };
+  }
+}
+
+function age(ms: number): string {
+  return formatDurationMs(Math.round(ms / 60_000) * 60_000 || Math.round(ms / 1_000) * 1_000);
+}

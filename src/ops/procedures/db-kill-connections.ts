@@ -1,0 +1,367 @@
+/**
+ * Runbook: "Kill All Database Connections".
+ *
+ * When: before a database migration or emergency maintenance that needs the database to
+ * itself. It interrupts active users (medium risk, so it asks for confirmation), and the
+ * termination cannot be undone — a terminated session's open transaction is rolled back
+ * and its client has to reconnect — so that step asks for its own confirmation too.
+ *
+ *   1. Warn users (only with --warn 5m): the in-app banner now, and a push to every device.
+ *   2. Wait out the warning.
+ *   3. Kill all connections except ours: pg_terminate_backend for every other client
+ *      backend of this database, waiting for each to exit. Clients that connect again
+ *      within a short window (a pool refilling itself) are terminated too, and reported.
+ *   4. Take the warning down (the runbook's "connections automatically allowed after").
+ *   Verify: only our own connections remain (the runbook's "should return 1").
+ *
+ * Not for the embedded database: PGlite runs one backend that every client shares, so
+ * there is no other backend to terminate.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { z } from 'zod';
+import { ExpoPushClient } from '../../adapters/expo-push.ts';
+import { durationSchema, formatDurationMs, humanDuration } from '../../config/duration.ts';
+import type { Config } from '../../config/index.ts';
+import { describeBackend, holdOwnSessions, otherBackends, terminateBackend, type Termination } from '../../db/backends.ts';
+import { readAppState, setMaintenance } from '../../domain/app-state.ts';
+import { createNotificationJob, newRunner, runNotificationJob } from '../../domain/notifications.ts';
+import { describeError, ShipError } from '../../errors.ts';
+import { currentProcess, liveness } from '../engine/process-identity.ts';
+import { defineProcedure, type JsonObject, type RunContext } from '../engine/types.ts';
+import { applicationDatabaseName, databaseLockResource } from '../backups/database-target.ts';
+
+/** Longer than this is a schedule, not a warning: use the scheduler. */
+const MAX_WARNING_MS = 2 * 3_600_000;
+/** How long pg_terminate_backend waits for each backend to exit (PostgreSQL 14+). */
+const EXIT_WAIT_MS = 5_000;
+/** The database counts as ours once no other client has been seen for this long… */
+const QUIET_MS = 1_000;
+/** …and we stop sweeping after this long, connections or not: verification then says who. */
+const SETTLE_WINDOW_MS = 10_000;
+const POLL_MS = 200;
+
+const params = z.object({
+  /** Warning period before the connections are terminated; none when omitted or 0s. */
+  warn: durationSchema.refine((ms) => ms <= MAX_WARNING_MS, `must be at most ${formatDurationMs(MAX_WARNING_MS)}`).optional(),
+});
+type Params = z.output<typeof params>;
+type Context = RunContext<Params>;
+
+export const dbKillConnections = defineProcedure({
+  id: 'db.kill-connections',
+  command: 'db kill-connections',
+  title: 'Kill all database connections',
+  runbookSection: 'Kill All Database Connections',
+  whenToUse: 'Database migration or emergency maintenance that needs every other session off the database.',
+  risk: 'medium',
+  expectedDuration: '1 minute (plus the --warn period)',
+  issueType: 'database',
+  params,
+  locks: (_params, config) => [databaseLockResource(requirePostgres(config))],
+  // Terminating every other backend would also end the runner's own lock and journal-mirror
+  // connections; this keeps the runner off the database (lock file only, mirror at the end).
+  replacesDatabase: true,
+  prerequisites: [
+    {
+      name: 'the database is a PostgreSQL server',
+      run: async ({ config }) =>
+        config.databaseUrl === undefined
+          ? { ok: false, detail: EMBEDDED_REASON, remedy: 'stop `shipshape serve` to disconnect its clients, or point DATABASE_URL at a PostgreSQL server' }
+          : { ok: true, detail: `database ${applicationDatabaseName(config)}` },
+    },
+    {
+      name: 'this role may terminate the sessions',
+      run: async (context) => {
+        const { pool } = await context.database();
+        const { rows } = await pool.query<{ role: string; superuser: boolean; signal: boolean }>(
+          `SELECT current_user AS role, r.rolsuper AS superuser, pg_has_role(current_user, 'pg_signal_backend', 'MEMBER') AS signal
+             FROM pg_roles r WHERE r.rolname = current_user`,
+        );
+        const row = rows[0];
+        if (row?.superuser) return { ok: true, detail: `connected as ${row.role}, a superuser` };
+        if (row?.signal) return { ok: true, detail: `connected as ${row.role}, a member of pg_signal_backend (superusers' sessions are out of reach)` };
+        return {
+          ok: true,
+          detail: `connected as ${row?.role ?? '?'}, which may terminate only sessions of roles it belongs to; others will be reported as not permitted`,
+        };
+      },
+    },
+    {
+      name: 'who is connected now',
+      run: async (context) => {
+        const { pool } = await context.database();
+        const others = await otherBackends(pool);
+        return { ok: true, detail: others.length === 0 ? 'no other session' : `${others.length} other session(s): ${others.map(describeBackend).join('; ')}` };
+      },
+    },
+  ],
+  steps: [
+    {
+      id: 'warn-users',
+      title: 'Warn users (in-app banner and push)',
+      describe: ({ params: p, config }) =>
+        warningOf(p) === undefined
+          ? ['no warning (--warn not given): connections are terminated at once']
+          : [
+              `UPDATE app_state SET maintenance_enabled = true, maintenance_message = '${bannerText(warningOf(p) ?? 0)}' — unless maintenance is already on`,
+              `push "${bannerText(warningOf(p) ?? 0)}" to every active device with notifications on (notification_jobs; Expo at ${new URL(config.push.expoPushUrl).origin})`,
+            ],
+      async run(context): Promise<JsonObject> {
+        const warning = warningOf(context.params);
+        if (warning === undefined) return { warned: false };
+        const { pool } = await context.database();
+        const text = bannerText(warning);
+        const warnedAt = new Date().toISOString();
+        const before = (await readAppState(pool)).maintenance;
+        let bannerSet = false;
+        if (before.enabled) {
+          context.note(`maintenance mode is already on ("${before.message ?? ''}", set by ${before.setBy ?? '?'}): the banner is left as it is`);
+        } else {
+          await setMaintenance(pool, { enabled: true, message: text, setBy: setter(context) });
+          bannerSet = true;
+          context.note(`banner up: "${text}"`);
+        }
+        const push = await pushWarning(context, text);
+        context.note(push.detail);
+        return { warned: true, warnedAt, warningMs: warning, banner: text, bannerSet, push: push.output };
+      },
+      // Takes the banner down; a push that went out cannot be recalled.
+      async undo(context, output) {
+        await takeDownWarning(context, output);
+      },
+      async undoInterrupted(context) {
+        // Whether the banner went up is unknown; ours is recognisable by its text.
+        await takeDownWarning(context, { bannerSet: true, banner: bannerText(warningOf(context.params) ?? 0) }, { quiet: true });
+      },
+    },
+    {
+      id: 'wait',
+      title: 'Wait for the warning period',
+      describe: ({ params: p }) => {
+        const warning = warningOf(p);
+        return warning === undefined ? ['no wait'] : [`wait ${humanDuration(warning)} from when the banner went up (Ctrl-C takes the warning down and stops)`];
+      },
+      async run(context) {
+        const warned = context.outputs['warn-users'];
+        if (warned?.warned !== true || typeof warned.warnedAt !== 'string' || typeof warned.warningMs !== 'number') return { waitedMs: 0 };
+        const until = Date.parse(warned.warnedAt) + warned.warningMs;
+        const remaining = Math.max(0, until - Date.now());
+        context.note(`waiting ${humanDuration(remaining)}, until ${new Date(until).toISOString()}`);
+        await sleep(remaining, undefined, { signal: context.signal });
+        return { waitedMs: remaining };
+      },
+    },
+    {
+      id: 'terminate',
+      title: 'Kill all connections except current',
+      irreversible: 'terminated sessions cannot be brought back: their open transactions are rolled back and their clients must reconnect',
+      describe: () => [
+        `SELECT pid, usename, application_name, client_addr, state, query_start FROM pg_stat_activity
+   WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'`,
+        `for each pid: SELECT pg_terminate_backend($1::integer, ${EXIT_WAIT_MS})  -- waits up to ${EXIT_WAIT_MS / 1_000} s for it to exit`,
+        `then terminate whoever connects again, until nobody has for ${QUIET_MS / 1_000} s (at most ${SETTLE_WINDOW_MS / 1_000} s)`,
+      ],
+      async run(context) {
+        const { pool } = await context.database();
+        // "Ours" is every connection this process holds (earlier steps may have left more
+        // than one idle in the pool), all held until the sweep is over.
+        const own = await holdOwnSessions(pool);
+        const { client } = own;
+        const disconnected: Termination[] = [];
+        const reconnected: Termination[] = [];
+        let error: string | undefined;
+        try {
+          const seen = new Set<number>();
+          for (const backend of await otherBackends(client, own.pids)) {
+            seen.add(backend.pid);
+            disconnected.push(await terminateBackend(client, backend, EXIT_WAIT_MS));
+          }
+          const deadline = Date.now() + SETTLE_WINDOW_MS;
+          let quietSince = Date.now();
+          while (Date.now() - quietSince < QUIET_MS && Date.now() < deadline && !context.signal.aborted) {
+            await sleep(POLL_MS);
+            for (const backend of await otherBackends(client, own.pids)) {
+              if (seen.has(backend.pid)) continue;
+              seen.add(backend.pid);
+              reconnected.push(await terminateBackend(client, backend, EXIT_WAIT_MS));
+              quietSince = Date.now();
+            }
+          }
+        } catch (cause) {
+          // Once anything was terminated the step has acted and must say so, not fail as if it had not.
+          if (disconnected.length + reconnected.length === 0) throw cause;
+          error = describeError(cause);
+        } finally {
+          own.release();
+        }
+        context.note(terminationSummary(disconnected, reconnected));
+        return {
+          database: applicationDatabaseName(context.config),
+          ourPids: [...own.pids],
+          disconnected: disconnected.map(terminationJson),
+          reconnected: reconnected.map(terminationJson),
+          ...(error === undefined ? {} : { error }),
+        };
+      },
+    },
+    {
+      id: 'end-warning',
+      title: 'Take the warning down',
+      describe: ({ params: p }) =>
+        warningOf(p) === undefined
+          ? ['nothing to take down']
+          : ['UPDATE app_state SET maintenance_enabled = false — only if the banner is still the one step warn-users put up'],
+      // No undo: putting a "starts in 5 minutes" banner back up would announce what is over.
+      async run(context) {
+        const warned = context.outputs['warn-users'];
+        if (warned?.warned !== true) return { restored: false };
+        return { restored: await takeDownWarning(context, warned) };
+      },
+    },
+  ],
+  verification: [
+    {
+      name: 'only our own connections remain',
+      run: async (context) => {
+        const { pool } = await context.database();
+        const own = await holdOwnSessions(pool);
+        try {
+          const others = await otherBackends(own.client, own.pids);
+          const outcome = terminationsOf(context.outputs.terminate);
+          const byPid = new Map([...outcome.disconnected, ...outcome.reconnected].map((t) => [t.pid, t]));
+          if (others.length === 0) {
+            return { ok: true, detail: `only this run's own connection(s) (pid ${own.pids.join(', ')}) remain on ${applicationDatabaseName(context.config)}. ${terminationSummary(outcome.disconnected, outcome.reconnected)}` };
+          }
+          const why = (pid: number) => {
+            const outcomeOf = byPid.get(pid)?.outcome;
+            if (outcomeOf === 'not-permitted') return 'not permitted to terminate it';
+            if (outcomeOf === 'still-running') return `did not exit within ${EXIT_WAIT_MS / 1_000} s of being terminated`;
+            return 'connected after the sweep';
+          };
+          return {
+            ok: false,
+            detail: `${others.length} other session(s) still connected: ${others.map((b) => `${describeBackend(b)} (${why(b.pid)})`).join('; ')}${outcome.error ? `; the sweep stopped early: ${outcome.error}` : ''}`,
+            remedy:
+              'stop what keeps reconnecting (the API servers: `shipshape serve` processes, workers, other clients named above) and run this again; ' +
+              'sessions we may not terminate need a superuser or a role in pg_signal_backend',
+          };
+        } finally {
+          own.release();
+        }
+      },
+    },
+  ],
+});
+
+const EMBEDDED_REASON =
+  'the embedded database (PGlite) runs a single backend that every client shares, so there is no other connection to terminate';
+
+function requirePostgres(config: Config): Config {
+  if (config.databaseUrl !== undefined) return config;
+  throw new ShipError(
+    'SHIP_ERR_NOT_SUPPORTED_EMBEDDED',
+    `\`shipshape db kill-connections\` does not apply here: ${EMBEDDED_REASON}. To disconnect the app, stop \`shipshape serve\`; to use this procedure, set DATABASE_URL to a PostgreSQL server.`,
+  );
+}
+
+function warningOf(p: Params): number | undefined {
+  return p.warn === undefined || p.warn === 0 ? undefined : p.warn;
+}
+
+function bannerText(warningMs: number): string {
+  return `Maintenance starts in ${humanDuration(warningMs)}.`;
+}
+
+function setter(context: Context): string {
+  return `operator:${context.operator} (run ${context.runId})`;
+}
+
+/**
+ * The push half of the warning: recorded as a notification job (idempotent per run, so a
+ * resumed run never sends twice) and sent now. Best effort: the banner is the warning of
+ * record, and a push provider being down must not hold up an emergency.
+ */
+async function pushWarning(context: Context, text: string): Promise<{ detail: string; output: JsonObject }> {
+  try {
+    const { pool } = await context.database();
+    const { job } = await createNotificationJob(pool, {
+      title: 'Scheduled maintenance',
+      body: `${text} The app will be unavailable for a short while.`,
+      requestedBy: setter(context),
+      idempotencyKey: `db.kill-connections:${context.runId}`,
+    });
+    const sender = new ExpoPushClient({ pushUrl: context.config.push.expoPushUrl, accessToken: context.config.push.expoAccessToken });
+    const done =
+      job.status === 'sending'
+        ? await runNotificationJob(pool, sender, job.id, {
+            runner: newRunner(currentProcess()),
+            isGone: (runner) => liveness(runner) === 'dead',
+            signal: context.signal,
+            logger: context.logger,
+          })
+        : job;
+    const output = { jobId: done.id, status: done.status, recipients: done.recipients, sentChunks: done.chunks.sent, failedChunks: done.chunks.failed };
+    return { detail: `push warning ${done.id}: ${done.status}, ${done.recipients} device(s), ${done.chunks.sent}/${done.chunks.total} chunk(s) sent`, output };
+  } catch (error) {
+    const message = describeError(error);
+    return { detail: `push warning not sent (${message}); the banner is the only warning`, output: { error: message } };
+  }
+}
+
+/** Takes our banner down, unless someone has since replaced it with their own. Returns whether it did. */
+async function takeDownWarning(context: Context, warned: JsonObject, options: { quiet?: boolean } = {}): Promise<boolean> {
+  if (warned.bannerSet !== true) return false;
+  const { pool } = await context.database();
+  const now = (await readAppState(pool)).maintenance;
+  if (!now.enabled) return false;
+  if (now.message !== warned.banner) {
+    if (!options.quiet) context.note(`the maintenance message was changed since the warning ("${now.message ?? ''}", by ${now.setBy ?? '?'}): left as it is`);
+    return false;
+  }
+  await setMaintenance(pool, { enabled: false, setBy: setter(context) });
+  context.note('banner taken down');
+  return true;
+}
+
+function terminationJson(t: Termination): JsonObject {
+  return {
+    pid: t.pid,
+    user: t.user,
+    applicationName: t.applicationName,
+    clientAddr: t.clientAddr,
+    state: t.state,
+    backendStart: t.backendStart,
+    queryStart: t.queryStart,
+    outcome: t.outcome,
+    ...(t.error === undefined ? {} : { error: t.error }),
+  };
+}
+
+const terminationSchema = z.object({
+  pid: z.number(),
+  user: z.string().nullable(),
+  applicationName: z.string().nullable(),
+  clientAddr: z.string().nullable(),
+  state: z.string().nullable(),
+  backendStart: z.string().nullable(),
+  queryStart: z.string().nullable(),
+  outcome: z.enum(['terminated', 'gone', 'still-running', 'not-permitted']),
+  error: z.string().optional(),
+});
+const terminateOutputSchema = z.object({
+  disconnected: z.array(terminationSchema).default([]),
+  reconnected: z.array(terminationSchema).default([]),
+  error: z.string().optional(),
+});
+
+function terminationsOf(output: JsonObject | undefined): z.output<typeof terminateOutputSchema> {
+  const parsed = terminateOutputSchema.safeParse(output ?? {});
+  return parsed.success ? parsed.data : { disconnected: [], reconnected: [] };
+}
+
+function terminationSummary(disconnected: readonly Termination[], reconnected: readonly Termination[]): string {
+  const list = (items: readonly Termination[]) => items.map((t) => `${describeBackend(t)} → ${t.outcome}`).join('; ');
+  const first = disconnected.length === 0 ? 'Nobody else was connected.' : `Disconnected ${disconnected.length}: ${list(disconnected)}.`;
+  const again = reconnected.length === 0 ? '' : ` Connected again during the sweep and disconnected: ${reconnected.length}: ${list(reconnected)}.`;
+  return `${first}${again}`;
+}

@@ -1,0 +1,127 @@
+/**
+ * The whole cycle on a real PostgreSQL, from the CLI, with both kinds of backup storage:
+ * backup → verify (with a scratch restore) → restore (the data comes back, a safety backup
+ * of the replaced state is kept, maintenance is off again) → roll back by restoring that
+ * safety backup. And a restore into another database with --target.
+ */
+import assert from 'node:assert/strict';
+import { pathToFileURL } from 'node:url';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import pg from 'pg';
+import { startS3rver, type FakeS3 } from '../fakes/s3.ts';
+import { ADMIN_URL, createStateDir, createTestDatabase, type TestDatabase } from '../helpers/postgres.ts';
+import { addUsers, contents, databasesLike, jsonOf, maintenanceOn, prepareAppDatabase, shipshape, stepOutput, takeBackup, withClient } from './helpers.ts';
+
+let s3: FakeS3;
+const cleanups: Array<() => Promise<void>> = [];
+
+before(async () => {
+  s3 = await startS3rver();
+});
+
+after(async () => {
+  for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
+  await s3.close();
+});
+
+async function setup(storage: 'file' | 's3'): Promise<{ database: TestDatabase; env: Record<string, string> }> {
+  const database = await createTestDatabase('shipshape_bk');
+  cleanups.push(() => database.drop());
+  const state = await createStateDir();
+  cleanups.push(state.cleanup);
+  await prepareAppDatabase(database.url);
+  const storageEnv: Record<string, string> =
+    storage === 'file'
+      ? { BACKUP_STORAGE_URL: pathToFileURL(path.join(state.path, 'backups')).href }
+      : {
+          BACKUP_STORAGE_URL: `s3://${s3.bucket}/${database.name}`,
+          S3_ENDPOINT: s3.endpoint,
+          S3_FORCE_PATH_STYLE: 'true',
+          AWS_REGION: s3.region,
+          AWS_ACCESS_KEY_ID: s3.accessKeyId,
+          AWS_SECRET_ACCESS_KEY: s3.secretAccessKey,
+        };
+  return {
+    database,
+    env: {
+      DATABASE_URL: database.url,
+      STATE_DIR: state.path,
+      SHIPSHAPE_OPERATOR: 'alice',
+      SHIPSHAPE_ALLOW_INLINE_APPROVAL: 'true',
+      ...storageEnv,
+    },
+  };
+}
+
+for (const storage of ['file', 's3'] as const) {
+  describe(`backup → verify → restore → rollback on PostgreSQL with ${storage} storage`, () => {
+    test('a restore brings back the backed-up data, keeps a safety backup of what it replaced, and restoring that puts it back', async () => {
+      const { database, env } = await setup(storage);
+      const backedUp = await contents(database.url);
+      const backupId = await takeBackup(env);
+
+      const verified = await shipshape(['db', 'verify', backupId, '--restore', '--json'], env);
+      assert.equal(verified.code, 0, verified.stderr);
+      assert.equal(jsonOf(verified).ok, true);
+      assert.equal(jsonOf(verified).restoreTested, true);
+
+      // The accident: tasks deleted, a user added.
+      await withClient(database.url, async (client) => {
+        await client.query('DELETE FROM tasks');
+        await addUsers(client, ['late@example.com']);
+      });
+      const damaged = await contents(database.url);
+
+      const restored = await shipshape(['db', 'restore', backupId, '--approved-by', 'bob', '--yes', '--json'], env);
+      assert.equal(restored.code, 0, `${restored.stdout}\n${restored.stderr}`);
+      const report = jsonOf(restored);
+      assert.equal(report.state, 'succeeded');
+      assert.equal(await contents(database.url), backedUp, 'the data is the backup’s');
+      assert.equal(await maintenanceOn(database.url), false, 'maintenance is off again');
+      assert.deepEqual(await databasesLike(ADMIN_URL, `${database.name}__`), [], 'nothing left parked');
+      const safetyBackupId = stepOutput(report, 'safety-backup').safetyBackupId;
+      assert.equal(typeof safetyBackupId, 'string');
+
+      const listed = await shipshape(['db', 'backups', '--json'], env);
+      assert.equal(listed.code, 0, listed.stderr);
+      const backups = jsonOf(listed).backups;
+      assert.ok(Array.isArray(backups));
+      const ids = backups.map((entry: { id?: unknown; verified?: unknown; purpose?: unknown }) => [entry.id, entry.verified, entry.purpose]);
+      assert.deepEqual(
+        ids.filter(([id]) => id === backupId || id === safetyBackupId).sort(),
+        [
+          [backupId, 'yes (restore-tested), re-checked ' + new Date().toISOString().slice(0, 10), 'manual'],
+          [safetyBackupId, 'yes', 'pre-restore'],
+        ].sort(),
+      );
+
+      // Rollback: the runbook's "restore from pre-restore backup".
+      const rolledBack = await shipshape(['db', 'restore', String(safetyBackupId), '--approved-by', 'bob', '--yes', '--json'], env);
+      assert.equal(rolledBack.code, 0, `${rolledBack.stdout}\n${rolledBack.stderr}`);
+      assert.equal(await contents(database.url), damaged, 'the pre-restore state is back');
+    });
+  });
+}
+
+describe('restore into another database', () => {
+  test('--target creates the database, restores into it and leaves the application database and maintenance mode alone', async () => {
+    const { database, env } = await setup('file');
+    const backupId = await takeBackup(env);
+    const before = await contents(database.url);
+    await withClient(database.url, (client) => client.query('DELETE FROM sessions'));
+    const changed = await contents(database.url);
+    const copy = `${database.name}_copy`;
+    cleanups.push(() => withClient(ADMIN_URL, (client: pg.Client) => client.query(`DROP DATABASE IF EXISTS "${copy}" WITH (FORCE)`)).then(() => undefined));
+
+    const restored = await shipshape(['db', 'restore', backupId, '--target', copy, '--approved-by', 'bob', '--yes', '--json'], env);
+    assert.equal(restored.code, 0, `${restored.stdout}\n${restored.stderr}`);
+    const report = jsonOf(restored);
+    assert.deepEqual(stepOutput(report, 'maintenance-on'), { skipped: true });
+    assert.equal(stepOutput(report, 'safety-backup').safetyBackupId, null, 'nothing existed to keep');
+    const copyUrl = database.url.replace(`/${database.name}`, `/${copy}`);
+    assert.equal(await contents(copyUrl), before);
+    assert.equal(await contents(database.url), changed, 'the application database is untouched');
+    assert.equal(await maintenanceOn(database.url), false);
+  });
+});

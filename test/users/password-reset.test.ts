@@ -1,0 +1,79 @@
+/**
+ * Runbook "Reset User Password", end to end over a real SMTP peer: the link arrives by email,
+ * completing it through the API sets the new password once and ends every session.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { queryAudit } from '../../src/domain/audit-query.ts';
+import { startSmtpServer, type FakeSmtpServer, type ReceivedMail } from '../fakes/smtp.ts';
+import { signUp, startTestApi, type TestApi } from '../helpers/api.ts';
+
+function tokenFrom(mail: ReceivedMail): string {
+  const match = /\/reset-password\?token=([A-Za-z0-9_%-]+)/.exec(mail.text ?? '');
+  assert.ok(match?.[1], `no reset link in the email text: ${mail.text}`);
+  assert.match(mail.html ?? '', /href="[^"]*\/reset-password\?token=/, 'the HTML body carries the link too');
+  return decodeURIComponent(match[1]);
+}
+
+describe('password reset by email', () => {
+  let smtp: FakeSmtpServer;
+  let api: TestApi;
+  before(async () => {
+    smtp = await startSmtpServer();
+    api = await startTestApi({ env: { SMTP_URL: smtp.url, MAIL_FROM: 'Tasks <no-reply@tasks.test>', PUBLIC_URL: 'https://tasks.test', TRUST_PROXY: 'true' } });
+  });
+  after(async () => {
+    await api.close();
+    await smtp.close();
+  });
+
+  test('the emailed link resets the password once, ends every session, and is audited', async () => {
+    const user = await signUp(api);
+    const requested = await api.request('POST', '/auth/password-reset', { body: { email: user.email } });
+    assert.equal(requested.status, 202);
+    const mail = await smtp.waitForMessage((m) => m.to.includes(user.email));
+    assert.equal(mail.envelope.from, 'no-reply@tasks.test');
+    assert.match(mail.text ?? '', /https:\/\/tasks\.test\/reset-password\?token=/);
+    const token = tokenFrom(mail);
+
+    const confirmed = await api.request('POST', '/auth/password-reset/confirm', { body: { token, password: 'a completely new password' } });
+    assert.equal(confirmed.status, 204);
+    assert.equal((await api.request('GET', '/me', { token: user.token })).status, 401, 'the old session ended');
+    assert.equal((await api.request('POST', '/auth/login', { body: { email: user.email, password: user.password } })).status, 401);
+    assert.equal((await api.request('POST', '/auth/login', { body: { email: user.email, password: 'a completely new password' } })).status, 200);
+
+    const reused = await api.request('POST', '/auth/password-reset/confirm', { body: { token, password: 'and yet another one' } });
+    assert.equal(reused.status, 400);
+    assert.equal(reused.json.error.code, 'SHIP_ERR_RESET_TOKEN_INVALID');
+
+    const actions = (await queryAudit(api.server.database.pool, { userId: user.id, limit: 50 })).map((entry) => entry.action);
+    for (const action of ['auth.password_reset.requested', 'auth.password_reset.completed', 'auth.login.failed', 'auth.login.succeeded']) {
+      assert.ok(actions.includes(action), `audit has ${action}: ${actions.join(', ')}`);
+    }
+  });
+
+  test('a newer reset email invalidates the link of an earlier one', async () => {
+    // Another client address: confirmations carry no email, so they share a per-address budget.
+    const headers = { 'x-forwarded-for': '198.51.100.7' };
+    const user = await signUp(api);
+    await api.request('POST', '/auth/password-reset', { body: { email: user.email }, headers });
+    const first = tokenFrom(await smtp.waitForMessage((m) => m.to.includes(user.email)));
+    await api.request('POST', '/auth/password-reset', { body: { email: user.email }, headers });
+    const second = tokenFrom(await smtp.waitForMessage((m) => m.to.includes(user.email) && !m.text?.includes(encodeURIComponent(first))));
+    assert.notEqual(first, second);
+    assert.equal((await api.request('POST', '/auth/password-reset/confirm', { body: { token: first, password: 'first link password' }, headers })).status, 400);
+    assert.equal((await api.request('POST', '/auth/password-reset/confirm', { body: { token: second, password: 'second link password' }, headers })).status, 204);
+  });
+
+  test('an unknown email gets the same 202 answer and no email is sent', async () => {
+    const before = smtp.messages.length;
+    const known = await signUp(api);
+    const forKnown = await api.request('POST', '/auth/password-reset', { body: { email: known.email } });
+    await smtp.waitForMessage((m) => m.to.includes(known.email));
+    const unknownEmail = `nobody-${Date.now()}@example.com`;
+    const forUnknown = await api.request('POST', '/auth/password-reset', { body: { email: unknownEmail } });
+    assert.equal(forUnknown.status, forKnown.status);
+    assert.deepEqual(forUnknown.json, forKnown.json);
+    assert.ok(!smtp.messages.slice(before).some((m) => m.to.includes(unknownEmail)));
+  });
+});
