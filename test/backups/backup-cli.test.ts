@@ -41,7 +41,6 @@ const listingSchema = z.object({ backups: z.array(z.object({ id: z.string(), sta
 describe('db backup', () => {
   test(
     'an upload that fails part-way ends with exit 1, no backup listed as good, no multipart upload left open, and #ops-backups told',
-    { todo: 'the engine announces only medium-or-riskier runs, so a failed low-risk backup alerts nobody yet' },
     async () => {
       const s = await setup();
       // Enough incompressible text for a multipart upload (over the 8 MiB part size) with -Z0.
@@ -73,6 +72,7 @@ describe('db backup', () => {
       const listed = await shipshape(['db', 'backups', '--json'], env);
       assert.equal(listed.code, 0, listed.stderr);
       assert.deepEqual(listingSchema.parse(jsonOf(listed)).backups, [], 'nothing under the prefix looks like a backup');
+      assert.ok(s3.requests().some((r) => r.method === 'POST' && r.query.has('uploads') && r.key.startsWith(prefix)), 'the dump went up in parts, so it failed part-way');
       assert.equal(await s3.pendingMultipartUploads(), 0);
       assert.ok(slack.messagesFor('#ops-backups').length > 0, '#ops-backups heard about the failure');
     },

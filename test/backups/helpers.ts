@@ -109,14 +109,18 @@ export async function addUsers(db: Pick<pg.Pool, 'query'>, emails: readonly stri
 
 /** The application's tables as one comparable text: every row of users, tasks and sessions. */
 export async function contents(url: string): Promise<string> {
-  return withClient(url, async (client) => {
-    const parts: string[] = [];
-    for (const table of ['users', 'tasks', 'sessions']) {
-      const { rows } = await client.query(`SELECT to_jsonb(t) AS row FROM ${table} t ORDER BY id`);
-      parts.push(`${table}: ${JSON.stringify(rows.map((row: { row: unknown }) => row.row))}`);
-    }
-    return parts.join('\n');
-  });
+  return withClient(url, contentsOf);
+}
+
+/** `contents` on any connection (the embedded database's too); timestamps in UTC so engines compare. */
+export async function contentsOf(db: Pick<pg.ClientBase, 'query'>): Promise<string> {
+  await db.query("SET TIME ZONE 'UTC'");
+  const parts: string[] = [];
+  for (const table of ['users', 'tasks', 'sessions']) {
+    const { rows } = await db.query<{ row: unknown }>(`SELECT to_jsonb(t) AS row FROM ${table} t ORDER BY id`);
+    parts.push(`${table}: ${JSON.stringify(rows.map((row) => row.row))}`);
+  }
+  return parts.join('\n');
 }
 
 export async function maintenanceOn(url: string): Promise<boolean> {

@@ -7,13 +7,13 @@
  * found damaged is listed as such and is no longer counted as good by retention or the
  * migration procedure's backup check.
  */
-import { formatBytes } from '../../ops/backups/bytes.ts';
 import type { Command } from 'commander';
+import { isShipError } from '../../errors.ts';
 import { withBackupStore } from '../../ops/backups/backup-store.ts';
+import { formatBytes } from '../../ops/backups/bytes.ts';
 import { listBackups, readManifest, type BackupEntry } from '../../ops/backups/catalog.ts';
 import { verificationKey, type VerificationRecord } from '../../ops/backups/manifest.ts';
 import { verifyBackup } from '../../ops/backups/take-backup.ts';
-import { isShipError } from '../../errors.ts';
 import { cliContext } from '../context.ts';
 import { emit, table } from '../output.ts';
 import { jsonErrors } from './procedures.ts';

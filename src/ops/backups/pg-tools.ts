@@ -8,6 +8,7 @@
 import path from 'node:path';
 import type { Config } from '../../config/index.ts';
 import { isShipError, ShipError } from '../../errors.ts';
+import { withClient } from './connections.ts';
 import { runTool } from './tool-process.ts';
 
 export type PgToolName = 'pg_dump' | 'pg_restore';
@@ -67,4 +68,33 @@ export function requireAtLeast(name: PgToolName, tool: ToolVersion, serverMajorV
     `${name} ${tool.version} is older than the server (PostgreSQL ${serverVersion}); ${name} must be version ${serverMajorVersion} or newer. ${installHint(serverMajorVersion)}`,
     { details: { tool: name, toolVersion: tool.version, serverVersion } },
   );
+}
+
+/** The server's version, e.g. { text: "15.20", major: 15 }. Throws SHIP_ERR_DATABASE_UNAVAILABLE when it does not answer. */
+export async function serverVersionAt(url: string): Promise<{ text: string; major: number }> {
+  try {
+    return await withClient(
+      url,
+      async (client) => {
+        const { rows } = await client.query<{ version: string; num: string }>("SELECT current_setting('server_version') AS version, current_setting('server_version_num') AS num");
+        return { text: (rows[0]?.version ?? '?').split(' ')[0] ?? '?', major: serverMajor(Number(rows[0]?.num ?? 0)) };
+      },
+      'shipshape-backup',
+    );
+  } catch (error) {
+    throw new ShipError('SHIP_ERR_DATABASE_UNAVAILABLE', `Cannot reach the database: ${(error as Error).message}. Check that it is running and that DATABASE_URL is right.`, { cause: error });
+  }
+}
+
+/** The prerequisite "pg_dump installed, at least the server's major version", as a check result. */
+export async function pgDumpCheck(config: Config, url: string): Promise<{ ok: boolean; detail: string }> {
+  const server = await serverVersionAt(url);
+  try {
+    const tool = await toolVersion(config, 'pg_dump');
+    requireAtLeast('pg_dump', tool, server.major, server.text);
+    return { ok: true, detail: `pg_dump ${tool.version} (${tool.command}) for server ${server.text}` };
+  } catch (error) {
+    if (isShipError(error) && error.code === 'SHIP_ERR_TOOL_MISSING') return { ok: false, detail: error.message };
+    throw error;
+  }
 }

@@ -83,6 +83,8 @@ export async function putBackSafetyBackup(options: LoadOptions, store: ObjectSto
   const file = localDumpPath(options.config.stateDir, options.runId, safetyBackupId);
   await fetchDump(store, manifest, file);
   const loaded = await loadBackup({ ...options, signal: undefined }, manifest, file);
+  // It holds personal data and is fetched again should it be needed again.
+  await rm(file, { force: true });
   return `the pre-restore state was put back from safety backup ${safetyBackupId} (${loaded.how})`;
 }
 

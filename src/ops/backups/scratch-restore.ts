@@ -14,7 +14,6 @@ import type { ObjectStore } from '../../adapters/storage/index.ts';
 import type { Config } from '../../config/index.ts';
 import { quoteIdent } from '../../db/pool.ts';
 import { ShipError } from '../../errors.ts';
-import { redactUrl } from '../../log.ts';
 import { withClient } from './connections.ts';
 import { countTables, rowReader } from './database-facts.ts';
 import { withDatabaseName } from './database-target.ts';
@@ -68,7 +67,7 @@ async function restoreOnServer(options: ScratchRestoreOptions, server: string): 
       await pgRestoreFromStorage(options, scratchUrl, name);
     }
     const counts = await withClient(scratchUrl, (client) => countTables(rowReader(client)), 'shipshape-verify');
-    return { counts, where: `scratch database ${name} on ${redactUrl(server).replace(/\/[^/?]*(\?.*)?$/, '')}` };
+    return { counts, where: `scratch database ${name} on ${new URL(server).host || 'the local server'}` };
   } finally {
     await withClient(server, (client) => client.query(`DROP DATABASE IF EXISTS ${quoteIdent(name)} WITH (FORCE)`), 'shipshape-verify').catch(() => undefined);
   }

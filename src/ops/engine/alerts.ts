@@ -1,8 +1,10 @@
 /**
  * What the runner tells people about runs, through an injected sink.
  *
- * Medium-risk and riskier runs are announced when they start, succeed and fail; a failed
- * high or critical run, and any run left needing attention, pages the on-call. The
+ * Medium-risk and riskier runs, and procedures that name their own alert channels, are
+ * announced when they start, succeed and fail; any other run that changes things is
+ * announced when it fails. A failed high or critical run, and any run left needing
+ * attention, pages the on-call. The
  * alerter in `src/adapters/alerts/` satisfies `AlertSink` structurally; the default sink
  * writes to the log. A sink that fails or throws never changes how a run ends.
  */

@@ -307,10 +307,17 @@ export class Session {
     return outcome;
   }
 
-  /** Tells people, for medium-risk runs and above; never fails the run. */
+  /**
+   * Tells people; never fails the run. Medium-risk runs and riskier are announced throughout,
+   * and so are procedures that name their own channels (the runbook's "Alerts:" lines, e.g.
+   * backups → #ops-backups). Any run that changes things is heard of when it fails: a failed
+   * nightly backup must not go unnoticed because backups are low risk.
+   */
   async announce(kind: 'started' | 'succeeded' | 'failed' | 'needs-attention' | 'approval-requested' | 'rolled-back', text: string): Promise<void> {
     const procedure = this.procedure;
-    if (!needsConfirmation(procedure.risk)) return;
+    const failure = kind === 'failed' || kind === 'needs-attention' || kind === 'rolled-back';
+    const announced = needsConfirmation(procedure.risk) || procedure.alertChannels !== undefined || (failure && procedure.risk !== 'none');
+    if (!announced) return;
     const record = this.record();
     const severity: EngineAlert['severity'] =
       kind === 'needs-attention' ? 'critical' : kind === 'failed' ? 'error' : kind === 'approval-requested' ? 'warning' : 'info';

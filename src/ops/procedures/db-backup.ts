@@ -24,12 +24,11 @@
 import { z } from 'zod';
 import { withBackupStore } from '../backups/backup-store.ts';
 import { readManifest } from '../backups/catalog.ts';
-import { withClient } from '../backups/connections.ts';
 import { applicationDatabaseName, databaseLockResource } from '../backups/database-target.ts';
 import { PGLITE_DUMP_ARGUMENTS } from '../backups/dump-embedded.ts';
 import { pgDumpArguments } from '../backups/dump-postgres.ts';
 import { dumpFactsSchema, dumpKey, manifestKey, type DumpFacts } from '../backups/manifest.ts';
-import { requireAtLeast, serverMajor, toolVersion } from '../backups/pg-tools.ts';
+import { pgDumpCheck, serverVersionAt } from '../backups/pg-tools.ts';
 import { backupSourceFor, dumpToStore, verifyBackup, writeManifest, type BackupSource } from '../backups/take-backup.ts';
 import { ShipError } from '../../errors.ts';
 import { defineProcedure, type JsonObject, type RunContext } from '../engine/types.ts';
@@ -64,7 +63,7 @@ export const dbBackup = defineProcedure({
           const source = await sourceOf(context);
           return { ok: true, detail: `embedded PGlite${source.kind === 'embedded' ? ` under ${source.embedded.dataDir}` : ''}, owned by this process` };
         }
-        const version = await serverVersion(context.config.databaseUrl);
+        const version = await serverVersionAt(context.config.databaseUrl);
         return { ok: true, detail: `PostgreSQL ${version.text}, database ${applicationDatabaseName(context.config)}` };
       },
     },
@@ -72,15 +71,7 @@ export const dbBackup = defineProcedure({
       name: "pg_dump installed, at least the server's major version",
       run: async (context) => {
         if (context.config.databaseUrl === undefined) return { ok: true, detail: "the embedded database is dumped by PGlite's own pg_dump, in this process" };
-        const version = await serverVersion(context.config.databaseUrl);
-        try {
-          const tool = await toolVersion(context.config, 'pg_dump');
-          requireAtLeast('pg_dump', tool, version.major, version.text);
-          return { ok: true, detail: `pg_dump ${tool.version} (${tool.command}) for server ${version.text}` };
-        } catch (error) {
-          if (error instanceof ShipError && error.code === 'SHIP_ERR_TOOL_MISSING') return { ok: false, detail: error.message };
-          throw error;
-        }
+        return pgDumpCheck(context.config, context.config.databaseUrl);
       },
     },
     {
@@ -230,17 +221,3 @@ function factsOf(context: Context): DumpFacts {
   return parsed.data;
 }
 
-async function serverVersion(url: string): Promise<{ text: string; major: number }> {
-  try {
-    return await withClient(
-      url,
-      async (client) => {
-        const { rows } = await client.query<{ version: string; num: string }>("SELECT current_setting('server_version') AS version, current_setting('server_version_num') AS num");
-        return { text: (rows[0]?.version ?? '?').split(' ')[0] ?? '?', major: serverMajor(Number(rows[0]?.num ?? 0)) };
-      },
-      'shipshape-backup',
-    );
-  } catch (error) {
-    throw new ShipError('SHIP_ERR_DATABASE_UNAVAILABLE', `Cannot reach the database: ${(error as Error).message}. Check that it is running and that DATABASE_URL is right.`, { cause: error });
-  }
-}

@@ -36,31 +36,32 @@
  * On the embedded database the restore loads the dump into a new PGlite folder and swaps it
  * in; `shipshape serve` must be stopped first (checked).
  */
-import { formatBytes } from '../backups/bytes.ts';
-import { rm, statfs } from 'node:fs/promises';
+import { rm, rmdir, statfs } from 'node:fs/promises';
 import { z } from 'zod';
-import { openLegalStore } from '../../domain/legal-store.ts';
-import { setMaintenance, type Maintenance } from '../../domain/app-state.ts';
-import { reapplyErasureLedger } from '../../domain/erasure.ts';
+import { openDatabase } from '../../db/index.ts';
 import { Migrator } from '../../db/migrator.ts';
 import { quoteIdent, type Pool } from '../../db/pool.ts';
+import { setMaintenance, type Maintenance } from '../../domain/app-state.ts';
+import { reapplyErasureLedger } from '../../domain/erasure.ts';
+import { openLegalStore } from '../../domain/legal-store.ts';
 import { describeError, ShipError } from '../../errors.ts';
 import { announceAppStateChange } from '../../runtime/app-state-feeds.ts';
 import { isBackupId } from '../backups/backup-id.ts';
 import { withBackupStore } from '../backups/backup-store.ts';
+import { formatBytes } from '../backups/bytes.ts';
 import { readManifest } from '../backups/catalog.ts';
 import { databaseExists, renameExclusively, withClient } from '../backups/connections.ts';
 import { countNamedTables, qualifiedName, readRecentData, rowReader, sameInstant } from '../backups/database-facts.ts';
 import { applicationDatabaseName, DATABASE_NAME_PATTERN } from '../backups/database-target.ts';
 import { fetchDump, localDumpPath, restoreWorkDir } from '../backups/fetch-backup.ts';
 import type { BackupManifest } from '../backups/manifest.ts';
-import { pgRestoreArguments, requirePgRestoreFor } from '../backups/restore-postgres.ts';
+import { pgDumpCheck } from '../backups/pg-tools.ts';
 import { ensureEmbeddedIdle } from '../backups/restore-embedded.ts';
 import { clearHalfReplaced, halfReplaced, loadBackup, notForEmbedded, putBackSafetyBackup, type LoadOptions } from '../backups/restore-load.ts';
+import { pgRestoreArguments, requirePgRestoreFor } from '../backups/restore-postgres.ts';
 import { locate, restoreTargetFor, withTargetPool, type RestoreTarget } from '../backups/restore-target.ts';
 import { takeVerifiedBackup } from '../backups/take-backup.ts';
 import { verifyStoredDump } from '../backups/verify-stored.ts';
-import { openDatabase } from '../../db/index.ts';
 import { defineProcedure, type JsonObject, type RunContext } from '../engine/types.ts';
 
 const params = z.object({
@@ -132,6 +133,14 @@ export const dbRestore = defineProcedure({
       },
     },
     {
+      name: 'pg_dump installed for the safety backup',
+      run: async (context) => {
+        const target = targetOf(context);
+        if (target.kind === 'embedded') return { ok: true, detail: "the embedded database's safety backup is dumped by PGlite's own pg_dump, in this process" };
+        return pgDumpCheck(context.config, target.adminUrl);
+      },
+    },
+    {
       name: 'the target database can be taken over',
       run: async (context) => {
         const target = targetOf(context);
@@ -193,9 +202,20 @@ export const dbRestore = defineProcedure({
           : [`not needed: --target ${context.params.target ?? ''} is not the application's database`],
       async run(context): Promise<JsonObject> {
         if (!isApplication(context)) return { skipped: true };
-        const changed = await withTargetPool(targetOf(context), context.config, context.logger, (pool) =>
-          setMaintenance(pool, { enabled: true, message: MAINTENANCE_MESSAGE, setBy: `operator:${context.operator}` }),
-        );
+        const target = targetOf(context);
+        // Disaster recovery into a new, empty server: there is no application state to switch yet.
+        if (target.kind === 'postgres' && (await locate(target)) === 'missing') {
+          context.note(`database ${target.name} does not exist yet: nothing serves from it, so there is no maintenance mode to switch`);
+          return { skipped: true };
+        }
+        const changed = await withTargetPool(target, context.config, context.logger, async (pool) => {
+          if (!(await hasAppState(pool))) return undefined;
+          return setMaintenance(pool, { enabled: true, message: MAINTENANCE_MESSAGE, setBy: `operator:${context.operator}` });
+        });
+        if (changed === undefined) {
+          context.note('the database has no app_state table (an empty or foreign database): no maintenance mode to switch');
+          return { skipped: true };
+        }
         await announceAppStateChange(context.config, context.logger);
         context.note(changed.previous.enabled ? 'maintenance mode was already on' : 'maintenance mode on');
         return { skipped: false, previous: { enabled: changed.previous.enabled, message: changed.previous.message } };
@@ -226,6 +246,7 @@ export const dbRestore = defineProcedure({
       },
       async undo(context, output) {
         await rm(z.string().parse(output.file), { force: true });
+        await rmdir(restoreWorkDir(context.config.stateDir, context.runId)).catch(() => undefined);
       },
       async undoInterrupted(context) {
         const file = localDumpPath(context.config.stateDir, context.runId, context.params.backup);
@@ -514,28 +535,20 @@ export const dbRestore = defineProcedure({
         if (!isApplication(context)) return { ok: true, detail: 'not the application database: maintenance mode untouched' };
         const before = z.object({ enabled: z.boolean() }).safeParse(context.outputs['maintenance-on']?.previous);
         const wanted = before.success ? before.data.enabled : false;
-        const { rows } = await withTargetPool(targetOf(context), context.config, context.logger, (pool) =>
-          pool.query<{ enabled: boolean }>('SELECT maintenance_enabled AS enabled FROM app_state'),
-        );
-        const now = rows[0]?.enabled ?? false;
+        const now = await withTargetPool(targetOf(context), context.config, context.logger, async (pool) => {
+          if (!(await hasAppState(pool))) return false;
+          const { rows } = await pool.query<{ enabled: boolean }>('SELECT maintenance_enabled AS enabled FROM app_state');
+          return rows[0]?.enabled ?? false;
+        });
         return now === wanted ? { ok: true, detail: `maintenance mode ${now ? 'on' : 'off'}` } : { ok: false, detail: `maintenance mode is ${now ? 'on' : 'off'}, it should be ${wanted ? 'on' : 'off'}` };
       },
     },
   ],
 });
 
-/** Run-scoped cache: prerequisites and steps read the same manifest without re-fetching it. */
-const manifests = new Map<string, Promise<BackupManifest>>();
-
+/** The backup's manifest, read afresh each time: it is small, and a run may span an approval and a crash. */
 function manifestOf(context: Context): Promise<BackupManifest> {
-  const key = `${context.config.backupStorageUrl}\u0000${context.params.backup}`;
-  let found = manifests.get(key);
-  if (found === undefined) {
-    found = withBackupStore(context.config, (store) => readManifest(store, context.params.backup));
-    found.catch(() => manifests.delete(key));
-    manifests.set(key, found);
-  }
-  return found;
+  return withBackupStore(context.config, (store) => readManifest(store, context.params.backup));
 }
 
 function targetOf(context: Context): RestoreTarget {
@@ -571,16 +584,24 @@ async function putBack(context: Context): Promise<string> {
 
 /** The restored app_state row says whatever it said at backup time: keep the service in maintenance until the end. */
 async function keepMaintenanceOn(context: Context): Promise<void> {
-  await withTargetPool(targetOf(context), context.config, context.logger, (pool) =>
-    setMaintenance(pool, { enabled: true, message: MAINTENANCE_MESSAGE, setBy: `operator:${context.operator}` }),
-  );
+  await withTargetPool(targetOf(context), context.config, context.logger, async (pool) => {
+    if (await hasAppState(pool)) await setMaintenance(pool, { enabled: true, message: MAINTENANCE_MESSAGE, setBy: `operator:${context.operator}` });
+  });
 }
 
+/** Sets maintenance mode wherever the database is now; a database without app_state (or none at all) has none to set. */
 async function restoreMaintenance(context: Context, state: Pick<Maintenance, 'enabled' | 'message'>): Promise<void> {
-  await withTargetPool(targetOf(context), context.config, context.logger, (pool) =>
-    setMaintenance(pool, { enabled: state.enabled, message: state.message, setBy: `operator:${context.operator}` }),
-  );
+  const target = targetOf(context);
+  if (target.kind === 'postgres' && (await locate(target)) === 'missing') return;
+  await withTargetPool(target, context.config, context.logger, async (pool) => {
+    if (await hasAppState(pool)) await setMaintenance(pool, { enabled: state.enabled, message: state.message, setBy: `operator:${context.operator}` });
+  });
   await announceAppStateChange(context.config, context.logger);
+}
+
+async function hasAppState(pool: Pool): Promise<boolean> {
+  const { rows } = await pool.query<{ found: boolean }>("SELECT to_regclass('app_state') IS NOT NULL AS found");
+  return rows[0]?.found === true;
 }
 
 /** Renames the parked database back (dropping it instead when this run created it). Refuses over a half-replaced database. */
