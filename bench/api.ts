@@ -174,6 +174,7 @@ async function runApiBenchmark(context: BenchmarkContext): Promise<BenchmarkRepo
       ],
       commands: commands(plan, { shipshape, ceiling, scripts, pgbench: Boolean(pgbench), users: data.users, pgbenchClients, cores: context.machine.cores }),
       measurements,
+      summary: summarize(plan, samples),
     };
   } finally {
     for (const cleanup of cleanups.reverse()) await cleanup().catch((error: unknown) => context.progress(`api: cleanup failed: ${(error as Error).message}`));
@@ -489,6 +490,27 @@ function findingsSection(plan: Plan, samples: Map<string, Sample[]>, facts: { pg
   );
   if (!facts.pgbench) notes.push('pgbench was not found on PATH or under /usr/lib/postgresql/*/bin, so the database ceiling is missing.');
   return { heading: 'Findings and caveats', notes };
+}
+
+function summarize(plan: Plan, samples: Map<string, Sample[]>): string[] {
+  const top = plan.concurrency.at(-1) ?? 1;
+  const ratios = endpointNames.map((endpoint) => {
+    const comparison = compare(plan, samples, endpoint, top);
+    return comparison ? `${endpoints[endpoint].label} ${comparison.ratio.median.toFixed(2)} (${comparison.boundBy === 'dbStatement' ? 'database' : 'HTTP'})` : undefined;
+  });
+  const meeting = endpointNames.map((endpoint) => {
+    let highest: number | undefined;
+    for (const concurrency of plan.concurrency) {
+      const summary = summarise(samples.get(sampleKey(endpoint, 'shipshape', concurrency)));
+      if (!summary || summary.p95.median >= CRITERIA.p95Ms || summary.errors / Math.max(1, summary.attempts) >= CRITERIA.errorRate) break;
+      highest = concurrency;
+    }
+    return `${endpoints[endpoint].label} ${highest ?? 'none'}`;
+  });
+  return [
+    `Shipshape ÷ min(ceilings) at concurrency ${top}: ${ratios.filter(Boolean).join(', ')}.`,
+    `Runbook criteria (p95 < 500 ms, errors < 0.1%) met up to concurrency: ${meeting.join(', ')}.`,
+  ];
 }
 
 function renderScripts(scripts: ScriptSet): string {

@@ -229,6 +229,10 @@ function report(plan: Plan, runs: readonly Run[], plans: readonly PlanLine[], lo
       "-- plans: LOAD 'auto_explain'; SET auto_explain.log_min_duration = 0, log_nested_statements = on, log_format = 'json', log_level = 'notice' (warm-up erasure only)",
     ],
     measurements: runs.length,
+    summary: [
+      `${ratio.median.toFixed(2)}× the time of a bare cascade delete (median ${formatNumber(spread(erasures.map((run) => run.seconds)).median)} s for ${plan.tasksPerHeavyUser.toLocaleString('en-US')} tasks);`,
+      seqInPlans.length === 0 && seqInRuns === 0 ? 'no sequential scan of the big table.' : '**a sequential scan of the big table**.',
+    ],
   };
 }
 

@@ -128,6 +128,7 @@ async function readConfig(baseUrl: string): Promise<ConfigView> {
 function report(trialsPerChange: number, trials: readonly Trial[], servers: readonly ChildServer[]): BenchmarkReport {
   const rows: string[][] = [];
   const notes: string[] = [];
+  const summary: string[] = [];
   for (const change of ['maintenance', 'cacheClear'] as const) {
     const ofChange = trials.filter((trial) => trial.change === change);
     const own = ofChange.map((trial) => trial.seenAfterMs[trial.via]).filter((value): value is number => value !== undefined);
@@ -138,6 +139,7 @@ function report(trialsPerChange: number, trials: readonly Trial[], servers: read
     const ownSpread = spread(own);
     const otherSpread = spread(othersSeen);
     const allSpread = spread(allThree.filter(Number.isFinite));
+    summary.push(`${change === 'maintenance' ? 'Maintenance toggle' : 'Cache clear'} seen by all three after ${formatNumber(allSpread.median)} ms median, ${formatNumber(allSpread.max)} ms max (${withinTarget} of ${ofChange.length} within ${TARGET_MS} ms).`);
     rows.push([
       changeLabels[change],
       String(ofChange.length),
@@ -175,6 +177,7 @@ function report(trialsPerChange: number, trials: readonly Trial[], servers: read
       `# while GET /config is polled on all three (bench/propagation.ts)`,
     ],
     measurements: trials.length,
+    summary,
   };
 }
 

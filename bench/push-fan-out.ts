@@ -191,5 +191,9 @@ function report(
       `# ceiling: ${CONCURRENCY} workers calling ExpoPushClient.send() with the same 100-message chunks`,
     ],
     measurements: results.shipshape.length + results.ceiling.length + 1,
+    summary: [
+      `No limit: ${formatNumber(spread(results.shipshape.map((run) => run.rate)).median)}/s, ${ratio.median.toFixed(2)} of the adapter alone.`,
+      `Limit ${EXPO_MAX_MESSAGES_PER_SECOND}/s: ${formatNumber(steadySpread.median)}/s steady, ${results.rejected} × 429.`,
+    ],
   };
 }

@@ -83,6 +83,7 @@ export const errorCatalogue = {
   SHIP_ERR_ROLLBACK_FAILED: { httpStatus: 500, exitCode: ExitCode.needsHuman },
   SHIP_ERR_BACKUP_NOT_VERIFIED: { httpStatus: 409, exitCode: ExitCode.prerequisite },
   SHIP_ERR_TOOL_MISSING: { httpStatus: 500, exitCode: ExitCode.prerequisite },
+  SHIP_ERR_TOO_LATE: { httpStatus: 409, exitCode: ExitCode.prerequisite },
 
   // Anything we did not foresee
   SHIP_ERR_INTERNAL: { httpStatus: 500, exitCode: ExitCode.needsHuman },

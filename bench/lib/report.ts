@@ -47,6 +47,20 @@ export function renderOutcome(outcome: Outcome): string {
   }
 }
 
+function summaryLine(outcome: Outcome): string {
+  const name = `**${outcome.benchmark.order}. ${outcome.benchmark.title}**`;
+  switch (outcome.state) {
+    case 'measured':
+      return `- ${name}: ${outcome.report.summary.join(' ')}`;
+    case 'pending':
+      return `- ${name}: not yet measurable.`;
+    case 'failed':
+      return `- ${name}: failed in this run.`;
+    case 'skipped':
+      return `- ${name}: not run.`;
+  }
+}
+
 export function renderMachine(machine: MachineInfo, loadAfter: string): Table {
   return {
     columns: ['', ''],
@@ -70,6 +84,8 @@ export function renderResultsFile(input: { date: Date; command: string; machine:
     `Measured ${input.date.toISOString().replace('T', ' ').slice(0, 16)} UTC with \`${input.command}\`. ` +
       'Every figure is the median of repeated runs with (min–max); ratios compare measurements taken in the same run, ' +
       'interleaved round by round, which is what survives a noisy machine. How to run, and how to add a benchmark: bench/README.md.',
+    '## Summary',
+    input.outcomes.map(summaryLine).join('\n'),
     '## Machine',
     renderTable(renderMachine(input.machine, input.loadAfter)),
     ...input.outcomes.map(renderOutcome),

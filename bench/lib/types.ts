@@ -31,6 +31,8 @@ export interface BenchmarkReport {
   readonly commands: readonly string[];
   /** How many individual measurements (runs) produced the figures; 0 means nothing was measured. */
   readonly measurements: number;
+  /** The headline findings, one sentence each, for the summary at the top of RESULTS.md. */
+  readonly summary: readonly string[];
 }
 
 export interface BenchmarkContext {

@@ -11,9 +11,11 @@ import { registerApprove } from './commands/approve.ts';
 import { registerAudit } from './commands/audit.ts';
 import { registerDbBackups } from './commands/db-backups.ts';
 import { registerDbMigrate } from './commands/db-migrate.ts';
+import { registerLiveOps } from './commands/live-ops.ts';
 import { registerNotify } from './commands/notify.ts';
 import { registerProcedures } from './commands/procedures.ts';
 import { registerRuns } from './commands/runs.ts';
+import { registerScheduling } from './commands/scheduling.ts';
 import { registerServe } from './commands/serve.ts';
 import { registerUserCommands } from './commands/user.ts';
 
@@ -33,12 +35,14 @@ export function buildProgram(options: ProgramOptions = {}): Command {
   const db = program.command('db').description('database operations');
   registerDbMigrate(db);
   registerDbBackups(db);
+  registerLiveOps(program);
   registerProcedures(program, procedures);
   registerRuns(program, procedures);
   registerApprove(program);
   registerUserCommands(program);
   registerAudit(program);
   registerNotify(program);
+  registerScheduling(program);
   return program;
 }
 

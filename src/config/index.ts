@@ -11,6 +11,8 @@ import path from 'node:path';
 import { z } from 'zod';
 import { ShipError } from '../errors.ts';
 import { durationSchema } from './duration.ts';
+import { isRecurrence } from '../scheduler/recurrence.ts';
+import { isTimeZone } from '../scheduler/zoned-time.ts';
 
 const port = z.coerce.number().int().min(0).max(65_535);
 const positiveInt = z.coerce.number().int().positive();
@@ -21,6 +23,8 @@ const url = z.url();
 const postgresUrl = z
   .string()
   .regex(/^postgres(ql)?:\/\//, 'must start with postgres:// or postgresql://');
+const recurrence = z.string().refine(isRecurrence, 'must be a schedule like "every day at 03:00" or "first sunday of every month at 02:00"');
+const timeZone = z.string().refine(isTimeZone, 'must be an IANA time zone such as America/Los_Angeles or UTC');
 const storageUrl = z
   .string()
   .regex(/^(file:\/\/\/|s3:\/\/[^/]+)/, 'must be file:///absolute/path or s3://bucket/prefix');
@@ -77,6 +81,20 @@ const variables = {
   SHIPSHAPE_OPERATOR: { schema: z.string().min(1).optional(), example: 'alice' },
   SHIPSHAPE_APPROVAL_TTL_MINUTES: { schema: positiveInt.max(7 * 24 * 60).default(60), example: '60' },
   SHIPSHAPE_ALLOW_INLINE_APPROVAL: { schema: booleanFlag.default(false), example: 'false' },
+  SCHEDULER_POLL_MS: { schema: positiveInt.min(200).max(60_000).default(1_000), example: '1000' },
+  BACKUP_SCHEDULE: { schema: recurrence.default('every day at 03:00'), example: 'every day at 03:00' },
+  BACKUP_SCHEDULE_TIME_ZONE: { schema: timeZone.default('UTC'), example: 'UTC' },
+  MAINTENANCE_WINDOW: { schema: recurrence.default('first sunday of every month at 02:00'), example: 'first sunday of every month at 02:00' },
+  MAINTENANCE_TIME_ZONE: { schema: timeZone.default('America/Los_Angeles'), example: 'America/Los_Angeles' },
+  MAINTENANCE_DURATION: { schema: durationSchema.refine((ms) => ms >= 60_000, 'must be at least 1m').default(2 * 3_600_000), example: '2h' },
+  MAINTENANCE_NOTICE: { schema: durationSchema.refine((ms) => ms >= 60_000, 'must be at least 1m').default(72 * 3_600_000), example: '72h' },
+  MAINTENANCE_EMAIL_RATE: { schema: positiveInt.max(1_000).default(10), example: '10' },
+  APP_LOG_DIR: { schema: z.string().min(1).optional(), example: '/var/log/app' },
+  APP_LOG_RETENTION_DAYS: { schema: positiveInt.max(3_650).default(30), example: '30' },
+  ADMIN_TOKEN_OVERLAP: { schema: durationSchema.refine((ms) => ms >= 60_000, 'must be at least 1m').default(24 * 3_600_000), example: '24h' },
+  MAINTENANCE_ROTATE_DATABASE_PASSWORD: { schema: booleanFlag.default(false), example: 'true' },
+  MAINTENANCE_DATABASE_URL_FILE: { schema: z.string().min(1).optional(), example: '/etc/shipshape/database-url' },
+  SMOKE_TEST_EMAIL: { schema: z.email().default('smoke-test@shipshape.invalid'), example: 'smoke-test@example.com' },
 } as const;
 
 type Variables = typeof variables;
@@ -158,6 +176,34 @@ export interface Config {
     readonly cloudflareZoneId: string | undefined;
     /** Where the CDN serves files; `cdn purge --files /path` is resolved against it, `--all` is verified on it. */
     readonly baseUrl: string | undefined;
+  };
+  /** The scheduler (src/scheduler) and its built-in schedules, which start paused. */
+  readonly scheduler: {
+    /** How often each worker looks for due schedules and scheduled notifications. */
+    readonly pollMs: number;
+    /** The daily backup (then retention prune): a recurrence phrase and its time zone. */
+    readonly backup: { readonly recurrence: string; readonly timeZone: string };
+  };
+  /** The monthly maintenance window (runbook: Monthly Maintenance Checklist). */
+  readonly maintenance: {
+    readonly window: string;
+    readonly timeZone: string;
+    readonly durationMs: number;
+    /** How long before the window users are told (banner, push, email): the runbook's T-72 hours. */
+    readonly noticeMs: number;
+    /** Notice emails per second, sent in batches from the job queue. */
+    readonly emailRatePerSecond: number;
+    /** The application's log folder; `*.log` files older than `appLogRetentionDays` are cleared. Unset → nothing is cleared. */
+    readonly appLogDir: string | undefined;
+    readonly appLogRetentionDays: number;
+    /** After a credential rotation, how long the old admin tokens keep working. */
+    readonly adminTokenOverlapMs: number;
+    /** Also rotate the application's database role password (DATABASE_URL's user). */
+    readonly rotateDatabasePassword: boolean;
+    /** Where the rotated connection string is written (the deployment reads DATABASE_URL from there). */
+    readonly databaseUrlFile: string | undefined;
+    /** The dedicated account the smoke tests sign in as. */
+    readonly smokeTestEmail: string;
   };
   readonly operator: string;
   /** The operations engine's approval policy (see docs/engine.md). */
@@ -245,6 +291,20 @@ export function loadConfig(env: Environment = process.env, cwd = process.cwd()):
       cloudflareApiToken: c.CLOUDFLARE_API_TOKEN,
       cloudflareZoneId: c.CLOUDFLARE_ZONE_ID,
       baseUrl: c.CDN_BASE_URL,
+    },
+    scheduler: { pollMs: c.SCHEDULER_POLL_MS, backup: { recurrence: c.BACKUP_SCHEDULE, timeZone: c.BACKUP_SCHEDULE_TIME_ZONE } },
+    maintenance: {
+      window: c.MAINTENANCE_WINDOW,
+      timeZone: c.MAINTENANCE_TIME_ZONE,
+      durationMs: c.MAINTENANCE_DURATION,
+      noticeMs: c.MAINTENANCE_NOTICE,
+      emailRatePerSecond: c.MAINTENANCE_EMAIL_RATE,
+      appLogDir: c.APP_LOG_DIR === undefined ? undefined : path.resolve(cwd, c.APP_LOG_DIR),
+      appLogRetentionDays: c.APP_LOG_RETENTION_DAYS,
+      adminTokenOverlapMs: c.ADMIN_TOKEN_OVERLAP,
+      rotateDatabasePassword: c.MAINTENANCE_ROTATE_DATABASE_PASSWORD,
+      databaseUrlFile: c.MAINTENANCE_DATABASE_URL_FILE === undefined ? undefined : path.resolve(cwd, c.MAINTENANCE_DATABASE_URL_FILE),
+      smokeTestEmail: c.SMOKE_TEST_EMAIL,
     },
     operator: c.SHIPSHAPE_OPERATOR ?? safeOsUser(),
     approvals: { ttlMinutes: c.SHIPSHAPE_APPROVAL_TTL_MINUTES, allowInline: c.SHIPSHAPE_ALLOW_INLINE_APPROVAL },

@@ -12,8 +12,17 @@ export interface Maintenance {
   readonly since: Date | null;
 }
 
+/** An in-app banner (an announced maintenance window), shown until `until`. */
+export interface Banner {
+  readonly message: string;
+  readonly until: Date | null;
+  readonly setBy: string | null;
+}
+
 export interface AppState {
   readonly maintenance: Maintenance;
+  /** Null when none is set or it has run out. */
+  readonly banner: Banner | null;
   readonly minimumAppVersion: string | null;
   /** Scope → epoch. Apps compare these with what they saw last and drop their local cache when one grew. */
   readonly cacheEpochs: Readonly<Record<string, number>>;
@@ -26,8 +35,11 @@ export const APP_STATE_NOTIFY_CHANNEL = 'shipshape_app_state';
 
 export async function readAppState(db: Queryable): Promise<AppState> {
   const [state, epochs] = await Promise.all([
-    db.query<{ maintenance_enabled: boolean; maintenance_message: string | null; maintenance_set_by: string | null; maintenance_since: Date | null; minimum_app_version: string | null }>(
-      'SELECT maintenance_enabled, maintenance_message, maintenance_set_by, maintenance_since, minimum_app_version FROM app_state',
+    db.query<{ maintenance_enabled: boolean; maintenance_message: string | null; maintenance_set_by: string | null; maintenance_since: Date | null; minimum_app_version: string | null; banner: { message: string; until: string | null; setBy: string | null } | null }>(
+      `SELECT maintenance_enabled, maintenance_message, maintenance_set_by, maintenance_since, minimum_app_version,
+              CASE WHEN banner_message IS NOT NULL AND (banner_until IS NULL OR banner_until > now())
+                   THEN json_build_object('message', banner_message, 'until', banner_until, 'setBy', banner_set_by) END AS banner
+         FROM app_state`,
     ),
     db.query<{ scope: string; epoch: number }>('SELECT scope, epoch FROM cache_epochs ORDER BY scope'),
   ]);
@@ -39,6 +51,7 @@ export async function readAppState(db: Queryable): Promise<AppState> {
       setBy: row?.maintenance_set_by ?? null,
       since: row?.maintenance_since ?? null,
     },
+    banner: row?.banner ? { message: row.banner.message, until: row.banner.until === null ? null : new Date(row.banner.until), setBy: row.banner.setBy } : null,
     minimumAppVersion: row?.minimum_app_version ?? null,
     cacheEpochs: Object.fromEntries(epochs.rows.map((epoch) => [epoch.scope, Number(epoch.epoch)])),
   };
@@ -83,4 +96,17 @@ export async function bumpCacheEpoch(db: Queryable, scope: string, clearedBy: st
     [scope, clearedBy],
   );
   return Number(rows[0]!.epoch);
+}
+
+/** Puts up (or, with `message: null`, takes down) the in-app banner; returns the one it replaced. */
+export async function setBanner(db: Queryable, change: { message: string | null; until: Date | null; setBy: string }): Promise<{ previous: Banner | null }> {
+  const { rows } = await db.query<{ message: string | null; until: Date | null; set_by: string | null }>(
+    `WITH previous AS (SELECT banner_message, banner_until, banner_set_by FROM app_state FOR UPDATE)
+     UPDATE app_state SET banner_message = $1::text, banner_until = $2::timestamptz, banner_set_by = $3::text, updated_at = now()
+       FROM previous
+     RETURNING previous.banner_message AS message, previous.banner_until AS until, previous.banner_set_by AS set_by`,
+    [change.message, change.message === null ? null : change.until, change.message === null ? null : change.setBy],
+  );
+  const row = rows[0];
+  return { previous: row?.message ? { message: row.message, until: row.until, setBy: row.set_by } : null };
 }

@@ -16,6 +16,7 @@ import { adminRoutes } from './routes/admin.ts';
 import { authRoutes } from './routes/auth.ts';
 import { meRoutes } from './routes/me.ts';
 import { pushRoutes } from './routes/push.ts';
+import { scheduledNotificationRoutes } from './routes/scheduled-notifications.ts';
 import { systemRoutes } from './routes/system.ts';
 import { taskRoutes } from './routes/tasks.ts';
 
@@ -72,5 +73,6 @@ export async function buildApp(context: ApiContext): Promise<FastifyInstance> {
   accountRoutes(app, context, guards);
   adminRoutes(app, context, guards);
   pushRoutes(app, context, guards);
+  scheduledNotificationRoutes(app, context, guards);
   return app;
 }

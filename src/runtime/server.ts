@@ -14,16 +14,25 @@ import type { Logger } from '../log.ts';
 import { version } from '../version.ts';
 import { startLiveOperations } from './live-operations.ts';
 import { prepareSchema } from './migrations.ts';
+import { startWorkers, type Workers } from './workers.ts';
 
 export interface RunningServer {
   readonly app: FastifyInstance;
   readonly database: Database;
   /** Base URL the server listens on, e.g. http://127.0.0.1:3000 */
   readonly url: string;
+  /** The scheduler's workers, when this server runs them. */
+  readonly workers: Workers | undefined;
   close(): Promise<void>;
 }
 
-export async function startServer(config: Config, logger: Logger, options: { migrate: boolean }): Promise<RunningServer> {
+export interface ServeOptions {
+  readonly migrate: boolean;
+  /** Also run the scheduler's workers in this process (`shipshape serve` does unless --no-workers). */
+  readonly workers?: boolean;
+}
+
+export async function startServer(config: Config, logger: Logger, options: ServeOptions): Promise<RunningServer> {
   const database = await openDatabase(config, logger, 'shipshape-api');
   const closers: Array<() => Promise<void> | void> = [() => database.close()];
   const close = async () => {
@@ -43,6 +52,10 @@ export async function startServer(config: Config, logger: Logger, options: { mig
     const mailer = createMailer({ smtpUrl: config.smtpUrl, from: config.mailFrom }, logger);
     closers.push(() => mailer.close());
 
+    // Stopped after the app (closers run in reverse): requests end first, then jobs finish or are handed back.
+    const workers = options.workers ? await startWorkers({ config, database, logger, push: live.push, mailer, instanceName: 'shipshape-api' }) : undefined;
+    if (workers) closers.push(() => workers.close());
+
     const app = await buildApp({ config, logger, database, appState, live, mailer, metrics: new RequestMetrics(), version });
     closers.push(() => app.close());
     await app.listen({ port: config.port, host: config.host });
@@ -50,7 +63,7 @@ export async function startServer(config: Config, logger: Logger, options: { mig
     const port = typeof address === 'object' && address ? address.port : config.port;
     const url = `http://${config.host}:${port}`;
     logger.info({ url, version }, `Shipshape ${version} listening on ${url}`);
-    return { app, database, url, close };
+    return { app, database, url, workers, close };
   } catch (error) {
     await close();
     throw error;
@@ -58,7 +71,7 @@ export async function startServer(config: Config, logger: Logger, options: { mig
 }
 
 /** Runs until a signal: the first stops gracefully, a second one forces the exit. */
-export async function serveUntilSignalled(config: Config, logger: Logger, options: { migrate: boolean }): Promise<void> {
+export async function serveUntilSignalled(config: Config, logger: Logger, options: ServeOptions): Promise<void> {
   const server = await startServer(config, logger, options);
   await new Promise<void>((resolve) => {
     let stopping = false;

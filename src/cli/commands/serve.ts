@@ -7,8 +7,9 @@ export function registerServe(program: Command): void {
     .command('serve')
     .description('run the API server on HOST:PORT (migrations are applied automatically on the embedded database)')
     .option('--migrate', 'apply pending migrations before serving a DATABASE_URL database', false)
-    .action(async (options: { migrate: boolean }) => {
+    .option('--no-workers', 'do not run the scheduler’s workers in this process (run `shipshape worker` elsewhere)')
+    .action(async (options: { migrate: boolean; workers: boolean }) => {
       const { config, logger } = cliContext();
-      await serveUntilSignalled(config, logger, { migrate: options.migrate });
+      await serveUntilSignalled(config, logger, { migrate: options.migrate, workers: options.workers });
     });
 }

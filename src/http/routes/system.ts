@@ -32,6 +32,8 @@ export function systemRoutes(app: FastifyInstance, context: ApiContext, guards: 
     const state = context.appState.current;
     return {
       maintenance: { enabled: state.maintenance.enabled, message: state.maintenance.message },
+      // An announced maintenance window (or any operator notice), until it runs out.
+      banner: state.banner && (state.banner.until === null || state.banner.until.getTime() > Date.now()) ? { message: state.banner.message, until: state.banner.until } : null,
       // Per-user epochs are private; this route is public.
       cacheEpochs: Object.fromEntries(Object.entries(state.cacheEpochs).filter(([scope]) => !scope.startsWith('user:'))),
       minimumAppVersion: state.minimumAppVersion,

@@ -60,6 +60,11 @@ export function secretsOf(config: Config): Array<string | undefined> {
     config.redisUrl,
     config.alerts.slackWebhookUrl,
     config.alerts.pagerDutyRoutingKey,
+    config.push.expoAccessToken,
+    config.statusPageWebhookUrl,
+    config.sentry.token,
+    config.cdn.cloudflareApiToken,
+    config.backups.scratchDatabaseUrl,
   ];
 }
 

@@ -16,7 +16,14 @@ import { dbBackup } from './db-backup.ts';
 import { dbPrune } from './db-prune.ts';
 import { dbRestore } from './db-restore.ts';
 import { dbKillConnections } from './db-kill-connections.ts';
+import { cdnPurge } from './cdn-purge.ts';
+import { dbIndex } from './db-index.ts';
+import { dbKill } from './db-kill.ts';
+import { emergencyDisable } from './emergency-disable.ts';
+import { emergencyEnable } from './emergency-enable.ts';
 import { dbMigrate } from './db-migrate.ts';
+import { maintenanceRun } from './maintenance-run.ts';
+import { maintenanceSchedule } from './maintenance-schedule.ts';
 import { userDelete } from './user-delete.ts';
 import { userExport } from './user-export.ts';
 import { userPurgeDue } from './user-purge-due.ts';
@@ -59,5 +66,25 @@ export const procedures: readonly ProcedureEntry[] = [
   procedureEntry(userDelete, { arguments: [email], options: [ticket, { flags: '--skip-grace', description: 'erase before the grace period ends (needs a second approval)' }] }),
   procedureEntry(userPurgeDue),
   procedureEntry(cacheClear, { options: [{ flags: '--scope <scope>', description: 'all, tasks, preferences or user:<email>' }] }),
+  procedureEntry(cdnPurge, {
+    options: [
+      { flags: '--all', description: 'purge everything in the zone' },
+      { flags: '--files <url...>', description: 'purge these URLs (full URLs, or /paths resolved against CDN_BASE_URL)' },
+    ],
+  }),
+  procedureEntry(dbIndex, {
+    arguments: [
+      { name: 'table', description: 'the table (or schema.table)' },
+      { name: 'columns', description: 'the column(s) to index, in order', variadic: true },
+    ],
+  }),
+  procedureEntry(dbKill, {
+    arguments: [{ name: 'pid', description: 'the session’s process id (see `shipshape db diagnose`)' }],
+    options: [{ flags: '--force', description: 'terminate the session when cancelling its statement does not end it (or it is idle in a transaction)' }],
+  }),
+  procedureEntry(emergencyDisable, { options: [{ flags: '--message <text>', description: 'what users see (default "Emergency maintenance in progress. We will be back shortly.")' }] }),
+  procedureEntry(emergencyEnable, { options: [{ flags: '--no-push', description: 'do not push the all-clear to users' }] }),
   procedureEntry(dbKillConnections, { options: [{ flags: '--warn <duration>', description: 'warn users this long first (banner and push), e.g. 5m' }] }),
+  procedureEntry(maintenanceSchedule, { options: [{ flags: '--at <time>', description: 'when the window starts, ISO 8601 with an offset (default: the next MAINTENANCE_WINDOW)' }] }),
+  procedureEntry(maintenanceRun),
 ];

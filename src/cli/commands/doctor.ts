@@ -1,0 +1,40 @@
+/**
+ * `shipshape doctor [--json]` — runbook "Troubleshooting Guide" as checks; every finding
+ * with the guide's remedy and the command that applies it. Exit 0 healthy, 1 findings.
+ */
+import type { Command } from 'commander';
+import { ExitCode } from '../../errors.ts';
+import { runDoctor, type DoctorReport } from '../../ops/diagnostics/doctor.ts';
+import { cliContext } from '../context.ts';
+import { emit } from '../output.ts';
+import { jsonErrors } from './procedures.ts';
+
+export function registerDoctor(program: Command): void {
+  program
+    .command('doctor')
+    .description('runbook "Troubleshooting Guide" as checks: connections, slow queries, size, long transactions, maintenance, backups, migrations; exit 0 healthy, 1 findings')
+    .option('--json', 'print one JSON document on stdout', false)
+    .action(async (options: { json: boolean }) => {
+      await jsonErrors(options.json, async () => {
+        const context = cliContext();
+        const report = await runDoctor(context.config, context.logger);
+        emit(options, report, renderDoctor);
+        process.exitCode = report.healthy ? ExitCode.ok : ExitCode.failedRolledBack;
+      });
+    });
+}
+
+export function renderDoctor(report: DoctorReport): string {
+  const lines: string[] = [];
+  for (const check of report.checks) {
+    const mark = check.status === 'ok' ? 'ok     ' : check.status === 'skip' ? 'skipped' : 'FINDING';
+    const [first, ...rest] = check.detail.split('\n');
+    lines.push(`${mark}  ${check.name}: ${first ?? ''}`);
+    for (const line of rest) lines.push(`           ${line}`);
+    if (check.remedy !== undefined) lines.push(`           remedy: ${check.remedy}`);
+    for (const command of check.commands ?? []) lines.push(`           run: ${command}`);
+  }
+  const findings = report.checks.filter((check) => check.status === 'finding').length;
+  lines.push('', findings === 0 ? `No findings for ${report.database}.` : `${findings} finding(s) for ${report.database}.`);
+  return lines.join('\n');
+}

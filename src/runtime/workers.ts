@@ -1,0 +1,220 @@
+/**
+ * The scheduler's workers: what `shipshape serve` runs beside the API (unless `--no-workers`)
+ * and `shipshape worker` runs alone. Any number of instances may run them against one
+ * database; they cooperate through it and never run the same job twice.
+ *
+ * - A tick every SCHEDULER_POLL_MS hands due work to the job queue: scheduled notifications
+ *   whose time has come, recurring schedules whose occurrence (or notice) has come, and
+ *   maintenance notices whose emails are to go. Each is claimed with FOR UPDATE SKIP LOCKED
+ *   and enqueued in the same transaction that marks it, so it is enqueued exactly once.
+ * - pg-boss workers run the jobs: one instance fetches each job.
+ *
+ * Stopping (SIGTERM): the tick stops, running jobs are told to stop (a notification send
+ * finishes the requests in flight; a procedure rolls back as on Ctrl-C), and pg-boss waits
+ * for them before the pool closes. Whatever did not finish is retried by another instance.
+ */
+import { z } from 'zod';
+import type { Mailer } from '../adapters/mailer.ts';
+import { TokenBucket } from '../adapters/token-bucket.ts';
+import type { Config } from '../config/index.ts';
+import type { Database } from '../db/index.ts';
+import { withTransaction } from '../db/pool.ts';
+import { claimPendingNotices, markNoticeQueued, sendNoticeEmailBatch } from '../domain/maintenance-notices.ts';
+import { newRunner, type PushSender } from '../domain/notifications.ts';
+import { claimDueNotifications, deliverScheduledNotification, markQueued } from '../domain/scheduled-notifications.ts';
+import { describeError, ShipError } from '../errors.ts';
+import type { Logger } from '../log.ts';
+import { currentProcess } from '../ops/engine/process-identity.ts';
+import { createQueue, createQueues, NOTIFICATION_RETRY_LIMIT, QUEUE_SCHEMA, queueNames, transactionDb } from '../scheduler/queue.ts';
+import { claimDueSchedules, ensureDefaultSchedules, planTick, recordOutcome, recordTick, type ScheduledRun, type TickPlan } from '../scheduler/schedules.ts';
+import { runScheduledTask, schedulerAlertSink } from '../scheduler/task-runner.ts';
+import { runnerIsGone } from './notification-worker.ts';
+
+const NOTICE_EMAIL_BATCH = 100;
+/** How many due rows one tick hands over per kind; the next tick takes the rest. */
+const TICK_BATCH = 50;
+const STOP_TIMEOUT_MS = 20_000;
+
+export interface WorkersOptions {
+  readonly config: Config;
+  readonly database: Database;
+  readonly logger: Logger;
+  readonly push: PushSender;
+  readonly mailer: Mailer;
+  /** This instance's name in pg-boss's registry (`shipshape-api`, `shipshape-worker`). */
+  readonly instanceName: string;
+}
+
+export interface Workers {
+  /** Hands due work to the queue now (the timer does this every SCHEDULER_POLL_MS). */
+  tick(): Promise<void>;
+  close(): Promise<void>;
+}
+
+const notificationJob = z.object({ id: z.uuid() });
+const scheduleJob = z.object({
+  schedule: z.string(),
+  task: z.string(),
+  phase: z.enum(['notice', 'due']),
+  occurrence: z.string(),
+  params: z.record(z.string(), z.json()),
+});
+const noticeJob = z.object({ window: z.iso.datetime({ offset: true }), after: z.uuid().nullable() });
+
+export async function startWorkers(options: WorkersOptions): Promise<Workers> {
+  const { config, database, logger, push, mailer } = options;
+  const { pool } = database;
+  const log = logger.child({ component: 'scheduler' });
+  await ensureDefaultSchedules(pool, config, 'system');
+
+  const boss = createQueue(pool, { instanceName: options.instanceName });
+  boss.on('error', (error: Error) => log.warn({ err: describeError(error) }, 'job queue error'));
+  try {
+    await boss.start();
+  } catch (error) {
+    throw new ShipError(
+      'SHIP_ERR_DATABASE_UNAVAILABLE',
+      `The job queue could not start in schema ${QUEUE_SCHEMA} (${describeError(error)}). The database role needs CREATE on the database the first time (pg-boss installs its schema); or run \`shipshape serve --no-workers\` and the workers elsewhere.`,
+      { cause: error },
+    );
+  }
+  const stop = new AbortController();
+  let timer: NodeJS.Timeout | undefined;
+  let ticking: Promise<void> | undefined;
+  let closed = false;
+  try {
+    await createQueues(boss);
+    const alerts = await schedulerAlertSink(config, log);
+    const runner = newRunner(currentProcess());
+    const emailBucket = new TokenBucket({ ratePerSecond: config.maintenance.emailRatePerSecond, capacity: config.maintenance.emailRatePerSecond });
+
+    await boss.work<unknown>(queueNames.notification, { pollingIntervalSeconds: 1, localConcurrency: 2 }, async (jobs) => {
+      for (const job of jobs) {
+        const { id } = notificationJob.parse(job.data);
+        const outcome = await deliverScheduledNotification(pool, push, id, {
+          runner,
+          isGone: runnerIsGone,
+          signal: AbortSignal.any([job.signal, stop.signal]),
+          logger: log,
+          lastAttempt: job.retryCount >= NOTIFICATION_RETRY_LIMIT,
+        });
+        if (outcome.outcome === 'skipped') log.info({ notification: id, status: outcome.status }, `scheduled notification ${id}: nothing to do (${outcome.status})`);
+        else log.info({ notification: id, job: outcome.job.id, recipients: outcome.job.recipients }, `scheduled notification ${id}: ${outcome.outcome}`);
+      }
+    });
+
+    await boss.work<unknown>(queueNames.schedule, { pollingIntervalSeconds: 2 }, async (jobs) => {
+      for (const job of jobs) {
+        const run: ScheduledRun = scheduleJob.parse(job.data);
+        log.info({ schedule: run.schedule, phase: run.phase, occurrence: run.occurrence }, `schedule ${run.schedule}: running the ${run.phase} phase of ${run.occurrence}`);
+        const outcome = await runScheduledTask({ config, logger: log, database, alerts, signal: AbortSignal.any([job.signal, stop.signal]) }, run).catch((error: unknown) => ({
+          ok: false,
+          summary: `failed: ${describeError(error)}`,
+        }));
+        await recordOutcome(pool, run.schedule, `${run.phase} ${run.occurrence}: ${outcome.summary}`);
+        log[outcome.ok ? 'info' : 'error']({ schedule: run.schedule, phase: run.phase }, `schedule ${run.schedule}: ${outcome.summary}`);
+      }
+    });
+
+    await boss.work<unknown>(queueNames.noticeEmails, { pollingIntervalSeconds: 2 }, async (jobs) => {
+      for (const job of jobs) {
+        const data = noticeJob.parse(job.data);
+        const result = await sendNoticeEmailBatch(pool, mailer, new Date(data.window), {
+          afterUserId: data.after,
+          batchSize: NOTICE_EMAIL_BATCH,
+          bucket: emailBucket,
+          excludeEmail: config.maintenance.smokeTestEmail,
+          signal: AbortSignal.any([job.signal, stop.signal]),
+        });
+        log.info({ window: data.window, ...result }, `maintenance notice ${data.window}: ${result.sent} email(s) sent in this batch`);
+        if (!result.done && !result.cancelled) await boss.send(queueNames.noticeEmails, { window: data.window, after: result.lastUserId });
+      }
+    });
+
+    const tick = async (): Promise<void> => {
+      const now = await handOverDueWork();
+      for (const skipped of now.skipped) {
+        log.warn({ schedule: skipped.schedule }, `schedule ${skipped.schedule}: ${skipped.reason}`);
+        await alerts
+          .send({ issueType: 'infrastructure', severity: 'warning', event: 'schedule.skipped', title: `Scheduled occurrence of ${skipped.schedule} skipped`, text: skipped.reason, dedupKey: `shipshape-schedule-${skipped.schedule}-skipped` })
+          .catch(() => undefined);
+      }
+    };
+
+    /** The three hand-overs, each in its own short transaction (the embedded database serialises them). */
+    const handOverDueWork = async (): Promise<{ skipped: Array<{ schedule: string; reason: string }> }> => {
+      await withTransaction(pool, async (client) => {
+        for (const id of await claimDueNotifications(client, TICK_BATCH)) {
+          const jobId = await boss.send(queueNames.notification, { id }, { db: transactionDb(client) });
+          await markQueued(client, id, jobId);
+        }
+      });
+      const skipped: Array<{ schedule: string; reason: string }> = [];
+      await withTransaction(pool, async (client) => {
+        const { rows } = await client.query<{ now: Date }>('SELECT now() AS now');
+        const now = rows[0]!.now;
+        for (const schedule of await claimDueSchedules(client)) {
+          let plan: TickPlan;
+          try {
+            plan = planTick(schedule, now);
+          } catch (error) {
+            log.error({ schedule: schedule.name, err: describeError(error) }, `schedule ${schedule.name} cannot be planned; left as it is`);
+            continue;
+          }
+          for (const run of plan.runs) await boss.send(queueNames.schedule, run, { db: transactionDb(client) });
+          await recordTick(client, schedule.name, plan);
+          if (plan.skipped) skipped.push({ schedule: schedule.name, reason: `occurrence ${plan.skipped.occurrence.toISOString()} skipped: ${plan.skipped.reason}` });
+        }
+      });
+      await withTransaction(pool, async (client) => {
+        for (const window of await claimPendingNotices(client, TICK_BATCH)) {
+          await boss.send(queueNames.noticeEmails, { window: window.toISOString(), after: null }, { db: transactionDb(client) });
+          await markNoticeQueued(client, window);
+        }
+      });
+      return { skipped };
+    };
+
+    let failures = 0;
+    const loop = () => {
+      if (closed) return;
+      ticking = tick()
+        .then(() => {
+          if (failures > 0) log.info('the scheduler reaches the database again');
+          failures = 0;
+        })
+        .catch((error: unknown) => {
+          // Once per outage, not once per tick.
+          if (failures++ === 0) log.warn({ err: describeError(error) }, 'scheduler tick failed; retrying every tick');
+        })
+        .finally(() => {
+          ticking = undefined;
+          if (!closed) timer = setTimeout(loop, config.scheduler.pollMs);
+        });
+    };
+    loop();
+    log.info({ pollMs: config.scheduler.pollMs }, 'workers started: scheduled notifications, recurring schedules, maintenance notices');
+
+    return {
+      tick: async () => {
+        await ticking;
+        await tick();
+      },
+      close: async () => {
+        if (closed) return;
+        closed = true;
+        clearTimeout(timer);
+        await ticking;
+        stop.abort();
+        await boss.stop({ graceful: true, timeout: STOP_TIMEOUT_MS, close: false });
+        log.info('workers stopped');
+      },
+    };
+  } catch (error) {
+    closed = true;
+    clearTimeout(timer);
+    stop.abort();
+    await boss.stop({ graceful: false, close: false }).catch(() => undefined);
+    throw error;
+  }
+}

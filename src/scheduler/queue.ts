@@ -1,0 +1,67 @@
+/**
+ * The job queue: pg-boss on the application database, in a schema of its own
+ * (`shipshape_queue`), which pg-boss installs and migrates itself when a worker starts (under
+ * its own advisory lock, so instances starting together do not race).
+ *
+ * pg-boss runs its statements through our pool (one driver path for PostgreSQL and for the
+ * embedded PGlite behind our wire server); jobs are fetched with FOR UPDATE SKIP LOCKED, so
+ * however many instances work a queue, each job is held by one of them. Jobs are enqueued
+ * only by workers, inside the transaction that claims the row they come from (a due schedule,
+ * a due notification, a pending notice), through `transactionDb`.
+ */
+import { PgBoss, type Db, type QueueOptions } from 'pg-boss';
+import type { Pool, PoolClient } from '../db/pool.ts';
+
+export const QUEUE_SCHEMA = 'shipshape_queue';
+
+export const queueNames = {
+  /** Delivers one scheduled push notification. */
+  notification: 'shipshape-notification',
+  /** Runs one occurrence (or notice) of a recurring schedule. */
+  schedule: 'shipshape-schedule',
+  /** Sends one batch of maintenance notice emails, then queues the next. */
+  noticeEmails: 'shipshape-notice-emails',
+} as const;
+
+/** Retries a notification send resumes safely (its idempotency key), so it may try again. */
+export const NOTIFICATION_RETRY_LIMIT = 5;
+
+export const queueOptions: Readonly<Record<keyof typeof queueNames, QueueOptions>> = {
+  notification: { retryLimit: NOTIFICATION_RETRY_LIMIT, retryDelay: 5, retryBackoff: true, retryDelayMax: 300, expireInSeconds: 30 * 60 },
+  // A procedure run is never retried blindly: a failed one has alerted and left a journal;
+  // an interrupted one is for `shipshape runs resume`. Long enough for a 2-hour window.
+  schedule: { retryLimit: 0, expireInSeconds: 4 * 3_600 },
+  noticeEmails: { retryLimit: 5, retryDelay: 30, retryBackoff: true, retryDelayMax: 900, expireInSeconds: 30 * 60 },
+};
+
+/** pg-boss statements on our pool. */
+export function poolDb(pool: Pool): Db {
+  return { executeSql: (text, values) => pool.query(text, values) };
+}
+
+/** pg-boss statements inside the caller's transaction (the `db` option of `send`). */
+export function transactionDb(client: PoolClient): Db {
+  return { executeSql: (text, values) => client.query(text, values) };
+}
+
+export function createQueue(pool: Pool, options: { readonly instanceName: string }): PgBoss {
+  return new PgBoss({
+    db: poolDb(pool),
+    schema: QUEUE_SCHEMA,
+    // Recurring schedules are ours (src/scheduler/schedules.ts): DST-safe and "first Sunday" aware.
+    schedule: false,
+    supervise: true,
+    migrate: true,
+    instanceName: options.instanceName,
+  });
+}
+
+/** Creates our queues (idempotent) and loads them into pg-boss's cache before any transaction needs them. */
+export async function createQueues(boss: PgBoss): Promise<void> {
+  for (const key of ['notification', 'schedule', 'noticeEmails'] as const) {
+    const name = queueNames[key];
+    const existing = await boss.getQueue(name);
+    if (existing === null) await boss.createQueue(name, queueOptions[key]);
+    else await boss.updateQueue(name, queueOptions[key]);
+  }
+}

@@ -1,0 +1,85 @@
+/**
+ * For scheduler tests: the real server with its workers (as `shipshape serve` runs it), on a
+ * fresh PostgreSQL database or an embedded one, and a small admin/user JSON client.
+ */
+import { randomUUID } from 'node:crypto';
+import { loadConfig, type Config } from '../../src/config/index.ts';
+import { createLogger } from '../../src/log.ts';
+import { startServer, type RunningServer } from '../../src/runtime/server.ts';
+import { ADMIN_TOKEN } from '../helpers/api.ts';
+import { createStateDir, createTestDatabase, type TestDatabase } from '../helpers/postgres.ts';
+
+export interface WorkerApi {
+  readonly server: RunningServer;
+  readonly config: Config;
+  readonly url: string;
+  readonly database: TestDatabase | undefined;
+  call(method: string, path: string, options?: { body?: unknown; token?: string | null }): Promise<{ status: number; json: Record<string, any> }>;
+  close(): Promise<void>;
+}
+
+export async function startWorkerApi(options: { embedded?: boolean; env?: Record<string, string>; database?: TestDatabase } = {}): Promise<WorkerApi> {
+  const state = await createStateDir();
+  const database = options.embedded ? undefined : (options.database ?? (await createTestDatabase()));
+  const config = loadConfig({
+    PORT: '0',
+    STATE_DIR: state.path,
+    ADMIN_TOKEN,
+    LOG_LEVEL: 'silent',
+    SCHEDULER_POLL_MS: '250',
+    ...(database ? { DATABASE_URL: database.url } : {}),
+    ...options.env,
+  });
+  const server = await startServer(config, createLogger('silent'), { migrate: true, workers: true });
+  return {
+    server,
+    config,
+    url: server.url,
+    database,
+    call: async (method, path, { body, token = ADMIN_TOKEN } = {}) => {
+      const response = await fetch(`${server.url}${path}`, {
+        method,
+        headers: { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...(token ? { authorization: `Bearer ${token}` } : {}) },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      const text = await response.text();
+      return { status: response.status, json: text ? (JSON.parse(text) as Record<string, any>) : {} };
+    },
+    close: async () => {
+      await server.close();
+      if (!options.database) await database?.drop();
+      await state.cleanup();
+    },
+  };
+}
+
+/** A user with one registered device; returns the device's push token. */
+export async function userWithDevice(url: string): Promise<string> {
+  const register = await fetch(`${url}/auth/register`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ email: `user-${randomUUID()}@example.com`, password: 'correct horse battery' }),
+  });
+  const { token } = (await register.json()) as { token: string };
+  const device = `ExponentPushToken[${randomUUID()}]`;
+  const response = await fetch(`${url}/me/devices`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+    body: JSON.stringify({ token: device, platform: 'ios' }),
+  });
+  if (response.status !== 201) throw new Error(`device registration failed: ${response.status}`);
+  return device;
+}
+
+/** Polls until `check` returns a value, failing after `timeoutMs` (start-up and delivery, not an assertion on speed). */
+export async function eventually<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+export const inSeconds = (seconds: number): string => new Date(Date.now() + seconds * 1_000).toISOString();
