@@ -40,7 +40,10 @@ export interface Termination extends Backend {
   readonly error?: string;
 }
 
-interface BackendRow {
+/** The pg_stat_activity columns a `Backend` is read from (`backendOf`); add your own after them. */
+export const BACKEND_COLUMNS = 'pid, usename, application_name, host(client_addr) AS client_addr, state, backend_start, query_start';
+
+export interface BackendRow {
   pid: number;
   usename: string | null;
   application_name: string | null;
@@ -50,10 +53,22 @@ interface BackendRow {
   query_start: Date | null;
 }
 
+export function backendOf(row: BackendRow): Backend {
+  return {
+    pid: row.pid,
+    user: row.usename,
+    applicationName: row.application_name === '' ? null : row.application_name,
+    clientAddr: row.client_addr,
+    state: row.state,
+    backendStart: row.backend_start?.toISOString() ?? null,
+    queryStart: row.query_start?.toISOString() ?? null,
+  };
+}
+
 /** Every other client backend of the current database, oldest first; `ours` are left out too. */
 export async function otherBackends(db: Queryable, ours: readonly number[] = []): Promise<Backend[]> {
   const { rows } = await db.query<BackendRow>(
-    `SELECT pid, usename, application_name, host(client_addr) AS client_addr, state, backend_start, query_start
+    `SELECT ${BACKEND_COLUMNS}
        FROM pg_stat_activity
       WHERE datname = current_database()
         AND pid <> pg_backend_pid()
@@ -62,15 +77,7 @@ export async function otherBackends(db: Queryable, ours: readonly number[] = [])
       ORDER BY backend_start, pid`,
     [ours],
   );
-  return rows.map((row) => ({
-    pid: row.pid,
-    user: row.usename,
-    applicationName: row.application_name === '' ? null : row.application_name,
-    clientAddr: row.client_addr,
-    state: row.state,
-    backendStart: row.backend_start?.toISOString() ?? null,
-    queryStart: row.query_start?.toISOString() ?? null,
-  }));
+  return rows.map(backendOf);
 }
 
 export interface OwnSessions {
@@ -131,12 +138,16 @@ export async function terminateBackend(db: Queryable, backend: Backend, waitMs: 
   }
 }
 
-/** A one-line description of a backend for reports: `pid 4242 app@10.0.0.7 "shipshape" idle`. */
-export function describeBackend(backend: Backend): string {
-  const who = `${backend.user ?? '?'}@${backend.clientAddr ?? 'local socket'}`;
+/** Who a connection is, for reports: `pid 4242 app@10.0.0.7 "shipshape"`. */
+export function describeConnection(backend: Pick<Backend, 'pid' | 'user' | 'clientAddr' | 'applicationName'>): string {
   const app = backend.applicationName ? ` "${backend.applicationName}"` : '';
+  return `pid ${backend.pid} ${backend.user ?? '?'}@${backend.clientAddr ?? 'local socket'}${app}`;
+}
+
+/** And what it is doing: `pid 4242 app@10.0.0.7 "shipshape" idle, last query started …`. */
+export function describeBackend(backend: Backend): string {
   const since = backend.queryStart ? `, last query started ${backend.queryStart}` : '';
-  return `pid ${backend.pid} ${who}${app} ${backend.state ?? 'state hidden'}${since}`;
+  return `${describeConnection(backend)} ${backend.state ?? 'state hidden'}${since}`;
 }
 
 function isPgError(error: unknown): error is Error & { code: string } {

@@ -12,7 +12,7 @@ export interface Maintenance {
   readonly since: Date | null;
 }
 
-/** An in-app banner (an announced maintenance window), shown until `until`. */
+/** An in-app banner (an announced maintenance window, a warning before connections are cut), shown until `until` or until taken down. */
 export interface Banner {
   readonly message: string;
   readonly until: Date | null;

@@ -13,3 +13,13 @@ export function openLegalStore(config: Config): ObjectStore {
     region: config.s3.region,
   });
 }
+
+/** Opens legal storage for one piece of work and always releases it. */
+export async function withLegalStore<T>(config: Config, fn: (store: ObjectStore) => Promise<T>): Promise<T> {
+  const store = openLegalStore(config);
+  try {
+    return await fn(store);
+  } finally {
+    store.close();
+  }
+}

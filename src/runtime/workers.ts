@@ -24,10 +24,11 @@ import { newRunner, type PushSender } from '../domain/notifications.ts';
 import { claimDueNotifications, deliverScheduledNotification, markQueued } from '../domain/scheduled-notifications.ts';
 import { describeError, ShipError } from '../errors.ts';
 import type { Logger } from '../log.ts';
+import { configuredAlerter } from '../ops/engine/alerts.ts';
 import { currentProcess } from '../ops/engine/process-identity.ts';
 import { createQueue, createQueues, NOTIFICATION_RETRY_LIMIT, QUEUE_SCHEMA, queueNames, transactionDb } from '../scheduler/queue.ts';
 import { claimDueSchedules, ensureDefaultSchedules, planTick, recordOutcome, recordTick, type ScheduledRun, type TickPlan } from '../scheduler/schedules.ts';
-import { runScheduledTask, schedulerAlertSink } from '../scheduler/task-runner.ts';
+import { runScheduledTask } from '../scheduler/task-runner.ts';
 import { runnerIsGone } from './notification-worker.ts';
 
 const NOTICE_EMAIL_BATCH = 100;
@@ -84,7 +85,7 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
   let closed = false;
   try {
     await createQueues(boss);
-    const alerts = await schedulerAlertSink(config, log);
+    const alerts = await configuredAlerter(config, log);
     const runner = newRunner(currentProcess());
     const emailBucket = new TokenBucket({ ratePerSecond: config.maintenance.emailRatePerSecond, capacity: config.maintenance.emailRatePerSecond });
 

@@ -7,13 +7,12 @@
  * The engine alerts on medium-risk runs itself; a failed backup (low risk) and an occurrence
  * that was skipped alert here, so nothing the scheduler does fails silently.
  */
-import { createAlerter, loadAlertRouting } from '../adapters/alerts/index.ts';
 import type { Config } from '../config/index.ts';
 import type { Database } from '../db/index.ts';
 import { getMaintenanceNotice } from '../domain/maintenance-notices.ts';
 import { describeError } from '../errors.ts';
 import type { Logger } from '../log.ts';
-import { enginePolicyFrom, logAlertSink, runProcedure, type AlertSink, type EngineDeps, type RunReport } from '../ops/engine/index.ts';
+import { runProcedure, type AlertSink, type EngineDeps, type RunReport } from '../ops/engine/index.ts';
 import type { IssueType } from '../ops/engine/types.ts';
 import { dbBackup } from '../ops/procedures/db-backup.ts';
 import { dbPrune } from '../ops/procedures/db-prune.ts';
@@ -35,23 +34,6 @@ export interface TaskOutcome {
   readonly ok: boolean;
   /** One line for `shipshape schedule list` and the log. */
   readonly summary: string;
-}
-
-/** The configured alerter, falling back to the log if the routing file is broken (a 3 a.m. job must still report). */
-export async function schedulerAlertSink(config: Config, logger: Logger): Promise<AlertSink> {
-  try {
-    return createAlerter({
-      routing: await loadAlertRouting(config.alerts.routingFile),
-      logger,
-      slackDefaultWebhook: config.alerts.slackWebhookUrl,
-      pagerDutyRoutingKey: config.alerts.pagerDutyRoutingKey,
-      pagerDutyBaseUrl: config.alerts.pagerDutyEventsUrl,
-      smtp: config.smtpUrl === undefined ? undefined : { url: config.smtpUrl, from: config.mailFrom },
-    });
-  } catch (error) {
-    logger.error({ err: describeError(error) }, 'alerting is misconfigured: scheduled runs alert to the log only until it is fixed');
-    return logAlertSink(logger);
-  }
 }
 
 export async function runScheduledTask(env: TaskEnvironment, run: ScheduledRun): Promise<TaskOutcome> {
@@ -94,12 +76,10 @@ export async function runScheduledTask(env: TaskEnvironment, run: ScheduledRun):
 }
 
 function engineDeps(env: TaskEnvironment, schedule: string): EngineDeps {
-  const config: Config = { ...env.config, operator: `scheduler:${schedule}` };
   return {
-    config,
+    config: { ...env.config, operator: `scheduler:${schedule}` },
     logger: env.logger,
     alerts: env.alerts,
-    policy: enginePolicyFrom(config),
     // The worker's own database, left open when the run ends.
     openDatabase: async () => ({ ...env.database, close: async () => undefined }),
     signal: env.signal,

@@ -1,8 +1,6 @@
 import assert from 'node:assert/strict';
-import { Writable } from 'node:stream';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import nodemailer from 'nodemailer';
-import { pino } from 'pino';
 import {
   createAlerter,
   createEmailChannel,
@@ -11,20 +9,13 @@ import {
   type Alert,
 } from '../../src/adapters/alerts/index.ts';
 import { isShipError } from '../../src/errors.ts';
+import { createLogger } from '../../src/log.ts';
 import { startSmtpServer, type FakeSmtpServer } from '../fakes/smtp.ts';
 
 const fastRetry = { retries: 2, backoffMs: 1, maxDelayMs: 50 };
 
-function captureLogger(): { logger: ReturnType<typeof pino>; output: () => string } {
-  const lines: string[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      lines.push(chunk.toString('utf8'));
-      done();
-    },
-  });
-  return { logger: pino({ level: 'debug' }, sink), output: () => lines.join('') };
-}
+/** Alerts are logged too; these tests look at what reached the provider. */
+const logger = createLogger('silent');
 
 const backupDone: Alert = {
   issueType: 'database',
@@ -54,7 +45,6 @@ describe('email alerts over SMTP', () => {
       { channels: { 'ops-team': { email: ['ops-team@example.com', 'dba@example.com'] } } },
       'test',
     );
-    const { logger } = captureLogger();
     const alerter = createAlerter({
       routing,
       logger,

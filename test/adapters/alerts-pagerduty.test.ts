@@ -1,7 +1,5 @@
 import assert from 'node:assert/strict';
-import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
-import { pino } from 'pino';
 import {
   createAlerter,
   createPagerDutyChannel,
@@ -10,20 +8,13 @@ import {
   type Alert,
 } from '../../src/adapters/alerts/index.ts';
 import { isShipError } from '../../src/errors.ts';
+import { createLogger } from '../../src/log.ts';
 import { fakeRoutingKey, startPagerDuty, type FakePagerDuty } from '../fakes/pagerduty.ts';
 
 const fastRetry = { retries: 2, backoffMs: 1, maxDelayMs: 50 };
 
-function quietLogger(): { logger: ReturnType<typeof pino>; output: () => string } {
-  const lines: string[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      lines.push(chunk.toString('utf8'));
-      done();
-    },
-  });
-  return { logger: pino({ level: 'debug' }, sink), output: () => lines.join('') };
-}
+/** Alerts are logged too; these tests look at what reached the provider. */
+const logger = createLogger('silent');
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -52,7 +43,6 @@ describe('PagerDuty Events API v2 paging', () => {
   });
 
   test('triggers a page and resolves it with the same dedup key', async () => {
-    const { logger } = quietLogger();
     const alerter = createAlerter({
       routing: defaultAlertRouting,
       logger,
@@ -108,7 +98,6 @@ describe('PagerDuty Events API v2 paging', () => {
   });
 
   test('makes up a dedup key for a trigger without one and returns it so the page can be resolved', async () => {
-    const { logger } = quietLogger();
     const alerter = createAlerter({
       routing: defaultAlertRouting,
       logger,
@@ -126,7 +115,6 @@ describe('PagerDuty Events API v2 paging', () => {
   });
 
   test("pages the issue type's own service when the routing file gives it a key", async () => {
-    const { logger } = quietLogger();
     const routing = parseAlertRouting({ matrix: { security: { pagerdutyRoutingKey: securityKey } } }, 'test');
     const alerter = createAlerter({
       routing,

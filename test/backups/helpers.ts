@@ -4,7 +4,6 @@
  * process (directly under node, so the pid the journal records is the one a test can kill).
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -13,49 +12,21 @@ import pg from 'pg';
 import { shipshapeProfile } from '../../src/app-profile.ts';
 import { Migrator } from '../../src/db/migrator.ts';
 import { createLogger } from '../../src/log.ts';
-import { PROJECT_ROOT } from '../helpers/cli.ts';
+import { runCli, spawnCli, type CliResult, type RunningCli } from '../helpers/cli.ts';
 
-const MAIN = path.join(PROJECT_ROOT, 'src/cli/main.ts');
-
-export interface CliOutcome {
-  readonly code: number | null;
-  readonly signal: NodeJS.Signals | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-export interface RunningCli {
-  readonly child: ChildProcess;
-  readonly done: Promise<CliOutcome>;
-}
+/** A backup or restore may take a while on a busy machine. */
+const BACKUP_CLI = { timeoutMs: 180_000 };
 
 export function spawnShipshape(args: string[], env: Record<string, string>): RunningCli {
-  const child = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], {
-    cwd: PROJECT_ROOT,
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, LOG_LEVEL: 'warn', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const timer = setTimeout(() => child.kill('SIGKILL'), 180_000);
-  const done = new Promise<CliOutcome>((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr });
-    });
-  });
-  return { child, done };
+  return spawnCli(args, env, BACKUP_CLI);
 }
 
-export function shipshape(args: string[], env: Record<string, string>): Promise<CliOutcome> {
-  return spawnShipshape(args, env).done;
+export function shipshape(args: string[], env: Record<string, string>): Promise<CliResult> {
+  return runCli(args, env, BACKUP_CLI);
 }
 
 /** The one JSON document a `--json` command printed. */
-export function jsonOf(outcome: CliOutcome): Record<string, unknown> {
+export function jsonOf(outcome: CliResult): Record<string, unknown> {
   let value: unknown;
   try {
     value = JSON.parse(outcome.stdout);

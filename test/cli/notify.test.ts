@@ -5,11 +5,9 @@
  * in doubt rather than sent again.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { PROJECT_ROOT, runCli } from '../helpers/cli.ts';
+import { runCli, spawnCli } from '../helpers/cli.ts';
 import { openMigratedDatabase, type MigratedDatabase } from '../helpers/migrated-database.ts';
 import { startFakeExpo, type FakeExpo } from '../fakes/expo.ts';
 
@@ -81,17 +79,11 @@ describe('shipshape notify', () => {
   test('killed mid-send and resumed: nobody gets it twice; the request in flight is in doubt, not repeated', async () => {
     const startDeliveries = expo.deliveries.length;
     const held = expo.holdSend(3);
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(PROJECT_ROOT, 'src/cli/main.ts'), 'notify', 'send', '--title', 'Crash test', '--body', 'b'], {
-      cwd: PROJECT_ROOT,
-      env: { PATH: process.env.PATH, HOME: process.env.HOME, LOG_LEVEL: 'warn', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stderr = '';
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('close', (_code, signal) => resolve(signal)));
+    const sending = spawnCli(['notify', 'send', '--title', 'Crash test', '--body', 'b'], env);
     await held;
-    child.kill('SIGKILL');
-    assert.equal(await exited, 'SIGKILL');
+    sending.child.kill('SIGKILL');
+    const { signal, stderr } = await sending.done;
+    assert.equal(signal, 'SIGKILL');
     const jobId = /notification ([0-9a-f-]{36}):/.exec(stderr)?.[1];
     assert.ok(jobId, stderr);
 

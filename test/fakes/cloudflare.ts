@@ -17,7 +17,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { closeServer, listenOnLoopback, readBody } from './loopback.ts';
 
 export interface FakeCloudflareOptions {
   readonly token: string;
@@ -143,9 +143,7 @@ export async function startFakeCloudflare(options: FakeCloudflareOptions): Promi
     return fail(400, 1012, 'Request must contain exactly one of "purge_everything" or "files"');
   }
 
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = portOf(server.address());
-  const origin = `http://127.0.0.1:${port}`;
+  const origin = await listenOnLoopback(server);
   return {
     apiUrl: `${origin}/client/v4`,
     cdnUrl: origin,
@@ -160,20 +158,7 @@ export async function startFakeCloudflare(options: FakeCloudflareOptions): Promi
     failNext: (status, times = 1) => {
       failure = { status, times };
     },
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    close: () => closeServer(server),
   };
 }
 
-function readBody(req: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let data = '';
-    req.on('data', (chunk: Buffer) => (data += chunk.toString()));
-    req.on('end', () => resolve(data));
-    req.on('error', reject);
-  });
-}
-
-function portOf(address: AddressInfo | string | null): number {
-  if (address === null || typeof address === 'string') throw new Error('the fake Cloudflare is not listening on TCP');
-  return address.port;
-}

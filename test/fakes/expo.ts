@@ -26,7 +26,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { closeServer, listenOnLoopback, readBody } from './loopback.ts';
 
 export const SEND_PATH = '/--/api/v2/push/send';
 export const RECEIPTS_PATH = '/--/api/v2/push/getReceipts';
@@ -227,14 +227,7 @@ export async function startFakeExpo(options: FakeExpoOptions = {}): Promise<Fake
     peakPerSecond = Math.max(peakPerSecond, inWindow);
   }
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const origin = `http://127.0.0.1:${portOf(server.address())}`;
+  const origin = await listenOnLoopback(server);
 
   return {
     origin,
@@ -263,28 +256,13 @@ export async function startFakeExpo(options: FakeExpoOptions = {}): Promise<Fake
         hold = { at: sendCount + n, arrived };
       });
     },
-    close: () =>
-      new Promise<void>((resolve, reject) => {
-        for (const res of held) res.destroy();
-        server.close((closeError) => (closeError ? reject(closeError) : resolve()));
-        server.closeAllConnections();
-      }),
+    close: () => {
+      for (const res of held) res.destroy();
+      return closeServer(server);
+    },
   };
 }
 
-function readBody(req: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    req.on('error', reject);
-  });
-}
-
-function portOf(address: AddressInfo | string | null): number {
-  if (address === null || typeof address === 'string') throw new Error('Expo fake is not listening on TCP');
-  return address.port;
-}
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);

@@ -17,7 +17,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { closeServer, listenOnLoopback, readBody } from './loopback.ts';
 
 export type PagerDutyAction = 'trigger' | 'acknowledge' | 'resolve';
 
@@ -186,16 +186,10 @@ export async function startPagerDuty(options: FakePagerDutyOptions = {}): Promis
     existing.status = event.action === 'acknowledge' ? 'acknowledged' : 'resolved';
   }
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
+  const baseUrl = await listenOnLoopback(server);
 
   return {
-    baseUrl: `http://127.0.0.1:${portOf(server.address())}`,
+    baseUrl,
     events,
     requests,
     incidents,
@@ -206,11 +200,7 @@ export async function startPagerDuty(options: FakePagerDutyOptions = {}): Promis
     clearFailure() {
       failure = undefined;
     },
-    close: () =>
-      new Promise<void>((resolve, reject) => {
-        server.close((error) => (error ? reject(error) : resolve()));
-        server.closeAllConnections();
-      }),
+    close: () => closeServer(server),
   };
 }
 
@@ -264,17 +254,7 @@ function validate(body: Record<string, unknown>): string[] {
   return errors;
 }
 
-function portOf(address: AddressInfo | string | null): number {
-  if (address === null || typeof address === 'string') throw new Error('PagerDuty fake is not listening on TCP');
-  return address.port;
-}
-
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-async function readBody(req: IncomingMessage): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of req) chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk)));
-  return Buffer.concat(chunks).toString('utf8');
-}

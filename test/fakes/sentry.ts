@@ -13,7 +13,7 @@
  *   one interval per hour of the period.
  */
 import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { closeServer, listenOnLoopback } from './loopback.ts';
 
 const FIELDS = ['sum(quantity)', 'sum(times_seen)'];
 const GROUP_BY = ['outcome', 'category', 'reason', 'project'];
@@ -80,19 +80,13 @@ export async function startFakeSentry(options: FakeSentryOptions): Promise<FakeS
     }
     return reply(200, { start: intervals[0] ?? now.toISOString(), end: new Date(now.getTime() + 3_600_000).toISOString(), intervals, groups });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = portOf(server.address());
+  const url = await listenOnLoopback(server);
   return {
-    url: `http://127.0.0.1:${port}`,
+    url,
     requests,
     setAcceptedPerHour(values) {
       accepted = [...values];
     },
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    close: () => closeServer(server),
   };
-}
-
-function portOf(address: AddressInfo | string | null): number {
-  if (address === null || typeof address === 'string') throw new Error('the fake Sentry is not listening on TCP');
-  return address.port;
 }

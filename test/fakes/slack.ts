@@ -22,7 +22,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { closeServer, listenOnLoopback, readBody } from './loopback.ts';
 
 export interface SlackMessage {
   /** The label the webhook was created with. */
@@ -146,14 +146,7 @@ export async function startSlackWebhook(): Promise<FakeSlackWebhook> {
     answer(200, 'ok');
   }
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const origin = `http://127.0.0.1:${portOf(server.address())}`;
+  const origin = await listenOnLoopback(server);
 
   const hookUrl = (label: string): string => {
     for (const [path, existing] of hooks) if (existing === label) return `${origin}${path}`;
@@ -177,17 +170,8 @@ export async function startSlackWebhook(): Promise<FakeSlackWebhook> {
     clearFailure() {
       failure = undefined;
     },
-    close: () =>
-      new Promise<void>((resolve, reject) => {
-        server.close((error) => (error ? reject(error) : resolve()));
-        server.closeAllConnections();
-      }),
+    close: () => closeServer(server),
   };
-}
-
-function portOf(address: AddressInfo | string | null): number {
-  if (address === null || typeof address === 'string') throw new Error('Slack fake is not listening on TCP');
-  return address.port;
 }
 
 function validBlocks(blocks: unknown): boolean {
@@ -229,8 +213,3 @@ function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-async function readBody(req: IncomingMessage): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of req) chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk)));
-  return Buffer.concat(chunks).toString('utf8');
-}

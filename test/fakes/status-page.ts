@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { closeServer, listenOnLoopback } from './loopback.ts';
 
 export interface StatusPageUpdateRecord {
   readonly status: string;
@@ -51,16 +51,14 @@ export async function startFakeStatusPage(): Promise<FakeStatusPage> {
       res.writeHead(204).end();
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address: AddressInfo | string | null = server.address();
-  if (address === null || typeof address === 'string') throw new Error('the fake status page is not listening on TCP');
+  const origin = await listenOnLoopback(server);
   return {
-    url: `http://127.0.0.1:${address.port}${secretPath}`,
+    url: `${origin}${secretPath}`,
     updates,
     current: () => updates.at(-1)?.status,
     failNext: (times = 1) => {
       failures = times;
     },
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    close: () => closeServer(server),
   };
 }

@@ -1,5 +1,5 @@
 /**
- * Runs the real `shipshape` CLI in a child process, as an operator would.
+ * Runs the real `shipshape` CLI (or a test's own CLI) in a child process, as an operator would.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
@@ -10,8 +10,22 @@ const MAIN = path.join(PROJECT_ROOT, 'src/cli/main.ts');
 
 export interface CliResult {
   readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
   readonly stdout: string;
   readonly stderr: string;
+}
+
+export interface RunningCli {
+  readonly child: ChildProcess;
+  readonly done: Promise<CliResult>;
+}
+
+export interface CliOptions {
+  /** The TypeScript entry point to run; the real CLI by default. */
+  readonly script?: string;
+  readonly cwd?: string;
+  /** The child is killed (SIGKILL) after this long; default 60 s. */
+  readonly timeoutMs?: number;
 }
 
 /** Environment for a child: the parent's PATH and HOME, plus what the test sets; nothing else leaks in. */
@@ -19,24 +33,34 @@ function childEnv(env: Record<string, string>): NodeJS.ProcessEnv {
   return { PATH: process.env.PATH, HOME: process.env.HOME, LOG_LEVEL: 'warn', ...env };
 }
 
-export function runCli(args: string[], env: Record<string, string> = {}, options: { cwd?: string; timeoutMs?: number } = {}): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], {
-      cwd: options.cwd ?? PROJECT_ROOT,
-      env: childEnv(env),
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 60_000);
+/**
+ * Starts a CLI in a child process — directly under node, not through npx, so `child.pid` is
+ * the pid a run's journal records and a test can SIGKILL.
+ */
+export function spawnCli(args: string[], env: Record<string, string> = {}, options: CliOptions = {}): RunningCli {
+  const child = spawn(process.execPath, ['--import', 'tsx', options.script ?? MAIN, ...args], {
+    cwd: options.cwd ?? PROJECT_ROOT,
+    env: childEnv(env),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 60_000);
+  const done = new Promise<CliResult>((resolve, reject) => {
     child.on('error', reject);
-    child.on('close', (code) => {
+    child.on('close', (code, signal) => {
       clearTimeout(timer);
-      resolve({ code, stdout, stderr });
+      resolve({ code, signal, stdout, stderr });
     });
   });
+  return { child, done };
+}
+
+/** Runs a CLI to the end; see `spawnCli`. */
+export function runCli(args: string[], env: Record<string, string> = {}, options: CliOptions = {}): Promise<CliResult> {
+  return spawnCli(args, env, options).done;
 }
 
 /** Starts `shipshape serve` and resolves once it logs that it is listening. */

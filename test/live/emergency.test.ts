@@ -8,11 +8,11 @@
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import { after, before, describe, test } from 'node:test';
-import { loadConfig, type Config } from '../../src/config/index.ts';
+import { loadConfig } from '../../src/config/index.ts';
 import { readAppState, setMaintenance } from '../../src/domain/app-state.ts';
 import { registerDevice } from '../../src/domain/devices.ts';
 import { createUser } from '../../src/domain/users.ts';
-import { enginePolicyFrom, runProcedure, type EngineDeps } from '../../src/ops/engine/index.ts';
+import { runProcedure, type EngineDeps } from '../../src/ops/engine/index.ts';
 import { EMERGENCY_PAGE_KEY } from '../../src/ops/procedures/emergency-common.ts';
 import { emergencyDisable } from '../../src/ops/procedures/emergency-disable.ts';
 import { emergencyEnable } from '../../src/ops/procedures/emergency-enable.ts';
@@ -63,12 +63,11 @@ after(async () => {
   await fixture?.cleanup();
 });
 
-/** Engine dependencies with the policy from configuration (inline approval allowed here). */
+/** Engine dependencies; the engine takes its policy from the configuration (inline approval allowed here). */
 async function deps(overrides: Record<string, string> = {}): Promise<EngineDeps> {
   const state = await createStateDir();
   fixture.onCleanup(state.cleanup);
-  const config: Config = loadConfig({ ...env, STATE_DIR: state.path, ...overrides });
-  return { config, logger, policy: enginePolicyFrom(config) };
+  return { config: loadConfig({ ...env, STATE_DIR: state.path, ...overrides }), logger };
 }
 
 async function health(): Promise<{ status: number; body: Record<string, unknown> }> {

@@ -1,8 +1,8 @@
 /**
  * `shipshape db kill-connections` against a real PostgreSQL database: other sessions are
- * terminated and reported, clients that reconnect are caught, the warning goes up and
- * comes down, an interrupted warning terminates nobody, and the embedded database is
- * refused plainly.
+ * terminated and reported, clients that reconnect are caught, the warning banner goes up
+ * (without locking users out) and comes down, an interrupted warning terminates nobody, and
+ * the embedded database is refused plainly.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -11,7 +11,7 @@ import pg from 'pg';
 import { shipshapeProfile } from '../../src/app-profile.ts';
 import { loadConfig } from '../../src/config/index.ts';
 import { Migrator } from '../../src/db/migrator.ts';
-import { readAppState } from '../../src/domain/app-state.ts';
+import { readAppState, setBanner, type AppState } from '../../src/domain/app-state.ts';
 import { registerDevice } from '../../src/domain/devices.ts';
 import { createUser } from '../../src/domain/users.ts';
 import { createLogger } from '../../src/log.ts';
@@ -80,14 +80,18 @@ function stepOutput(report: RunReport, id: string) {
   return step.output ?? {};
 }
 
-async function maintenance() {
+async function withClient<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
   const client = new pg.Client({ connectionString: database.url });
   await client.connect();
   try {
-    return (await readAppState(client)).maintenance;
+    return await fn(client);
   } finally {
     await client.end();
   }
+}
+
+function appState(): Promise<AppState> {
+  return withClient(readAppState);
 }
 
 // The tests share one database and terminate each other's sessions, so they run in order.
@@ -160,24 +164,30 @@ describe('db kill-connections', { concurrency: false }, () => {
     for (const client of replacements) assert.equal(await isAlive(client), false);
   });
 
-  test('--warn puts the banner up and pushes a warning before the kill, and takes the banner down after', async () => {
+  test('--warn warns with a banner (users are not locked out) and a push before the kill, then puts back the banner it replaced', async () => {
+    const announced = { message: 'Maintenance on Sunday at 2:00.', until: new Date(Date.now() + 3_600_000), setBy: 'maintenance-notice:test' };
+    await withClient((client) => setBanner(client, announced));
     const deliveriesBefore = expo.deliveriesTo('ExponentPushToken[warned-device]');
     const run = runProcedure(dbKillConnections, { warn: '2s' }, { yes: true, yesIrreversible: true }, await deps());
-    let seen: Awaited<ReturnType<typeof maintenance>> | undefined;
+    let seen: AppState | undefined;
     let settled = false;
     void run.finally(() => (settled = true));
     while (!settled && seen === undefined) {
-      const now = await maintenance().catch(() => undefined);
-      if (now?.enabled) seen = now;
+      const now = await appState().catch(() => undefined);
+      if (now?.banner?.message !== undefined && now.banner.message !== announced.message) seen = now;
       else await sleep(50);
     }
     const report = await run;
 
     assert.equal(report.exitCode, 0, report.error?.message);
-    assert.equal(seen?.message, 'Maintenance starts in 2 seconds.');
+    assert.equal(seen?.banner?.message, 'Maintenance starts in 2 seconds.');
+    assert.equal(seen?.maintenance.enabled, false, 'a warning, not maintenance mode');
     assert.equal(expo.deliveriesTo('ExponentPushToken[warned-device]'), deliveriesBefore + 1);
     assert.equal(stepOutput(report, 'end-warning').restored, true);
-    assert.equal((await maintenance()).enabled, false);
+    const after = await appState();
+    assert.equal(after.banner?.message, announced.message);
+    assert.equal(after.banner?.setBy, announced.setBy);
+    await withClient((client) => setBanner(client, { message: null, until: null, setBy: 'test' }));
   });
 
   test('interrupting the warning takes the banner down and terminates nobody (exit 1)', async () => {
@@ -186,14 +196,14 @@ describe('db kill-connections', { concurrency: false }, () => {
     const run = runProcedure(dbKillConnections, { warn: '1h' }, { yes: true, yesIrreversible: true }, await deps({ signal: controller.signal }));
     let settled = false;
     void run.finally(() => (settled = true));
-    while (!settled && !(await maintenance().catch(() => undefined))?.enabled) await sleep(50);
+    while (!settled && !(await appState().catch(() => undefined))?.banner) await sleep(50);
     controller.abort(new Error('operator pressed Ctrl-C'));
     const report = await run;
 
     assert.equal(report.exitCode, 1, report.error?.message);
     assert.equal(report.state, 'rolled-back');
     assert.ok(['pending', 'skipped'].includes(report.steps.find((s) => s.id === 'terminate')?.status ?? ''), 'terminate never ran');
-    assert.equal((await maintenance()).enabled, false);
+    assert.equal((await appState()).banner, null);
     assert.ok(await isAlive(bystander));
   });
 

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { test } from 'node:test';
 import { createTerminalObserver, presentReport, type RunReport } from '../../src/ops/engine/index.ts';
+import { prerequisitesMessage, sentence } from '../../src/ops/engine/messages.ts';
 import { isSecretName } from '../../src/ops/engine/redact.ts';
 
 class Capture extends Writable {
@@ -96,4 +97,12 @@ test('secret-looking field names are recognised, and ordinary ones are not', () 
   for (const name of ['table', 'objectKey', 'dedupKey', 'backup', 'bytes', 'passed', 'keyspace']) {
     assert.equal(isSecretName(name), false, name);
   }
+});
+
+test("messages that wrap a procedure's own sentence end it with one full stop, never two", () => {
+  const message = prerequisitesMessage('db migrate up', [{ name: 'recent backup', ok: false, detail: 'none in the last 24 hours', remedy: 'Take one with `shipshape db backup`.' }]);
+  assert.match(message, /Take one with `shipshape db backup`\. Fix them, then run `shipshape db migrate up` again\.$/);
+  assert.doesNotMatch(message, /\.\./);
+  assert.equal(sentence('Run it again.'), 'Run it again.');
+  assert.equal(sentence('run it again'), 'run it again.');
 });

@@ -12,6 +12,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
+import type { Alert } from '../../src/adapters/alerts/index.ts';
 import { shipshapeProfile } from '../../src/app-profile.ts';
 import { loadConfig, type Config } from '../../src/config/index.ts';
 import { Migrator } from '../../src/db/migrator.ts';
@@ -23,7 +24,6 @@ import {
   resumeRun,
   rollbackRun,
   runProcedure,
-  type EngineAlert,
   type EngineDeps,
   type Prompter,
   type RunReport,
@@ -57,7 +57,7 @@ interface Setup {
   readonly config: Config;
   readonly stateDir: string;
   readonly prefix: string;
-  readonly alerts: EngineAlert[];
+  readonly alerts: Alert[];
   deps(overrides?: Partial<EngineDeps>, operator?: string): EngineDeps;
 }
 
@@ -66,7 +66,7 @@ async function setup(): Promise<Setup> {
   cleanups.push(state.cleanup);
   const configFor = (operator: string) =>
     loadConfig({ DATABASE_URL: database.url, STATE_DIR: state.path, SHIPSHAPE_OPERATOR: operator, LOG_LEVEL: 'silent', ADMIN_TOKEN });
-  const alerts: EngineAlert[] = [];
+  const alerts: Alert[] = [];
   const config = configFor('alice');
   return {
     config,
@@ -77,7 +77,7 @@ async function setup(): Promise<Setup> {
       config: configFor(operator),
       logger,
       alerts: {
-        async send(alert: EngineAlert) {
+        async send(alert: Alert) {
           alerts.push(alert);
         },
       },

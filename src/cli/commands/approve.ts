@@ -2,7 +2,7 @@
  * `shipshape approve <run-id>`: a second operator approves a high or critical run.
  */
 import type { Command } from 'commander';
-import { approveRun, enginePolicyFrom, presentApproval } from '../../ops/engine/index.ts';
+import { approveRun, presentApproval } from '../../ops/engine/index.ts';
 import { cliContext } from '../context.ts';
 import { colourFor, jsonErrors } from './procedures.ts';
 
@@ -14,7 +14,7 @@ export function registerApprove(program: Command): void {
     .action(async (runId: string, flags: { json: boolean }) => {
       await jsonErrors(flags.json, async () => {
         const context = cliContext();
-        const result = await approveRun(runId, { config: context.config, policy: enginePolicyFrom(context.config) });
+        const result = await approveRun(runId, { config: context.config });
         process.stdout.write(presentApproval(result, { json: flags.json, color: colourFor(process.stdout) }));
       });
     });

@@ -4,11 +4,12 @@
  * that change something are procedures: `db index`, `db kill`.
  */
 import { Command, InvalidArgumentError } from 'commander';
+import { describeConnection } from '../../db/backends.ts';
 import { explainAnalyze, type ExplainResult } from '../../ops/diagnostics/explain.ts';
 import { diagnose, CACHE_HIT_TARGET, type Diagnosis } from '../../ops/diagnostics/diagnose.ts';
 import { formatBytes, indexAdvice, type IndexAdvice } from '../../ops/diagnostics/indexes.ts';
 import { EMBEDDED_SINGLE_BACKEND, requirePostgres } from '../../ops/diagnostics/postgres-only.ts';
-import { describeSession, seconds, type Session } from '../../ops/diagnostics/sessions.ts';
+import { seconds, type Session } from '../../ops/diagnostics/sessions.ts';
 import { slowQueries, type SlowQueryReport } from '../../ops/diagnostics/slow-queries.ts';
 import { applicationDatabaseName } from '../../ops/backups/database-target.ts';
 import { cliContext, withDatabase } from '../context.ts';
@@ -102,7 +103,7 @@ export function renderDiagnosis(d: Diagnosis): string {
     out.push('', 'Idle in transaction (holding locks and old snapshots):', sessionsTable(s.idleInTransaction, 'stateSeconds', 'idle for'));
     out.push('', 'Blocked sessions:', s.blocking.blocked.length === 0 ? '(none)' : table(['pid', 'waiting', 'for', 'blocked by', 'statement'], s.blocking.blocked.map((b) => [b.pid, seconds(b.querySeconds), b.waitEvent, b.blockedBy.join(', '), b.query])));
     if (s.blocking.blockers.length > 0) {
-      out.push('Blocking them:', table(['pid', 'who', 'state', 'transaction open', 'blocks', 'statement'], s.blocking.blockers.map((b) => [b.pid, describeSession(b), b.state, seconds(b.transactionSeconds), b.blocking.join(', '), b.query])));
+      out.push('Blocking them:', table(['pid', 'who', 'state', 'transaction open', 'blocks', 'statement'], s.blocking.blockers.map((b) => [b.pid, describeConnection(b), b.state, seconds(b.transactionSeconds), b.blocking.join(', '), b.query])));
       out.push('To stop one: shipshape db kill <pid> (add --force for a session idle in a transaction).');
     }
   }
@@ -112,7 +113,7 @@ export function renderDiagnosis(d: Diagnosis): string {
 
 function sessionsTable(sessions: readonly Session[], field: 'querySeconds' | 'stateSeconds', label: string): string {
   if (sessions.length === 0) return '(none)';
-  return table(['pid', 'who', label, 'transaction open', 'statement'], sessions.map((s) => [s.pid, describeSession(s).replace(/^pid \d+ /, ''), seconds(s[field]), seconds(s.transactionSeconds), s.query]));
+  return table(['pid', 'who', label, 'transaction open', 'statement'], sessions.map((s) => [s.pid, describeConnection(s).replace(/^pid \d+ /, ''), seconds(s[field]), seconds(s.transactionSeconds), s.query]));
 }
 
 export function renderIndexAdvice(advice: IndexAdvice): string[] {

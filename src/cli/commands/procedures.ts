@@ -5,16 +5,13 @@
  * writing a report.
  */
 import { Command, Option } from 'commander';
-import { createAlerter, loadAlertRouting } from '../../adapters/alerts/index.ts';
-import { describeError, isShipError, ShipError } from '../../errors.ts';
+import { isShipError, ShipError } from '../../errors.ts';
 import {
+  configuredAlerter,
   createTerminalObserver,
   createTerminalPrompter,
-  enginePolicyFrom,
-  logAlertSink,
   presentReport,
   runProcedure,
-  type AlertSink,
   type EngineDeps,
   type ProcedureEntry,
   type RunReport,
@@ -143,32 +140,13 @@ export async function terminalEngineDeps(context: CliContext, signal: AbortSigna
   return {
     config: context.config,
     logger: context.logger,
-    alerts: await alertSink(context),
-    policy: enginePolicyFrom(context.config),
+    alerts: await configuredAlerter(context.config, context.logger),
     observer: options.quiet
       ? undefined
       : createTerminalObserver({ stream: process.stderr, live: process.stderr.isTTY === true, color: colourFor(process.stderr) }),
     prompter: interactive ? createTerminalPrompter(process.stdin, process.stderr) : undefined,
     signal,
   };
-}
-
-/** The configured alerter; a broken routing file must not stop a procedure at 3 a.m., so it falls back to the log. */
-async function alertSink(context: CliContext): Promise<AlertSink> {
-  const { config, logger } = context;
-  try {
-    return createAlerter({
-      routing: await loadAlertRouting(config.alerts.routingFile),
-      logger,
-      slackDefaultWebhook: config.alerts.slackWebhookUrl,
-      pagerDutyRoutingKey: config.alerts.pagerDutyRoutingKey,
-      pagerDutyBaseUrl: config.alerts.pagerDutyEventsUrl,
-      smtp: config.smtpUrl === undefined ? undefined : { url: config.smtpUrl, from: config.mailFrom },
-    });
-  } catch (error) {
-    logger.error({ err: describeError(error) }, 'alerting is misconfigured: run alerts go to the log only until it is fixed');
-    return logAlertSink(logger);
-  }
 }
 
 /** Colour only on a terminal, and never when NO_COLOR is set (https://no-color.org). */

@@ -12,7 +12,7 @@ import { recordAudit } from '../../domain/audit.ts';
 import { approveDeletion, cancelDeletion, findPendingDeletion } from '../../domain/deletion-requests.ts';
 import { reapplyErasureLedger } from '../../domain/erasure.ts';
 import { pullLedgerFromMirror, pushLedgerToMirror, readErasureLedger } from '../../domain/erasure-ledger.ts';
-import { openLegalStore } from '../../domain/legal-store.ts';
+import { withLegalStore } from '../../domain/legal-store.ts';
 import { listLiveSessions } from '../../domain/session-list.ts';
 import { revokeAllSessions } from '../../domain/sessions.ts';
 import { findUserByEmail, type User } from '../../domain/users.ts';
@@ -127,22 +127,19 @@ export function registerUserCommands(program: Command): void {
       .addOption(new Option('--reapply', 'also erase again any account the ledger lists (after restoring a backup by hand)').default(false)),
   ).action(async (flags: JsonFlag & { reapply: boolean }) => {
     const context = cliContext();
-    const store = openLegalStore(context.config);
-    try {
-      const result = await withCurrentSchema(context, async ({ pool }) => {
+    const result = await withLegalStore(context.config, (store) =>
+      withCurrentSchema(context, async ({ pool }) => {
         const pulled = await pullLedgerFromMirror(pool, store);
         const pushed = await pushLedgerToMirror(pool, store);
         const reapplied = flags.reapply ? await reapplyErasureLedger(pool, { usersTable: shipshapeProfile.users, operator: context.config.operator }) : undefined;
         return { location: store.location, pulled, pushed, erased: reapplied?.erased ?? null };
-      });
-      emit(flags, result, (r) =>
-        [
-          `Erasure ledger and ${r.location} are in step: ${r.pulled} record(s) copied into the database, ${r.pushed} into legal storage.`,
-          ...(r.erased === null ? [] : [`${r.erased} account(s) listed in the ledger were present and have been erased again.`]),
-        ].join('\n'),
-      );
-    } finally {
-      store.close();
-    }
+      }),
+    );
+    emit(flags, result, (r) =>
+      [
+        `Erasure ledger and ${r.location} are in step: ${r.pulled} record(s) copied into the database, ${r.pushed} into legal storage.`,
+        ...(r.erased === null ? [] : [`${r.erased} account(s) listed in the ledger were present and have been erased again.`]),
+      ].join('\n'),
+    );
   });
 }

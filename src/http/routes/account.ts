@@ -3,7 +3,7 @@
  * GDPR rights — a copy of their data (`GET /me/export`), erasure (`DELETE /me`, after a grace
  * period) and changing their mind (`POST /me/restore`).
  */
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { shipshapeProfile } from '../../app-profile.ts';
 import { restoreAccount } from '../../domain/account-restore.ts';
@@ -16,6 +16,7 @@ import { EXPORT_FORMAT, readUserDataJson } from '../../domain/user-export.ts';
 import { findUserForLogin } from '../../domain/users.ts';
 import { ShipError } from '../../errors.ts';
 import type { ApiContext } from '../context.ts';
+import { attemptLimiter, bodyEmailOrIp } from '../plugins/attempt-limits.ts';
 import { currentUser, type Guards } from '../plugins/guards.ts';
 import { email, uuid } from '../schemas.ts';
 import { parseInput } from '../validation.ts';
@@ -34,25 +35,7 @@ export function accountRoutes(app: FastifyInstance, context: ApiContext, guards:
   const { pool } = context.database;
   const usersTable = shipshapeProfile.users;
   const signedIn = { preHandler: [guards.requireUser] };
-  const limited = (name: string, account: (request: FastifyRequest) => string) => {
-    const checks = [
-      app.createRateLimit({ ...LIMITS.perIp, keyGenerator: (request) => `${name}:ip:${request.ip}` }),
-      app.createRateLimit({ ...LIMITS.perAccount, keyGenerator: (request) => `${name}:account:${account(request)}` }),
-    ];
-    return async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
-      for (const check of checks) {
-        const limit = await check(request);
-        if (!limit.isAllowed && limit.isExceeded) {
-          reply.header('retry-after', String(limit.ttlInSeconds));
-          throw new ShipError('SHIP_ERR_RATE_LIMITED', `Too many attempts. Retry in ${limit.ttlInSeconds} seconds.`);
-        }
-      }
-    };
-  };
-  const bodyEmail = (request: FastifyRequest) => {
-    const body = request.body as { email?: unknown } | undefined;
-    return typeof body?.email === 'string' ? body.email.trim().toLowerCase() : request.ip;
-  };
+  const limited = (name: string, account: (request: FastifyRequest) => string) => attemptLimiter(app, name, LIMITS, account);
 
   app.get('/me/sessions', signedIn, async (request) => {
     const { user, session } = currentUser(request);
@@ -110,7 +93,7 @@ export function accountRoutes(app: FastifyInstance, context: ApiContext, guards:
     return reply.status(202).send({ status: 'scheduled', deletionDueAt: dueAt, message: `Your account is scheduled for deletion and you have been signed out everywhere. ${restoreHow}` });
   });
 
-  app.post('/me/restore', { preHandler: limited('restore', bodyEmail) }, async (request) => {
+  app.post('/me/restore', { preHandler: limited('restore', bodyEmailOrIp) }, async (request) => {
     const input = parseInput(credentials, request.body, 'body');
     const result = await restoreAccount(pool, input, { ip: request.ip, userAgent: request.headers['user-agent'] }, context.config.sessionTtlHours);
     return { status: 'restored', token: result.token, expiresAt: result.session.expiresAt, user: result.user };

@@ -1,13 +1,13 @@
 /**
  * /auth: register, log in and out, reset a forgotten password.
  */
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { ShipError } from '../../errors.ts';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { confirmPasswordReset, login, register, requestPasswordReset } from '../../domain/auth.ts';
 import { recordAudit } from '../../domain/audit.ts';
 import { revokeSession } from '../../domain/sessions.ts';
 import type { ApiContext } from '../context.ts';
+import { attemptLimiter, bodyEmailOrIp } from '../plugins/attempt-limits.ts';
 import { currentUser, type Guards } from '../plugins/guards.ts';
 import { email, password } from '../schemas.ts';
 import { parseInput } from '../validation.ts';
@@ -24,28 +24,10 @@ const LIMITS = {
 } as const;
 
 const clientOf = (request: FastifyRequest) => ({ ip: request.ip, userAgent: request.headers['user-agent'] });
-const accountKey = (request: FastifyRequest) => {
-  const body = request.body as { email?: unknown } | undefined;
-  return typeof body?.email === 'string' ? body.email.trim().toLowerCase() : request.ip;
-};
 
 export function authRoutes(app: FastifyInstance, context: ApiContext, guards: Guards): void {
   const { pool } = context.database;
-  const limiter = (name: keyof typeof LIMITS) => {
-    const checks = [
-      app.createRateLimit({ ...LIMITS[name].perIp, keyGenerator: (request) => `${name}:ip:${request.ip}` }),
-      app.createRateLimit({ ...LIMITS[name].perAccount, keyGenerator: (request) => `${name}:account:${accountKey(request)}` }),
-    ];
-    return async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
-      for (const check of checks) {
-        const limit = await check(request);
-        if (!limit.isAllowed && limit.isExceeded) {
-          reply.header('retry-after', String(limit.ttlInSeconds));
-          throw new ShipError('SHIP_ERR_RATE_LIMITED', `Too many attempts. Retry in ${limit.ttlInSeconds} seconds.`);
-        }
-      }
-    };
-  };
+  const limiter = (name: keyof typeof LIMITS) => attemptLimiter(app, name, LIMITS[name], bodyEmailOrIp);
 
   app.post('/auth/register', { preHandler: limiter('login') }, async (request, reply) => {
     const input = parseInput(registration, request.body, 'body');

@@ -1,11 +1,14 @@
 /**
  * What the running API says about itself (runbook: "Check System Health", steps 1 and 4):
- * `GET /health`, and `GET /metrics` with the admin token. Never throws: an API that does not
- * answer is itself the finding.
+ * `GET /health`, and `GET /metrics` with the admin token; and waiting for /health to show a
+ * change. Never throws: an API that does not answer is itself the finding.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { describeError } from '../../errors.ts';
 
 const PROBE_TIMEOUT_MS = 5_000;
+/** How long /health gets to show a change (instances hear within a second). */
+const HEALTH_WAIT_MS = 5_000;
 
 export interface HealthAnswer {
   readonly url: string;
@@ -29,6 +32,36 @@ export async function probeHealth(apiUrl: string, timeoutMs = PROBE_TIMEOUT_MS):
     return { url, status: response.status, state: field('status'), message: field('message'), db: field('db'), version: field('version'), error: null };
   } catch (error) {
     return { url, status: null, state: null, message: null, db: null, version: null, error: networkError(error) };
+  }
+}
+
+export type HealthExpectation = { readonly maintenance: true; readonly message: string } | { readonly maintenance: false };
+
+export interface HealthSeen {
+  readonly ok: boolean;
+  /** Nothing answered at API_URL. */
+  readonly unreachable: boolean;
+  readonly detail: string;
+}
+
+/**
+ * Polls GET /health until it shows the expectation. An API that does not answer is reported
+ * as such (it reads the state from the database when it starts), not as a mismatch.
+ */
+export async function waitForHealth(apiUrl: string, expected: HealthExpectation, waitMs = HEALTH_WAIT_MS): Promise<HealthSeen> {
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    const answer = await probeHealth(apiUrl, 2_000);
+    if (answer.status === null) {
+      return { ok: false, unreachable: true, detail: `${answer.url} did not answer (${answer.error ?? '?'})` };
+    }
+    const last = `HTTP ${answer.status} ${JSON.stringify({ status: answer.state, ...(answer.message === null ? {} : { message: answer.message }) })}`;
+    const shows = expected.maintenance
+      ? answer.status === 503 && answer.state === 'maintenance' && answer.message === expected.message
+      : answer.status === 200 && answer.state === 'ok';
+    if (shows) return { ok: true, unreachable: false, detail: `${answer.url} answers ${last}` };
+    if (Date.now() >= deadline) return { ok: false, unreachable: false, detail: `${answer.url} still answers ${last} after ${waitMs / 1_000} s` };
+    await sleep(100);
   }
 }
 

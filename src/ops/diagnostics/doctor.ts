@@ -9,6 +9,7 @@
  *   plus: long transactions, maintenance mode left on, backup freshness, pending migrations.
  */
 import type { Config } from '../../config/index.ts';
+import { describeConnection } from '../../db/backends.ts';
 import { openDatabase, type Database } from '../../db/index.ts';
 import { readAppState } from '../../domain/app-state.ts';
 import { describeError, isShipError } from '../../errors.ts';
@@ -19,7 +20,7 @@ import { formatDurationMs } from '../../config/duration.ts';
 import { backupFreshness, BACKUP_STALE_AFTER_MS } from './backup-freshness.ts';
 import { databaseSize, largestTables } from './diagnose.ts';
 import { formatBytes } from './indexes.ts';
-import { connectionUsage, CONNECTIONS_WARN_RATIO, describeSession, listSessions, longTransactions, LONG_TRANSACTION_SECONDS, seconds } from './sessions.ts';
+import { connectionUsage, CONNECTIONS_WARN_RATIO, listSessions, longTransactions, LONG_TRANSACTION_SECONDS, seconds } from './sessions.ts';
 import { slowQueries } from './slow-queries.ts';
 
 /** Mean execution time from which a statement is a finding. */
@@ -157,7 +158,7 @@ async function longTransactionCheck(database: Database): Promise<DoctorCheck> {
   return {
     name: 'long transactions',
     status: 'finding',
-    detail: long.map((s) => `${describeSession(s)} ${s.state ?? '?'}, transaction open ${seconds(s.transactionSeconds)}${s.query ? `: ${s.query}` : ''}`).join('\n'),
+    detail: long.map((s) => `${describeConnection(s)} ${s.state ?? '?'}, transaction open ${seconds(s.transactionSeconds)}${s.query ? `: ${s.query}` : ''}`).join('\n'),
     remedy: 'Long transactions hold locks and keep VACUUM from cleaning up: end them (cancel the statement, or terminate an idle-in-transaction session) and fix the client that leaves them open',
     commands: long.map((s) => `shipshape db kill ${s.pid}${s.state === 'active' ? '' : ' --force'} --yes --yes-irreversible`),
   };

@@ -5,6 +5,7 @@
  * Query texts are shown with their literals masked (`'…'`) and cut short: they can hold the
  * very emails, tokens and passwords a report must not repeat.
  */
+import { BACKEND_COLUMNS, backendOf, type Backend, type BackendRow } from '../../db/backends.ts';
 import type { Queryable } from '../../db/pool.ts';
 import { maskLiterals, oneLine } from './sql-text.ts';
 
@@ -62,14 +63,7 @@ export async function connectionUsage(db: Queryable): Promise<ConnectionUsage> {
   };
 }
 
-export interface Session {
-  readonly pid: number;
-  readonly user: string | null;
-  readonly applicationName: string | null;
-  /** Null for a Unix-socket connection. */
-  readonly clientAddr: string | null;
-  readonly state: string | null;
-  readonly backendStart: string | null;
+export interface Session extends Backend {
   readonly transactionSeconds: number | null;
   readonly querySeconds: number | null;
   /** Seconds in the current state (how long idle in transaction). */
@@ -81,13 +75,7 @@ export interface Session {
   readonly query: string | null;
 }
 
-interface SessionRow {
-  pid: number;
-  usename: string | null;
-  application_name: string | null;
-  client_addr: string | null;
-  state: string | null;
-  backend_start: Date | null;
+interface SessionRow extends BackendRow {
   xact_seconds: number | null;
   query_seconds: number | null;
   state_seconds: number | null;
@@ -100,7 +88,7 @@ interface SessionRow {
 /** Every other client session of the application database. */
 export async function listSessions(db: Queryable): Promise<Session[]> {
   const { rows } = await db.query<SessionRow>(
-    `SELECT pid, usename, application_name, host(client_addr) AS client_addr, state, backend_start,
+    `SELECT ${BACKEND_COLUMNS},
             extract(epoch FROM now() - xact_start)::float8 AS xact_seconds,
             extract(epoch FROM now() - query_start)::float8 AS query_seconds,
             extract(epoch FROM now() - state_change)::float8 AS state_seconds,
@@ -115,19 +103,24 @@ export async function listSessions(db: Queryable): Promise<Session[]> {
 function sessionOf(row: SessionRow): Session {
   const round = (value: number | null) => (value === null ? null : Math.round(value * 10) / 10);
   return {
-    pid: row.pid,
-    user: row.usename,
-    applicationName: row.application_name === '' ? null : row.application_name,
-    clientAddr: row.client_addr,
-    state: row.state,
-    backendStart: row.backend_start?.toISOString() ?? null,
+    ...backendOf(row),
     transactionSeconds: round(row.xact_seconds),
     querySeconds: round(row.query_seconds),
     stateSeconds: round(row.state_seconds),
     waitEvent: row.wait_event_type === null ? null : `${row.wait_event_type}:${row.wait_event ?? '?'}`,
     blockedBy: row.blocked_by ?? [],
-    query: row.query === null || row.query === '' ? null : oneLine(maskLiterals(row.query), QUERY_TEXT_MAX),
+    query: shownQuery(row.query),
   };
+}
+
+/** A statement as reports may show it: literals masked, one line, cut short; null when hidden. */
+export function shownQuery(query: string | null): string | null {
+  return query === null || query === '' ? null : oneLine(maskLiterals(query), QUERY_TEXT_MAX);
+}
+
+/** Idle inside an open transaction: it holds its snapshot and locks, and no cancel can end it. */
+export function isIdleInTransaction(state: string | null): boolean {
+  return state === 'idle in transaction' || state === 'idle in transaction (aborted)';
 }
 
 /** Running a statement for longer than `seconds`, longest first. */
@@ -140,7 +133,7 @@ export function longRunning(sessions: readonly Session[], seconds = LONG_QUERY_S
 /** Idle inside an open transaction, longest first (each holds its snapshot and locks). */
 export function idleInTransaction(sessions: readonly Session[]): Session[] {
   return sessions
-    .filter((s) => s.state === 'idle in transaction' || s.state === 'idle in transaction (aborted)')
+    .filter((s) => isIdleInTransaction(s.state))
     .sort((a, b) => (b.stateSeconds ?? 0) - (a.stateSeconds ?? 0));
 }
 
@@ -180,12 +173,6 @@ export async function connectionsByClient(db: Queryable): Promise<Array<{ client
     count: row.count,
     idle: row.idle,
   }));
-}
-
-/** `pid 4242 app@10.0.0.7 "shipshape"` */
-export function describeSession(session: Pick<Session, 'pid' | 'user' | 'clientAddr' | 'applicationName'>): string {
-  const app = session.applicationName ? ` "${session.applicationName}"` : '';
-  return `pid ${session.pid} ${session.user ?? '?'}@${session.clientAddr ?? 'local socket'}${app}`;
 }
 
 /** `4m 12s` */

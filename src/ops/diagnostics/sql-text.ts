@@ -51,40 +51,13 @@ export function tokenize(sql: string): Token[] {
     }
     const start = i;
     if ((c === 'e' || c === 'E') && next === "'") {
-      i += 2;
-      while (i < n) {
-        if (sql[i] === '\\') i += 2;
-        else if (sql[i] === "'" && sql[i + 1] === "'") i += 2;
-        else if (sql[i] === "'") {
-          i++;
-          break;
-        } else i++;
-      }
+      i = afterQuoted(sql, i + 1, { backslashEscapes: true });
       tokens.push({ kind: 'string', text: sql.slice(start, i), start, end: i });
       continue;
     }
-    if (c === "'") {
-      i++;
-      while (i < n) {
-        if (sql[i] === "'" && sql[i + 1] === "'") i += 2;
-        else if (sql[i] === "'") {
-          i++;
-          break;
-        } else i++;
-      }
-      tokens.push({ kind: 'string', text: sql.slice(start, i), start, end: i });
-      continue;
-    }
-    if (c === '"') {
-      i++;
-      while (i < n) {
-        if (sql[i] === '"' && sql[i + 1] === '"') i += 2;
-        else if (sql[i] === '"') {
-          i++;
-          break;
-        } else i++;
-      }
-      tokens.push({ kind: 'identifier', text: sql.slice(start, i), start, end: i });
+    if (c === "'" || c === '"') {
+      i = afterQuoted(sql, i);
+      tokens.push({ kind: c === "'" ? 'string' : 'identifier', text: sql.slice(start, i), start, end: i });
       continue;
     }
     if (c === '$') {
@@ -110,6 +83,22 @@ export function tokenize(sql: string): Token[] {
     tokens.push({ kind: 'other', text: c, start, end: i });
   }
   return tokens;
+}
+
+/**
+ * Where the quoted text opening at `open` ends (just past its closing quote, or the end of the
+ * text). A doubled quote is an escaped one; in E'…' so is anything after a backslash.
+ */
+function afterQuoted(sql: string, open: number, options: { backslashEscapes?: boolean } = {}): number {
+  const quote = sql[open];
+  let i = open + 1;
+  while (i < sql.length) {
+    if (options.backslashEscapes && sql[i] === '\\') i += 2;
+    else if (sql[i] === quote && sql[i + 1] === quote) i += 2;
+    else if (sql[i] === quote) return i + 1;
+    else i++;
+  }
+  return sql.length;
 }
 
 /** The statements in `sql`, each trimmed and without its semicolon; empty ones are dropped. */

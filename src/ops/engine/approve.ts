@@ -6,7 +6,7 @@
 import type { Config } from '../../config/index.ts';
 import { ShipError } from '../../errors.ts';
 import { JournalWriter, type PlanStep } from './journal.ts';
-import { defaultEnginePolicy, type EnginePolicy } from './policy.ts';
+import { enginePolicyFrom, type EnginePolicy } from './policy.ts';
 import { loadRun } from './runs.ts';
 import type { JsonObject, Risk } from './types.ts';
 
@@ -26,13 +26,14 @@ export interface ApprovalResult {
 
 export interface ApproveDeps {
   readonly config: Config;
+  /** Default: the policy the configuration sets. */
   readonly policy?: EnginePolicy | undefined;
   readonly now?: (() => Date) | undefined;
 }
 
 export async function approveRun(runId: string, deps: ApproveDeps): Promise<ApprovalResult> {
   const now = deps.now ?? (() => new Date());
-  const policy = deps.policy ?? defaultEnginePolicy;
+  const policy = deps.policy ?? enginePolicyFrom(deps.config);
   const approver = deps.config.operator;
   const record = await loadRun(deps.config.stateDir, runId);
   if (record.state !== 'awaiting-approval') {

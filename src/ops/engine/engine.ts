@@ -9,7 +9,7 @@ import { openDatabase, type Database } from '../../db/index.ts';
 import type { Logger } from '../../log.ts';
 import { logAlertSink, type AlertSink } from './alerts.ts';
 import { silentObserver, type Prompter, type RunObserver } from './io.ts';
-import { defaultEnginePolicy, type EnginePolicy } from './policy.ts';
+import { enginePolicyFrom, type EnginePolicy } from './policy.ts';
 import { createJsonRedactor, secretsOf, type JsonRedactor } from './redact.ts';
 import type { Risk } from './types.ts';
 
@@ -19,6 +19,7 @@ export interface EngineDeps {
   readonly profile?: AppProfile | undefined;
   /** Default: a sink that writes alerts to the log. */
   readonly alerts?: AlertSink | undefined;
+  /** Default: the policy the configuration sets. */
   readonly policy?: EnginePolicy | undefined;
   /** Default: `openDatabase` from src/db (DATABASE_URL, or the embedded database). */
   readonly openDatabase?: ((config: Config, logger: Logger) => Promise<Database>) | undefined;
@@ -50,7 +51,7 @@ export function resolveEngine(deps: EngineDeps): Engine {
     logger: deps.logger,
     profile: deps.profile ?? shipshapeProfile,
     alerts: deps.alerts ?? logAlertSink(deps.logger),
-    policy: deps.policy ?? defaultEnginePolicy,
+    policy: deps.policy ?? enginePolicyFrom(deps.config),
     openDatabase: deps.openDatabase ?? ((config, logger) => openDatabase(config, logger, 'shipshape-run')),
     observer: deps.observer ?? silentObserver,
     prompter: deps.prompter,

@@ -6,9 +6,18 @@ import type { CheckRecord, RunRecord, StepRecord } from './run-record.ts';
 
 const list = (steps: readonly StepRecord[]) => (steps.length === 0 ? 'none' : steps.map((step) => step.id).join(', '));
 
+/**
+ * `text` ended as a sentence. Error messages, remedies and undo reasons come from procedures
+ * and usually end with a full stop already; appending another gave "…again..".
+ */
+export function sentence(text: string): string {
+  const trimmed = text.trimEnd();
+  return /[.!?]$/.test(trimmed) ? trimmed : `${trimmed}.`;
+}
+
 export function prerequisitesMessage(command: string, failed: readonly CheckRecord[]): string {
   const lines = failed.map((check) => `${check.name}: ${check.detail}${check.remedy ? ` — ${check.remedy}` : ''}`);
-  return `${failed.length} prerequisite(s) not met, so nothing was changed: ${lines.join('; ')}. Fix them, then run \`shipshape ${command}\` again.`;
+  return `${failed.length} prerequisite(s) not met, so nothing was changed: ${sentence(lines.join('; '))} Fix them, then run \`shipshape ${command}\` again.`;
 }
 
 export interface Stuck {
@@ -31,15 +40,15 @@ export function rollbackMessage(record: RunRecord, cause: string, stuck: Stuck |
   }
   const blocked =
     stuck.kind === 'undo-failed'
-      ? `undoing step ${stuck.step} failed: ${stuck.why}`
-      : `step ${stuck.step} cannot be undone: ${stuck.why}`;
+      ? `undoing step ${stuck.step} failed: ${sentence(stuck.why)}`
+      : `step ${stuck.step} cannot be undone: ${sentence(stuck.why)}`;
   const next =
     stuck.kind === 'undo-failed'
       ? `fix what made the undo of ${stuck.step} fail, then run \`shipshape runs rollback ${runId}\` to continue undoing (${list([...stillDone].reverse())})`
       : `a human must decide: ${stuck.step} stays done; undo the steps before it by hand if that is right. \`shipshape runs show ${runId}\` has every step's output`;
   return {
     message:
-      `${cause} Rollback stopped: ${blocked}. ` +
+      `${cause} Rollback stopped: ${blocked} ` +
       `Still in effect: ${list(stillDone)}. Undone: ${undone.length === 0 ? 'none' : list(undone)}. ` +
       'The rollback stopped there because undoing earlier steps on top of a later one that is still in effect could leave things worse.',
     next,

@@ -16,8 +16,6 @@ export interface EnginePolicy {
   readonly allowInlineApproval: boolean;
 }
 
-export const defaultEnginePolicy: EnginePolicy = { approvalTtlMs: 60 * 60 * 1000, allowInlineApproval: false };
-
 /** The policy as configured (SHIPSHAPE_APPROVAL_TTL_MINUTES, SHIPSHAPE_ALLOW_INLINE_APPROVAL). */
 export function enginePolicyFrom(config: Pick<Config, 'approvals'>): EnginePolicy {
   return { approvalTtlMs: config.approvals.ttlMinutes * 60_000, allowInlineApproval: config.approvals.allowInline };

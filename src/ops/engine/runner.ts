@@ -17,9 +17,10 @@ import type { z } from 'zod';
 import { ExitCode, ShipError, describeError, isShipError, type ErrorCode } from '../../errors.ts';
 import { needsApproval, needsConfirmation, resolveEngine, type Engine, type EngineDeps } from './engine.ts';
 import type { JournalEvent } from './journal.ts';
-import { prerequisitesMessage, rollbackMessage, type Stuck } from './messages.ts';
+import { prerequisitesMessage, rollbackMessage, sentence, type Stuck } from './messages.ts';
 import { reportFromRecord, reportWithoutRun, type ReportMode, type ReportOutcome, type RunReport, type StepReport } from './report.ts';
 import type { CheckRecord, RunRecord } from './run-record.ts';
+import type { JsonRedactor } from './redact.ts';
 import { newRunId } from './run-id.ts';
 import { loadRun } from './runs.ts';
 import {
@@ -61,7 +62,7 @@ export function parseParams(procedure: Procedure, input: unknown, fieldLabel: (f
   });
   throw new ShipError(
     'SHIP_ERR_VALIDATION',
-    `Invalid input for \`shipshape ${procedure.command}\`: ${problems.join('; ')}. Nothing was run; see \`shipshape ${procedure.command} --help\`.`,
+    `Invalid input for \`shipshape ${procedure.command}\`: ${sentence(problems.join('; '))} Nothing was run; see \`shipshape ${procedure.command} --help\`.`,
     { details: { fields: parsed.error.issues.map((issue) => issue.path.map(String).join('.')) } },
   );
 }
@@ -124,8 +125,7 @@ export async function resumeRun(runId: string, procedures: readonly Procedure[],
   const operator = engine.config.operator;
   const record = await loadRun(engine.config.stateDir, runId);
   const procedure = procedureFor(record, procedures);
-  const refuse = (code: ErrorCode, message: string, next?: string) =>
-    reportFromRecord(record, 'resume', operator, { exitCode: new ShipError(code, message).exitCode, error: { code, message }, next });
+  const refuse = refuser(record, 'resume', operator, engine.redactor);
 
   if (record.state === 'running') return refuse('SHIP_ERR_LOCKED', `Run ${runId} is still running (${attemptWhere(record)}). Wait for it, or interrupt it with Ctrl-C where it runs.`);
   if (record.state !== 'interrupted' && record.state !== 'awaiting-approval') {
@@ -163,29 +163,11 @@ export async function resumeRun(runId: string, procedures: readonly Procedure[],
   try {
     gateEvents = await askGates(procedure, remaining, options, engine, 'resume');
   } catch (error) {
-    const info = errorInfo(error, engine.redactor, 'SHIP_ERR_INTERNAL');
-    return refuse(isShipError(error) ? error.code : 'SHIP_ERR_INTERNAL', info.message);
+    return refuse.because(error);
   }
 
   const session = new Session(engine, procedure, runId, reparsed.data, 'resume', record.entries);
-  let outcome: ReportOutcome;
-  try {
-    await session.openInfrastructure();
-    try {
-      await session.acquire(record.created.locks, options.wait ?? false);
-    } catch (error) {
-      const info = errorInfo(error, engine.redactor, 'SHIP_ERR_INTERNAL');
-      return refuse(isShipError(error) ? error.code : 'SHIP_ERR_INTERNAL', info.message);
-    }
-    session.reopen(record.created.locks);
-    for (const event of gateEvents) session.write(event);
-    outcome = await forward(session, { checkPrerequisites: !changedSomething, inlineApprovedBy: undefined });
-  } catch (error) {
-    outcome = engineFailure(session, error);
-  } finally {
-    await session.close();
-  }
-  return reportFromRecord(session.record(), 'resume', operator, outcome);
+  return continueRun(session, 'resume', record, options, gateEvents, refuse, () => forward(session, { checkPrerequisites: !changedSomething, inlineApprovedBy: undefined }));
 }
 
 /**
@@ -197,8 +179,7 @@ export async function rollbackRun(runId: string, procedures: readonly Procedure[
   const operator = engine.config.operator;
   const record = await loadRun(engine.config.stateDir, runId);
   const procedure = procedureFor(record, procedures);
-  const refuse = (code: ErrorCode, message: string, next?: string) =>
-    reportFromRecord(record, 'rollback', operator, { exitCode: new ShipError(code, message).exitCode, error: { code, message }, next });
+  const refuse = refuser(record, 'rollback', operator, engine.redactor);
 
   if (record.state === 'running') return refuse('SHIP_ERR_LOCKED', `Run ${runId} is still running (${attemptWhere(record)}). Interrupt it with Ctrl-C where it runs: it rolls back by itself.`);
   if (record.state === 'succeeded') {
@@ -217,34 +198,63 @@ export async function rollbackRun(runId: string, procedures: readonly Procedure[
       gateEvents = await confirm(procedure, options, engine, `Roll back run ${runId} (undo ${toUndo.map((s) => s.id).reverse().join(', ')})?`);
     }
   } catch (error) {
-    const info = errorInfo(error, engine.redactor, 'SHIP_ERR_INTERNAL');
-    return refuse(isShipError(error) ? error.code : 'SHIP_ERR_INTERNAL', info.message);
+    return refuse.because(error);
   }
 
   const session = new Session(engine, procedure, runId, params, 'rollback', record.entries);
+  return continueRun(session, 'rollback', record, options, gateEvents, refuse, async () => {
+    if (record.state !== 'awaiting-approval') return rollback(session, `Rolled back by ${operator} with \`shipshape runs rollback\`.`, 'rollback');
+    session.write({ type: 'note', message: `cancelled by ${operator} before any step ran` });
+    return session.end('failed', { exitCode: ExitCode.ok });
+  });
+}
+
+interface Refuse {
+  (code: ErrorCode, message: string, next?: string): RunReport;
+  /** For a thrown error (a gate refused, the locks held elsewhere): its code and redacted message. */
+  because(error: unknown): RunReport;
+}
+
+/** How a resume or rollback that cannot go ahead ends: nothing is written, the run stays as its journal says. */
+function refuser(record: RunRecord, mode: ReportMode, operator: string, redactor: JsonRedactor): Refuse {
+  const refuse = (code: ErrorCode, message: string, next?: string) =>
+    reportFromRecord(record, mode, operator, { exitCode: new ShipError(code, message).exitCode, error: { code, message }, next });
+  return Object.assign(refuse, {
+    because: (error: unknown) => refuse(isShipError(error) ? error.code : 'SHIP_ERR_INTERNAL', errorInfo(error, redactor, 'SHIP_ERR_INTERNAL').message),
+  });
+}
+
+/**
+ * Picks a journaled run up in this process: its locks again (refused if another process holds
+ * them), the gates just passed into the journal, then `body`. A bug in here leaves the run
+ * needing attention rather than half-reported.
+ */
+async function continueRun(
+  session: Session,
+  mode: 'resume' | 'rollback',
+  record: RunRecord,
+  options: ContinueOptions,
+  gateEvents: readonly JournalEvent[],
+  refuse: Refuse,
+  body: () => Promise<ReportOutcome>,
+): Promise<RunReport> {
   let outcome: ReportOutcome;
   try {
     await session.openInfrastructure();
     try {
       await session.acquire(record.created.locks, options.wait ?? false);
     } catch (error) {
-      const info = errorInfo(error, engine.redactor, 'SHIP_ERR_INTERNAL');
-      return refuse(isShipError(error) ? error.code : 'SHIP_ERR_INTERNAL', info.message);
+      return refuse.because(error);
     }
     session.reopen(record.created.locks);
     for (const event of gateEvents) session.write(event);
-    if (record.state === 'awaiting-approval') {
-      session.write({ type: 'note', message: `cancelled by ${operator} before any step ran` });
-      outcome = session.end('failed', { exitCode: ExitCode.ok });
-    } else {
-      outcome = await rollback(session, `Rolled back by ${operator} with \`shipshape runs rollback\`.`, 'rollback');
-    }
+    outcome = await body();
   } catch (error) {
     outcome = engineFailure(session, error);
   } finally {
     await session.close();
   }
-  return reportFromRecord(session.record(), 'rollback', operator, outcome);
+  return reportFromRecord(session.record(), mode, session.engine.config.operator, outcome);
 }
 
 async function forward(session: Session, options: { checkPrerequisites: boolean; inlineApprovedBy: string | undefined }): Promise<ReportOutcome> {
@@ -299,7 +309,7 @@ async function forward(session: Session, options: { checkPrerequisites: boolean;
     }
     const result = await session.runStep(step, engine.signal);
     if (!result.ok) {
-      cause = `Step ${step.id} (${step.title}) failed: ${result.error.message}.`;
+      cause = `Step ${step.id} (${step.title}) failed: ${sentence(result.error.message)}`;
       break;
     }
   }
@@ -310,7 +320,7 @@ async function forward(session: Session, options: { checkPrerequisites: boolean;
       session.write({ type: 'verification', name: check.name, ...result });
       if (!result.ok) failed.push(`${check.name}: ${result.detail}${result.remedy ? ` (${result.remedy})` : ''}`);
     }
-    if (failed.length > 0) cause = `Verification failed — ${failed.join('; ')}. A run that does not verify is treated as failed.`;
+    if (failed.length > 0) cause = `Verification failed — ${sentence(failed.join('; '))} A run that does not verify is treated as failed.`;
     else if (engine.signal.aborted) cause = 'The operator interrupted the run during verification.';
   }
   if (cause !== undefined) return rollback(session, cause, 'run');
@@ -376,7 +386,7 @@ async function rollback(session: Session, cause: string, mode: 'run' | 'rollback
   const { message, next } = rollbackMessage(session.record(), cause, stuck);
   if (stuck !== undefined) {
     const outcome = session.end('needs-attention', { exitCode: ExitCode.needsHuman, error: { code: 'SHIP_ERR_ROLLBACK_FAILED', message }, next });
-    await session.announce('needs-attention', `${message} Next: ${next ?? 'see the journal'}.`);
+    await session.announce('needs-attention', `${message} Next: ${sentence(next ?? 'see the journal')}`);
     return outcome;
   }
   const changed = targets.length > 0;
@@ -394,7 +404,7 @@ async function rollback(session: Session, cause: string, mode: 'run' | 'rollback
 
 /** A bug or a broken journal: stop, keep what the journal says, and hand over to a human. */
 function engineFailure(session: Session, error: unknown): ReportOutcome {
-  const message = `The engine itself failed: ${session.engine.redactor.text(describeError(error))}. Steps already done were NOT undone.`;
+  const message = `The engine itself failed: ${sentence(session.engine.redactor.text(describeError(error)))} Steps already done were NOT undone.`;
   const next = `inspect with \`shipshape runs show ${session.runId}\`, then \`shipshape runs rollback ${session.runId}\` if the steps should be undone`;
   session.engine.logger.error({ err: describeError(error), runId: session.runId }, 'run engine failure');
   const outcome: ReportOutcome = { exitCode: ExitCode.needsHuman, error: { code: 'SHIP_ERR_INTERNAL', message }, next };
@@ -448,7 +458,7 @@ async function confirm(procedure: Procedure, options: ContinueOptions, engine: E
 }
 
 function irreversibleText(steps: ReadonlyArray<Step<unknown>>): string {
-  return steps.map((step) => `Step ${step.id} cannot be undone: ${step.irreversible ?? ''}.`).join(' ');
+  return steps.map((step) => `Step ${step.id} cannot be undone: ${sentence(step.irreversible ?? '')}`).join(' ');
 }
 
 function checkInlineApproval(procedure: Procedure, operator: string, approvedBy: string, engine: Engine): void {

@@ -3,9 +3,10 @@
  * connection, the mirror and the in-memory step outputs, and it closes them all.
  */
 import { performance } from 'node:perf_hooks';
+import type { Alert } from '../../adapters/alerts/index.ts';
 import type { Database } from '../../db/index.ts';
 import { describeError, isShipError, ShipError, type ErrorCode } from '../../errors.ts';
-import { pageKey, sendSafely, type EngineAlert } from './alerts.ts';
+import { pageKey, sendSafely } from './alerts.ts';
 import { needsConfirmation, needsApproval, type Engine } from './engine.ts';
 import {
   JournalWriter,
@@ -319,7 +320,7 @@ export class Session {
     const announced = needsConfirmation(procedure.risk) || procedure.alertChannels !== undefined || (failure && procedure.risk !== 'none');
     if (!announced) return;
     const record = this.record();
-    const severity: EngineAlert['severity'] =
+    const severity: Alert['severity'] =
       kind === 'needs-attention' ? 'critical' : kind === 'failed' ? 'error' : kind === 'approval-requested' ? 'warning' : 'info';
     const page = kind === 'needs-attention' || (kind === 'failed' && needsApproval(procedure.risk)) ? 'trigger' : undefined;
     const titles = {
@@ -330,7 +331,7 @@ export class Session {
       'approval-requested': 'needs approval',
       'rolled-back': 'rolled back',
     } as const;
-    const alert: EngineAlert = {
+    const alert: Alert = {
       issueType: procedure.issueType,
       severity,
       event: `procedure.${kind}`,
@@ -347,7 +348,7 @@ export class Session {
     }
   }
 
-  private async sendAlert(alert: EngineAlert): Promise<void> {
+  private async sendAlert(alert: Alert): Promise<void> {
     await sendSafely(this.engine.alerts, alert, this.engine.logger);
     this.write({
       type: 'alert',

@@ -8,6 +8,7 @@
  * everything around that: gates, locks, the journal, rollback, resume and output.
  */
 import type { z } from 'zod';
+import type { IssueType } from '../../adapters/alerts/types.ts';
 import type { AppProfile } from '../../app-profile.ts';
 import type { Config } from '../../config/index.ts';
 import type { Database } from '../../db/index.ts';
@@ -17,9 +18,8 @@ export const risks = ['none', 'low', 'medium', 'high', 'critical'] as const;
 /** none/low run at once; medium asks for confirmation; high/critical also need a second operator's approval. */
 export type Risk = (typeof risks)[number];
 
-/** The runbook's escalation matrix rows; decides who hears about a procedure. */
-export const issueTypes = ['database', 'security', 'infrastructure', 'application'] as const;
-export type IssueType = (typeof issueTypes)[number];
+/** The runbook's escalation matrix rows; a procedure's decides who hears about it. */
+export { issueTypes, type IssueType } from '../../adapters/alerts/types.ts';
 
 /** Anything that survives a round trip through the JSON journal. */
 export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };

@@ -27,9 +27,9 @@ import { readManifest } from '../backups/catalog.ts';
 import { applicationDatabaseName, databaseLockResource } from '../backups/database-target.ts';
 import { PGLITE_DUMP_ARGUMENTS } from '../backups/dump-embedded.ts';
 import { pgDumpArguments } from '../backups/dump-postgres.ts';
-import { dumpFactsSchema, dumpKey, manifestKey, type DumpFacts } from '../backups/manifest.ts';
+import { dumpFactsSchema, dumpKey, manifestKey, type BackupManifest, type DumpFacts } from '../backups/manifest.ts';
 import { pgDumpCheck, serverVersionAt } from '../backups/pg-tools.ts';
-import { backupSourceFor, dumpToStore, verifyBackup, writeManifest, type BackupSource } from '../backups/take-backup.ts';
+import { backupSourceFor, dumpToStore, takeVerifiedBackup, verifyBackup, writeManifest, type BackupSource } from '../backups/take-backup.ts';
 import { ShipError } from '../../errors.ts';
 import { defineProcedure, type JsonObject, type RunContext } from '../engine/types.ts';
 
@@ -207,6 +207,27 @@ export const dbBackup = defineProcedure({
     },
   ],
 });
+
+/**
+ * A verified backup taken inside another procedure's run (a migration's `--backup`, the
+ * maintenance window): the same kind `db backup` takes, sealed only once verified, and
+ * labelled with that run.
+ */
+export async function takeBackupInRun(context: RunContext<unknown>, purpose: string): Promise<BackupManifest> {
+  const database = await context.database();
+  return withBackupStore(context.config, (store) =>
+    takeVerifiedBackup({
+      config: context.config,
+      profile: context.profile,
+      store,
+      source: backupSourceFor(context.config, database),
+      restoreTest: false,
+      signal: context.signal,
+      onProgress: (bytes) => context.progress({ bytes, label: 'backup' }),
+      context: { purpose, runId: context.runId, operator: context.operator },
+    }),
+  );
+}
 
 /** What to dump: DATABASE_URL needs no connection of ours; the embedded database must be owned by this process. */
 async function sourceOf(context: Context): Promise<BackupSource> {

@@ -6,7 +6,8 @@
  * termination cannot be undone — a terminated session's open transaction is rolled back
  * and its client has to reconnect — so that step asks for its own confirmation too.
  *
- *   1. Warn users (only with --warn 5m): the in-app banner now, and a push to every device.
+ *   1. Warn users (only with --warn 5m): the in-app banner (GET /config; the app keeps
+ *      working meanwhile), and a push to every device.
  *   2. Wait out the warning.
  *   3. Kill all connections except ours: pg_terminate_backend for every other client
  *      backend of this database, waiting for each to exit. Clients that connect again
@@ -19,16 +20,15 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
-import { ExpoPushClient } from '../../adapters/expo-push.ts';
 import { durationSchema, formatDurationMs, humanDuration } from '../../config/duration.ts';
 import type { Config } from '../../config/index.ts';
 import { describeBackend, holdOwnSessions, otherBackends, terminateBackend, type Termination } from '../../db/backends.ts';
-import { readAppState, setMaintenance } from '../../domain/app-state.ts';
-import { createNotificationJob, newRunner, runNotificationJob } from '../../domain/notifications.ts';
+import { readAppState, setBanner } from '../../domain/app-state.ts';
 import { describeError, ShipError } from '../../errors.ts';
-import { currentProcess, liveness } from '../engine/process-identity.ts';
-import { defineProcedure, type JsonObject, type RunContext } from '../engine/types.ts';
+import { announceAppStateChange } from '../../runtime/app-state-feeds.ts';
 import { applicationDatabaseName, databaseLockResource } from '../backups/database-target.ts';
+import { defineProcedure, type JsonObject, type RunContext } from '../engine/types.ts';
+import { bannerJson, journaledBanner, pushToEveryone, runSetter } from './announcements.ts';
 
 /** Longer than this is a schedule, not a warning: use the scheduler. */
 const MAX_WARNING_MS = 2 * 3_600_000;
@@ -99,39 +99,41 @@ export const dbKillConnections = defineProcedure({
     {
       id: 'warn-users',
       title: 'Warn users (in-app banner and push)',
-      describe: ({ params: p, config }) =>
-        warningOf(p) === undefined
+      describe: ({ params: p, config }) => {
+        const warning = warningOf(p);
+        return warning === undefined
           ? ['no warning (--warn not given): connections are terminated at once']
           : [
-              `UPDATE app_state SET maintenance_enabled = true, maintenance_message = '${bannerText(warningOf(p) ?? 0)}' — unless maintenance is already on`,
-              `push "${bannerText(warningOf(p) ?? 0)}" to every active device with notifications on (notification_jobs; Expo at ${new URL(config.push.expoPushUrl).origin})`,
-            ],
+              `UPDATE app_state SET banner_message = '${warningText(warning)}'   -- served in GET /config; the app keeps working`,
+              `push "${warningText(warning)}" to every active device with notifications on (notification_jobs; Expo at ${new URL(config.push.expoPushUrl).origin})`,
+            ];
+      },
       async run(context): Promise<JsonObject> {
         const warning = warningOf(context.params);
         if (warning === undefined) return { warned: false };
         const { pool } = await context.database();
-        const text = bannerText(warning);
+        const text = warningText(warning);
         const warnedAt = new Date().toISOString();
-        const before = (await readAppState(pool)).maintenance;
-        let bannerSet = false;
-        if (before.enabled) {
-          context.note(`maintenance mode is already on ("${before.message ?? ''}", set by ${before.setBy ?? '?'}): the banner is left as it is`);
-        } else {
-          await setMaintenance(pool, { enabled: true, message: text, setBy: setter(context) });
-          bannerSet = true;
-          context.note(`banner up: "${text}"`);
-        }
-        const push = await pushWarning(context, text);
-        context.note(push.detail);
-        return { warned: true, warnedAt, warningMs: warning, banner: text, bannerSet, push: push.output };
+        const { previous } = await setBanner(pool, { message: text, until: null, setBy: runSetter(context) });
+        await announceAppStateChange(context.config, context.logger);
+        // Put back afterwards only a banner still being shown, and never our own (a resumed run finds it).
+        const replaced = previous && previous.setBy !== runSetter(context) && (previous.until === null || previous.until.getTime() > Date.now()) ? previous : null;
+        context.note(replaced ? `banner up: "${text}" (replacing "${replaced.message}" until the warning is over)` : `banner up: "${text}"`);
+        const push = await pushToEveryone(context, {
+          title: 'Scheduled maintenance',
+          body: `${text} The app will be unavailable for a short while.`,
+          key: `db.kill-connections:${context.runId}`,
+          otherwise: 'the banner is the only warning',
+        });
+        return { warned: true, warnedAt, warningMs: warning, banner: text, previousBanner: bannerJson(replaced), push };
       },
       // Takes the banner down; a push that went out cannot be recalled.
       async undo(context, output) {
         await takeDownWarning(context, output);
       },
       async undoInterrupted(context) {
-        // Whether the banner went up is unknown; ours is recognisable by its text.
-        await takeDownWarning(context, { bannerSet: true, banner: bannerText(warningOf(context.params) ?? 0) }, { quiet: true });
+        // Whether the banner went up is unknown (and so is the one it replaced); ours carries this run's name.
+        await takeDownWarning(context, {}, { quiet: true });
       },
     },
     {
@@ -210,7 +212,7 @@ export const dbKillConnections = defineProcedure({
       describe: ({ params: p }) =>
         warningOf(p) === undefined
           ? ['nothing to take down']
-          : ['UPDATE app_state SET maintenance_enabled = false — only if the banner is still the one step warn-users put up'],
+          : ['UPDATE app_state SET banner_message = <the banner before the warning, or none> — only if the banner is still the one step warn-users put up'],
       // No undo: putting a "starts in 5 minutes" banner back up would announce what is over.
       async run(context) {
         const warned = context.outputs['warn-users'];
@@ -268,58 +270,22 @@ function warningOf(p: Params): number | undefined {
   return p.warn === undefined || p.warn === 0 ? undefined : p.warn;
 }
 
-function bannerText(warningMs: number): string {
+function warningText(warningMs: number): string {
   return `Maintenance starts in ${humanDuration(warningMs)}.`;
 }
 
-function setter(context: Context): string {
-  return `operator:${context.operator} (run ${context.runId})`;
-}
-
-/**
- * The push half of the warning: recorded as a notification job (idempotent per run, so a
- * resumed run never sends twice) and sent now. Best effort: the banner is the warning of
- * record, and a push provider being down must not hold up an emergency.
- */
-async function pushWarning(context: Context, text: string): Promise<{ detail: string; output: JsonObject }> {
-  try {
-    const { pool } = await context.database();
-    const { job } = await createNotificationJob(pool, {
-      title: 'Scheduled maintenance',
-      body: `${text} The app will be unavailable for a short while.`,
-      requestedBy: setter(context),
-      idempotencyKey: `db.kill-connections:${context.runId}`,
-    });
-    const sender = new ExpoPushClient({ pushUrl: context.config.push.expoPushUrl, accessToken: context.config.push.expoAccessToken });
-    const done =
-      job.status === 'sending'
-        ? await runNotificationJob(pool, sender, job.id, {
-            runner: newRunner(currentProcess()),
-            isGone: (runner) => liveness(runner) === 'dead',
-            signal: context.signal,
-            logger: context.logger,
-          })
-        : job;
-    const output = { jobId: done.id, status: done.status, recipients: done.recipients, sentChunks: done.chunks.sent, failedChunks: done.chunks.failed };
-    return { detail: `push warning ${done.id}: ${done.status}, ${done.recipients} device(s), ${done.chunks.sent}/${done.chunks.total} chunk(s) sent`, output };
-  } catch (error) {
-    const message = describeError(error);
-    return { detail: `push warning not sent (${message}); the banner is the only warning`, output: { error: message } };
-  }
-}
-
-/** Takes our banner down, unless someone has since replaced it with their own. Returns whether it did. */
+/** Takes our banner down and puts back the one it replaced, unless someone has since put up another. Returns whether it did. */
 async function takeDownWarning(context: Context, warned: JsonObject, options: { quiet?: boolean } = {}): Promise<boolean> {
-  if (warned.bannerSet !== true) return false;
   const { pool } = await context.database();
-  const now = (await readAppState(pool)).maintenance;
-  if (!now.enabled) return false;
-  if (now.message !== warned.banner) {
-    if (!options.quiet) context.note(`the maintenance message was changed since the warning ("${now.message ?? ''}", by ${now.setBy ?? '?'}): left as it is`);
+  const now = (await readAppState(pool)).banner;
+  if (now?.setBy !== runSetter(context)) {
+    if (now && !options.quiet) context.note(`the banner was changed since the warning ("${now.message}", by ${now.setBy ?? '?'}): left as it is`);
     return false;
   }
-  await setMaintenance(pool, { enabled: false, setBy: setter(context) });
-  context.note('banner taken down');
+  const previous = journaledBanner(warned.previousBanner);
+  await setBanner(pool, previous ? { ...previous, setBy: previous.setBy ?? runSetter(context) } : { message: null, until: null, setBy: runSetter(context) });
+  await announceAppStateChange(context.config, context.logger);
+  context.note(previous ? `banner taken down; "${previous.message}" is back` : 'banner taken down');
   return true;
 }
 

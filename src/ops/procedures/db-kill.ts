@@ -19,13 +19,12 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
-import { holdOwnSessions, terminateBackend } from '../../db/backends.ts';
+import { BACKEND_COLUMNS, backendOf, describeConnection, holdOwnSessions, terminateBackend, type Backend, type BackendRow } from '../../db/backends.ts';
 import type { Pool, Queryable } from '../../db/pool.ts';
 import { ShipError } from '../../errors.ts';
 import { applicationDatabaseName } from '../backups/database-target.ts';
 import { EMBEDDED_SINGLE_BACKEND, requirePostgres } from '../diagnostics/postgres-only.ts';
-import { describeSession, seconds } from '../diagnostics/sessions.ts';
-import { maskLiterals, oneLine } from '../diagnostics/sql-text.ts';
+import { isIdleInTransaction, seconds, shownQuery } from '../diagnostics/sessions.ts';
 import { defineProcedure, type JsonObject, type RunContext } from '../engine/types.ts';
 
 /** How long a cancelled statement gets to stop before we call it stuck. */
@@ -42,18 +41,12 @@ const params = z.object({
 type Params = z.output<typeof params>;
 type Context = RunContext<Params>;
 
-interface Target {
-  readonly pid: number;
+interface Target extends Backend {
   readonly database: string | null;
   readonly backendType: string | null;
-  readonly user: string | null;
-  readonly applicationName: string | null;
-  readonly clientAddr: string | null;
-  readonly state: string | null;
-  readonly backendStart: string | null;
-  readonly queryStart: string | null;
   readonly xactStart: string | null;
   readonly querySeconds: number | null;
+  /** Masked, one line, cut short; null when hidden. */
   readonly query: string | null;
 }
 
@@ -84,7 +77,7 @@ export const dbKill = defineProcedure({
         if (target.database !== name) {
           return { ok: false, detail: `pid ${target.pid} is connected to database ${target.database ?? '?'}, not ${name}`, remedy: 'this command only stops sessions of the application database (DATABASE_URL)' };
         }
-        return { ok: true, detail: `${describeSession(target)} ${target.state ?? 'state hidden'}${target.querySeconds === null ? '' : `, statement running ${seconds(target.querySeconds)}`}${target.query ? `: ${target.query}` : ''}` };
+        return { ok: true, detail: `${describeConnection(target)} ${target.state ?? 'state hidden'}${target.querySeconds === null ? '' : `, statement running ${seconds(target.querySeconds)}`}${target.query ? `: ${target.query}` : ''}` };
       },
     },
     {
@@ -110,7 +103,7 @@ export const dbKill = defineProcedure({
         const state = target?.state ?? null;
         if (state === 'active') return { ok: true, detail: 'a statement is running: it is cancelled first' };
         if (context.params.force) return { ok: true, detail: `${state ?? 'state hidden'}: nothing to cancel, so --force terminates the session` };
-        if (state === 'idle in transaction' || state === 'idle in transaction (aborted)') {
+        if (isIdleInTransaction(state)) {
           return { ok: false, detail: `the session is ${state} (open ${seconds(secondsSince(target?.xactStart ?? null))}): a cancel cannot end a transaction that runs no statement`, remedy: `terminate it: shipshape db kill ${context.params.pid} --force` };
         }
         return {
@@ -167,16 +160,11 @@ export const dbKill = defineProcedure({
           context.note('the session is gone: nothing to terminate');
           return { terminated: false, reason: 'gone' };
         }
-        const idleInTransaction = now.state === 'idle in transaction' || now.state === 'idle in transaction (aborted)';
-        if (cancel.stopped === true && !idleInTransaction) {
+        if (cancel.stopped === true && !isIdleInTransaction(now.state)) {
           context.note(`the cancel was enough: the session is ${now.state ?? 'hidden'}, left connected`);
           return { terminated: false, reason: 'cancel was enough' };
         }
-        const outcome = await terminateBackend(
-          db,
-          { pid: now.pid, user: now.user, applicationName: now.applicationName, clientAddr: now.clientAddr, state: now.state, backendStart: now.backendStart, queryStart: now.queryStart },
-          EXIT_WAIT_MS,
-        );
+        const outcome = await terminateBackend(db, now, EXIT_WAIT_MS);
         if (outcome.outcome === 'not-permitted') {
           throw new ShipError('SHIP_ERR_STEP_FAILED', `PostgreSQL refused to terminate pid ${now.pid}: ${outcome.error ?? 'permission denied'}. Connect as a superuser or a member of pg_signal_backend (and the same role, for another role's session).`);
         }
@@ -193,7 +181,7 @@ export const dbKill = defineProcedure({
         const now = await findTarget(await pool(context), context.params.pid);
         const sameSession = now !== undefined && now.backendStart === cancel.backendStart;
         if (context.params.force) {
-          const stillIdleInTx = sameSession && (now.state === 'idle in transaction' || now.state === 'idle in transaction (aborted)');
+          const stillIdleInTx = sameSession && isIdleInTransaction(now.state);
           if (sameSession && (stillRunning(cancel, now) || stillIdleInTx)) {
             return { ok: false, detail: `pid ${context.params.pid} is still ${now.state ?? '?'} after being terminated`, remedy: 'it may be stuck in an uninterruptible call: look at the server (ps, the PostgreSQL log) before anything harsher' };
           }
@@ -217,30 +205,20 @@ async function pool(context: Context): Promise<Pool> {
 }
 
 async function findTarget(db: Queryable, pid: number): Promise<Target | undefined> {
-  const { rows } = await db.query<{
-    pid: number; datname: string | null; backend_type: string | null; usename: string | null; application_name: string | null; client_addr: string | null;
-    state: string | null; backend_start: Date | null; query_start: Date | null; xact_start: Date | null; query_seconds: number | null; query: string | null;
-  }>(
-    `SELECT pid, datname, backend_type, usename, application_name, host(client_addr) AS client_addr, state, backend_start, query_start, xact_start,
-            extract(epoch FROM now() - query_start)::float8 AS query_seconds, query
+  const { rows } = await db.query<BackendRow & { datname: string | null; backend_type: string | null; xact_start: Date | null; query_seconds: number | null; query: string | null }>(
+    `SELECT ${BACKEND_COLUMNS}, datname, backend_type, xact_start, extract(epoch FROM now() - query_start)::float8 AS query_seconds, query
        FROM pg_stat_activity WHERE pid = $1::integer`,
     [pid],
   );
   const row = rows[0];
   if (row === undefined) return undefined;
   return {
-    pid: row.pid,
+    ...backendOf(row),
     database: row.datname,
     backendType: row.backend_type,
-    user: row.usename,
-    applicationName: row.application_name === '' ? null : row.application_name,
-    clientAddr: row.client_addr,
-    state: row.state,
-    backendStart: row.backend_start?.toISOString() ?? null,
-    queryStart: row.query_start?.toISOString() ?? null,
     xactStart: row.xact_start?.toISOString() ?? null,
     querySeconds: row.query_seconds,
-    query: row.query === null || row.query === '' ? null : oneLine(maskLiterals(row.query), 160),
+    query: shownQuery(row.query),
   };
 }
 

@@ -31,8 +31,8 @@ import { migratorFor } from '../../runtime/migrations.ts';
 import { withBackupStore } from '../backups/backup-store.ts';
 import { listBackups, type BackupEntry } from '../backups/catalog.ts';
 import { applicationDatabaseName, databaseLockResource } from '../backups/database-target.ts';
-import { backupSourceFor, takeVerifiedBackup } from '../backups/take-backup.ts';
 import { defineProcedure, type JsonObject, type RunContext } from '../engine/types.ts';
+import { takeBackupInRun } from './db-backup.ts';
 
 const params = z.object({
   /** Take a fresh, verified backup as step 1 instead of requiring a recent one. */
@@ -103,7 +103,7 @@ export const dbMigrate = defineProcedure({
           return { backupId: null };
         }
         if (context.params.backup) {
-          const taken = await takePreMigrationBackup(context);
+          const taken = await takeBackupInRun(context, 'pre-migration');
           context.note(`backup ${taken.id} taken and verified`);
           return { backupId: taken.id, createdAt: taken.createdAt, taken: true };
         }
@@ -333,24 +333,6 @@ function backupIdOf(context: Context): string | undefined {
 async function newestVerifiedBackup(config: Config): Promise<BackupEntry | undefined> {
   const name = applicationDatabaseName(config);
   return withBackupStore(config, async (store) => (await listBackups(store)).find((entry) => entry.state === 'good' && entry.manifest?.database.name === name));
-}
-
-/** Step 1 with --backup: the backup procedure's own code, so it is the same kind of backup, sealed only once verified. */
-async function takePreMigrationBackup(context: Context): Promise<{ id: string; createdAt: string }> {
-  const database = await context.database();
-  const manifest = await withBackupStore(context.config, (store) =>
-    takeVerifiedBackup({
-      config: context.config,
-      profile: context.profile,
-      store,
-      source: backupSourceFor(context.config, database),
-      restoreTest: false,
-      signal: context.signal,
-      onProgress: (bytes) => context.progress({ bytes, label: 'backup' }),
-      context: { purpose: 'pre-migration', runId: context.runId, operator: context.operator },
-    }),
-  );
-  return { id: manifest.id, createdAt: manifest.createdAt };
 }
 
 const reviewedSchema = z.array(

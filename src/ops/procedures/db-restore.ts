@@ -43,7 +43,7 @@ import { Migrator } from '../../db/migrator.ts';
 import { quoteIdent, type Pool } from '../../db/pool.ts';
 import { setMaintenance, type Maintenance } from '../../domain/app-state.ts';
 import { reapplyErasureLedger } from '../../domain/erasure.ts';
-import { openLegalStore } from '../../domain/legal-store.ts';
+import { withLegalStore } from '../../domain/legal-store.ts';
 import { describeError, ShipError } from '../../errors.ts';
 import { announceAppStateChange } from '../../runtime/app-state-feeds.ts';
 import { isBackupId } from '../backups/backup-id.ts';
@@ -440,17 +440,14 @@ export const dbRestore = defineProcedure({
         'merge the ledger mirror in LEGAL_STORAGE_URL into erasure_ledger, then erase again every account it lists that the restored data contains',
       ],
       async run(context): Promise<JsonObject> {
-        const legalStore = openLegalStore(context.config);
-        try {
-          const result = await withTargetPool(targetOf(context), context.config, context.logger, async (pool) => {
+        const result = await withLegalStore(context.config, (legalStore) =>
+          withTargetPool(targetOf(context), context.config, context.logger, async (pool) => {
             const reapplied = await reapplyErasureLedger(pool, { usersTable: context.profile.users, legalStore, operator: context.operator });
             return { ...reapplied, countsAfter: await criticalCounts(pool, context) };
-          });
-          context.note(`erased again ${result.erased} account(s) the backup still held (ledger: ${result.ledgerRecords} record(s), ${result.mergedFromMirror} merged from its mirror)`);
-          return result;
-        } finally {
-          legalStore.close();
-        }
+          }),
+        );
+        context.note(`erased again ${result.erased} account(s) the backup still held (ledger: ${result.ledgerRecords} record(s), ${result.mergedFromMirror} merged from its mirror)`);
+        return result;
       },
       // The restore step's undo loads the whole pre-restore database back, which includes these rows.
       async undo() {},

@@ -19,19 +19,10 @@
 import { z } from 'zod';
 import { recordAudit } from '../../domain/audit.ts';
 import { readAppState, setMaintenance } from '../../domain/app-state.ts';
-import { ShipError } from '../../errors.ts';
 import { announceAppStateChange } from '../../runtime/app-state-feeds.ts';
 import { defineProcedure, type JsonObject, type RunContext } from '../engine/types.ts';
-import {
-  alertAndReport,
-  EMERGENCY_ISSUE_TYPE,
-  EMERGENCY_LOCK,
-  EMERGENCY_PAGE_KEY,
-  pushToEveryone,
-  setterOf,
-  updateStatusPage,
-  waitForHealth,
-} from './emergency-common.ts';
+import { pushToEveryone, runSetter, updateStatusPage } from './announcements.ts';
+import { alertAndReport, EMERGENCY_ISSUE_TYPE, EMERGENCY_LOCK, EMERGENCY_PAGE_KEY, healthCheck, verifyHealth } from './emergency-common.ts';
 
 export const DEFAULT_EMERGENCY_MESSAGE = 'Emergency maintenance in progress. We will be back shortly.';
 export const EMERGENCY_PUSH_TITLE = 'Temporary Maintenance';
@@ -95,8 +86,8 @@ export const emergencyDisable = defineProcedure({
         const message = context.params.message;
         const before = (await readAppState(pool)).maintenance;
         // A resumed run finds its own change: what was there before it is not known any more, and was almost certainly "off".
-        const ours = before.enabled && before.setBy === setterOf(context);
-        const { previous } = await setMaintenance(pool, { enabled: true, message, setBy: setterOf(context) });
+        const ours = before.enabled && before.setBy === runSetter(context);
+        const { previous } = await setMaintenance(pool, { enabled: true, message, setBy: runSetter(context) });
         await recordAudit(pool, { actor: `operator:${context.operator}`, action: 'admin.maintenance.enabled', details: { message, runId: context.runId, emergency: true } });
         await announceAppStateChange(context.config, context.logger);
         context.note(`maintenance ON: "${message}"`);
@@ -116,21 +107,7 @@ export const emergencyDisable = defineProcedure({
       title: 'Verify maintenance mode (GET /health)',
       describe: ({ config, params: p }) => [`GET ${new URL('/health', config.apiUrl).toString()}   -- expect 503 {"status":"maintenance","message":"${p.message}"}, within 5 s`],
       // Reads only.
-      async run(context): Promise<JsonObject> {
-        const seen = await waitForHealth(context.config.apiUrl, { maintenance: true, message: context.params.message });
-        if (seen.unreachable) {
-          context.note(`${seen.detail}: no API instance to check here; each reads the maintenance state from the database when it starts`);
-          return { verified: false, unreachable: true };
-        }
-        if (!seen.ok) {
-          throw new ShipError(
-            'SHIP_ERR_STEP_FAILED',
-            `The API does not show maintenance mode: ${seen.detail}. Check that API_URL points at an instance using this database; its logs should not show "could not refresh app state".`,
-          );
-        }
-        context.note(seen.detail);
-        return { verified: true, unreachable: false };
-      },
+      run: (context) => verifyHealth(context, { maintenance: true, message: context.params.message }, 'The API does not show maintenance mode'),
     },
     {
       id: 'notify-incidents',
@@ -186,7 +163,14 @@ export const emergencyDisable = defineProcedure({
       describe: ({ config, params: p }) => [
         `push {"title":"${EMERGENCY_PUSH_TITLE}","body":"${p.message}","priority":"high"} to every active device with notifications on (notification_jobs; Expo at ${new URL(config.push.expoPushUrl).origin})`,
       ],
-      run: (context) => pushToEveryone(context, { title: EMERGENCY_PUSH_TITLE, body: context.params.message, priority: 'high', key: `emergency.disable:${context.runId}` }),
+      run: (context) =>
+        pushToEveryone(context, {
+          title: EMERGENCY_PUSH_TITLE,
+          body: context.params.message,
+          priority: 'high',
+          key: `emergency.disable:${context.runId}`,
+          otherwise: 'the in-app maintenance screen still tells users',
+        }),
       // A push that went out cannot be recalled; `emergency enable` sends the all-clear.
       async undo(context) {
         context.note('the push that went out cannot be recalled');
@@ -206,11 +190,7 @@ export const emergencyDisable = defineProcedure({
     },
     {
       name: 'GET /health answers 503 with the message',
-      run: async (context) => {
-        const seen = await waitForHealth(context.config.apiUrl, { maintenance: true, message: context.params.message });
-        if (seen.unreachable) return { ok: true, detail: `${seen.detail}; API instances read maintenance from the database when they start` };
-        return seen.ok ? { ok: true, detail: seen.detail } : { ok: false, detail: seen.detail, remedy: 'check API_URL and the API logs' };
-      },
+      run: (context) => healthCheck(context, { maintenance: true, message: context.params.message }),
     },
   ],
 });
@@ -219,16 +199,16 @@ export const emergencyDisable = defineProcedure({
 async function putBackMaintenance(context: Context, output: JsonObject): Promise<void> {
   const { pool } = await context.database();
   const now = (await readAppState(pool)).maintenance;
-  if (!now.enabled || now.setBy !== setterOf(context)) {
+  if (!now.enabled || now.setBy !== runSetter(context)) {
     context.note(`maintenance was changed since (${now.enabled ? `on, set by ${now.setBy ?? '?'}` : 'off'}): left as it is`);
     return;
   }
   const previousMessage = typeof output.previousMessage === 'string' ? output.previousMessage : null;
   if (output.previousEnabled === true) {
-    await setMaintenance(pool, { enabled: true, message: previousMessage, setBy: typeof output.previousSetBy === 'string' ? output.previousSetBy : setterOf(context) });
+    await setMaintenance(pool, { enabled: true, message: previousMessage, setBy: typeof output.previousSetBy === 'string' ? output.previousSetBy : runSetter(context) });
     context.note(`maintenance message put back: "${previousMessage ?? ''}"`);
   } else {
-    await setMaintenance(pool, { enabled: false, setBy: setterOf(context) });
+    await setMaintenance(pool, { enabled: false, setBy: runSetter(context) });
     context.note('maintenance OFF again');
   }
   await recordAudit(pool, { actor: `operator:${context.operator}`, action: 'admin.maintenance.restored', details: { runId: context.runId, enabled: output.previousEnabled === true } });

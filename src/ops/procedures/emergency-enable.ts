@@ -15,19 +15,10 @@
 import { z } from 'zod';
 import { recordAudit } from '../../domain/audit.ts';
 import { readAppState, setMaintenance } from '../../domain/app-state.ts';
-import { ShipError } from '../../errors.ts';
 import { announceAppStateChange } from '../../runtime/app-state-feeds.ts';
 import { defineProcedure, type JsonObject } from '../engine/types.ts';
-import {
-  alertAndReport,
-  EMERGENCY_ISSUE_TYPE,
-  EMERGENCY_LOCK,
-  EMERGENCY_PAGE_KEY,
-  pushToEveryone,
-  setterOf,
-  updateStatusPage,
-  waitForHealth,
-} from './emergency-common.ts';
+import { pushToEveryone, runSetter, updateStatusPage } from './announcements.ts';
+import { alertAndReport, EMERGENCY_ISSUE_TYPE, EMERGENCY_LOCK, EMERGENCY_PAGE_KEY, healthCheck, verifyHealth } from './emergency-common.ts';
 
 export const ALL_CLEAR_TITLE = 'We are back';
 export const ALL_CLEAR_BODY = 'The app is available again. Thank you for your patience.';
@@ -74,7 +65,7 @@ export const emergencyEnable = defineProcedure({
       ],
       async run(context): Promise<JsonObject> {
         const { pool } = await context.database();
-        const { previous } = await setMaintenance(pool, { enabled: false, setBy: setterOf(context) });
+        const { previous } = await setMaintenance(pool, { enabled: false, setBy: runSetter(context) });
         if (previous.enabled) {
           await recordAudit(pool, { actor: `operator:${context.operator}`, action: 'admin.maintenance.disabled', details: { runId: context.runId, wasMessage: previous.message } });
           await announceAppStateChange(context.config, context.logger);
@@ -91,7 +82,7 @@ export const emergencyEnable = defineProcedure({
           return;
         }
         const message = typeof output.previousMessage === 'string' ? output.previousMessage : null;
-        await setMaintenance(pool, { enabled: true, message, setBy: typeof output.previousSetBy === 'string' ? output.previousSetBy : setterOf(context) });
+        await setMaintenance(pool, { enabled: true, message, setBy: typeof output.previousSetBy === 'string' ? output.previousSetBy : runSetter(context) });
         await recordAudit(pool, { actor: `operator:${context.operator}`, action: 'admin.maintenance.restored', details: { runId: context.runId, enabled: true } });
         await announceAppStateChange(context.config, context.logger);
         context.note(`maintenance back ON: "${message ?? ''}"`);
@@ -101,18 +92,7 @@ export const emergencyEnable = defineProcedure({
       id: 'verify-health',
       title: 'Verify the API serves again (GET /health)',
       describe: ({ config }) => [`GET ${new URL('/health', config.apiUrl).toString()}   -- expect 200 {"status":"ok"}, within 5 s`],
-      async run(context): Promise<JsonObject> {
-        const seen = await waitForHealth(context.config.apiUrl, { maintenance: false });
-        if (seen.unreachable) {
-          context.note(`${seen.detail}: no API instance to check here`);
-          return { verified: false, unreachable: true };
-        }
-        if (!seen.ok) {
-          throw new ShipError('SHIP_ERR_STEP_FAILED', `The API does not serve again: ${seen.detail}. Check that API_URL points at an instance using this database, and the API logs.`);
-        }
-        context.note(seen.detail);
-        return { verified: true, unreachable: false };
-      },
+      run: (context) => verifyHealth(context, { maintenance: false }, 'The API does not serve again'),
     },
     {
       id: 'resolve-page',
@@ -167,7 +147,7 @@ export const emergencyEnable = defineProcedure({
       describe: ({ params: p }) => (p.push ? [`push {"title":"${ALL_CLEAR_TITLE}","body":"${ALL_CLEAR_BODY}","priority":"default"} to every active device with notifications on`] : ['--no-push: no push']),
       async run(context) {
         if (!context.params.push) return { skipped: true };
-        return pushToEveryone(context, { title: ALL_CLEAR_TITLE, body: ALL_CLEAR_BODY, priority: 'default', key: `emergency.enable:${context.runId}` });
+        return pushToEveryone(context, { title: ALL_CLEAR_TITLE, body: ALL_CLEAR_BODY, priority: 'default', key: `emergency.enable:${context.runId}`, otherwise: 'the app itself shows it is open again' });
       },
       async undo(context) {
         context.note('the push that went out cannot be recalled');
@@ -187,11 +167,7 @@ export const emergencyEnable = defineProcedure({
     },
     {
       name: 'GET /health answers 200 ok',
-      run: async (context) => {
-        const seen = await waitForHealth(context.config.apiUrl, { maintenance: false });
-        if (seen.unreachable) return { ok: true, detail: `${seen.detail}; API instances read the state from the database when they start` };
-        return seen.ok ? { ok: true, detail: seen.detail } : { ok: false, detail: seen.detail, remedy: 'check API_URL and the API logs' };
-      },
+      run: (context) => healthCheck(context, { maintenance: false }),
     },
   ],
 });

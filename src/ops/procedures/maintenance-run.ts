@@ -38,17 +38,17 @@ import { describeError, isShipError, ShipError } from '../../errors.ts';
 import { announceAppStateChange } from '../../runtime/app-state-feeds.ts';
 import { migratorFor } from '../../runtime/migrations.ts';
 import { localParts } from '../../scheduler/zoned-time.ts';
-import { withBackupStore } from '../backups/backup-store.ts';
+import { withClient } from '../backups/connections.ts';
 import { applicationDatabaseName, databaseLockResource } from '../backups/database-target.ts';
-import { backupSourceFor, takeVerifiedBackup } from '../backups/take-backup.ts';
-import { probeHealth } from '../diagnostics/api-probe.ts';
+import { backupSourceFor } from '../backups/take-backup.ts';
+import { probeHealth, waitForHealth } from '../diagnostics/api-probe.ts';
 import { defineProcedure, type JsonObject, type RunContext, type Step } from '../engine/types.ts';
 import { rotateDatabasePassword } from '../maintenance/database-password.ts';
 import { appendMaintenanceLog, maintenanceDir, maintenanceLogPath } from '../maintenance/maintenance-log.ts';
 import { deleteLogs, findOldLogs } from '../maintenance/old-logs.ts';
 import { prepareSmokeAccount, runSmokeTests, smokeSummary } from '../maintenance/smoke-tests.ts';
-import { dbBackup } from './db-backup.ts';
-import { updateStatusPage, waitForHealth } from './emergency-common.ts';
+import { dbBackup, takeBackupInRun } from './db-backup.ts';
+import { bannerJson, journaledBanner, updateStatusPage } from './announcements.ts';
 
 const params = z.object({});
 type Params = z.output<typeof params>;
@@ -100,19 +100,7 @@ const steps: ReadonlyArray<Step<Params>> = [
     ],
     // No undo: the backup is the way back from this window's changes; a failed run keeps it.
     async run(context): Promise<JsonObject> {
-      const database = await context.database();
-      const manifest = await withBackupStore(context.config, (store) =>
-        takeVerifiedBackup({
-          config: context.config,
-          profile: context.profile,
-          store,
-          source: backupSourceFor(context.config, database),
-          restoreTest: false,
-          signal: context.signal,
-          onProgress: (bytes) => context.progress({ bytes, label: 'backup' }),
-          context: { purpose: 'maintenance', runId: context.runId, operator: context.operator },
-        }),
-      );
+      const manifest = await takeBackupInRun(context, 'maintenance');
       context.note(`backup ${manifest.id} taken and verified (${manifest.dump.bytes} bytes, ${manifest.tables.length} tables)`, { backupId: manifest.id });
       return { backupId: manifest.id, bytes: manifest.dump.bytes };
     },
@@ -280,7 +268,7 @@ const steps: ReadonlyArray<Step<Params>> = [
       return {
         previousMessage: previous.message,
         wasOn: previous.enabled,
-        banner: banner ? { message: banner.message, until: banner.until?.toISOString() ?? null, setBy: banner.setBy } : null,
+        banner: bannerJson(banner),
         statusPage,
       };
     },
@@ -289,8 +277,8 @@ const steps: ReadonlyArray<Step<Params>> = [
       const { pool } = await context.database();
       const message = typeof output.previousMessage === 'string' ? output.previousMessage : undefined;
       if (output.wasOn === true) await setMaintenance(pool, { enabled: true, message, setBy: setter(context) });
-      const banner = z.object({ message: z.string(), until: z.string().nullable(), setBy: z.string().nullable() }).nullable().safeParse(output.banner);
-      if (banner.success && banner.data) await setBanner(pool, { message: banner.data.message, until: banner.data.until === null ? null : new Date(banner.data.until), setBy: banner.data.setBy ?? setter(context) });
+      const banner = journaledBanner(output.banner);
+      if (banner) await setBanner(pool, { ...banner, setBy: banner.setBy ?? setter(context) });
       await announceAppStateChange(context.config, context.logger);
     },
   },
@@ -479,14 +467,7 @@ async function withDirectConnection<T>(context: Context, fn: (client: pg.ClientB
       client.release();
     }
   }
-  const client = new pg.Client({ connectionString: (await readFile(file, 'utf8')).trim(), application_name: 'shipshape-maintenance' });
-  client.on('error', () => undefined);
-  await client.connect();
-  try {
-    return await fn(client);
-  } finally {
-    await client.end().catch(() => undefined);
-  }
+  return withClient((await readFile(file, 'utf8')).trim(), fn, 'shipshape-maintenance');
 }
 
 function withBackupParams(context: Context): RunContext<{ verifyRestore: boolean; compression?: number | undefined }> {

@@ -29,7 +29,7 @@ import { defineProcedure, type JsonObject, type RunContext } from '../engine/typ
 import { planPath, renderMaintenancePlan, writeMaintenancePlan } from '../maintenance/plan.ts';
 import { describeStart, nextWindow, noticeTexts, windowStartingAt, type MaintenanceWindow } from '../maintenance/window.ts';
 import { MAINTENANCE_BANNER_SETTER, maintenanceRun } from './maintenance-run.ts';
-import { updateStatusPage } from './emergency-common.ts';
+import { bannerJson, journaledBanner, runSetter, updateStatusPage } from './announcements.ts';
 
 const REMINDER_BEFORE_MS = 3_600_000;
 
@@ -97,12 +97,12 @@ export const maintenanceSchedule = defineProcedure({
         await setBanner(pool, { message, until: window.endsAt, setBy: `${MAINTENANCE_BANNER_SETTER}${window.startsAt.toISOString()}` });
         await announceAppStateChange(context.config, context.logger);
         context.note(`banner up until ${window.endsAt.toISOString()}: "${message}"`);
-        return { previous: before ? { message: before.message, until: before.until?.toISOString() ?? null, setBy: before.setBy } : null };
+        return { previous: bannerJson(before) };
       },
       async undo(context, output) {
         const { pool } = await context.database();
-        const previous = z.object({ message: z.string(), until: z.string().nullable(), setBy: z.string().nullable() }).nullable().catch(null).parse(output.previous);
-        await setBanner(pool, previous ? { message: previous.message, until: previous.until === null ? null : new Date(previous.until), setBy: previous.setBy ?? 'restored' } : { message: null, until: null, setBy: 'restored' });
+        const previous = journaledBanner(output.previous);
+        await setBanner(pool, previous ? { ...previous, setBy: previous.setBy ?? 'restored' } : { message: null, until: null, setBy: 'restored' });
         await announceAppStateChange(context.config, context.logger);
       },
     },
@@ -124,10 +124,10 @@ export const maintenanceSchedule = defineProcedure({
         const { pool } = await context.database();
         const purpose = purposeOf(window);
         const now = new Date();
-        const announcement = await scheduleNotification(pool, { scheduledFor: now, title: texts.title, body: texts.body, priority: 'normal', requestedBy: requester(context), purpose: `${purpose}:announcement` });
+        const announcement = await scheduleNotification(pool, { scheduledFor: now, title: texts.title, body: texts.body, priority: 'normal', requestedBy: runSetter(context), purpose: `${purpose}:announcement` });
         const reminderAt = new Date(window.startsAt.getTime() - REMINDER_BEFORE_MS);
         const reminder = reminderAt.getTime() > now.getTime()
-          ? await scheduleNotification(pool, { scheduledFor: reminderAt, title: texts.title, body: texts.reminder, priority: 'normal', requestedBy: requester(context), purpose: `${purpose}:reminder` })
+          ? await scheduleNotification(pool, { scheduledFor: reminderAt, title: texts.title, body: texts.reminder, priority: 'normal', requestedBy: runSetter(context), purpose: `${purpose}:reminder` })
           : undefined;
         context.note(`push scheduled: announcement ${announcement.notification.id} (now)${reminder ? `, reminder ${reminder.notification.id} at ${reminderAt.toISOString()}` : ''}${announcement.created ? '' : ' (scheduled before for this window)'}`);
         return { announcement: announcement.notification.id, reminder: reminder?.notification.id ?? null };
@@ -153,7 +153,7 @@ export const maintenanceSchedule = defineProcedure({
         const window = windowOf(context);
         const texts = noticeTexts(window);
         const { pool } = await context.database();
-        const { notice, created } = await recordMaintenanceNotice(pool, { windowStartsAt: window.startsAt, windowEndsAt: window.endsAt, subject: texts.emailSubject, body: texts.emailBody, createdBy: requester(context) });
+        const { notice, created } = await recordMaintenanceNotice(pool, { windowStartsAt: window.startsAt, windowEndsAt: window.endsAt, subject: texts.emailSubject, body: texts.emailBody, createdBy: runSetter(context) });
         await recordAudit(pool, { actor: `operator:${context.operator}`, action: 'maintenance.announced', details: { window: window.startsAt.toISOString(), runId: context.runId } });
         context.note(created ? 'emails queued: the workers send them in batches' : `emails for this window were queued before (${notice.status}, ${notice.emailsSent} sent)`);
         return { window: window.startsAt.toISOString(), created };
@@ -221,8 +221,4 @@ function windowOf(context: Context): MaintenanceWindow {
 
 function purposeOf(window: MaintenanceWindow): string {
   return `maintenance:${window.startsAt.toISOString()}`;
-}
-
-function requester(context: Context): string {
-  return `operator:${context.operator} (run ${context.runId})`;
 }

@@ -8,10 +8,11 @@ import type { AppProfile } from '../../app-profile.ts';
 import { createMailer } from '../../adapters/mailer.ts';
 import type { Config } from '../../config/index.ts';
 import type { Logger } from '../../log.ts';
+import { withLegalStore } from '../../domain/legal-store.ts';
 import { findUserByEmail, type User } from '../../domain/users.ts';
 import type { UsersTableRef } from '../../domain/user-data-map.ts';
 import { describeError, ShipError } from '../../errors.ts';
-import type { RunContext } from '../engine/types.ts';
+import type { Check, RunContext } from '../engine/types.ts';
 
 export const emailParam = z.string().trim().toLowerCase().pipe(z.email('must be an email address like ada@example.com'));
 export const ticketParam = z.string().trim().min(1, 'must not be empty').max(200, 'must be at most 200 characters');
@@ -47,6 +48,16 @@ export async function accountExistsCheck(context: RunContext<{ email: string }>)
     ? { ok: true, detail: `account ${user.id} (created ${user.createdAt.toISOString()})` }
     : { ok: false, detail: `no account has the email ${context.params.email}`, remedy: 'check the address with the requester; case does not matter' };
 }
+
+/** A prerequisite: legal storage accepts writes (exports and the erasure ledger's mirror go there). */
+export const legalStorageWritable: Check<unknown> = {
+  name: 'legal storage accepts writes',
+  run: ({ config }) =>
+    withLegalStore(config, async (store) => {
+      await store.checkWritable();
+      return { ok: true, detail: `${store.location} is writable` };
+    }),
+};
 
 /**
  * Runbook step 5, "send confirmation email to user", after an erasure. Best effort: the erasure

@@ -20,7 +20,7 @@
 import { z } from 'zod';
 import { eraseUser, remainingUserRows } from '../../domain/erasure.ts';
 import { mirrorErasureRecord, readErasureLedger, ledgerMirrorKey } from '../../domain/erasure-ledger.ts';
-import { openLegalStore } from '../../domain/legal-store.ts';
+import { withLegalStore } from '../../domain/legal-store.ts';
 import { latestVerifiedExport } from '../../domain/user-export.ts';
 import { findUserForLogin } from '../../domain/users.ts';
 import { describeError, ShipError } from '../../errors.ts';
@@ -45,12 +45,7 @@ const prerequisiteChecks: ReadonlyArray<Check<Params>> = erasureChecks.map((chec
     if (!user) return { ok: false, detail: 'not checked: there is no such account' };
     const subject: ErasureSubject = { userId: user.id, email: context.params.email, operator: context.operator, ticket: context.params.ticket, skipGrace: context.params.skipGrace };
     const { pool } = await context.database();
-    const store = openLegalStore(context.config);
-    try {
-      return await check.run(pool, store, subject);
-    } finally {
-      store.close();
-    }
+    return withLegalStore(context.config, (store) => check.run(pool, store, subject));
   },
 }));
 
@@ -122,18 +117,17 @@ export const userDelete = defineProcedure({
         const { pool } = await context.database();
         const [record] = await readErasureLedger(pool, { userId });
         if (!record) throw new ShipError('SHIP_ERR_STEP_FAILED', `The erasure ledger has no record for ${userId}.`);
-        const store = openLegalStore(context.config);
-        try {
-          return { mirrorKey: await mirrorErasureRecord(store, record) };
-        } catch (error) {
-          throw new ShipError(
-            'SHIP_ERR_STORAGE_WRITE_FAILED',
-            `The erasure is done and in the database ledger, but its copy could not be written to ${store.location}: ${describeError(error)}. ` +
-              'Once legal storage works, run `shipshape user ledger-sync` so restores of older backups erase this user again.',
-          );
-        } finally {
-          store.close();
-        }
+        return withLegalStore(context.config, async (store) => {
+          try {
+            return { mirrorKey: await mirrorErasureRecord(store, record) };
+          } catch (error) {
+            throw new ShipError(
+              'SHIP_ERR_STORAGE_WRITE_FAILED',
+              `The erasure is done and in the database ledger, but its copy could not be written to ${store.location}: ${describeError(error)}. ` +
+                'Once legal storage works, run `shipshape user ledger-sync` so restores of older backups erase this user again.',
+            );
+          }
+        });
       },
     },
     {
@@ -175,13 +169,10 @@ export const userDelete = defineProcedure({
         const { pool } = await context.database();
         const records = await readErasureLedger(pool, { userId: String(context.outputs.erase?.userId ?? '') });
         if (!records.some((record) => record.id === ledgerId)) return { ok: false, detail: `ledger record ${ledgerId} is missing` };
-        const store = openLegalStore(context.config);
-        try {
+        return withLegalStore(context.config, async (store) => {
           const mirrored = await store.head(ledgerMirrorKey({ id: ledgerId }));
           return mirrored ? { ok: true, detail: `ledger record ${ledgerId}, mirrored at ${store.location}/${mirrored.key}` } : { ok: false, detail: `the mirror of ledger record ${ledgerId} is missing in ${store.location}` };
-        } finally {
-          store.close();
-        }
+        });
       },
     },
   ],

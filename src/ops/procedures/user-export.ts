@@ -9,11 +9,11 @@
  */
 import { z } from 'zod';
 import { redactUrl } from '../../adapters/storage/index.ts';
-import { openLegalStore } from '../../domain/legal-store.ts';
+import { withLegalStore } from '../../domain/legal-store.ts';
 import { latestVerifiedExport, markExportVerified, readUserTables, recordExport, verifyExportArchive, writeExportArchive } from '../../domain/user-export.ts';
 import { recordAudit } from '../../domain/audit.ts';
 import { defineProcedure } from '../engine/types.ts';
-import { accountExistsCheck, accountLock, emailParam, requireAccount, ticketParam, usersTableOf } from './user-common.ts';
+import { accountExistsCheck, accountLock, emailParam, legalStorageWritable, requireAccount, ticketParam, usersTableOf } from './user-common.ts';
 
 const params = z.object({
   email: emailParam,
@@ -33,18 +33,7 @@ export const userExport = defineProcedure({
   locks: (p) => [accountLock(p.email)],
   prerequisites: [
     { name: 'account exists', run: accountExistsCheck },
-    {
-      name: 'legal storage accepts writes',
-      run: async ({ config }) => {
-        const store = openLegalStore(config);
-        try {
-          await store.checkWritable();
-          return { ok: true, detail: `${store.location} is writable` };
-        } finally {
-          store.close();
-        }
-      },
-    },
+    legalStorageWritable,
   ],
   steps: [
     {
@@ -59,32 +48,22 @@ export const userExport = defineProcedure({
         const { params: p, config, operator, profile, signal } = context;
         const user = await requireAccount(context);
         const { pool } = await context.database();
-        const store = openLegalStore(config);
-        try {
-          const tables = await readUserTables(pool, usersTableOf(profile), user.id);
-          const stored = await writeExportArchive(store, tables, { userId: user.id, createdBy: operator, ticket: p.ticket ?? null, signal });
-          const exportId = await recordExport(pool, stored, { createdBy: operator, ticket: p.ticket ?? null });
-          context.note(`wrote ${stored.bytes} bytes to ${stored.location}/${stored.key}`);
-          return {
-            exportId,
-            userId: user.id,
-            archiveKey: stored.key,
-            location: stored.location,
-            bytes: stored.bytes,
-            sha256: stored.sha256,
-            rows: Object.fromEntries(stored.manifest.files.map((file) => [file.table, file.rows])),
-          };
-        } finally {
-          store.close();
-        }
+        const tables = await readUserTables(pool, usersTableOf(profile), user.id);
+        const stored = await withLegalStore(config, (store) => writeExportArchive(store, tables, { userId: user.id, createdBy: operator, ticket: p.ticket ?? null, signal }));
+        const exportId = await recordExport(pool, stored, { createdBy: operator, ticket: p.ticket ?? null });
+        context.note(`wrote ${stored.bytes} bytes to ${stored.location}/${stored.key}`);
+        return {
+          exportId,
+          userId: user.id,
+          archiveKey: stored.key,
+          location: stored.location,
+          bytes: stored.bytes,
+          sha256: stored.sha256,
+          rows: Object.fromEntries(stored.manifest.files.map((file) => [file.table, file.rows])),
+        };
       },
       async undo(context, output) {
-        const store = openLegalStore(context.config);
-        try {
-          await store.delete(String(output.archiveKey));
-        } finally {
-          store.close();
-        }
+        await withLegalStore(context.config, (store) => store.delete(String(output.archiveKey)));
         const { pool } = await context.database();
         await pool.query('DELETE FROM user_exports WHERE id = $1::uuid', [String(output.exportId)]);
       },
@@ -95,25 +74,18 @@ export const userExport = defineProcedure({
       describe: () => ['GET the archive; compare its size and sha256; unpack; check each CSV against the manifest (sha256, header, row count)', 'UPDATE user_exports SET verified_at = now()'],
       async run(context) {
         const written = context.outputs['write-archive'] ?? {};
-        const store = openLegalStore(context.config);
-        try {
-          const manifest = await verifyExportArchive(store, String(written.archiveKey), {
-            sha256: String(written.sha256),
-            bytes: Number(written.bytes),
-            userId: String(written.userId),
-          });
-          const { pool } = await context.database();
-          await markExportVerified(pool, String(written.exportId));
-          await recordAudit(pool, {
-            actor: `operator:${context.operator}`,
-            action: 'gdpr.export.created',
-            userId: String(written.userId),
-            details: { exportId: String(written.exportId), archiveKey: String(written.archiveKey), ticket: context.params.ticket ?? null },
-          });
-          return { files: manifest.files.length };
-        } finally {
-          store.close();
-        }
+        const manifest = await withLegalStore(context.config, (store) =>
+          verifyExportArchive(store, String(written.archiveKey), { sha256: String(written.sha256), bytes: Number(written.bytes), userId: String(written.userId) }),
+        );
+        const { pool } = await context.database();
+        await markExportVerified(pool, String(written.exportId));
+        await recordAudit(pool, {
+          actor: `operator:${context.operator}`,
+          action: 'gdpr.export.created',
+          userId: String(written.userId),
+          details: { exportId: String(written.exportId), archiveKey: String(written.archiveKey), ticket: context.params.ticket ?? null },
+        });
+        return { files: manifest.files.length };
       },
     },
   ],
@@ -125,15 +97,12 @@ export const userExport = defineProcedure({
         const { pool } = await context.database();
         const latest = await latestVerifiedExport(pool, String(written.userId));
         if (!latest || latest.id !== written.exportId) return { ok: false, detail: 'the export is not recorded as verified' };
-        const store = openLegalStore(context.config);
-        try {
+        return withLegalStore(context.config, async (store) => {
           const info = await store.head(latest.key);
           return info?.bytes === latest.bytes
             ? { ok: true, detail: `${latest.location}/${latest.key} (${latest.bytes} bytes, sha256 ${latest.sha256})` }
             : { ok: false, detail: `${latest.key} is missing or has a different size in ${store.location}` };
-        } finally {
-          store.close();
-        }
+        });
       },
     },
   ],

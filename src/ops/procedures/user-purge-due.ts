@@ -10,11 +10,11 @@ import { quoteIdent, quoteQualified } from '../../db/pool.ts';
 import { eraseUser, remainingUserRows } from '../../domain/erasure.ts';
 import { ledgerMirrorKey, mirrorErasureRecord } from '../../domain/erasure-ledger.ts';
 import { listDueDeletions } from '../../domain/deletion-requests.ts';
-import { openLegalStore } from '../../domain/legal-store.ts';
+import { withLegalStore } from '../../domain/legal-store.ts';
 import type { UsersTableRef } from '../../domain/user-data-map.ts';
 import { describeError, ShipError } from '../../errors.ts';
 import { defineProcedure, type JsonObject } from '../engine/types.ts';
-import { sendErasureConfirmation } from './user-common.ts';
+import { legalStorageWritable, sendErasureConfirmation } from './user-common.ts';
 import { assessErasure } from './user-erasure-checks.ts';
 
 const params = z.object({});
@@ -42,18 +42,7 @@ export const userPurgeDue = defineProcedure({
   params,
   locks: () => ['gdpr:purge-due'],
   prerequisites: [
-    {
-      name: 'legal storage accepts writes',
-      run: async ({ config }) => {
-        const store = openLegalStore(config);
-        try {
-          await store.checkWritable();
-          return { ok: true, detail: `${store.location} is writable` };
-        } finally {
-          store.close();
-        }
-      },
-    },
+    legalStorageWritable,
     {
       name: 'due deletion requests',
       run: async (context) => {
@@ -75,11 +64,10 @@ export const userPurgeDue = defineProcedure({
       async run(context) {
         const { operator, profile, config, logger } = context;
         const { pool } = await context.database();
-        const store = openLegalStore(config);
         const erased: Array<{ ledgerId: string; userId: string; mirrored: boolean; emailed: boolean }> = [];
         const skipped: Array<{ userId: string; requestId: string; failed: string[] }> = [];
         const failed: Array<{ userId: string; error: string }> = [];
-        try {
+        await withLegalStore(config, async (store) => {
           for (const request of await listDueDeletions(pool)) {
             const email = await emailOf(pool, profile.users, request.userId);
             if (email === undefined) continue;
@@ -115,9 +103,7 @@ export const userPurgeDue = defineProcedure({
               context.note(`could not erase account ${request.userId}: ${describeError(error)}`);
             }
           }
-        } finally {
-          store.close();
-        }
+        });
         return { erased, skipped, failed };
       },
     },
@@ -138,17 +124,14 @@ export const userPurgeDue = defineProcedure({
       name: 'no row of an erased user remains, and each is in the ledger mirror',
       run: async (context) => {
         const { pool } = await context.database();
-        const store = openLegalStore(context.config);
         const problems: string[] = [];
-        try {
+        await withLegalStore(context.config, async (store) => {
           for (const { ledgerId, userId } of erasedOf(context.outputs['erase-due'])) {
             const remaining = await remainingUserRows(pool, context.profile.users, userId);
             if (Object.keys(remaining).length > 0) problems.push(`${userId}: rows remain in ${Object.keys(remaining).join(', ')}`);
             if (!(await store.head(ledgerMirrorKey({ id: ledgerId })))) problems.push(`ledger record ${ledgerId} is not mirrored (run \`shipshape user ledger-sync\`)`);
           }
-        } finally {
-          store.close();
-        }
+        });
         return problems.length === 0 ? { ok: true, detail: 'every erased account is gone and mirrored' } : { ok: false, detail: problems.join('; ') };
       },
     },
