@@ -7,6 +7,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { loadConfig } from '../src/config/index.ts';
+import type { Pool } from '../src/db/pool.ts';
 import { authenticate } from '../src/domain/sessions.ts';
 import { createTask, listTasks } from '../src/domain/tasks.ts';
 import { ShipError } from '../src/errors.ts';
@@ -29,6 +30,8 @@ interface Plan {
   readonly repeats: number;
   readonly pgbenchWarmup: PgbenchRunOptions['length'];
   readonly pgbenchRun: PgbenchRunOptions['length'];
+  /** Count database transactions per request (costs ~45 s of waiting for statistics). */
+  readonly countTransactions: boolean;
 }
 
 const FULL: Plan = {
@@ -40,6 +43,7 @@ const FULL: Plan = {
   repeats: 5,
   pgbenchWarmup: { seconds: 3 },
   pgbenchRun: { seconds: 5 },
+  countTransactions: true,
 };
 
 // pgbench's -T takes whole seconds, so quick runs count transactions instead.
@@ -52,6 +56,7 @@ const QUICK: Plan = {
   repeats: 3,
   pgbenchWarmup: { transactionsPerClient: 20 },
   pgbenchRun: { transactionsPerClient: 100 },
+  countTransactions: false,
 };
 
 /** GET /tasks without `limit` returns this many (src/http/routes/tasks.ts); listTasks asks for one more. */
@@ -60,6 +65,8 @@ const FIRST_PAGE = 50;
 const LAST_SEEN_RESOLUTION_SECONDS = 60;
 /** pgbench opens one connection per client; beyond this the server's max_connections is the limit, not the SQL. */
 const MAX_PGBENCH_CLIENTS = 64;
+/** PostgreSQL 15's idle interval for reporting statistics is 10 s; a second more to be sure. */
+const STATS_FLUSH_WAIT_MS = 11_000;
 /** The runbook's success criteria. */
 const CRITERIA = { p95Ms: 500, errorRate: 0.001 } as const;
 
@@ -89,6 +96,8 @@ interface Sample {
   readonly latency: Percentiles;
   /** Responses per `x-cache` value (hit / miss), when the server sends it. */
   readonly cache?: Record<string, number>;
+  /** Errors by kind: an HTTP status other than the expected one, or `connection` (refused, reset, timed out). */
+  readonly errorKinds?: Record<string, number>;
 }
 
 interface Target {
@@ -136,8 +145,8 @@ async function runApiBenchmark(context: BenchmarkContext): Promise<BenchmarkRepo
     const pgbenchClients = (concurrency: number) => Math.min(concurrency, dbClientLimit);
     const targets: Target[] = [];
     for (const endpoint of endpointNames) {
-      targets.push(httpTarget(load, plan, endpoint, 'shipshape', shipshape.url, tokensFile));
-      targets.push(httpTarget(load, plan, endpoint, 'httpCeiling', ceiling.url, tokensFile));
+      targets.push(httpTarget(load, plan, endpoint, 'shipshape', shipshape, tokensFile));
+      targets.push(httpTarget(load, plan, endpoint, 'httpCeiling', ceiling, tokensFile));
       if (pgbench) {
         for (const [system, script] of scripts[endpoint]) {
           targets.push(pgbenchTarget(plan, endpoint, system, script, { binary: pgbench, databaseUrl: database.url, workDir, users: data.users, clients: pgbenchClients, cores: context.machine.cores }));
@@ -145,6 +154,7 @@ async function runApiBenchmark(context: BenchmarkContext): Promise<BenchmarkRepo
       }
     }
 
+    const transactionsPerRequest = plan.countTransactions ? await countTransactionsPerRequest(context, load, shipshape.url, tokensFile, database.pool) : new Map<Endpoint, number>();
     const samples = new Map<string, Sample[]>();
     let measurements = 0;
     for (const concurrency of plan.concurrency) {
@@ -167,14 +177,14 @@ async function runApiBenchmark(context: BenchmarkContext): Promise<BenchmarkRepo
       size: `${plan.users.toLocaleString('en-US')} users × ${plan.tasksPerUser} tasks (${(plan.users * plan.tasksPerUser).toLocaleString('en-US')} tasks), concurrency ${plan.concurrency.join(', ')}; ${plan.repeats} rounds of ${plan.durationSeconds} s per target and level after a ${plan.warmupSeconds} s warm-up`,
       sections: [
         throughputSection(plan, samples, Boolean(pgbench)),
-        ceilingSection(plan, samples, Boolean(pgbench)),
+        ceilingSection(plan, samples, Boolean(pgbench), transactionsPerRequest),
         criteriaSection(plan, samples),
-        findingsSection(plan, samples, { pgbench: Boolean(pgbench), dbClientLimit, seeded: data }),
+        findingsSection(plan, samples, { pgbench: Boolean(pgbench), dbClientLimit, seeded: data, transactionsPerRequest }),
         { heading: 'pgbench scripts', intro: 'Built from the statements captured from PostgreSQL while the real domain functions ran (see bench/lib/captured-sql.ts); only the parameters are filled in.', code: pgbench ? renderScripts(scripts) : 'pgbench was not found, so the database ceiling was not measured.' },
       ],
       commands: commands(plan, { shipshape, ceiling, scripts, pgbench: Boolean(pgbench), users: data.users, pgbenchClients, cores: context.machine.cores }),
       measurements,
-      summary: summarize(plan, samples),
+      summary: summarize(plan, samples, transactionsPerRequest),
     };
   } finally {
     for (const cleanup of cleanups.reverse()) await cleanup().catch((error: unknown) => context.progress(`api: cleanup failed: ${(error as Error).message}`));
@@ -251,7 +261,55 @@ async function pgbenchClientLimit(adminUrl: string): Promise<number> {
   return Math.max(1, Math.min(MAX_PGBENCH_CLIENTS, available));
 }
 
-function httpTarget(load: LoadGenerator, plan: Plan, endpoint: Endpoint, system: 'shipshape' | 'httpCeiling', baseUrl: string, tokensFile: string): Target {
+/**
+ * Committed plus rolled-back transactions in the benchmark database once every session has
+ * reported its counters: a PostgreSQL 15 session that flushed less than a second before going
+ * idle reports the rest only after its 10-second idle interval. Every statement the API sends
+ * outside a transaction block is one transaction.
+ */
+async function settledTransactionCount(pool: Pool): Promise<number> {
+  await new Promise((resolve) => setTimeout(resolve, STATS_FLUSH_WAIT_MS));
+  const { rows } = await pool.query<{ n: number }>('SELECT (xact_commit + xact_rollback)::bigint AS n FROM pg_stat_database WHERE datname = current_database()');
+  return rows[0]?.n ?? 0;
+}
+
+/**
+ * Database round trips per request, per endpoint: a short run at concurrency 1, with the
+ * database's own transaction counter read before and after. Full runs only (the counters
+ * need ~11 s to settle after each run); the background work of the two servers (state
+ * polling) adds a handful of transactions, which over hundreds of requests is noise.
+ */
+async function countTransactionsPerRequest(context: BenchmarkContext, load: LoadGenerator, baseUrl: string, tokensFile: string, pool: Pool): Promise<Map<Endpoint, number>> {
+  context.progress('api: counting database transactions per request');
+  const counts = new Map<Endpoint, number>();
+  let before = await settledTransactionCount(pool);
+  for (const endpoint of endpointNames) {
+    const spec = endpoints[endpoint];
+    const result = await load.run({
+      url: `${baseUrl}${spec.path}`,
+      method: spec.method,
+      connections: 1,
+      durationSeconds: 1,
+      tokensFile: spec.authenticated ? tokensFile : undefined,
+      body: spec.method === 'POST' ? 'new-task' : undefined,
+      expectedStatus: spec.expectedStatus,
+    });
+    const after = await settledTransactionCount(pool);
+    counts.set(endpoint, (after - before) / Math.max(1, result.ok + result.errors));
+    before = after;
+  }
+  return counts;
+}
+
+function httpTarget(
+  load: LoadGenerator,
+  plan: Plan,
+  endpoint: Endpoint,
+  system: 'shipshape' | 'httpCeiling',
+  server: ChildServer,
+  tokensFile: string,
+): Target {
+  const baseUrl = server.url;
   const spec = endpoints[endpoint];
   const job = (connections: number, durationSeconds: number) => ({
     url: `${baseUrl}${system === 'shipshape' ? spec.path : spec.ceilingPath}`,
@@ -267,10 +325,19 @@ function httpTarget(load: LoadGenerator, plan: Plan, endpoint: Endpoint, system:
   return {
     endpoint,
     system,
-    warmUp: async (connections) => void (await load.run(job(connections, plan.warmupSeconds))),
+    warmUp: async (connections) => {
+      await load.run(job(connections, plan.warmupSeconds));
+      server.assertRunning();
+    },
     measure: async (connections) => {
       const result = await load.run(job(connections, plan.durationSeconds));
-      return { throughput: result.throughput, ok: result.ok, errors: result.errors, latency: result.latency, cache: result.headerCounts };
+      // A server that died mid-run would otherwise show up as a wall of connection errors.
+      server.assertRunning();
+      const errorKinds: Record<string, number> = {};
+      for (const [status, count] of Object.entries(result.statusCounts)) if (Number(status) !== spec.expectedStatus) errorKinds[status] = count;
+      const connectionErrors = result.errors - Object.values(errorKinds).reduce((sum, count) => sum + count, 0);
+      if (connectionErrors > 0) errorKinds.connection = connectionErrors;
+      return { throughput: result.throughput, ok: result.ok, errors: result.errors, latency: result.latency, cache: result.headerCounts, errorKinds };
     },
   };
 }
@@ -305,6 +372,8 @@ function pgbenchTarget(
 }
 
 interface Summary {
+  /** e.g. "503 ×12, connection ×3" */
+  readonly errorKinds: string;
   readonly throughput: Spread;
   readonly p50: number;
   readonly p95: Spread;
@@ -316,7 +385,12 @@ interface Summary {
 function summarise(list: readonly Sample[] | undefined): Summary | undefined {
   if (!list?.length) return undefined;
   const errors = list.reduce((sum, sample) => sum + sample.errors, 0);
+  const kinds: Record<string, number> = {};
+  for (const sample of list) for (const [kind, count] of Object.entries(sample.errorKinds ?? {})) kinds[kind] = (kinds[kind] ?? 0) + count;
   return {
+    errorKinds: Object.entries(kinds)
+      .map(([kind, count]) => `${kind} ×${count.toLocaleString('en-US')}`)
+      .join(', '),
     throughput: spread(list.map((sample) => sample.throughput)),
     p50: spread(list.map((sample) => sample.latency.p50)).median,
     p95: spread(list.map((sample) => sample.latency.p95)),
@@ -341,7 +415,7 @@ function throughputSection(plan: Plan, samples: Map<string, Sample[]>, withPgben
           formatNumber(summary.p50),
           formatNumber(summary.p95.median),
           formatNumber(summary.p99),
-          `${summary.errors} / ${summary.attempts.toLocaleString('en-US')}`,
+          `${summary.errors.toLocaleString('en-US')} / ${summary.attempts.toLocaleString('en-US')}${summary.errorKinds ? ` (${summary.errorKinds})` : ''}`,
         ]);
       }
     }
@@ -391,7 +465,7 @@ function compare(plan: Plan, samples: Map<string, Sample[]>, endpoint: Endpoint,
   };
 }
 
-function ceilingSection(plan: Plan, samples: Map<string, Sample[]>, withPgbench: boolean): ReportSection {
+function ceilingSection(plan: Plan, samples: Map<string, Sample[]>, withPgbench: boolean, transactionsPerRequest: Map<Endpoint, number>): ReportSection {
   const rows: string[][] = [];
   for (const endpoint of endpointNames) {
     for (const concurrency of plan.concurrency) {
@@ -404,13 +478,14 @@ function ceilingSection(plan: Plan, samples: Map<string, Sample[]>, withPgbench:
         comparison.http ? formatNumber(comparison.http.median) : '–',
         comparison.db ? formatNumber(comparison.db.median) : '–',
         comparison.request ? formatNumber(comparison.request.median) : '–',
+        formatNumber(transactionsPerRequest.get(endpoint) ?? Number.NaN),
         formatRatio(comparison.ratio),
         comparison.boundBy === 'dbStatement' ? 'database' : 'HTTP',
       ]);
     }
   }
   const table: Table = {
-    columns: ['Endpoint', 'Concurrency', 'Shipshape /s', 'HTTP ceiling /s', 'DB ceiling /s', 'pgbench /s with session lookup', 'Shipshape ÷ min(ceilings)', 'Lower ceiling'],
+    columns: ['Endpoint', 'Concurrency', 'Shipshape /s', 'HTTP ceiling /s', 'DB ceiling /s', 'pgbench /s with session lookup', 'Shipshape transactions per request', 'Shipshape ÷ min(ceilings)', 'Lower ceiling'],
     rows,
   };
   return {
@@ -419,7 +494,8 @@ function ceilingSection(plan: Plan, samples: Map<string, Sample[]>, withPgbench:
       'Medians of throughput. The ratio is computed round by round against the lower ceiling of that round, then summarised as median (min–max); ' +
       '1.00 would mean Shipshape adds nothing to the slower of its two ingredients. The DB ceiling runs the statement behind the endpoint: ' +
       "`SELECT 1` for /health (its probe), `listTasks`'s first-page query for GET /tasks, `createTask`'s INSERT for POST /tasks. " +
-      '"With session lookup" adds the query every authenticated request runs first; it is not one of the two ceilings but shows how much of the gap is that second round trip.' +
+      '"With session lookup" adds the query every authenticated request runs first; it is not one of the two ceilings but shows how much of the gap is that second round trip. ' +
+      "Transactions per request: the database's own count (pg_stat_database) over a separate one-second run at concurrency 1, divided by the requests served (full runs only); each statement the API sends on its own is one transaction, and the DB ceiling runs exactly one." +
       (withPgbench ? '' : ' Without pgbench the ratio is against the HTTP ceiling alone.'),
     table,
   };
@@ -453,7 +529,11 @@ function criteriaSection(plan: Plan, samples: Map<string, Sample[]>): ReportSect
   };
 }
 
-function findingsSection(plan: Plan, samples: Map<string, Sample[]>, facts: { pgbench: boolean; dbClientLimit: number; seeded: SeededData }): ReportSection {
+function findingsSection(
+  plan: Plan,
+  samples: Map<string, Sample[]>,
+  facts: { pgbench: boolean; dbClientLimit: number; seeded: SeededData; transactionsPerRequest: Map<Endpoint, number> },
+): ReportSection {
   const poolMax = loadConfig({}).database.poolMax;
   const notes: string[] = [];
   const top = plan.concurrency.at(-1) ?? 1;
@@ -462,6 +542,8 @@ function findingsSection(plan: Plan, samples: Map<string, Sample[]>, facts: { pg
     if (!comparison) continue;
     const bound = comparison.boundBy === 'dbStatement' ? 'the database ceiling' : 'the HTTP ceiling';
     let note = `${endpoints[endpoint].label} at concurrency ${top}: Shipshape reaches ${formatRatio(comparison.ratio)} of ${bound}.`;
+    const perRequest = facts.transactionsPerRequest.get(endpoint);
+    if (perRequest !== undefined) note += ` Each request costs the database ${formatNumber(perRequest)} transactions (round trips) where the DB ceiling spends one.`;
     if (endpoints[endpoint].authenticated && comparison.db && comparison.request) {
       note += ` Adding the session lookup takes pgbench from ${formatNumber(comparison.db.median)}/s to ${formatNumber(comparison.request.median)}/s, so the session lookup alone costs ${formatPercent(1 - comparison.request.median / comparison.db.median, 0)} of the database ceiling.`;
     }
@@ -492,7 +574,7 @@ function findingsSection(plan: Plan, samples: Map<string, Sample[]>, facts: { pg
   return { heading: 'Findings and caveats', notes };
 }
 
-function summarize(plan: Plan, samples: Map<string, Sample[]>): string[] {
+function summarize(plan: Plan, samples: Map<string, Sample[]>, transactionsPerRequest: Map<Endpoint, number>): string[] {
   const top = plan.concurrency.at(-1) ?? 1;
   const ratios = endpointNames.map((endpoint) => {
     const comparison = compare(plan, samples, endpoint, top);
@@ -507,8 +589,12 @@ function summarize(plan: Plan, samples: Map<string, Sample[]>): string[] {
     }
     return `${endpoints[endpoint].label} ${highest ?? 'none'}`;
   });
+  const roundTrips = endpointNames
+    .filter((endpoint) => transactionsPerRequest.has(endpoint))
+    .map((endpoint) => `${endpoints[endpoint].label} ${formatNumber(transactionsPerRequest.get(endpoint) ?? Number.NaN)}`);
   return [
     `Shipshape ÷ min(ceilings) at concurrency ${top}: ${ratios.filter(Boolean).join(', ')}.`,
+    ...(roundTrips.length ? [`Database transactions per request (the DB ceiling: 1): ${roundTrips.join(', ')}.`] : []),
     `Runbook criteria (p95 < 500 ms, errors < 0.1%) met up to concurrency: ${meeting.join(', ')}.`,
   ];
 }

@@ -76,6 +76,7 @@ async function runPropagationBenchmark(context: BenchmarkContext): Promise<Bench
       } else {
         trials.push(await measure(servers, via, adminToken, change, { scope: 'tasks' }));
       }
+      for (const server of servers) server.assertRunning();
       if ((index + 1) % 10 === 0) context.progress(`propagation: ${index + 1}/${plan.trials * 2} changes measured`);
     }
     return report(plan.trials, trials, servers);

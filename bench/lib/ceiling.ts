@@ -4,7 +4,7 @@
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { benchDir } from './paths.ts';
-import { freePort, spawnTs, stopChild, waitUntilAnswering, type ChildServer } from './processes.ts';
+import { freePort, spawnTs, stopChild, waitUntilAnswering, watchChild, type ChildServer } from './processes.ts';
 
 /** Response bodies recorded from the real server, served as-is by the ceiling. */
 export interface CeilingPayloads {
@@ -24,10 +24,12 @@ export async function startHttpCeiling(databaseUrl: string, payloads: CeilingPay
     HOST: '127.0.0.1',
     LOG_LEVEL: 'warn',
   });
+  const watched = watchChild(child, 'the HTTP-ceiling server');
   const url = `http://127.0.0.1:${port}`;
   await waitUntilAnswering(child, `${url}${CEILING_ROUTES.health}`, 'the HTTP-ceiling server');
   return {
     url,
+    ...watched,
     command: `DATABASE_URL=<bench database> HOST=127.0.0.1 LOG_LEVEL=warn npx tsx bench/lib/http-ceiling-server.ts ${port} ceiling-payloads.json`,
     stop: () => stopChild(child),
   };

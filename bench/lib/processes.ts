@@ -17,7 +17,34 @@ export interface ChildServer {
   readonly url: string;
   /** The command line, for RESULTS.md. */
   readonly command: string;
+  /** Set once the process has exited (on its own, or because `stop` was called). */
+  exited(): { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  /** The last lines it wrote to stdout and stderr. */
+  output(): string;
+  /** Throws, with the server's own last output, if it is no longer running. */
+  assertRunning(): void;
   stop(): Promise<void>;
+}
+
+/** Keeps the tail of a child's output and its exit status, from spawn on. */
+export function watchChild(child: ChildProcess, label: string): Pick<ChildServer, 'exited' | 'output' | 'assertRunning'> {
+  let output = '';
+  let exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  const collect = (chunk: Buffer) => {
+    output = (output + chunk.toString()).slice(-16_000);
+  };
+  child.stdout?.on('data', collect);
+  child.stderr?.on('data', collect);
+  child.once('exit', (code, signal) => (exit = { code, signal }));
+  return {
+    exited: () => exit,
+    output: () => output,
+    assertRunning: () => {
+      if (exit) {
+        throw new ShipError('SHIP_ERR_STEP_FAILED', `${label} stopped during the benchmark (exit code ${exit.code}, signal ${exit.signal}). Its last output:\n${output.slice(-4_000)}`);
+      }
+    },
+  };
 }
 
 /** Runs a TypeScript entry point on this Node with tsx, as `npm run` scripts do. */
@@ -49,6 +76,7 @@ export async function startShipshape(databaseUrl: string, extraEnv: Record<strin
   const stateDir = await mkdtemp(path.join(tmpdir(), 'shipshape-bench-state-'));
   const env = { DATABASE_URL: databaseUrl, HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'warn', STATE_DIR: stateDir, ...extraEnv };
   const child = spawnTs(cliEntry, ['serve'], env);
+  const watched = watchChild(child, 'shipshape serve');
   const url = `http://127.0.0.1:${port}`;
   const shownEnv = Object.entries(env)
     .filter(([name]) => name !== 'STATE_DIR')
@@ -63,6 +91,7 @@ export async function startShipshape(databaseUrl: string, extraEnv: Record<strin
   return {
     url,
     command: `${shownEnv} npx tsx src/cli/main.ts serve`,
+    ...watched,
     stop: async () => {
       await stopChild(child);
       await rm(stateDir, { recursive: true, force: true });
