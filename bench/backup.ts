@@ -141,7 +141,7 @@ function storeEnv(store: Store, s3: FakeS3): Record<string, string> {
 }
 
 async function shipshapeBackup(env: Record<string, string>): Promise<MeasuredRun> {
-  const result = await runMeasured(process.execPath, ['--import', 'tsx', cliEntry, 'db', 'backup', '--json'], env);
+  const result = await runMeasured(process.execPath, [cliEntry, 'db', 'backup', '--json'], env);
   if (result.code !== 0) throw new ShipError('SHIP_ERR_STEP_FAILED', `shipshape db backup exited with ${result.code}:\n${result.stderr.slice(-3_000)}`);
   return result;
 }
@@ -264,7 +264,7 @@ function report(plan: Plan, runs: readonly Run[]): BenchmarkReport {
       { heading: 'Findings and caveats', notes },
     ],
     commands: [
-      'DATABASE_URL=<bench database> BACKUP_STORAGE_URL=file://<dir> | s3://<bucket>/<prefix> (+ S3_ENDPOINT, S3_FORCE_PATH_STYLE=true, AWS_*) LOG_LEVEL=warn npx tsx src/cli/main.ts db backup --json',
+      'DATABASE_URL=<bench database> BACKUP_STORAGE_URL=file://<dir> | s3://<bucket>/<prefix> (+ S3_ENDPOINT, S3_FORCE_PATH_STYLE=true, AWS_*) LOG_LEVEL=warn npx shipshape db backup --json',
       'pg_dump --format=custom --file=<dump> --dbname=<bench database>',
       'gzip <dump>',
       'cp <dump>.gz <dir>/   |   multipart upload of <dump>.gz to s3rver (@aws-sdk/lib-storage, as `aws s3 cp`)',

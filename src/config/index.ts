@@ -46,6 +46,7 @@ const variables = {
   PASSWORD_RESET_TTL_MINUTES: { schema: positiveInt.default(60), example: '60' },
   DELETION_GRACE_DAYS: { schema: z.coerce.number().int().min(0).max(365).default(30), example: '30' },
   TRUST_PROXY: { schema: booleanFlag.default(false), example: 'true' },
+  OVERLOAD_EVENT_LOOP_DELAY_MS: { schema: z.coerce.number().int().min(0).max(60_000).default(1_000), example: '1000 (0 turns load shedding off)' },
   BACKUP_STORAGE_URL: { schema: storageUrl.optional(), example: 's3://my-backups/database' },
   LEGAL_STORAGE_URL: { schema: storageUrl.optional(), example: 's3://my-legal/gdpr-deletions' },
   BACKUP_COMPRESSION_LEVEL: { schema: z.coerce.number().int().min(0).max(9).default(1), example: '1' },
@@ -122,6 +123,8 @@ export interface Config {
   /** Days between a deletion request and the earliest erasure (GDPR grace period). */
   readonly deletionGraceDays: number;
   readonly trustProxy: boolean;
+  /** Above this event-loop delay the API sheds load with 503 SHIP_ERR_OVERLOADED; 0 never sheds. */
+  readonly overloadEventLoopDelayMs: number;
   readonly backupStorageUrl: string;
   readonly legalStorageUrl: string;
   /** Backup and restore (src/ops/backups). */
@@ -261,6 +264,7 @@ export function loadConfig(env: Environment = process.env, cwd = process.cwd()):
     passwordResetTtlMinutes: c.PASSWORD_RESET_TTL_MINUTES,
     deletionGraceDays: c.DELETION_GRACE_DAYS,
     trustProxy: c.TRUST_PROXY,
+    overloadEventLoopDelayMs: c.OVERLOAD_EVENT_LOOP_DELAY_MS,
     backupStorageUrl: c.BACKUP_STORAGE_URL ?? `file://${path.join(stateDir, 'backups')}`,
     legalStorageUrl: c.LEGAL_STORAGE_URL ?? `file://${path.join(stateDir, 'legal')}`,
     backups: {

@@ -39,7 +39,7 @@ export async function buildApp(context: ApiContext): Promise<FastifyInstance> {
 
   // Shed load before it turns into timeouts for everyone.
   await app.register(underPressure, {
-    maxEventLoopDelay: 1_000,
+    maxEventLoopDelay: context.config.overloadEventLoopDelayMs,
     retryAfter: 10,
     pressureHandler: (_request, reply) => {
       reply.status(503).header('retry-after', '10').send({

@@ -88,19 +88,21 @@ describe('shipshape notify', () => {
     assert.ok(jobId, stderr);
 
     const resumed = await runCli(['notify', 'resume', jobId, '--json'], env);
-    // Exit 1: the send finished, but one chunk is in doubt and the operator should know.
+    // Exit 1: the send finished, but the chunks that were in flight are in doubt and the operator
+    // should know. The held one certainly is; on a busy machine the kill may also catch the next
+    // one (up to four requests are in flight) between being marked `sending` and its answer.
     assert.equal(resumed.code, 1, resumed.stderr);
-    assert.match(resumed.stderr, /1 chunk\(s\) are in doubt/);
     const { job } = JSON.parse(resumed.stdout);
     assert.equal(job.status, 'done');
-    assert.equal(job.chunks.inDoubt, 1);
-    assert.equal(job.chunks.sent, 5);
+    assert.ok(job.chunks.inDoubt >= 1 && job.chunks.inDoubt <= 4, `chunks in doubt: ${job.chunks.inDoubt}`);
+    assert.match(resumed.stderr, new RegExp(`${job.chunks.inDoubt} chunk\\(s\\) are in doubt`));
+    assert.equal(job.chunks.sent + job.chunks.inDoubt, 6, 'every chunk was sent once or is in doubt');
 
     const counts = new Map<string, number>();
     for (const delivery of expo.deliveries.slice(startDeliveries)) counts.set(delivery.to, (counts.get(delivery.to) ?? 0) + 1);
     assert.ok([...counts.values()].every((count) => count === 1), 'no device got the notification twice');
-    // Expo took the held request in before the kill, so in fact everyone got it exactly once.
-    assert.equal(counts.size, tokens.length);
+    // Only the devices of chunks in doubt can have missed it (at most one request of 100 each).
+    assert.ok(counts.size >= tokens.length - 100 * (job.chunks.inDoubt - 1), `${counts.size} of ${tokens.length} devices reached`);
 
     const again = await runCli(['notify', 'resume', jobId], env);
     assert.equal(again.code, 1, 'still reports the chunk in doubt');

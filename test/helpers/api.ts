@@ -6,6 +6,7 @@
 import { loadConfig, type Config } from '../../src/config/index.ts';
 import { createLogger } from '../../src/log.ts';
 import { startServer, type RunningServer } from '../../src/runtime/server.ts';
+import { BUSY_MACHINE_ENV } from './patience.ts';
 import { createStateDir, createTestDatabase } from './postgres.ts';
 
 export const ADMIN_TOKEN = 'test-admin-token-0123456789';
@@ -34,6 +35,7 @@ export async function startTestApi(options: { embedded?: boolean; env?: Record<s
     STATE_DIR: state.path,
     ADMIN_TOKEN,
     LOG_LEVEL: 'silent',
+    ...BUSY_MACHINE_ENV,
     ...(database ? { DATABASE_URL: database.url } : {}),
     ...options.env,
   });

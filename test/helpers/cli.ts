@@ -4,7 +4,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { HANG_GUARD_MS } from './patience.ts';
+import { BUSY_MACHINE_ENV, HANG_GUARD_MS } from './patience.ts';
 
 export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const MAIN = path.join(PROJECT_ROOT, 'src/cli/main.ts');
@@ -29,7 +29,7 @@ export interface CliOptions {
 
 /** Environment for a child: the parent's PATH and HOME, plus what the test sets; nothing else leaks in. */
 function childEnv(env: Record<string, string>): NodeJS.ProcessEnv {
-  return { PATH: process.env.PATH, HOME: process.env.HOME, LOG_LEVEL: 'warn', ...env };
+  return { PATH: process.env.PATH, HOME: process.env.HOME, LOG_LEVEL: 'warn', ...BUSY_MACHINE_ENV, ...env };
 }
 
 /**

@@ -22,3 +22,10 @@ export async function eventually<T>(what: string, check: () => Promise<T | undef
     await sleep(options.pollMs ?? 100);
   }
 }
+
+/**
+ * Environment for every server a test starts. On a starved CI machine the event loop of a
+ * healthy server can stall for over a second, and load shedding would then answer 503
+ * "overloaded" to the very requests a test is checking; the tests turn it off.
+ */
+export const BUSY_MACHINE_ENV: Readonly<Record<string, string>> = { OVERLOAD_EVENT_LOOP_DELAY_MS: '0' };

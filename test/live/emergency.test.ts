@@ -23,6 +23,7 @@ import { startSlackWebhook, type FakeSlackWebhook } from '../fakes/slack.ts';
 import { startFakeStatusPage, type FakeStatusPage } from '../fakes/status-page.ts';
 import { ADMIN_TOKEN } from '../helpers/api.ts';
 import { runCli } from '../helpers/cli.ts';
+import { BUSY_MACHINE_ENV } from '../helpers/patience.ts';
 import { createStateDir } from '../helpers/postgres.ts';
 import { liveFixture, logger, show, stepOutput, type LiveFixture } from './fixtures.ts';
 
@@ -42,7 +43,7 @@ before(async () => {
   await registerDevice(fixture.pool, user.id, { token: DEVICE, platform: 'ios' });
   const state = await createStateDir();
   fixture.onCleanup(state.cleanup);
-  const base = { DATABASE_URL: fixture.database.url, STATE_DIR: state.path, ADMIN_TOKEN, LOG_LEVEL: 'silent', APP_STATE_POLL_MS: '200' };
+  const base = { DATABASE_URL: fixture.database.url, STATE_DIR: state.path, ADMIN_TOKEN, LOG_LEVEL: 'silent', APP_STATE_POLL_MS: '200', ...BUSY_MACHINE_ENV };
   api = await startServer(loadConfig({ ...base, PORT: '0' }), logger, { migrate: false });
   env = {
     ...base,

@@ -18,7 +18,7 @@ import { startServer, type RunningServer } from '../../src/runtime/server.ts';
 import { startFakeSentry, type FakeSentry } from '../fakes/sentry.ts';
 import { ADMIN_TOKEN } from '../helpers/api.ts';
 import { runCli } from '../helpers/cli.ts';
-import { eventually } from '../helpers/patience.ts';
+import { BUSY_MACHINE_ENV, eventually } from '../helpers/patience.ts';
 import { createStateDir } from '../helpers/postgres.ts';
 import { clusterUnavailable, startThrowawayCluster } from '../helpers/throwaway-cluster.ts';
 import { liveFixture, logger, parseJson, show, type LiveFixture } from './fixtures.ts';
@@ -35,7 +35,7 @@ before(async () => {
   sentry = await startFakeSentry({ org: 'acme', token: SENTRY_TOKEN, acceptedPerHour: [...new Array<number>(23).fill(2), 3] });
   const state = await createStateDir();
   fixture.onCleanup(state.cleanup);
-  const base = { DATABASE_URL: fixture.database.url, STATE_DIR: state.path, ADMIN_TOKEN, LOG_LEVEL: 'silent', SHIPSHAPE_OPERATOR: 'alice', APP_STATE_POLL_MS: '200' };
+  const base = { DATABASE_URL: fixture.database.url, STATE_DIR: state.path, ADMIN_TOKEN, LOG_LEVEL: 'silent', SHIPSHAPE_OPERATOR: 'alice', APP_STATE_POLL_MS: '200', ...BUSY_MACHINE_ENV };
   api = await startServer(loadConfig({ ...base, PORT: '0' }), logger, { migrate: false });
   env = { ...base, API_URL: api.url, SENTRY_API_URL: sentry.url, SENTRY_ORG: 'acme', SENTRY_TOKEN };
   config = loadConfig(env);

@@ -10,7 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import { startFakeExpo, type FakeExpo } from '../fakes/expo.ts';
 import { PROJECT_ROOT, runCli } from '../helpers/cli.ts';
 import { createStateDir, createTestDatabase, type TestDatabase } from '../helpers/postgres.ts';
-import { eventually, inSeconds } from './helpers.ts';
+import { AHEAD_SECONDS, eventually, inSeconds, makeDue } from './helpers.ts';
 
 describe('scheduler commands', () => {
   let database: TestDatabase;
@@ -71,8 +71,8 @@ describe('scheduler commands', () => {
 
   test('shipshape worker delivers scheduled notifications without an HTTP API and stops cleanly', async () => {
     const title = `From the worker ${randomUUID()}`;
-    // Far enough ahead for a slow CLI start on a busy machine; the worker sends it when due.
-    const { notification } = await json(['notify', 'schedule', '--at', inSeconds(10), '--title', title, '--body', 'hello']);
+    const { notification } = await json(['notify', 'schedule', '--at', inSeconds(AHEAD_SECONDS), '--title', title, '--body', 'hello']);
+    await makeDue(database.url, [notification.id]);
     const child = spawn(process.execPath, ['src/cli/main.ts', 'worker'], { cwd: PROJECT_ROOT, env: { PATH: process.env.PATH, HOME: process.env.HOME, LOG_LEVEL: 'info', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
     child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));

@@ -3,11 +3,15 @@
  * fresh PostgreSQL database or an embedded one, and a small admin/user JSON client.
  */
 import { randomUUID } from 'node:crypto';
+import pg from 'pg';
 import { loadConfig, type Config } from '../../src/config/index.ts';
+import type { Queryable } from '../../src/db/pool.ts';
 import { createLogger } from '../../src/log.ts';
 import { startServer, type RunningServer } from '../../src/runtime/server.ts';
 import { ADMIN_TOKEN } from '../helpers/api.ts';
 import { createStateDir, createTestDatabase, type TestDatabase } from '../helpers/postgres.ts';
+
+import { BUSY_MACHINE_ENV } from '../helpers/patience.ts';
 
 export { eventually } from '../helpers/patience.ts';
 
@@ -28,6 +32,7 @@ export async function startWorkerApi(options: { embedded?: boolean; env?: Record
     STATE_DIR: state.path,
     ADMIN_TOKEN,
     LOG_LEVEL: 'silent',
+    ...BUSY_MACHINE_ENV,
     SCHEDULER_POLL_MS: '250',
     ...(database ? { DATABASE_URL: database.url } : {}),
     ...options.env,
@@ -71,6 +76,26 @@ export async function userWithDevice(url: string): Promise<string> {
   });
   if (response.status !== 201) throw new Error(`device registration failed: ${response.status}`);
   return device;
+}
+
+/** Far enough ahead that no request, however slow the machine, reaches the server after it. */
+export const AHEAD_SECONDS = 3_600;
+
+/**
+ * Makes scheduled notifications due now, as if the clock had reached their time. Tests schedule
+ * them an hour ahead (a request that took longer than "a few seconds ahead" would be refused as
+ * in the past) and then call this; returns the new due times.
+ */
+export async function makeDue(database: Queryable | string, ids: readonly string[]): Promise<Date[]> {
+  const sql = 'UPDATE scheduled_notifications SET scheduled_for = now() WHERE id = ANY($1::uuid[]) RETURNING scheduled_for';
+  if (typeof database !== 'string') return (await database.query<{ scheduled_for: Date }>(sql, [ids])).rows.map((row) => row.scheduled_for);
+  const client = new pg.Client({ connectionString: database });
+  await client.connect();
+  try {
+    return (await client.query<{ scheduled_for: Date }>(sql, [ids])).rows.map((row) => row.scheduled_for);
+  } finally {
+    await client.end();
+  }
 }
 
 export const inSeconds = (seconds: number): string => new Date(Date.now() + seconds * 1_000).toISOString();

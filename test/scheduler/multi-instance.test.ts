@@ -13,7 +13,7 @@ import { startFakeExpo, type FakeExpo } from '../fakes/expo.ts';
 import { ADMIN_TOKEN } from '../helpers/api.ts';
 import { startServeProcess } from '../helpers/cli.ts';
 import { createStateDir, createTestDatabase, type TestDatabase } from '../helpers/postgres.ts';
-import { eventually, inSeconds, userWithDevice } from './helpers.ts';
+import { AHEAD_SECONDS, eventually, inSeconds, makeDue, userWithDevice } from './helpers.ts';
 
 type Instance = Awaited<ReturnType<typeof startServeProcess>>;
 
@@ -64,9 +64,10 @@ describe('scheduled work across two instances', () => {
     const second = await start();
     const device = await userWithDevice(first.url);
     const title = `Across a restart ${randomUUID()}`;
-    const created = await call(first, 'POST', '/admin/notifications/schedule', { scheduledFor: inSeconds(6), title, body: 'Scheduled maintenance on Sunday.' });
+    const created = await call(first, 'POST', '/admin/notifications/schedule', { scheduledFor: inSeconds(AHEAD_SECONDS), title, body: 'Scheduled maintenance on Sunday.' });
     assert.equal(created.status, 201);
     assert.equal(await stop(first), 0, 'the accepting instance stopped cleanly before the notification was due');
+    await makeDue(database.url, [created.json.notification.id]);
 
     const sent = await eventually('the other instance to deliver it', async () => {
       const list = await call(second, 'GET', '/admin/notifications?status=sent');
@@ -83,12 +84,13 @@ describe('scheduled work across two instances', () => {
     const [one, two] = [await start(), await start()];
     await userWithDevice(one.url);
     const titles = Array.from({ length: 8 }, (_, i) => `Both running ${i} ${randomUUID()}`);
-    const due = inSeconds(3);
+    const due = inSeconds(AHEAD_SECONDS);
     const ids: string[] = [];
     for (const [i, title] of titles.entries()) {
       const created = await call(i % 2 === 0 ? one : two, 'POST', '/admin/notifications/schedule', { scheduledFor: due, title, body: 'at the same moment' });
       ids.push(created.json.notification.id);
     }
+    await makeDue(database.url, ids);
     await eventually('every notification to be sent', async () => {
       const list = await call(two, 'GET', '/admin/notifications?status=sent&limit=500');
       const sent = new Set(list.json.notifications.map((n: Record<string, any>) => n.id));

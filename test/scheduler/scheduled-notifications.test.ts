@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { startFakeExpo, type FakeExpo } from '../fakes/expo.ts';
-import { eventually, inSeconds, startWorkerApi, userWithDevice, type WorkerApi } from './helpers.ts';
+import { AHEAD_SECONDS, eventually, inSeconds, makeDue, startWorkerApi, userWithDevice, type WorkerApi } from './helpers.ts';
 
 describe('scheduled notifications on PostgreSQL', () => {
   let api: WorkerApi;
@@ -47,7 +47,7 @@ describe('scheduled notifications on PostgreSQL', () => {
   test('a scheduled notification is listed as pending, goes out once when due, and is then listed as sent', async () => {
     const device = await userWithDevice(api.url);
     const title = `Reminder ${randomUUID()}`;
-    const scheduledFor = new Date(Date.now() + 1_500);
+    const scheduledFor = new Date(Date.now() + AHEAD_SECONDS * 1_000);
     const created = await api.call('POST', '/admin/notifications/schedule', { body: { scheduledFor: scheduledFor.toISOString().replace('Z', '+00:00'), title, body: 'Maintenance on Sunday.' } });
     assert.equal(created.status, 201);
     const id: string = created.json.notification.id;
@@ -57,6 +57,7 @@ describe('scheduled notifications on PostgreSQL', () => {
 
     const pending = await api.call('GET', '/admin/notifications?status=pending');
     assert.ok(pending.json.notifications.some((n: Record<string, any>) => n.id === id), 'listed while pending');
+    const [due] = await makeDue(api.server.database.pool, [id]);
 
     const sent = await eventually('the notification to be sent', async () => {
       const list = await api.call('GET', '/admin/notifications?status=sent');
@@ -64,7 +65,7 @@ describe('scheduled notifications on PostgreSQL', () => {
     });
     assert.equal(sent.kind, 'scheduled');
     assert.equal(sent.recipients, 1);
-    assert.ok(Date.parse(sent.sentAt) >= scheduledFor.getTime(), 'not before its time');
+    assert.ok(due && Date.parse(sent.sentAt) >= due.getTime(), 'not before its time');
     assert.equal(expo.deliveriesTo(device), 1);
     assert.equal(expo.deliveries.filter((delivery) => delivery.title === title).length, 1);
     const job = await api.call('GET', `/admin/notifications/${sent.jobId}`);
@@ -73,15 +74,16 @@ describe('scheduled notifications on PostgreSQL', () => {
 
   test('a pending notification can be cancelled, and never goes out; once sent it is too late', async () => {
     const title = `Cancelled ${randomUUID()}`;
-    const created = await api.call('POST', '/admin/notifications/schedule', { body: { scheduledFor: inSeconds(3), title, body: 'never' } });
+    const created = await api.call('POST', '/admin/notifications/schedule', { body: { scheduledFor: inSeconds(AHEAD_SECONDS), title, body: 'never' } });
     const id: string = created.json.notification.id;
     const cancelled = await api.call('DELETE', `/admin/notifications/${id}`);
     assert.equal(cancelled.status, 200);
     assert.equal(cancelled.json.notification.status, 'cancelled');
     assert.equal((await api.call('DELETE', `/admin/notifications/${id}`)).json.notification.status, 'cancelled', 'cancelling twice is fine');
 
-    // Due after the cancelled one: once it went out, the cancelled one's time has passed too.
-    const later = await api.call('POST', '/admin/notifications/schedule', { body: { scheduledFor: inSeconds(4), title: `After ${title}`, body: 'goes' } });
+    // Both come due; once the later one went out, the cancelled one would have gone too.
+    const later = await api.call('POST', '/admin/notifications/schedule', { body: { scheduledFor: inSeconds(AHEAD_SECONDS), title: `After ${title}`, body: 'goes' } });
+    await makeDue(api.server.database.pool, [id, later.json.notification.id]);
     await eventually('the later notification to be sent', async () => {
       const list = await api.call('GET', '/admin/notifications?status=sent');
       return list.json.notifications.find((n: Record<string, any>) => n.id === later.json.notification.id);
@@ -122,8 +124,9 @@ describe('scheduled notifications on the embedded database', () => {
 
   test('the job queue runs on PGlite: a scheduled notification goes out once when due', async () => {
     const device = await userWithDevice(api.url);
-    const created = await api.call('POST', '/admin/notifications/schedule', { body: { scheduledFor: inSeconds(1), title: 'Embedded', body: 'works' } });
+    const created = await api.call('POST', '/admin/notifications/schedule', { body: { scheduledFor: inSeconds(AHEAD_SECONDS), title: 'Embedded', body: 'works' } });
     assert.equal(created.status, 201);
+    await makeDue(api.server.database.pool, [created.json.notification.id]);
     await eventually('the notification to be sent', async () => {
       const list = await api.call('GET', '/admin/notifications?status=sent');
       return list.json.notifications.find((n: Record<string, any>) => n.id === created.json.notification.id);
