@@ -11,11 +11,12 @@ import { redactedPaths } from '../log.ts';
 import type { ApiContext } from './context.ts';
 import { registerErrorHandling } from './plugins/errors.ts';
 import { createGuards } from './plugins/guards.ts';
+import { acceptJsonSentAsForm } from './plugins/json-from-curl.ts';
 import { accountRoutes } from './routes/account.ts';
 import { adminRoutes } from './routes/admin.ts';
 import { authRoutes } from './routes/auth.ts';
 import { meRoutes } from './routes/me.ts';
-import { pushRoutes } from './routes/push.ts';
+import { deviceRoutes, pushSendRoutes } from './routes/push.ts';
 import { scheduledNotificationRoutes } from './routes/scheduled-notifications.ts';
 import { systemRoutes } from './routes/system.ts';
 import { taskRoutes } from './routes/tasks.ts';
@@ -71,8 +72,14 @@ export async function buildApp(context: ApiContext): Promise<FastifyInstance> {
   taskRoutes(app, context, guards);
   meRoutes(app, context, guards);
   accountRoutes(app, context, guards);
-  adminRoutes(app, context, guards);
-  pushRoutes(app, context, guards);
-  scheduledNotificationRoutes(app, context, guards);
+  deviceRoutes(app, context, guards);
+  // The admin routes, in their own encapsulated scope: only they read JSON that curl labelled
+  // form-urlencoded, as the runbook's scripts send it (plugins/json-from-curl.ts says why).
+  await app.register(async (admin) => {
+    acceptJsonSentAsForm(admin);
+    adminRoutes(admin, context, guards);
+    pushSendRoutes(admin, context, guards);
+    scheduledNotificationRoutes(admin, context, guards);
+  });
   return app;
 }

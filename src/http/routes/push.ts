@@ -26,10 +26,10 @@ const notification = z.strictObject({
 });
 const jobParams = z.strictObject({ id: uuid });
 
-export function pushRoutes(app: FastifyInstance, context: ApiContext, guards: Guards): void {
+/** The app's side: a signed-in user's devices. */
+export function deviceRoutes(app: FastifyInstance, context: ApiContext, guards: Guards): void {
   const { pool } = context.database;
   const signedIn = { preHandler: [guards.requireUser] };
-  const admin = { config: { maintenanceExempt: true }, preHandler: [guards.requireAdmin] };
 
   app.post('/me/devices', signedIn, async (request, reply) => {
     const input = parseInput(newDevice, request.body, 'body');
@@ -41,6 +41,12 @@ export function pushRoutes(app: FastifyInstance, context: ApiContext, guards: Gu
     await unregisterDevice(pool, currentUser(request).user.id, token);
     return reply.status(204).send();
   });
+}
+
+/** The operators' side: send to everyone, and follow a send's progress. */
+export function pushSendRoutes(app: FastifyInstance, context: ApiContext, guards: Guards): void {
+  const { pool } = context.database;
+  const admin = { config: { maintenanceExempt: true }, preHandler: [guards.requireAdmin] };
 
   app.post('/admin/notifications/send', admin, async (request, reply) => {
     const input = parseInput(notification, request.body, 'body');

@@ -1,10 +1,11 @@
 /**
  * What the runbook and the mobile app poll: /health, /config, /metrics.
  */
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { countActiveUsers } from '../../domain/sessions.ts';
+import { isShipError, ShipError } from '../../errors.ts';
 import type { ApiContext } from '../context.ts';
-import type { Guards } from '../plugins/guards.ts';
+import { bearerToken, type Guards } from '../plugins/guards.ts';
 
 const HEALTH_DB_TIMEOUT_MS = 2_000;
 
@@ -40,9 +41,27 @@ export function systemRoutes(app: FastifyInstance, context: ApiContext, guards: 
     };
   });
 
-  const adminOnly = { ...exempt, preHandler: [guards.requireAdmin] };
+  /**
+   * /metrics stays admin-only: it tells anyone how much traffic the service has and how it is
+   * failing, and /health is the public liveness check. The runbook's T+1 h
+   * `watch -n 60 'curl …/metrics'` sends no token, so a call without one is told how to watch.
+   */
+  const requireAdminForMetrics = async (request: FastifyRequest): Promise<void> => {
+    try {
+      await guards.requireAdmin(request);
+    } catch (error) {
+      if (isShipError(error) && error.code === 'SHIP_ERR_FORBIDDEN' && bearerToken(request) === undefined) {
+        throw new ShipError(
+          'SHIP_ERR_FORBIDDEN',
+          '/metrics is for operators: send the admin token (curl -H "Authorization: Bearer $ADMIN_TOKEN" …/metrics). To watch it after a maintenance window run `shipshape maintenance monitor --for 1h`, or `shipshape health --watch 60s`; GET /health needs no token.',
+        );
+      }
+      throw error;
+    }
+  };
+  const metricsOnly = { ...exempt, preHandler: [requireAdminForMetrics] };
 
-  app.get('/metrics', adminOnly, async (request, reply) => {
+  app.get('/metrics', metricsOnly, async (request, reply) => {
     if (request.headers.accept?.includes('text/plain')) return sendPrometheus(reply);
     const summary = context.metrics.summary();
     return {
@@ -54,7 +73,7 @@ export function systemRoutes(app: FastifyInstance, context: ApiContext, guards: 
     };
   });
 
-  app.get('/metrics/prometheus', adminOnly, async (_request, reply) => sendPrometheus(reply));
+  app.get('/metrics/prometheus', metricsOnly, async (_request, reply) => sendPrometheus(reply));
 
   async function sendPrometheus(reply: import('fastify').FastifyReply) {
     const activeUsers = await countActiveUsers(context.database.pool);
