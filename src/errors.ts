@@ -58,7 +58,8 @@ export const errorCatalogue = {
   SHIP_ERR_DATABASE_MISSING: { httpStatus: 503, exitCode: ExitCode.prerequisite },
   SHIP_ERR_DATABASE_AUTH: { httpStatus: 503, exitCode: ExitCode.prerequisite },
   SHIP_ERR_PORT_IN_USE: { httpStatus: 500, exitCode: ExitCode.prerequisite },
-  SHIP_ERR_STATE_DIR: { httpStatus: 500, exitCode: ExitCode.prerequisite },
+  SHIP_ERR_CANNOT_LISTEN: { httpStatus: 500, exitCode: ExitCode.prerequisite },
+  SHIP_ERR_FILE_ACCESS: { httpStatus: 500, exitCode: ExitCode.prerequisite },
   SHIP_ERR_EMBEDDED_DB_LOCKED: { httpStatus: 503, exitCode: ExitCode.prerequisite },
 
   // Migrations
@@ -189,6 +190,56 @@ export function databaseFailureOf(error: unknown): DatabaseFailure | undefined {
         if (failure) return failure;
       }
     }
+  }
+  return undefined;
+}
+
+const fileProblems: Readonly<Record<string, string>> = {
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  ENOTDIR: 'a file is in the way where a folder should be',
+  EISDIR: 'it is a folder, not a file',
+  ENOENT: 'no such file or folder',
+  EROFS: 'the file system is read-only',
+  ENOSPC: 'no space left on the device',
+  EEXIST: 'something is already there',
+};
+
+const fileActions: Readonly<Record<string, string>> = {
+  mkdir: 'create the folder',
+  scandir: 'read the folder',
+  open: 'open',
+  rename: 'rename',
+  unlink: 'remove',
+  rmdir: 'remove the folder',
+  stat: 'look at',
+  lstat: 'look at',
+  access: 'use',
+  copyfile: 'copy',
+  chmod: 'change the permissions of',
+};
+
+/**
+ * The sentence for a failure that comes from the machine or its setup rather than from a bug,
+ * when it reached the CLI without a ShipError of its own: the database failing mid-command, a
+ * folder that cannot be written (STATE_DIR, a file:// storage URL). Undefined for anything else,
+ * which stays an internal error.
+ */
+export function explainSetupFailure(error: unknown): ShipError | undefined {
+  const failure = databaseFailureOf(error);
+  if (failure !== undefined) {
+    const code = failure === 'missing' ? 'SHIP_ERR_DATABASE_MISSING' : failure === 'auth' ? 'SHIP_ERR_DATABASE_AUTH' : 'SHIP_ERR_DATABASE_UNREACHABLE';
+    return new ShipError(code, `The database could not be used (${describeError(error) || failure}). Check that PostgreSQL is running and that DATABASE_URL names an existing database and role, then run the command again.`, { cause: error });
+  }
+  if (error instanceof Error && 'code' in error && 'path' in error && typeof error.code === 'string' && typeof error.path === 'string') {
+    const problem = fileProblems[error.code];
+    if (problem === undefined) return undefined;
+    const syscall = 'syscall' in error && typeof error.syscall === 'string' ? error.syscall : '';
+    return new ShipError(
+      'SHIP_ERR_FILE_ACCESS',
+      `Cannot ${fileActions[syscall] ?? 'use'} ${error.path}: ${problem} (${error.code}). Check STATE_DIR and any file path or file:// URL in the configuration: each must name a place this user can write.`,
+      { cause: error },
+    );
   }
   return undefined;
 }
