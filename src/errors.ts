@@ -222,14 +222,22 @@ const fileActions: Readonly<Record<string, string>> = {
 /**
  * The sentence for a failure that comes from the machine or its setup rather than from a bug,
  * when it reached the CLI without a ShipError of its own: the database failing mid-command, a
- * folder that cannot be written (STATE_DIR, a file:// storage URL). Undefined for anything else,
- * which stays an internal error.
+ * schema that was never migrated, a folder that cannot be written (STATE_DIR, a file:// storage
+ * URL). Undefined for anything else, which stays an internal error.
  */
 export function explainSetupFailure(error: unknown): ShipError | undefined {
   const failure = databaseFailureOf(error);
   if (failure !== undefined) {
     const code = failure === 'missing' ? 'SHIP_ERR_DATABASE_MISSING' : failure === 'auth' ? 'SHIP_ERR_DATABASE_AUTH' : 'SHIP_ERR_DATABASE_UNREACHABLE';
     return new ShipError(code, `The database could not be used (${describeError(error) || failure}). Check that PostgreSQL is running and that DATABASE_URL names an existing database and role, then run the command again.`, { cause: error });
+  }
+  const sqlState = error instanceof Error && 'code' in error ? error.code : undefined;
+  if (sqlState === '42P01' || sqlState === '3F000') {
+    return new ShipError(
+      'SHIP_ERR_MIGRATIONS_PENDING',
+      `The database lacks part of Shipshape's schema (${describeError(error)}): its migrations have not all been applied, or DATABASE_URL names another database. Run \`shipshape db migrate status\`, then \`shipshape db migrate up\`.`,
+      { cause: error },
+    );
   }
   if (error instanceof Error && 'code' in error && 'path' in error && typeof error.code === 'string' && typeof error.path === 'string') {
     const problem = fileProblems[error.code];

@@ -1,7 +1,7 @@
 /**
  * Setup mistakes an operator makes on day one — a database that does not exist, a server that
- * is not running, a role that does not exist, a port already taken, STATE_DIR pointing at a
- * file, a DATABASE_URL that is not a URL — each stop the real CLI with one line that names the
+ * is not running, a role that does not exist, a port already taken, a schema never migrated,
+ * STATE_DIR pointing at a file, a DATABASE_URL that is not a URL — each stop the real CLI with one line that names the
  * cause and the fix, and exit 3 (2 for a malformed setting), never "internal error" and a stack
  * trace; the password in DATABASE_URL is never printed.
  */
@@ -121,6 +121,17 @@ describe('setup mistakes stop the CLI with one line and exit 3', () => {
         await client.end();
       }
     });
+  });
+
+  test('a database whose schema was never migrated: SHIP_ERR_MIGRATIONS_PENDING says to run the migrations', async () => {
+    const database = await createTestDatabase();
+    try {
+      const result = await runCli(['schedule', 'list'], env({ DATABASE_URL: database.url }));
+      assert.equal(result.code, 3, result.stderr);
+      assertOneLine(result, 'SHIP_ERR_MIGRATIONS_PENDING', /relation "schedules" does not exist.*Run `shipshape db migrate status`, then `shipshape db migrate up`/, 'schedule list');
+    } finally {
+      await database.drop();
+    }
   });
 
   test('STATE_DIR naming a file: SHIP_ERR_FILE_ACCESS names the path and says what to check', async () => {
