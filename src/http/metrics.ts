@@ -31,7 +31,11 @@ export class RequestMetrics {
   private readonly histogram = new Array<number>(BUCKETS.length + 1).fill(0);
   private durationSum = 0;
 
-  constructor(private readonly now: () => number = Date.now) {}
+  private readonly now: () => number;
+
+  constructor(now: () => number = Date.now) {
+    this.now = now;
+  }
 
   record(statusCode: number, durationMs: number): void {
     const second = Math.floor(this.now() / 1000);
