@@ -44,7 +44,7 @@ describe('db kill-connections with `shipshape serve` running', () => {
   });
 
   const kill = (apiUrl: string) =>
-    runCli(['db', 'kill-connections', '--yes', '--yes-irreversible', '--json'], { DATABASE_URL: database.url, STATE_DIR: cliState.path, API_URL: apiUrl, SHIPSHAPE_OPERATOR: 'alice' }, { timeoutMs: 300_000 });
+    runCli(['db', 'kill-connections', '--yes', '--yes-irreversible', '--json'], { DATABASE_URL: database.url, STATE_DIR: cliState.path, API_URL: apiUrl, SHIPSHAPE_OPERATOR: 'alice' });
 
   test('terminates the server’s sessions, the server survives, and the run verifies that the API answers again', async () => {
     const result = await kill(serve.url);

@@ -12,9 +12,8 @@ import { ADMIN_TOKEN } from '../helpers/api.ts';
 import { startServeProcess } from '../helpers/cli.ts';
 import { createStateDir } from '../helpers/postgres.ts';
 import { clusterUnavailable, startThrowawayCluster, type ThrowawayCluster } from '../helpers/throwaway-cluster.ts';
-import { eventually } from '../scheduler/helpers.ts';
+import { eventually } from '../helpers/patience.ts';
 
-const HANG_GUARD_MS = 180_000;
 
 type Serve = Awaited<ReturnType<typeof startServeProcess>>;
 
@@ -69,7 +68,6 @@ describe('serve while its PostgreSQL server is down', { skip: clusterUnavailable
         if (exited !== undefined) throw new Error(`serve exited (${exited}) while waiting for ${what}:\n${serve.output().slice(-4_000)}`);
         return check();
       },
-      HANG_GUARD_MS,
     );
   }
 

@@ -16,10 +16,10 @@ import { startFakeExpo, type FakeExpo } from '../fakes/expo.ts';
 import { ADMIN_TOKEN } from '../helpers/api.ts';
 import { startServeProcess } from '../helpers/cli.ts';
 import { ADMIN_URL, createStateDir, createTestDatabase, type TestDatabase } from '../helpers/postgres.ts';
-import { eventually, userWithDevice } from '../scheduler/helpers.ts';
+import { eventually } from '../helpers/patience.ts';
+import { userWithDevice } from '../scheduler/helpers.ts';
 
 const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
-const HANG_GUARD_MS = 180_000;
 const KILL_ROUNDS = 4;
 
 type Serve = Awaited<ReturnType<typeof startServeProcess>>;
@@ -135,7 +135,6 @@ describe('serve with workers survives its database sessions being terminated', (
         if (exited !== undefined) throw new Error(`serve exited (${exited}) while waiting for ${what}:\n${serve.output().slice(-4_000)}`);
         return check();
       },
-      HANG_GUARD_MS,
     );
   }
 
