@@ -48,7 +48,7 @@ describe('db kill-connections with `shipshape serve` running', () => {
 
   test('terminates the server’s sessions, the server survives, and the run verifies that the API answers again', async () => {
     const result = await kill(serve.url);
-    const report = JSON.parse(result.stdout) as { exitCode: number; state: string; verification: Check[]; steps: Array<{ id: string; output?: Record<string, any> }> };
+    const report = JSON.parse(result.stdout) as { exitCode: number; state: string; verification: Check[]; steps: Array<{ id: string; durationMs: number | null; output?: Record<string, any> }> };
     assert.equal(exited, undefined, `serve exited:\n${serve.output().slice(-4_000)}`);
     assert.equal(report.exitCode, 0, `${result.stderr}\n${JSON.stringify(report.verification, null, 2)}`);
     assert.equal(result.code, 0);
@@ -58,7 +58,8 @@ describe('db kill-connections with `shipshape serve` running', () => {
     const answers = report.verification.find((check) => check.name === 'the API answers again');
     assert.equal(answers?.ok, true, JSON.stringify(answers));
     assert.match(answers?.detail ?? '', new RegExp(`${serve.url}/health answers HTTP 200 .*after the sessions were terminated`));
-    console.log(`kill-connections against a live serve: ${answers?.detail}`);
+    const sweep = report.steps.find((step) => step.id === 'terminate');
+    console.log(`kill-connections against a live serve: the sweep took ${sweep?.durationMs} ms and terminated ${(sweep?.output?.reconnected as unknown[]).length} reconnection(s); ${answers?.detail}`);
 
     const health = await fetch(`${serve.url}/health`);
     assert.equal(health.status, 200);
