@@ -54,6 +54,12 @@ export const errorCatalogue = {
   SHIP_ERR_MAINTENANCE: { httpStatus: 503, exitCode: ExitCode.prerequisite },
   SHIP_ERR_OVERLOADED: { httpStatus: 503, exitCode: ExitCode.failedRolledBack },
   SHIP_ERR_DATABASE_UNAVAILABLE: { httpStatus: 503, exitCode: ExitCode.prerequisite },
+  SHIP_ERR_DATABASE_UNREACHABLE: { httpStatus: 503, exitCode: ExitCode.prerequisite },
+  SHIP_ERR_DATABASE_MISSING: { httpStatus: 503, exitCode: ExitCode.prerequisite },
+  SHIP_ERR_DATABASE_AUTH: { httpStatus: 503, exitCode: ExitCode.prerequisite },
+  SHIP_ERR_PORT_IN_USE: { httpStatus: 500, exitCode: ExitCode.prerequisite },
+  SHIP_ERR_CANNOT_LISTEN: { httpStatus: 500, exitCode: ExitCode.prerequisite },
+  SHIP_ERR_FILE_ACCESS: { httpStatus: 500, exitCode: ExitCode.prerequisite },
   SHIP_ERR_EMBEDDED_DB_LOCKED: { httpStatus: 503, exitCode: ExitCode.prerequisite },
 
   // Migrations
@@ -130,4 +136,118 @@ export function isShipError(error: unknown): error is ShipError {
 export function describeError(error: unknown): string {
   if (error instanceof Error) return error.message;
   return String(error);
+}
+
+/**
+ * How a database failed, when `error` says the database could not be used at all rather than
+ * that a statement was wrong: it does not exist (`missing`), refused our credentials (`auth`),
+ * could not be reached or is not accepting connections (`unreachable`), or dropped a session
+ * in use (`lost`: terminated by an operator, a restore's swap, a server restart). Read from the
+ * SQLSTATE, the socket's errno and pg's own connection messages, down the `cause` chain.
+ */
+export type DatabaseFailure = 'missing' | 'auth' | 'unreachable' | 'lost';
+
+const failureBySqlState: Readonly<Record<string, DatabaseFailure>> = {
+  '3D000': 'missing', // invalid_catalog_name: no such database (or one renamed aside by a restore)
+  '28000': 'auth', // invalid_authorization_specification: no such role, or pg_hba.conf refused it
+  '28P01': 'auth', // invalid_password
+  '57P01': 'lost', // admin_shutdown: pg_terminate_backend, or a fast shutdown
+  '57P02': 'lost', // crash_shutdown
+  '57P03': 'unreachable', // cannot_connect_now: starting up or shutting down
+  '53300': 'unreachable', // too_many_connections
+};
+const failureByErrno: Readonly<Record<string, DatabaseFailure>> = {
+  ECONNREFUSED: 'unreachable',
+  ENOTFOUND: 'unreachable',
+  EAI_AGAIN: 'unreachable',
+  ETIMEDOUT: 'unreachable',
+  EHOSTUNREACH: 'unreachable',
+  ENETUNREACH: 'unreachable',
+  ECONNRESET: 'lost',
+  EPIPE: 'lost',
+};
+/** pg and pg-pool raise these without a code. */
+const failureByMessage: ReadonlyArray<readonly [RegExp, DatabaseFailure]> = [
+  [/^Connection terminated due to connection timeout/, 'unreachable'],
+  [/^timeout exceeded when trying to connect/, 'unreachable'],
+  [/^Connection terminated/, 'lost'],
+  [/^Client has encountered a connection error and is not queryable/, 'lost'],
+];
+
+export function databaseFailureOf(error: unknown): DatabaseFailure | undefined {
+  for (let current = error, depth = 0; current instanceof Error && depth < 5; current = current.cause, depth++) {
+    const code = 'code' in current && typeof current.code === 'string' ? current.code : undefined;
+    if (code !== undefined) {
+      const known = failureBySqlState[code] ?? failureByErrno[code];
+      if (known) return known;
+      if (/^08[0-9A-Z]{3}$/.test(code)) return 'unreachable'; // class 08: connection exception
+    }
+    for (const [pattern, failure] of failureByMessage) if (pattern.test(current.message)) return failure;
+    // Node's connect to a name with several addresses fails with one error per address.
+    if (current instanceof AggregateError) {
+      for (const inner of current.errors) {
+        const failure = databaseFailureOf(inner);
+        if (failure) return failure;
+      }
+    }
+  }
+  return undefined;
+}
+
+const fileProblems: Readonly<Record<string, string>> = {
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  ENOTDIR: 'a file is in the way where a folder should be',
+  EISDIR: 'it is a folder, not a file',
+  ENOENT: 'no such file or folder',
+  EROFS: 'the file system is read-only',
+  ENOSPC: 'no space left on the device',
+  EEXIST: 'something is already there',
+};
+
+const fileActions: Readonly<Record<string, string>> = {
+  mkdir: 'create the folder',
+  scandir: 'read the folder',
+  open: 'open',
+  rename: 'rename',
+  unlink: 'remove',
+  rmdir: 'remove the folder',
+  stat: 'look at',
+  lstat: 'look at',
+  access: 'use',
+  copyfile: 'copy',
+  chmod: 'change the permissions of',
+};
+
+/**
+ * The sentence for a failure that comes from the machine or its setup rather than from a bug,
+ * when it reached the CLI without a ShipError of its own: the database failing mid-command, a
+ * schema that was never migrated, a folder that cannot be written (STATE_DIR, a file:// storage
+ * URL). Undefined for anything else, which stays an internal error.
+ */
+export function explainSetupFailure(error: unknown): ShipError | undefined {
+  const failure = databaseFailureOf(error);
+  if (failure !== undefined) {
+    const code = failure === 'missing' ? 'SHIP_ERR_DATABASE_MISSING' : failure === 'auth' ? 'SHIP_ERR_DATABASE_AUTH' : 'SHIP_ERR_DATABASE_UNREACHABLE';
+    return new ShipError(code, `The database could not be used (${describeError(error) || failure}). Check that PostgreSQL is running and that DATABASE_URL names an existing database and role, then run the command again.`, { cause: error });
+  }
+  const sqlState = error instanceof Error && 'code' in error ? error.code : undefined;
+  if (sqlState === '42P01' || sqlState === '3F000') {
+    return new ShipError(
+      'SHIP_ERR_MIGRATIONS_PENDING',
+      `The database lacks part of Shipshape's schema (${describeError(error)}): its migrations have not all been applied, or DATABASE_URL names another database. Run \`shipshape db migrate status\`, then \`shipshape db migrate up\`.`,
+      { cause: error },
+    );
+  }
+  if (error instanceof Error && 'code' in error && 'path' in error && typeof error.code === 'string' && typeof error.path === 'string') {
+    const problem = fileProblems[error.code];
+    if (problem === undefined) return undefined;
+    const syscall = 'syscall' in error && typeof error.syscall === 'string' ? error.syscall : '';
+    return new ShipError(
+      'SHIP_ERR_FILE_ACCESS',
+      `Cannot ${fileActions[syscall] ?? 'use'} ${error.path}: ${problem} (${error.code}). Check STATE_DIR and any file path or file:// URL in the configuration: each must name a place this user can write.`,
+      { cause: error },
+    );
+  }
+  return undefined;
 }

@@ -3,7 +3,7 @@
  * one place. Errors go to stderr as "error[CODE]: cause. what to do".
  */
 import { Command, CommanderError } from 'commander';
-import { ExitCode, isShipError } from '../errors.ts';
+import { ExitCode, explainSetupFailure, isShipError } from '../errors.ts';
 import type { ProcedureEntry } from '../ops/engine/registry.ts';
 import { procedures as registeredProcedures } from '../ops/procedures/index.ts';
 import { version } from '../version.ts';
@@ -57,9 +57,10 @@ export async function main(argv: string[], options: ProgramOptions = {}): Promis
       // --help and --version end here too, successfully.
       return error.exitCode === 0 ? ExitCode.ok : ExitCode.usage;
     }
-    if (isShipError(error)) {
-      process.stderr.write(`error[${error.code}]: ${error.message}\n`);
-      return error.exitCode;
+    const known = isShipError(error) ? error : explainSetupFailure(error);
+    if (known) {
+      process.stderr.write(`error[${known.code}]: ${known.message}\n`);
+      return known.exitCode;
     }
     process.stderr.write(`internal error — please report it with the output above: ${(error as Error).stack ?? String(error)}\n`);
     return ExitCode.needsHuman;

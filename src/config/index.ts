@@ -22,7 +22,8 @@ const booleanFlag = z
 const url = z.url();
 const postgresUrl = z
   .string()
-  .regex(/^postgres(ql)?:\/\//, 'must start with postgres:// or postgresql://');
+  .regex(/^postgres(ql)?:\/\//, 'must start with postgres:// or postgresql://')
+  .refine((value) => URL.canParse(value), 'is not a valid URL: check the host and the port, and percent-encode @ : / # in the user or password (%40 %3A %2F %23)');
 const recurrence = z.string().refine(isRecurrence, 'must be a schedule like "every day at 03:00" or "first sunday of every month at 02:00"');
 const timeZone = z.string().refine(isTimeZone, 'must be an IANA time zone such as America/Los_Angeles or UTC');
 const storageUrl = z

@@ -35,6 +35,14 @@ export function createPool(options: PoolOptions, logger: Logger): Pool {
   });
   // An idle client whose server went away emits here; without a listener it would crash the process.
   pool.on('error', (error) => logger.warn({ err: error.message }, 'idle database connection failed; it was discarded'));
+  // A client checked out of the pool (a transaction, a migration, a held session) has no pool
+  // listener while it is out. When its session is terminated (57P01 from `db kill-connections`,
+  // a restore's swap, a DBA) or the server goes away, pg emits 'error' on it, and an 'error'
+  // event nobody listens to ends the process. The statement in flight fails by itself and the
+  // pool discards the client when it comes back, so there is nothing to do here but not crash.
+  pool.on('connect', (client) => {
+    client.on('error', (error) => logger.debug({ err: error.message }, 'a database connection in use was lost; its statement fails and the connection is discarded'));
+  });
   return pool;
 }
 

@@ -50,8 +50,12 @@ export async function buildApp(context: ApiContext): Promise<FastifyInstance> {
   });
   // Counters live in Redis when there is one, so limits hold across every instance.
   const redis = context.config.redisUrl ? new Redis(context.config.redisUrl, { lazyConnect: false, maxRetriesPerRequest: 1 }) : undefined;
-  if (redis) app.addHook('onClose', async () => void (await redis.quit()));
-  await app.register(rateLimit, { global: false, ...(redis ? { redis } : {}) });
+  // Without a listener ioredis prints every failed reconnect with a stack trace. While Redis is
+  // away the limits are skipped rather than failing the request (skipOnError): Redis is an
+  // accelerator here, and the per-account login throttle lives in the database.
+  redis?.on('error', (error: Error) => context.logger.debug({ err: error.message }, 'rate-limit Redis unreachable; limits skipped until it returns'));
+  if (redis) app.addHook('onClose', async () => void (await redis.quit().catch(() => redis.disconnect())));
+  await app.register(rateLimit, { global: false, skipOnError: true, ...(redis ? { redis } : {}) });
   // Fastify parses text/plain by default; this API speaks JSON only, so anything else is a 415.
   app.removeContentTypeParser('text/plain');
 

@@ -12,6 +12,7 @@ import { buildApp } from '../http/app.ts';
 import { RequestMetrics } from '../http/metrics.ts';
 import type { Logger } from '../log.ts';
 import { version } from '../version.ts';
+import { checkListenAddress, listenError } from './listen-address.ts';
 import { startLiveOperations } from './live-operations.ts';
 import { prepareSchema } from './migrations.ts';
 import { startWorkers, type Workers } from './workers.ts';
@@ -33,6 +34,7 @@ export interface ServeOptions {
 }
 
 export async function startServer(config: Config, logger: Logger, options: ServeOptions): Promise<RunningServer> {
+  await checkListenAddress(config.host, config.port);
   const database = await openDatabase(config, logger, 'shipshape-api');
   const closers: Array<() => Promise<void> | void> = [() => database.close()];
   const close = async () => {
@@ -58,7 +60,9 @@ export async function startServer(config: Config, logger: Logger, options: Serve
 
     const app = await buildApp({ config, logger, database, appState, live, mailer, metrics: new RequestMetrics(), version });
     closers.push(() => app.close());
-    await app.listen({ port: config.port, host: config.host });
+    await app.listen({ port: config.port, host: config.host }).catch((error: unknown) => {
+      throw listenError(error, config.host, config.port) ?? error;
+    });
     const address = app.server.address();
     const port = typeof address === 'object' && address ? address.port : config.port;
     const url = `http://${config.host}:${port}`;

@@ -26,6 +26,10 @@ export interface ThrowawayCluster {
   urlFor(database: string): string;
   /** Creates a database and returns its URL. */
   createDatabase(name: string): Promise<string>;
+  /** Shuts the server down (fast: sessions are terminated), keeping its files; clients then get ECONNREFUSED. */
+  halt(): Promise<void>;
+  /** Starts a halted server again, on the same port. */
+  resume(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -69,11 +73,14 @@ export async function startThrowawayCluster(options: ClusterOptions = {}): Promi
     };
     // The port is free when we ask; another process may take it before the server binds, so try again then.
     let port = 0;
+    const start = () => {
+      const serverOptions = [`-p ${port}`, ...Object.entries(settings).map(([name, value]) => `-c ${name}=${value}`)].join(' ');
+      return exec(path.join(PG_BIN, 'pg_ctl'), ['-D', dataDir, '-o', serverOptions, '-l', path.join(dir, 'server.log'), '-w', '-t', '60', 'start']);
+    };
     for (let attempt = 1; ; attempt++) {
       port = await freePort();
-      const serverOptions = [`-p ${port}`, ...Object.entries(settings).map(([name, value]) => `-c ${name}=${value}`)].join(' ');
       try {
-        await exec(path.join(PG_BIN, 'pg_ctl'), ['-D', dataDir, '-o', serverOptions, '-l', path.join(dir, 'server.log'), '-w', '-t', '60', 'start']);
+        await start();
         break;
       } catch (error) {
         if (attempt >= 3) throw error;
@@ -94,6 +101,12 @@ export async function startThrowawayCluster(options: ClusterOptions = {}): Promi
           await client.end();
         }
         return urlFor(name);
+      },
+      async halt() {
+        await exec(path.join(PG_BIN, 'pg_ctl'), ['-D', dataDir, '-m', 'fast', '-w', '-t', '60', 'stop']);
+      },
+      async resume() {
+        await start();
       },
       async stop() {
         await exec(path.join(PG_BIN, 'pg_ctl'), ['-D', dataDir, '-m', 'immediate', '-w', 'stop']).catch(() => undefined);

@@ -1,6 +1,6 @@
 /**
- * `shipshape db kill-connections` against a real PostgreSQL database: other sessions are
- * terminated and reported, clients that reconnect are caught, the warning banner goes up
+ * `shipshape db kill-connections` against a real PostgreSQL database with the API running on
+ * it: other sessions are terminated and reported, clients that reconnect are caught, the warning banner goes up
  * (without locking users out) and comes down, an interrupted warning terminates nobody, and
  * the embedded database is refused plainly.
  */
@@ -18,12 +18,15 @@ import { createLogger } from '../../src/log.ts';
 import { runProcedure, type EngineDeps, type RunReport } from '../../src/ops/engine/index.ts';
 import { dbKillConnections } from '../../src/ops/procedures/db-kill-connections.ts';
 import { startFakeExpo, type FakeExpo } from '../fakes/expo.ts';
+import { startTestApi, type TestApi } from '../helpers/api.ts';
 import { runCli } from '../helpers/cli.ts';
 import { ADMIN_URL, createStateDir, createTestDatabase, type TestDatabase } from '../helpers/postgres.ts';
 
 const logger = createLogger('silent');
 let database: TestDatabase;
 let expo: FakeExpo;
+/** The API on the same database, as in production: the kill terminates its sessions too, and the run checks that it answers again. */
+let api: TestApi;
 const cleanups: Array<() => Promise<void>> = [];
 
 before(async () => {
@@ -38,10 +41,12 @@ before(async () => {
   } finally {
     await pool.end();
   }
+  api = await startTestApi({ env: { DATABASE_URL: database.url } });
 });
 
 after(async () => {
   for (const cleanup of cleanups.reverse()) await cleanup();
+  await api.close();
   await expo.close();
   await database.drop();
 });
@@ -49,7 +54,7 @@ after(async () => {
 async function deps(overrides: Partial<EngineDeps> = {}, env: Record<string, string> = {}): Promise<EngineDeps> {
   const state = await createStateDir();
   cleanups.push(state.cleanup);
-  const config = loadConfig({ DATABASE_URL: database.url, STATE_DIR: state.path, SHIPSHAPE_OPERATOR: 'alice', LOG_LEVEL: 'silent', EXPO_PUSH_URL: expo.pushUrl, ...env });
+  const config = loadConfig({ DATABASE_URL: database.url, STATE_DIR: state.path, SHIPSHAPE_OPERATOR: 'alice', LOG_LEVEL: 'silent', EXPO_PUSH_URL: expo.pushUrl, API_URL: api.url, ...env });
   return { config, logger, ...overrides };
 }
 
@@ -130,9 +135,11 @@ describe('db kill-connections', { concurrency: false }, () => {
       assert.equal(entry.clientAddr, '127.0.0.1');
       assert.ok(typeof entry.state === 'string');
     }
-    const verified = report.verification.find((c) => c.name === 'only our own connections remain');
+    const verified = report.verification.find((c) => c.name === 'every session that was connected is gone');
     assert.equal(verified?.ok, true);
     assert.match(verified?.detail ?? '', /victim-1/);
+    const answers = report.verification.find((c) => c.name === 'the API answers again');
+    assert.equal(answers?.ok, true, answers?.detail);
   });
 
   test('a client that reconnects at once is disconnected again and reported as having reconnected', async () => {

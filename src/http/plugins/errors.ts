@@ -4,7 +4,14 @@
  * request id and never leaks a stack trace.
  */
 import type { FastifyError, FastifyInstance } from 'fastify';
-import { isShipError, type ErrorCode } from '../../errors.ts';
+import { databaseFailureOf, describeError, isShipError, type ErrorCode } from '../../errors.ts';
+
+/**
+ * What a client is told to wait when the database is away: a terminated session is back at
+ * the next request, a restore's swap or a server restart takes seconds.
+ */
+export const DATABASE_RETRY_AFTER_SECONDS = 5;
+const DATABASE_UNAVAILABLE_MESSAGE = `The service cannot reach its database right now. Retry in ${DATABASE_RETRY_AFTER_SECONDS} seconds.`;
 
 /** Fastify's own error codes, mapped into the catalogue. */
 const fastifyCodes: Record<string, { code: ErrorCode; message: string }> = {
@@ -19,7 +26,18 @@ export function registerErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((error: FastifyError, request, reply) => {
     if (isShipError(error)) {
       if (error.httpStatus >= 500) request.log.error({ err: error }, error.message);
+      if (error.code === 'SHIP_ERR_DATABASE_UNAVAILABLE') reply.header('retry-after', String(DATABASE_RETRY_AFTER_SECONDS));
       return reply.status(error.httpStatus).send({ error: { code: error.code, message: error.message } });
+    }
+    // The database stopped, refused us or dropped the session mid-request: the pool reconnects
+    // by itself, so the client is told to come back rather than that something broke.
+    const failure = databaseFailureOf(error);
+    if (failure !== undefined) {
+      request.log.warn({ failure, err: describeError(error) }, 'database unavailable; answered 503');
+      return reply
+        .status(503)
+        .header('retry-after', String(DATABASE_RETRY_AFTER_SECONDS))
+        .send({ error: { code: 'SHIP_ERR_DATABASE_UNAVAILABLE', message: DATABASE_UNAVAILABLE_MESSAGE } });
     }
     const known = fastifyCodes[error.code];
     if (known) {

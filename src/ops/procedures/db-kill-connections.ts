@@ -13,7 +13,12 @@
  *      backend of this database, waiting for each to exit. Clients that connect again
  *      within a short window (a pool refilling itself) are terminated too, and reported.
  *   4. Take the warning down (the runbook's "connections automatically allowed after").
- *   Verify: only our own connections remain (the runbook's "should return 1").
+ *   Verify: every session that was connected is gone, and the API answers again with its
+ *   database. The runbook's "should return 1" cannot hold on a live deployment: the app's
+ *   pools and its LISTEN connection reconnect within a second, as they must, so sessions that
+ *   connected after the sweep are reported, not counted against the run. Whether the API came
+ *   back is what tells the operator the kill did no harm; when nothing answers at API_URL that
+ *   check could not be made and is never shown as passed.
  *
  * Not for the embedded database: PGlite runs one backend that every client shares, so
  * there is no other backend to terminate.
@@ -22,12 +27,13 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import { durationSchema, formatDurationMs, humanDuration } from '../../config/duration.ts';
 import type { Config } from '../../config/index.ts';
-import { describeBackend, holdOwnSessions, otherBackends, terminateBackend, type Termination } from '../../db/backends.ts';
+import { describeBackend, holdOwnSessions, otherBackends, terminateBackend, type Backend, type Termination } from '../../db/backends.ts';
 import { readAppState, setBanner } from '../../domain/app-state.ts';
 import { describeError, ShipError } from '../../errors.ts';
 import { announceAppStateChange } from '../../runtime/app-state-feeds.ts';
 import { applicationDatabaseName, databaseLockResource } from '../backups/database-target.ts';
-import { defineProcedure, type JsonObject, type RunContext } from '../engine/types.ts';
+import { probeHealth } from '../diagnostics/api-probe.ts';
+import { defineProcedure, type CheckResult, type JsonObject, type RunContext } from '../engine/types.ts';
 import { bannerJson, journaledBanner, pushToEveryone, runSetter } from './announcements.ts';
 
 /** Longer than this is a schedule, not a warning: use the scheduler. */
@@ -39,6 +45,9 @@ const QUIET_MS = 1_000;
 /** …and we stop sweeping after this long, connections or not: verification then says who. */
 const SETTLE_WINDOW_MS = 10_000;
 const POLL_MS = 200;
+/** How long the API gets to answer with its database after the sweep: its pool reconnects at the next request. */
+const API_RECOVERY_WAIT_MS = 30_000;
+const API_PROBE_TIMEOUT_MS = 2_000;
 
 const params = z.object({
   /** Warning period before the connections are terminated; none when omitted or 0s. */
@@ -157,13 +166,15 @@ export const dbKillConnections = defineProcedure({
       id: 'terminate',
       title: 'Kill all connections except current',
       irreversible: 'terminated sessions cannot be brought back: their open transactions are rolled back and their clients must reconnect',
-      describe: () => [
+      describe: ({ config }) => [
+        `GET ${new URL('/health', config.apiUrl).toString()}   -- whether the API answers before the kill; verification checks it answers again after`,
         `SELECT pid, usename, application_name, client_addr, state, query_start FROM pg_stat_activity
    WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'`,
         `for each pid: SELECT pg_terminate_backend($1::integer, ${EXIT_WAIT_MS})  -- waits up to ${EXIT_WAIT_MS / 1_000} s for it to exit`,
         `then terminate whoever connects again, until nobody has for ${QUIET_MS / 1_000} s (at most ${SETTLE_WINDOW_MS / 1_000} s)`,
       ],
       async run(context) {
+        const before = await probeHealth(context.config.apiUrl, API_PROBE_TIMEOUT_MS);
         const { pool } = await context.database();
         // "Ours" is every connection this process holds (earlier steps may have left more
         // than one idle in the pool), all held until the sweep is over.
@@ -202,6 +213,8 @@ export const dbKillConnections = defineProcedure({
           ourPids: [...own.pids],
           disconnected: disconnected.map(terminationJson),
           reconnected: reconnected.map(terminationJson),
+          sweptAt: new Date().toISOString(),
+          apiBefore: { url: before.url, status: before.status, state: before.state, db: before.db },
           ...(error === undefined ? {} : { error }),
         };
       },
@@ -223,37 +236,101 @@ export const dbKillConnections = defineProcedure({
   ],
   verification: [
     {
-      name: 'only our own connections remain',
+      name: 'every session that was connected is gone',
       run: async (context) => {
         const { pool } = await context.database();
         const own = await holdOwnSessions(pool);
         try {
-          const others = await otherBackends(own.client, own.pids);
           const outcome = terminationsOf(context.outputs.terminate);
-          const byPid = new Map([...outcome.disconnected, ...outcome.reconnected].map((t) => [t.pid, t]));
-          if (others.length === 0) {
-            return { ok: true, detail: `only this run's own connection(s) (pid ${own.pids.join(', ')}) remain on ${applicationDatabaseName(context.config)}. ${terminationSummary(outcome.disconnected, outcome.reconnected)}` };
+          const swept = [...outcome.disconnected, ...outcome.reconnected];
+          // Same pid and same start: the very session, not a new one that reuses its pid.
+          const sameSession = (b: { pid: number; backendStart: string | null }) => swept.find((t) => t.pid === b.pid && t.backendStart === b.backendStart);
+          const others = await otherBackends(own.client, own.pids);
+          const remaining = others.filter((b) => sameSession(b) !== undefined);
+          const newcomers = others.filter((b) => sameSession(b) === undefined);
+          const since = newcomers.length === 0 ? '' : ` ${newcomers.length} session(s) connected since, as the app's pools do (${byApplication(newcomers)}).`;
+          if (remaining.length === 0) {
+            return { ok: true, detail: `${terminationSummary(outcome.disconnected, outcome.reconnected)}${since}` };
           }
-          const why = (pid: number) => {
-            const outcomeOf = byPid.get(pid)?.outcome;
-            if (outcomeOf === 'not-permitted') return 'not permitted to terminate it';
-            if (outcomeOf === 'still-running') return `did not exit within ${EXIT_WAIT_MS / 1_000} s of being terminated`;
-            return 'connected after the sweep';
-          };
+          const why = (pid: number) => (swept.find((t) => t.pid === pid)?.outcome === 'not-permitted' ? 'not permitted to terminate it' : `did not exit within ${EXIT_WAIT_MS / 1_000} s of being terminated`);
           return {
             ok: false,
-            detail: `${others.length} other session(s) still connected: ${others.map((b) => `${describeBackend(b)} (${why(b.pid)})`).join('; ')}${outcome.error ? `; the sweep stopped early: ${outcome.error}` : ''}`,
-            remedy:
-              'stop what keeps reconnecting (the API servers: `shipshape serve` processes, workers, other clients named above) and run this again; ' +
-              'sessions we may not terminate need a superuser or a role in pg_signal_backend',
+            detail: `${remaining.length} session(s) are still connected: ${remaining.map((b) => `${describeBackend(b)} (${why(b.pid)})`).join('; ')}${outcome.error ? `; the sweep stopped early: ${outcome.error}` : ''}.${since}`,
+            remedy: 'sessions we may not terminate need a superuser or a role in pg_signal_backend; one that does not exit is stuck in the server (its log says where): cancel it with `shipshape db kill <pid>` or ask the DBA',
           };
         } finally {
           own.release();
         }
       },
     },
+    {
+      name: 'the API answers again',
+      run: async (context) => apiAnswersAgain(context.config.apiUrl, apiStateOf(context.outputs.terminate), context.signal),
+    },
   ],
 });
+
+/**
+ * Polls GET /health until the API answers with its database. The API answering before the
+ * kill and not after is a failure; nothing answering at all means the check could not be made.
+ */
+async function apiAnswersAgain(apiUrl: string, terminated: ApiState, signal: AbortSignal): Promise<CheckResult> {
+  const since = (at: number) => `${((at - terminated.sweptAt) / 1_000).toFixed(1)} s after the sessions were terminated`;
+  const deadline = Date.now() + API_RECOVERY_WAIT_MS;
+  for (;;) {
+    const answer = await probeHealth(apiUrl, API_PROBE_TIMEOUT_MS);
+    const said = `HTTP ${answer.status} "${answer.state ?? '?'}", database ${answer.db ?? '?'}`;
+    if (answer.status !== null && answer.db === 'ok') return { ok: true, detail: `${answer.url} answers ${said}, ${since(Date.now())}` };
+    if (answer.status === null && !terminated.apiAnsweredBefore) {
+      return couldNotCheck(
+        `nothing answered at ${answer.url} before the kill or after it (${answer.error ?? '?'}), so whether the app got its database back could not be checked`,
+        'set API_URL to an API instance (curl "$API_URL/health" must answer), or check each instance\'s /health by hand',
+      );
+    }
+    if (Date.now() >= deadline || signal.aborted) {
+      return answer.status === null
+        ? {
+            ok: false,
+            detail: `${answer.url} answered before the kill but not in the ${API_RECOVERY_WAIT_MS / 1_000} s after it (${answer.error ?? '?'})`,
+            remedy: 'check that the `shipshape serve` processes are still running (their logs say why one stopped) and start any that exited',
+          }
+        : {
+            ok: false,
+            detail: `${answer.url} still answers ${said}, ${since(Date.now())}`,
+            remedy: 'the API did not get its database back: check its logs ("database unavailable") and that its DATABASE_URL names this database; restart the instance if it stays degraded',
+          };
+    }
+    await sleep(POLL_MS);
+  }
+}
+
+/**
+ * A check that could not be made. Not a pass: until the engine reports "unverified" itself,
+ * it fails with a detail that says so (switch to the engine's `unverified()` when it has one).
+ */
+function couldNotCheck(detail: string, howToCheck: string): CheckResult {
+  return { ok: false, detail: `unverified: ${detail}`, remedy: howToCheck };
+}
+
+interface ApiState {
+  readonly sweptAt: number;
+  /** Unknown (a run from before this was recorded) counts as not answering. */
+  readonly apiAnsweredBefore: boolean;
+}
+
+function apiStateOf(output: JsonObject | undefined): ApiState {
+  const parsed = z
+    .object({ sweptAt: z.iso.datetime().optional(), apiBefore: z.object({ status: z.number().nullable() }).optional() })
+    .safeParse(output ?? {});
+  const data = parsed.success ? parsed.data : {};
+  return { sweptAt: data.sweptAt === undefined ? Date.now() : Date.parse(data.sweptAt), apiAnsweredBefore: (data.apiBefore?.status ?? null) !== null };
+}
+
+function byApplication(backends: readonly Backend[]): string {
+  const counts = new Map<string, number>();
+  for (const b of backends) counts.set(b.applicationName ?? 'unnamed', (counts.get(b.applicationName ?? 'unnamed') ?? 0) + 1);
+  return [...counts].map(([name, count]) => `${count} × ${name}`).join(', ');
+}
 
 const EMBEDDED_REASON =
   'the embedded database (PGlite) runs a single backend that every client shares, so there is no other connection to terminate';
