@@ -8,6 +8,7 @@
  *   maintenance notices whose emails are to go. Each is claimed with FOR UPDATE SKIP LOCKED
  *   and enqueued in the same transaction that marks it, so it is enqueued exactly once.
  * - pg-boss workers run the jobs: one instance fetches each job.
+ * - The watchdog evaluates the runbook's numbers and alerts (one instance per interval).
  *
  * Stopping (SIGTERM): the tick stops, running jobs are told to stop (a notification send
  * finishes the requests in flight; a procedure rolls back as on Ctrl-C), and pg-boss waits
@@ -30,6 +31,7 @@ import { createQueue, createQueues, NOTIFICATION_RETRY_LIMIT, QUEUE_SCHEMA, queu
 import { claimDueSchedules, ensureDefaultSchedules, planTick, recordOutcome, recordTick, type ScheduledRun, type TickPlan } from '../scheduler/schedules.ts';
 import { runScheduledTask } from '../scheduler/task-runner.ts';
 import { runnerIsGone } from './notification-worker.ts';
+import { startWatchdogLoop, type WatchdogLoop } from './watchdog-loop.ts';
 
 const NOTICE_EMAIL_BATCH = 100;
 /** How many due rows one tick hands over per kind; the next tick takes the rest. */
@@ -82,6 +84,7 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
   const stop = new AbortController();
   let timer: NodeJS.Timeout | undefined;
   let ticking: Promise<void> | undefined;
+  let watchdog: WatchdogLoop | undefined;
   let closed = false;
   try {
     await createQueues(boss);
@@ -112,7 +115,7 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
           ok: false,
           summary: `failed: ${describeError(error)}`,
         }));
-        await recordOutcome(pool, run.schedule, `${run.phase} ${run.occurrence}: ${outcome.summary}`);
+        await recordOutcome(pool, run.schedule, `${run.phase} ${run.occurrence}: ${outcome.summary}`, outcome.ok);
         log[outcome.ok ? 'info' : 'error']({ schedule: run.schedule, phase: run.phase }, `schedule ${run.schedule}: ${outcome.summary}`);
       }
     });
@@ -194,7 +197,8 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
         });
     };
     loop();
-    log.info({ pollMs: config.scheduler.pollMs }, 'workers started: scheduled notifications, recurring schedules, maintenance notices');
+    watchdog = startWatchdogLoop({ config, database, alerts, logger: log.child({ component: 'watchdog' }), instanceName: options.instanceName });
+    log.info({ pollMs: config.scheduler.pollMs }, 'workers started: scheduled notifications, recurring schedules, maintenance notices, watchdog');
 
     return {
       tick: async () => {
@@ -206,6 +210,7 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
         closed = true;
         clearTimeout(timer);
         await ticking;
+        await watchdog?.close();
         stop.abort();
         await boss.stop({ graceful: true, timeout: STOP_TIMEOUT_MS, close: false });
         log.info('workers stopped');
@@ -214,6 +219,7 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
   } catch (error) {
     closed = true;
     clearTimeout(timer);
+    await watchdog?.close();
     stop.abort();
     await boss.stop({ graceful: false, close: false }).catch(() => undefined);
     throw error;

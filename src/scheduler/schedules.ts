@@ -43,6 +43,8 @@ export interface Schedule extends Omit<ScheduleSpec, 'task'> {
   readonly lastOccurrenceAt: Date | null;
   readonly lastEnqueuedAt: Date | null;
   readonly lastOutcome: string | null;
+  /** Whether the last run succeeded; null before the first. */
+  readonly lastOutcomeOk: boolean | null;
   readonly lastOutcomeAt: Date | null;
   readonly updatedAt: Date;
   readonly updatedBy: string;
@@ -63,13 +65,15 @@ interface Row {
   last_occurrence_at: Date | null;
   last_enqueued_at: Date | null;
   last_outcome: string | null;
+  last_outcome_ok: boolean | null;
   last_outcome_at: Date | null;
+  created_at: Date;
   updated_at: Date;
   updated_by: string;
 }
 
 const COLUMNS =
-  'name, task, recurrence, time_zone, notice_ms, max_lateness_ms, params, is_default, paused, next_occurrence_at, notice_enqueued_for, last_occurrence_at, last_enqueued_at, last_outcome, last_outcome_at, updated_at, updated_by';
+  'name, task, recurrence, time_zone, notice_ms, max_lateness_ms, params, is_default, paused, next_occurrence_at, notice_enqueued_for, last_occurrence_at, last_enqueued_at, last_outcome, last_outcome_ok, last_outcome_at, created_at, updated_at, updated_by';
 const NAME_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
 
 export const DEFAULT_BACKUP_SCHEDULE = 'daily-backup';
@@ -287,7 +291,8 @@ export async function recordTick(client: PoolClient, name: string, plan: TickPla
     `UPDATE schedules SET next_occurrence_at = $2::timestamptz, notice_enqueued_for = $3::timestamptz,
             last_occurrence_at = CASE WHEN $4::timestamptz IS NOT NULL THEN $4::timestamptz ELSE last_occurrence_at END,
             last_enqueued_at = CASE WHEN $5::boolean THEN now() ELSE last_enqueued_at END,
-            last_outcome = coalesce($6::text, last_outcome), last_outcome_at = CASE WHEN $6::text IS NOT NULL THEN now() ELSE last_outcome_at END
+            last_outcome = coalesce($6::text, last_outcome), last_outcome_at = CASE WHEN $6::text IS NOT NULL THEN now() ELSE last_outcome_at END,
+            last_outcome_ok = CASE WHEN $7::boolean THEN false ELSE last_outcome_ok END
       WHERE name = $1::text`,
     [
       name,
@@ -296,13 +301,15 @@ export async function recordTick(client: PoolClient, name: string, plan: TickPla
       due?.occurrence ?? plan.skipped?.occurrence ?? null,
       plan.runs.length > 0,
       plan.skipped ? `skipped ${plan.skipped.occurrence.toISOString()}: ${plan.skipped.reason}` : due ? `queued ${due.occurrence}` : null,
+      // A skipped occurrence did not do its work: it counts as failed until a later run succeeds.
+      plan.skipped !== undefined,
     ],
   );
 }
 
-/** What the job that ran an occurrence reported, for `schedule list`. */
-export async function recordOutcome(db: Queryable, name: string, outcome: string): Promise<void> {
-  await db.query('UPDATE schedules SET last_outcome = $2::text, last_outcome_at = now() WHERE name = $1::text', [name, outcome.slice(0, 1000)]);
+/** What the job that ran an occurrence reported, for `schedule list` and the watchdog's failed-jobs alert. */
+export async function recordOutcome(db: Queryable, name: string, outcome: string, ok: boolean): Promise<void> {
+  await db.query('UPDATE schedules SET last_outcome = $2::text, last_outcome_ok = $3::boolean, last_outcome_at = now() WHERE name = $1::text', [name, outcome.slice(0, 1000), ok]);
 }
 
 function toSchedule(row: Row): Schedule {
@@ -321,6 +328,7 @@ function toSchedule(row: Row): Schedule {
     lastOccurrenceAt: row.last_occurrence_at,
     lastEnqueuedAt: row.last_enqueued_at,
     lastOutcome: row.last_outcome,
+    lastOutcomeOk: row.last_outcome_ok,
     lastOutcomeAt: row.last_outcome_at,
     updatedAt: row.updated_at,
     updatedBy: row.updated_by,

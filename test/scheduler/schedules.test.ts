@@ -194,6 +194,7 @@ describe('recurring schedules on PostgreSQL', () => {
       const runs = (await Promise.all(states.map(async (dir) => readdir(path.join(dir.path, 'runs')).catch(() => [])))).flat().filter((file) => file.endsWith('.jsonl'));
       assert.equal(runs.length, 2, 'one backup run and one prune run, on one of the instances');
       const next = await getSchedule(database.pool, 'daily-backup');
+      assert.equal(next.lastOutcomeOk, true, 'recorded as a success (the watchdog counts failures)');
       assert.ok(next.nextOccurrenceAt!.getTime() > Date.now(), 'moved on to tomorrow');
       await pauseSchedule(database.pool, 'daily-backup', 'test');
     } finally {

@@ -160,7 +160,7 @@ function describeList(rows: readonly Schedule[]): string {
       row.timeZone,
       row.paused ? 'paused' : 'on',
       row.nextOccurrenceAt === null ? '-' : shortInstant(row.nextOccurrenceAt, row.timeZone),
-      row.lastOutcome === null ? '-' : row.lastOutcome.slice(0, 80),
+      row.lastOutcome === null ? '-' : `${row.lastOutcomeOk === false ? 'FAILED ' : ''}${row.lastOutcome.slice(0, 80)}`,
     ]),
   );
   const upcoming = rows.flatMap((row) => {
