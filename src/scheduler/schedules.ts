@@ -8,9 +8,10 @@
  * instances tick. Occurrences missed while every instance was down collapse into one run,
  * which happens only if it is no later than the schedule's `max_lateness_ms`.
  *
- * The built-in schedules — the daily backup and the monthly maintenance window — are created
- * paused, with their recurrence from configuration (BACKUP_SCHEDULE, MAINTENANCE_WINDOW), and
- * follow it when it changes. They can be paused and resumed, not removed.
+ * The built-in schedules take their recurrence from configuration (BACKUP_SCHEDULE,
+ * MAINTENANCE_WINDOW) and follow it when it changes. The daily backup starts on (a default
+ * install backs itself up; `shipshape schedule pause daily-backup` opts out); the maintenance
+ * window starts paused, since it takes the app down. They can be paused and resumed, not removed.
  */
 import type { Config } from '../config/index.ts';
 import { formatDurationMs } from '../config/duration.ts';
@@ -79,11 +80,17 @@ const NAME_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
 export const DEFAULT_BACKUP_SCHEDULE = 'daily-backup';
 export const DEFAULT_MAINTENANCE_SCHEDULE = 'maintenance-window';
 
+/** A built-in schedule: its spec, and whether it is on from the start. */
+export interface DefaultSchedule extends ScheduleSpec {
+  readonly startsPaused: boolean;
+}
+
 /** The built-in schedules as configuration describes them. */
-export function defaultSchedules(config: Config): ScheduleSpec[] {
+export function defaultSchedules(config: Config): DefaultSchedule[] {
   return [
     {
       name: DEFAULT_BACKUP_SCHEDULE,
+      startsPaused: false,
       task: 'backup',
       recurrence: formatRecurrence(parseRecurrence(config.scheduler.backup.recurrence)),
       timeZone: config.scheduler.backup.timeZone,
@@ -93,6 +100,7 @@ export function defaultSchedules(config: Config): ScheduleSpec[] {
     },
     {
       name: DEFAULT_MAINTENANCE_SCHEDULE,
+      startsPaused: true,
       task: 'maintenance',
       recurrence: formatRecurrence(parseRecurrence(config.maintenance.window)),
       timeZone: config.maintenance.timeZone,
@@ -112,28 +120,36 @@ export function firstOccurrence(spec: Pick<ScheduleSpec, 'recurrence' | 'timeZon
   return nextOccurrence(parseRecurrence(spec.recurrence), spec.timeZone, new Date(now.getTime() + (spec.noticeMs ?? 0)));
 }
 
-/** Creates the built-in schedules (paused) if missing, and brings them in line with configuration. */
+/**
+ * Creates the built-in schedules if missing (the daily backup on, the maintenance window
+ * paused), and brings them in line with configuration.
+ */
 export async function ensureDefaultSchedules(pool: Pool, config: Config, actor: string): Promise<void> {
   for (const spec of defaultSchedules(config)) {
     await withTransaction(pool, async (client) => {
+      const { rows: clock } = await client.query<{ now: Date }>('SELECT now() AS now');
+      const now = clock[0]!.now;
       await client.query(
-        `INSERT INTO schedules (name, task, recurrence, time_zone, notice_ms, max_lateness_ms, params, is_default, paused, created_by, updated_by)
-         VALUES ($1::text, $2::text, $3::text, $4::text, $5::bigint, $6::bigint, $7::jsonb, true, true, $8::text, $8::text)
+        `INSERT INTO schedules (name, task, recurrence, time_zone, notice_ms, max_lateness_ms, params, is_default, paused, next_occurrence_at, created_by, updated_by)
+         VALUES ($1::text, $2::text, $3::text, $4::text, $5::bigint, $6::bigint, $7::jsonb, true, $8::boolean, $9::timestamptz, $10::text, $10::text)
          ON CONFLICT (name) DO NOTHING`,
-        [spec.name, spec.task, spec.recurrence, spec.timeZone, spec.noticeMs, spec.maxLatenessMs, JSON.stringify(spec.params), actor],
+        [spec.name, spec.task, spec.recurrence, spec.timeZone, spec.noticeMs, spec.maxLatenessMs, JSON.stringify(spec.params), spec.startsPaused, spec.startsPaused ? null : firstOccurrence(spec, now), actor],
       );
       const { rows } = await client.query<Row>(`SELECT ${COLUMNS} FROM schedules WHERE name = $1::text FOR UPDATE`, [spec.name]);
       const row = rows[0];
       if (!row) return;
+      // Versions before 0.2 created every built-in paused: one nobody has paused or resumed
+      // since (updated_at is still its creation time) gets this version's default.
+      const untouchedOldDefault = row.paused && !spec.startsPaused && row.updated_at.getTime() === row.created_at.getTime();
       const same = row.task === spec.task && row.recurrence === spec.recurrence && row.time_zone === spec.timeZone && Number(row.notice_ms ?? 0) === (spec.noticeMs ?? 0) && row.is_default;
-      if (same) return;
-      const { rows: clock } = await client.query<{ now: Date }>('SELECT now() AS now');
-      const next = row.paused ? null : firstOccurrence(spec, clock[0]!.now);
+      if (same && !untouchedOldDefault) return;
+      const paused = row.paused && !untouchedOldDefault;
+      const next = paused ? null : firstOccurrence(spec, now);
       await client.query(
         `UPDATE schedules SET task = $2::text, recurrence = $3::text, time_zone = $4::text, notice_ms = $5::bigint, is_default = true,
-                next_occurrence_at = $6::timestamptz, notice_enqueued_for = NULL, updated_at = now(), updated_by = $7::text
+                paused = $8::boolean, next_occurrence_at = $6::timestamptz, notice_enqueued_for = NULL, updated_at = now(), updated_by = $7::text
           WHERE name = $1::text`,
-        [spec.name, spec.task, spec.recurrence, spec.timeZone, spec.noticeMs, next, actor],
+        [spec.name, spec.task, spec.recurrence, spec.timeZone, spec.noticeMs, next, actor, paused],
       );
     });
   }
