@@ -17,6 +17,7 @@
 import { z } from 'zod';
 import type { Mailer } from '../adapters/mailer.ts';
 import { TokenBucket } from '../adapters/token-bucket.ts';
+import { shipshapeProfile } from '../app-profile.ts';
 import type { Config } from '../config/index.ts';
 import type { Database } from '../db/index.ts';
 import { withTransaction } from '../db/pool.ts';
@@ -25,6 +26,7 @@ import { newRunner, type PushSender } from '../domain/notifications.ts';
 import { claimDueNotifications, deliverScheduledNotification, markQueued } from '../domain/scheduled-notifications.ts';
 import { describeError, ShipError } from '../errors.ts';
 import type { Logger } from '../log.ts';
+import { ownerDumpRequest, takeOwnerDump } from '../ops/backups/owner-dump.ts';
 import { configuredAlerter } from '../ops/engine/alerts.ts';
 import { currentProcess } from '../ops/engine/process-identity.ts';
 import { createQueue, createQueues, NOTIFICATION_RETRY_LIMIT, QUEUE_SCHEMA, queueNames, transactionDb } from '../scheduler/queue.ts';
@@ -134,6 +136,17 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
         if (!result.done && !result.cancelled) await boss.send(queueNames.noticeEmails, { window: data.window, after: result.lastUserId });
       }
     });
+
+    // Only the process that owns the embedded database can dump it; other processes ask it to.
+    const { embedded } = database;
+    if (embedded !== undefined) {
+      await boss.work<unknown>(queueNames.embeddedDump, { pollingIntervalSeconds: 1 }, async ([job]) => {
+        if (job === undefined) return undefined;
+        const request = ownerDumpRequest.parse(job.data);
+        log.info({ backupId: request.backupId }, `embedded dump ${request.backupId}: taking it for another process`);
+        return takeOwnerDump({ config, embedded, profile: shipshapeProfile, request, signal: AbortSignal.any([job.signal, stop.signal]) });
+      });
+    }
 
     const tick = async (): Promise<void> => {
       const now = await handOverDueWork();
