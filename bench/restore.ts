@@ -74,7 +74,7 @@ async function runRestoreBenchmark(context: BenchmarkContext): Promise<Benchmark
       SHIPSHAPE_ALLOW_INLINE_APPROVAL: 'true',
     };
     context.progress('restore: taking the backup to restore');
-    const backup = await runMeasured(process.execPath, ['--import', 'tsx', cliEntry, 'db', 'backup', '--json'], env);
+    const backup = await runMeasured(process.execPath, [cliEntry, 'db', 'backup', '--json'], env);
     if (backup.code !== 0) throw new ShipError('SHIP_ERR_STEP_FAILED', `shipshape db backup exited with ${backup.code}:\n${backup.stderr.slice(-3_000)}`);
     const backupId = (await readdir(store)).find((entry) => entry.startsWith('b-'));
     if (!backupId) throw new ShipError('SHIP_ERR_INTERNAL', `shipshape db backup succeeded but ${store} holds no backup folder.`);
@@ -89,7 +89,7 @@ async function runRestoreBenchmark(context: BenchmarkContext): Promise<Benchmark
       if (target.tool === 'shipshape') {
         const result = await runMeasured(
           process.execPath,
-          ['--import', 'tsx', cliEntry, 'db', 'restore', backupId, '--jobs', String(target.jobs), '--yes', '--yes-irreversible', '--approved-by', 'bench-approver', '--json'],
+          [cliEntry, 'db', 'restore', backupId, '--jobs', String(target.jobs), '--yes', '--yes-irreversible', '--approved-by', 'bench-approver', '--json'],
           env,
         );
         if (result.code !== 0) throw new ShipError('SHIP_ERR_STEP_FAILED', `shipshape db restore exited with ${result.code}:\n${result.stderr.slice(-3_000)}`);
@@ -188,8 +188,8 @@ function report(plan: Plan, runs: readonly Run[], targets: readonly Target[], da
       { heading: 'Findings and caveats', notes },
     ],
     commands: [
-      'DATABASE_URL=<bench database> BACKUP_STORAGE_URL=file://<dir> SHIPSHAPE_ALLOW_INLINE_APPROVAL=true LOG_LEVEL=warn npx tsx src/cli/main.ts db backup --json   # once, untimed',
-      'SHIPSHAPE_ALLOW_INLINE_APPROVAL=true … npx tsx src/cli/main.ts db restore <backup> --jobs <1|cores> --yes --yes-irreversible --approved-by bench-approver --json',
+      'DATABASE_URL=<bench database> BACKUP_STORAGE_URL=file://<dir> SHIPSHAPE_ALLOW_INLINE_APPROVAL=true LOG_LEVEL=warn npx shipshape db backup --json   # once, untimed',
+      'SHIPSHAPE_ALLOW_INLINE_APPROVAL=true … npx shipshape db restore <backup> --jobs <1|cores> --yes --yes-irreversible --approved-by bench-approver --json',
       'pg_restore --clean --if-exists --no-owner --no-privileges --exit-on-error --jobs=<1|cores> --dbname=<bench database> <dir>/<backup>/dump',
     ],
     measurements: runs.length,

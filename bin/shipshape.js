@@ -1,7 +1,4 @@
 #!/usr/bin/env node
-// Runs the TypeScript sources directly through tsx; there is no separate build output.
-import { register } from 'tsx/esm/api';
-
-register();
+// Node 24 runs the TypeScript sources directly (type stripping); there is no build output.
 const { main } = await import('../src/cli/main.ts');
 process.exitCode = await main(process.argv);

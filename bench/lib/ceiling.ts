@@ -30,7 +30,7 @@ export async function startHttpCeiling(databaseUrl: string, payloads: CeilingPay
   return {
     url,
     ...watched,
-    command: `DATABASE_URL=<bench database> HOST=127.0.0.1 LOG_LEVEL=warn npx tsx bench/lib/http-ceiling-server.ts ${port} ceiling-payloads.json`,
+    command: `DATABASE_URL=<bench database> HOST=127.0.0.1 LOG_LEVEL=warn node bench/lib/http-ceiling-server.ts ${port} ceiling-payloads.json`,
     stop: () => stopChild(child),
   };
 }

@@ -5,7 +5,7 @@
  * captured from the real server, without touching the database. Whatever Shipshape
  * loses against this is spent on the database and the route's own work.
  *
- * Run as its own process: `tsx bench/lib/http-ceiling-server.ts <port> <payloads.json>`,
+ * Run as its own process: `node bench/lib/http-ceiling-server.ts <port> <payloads.json>`,
  * with DATABASE_URL and LOG_LEVEL set as for `shipshape serve`. The database is opened
  * and the background work started exactly as the real server does; only the ceiling's
  * routes never query it.

@@ -1,7 +1,7 @@
 /**
  * The processes a benchmark runs: Shipshape's real `serve`, the HTTP-ceiling server and
  * the load generator each get their own Node process, so none of them steals the event
- * loop of another. They run on the same Node and tsx as the harness.
+ * loop of another. They run on the same Node as the harness, which runs TypeScript natively.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -47,9 +47,9 @@ export function watchChild(child: ChildProcess, label: string): Pick<ChildServer
   };
 }
 
-/** Runs a TypeScript entry point on this Node with tsx, as `npm run` scripts do. */
+/** Runs a TypeScript entry point on this Node (its type stripping), as `npm run` scripts do. */
 export function spawnTs(entry: string, args: readonly string[], env: Record<string, string>): ChildProcess {
-  return spawn(process.execPath, ['--import', 'tsx', entry, ...args], {
+  return spawn(process.execPath, [entry, ...args], {
     cwd: projectRoot,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
     stdio: ['pipe', 'pipe', 'pipe'],
@@ -90,7 +90,7 @@ export async function startShipshape(databaseUrl: string, extraEnv: Record<strin
   }
   return {
     url,
-    command: `${shownEnv} npx tsx src/cli/main.ts serve`,
+    command: `${shownEnv} npx shipshape serve`,
     ...watched,
     stop: async () => {
       await stopChild(child);

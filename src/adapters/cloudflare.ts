@@ -36,7 +36,11 @@ export interface PurgeAnswer {
 }
 
 export class CloudflareClient {
-  constructor(private readonly options: CloudflareOptions) {}
+  private readonly options: CloudflareOptions;
+
+  constructor(options: CloudflareOptions) {
+    this.options = options;
+  }
 
   purgeEverything(): Promise<PurgeAnswer> {
     return this.purge({ purge_everything: true });

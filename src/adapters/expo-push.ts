@@ -118,7 +118,10 @@ export class ExpoPushClient {
   private readonly retry: ExpoRetryPolicy;
   private readonly timeoutMs: number;
 
-  constructor(private readonly options: ExpoPushOptions) {
+  private readonly options: ExpoPushOptions;
+
+  constructor(options: ExpoPushOptions) {
+    this.options = options;
     this.pushUrl = options.pushUrl;
     this.receiptsUrl = receiptsUrlFor(options.pushUrl);
     this.retry = options.retry ?? DEFAULT_RETRY;

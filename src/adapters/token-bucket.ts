@@ -28,7 +28,10 @@ export class TokenBucket {
   private queue: Promise<void> = Promise.resolve();
   private readonly clock: Clock;
 
-  constructor(private readonly options: TokenBucketOptions) {
+  private readonly options: TokenBucketOptions;
+
+  constructor(options: TokenBucketOptions) {
+    this.options = options;
     if (!(options.ratePerSecond > 0) || !(options.capacity > 0)) throw new RangeError('a token bucket needs a positive rate and capacity');
     this.clock = options.clock ?? systemClock;
     this.tokens = Math.min(options.capacity, options.initialTokens ?? options.capacity);

@@ -77,11 +77,14 @@ class WireConnection {
   private chain: Promise<void> = Promise.resolve();
   private closed = false;
 
-  constructor(
-    private readonly db: PGlite,
-    private readonly lease: BackendLease,
-    private readonly socket: Socket,
-  ) {
+  private readonly db: PGlite;
+  private readonly lease: BackendLease;
+  private readonly socket: Socket;
+
+  constructor(db: PGlite, lease: BackendLease, socket: Socket) {
+    this.db = db;
+    this.lease = lease;
+    this.socket = socket;
     socket.setNoDelay(true);
     socket.on('data', (chunk) => this.onData(chunk));
     socket.on('error', () => socket.destroy());

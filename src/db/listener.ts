@@ -51,7 +51,11 @@ class PgListener implements Listener {
   private retryTimer: NodeJS.Timeout | undefined;
   private readonly probes = new Map<string, (arrived: boolean) => void>();
 
-  constructor(private readonly options: ListenerOptions) {}
+  private readonly options: ListenerOptions;
+
+  constructor(options: ListenerOptions) {
+    this.options = options;
+  }
 
   get connected(): boolean {
     return this.client !== undefined;

@@ -90,11 +90,14 @@ export interface LockOptions {
 export class Migrator {
   private readonly table: string;
 
-  constructor(
-    private readonly pool: Pool,
-    private readonly options: MigratorOptions,
-    private readonly logger: Logger,
-  ) {
+  private readonly pool: Pool;
+  private readonly options: MigratorOptions;
+  private readonly logger: Logger;
+
+  constructor(pool: Pool, options: MigratorOptions, logger: Logger) {
+    this.pool = pool;
+    this.options = options;
+    this.logger = logger;
     this.table = quoteQualified(options.trackingTable);
   }
 

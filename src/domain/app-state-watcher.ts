@@ -23,11 +23,15 @@ export class AppStateWatcher {
   private inFlight: Promise<AppState> | undefined;
   private again = false;
 
-  constructor(
-    private readonly db: Queryable,
-    private readonly logger: Logger,
-    private readonly pollMs = 1_000,
-  ) {}
+  private readonly db: Queryable;
+  private readonly logger: Logger;
+  private readonly pollMs: number;
+
+  constructor(db: Queryable, logger: Logger, pollMs = 1_000) {
+    this.db = db;
+    this.logger = logger;
+    this.pollMs = pollMs;
+  }
 
   async start(): Promise<void> {
     await this.refresh();

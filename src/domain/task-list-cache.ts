@@ -65,7 +65,10 @@ export class TaskListCache {
   private readonly ttlMs: number;
   private lastWarning = 0;
 
-  constructor(private readonly options: TaskListCacheOptions) {
+  private readonly options: TaskListCacheOptions;
+
+  constructor(options: TaskListCacheOptions) {
+    this.options = options;
     this.ttlMs = options.ttlMs ?? DEFAULT_TTL_MS;
   }
 

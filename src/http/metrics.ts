@@ -33,11 +33,13 @@ export class RequestMetrics {
   private durationSumSeconds = 0;
   private readonly histogram = emptyBuckets();
 
+  readonly instanceId: string;
+  private readonly now: () => number;
+
   /** `instanceId` names this instance's rows; unique per process. */
-  constructor(
-    readonly instanceId: string,
-    private readonly now: () => number = Date.now,
-  ) {
+  constructor(instanceId: string, now: () => number = Date.now) {
+    this.instanceId = instanceId;
+    this.now = now;
     this.open = this.newPeriod();
   }
 

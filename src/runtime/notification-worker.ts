@@ -30,7 +30,11 @@ export class NotificationWorker {
   private timer: NodeJS.Timeout | undefined;
   private receipts: Promise<void> | undefined;
 
-  constructor(private readonly options: NotificationWorkerOptions) {}
+  private readonly options: NotificationWorkerOptions;
+
+  constructor(options: NotificationWorkerOptions) {
+    this.options = options;
+  }
 
   start(): void {
     this.timer = setInterval(() => this.tick(), this.options.intervalMs ?? 15_000);

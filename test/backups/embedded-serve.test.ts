@@ -14,12 +14,9 @@ import { prepareSchema } from '../../src/runtime/migrations.ts';
 import { getSchedule } from '../../src/scheduler/schedules.ts';
 import { runCli, startServeProcess } from '../helpers/cli.ts';
 import { createStateDir } from '../helpers/postgres.ts';
-import { eventually } from '../scheduler/helpers.ts';
+import { eventually } from '../helpers/patience.ts';
 import { addUsers, jsonOf, stepOutput } from './helpers.ts';
 
-/** Hang guards for a busy machine, not speed requirements. */
-const CLI = { timeoutMs: 600_000 };
-const PATIENCE_MS = 10 * 60_000;
 const logger = createLogger('silent');
 const cleanups: Array<() => Promise<void>> = [];
 
@@ -43,7 +40,7 @@ describe('backups of the embedded database while `shipshape serve` runs', () => 
     const serve = await startServeProcess({ ...env, PORT: '0', SCHEDULER_POLL_MS: '250' });
     cleanups.push(async () => void (await serve.stop('SIGKILL')));
     try {
-      const backup = await runCli(['db', 'backup', '--json'], env, CLI);
+      const backup = await runCli(['db', 'backup', '--json'], env);
       assert.equal(backup.code, 0, `${backup.stdout}\n${backup.stderr}`);
       const report = jsonOf(backup);
       assert.equal(report.state, 'succeeded');
@@ -51,7 +48,7 @@ describe('backups of the embedded database while `shipshape serve` runs', () => 
       assert.match(JSON.stringify(report.prerequisites), new RegExp(`owned by process ${serve.child.pid} .*whose workers take the dump`));
       assert.match(backup.stderr, new RegExp(`dumped by process ${serve.child.pid}, which owns the embedded database`));
 
-      const listed = await runCli(['db', 'backups', '--json'], env, CLI);
+      const listed = await runCli(['db', 'backups', '--json'], env);
       assert.equal(listed.code, 0, listed.stderr);
       const entry = (jsonOf(listed).backups as Array<Record<string, unknown>>).find((b) => b.id === backupId);
       assert.equal(entry?.verified, 'yes');
@@ -67,7 +64,6 @@ describe('backups of the embedded database while `shipshape serve` runs', () => 
             const current = await getSchedule(guest.pool, 'daily-backup');
             return current.lastOutcome?.startsWith('due ') ? current : undefined;
           },
-          PATIENCE_MS,
         );
         assert.equal(schedule.lastOutcomeOk, true, schedule.lastOutcome ?? '');
         assert.match(schedule.lastOutcome ?? '', /backup b-\S+-embedded\S* \(run r-\S+\) taken and verified; prune run r-\S+ succeeded/);
@@ -81,7 +77,7 @@ describe('backups of the embedded database while `shipshape serve` runs', () => 
     const withoutWorkers = await startServeProcess({ ...env, PORT: '0' }, ['--no-workers']);
     cleanups.push(async () => void (await withoutWorkers.stop('SIGKILL')));
     try {
-      const refused = await runCli(['db', 'backup'], env, CLI);
+      const refused = await runCli(['db', 'backup'], env);
       assert.equal(refused.code, 3, `${refused.stdout}\n${refused.stderr}`);
       assert.match(refused.stdout + refused.stderr, new RegExp(`open in process ${withoutWorkers.child.pid}, which runs no workers`));
       assert.match(refused.stdout + refused.stderr, /restart `shipshape serve` without --no-workers/);

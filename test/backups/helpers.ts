@@ -7,22 +7,19 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { shipshapeProfile } from '../../src/app-profile.ts';
 import { Migrator } from '../../src/db/migrator.ts';
 import { createLogger } from '../../src/log.ts';
 import { runCli, spawnCli, type CliResult, type RunningCli } from '../helpers/cli.ts';
-
-/** A backup or restore may take a while on a busy machine. */
-const BACKUP_CLI = { timeoutMs: 180_000 };
+import { eventually } from '../helpers/patience.ts';
 
 export function spawnShipshape(args: string[], env: Record<string, string>): RunningCli {
-  return spawnCli(args, env, BACKUP_CLI);
+  return spawnCli(args, env);
 }
 
 export function shipshape(args: string[], env: Record<string, string>): Promise<CliResult> {
-  return runCli(args, env, BACKUP_CLI);
+  return runCli(args, env);
 }
 
 /** The one JSON document a `--json` command printed. */
@@ -119,15 +116,14 @@ export async function withClient<T>(url: string, fn: (client: pg.Client) => Prom
 /** Waits until some run's journal under `stateDir` contains `needle`; returns that run's id. */
 export async function waitForJournal(stateDir: string, needle: (text: string) => boolean, what: string): Promise<string> {
   const runsDir = path.join(stateDir, 'runs');
-  for (let i = 0; i < 2400; i += 1) {
+  return eventually(`a run journal showing ${what}`, async () => {
     for (const name of await readdir(runsDir).catch(() => [])) {
       if (!name.endsWith('.jsonl')) continue;
       const text = await readFile(path.join(runsDir, name), 'utf8').catch(() => '');
       if (needle(text)) return name.replace(/\.jsonl$/, '');
     }
-    await sleep(25);
-  }
-  assert.fail(`no run journal ever showed ${what}`);
+    return undefined;
+  }, { pollMs: 25 });
 }
 
 /** `"type":"step.started"` for a step, as the journal writes it. */

@@ -11,20 +11,21 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { PROJECT_ROOT } from '../helpers/cli.ts';
+import { HANG_GUARD_MS } from '../helpers/patience.ts';
 
 const RESULTS = path.join(PROJECT_ROOT, 'bench/RESULTS.md');
 
 function runQuickBench(jsonFile: string): Promise<{ code: number | null; stderr: string }> {
   return new Promise((resolve, reject) => {
     // The same command as `npm run bench -- --quick`, without npm in between.
-    const child = spawn(process.execPath, ['--import', 'tsx', 'bench/run.ts', '--quick', '--json', jsonFile], {
+    const child = spawn(process.execPath, ['bench/run.ts', '--quick', '--json', jsonFile], {
       cwd: PROJECT_ROOT,
       env: { PATH: process.env.PATH, HOME: process.env.HOME, ...(process.env.TEST_POSTGRES_URL ? { BENCH_POSTGRES_URL: process.env.TEST_POSTGRES_URL } : {}) },
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     let stderr = '';
     child.stderr.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-20_000)));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 290_000);
+    const timer = setTimeout(() => child.kill('SIGKILL'), HANG_GUARD_MS);
     child.on('error', reject);
     child.on('close', (code) => {
       clearTimeout(timer);
@@ -38,7 +39,7 @@ interface BenchJson {
   benchmarks: Array<{ name: string; state: string; measurements?: number; sections?: Array<{ table?: { rows: string[][] } }> }>;
 }
 
-test('npm run bench -- --quick completes, measures every measurable benchmark and leaves RESULTS.md untouched', { timeout: 300_000 }, async () => {
+test('npm run bench -- --quick completes, measures every measurable benchmark and leaves RESULTS.md untouched', async () => {
   const dir = await mkdtemp(path.join(tmpdir(), 'shipshape-bench-test-'));
   try {
     const resultsBefore = existsSync(RESULTS) ? await readFile(RESULTS, 'utf8') : undefined;

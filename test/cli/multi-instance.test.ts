@@ -1,8 +1,10 @@
 /**
  * Three `shipshape serve` processes on one PostgreSQL database: a maintenance toggle and a
- * cache clear made through one are seen by all three within one second — once with Redis
- * pub/sub, once with LISTEN/NOTIFY alone. The instances poll only every 10 s here, so
- * arriving in time means the notification path carried the change.
+ * cache clear made through one reach all three without waiting for the poll — once with
+ * Redis pub/sub, once with LISTEN/NOTIFY alone. The instances poll only once a minute here,
+ * so a change that arrives well inside that minute was carried by a notification. How fast
+ * it arrives (milliseconds) is measured by bench/propagation.ts, not asserted here: a busy
+ * CI machine may take seconds.
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
@@ -12,7 +14,9 @@ import { startServeProcess } from '../helpers/cli.ts';
 import { createStateDir, createTestDatabase, type TestDatabase } from '../helpers/postgres.ts';
 
 const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
-const PROPAGATION_DEADLINE_MS = 1_000;
+const POLL_MS = 60_000;
+/** Well inside one poll interval: arriving by then proves a notification carried the change. */
+const NOTIFICATION_WINDOW_MS = POLL_MS - 10_000;
 
 type Instance = Awaited<ReturnType<typeof startServeProcess>>;
 
@@ -55,7 +59,7 @@ for (const withRedis of [true, false]) {
       const env = async (): Promise<Record<string, string>> => {
         const state = await createStateDir();
         states.push(state);
-        return { DATABASE_URL: database.url, PORT: '0', STATE_DIR: state.path, ADMIN_TOKEN, APP_STATE_POLL_MS: '10000', ...redisEnv };
+        return { DATABASE_URL: database.url, PORT: '0', STATE_DIR: state.path, ADMIN_TOKEN, APP_STATE_POLL_MS: String(POLL_MS), ...redisEnv };
       };
       // The first applies the migrations; the other two find the schema ready.
       const first = await startServeProcess(await env(), ['--migrate']);
@@ -75,19 +79,19 @@ for (const withRedis of [true, false]) {
       for (const instance of instances) assert.match(instance.output(), new RegExp(`shared state changes arrive via ${expected}`));
     });
 
-    test('a maintenance toggle through one instance is seen by all three within a second, both ways', async () => {
+    test('a maintenance toggle through one instance reaches all three without waiting for the poll, both ways', async () => {
       await post(instances[0]!, '/admin/maintenance', { enabled: true, message: 'Emergency maintenance in progress.' });
-      const on = await seenByAll(instances, '/health', (status, body) => status === 503 && body.message === 'Emergency maintenance in progress.', Date.now() + PROPAGATION_DEADLINE_MS);
+      const on = await seenByAll(instances, '/health', (status, body) => status === 503 && body.message === 'Emergency maintenance in progress.', Date.now() + NOTIFICATION_WINDOW_MS);
       assert.deepEqual(on, [true, true, true]);
 
       await post(instances[2]!, '/admin/maintenance', { enabled: false });
-      const off = await seenByAll(instances, '/health', (status, body) => status === 200 && body.status === 'ok', Date.now() + PROPAGATION_DEADLINE_MS);
+      const off = await seenByAll(instances, '/health', (status, body) => status === 200 && body.status === 'ok', Date.now() + NOTIFICATION_WINDOW_MS);
       assert.deepEqual(off, [true, true, true]);
     });
 
-    test('a cache clear through one instance is seen by all three within a second', async () => {
+    test('a cache clear through one instance reaches all three without waiting for the poll', async () => {
       const { epoch } = await post(instances[1]!, '/admin/cache/clear', { scope: 'tasks' });
-      const seen = await seenByAll(instances, '/config', (_status, body) => body.cacheEpochs?.tasks === epoch, Date.now() + PROPAGATION_DEADLINE_MS);
+      const seen = await seenByAll(instances, '/config', (_status, body) => body.cacheEpochs?.tasks === epoch, Date.now() + NOTIFICATION_WINDOW_MS);
       assert.deepEqual(seen, [true, true, true]);
     });
   });

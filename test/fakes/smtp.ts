@@ -27,6 +27,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { SMTPServer, type SMTPServerAuthentication, type SMTPServerSession } from 'smtp-server';
+import { HANG_GUARD_MS } from '../helpers/patience.ts';
 
 export interface StartSmtpServerOptions {
   /** Defaults to `shipshape`. */
@@ -152,7 +153,7 @@ export async function startSmtpServer(options: StartSmtpServerOptions = {}): Pro
     user,
     password,
     messages,
-    waitForMessage(predicate = () => true, { timeoutMs = 10_000 } = {}) {
+    waitForMessage(predicate = () => true, { timeoutMs = HANG_GUARD_MS } = {}) {
       const already = messages.find(predicate);
       if (already !== undefined) return Promise.resolve(already);
       return new Promise<ReceivedMail>((resolve, reject) => {

@@ -4,6 +4,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { HANG_GUARD_MS } from './patience.ts';
 
 export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const MAIN = path.join(PROJECT_ROOT, 'src/cli/main.ts');
@@ -24,8 +25,6 @@ export interface CliOptions {
   /** The TypeScript entry point to run; the real CLI by default. */
   readonly script?: string;
   readonly cwd?: string;
-  /** The child is killed (SIGKILL) after this long; default 60 s. */
-  readonly timeoutMs?: number;
 }
 
 /** Environment for a child: the parent's PATH and HOME, plus what the test sets; nothing else leaks in. */
@@ -38,7 +37,7 @@ function childEnv(env: Record<string, string>): NodeJS.ProcessEnv {
  * the pid a run's journal records and a test can SIGKILL.
  */
 export function spawnCli(args: string[], env: Record<string, string> = {}, options: CliOptions = {}): RunningCli {
-  const child = spawn(process.execPath, ['--import', 'tsx', options.script ?? MAIN, ...args], {
+  const child = spawn(process.execPath, [options.script ?? MAIN, ...args], {
     cwd: options.cwd ?? PROJECT_ROOT,
     env: childEnv(env),
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -47,7 +46,7 @@ export function spawnCli(args: string[], env: Record<string, string> = {}, optio
   let stderr = '';
   child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 60_000);
+  const timer = setTimeout(() => child.kill('SIGKILL'), HANG_GUARD_MS);
   const done = new Promise<CliResult>((resolve, reject) => {
     child.on('error', reject);
     child.on('close', (code, signal) => {
@@ -66,7 +65,7 @@ export function runCli(args: string[], env: Record<string, string> = {}, options
 /** Starts `shipshape serve` and resolves once it logs that it is listening. */
 export function startServeProcess(env: Record<string, string>, args: string[] = []): Promise<{ child: ChildProcess; url: string; output: () => string; stop(signal?: NodeJS.Signals): Promise<number | null> }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', MAIN, 'serve', ...args], {
+    const child = spawn(process.execPath, [MAIN, 'serve', ...args], {
       cwd: PROJECT_ROOT,
       env: childEnv({ LOG_LEVEL: 'info', ...env }),
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -76,7 +75,7 @@ export function startServeProcess(env: Record<string, string>, args: string[] = 
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
       reject(new Error(`serve did not start:\n${output}`));
-    }, 60_000);
+    }, HANG_GUARD_MS);
     const onData = (chunk: Buffer) => {
       output += chunk.toString();
       const match = /listening on (http:\/\/[\d.]+:\d+)/.exec(output);

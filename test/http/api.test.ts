@@ -9,6 +9,7 @@ import { requestPasswordReset } from '../../src/domain/auth.ts';
 import type { Mailer, OutgoingMail } from '../../src/adapters/mailer.ts';
 import { createLogger } from '../../src/log.ts';
 import { ADMIN_TOKEN, signUp, startTestApi, type TestApi } from '../helpers/api.ts';
+import { eventually } from '../helpers/patience.ts';
 
 for (const backend of ['postgres', 'embedded'] as const) {
   describe(`API on ${backend}`, () => {
@@ -199,16 +200,10 @@ for (const backend of ['postgres', 'embedded'] as const) {
       assert.equal((await api.request('GET', '/health')).status, 200);
     });
 
-    test('maintenance changed directly in the database reaches the instance within a second', async () => {
+    test('maintenance changed directly in the database reaches the instance without a restart', async () => {
       await api.server.database.pool.query("UPDATE app_state SET maintenance_enabled = true, maintenance_message = 'from elsewhere'");
       try {
-        const deadline = Date.now() + 3_000;
-        let status = 0;
-        while (Date.now() < deadline && status !== 503) {
-          status = (await api.request('GET', '/health')).status;
-          if (status !== 503) await new Promise((resolve) => setTimeout(resolve, 100));
-        }
-        assert.equal(status, 503);
+        await eventually('the instance answering 503 for maintenance', async () => ((await api.request('GET', '/health')).status === 503 ? true : undefined));
       } finally {
         await api.server.database.pool.query('UPDATE app_state SET maintenance_enabled = false, maintenance_message = NULL');
         await api.request('POST', '/admin/maintenance', { token: ADMIN_TOKEN, body: { enabled: false } });

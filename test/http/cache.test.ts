@@ -12,6 +12,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Redis } from 'ioredis';
 import { ADMIN_TOKEN, signUp, startTestApi, type TestApi } from '../helpers/api.ts';
+import { eventually } from '../helpers/patience.ts';
 import { runCli } from '../helpers/cli.ts';
 
 const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -139,10 +140,7 @@ for (const variant of variants) {
           assert.match(bump.output.storedScope, /^user:[0-9a-f-]{36}$/, 'stored by id, never by email');
           if (variant.redis) assert.ok(report.steps.find((step: { id: string }) => step.id === 'flush-server-cache').output.flushed >= 1);
           // The epoch reaches the server by NOTIFY (or Redis); wait for it, without a timing assertion.
-          for (let waited = 0; (await list(user.token)).cache !== 'miss'; waited += 20) {
-            assert.ok(waited < 10_000, 'the clear never reached the server');
-            await new Promise((resolve) => setTimeout(resolve, 20));
-          }
+          await eventually('the clear reaching the server', async () => ((await list(user.token)).cache === 'miss' ? true : undefined), { pollMs: 20 });
 
           const tasks = await runCli(['cache', 'clear', '--scope', 'tasks', '--json'], env);
           assert.equal(tasks.code, 0, tasks.stderr);

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { ADMIN_TOKEN, signUp, startTestApi, type TestApi } from '../helpers/api.ts';
+import { eventually } from '../helpers/patience.ts';
 import { startFakeExpo, type FakeExpo } from '../fakes/expo.ts';
 
 for (const backend of ['postgres', 'embedded'] as const) {
@@ -26,13 +27,15 @@ for (const backend of ['postgres', 'embedded'] as const) {
     const admin = { token: ADMIN_TOKEN };
 
     async function finished(id: string): Promise<Record<string, any>> {
-      for (let waited = 0; ; waited += 50) {
-        const response = await api.request('GET', `/admin/notifications/${id}`, admin);
-        assert.equal(response.status, 200);
-        if (response.json.job.status !== 'sending') return response.json.job;
-        assert.ok(waited < 30_000, 'the send did not finish');
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
+      return eventually(
+        'the send to finish',
+        async () => {
+          const response = await api.request('GET', `/admin/notifications/${id}`, admin);
+          assert.equal(response.status, 200);
+          return response.json.job.status === 'sending' ? undefined : response.json.job;
+        },
+        { pollMs: 50 },
+      );
     }
 
     test('the app registers and removes its device token; a token moves with whoever registers it last', async () => {

@@ -13,6 +13,7 @@ import { openDatabase } from '../../src/db/index.ts';
 import { indexAdvice } from '../../src/ops/diagnostics/indexes.ts';
 import { runProcedure } from '../../src/ops/engine/index.ts';
 import { dbIndex } from '../../src/ops/procedures/db-index.ts';
+import { eventually } from '../helpers/patience.ts';
 import { createStateDir } from '../helpers/postgres.ts';
 import { liveFixture, logger, show, type LiveFixture } from './fixtures.ts';
 
@@ -86,11 +87,14 @@ describe('db index', () => {
     await writer.query("INSERT INTO events (\"userId\", kind) VALUES ('w', 'w')");
     const interrupt = new AbortController();
     const running = runProcedure(dbIndex, { table: 'events', columns: ['kind', 'at'] }, { yes: true }, { ...(await fixture.deps()), signal: interrupt.signal });
-    for (let i = 0; i < 200; i++) {
-      const { rows } = await fixture.pool.query("SELECT 1 FROM pg_stat_activity WHERE query LIKE 'CREATE INDEX CONCURRENTLY%' AND wait_event_type = 'Lock'");
-      if (rows.length > 0) break;
-      await sleep(50);
-    }
+    await eventually(
+      'CREATE INDEX CONCURRENTLY waiting for the open transaction',
+      async () => {
+        const { rows } = await fixture.pool.query("SELECT 1 FROM pg_stat_activity WHERE query LIKE 'CREATE INDEX CONCURRENTLY%' AND wait_event_type = 'Lock'");
+        return rows.length > 0 ? true : undefined;
+      },
+      { pollMs: 50 },
+    );
     assert.ok((await indexes('events')).some((index) => index.name === 'idx_events_kind_at' && !index.valid), 'the build left an invalid index while waiting');
     interrupt.abort(new Error('interrupted by SIGINT'));
     await sleep(300);
@@ -114,11 +118,11 @@ describe('db index', () => {
     } finally {
       client.release();
     }
-    let advice = await indexAdvice(fixture.pool);
-    for (let i = 0; i < 40 && !advice.likelyMissing.some((m) => m.table === 'public.big'); i++) {
-      await sleep(100);
-      advice = await indexAdvice(fixture.pool);
-    }
+    // Statistics reach pg_stat_user_tables asynchronously.
+    const advice = await eventually('the statistics of table big', async () => {
+      const now = await indexAdvice(fixture.pool);
+      return now.likelyMissing.some((m) => m.table === 'public.big') ? now : undefined;
+    });
     const big = advice.likelyMissing.find((m) => m.table === 'public.big');
     assert.ok(big, JSON.stringify(advice));
     assert.ok(big.seqScans >= 3 && big.rowsPerSeqScan >= 1000);

@@ -6,11 +6,11 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { loadConfig } from '../../src/config/index.ts';
 import { runProcedure } from '../../src/ops/engine/index.ts';
 import { dbKill } from '../../src/ops/procedures/db-kill.ts';
+import { eventually } from '../helpers/patience.ts';
 import { createStateDir, createTestDatabase, type TestDatabase } from '../helpers/postgres.ts';
 import { liveFixture, logger, show, type LiveFixture } from './fixtures.ts';
 
@@ -43,7 +43,7 @@ async function stateOf(pid: number): Promise<string | null | undefined> {
 }
 
 async function until(check: () => Promise<boolean>): Promise<void> {
-  for (let i = 0; i < 100 && !(await check()); i++) await sleep(50);
+  await eventually('the session reaching the state the test needs', async () => ((await check()) ? true : undefined), { pollMs: 50 });
 }
 
 describe('db kill', () => {

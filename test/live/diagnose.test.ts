@@ -5,13 +5,13 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { loadConfig } from '../../src/config/index.ts';
 import { openDatabase, type Database } from '../../src/db/index.ts';
 import { diagnose } from '../../src/ops/diagnostics/diagnose.ts';
 import { listSessions, longTransactions } from '../../src/ops/diagnostics/sessions.ts';
 import { runCli } from '../helpers/cli.ts';
+import { eventually } from '../helpers/patience.ts';
 import { createStateDir } from '../helpers/postgres.ts';
 import { liveFixture, logger, parseJson, type LiveFixture } from './fixtures.ts';
 
@@ -49,11 +49,14 @@ describe('db diagnose', () => {
     void waiter.client.query("UPDATE accounts SET secret = 'letmein' WHERE id = 1").catch(() => undefined);
     const sleeper = await client('sleeper');
     void sleeper.client.query('SELECT pg_sleep(30)').catch(() => undefined);
-    for (let i = 0; i < 100; i++) {
-      const sessions = await listSessions(fixture.pool);
-      if (sessions.some((s) => s.pid === waiter.pid && s.blockedBy.length > 0) && sessions.some((s) => s.pid === sleeper.pid && s.state === 'active')) break;
-      await sleep(50);
-    }
+    await eventually(
+      'the waiter blocked and the sleeper active',
+      async () => {
+        const sessions = await listSessions(fixture.pool);
+        return sessions.some((s) => s.pid === waiter.pid && s.blockedBy.length > 0) && sessions.some((s) => s.pid === sleeper.pid && s.state === 'active') ? true : undefined;
+      },
+      { pollMs: 50 },
+    );
 
     const report = await diagnose(database);
     assert.ok(report.sessions);

@@ -5,7 +5,6 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { shipshapeProfile } from '../../src/app-profile.ts';
 import { loadConfig, type Config } from '../../src/config/index.ts';
@@ -20,14 +19,13 @@ import { readConditions } from '../../src/ops/watchdog/conditions.ts';
 import { startServer, type RunningServer } from '../../src/runtime/server.ts';
 import { startFakeSentry, type FakeSentry } from '../fakes/sentry.ts';
 import { ADMIN_TOKEN } from '../helpers/api.ts';
-import { runCli as runCliWithin } from '../helpers/cli.ts';
+import { runCli } from '../helpers/cli.ts';
+import { eventually } from '../helpers/patience.ts';
 import { createStateDir } from '../helpers/postgres.ts';
 import { clusterUnavailable, startThrowawayCluster } from '../helpers/throwaway-cluster.ts';
 import { liveFixture, logger, parseJson, show, type LiveFixture } from './fixtures.ts';
 
 const SENTRY_TOKEN = 'sntrys_test_token_0123456789';
-/** A CLI start on a busy machine can take most of a minute: the kill timer is a hang guard only. */
-const runCli = (args: string[], env: Record<string, string>) => runCliWithin(args, env, { timeoutMs: 600_000 });
 let fixture: LiveFixture;
 let sentry: FakeSentry;
 let api: RunningServer;
@@ -55,13 +53,18 @@ after(async () => {
 
 async function withMaintenance<T>(fn: () => Promise<T>): Promise<T> {
   await setMaintenance(fixture.pool, { enabled: true, message: 'Back soon', setBy: 'test' });
-  await sleep(600);
+  await apiAnswers(503);
   try {
     return await fn();
   } finally {
     await setMaintenance(fixture.pool, { enabled: false, setBy: 'test' });
-    await sleep(600);
+    await apiAnswers(200);
   }
+}
+
+/** Waits until the API server has seen the maintenance switch (it polls and listens). */
+async function apiAnswers(status: number): Promise<void> {
+  await eventually(`GET /health answering ${status}`, async () => ((await fetch(`${api.url}/health`)).status === status ? true : undefined));
 }
 
 describe('health', () => {

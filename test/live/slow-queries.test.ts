@@ -46,9 +46,12 @@ describe('with pg_stat_statements loaded', { skip: unavailable }, () => {
     const client = new pg.Client({ connectionString: url });
     await client.connect();
     try {
-      const report = await slowQueries(client, { limit: 5, databaseName: 'app' });
+      // Where the counted statement ranks depends on how busy the machine was when each
+      // statement ran, so look for it in the whole list and check the limit separately.
+      const top = await slowQueries(client, { limit: 5, databaseName: 'app' });
+      assert.ok(top.queries.length > 0 && top.queries.length <= 5, 'at most --limit statements');
+      const report = await slowQueries(client, { limit: 100, databaseName: 'app' });
       assert.equal(report.columns.mean, 'mean_exec_time');
-      assert.ok(report.queries.length > 0 && report.queries.length <= 5);
       const means = report.queries.map((q) => q.meanMs);
       assert.deepEqual(means, [...means].sort((a, b) => b - a), 'ordered by mean time, slowest first');
       const counted = report.queries.find((q) => q.query.includes('FROM tasks WHERE owner'));

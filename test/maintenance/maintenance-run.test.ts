@@ -79,7 +79,7 @@ describe('maintenance run', () => {
     const stateDir = path.join(state.path, 'ok');
     const logs = await logFolder('logs-ok');
     const env = envFor(api.config.databaseUrl!, stateDir, logs.dir);
-    const result = await runCli(['maintenance', 'run', '--yes', '--yes-irreversible', '--json'], env, { timeoutMs: 180_000 });
+    const result = await runCli(['maintenance', 'run', '--yes', '--yes-irreversible', '--json'], env);
     assert.equal(result.code, 0, result.stderr);
     const report = JSON.parse(result.stdout);
     assert.equal(report.state, 'succeeded');
@@ -114,7 +114,7 @@ describe('maintenance run', () => {
     // Run again while an operator has the app closed for another reason: the run does its work
     // but does not reopen what it did not close.
     assert.equal((await api.request('POST', '/admin/maintenance', { token: ADMIN_TOKEN, body: { enabled: true, message: 'Security incident' } })).status, 200);
-    const rerun = await runCli(['maintenance', 'run', '--yes', '--yes-irreversible', '--json'], env, { timeoutMs: 180_000 });
+    const rerun = await runCli(['maintenance', 'run', '--yes', '--yes-irreversible', '--json'], env);
     assert.equal(rerun.code, 0, rerun.stderr);
     const health = await api.request('GET', '/health');
     assert.equal(health.status, 503);
@@ -131,7 +131,7 @@ describe('maintenance run', () => {
     const stateDir = path.join(state.path, 'failing');
     const logs = await logFolder('logs-failing');
     const env = envFor(other.url, stateDir, logs.dir);
-    const result = await runCli(['maintenance', 'run', '--yes', '--yes-irreversible', '--json'], env, { timeoutMs: 180_000 });
+    const result = await runCli(['maintenance', 'run', '--yes', '--yes-irreversible', '--json'], env);
     assert.equal(result.code, 4, result.stderr);
     const report = JSON.parse(result.stdout);
     assert.equal(report.state, 'needs-attention');

@@ -41,7 +41,7 @@ describe('maintenance monitor', () => {
   const env = () => ({ DATABASE_URL: api.config.databaseUrl!, STATE_DIR: state.path, ADMIN_TOKEN, API_URL: api.url });
 
   test('passes when every reading meets the success criteria and the smoke tests pass', async () => {
-    const result = await runCli(['maintenance', 'monitor', '--for', '2s', '--every', '1s', '--json'], env(), { timeoutMs: 60_000 });
+    const result = await runCli(['maintenance', 'monitor', '--for', '2s', '--every', '1s', '--json'], env());
     assert.equal(result.code, 0, result.stderr);
     const report = JSON.parse(result.stdout);
     assert.equal(report.passed, true);
@@ -52,7 +52,7 @@ describe('maintenance monitor', () => {
   });
 
   test('reports a breach of either criterion and exits 1', async () => {
-    const result = await runCli(['maintenance', 'monitor', '--for', '1s', '--every', '1s', '--api-url', badUrl, '--no-smoke'], env(), { timeoutMs: 60_000 });
+    const result = await runCli(['maintenance', 'monitor', '--for', '1s', '--every', '1s', '--api-url', badUrl, '--no-smoke'], env());
     assert.equal(result.code, 1);
     assert.match(result.stdout, /NOT MET/);
     assert.match(result.stderr, /error rate 0\.2% ≥ 0\.1%; p95 640 ms ≥ 500 ms/);

@@ -7,12 +7,12 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import { shipshapeProfile } from '../../src/app-profile.ts';
 import { Migrator } from '../../src/db/migrator.ts';
 import { createLogger } from '../../src/log.ts';
+import { eventually } from '../helpers/patience.ts';
 import { createStateDir, createTestDatabase, type TestDatabase } from '../helpers/postgres.ts';
 import { runFixtureCli, spawnFixtureCli } from './fixtures/spawn.ts';
 
@@ -72,15 +72,18 @@ async function runStates(env: Record<string, string>): Promise<Array<{ runId: st
 async function crashMidRun(s: Awaited<ReturnType<typeof setup>>, marker: string): Promise<string> {
   const running = spawnFixtureCli(['fixture', 'tables-low', s.prefix, '--wait-for', marker], s.env());
   const runsDir = path.join(s.stateDir, 'runs');
-  let runId: string | undefined;
-  for (let i = 0; i < 1200 && runId === undefined; i += 1) {
-    for (const name of await readdir(runsDir).catch(() => [])) {
-      const text = await readFile(path.join(runsDir, name), 'utf8');
-      if (text.includes('"note"') && text.includes('waiting for the marker file')) runId = name.replace(/\.jsonl$/, '');
-    }
-    if (runId === undefined) await sleep(50);
-  }
-  assert.ok(runId, 'the run never reached its waiting step');
+  const runId = await eventually(
+    'the run reaching its waiting step',
+    async () => {
+      for (const name of await readdir(runsDir).catch(() => [])) {
+        if (!name.endsWith('.jsonl')) continue;
+        const text = await readFile(path.join(runsDir, name), 'utf8').catch(() => '');
+        if (text.includes('"note"') && text.includes('waiting for the marker file')) return name.replace(/\.jsonl$/, '');
+      }
+      return undefined;
+    },
+    { pollMs: 50 },
+  );
   running.child.kill('SIGKILL');
   const result = await running.done;
   assert.equal(result.signal, 'SIGKILL');

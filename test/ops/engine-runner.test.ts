@@ -9,7 +9,6 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import type { Alert } from '../../src/adapters/alerts/index.ts';
@@ -30,6 +29,7 @@ import {
 } from '../../src/ops/engine/index.ts';
 import { journalPath } from '../../src/ops/engine/journal.ts';
 import { advisoryKey, lockFilePath } from '../../src/ops/engine/locks.ts';
+import { eventually } from '../helpers/patience.ts';
 import { createStateDir, createTestDatabase, type TestDatabase } from '../helpers/postgres.ts';
 import { fixtureProcedures, irreversible, tablesHigh, tablesLow, tablesMedium } from './fixtures/procedures.ts';
 
@@ -114,15 +114,14 @@ function runIdOf(report: RunReport): string {
 
 /** Resolves once the run's journal shows the event (the run goes on in the background). */
 async function waitForEvent(stateDir: string, type: string): Promise<string> {
-  for (let i = 0; i < 600; i += 1) {
+  return eventually(`a journal reaching ${type}`, async () => {
     const names = await readdir(path.join(stateDir, 'runs')).catch(() => []);
     for (const name of names) {
       const runId = name.replace(/\.jsonl$/, '');
       if ((await journalTypes(stateDir, runId)).includes(type)) return runId;
     }
-    await sleep(50);
-  }
-  throw new Error(`no journal reached ${type}`);
+    return undefined;
+  }, { pollMs: 50 });
 }
 
 function prompter(answers: { confirm: boolean; typed?: string }, asked: string[] = []): Prompter {

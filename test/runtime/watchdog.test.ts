@@ -6,7 +6,7 @@
  * while another session holds a lock they need, until the statement timeout answers 500.
  *
  * Nothing waits on the clock: the evaluation runs every second here (ALERT_EVALUATION_INTERVAL),
- * and the tests poll for what the fakes received, with a hang guard of minutes.
+ * and the tests poll for what the fakes received, under the suite's hang guard.
  */
 import assert from 'node:assert/strict';
 import path from 'node:path';
@@ -26,11 +26,9 @@ import { fakeRoutingKey, startPagerDuty, type FakePagerDuty } from '../fakes/pag
 import { startSlackWebhook, type FakeSlackWebhook } from '../fakes/slack.ts';
 import { ADMIN_TOKEN } from '../helpers/api.ts';
 import { createStateDir, createTestDatabase, type TestDatabase } from '../helpers/postgres.ts';
-import { eventually } from '../scheduler/helpers.ts';
+import { eventually } from '../helpers/patience.ts';
 
 const logger = createLogger('silent');
-/** A hang guard, not a speed requirement: the machine may be very busy. */
-const PATIENCE_MS = 10 * 60_000;
 
 describe('the watchdog', () => {
   let database: TestDatabase;
@@ -81,7 +79,7 @@ describe('the watchdog', () => {
   /** Waits until `n` more evaluations have started (by either instance). */
   async function moreEvaluations(n: number): Promise<void> {
     const from = await evaluations();
-    await eventually(`${n} more evaluations`, async () => ((await evaluations()) >= from + n ? true : undefined), PATIENCE_MS);
+    await eventually(`${n} more evaluations`, async () => ((await evaluations()) >= from + n ? true : undefined));
   }
 
   async function alertRow(condition: WatchedCondition): Promise<{ status: string; delivered: boolean } | undefined> {
@@ -90,11 +88,11 @@ describe('the watchdog', () => {
   }
 
   test('no verified backup pages once (PagerDuty trigger with a dedup key, Slack), however often it is evaluated; a verified backup resolves it', async () => {
-    await eventually('the backup alert', async () => (events('backup-age', 'trigger').length > 0 ? true : undefined), PATIENCE_MS);
+    await eventually('the backup alert', async () => (events('backup-age', 'trigger').length > 0 ? true : undefined));
     const [trigger] = events('backup-age', 'trigger');
     assert.equal(trigger?.dedupKey, 'shipshape-watchdog-backup-age');
     assert.match(String((trigger?.body['payload'] as Record<string, unknown>)['summary']), /No verified backup in the last 26h/);
-    await eventually('the Slack message', async () => (slackTitled(/No verified backup/).length > 0 ? true : undefined), PATIENCE_MS);
+    await eventually('the Slack message', async () => (slackTitled(/No verified backup/).length > 0 ? true : undefined));
     assert.match(slackTitled(/No verified backup/)[0]?.payload.text ?? '', /no verified backup of shipshape_test_\w+ in backup storage/);
 
     await moreEvaluations(3);
@@ -104,8 +102,8 @@ describe('the watchdog', () => {
 
     const backup = await runProcedure(dbBackup, {}, { yes: true }, { config: instances.a.config, logger });
     assert.equal(backup.exitCode, 0);
-    await eventually('the resolve', async () => (events('backup-age', 'resolve').length > 0 ? true : undefined), PATIENCE_MS);
-    await eventually('the Slack "resolved" message', async () => (slackTitled(/Resolved: No verified backup/).length > 0 ? true : undefined), PATIENCE_MS);
+    await eventually('the resolve', async () => (events('backup-age', 'resolve').length > 0 ? true : undefined));
+    await eventually('the Slack "resolved" message', async () => (slackTitled(/Resolved: No verified backup/).length > 0 ? true : undefined));
     assert.equal(pagerDuty.incidents.get('shipshape-watchdog-backup-age')?.status, 'resolved');
     await moreEvaluations(2);
     assert.equal(events('backup-age', 'resolve').length, 1, 'resolved once');
@@ -142,7 +140,7 @@ describe('the watchdog', () => {
       await locker.query('ROLLBACK');
       locker.release();
     }
-    await eventually('the p95 alert', async () => (events('latency-p95', 'trigger').length > 0 ? true : undefined), PATIENCE_MS);
+    await eventually('the p95 alert', async () => (events('latency-p95', 'trigger').length > 0 ? true : undefined));
     assert.match(String((events('error-rate', 'trigger')[0]?.body['payload'] as Record<string, unknown>)['summary']), /Error rate at or above 0\.1%/);
 
     const metrics = (await (await fetch(`${a}/metrics`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })).json()) as Record<string, number>;
@@ -179,14 +177,14 @@ describe('the watchdog', () => {
       `INSERT INTO notification_jobs (title, body, priority, requested_by, status, error, finished_at)
        VALUES ('Maintenance tonight', 'From 02:00', 'default', 'test', 'failed', 'every chunk failed', now()) RETURNING id`,
     );
-    await eventually('both alerts', async () => (events('failed-jobs', 'trigger').length > 0 && events('failed-notifications', 'trigger').length > 0 ? true : undefined), PATIENCE_MS);
+    await eventually('both alerts', async () => (events('failed-jobs', 'trigger').length > 0 && events('failed-notifications', 'trigger').length > 0 ? true : undefined));
     const text = slackTitled(/Scheduled jobs failed/)[0]?.payload.text ?? '';
     assert.match(text, /nightly-backup \(due 2026-03-01T04:00:00\.000Z: backup failed: storage refused the upload\)/);
     assert.match(slackTitled(/Push notifications failed/)[0]?.payload.text ?? '', /"Maintenance tonight"/);
 
     await recordOutcome(admin, 'nightly-backup', 'due 2026-03-02T04:00:00.000Z: backup b-… taken and verified', true);
     await admin.query("UPDATE notification_jobs SET finished_at = now() - interval '25 hours' WHERE id = $1", [failedPush.rows[0]!.id]);
-    await eventually('both resolves', async () => (events('failed-jobs', 'resolve').length > 0 && events('failed-notifications', 'resolve').length > 0 ? true : undefined), PATIENCE_MS);
+    await eventually('both resolves', async () => (events('failed-jobs', 'resolve').length > 0 && events('failed-notifications', 'resolve').length > 0 ? true : undefined));
     assert.equal(events('failed-jobs', 'trigger').length, 1);
     assert.equal(events('failed-notifications', 'trigger').length, 1);
   });

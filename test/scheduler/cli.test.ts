@@ -22,7 +22,7 @@ describe('scheduler commands', () => {
   before(async () => {
     [database, state, expo] = await Promise.all([createTestDatabase(), createStateDir(), startFakeExpo({ rateLimit: false })]);
     env = { DATABASE_URL: database.url, STATE_DIR: state.path, EXPO_PUSH_URL: expo.pushUrl, SCHEDULER_POLL_MS: '250', SHIPSHAPE_OPERATOR: 'carol' };
-    const migrated = await runCli(['db', 'migrate', 'up', '--backup', '--yes'], env, { timeoutMs: 120_000 });
+    const migrated = await runCli(['db', 'migrate', 'up', '--backup', '--yes'], env);
     assert.equal(migrated.code, 0, migrated.stderr);
   });
   after(async () => {
@@ -78,13 +78,13 @@ describe('scheduler commands', () => {
     // Scheduled an hour ahead and made due once the worker runs: a slow CLI start on a busy
     // machine can then never put `--at` in the past.
     const { notification } = await json(['notify', 'schedule', '--at', inSeconds(3_600), '--title', title, '--body', 'hello']);
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'worker'], { cwd: PROJECT_ROOT, env: { PATH: process.env.PATH, HOME: process.env.HOME, LOG_LEVEL: 'info', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['src/cli/main.ts', 'worker'], { cwd: PROJECT_ROOT, env: { PATH: process.env.PATH, HOME: process.env.HOME, LOG_LEVEL: 'info', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
     child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
     child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
     const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
     try {
-      await eventually('the worker to start', async () => (output.includes('worker running') ? true : undefined), 60_000);
+      await eventually('the worker to start', async () => (output.includes('worker running') ? true : undefined));
       const client = new pg.Client({ connectionString: database.url });
       await client.connect();
       try {
@@ -95,7 +95,7 @@ describe('scheduler commands', () => {
       const sent = await eventually('the notification to be sent', async () => {
         const list = await json(['notify', 'list', '--status', 'sent']);
         return list.notifications.find((n: Record<string, unknown>) => n.id === notification.id);
-      }, 90_000);
+      });
       assert.equal(sent.kind, 'scheduled');
       assert.doesNotMatch(output, /listening on/, 'no HTTP API in the worker');
     } finally {

@@ -9,6 +9,8 @@ import { startServer, type RunningServer } from '../../src/runtime/server.ts';
 import { ADMIN_TOKEN } from '../helpers/api.ts';
 import { createStateDir, createTestDatabase, type TestDatabase } from '../helpers/postgres.ts';
 
+export { eventually } from '../helpers/patience.ts';
+
 export interface WorkerApi {
   readonly server: RunningServer;
   readonly config: Config;
@@ -69,17 +71,6 @@ export async function userWithDevice(url: string): Promise<string> {
   });
   if (response.status !== 201) throw new Error(`device registration failed: ${response.status}`);
   return device;
-}
-
-/** Polls until `check` returns a value, failing after `timeoutMs` (start-up and delivery, not an assertion on speed). */
-export async function eventually<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
 }
 
 export const inSeconds = (seconds: number): string => new Date(Date.now() + seconds * 1_000).toISOString();

@@ -140,11 +140,12 @@ export function journalPath(stateDir: string, runId: string): string {
 export class JournalWriter {
   private seq: number;
 
-  private constructor(
-    private readonly fd: number,
-    lastSeq: number,
-    private readonly now: () => Date,
-  ) {
+  private readonly fd: number;
+  private readonly now: () => Date;
+
+  private constructor(fd: number, lastSeq: number, now: () => Date) {
+    this.fd = fd;
+    this.now = now;
     this.seq = lastSeq;
   }
 

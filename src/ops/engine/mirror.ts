@@ -20,10 +20,13 @@ export class JournalMirror {
   private paused = false;
   private chain: Promise<void> = Promise.resolve();
 
-  constructor(
-    private readonly database: () => Database | undefined,
-    private readonly logger: Logger,
-  ) {}
+  private readonly database: () => Database | undefined;
+  private readonly logger: Logger;
+
+  constructor(database: () => Database | undefined, logger: Logger) {
+    this.database = database;
+    this.logger = logger;
+  }
 
   /** Queues mirroring of the events not yet mirrored; returns at once. */
   push(entries: readonly JournalEntry[]): void {

@@ -31,7 +31,11 @@ export class LazyDatabase {
   private opened: Database | undefined;
   private opening: Promise<Database> | undefined;
 
-  constructor(private readonly open: () => Promise<Database>) {}
+  private readonly open: () => Promise<Database>;
+
+  constructor(open: () => Promise<Database>) {
+    this.open = open;
+  }
 
   get(): Promise<Database> {
     this.opening ??= this.open().then(
@@ -133,14 +137,18 @@ export class Session {
   private finishing = false;
   private opened = false;
 
-  constructor(
-    readonly engine: Engine,
-    readonly procedure: Procedure,
-    readonly runId: string,
-    readonly params: unknown,
-    readonly mode: AttemptMode,
-    existing: readonly JournalEntry[] = [],
-  ) {
+  readonly engine: Engine;
+  readonly procedure: Procedure;
+  readonly runId: string;
+  readonly params: unknown;
+  readonly mode: AttemptMode;
+
+  constructor(engine: Engine, procedure: Procedure, runId: string, params: unknown, mode: AttemptMode, existing: readonly JournalEntry[] = []) {
+    this.engine = engine;
+    this.procedure = procedure;
+    this.runId = runId;
+    this.params = params;
+    this.mode = mode;
     this.entries = [...existing];
     this.database = new LazyDatabase(() => engine.openDatabase(engine.config, engine.logger));
     this.mirror = new JournalMirror(

@@ -72,7 +72,11 @@ function progressText(progress: Progress, now: number): string {
 class LineObserver implements RunObserver {
   private progressed = new Map<string, { since: number; lastTenth: number }>();
 
-  constructor(private readonly options: TerminalOptions) {}
+  private readonly options: TerminalOptions;
+
+  constructor(options: TerminalOptions) {
+    this.options = options;
+  }
 
   private write(line: string): void {
     this.options.stream.write(`${line}\n`);
@@ -116,7 +120,11 @@ class LiveObserver implements RunObserver {
   private progressState: Progress | undefined;
   private heading = '';
 
-  constructor(private readonly options: TerminalOptions) {}
+  private readonly options: TerminalOptions;
+
+  constructor(options: TerminalOptions) {
+    this.options = options;
+  }
 
   begin(view: RunView): void {
     this.heading = `${paint(this.options, 'bold', `${view.mode} ${view.runId}`)}: shipshape ${view.command}`;
