@@ -55,6 +55,10 @@ export async function ownerTakesDumps(pool: Pool, ownerPid: number): Promise<Che
 /** Asks the owner for the dump and follows the job to its end. */
 export async function dumpThroughOwner(options: { readonly pool: Pool; readonly ownerPid: number; readonly request: OwnerDumpRequest; readonly signal?: AbortSignal | undefined }): Promise<DumpFacts> {
   const { ownerPid, signal } = options;
+  // Callers inside other procedures (a migration's --backup) have no prerequisite for this: a
+  // job nobody works would be followed forever.
+  const owner = await ownerTakesDumps(options.pool, ownerPid);
+  if (!owner.ok) throw new ShipError('SHIP_ERR_PREREQUISITE_FAILED', `The embedded database cannot be dumped: ${owner.detail}. Fix: ${owner.remedy ?? ''}.`);
   const boss = queueClient(options.pool);
   const name = queueNames.embeddedDump;
   const jobId = await boss.send(name, options.request);
@@ -65,10 +69,10 @@ export async function dumpThroughOwner(options: { readonly pool: Pool; readonly 
       await boss.cancel(name, jobId).catch(() => undefined);
       signal.throwIfAborted();
     }
-    const job = await boss.getJobById<OwnerDumpRequest>(name, jobId);
+    const [job] = await boss.findJobs<OwnerDumpRequest>(name, { id: jobId, limit: 1 });
     if (job?.state === 'completed') return dumpFactsSchema.parse(job.output);
-    if (job === null || job.state === 'failed' || job.state === 'cancelled') {
-      throw new ShipError('SHIP_ERR_STEP_FAILED', `Process ${ownerPid}, which owns the embedded database, did not take the dump: ${job === null ? 'its job is gone' : failureOf(job.output, job.state)}. See its log, then run the backup again.`);
+    if (job === undefined || job.state === 'failed' || job.state === 'cancelled') {
+      throw new ShipError('SHIP_ERR_STEP_FAILED', `Process ${ownerPid}, which owns the embedded database, did not take the dump: ${job === undefined ? 'its job is gone' : failureOf(job.output, job.state)}. See its log, then run the backup again.`);
     }
     if (liveness({ pid: ownerPid, host: hostname() }) === 'dead') {
       await boss.cancel(name, jobId).catch(() => undefined);

@@ -22,7 +22,7 @@ import { databaseSize, largestTables } from './diagnose.ts';
 import { formatBytes } from './indexes.ts';
 import { connectionUsage, listSessions, longTransactions, LONG_TRANSACTION_SECONDS, seconds } from './sessions.ts';
 import { slowQueries } from './slow-queries.ts';
-import { connectionsBreach, thresholds } from './thresholds.ts';
+import { connectionsBreach, inHours, thresholds } from './thresholds.ts';
 
 /** Mean execution time from which a statement is a finding. */
 export const SLOW_QUERY_MEAN_MS = 500;
@@ -187,7 +187,7 @@ async function backupCheck(config: Config): Promise<DoctorCheck> {
       return {
         name: 'backup freshness',
         status: 'finding',
-        detail: `newest verified backup ${backup.id} is ${formatDurationMs(Math.round(backup.ageMs / 60_000) * 60_000)} old (more than ${formatDurationMs(thresholds.backupMaxAgeMs)})`,
+        detail: `newest verified backup ${backup.id} is ${formatDurationMs(Math.round(backup.ageMs / 60_000) * 60_000)} old (more than ${inHours(thresholds.backupMaxAgeMs)})`,
         remedy: 'Take a backup now, and check why the scheduled one did not run',
         commands: ['shipshape db backup'],
       };

@@ -25,7 +25,7 @@ import {
   type FailedScheduledJobs,
 } from './failures.ts';
 import { connectionUsage, type ConnectionUsage } from './sessions.ts';
-import { connectionsBreach, metricsWindowText, percent, requestBreaches, thresholds } from './thresholds.ts';
+import { connectionsBreach, inHours, metricsWindowText, percent, requestBreaches, thresholds } from './thresholds.ts';
 
 export const checkStatuses = ['ok', 'warn', 'fail', 'skip'] as const;
 export type CheckStatus = (typeof checkStatuses)[number];
@@ -142,7 +142,7 @@ function metricsCheck(metrics: MetricsAnswer | null): HealthCheck {
   const m = metrics.metrics;
   const instances = m.instances === null ? '' : ` across ${m.instances} instance(s)`;
   const summary = `last ${metricsWindowText()}${instances}: ${m.requestsPerMinute ?? 0} req/min, errors ${percent(m.errorRate ?? 0)}, p95 ${m.p95ResponseTime ?? 0} ms (mean ${m.avgResponseTime ?? 0} ms), ${m.activeUsers ?? 0} active users`;
-  if (m.errorRate === null || m.p95ResponseTime === null) return { name: 'metrics', status: 'fail', summary: `${summary}: /metrics did not report errorRate and p95ResponseTime`, remedy: 'the API is older than this CLI: upgrade it' };
+  if (m.errorRate === null || m.p95ResponseTime === null) return { name: 'metrics', status: 'fail', summary: `${summary}: /metrics did not report errorRate and p95ResponseTime`, remedy: 'check that API_URL points at a Shipshape API of this version' };
   const breaches = requestBreaches({ errorRate: m.errorRate, p95Ms: m.p95ResponseTime });
   if (breaches.length > 0) return { name: 'metrics', status: 'fail', summary: `${summary} — ${breaches.join(', ')}`, remedy: 'look at the API logs and Sentry; slow responses: `shipshape db slow-queries`' };
   return { name: 'metrics', status: 'ok', summary };
@@ -165,7 +165,7 @@ function backupCheck(backup: BackupFreshness): HealthCheck {
     case 'fresh':
       return { name: 'backup', status: 'ok', summary: `newest verified backup ${backup.id} is ${age(backup.ageMs)} old` };
     case 'stale':
-      return { name: 'backup', status: 'fail', summary: `newest verified backup ${backup.id} is ${age(backup.ageMs)} old (more than ${formatDurationMs(thresholds.backupMaxAgeMs)})`, remedy: '`shipshape db backup`' };
+      return { name: 'backup', status: 'fail', summary: `newest verified backup ${backup.id} is ${age(backup.ageMs)} old (more than ${inHours(thresholds.backupMaxAgeMs)})`, remedy: '`shipshape db backup`' };
     case 'none':
       return { name: 'backup', status: 'fail', summary: backup.detail, remedy: '`shipshape db backup`' };
     case 'unreadable':
@@ -177,7 +177,7 @@ function jobsCheck(database: HealthReport['database']): HealthCheck {
   if (database.failures === null) return { name: 'jobs', status: 'skip', summary: 'the database could not be read' };
   const { scheduledJobs, notifications } = database.failures;
   const problems = [describeFailedScheduledJobs(scheduledJobs), describeFailedNotifications(notifications)].filter((problem) => problem !== null);
-  if (problems.length === 0) return { name: 'jobs', status: 'ok', summary: `no scheduled job or notification failed in the last ${formatDurationMs(thresholds.failureLookbackMs)}` };
+  if (problems.length === 0) return { name: 'jobs', status: 'ok', summary: `no scheduled job or notification failed in the last ${inHours(thresholds.failureLookbackMs)}` };
   return { name: 'jobs', status: 'fail', summary: problems.join('; '), remedy: '`shipshape schedule list` (last outcomes), `shipshape notify list --status failed`, `shipshape runs`' };
 }
 

@@ -54,3 +54,8 @@ export function percent(rate: number): string {
 export function metricsWindowText(): string {
   return formatDurationMs(thresholds.metricsWindowMs);
 }
+
+/** `26h`, `24h`: the runbook counts backup age and look-backs in hours, not `1d2h`. */
+export function inHours(ms: number): string {
+  return `${Number((ms / 3_600_000).toFixed(2))}h`;
+}

@@ -15,7 +15,7 @@ import { describeError } from '../../errors.ts';
 import { backupFreshness } from '../diagnostics/backup-freshness.ts';
 import { describeFailedNotifications, describeFailedScheduledJobs, readFailedNotifications, readFailedScheduledJobs } from '../diagnostics/failures.ts';
 import { connectionUsage } from '../diagnostics/sessions.ts';
-import { connectionsBreach, metricsWindowText, percent, thresholds } from '../diagnostics/thresholds.ts';
+import { connectionsBreach, inHours, metricsWindowText, percent, thresholds } from '../diagnostics/thresholds.ts';
 
 export const watchedConditions = ['error-rate', 'latency-p95', 'connections', 'backup-age', 'failed-jobs', 'failed-notifications'] as const;
 export type WatchedCondition = (typeof watchedConditions)[number];
@@ -32,9 +32,7 @@ export interface ConditionDefinition {
 }
 
 const window = metricsWindowText();
-/** The runbook counts these in hours: "26h", not "1d2h". */
-const hours = (ms: number) => `${ms / 3_600_000}h`;
-const lookback = hours(thresholds.failureLookbackMs);
+const lookback = inHours(thresholds.failureLookbackMs);
 
 export const conditionDefinitions: Readonly<Record<WatchedCondition, ConditionDefinition>> = {
   'error-rate': {
@@ -56,7 +54,7 @@ export const conditionDefinitions: Readonly<Record<WatchedCondition, ConditionDe
     remedy: 'See who holds them: `shipshape db diagnose`; pool connections (PgBouncer or the provider pooler) or lower DATABASE_POOL_MAX.',
   },
   'backup-age': {
-    label: `No verified backup in the last ${hours(thresholds.backupMaxAgeMs)}`,
+    label: `No verified backup in the last ${inHours(thresholds.backupMaxAgeMs)}`,
     issueType: 'database',
     severity: 'error',
     channelHints: ['#ops-backups'],
