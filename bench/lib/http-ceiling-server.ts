@@ -18,6 +18,7 @@ import { AppStateWatcher } from '../../src/domain/app-state-watcher.ts';
 import { buildApp } from '../../src/http/app.ts';
 import { RequestMetrics } from '../../src/http/metrics.ts';
 import { startLiveOperations } from '../../src/runtime/live-operations.ts';
+import { startMetricsFlusher } from '../../src/runtime/metrics-flusher.ts';
 import { createLogger } from '../../src/log.ts';
 import { version } from '../../src/version.ts';
 import { CEILING_ROUTES, type CeilingPayloads } from './ceiling.ts';
@@ -36,7 +37,9 @@ async function main(): Promise<void> {
   await appState.start();
   const live = await startLiveOperations({ config, database, logger, appState });
   const mailer = createMailer({ smtpUrl: config.smtpUrl, from: config.mailFrom }, logger);
-  const app = await buildApp({ config, logger, database, appState, live, mailer, metrics: new RequestMetrics(), version });
+  const metrics = new RequestMetrics(`bench-ceiling:${process.pid}`);
+  const flusher = startMetricsFlusher({ metrics, pool: database.pool, intervalMs: config.metricsFlushIntervalMs, logger });
+  const app = await buildApp({ config, logger, database, appState, live, mailer, metrics, version });
   app.get(CEILING_ROUTES.health, async () => payloads.health);
   app.get(CEILING_ROUTES.listTasks, async () => payloads.taskPage);
   app.post(CEILING_ROUTES.createTask, async (_request, reply) => reply.status(201).send(payloads.createdTask));
@@ -44,6 +47,7 @@ async function main(): Promise<void> {
 
   const stop = async () => {
     await app.close();
+    await flusher.close();
     mailer.close();
     await live.close();
     appState.stop();

@@ -72,6 +72,8 @@ const variables = {
   PAGERDUTY_ROUTING_KEY: { schema: z.string().min(1).optional(), example: 'a 32-character integration key' },
   PAGERDUTY_EVENTS_URL: { schema: url.default('https://events.pagerduty.com'), example: 'https://events.pagerduty.com' },
   ALERT_ROUTING_FILE: { schema: z.string().min(1).optional(), example: './alert-routing.json' },
+  ALERT_EVALUATION_INTERVAL: { schema: durationSchema.refine((ms) => ms >= 1_000 && ms <= 3_600_000, 'must be between 1s and 1h').default(60_000), example: '1m' },
+  METRICS_FLUSH_INTERVAL: { schema: durationSchema.refine((ms) => ms >= 1_000 && ms <= 60_000, 'must be between 1s and 60s').default(10_000), example: '10s' },
   STATUS_PAGE_WEBHOOK_URL: { schema: url.optional(), example: 'https://status.example.com/hooks/shipshape' },
   SENTRY_API_URL: { schema: url.default('https://sentry.io'), example: 'https://sentry.io' },
   SENTRY_ORG: { schema: z.string().regex(/^[A-Za-z0-9_-]{1,100}$/, 'must be the organization slug from sentry.io/organizations/<slug>/').optional(), example: 'my-org' },
@@ -165,7 +167,11 @@ export interface Config {
     readonly pagerDutyRoutingKey: string | undefined;
     readonly pagerDutyEventsUrl: string;
     readonly routingFile: string | undefined;
+    /** How often the watchdog (one worker at a time) evaluates the runbook's numbers. */
+    readonly evaluationIntervalMs: number;
   };
+  /** How often each API instance writes its request counts to the shared table. */
+  readonly metricsFlushIntervalMs: number;
   /** Live operations (issue 5): status page, error tracking and CDN. */
   readonly statusPageWebhookUrl: string | undefined;
   readonly sentry: {
@@ -181,7 +187,7 @@ export interface Config {
     /** Where the CDN serves files; `cdn purge --files /path` is resolved against it, `--all` is verified on it. */
     readonly baseUrl: string | undefined;
   };
-  /** The scheduler (src/scheduler) and its built-in schedules, which start paused. */
+  /** The scheduler (src/scheduler) and its built-in schedules: the daily backup starts on, the maintenance window paused. */
   readonly scheduler: {
     /** How often each worker looks for due schedules and scheduled notifications. */
     readonly pollMs: number;
@@ -288,7 +294,9 @@ export function loadConfig(env: Environment = process.env, cwd = process.cwd()):
       pagerDutyRoutingKey: c.PAGERDUTY_ROUTING_KEY,
       pagerDutyEventsUrl: c.PAGERDUTY_EVENTS_URL,
       routingFile: c.ALERT_ROUTING_FILE,
+      evaluationIntervalMs: c.ALERT_EVALUATION_INTERVAL,
     },
+    metricsFlushIntervalMs: c.METRICS_FLUSH_INTERVAL,
     statusPageWebhookUrl: c.STATUS_PAGE_WEBHOOK_URL,
     sentry: { apiUrl: c.SENTRY_API_URL, org: c.SENTRY_ORG, token: c.SENTRY_TOKEN },
     cdn: {

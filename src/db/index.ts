@@ -15,6 +15,8 @@ export interface Database {
   readonly description: string;
   /** Present when this process owns the embedded database. */
   readonly embedded: EmbeddedDatabase | undefined;
+  /** The process that owns the embedded database, when this process is its guest. */
+  readonly embeddedOwnerPid?: number | undefined;
   close(): Promise<void>;
 }
 
@@ -59,6 +61,7 @@ async function openUnchecked(config: Config, logger: Logger, applicationName: st
       kind: 'embedded',
       description: `embedded PGlite under ${config.stateDir}/db (served by process ${connection.ownerPid})`,
       embedded: undefined,
+      embeddedOwnerPid: connection.ownerPid,
       close: () => pool.end(),
     };
   }

@@ -1,102 +1,105 @@
 /**
- * Request metrics over a rolling window, for `/metrics` (the runbook's JSON) and the
- * Prometheus exposition. Per instance: a load balancer's instances each report their own.
+ * This instance's request counts: kept in memory on the request path (a few additions per
+ * response, no I/O) and flushed as one row per interval into `request_metrics`, where every
+ * instance's rows add up to the deployment's figures (src/domain/request-metrics.ts) that
+ * `/metrics`, `shipshape health` and the alert evaluation read.
  *
- * - requestsPerMinute: requests completed in the last 60 s.
- * - errorRate: the share of those answered 5xx (client mistakes are not our errors), 0..1.
- * - avgResponseTime: mean time to respond over the same window, in milliseconds.
- * - p95ResponseTime: 95th percentile over the window, in milliseconds.
+ * A flush that fails (the database is down) keeps its counts for the next one, so the 5xx
+ * answered during an outage are counted once the database is back; counts older than the
+ * metrics window by then are dropped, as they could no longer change any judgement.
+ *
+ * The Prometheus exposition stays per instance (Prometheus scrapes and adds up instances
+ * itself): counters and a histogram since start, plus the deployment's window gauges.
  */
-const WINDOW_SECONDS = 60;
-/** Histogram buckets (seconds) for the Prometheus exposition. */
-const BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+import { bucketIndex, emptyBuckets, insertMetricsPeriod, LATENCY_BUCKETS_MS, METRICS_WINDOW_MS, type DeploymentMetrics, type MetricsPeriod } from '../domain/request-metrics.ts';
+import type { Queryable } from '../db/pool.ts';
 
-interface SecondBucket {
-  second: number;
-  durationsMs: number[];
+interface OpenPeriod {
+  start: number;
+  requests: number;
   errors: number;
-}
-
-export interface WindowSummary {
-  readonly requestsPerMinute: number;
-  readonly errorRate: number;
-  readonly avgResponseTime: number;
-  readonly p95ResponseTime: number;
+  durationMsSum: number;
+  buckets: number[];
 }
 
 export class RequestMetrics {
-  private readonly window: SecondBucket[] = [];
+  private open: OpenPeriod;
+  /** Closed periods a flush could not write yet, oldest first. */
+  private unsent: MetricsPeriod[] = [];
+  /** Flushes run one after another, each closing the period at the moment it starts. */
+  private flushes: Promise<void> = Promise.resolve();
   private total = 0;
   private errorsTotal = 0;
-  private readonly histogram = new Array<number>(BUCKETS.length + 1).fill(0);
-  private durationSum = 0;
+  private durationSumSeconds = 0;
+  private readonly histogram = emptyBuckets();
 
+  readonly instanceId: string;
   private readonly now: () => number;
 
-  constructor(now: () => number = Date.now) {
+  /** `instanceId` names this instance's rows; unique per process. */
+  constructor(instanceId: string, now: () => number = Date.now) {
+    this.instanceId = instanceId;
     this.now = now;
+    this.open = this.newPeriod();
   }
 
   record(statusCode: number, durationMs: number): void {
-    const second = Math.floor(this.now() / 1000);
-    let bucket = this.window.at(-1);
-    if (!bucket || bucket.second !== second) {
-      bucket = { second, durationsMs: [], errors: 0 };
-      this.window.push(bucket);
-      this.evict(second);
-    }
-    bucket.durationsMs.push(durationMs);
     const isError = statusCode >= 500;
-    if (isError) bucket.errors++;
+    const bucket = bucketIndex(durationMs);
+    const open = this.open;
+    open.requests++;
+    open.durationMsSum += durationMs;
+    open.buckets[bucket]!++;
+    if (isError) open.errors++;
     this.total++;
     if (isError) this.errorsTotal++;
-    this.durationSum += durationMs / 1000;
-    const index = BUCKETS.findIndex((upper) => durationMs / 1000 <= upper);
-    this.histogram[index === -1 ? BUCKETS.length : index]!++;
+    this.durationSumSeconds += durationMs / 1000;
+    this.histogram[bucket]!++;
   }
 
-  summary(): WindowSummary {
-    this.evict(Math.floor(this.now() / 1000));
-    const durations = this.window.flatMap((bucket) => bucket.durationsMs).sort((a, b) => a - b);
-    const errors = this.window.reduce((sum, bucket) => sum + bucket.errors, 0);
-    const count = durations.length;
-    const round = (value: number, digits: number) => Number(value.toFixed(digits));
-    return {
-      requestsPerMinute: count,
-      errorRate: count === 0 ? 0 : round(errors / count, 4),
-      avgResponseTime: count === 0 ? 0 : round(durations.reduce((a, b) => a + b, 0) / count, 1),
-      p95ResponseTime: count === 0 ? 0 : round(durations[Math.min(count - 1, Math.ceil(count * 0.95) - 1)] ?? 0, 1),
-    };
+  /**
+   * Writes what was counted since the last flush (and anything an earlier flush could not
+   * write). Flushes never overlap: a second caller's runs after the first, so `/metrics` can
+   * flush and then read its own latest requests.
+   */
+  flush(db: Queryable): Promise<void> {
+    const run = this.flushes.then(() => this.writeClosedPeriods(db));
+    this.flushes = run.catch(() => undefined);
+    return run;
   }
 
   /** Prometheus text exposition format 0.0.4. */
-  prometheus(extra: { activeUsers: number; maintenance: boolean }): string {
-    const summary = this.summary();
+  prometheus(extra: { activeUsers: number; maintenance: boolean; deployment: DeploymentMetrics }): string {
+    const { deployment } = extra;
     const lines = [
-      '# HELP shipshape_http_requests_total Requests answered since start.',
+      '# HELP shipshape_http_requests_total Requests this instance answered since start.',
       '# TYPE shipshape_http_requests_total counter',
       `shipshape_http_requests_total ${this.total}`,
-      '# HELP shipshape_http_request_errors_total Requests answered with a 5xx status since start.',
+      '# HELP shipshape_http_request_errors_total Requests this instance answered with a 5xx status since start (maintenance 503s excepted).',
       '# TYPE shipshape_http_request_errors_total counter',
       `shipshape_http_request_errors_total ${this.errorsTotal}`,
-      '# HELP shipshape_http_request_duration_seconds Time to respond.',
+      '# HELP shipshape_http_request_duration_seconds Time this instance took to respond.',
       '# TYPE shipshape_http_request_duration_seconds histogram',
     ];
     let cumulative = 0;
-    BUCKETS.forEach((upper, i) => {
+    LATENCY_BUCKETS_MS.forEach((upper, i) => {
       cumulative += this.histogram[i] ?? 0;
-      lines.push(`shipshape_http_request_duration_seconds_bucket{le="${upper}"} ${cumulative}`);
+      lines.push(`shipshape_http_request_duration_seconds_bucket{le="${upper / 1000}"} ${cumulative}`);
     });
+    const minutes = deployment.windowMs / 60_000;
     lines.push(
       `shipshape_http_request_duration_seconds_bucket{le="+Inf"} ${this.total}`,
-      `shipshape_http_request_duration_seconds_sum ${this.durationSum}`,
+      `shipshape_http_request_duration_seconds_sum ${this.durationSumSeconds}`,
       `shipshape_http_request_duration_seconds_count ${this.total}`,
-      '# HELP shipshape_requests_per_minute Requests in the last 60 seconds.',
+      `# HELP shipshape_requests_per_minute Requests per minute over the last ${minutes} minutes, every instance.`,
       '# TYPE shipshape_requests_per_minute gauge',
-      `shipshape_requests_per_minute ${summary.requestsPerMinute}`,
-      '# HELP shipshape_error_rate Share of requests in the last 60 seconds answered 5xx.',
+      `shipshape_requests_per_minute ${requestsPerMinute(deployment)}`,
+      `# HELP shipshape_error_rate Share of requests answered 5xx over the last ${minutes} minutes, every instance.`,
       '# TYPE shipshape_error_rate gauge',
-      `shipshape_error_rate ${summary.errorRate}`,
+      `shipshape_error_rate ${deployment.errorRate}`,
+      `# HELP shipshape_response_time_p95_seconds 95th percentile response time over the last ${minutes} minutes, every instance.`,
+      '# TYPE shipshape_response_time_p95_seconds gauge',
+      `shipshape_response_time_p95_seconds ${deployment.p95Ms / 1000}`,
       '# HELP shipshape_active_users Users seen in the last 15 minutes.',
       '# TYPE shipshape_active_users gauge',
       `shipshape_active_users ${extra.activeUsers}`,
@@ -107,7 +110,26 @@ export class RequestMetrics {
     return `${lines.join('\n')}\n`;
   }
 
-  private evict(currentSecond: number): void {
-    while (this.window.length > 0 && this.window[0]!.second <= currentSecond - WINDOW_SECONDS) this.window.shift();
+  private async writeClosedPeriods(db: Queryable): Promise<void> {
+    const closed = this.open;
+    const end = this.now();
+    this.open = this.newPeriod(end);
+    if (closed.requests > 0) {
+      this.unsent.push({ start: new Date(closed.start), end: new Date(end), requests: closed.requests, errors: closed.errors, durationMsSum: closed.durationMsSum, buckets: closed.buckets });
+    }
+    this.unsent = this.unsent.filter((period) => period.end.getTime() > end - METRICS_WINDOW_MS);
+    while (this.unsent.length > 0) {
+      await insertMetricsPeriod(db, this.instanceId, this.unsent[0]!);
+      this.unsent.shift();
+    }
   }
+
+  private newPeriod(start = this.now()): OpenPeriod {
+    return { start, requests: 0, errors: 0, durationMsSum: 0, buckets: emptyBuckets() };
+  }
+}
+
+/** The runbook's `requestsPerMinute`, from a window of any length. */
+export function requestsPerMinute(metrics: DeploymentMetrics): number {
+  return Number((metrics.requests / (metrics.windowMs / 60_000)).toFixed(1));
 }

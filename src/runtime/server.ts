@@ -3,6 +3,8 @@
  * bring the schema up to date, listen, and on SIGTERM/SIGINT stop taking requests,
  * finish the ones in flight, and close everything in reverse order of opening.
  */
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
 import type { FastifyInstance } from 'fastify';
 import { createMailer } from '../adapters/mailer.ts';
 import type { Config } from '../config/index.ts';
@@ -14,6 +16,7 @@ import type { Logger } from '../log.ts';
 import { version } from '../version.ts';
 import { checkListenAddress, listenError } from './listen-address.ts';
 import { startLiveOperations } from './live-operations.ts';
+import { startMetricsFlusher } from './metrics-flusher.ts';
 import { prepareSchema } from './migrations.ts';
 import { startWorkers, type Workers } from './workers.ts';
 
@@ -58,7 +61,12 @@ export async function startServer(config: Config, logger: Logger, options: Serve
     const workers = options.workers ? await startWorkers({ config, database, logger, push: live.push, mailer, instanceName: 'shipshape-api' }) : undefined;
     if (workers) closers.push(() => workers.close());
 
-    const app = await buildApp({ config, logger, database, appState, live, mailer, metrics: new RequestMetrics(), version });
+    const metrics = new RequestMetrics(`api:${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`);
+    const flusher = startMetricsFlusher({ metrics, pool: database.pool, intervalMs: config.metricsFlushIntervalMs, logger: logger.child({ component: 'metrics' }) });
+    // Closed after the app: the requests it finishes are counted in the last flush.
+    closers.push(() => flusher.close());
+
+    const app = await buildApp({ config, logger, database, appState, live, mailer, metrics, version });
     closers.push(() => app.close());
     await app.listen({ port: config.port, host: config.host }).catch((error: unknown) => {
       throw listenError(error, config.host, config.port) ?? error;

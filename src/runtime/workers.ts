@@ -8,6 +8,7 @@
  *   maintenance notices whose emails are to go. Each is claimed with FOR UPDATE SKIP LOCKED
  *   and enqueued in the same transaction that marks it, so it is enqueued exactly once.
  * - pg-boss workers run the jobs: one instance fetches each job.
+ * - The watchdog evaluates the runbook's numbers and alerts (one instance per interval).
  *
  * Stopping (SIGTERM): the tick stops, running jobs are told to stop (a notification send
  * finishes the requests in flight; a procedure rolls back as on Ctrl-C), and pg-boss waits
@@ -16,6 +17,7 @@
 import { z } from 'zod';
 import type { Mailer } from '../adapters/mailer.ts';
 import { TokenBucket } from '../adapters/token-bucket.ts';
+import { shipshapeProfile } from '../app-profile.ts';
 import type { Config } from '../config/index.ts';
 import type { Database } from '../db/index.ts';
 import { withTransaction } from '../db/pool.ts';
@@ -24,12 +26,14 @@ import { newRunner, type PushSender } from '../domain/notifications.ts';
 import { claimDueNotifications, deliverScheduledNotification, markQueued } from '../domain/scheduled-notifications.ts';
 import { describeError, ShipError } from '../errors.ts';
 import type { Logger } from '../log.ts';
+import { ownerDumpRequest, takeOwnerDump } from '../ops/backups/owner-dump.ts';
 import { configuredAlerter } from '../ops/engine/alerts.ts';
 import { currentProcess } from '../ops/engine/process-identity.ts';
 import { createQueue, createQueues, NOTIFICATION_RETRY_LIMIT, QUEUE_SCHEMA, queueNames, transactionDb } from '../scheduler/queue.ts';
 import { claimDueSchedules, ensureDefaultSchedules, planTick, recordOutcome, recordTick, type ScheduledRun, type TickPlan } from '../scheduler/schedules.ts';
 import { runScheduledTask } from '../scheduler/task-runner.ts';
 import { runnerIsGone } from './notification-worker.ts';
+import { startWatchdogLoop, type WatchdogLoop } from './watchdog-loop.ts';
 
 const NOTICE_EMAIL_BATCH = 100;
 /** How many due rows one tick hands over per kind; the next tick takes the rest. */
@@ -82,6 +86,7 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
   const stop = new AbortController();
   let timer: NodeJS.Timeout | undefined;
   let ticking: Promise<void> | undefined;
+  let watchdog: WatchdogLoop | undefined;
   let closed = false;
   try {
     await createQueues(boss);
@@ -112,7 +117,7 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
           ok: false,
           summary: `failed: ${describeError(error)}`,
         }));
-        await recordOutcome(pool, run.schedule, `${run.phase} ${run.occurrence}: ${outcome.summary}`);
+        await recordOutcome(pool, run.schedule, `${run.phase} ${run.occurrence}: ${outcome.summary}`, outcome.ok);
         log[outcome.ok ? 'info' : 'error']({ schedule: run.schedule, phase: run.phase }, `schedule ${run.schedule}: ${outcome.summary}`);
       }
     });
@@ -131,6 +136,17 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
         if (!result.done && !result.cancelled) await boss.send(queueNames.noticeEmails, { window: data.window, after: result.lastUserId });
       }
     });
+
+    // Only the process that owns the embedded database can dump it; other processes ask it to.
+    const { embedded } = database;
+    if (embedded !== undefined) {
+      await boss.work<unknown>(queueNames.embeddedDump, { pollingIntervalSeconds: 1 }, async ([job]) => {
+        if (job === undefined) return undefined;
+        const request = ownerDumpRequest.parse(job.data);
+        log.info({ backupId: request.backupId }, `embedded dump ${request.backupId}: taking it for another process`);
+        return takeOwnerDump({ config, embedded, profile: shipshapeProfile, request, signal: AbortSignal.any([job.signal, stop.signal]) });
+      });
+    }
 
     const tick = async (): Promise<void> => {
       const now = await handOverDueWork();
@@ -194,7 +210,8 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
         });
     };
     loop();
-    log.info({ pollMs: config.scheduler.pollMs }, 'workers started: scheduled notifications, recurring schedules, maintenance notices');
+    watchdog = startWatchdogLoop({ config, database, alerts, logger: log.child({ component: 'watchdog' }), instanceName: options.instanceName });
+    log.info({ pollMs: config.scheduler.pollMs }, 'workers started: scheduled notifications, recurring schedules, maintenance notices, watchdog');
 
     return {
       tick: async () => {
@@ -206,6 +223,7 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
         closed = true;
         clearTimeout(timer);
         await ticking;
+        await watchdog?.close();
         stop.abort();
         await boss.stop({ graceful: true, timeout: STOP_TIMEOUT_MS, close: false });
         log.info('workers stopped');
@@ -214,6 +232,7 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
   } catch (error) {
     closed = true;
     clearTimeout(timer);
+    await watchdog?.close();
     stop.abort();
     await boss.stop({ graceful: false, close: false }).catch(() => undefined);
     throw error;

@@ -7,7 +7,8 @@
  * embedded PGlite behind our wire server); jobs are fetched with FOR UPDATE SKIP LOCKED, so
  * however many instances work a queue, each job is held by one of them. Jobs are enqueued
  * only by workers, inside the transaction that claims the row they come from (a due schedule,
- * a due notification, a pending notice), through `transactionDb`.
+ * a due notification, a pending notice), through `transactionDb` — except the embedded dump,
+ * which a process asks of the one that owns the embedded database (src/ops/backups/owner-dump.ts).
  */
 import { PgBoss, type Db, type QueueOptions } from 'pg-boss';
 import type { Pool, PoolClient } from '../db/pool.ts';
@@ -21,6 +22,8 @@ export const queueNames = {
   schedule: 'shipshape-schedule',
   /** Sends one batch of maintenance notice emails, then queues the next. */
   noticeEmails: 'shipshape-notice-emails',
+  /** Dumps the embedded database; worked only by the process that owns it. */
+  embeddedDump: 'shipshape-embedded-dump',
 } as const;
 
 /** Retries a notification send resumes safely (its idempotency key), so it may try again. */
@@ -32,6 +35,9 @@ export const queueOptions: Readonly<Record<keyof typeof queueNames, QueueOptions
   // an interrupted one is for `shipshape runs resume`. Long enough for a 2-hour window.
   schedule: { retryLimit: 0, expireInSeconds: 4 * 3_600 },
   noticeEmails: { retryLimit: 5, retryDelay: 30, retryBackoff: true, retryDelayMax: 900, expireInSeconds: 30 * 60 },
+  // The process that asked follows it and reports; it is not retried behind its back. No
+  // heartbeat: the dump holds the embedded backend, so pg-boss could not write one meanwhile.
+  embeddedDump: { retryLimit: 0, expireInSeconds: 60 * 60 },
 };
 
 /** pg-boss statements on our pool. */
@@ -56,9 +62,17 @@ export function createQueue(pool: Pool, options: { readonly instanceName: string
   });
 }
 
+/**
+ * pg-boss for a process that only sends jobs and reads their state (a CLI command): it is not
+ * started, so it neither installs the schema nor works queues nor registers as an instance.
+ */
+export function queueClient(pool: Pool): PgBoss {
+  return new PgBoss({ db: poolDb(pool), schema: QUEUE_SCHEMA, schedule: false, supervise: false, migrate: false });
+}
+
 /** Creates our queues (idempotent) and loads them into pg-boss's cache before any transaction needs them. */
 export async function createQueues(boss: PgBoss): Promise<void> {
-  for (const key of ['notification', 'schedule', 'noticeEmails'] as const) {
+  for (const key of Object.keys(queueNames) as Array<keyof typeof queueNames>) {
     const name = queueNames[key];
     const existing = await boss.getQueue(name);
     if (existing === null) await boss.createQueue(name, queueOptions[key]);

@@ -8,9 +8,10 @@
  * instances tick. Occurrences missed while every instance was down collapse into one run,
  * which happens only if it is no later than the schedule's `max_lateness_ms`.
  *
- * The built-in schedules — the daily backup and the monthly maintenance window — are created
- * paused, with their recurrence from configuration (BACKUP_SCHEDULE, MAINTENANCE_WINDOW), and
- * follow it when it changes. They can be paused and resumed, not removed.
+ * The built-in schedules take their recurrence from configuration (BACKUP_SCHEDULE,
+ * MAINTENANCE_WINDOW) and follow it when it changes. The daily backup starts on (a default
+ * install backs itself up; `shipshape schedule pause daily-backup` opts out); the maintenance
+ * window starts paused, since it takes the app down. They can be paused and resumed, not removed.
  */
 import type { Config } from '../config/index.ts';
 import { formatDurationMs } from '../config/duration.ts';
@@ -43,6 +44,8 @@ export interface Schedule extends Omit<ScheduleSpec, 'task'> {
   readonly lastOccurrenceAt: Date | null;
   readonly lastEnqueuedAt: Date | null;
   readonly lastOutcome: string | null;
+  /** Whether the last run succeeded; null before the first. */
+  readonly lastOutcomeOk: boolean | null;
   readonly lastOutcomeAt: Date | null;
   readonly updatedAt: Date;
   readonly updatedBy: string;
@@ -63,23 +66,31 @@ interface Row {
   last_occurrence_at: Date | null;
   last_enqueued_at: Date | null;
   last_outcome: string | null;
+  last_outcome_ok: boolean | null;
   last_outcome_at: Date | null;
+  created_at: Date;
   updated_at: Date;
   updated_by: string;
 }
 
 const COLUMNS =
-  'name, task, recurrence, time_zone, notice_ms, max_lateness_ms, params, is_default, paused, next_occurrence_at, notice_enqueued_for, last_occurrence_at, last_enqueued_at, last_outcome, last_outcome_at, updated_at, updated_by';
+  'name, task, recurrence, time_zone, notice_ms, max_lateness_ms, params, is_default, paused, next_occurrence_at, notice_enqueued_for, last_occurrence_at, last_enqueued_at, last_outcome, last_outcome_ok, last_outcome_at, created_at, updated_at, updated_by';
 const NAME_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
 
 export const DEFAULT_BACKUP_SCHEDULE = 'daily-backup';
 export const DEFAULT_MAINTENANCE_SCHEDULE = 'maintenance-window';
 
+/** A built-in schedule: its spec, and whether it is on from the start. */
+export interface DefaultSchedule extends ScheduleSpec {
+  readonly startsPaused: boolean;
+}
+
 /** The built-in schedules as configuration describes them. */
-export function defaultSchedules(config: Config): ScheduleSpec[] {
+export function defaultSchedules(config: Config): DefaultSchedule[] {
   return [
     {
       name: DEFAULT_BACKUP_SCHEDULE,
+      startsPaused: false,
       task: 'backup',
       recurrence: formatRecurrence(parseRecurrence(config.scheduler.backup.recurrence)),
       timeZone: config.scheduler.backup.timeZone,
@@ -89,6 +100,7 @@ export function defaultSchedules(config: Config): ScheduleSpec[] {
     },
     {
       name: DEFAULT_MAINTENANCE_SCHEDULE,
+      startsPaused: true,
       task: 'maintenance',
       recurrence: formatRecurrence(parseRecurrence(config.maintenance.window)),
       timeZone: config.maintenance.timeZone,
@@ -108,28 +120,36 @@ export function firstOccurrence(spec: Pick<ScheduleSpec, 'recurrence' | 'timeZon
   return nextOccurrence(parseRecurrence(spec.recurrence), spec.timeZone, new Date(now.getTime() + (spec.noticeMs ?? 0)));
 }
 
-/** Creates the built-in schedules (paused) if missing, and brings them in line with configuration. */
+/**
+ * Creates the built-in schedules if missing (the daily backup on, the maintenance window
+ * paused), and brings them in line with configuration.
+ */
 export async function ensureDefaultSchedules(pool: Pool, config: Config, actor: string): Promise<void> {
   for (const spec of defaultSchedules(config)) {
     await withTransaction(pool, async (client) => {
+      const { rows: clock } = await client.query<{ now: Date }>('SELECT now() AS now');
+      const now = clock[0]!.now;
       await client.query(
-        `INSERT INTO schedules (name, task, recurrence, time_zone, notice_ms, max_lateness_ms, params, is_default, paused, created_by, updated_by)
-         VALUES ($1::text, $2::text, $3::text, $4::text, $5::bigint, $6::bigint, $7::jsonb, true, true, $8::text, $8::text)
+        `INSERT INTO schedules (name, task, recurrence, time_zone, notice_ms, max_lateness_ms, params, is_default, paused, next_occurrence_at, created_by, updated_by)
+         VALUES ($1::text, $2::text, $3::text, $4::text, $5::bigint, $6::bigint, $7::jsonb, true, $8::boolean, $9::timestamptz, $10::text, $10::text)
          ON CONFLICT (name) DO NOTHING`,
-        [spec.name, spec.task, spec.recurrence, spec.timeZone, spec.noticeMs, spec.maxLatenessMs, JSON.stringify(spec.params), actor],
+        [spec.name, spec.task, spec.recurrence, spec.timeZone, spec.noticeMs, spec.maxLatenessMs, JSON.stringify(spec.params), spec.startsPaused, spec.startsPaused ? null : firstOccurrence(spec, now), actor],
       );
       const { rows } = await client.query<Row>(`SELECT ${COLUMNS} FROM schedules WHERE name = $1::text FOR UPDATE`, [spec.name]);
       const row = rows[0];
       if (!row) return;
+      // Versions before 0.2 created every built-in paused: one nobody has paused or resumed
+      // since (updated_at is still its creation time) gets this version's default.
+      const untouchedOldDefault = row.paused && !spec.startsPaused && row.updated_at.getTime() === row.created_at.getTime();
       const same = row.task === spec.task && row.recurrence === spec.recurrence && row.time_zone === spec.timeZone && Number(row.notice_ms ?? 0) === (spec.noticeMs ?? 0) && row.is_default;
-      if (same) return;
-      const { rows: clock } = await client.query<{ now: Date }>('SELECT now() AS now');
-      const next = row.paused ? null : firstOccurrence(spec, clock[0]!.now);
+      if (same && !untouchedOldDefault) return;
+      const paused = row.paused && !untouchedOldDefault;
+      const next = paused ? null : firstOccurrence(spec, now);
       await client.query(
         `UPDATE schedules SET task = $2::text, recurrence = $3::text, time_zone = $4::text, notice_ms = $5::bigint, is_default = true,
-                next_occurrence_at = $6::timestamptz, notice_enqueued_for = NULL, updated_at = now(), updated_by = $7::text
+                paused = $8::boolean, next_occurrence_at = $6::timestamptz, notice_enqueued_for = NULL, updated_at = now(), updated_by = $7::text
           WHERE name = $1::text`,
-        [spec.name, spec.task, spec.recurrence, spec.timeZone, spec.noticeMs, next, actor],
+        [spec.name, spec.task, spec.recurrence, spec.timeZone, spec.noticeMs, next, actor, paused],
       );
     });
   }
@@ -287,7 +307,8 @@ export async function recordTick(client: PoolClient, name: string, plan: TickPla
     `UPDATE schedules SET next_occurrence_at = $2::timestamptz, notice_enqueued_for = $3::timestamptz,
             last_occurrence_at = CASE WHEN $4::timestamptz IS NOT NULL THEN $4::timestamptz ELSE last_occurrence_at END,
             last_enqueued_at = CASE WHEN $5::boolean THEN now() ELSE last_enqueued_at END,
-            last_outcome = coalesce($6::text, last_outcome), last_outcome_at = CASE WHEN $6::text IS NOT NULL THEN now() ELSE last_outcome_at END
+            last_outcome = coalesce($6::text, last_outcome), last_outcome_at = CASE WHEN $6::text IS NOT NULL THEN now() ELSE last_outcome_at END,
+            last_outcome_ok = CASE WHEN $7::boolean THEN false ELSE last_outcome_ok END
       WHERE name = $1::text`,
     [
       name,
@@ -296,13 +317,15 @@ export async function recordTick(client: PoolClient, name: string, plan: TickPla
       due?.occurrence ?? plan.skipped?.occurrence ?? null,
       plan.runs.length > 0,
       plan.skipped ? `skipped ${plan.skipped.occurrence.toISOString()}: ${plan.skipped.reason}` : due ? `queued ${due.occurrence}` : null,
+      // A skipped occurrence did not do its work: it counts as failed until a later run succeeds.
+      plan.skipped !== undefined,
     ],
   );
 }
 
-/** What the job that ran an occurrence reported, for `schedule list`. */
-export async function recordOutcome(db: Queryable, name: string, outcome: string): Promise<void> {
-  await db.query('UPDATE schedules SET last_outcome = $2::text, last_outcome_at = now() WHERE name = $1::text', [name, outcome.slice(0, 1000)]);
+/** What the job that ran an occurrence reported, for `schedule list` and the watchdog's failed-jobs alert. */
+export async function recordOutcome(db: Queryable, name: string, outcome: string, ok: boolean): Promise<void> {
+  await db.query('UPDATE schedules SET last_outcome = $2::text, last_outcome_ok = $3::boolean, last_outcome_at = now() WHERE name = $1::text', [name, outcome.slice(0, 1000), ok]);
 }
 
 function toSchedule(row: Row): Schedule {
@@ -321,6 +344,7 @@ function toSchedule(row: Row): Schedule {
     lastOccurrenceAt: row.last_occurrence_at,
     lastEnqueuedAt: row.last_enqueued_at,
     lastOutcome: row.last_outcome,
+    lastOutcomeOk: row.last_outcome_ok,
     lastOutcomeAt: row.last_outcome_at,
     updatedAt: row.updated_at,
     updatedBy: row.updated_by,

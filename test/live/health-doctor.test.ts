@@ -8,12 +8,14 @@ import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import { shipshapeProfile } from '../../src/app-profile.ts';
 import { loadConfig, type Config } from '../../src/config/index.ts';
+import { openDatabase } from '../../src/db/index.ts';
 import { Migrator } from '../../src/db/migrator.ts';
 import { setMaintenance } from '../../src/domain/app-state.ts';
 import { runDoctor } from '../../src/ops/diagnostics/doctor.ts';
 import { gatherHealth } from '../../src/ops/diagnostics/health.ts';
 import { runProcedure } from '../../src/ops/engine/index.ts';
 import { dbBackup } from '../../src/ops/procedures/db-backup.ts';
+import { readConditions } from '../../src/ops/watchdog/conditions.ts';
 import { startServer, type RunningServer } from '../../src/runtime/server.ts';
 import { startFakeSentry, type FakeSentry } from '../fakes/sentry.ts';
 import { ADMIN_TOKEN } from '../helpers/api.ts';
@@ -69,7 +71,8 @@ describe('health', () => {
   test('a working system is healthy: API, connections by state, metrics, Sentry and backup age', async () => {
     const report = await gatherHealth(config, logger);
     assert.equal(report.healthy, true, JSON.stringify(report.checks, null, 2));
-    assert.deepEqual(report.checks.map((c) => [c.name, c.status]), [['api', 'ok'], ['database', 'ok'], ['metrics', 'ok'], ['sentry', 'ok'], ['backup', 'ok']]);
+    assert.deepEqual(report.checks.map((c) => [c.name, c.status]), [['api', 'ok'], ['database', 'ok'], ['metrics', 'ok'], ['sentry', 'ok'], ['backup', 'ok'], ['jobs', 'ok']]);
+    assert.match(report.checks[2]?.summary ?? '', /^last 5m across \d+ instance\(s\): .* req\/min, errors 0%, p95 [\d.]+ ms \(mean [\d.]+ ms\)/);
     assert.ok((report.database.connections?.byState.length ?? 0) > 0);
     assert.ok((report.database.connections?.maxConnections ?? 0) > 0);
     assert.match(report.checks[3]?.summary ?? '', /49 errors in 24 h, 3 this hour/);
@@ -182,7 +185,7 @@ describe('doctor', () => {
 });
 
 describe('connections near the limit', { skip: clusterUnavailable() }, () => {
-  test('are a finding for doctor and a warning or failure for health', async () => {
+  test('are a finding for doctor, a failure for health and a breach for the watchdog, all from 80 %', async () => {
     const cluster = await startThrowawayCluster({ settings: { max_connections: '12', superuser_reserved_connections: '3' } });
     const clients: pg.Client[] = [];
     try {
@@ -205,7 +208,15 @@ describe('connections near the limit', { skip: clusterUnavailable() }, () => {
       assert.match(check?.remedy ?? '', /connection pooling/);
       assert.ok(check?.commands?.some((command) => command.startsWith('shipshape db diagnose')));
       const health = await gatherHealth(clusterConfig, logger);
-      assert.notEqual(health.checks.find((c) => c.name === 'database')?.status, 'ok');
+      assert.equal(health.checks.find((c) => c.name === 'database')?.status, 'fail');
+      const database = await openDatabase(clusterConfig, logger);
+      try {
+        const reading = (await readConditions(clusterConfig, database)).find((r) => r.condition === 'connections');
+        assert.equal(reading?.state, 'breached', reading?.summary);
+        assert.match(reading?.summary ?? '', /of 9 usable connections/);
+      } finally {
+        await database.close();
+      }
     } finally {
       for (const client of clients) await client.end().catch(() => undefined);
       await cluster.stop();

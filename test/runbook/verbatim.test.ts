@@ -28,15 +28,13 @@ import { startFakeExpo, type FakeExpo } from '../fakes/expo.ts';
 import { startFakeSentry, type FakeSentry } from '../fakes/sentry.ts';
 import { ADMIN_TOKEN, signUp, startTestApi, type TestApi } from '../helpers/api.ts';
 import { PROJECT_ROOT } from '../helpers/cli.ts';
-import { eventually } from '../scheduler/helpers.ts';
+import { eventually, HANG_GUARD_MS } from '../helpers/patience.ts';
 import { readRunbook, RUNBOOK_PATH, type RunbookCommand, type RunbookScript } from './runbook-commands.ts';
 import { skippedCommands, type SkippedCommand } from './skipped-commands.ts';
 
 const CF_TOKEN = 'cf-token-for-the-runbook-test';
 const ZONE_ID = '023e105f4ecef8ad9ca31a8372d0c353';
 const SENTRY_TOKEN = 'sentry-token-for-the-runbook-test';
-/** Waiting for a condition, not a bound on speed: only a hang ends here. */
-const HANG_GUARD_MS = 5 * 60_000;
 
 const runbook = readRunbook();
 
@@ -297,7 +295,6 @@ const verbatimChecks: readonly VerbatimCheck[] = [
           const status = await api.request('GET', `/admin/notifications/${job.id}`, { token: ADMIN_TOKEN });
           return status.json.job?.status === 'sending' ? undefined : status.json.job;
         },
-        HANG_GUARD_MS,
       );
       assert.equal(finished.status, 'done');
       const delivered = expo.deliveries.filter((delivery) => delivery.to === device);

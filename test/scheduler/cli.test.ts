@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
+import pg from 'pg';
 import { startFakeExpo, type FakeExpo } from '../fakes/expo.ts';
 import { PROJECT_ROOT, runCli } from '../helpers/cli.ts';
 import { createStateDir, createTestDatabase, type TestDatabase } from '../helpers/postgres.ts';
@@ -36,9 +37,12 @@ describe('scheduler commands', () => {
     return JSON.parse(result.stdout);
   };
 
-  test('lists the built-in schedules paused, adds one in its own time zone, pauses, resumes and removes it', async () => {
+  test('lists the built-in schedules (the daily backup on, the maintenance window paused), adds one in its own time zone, pauses, resumes and removes it', async () => {
     const listed = await json(['schedule', 'list']);
-    assert.deepEqual(listed.schedules.map((s: Record<string, unknown>) => [s.name, s.paused]), [['daily-backup', true], ['maintenance-window', true]]);
+    assert.deepEqual(listed.schedules.map((s: Record<string, unknown>) => [s.name, s.paused]), [['daily-backup', false], ['maintenance-window', true]]);
+    const builtIns = await runCli(['schedule', 'list'], env);
+    assert.match(builtIns.stdout, /daily-backup \*\s+backup\s+every day at 03:00\s+UTC\s+on/);
+    assert.match(builtIns.stdout, /opt out: `shipshape schedule pause daily-backup`/);
 
     const { schedule } = await json(['schedule', 'add', 'nightly-backup', '--task', 'backup', '--every', 'every day at 04:00', '--tz', 'Europe/Berlin']);
     assert.equal(schedule.paused, false);
@@ -71,8 +75,9 @@ describe('scheduler commands', () => {
 
   test('shipshape worker delivers scheduled notifications without an HTTP API and stops cleanly', async () => {
     const title = `From the worker ${randomUUID()}`;
+    // Scheduled an hour ahead and made due once the worker runs: a slow CLI start on a busy
+    // machine can then never put `--at` in the past.
     const { notification } = await json(['notify', 'schedule', '--at', inSeconds(AHEAD_SECONDS), '--title', title, '--body', 'hello']);
-    await makeDue(database.url, [notification.id]);
     const child = spawn(process.execPath, ['src/cli/main.ts', 'worker'], { cwd: PROJECT_ROOT, env: { PATH: process.env.PATH, HOME: process.env.HOME, LOG_LEVEL: 'info', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
     child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
@@ -80,6 +85,7 @@ describe('scheduler commands', () => {
     const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
     try {
       await eventually('the worker to start', async () => (output.includes('worker running') ? true : undefined));
+      await makeDue(database.url, [notification.id]);
       const sent = await eventually('the notification to be sent', async () => {
         const list = await json(['notify', 'list', '--status', 'sent']);
         return list.notifications.find((n: Record<string, unknown>) => n.id === notification.id);

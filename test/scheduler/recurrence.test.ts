@@ -114,6 +114,7 @@ describe('a tick of a schedule', () => {
     lastOccurrenceAt: null,
     lastEnqueuedAt: null,
     lastOutcome: null,
+    lastOutcomeOk: null,
     lastOutcomeAt: null,
     updatedAt: new Date('2026-01-01T00:00:00Z'),
     updatedBy: 'test',

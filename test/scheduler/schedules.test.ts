@@ -53,12 +53,14 @@ describe('recurring schedules on PostgreSQL', () => {
     await state?.cleanup();
   });
 
-  test('the daily backup and the maintenance window exist from the start, paused, and follow configuration', async () => {
+  test('the daily backup exists from the start and is on, the maintenance window paused; both follow configuration', async () => {
     await ensureDefaultSchedules(database.pool, config, 'test');
     const [backup, maintenance] = await Promise.all([getSchedule(database.pool, 'daily-backup'), getSchedule(database.pool, 'maintenance-window')]);
-    assert.equal(backup.paused, true);
+    assert.equal(backup.paused, false, 'a default install backs itself up');
     assert.equal(backup.recurrence, 'every day at 03:00');
     assert.equal(backup.timeZone, 'UTC');
+    assert.equal(backup.nextOccurrenceAt?.toISOString().slice(11), '03:00:00.000Z');
+    assert.ok(backup.nextOccurrenceAt!.getTime() > Date.now());
     assert.equal(maintenance.paused, true);
     assert.equal(maintenance.recurrence, 'first sunday of every month at 02:00');
     assert.equal(maintenance.timeZone, 'America/Los_Angeles');
@@ -81,6 +83,22 @@ describe('recurring schedules on PostgreSQL', () => {
     assert.equal(paused.paused, true);
     assert.equal(paused.nextOccurrenceAt, null);
     await ensureDefaultSchedules(database.pool, config, 'test');
+  });
+
+  test('pausing the daily backup opts out for good; one left paused, untouched, by an older version is turned on', async () => {
+    await ensureDefaultSchedules(database.pool, config, 'test');
+    await pauseSchedule(database.pool, 'daily-backup', 'operator:alice');
+    await ensureDefaultSchedules(database.pool, config, 'system');
+    assert.equal((await getSchedule(database.pool, 'daily-backup')).paused, true, 'the opt-out holds across restarts');
+
+    // As versions before 0.2 left it: created paused, never paused or resumed by anyone since.
+    await database.pool.query("UPDATE schedules SET paused = true, next_occurrence_at = NULL, updated_at = created_at WHERE name = 'daily-backup'");
+    await ensureDefaultSchedules(database.pool, config, 'system');
+    const upgraded = await getSchedule(database.pool, 'daily-backup');
+    assert.equal(upgraded.paused, false);
+    assert.ok(upgraded.nextOccurrenceAt !== null && upgraded.nextOccurrenceAt.getTime() > Date.now());
+    await pauseSchedule(database.pool, 'daily-backup', 'test');
+    await resumeSchedule(database.pool, 'daily-backup', 'test');
   });
 
   test('schedules are added, validated and removed; the built-ins cannot be removed or replaced', async () => {
@@ -194,6 +212,7 @@ describe('recurring schedules on PostgreSQL', () => {
       const runs = (await Promise.all(states.map(async (dir) => readdir(path.join(dir.path, 'runs')).catch(() => [])))).flat().filter((file) => file.endsWith('.jsonl'));
       assert.equal(runs.length, 2, 'one backup run and one prune run, on one of the instances');
       const next = await getSchedule(database.pool, 'daily-backup');
+      assert.equal(next.lastOutcomeOk, true, 'recorded as a success (the watchdog counts failures)');
       assert.ok(next.nextOccurrenceAt!.getTime() > Date.now(), 'moved on to tomorrow');
       await pauseSchedule(database.pool, 'daily-backup', 'test');
     } finally {

@@ -17,7 +17,8 @@ import { readAppState, setBanner, setMaintenance } from '../../domain/app-state.
 import { issueAdminToken, revokeAdminToken } from '../../domain/admin-tokens.ts';
 import { recordAudit } from '../../domain/audit.ts';
 import { ExitCode, ShipError } from '../../errors.ts';
-import { monitorMetrics, percent, successCriteria, type MetricsSample } from '../../ops/maintenance/monitor.ts';
+import { percent } from '../../ops/diagnostics/thresholds.ts';
+import { monitorMetrics, successCriteria, type MetricsSample } from '../../ops/maintenance/monitor.ts';
 import { renderMaintenancePlan, writeMaintenancePlan } from '../../ops/maintenance/plan.ts';
 import { prepareSmokeAccount, runSmokeTests, type SmokeCheck } from '../../ops/maintenance/smoke-tests.ts';
 import { describeEnd, describeStart, resolveWindow } from '../../ops/maintenance/window.ts';

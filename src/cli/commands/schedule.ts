@@ -1,7 +1,7 @@
 /**
  * `shipshape schedule list|add|remove|pause|resume`: the recurring schedules the workers run.
- * The built-ins — `daily-backup` (backup, then retention prune) and `maintenance-window`
- * (announce 72 h before, then the maintenance run) — exist from the start, paused.
+ * The built-ins exist from the start: `daily-backup` (backup, then retention prune) on,
+ * `maintenance-window` (announce 72 h before, then the maintenance run) paused.
  */
 import type { Command } from 'commander';
 import { formatDurationMs, parseDuration } from '../../config/duration.ts';
@@ -160,7 +160,7 @@ function describeList(rows: readonly Schedule[]): string {
       row.timeZone,
       row.paused ? 'paused' : 'on',
       row.nextOccurrenceAt === null ? '-' : shortInstant(row.nextOccurrenceAt, row.timeZone),
-      row.lastOutcome === null ? '-' : row.lastOutcome.slice(0, 80),
+      row.lastOutcome === null ? '-' : `${row.lastOutcomeOk === false ? 'FAILED ' : ''}${row.lastOutcome.slice(0, 80)}`,
     ]),
   );
   const upcoming = rows.flatMap((row) => {
@@ -168,5 +168,9 @@ function describeList(rows: readonly Schedule[]): string {
     const later = upcomingOccurrences(parseRecurrence(row.recurrence), row.timeZone, row.nextOccurrenceAt, 2);
     return [`  ${row.name}: then ${later.map((at) => shortInstant(at, row.timeZone)).join(', ')}`];
   });
-  return [body, '* built-in (paused until `shipshape schedule resume <name>`; times from configuration)', ...(upcoming.length > 0 ? ['', 'After that:', ...upcoming] : [])].join('\n');
+  return [
+    body,
+    '* built-in, times from configuration: daily-backup is on from the start (opt out: `shipshape schedule pause daily-backup`); maintenance-window starts paused (`shipshape schedule resume maintenance-window`)',
+    ...(upcoming.length > 0 ? ['', 'After that:', ...upcoming] : []),
+  ].join('\n');
 }

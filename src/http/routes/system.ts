@@ -1,10 +1,16 @@
 /**
  * What the runbook and the mobile app poll: /health, /config, /metrics.
+ *
+ * /metrics describes the whole deployment over the last 5 minutes (every instance's flushed
+ * counts, this one's flushed first so its latest requests are in), the window and figures the
+ * watchdog alerts on.
  */
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { readDeploymentMetrics, type DeploymentMetrics } from '../../domain/request-metrics.ts';
 import { countActiveUsers } from '../../domain/sessions.ts';
-import { isShipError, ShipError } from '../../errors.ts';
+import { describeError, isShipError, ShipError } from '../../errors.ts';
 import type { ApiContext } from '../context.ts';
+import { requestsPerMinute } from '../metrics.ts';
 import { bearerToken, type Guards } from '../plugins/guards.ts';
 
 const HEALTH_DB_TIMEOUT_MS = 2_000;
@@ -63,23 +69,32 @@ export function systemRoutes(app: FastifyInstance, context: ApiContext, guards: 
 
   app.get('/metrics', metricsOnly, async (request, reply) => {
     if (request.headers.accept?.includes('text/plain')) return sendPrometheus(reply);
-    const summary = context.metrics.summary();
+    const deployment = await deploymentMetrics();
     return {
       activeUsers: await countActiveUsers(context.database.pool),
-      requestsPerMinute: summary.requestsPerMinute,
-      errorRate: summary.errorRate,
-      avgResponseTime: summary.avgResponseTime,
-      p95ResponseTime: summary.p95ResponseTime,
+      requestsPerMinute: requestsPerMinute(deployment),
+      errorRate: deployment.errorRate,
+      avgResponseTime: deployment.avgMs,
+      p95ResponseTime: deployment.p95Ms,
+      windowSeconds: deployment.windowMs / 1000,
+      instances: deployment.instances,
     };
   });
 
   app.get('/metrics/prometheus', metricsOnly, async (_request, reply) => sendPrometheus(reply));
 
-  async function sendPrometheus(reply: import('fastify').FastifyReply) {
+  async function deploymentMetrics(): Promise<DeploymentMetrics> {
+    const { pool } = context.database;
+    await context.metrics.flush(pool).catch((error: unknown) => context.logger.warn({ err: describeError(error) }, 'request metrics could not be flushed; /metrics shows what other flushes wrote'));
+    return readDeploymentMetrics(pool);
+  }
+
+  async function sendPrometheus(reply: FastifyReply) {
     const activeUsers = await countActiveUsers(context.database.pool);
+    const deployment = await deploymentMetrics();
     return reply
       .type('text/plain; version=0.0.4; charset=utf-8')
-      .send(context.metrics.prometheus({ activeUsers, maintenance: context.appState.current.maintenance.enabled }));
+      .send(context.metrics.prometheus({ activeUsers, maintenance: context.appState.current.maintenance.enabled, deployment }));
   }
 }
 

@@ -9,33 +9,34 @@ import type { ObjectStore } from '../../adapters/storage/index.ts';
 import type { Config } from '../../config/index.ts';
 import type { Database } from '../../db/index.ts';
 import type { EmbeddedDatabase } from '../../db/embedded.ts';
+import type { Pool } from '../../db/pool.ts';
 import { ShipError } from '../../errors.ts';
 import { newBackupId, readManifest } from './catalog.ts';
 import { applicationDatabaseName } from './database-target.ts';
 import { dumpEmbedded } from './dump-embedded.ts';
 import { dumpPostgres } from './dump-postgres.ts';
 import { dumpKey, manifestKey, MANIFEST_FORMAT, type BackupManifest, type DumpFacts } from './manifest.ts';
+import { dumpThroughOwner } from './owner-dump.ts';
 import { verifyByScratchRestore } from './scratch-restore.ts';
 import { verifyStoredDump } from './verify-stored.ts';
 
 export type BackupSource =
   | { readonly kind: 'postgres'; readonly url: string; readonly databaseName: string }
-  | { readonly kind: 'embedded'; readonly embedded: EmbeddedDatabase };
+  | { readonly kind: 'embedded'; readonly embedded: EmbeddedDatabase }
+  /** The embedded database open in another process, which takes the dump (owner-dump.ts). */
+  | { readonly kind: 'embedded-via-owner'; readonly pool: Pool; readonly ownerPid: number };
 
 /**
  * What to dump, given the application database as `openDatabase` opened it. The embedded
- * database can only be dumped by the process that owns it (its pg_dump runs in-process).
+ * database's pg_dump runs in the process that owns it: this one, or the one it is a guest of.
  */
 export function backupSourceFor(config: Config, database: Database): BackupSource {
   if (database.kind === 'postgres' && config.databaseUrl !== undefined) {
     return { kind: 'postgres', url: config.databaseUrl, databaseName: applicationDatabaseName(config) };
   }
   if (database.embedded !== undefined) return { kind: 'embedded', embedded: database.embedded };
-  throw new ShipError(
-    'SHIP_ERR_EMBEDDED_DB_LOCKED',
-    `The embedded database is open in another process (${database.description}), and its dump engine runs inside the process that owns it. ` +
-      'Stop `shipshape serve`, then run the backup again (or use DATABASE_URL with a PostgreSQL server for production).',
-  );
+  if (database.embeddedOwnerPid !== undefined) return { kind: 'embedded-via-owner', pool: database.pool, ownerPid: database.embeddedOwnerPid };
+  throw new ShipError('SHIP_ERR_INTERNAL', `Cannot tell how to dump ${database.description}; this is a Shipshape bug, please report it.`);
 }
 
 export interface DumpOptions {
@@ -56,6 +57,9 @@ export async function dumpToStore(options: DumpOptions): Promise<DumpFacts> {
   const id = await newBackupId(store, new Date(), databaseName);
   const common = { profile: options.profile, store, backupId: id, objectKey: dumpKey(id), signal: options.signal, onProgress: options.onProgress };
   if (source.kind === 'embedded') return dumpEmbedded({ ...common, embedded: source.embedded });
+  if (source.kind === 'embedded-via-owner') {
+    return dumpThroughOwner({ pool: source.pool, ownerPid: source.ownerPid, request: { backupId: id, storageUrl: options.config.backupStorageUrl }, signal: options.signal });
+  }
   return dumpPostgres({
     ...common,
     config: options.config,

@@ -74,6 +74,8 @@ export interface MetricsAnswer {
     readonly errorRate: number | null;
     readonly avgResponseTime: number | null;
     readonly p95ResponseTime: number | null;
+    /** Instances that answered requests in the window (the figures cover them all). */
+    readonly instances: number | null;
   } | null;
   readonly error: string | null;
 }
@@ -98,6 +100,7 @@ export async function probeMetrics(apiUrl: string, adminToken: string, timeoutMs
         errorRate: number('errorRate'),
         avgResponseTime: number('avgResponseTime'),
         p95ResponseTime: number('p95ResponseTime'),
+        instances: number('instances'),
       },
       error: null,
     };

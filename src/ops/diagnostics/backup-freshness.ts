@@ -9,16 +9,14 @@ import { describeError } from '../../errors.ts';
 import { withBackupStore } from '../backups/backup-store.ts';
 import { listBackups } from '../backups/catalog.ts';
 import { applicationDatabaseName } from '../backups/database-target.ts';
-
-/** Daily backups plus slack for a slow run: older than this is a finding. */
-export const BACKUP_STALE_AFTER_MS = 26 * 3_600_000;
+import { thresholds } from './thresholds.ts';
 
 export type BackupFreshness =
   | { readonly state: 'fresh' | 'stale'; readonly id: string; readonly createdAt: string; readonly ageMs: number }
   | { readonly state: 'none'; readonly detail: string }
   | { readonly state: 'unreadable'; readonly detail: string };
 
-export async function backupFreshness(config: Config, now: Date = new Date(), staleAfterMs = BACKUP_STALE_AFTER_MS): Promise<BackupFreshness> {
+export async function backupFreshness(config: Config, now: Date = new Date(), staleAfterMs: number = thresholds.backupMaxAgeMs): Promise<BackupFreshness> {
   const name = applicationDatabaseName(config);
   try {
     const entries = await withBackupStore(config, listBackups);

@@ -17,11 +17,12 @@ import type { Logger } from '../../log.ts';
 import { migratorFor } from '../../runtime/migrations.ts';
 import { applicationDatabaseName } from '../backups/database-target.ts';
 import { formatDurationMs } from '../../config/duration.ts';
-import { backupFreshness, BACKUP_STALE_AFTER_MS } from './backup-freshness.ts';
+import { backupFreshness } from './backup-freshness.ts';
 import { databaseSize, largestTables } from './diagnose.ts';
 import { formatBytes } from './indexes.ts';
-import { connectionUsage, CONNECTIONS_WARN_RATIO, listSessions, longTransactions, LONG_TRANSACTION_SECONDS, seconds } from './sessions.ts';
+import { connectionUsage, listSessions, longTransactions, LONG_TRANSACTION_SECONDS, seconds } from './sessions.ts';
 import { slowQueries } from './slow-queries.ts';
+import { connectionsBreach, inHours, thresholds } from './thresholds.ts';
 
 /** Mean execution time from which a statement is a finding. */
 export const SLOW_QUERY_MEAN_MS = 500;
@@ -102,7 +103,7 @@ function notApplicable(name: string, why = 'the embedded database is a single ba
 async function connectionsCheck(database: Database): Promise<DoctorCheck> {
   const usage = await connectionUsage(database.pool);
   const detail = `${usage.total} of ${usage.usable} usable connections (max_connections ${usage.maxConnections}, ${usage.reserved} reserved): ${usage.byState.map((s) => `${s.count} ${s.state}`).join(', ')}`;
-  if (usage.usedRatio < CONNECTIONS_WARN_RATIO) return { name: 'connection count', status: 'ok', detail };
+  if (!connectionsBreach(usage.usedRatio)) return { name: 'connection count', status: 'ok', detail };
   const idle = usage.byState.find((s) => s.state === 'idle')?.count ?? 0;
   return {
     name: 'connection count',
@@ -186,7 +187,7 @@ async function backupCheck(config: Config): Promise<DoctorCheck> {
       return {
         name: 'backup freshness',
         status: 'finding',
-        detail: `newest verified backup ${backup.id} is ${formatDurationMs(Math.round(backup.ageMs / 60_000) * 60_000)} old (more than ${formatDurationMs(BACKUP_STALE_AFTER_MS)})`,
+        detail: `newest verified backup ${backup.id} is ${formatDurationMs(Math.round(backup.ageMs / 60_000) * 60_000)} old (more than ${inHours(thresholds.backupMaxAgeMs)})`,
         remedy: 'Take a backup now, and check why the scheduled one did not run',
         commands: ['shipshape db backup'],
       };

@@ -1,10 +1,12 @@
 /**
  * Runbook: "Check System Health" as one report: the API's /health, database connections by
- * state against max_connections, error rate and latency from /metrics, Sentry's error counts
- * (when configured), and the age of the newest verified backup.
+ * state against max_connections, error rate and p95 latency from /metrics (the whole
+ * deployment over the last 5 minutes), Sentry's error counts (when configured), the age of the
+ * newest verified backup, and scheduled jobs and notifications that failed.
  *
- * Each check is ok, warn, fail or skip; the system is healthy when nothing fails. Gathering
- * never throws: a part that cannot be read is itself a check result.
+ * Each check is ok, warn, fail or skip; the system is healthy when nothing fails. A check fails
+ * exactly where the watchdog alerts (the numbers are in thresholds.ts). Gathering never
+ * throws: a part that cannot be read is itself a check result.
  */
 import { fetchSentryErrorStats, type SentryErrorStats } from '../../adapters/sentry.ts';
 import { formatDurationMs } from '../../config/duration.ts';
@@ -13,25 +15,26 @@ import { openDatabase, type Database } from '../../db/index.ts';
 import { describeError } from '../../errors.ts';
 import type { Logger } from '../../log.ts';
 import { probeHealth, probeMetrics, type HealthAnswer, type MetricsAnswer } from './api-probe.ts';
-import { backupFreshness, BACKUP_STALE_AFTER_MS, type BackupFreshness } from './backup-freshness.ts';
-import { connectionUsage, CONNECTIONS_WARN_RATIO, type ConnectionUsage } from './sessions.ts';
+import { backupFreshness, type BackupFreshness } from './backup-freshness.ts';
+import {
+  describeFailedNotifications,
+  describeFailedScheduledJobs,
+  readFailedNotifications,
+  readFailedScheduledJobs,
+  type FailedNotifications,
+  type FailedScheduledJobs,
+} from './failures.ts';
+import { connectionUsage, type ConnectionUsage } from './sessions.ts';
+import { connectionsBreach, inHours, metricsWindowText, percent, requestBreaches, thresholds } from './thresholds.ts';
 
 export const checkStatuses = ['ok', 'warn', 'fail', 'skip'] as const;
 export type CheckStatus = (typeof checkStatuses)[number];
 
-/** Connections at this share of the usable ones fail the check (warn from CONNECTIONS_WARN_RATIO). */
-export const CONNECTIONS_FAIL_RATIO = 0.95;
-/** 5xx share of requests in the last minute: warn from 1 %, fail from 5 %. */
-export const ERROR_RATE_WARN = 0.01;
-export const ERROR_RATE_FAIL = 0.05;
-/** Mean response time in the last minute (ms): warn from 500, fail from 2000. */
-export const LATENCY_WARN_MS = 500;
-export const LATENCY_FAIL_MS = 2_000;
 /** Sentry: the newest hour is a spike when it has at least this many errors and 3× the hourly mean before it. */
 export const SENTRY_SPIKE_MIN = 10;
 
 export interface HealthCheck {
-  readonly name: 'api' | 'database' | 'metrics' | 'sentry' | 'backup';
+  readonly name: 'api' | 'database' | 'metrics' | 'sentry' | 'backup' | 'jobs';
   readonly status: CheckStatus;
   /** One line for the table: what was found. */
   readonly summary: string;
@@ -44,7 +47,13 @@ export interface HealthReport {
   readonly healthy: boolean;
   readonly checks: readonly HealthCheck[];
   readonly api: HealthAnswer;
-  readonly database: { readonly kind: Database['kind'] | null; readonly reachable: boolean; readonly connections: ConnectionUsage | null; readonly error: string | null };
+  readonly database: {
+    readonly kind: Database['kind'] | null;
+    readonly reachable: boolean;
+    readonly connections: ConnectionUsage | null;
+    readonly failures: { readonly scheduledJobs: FailedScheduledJobs; readonly notifications: FailedNotifications } | null;
+    readonly error: string | null;
+  };
   readonly metrics: MetricsAnswer | null;
   readonly sentry: SentryErrorStats | { readonly error: string } | null;
   readonly backup: BackupFreshness;
@@ -58,7 +67,7 @@ export async function gatherHealth(config: Config, logger: Logger, now: () => Da
     readSentry(config),
     backupFreshness(config, now()),
   ]);
-  const checks = [apiCheck(api), databaseCheck(database), metricsCheck(metrics), sentryCheck(config, sentry), backupCheck(backup)];
+  const checks = [apiCheck(api), databaseCheck(database), metricsCheck(metrics), sentryCheck(config, sentry), backupCheck(backup), jobsCheck(database)];
   return { at: now().toISOString(), healthy: checks.every((check) => check.status !== 'fail'), checks, api, database, metrics, sentry, backup };
 }
 
@@ -68,9 +77,13 @@ async function readDatabase(config: Config, logger: Logger): Promise<HealthRepor
     database = await openDatabase(config, logger, 'shipshape-health');
     await database.pool.query('SELECT 1');
     const connections = database.kind === 'postgres' ? await connectionUsage(database.pool) : null;
-    return { kind: database.kind, reachable: true, connections, error: null };
+    const failures = {
+      scheduledJobs: await readFailedScheduledJobs(database.pool, thresholds.failureLookbackMs),
+      notifications: await readFailedNotifications(database.pool, thresholds.failureLookbackMs),
+    };
+    return { kind: database.kind, reachable: true, connections, failures, error: null };
   } catch (error) {
-    return { kind: database?.kind ?? null, reachable: false, connections: null, error: describeError(error) };
+    return { kind: database?.kind ?? null, reachable: false, connections: null, failures: null, error: describeError(error) };
   } finally {
     await database?.close().catch(() => undefined);
   }
@@ -111,8 +124,7 @@ function databaseCheck(database: HealthReport['database']): HealthCheck {
   const states = usage.byState.map((entry) => `${entry.count} ${entry.state}`).join(', ');
   const summary = `${usage.total}/${usage.usable} connections (${Math.round(usage.usedRatio * 100)} %): ${states || 'none'}`;
   const remedy = 'see who holds them: `shipshape db diagnose`; then pool connections (PgBouncer or the provider pooler) or lower DATABASE_POOL_MAX';
-  if (usage.usedRatio >= CONNECTIONS_FAIL_RATIO) return { name: 'database', status: 'fail', summary, remedy };
-  if (usage.usedRatio >= CONNECTIONS_WARN_RATIO) return { name: 'database', status: 'warn', summary, remedy };
+  if (connectionsBreach(usage.usedRatio)) return { name: 'database', status: 'fail', summary: `${summary} — ${percent(thresholds.connectionsRatio)} or more`, remedy };
   return { name: 'database', status: 'ok', summary };
 }
 
@@ -128,11 +140,11 @@ function metricsCheck(metrics: MetricsAnswer | null): HealthCheck {
     };
   }
   const m = metrics.metrics;
-  const errorRate = m.errorRate ?? 0;
-  const latency = m.avgResponseTime ?? 0;
-  const summary = `${m.requestsPerMinute ?? 0} req/min, errors ${(errorRate * 100).toFixed(2)} %, mean ${latency} ms, p95 ${m.p95ResponseTime ?? 0} ms, ${m.activeUsers ?? 0} active users`;
-  if (errorRate >= ERROR_RATE_FAIL || latency >= LATENCY_FAIL_MS) return { name: 'metrics', status: 'fail', summary, remedy: 'look at the API logs and Sentry; slow responses: `shipshape db slow-queries`' };
-  if (errorRate >= ERROR_RATE_WARN || latency >= LATENCY_WARN_MS) return { name: 'metrics', status: 'warn', summary, remedy: 'watch it: `shipshape health --watch 60s`; slow responses: `shipshape db slow-queries`' };
+  const instances = m.instances === null ? '' : ` across ${m.instances} instance(s)`;
+  const summary = `last ${metricsWindowText()}${instances}: ${m.requestsPerMinute ?? 0} req/min, errors ${percent(m.errorRate ?? 0)}, p95 ${m.p95ResponseTime ?? 0} ms (mean ${m.avgResponseTime ?? 0} ms), ${m.activeUsers ?? 0} active users`;
+  if (m.errorRate === null || m.p95ResponseTime === null) return { name: 'metrics', status: 'fail', summary: `${summary}: /metrics did not report errorRate and p95ResponseTime`, remedy: 'check that API_URL points at a Shipshape API of this version' };
+  const breaches = requestBreaches({ errorRate: m.errorRate, p95Ms: m.p95ResponseTime });
+  if (breaches.length > 0) return { name: 'metrics', status: 'fail', summary: `${summary} — ${breaches.join(', ')}`, remedy: 'look at the API logs and Sentry; slow responses: `shipshape db slow-queries`' };
   return { name: 'metrics', status: 'ok', summary };
 }
 
@@ -153,12 +165,20 @@ function backupCheck(backup: BackupFreshness): HealthCheck {
     case 'fresh':
       return { name: 'backup', status: 'ok', summary: `newest verified backup ${backup.id} is ${age(backup.ageMs)} old` };
     case 'stale':
-      return { name: 'backup', status: 'fail', summary: `newest verified backup ${backup.id} is ${age(backup.ageMs)} old (more than ${formatDurationMs(BACKUP_STALE_AFTER_MS)})`, remedy: '`shipshape db backup`' };
+      return { name: 'backup', status: 'fail', summary: `newest verified backup ${backup.id} is ${age(backup.ageMs)} old (more than ${inHours(thresholds.backupMaxAgeMs)})`, remedy: '`shipshape db backup`' };
     case 'none':
       return { name: 'backup', status: 'fail', summary: backup.detail, remedy: '`shipshape db backup`' };
     case 'unreadable':
       return { name: 'backup', status: 'fail', summary: backup.detail, remedy: 'check BACKUP_STORAGE_URL and its credentials' };
   }
+}
+
+function jobsCheck(database: HealthReport['database']): HealthCheck {
+  if (database.failures === null) return { name: 'jobs', status: 'skip', summary: 'the database could not be read' };
+  const { scheduledJobs, notifications } = database.failures;
+  const problems = [describeFailedScheduledJobs(scheduledJobs), describeFailedNotifications(notifications)].filter((problem) => problem !== null);
+  if (problems.length === 0) return { name: 'jobs', status: 'ok', summary: `no scheduled job or notification failed in the last ${inHours(thresholds.failureLookbackMs)}` };
+  return { name: 'jobs', status: 'fail', summary: problems.join('; '), remedy: '`shipshape schedule list` (last outcomes), `shipshape notify list --status failed`, `shipshape runs`' };
 }
 
 function age(ms: number): string {

@@ -9,8 +9,6 @@ import { BACKEND_COLUMNS, backendOf, type Backend, type BackendRow } from '../..
 import type { Queryable } from '../../db/pool.ts';
 import { maskLiterals, oneLine } from './sql-text.ts';
 
-/** A share of the usable connections from which the count is a finding. */
-export const CONNECTIONS_WARN_RATIO = 0.8;
 /** A transaction open longer than this is "long" (it holds back VACUUM and may hold locks). */
 export const LONG_TRANSACTION_SECONDS = 5 * 60;
 /** A statement running longer than this is "long-running". */

@@ -6,11 +6,12 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describeError } from '../../errors.ts';
+import { requestBreaches, thresholds } from '../diagnostics/thresholds.ts';
 
-/** The plan's success criteria (runbook: "Error rate < 0.1%", "Response time < 500ms p95"). */
+/** The plan's success criteria (runbook: "Error rate < 0.1%", "Response time < 500ms p95"), the numbers alerts use. */
 export const successCriteria = {
-  maxErrorRate: 0.001,
-  maxP95Ms: 500,
+  maxErrorRate: thresholds.errorRate,
+  maxP95Ms: thresholds.p95Ms,
 } as const;
 
 export interface MetricsSample {
@@ -61,8 +62,7 @@ export async function sampleMetrics(apiUrl: string, adminToken: string, timeoutM
     const requestsPerMinute = numberField(body, 'requestsPerMinute');
     const problems: string[] = [];
     if (errorRate === null || p95Ms === null) problems.push('GET /metrics did not report errorRate and p95ResponseTime');
-    if (errorRate !== null && errorRate >= successCriteria.maxErrorRate) problems.push(`error rate ${percent(errorRate)} ≥ ${percent(successCriteria.maxErrorRate)}`);
-    if (p95Ms !== null && p95Ms >= successCriteria.maxP95Ms) problems.push(`p95 ${p95Ms} ms ≥ ${successCriteria.maxP95Ms} ms`);
+    problems.push(...requestBreaches({ errorRate, p95Ms }));
     return { at, ok: problems.length === 0, errorRate, p95Ms, requestsPerMinute, problems };
   } catch (error) {
     return { at, ok: false, errorRate: null, p95Ms: null, requestsPerMinute: null, problems: [`GET /metrics failed: ${describeError(error)}`] };
@@ -105,10 +105,6 @@ export async function monitorMetrics(options: MonitorOptions): Promise<MonitorRe
     passed: breaches === 0 && samples.length > 0,
     interrupted,
   };
-}
-
-export function percent(rate: number): string {
-  return `${Number((rate * 100).toFixed(3))}%`;
 }
 
 function numberField(body: object, field: string): number | null {

@@ -15,9 +15,10 @@ import type { Config } from '../../config/index.ts';
 import { humanDuration } from '../../config/duration.ts';
 import { createLogger } from '../../log.ts';
 import { version } from '../../version.ts';
+import { percent } from '../diagnostics/thresholds.ts';
 import type { Procedure, RunContext } from '../engine/types.ts';
 import { maintenanceDir } from './maintenance-log.ts';
-import { successCriteria, percent } from './monitor.ts';
+import { successCriteria } from './monitor.ts';
 import { describeEnd, describeStart, windowDateStamp, windowDuration, type MaintenanceWindow } from './window.ts';
 
 export interface PlanInput {

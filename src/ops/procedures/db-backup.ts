@@ -19,7 +19,9 @@
  *   Then the manifest is written, last: a dump without one is never offered for restore.
  *
  * On the embedded database the dump is PGlite's own pg_dump (plain SQL) with the same
- * manifest and verification. Alerts: #ops-backups.
+ * manifest and verification. It runs in the process that owns the database: while
+ * `shipshape serve` runs, that process's workers take the dump into this run's storage and
+ * this run goes on from there (src/ops/backups/owner-dump.ts). Alerts: #ops-backups.
  */
 import { z } from 'zod';
 import { withBackupStore } from '../backups/backup-store.ts';
@@ -28,6 +30,7 @@ import { applicationDatabaseName, databaseLockResource } from '../backups/databa
 import { PGLITE_DUMP_ARGUMENTS } from '../backups/dump-embedded.ts';
 import { pgDumpArguments } from '../backups/dump-postgres.ts';
 import { dumpFactsSchema, dumpKey, manifestKey, type BackupManifest, type DumpFacts } from '../backups/manifest.ts';
+import { ownerTakesDumps } from '../backups/owner-dump.ts';
 import { pgDumpCheck, serverVersionAt } from '../backups/pg-tools.ts';
 import { backupSourceFor, dumpToStore, takeVerifiedBackup, verifyBackup, writeManifest, type BackupSource } from '../backups/take-backup.ts';
 import { ShipError } from '../../errors.ts';
@@ -61,6 +64,7 @@ export const dbBackup = defineProcedure({
       run: async (context) => {
         if (context.config.databaseUrl === undefined) {
           const source = await sourceOf(context);
+          if (source.kind === 'embedded-via-owner') return ownerTakesDumps(source.pool, source.ownerPid);
           return { ok: true, detail: `embedded PGlite${source.kind === 'embedded' ? ` under ${source.embedded.dataDir}` : ''}, owned by this process` };
         }
         const version = await serverVersionAt(context.config.databaseUrl);
@@ -70,7 +74,7 @@ export const dbBackup = defineProcedure({
     {
       name: "pg_dump installed, at least the server's major version",
       run: async (context) => {
-        if (context.config.databaseUrl === undefined) return { ok: true, detail: "the embedded database is dumped by PGlite's own pg_dump, in this process" };
+        if (context.config.databaseUrl === undefined) return { ok: true, detail: "the embedded database is dumped by PGlite's own pg_dump, in the process that owns it" };
         return pgDumpCheck(context.config, context.config.databaseUrl);
       },
     },
@@ -91,7 +95,7 @@ export const dbBackup = defineProcedure({
       describe: ({ config, params: p }) =>
         config.databaseUrl === undefined
           ? [
-              `PGlite pg_dump ${PGLITE_DUMP_ARGUMENTS.join(' ')} --inserts (plain SQL, in this process, holding the embedded backend)`,
+              `PGlite pg_dump ${PGLITE_DUMP_ARGUMENTS.join(' ')} --inserts (plain SQL, holding the embedded backend, in the process that owns it: this one, or \`shipshape serve\`'s workers through the job queue)`,
               `→ ${config.backupStorageUrl}/<backup-id>/dump, size and SHA-256 measured as it streams`,
               'row counts: SELECT count(*) FROM <every table>, under the same hold',
             ]
@@ -114,7 +118,8 @@ export const dbBackup = defineProcedure({
             onProgress: (bytes) => context.progress({ bytes, label: 'dump → storage' }),
           }),
         );
-        context.note(`backup ${facts.id}: ${facts.dump.bytes} bytes stored, ${facts.tables.length} tables counted`, { backupId: facts.id });
+        const where = source.kind === 'embedded-via-owner' ? ` (dumped by process ${source.ownerPid}, which owns the embedded database)` : '';
+        context.note(`backup ${facts.id}: ${facts.dump.bytes} bytes stored, ${facts.tables.length} tables counted${where}`, { backupId: facts.id });
         return { backupId: facts.id, facts };
       },
       async undo(context, output) {
@@ -229,7 +234,7 @@ export async function takeBackupInRun(context: RunContext<unknown>, purpose: str
   );
 }
 
-/** What to dump: DATABASE_URL needs no connection of ours; the embedded database must be owned by this process. */
+/** What to dump: DATABASE_URL needs no connection of ours; the embedded database is dumped where it is open. */
 async function sourceOf(context: Context): Promise<BackupSource> {
   const { config } = context;
   if (config.databaseUrl !== undefined) return { kind: 'postgres', url: config.databaseUrl, databaseName: applicationDatabaseName(config) };
