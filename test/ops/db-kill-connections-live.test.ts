@@ -59,7 +59,7 @@ describe('db kill-connections with `shipshape serve` running', () => {
     assert.equal(answers?.ok, true, JSON.stringify(answers));
     assert.match(answers?.detail ?? '', new RegExp(`${serve.url}/health answers HTTP 200 .*after the sessions were terminated`));
     const sweep = report.steps.find((step) => step.id === 'terminate');
-    console.log(`kill-connections against a live serve: the sweep took ${sweep?.durationMs} ms and terminated ${(sweep?.output?.reconnected as unknown[]).length} reconnection(s); ${answers?.detail}`);
+    console.log(`kill-connections against a live serve: terminating took ${sweep?.durationMs} ms; ${answers?.detail}`);
 
     const health = await fetch(`${serve.url}/health`);
     assert.equal(health.status, 200);

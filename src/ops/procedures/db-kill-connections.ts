@@ -10,8 +10,11 @@
  *      working meanwhile), and a push to every device.
  *   2. Wait out the warning.
  *   3. Kill all connections except ours: pg_terminate_backend for every other client
- *      backend of this database, waiting for each to exit. Clients that connect again
- *      within a short window (a pool refilling itself) are terminated too, and reported.
+ *      backend of this database, waiting for each to exit. One pass: a client that connects
+ *      again at once (a pool refilling itself) is reported by the verification, not chased.
+ *      Chasing reconnections for ten seconds kept a live API off its database all that time
+ *      and bought nothing: the pools reconnect as soon as the chase stops. To keep clients
+ *      out, put the app in maintenance first (`shipshape emergency disable`) or stop them.
  *   4. Take the warning down (the runbook's "connections automatically allowed after").
  *   Verify: every session that was connected is gone, and the API answers again with its
  *   database. The runbook's "should return 1" cannot hold on a live deployment: the app's
@@ -40,10 +43,6 @@ import { bannerJson, journaledBanner, pushToEveryone, runSetter } from './announ
 const MAX_WARNING_MS = 2 * 3_600_000;
 /** How long pg_terminate_backend waits for each backend to exit (PostgreSQL 14+). */
 const EXIT_WAIT_MS = 5_000;
-/** The database counts as ours once no other client has been seen for this long… */
-const QUIET_MS = 1_000;
-/** …and we stop sweeping after this long, connections or not: verification then says who. */
-const SETTLE_WINDOW_MS = 10_000;
 const POLL_MS = 200;
 /** How long the API gets to answer with its database after the sweep: its pool reconnects at the next request. */
 const API_RECOVERY_WAIT_MS = 30_000;
@@ -171,48 +170,29 @@ export const dbKillConnections = defineProcedure({
         `SELECT pid, usename, application_name, client_addr, state, query_start FROM pg_stat_activity
    WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'`,
         `for each pid: SELECT pg_terminate_backend($1::integer, ${EXIT_WAIT_MS})  -- waits up to ${EXIT_WAIT_MS / 1_000} s for it to exit`,
-        `then terminate whoever connects again, until nobody has for ${QUIET_MS / 1_000} s (at most ${SETTLE_WINDOW_MS / 1_000} s)`,
       ],
       async run(context) {
         const before = await probeHealth(context.config.apiUrl, API_PROBE_TIMEOUT_MS);
         const { pool } = await context.database();
         // "Ours" is every connection this process holds (earlier steps may have left more
-        // than one idle in the pool), all held until the sweep is over.
+        // than one idle in the pool), all held until the pass is over.
         const own = await holdOwnSessions(pool);
-        const { client } = own;
         const disconnected: Termination[] = [];
-        const reconnected: Termination[] = [];
         let error: string | undefined;
         try {
-          const seen = new Set<number>();
-          for (const backend of await otherBackends(client, own.pids)) {
-            seen.add(backend.pid);
-            disconnected.push(await terminateBackend(client, backend, EXIT_WAIT_MS));
-          }
-          const deadline = Date.now() + SETTLE_WINDOW_MS;
-          let quietSince = Date.now();
-          while (Date.now() - quietSince < QUIET_MS && Date.now() < deadline && !context.signal.aborted) {
-            await sleep(POLL_MS);
-            for (const backend of await otherBackends(client, own.pids)) {
-              if (seen.has(backend.pid)) continue;
-              seen.add(backend.pid);
-              reconnected.push(await terminateBackend(client, backend, EXIT_WAIT_MS));
-              quietSince = Date.now();
-            }
-          }
+          for (const backend of await otherBackends(own.client, own.pids)) disconnected.push(await terminateBackend(own.client, backend, EXIT_WAIT_MS));
         } catch (cause) {
           // Once anything was terminated the step has acted and must say so, not fail as if it had not.
-          if (disconnected.length + reconnected.length === 0) throw cause;
+          if (disconnected.length === 0) throw cause;
           error = describeError(cause);
         } finally {
           own.release();
         }
-        context.note(terminationSummary(disconnected, reconnected));
+        context.note(terminationSummary(disconnected));
         return {
           database: applicationDatabaseName(context.config),
           ourPids: [...own.pids],
           disconnected: disconnected.map(terminationJson),
-          reconnected: reconnected.map(terminationJson),
           sweptAt: new Date().toISOString(),
           apiBefore: { url: before.url, status: before.status, state: before.state, db: before.db },
           ...(error === undefined ? {} : { error }),
@@ -242,6 +222,7 @@ export const dbKillConnections = defineProcedure({
         const own = await holdOwnSessions(pool);
         try {
           const outcome = terminationsOf(context.outputs.terminate);
+          // Runs journaled before the single pass also list the reconnections they chased.
           const swept = [...outcome.disconnected, ...outcome.reconnected];
           // Same pid and same start: the very session, not a new one that reuses its pid.
           const sameSession = (b: { pid: number; backendStart: string | null }) => swept.find((t) => t.pid === b.pid && t.backendStart === b.backendStart);
@@ -250,7 +231,7 @@ export const dbKillConnections = defineProcedure({
           const newcomers = others.filter((b) => sameSession(b) === undefined);
           const since = newcomers.length === 0 ? '' : ` ${newcomers.length} session(s) connected since, as the app's pools do (${byApplication(newcomers)}).`;
           if (remaining.length === 0) {
-            return { ok: true, detail: `${terminationSummary(outcome.disconnected, outcome.reconnected)}${since}` };
+            return { ok: true, detail: `${terminationSummary(swept)}${since}` };
           }
           const why = (pid: number) => (swept.find((t) => t.pid === pid)?.outcome === 'not-permitted' ? 'not permitted to terminate it' : `did not exit within ${EXIT_WAIT_MS / 1_000} s of being terminated`);
           return {
@@ -402,9 +383,7 @@ function terminationsOf(output: JsonObject | undefined): z.output<typeof termina
   return parsed.success ? parsed.data : { disconnected: [], reconnected: [] };
 }
 
-function terminationSummary(disconnected: readonly Termination[], reconnected: readonly Termination[]): string {
-  const list = (items: readonly Termination[]) => items.map((t) => `${describeBackend(t)} → ${t.outcome}`).join('; ');
-  const first = disconnected.length === 0 ? 'Nobody else was connected.' : `Disconnected ${disconnected.length}: ${list(disconnected)}.`;
-  const again = reconnected.length === 0 ? '' : ` Connected again during the sweep and disconnected: ${reconnected.length}: ${list(reconnected)}.`;
-  return `${first}${again}`;
+function terminationSummary(disconnected: readonly Termination[]): string {
+  if (disconnected.length === 0) return 'Nobody else was connected.';
+  return `Disconnected ${disconnected.length}: ${disconnected.map((t) => `${describeBackend(t)} → ${t.outcome}`).join('; ')}.`;
 }
