@@ -1,4 +1,12 @@
 #!/usr/bin/env node
-// Node 24 runs the TypeScript sources directly (type stripping); there is no build output.
+// The `shipshape` command. Node 24 runs the TypeScript sources directly (type stripping), so
+// there is no build output. Node's compile cache keeps the bytecode of every module loaded here
+// between runs, which saves about a third of each start-up's CPU; it lives in the user's own
+// cache folder (not a shared /tmp), and a cache that cannot be written only costs that saving.
+import { enableCompileCache } from 'node:module';
+import { homedir } from 'node:os';
+import path from 'node:path';
+
+enableCompileCache(process.env.NODE_COMPILE_CACHE ?? path.join(process.env.XDG_CACHE_HOME ?? path.join(homedir(), '.cache'), 'shipshape', 'node-compile-cache'));
 const { main } = await import('../src/cli/main.ts');
 process.exitCode = await main(process.argv);

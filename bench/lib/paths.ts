@@ -5,4 +5,4 @@ import { fileURLToPath } from 'node:url';
 export const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const benchDir = path.join(projectRoot, 'bench');
 export const resultsFile = path.join(benchDir, 'RESULTS.md');
-export const cliEntry = path.join(projectRoot, 'src/cli/main.ts');
+export const cliEntry = path.join(projectRoot, 'bin/shipshape.js');

@@ -71,7 +71,3 @@ function* allCommands(command: Command): Generator<Command> {
   yield command;
   for (const sub of command.commands) yield* allCommands(sub);
 }
-
-if (import.meta.url === `file://${process.argv[1]}`) {
-  process.exitCode = await main(process.argv);
-}

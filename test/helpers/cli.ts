@@ -7,7 +7,8 @@ import { fileURLToPath } from 'node:url';
 import { BUSY_MACHINE_ENV, HANG_GUARD_MS } from './patience.ts';
 
 export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const MAIN = path.join(PROJECT_ROOT, 'src/cli/main.ts');
+/** The operator's entry point: `npx shipshape` runs it. */
+const MAIN = path.join(PROJECT_ROOT, 'bin/shipshape.js');
 
 export interface CliResult {
   readonly code: number | null;

@@ -78,7 +78,7 @@ describe('scheduler commands', () => {
     // Scheduled an hour ahead and made due once the worker runs: a slow CLI start on a busy
     // machine can then never put `--at` in the past.
     const { notification } = await json(['notify', 'schedule', '--at', inSeconds(AHEAD_SECONDS), '--title', title, '--body', 'hello']);
-    const child = spawn(process.execPath, ['src/cli/main.ts', 'worker'], { cwd: PROJECT_ROOT, env: { PATH: process.env.PATH, HOME: process.env.HOME, LOG_LEVEL: 'info', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['bin/shipshape.js', 'worker'], { cwd: PROJECT_ROOT, env: { PATH: process.env.PATH, HOME: process.env.HOME, LOG_LEVEL: 'info', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
     child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
     child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
