@@ -50,10 +50,10 @@ const FULL: Plan = {
 const QUICK: Plan = {
   users: 300,
   tasksPerUser: 60,
-  concurrency: [1, 16],
+  concurrency: [4],
   warmupSeconds: 0.2,
   durationSeconds: 0.5,
-  repeats: 3,
+  repeats: 1,
   pgbenchWarmup: { transactionsPerClient: 20 },
   pgbenchRun: { transactionsPerClient: 100 },
   countTransactions: false,

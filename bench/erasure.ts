@@ -26,7 +26,7 @@ interface Plan {
 }
 
 const FULL: Plan = { tableRows: 10_000_000, tasksPerUser: 100, tasksPerHeavyUser: 100_000, repeats: 3 };
-const QUICK: Plan = { tableRows: 100_000, tasksPerUser: 50, tasksPerHeavyUser: 1_000, repeats: 3 };
+const QUICK: Plan = { tableRows: 20_000, tasksPerUser: 50, tasksPerHeavyUser: 1_000, repeats: 1 };
 
 type Method = 'erasure' | 'cascade';
 const methodLabels: Record<Method, string> = {

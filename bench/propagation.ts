@@ -22,7 +22,7 @@ const POLL_GAP_MS = 2;
 
 const plans = {
   full: { trials: 30, maxPauseMs: 1_500 },
-  quick: { trials: 4, maxPauseMs: 200 },
+  quick: { trials: 2, maxPauseMs: 200 },
 } as const;
 
 type Change = 'maintenance' | 'cacheClear';
