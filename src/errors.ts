@@ -19,6 +19,11 @@ export const ExitCode = {
   prerequisite: 3,
   /** Failed and rollback failed or is impossible: a human must act. */
   needsHuman: 4,
+  /**
+   * Done, but a check could not be made (what it looks at did not answer), so the result is
+   * not known to be right: the report says "unverified" and why, and how to check by hand.
+   */
+  unverified: 5,
 } as const;
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
 
@@ -87,6 +92,7 @@ export const errorCatalogue = {
   SHIP_ERR_RUN_NOT_FOUND: { httpStatus: 404, exitCode: ExitCode.usage },
   SHIP_ERR_STEP_FAILED: { httpStatus: 500, exitCode: ExitCode.failedRolledBack },
   SHIP_ERR_ROLLBACK_FAILED: { httpStatus: 500, exitCode: ExitCode.needsHuman },
+  SHIP_ERR_UNVERIFIED: { httpStatus: 500, exitCode: ExitCode.unverified },
   SHIP_ERR_BACKUP_NOT_VERIFIED: { httpStatus: 409, exitCode: ExitCode.prerequisite },
   SHIP_ERR_TOOL_MISSING: { httpStatus: 500, exitCode: ExitCode.prerequisite },
   SHIP_ERR_TOO_LATE: { httpStatus: 409, exitCode: ExitCode.prerequisite },

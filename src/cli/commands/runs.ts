@@ -24,7 +24,7 @@ export function registerRuns(program: Command, entries: readonly ProcedureEntry[
   const procedures = entries.map((entry) => entry.procedure);
   const runs = program
     .command('runs')
-    .description('procedure runs: running, interrupted, awaiting-approval, succeeded, failed, rolled-back, needs-attention');
+    .description('procedure runs: running, interrupted, awaiting-approval, succeeded, unverified, failed, rolled-back, needs-attention');
 
   // The listing is the default subcommand rather than options on `runs` itself, so that
   // `runs show <id> --json` reaches `show` (commander hands a parent any option it knows).

@@ -21,7 +21,16 @@ const jsonObject = jsonObjectSchema;
 const errorInfo = z.object({ code: z.string(), message: z.string() });
 export type ErrorInfo = z.infer<typeof errorInfo>;
 
-const checkFields = { name: z.string(), ok: z.boolean(), detail: z.string(), remedy: z.string().optional() };
+const checkFields = {
+  name: z.string(),
+  ok: z.boolean(),
+  /** The check could not be made (`detail` says why); `ok` is false. */
+  unverified: z.boolean().optional(),
+  /** For an unverified check: why the procedure says that is safe (the run may still succeed). */
+  safe: z.string().optional(),
+  detail: z.string(),
+  remedy: z.string().optional(),
+};
 
 const planStep = z.object({
   id: z.string(),
@@ -36,7 +45,7 @@ export const attemptModes = ['run', 'resume', 'rollback'] as const;
 export type AttemptMode = (typeof attemptModes)[number];
 
 /** How a process's work on a run ended; `awaiting-approval` is the one that is not final. */
-export const endStates = ['succeeded', 'failed', 'rolled-back', 'needs-attention', 'awaiting-approval'] as const;
+export const endStates = ['succeeded', 'unverified', 'failed', 'rolled-back', 'needs-attention', 'awaiting-approval'] as const;
 export type EndState = (typeof endStates)[number];
 
 const envelope = { seq: z.number().int(), at: z.string() };
@@ -91,6 +100,8 @@ export const journalEntrySchema = z.discriminatedUnion('type', [
   z.object({ ...envelope, type: z.literal('step.started'), step: z.string(), title: z.string(), describe: z.array(z.string()) }),
   z.object({ ...envelope, type: z.literal('step.done'), step: z.string(), durationMs: z.number(), output: jsonObject }),
   z.object({ ...envelope, type: z.literal('step.failed'), step: z.string(), durationMs: z.number(), error: errorInfo }),
+  /** A step that runs only when asked, not asked this time; `reason` is what would have asked for it. */
+  z.object({ ...envelope, type: z.literal('step.skipped'), step: z.string(), reason: z.string() }),
   z.object({ ...envelope, type: z.literal('note'), step: z.string().optional(), message: z.string(), data: jsonObject.optional() }),
   z.object({ ...envelope, type: z.literal('rollback.started'), reason: z.string() }),
   z.object({ ...envelope, type: z.literal('step.undo.started'), step: z.string() }),

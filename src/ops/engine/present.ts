@@ -8,7 +8,7 @@ import type { ApprovalResult } from './approve.ts';
 import type { JournalEntry } from './journal.ts';
 import type { RunReport } from './report.ts';
 import type { RunRecord } from './run-record.ts';
-import { formatDuration, marker, paint, type Style } from './style.ts';
+import { checkMarker, checkText, formatDuration, marker, paint, type Style } from './style.ts';
 
 export interface Presented {
   readonly stdout: string;
@@ -40,7 +40,7 @@ function planText(report: RunReport, style: Style): string {
     'Prerequisites (checked now, read-only):',
     ...(report.prerequisites.length === 0
       ? ['  (none)']
-      : report.prerequisites.map((c) => `  ${marker(style, c.ok ? 'done' : 'failed')} ${c.name}: ${c.detail}${c.remedy ? ` — ${c.remedy}` : ''}`)),
+      : report.prerequisites.map((c) => `  ${checkMarker(style, c)} ${c.name}: ${checkText(c)}`)),
     '',
     'Steps:',
   ];
@@ -70,10 +70,15 @@ function reportText(report: RunReport, style: Style): string {
     ? `Run ${report.runId} · shipshape ${p.command} · ${stateText(report.state, style)}${report.durationMs === null ? '' : ` · ${formatDuration(report.durationMs)}`}`
     : `shipshape ${p.command} · not started`;
   const lines = [header];
-  const failedPrerequisites = report.prerequisites.filter((check) => !check.ok);
-  for (const check of failedPrerequisites) lines.push(`  ${marker(style, 'failed')} prerequisite ${check.name}: ${check.detail}${check.remedy ? ` — ${check.remedy}` : ''}`);
+  const notPassed = report.prerequisites.filter((check) => !check.ok);
+  for (const check of notPassed) lines.push(`  ${checkMarker(style, check)} prerequisite ${check.name}: ${checkText(check)}`);
   const width = Math.max(0, ...report.steps.map((step) => step.id.length));
   for (const step of report.steps) {
+    if (step.status === 'skipped' && step.notAsked !== null) {
+      // Not asked for: never "✓ … (0 ms)", which would claim it ran.
+      lines.push(`  ${marker(style, 'skipped')} ${step.id}: not asked (${step.notAsked})`);
+      continue;
+    }
     const facts = [formatDuration(step.durationMs)];
     if (step.undo?.status === 'undone') facts.push(`undone${step.undo.how === 'nothing-to-undo' ? ' (nothing to undo)' : ''} ${formatDuration(step.undo.durationMs)}`.trim());
     if (step.undo?.status === 'failed') facts.push(paint(style, 'red', `undo FAILED: ${step.undo.error?.message ?? ''}`));
@@ -83,7 +88,7 @@ function reportText(report: RunReport, style: Style): string {
     if (step.status === 'skipped' || step.status === 'pending') facts.push(step.status);
     lines.push(`  ${marker(style, step.status)} ${step.id.padEnd(width)}  ${step.title}${facts.filter(Boolean).length ? `  (${facts.filter(Boolean).join('; ')})` : ''}`);
   }
-  for (const check of report.verification) lines.push(`  ${marker(style, check.ok ? 'done' : 'failed')} verify ${check.name}: ${check.detail}`);
+  for (const check of report.verification) lines.push(`  ${checkMarker(style, check)} verify ${check.name}: ${check.unverified ? checkText(check) : check.detail}`);
   if (report.next) lines.push(`Next: ${report.next}`);
   return lines.join('\n');
 }
@@ -91,7 +96,7 @@ function reportText(report: RunReport, style: Style): string {
 function stateText(state: RunReport['state'], style: Style): string {
   if (state === 'succeeded') return paint(style, 'green', state);
   if (state === 'needs-attention' || state === 'failed' || state === 'interrupted') return paint(style, 'red', state);
-  if (state === 'rolled-back' || state === 'awaiting-approval') return paint(style, 'yellow', state);
+  if (state === 'rolled-back' || state === 'awaiting-approval' || state === 'unverified') return paint(style, 'yellow', state);
   return state;
 }
 
@@ -152,7 +157,7 @@ export function presentRunJournal(record: RunRecord, options: PresentOptions): s
     for (const line of rest) lines.push(`${' '.repeat(12)}${line}`);
   }
   if (record.unreadableLines > 0) lines.push('', `${record.unreadableLines} journal line(s) could not be read (a torn last line after a crash, or a newer Shipshape).`);
-  if (record.lastEnd?.next && (record.state === 'needs-attention' || record.state === 'awaiting-approval' || record.state === 'rolled-back')) lines.push('', `Next: ${record.lastEnd.next}`);
+  if (record.lastEnd?.next && (record.state === 'needs-attention' || record.state === 'unverified' || record.state === 'awaiting-approval' || record.state === 'rolled-back')) lines.push('', `Next: ${record.lastEnd.next}`);
   if (record.state === 'interrupted') lines.push('', `Next: \`shipshape runs resume ${record.runId}\` to continue, or \`shipshape runs rollback ${record.runId}\` to undo.`);
   return `${lines.join('\n')}\n`;
 }
@@ -166,7 +171,7 @@ function eventLines(entry: JournalEntry, style: Style): string[] {
     case 'lock.acquired':
       return [`locked ${entry.resources.join(', ')} (${entry.advisory ? 'lock file + PostgreSQL advisory lock' : 'lock file'})`];
     case 'prerequisite':
-      return [`${marker(style, entry.ok ? 'done' : 'failed')} prerequisite ${entry.name}: ${entry.detail}${entry.remedy ? ` — ${entry.remedy}` : ''}`];
+      return [`${checkMarker(style, entry)} prerequisite ${entry.name}: ${checkText(entry)}`];
     case 'gate':
       return [`gate ${entry.gate}: ${entry.outcome}${entry.by ? ` by ${entry.by}` : ''} (${entry.detail})`];
     case 'approval.granted':
@@ -175,6 +180,8 @@ function eventLines(entry: JournalEntry, style: Style): string[] {
       return [`${marker(style, 'running')} step ${entry.step}: ${entry.title}`, ...entry.describe.flatMap((line) => line.split('\n').map((part) => `  ${part}`))];
     case 'step.done':
       return [`${marker(style, 'done')} step ${entry.step} done in ${formatDuration(entry.durationMs)}${Object.keys(entry.output).length ? ` → ${JSON.stringify(entry.output)}` : ''}`];
+    case 'step.skipped':
+      return [`${marker(style, 'skipped')} step ${entry.step}: not asked (${entry.reason})`];
     case 'step.failed':
       return [`${marker(style, 'failed')} step ${entry.step} failed after ${formatDuration(entry.durationMs)}: [${entry.error.code}] ${entry.error.message}`];
     case 'note':
@@ -190,7 +197,7 @@ function eventLines(entry: JournalEntry, style: Style): string[] {
     case 'step.undo.impossible':
       return [`${marker(style, 'failed')} ${entry.step} cannot be undone: ${entry.reason}`];
     case 'verification':
-      return [`${marker(style, entry.ok ? 'done' : 'failed')} verify ${entry.name}: ${entry.detail}${entry.remedy ? ` — ${entry.remedy}` : ''}`];
+      return [`${checkMarker(style, entry)} verify ${entry.name}: ${checkText(entry)}`];
     case 'alert':
       return [`alert ${entry.event} (${entry.severity})${entry.page ? `, page ${entry.page}` : ''}`];
     case 'run.ended':

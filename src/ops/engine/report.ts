@@ -25,6 +25,8 @@ export interface StepReport {
   readonly undo: UndoRecord | null;
   /** Short form of what the step returned (long values cut). */
   readonly output: JsonObject | null;
+  /** Skipped because it was not asked for: what would have asked for it (e.g. "--verify-restore"). */
+  readonly notAsked: string | null;
 }
 
 export interface RunReport {
@@ -112,6 +114,7 @@ export function reportFromRecord(record: RunRecord, mode: ReportMode, operator: 
       error: step.error?.message ?? null,
       undo: step.undo ?? null,
       output: step.output === undefined ? null : summarizeOutput(step.output),
+      notAsked: step.notAsked ?? null,
     })),
     verification: record.verification,
     plannedVerification: [],

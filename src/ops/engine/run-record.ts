@@ -13,6 +13,7 @@ export const runStates = [
   'interrupted',
   'awaiting-approval',
   'succeeded',
+  'unverified',
   'failed',
   'rolled-back',
   'needs-attention',
@@ -22,6 +23,7 @@ export const runStates = [
  * - interrupted: the process died mid-run (no final event, pid gone): resume or roll back.
  * - awaiting-approval: high/critical, waiting for `shipshape approve`.
  * - succeeded: every step done and verified.
+ * - unverified: every step done, but a check could not be made (exit 5): not known to be right.
  * - failed: ended without anything left changed (prerequisite, gate, first step failed, cancelled).
  * - rolled-back: steps had changed things and every one was undone.
  * - needs-attention: something is still changed that the engine could not undo.
@@ -54,11 +56,17 @@ export interface StepRecord {
   undo: UndoRecord | undefined;
   /** It started and never finished: the process running it died (its output is unknown). */
   interrupted: boolean;
+  /** Skipped because the parameters did not ask for it: what would have (e.g. "--verify-restore"). */
+  notAsked: string | undefined;
 }
 
 export interface CheckRecord {
   readonly name: string;
   readonly ok: boolean;
+  /** Could not be made (`detail` says why): neither passed nor failed. */
+  readonly unverified?: boolean | undefined;
+  /** For an unverified check: why the procedure says the run may still succeed. */
+  readonly safe?: string | undefined;
   readonly detail: string;
   readonly remedy?: string | undefined;
 }
@@ -152,6 +160,11 @@ export function summarizeRun(entries: readonly JournalEntry[], unreadableLines =
         if (step) Object.assign(step, { status: 'failed', durationMs: entry.durationMs, error: entry.error });
         break;
       }
+      case 'step.skipped': {
+        const step = byId.get(entry.step);
+        if (step) Object.assign(step, { status: 'skipped', notAsked: entry.reason });
+        break;
+      }
       case 'rollback.started':
         rollbackStarted = true;
         break;
@@ -194,7 +207,7 @@ export function summarizeRun(entries: readonly JournalEntry[], unreadableLines =
   } else {
     state = liveness(lastAttempt) === 'dead' ? 'interrupted' : 'running';
   }
-  const final = state === 'succeeded' || state === 'failed' || state === 'rolled-back' || state === 'needs-attention';
+  const final = state === 'succeeded' || state === 'unverified' || state === 'failed' || state === 'rolled-back' || state === 'needs-attention';
   for (const step of steps) {
     if (step.status === 'running' && state !== 'running') {
       step.interrupted = true;
@@ -240,11 +253,19 @@ function newStepRecord(plan: PlanStep): StepRecord {
     error: undefined,
     undo: undefined,
     interrupted: false,
+    notAsked: undefined,
   };
 }
 
-function check(entry: { name: string; ok: boolean; detail: string; remedy?: string | undefined }): CheckRecord {
-  return { name: entry.name, ok: entry.ok, detail: entry.detail, ...(entry.remedy === undefined ? {} : { remedy: entry.remedy }) };
+function check(entry: CheckRecord): CheckRecord {
+  return {
+    name: entry.name,
+    ok: entry.ok,
+    ...(entry.unverified ? { unverified: true } : {}),
+    ...(entry.safe === undefined ? {} : { safe: entry.safe }),
+    detail: entry.detail,
+    ...(entry.remedy === undefined ? {} : { remedy: entry.remedy }),
+  };
 }
 
 /** Steps that are done and not undone, in the order they ran. */

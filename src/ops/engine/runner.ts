@@ -264,7 +264,8 @@ async function forward(session: Session, options: { checkPrerequisites: boolean;
     for (const check of procedure.prerequisites) {
       const result = await runCheck(check, session.context(engine.signal, undefined), engine.redactor);
       session.write({ type: 'prerequisite', name: check.name, ...result });
-      if (!result.ok) failed.push({ name: check.name, ...result });
+      // One that could not be checked does not stop the run; it ends the run `unverified`.
+      if (!result.ok && !result.unverified) failed.push({ name: check.name, ...result });
     }
     if (failed.length > 0) {
       return session.end('failed', {
@@ -307,6 +308,11 @@ async function forward(session: Session, options: { checkPrerequisites: boolean;
       cause = `The operator interrupted the run before step ${step.id}.`;
       break;
     }
+    const notAsked = step.notAsked?.(session.context(engine.signal, step.id));
+    if (notAsked !== undefined) {
+      session.skipStep(step, notAsked);
+      continue;
+    }
     const result = await session.runStep(step, engine.signal);
     if (!result.ok) {
       cause = `Step ${step.id} (${step.title}) failed: ${sentence(result.error.message)}`;
@@ -318,16 +324,36 @@ async function forward(session: Session, options: { checkPrerequisites: boolean;
     for (const check of procedure.verification) {
       const result = await runCheck(check, session.context(engine.signal, undefined), engine.redactor);
       session.write({ type: 'verification', name: check.name, ...result });
-      if (!result.ok) failed.push(`${check.name}: ${result.detail}${result.remedy ? ` (${result.remedy})` : ''}`);
+      if (!result.ok && !result.unverified) failed.push(`${check.name}: ${result.detail}${result.remedy ? ` (${result.remedy})` : ''}`);
     }
     if (failed.length > 0) cause = `Verification failed — ${sentence(failed.join('; '))} A run that does not verify is treated as failed.`;
     else if (engine.signal.aborted) cause = 'The operator interrupted the run during verification.';
   }
   if (cause !== undefined) return rollback(session, cause, 'run');
 
+  const record = session.record();
+  const unchecked = [...record.prerequisites, ...record.verification].filter((check) => check.unverified && check.safe === undefined);
+  if (unchecked.length > 0) {
+    const message = unverifiedMessage(procedure.command, unchecked);
+    const outcome = session.end('unverified', {
+      exitCode: ExitCode.unverified,
+      error: { code: 'SHIP_ERR_UNVERIFIED', message },
+      next: `${sentence(unchecked.map((check) => check.remedy ?? `check "${check.name}" by hand`).join('; '))} If it did not work: \`shipshape runs rollback ${runId}\` undoes its steps.`,
+    });
+    await session.announce('unverified', message);
+    return outcome;
+  }
   const outcome = session.end('succeeded', { exitCode: ExitCode.ok });
-  await session.announce('succeeded', `\`shipshape ${procedure.command}\` finished and verified.`);
+  const safe = [...record.prerequisites, ...record.verification].filter((check) => check.unverified);
+  const also = safe.length === 0 ? '' : ` (not checked, and safe: ${safe.map((check) => `${check.name} — ${check.safe ?? ''}`).join('; ')})`;
+  await session.announce('succeeded', `\`shipshape ${procedure.command}\` finished and verified${also}.`);
   return outcome;
+}
+
+/** Why a run whose steps all ran is not called a success: the checks that could not be made. */
+function unverifiedMessage(command: string, unchecked: readonly CheckRecord[]): string {
+  const list = unchecked.map((check) => `${check.name}: ${check.detail}`).join('; ');
+  return `\`shipshape ${command}\` ran every step, but ${unchecked.length === 1 ? 'one check' : `${unchecked.length} checks`} could not be made, so it is not known to have worked — ${sentence(list)} Nothing was rolled back.`;
 }
 
 /**
@@ -520,6 +546,7 @@ async function dryRun(procedure: Procedure, params: unknown, shownParams: JsonOb
     error: null,
     undo: null,
     output: null,
+    notAsked: null,
   }));
   let locks: string[] = [];
   try {

@@ -22,7 +22,7 @@ import { acquireLocks, type HeldLocks } from './locks.ts';
 import { JournalMirror } from './mirror.ts';
 import type { JsonRedactor } from './redact.ts';
 import type { ReportOutcome } from './report.ts';
-import { summarizeRun, type RunRecord } from './run-record.ts';
+import { summarizeRun, type CheckRecord, type RunRecord } from './run-record.ts';
 import { currentProcess } from './process-identity.ts';
 import type { Check, CheckResult, JsonObject, Procedure, RunContext, Step } from './types.ts';
 
@@ -107,12 +107,18 @@ export function planOf(procedure: Procedure, context: RunContext<unknown>, redac
   }));
 }
 
-/** Runs a check; one that throws is a failed check whose detail is the error. */
-export async function runCheck(check: Check<unknown>, context: RunContext<unknown>, redactor: JsonRedactor): Promise<CheckResult> {
+/**
+ * Runs a check; one that throws is a failed check whose detail is the error. An unverified
+ * result carries the check's `unverifiedIsSafe` as `safe`; it is never `ok`.
+ */
+export async function runCheck(check: Check<unknown>, context: RunContext<unknown>, redactor: JsonRedactor): Promise<Omit<CheckRecord, 'name'>> {
   try {
-    const result = await check.run(context);
+    const result: CheckResult = await check.run(context);
+    const unverified = result.unverified === true;
     return {
-      ok: result.ok,
+      ok: result.ok && !unverified,
+      ...(unverified ? { unverified: true } : {}),
+      ...(unverified && check.unverifiedIsSafe !== undefined ? { safe: check.unverifiedIsSafe } : {}),
       detail: redactor.text(result.detail),
       ...(result.remedy === undefined ? {} : { remedy: redactor.text(result.remedy) }),
     };
@@ -305,6 +311,11 @@ export class Session {
     }
   }
 
+  /** Records a step the parameters did not ask for as skipped, with what would have asked for it. */
+  skipStep(step: Step<unknown>, reason: string): void {
+    this.write({ type: 'step.skipped', step: step.id, reason });
+  }
+
   end(state: EndState, outcome: ReportOutcome): ReportOutcome {
     this.write({
       type: 'run.ended',
@@ -322,18 +333,19 @@ export class Session {
    * backups → #ops-backups). Any run that changes things is heard of when it fails: a failed
    * nightly backup must not go unnoticed because backups are low risk.
    */
-  async announce(kind: 'started' | 'succeeded' | 'failed' | 'needs-attention' | 'approval-requested' | 'rolled-back', text: string): Promise<void> {
+  async announce(kind: 'started' | 'succeeded' | 'unverified' | 'failed' | 'needs-attention' | 'approval-requested' | 'rolled-back', text: string): Promise<void> {
     const procedure = this.procedure;
-    const failure = kind === 'failed' || kind === 'needs-attention' || kind === 'rolled-back';
+    const failure = kind === 'failed' || kind === 'needs-attention' || kind === 'rolled-back' || kind === 'unverified';
     const announced = needsConfirmation(procedure.risk) || procedure.alertChannels !== undefined || (failure && procedure.risk !== 'none');
     if (!announced) return;
     const record = this.record();
     const severity: Alert['severity'] =
-      kind === 'needs-attention' ? 'critical' : kind === 'failed' ? 'error' : kind === 'approval-requested' ? 'warning' : 'info';
+      kind === 'needs-attention' ? 'critical' : kind === 'failed' ? 'error' : kind === 'approval-requested' || kind === 'unverified' ? 'warning' : 'info';
     const page = kind === 'needs-attention' || (kind === 'failed' && needsApproval(procedure.risk)) ? 'trigger' : undefined;
     const titles = {
       started: 'started',
       succeeded: 'succeeded',
+      unverified: 'finished UNVERIFIED (a check could not be made)',
       failed: 'failed',
       'needs-attention': 'FAILED and needs a human',
       'approval-requested': 'needs approval',

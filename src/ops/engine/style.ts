@@ -37,6 +37,18 @@ export function marker(style: Style, status: StepStatus): string {
   return paint(style, colours[status], markers[status]);
 }
 
+/** A prerequisite's or verification's marker: ✓ passed, ✗ failed, ? could not be checked. */
+export function checkMarker(style: Style, check: { readonly ok: boolean; readonly unverified?: boolean | undefined }): string {
+  if (check.unverified) return paint(style, 'yellow', '?');
+  return marker(style, check.ok ? 'done' : 'failed');
+}
+
+/** A check's line after its name: the detail, prefixed "unverified:" when it could not be made. */
+export function checkText(check: { readonly unverified?: boolean | undefined; readonly safe?: string | undefined; readonly detail: string; readonly remedy?: string | undefined }): string {
+  const detail = check.unverified ? `unverified: ${check.detail}${check.safe ? ` (safe: ${check.safe})` : ''}` : check.detail;
+  return `${detail}${check.remedy ? ` — ${check.remedy}` : ''}`;
+}
+
 export function formatDuration(ms: number | null | undefined): string {
   if (ms === null || ms === undefined) return '';
   if (ms < 1_000) return `${Math.round(ms)} ms`;

@@ -9,7 +9,7 @@ import { createInterface } from 'node:readline/promises';
 import type { Prompter, ProgressUpdate, RunObserver, RunView } from './io.ts';
 import type { JournalEntry } from './journal.ts';
 import type { StepStatus } from './run-record.ts';
-import { formatBytes, formatDuration, marker, paint, type Style } from './style.ts';
+import { checkMarker, checkText, formatBytes, formatDuration, marker, paint, type Style } from './style.ts';
 
 export interface TerminalOptions extends Style {
   readonly stream: NodeJS.WritableStream & { readonly columns?: number | undefined };
@@ -39,9 +39,11 @@ interface Progress {
 function otherEventLine(entry: JournalEntry, style: Style): string | undefined {
   switch (entry.type) {
     case 'prerequisite':
-      return `${marker(style, entry.ok ? 'done' : 'failed')} prerequisite ${entry.name}: ${entry.detail}${entry.remedy ? ` — ${entry.remedy}` : ''}`;
+      return `${checkMarker(style, entry)} prerequisite ${entry.name}: ${checkText(entry)}`;
     case 'verification':
-      return `${marker(style, entry.ok ? 'done' : 'failed')} verify ${entry.name}: ${entry.detail}`;
+      return `${checkMarker(style, entry)} verify ${entry.name}: ${entry.unverified ? checkText(entry) : entry.detail}`;
+    case 'step.skipped':
+      return `${marker(style, 'skipped')} ${entry.step}: not asked (${entry.reason})`;
     case 'note':
       return `  ${paint(style, 'dim', `${entry.step ?? 'note'}:`)} ${entry.message}`;
     case 'gate':
@@ -154,6 +156,9 @@ class LiveObserver implements RunObserver {
         break;
       case 'step.undo.started':
         if (step) step.note = 'undoing…';
+        break;
+      case 'step.skipped':
+        if (step) Object.assign(step, { status: 'skipped', note: `not asked (${entry.reason})` });
         break;
       default: {
         const line = otherEventLine(entry, this.options);

@@ -51,17 +51,35 @@ export interface RunContext<P> {
 }
 
 export interface CheckResult {
+  /** It was checked and holds. False both when it was checked and does not hold, and when it could not be checked. */
   readonly ok: boolean;
+  /**
+   * The check could not be made (what it looks at did not answer), so it neither passed nor
+   * failed: `detail` says why. Never shown as passed; the run goes on (a prerequisite) or is
+   * kept (a verification), and ends `unverified` with exit 5 unless the check says why that
+   * is safe (`Check.unverifiedIsSafe`). Build it with `unverified()`.
+   */
+  readonly unverified?: boolean | undefined;
   /** What was found, e.g. "pg_dump 15.20 for server 15.20". */
   readonly detail: string;
-  /** When not ok: what to do about it, e.g. "apt-get install postgresql-client-16". */
+  /** When not ok: what to do about it, e.g. "apt-get install postgresql-client-16"; when unverified, how to check by hand. */
   readonly remedy?: string | undefined;
+}
+
+/** A check that could not be made: `why` it could not, and how to check by hand. */
+export function unverified(why: string, howToCheck?: string): CheckResult {
+  return { ok: false, unverified: true, detail: why, ...(howToCheck === undefined ? {} : { remedy: howToCheck }) };
 }
 
 /** A prerequisite or a verification: it looks, it never changes anything. */
 export interface Check<P> {
   readonly name: string;
   run(context: RunContext<P>): Promise<CheckResult>;
+  /**
+   * Why a run may still end `succeeded` (exit 0) when this check cannot be made. Without it,
+   * an unverified check ends the run `unverified` (exit 5). It is printed with the result.
+   */
+  readonly unverifiedIsSafe?: string;
 }
 
 export interface Step<P> {
@@ -90,6 +108,12 @@ export interface Step<P> {
    * this step stops here and leaves the step to a human.
    */
   undoInterrupted?(context: RunContext<P>): Promise<void>;
+  /**
+   * For a step that runs only when asked: returns what would have asked for it (e.g.
+   * "--verify-restore") when the parameters did not, and the runner records the step as
+   * skipped ("not asked"), never as done. Must not do I/O.
+   */
+  notAsked?(context: RunContext<P>): string | undefined;
 }
 
 export interface Procedure<S extends z.ZodType = z.ZodType> {
