@@ -78,6 +78,19 @@ describe('db backup', () => {
     },
   );
 
+  test('without --verify-restore the summary shows "– verify-restore: not asked (--verify-restore)", never "✓ verify-restore (0 ms)", and the manifest says it was not restore-tested', async () => {
+    const s = await setup();
+    const outcome = await shipshape(['db', 'backup'], s.env);
+    assert.equal(outcome.code, 0, `${outcome.stdout}\n${outcome.stderr}`);
+    assert.match(outcome.stdout, /– verify-restore: not asked \(--verify-restore\)/);
+    assert.doesNotMatch(outcome.stdout, /✓ verify-restore/);
+    assert.match(outcome.stdout, /✓ manifest/);
+    const [entry] = listingSchema.parse(jsonOf(await shipshape(['db', 'backups', '--json'], s.env))).backups;
+    assert.ok(entry, 'the backup is listed');
+    const manifest: unknown = JSON.parse(await readFile(path.join(s.stateDir, 'backups', entry.id, 'manifest.json'), 'utf8'));
+    assert.equal(z.object({ verification: z.object({ restoreTested: z.boolean() }) }).parse(manifest).verification.restoreTested, false);
+  });
+
   test("a pg_dump older than the server is refused before anything is written, naming both versions and how to get the right one", async () => {
     const s = await setup();
     const bin = path.join(s.stateDir, 'old-bin');

@@ -148,6 +148,15 @@ for (const variant of variants) {
           assert.equal(verified.ok, true);
           assert.match(verified.detail, /reports tasks = \d+/);
 
+          // Nothing answers at API_URL: the epoch is stored, but whether apps see it could not be
+          // checked — "unverified" and exit 5, never a ✓.
+          const unseen = await runCli(['cache', 'clear', '--scope', 'tasks'], { ...env, API_URL: 'http://127.0.0.1:9' });
+          assert.equal(unseen.code, 5, unseen.stderr + unseen.stdout);
+          assert.match(unseen.stdout, /· unverified/);
+          assert.match(unseen.stdout, /\? verify apps see the new epoch in GET \/config: unverified: the API at http:\/\/127\.0\.0\.1:9\/config did not answer/);
+          assert.doesNotMatch(unseen.stdout, /✓ verify apps see/);
+          assert.match(unseen.stderr, /error\[SHIP_ERR_UNVERIFIED\]/);
+
           const bad = await runCli(['cache', 'clear', '--scope', 'everything'], env);
           assert.equal(bad.code, 2);
           assert.match(bad.stderr, /all, tasks, preferences or user:<email>/);

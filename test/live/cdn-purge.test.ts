@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { runProcedure, type EngineDeps } from '../../src/ops/engine/index.ts';
+import { presentReport, runProcedure, type EngineDeps } from '../../src/ops/engine/index.ts';
 import { cdnPurge } from '../../src/ops/procedures/cdn-purge.ts';
 import { startFakeCloudflare, type FakeCloudflare } from '../fakes/cloudflare.ts';
 import { runCli } from '../helpers/cli.ts';
@@ -59,6 +59,20 @@ describe('cdn purge', () => {
     assert.equal(cloudflare.accepted.at(-1), 'everything');
     assert.deepEqual(cloudflare.purges.at(-1)?.body, { purge_everything: true });
     assert.match(report.verification[0]?.detail ?? '', /MISS/);
+  });
+
+  test('--all without CDN_BASE_URL purges, but says the edge could not be checked: unverified (exit 5), never ✓', async () => {
+    const report = await runProcedure(cdnPurge, { all: true }, {}, await deps({ CDN_BASE_URL: '' }));
+    assert.equal(report.exitCode, 5, show(report));
+    assert.equal(report.state, 'unverified');
+    assert.equal(cloudflare.accepted.at(-1), 'everything');
+    const check = report.verification[0];
+    assert.equal(check?.ok, false);
+    assert.equal(check?.unverified, true);
+    assert.match(check?.detail ?? '', /CDN_BASE_URL is not set/);
+    const shown = presentReport(report, { json: false, color: false }).stdout;
+    assert.match(shown, /\? verify the edge serves fresh copies \(cf-cache-status\): unverified: CDN_BASE_URL is not set/);
+    assert.doesNotMatch(shown, /✓ verify/);
   });
 
   test('a rate-limited purge is retried after Retry-After', async () => {

@@ -12,7 +12,7 @@ import { loadConfig } from '../../src/config/index.ts';
 import { readAppState, setMaintenance } from '../../src/domain/app-state.ts';
 import { registerDevice } from '../../src/domain/devices.ts';
 import { createUser } from '../../src/domain/users.ts';
-import { runProcedure, type EngineDeps } from '../../src/ops/engine/index.ts';
+import { presentReport, runProcedure, type EngineDeps } from '../../src/ops/engine/index.ts';
 import { EMERGENCY_PAGE_KEY } from '../../src/ops/procedures/emergency-common.ts';
 import { emergencyDisable } from '../../src/ops/procedures/emergency-disable.ts';
 import { emergencyEnable } from '../../src/ops/procedures/emergency-enable.ts';
@@ -173,9 +173,17 @@ describe('emergency disable and enable', () => {
     assert.equal(enabled.exitCode, 0, show(enabled));
     assert.equal(stepOutput(enabled, 'push-users').skipped, true);
 
+    // Nothing answers at API_URL: the emergency goes ahead (maintenance is on in the database),
+    // but what users see could not be checked, so the run says "unverified" (exit 5), never ✓.
     const unseen = await runProcedure(emergencyDisable, { message: MESSAGE }, approved, await deps({ API_URL: 'http://127.0.0.1:9' }));
-    assert.equal(unseen.exitCode, 0, show(unseen));
+    assert.equal(unseen.exitCode, 5, show(unseen));
+    assert.equal(unseen.state, 'unverified');
     assert.equal(stepOutput(unseen, 'verify-health').unreachable, true);
+    const health = unseen.verification.find((check) => /GET \/health/.test(check.name));
+    assert.equal(health?.ok, false);
+    assert.equal(health?.unverified, true);
+    assert.match(presentReport(unseen, { json: false, color: false }).stdout, /\? verify GET \/health answers 503 with the message: unverified: /);
+    assert.equal((await readAppState(fixture.pool)).maintenance.enabled, true, 'not rolled back');
     const back = await runProcedure(emergencyEnable, { push: false }, { yes: true }, await deps());
     assert.equal(back.exitCode, 0, show(back));
     assert.equal(pagerDuty.incidents.get(EMERGENCY_PAGE_KEY)?.status, 'resolved');

@@ -17,6 +17,7 @@ type Serve = Awaited<ReturnType<typeof startServeProcess>>;
 interface Check {
   readonly name: string;
   readonly ok: boolean;
+  readonly unverified?: boolean;
   readonly detail: string;
   readonly remedy?: string;
 }
@@ -68,13 +69,19 @@ describe('db kill-connections with `shipshape serve` running', () => {
   test('with nothing answering at API_URL, the API check is reported as unverified, never as passed', async () => {
     const port = await closedPort();
     const result = await kill(`http://127.0.0.1:${port}`);
-    const report = JSON.parse(result.stdout) as { exitCode: number; verification: Check[] };
+    const report = JSON.parse(result.stdout) as { exitCode: number; state: string; verification: Check[]; steps: Array<{ id: string; status: string }> };
     const answers = report.verification.find((check) => check.name === 'the API answers again');
     assert.ok(answers, JSON.stringify(report.verification));
     assert.equal(answers.ok, false, 'a check that could not be made is not a ✓');
-    assert.match(answers.detail, new RegExp(`unverified: nothing answered at http://127\\.0\\.0\\.1:${port}/health`));
+    assert.equal(answers.unverified, true, 'the engine reports it as unverified');
+    assert.match(answers.detail, new RegExp(`^nothing answered at http://127\\.0\\.0\\.1:${port}/health`));
     assert.match(answers.remedy ?? '', /API_URL/);
-    assert.notEqual(report.exitCode, 0);
+    // Not a failure to roll back (the termination cannot be undone anyway): the run is unverified, exit 5.
+    assert.equal(report.state, 'unverified', result.stderr);
+    assert.equal(report.exitCode, 5);
+    assert.equal(result.code, 5);
+    assert.match(result.stderr, /error\[SHIP_ERR_UNVERIFIED\]: .*could not be made/);
+    assert.equal(report.steps.find((step) => step.id === 'terminate')?.status, 'done');
     assert.equal(exited, undefined);
   });
 });

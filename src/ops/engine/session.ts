@@ -118,7 +118,7 @@ export async function runCheck(check: Check<unknown>, context: RunContext<unknow
     return {
       ok: result.ok && !unverified,
       ...(unverified ? { unverified: true } : {}),
-      ...(unverified && check.unverifiedIsSafe !== undefined ? { safe: check.unverifiedIsSafe } : {}),
+      ...(unverified && (result.safe ?? check.unverifiedIsSafe) !== undefined ? { safe: redactor.text(result.safe ?? check.unverifiedIsSafe ?? '') } : {}),
       detail: redactor.text(result.detail),
       ...(result.remedy === undefined ? {} : { remedy: redactor.text(result.remedy) }),
     };

@@ -60,15 +60,29 @@ export interface CheckResult {
    * is safe (`Check.unverifiedIsSafe`). Build it with `unverified()`.
    */
   readonly unverified?: boolean | undefined;
+  /**
+   * For an unverified result: why not checking is safe this time (the run may still succeed),
+   * when that depends on the case; `Check.unverifiedIsSafe` says it for every case.
+   */
+  readonly safe?: string | undefined;
   /** What was found, e.g. "pg_dump 15.20 for server 15.20". */
   readonly detail: string;
   /** When not ok: what to do about it, e.g. "apt-get install postgresql-client-16"; when unverified, how to check by hand. */
   readonly remedy?: string | undefined;
 }
 
-/** A check that could not be made: `why` it could not, and how to check by hand. */
-export function unverified(why: string, howToCheck?: string): CheckResult {
-  return { ok: false, unverified: true, detail: why, ...(howToCheck === undefined ? {} : { remedy: howToCheck }) };
+/**
+ * A check that could not be made: `why` it could not, and how to check by hand. With
+ * `safe`, why the run may still succeed without it (printed with the result).
+ */
+export function unverified(why: string, howToCheck?: string, safe?: string): CheckResult {
+  return {
+    ok: false,
+    unverified: true,
+    detail: why,
+    ...(howToCheck === undefined ? {} : { remedy: howToCheck }),
+    ...(safe === undefined ? {} : { safe }),
+  };
 }
 
 /** A prerequisite or a verification: it looks, it never changes anything. */

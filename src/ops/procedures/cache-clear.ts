@@ -23,7 +23,7 @@ import { findUserByEmail } from '../../domain/users.ts';
 import { describeError } from '../../errors.ts';
 import { redactUrl } from '../../log.ts';
 import { announceAppStateChange } from '../../runtime/app-state-feeds.ts';
-import { defineProcedure, type RunContext } from '../engine/types.ts';
+import { defineProcedure, unverified, type CheckResult, type RunContext } from '../engine/types.ts';
 
 const params = z.object({
   scope: z.string().refine((scope) => {
@@ -140,7 +140,13 @@ export const cacheClear = defineProcedure({
       run: async (context) => {
         const { scope } = context.params;
         const { epoch } = bumped(context);
-        if (scope.startsWith('user:')) return { ok: true, detail: 'per-user epochs are private (not in /config); the app of that user drops its cache on its next authenticated sync' };
+        if (scope.startsWith('user:')) {
+          return unverified(
+            'per-user epochs are private, so GET /config does not show them',
+            undefined,
+            'the stored epoch is checked above, and the app of that user drops its cache on its next authenticated sync',
+          );
+        }
         return apiShowsEpoch(context.config.apiUrl, scope, epoch);
       },
     },
@@ -162,8 +168,12 @@ function bumped(context: RunContext<Params>): { storedScope: string; epoch: numb
   return { storedScope: String(output?.storedScope ?? context.params.scope), epoch: Number(output?.epoch ?? 0) };
 }
 
-/** Polls /config until it shows `epoch` for `scope`. An API that is not running cannot be stale: it reads the database when it starts. */
-async function apiShowsEpoch(apiUrl: string, scope: string, epoch: number): Promise<{ ok: boolean; detail: string; remedy?: string }> {
+/**
+ * Polls /config until it shows `epoch` for `scope`. An API that does not answer could not be
+ * checked: it may be down (then it reads the database when it starts) or API_URL may point
+ * nowhere while the real instances never heard — the run says "unverified", never ✓.
+ */
+async function apiShowsEpoch(apiUrl: string, scope: string, epoch: number): Promise<CheckResult> {
   const url = new URL('/config', apiUrl).toString();
   const deadline = Date.now() + API_WAIT_MS;
   let seen: number | undefined;
@@ -178,7 +188,10 @@ async function apiShowsEpoch(apiUrl: string, scope: string, epoch: number): Prom
     } catch (error) {
       if (seen === undefined) {
         const reason = describeError(error);
-        return { ok: true, detail: `the API at ${url} did not answer (${reason}); it reads the new epoch from the database when it is back` };
+        return unverified(
+          `the API at ${url} did not answer (${reason}), so whether it serves the new epoch could not be checked`,
+          `once the API answers, \`curl -s ${url}\` must show cacheEpochs.${scope} ≥ ${epoch} (check that API_URL points at the running API)`,
+        );
       }
     }
     if (Date.now() > deadline) {

@@ -17,7 +17,7 @@ import { z } from 'zod';
 import { CloudflareClient, inBatches, probeCacheStatus, PURGE_FILES_PER_REQUEST, type CacheProbe } from '../../adapters/cloudflare.ts';
 import type { Config } from '../../config/index.ts';
 import { describeError, ShipError } from '../../errors.ts';
-import { defineProcedure, type JsonObject } from '../engine/types.ts';
+import { defineProcedure, unverified, type JsonObject } from '../engine/types.ts';
 
 /** More than this in one run is a job for `--all` (or purge by prefix/tag in Cloudflare's dashboard). */
 const MAX_FILES = 500;
@@ -122,7 +122,12 @@ export const cdnPurge = defineProcedure({
       name: 'the edge serves fresh copies (cf-cache-status)',
       run: async (context) => {
         const sample = context.params.all ? (context.config.cdn.baseUrl === undefined ? [] : [context.config.cdn.baseUrl]) : resolveFiles(context.params, context.config).slice(0, VERIFY_SAMPLE);
-        if (sample.length === 0) return { ok: true, detail: 'nothing to check: set CDN_BASE_URL to have `--all` checked on it' };
+        if (sample.length === 0) {
+          return unverified(
+            'CDN_BASE_URL is not set, so no URL could be checked after purging everything',
+            'set CDN_BASE_URL (e.g. https://cdn.example.com/) to have `--all` checked, or `curl -sI <a CDN URL>` and look for cf-cache-status: MISS or EXPIRED',
+          );
+        }
         const purgedAt = Date.parse(String(context.outputs.purge?.purgedAt ?? new Date().toISOString()));
         const results = await Promise.all(sample.map((url) => checkFresh(url, purgedAt)));
         const bad = results.filter((r) => !r.ok);

@@ -160,6 +160,8 @@ export const dbBackup = defineProcedure({
               'DROP DATABASE shipshape_verify_<random> WITH (FORCE)',
             ]
           : ['not requested (pass --verify-restore to restore into a scratch database and compare every row count)'],
+      // Not asked for: shown as "– verify-restore: not asked (--verify-restore)", never as a ✓ that took 0 ms.
+      notAsked: (context) => (context.params.verifyRestore ? undefined : '--verify-restore'),
       async run(context): Promise<JsonObject> {
         if (!context.params.verifyRestore) return { restoreTested: false };
         const facts = factsOf(context);
@@ -176,7 +178,7 @@ export const dbBackup = defineProcedure({
       async run(context): Promise<JsonObject> {
         const facts = factsOf(context);
         const verified = z.object({ checks: z.array(z.string()) }).parse(context.outputs['verify-upload']);
-        const restore = z.object({ restoreTested: z.boolean(), check: z.string().optional() }).parse(context.outputs['verify-restore']);
+        const restore = z.object({ restoreTested: z.boolean(), check: z.string().optional() }).parse(context.outputs['verify-restore'] ?? { restoreTested: false });
         const checks = restore.check === undefined ? verified.checks : [...verified.checks, restore.check];
         const manifest = await withBackupStore(context.config, (store) =>
           writeManifest(store, facts, { purpose: 'manual', runId: context.runId, operator: context.operator }, checks, restore.restoreTested),

@@ -36,7 +36,7 @@ import { describeError, ShipError } from '../../errors.ts';
 import { announceAppStateChange } from '../../runtime/app-state-feeds.ts';
 import { applicationDatabaseName, databaseLockResource } from '../backups/database-target.ts';
 import { probeHealth } from '../diagnostics/api-probe.ts';
-import { defineProcedure, type CheckResult, type JsonObject, type RunContext } from '../engine/types.ts';
+import { defineProcedure, unverified, type CheckResult, type JsonObject, type RunContext } from '../engine/types.ts';
 import { bannerJson, journaledBanner, pushToEveryone, runSetter } from './announcements.ts';
 
 /** Longer than this is a schedule, not a warning: use the scheduler. */
@@ -263,7 +263,7 @@ async function apiAnswersAgain(apiUrl: string, terminated: ApiState, signal: Abo
     const said = `HTTP ${answer.status} "${answer.state ?? '?'}", database ${answer.db ?? '?'}`;
     if (answer.status !== null && answer.db === 'ok') return { ok: true, detail: `${answer.url} answers ${said}, ${since(Date.now())}` };
     if (answer.status === null && !terminated.apiAnsweredBefore) {
-      return couldNotCheck(
+      return unverified(
         `nothing answered at ${answer.url} before the kill or after it (${answer.error ?? '?'}), so whether the app got its database back could not be checked`,
         'set API_URL to an API instance (curl "$API_URL/health" must answer), or check each instance\'s /health by hand',
       );
@@ -283,14 +283,6 @@ async function apiAnswersAgain(apiUrl: string, terminated: ApiState, signal: Abo
     }
     await sleep(POLL_MS);
   }
-}
-
-/**
- * A check that could not be made. Not a pass: until the engine reports "unverified" itself,
- * it fails with a detail that says so (switch to the engine's `unverified()` when it has one).
- */
-function couldNotCheck(detail: string, howToCheck: string): CheckResult {
-  return { ok: false, detail: `unverified: ${detail}`, remedy: howToCheck };
 }
 
 interface ApiState {

@@ -10,7 +10,7 @@ import type { Alert } from '../../adapters/alerts/index.ts';
 import { ShipError } from '../../errors.ts';
 import { waitForHealth, type HealthExpectation } from '../diagnostics/api-probe.ts';
 import { configuredAlerter } from '../engine/alerts.ts';
-import type { CheckResult, JsonObject, RunContext } from '../engine/types.ts';
+import { unverified, type CheckResult, type JsonObject, type RunContext } from '../engine/types.ts';
 
 /** The PagerDuty dedup key of "the app is disabled"; `emergency enable` resolves it. */
 export const EMERGENCY_PAGE_KEY = 'shipshape-emergency-app-disabled';
@@ -58,9 +58,19 @@ export async function verifyHealth(context: RunContext<unknown>, expected: Healt
   return { verified: true, unreachable: false };
 }
 
-/** The same as a verification check; an API that does not answer passes, for the same reason. */
+/**
+ * The same as a verification check. An API that does not answer could not be checked: it may
+ * be down (then it reads the app state from the database when it starts), or API_URL may point
+ * nowhere while the real instances go on serving — so it is "unverified" (exit 5), never ✓.
+ */
 export async function healthCheck(context: RunContext<unknown>, expected: HealthExpectation): Promise<CheckResult> {
   const seen = await waitForHealth(context.config.apiUrl, expected);
-  if (seen.unreachable) return { ok: true, detail: `${seen.detail}; API instances read the app state from the database when they start` };
+  if (seen.unreachable) {
+    const url = new URL('/health', context.config.apiUrl).toString();
+    return unverified(
+      `${seen.detail}, so what users see could not be checked`,
+      `check \`curl -si ${url}\` on the API hosts (expect ${expected.maintenance ? '503 with the message' : '200'}), and that API_URL points at the running API`,
+    );
+  }
   return seen.ok ? { ok: true, detail: seen.detail } : { ok: false, detail: seen.detail, remedy: 'check API_URL and the API logs' };
 }
