@@ -93,7 +93,7 @@ describe('health', () => {
     });
   });
 
-  test('a Sentry spike warns; a bad Sentry token warns without showing the token; neither fails', async () => {
+  test('a Sentry spike warns; Sentry refusing the token is unverified (not ok) without showing the token; neither fails', async () => {
     sentry.setAcceptedPerHour([...new Array<number>(23).fill(1), 40]);
     const spike = await gatherHealth(config, logger);
     assert.equal(spike.checks.find((c) => c.name === 'sentry')?.status, 'warn');
@@ -101,8 +101,10 @@ describe('health', () => {
     assert.equal(spike.healthy, true);
     const badToken = await gatherHealth(loadConfig({ ...env, SENTRY_TOKEN: 'wrong-token-value' }), logger);
     const check = badToken.checks.find((c) => c.name === 'sentry');
-    assert.equal(check?.status, 'warn');
+    assert.equal(check?.status, 'unverified');
     assert.match(check?.summary ?? '', /HTTP 401.*SENTRY_TOKEN/);
+    assert.equal(badToken.healthy, true);
+    assert.equal(badToken.verified, false);
     assert.doesNotMatch(JSON.stringify(badToken), /wrong-token-value/);
     sentry.setAcceptedPerHour([...new Array<number>(23).fill(2), 3]);
   });
@@ -134,6 +136,21 @@ describe('health', () => {
     assert.equal((text.stdout.match(/Healthy\./g) ?? []).length, 2, text.stdout);
   });
 
+  test('without ADMIN_TOKEN the error rate and p95 could not be checked: "unverified", never ok, and the CLI exits 5', async () => {
+    const { ADMIN_TOKEN: _token, ...withoutToken } = env;
+    const report = await gatherHealth(loadConfig(withoutToken), logger);
+    const metrics = report.checks.find((c) => c.name === 'metrics');
+    assert.equal(metrics?.status, 'unverified');
+    assert.match(metrics?.summary ?? '', /ADMIN_TOKEN is not set/);
+    assert.equal(report.healthy, true);
+    assert.equal(report.verified, false);
+    const cli = await runCli(['health'], withoutToken);
+    assert.equal(cli.code, 5, cli.stderr + cli.stdout);
+    assert.match(cli.stdout, /metrics\s+UNVERIFIED\s+ADMIN_TOKEN is not set/);
+    assert.match(cli.stdout, /Healthy as far as checked — unverified: metrics/);
+    assert.doesNotMatch(cli.stdout, /^Healthy\.$/m);
+  });
+
   test('the CLI refuses --count without --watch and a zero interval (exit 2), and exits 1 when not healthy', async () => {
     const count = await runCli(['health', '--count', '2'], env);
     assert.equal(count.code, 2);
@@ -147,13 +164,24 @@ describe('health', () => {
 });
 
 describe('doctor', () => {
-  test('a healthy system has no findings (exit 0)', async () => {
+  test('a healthy system has no findings (exit 0); slow queries without pg_stat_statements are unverified, never ok (exit 5)', async () => {
     const report = await runDoctor(config, logger);
     assert.equal(report.healthy, true, JSON.stringify(report.checks, null, 2));
     assert.deepEqual(report.checks.map((c) => c.name), ['connection count', 'slow queries', 'database size', 'long transactions', 'maintenance mode', 'backup freshness', 'pending migrations']);
+    const slow = report.checks.find((c) => c.name === 'slow queries');
     const cli = await runCli(['doctor'], env);
-    assert.equal(cli.code, 0, cli.stdout + cli.stderr);
     assert.match(cli.stdout, /No findings/);
+    if (slow?.status === 'unverified') {
+      // This cluster has no pg_stat_statements preloaded: doctor cannot tell, and says so.
+      assert.match(slow.detail, /^cannot tell: /);
+      assert.equal(report.verified, false);
+      assert.equal(cli.code, 5, cli.stdout + cli.stderr);
+      assert.match(cli.stdout, /unverified\s+slow queries: cannot tell/);
+      assert.match(cli.stdout, /Unverified \(could not be checked\): slow queries/);
+    } else {
+      assert.equal(slow?.status, 'ok');
+      assert.equal(cli.code, 0, cli.stdout + cli.stderr);
+    }
   });
 
   test('maintenance left on and a missing backup are findings with the command that fixes each (exit 1)', async () => {

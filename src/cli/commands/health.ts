@@ -35,7 +35,7 @@ const countArgument = (value: string): number => {
 export function registerHealth(program: Command): void {
   program
     .command('health')
-    .description('runbook "Check System Health": API /health, database connections, error rate and latency, Sentry errors, backup age; exit 0 healthy, 1 not')
+    .description('runbook "Check System Health": API /health, database connections, error rate and latency, Sentry errors, backup age; exit 0 healthy, 1 not, 5 healthy as far as checked but a check could not be made')
     .option('--json', 'print one JSON document on stdout (one per line with --watch)', false)
     .option('--watch <interval>', 'repeat every interval (e.g. 60s) until Ctrl-C', intervalArgument)
     .option('--count <n>', 'with --watch: stop after n rounds', countArgument)
@@ -48,7 +48,7 @@ export function registerHealth(program: Command): void {
         if (options.watch === undefined) {
           const report = await gatherHealth(context.config, context.logger);
           process.stdout.write(options.json ? `${JSON.stringify(report, null, 2)}\n` : `${renderHealth(report)}\n`);
-          process.exitCode = report.healthy ? ExitCode.ok : ExitCode.failedRolledBack;
+          process.exitCode = healthExitCode(report);
           return;
         }
         await watch(options.watch, options.count, options.json, () => gatherHealth(context.config, context.logger));
@@ -65,7 +65,7 @@ async function watch(intervalMs: number, count: number | undefined, json: boolea
   try {
     for (let n = 1; count === undefined || n <= count; n++) {
       const report = await round();
-      process.exitCode = report.healthy ? ExitCode.ok : ExitCode.failedRolledBack;
+      process.exitCode = healthExitCode(report);
       if (json) process.stdout.write(`${JSON.stringify(report)}\n`);
       else if (redraw) process.stdout.write(`\x1b[2J\x1b[H${renderHealth(report)}\n\nEvery ${intervalMs / 1_000} s — Ctrl-C to stop.\n`);
       else process.stdout.write(`${n > 1 ? '\n' : ''}— ${report.at} —\n${renderHealth(report)}\n`);
@@ -85,14 +85,26 @@ async function watch(intervalMs: number, count: number | undefined, json: boolea
   }
 }
 
+/** 0 healthy; 1 something fails; 5 nothing fails but a check could not be made (never a plain "healthy"). */
+export function healthExitCode(report: HealthReport): ExitCode {
+  if (!report.healthy) return ExitCode.failedRolledBack;
+  return report.verified ? ExitCode.ok : ExitCode.unverified;
+}
+
 export function renderHealth(report: HealthReport): string {
   const rows = report.checks.map((check) => [check.name, check.status === 'ok' ? 'ok' : check.status.toUpperCase(), check.summary]);
   const remedies = report.checks.filter((check) => check.remedy !== undefined).map((check) => `  ${check.name}: ${check.remedy ?? ''}`);
   const failing = report.checks.filter((check) => check.status === 'fail').map((check) => check.name);
+  const unverified = report.checks.filter((check) => check.status === 'unverified').map((check) => check.name);
+  const verdict = !report.healthy
+    ? `NOT healthy: ${failing.join(', ')}.${unverified.length > 0 ? ` Also unverified: ${unverified.join(', ')}.` : ''}`
+    : unverified.length > 0
+      ? `Healthy as far as checked — unverified: ${unverified.join(', ')} (could not be checked).`
+      : 'Healthy.';
   return [
     table(['check', 'status', 'detail'], rows),
     '',
-    report.healthy ? 'Healthy.' : `NOT healthy: ${failing.join(', ')}.`,
+    verdict,
     ...(remedies.length > 0 ? ['What to do:', ...remedies] : []),
   ].join('\n');
 }

@@ -32,7 +32,8 @@ export const DEAD_ROWS_MIN = 10_000;
 
 export interface DoctorCheck {
   readonly name: string;
-  readonly status: 'ok' | 'finding' | 'skip';
+  /** `unverified`: the check could not be made (e.g. no pg_stat_statements); `skip`: it does not apply here. */
+  readonly status: 'ok' | 'finding' | 'unverified' | 'skip';
   readonly detail: string;
   /** The runbook's remedy, in words. */
   readonly remedy?: string;
@@ -42,6 +43,8 @@ export interface DoctorCheck {
 
 export interface DoctorReport {
   readonly healthy: boolean;
+  /** Every check that applies could be made (none is `unverified`). */
+  readonly verified: boolean;
   readonly database: string;
   readonly checks: readonly DoctorCheck[];
 }
@@ -62,7 +65,7 @@ export async function runDoctor(config: Config, logger: Logger): Promise<DoctorR
       commands: ['pg_isready -d "$DATABASE_URL"'],
     });
     checks.push(await backupCheck(config));
-    return { healthy: false, database: applicationDatabaseName(config), checks };
+    return { healthy: false, verified: false, database: applicationDatabaseName(config), checks };
   }
   try {
     const db = database;
@@ -77,7 +80,12 @@ export async function runDoctor(config: Config, logger: Logger): Promise<DoctorR
   } finally {
     await database.close();
   }
-  return { healthy: checks.every((check) => check.status !== 'finding'), database: applicationDatabaseName(config), checks };
+  return {
+    healthy: checks.every((check) => check.status !== 'finding'),
+    verified: checks.every((check) => check.status !== 'unverified'),
+    database: applicationDatabaseName(config),
+    checks,
+  };
 }
 
 /** A check that cannot run is itself a finding (a missing table usually means pending migrations). */
@@ -131,7 +139,7 @@ async function slowQueryCheck(database: Database, config: Config): Promise<Docto
     };
   } catch (error) {
     if (isShipError(error) && error.code === 'SHIP_ERR_PREREQUISITE_FAILED') {
-      return { name: 'slow queries', status: 'skip', detail: `cannot tell: ${error.message.split('\n')[0] ?? ''}`, commands: ['shipshape db slow-queries   # shows how to enable pg_stat_statements'] };
+      return { name: 'slow queries', status: 'unverified', detail: `cannot tell: ${error.message.split('\n')[0] ?? ''}`, commands: ['shipshape db slow-queries   # shows how to enable pg_stat_statements'] };
     }
     throw error;
   }

@@ -4,9 +4,12 @@
  * deployment over the last 5 minutes), Sentry's error counts (when configured), the age of the
  * newest verified backup, and scheduled jobs and notifications that failed.
  *
- * Each check is ok, warn, fail or skip; the system is healthy when nothing fails. A check fails
- * exactly where the watchdog alerts (the numbers are in thresholds.ts). Gathering never
- * throws: a part that cannot be read is itself a check result.
+ * Each check is ok, warn, fail, unverified or skip; the system is healthy when nothing fails. A
+ * check fails exactly where the watchdog alerts (the numbers are in thresholds.ts). Gathering
+ * never throws: a part that cannot be read is itself a check result. A check that could not be
+ * made (no ADMIN_TOKEN for /metrics, Sentry not answering, the failures table unreadable) is
+ * `unverified`, never ok: `verified` is false and the CLI exits 5 when nothing failed.
+ * `skip` is for what is not configured at all and optional (Sentry without SENTRY_ORG/TOKEN).
  */
 import { fetchSentryErrorStats, type SentryErrorStats } from '../../adapters/sentry.ts';
 import { formatDurationMs } from '../../config/duration.ts';
@@ -27,7 +30,7 @@ import {
 import { connectionUsage, type ConnectionUsage } from './sessions.ts';
 import { connectionsBreach, inHours, metricsWindowText, percent, requestBreaches, thresholds } from './thresholds.ts';
 
-export const checkStatuses = ['ok', 'warn', 'fail', 'skip'] as const;
+export const checkStatuses = ['ok', 'warn', 'fail', 'unverified', 'skip'] as const;
 export type CheckStatus = (typeof checkStatuses)[number];
 
 /** Sentry: the newest hour is a spike when it has at least this many errors and 3× the hourly mean before it. */
@@ -45,6 +48,8 @@ export interface HealthCheck {
 export interface HealthReport {
   readonly at: string;
   readonly healthy: boolean;
+  /** Every check could be made (none is `unverified`). */
+  readonly verified: boolean;
   readonly checks: readonly HealthCheck[];
   readonly api: HealthAnswer;
   readonly database: {
@@ -68,7 +73,17 @@ export async function gatherHealth(config: Config, logger: Logger, now: () => Da
     backupFreshness(config, now()),
   ]);
   const checks = [apiCheck(api), databaseCheck(database), metricsCheck(metrics), sentryCheck(config, sentry), backupCheck(backup), jobsCheck(database)];
-  return { at: now().toISOString(), healthy: checks.every((check) => check.status !== 'fail'), checks, api, database, metrics, sentry, backup };
+  return {
+    at: now().toISOString(),
+    healthy: checks.every((check) => check.status !== 'fail'),
+    verified: checks.every((check) => check.status !== 'unverified'),
+    checks,
+    api,
+    database,
+    metrics,
+    sentry,
+    backup,
+  };
 }
 
 async function readDatabase(config: Config, logger: Logger): Promise<HealthReport['database']> {
@@ -129,7 +144,9 @@ function databaseCheck(database: HealthReport['database']): HealthCheck {
 }
 
 function metricsCheck(metrics: MetricsAnswer | null): HealthCheck {
-  if (metrics === null) return { name: 'metrics', status: 'skip', summary: 'ADMIN_TOKEN is not set, so /metrics cannot be read' };
+  if (metrics === null) {
+    return { name: 'metrics', status: 'unverified', summary: 'ADMIN_TOKEN is not set, so error rate and p95 could not be read from /metrics', remedy: 'set ADMIN_TOKEN to the API’s admin token' };
+  }
   if (metrics.metrics === null) {
     const unauthorised = metrics.status === 401 || metrics.status === 403;
     return {
@@ -150,7 +167,7 @@ function metricsCheck(metrics: MetricsAnswer | null): HealthCheck {
 
 function sentryCheck(config: Config, sentry: HealthReport['sentry']): HealthCheck {
   if (sentry === null) return { name: 'sentry', status: 'skip', summary: 'SENTRY_ORG and SENTRY_TOKEN are not both set' };
-  if ('error' in sentry) return { name: 'sentry', status: 'warn', summary: `could not read error stats: ${sentry.error}` };
+  if ('error' in sentry) return { name: 'sentry', status: 'unverified', summary: `could not read error stats: ${sentry.error}`, remedy: 'check SENTRY_TOKEN, SENTRY_ORG and SENTRY_API_URL' };
   const before = sentry.acceptedPerHour.slice(0, -1);
   const mean = before.length === 0 ? 0 : before.reduce((a, b) => a + b, 0) / before.length;
   const summary = `${sentry.accepted} errors in ${sentry.periodHours} h, ${sentry.lastHour} this hour${sentry.dropped > 0 ? `, ${sentry.dropped} dropped by Sentry` : ''}`;
@@ -174,7 +191,7 @@ function backupCheck(backup: BackupFreshness): HealthCheck {
 }
 
 function jobsCheck(database: HealthReport['database']): HealthCheck {
-  if (database.failures === null) return { name: 'jobs', status: 'skip', summary: 'the database could not be read' };
+  if (database.failures === null) return { name: 'jobs', status: 'unverified', summary: 'the database could not be read, so failed jobs and notifications could not be checked' };
   const { scheduledJobs, notifications } = database.failures;
   const problems = [describeFailedScheduledJobs(scheduledJobs), describeFailedNotifications(notifications)].filter((problem) => problem !== null);
   if (problems.length === 0) return { name: 'jobs', status: 'ok', summary: `no scheduled job or notification failed in the last ${inHours(thresholds.failureLookbackMs)}` };
