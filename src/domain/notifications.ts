@@ -291,6 +291,31 @@ export async function sendNotification(pool: Pool, sender: PushSender, request: 
   return runNotificationJob(pool, sender, job.id, options);
 }
 
+/**
+ * Why a finished send did not reach everyone, in one line with the cause ("2 of 2 chunk(s)
+ * failed, not delivered: connect ECONNREFUSED 127.0.0.1:9"), or null when nothing failed.
+ * Chunks in doubt are named too: they may or may not have been delivered.
+ */
+export async function describeSendFailure(db: Queryable, job: NotificationJob): Promise<string | null> {
+  const parts: string[] = [];
+  if (job.error !== null) parts.push(job.error);
+  if (job.chunks.failed > 0 || job.chunks.inDoubt > 0) {
+    const { rows } = await db.query<{ status: string; error: string | null; chunks: number }>(
+      `SELECT status, error, count(*)::int AS chunks FROM notification_chunks
+        WHERE job_id = $1::uuid AND status IN ('failed', 'in_doubt') GROUP BY status, error ORDER BY count(*) DESC, error LIMIT 5`,
+      [job.id],
+    );
+    const causes = (status: string) =>
+      rows
+        .filter((row) => row.status === status)
+        .map((row) => `${row.error ?? 'no cause recorded'}${row.chunks > 1 ? ` (${row.chunks} chunks)` : ''}`)
+        .join('; ');
+    if (job.chunks.failed > 0) parts.push(`${job.chunks.failed} of ${job.chunks.total} chunk(s) failed, not delivered: ${causes('failed')}`);
+    if (job.chunks.inDoubt > 0) parts.push(`${job.chunks.inDoubt} of ${job.chunks.total} chunk(s) in doubt (may have been delivered): ${causes('in_doubt')}`);
+  }
+  return parts.length === 0 ? null : parts.join('; ').slice(0, 1000);
+}
+
 export async function getNotificationJob(db: Queryable, jobId: string): Promise<NotificationJob> {
   checkJobId(jobId);
   const { rows } = await db.query<JobRow>(

@@ -9,13 +9,15 @@
  * it as a recorded notification job whose idempotency key is `schedule:<id>`: a retried
  * delivery resumes that one send instead of starting a second.
  *
- *   pending ──(due: a worker enqueues it)──▶ queued ──▶ sending ──▶ sent | failed
+ *   pending ──(due: a worker enqueues it)──▶ queued ──▶ sending ──▶ sent | partial | failed
+ *   (partial and failed carry the cause in `error`, and the queue job fails with it)
  *   pending ──(DELETE /admin/notifications/:id)──▶ cancelled
  */
 import type { Pool, PoolClient, Queryable } from '../db/pool.ts';
 import { describeError, ShipError } from '../errors.ts';
 import {
   createNotificationJob,
+  describeSendFailure,
   runNotificationJob,
   validateNotification,
   type NotificationData,
@@ -25,7 +27,12 @@ import {
   type RunOptions,
 } from './notifications.ts';
 
-export const scheduledStatuses = ['pending', 'queued', 'sending', 'sent', 'failed', 'cancelled'] as const;
+/**
+ * `sent`: every chunk went out. `partial`: some chunks failed (not delivered) and others went
+ * out. `failed`: nothing went out — every chunk failed, or Expo refused the send. The last two
+ * carry the cause in `error`.
+ */
+export const scheduledStatuses = ['pending', 'queued', 'sending', 'sent', 'partial', 'failed', 'cancelled'] as const;
 export type ScheduledStatus = (typeof scheduledStatuses)[number];
 
 /** How far ahead a notification may be scheduled. */
@@ -164,7 +171,7 @@ export async function cancelScheduledByPurpose(db: Queryable, prefix: string, ca
   return rowCount ?? 0;
 }
 
-export const listStatuses = ['pending', 'sent', 'failed', 'cancelled', 'all'] as const;
+export const listStatuses = ['pending', 'sent', 'partial', 'failed', 'cancelled', 'all'] as const;
 export type ListStatus = (typeof listStatuses)[number];
 
 /** One line of `GET /admin/notifications`: a scheduled notification, or a send made at once. */
@@ -187,6 +194,7 @@ export interface NotificationListItem {
 const LIST_FILTER: Readonly<Record<ListStatus, readonly ScheduledStatus[] | null>> = {
   pending: ['pending', 'queued', 'sending'],
   sent: ['sent'],
+  partial: ['partial'],
   failed: ['failed'],
   cancelled: ['cancelled'],
   all: null,
@@ -203,9 +211,20 @@ export async function listNotifications(db: Queryable, options: { status: ListSt
               s.requested_by, s.notification_job_id AS job_id, j.recipients, coalesce(s.error, j.error) AS error
          FROM scheduled_notifications s LEFT JOIN notification_jobs j ON j.id = s.notification_job_id
        UNION ALL
-       SELECT j.id, 'immediate', CASE j.status WHEN 'done' THEN 'sent' WHEN 'failed' THEN 'failed' ELSE 'sending' END, j.title, j.body, j.priority,
-              NULL, j.created_at, j.finished_at, j.requested_by, j.id, j.recipients, j.error
+       SELECT j.id, 'immediate',
+              CASE WHEN j.status = 'sending' THEN 'sending'
+                   WHEN j.status = 'failed' OR c.failed > 0 THEN CASE WHEN c.went_out > 0 THEN 'partial' ELSE 'failed' END
+                   ELSE 'sent' END,
+              j.title, j.body, j.priority,
+              NULL, j.created_at, j.finished_at, j.requested_by, j.id, j.recipients,
+              coalesce(j.error, CASE WHEN c.failed > 0 THEN c.failed || ' of ' || j.chunk_count || ' chunk(s) failed, not delivered: ' || c.causes END)
          FROM notification_jobs j
+         CROSS JOIN LATERAL (
+           SELECT count(*) FILTER (WHERE status = 'failed') AS failed,
+                  count(*) FILTER (WHERE status IN ('sent', 'in_doubt')) AS went_out,
+                  string_agg(DISTINCT coalesce(error, 'no cause recorded'), '; ') FILTER (WHERE status = 'failed') AS causes
+             FROM notification_chunks WHERE job_id = j.id
+         ) c
         WHERE j.idempotency_key IS NULL OR NOT starts_with(j.idempotency_key, 'schedule:')
      ) n
      WHERE $1::text[] IS NULL OR n.status = ANY($1::text[])
@@ -250,14 +269,17 @@ export async function markQueued(client: PoolClient, id: string, queueJobId: str
 }
 
 export type DeliveryOutcome =
-  | { readonly outcome: 'skipped'; readonly status: ScheduledStatus }
-  | { readonly outcome: 'sent' | 'failed'; readonly job: NotificationJob };
+  | { readonly outcome: 'skipped'; readonly status: ScheduledStatus; readonly error: string | null }
+  | { readonly outcome: 'sent'; readonly job: NotificationJob }
+  | { readonly outcome: 'partial' | 'failed'; readonly job: NotificationJob; readonly error: string };
 
 /**
  * The delivery job's body. Safe to run again for the same notification (a retry, or a second
  * delivery of the job after its worker was presumed dead): it resumes the one recorded send.
  * Throws when the send did not finish, so the queue retries it; with `lastAttempt`, records
- * the failure instead of leaving the notification `sending`.
+ * the failure instead of leaving the notification `sending`. A send that finished with chunks
+ * failed is `partial` (some went out) or `failed` (none did), with the cause in `error`: the
+ * push client has already retried them, so the caller fails the queue job for good.
  */
 export async function deliverScheduledNotification(
   pool: Pool,
@@ -273,7 +295,10 @@ export async function deliverScheduledNotification(
     [id],
   );
   const row = rows[0];
-  if (!row) return { outcome: 'skipped', status: (await getScheduledNotification(pool, id)).status };
+  if (!row) {
+    const current = await getScheduledNotification(pool, id);
+    return { outcome: 'skipped', status: current.status, error: current.error };
+  }
   try {
     const { job: created } = await createNotificationJob(pool, {
       title: row.title,
@@ -286,12 +311,17 @@ export async function deliverScheduledNotification(
     await pool.query('UPDATE scheduled_notifications SET notification_job_id = $2::uuid WHERE id = $1::uuid', [id, created.id]);
     const job = created.status === 'done' ? created : await runNotificationJob(pool, sender, created.id, options);
     if (job.status === 'sending') throw new ShipError('SHIP_ERR_PROVIDER_FAILED', `the send ${job.id} stopped before every chunk was settled; it is resumed on the next attempt`);
-    const outcome = job.status === 'failed' ? 'failed' : 'sent';
+    // Chunks in doubt may have gone out; failed ones certainly did not.
+    const wentOut = job.chunks.sent + job.chunks.inDoubt > 0;
+    const failed = job.status === 'failed' || job.chunks.failed > 0;
+    const outcome = !failed ? 'sent' : wentOut ? 'partial' : 'failed';
+    const error = await describeSendFailure(pool, job);
     await pool.query(
-      `UPDATE scheduled_notifications SET status = $2::text, sent_at = CASE WHEN $2::text = 'sent' THEN now() END, error = $3::text WHERE id = $1::uuid`,
-      [id, outcome, job.error],
+      `UPDATE scheduled_notifications SET status = $2::text, sent_at = CASE WHEN $2::text IN ('sent', 'partial') THEN now() END, error = $3::text WHERE id = $1::uuid`,
+      [id, outcome, error],
     );
-    return { outcome, job };
+    if (outcome === 'sent') return { outcome, job };
+    return { outcome, job, error: error ?? `the send ${job.id} ended ${job.status} with ${job.chunks.failed} chunk(s) failed` };
   } catch (error) {
     const message = describeError(error).slice(0, 1000);
     await pool

@@ -34,6 +34,7 @@ import { claimDueSchedules, ensureDefaultSchedules, planTick, recordOutcome, rec
 import { runScheduledTask } from '../scheduler/task-runner.ts';
 import { runnerIsGone } from './notification-worker.ts';
 import { startWatchdogLoop, type WatchdogLoop } from './watchdog-loop.ts';
+import type { JobResult } from 'pg-boss';
 
 const NOTICE_EMAIL_BATCH = 100;
 /** How many due rows one tick hands over per kind; the next tick takes the rest. */
@@ -94,19 +95,38 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
     const runner = newRunner(currentProcess());
     const emailBucket = new TokenBucket({ ratePerSecond: config.maintenance.emailRatePerSecond, capacity: config.maintenance.emailRatePerSecond });
 
-    await boss.work<unknown>(queueNames.notification, { pollingIntervalSeconds: 1, localConcurrency: 2 }, async (jobs) => {
+    // One result per job: a send that finished with chunks failed (the push client already
+    // retried them) fails its queue job for good, with the cause — never `completed`; a send
+    // that stopped part-way fails it for a retry, which resumes the same send.
+    await boss.work<unknown>(queueNames.notification, { pollingIntervalSeconds: 1, localConcurrency: 2, perJobResults: true }, async (jobs) => {
+      const results: JobResult[] = [];
       for (const job of jobs) {
-        const { id } = notificationJob.parse(job.data);
-        const outcome = await deliverScheduledNotification(pool, push, id, {
-          runner,
-          isGone: runnerIsGone,
-          signal: AbortSignal.any([job.signal, stop.signal]),
-          logger: log,
-          lastAttempt: job.retryCount >= NOTIFICATION_RETRY_LIMIT,
-        });
-        if (outcome.outcome === 'skipped') log.info({ notification: id, status: outcome.status }, `scheduled notification ${id}: nothing to do (${outcome.status})`);
-        else log.info({ notification: id, job: outcome.job.id, recipients: outcome.job.recipients }, `scheduled notification ${id}: ${outcome.outcome}`);
+        try {
+          const { id } = notificationJob.parse(job.data);
+          const outcome = await deliverScheduledNotification(pool, push, id, {
+            runner,
+            isGone: runnerIsGone,
+            signal: AbortSignal.any([job.signal, stop.signal]),
+            logger: log,
+            lastAttempt: job.retryCount >= NOTIFICATION_RETRY_LIMIT,
+          });
+          if (outcome.outcome === 'skipped') {
+            const givenUp = outcome.status === 'failed' || outcome.status === 'partial';
+            log[givenUp ? 'warn' : 'info']({ notification: id, status: outcome.status }, `scheduled notification ${id}: nothing to do (${outcome.status})`);
+            results.push(givenUp ? { id: job.id, status: 'deadletter', output: { notification: id, status: outcome.status, error: outcome.error } } : { id: job.id, status: 'completed' });
+          } else if (outcome.outcome === 'sent') {
+            log.info({ notification: id, job: outcome.job.id, recipients: outcome.job.recipients }, `scheduled notification ${id}: sent`);
+            results.push({ id: job.id, status: 'completed', output: { notification: id, status: 'sent', job: outcome.job.id } });
+          } else {
+            log.error({ notification: id, job: outcome.job.id, recipients: outcome.job.recipients, chunks: outcome.job.chunks }, `scheduled notification ${id}: ${outcome.outcome} — ${outcome.error}`);
+            results.push({ id: job.id, status: 'deadletter', output: { notification: id, status: outcome.outcome, job: outcome.job.id, error: outcome.error } });
+          }
+        } catch (error) {
+          log.warn({ queueJob: job.id, err: describeError(error) }, 'scheduled notification delivery stopped; the queue retries it');
+          results.push({ id: job.id, status: 'failed', output: { message: describeError(error) } });
+        }
       }
+      return results;
     });
 
     await boss.work<unknown>(queueNames.schedule, { pollingIntervalSeconds: 2 }, async (jobs) => {

@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import { createServer } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { runCli, spawnCli } from '../helpers/cli.ts';
 import { openMigratedDatabase, type MigratedDatabase } from '../helpers/migrated-database.ts';
@@ -53,6 +54,20 @@ describe('shipshape notify', () => {
     assert.match(status.stdout, /devices\s+550 in 6 chunk/);
     const { rows } = await db.database.pool.query(`SELECT actor FROM audit_log WHERE action = 'admin.notifications.sent' AND details->>'job' = $1`, [job.id]);
     assert.deepEqual(rows, [{ actor: 'operator:alice' }]);
+  });
+
+  test('a send Expo cannot be reached for exits 1 and says why (connection refused), and is listed failed with the cause', async () => {
+    const port = await closedPort();
+    const result = await runCli(['notify', 'send', '--title', 'Nobody hears this', '--body', 'Expo is down.'], { ...env, EXPO_PUSH_URL: `http://127.0.0.1:${port}/--/api/v2/push/send` });
+    assert.equal(result.code, 1, result.stderr);
+    assert.match(result.stderr, /6 of 6 chunk\(s\) failed and were not delivered \(cause: could not connect to Expo: .*ECONNREFUSED/);
+    assert.match(result.stderr, /notify resume .* --retry-failed/);
+    const list = await runCli(['notify', 'list', '--status', 'failed', '--json'], env);
+    assert.equal(list.code, 0, list.stderr);
+    const listed = (JSON.parse(list.stdout).notifications as Array<Record<string, any>>).find((n) => n.title === 'Nobody hears this');
+    assert.ok(listed, list.stdout);
+    assert.equal(listed.status, 'failed');
+    assert.match(String(listed.error), /6 of 6 chunk\(s\) failed, not delivered: could not connect to Expo: .*ECONNREFUSED/);
   });
 
   test('bad input is refused with exit 2 before anything is sent', async () => {
@@ -109,3 +124,11 @@ describe('shipshape notify', () => {
     assert.equal(expo.deliveries.length - startDeliveries, tokens.length, 'resuming a finished job sends nothing');
   });
 });
+
+/** A loopback port nothing listens on (bound, then released). */
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  const port = await new Promise<number>((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as { port: number }).port)));
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}

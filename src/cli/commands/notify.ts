@@ -11,6 +11,7 @@ import type { Pool } from '../../db/pool.ts';
 import { recordAudit } from '../../domain/audit.ts';
 import {
   createNotificationJob,
+  describeSendFailure,
   getNotificationJob,
   newRunner,
   priorities,
@@ -90,7 +91,7 @@ export function registerNotify(program: Command): void {
         }
         process.stderr.write(`notification ${job.id}: ${job.recipients} device(s) in ${job.chunks.total} chunk(s)${created ? '' : ' (recorded earlier with this idempotency key)'}\n`);
         const final = job.status === 'done' ? job : await runInForeground(pool, context.config, job.id, { retryFailed: false });
-        report(options, final);
+        report(options, final, await describeSendFailure(pool, final));
       });
     });
 
@@ -102,7 +103,8 @@ export function registerNotify(program: Command): void {
     .action(async (jobId: string, options: { retryFailed: boolean; json: boolean }) => {
       const context = cliContext();
       await withDatabase(context, async (database) => {
-        report(options, await runInForeground(database.pool, context.config, jobId, options));
+        const final = await runInForeground(database.pool, context.config, jobId, options);
+        report(options, final, await describeSendFailure(database.pool, final));
       });
     });
 
@@ -159,18 +161,30 @@ async function runInForeground(pool: Pool, config: Config, jobId: string, option
   }
 }
 
-/** Prints the job and sets the exit code: 0 only when every chunk was accepted by Expo. */
-function report(options: { json: boolean }, job: NotificationJob): void {
-  emit(options, { job }, ({ job: shown }) => describeJob(shown));
-  if (job.status === 'failed') throw new ShipError('SHIP_ERR_PROVIDER_FAILED', job.error ?? 'Expo refused the send.');
+/**
+ * Prints the job and sets the exit code: 0 only when every chunk was accepted by Expo. When not,
+ * stderr says why — the cause each failed chunk recorded (e.g. connection refused), not only
+ * that it failed.
+ */
+function report(options: { json: boolean }, job: NotificationJob, cause: string | null): void {
+  emit(options, { job, cause }, ({ job: shown }) => describeJob(shown));
+  if (job.status === 'failed') throw new ShipError('SHIP_ERR_PROVIDER_FAILED', job.error ?? cause ?? 'Expo refused the send.');
   const problems: string[] = [];
   if (job.status === 'sending') problems.push(`the send stopped before the end; run \`shipshape notify resume ${job.id}\` to carry on`);
-  if (job.chunks.failed > 0) problems.push(`${job.chunks.failed} chunk(s) failed and were not delivered; \`shipshape notify resume ${job.id} --retry-failed\` sends them again`);
+  if (job.chunks.failed > 0) {
+    problems.push(`${job.chunks.failed} of ${job.chunks.total} chunk(s) failed and were not delivered (${failedCauses(cause)}); \`shipshape notify resume ${job.id} --retry-failed\` sends them again`);
+  }
   if (job.chunks.inDoubt > 0) problems.push(`${job.chunks.inDoubt} chunk(s) are in doubt (they may have been delivered) and are deliberately not sent again`);
   if (problems.length > 0) {
     process.stderr.write(`${problems.join('\n')}\n`);
     process.exitCode = ExitCode.failedRolledBack;
   }
+}
+
+/** The causes part of `describeSendFailure`'s line for failed chunks, e.g. "connect ECONNREFUSED 127.0.0.1:9". */
+function failedCauses(cause: string | null): string {
+  const match = cause?.match(/failed, not delivered: (.*?)(?:; \d+ of \d+ chunk\(s\) in doubt|$)/);
+  return `cause: ${match?.[1] ?? cause ?? 'not recorded'}`;
 }
 
 function describeJob(job: NotificationJob): string {

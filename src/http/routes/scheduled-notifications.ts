@@ -2,7 +2,8 @@
  * Scheduled push notifications (runbook: Monthly Maintenance, T-72 hours, "Notify users"):
  *
  *   POST   /admin/notifications/schedule {"scheduledFor","title","body","priority"?,"data"?} → 201 {notification}
- *   GET    /admin/notifications[?status=pending|sent|failed|cancelled|all&limit=50] → {notifications}
+ *   GET    /admin/notifications[?status=pending|sent|partial|failed|cancelled|all&limit=50] → {notifications}
+ *          (partial: some chunks failed; failed: none went out — each with the cause in `error`)
  *   DELETE /admin/notifications/:id → 200 {notification} (cancelled), 409 once it went out
  *
  * `scheduledFor` is an ISO 8601 time with an offset, in the future. Accepting one only writes a

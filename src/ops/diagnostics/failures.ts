@@ -50,7 +50,7 @@ export async function readFailedNotifications(db: Queryable, lookbackMs: number)
         AND (j.status = 'failed' OR EXISTS (SELECT 1 FROM notification_chunks c WHERE c.job_id = j.id AND c.status IN ('failed', 'in_doubt')))
      UNION ALL
      SELECT 'scheduled', n.title FROM scheduled_notifications n
-      WHERE n.status = 'failed' AND coalesce(n.sent_at, n.queued_at, n.scheduled_for) > now() - $1::bigint * interval '1 millisecond'
+      WHERE n.status IN ('failed', 'partial') AND coalesce(n.sent_at, n.queued_at, n.scheduled_for) > now() - $1::bigint * interval '1 millisecond'
         AND (n.notification_job_id IS NULL OR NOT EXISTS (SELECT 1 FROM notification_jobs j WHERE j.id = n.notification_job_id AND j.finished_at IS NOT NULL))`,
     [lookbackMs],
   );
