@@ -91,8 +91,11 @@ export function registerNotifySchedule(program: Command): void {
 
 function describeList(rows: readonly NotificationListItem[]): string {
   if (rows.length === 0) return 'No notifications.';
-  return table(
+  const listed = table(
     ['id', 'kind', 'status', 'when', 'devices', 'title'],
     rows.map((row) => [row.id, row.kind, row.status, (row.sentAt ?? row.scheduledFor ?? row.createdAt).toISOString(), row.recipients, row.title.slice(0, 60)]),
   );
+  // Why each send that did not reach everyone did not: the cause, not only the status.
+  const why = rows.filter((row) => (row.status === 'failed' || row.status === 'partial') && row.error !== null).map((row) => `  ${row.id} ${row.status}: ${row.error ?? ''}`);
+  return why.length === 0 ? listed : `${listed}\n\nWhy:\n${why.join('\n')}`;
 }
