@@ -4,8 +4,9 @@
  * `--yes-irreversible` for the maintenance run), journaled under STATE_DIR/runs with the
  * operator `scheduler:<schedule>`.
  *
- * The engine alerts on medium-risk runs itself; a failed backup (low risk) and an occurrence
- * that was skipped alert here, so nothing the scheduler does fails silently.
+ * The engine announces the runs itself (a backup's failure goes to #ops-backups, its declared
+ * channel); a failed backup also alerts here as `schedule.failed` with the occurrence's dedup
+ * key, and so does an occurrence that was skipped, so nothing the scheduler does fails silently.
  */
 import type { Config } from '../config/index.ts';
 import type { Database } from '../db/index.ts';
