@@ -182,7 +182,10 @@ describe('emergency disable and enable', () => {
     const health = unseen.verification.find((check) => /GET \/health/.test(check.name));
     assert.equal(health?.ok, false);
     assert.equal(health?.unverified, true);
-    assert.match(presentReport(unseen, { json: false, color: false }).stdout, /\? verify GET \/health answers 503 with the message: unverified: /);
+    const shown = presentReport(unseen, { json: false, color: false }).stdout;
+    assert.match(shown, /\? verify GET \/health answers 503 with the message: unverified: /);
+    assert.match(shown, /\? verify-health .*unverified: /, 'the step that could not check is not a ✓ either');
+    assert.doesNotMatch(shown, /✓ verify-health/);
     assert.equal((await readAppState(fixture.pool)).maintenance.enabled, true, 'not rolled back');
     const back = await runProcedure(emergencyEnable, { push: false }, { yes: true }, await deps());
     assert.equal(back.exitCode, 0, show(back));

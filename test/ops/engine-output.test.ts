@@ -32,9 +32,9 @@ const report: RunReport = {
   locks: ['database:app'],
   prerequisites: [],
   steps: [
-    { id: 'maintenance-on', title: 'Enable maintenance', status: 'done', durationMs: 12, describe: [], irreversible: null, interrupted: false, error: null, undo: { status: 'failed', error: { code: 'SHIP_ERR_PROVIDER_FAILED', message: 'API down' } }, output: null, notAsked: null },
-    { id: 'restore', title: 'Restore', status: 'undone', durationMs: 900, describe: [], irreversible: null, interrupted: false, error: null, undo: { status: 'undone', how: 'undo', durationMs: 40 }, output: null, notAsked: null },
-    { id: 'verify', title: 'Verify', status: 'failed', durationMs: 5, describe: [], irreversible: null, interrupted: false, error: 'row counts differ', undo: null, output: null, notAsked: null },
+    { id: 'maintenance-on', title: 'Enable maintenance', status: 'done', durationMs: 12, describe: [], irreversible: null, interrupted: false, error: null, undo: { status: 'failed', error: { code: 'SHIP_ERR_PROVIDER_FAILED', message: 'API down' } }, output: null, notAsked: null, unverified: null },
+    { id: 'restore', title: 'Restore', status: 'undone', durationMs: 900, describe: [], irreversible: null, interrupted: false, error: null, undo: { status: 'undone', how: 'undo', durationMs: 40 }, output: null, notAsked: null, unverified: null },
+    { id: 'verify', title: 'Verify', status: 'failed', durationMs: 5, describe: [], irreversible: null, interrupted: false, error: 'row counts differ', undo: null, output: null, notAsked: null, unverified: null },
   ],
   verification: [],
   plannedVerification: [],

@@ -151,6 +151,33 @@ test('a step that was not asked for is shown as "– <step>: not asked (<flag>)"
   assert.equal(await exists(`${file}.extra`), true);
 });
 
+test('a step that could not make its own check (output `unverified`) is shown with ?, never ✓, and ends the run unverified', async () => {
+  const { deps, file } = await setup();
+  const base = procedure({});
+  const checking = defineProcedure({
+    ...base,
+    steps: [
+      ...base.steps,
+      {
+        id: 'look',
+        title: 'Look at the API',
+        describe: () => ['GET http://127.0.0.1:1/health'],
+        async run() {
+          return { unverified: 'the API at http://127.0.0.1:1 did not answer' };
+        },
+      },
+    ],
+  });
+  const report = await runProcedure(checking, { file }, {}, deps);
+  assert.equal(report.state, 'unverified');
+  assert.equal(report.exitCode, 5);
+  assert.equal(report.steps.find((s) => s.id === 'look')?.unverified, 'the API at http://127.0.0.1:1 did not answer');
+  const shown = presentReport(report, { json: false, color: false }).stdout;
+  assert.match(shown, /\? look\s+Look at the API\s+\(unverified: the API at http:\/\/127\.0\.0\.1:1 did not answer/);
+  assert.doesNotMatch(shown, /✓ look/);
+  assert.match(report.error?.message ?? '', /step look: the API/);
+});
+
 test('an unverified run that turns out not to have worked can be rolled back with `runs rollback`', async () => {
   const { deps, file } = await setup();
   const report = await runProcedure(procedure({ verification: [cannotLook] }), { file }, {}, deps);

@@ -6,7 +6,7 @@
 import { ExitCode } from '../../errors.ts';
 import type { ApprovalResult } from './approve.ts';
 import type { JournalEntry } from './journal.ts';
-import type { RunReport } from './report.ts';
+import { stepUnverified, type RunReport } from './report.ts';
 import type { RunRecord } from './run-record.ts';
 import { checkMarker, checkText, formatDuration, marker, paint, type Style } from './style.ts';
 
@@ -86,7 +86,9 @@ function reportText(report: RunReport, style: Style): string {
     if (step.interrupted && step.status !== 'undone') facts.push('interrupted mid-step');
     if (step.error && step.status === 'failed') facts.push(step.error);
     if (step.status === 'skipped' || step.status === 'pending') facts.push(step.status);
-    lines.push(`  ${marker(style, step.status)} ${step.id.padEnd(width)}  ${step.title}${facts.filter(Boolean).length ? `  (${facts.filter(Boolean).join('; ')})` : ''}`);
+    if (step.unverified !== null) facts.unshift(`unverified: ${step.unverified}`);
+    const mark = step.unverified !== null ? checkMarker(style, { ok: false, unverified: true }) : marker(style, step.status);
+    lines.push(`  ${mark} ${step.id.padEnd(width)}  ${step.title}${facts.filter(Boolean).length ? `  (${facts.filter(Boolean).join('; ')})` : ''}`);
   }
   for (const check of report.verification) lines.push(`  ${checkMarker(style, check)} verify ${check.name}: ${check.unverified ? checkText(check) : check.detail}`);
   if (report.next) lines.push(`Next: ${report.next}`);
@@ -179,6 +181,7 @@ function eventLines(entry: JournalEntry, style: Style): string[] {
     case 'step.started':
       return [`${marker(style, 'running')} step ${entry.step}: ${entry.title}`, ...entry.describe.flatMap((line) => line.split('\n').map((part) => `  ${part}`))];
     case 'step.done':
+      if (stepUnverified(entry.output) !== null) return [`${checkMarker(style, { ok: false, unverified: true })} step ${entry.step} done in ${formatDuration(entry.durationMs)}, unverified: ${stepUnverified(entry.output) ?? ''}`];
       return [`${marker(style, 'done')} step ${entry.step} done in ${formatDuration(entry.durationMs)}${Object.keys(entry.output).length ? ` → ${JSON.stringify(entry.output)}` : ''}`];
     case 'step.skipped':
       return [`${marker(style, 'skipped')} step ${entry.step}: not asked (${entry.reason})`];

@@ -27,6 +27,14 @@ export interface StepReport {
   readonly output: JsonObject | null;
   /** Skipped because it was not asked for: what would have asked for it (e.g. "--verify-restore"). */
   readonly notAsked: string | null;
+  /** Done, but the check it makes could not be made: why (its output's `unverified`). */
+  readonly unverified: string | null;
+}
+
+/** A done step's "could not check" reason, from its output's `unverified` field. */
+export function stepUnverified(output: JsonObject | undefined | null): string | null {
+  const value = output?.unverified;
+  return typeof value === 'string' && value !== '' ? value : null;
 }
 
 export interface RunReport {
@@ -115,6 +123,7 @@ export function reportFromRecord(record: RunRecord, mode: ReportMode, operator: 
       undo: step.undo ?? null,
       output: step.output === undefined ? null : summarizeOutput(step.output),
       notAsked: step.notAsked ?? null,
+      unverified: step.status === 'done' ? stepUnverified(step.output) : null,
     })),
     verification: record.verification,
     plannedVerification: [],

@@ -18,7 +18,7 @@ import { ExitCode, ShipError, describeError, isShipError, type ErrorCode } from 
 import { needsApproval, needsConfirmation, resolveEngine, type Engine, type EngineDeps } from './engine.ts';
 import type { JournalEvent } from './journal.ts';
 import { prerequisitesMessage, rollbackMessage, sentence, type Stuck } from './messages.ts';
-import { reportFromRecord, reportWithoutRun, type ReportMode, type ReportOutcome, type RunReport, type StepReport } from './report.ts';
+import { reportFromRecord, reportWithoutRun, stepUnverified, type ReportMode, type ReportOutcome, type RunReport, type StepReport } from './report.ts';
 import type { CheckRecord, RunRecord } from './run-record.ts';
 import type { JsonRedactor } from './redact.ts';
 import { newRunId } from './run-id.ts';
@@ -332,7 +332,11 @@ async function forward(session: Session, options: { checkPrerequisites: boolean;
   if (cause !== undefined) return rollback(session, cause, 'run');
 
   const record = session.record();
-  const unchecked = [...record.prerequisites, ...record.verification].filter((check) => check.unverified && check.safe === undefined);
+  const stepChecks: CheckRecord[] = record.steps.flatMap((step) => {
+    const why = step.status === 'done' ? stepUnverified(step.output) : null;
+    return why === null ? [] : [{ name: `step ${step.id}`, ok: false, unverified: true, detail: why }];
+  });
+  const unchecked = [...record.prerequisites, ...stepChecks, ...record.verification].filter((check) => check.unverified && check.safe === undefined);
   if (unchecked.length > 0) {
     const message = unverifiedMessage(procedure.command, unchecked);
     const outcome = session.end('unverified', {
@@ -547,6 +551,7 @@ async function dryRun(procedure: Procedure, params: unknown, shownParams: JsonOb
     undo: null,
     output: null,
     notAsked: null,
+    unverified: null,
   }));
   let locks: string[] = [];
   try {

@@ -10,6 +10,7 @@ import type { Prompter, ProgressUpdate, RunObserver, RunView } from './io.ts';
 import type { JournalEntry } from './journal.ts';
 import type { StepStatus } from './run-record.ts';
 import { checkMarker, checkText, formatBytes, formatDuration, marker, paint, type Style } from './style.ts';
+import { stepUnverified } from './report.ts';
 
 export interface TerminalOptions extends Style {
   readonly stream: NodeJS.WritableStream & { readonly columns?: number | undefined };
@@ -91,7 +92,10 @@ class LineObserver implements RunObserver {
   event(entry: JournalEntry): void {
     const style = this.options;
     if (entry.type === 'step.started') this.write(`${marker(style, 'running')} ${entry.step}: ${entry.title}`);
-    else if (entry.type === 'step.done') this.write(`${marker(style, 'done')} ${entry.step} (${formatDuration(entry.durationMs)})`);
+    else if (entry.type === 'step.done') {
+      const why = stepUnverified(entry.output);
+      this.write(why === null ? `${marker(style, 'done')} ${entry.step} (${formatDuration(entry.durationMs)})` : `${checkMarker(style, { ok: false, unverified: true })} ${entry.step} (${formatDuration(entry.durationMs)}): unverified: ${why}`);
+    }
     else if (entry.type === 'step.failed') this.write(`${marker(style, 'failed')} ${entry.step} (${formatDuration(entry.durationMs)}): ${entry.error.message}`);
     else if (entry.type === 'step.undone') this.write(`${marker(style, 'undone')} ${entry.step} ${entry.how === 'nothing-to-undo' ? 'had nothing to undo' : `undone (${formatDuration(entry.durationMs)})`}`);
     else if (entry.type === 'run.ended') this.write(`run ${entry.state} (exit ${entry.exitCode})`);
@@ -144,7 +148,7 @@ class LiveObserver implements RunObserver {
         this.progressState = undefined;
         break;
       case 'step.done':
-        if (step) Object.assign(step, { status: 'done', durationMs: entry.durationMs });
+        if (step) Object.assign(step, { status: 'done', durationMs: entry.durationMs, ...(stepUnverified(entry.output) === null ? {} : { note: `unverified: ${stepUnverified(entry.output) ?? ''}` }) });
         this.progressState = undefined;
         break;
       case 'step.failed':

@@ -106,7 +106,12 @@ export interface Step<P> {
    * journal. Must not do I/O beyond reading; must not reveal secrets.
    */
   describe(context: RunContext<P>): string[];
-  /** Does the step. What it returns is journaled and handed to `undo` and later steps. */
+  /**
+   * Does the step. What it returns is journaled and handed to `undo` and later steps. A step
+   * that checks as it goes and could not make its check (the API did not answer) returns
+   * `unverified: '<why>'` in its output: it is shown with ? and "unverified: <why>", never ✓,
+   * and the run ends `unverified` (exit 5).
+   */
   run(context: RunContext<P>): Promise<JsonObject | void>;
   /**
    * Puts back what `run` changed, given what `run` returned. A step without `undo` that

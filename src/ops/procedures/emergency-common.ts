@@ -39,14 +39,15 @@ export async function alertAndReport(context: RunContext<unknown>, alert: Alert)
 
 /**
  * The verify-health step: GET /health must show `expected` within a few seconds. An API that
- * does not answer is noted, not a failure (each instance reads the app state from the database
- * when it starts); one that shows something else fails the step, saying `problem`.
+ * does not answer is not a failure (each instance reads the app state from the database when it
+ * starts), but the check could not be made: the step says "unverified" (never ✓) and the run
+ * ends unverified, exit 5. One that shows something else fails the step, saying `problem`.
  */
 export async function verifyHealth(context: RunContext<unknown>, expected: HealthExpectation, problem: string): Promise<JsonObject> {
   const seen = await waitForHealth(context.config.apiUrl, expected);
   if (seen.unreachable) {
     context.note(`${seen.detail}: no API instance to check here; each reads the app state from the database when it starts`);
-    return { verified: false, unreachable: true };
+    return { verified: false, unreachable: true, unverified: `${seen.detail}, so what users see could not be checked` };
   }
   if (!seen.ok) {
     throw new ShipError(
