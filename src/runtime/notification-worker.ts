@@ -5,7 +5,7 @@
  */
 import type { ExpoPushClient } from '../adapters/expo-push.ts';
 import type { Pool } from '../db/pool.ts';
-import { findAbandonedJobs, newRunner, runNotificationJob, type RunnerIdentity } from '../domain/notifications.ts';
+import { describeSendFailure, findAbandonedJobs, newRunner, runNotificationJob, type RunnerIdentity } from '../domain/notifications.ts';
 import { checkReceipts, DEFAULT_RECEIPT_MIN_AGE_MS } from '../domain/push-receipts.ts';
 import { describeError } from '../errors.ts';
 import type { Logger } from '../log.ts';
@@ -49,10 +49,15 @@ export class NotificationWorker {
       isGone: runnerIsGone,
       signal: this.stop.signal,
       logger: this.options.logger,
-    }).then(
-      (job) => this.options.logger.info({ job: job.id, status: job.status, chunks: job.chunks, error: job.error }, `notification ${job.id}: ${job.status}`),
-      (error: unknown) => this.options.logger.warn({ job: jobId, err: describeError(error) }, 'notification send stopped'),
-    );
+    })
+      .then(async (job) => ({ job, cause: await describeSendFailure(this.options.pool, job).catch(() => job.error) }))
+      .then(
+        ({ job, cause }) =>
+          cause === null
+            ? this.options.logger.info({ job: job.id, status: job.status, chunks: job.chunks }, `notification ${job.id}: ${job.status}`)
+            : this.options.logger.error({ job: job.id, status: job.status, chunks: job.chunks, error: cause }, `notification ${job.id}: ${job.status}, not delivered to everyone — ${cause}`),
+        (error: unknown) => this.options.logger.warn({ job: jobId, err: describeError(error) }, 'notification send stopped'),
+      );
     this.running.set(jobId, run);
     void run.finally(() => this.running.delete(jobId));
   }
