@@ -3,6 +3,7 @@
  * account, and both must pass, so neither one address trying many accounts nor many
  * addresses trying one account gets far. A refusal is SHIP_ERR_RATE_LIMITED with Retry-After.
  */
+import { createHash } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ShipError } from '../../errors.ts';
 
@@ -20,7 +21,8 @@ export function attemptLimiter(
 ): (request: FastifyRequest, reply: FastifyReply) => Promise<void> {
   const checks = [
     app.createRateLimit({ ...limits.perIp, keyGenerator: (request) => `${name}:ip:${request.ip}` }),
-    app.createRateLimit({ ...limits.perAccount, keyGenerator: (request) => `${name}:account:${account(request)}` }),
+    // Hashed: the counters (in Redis when there is one) must not hold email addresses.
+    app.createRateLimit({ ...limits.perAccount, keyGenerator: (request) => `${name}:account:${digest(account(request))}` }),
   ];
   return async (request, reply) => {
     for (const check of checks) {
@@ -37,4 +39,8 @@ export function attemptLimiter(
 export function bodyEmailOrIp(request: FastifyRequest): string {
   const body: unknown = request.body;
   return typeof body === 'object' && body !== null && 'email' in body && typeof body.email === 'string' ? body.email.trim().toLowerCase() : request.ip;
+}
+
+function digest(value: string): string {
+  return createHash('sha256').update(value).digest('base64url').slice(0, 22);
 }
