@@ -74,6 +74,27 @@ describe('password reset by email', () => {
     const forUnknown = await api.request('POST', '/auth/password-reset', { body: { email: unknownEmail } });
     assert.equal(forUnknown.status, forKnown.status);
     assert.deepEqual(forUnknown.json, forKnown.json);
+    // Requests are handled in arrival order: once a later one's email is out, the unknown one was handled.
+    const later = await signUp(api);
+    await api.request('POST', '/auth/password-reset', { body: { email: later.email } });
+    await smtp.waitForMessage((m) => m.to.includes(later.email));
     assert.ok(!smtp.messages.slice(before).some((m) => m.to.includes(unknownEmail)));
+  });
+
+  test('the 202 is sent before the account is looked up, so its timing cannot tell who has an account', async () => {
+    const user = await signUp(api);
+    // With the users table locked the lookup cannot even start; the answer must not wait for it.
+    const locker = await api.server.database.pool.connect();
+    try {
+      await locker.query('BEGIN');
+      await locker.query('LOCK TABLE users IN ACCESS EXCLUSIVE MODE');
+      const requested = await api.request('POST', '/auth/password-reset', { body: { email: user.email } });
+      assert.equal(requested.status, 202);
+      assert.ok(!smtp.messages.some((m) => m.to.includes(user.email)), 'nothing was sent while the lookup was blocked');
+    } finally {
+      await locker.query('ROLLBACK');
+      locker.release();
+    }
+    await smtp.waitForMessage((m) => m.to.includes(user.email));
   });
 });

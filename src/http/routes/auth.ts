@@ -3,6 +3,7 @@
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
+import { describeError } from '../../errors.ts';
 import { confirmPasswordReset, login, register, requestPasswordReset } from '../../domain/auth.ts';
 import { recordAudit } from '../../domain/audit.ts';
 import { revokeSession } from '../../domain/sessions.ts';
@@ -48,16 +49,27 @@ export function authRoutes(app: FastifyInstance, context: ApiContext, guards: Gu
     return reply.status(204).send();
   });
 
-  // Always 202, whether or not the account exists: the answer must not reveal who has an account.
+  // Always 202, whether or not the account exists, and answered before any work is done: neither
+  // the answer nor the time it takes may reveal who has an account. The work then runs in arrival
+  // order, so of two requests for one account the newer link is the one that works, and a
+  // closing server finishes it before it stops.
+  let resets: Promise<void> = Promise.resolve();
+  app.addHook('onClose', async () => resets);
   app.post('/auth/password-reset', { preHandler: limiter('passwordReset') }, async (request, reply) => {
     const input = parseInput(resetRequest, request.body, 'body');
-    await requestPasswordReset(pool, context.mailer, context.logger, {
+    const reset = {
       email: input.email,
       ttlMinutes: context.config.passwordResetTtlMinutes,
       publicUrl: context.config.publicUrl,
       requestedBy: 'anonymous',
       ip: request.ip,
-    });
+    };
+    resets = resets
+      .then(() => requestPasswordReset(pool, context.mailer, context.logger, reset))
+      .then(
+        () => undefined,
+        (error: unknown) => context.logger.error({ err: describeError(error) }, 'a password reset request could not be handled'),
+      );
     return reply.status(202).send({ status: 'accepted', message: 'If an account exists for this email, a reset link is on its way.' });
   });
 
