@@ -4,9 +4,13 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { createMailer } from '../../src/adapters/mailer.ts';
 import { queryAudit } from '../../src/domain/audit-query.ts';
+import { requestPasswordReset } from '../../src/domain/auth.ts';
+import { createLogger } from '../../src/log.ts';
 import { startSmtpServer, type FakeSmtpServer, type ReceivedMail } from '../fakes/smtp.ts';
 import { signUp, startTestApi, type TestApi } from '../helpers/api.ts';
+import { eventually } from '../helpers/patience.ts';
 
 function tokenFrom(mail: ReceivedMail): string {
   const match = /\/reset-password\?token=([A-Za-z0-9_%-]+)/.exec(mail.text ?? '');
@@ -96,5 +100,34 @@ describe('password reset by email', () => {
       locker.release();
     }
     await smtp.waitForMessage((m) => m.to.includes(user.email));
+  });
+  test('at most 3 reset emails per account per hour, counted in the database, whatever the in-process limiter holds', async () => {
+    const user = await signUp(api);
+    for (let i = 1; i <= 3; i++) {
+      const requested = await api.request('POST', '/auth/password-reset', { body: { email: user.email }, headers: { 'x-forwarded-for': `203.0.113.${i}` } });
+      assert.equal(requested.status, 202);
+    }
+    await eventually('the three emails', () => (smtp.messages.filter((m) => m.to.includes(user.email)).length === 3 ? true : undefined));
+    // What another instance (its own in-process counters) or a limiter that forgot the account would let through:
+    const logger = createLogger('silent');
+    const another = await requestPasswordReset(api.server.database.pool, createMailer({ smtpUrl: smtp.url, from: 'x@tasks.test' }, logger), logger, {
+      email: user.email,
+      ttlMinutes: 60,
+      publicUrl: 'https://tasks.test',
+      requestedBy: 'anonymous',
+      emailsPerHour: 3,
+    });
+    assert.equal(await another.delivery, undefined, 'no fourth email');
+    const actions = (await queryAudit(api.server.database.pool, { userId: user.id, limit: 50 })).map((entry) => entry.action);
+    assert.equal(actions.filter((action) => action === 'auth.password_reset.throttled').length, 1);
+  });
+
+  test('malformed requests do not count against anyone', async () => {
+    const user = await signUp(api);
+    const headers = { 'x-forwarded-for': '198.51.100.200' };
+    for (let i = 0; i < 15; i++) {
+      assert.equal((await api.request('POST', '/auth/password-reset', { body: { email: 'not an email' }, headers })).status, 400);
+    }
+    assert.equal((await api.request('POST', '/auth/password-reset', { body: { email: user.email }, headers })).status, 202, 'the address still has its budget');
   });
 });
