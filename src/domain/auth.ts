@@ -16,6 +16,8 @@ import { createUser, findUserByEmail, findUserForLogin, setPassword, type User }
 export interface ClientInfo {
   readonly ip?: string | undefined;
   readonly userAgent?: string | undefined;
+  /** The request was let through maintenance (the maintenance run's smoke tests); see createSession. */
+  readonly duringMaintenance?: boolean | undefined;
 }
 
 export interface LoginResult {

@@ -36,6 +36,7 @@ export async function buildApp(context: ApiContext): Promise<FastifyInstance> {
     forceCloseConnections: 'idle',
   });
   app.decorateRequest('auth', null);
+  app.decorateRequest('maintenanceBypass', false);
   registerErrorHandling(app);
 
   // Shed load before it turns into timeouts for everyone.

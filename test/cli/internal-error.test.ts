@@ -17,7 +17,8 @@ test('an unforeseen error is one line naming the crash file, which holds the sta
     assert.equal(line.split('\n').length, 1, line);
     assert.match(line, /^error\[SHIP_ERR_INTERNAL\]: Cannot read properties of undefined \(reading 'id'\)\. This is a bug in Shipshape/);
     const file = /details are in (\S+) —/.exec(line)?.[1];
-    assert.ok(file?.startsWith(state.path), line);
+    if (file === undefined) assert.fail(`no crash file named: ${line}`);
+    assert.ok(file.startsWith(state.path), line);
     assert.match(await readFile(file, 'utf8'), /TypeError: Cannot read properties.*\n\s+at /);
   } finally {
     if (previous === undefined) delete process.env.STATE_DIR;

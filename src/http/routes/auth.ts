@@ -29,7 +29,7 @@ const LIMITS = {
   passwordResetConfirm: { perIp: { max: 60, timeWindow: 60_000 }, perAccount: { max: 5, timeWindow: 60 * 60_000 } },
 } as const;
 
-const clientOf = (request: FastifyRequest) => ({ ip: request.ip, userAgent: request.headers['user-agent'] });
+const clientOf = (request: FastifyRequest) => ({ ip: request.ip, userAgent: request.headers['user-agent'], duringMaintenance: request.maintenanceBypass });
 
 export function authRoutes(app: FastifyInstance, context: ApiContext, guards: Guards): void {
   const { pool } = context.database;
