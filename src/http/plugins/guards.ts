@@ -18,6 +18,8 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     /** Routes that keep answering during maintenance (health, config, admin). */
     maintenanceExempt?: boolean;
+    /** Monitoring probes (/health, /metrics): answered, but not counted as app traffic in the metrics. */
+    probe?: boolean;
   }
 }
 

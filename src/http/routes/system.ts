@@ -17,8 +17,9 @@ const HEALTH_DB_TIMEOUT_MS = 2_000;
 
 export function systemRoutes(app: FastifyInstance, context: ApiContext, guards: Guards): void {
   const exempt = { config: { maintenanceExempt: true } };
+  const probe = { config: { maintenanceExempt: true, probe: true } };
 
-  app.get('/health', exempt, async (_request, reply) => {
+  app.get('/health', probe, async (_request, reply) => {
     const { maintenance } = context.appState.current;
     const db = await databaseAnswers(context);
     if (maintenance.enabled) {
@@ -65,7 +66,7 @@ export function systemRoutes(app: FastifyInstance, context: ApiContext, guards: 
       throw error;
     }
   };
-  const metricsOnly = { ...exempt, preHandler: [requireAdminForMetrics] };
+  const metricsOnly = { ...probe, preHandler: [requireAdminForMetrics] };
 
   app.get('/metrics', metricsOnly, async (request, reply) => {
     if (request.headers.accept?.includes('text/plain')) return sendPrometheus(reply);
