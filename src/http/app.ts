@@ -2,16 +2,16 @@
  * The Fastify application: plugins in the order requests meet them, then the routes.
  * Building the app does no I/O; the runtime owns listening and shutdown.
  */
-import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import rateLimit from '@fastify/rate-limit';
 import underPressure from '@fastify/under-pressure';
 import { Redis } from 'ioredis';
 import { redactedPaths } from '../log.ts';
 import type { ApiContext } from './context.ts';
-import { registerErrorHandling } from './plugins/errors.ts';
+import { clientError, frameworkError, registerErrorHandling } from './plugins/errors.ts';
 import { createGuards } from './plugins/guards.ts';
 import { acceptJsonSentAsForm } from './plugins/json-from-curl.ts';
+import { checkRequestFraming, requestIdFrom } from './plugins/request-framing.ts';
 import { accountRoutes } from './routes/account.ts';
 import { adminRoutes } from './routes/admin.ts';
 import { authRoutes } from './routes/auth.ts';
@@ -30,13 +30,18 @@ export async function buildApp(context: ApiContext): Promise<FastifyInstance> {
     loggerInstance: logger,
     bodyLimit: BODY_LIMIT_BYTES,
     trustProxy: context.config.trustProxy,
-    requestIdHeader: 'x-request-id',
-    genReqId: () => randomUUID(),
+    // A client's X-Request-Id only when short and plain (plugins/request-framing.ts).
+    requestIdHeader: false,
+    genReqId: requestIdFrom,
+    // What Fastify and Node answer before routing comes in the same envelope (plugins/errors.ts).
+    frameworkErrors: frameworkError,
+    clientErrorHandler: clientError,
     return503OnClosing: true,
     forceCloseConnections: 'idle',
   });
   app.decorateRequest('auth', null);
   registerErrorHandling(app);
+  checkRequestFraming(app);
 
   // Shed load before it turns into timeouts for everyone.
   await app.register(underPressure, {

@@ -12,7 +12,7 @@ import { createNotificationJob, getNotificationJob, priorities } from '../../dom
 import { ShipError } from '../../errors.ts';
 import type { ApiContext } from '../context.ts';
 import { currentUser, type Guards } from '../plugins/guards.ts';
-import { uuid } from '../schemas.ts';
+import { notificationData, uuid } from '../schemas.ts';
 import { parseInput } from '../validation.ts';
 
 const pushToken = z.string().regex(EXPO_PUSH_TOKEN_PATTERN, 'must be an Expo push token like ExponentPushToken[xxxxxxxx]');
@@ -22,7 +22,7 @@ const notification = z.strictObject({
   title: z.string().trim().min(1).max(200),
   body: z.string().trim().min(1).max(2000),
   priority: z.enum(priorities).optional(),
-  data: z.record(z.string(), z.json()).optional(),
+  data: notificationData.optional(),
 });
 const jobParams = z.strictObject({ id: uuid });
 

@@ -21,7 +21,7 @@ import {
 } from '../../domain/scheduled-notifications.ts';
 import type { ApiContext } from '../context.ts';
 import type { Guards } from '../plugins/guards.ts';
-import { uuid } from '../schemas.ts';
+import { notificationData, uuid } from '../schemas.ts';
 import { parseInput } from '../validation.ts';
 
 const newScheduled = z.strictObject({
@@ -29,7 +29,7 @@ const newScheduled = z.strictObject({
   title: z.string().trim().min(1).max(200),
   body: z.string().trim().min(1).max(2000),
   priority: z.enum(priorities).optional(),
-  data: z.record(z.string(), z.json()).optional(),
+  data: notificationData.optional(),
 });
 const listQuery = z.strictObject({
   status: z.enum(listStatuses).default('all'),

@@ -7,19 +7,18 @@ import { z } from 'zod';
 import { createTask, deleteTask, getTask, listTasks, updateTask } from '../../domain/tasks.ts';
 import type { ApiContext } from '../context.ts';
 import { currentUser, type Guards } from '../plugins/guards.ts';
-import { uuid } from '../schemas.ts';
+import { calendarDate, uuid } from '../schemas.ts';
 import { parseInput } from '../validation.ts';
 
-const isoDate = z.iso.date('must be a date like 2026-03-02');
 const title = z.string().trim().min(1, 'must not be empty').max(500);
 const notes = z.string().max(10_000).nullable();
-const newTask = z.strictObject({ title, notes: notes.optional(), done: z.boolean().optional(), dueDate: isoDate.nullable().optional() });
+const newTask = z.strictObject({ title, notes: notes.optional(), done: z.boolean().optional(), dueDate: calendarDate.nullable().optional() });
 const taskChanges = z
-  .strictObject({ title: title.optional(), notes: notes.optional(), done: z.boolean().optional(), dueDate: isoDate.nullable().optional() })
+  .strictObject({ title: title.optional(), notes: notes.optional(), done: z.boolean().optional(), dueDate: calendarDate.nullable().optional() })
   .refine((changes) => Object.keys(changes).length > 0, 'send at least one of title, notes, done, dueDate');
 const listQuery = z.strictObject({
   limit: z.coerce.number().int().min(1).max(100).default(50),
-  cursor: z.string().max(200).optional(),
+  cursor: z.string().regex(/^[A-Za-z0-9_-]{1,200}$/, 'is not a cursor this API issued: use nextCursor from the previous page').optional(),
 });
 const taskParams = z.strictObject({ id: uuid });
 
