@@ -8,6 +8,7 @@ import underPressure from '@fastify/under-pressure';
 import { Redis } from 'ioredis';
 import { redactedPaths } from '../log.ts';
 import type { ApiContext } from './context.ts';
+import type { RouteInput } from './validation.ts';
 import { clientError, frameworkError, registerErrorHandling } from './plugins/errors.ts';
 import { createGuards } from './plugins/guards.ts';
 import { acceptJsonSentAsForm } from './plugins/json-from-curl.ts';
@@ -23,6 +24,20 @@ import { taskRoutes } from './routes/tasks.ts';
 
 /** JSON bodies beyond this are refused with 413: nothing the app sends comes close. */
 const BODY_LIMIT_BYTES = 64 * 1024;
+
+/** A route as registered: what the fuzzer (test/http/fuzz.test.ts) enumerates, so a new route is fuzzed without being listed. */
+export interface RouteEntry {
+  readonly method: string;
+  readonly url: string;
+  readonly input: RouteInput;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Every route of the app, with the zod schemas it reads its input with. */
+    readonly routeTable: readonly RouteEntry[];
+  }
+}
 
 export async function buildApp(context: ApiContext): Promise<FastifyInstance> {
   const logger: FastifyBaseLogger = context.logger.child({}, { redact: redactedPaths });
@@ -40,6 +55,11 @@ export async function buildApp(context: ApiContext): Promise<FastifyInstance> {
     forceCloseConnections: 'idle',
   });
   app.decorateRequest('auth', null);
+  const routeTable: RouteEntry[] = [];
+  app.decorate('routeTable', routeTable);
+  app.addHook('onRoute', (route) => {
+    for (const method of [route.method].flat()) routeTable.push({ method, url: route.url, input: route.config?.input ?? {} });
+  });
   registerErrorHandling(app);
   checkRequestFraming(app);
 

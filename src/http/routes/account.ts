@@ -43,7 +43,7 @@ export function accountRoutes(app: FastifyInstance, context: ApiContext, guards:
     return { sessions: sessions.map((entry) => ({ ...entry, current: entry.id === session.id })) };
   });
 
-  app.delete('/me/sessions/:id', signedIn, async (request, reply) => {
+  app.delete('/me/sessions/:id', { ...signedIn, config: { input: { params: sessionParams } } }, async (request, reply) => {
     const { id } = parseInput(sessionParams, request.params, 'params');
     const { user } = currentUser(request);
     await revokeOwnSession(pool, user.id, id);
@@ -65,7 +65,7 @@ export function accountRoutes(app: FastifyInstance, context: ApiContext, guards:
     return { format: EXPORT_FORMAT, exportedAt: new Date().toISOString(), userId: user.id, tables };
   });
 
-  app.delete('/me', { preHandler: [guards.requireUser, limited('delete-me', (request) => request.auth?.user.id ?? request.ip)] }, async (request, reply) => {
+  app.delete('/me', { config: { input: { body: deletionConfirmation } }, preHandler: [guards.requireUser, limited('delete-me', (request) => request.auth?.user.id ?? request.ip)] }, async (request, reply) => {
     const { password } = parseInput(deletionConfirmation, request.body, 'body');
     const { user } = currentUser(request);
     const found = await findUserForLogin(pool, user.email);
@@ -93,7 +93,7 @@ export function accountRoutes(app: FastifyInstance, context: ApiContext, guards:
     return reply.status(202).send({ status: 'scheduled', deletionDueAt: dueAt, message: `Your account is scheduled for deletion and you have been signed out everywhere. ${restoreHow}` });
   });
 
-  app.post('/me/restore', { preHandler: limited('restore', bodyEmailOrIp) }, async (request) => {
+  app.post('/me/restore', { config: { input: { body: credentials } }, preHandler: limited('restore', bodyEmailOrIp) }, async (request) => {
     const input = parseInput(credentials, request.body, 'body');
     const result = await restoreAccount(pool, input, { ip: request.ip, userAgent: request.headers['user-agent'] }, context.config.sessionTtlHours);
     return { status: 'restored', token: result.token, expiresAt: result.session.expiresAt, user: result.user };

@@ -29,13 +29,13 @@ export function authRoutes(app: FastifyInstance, context: ApiContext, guards: Gu
   const { pool } = context.database;
   const limiter = (name: keyof typeof LIMITS) => attemptLimiter(app, name, LIMITS[name], bodyEmailOrIp);
 
-  app.post('/auth/register', { preHandler: limiter('login') }, async (request, reply) => {
+  app.post('/auth/register', { config: { input: { body: registration } }, preHandler: limiter('login') }, async (request, reply) => {
     const input = parseInput(registration, request.body, 'body');
     const result = await register(pool, input, clientOf(request), context.config.sessionTtlHours);
     return reply.status(201).send({ token: result.token, expiresAt: result.session.expiresAt, user: result.user });
   });
 
-  app.post('/auth/login', { preHandler: limiter('login') }, async (request) => {
+  app.post('/auth/login', { config: { input: { body: credentials } }, preHandler: limiter('login') }, async (request) => {
     const input = parseInput(credentials, request.body, 'body');
     const result = await login(pool, input, clientOf(request), context.config.sessionTtlHours);
     return { token: result.token, expiresAt: result.session.expiresAt, user: result.user };
@@ -49,7 +49,7 @@ export function authRoutes(app: FastifyInstance, context: ApiContext, guards: Gu
   });
 
   // Always 202, whether or not the account exists: the answer must not reveal who has an account.
-  app.post('/auth/password-reset', { preHandler: limiter('passwordReset') }, async (request, reply) => {
+  app.post('/auth/password-reset', { config: { input: { body: resetRequest } }, preHandler: limiter('passwordReset') }, async (request, reply) => {
     const input = parseInput(resetRequest, request.body, 'body');
     await requestPasswordReset(pool, context.mailer, context.logger, {
       email: input.email,
@@ -61,7 +61,7 @@ export function authRoutes(app: FastifyInstance, context: ApiContext, guards: Gu
     return reply.status(202).send({ status: 'accepted', message: 'If an account exists for this email, a reset link is on its way.' });
   });
 
-  app.post('/auth/password-reset/confirm', { preHandler: limiter('passwordReset') }, async (request, reply) => {
+  app.post('/auth/password-reset/confirm', { config: { input: { body: resetConfirm } }, preHandler: limiter('passwordReset') }, async (request, reply) => {
     const input = parseInput(resetConfirm, request.body, 'body');
     await confirmPasswordReset(pool, input, request.ip);
     return reply.status(204).send();

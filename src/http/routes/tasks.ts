@@ -26,7 +26,7 @@ export function taskRoutes(app: FastifyInstance, context: ApiContext, guards: Gu
   const { pool } = context.database;
   const signedIn = { preHandler: [guards.requireUser] };
 
-  app.get('/tasks', signedIn, async (request, reply) => {
+  app.get('/tasks', { ...signedIn, config: { input: { query: listQuery } } }, async (request, reply) => {
     const query = parseInput(listQuery, request.query, 'query');
     const userId = currentUser(request).user.id;
     if (query.cursor !== undefined) return listTasks(pool, userId, query);
@@ -36,23 +36,23 @@ export function taskRoutes(app: FastifyInstance, context: ApiContext, guards: Gu
     return page;
   });
 
-  app.post('/tasks', signedIn, async (request, reply) => {
+  app.post('/tasks', { ...signedIn, config: { input: { body: newTask } } }, async (request, reply) => {
     const input = parseInput(newTask, request.body, 'body');
     return reply.status(201).send(await createTask(pool, currentUser(request).user.id, input));
   });
 
-  app.get('/tasks/:id', signedIn, async (request) => {
+  app.get('/tasks/:id', { ...signedIn, config: { input: { params: taskParams } } }, async (request) => {
     const { id } = parseInput(taskParams, request.params, 'params');
     return getTask(pool, currentUser(request).user.id, id);
   });
 
-  app.patch('/tasks/:id', signedIn, async (request) => {
+  app.patch('/tasks/:id', { ...signedIn, config: { input: { params: taskParams, body: taskChanges } } }, async (request) => {
     const { id } = parseInput(taskParams, request.params, 'params');
     const changes = parseInput(taskChanges, request.body, 'body');
     return updateTask(pool, currentUser(request).user.id, id, changes);
   });
 
-  app.delete('/tasks/:id', signedIn, async (request, reply) => {
+  app.delete('/tasks/:id', { ...signedIn, config: { input: { params: taskParams } } }, async (request, reply) => {
     const { id } = parseInput(taskParams, request.params, 'params');
     await deleteTask(pool, currentUser(request).user.id, id);
     return reply.status(204).send();
