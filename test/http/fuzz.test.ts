@@ -63,10 +63,13 @@ for (const backend of ['postgres', 'embedded'] as const) {
       await api.request('PUT', '/me/preferences', { token: victim.token, body: { theme: 'dark', locale: 'en', timeZone: 'Europe/Paris' } });
       await api.request('POST', '/me/devices', { token: victim.token, body: { token: `ExponentPushToken[victim-${victim.id}]`, platform: 'ios' } });
       const attackerTask = await api.request('POST', '/tasks', { token: attacker.token, body: { title: 'attacker task' } });
+      // Ids the admin routes know, so GET and DELETE by id reach more than the 404.
+      const scheduled = await api.request('POST', '/admin/notifications/schedule', { token: ADMIN_TOKEN, body: { scheduledFor: new Date(Date.now() + 86_400_000).toISOString(), title: 't', body: 'b' } });
+      const sent = await api.request('POST', '/admin/notifications/send', { token: ADMIN_TOKEN, body: { title: 't', body: 'b' } });
       identities = {
         attackerToken: () => attackerToken,
         adminToken: ADMIN_TOKEN,
-        knownIds: [victimTask.json.id, attackerTask.json.id, victim.id, attacker.id],
+        knownIds: [victimTask.json.id, attackerTask.json.id, victim.id, attacker.id, scheduled.json.notification.id, sent.json.job.id],
         knownEmails: [victim.email, attacker.email],
       };
       console.log(`fuzz on ${backend}: seed ${SEED} (FUZZ_SEED), ${RUNS} runs per route (FUZZ_RUNS)`);
