@@ -55,6 +55,7 @@ export async function buildApp(context: ApiContext): Promise<FastifyInstance> {
     forceCloseConnections: 'idle',
   });
   app.decorateRequest('auth', null);
+  app.decorateRequest('maintenanceBypass', false);
   const routeTable: RouteEntry[] = [];
   app.decorate('routeTable', routeTable);
   app.addHook('onRoute', (route) => {
@@ -80,7 +81,8 @@ export async function buildApp(context: ApiContext): Promise<FastifyInstance> {
   // accelerator here, and the per-account login throttle lives in the database.
   redis?.on('error', (error: Error) => context.logger.debug({ err: error.message }, 'rate-limit Redis unreachable; limits skipped until it returns'));
   if (redis) app.addHook('onClose', async () => void (await redis.quit().catch(() => redis.disconnect())));
-  await app.register(rateLimit, { global: false, skipOnError: true, ...(redis ? { redis } : {}) });
+  // Under REDIS_PREFIX like every other key, so deployments (and test runs) sharing a Redis keep their counters apart.
+  await app.register(rateLimit, { global: false, skipOnError: true, ...(redis ? { redis, nameSpace: `${context.config.redisPrefix}rate-limit:` } : {}) });
   // Fastify parses text/plain by default; this API speaks JSON only, so anything else is a 415.
   app.removeContentTypeParser('text/plain');
 
