@@ -2,16 +2,17 @@
  * The Fastify application: plugins in the order requests meet them, then the routes.
  * Building the app does no I/O; the runtime owns listening and shutdown.
  */
-import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import rateLimit from '@fastify/rate-limit';
 import underPressure from '@fastify/under-pressure';
 import { Redis } from 'ioredis';
 import { redactedPaths } from '../log.ts';
 import type { ApiContext } from './context.ts';
-import { registerErrorHandling } from './plugins/errors.ts';
+import type { RouteInput } from './validation.ts';
+import { clientError, frameworkError, registerErrorHandling } from './plugins/errors.ts';
 import { createGuards } from './plugins/guards.ts';
 import { acceptJsonSentAsForm } from './plugins/json-from-curl.ts';
+import { checkRequestFraming, requestIdFrom } from './plugins/request-framing.ts';
 import { accountRoutes } from './routes/account.ts';
 import { adminRoutes } from './routes/admin.ts';
 import { authRoutes } from './routes/auth.ts';
@@ -24,20 +25,44 @@ import { taskRoutes } from './routes/tasks.ts';
 /** JSON bodies beyond this are refused with 413: nothing the app sends comes close. */
 const BODY_LIMIT_BYTES = 64 * 1024;
 
+/** A route as registered: what the fuzzer (test/http/fuzz.test.ts) enumerates, so a new route is fuzzed without being listed. */
+export interface RouteEntry {
+  readonly method: string;
+  readonly url: string;
+  readonly input: RouteInput;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Every route of the app, with the zod schemas it reads its input with. */
+    readonly routeTable: readonly RouteEntry[];
+  }
+}
+
 export async function buildApp(context: ApiContext): Promise<FastifyInstance> {
   const logger: FastifyBaseLogger = context.logger.child({}, { redact: redactedPaths });
   const app = Fastify({
     loggerInstance: logger,
     bodyLimit: BODY_LIMIT_BYTES,
     trustProxy: context.config.trustProxy,
-    requestIdHeader: 'x-request-id',
-    genReqId: () => randomUUID(),
+    // A client's X-Request-Id only when short and plain (plugins/request-framing.ts).
+    requestIdHeader: false,
+    genReqId: requestIdFrom,
+    // What Fastify and Node answer before routing comes in the same envelope (plugins/errors.ts).
+    frameworkErrors: frameworkError,
+    clientErrorHandler: clientError,
     return503OnClosing: true,
     forceCloseConnections: 'idle',
   });
   app.decorateRequest('auth', null);
   app.decorateRequest('maintenanceBypass', false);
+  const routeTable: RouteEntry[] = [];
+  app.decorate('routeTable', routeTable);
+  app.addHook('onRoute', (route) => {
+    for (const method of [route.method].flat()) routeTable.push({ method, url: route.url, input: route.config?.input ?? {} });
+  });
   registerErrorHandling(app);
+  checkRequestFraming(app);
 
   // Shed load before it turns into timeouts for everyone.
   await app.register(underPressure, {

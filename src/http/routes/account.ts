@@ -43,7 +43,7 @@ export function accountRoutes(app: FastifyInstance, context: ApiContext, guards:
     return { sessions: sessions.map((entry) => ({ ...entry, current: entry.id === session.id })) };
   });
 
-  app.delete('/me/sessions/:id', signedIn, async (request, reply) => {
+  app.delete('/me/sessions/:id', { ...signedIn, config: { input: { params: sessionParams } } }, async (request, reply) => {
     const { id } = parseInput(sessionParams, request.params, 'params');
     const { user } = currentUser(request);
     await revokeOwnSession(pool, user.id, id);
@@ -65,7 +65,7 @@ export function accountRoutes(app: FastifyInstance, context: ApiContext, guards:
     return { format: EXPORT_FORMAT, exportedAt: new Date().toISOString(), userId: user.id, tables };
   });
 
-  app.delete('/me', signedIn, async (request, reply) => {
+  app.delete('/me', { ...signedIn, config: { input: { body: deletionConfirmation } } }, async (request, reply) => {
     const { password } = parseInput(deletionConfirmation, request.body, 'body');
     const { user } = currentUser(request);
     await limits.deleteMe.check(request, reply, user.id);
@@ -94,7 +94,7 @@ export function accountRoutes(app: FastifyInstance, context: ApiContext, guards:
     return reply.status(202).send({ status: 'scheduled', deletionDueAt: dueAt, message: `Your account is scheduled for deletion and you have been signed out everywhere. ${restoreHow}` });
   });
 
-  app.post('/me/restore', async (request, reply) => {
+  app.post('/me/restore', { config: { input: { body: credentials } } }, async (request, reply) => {
     const input = parseInput(credentials, request.body, 'body');
     await limits.restore.check(request, reply, input.email);
     const result = await restoreAccount(pool, input, { ip: request.ip, userAgent: request.headers['user-agent'] }, context.config.sessionTtlHours);

@@ -8,7 +8,7 @@ import { setMaintenance } from '../../domain/app-state.ts';
 import { clearCacheScope } from '../../domain/cache-clear.ts';
 import type { ApiContext } from '../context.ts';
 import type { Guards } from '../plugins/guards.ts';
-import { parseInput } from '../validation.ts';
+import { parseInput, type RouteInput } from '../validation.ts';
 
 const maintenanceChange = z.strictObject({
   enabled: z.boolean(),
@@ -19,9 +19,9 @@ const cacheClear = z.strictObject({ scope: cacheScope });
 
 export function adminRoutes(app: FastifyInstance, context: ApiContext, guards: Guards): void {
   const { pool } = context.database;
-  const admin = { config: { maintenanceExempt: true }, preHandler: [guards.requireAdmin] };
+  const admin = (input: RouteInput) => ({ config: { maintenanceExempt: true, input }, preHandler: [guards.requireAdmin] });
 
-  app.post('/admin/maintenance', admin, async (request) => {
+  app.post('/admin/maintenance', admin({ body: maintenanceChange }), async (request) => {
     const input = parseInput(maintenanceChange, request.body, 'body');
     const { previous, current } = await setMaintenance(pool, { enabled: input.enabled, message: input.message, setBy: 'admin-api' });
     await recordAudit(pool, {
@@ -35,7 +35,7 @@ export function adminRoutes(app: FastifyInstance, context: ApiContext, guards: G
     return { maintenance: current, previous };
   });
 
-  app.post('/admin/cache/clear', admin, async (request) => {
+  app.post('/admin/cache/clear', admin({ body: cacheClear }), async (request) => {
     const { scope: requested } = parseInput(cacheClear, request.body, 'body');
     const { scope, storedScope, epoch } = await clearCacheScope(pool, { scope: requested, actor: 'admin-api', ip: request.ip });
     // Frees the scope's entries (in Redis, for every instance); the new epoch then makes any

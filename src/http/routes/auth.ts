@@ -39,14 +39,14 @@ export function authRoutes(app: FastifyInstance, context: ApiContext, guards: Gu
     passwordResetConfirm: attemptLimiter(app, 'passwordResetConfirm', LIMITS.passwordResetConfirm),
   };
 
-  app.post('/auth/register', async (request, reply) => {
+  app.post('/auth/register', { config: { input: { body: registration } } }, async (request, reply) => {
     const input = parseInput(registration, request.body, 'body');
     await limits.login.check(request, reply, input.email);
     const result = await register(pool, input, clientOf(request), context.config.sessionTtlHours);
     return reply.status(201).send({ token: result.token, expiresAt: result.session.expiresAt, user: result.user });
   });
 
-  app.post('/auth/login', async (request, reply) => {
+  app.post('/auth/login', { config: { input: { body: credentials } } }, async (request, reply) => {
     const input = parseInput(credentials, request.body, 'body');
     await limits.login.check(request, reply, input.email);
     const result = await login(pool, input, clientOf(request), context.config.sessionTtlHours);
@@ -66,7 +66,7 @@ export function authRoutes(app: FastifyInstance, context: ApiContext, guards: Gu
   // closing server finishes it before it stops.
   let resets: Promise<void> = Promise.resolve();
   app.addHook('onClose', async () => resets);
-  app.post('/auth/password-reset', async (request, reply) => {
+  app.post('/auth/password-reset', { config: { input: { body: resetRequest } } }, async (request, reply) => {
     const input = parseInput(resetRequest, request.body, 'body');
     await limits.passwordReset.check(request, reply, input.email);
     const reset = {
@@ -86,7 +86,7 @@ export function authRoutes(app: FastifyInstance, context: ApiContext, guards: Gu
     return reply.status(202).send({ status: 'accepted', message: 'If an account exists for this email, a reset link is on its way.' });
   });
 
-  app.post('/auth/password-reset/confirm', async (request, reply) => {
+  app.post('/auth/password-reset/confirm', { config: { input: { body: resetConfirm } } }, async (request, reply) => {
     const input = parseInput(resetConfirm, request.body, 'body');
     await limits.passwordResetConfirm.check(request, reply, input.token);
     await confirmPasswordReset(pool, input, request.ip);

@@ -28,7 +28,7 @@ export function meRoutes(app: FastifyInstance, context: ApiContext, guards: Guar
 
   app.get('/me/preferences', signedIn, async (request) => getPreferences(pool, currentUser(request).user.id));
 
-  app.put('/me/preferences', signedIn, async (request) => {
+  app.put('/me/preferences', { ...signedIn, config: { input: { body: preferences } } }, async (request) => {
     const input = parseInput(preferences, request.body, 'body');
     return putPreferences(pool, currentUser(request).user.id, input);
   });

@@ -12,8 +12,8 @@ import { createNotificationJob, getNotificationJob, priorities } from '../../dom
 import { ShipError } from '../../errors.ts';
 import type { ApiContext } from '../context.ts';
 import { currentUser, type Guards } from '../plugins/guards.ts';
-import { uuid } from '../schemas.ts';
-import { parseInput } from '../validation.ts';
+import { notificationData, uuid } from '../schemas.ts';
+import { parseInput, type RouteInput } from '../validation.ts';
 
 const pushToken = z.string().regex(EXPO_PUSH_TOKEN_PATTERN, 'must be an Expo push token like ExponentPushToken[xxxxxxxx]');
 const newDevice = z.strictObject({ token: pushToken, platform: z.enum(platforms) });
@@ -22,7 +22,7 @@ const notification = z.strictObject({
   title: z.string().trim().min(1).max(200),
   body: z.string().trim().min(1).max(2000),
   priority: z.enum(priorities).optional(),
-  data: z.record(z.string(), z.json()).optional(),
+  data: notificationData.optional(),
 });
 const jobParams = z.strictObject({ id: uuid });
 
@@ -31,12 +31,12 @@ export function deviceRoutes(app: FastifyInstance, context: ApiContext, guards: 
   const { pool } = context.database;
   const signedIn = { preHandler: [guards.requireUser] };
 
-  app.post('/me/devices', signedIn, async (request, reply) => {
+  app.post('/me/devices', { ...signedIn, config: { input: { body: newDevice } } }, async (request, reply) => {
     const input = parseInput(newDevice, request.body, 'body');
     return reply.status(201).send(await registerDevice(pool, currentUser(request).user.id, input));
   });
 
-  app.delete('/me/devices/:token', signedIn, async (request, reply) => {
+  app.delete('/me/devices/:token', { ...signedIn, config: { input: { params: deviceParams } } }, async (request, reply) => {
     const { token } = parseInput(deviceParams, request.params, 'params');
     await unregisterDevice(pool, currentUser(request).user.id, token);
     return reply.status(204).send();
@@ -46,9 +46,9 @@ export function deviceRoutes(app: FastifyInstance, context: ApiContext, guards: 
 /** The operators' side: send to everyone, and follow a send's progress. */
 export function pushSendRoutes(app: FastifyInstance, context: ApiContext, guards: Guards): void {
   const { pool } = context.database;
-  const admin = { config: { maintenanceExempt: true }, preHandler: [guards.requireAdmin] };
+  const admin = (input: RouteInput) => ({ config: { maintenanceExempt: true, input }, preHandler: [guards.requireAdmin] });
 
-  app.post('/admin/notifications/send', admin, async (request, reply) => {
+  app.post('/admin/notifications/send', admin({ body: notification }), async (request, reply) => {
     const input = parseInput(notification, request.body, 'body');
     const { job, created } = await createNotificationJob(pool, { ...input, requestedBy: 'admin-api', idempotencyKey: idempotencyKey(request.headers['idempotency-key']) });
     if (created) {
@@ -66,7 +66,7 @@ export function pushSendRoutes(app: FastifyInstance, context: ApiContext, guards
       .send({ job });
   });
 
-  app.get('/admin/notifications/:id', admin, async (request) => {
+  app.get('/admin/notifications/:id', admin({ params: jobParams }), async (request) => {
     const { id } = parseInput(jobParams, request.params, 'params');
     return { job: await getNotificationJob(pool, id) };
   });

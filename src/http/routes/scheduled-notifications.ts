@@ -22,15 +22,15 @@ import {
 } from '../../domain/scheduled-notifications.ts';
 import type { ApiContext } from '../context.ts';
 import type { Guards } from '../plugins/guards.ts';
-import { uuid } from '../schemas.ts';
-import { parseInput } from '../validation.ts';
+import { notificationData, uuid } from '../schemas.ts';
+import { parseInput, type RouteInput } from '../validation.ts';
 
 const newScheduled = z.strictObject({
   scheduledFor: z.string({ error: 'must be an ISO 8601 time with an offset, e.g. "2026-03-01T02:00:00-08:00"' }),
   title: z.string().trim().min(1).max(200),
   body: z.string().trim().min(1).max(2000),
   priority: z.enum(priorities).optional(),
-  data: z.record(z.string(), z.json()).optional(),
+  data: notificationData.optional(),
 });
 const listQuery = z.strictObject({
   status: z.enum(listStatuses).default('all'),
@@ -40,9 +40,9 @@ const idParams = z.strictObject({ id: uuid });
 
 export function scheduledNotificationRoutes(app: FastifyInstance, context: ApiContext, guards: Guards): void {
   const { pool } = context.database;
-  const admin = { config: { maintenanceExempt: true }, preHandler: [guards.requireAdmin] };
+  const admin = (input: RouteInput) => ({ config: { maintenanceExempt: true, input }, preHandler: [guards.requireAdmin] });
 
-  app.post('/admin/notifications/schedule', admin, async (request, reply) => {
+  app.post('/admin/notifications/schedule', admin({ body: newScheduled }), async (request, reply) => {
     const input = parseInput(newScheduled, request.body, 'body');
     const scheduledFor = parseScheduledFor(input.scheduledFor, new Date(), 'body.scheduledFor');
     const { notification } = await scheduleNotification(pool, { ...input, scheduledFor, requestedBy: 'admin-api' });
@@ -55,12 +55,12 @@ export function scheduledNotificationRoutes(app: FastifyInstance, context: ApiCo
     return reply.status(201).send({ notification });
   });
 
-  app.get('/admin/notifications', admin, async (request) => {
+  app.get('/admin/notifications', admin({ query: listQuery }), async (request) => {
     const query = parseInput(listQuery, request.query, 'query');
     return { notifications: await listNotifications(pool, query) };
   });
 
-  app.delete('/admin/notifications/:id', admin, async (request) => {
+  app.delete('/admin/notifications/:id', admin({ params: idParams }), async (request) => {
     const { id } = parseInput(idParams, request.params, 'params');
     const notification = await cancelScheduledNotification(pool, id, 'admin-api');
     await recordAudit(pool, { actor: 'admin-api', action: 'admin.notifications.cancelled', ip: request.ip, details: { notification: id } });

@@ -7,19 +7,18 @@ import { z } from 'zod';
 import { createTask, deleteTask, getTask, listTasks, updateTask } from '../../domain/tasks.ts';
 import type { ApiContext } from '../context.ts';
 import { currentUser, type Guards } from '../plugins/guards.ts';
-import { uuid } from '../schemas.ts';
+import { calendarDate, uuid } from '../schemas.ts';
 import { parseInput } from '../validation.ts';
 
-const isoDate = z.iso.date('must be a date like 2026-03-02');
 const title = z.string().trim().min(1, 'must not be empty').max(500);
 const notes = z.string().max(10_000).nullable();
-const newTask = z.strictObject({ title, notes: notes.optional(), done: z.boolean().optional(), dueDate: isoDate.nullable().optional() });
+const newTask = z.strictObject({ title, notes: notes.optional(), done: z.boolean().optional(), dueDate: calendarDate.nullable().optional() });
 const taskChanges = z
-  .strictObject({ title: title.optional(), notes: notes.optional(), done: z.boolean().optional(), dueDate: isoDate.nullable().optional() })
+  .strictObject({ title: title.optional(), notes: notes.optional(), done: z.boolean().optional(), dueDate: calendarDate.nullable().optional() })
   .refine((changes) => Object.keys(changes).length > 0, 'send at least one of title, notes, done, dueDate');
 const listQuery = z.strictObject({
   limit: z.coerce.number().int().min(1).max(100).default(50),
-  cursor: z.string().max(200).optional(),
+  cursor: z.string().regex(/^[A-Za-z0-9_-]{1,200}$/, 'is not a cursor this API issued: use nextCursor from the previous page').optional(),
 });
 const taskParams = z.strictObject({ id: uuid });
 
@@ -27,7 +26,7 @@ export function taskRoutes(app: FastifyInstance, context: ApiContext, guards: Gu
   const { pool } = context.database;
   const signedIn = { preHandler: [guards.requireUser] };
 
-  app.get('/tasks', signedIn, async (request, reply) => {
+  app.get('/tasks', { ...signedIn, config: { input: { query: listQuery } } }, async (request, reply) => {
     const query = parseInput(listQuery, request.query, 'query');
     const userId = currentUser(request).user.id;
     if (query.cursor !== undefined) return listTasks(pool, userId, query);
@@ -37,23 +36,23 @@ export function taskRoutes(app: FastifyInstance, context: ApiContext, guards: Gu
     return page;
   });
 
-  app.post('/tasks', signedIn, async (request, reply) => {
+  app.post('/tasks', { ...signedIn, config: { input: { body: newTask } } }, async (request, reply) => {
     const input = parseInput(newTask, request.body, 'body');
     return reply.status(201).send(await createTask(pool, currentUser(request).user.id, input));
   });
 
-  app.get('/tasks/:id', signedIn, async (request) => {
+  app.get('/tasks/:id', { ...signedIn, config: { input: { params: taskParams } } }, async (request) => {
     const { id } = parseInput(taskParams, request.params, 'params');
     return getTask(pool, currentUser(request).user.id, id);
   });
 
-  app.patch('/tasks/:id', signedIn, async (request) => {
+  app.patch('/tasks/:id', { ...signedIn, config: { input: { params: taskParams, body: taskChanges } } }, async (request) => {
     const { id } = parseInput(taskParams, request.params, 'params');
     const changes = parseInput(taskChanges, request.body, 'body');
     return updateTask(pool, currentUser(request).user.id, id, changes);
   });
 
-  app.delete('/tasks/:id', signedIn, async (request, reply) => {
+  app.delete('/tasks/:id', { ...signedIn, config: { input: { params: taskParams } } }, async (request, reply) => {
     const { id } = parseInput(taskParams, request.params, 'params');
     await deleteTask(pool, currentUser(request).user.id, id);
     return reply.status(204).send();
