@@ -78,7 +78,7 @@ async function startWorker(env: Record<string, string>): Promise<ShipshapeProces
   return worker;
 }
 
-export async function startDeployment(): Promise<Deployment> {
+export async function startDeployment(options: { schedulerPollMs?: number } = {}): Promise<Deployment> {
   const cleanups: Array<() => Promise<unknown>> = [];
   const [database, expo, smtp, slack, pagerDuty, s3] = await Promise.all([
     createTestDatabase('shipshape_rehearsal'),
@@ -110,7 +110,7 @@ export async function startDeployment(): Promise<Deployment> {
     SLACK_WEBHOOK_URL: slack.url,
     PAGERDUTY_ROUTING_KEY: fakeRoutingKey(),
     PAGERDUTY_EVENTS_URL: pagerDuty.baseUrl,
-    SCHEDULER_POLL_MS: '250',
+    ...(options.schedulerPollMs ? { SCHEDULER_POLL_MS: String(options.schedulerPollMs) } : {}),
   };
   const started: ShipshapeProcess[] = [];
   try {

@@ -29,6 +29,8 @@ interface TaskRecord {
   deleted: boolean;
   /** The last write's answer was lost: either outcome is allowed for this task. */
   uncertain: boolean;
+  /** What was acknowledged, newest last (for the report when something is missing). */
+  history?: string[];
 }
 
 interface UserRecord {
@@ -117,7 +119,8 @@ export class Ledger {
         if (task.deleted) {
           if (row) missing.push(`task ${id} of ${user.email} was deleted (204) but is back`);
         } else if (!row) missing.push(`task ${id} of ${user.email} (acknowledged) is missing`);
-        else if (row.title !== task.title || row.done !== task.done) missing.push(`task ${id} of ${user.email}: acknowledged ${JSON.stringify({ title: task.title, done: task.done })}, found ${JSON.stringify({ title: row.title, done: row.done })}`);
+        else if (row.title !== task.title || row.done !== task.done)
+          missing.push(`task ${id} of ${user.email}: acknowledged ${JSON.stringify({ title: task.title, done: task.done })}, found ${JSON.stringify({ title: row.title, done: row.done })}; history ${JSON.stringify(task.history?.slice(-4))}`);
       }
       if (user.theme !== undefined && !user.themeUncertain) {
         checked += 1;
@@ -154,6 +157,8 @@ export class Traffic {
   phase = 'warm-up';
   #running = false;
   #loops: Promise<void>[] = [];
+  /** Set while the traffic is held (see `whilePaused`); loops wait at the start of a round. */
+  #paused: { release: Promise<void>; idle: Set<number> } | undefined;
   readonly #instances: readonly Instance[];
   readonly #options: TrafficOptions;
 
@@ -223,6 +228,12 @@ export class Traffic {
   async #loop(user: UserRecord, offset: number): Promise<void> {
     let round = 0;
     while (this.#running) {
+      const paused = this.#paused;
+      if (paused) {
+        paused.idle.add(offset);
+        await paused.release;
+        continue;
+      }
       const instance = this.#instances[(round + offset) % this.#instances.length]!;
       round += 1;
       try {
@@ -252,7 +263,7 @@ export class Traffic {
     const created = await this.#call(instance, 'POST', '/tasks', 'create task', { body: { title }, token });
     if (unauthorised(created)) return;
     if (answered(created)) {
-      user.tasks.set(String(created.json.id), { title, done: false, deleted: false, uncertain: false });
+      user.tasks.set(String(created.json.id), { title, done: false, deleted: false, uncertain: false, history: [`${new Date().toISOString()} POST ${instance.name} ${created.status}`] });
       this.ledger.wrote(user, `task:${String(created.json.id)}`);
     }
 
@@ -265,7 +276,10 @@ export class Traffic {
       const updated = await this.#call(instance, 'PATCH', `/tasks/${id}`, 'update task', { body: { done: !task.done, title: newTitle }, token });
       this.ledger.wrote(user, `task:${id}`);
       if (unauthorised(updated)) return;
-      if (answered(updated)) Object.assign(task, { done: !task.done, title: newTitle, uncertain: false });
+      if (answered(updated)) {
+        Object.assign(task, { done: !task.done, title: newTitle, uncertain: false });
+        task.history = [...(task.history ?? []), `${new Date().toISOString()} PATCH ${instance.name} ${updated.status} ${JSON.stringify({ title: updated.json.title, done: updated.json.done })}`];
+      }
       else if (lost(updated)) task.uncertain = true;
     }
     if (round % 3 === 0 && open.length > 2) {
@@ -294,6 +308,24 @@ export class Traffic {
       }
     }
     unauthorised(await this.#call(instance, 'GET', '/tasks', 'list tasks', { token }));
+  }
+
+  /**
+   * Runs `fn` with no request in flight: every loop finishes its round and waits. A check of the
+   * database against the ledger needs that moment, or a write the server committed but whose
+   * answer is still on its way looks lost.
+   */
+  async whilePaused<T>(fn: () => Promise<T>): Promise<T> {
+    let release!: () => void;
+    const paused = { release: new Promise<void>((resolve) => (release = resolve)), idle: new Set<number>() };
+    this.#paused = paused;
+    try {
+      while (this.#running && paused.idle.size < this.#loops.length) await sleep(10);
+      return await fn();
+    } finally {
+      this.#paused = undefined;
+      release();
+    }
   }
 
   /** Waits until every user has made a round after now on both instances (a write acknowledged by each). */
