@@ -18,6 +18,7 @@ import { shipshapeProfile } from '../../src/app-profile.ts';
 import { ADMIN_TOKEN } from '../helpers/api.ts';
 import type { CliOptions, CliResult } from '../helpers/cli.ts';
 import { eventually } from '../helpers/patience.ts';
+import { makeDue } from '../scheduler/helpers.ts';
 import type { Deployment } from './deployment.ts';
 import type { Traffic } from './traffic.ts';
 
@@ -278,9 +279,14 @@ const push: RehearsedProcedure = {
     assert.deepEqual(missed, [], 'every device registered with a 201 before the send got it');
 
     const scheduledTitle = `Rehearsal scheduled ${randomUUID().slice(0, 8)}`;
-    const at = new Date(Date.now() + 3_000).toISOString();
+    // An hour ahead (a CLI start on a busy machine can take longer than "a few seconds ahead"), then made due in SQL, as the clock would.
+    const at = new Date(Date.now() + 3_600_000).toISOString();
     const scheduled = await context.cli(['notify', 'schedule', '--at', at, '--title', scheduledTitle, '--body', 'rehearsal', '--json']);
     exitsWith(scheduled, 0, 'notify schedule');
+    const answer = jsonOf(scheduled);
+    const id = String(answer.notification?.id ?? answer.id ?? '');
+    assert.match(id, /^[0-9a-f-]{36}$/, `notify schedule --json names the notification: ${scheduled.stdout.slice(0, 300)}`);
+    await makeDue(context.deployment.pool, [id]);
     await eventually('the scheduled push to reach Expo', () => (expo.deliveries.some((d) => d.title === scheduledTitle) ? true : undefined));
     const listed = await eventually('the scheduled push to be listed as sent', async () => {
       const list = jsonOf(await context.cli(['notify', 'list', '--json']));

@@ -122,8 +122,11 @@ export async function runRehearsal(form: Form, options: { log?: (line: string) =
       const between = `after ${procedure.name}`;
       const quietStart = Date.now();
       await quiet(traffic, deployment, between);
-      const errors = traffic.log.filter((entry) => entry.phase === between && entry.at >= quietStart && isFailure(entry.status));
+      const answers = traffic.log.filter((entry) => entry.phase === between && entry.at >= quietStart);
+      const errors = answers.filter((entry) => isFailure(entry.status));
       if (errors.length > 0) failures.push(`${errors.length} failed request(s) after ${procedure.name} had ended: ${summarise(errors)}`);
+      const refused = answers.filter((entry) => entry.status >= 300 && entry.status < 500);
+      if (refused.length > 0) log(`    after ${procedure.name}, the traffic was refused: ${summarise(refused)}`);
     }
   } catch (error) {
     failures.push(`the rehearsal itself failed: ${(error as Error).stack ?? String(error)}`);
@@ -184,6 +187,7 @@ async function rehearse(
     ranToTheEnd = true;
   } catch (error) {
     failures.push((error as Error).message);
+    await recover(deployment, notes);
   }
   // The procedure's window lasts until a write went through each instance again (not waited for after a failure known in advance: it may never come).
   if (!(procedure.expectedToFail && failures.length > 0)) {
@@ -239,6 +243,18 @@ async function rehearse(
     failures,
     expectedFailure: procedure.expectedToFail,
   };
+}
+
+/**
+ * After a procedure failed: a run that stopped with maintenance still on (as documented for a
+ * failed step) is ended the documented way, `shipshape maintenance off`, so the procedures after
+ * it are rehearsed on a serving deployment.
+ */
+async function recover(deployment: Deployment, notes: string[]): Promise<void> {
+  const config = (await (await fetch(`${deployment.instances[0].url}/config`)).json().catch(() => ({}))) as Record<string, any>;
+  if (config.maintenance?.enabled !== true) return;
+  const off = await deployment.cli(['maintenance', 'off', '--json']);
+  notes.push(`maintenance was still on after the failure: \`shipshape maintenance off\` exited ${off.code}`);
 }
 
 /** Whether the rehearsal passed: every unexpected failure, one line each (empty when it passed). */

@@ -160,6 +160,7 @@ export class Traffic {
   /** Set while the traffic is held (see `whilePaused`); loops wait at the start of a round. */
   #paused: { release: Promise<void>; idle: Set<number> } | undefined;
   readonly #instances: readonly Instance[];
+  readonly #lastLogin = new Map<string, number>();
   readonly #options: TrafficOptions;
 
   constructor(instances: readonly Instance[], options: TrafficOptions) {
@@ -248,7 +249,11 @@ export class Traffic {
   async #round(user: UserRecord, instance: Instance, round: number): Promise<void> {
     if (user.excluded) return;
     if (!user.token) {
-      // Sessions end only when a procedure ends them (erasure, a restore to before the login); logins are rate-limited, so one try a round.
+      // Sessions end only when a procedure ends them (a restore to before the login, say). Logins
+      // are rate-limited per address (all of the traffic comes from 127.0.0.1), so a user whose
+      // session ended tries again at most every 5 s.
+      if (Date.now() - (this.#lastLogin.get(user.email) ?? 0) < 5_000) return;
+      this.#lastLogin.set(user.email, Date.now());
       if (!(await this.#login(user, instance))) return;
     }
     const token = user.token;
