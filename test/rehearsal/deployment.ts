@@ -54,10 +54,10 @@ export interface Deployment {
 }
 
 function watch(name: string, child: ChildProcess, initialOutput: () => string): ShipshapeProcess {
-  const process: ShipshapeProcess = { name, child, exit: undefined, output: initialOutput };
-  if (child.exitCode !== null || child.signalCode !== null) process.exit = String(child.exitCode ?? child.signalCode);
-  child.on('exit', (code, signal) => (process.exit = code === null ? String(signal) : String(code)));
-  return process;
+  const watched: ShipshapeProcess = { name, child, exit: undefined, output: initialOutput };
+  if (child.exitCode !== null || child.signalCode !== null) watched.exit = String(child.exitCode ?? child.signalCode);
+  child.on('exit', (code, signal) => (watched.exit = code === null ? String(signal) : String(code)));
+  return watched;
 }
 
 /** `shipshape worker`, spawned like `serve` (no hang guard: it runs as long as the rehearsal). */
