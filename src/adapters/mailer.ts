@@ -2,8 +2,8 @@
  * Outgoing email. With SMTP_URL it goes over SMTP (nodemailer); without, each message is
  * written to the log so the embedded default still shows what would have been sent.
  */
-import nodemailer from 'nodemailer';
 import type { Logger } from '../log.ts';
+import { loadOnce } from './load-once.ts';
 
 export interface OutgoingMail {
   readonly to: string;
@@ -34,12 +34,17 @@ export function createMailer(options: { smtpUrl: string | undefined; from: strin
       close: () => undefined,
     };
   }
-  const transport = nodemailer.createTransport(options.smtpUrl);
+  const { smtpUrl } = options;
+  let created: { close(): void } | undefined;
+  const transport = loadOnce(async () => {
+    const { default: nodemailer } = await import('nodemailer');
+    return (created = nodemailer.createTransport(smtpUrl));
+  });
   return {
     send: async (mail) => {
-      const info = await transport.sendMail({ from: options.from, ...mail });
+      const info = await (await transport()).sendMail({ from: options.from, ...mail });
       return { messageId: info.messageId, accepted: info.accepted.map(String) };
     },
-    close: () => transport.close(),
+    close: () => created?.close(),
   };
 }

@@ -7,7 +7,7 @@
  * reconnect in the background. A subscriber connection is the exception: its SUBSCRIBE may
  * wait for the connection, and ioredis re-subscribes by itself after every reconnect.
  */
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { redactUrl, type Logger } from '../log.ts';
 
 export type { Redis };
@@ -24,7 +24,9 @@ export interface RedisConnectionOptions {
 const COMMAND_TIMEOUT_MS = 1_000;
 const CONNECT_TIMEOUT_MS = 2_000;
 
-export function createRedis(options: RedisConnectionOptions): Redis {
+/** A connection, not yet connected; ioredis is imported on the first call (only processes configured with Redis pay for it). */
+export async function createRedis(options: RedisConnectionOptions): Promise<Redis> {
+  const { Redis } = await import('ioredis');
   const redis = new Redis(options.url, {
     connectionName: options.name,
     lazyConnect: true,

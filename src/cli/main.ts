@@ -2,6 +2,8 @@
  * The `shipshape` command: parse, dispatch, and map every failure to an exit code in
  * one place. Errors go to stderr as "error[CODE]: cause. what to do".
  */
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { ExitCode, explainSetupFailure, isShipError } from '../errors.ts';
 import type { ProcedureEntry } from '../ops/engine/registry.ts';
@@ -62,8 +64,26 @@ export async function main(argv: string[], options: ProgramOptions = {}): Promis
       process.stderr.write(`error[${known.code}]: ${known.message}\n`);
       return known.exitCode;
     }
-    process.stderr.write(`internal error — please report it with the output above: ${(error as Error).stack ?? String(error)}\n`);
+    process.stderr.write(`${await describeInternalError(error)}\n`);
     return ExitCode.needsHuman;
+  }
+}
+
+/**
+ * An error nobody foresaw is a bug. The operator gets one line saying so and where the details
+ * are; the stack goes to a file under STATE_DIR (private, like everything there), not the screen.
+ */
+export async function describeInternalError(error: unknown): Promise<string> {
+  const message = error instanceof Error ? error.message : String(error);
+  const details = `${new Date().toISOString()} shipshape ${version} ${process.argv.slice(2).join(' ')}\n${error instanceof Error ? (error.stack ?? message) : message}\n`;
+  try {
+    const folder = path.resolve(process.env.STATE_DIR || './.shipshape', 'crashes');
+    await mkdir(folder, { recursive: true });
+    const file = path.join(folder, `${new Date().toISOString().replace(/[:.]/g, '-')}-${process.pid}.txt`);
+    await writeFile(file, details);
+    return `error[SHIP_ERR_INTERNAL]: ${message}. This is a bug in Shipshape, not something you did; the details are in ${file} — please report it with that file.`;
+  } catch {
+    return `error[SHIP_ERR_INTERNAL]: ${message}. This is a bug in Shipshape, not something you did — please report it with these details:\n${details}`;
   }
 }
 

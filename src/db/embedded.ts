@@ -11,7 +11,7 @@
 import { mkdir, readFile, rm, writeFile, open } from 'node:fs/promises';
 import { connect } from 'node:net';
 import path from 'node:path';
-import { PGlite } from '@electric-sql/pglite';
+import type { PGlite } from '@electric-sql/pglite';
 import { ShipError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { BackendLease, serveWireProtocol, type WireServer } from './embedded-wire.ts';
@@ -58,6 +58,7 @@ async function startEmbedded(dir: string, logger: Logger): Promise<EmbeddedDatab
   let pglite: PGlite | undefined;
   let wire: WireServer | undefined;
   try {
+    const { PGlite } = await import('@electric-sql/pglite');
     pglite = await PGlite.create(dataDir);
     const lease = new BackendLease();
     wire = await serveWireProtocol(pglite, lease);

@@ -16,6 +16,8 @@ import { createUser, findUserByEmail, findUserForLogin, setPassword, type User }
 export interface ClientInfo {
   readonly ip?: string | undefined;
   readonly userAgent?: string | undefined;
+  /** The request was let through maintenance (the maintenance run's smoke tests); see createSession. */
+  readonly duringMaintenance?: boolean | undefined;
 }
 
 export interface LoginResult {
@@ -73,6 +75,12 @@ export interface PasswordResetRequest {
   readonly publicUrl: string;
   readonly requestedBy: string;
   readonly ip?: string | undefined;
+  /**
+   * At most this many reset emails per account per hour, counted in the database (so no flood
+   * of other requests can reset the count); further requests are audited and send nothing.
+   * Operators asking through the CLI are not limited.
+   */
+  readonly emailsPerHour?: number;
 }
 
 /**
@@ -87,6 +95,16 @@ export async function requestPasswordReset(
 ): Promise<{ accountExists: boolean; delivery: Promise<MailDelivery | undefined> }> {
   const user = await findUserByEmail(pool, request.email);
   if (!user) return { accountExists: false, delivery: Promise.resolve(undefined) };
+  if (request.emailsPerHour !== undefined) {
+    const { rows } = await pool.query<{ sent: number }>(
+      "SELECT count(*)::int AS sent FROM password_reset_tokens WHERE user_id = $1::uuid AND created_at > now() - interval '1 hour'",
+      [user.id],
+    );
+    if ((rows[0]?.sent ?? 0) >= request.emailsPerHour) {
+      await recordAudit(pool, { actor: request.requestedBy, action: 'auth.password_reset.throttled', userId: user.id, ip: request.ip });
+      return { accountExists: true, delivery: Promise.resolve(undefined) };
+    }
+  }
   const { token, hash } = issueToken();
   await withTransaction(pool, async (tx) => {
     await tx.query('UPDATE password_reset_tokens SET used_at = now() WHERE user_id = $1::uuid AND used_at IS NULL', [user.id]);

@@ -3,6 +3,7 @@
  * and last-seen tracking.
  */
 import type { Queryable } from '../db/pool.ts';
+import { ShipError } from '../errors.ts';
 import { hashToken, issueToken } from './secrets.ts';
 import type { User } from './users.ts';
 
@@ -22,18 +23,26 @@ export interface Authenticated {
 /** last_seen_at is written at most this often per session, so reads do not turn into writes. */
 const LAST_SEEN_RESOLUTION_SECONDS = 60;
 
+/**
+ * Starts a session. Refused with SHIP_ERR_MAINTENANCE when maintenance is on at the moment of
+ * the insert — the gate let the request in earlier, but a login still in flight when
+ * maintenance starts must not come out of it signed in — unless `duringMaintenance` says an
+ * admin token let the request through.
+ */
 export async function createSession(
   db: Queryable,
-  input: { userId: string; ttlHours: number; ip?: string | undefined; userAgent?: string | undefined },
+  input: { userId: string; ttlHours: number; ip?: string | undefined; userAgent?: string | undefined; duringMaintenance?: boolean | undefined },
 ): Promise<{ token: string; session: Session }> {
   const { token, hash } = issueToken();
   const { rows } = await db.query<{ id: string; created_at: Date; expires_at: Date; last_seen_at: Date }>(
     `INSERT INTO sessions (user_id, token_hash, expires_at, ip, user_agent)
-     VALUES ($1::uuid, $2::bytea, now() + make_interval(hours => $3::int), $4::text, $5::text)
+     SELECT $1::uuid, $2::bytea, now() + make_interval(hours => $3::int), $4::text, $5::text
+      WHERE $6::boolean OR NOT coalesce((SELECT maintenance_enabled FROM app_state LIMIT 1), false)
      RETURNING id, created_at, expires_at, last_seen_at`,
-    [input.userId, hash, input.ttlHours, input.ip ?? null, input.userAgent?.slice(0, 1000) ?? null],
+    [input.userId, hash, input.ttlHours, input.ip ?? null, input.userAgent?.slice(0, 1000) ?? null, input.duringMaintenance === true],
   );
-  const row = rows[0]!;
+  const row = rows[0];
+  if (row === undefined) throw new ShipError('SHIP_ERR_MAINTENANCE', 'Maintenance started while you were signing in. Try again when it is over.');
   return {
     token,
     session: { id: row.id, userId: input.userId, createdAt: row.created_at, expiresAt: row.expires_at, lastSeenAt: row.last_seen_at },

@@ -7,7 +7,6 @@ import { createHash, randomBytes } from 'node:crypto';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, createGzip } from 'node:zlib';
-import tar from 'tar-stream';
 import { z } from 'zod';
 import type { ObjectStore } from '../adapters/storage/index.ts';
 import { ShipError } from '../errors.ts';
@@ -140,6 +139,7 @@ export async function writeExportArchive(
   // No email or name in the key: listings of legal storage should not be personal data.
   const key = `${EXPORT_PREFIX}${meta.userId}/${createdAt.toISOString().replace(/[:.]/g, '-')}-${randomBytes(3).toString('hex')}.tar.gz`;
 
+  const { default: tar } = await import('tar-stream');
   const pack = tar.pack();
   const gzip = createGzip();
   pack.on('error', (error) => gzip.destroy(error));
@@ -271,6 +271,7 @@ async function readArchive(source: Readable, fail: (problem: string) => ShipErro
       callback(null, chunk);
     },
   });
+  const { default: tar } = await import('tar-stream');
   const extract = tar.extract();
   const files = new Map<string, Buffer>();
   const collect = (async () => {

@@ -36,6 +36,7 @@ export async function buildApp(context: ApiContext): Promise<FastifyInstance> {
     forceCloseConnections: 'idle',
   });
   app.decorateRequest('auth', null);
+  app.decorateRequest('maintenanceBypass', false);
   registerErrorHandling(app);
 
   // Shed load before it turns into timeouts for everyone.
@@ -55,8 +56,7 @@ export async function buildApp(context: ApiContext): Promise<FastifyInstance> {
   // accelerator here, and the per-account login throttle lives in the database.
   redis?.on('error', (error: Error) => context.logger.debug({ err: error.message }, 'rate-limit Redis unreachable; limits skipped until it returns'));
   if (redis) app.addHook('onClose', async () => void (await redis.quit().catch(() => redis.disconnect())));
-  // Under REDIS_PREFIX like every other key: deployments sharing a Redis (staging and production,
-  // or every test run on a machine) must not share login counters (the rehearsal found a 429 from another's traffic).
+  // Under REDIS_PREFIX like every other key, so deployments (and test runs) sharing a Redis keep their counters apart.
   await app.register(rateLimit, { global: false, skipOnError: true, ...(redis ? { redis, nameSpace: `${context.config.redisPrefix}rate-limit:` } : {}) });
   // Fastify parses text/plain by default; this API speaks JSON only, so anything else is a 415.
   app.removeContentTypeParser('text/plain');

@@ -115,7 +115,7 @@ export async function startAppStateFeeds(options: AppStateFeedOptions): Promise<
 /** For processes without feeds of their own (the CLI): publish one change notice, if Redis is configured. */
 export async function announceAppStateChange(config: Pick<Config, 'redisUrl' | 'redisPrefix'>, logger: Logger): Promise<void> {
   if (!config.redisUrl) return;
-  const redis = createRedis({ url: config.redisUrl, name: 'shipshape-cli', logger });
+  const redis = await createRedis({ url: config.redisUrl, name: 'shipshape-cli', logger });
   try {
     if (await connectRedis(redis)) await redis.publish(appStateChannel(config.redisPrefix), 'changed');
   } catch (error) {

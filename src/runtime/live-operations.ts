@@ -34,8 +34,8 @@ export async function startLiveOperations(options: { config: Config; database: D
     let redis: { publisher: Redis; subscriber: Redis } | undefined;
     let store: CacheStore;
     if (config.redisUrl) {
-      const publisher = createRedis({ url: config.redisUrl, name: 'shipshape-cache', logger });
-      const subscriber = createRedis({ url: config.redisUrl, name: 'shipshape-subscriber', logger, subscriber: true });
+      const publisher = await createRedis({ url: config.redisUrl, name: 'shipshape-cache', logger });
+      const subscriber = await createRedis({ url: config.redisUrl, name: 'shipshape-subscriber', logger, subscriber: true });
       closers.push(() => closeRedis(publisher), () => closeRedis(subscriber));
       if (!(await connectRedis(publisher))) {
         logger.warn({ redis: redactUrl(config.redisUrl) }, 'Redis did not answer at start-up; serving from the database until it does');

@@ -72,7 +72,7 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
   const log = logger.child({ component: 'scheduler' });
   await ensureDefaultSchedules(pool, config, 'system');
 
-  const boss = createQueue(pool, { instanceName: options.instanceName });
+  const boss = await createQueue(pool, { instanceName: options.instanceName });
   boss.on('error', (error: Error) => log.warn({ err: describeError(error) }, 'job queue error'));
   try {
     await boss.start();

@@ -10,7 +10,7 @@
  * a due notification, a pending notice), through `transactionDb` — except the embedded dump,
  * which a process asks of the one that owns the embedded database (src/ops/backups/owner-dump.ts).
  */
-import { PgBoss, type Db, type QueueOptions } from 'pg-boss';
+import type { Db, PgBoss, QueueOptions } from 'pg-boss';
 import type { Pool, PoolClient } from '../db/pool.ts';
 
 export const QUEUE_SCHEMA = 'shipshape_queue';
@@ -50,7 +50,9 @@ export function transactionDb(client: PoolClient): Db {
   return { executeSql: (text, values) => client.query(text, values) };
 }
 
-export function createQueue(pool: Pool, options: { readonly instanceName: string }): PgBoss {
+/** pg-boss for a process that works queues. pg-boss itself is imported here, by the processes that use it. */
+export async function createQueue(pool: Pool, options: { readonly instanceName: string }): Promise<PgBoss> {
+  const { PgBoss } = await import('pg-boss');
   return new PgBoss({
     db: poolDb(pool),
     schema: QUEUE_SCHEMA,
@@ -66,7 +68,8 @@ export function createQueue(pool: Pool, options: { readonly instanceName: string
  * pg-boss for a process that only sends jobs and reads their state (a CLI command): it is not
  * started, so it neither installs the schema nor works queues nor registers as an instance.
  */
-export function queueClient(pool: Pool): PgBoss {
+export async function queueClient(pool: Pool): Promise<PgBoss> {
+  const { PgBoss } = await import('pg-boss');
   return new PgBoss({ db: poolDb(pool), schema: QUEUE_SCHEMA, schedule: false, supervise: false, migrate: false });
 }
 

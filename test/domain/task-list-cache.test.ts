@@ -25,7 +25,7 @@ describe('task-list cache', () => {
 
   before(async () => {
     db = await openMigratedDatabase();
-    redis = createRedis({ url: REDIS_URL, name: 'shipshape-test', logger });
+    redis = await createRedis({ url: REDIS_URL, name: 'shipshape-test', logger });
     assert.ok(await connectRedis(redis), `Redis must be running at ${REDIS_URL}`);
   });
   after(async () => {
@@ -167,7 +167,7 @@ describe('task-list cache', () => {
   }
 
   test('when Redis is unreachable, reads come from the database and stay correct', async () => {
-    const dead = createRedis({ url: 'redis://127.0.0.1:1', name: 'shipshape-test-dead', logger });
+    const dead = await createRedis({ url: 'redis://127.0.0.1:1', name: 'shipshape-test-dead', logger });
     try {
       const cache = new TaskListCache({ db: db.database.pool, store: createRedisStore({ redis: dead, prefix: redisPrefix }), logger, epochs: () => ({}) });
       const user = await newUser();

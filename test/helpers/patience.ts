@@ -11,14 +11,22 @@ export const HANG_GUARD_MS = Number(process.env.TEST_HANG_GUARD_MS ?? 10 * 60_00
 
 /**
  * Polls `check` until it returns a value other than `undefined`, and returns that value.
- * Throws only after `HANG_GUARD_MS`, naming what never happened.
+ * Throws only after `HANG_GUARD_MS`, naming what never happened and, given `lastSeen`, what was
+ * observed instead.
  */
-export async function eventually<T>(what: string, check: () => Promise<T | undefined> | T | undefined, options: { pollMs?: number } = {}): Promise<T> {
+export async function eventually<T>(
+  what: string,
+  check: () => Promise<T | undefined> | T | undefined,
+  options: { pollMs?: number; lastSeen?: () => string } = {},
+): Promise<T> {
   const giveUpAt = Date.now() + HANG_GUARD_MS;
   for (;;) {
     const value = await check();
     if (value !== undefined) return value;
-    if (Date.now() > giveUpAt) throw new Error(`${what} never happened (waited ${HANG_GUARD_MS / 1000} s)`);
+    if (Date.now() > giveUpAt) {
+      const seen = options.lastSeen ? `; last seen: ${options.lastSeen()}` : '';
+      throw new Error(`${what} never happened (waited ${HANG_GUARD_MS / 1000} s)${seen}`);
+    }
     await sleep(options.pollMs ?? 100);
   }
 }

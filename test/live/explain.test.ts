@@ -1,7 +1,9 @@
 /**
- * `shipshape db explain`: EXPLAIN (ANALYZE, BUFFERS) that never changes data — writes run
- * in a transaction that is rolled back, reads run READ ONLY, and more than one statement or
- * one that cannot run in a transaction is refused. Also on the embedded database.
+ * `shipshape db explain`: EXPLAIN (ANALYZE, BUFFERS) that never changes anything — it runs in a
+ * transaction that is rolled back, as a throwaway role that may only read the app's tables (or
+ * write them, for a write), so it cannot touch sequences or other sessions either; more than
+ * one statement, or one that cannot run in a transaction, is refused. Also on the embedded
+ * database.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -32,13 +34,14 @@ const rows = async () => (await pool.query<{ body: string }>('SELECT body FROM n
 const options = { statementTimeoutMs: 10_000 };
 
 describe('db explain', () => {
-  test('explains a read with ANALYZE and BUFFERS, READ ONLY', async () => {
+  test('explains a read with ANALYZE and BUFFERS, run as a role that may only read', async () => {
     const result = await explainAnalyze(pool, "SELECT * FROM notes WHERE body = 'keep me'", options);
     assert.equal(result.mayWrite, false);
     assert.ok(result.plan.some((line) => /Seq Scan on notes/.test(line)), result.plan.join('\n'));
     assert.ok(result.plan.some((line) => /actual time=/.test(line)), 'ANALYZE ran it');
     assert.ok(result.plan.some((line) => /Buffers:/.test(line)), 'BUFFERS reported');
-    assert.ok(result.notes.some((note) => /READ ONLY/.test(note)));
+    assert.equal(result.analyzed, true);
+    assert.ok(result.notes.some((note) => /may only read/.test(note)));
   });
 
   test('a write is executed for the plan and rolled back: the data is unchanged', async () => {
@@ -53,6 +56,56 @@ describe('db explain', () => {
   test('a function that writes cannot write through a read', async () => {
     await assert.rejects(explainAnalyze(pool, 'SELECT sneaky()', options), (error: unknown) => isShipError(error) && /tried to write/.test(error.message));
     assert.deepEqual(await rows(), ['keep me', 'and me']);
+  });
+
+  test('it cannot reach other sessions, sequences, advisory locks or another connection (dblink)', async () => {
+    const bystander = new pg.Client({ connectionString: database.url });
+    await bystander.connect();
+    try {
+      const pid = (await bystander.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
+      const sequenceBefore = (await pool.query<{ last_value: string }>('SELECT last_value FROM notes_id_seq')).rows[0]!.last_value;
+      await pool.query('CREATE EXTENSION IF NOT EXISTS dblink');
+      const attempts = [
+        `SELECT pg_terminate_backend(${pid})`,
+        `SELECT pg_cancel_backend(${pid})`,
+        "SELECT nextval('notes_id_seq')",
+        "INSERT INTO notes (body) VALUES ('drawn from the sequence')",
+        `SELECT dblink_exec('dbname=${database.name} host=127.0.0.1 user=postgres', 'DELETE FROM notes')`,
+      ];
+      for (const sql of attempts) {
+        await assert.rejects(explainAnalyze(pool, sql, options), (error: unknown) => isShipError(error) && error.code === 'SHIP_ERR_VALIDATION', sql);
+      }
+      assert.equal((await bystander.query('SELECT 1 AS alive')).rows[0].alive, 1, 'the other session was neither terminated nor cancelled');
+      assert.equal((await pool.query<{ last_value: string }>('SELECT last_value FROM notes_id_seq')).rows[0]!.last_value, sequenceBefore, 'no sequence value was drawn');
+      assert.deepEqual(await rows(), ['keep me', 'and me']);
+
+      // A session-level advisory lock survives a rollback; explain releases it before handing the connection back.
+      const locked = await explainAnalyze(pool, 'SELECT pg_advisory_lock(4242)', options);
+      assert.equal(locked.analyzed, true);
+      assert.equal((await bystander.query('SELECT pg_try_advisory_lock(4242) AS got')).rows[0].got, true, 'the advisory lock was not kept');
+    } finally {
+      await bystander.end();
+    }
+  });
+
+  test('without the right to create roles it shows the estimated plan and executes nothing', async () => {
+    await pool.query('CREATE ROLE shipshape_test_no_createrole_' + process.pid + ' LOGIN');
+    const role = 'shipshape_test_no_createrole_' + process.pid;
+    await pool.query(`GRANT SELECT ON notes TO ${role}`);
+    const url = new URL(database.url);
+    url.username = role;
+    url.password = '';
+    const limited = new pg.Pool({ connectionString: url.toString(), max: 1 });
+    try {
+      const result = await explainAnalyze(limited, 'SELECT * FROM notes', options);
+      assert.equal(result.analyzed, false);
+      assert.ok(!result.plan.some((line) => /actual time=/.test(line)), 'not executed');
+      assert.ok(result.notes.some((note) => /estimated plan only/.test(note) && /CREATEROLE/.test(note)), result.notes.join('\n'));
+    } finally {
+      await limited.end();
+      await pool.query(`REVOKE ALL ON notes FROM ${role}`);
+      await pool.query(`DROP ROLE ${role}`);
+    }
   });
 
   test('several statements, or a COMMIT smuggled in, are refused and nothing runs', async () => {

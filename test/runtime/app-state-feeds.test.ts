@@ -53,8 +53,8 @@ async function startInstance(db: MigratedDatabase, redisPrefix?: string): Promis
   await watcher.start();
   const redis = redisPrefix
     ? {
-        publisher: createRedis({ url: REDIS_URL, name: 'test-publisher', logger }),
-        subscriber: createRedis({ url: REDIS_URL, name: 'test-subscriber', logger, subscriber: true }),
+        publisher: await createRedis({ url: REDIS_URL, name: 'test-publisher', logger }),
+        subscriber: await createRedis({ url: REDIS_URL, name: 'test-subscriber', logger, subscriber: true }),
       }
     : undefined;
   if (redis) await redis.publisher.connect();

@@ -4,9 +4,13 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { createMailer } from '../../src/adapters/mailer.ts';
 import { queryAudit } from '../../src/domain/audit-query.ts';
+import { requestPasswordReset } from '../../src/domain/auth.ts';
+import { createLogger } from '../../src/log.ts';
 import { startSmtpServer, type FakeSmtpServer, type ReceivedMail } from '../fakes/smtp.ts';
 import { signUp, startTestApi, type TestApi } from '../helpers/api.ts';
+import { eventually } from '../helpers/patience.ts';
 
 function tokenFrom(mail: ReceivedMail): string {
   const match = /\/reset-password\?token=([A-Za-z0-9_%-]+)/.exec(mail.text ?? '');
@@ -74,6 +78,56 @@ describe('password reset by email', () => {
     const forUnknown = await api.request('POST', '/auth/password-reset', { body: { email: unknownEmail } });
     assert.equal(forUnknown.status, forKnown.status);
     assert.deepEqual(forUnknown.json, forKnown.json);
+    // Requests are handled in arrival order: once a later one's email is out, the unknown one was handled.
+    const later = await signUp(api);
+    await api.request('POST', '/auth/password-reset', { body: { email: later.email } });
+    await smtp.waitForMessage((m) => m.to.includes(later.email));
     assert.ok(!smtp.messages.slice(before).some((m) => m.to.includes(unknownEmail)));
+  });
+
+  test('the 202 is sent before the account is looked up, so its timing cannot tell who has an account', async () => {
+    const user = await signUp(api);
+    // With the users table locked the lookup cannot even start; the answer must not wait for it.
+    const locker = await api.server.database.pool.connect();
+    try {
+      await locker.query('BEGIN');
+      await locker.query('LOCK TABLE users IN ACCESS EXCLUSIVE MODE');
+      const requested = await api.request('POST', '/auth/password-reset', { body: { email: user.email } });
+      assert.equal(requested.status, 202);
+      assert.ok(!smtp.messages.some((m) => m.to.includes(user.email)), 'nothing was sent while the lookup was blocked');
+    } finally {
+      await locker.query('ROLLBACK');
+      locker.release();
+    }
+    await smtp.waitForMessage((m) => m.to.includes(user.email));
+  });
+  test('at most 3 reset emails per account per hour, counted in the database, whatever the in-process limiter holds', async () => {
+    const user = await signUp(api);
+    for (let i = 1; i <= 3; i++) {
+      const requested = await api.request('POST', '/auth/password-reset', { body: { email: user.email }, headers: { 'x-forwarded-for': `203.0.113.${i}` } });
+      assert.equal(requested.status, 202);
+    }
+    await eventually('the three emails', () => (smtp.messages.filter((m) => m.to.includes(user.email)).length === 3 ? true : undefined));
+    // What another instance (its own in-process counters) or a limiter that forgot the account would let through:
+    const logger = createLogger('silent');
+    const another = await requestPasswordReset(api.server.database.pool, createMailer({ smtpUrl: smtp.url, from: 'x@tasks.test' }, logger), logger, {
+      email: user.email,
+      ttlMinutes: 60,
+      publicUrl: 'https://tasks.test',
+      requestedBy: 'anonymous',
+      emailsPerHour: 3,
+    });
+    assert.equal(await another.delivery, undefined, 'no fourth email');
+    const actions = (await queryAudit(api.server.database.pool, { userId: user.id, limit: 50 })).map((entry) => entry.action);
+    assert.equal(actions.filter((action) => action === 'auth.password_reset.throttled').length, 1);
+  });
+
+  test('malformed requests do not count against anyone', async () => {
+    const user = await signUp(api);
+    const headers = { 'x-forwarded-for': '198.51.100.200' };
+    for (let i = 0; i < 15; i++) {
+      assert.equal((await api.request('POST', '/auth/password-reset', { body: { email: 'not an email' }, headers })).status, 400);
+    }
+    assert.equal((await api.request('POST', '/auth/password-reset', { body: { email: user.email }, headers })).status, 202, 'the address still has its budget');
   });
 });

@@ -6,15 +6,18 @@
  * message, so there is nothing to close.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import nodemailer from 'nodemailer';
-import type { SMTPSentMessageInfo, SMTPTransportOptions, Transporter } from 'nodemailer';
+import type { SendMailOptions } from 'nodemailer';
 import { ShipError, describeError } from '../../errors.ts';
 import { facts, headline } from './format.ts';
 import { defaultRetryPolicy, defaultTimeoutMs, type RetryPolicy } from './post-json.ts';
 import { createRedactor, type Redact } from './redact.ts';
+import { loadOnce } from '../load-once.ts';
 import type { Alert, AlertChannel } from './types.ts';
 
-export type SmtpTransport = Transporter<SMTPSentMessageInfo, SMTPTransportOptions>;
+/** What the email channel needs of a transport: nodemailer's, or one that creates it when first used. */
+export interface SmtpTransport {
+  sendMail(mail: SendMailOptions): Promise<unknown>;
+}
 
 export interface SmtpTransportOptions {
   /** `smtp://user:pass@host:port` or `smtps://…`. A secret (it holds the password). */
@@ -36,12 +39,16 @@ export function createSmtpTransport(options: SmtpTransportOptions): SmtpTranspor
   }
   if (parsed.hostname === '') throw smtpUrlError('has no host');
   const timeoutMs = options.timeoutMs ?? defaultTimeoutMs;
-  return nodemailer.createTransport({
-    url: options.url,
-    connectionTimeout: timeoutMs,
-    greetingTimeout: timeoutMs,
-    socketTimeout: timeoutMs,
+  const transport = loadOnce(async () => {
+    const { default: nodemailer } = await import('nodemailer');
+    return nodemailer.createTransport({
+      url: options.url,
+      connectionTimeout: timeoutMs,
+      greetingTimeout: timeoutMs,
+      socketTimeout: timeoutMs,
+    });
   });
+  return { sendMail: async (mail) => (await transport()).sendMail(mail) };
 }
 
 function smtpUrlError(problem: string): ShipError {

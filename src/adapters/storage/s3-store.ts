@@ -10,18 +10,11 @@
 import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 
-import {
-  AbortMultipartUploadCommand,
-  DeleteObjectCommand,
-  GetObjectCommand,
-  HeadBucketCommand,
-  HeadObjectCommand,
-  ListObjectsV2Command,
-  S3Client,
-} from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
+import type { S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
+import type { Upload } from '@aws-sdk/lib-storage';
 
 import { ShipError } from '../../errors.ts';
+import { loadOnce } from '../load-once.ts';
 import { BaseObjectStore } from './base-object-store.ts';
 import { callerFailure, meterSource, stopOnAbort } from './metered-stream.ts';
 import { compareKeys, validateKey, validatePrefix } from './object-key.ts';
@@ -64,7 +57,9 @@ const UPLOAD_MARKER = 'shipshape-upload-id';
 
 export class S3ObjectStore extends BaseObjectStore {
   readonly location: string;
-  readonly #client: S3Client;
+  /** The SDK and the client, loaded at the first request (the SDK costs a third of a second to import). */
+  readonly #sdk: () => Promise<{ client: S3Client; s3: typeof import('@aws-sdk/client-s3'); Upload: typeof Upload }>;
+  #client: S3Client | undefined;
   readonly #bucket: string;
   readonly #prefix: string;
   readonly #context: S3ErrorContext;
@@ -92,7 +87,7 @@ export class S3ObjectStore extends BaseObjectStore {
       settingName,
       secrets: [credentials?.secretAccessKey, credentials?.sessionToken].filter((value) => value !== undefined),
     };
-    this.#client = new S3Client({
+    const config: S3ClientConfig = {
       region,
       endpoint,
       forcePathStyle: options.forcePathStyle,
@@ -102,6 +97,11 @@ export class S3ObjectStore extends BaseObjectStore {
       // Since SDK 3.729 uploads carry CRC32 checksums by default, which many S3-compatible stores
       // reject or mangle; our own SHA-256 covers integrity, so only send them where AWS requires.
       ...(endpoint === undefined ? {} : { requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED' }),
+    };
+    this.#sdk = loadOnce(async () => {
+      const [s3, { Upload }] = await Promise.all([import('@aws-sdk/client-s3'), import('@aws-sdk/lib-storage')]);
+      this.#client = new s3.S3Client(config);
+      return { client: this.#client, s3, Upload };
     });
   }
 
@@ -114,8 +114,9 @@ export class S3ObjectStore extends BaseObjectStore {
     try {
       objectKey = this.#objectKey(key);
       options.signal?.throwIfAborted();
-      upload = new Upload({
-        client: this.#client,
+      const sdk = await this.#sdk();
+      upload = new sdk.Upload({
+        client: sdk.client,
         params: {
           Bucket: this.#bucket,
           Key: objectKey,
@@ -158,7 +159,8 @@ export class S3ObjectStore extends BaseObjectStore {
   async get(key: string): Promise<Readable> {
     const objectKey = this.#objectKey(key);
     try {
-      const output = await this.#client.send(new GetObjectCommand({ Bucket: this.#bucket, Key: objectKey }));
+      const { client, s3 } = await this.#sdk();
+      const output = await client.send(new s3.GetObjectCommand({ Bucket: this.#bucket, Key: objectKey }));
       if (output.Body instanceof Readable) return output.Body;
       throw new ShipError('SHIP_ERR_STORAGE_UNAVAILABLE', `S3 answered a read of \`${key}\` in ${this.location} without a body. Try again.`);
     } catch (error) {
@@ -170,7 +172,8 @@ export class S3ObjectStore extends BaseObjectStore {
   async head(key: string): Promise<ObjectInfo | undefined> {
     const objectKey = this.#objectKey(key);
     try {
-      const output = await this.#client.send(new HeadObjectCommand({ Bucket: this.#bucket, Key: objectKey }));
+      const { client, s3 } = await this.#sdk();
+      const output = await client.send(new s3.HeadObjectCommand({ Bucket: this.#bucket, Key: objectKey }));
       return { key, bytes: output.ContentLength ?? 0, modifiedAt: output.LastModified ?? new Date(0) };
     } catch (error) {
       if (!isNotFound(error)) throw this.#error(error, 'read', key);
@@ -189,8 +192,9 @@ export class S3ObjectStore extends BaseObjectStore {
     do {
       let page;
       try {
-        page = await this.#client.send(
-          new ListObjectsV2Command({
+        const { client, s3 } = await this.#sdk();
+        page = await client.send(
+          new s3.ListObjectsV2Command({
             Bucket: this.#bucket,
             Prefix: `${base}${prefix}`,
             ContinuationToken: continuationToken,
@@ -219,7 +223,8 @@ export class S3ObjectStore extends BaseObjectStore {
   async delete(key: string): Promise<void> {
     const objectKey = this.#objectKey(key);
     try {
-      await this.#client.send(new DeleteObjectCommand({ Bucket: this.#bucket, Key: objectKey }));
+      const { client, s3 } = await this.#sdk();
+      await client.send(new s3.DeleteObjectCommand({ Bucket: this.#bucket, Key: objectKey }));
     } catch (error) {
       if (isNotFound(error) && !errorIsNoSuchBucket(error)) return;
       throw this.#error(error, 'delete', key);
@@ -227,8 +232,9 @@ export class S3ObjectStore extends BaseObjectStore {
   }
 
   override close(): void {
-    this.#client.destroy();
+    this.#client?.destroy();
   }
+
 
   #objectKey(key: string): string {
     validateKey(key);
@@ -248,7 +254,8 @@ export class S3ObjectStore extends BaseObjectStore {
     let uploadLeft: string | undefined;
     if (uploadId !== undefined) {
       try {
-        await this.#client.send(new AbortMultipartUploadCommand({ Bucket: this.#bucket, Key: objectKey, UploadId: uploadId }));
+        const { client, s3 } = await this.#sdk();
+        await client.send(new s3.AbortMultipartUploadCommand({ Bucket: this.#bucket, Key: objectKey, UploadId: uploadId }));
       } catch (error) {
         if (!isNotFound(error)) uploadLeft = uploadId;
       }
@@ -256,7 +263,8 @@ export class S3ObjectStore extends BaseObjectStore {
     if (neverReachedBucket(failure)) return { strayObjectLeft: false, uploadLeft };
     let marked: boolean;
     try {
-      const head = await this.#client.send(new HeadObjectCommand({ Bucket: this.#bucket, Key: objectKey }));
+      const { client, s3 } = await this.#sdk();
+      const head = await client.send(new s3.HeadObjectCommand({ Bucket: this.#bucket, Key: objectKey }));
       marked = head.Metadata?.[UPLOAD_MARKER] === marker;
     } catch {
       // 404: nothing under the key. Anything else: the store is failing and we cannot tell;
@@ -266,7 +274,8 @@ export class S3ObjectStore extends BaseObjectStore {
     // An object without our marker is someone else's (or the previous version): not ours to delete.
     if (!marked) return { strayObjectLeft: false, uploadLeft };
     try {
-      await this.#client.send(new DeleteObjectCommand({ Bucket: this.#bucket, Key: objectKey }));
+      const { client, s3 } = await this.#sdk();
+      await client.send(new s3.DeleteObjectCommand({ Bucket: this.#bucket, Key: objectKey }));
       return { strayObjectLeft: false, uploadLeft };
     } catch {
       return { strayObjectLeft: true, uploadLeft };
@@ -275,7 +284,8 @@ export class S3ObjectStore extends BaseObjectStore {
 
   async #assertBucketExists(key: string): Promise<void> {
     try {
-      await this.#client.send(new HeadBucketCommand({ Bucket: this.#bucket }));
+      const { client, s3 } = await this.#sdk();
+      await client.send(new s3.HeadBucketCommand({ Bucket: this.#bucket }));
     } catch (error) {
       if (isNotFound(error)) {
         throw new ShipError(

@@ -12,6 +12,8 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** The session behind the bearer token, set by `requireUser`. */
     auth: Authenticated | null;
+    /** Set by the maintenance gate when an admin token let this request through maintenance. */
+    maintenanceBypass: boolean;
   }
   interface FastifyContextConfig {
     /** Routes that keep answering during maintenance (health, config, admin). */
@@ -54,7 +56,10 @@ export function createGuards(context: ApiContext) {
     if (!maintenance.enabled) return;
     // The maintenance run's smoke tests use the app before it reopens; only an admin token lets them in.
     const bypass = request.headers['x-maintenance-bypass'];
-    if (typeof bypass === 'string' && (await verifyAdminToken(context.database.pool, bypass, context.config.adminToken)).ok) return;
+    if (typeof bypass === 'string' && (await verifyAdminToken(context.database.pool, bypass, context.config.adminToken)).ok) {
+      request.maintenanceBypass = true;
+      return;
+    }
     reply.header('retry-after', '120');
     throw new ShipError('SHIP_ERR_MAINTENANCE', maintenance.message ?? 'Maintenance in progress.');
   };

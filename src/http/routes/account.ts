@@ -3,7 +3,7 @@
  * GDPR rights — a copy of their data (`GET /me/export`), erasure (`DELETE /me`, after a grace
  * period) and changing their mind (`POST /me/restore`).
  */
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { shipshapeProfile } from '../../app-profile.ts';
 import { restoreAccount } from '../../domain/account-restore.ts';
@@ -16,7 +16,7 @@ import { EXPORT_FORMAT, readUserDataJson } from '../../domain/user-export.ts';
 import { findUserForLogin } from '../../domain/users.ts';
 import { ShipError } from '../../errors.ts';
 import type { ApiContext } from '../context.ts';
-import { attemptLimiter, bodyEmailOrIp } from '../plugins/attempt-limits.ts';
+import { attemptLimiter } from '../plugins/attempt-limits.ts';
 import { currentUser, type Guards } from '../plugins/guards.ts';
 import { email, uuid } from '../schemas.ts';
 import { parseInput } from '../validation.ts';
@@ -35,7 +35,7 @@ export function accountRoutes(app: FastifyInstance, context: ApiContext, guards:
   const { pool } = context.database;
   const usersTable = shipshapeProfile.users;
   const signedIn = { preHandler: [guards.requireUser] };
-  const limited = (name: string, account: (request: FastifyRequest) => string) => attemptLimiter(app, name, LIMITS, account);
+  const limits = { deleteMe: attemptLimiter(app, 'delete-me', LIMITS), restore: attemptLimiter(app, 'restore', LIMITS) };
 
   app.get('/me/sessions', signedIn, async (request) => {
     const { user, session } = currentUser(request);
@@ -65,9 +65,10 @@ export function accountRoutes(app: FastifyInstance, context: ApiContext, guards:
     return { format: EXPORT_FORMAT, exportedAt: new Date().toISOString(), userId: user.id, tables };
   });
 
-  app.delete('/me', { preHandler: [guards.requireUser, limited('delete-me', (request) => request.auth?.user.id ?? request.ip)] }, async (request, reply) => {
+  app.delete('/me', signedIn, async (request, reply) => {
     const { password } = parseInput(deletionConfirmation, request.body, 'body');
     const { user } = currentUser(request);
+    await limits.deleteMe.check(request, reply, user.id);
     const found = await findUserForLogin(pool, user.email);
     if (!found || !(await verifyPassword(found.passwordHash, password))) {
       throw new ShipError('SHIP_ERR_INVALID_CREDENTIALS', 'The password is incorrect; the account was not scheduled for deletion.');
@@ -93,8 +94,9 @@ export function accountRoutes(app: FastifyInstance, context: ApiContext, guards:
     return reply.status(202).send({ status: 'scheduled', deletionDueAt: dueAt, message: `Your account is scheduled for deletion and you have been signed out everywhere. ${restoreHow}` });
   });
 
-  app.post('/me/restore', { preHandler: limited('restore', bodyEmailOrIp) }, async (request) => {
+  app.post('/me/restore', async (request, reply) => {
     const input = parseInput(credentials, request.body, 'body');
+    await limits.restore.check(request, reply, input.email);
     const result = await restoreAccount(pool, input, { ip: request.ip, userAgent: request.headers['user-agent'] }, context.config.sessionTtlHours);
     return { status: 'restored', token: result.token, expiresAt: result.session.expiresAt, user: result.user };
   });

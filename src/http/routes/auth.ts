@@ -3,11 +3,12 @@
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
+import { describeError } from '../../errors.ts';
 import { confirmPasswordReset, login, register, requestPasswordReset } from '../../domain/auth.ts';
 import { recordAudit } from '../../domain/audit.ts';
 import { revokeSession } from '../../domain/sessions.ts';
 import type { ApiContext } from '../context.ts';
-import { attemptLimiter, bodyEmailOrIp } from '../plugins/attempt-limits.ts';
+import { attemptLimiter } from '../plugins/attempt-limits.ts';
 import { currentUser, type Guards } from '../plugins/guards.ts';
 import { email, password } from '../schemas.ts';
 import { parseInput } from '../validation.ts';
@@ -17,26 +18,37 @@ const registration = z.strictObject({ email, password, displayName: z.string().t
 const resetRequest = z.strictObject({ email });
 const resetConfirm = z.strictObject({ token: z.string().min(20, 'is not a reset token').max(200), password });
 
-/** Limits per client address and per account; both must pass. */
+/**
+ * Limits per client address and per account; both must pass. A reset confirmation's "account"
+ * is its token: guessing one is hopeless, so its per-address limit only has to stop floods, and
+ * is loose enough that one noisy client cannot lock out everyone behind the same address.
+ */
 const LIMITS = {
   login: { perIp: { max: 30, timeWindow: 60_000 }, perAccount: { max: 10, timeWindow: 15 * 60_000 } },
   passwordReset: { perIp: { max: 10, timeWindow: 60_000 }, perAccount: { max: 3, timeWindow: 60 * 60_000 } },
+  passwordResetConfirm: { perIp: { max: 60, timeWindow: 60_000 }, perAccount: { max: 5, timeWindow: 60 * 60_000 } },
 } as const;
 
-const clientOf = (request: FastifyRequest) => ({ ip: request.ip, userAgent: request.headers['user-agent'] });
+const clientOf = (request: FastifyRequest) => ({ ip: request.ip, userAgent: request.headers['user-agent'], duringMaintenance: request.maintenanceBypass });
 
 export function authRoutes(app: FastifyInstance, context: ApiContext, guards: Guards): void {
   const { pool } = context.database;
-  const limiter = (name: keyof typeof LIMITS) => attemptLimiter(app, name, LIMITS[name], bodyEmailOrIp);
+  const limits = {
+    login: attemptLimiter(app, 'login', LIMITS.login),
+    passwordReset: attemptLimiter(app, 'passwordReset', LIMITS.passwordReset),
+    passwordResetConfirm: attemptLimiter(app, 'passwordResetConfirm', LIMITS.passwordResetConfirm),
+  };
 
-  app.post('/auth/register', { preHandler: limiter('login') }, async (request, reply) => {
+  app.post('/auth/register', async (request, reply) => {
     const input = parseInput(registration, request.body, 'body');
+    await limits.login.check(request, reply, input.email);
     const result = await register(pool, input, clientOf(request), context.config.sessionTtlHours);
     return reply.status(201).send({ token: result.token, expiresAt: result.session.expiresAt, user: result.user });
   });
 
-  app.post('/auth/login', { preHandler: limiter('login') }, async (request) => {
+  app.post('/auth/login', async (request, reply) => {
     const input = parseInput(credentials, request.body, 'body');
+    await limits.login.check(request, reply, input.email);
     const result = await login(pool, input, clientOf(request), context.config.sessionTtlHours);
     return { token: result.token, expiresAt: result.session.expiresAt, user: result.user };
   });
@@ -48,21 +60,35 @@ export function authRoutes(app: FastifyInstance, context: ApiContext, guards: Gu
     return reply.status(204).send();
   });
 
-  // Always 202, whether or not the account exists: the answer must not reveal who has an account.
-  app.post('/auth/password-reset', { preHandler: limiter('passwordReset') }, async (request, reply) => {
+  // Always 202, whether or not the account exists, and answered before any work is done: neither
+  // the answer nor the time it takes may reveal who has an account. The work then runs in arrival
+  // order, so of two requests for one account the newer link is the one that works, and a
+  // closing server finishes it before it stops.
+  let resets: Promise<void> = Promise.resolve();
+  app.addHook('onClose', async () => resets);
+  app.post('/auth/password-reset', async (request, reply) => {
     const input = parseInput(resetRequest, request.body, 'body');
-    await requestPasswordReset(pool, context.mailer, context.logger, {
+    await limits.passwordReset.check(request, reply, input.email);
+    const reset = {
       email: input.email,
       ttlMinutes: context.config.passwordResetTtlMinutes,
       publicUrl: context.config.publicUrl,
       requestedBy: 'anonymous',
       ip: request.ip,
-    });
+      emailsPerHour: LIMITS.passwordReset.perAccount.max,
+    };
+    resets = resets
+      .then(() => requestPasswordReset(pool, context.mailer, context.logger, reset))
+      .then(
+        () => undefined,
+        (error: unknown) => context.logger.error({ err: describeError(error) }, 'a password reset request could not be handled'),
+      );
     return reply.status(202).send({ status: 'accepted', message: 'If an account exists for this email, a reset link is on its way.' });
   });
 
-  app.post('/auth/password-reset/confirm', { preHandler: limiter('passwordReset') }, async (request, reply) => {
+  app.post('/auth/password-reset/confirm', async (request, reply) => {
     const input = parseInput(resetConfirm, request.body, 'body');
+    await limits.passwordResetConfirm.check(request, reply, input.token);
     await confirmPasswordReset(pool, input, request.ip);
     return reply.status(204).send();
   });

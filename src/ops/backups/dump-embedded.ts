@@ -13,7 +13,6 @@
  */
 import { Readable } from 'node:stream';
 import type { PGlite } from '@electric-sql/pglite';
-import { pgDump } from '@electric-sql/pglite-tools/pg_dump';
 import type { AppProfile } from '../../app-profile.ts';
 import type { ObjectStore } from '../../adapters/storage/index.ts';
 import { quoteIdent } from '../../db/pool.ts';
@@ -86,6 +85,7 @@ async function dumpLeavingSessionAsFound(pglite: PGlite): Promise<File> {
     new Map((await pglite.query<{ name: string; setting: string; source: string }>('SELECT name, setting, source FROM pg_catalog.pg_settings')).rows.map((row) => [row.name, row]));
   const before = await sessionSettings();
   try {
+    const { pgDump } = await import('@electric-sql/pglite-tools/pg_dump');
     return await pgDump({ pg: pglite, args: [...PGLITE_DUMP_ARGUMENTS] });
   } finally {
     if (pglite.isInTransaction()) await pglite.exec('ROLLBACK');

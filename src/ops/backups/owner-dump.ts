@@ -43,7 +43,7 @@ export type OwnerDumpRequest = z.infer<typeof ownerDumpRequest>;
 export async function ownerTakesDumps(pool: Pool, ownerPid: number): Promise<CheckResult> {
   const remedy = `restart \`shipshape serve\` without --no-workers (its workers take the dump), or stop process ${ownerPid} and run the backup again`;
   try {
-    const instances = await queueClient(pool).getInstances();
+    const instances = await (await queueClient(pool)).getInstances();
     const owner = instances.find((instance) => instance.pid === ownerPid && instance.host === hostname() && instance.live);
     if (owner !== undefined) return { ok: true, detail: `embedded PGlite, owned by process ${ownerPid} (${owner.name ?? 'shipshape'}), whose workers take the dump` };
   } catch (error) {
@@ -59,7 +59,7 @@ export async function dumpThroughOwner(options: { readonly pool: Pool; readonly 
   // job nobody works would be followed forever.
   const owner = await ownerTakesDumps(options.pool, ownerPid);
   if (!owner.ok) throw new ShipError('SHIP_ERR_PREREQUISITE_FAILED', `The embedded database cannot be dumped: ${owner.detail}. Fix: ${owner.remedy ?? ''}.`);
-  const boss = queueClient(options.pool);
+  const boss = await queueClient(options.pool);
   const name = queueNames.embeddedDump;
   const jobId = await boss.send(name, options.request);
   if (jobId === null) throw new ShipError('SHIP_ERR_INTERNAL', 'The job queue did not accept the dump request; run the backup again.');

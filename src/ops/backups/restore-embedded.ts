@@ -11,7 +11,6 @@
  */
 import { readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { PGlite } from '@electric-sql/pglite';
 import { connectEmbedded } from '../../db/embedded.ts';
 import { ShipError } from '../../errors.ts';
 import type { Logger } from '../../log.ts';
@@ -46,6 +45,7 @@ export async function replaceEmbedded(options: { stateDir: string; file: string;
   await rm(fresh, { recursive: true, force: true });
   const sql = await readFile(options.file, 'utf8');
   let leftOutSettings: string[];
+  const { PGlite } = await import('@electric-sql/pglite');
   const pglite = await PGlite.create(fresh);
   try {
     leftOutSettings = await unknownSettings(rowReader(pglite), sql);

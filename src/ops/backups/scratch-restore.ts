@@ -9,7 +9,6 @@
  * The scratch database is always dropped afterwards.
  */
 import { randomBytes } from 'node:crypto';
-import { PGlite } from '@electric-sql/pglite';
 import type { ObjectStore } from '../../adapters/storage/index.ts';
 import type { Config } from '../../config/index.ts';
 import { quoteIdent } from '../../db/pool.ts';
@@ -95,6 +94,7 @@ async function pgRestoreFromStorage(options: ScratchRestoreOptions, scratchUrl: 
 
 async function restoreInPglite(options: ScratchRestoreOptions): Promise<{ counts: TableCount[]; where: string }> {
   const sql = (await readWhole(options.store, options.facts.dump.objectKey)).toString('utf8');
+  const { PGlite } = await import('@electric-sql/pglite');
   const pglite = await PGlite.create();
   try {
     const read = rowReader(pglite);

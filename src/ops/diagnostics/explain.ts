@@ -1,18 +1,28 @@
 /**
  * Runbook: "Analyze Slow Queries", step 3 — `EXPLAIN (ANALYZE, BUFFERS)` of one statement.
  *
- * ANALYZE really executes the statement, so explaining an UPDATE would update. Every
- * statement therefore runs inside a transaction that is always rolled back: read-only ones in
- * a READ ONLY transaction (so a function with side effects cannot write either), ones that
- * may write in an ordinary one. What a rollback cannot take back is named in the result:
- * sequence values handed out (nextval is not transactional).
+ * ANALYZE really executes the statement, so explaining an UPDATE would update, and a SELECT
+ * may call any function (`pg_terminate_backend`, `nextval`, one that deletes). Two guards that
+ * the database itself enforces:
+ *
+ *   - Everything runs in one transaction that is always rolled back.
+ *   - Inside it, a throwaway role is created and the statement runs as that role (SET LOCAL
+ *     ROLE). The role may read the app's tables — and, for a statement that writes, write them —
+ *     and nothing else: no sequences (nextval cannot be given back), no signalling other
+ *     sessions (it is a member of no role), no reading other schemas' tables. The role itself is
+ *     rolled back with the transaction, so nothing is left behind.
+ *
+ * Session-level advisory locks are the one thing a rollback keeps; they are released before the
+ * connection goes back. A database user that may not create roles gets the estimated plan
+ * only (EXPLAIN without ANALYZE, nothing executed), and is told why.
  *
  * Only one statement, and only the kinds EXPLAIN takes. The statement is sent with the
  * extended query protocol, which the server refuses to run as more than one statement, so
  * `SELECT 1; COMMIT; DELETE …` cannot slip past the check below.
  */
+import { randomBytes } from 'node:crypto';
 import type { QueryConfig } from 'pg';
-import type { Pool } from '../../db/pool.ts';
+import type { Pool, PoolClient } from '../../db/pool.ts';
 import { ShipError } from '../../errors.ts';
 import { leadingWords, mayWrite, splitStatements } from './sql-text.ts';
 
@@ -37,6 +47,8 @@ export interface ExplainResult {
   readonly mayWrite: boolean;
   /** Always true: nothing the statement did was committed. */
   readonly rolledBack: true;
+  /** False when the statement could not be run safely, so the plan is PostgreSQL's estimate only. */
+  readonly analyzed: boolean;
   /** EXPLAIN's text output, one line per element. */
   readonly plan: readonly string[];
   /** EXPLAIN (FORMAT JSON) output, when asked for. */
@@ -72,8 +84,9 @@ export function checkExplainable(sql: string): string {
 }
 
 /**
- * Runs `EXPLAIN (ANALYZE, BUFFERS[, FORMAT JSON])` of one statement in a transaction that is
- * rolled back whatever happens. `statementTimeoutMs` bounds how long the statement may run.
+ * Runs `EXPLAIN (ANALYZE, BUFFERS[, FORMAT JSON])` of one statement as a throwaway role, in a
+ * transaction that is rolled back whatever happens. `statementTimeoutMs` bounds how long the
+ * statement may run.
  */
 export async function explainAnalyze(pool: Pool, sql: string, options: { statementTimeoutMs: number; json?: boolean }): Promise<ExplainResult> {
   const statement = checkExplainable(sql);
@@ -81,14 +94,15 @@ export async function explainAnalyze(pool: Pool, sql: string, options: { stateme
   const client = await pool.connect();
   let broken = false;
   try {
-    await client.query(writes ? 'BEGIN' : 'BEGIN READ ONLY');
+    await client.query('BEGIN');
     await client.query(`SET LOCAL statement_timeout = ${Math.max(1, Math.floor(options.statementTimeoutMs))}`);
     // A write waits at most this long for a row lock held by the app, instead of queueing behind it.
     await client.query("SET LOCAL lock_timeout = '5s'");
+    const analyzed = await runAsThrowawayRole(client, writes);
     const run = async (format: string) => {
       try {
         // queryMode 'extended' (pg ≥ 8.12; not in @types/pg yet): Parse/Bind/Execute, which admits exactly one statement.
-        const query: QueryConfig & { queryMode: 'extended' } = { text: `EXPLAIN (ANALYZE, BUFFERS${format}) ${statement}`, queryMode: 'extended' };
+        const query: QueryConfig & { queryMode: 'extended' } = { text: `EXPLAIN (${analyzed ? 'ANALYZE, BUFFERS' : 'COSTS'}${format}) ${statement}`, queryMode: 'extended' };
         const result = await client.query<Record<string, unknown>>(query);
         return result.rows.map((row) => Object.values(row)[0]);
       } catch (error) {
@@ -101,22 +115,59 @@ export async function explainAnalyze(pool: Pool, sql: string, options: { stateme
       // A second execution inside the same rolled-back transaction; cheap next to the first, and the machine-readable plan is worth it.
       planJson = (await run(', FORMAT JSON'))[0];
     }
-    const notes = ['ran inside a transaction that was rolled back: nothing it changed was kept'];
-    if (writes) notes.push('sequence values it drew (nextval, serial/identity columns) are not given back: sequences are not transactional');
-    else notes.push('ran READ ONLY: it could not write');
-    return { statement, mayWrite: writes, rolledBack: true, plan, ...(options.json ? { planJson } : {}), notes };
+    const notes = analyzed
+      ? [
+          'ran inside a transaction that was rolled back: nothing it changed was kept',
+          writes
+            ? 'ran as a throwaway role that may read and write the app’s tables and nothing else (no sequences, no other sessions)'
+            : 'ran as a throwaway role that may only read the app’s tables: it could not write, draw sequence values or touch other sessions',
+        ]
+      : [
+          'estimated plan only — the statement was not executed: running it safely needs a database user that may create roles (CREATEROLE), to run it as a throwaway role with no other rights',
+        ];
+    return { statement, mayWrite: writes, rolledBack: true, analyzed, plan, ...(options.json ? { planJson } : {}), notes };
   } catch (error) {
     broken = !(error instanceof ShipError);
     throw error;
   } finally {
     try {
       await client.query('ROLLBACK');
+      // Session-level advisory locks survive a rollback; none of them may outlive the explain.
+      await client.query('SELECT pg_advisory_unlock_all()');
     } catch {
       broken = true;
     }
     // A connection whose rollback failed is not handed back to the pool.
     client.release(broken ? true : undefined);
   }
+}
+
+/**
+ * Creates a role inside the open transaction with rights on the app's tables only (read, plus
+ * write for a statement that writes) and switches to it. False, with the transaction still
+ * usable, when this database user may not create roles: the caller then must not execute.
+ */
+async function runAsThrowawayRole(client: PoolClient, writes: boolean): Promise<boolean> {
+  const role = `shipshape_explain_${randomBytes(6).toString('hex')}`;
+  await client.query('SAVEPOINT throwaway_role');
+  try {
+    await client.query(`CREATE ROLE ${role} NOLOGIN NOINHERIT`);
+  } catch (error) {
+    if ((error as { code?: unknown }).code !== '42501') throw error;
+    await client.query('ROLLBACK TO SAVEPOINT throwaway_role');
+    return false;
+  }
+  // The schemas the app's tables live in: those this user owns, and public.
+  const { rows } = await client.query<{ schema: string }>(
+    "SELECT quote_ident(nspname) AS schema FROM pg_namespace WHERE (nspowner = (SELECT oid FROM pg_roles WHERE rolname = current_user) OR nspname = 'public') AND nspname NOT LIKE 'pg\\_%' AND nspname <> 'information_schema'",
+  );
+  const rights = writes ? 'SELECT, INSERT, UPDATE, DELETE' : 'SELECT';
+  for (const { schema } of rows) {
+    await client.query(`GRANT USAGE ON SCHEMA ${schema} TO ${role}`);
+    await client.query(`GRANT ${rights} ON ALL TABLES IN SCHEMA ${schema} TO ${role}`);
+  }
+  await client.query(`SET LOCAL ROLE ${role}`);
+  return true;
 }
 
 function explainError(error: unknown, writes: boolean): unknown {
@@ -133,9 +184,13 @@ function explainError(error: unknown, writes: boolean): unknown {
     case '22P02':
       return new ShipError('SHIP_ERR_VALIDATION', `PostgreSQL refused the statement: ${message}.`, { cause: error });
     case '25006':
+    case '42501': // insufficient privilege: what the throwaway role may not do
+    case '2F003': // "password is required": dblink and the like, refused to a role without a login
       return new ShipError(
         'SHIP_ERR_VALIDATION',
-        `The statement tried to write although it does not look like a write${writes ? '' : ' (it ran READ ONLY)'}: ${message}. Nothing was changed.`,
+        writes
+          ? `The statement tried something beyond writing the app's tables (a sequence, another schema, another session): ${message}. Nothing was changed.`
+          : `The statement tried to write, or to do more than read, although it does not look like a write: ${message}. Nothing was changed.`,
         { cause: error },
       );
     case '57014':

@@ -108,7 +108,7 @@ export async function writeMaintenancePlan(config: Config, window: MaintenanceWi
   const directory = maintenanceDir(config);
   await mkdir(directory, { recursive: true });
   const file = path.join(directory, `maintenance_plan_${windowDateStamp(window)}.md`);
-  await writeFile(file, text, { mode: 0o644 });
+  await writeFile(file, text);
   return file;
 }
 

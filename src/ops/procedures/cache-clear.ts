@@ -108,7 +108,7 @@ export const cacheClear = defineProcedure({
         const { config, logger } = context;
         const storedScope = String(context.outputs['bump-epoch']?.storedScope ?? context.params.scope);
         if (!config.redisUrl) return { flushed: null };
-        const redis = createRedis({ url: config.redisUrl, name: 'shipshape-cli', logger });
+        const redis = await createRedis({ url: config.redisUrl, name: 'shipshape-cli', logger });
         try {
           if (!(await connectRedis(redis))) {
             context.note('Redis did not answer: its entries of the old epoch are unreachable anyway and expire within 10 minutes');
