@@ -1,0 +1,366 @@
+/**
+ * The procedures the rehearsal runs against the live deployment, in order, each through the
+ * real CLI with the operator's configuration, and each with the exit code and final state its
+ * documentation promises. A procedure throws (assert) on the first expectation that fails.
+ *
+ * `announces` lists the error codes the procedure tells users about beforehand: its maintenance
+ * window (SHIP_ERR_MAINTENANCE) or its connection kill (SHIP_ERR_DATABASE_UNAVAILABLE). Any other
+ * 5xx the traffic sees while it runs is a failure.
+ */
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { mkdtemp, readdir, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import { shipshapeProfile } from '../../src/app-profile.ts';
+import { ADMIN_TOKEN } from '../helpers/api.ts';
+import type { CliOptions, CliResult } from '../helpers/cli.ts';
+import { eventually } from '../helpers/patience.ts';
+import { makeDue } from '../scheduler/helpers.ts';
+import type { Deployment } from './deployment.ts';
+import type { Traffic } from './traffic.ts';
+
+/**
+ * THE ONE PLACE to flip when restore works on a served database: `db restore` in place fails on
+ * a database that `shipshape serve` with its workers is serving. Known: pg_restore cannot drop
+ * pg-boss's partitioned queue_stats tables (issue 10, finding 1). Seen first by the rehearsal:
+ * with two instances and a worker connected, the stop-connections step never wins the race
+ * between pg_terminate_backend and ALTER DATABASE … RENAME (the pools reconnect at once), and
+ * after 50 attempts (about 6 minutes in maintenance) the run rolls back with exit 1. Branch
+ * `restore-swap` redesigns restore; once it is merged, set this to `undefined`.
+ */
+export const RESTORE_EXPECTED_TO_FAIL: string | undefined = 'expected to fail until restore-swap lands';
+
+export type Form = 'short' | 'full';
+
+export interface RehearsalContext {
+  readonly deployment: Deployment;
+  readonly traffic: Traffic;
+  /** Runs `shipshape <args>` as `operator` (alice by default); its exit code goes into the report. */
+  cli(args: string[], operator?: string, options?: CliOptions & { env?: Record<string, string> }): Promise<CliResult>;
+  note(line: string): void;
+}
+
+export interface RehearsedProcedure {
+  readonly name: string;
+  readonly forms: readonly Form[];
+  readonly announces: readonly string[];
+  readonly expectedToFail?: string | undefined;
+  run(context: RehearsalContext): Promise<void>;
+}
+
+const MAINTENANCE = 'SHIP_ERR_MAINTENANCE';
+const DATABASE_UNAVAILABLE = 'SHIP_ERR_DATABASE_UNAVAILABLE';
+
+// Run reports and --json answers are read freely; each check names the field it needs.
+function jsonOf(result: CliResult): Record<string, any> {
+  try {
+    return JSON.parse(result.stdout) as Record<string, any>;
+  } catch {
+    assert.fail(`expected one JSON document (exit ${result.code}):\n${result.stdout}\n--- stderr ---\n${result.stderr}`);
+  }
+}
+
+function exitsWith(result: CliResult, code: number, what: string): void {
+  if (result.code === code) return;
+  // A run report says why in its error; anything else, the end of what the command printed.
+  let why = result.stdout.slice(-1_500);
+  try {
+    const report = JSON.parse(result.stdout) as Record<string, any>;
+    if (report.error) why = `run ${report.runId ?? ''} ${report.state ?? ''}: ${report.error.code}: ${report.error.message}`;
+  } catch {
+    // not a run report
+  }
+  assert.fail(`${what}: exit ${result.code ?? result.signal}, documented ${code}\n${why}\n--- stderr (end) ---\n${result.stderr.trim().split('\n').slice(-4).join('\n').slice(-1_500)}`);
+}
+
+function stepOutput(report: Record<string, any>, id: string): Record<string, any> {
+  const step = (report.steps as Array<Record<string, any>> | undefined)?.find((candidate) => candidate.id === id);
+  assert.ok(step?.output, `no output for step ${id} in the run report`);
+  return step.output as Record<string, any>;
+}
+
+/**
+ * Runs a procedure as alice; when policy holds it for a second operator (exit 3, awaiting
+ * approval), bob approves it and alice resumes it — the documented two-person flow.
+ */
+async function withApproval(context: RehearsalContext, args: string[]): Promise<CliResult> {
+  const first = await context.cli([...args, '--yes', '--yes-irreversible', '--json'], 'alice');
+  const runId = /(r-\d{8}-\d{6}-[0-9a-f]{4})/.exec(first.stdout)?.[1];
+  if (first.code !== 3 || !runId || !/awaiting-approval|shipshape approve/.test(first.stdout)) return first;
+  context.note(`${args.slice(0, 2).join(' ')}: held for approval (${runId}); bob approved, alice resumed`);
+  exitsWith(await context.cli(['approve', runId, '--json'], 'bob'), 0, 'approve');
+  return context.cli(['runs', 'resume', runId, '--yes', '--yes-irreversible', '--json'], 'alice');
+}
+
+async function health(url: string): Promise<{ status: number; json: Record<string, any> }> {
+  const response = await fetch(`${url}/health`);
+  return { status: response.status, json: (await response.json()) as Record<string, any> };
+}
+
+async function config(url: string): Promise<Record<string, any>> {
+  return (await (await fetch(`${url}/config`)).json()) as Record<string, any>;
+}
+
+/** Both instances' /health, until each satisfies `ok`. */
+async function everyInstance(deployment: Deployment, what: string, ok: (answer: { status: number; json: Record<string, any> }) => boolean): Promise<void> {
+  await eventually(what, async () => ((await Promise.all(deployment.instances.map(async (i) => ok(await health(i.url))))).every(Boolean) ? true : undefined));
+}
+
+/** Waits until the traffic has acknowledged a write through each instance after now. */
+async function trafficFlows(context: RehearsalContext, what: string): Promise<void> {
+  const since = Date.now();
+  await eventually(what, () => (context.traffic.writesSince(since).size === context.deployment.instances.length ? true : undefined));
+}
+
+async function takeBackup(context: RehearsalContext): Promise<string> {
+  const result = await context.cli(['db', 'backup', '--yes', '--json']);
+  exitsWith(result, 0, 'db backup');
+  const id = String(stepOutput(jsonOf(result), 'manifest').backupId);
+  assert.match(id, /\S/, 'the backup has an id');
+  return id;
+}
+
+const backup: RehearsedProcedure = {
+  name: 'backup + verify --restore',
+  forms: ['short', 'full'],
+  announces: [],
+  run: async (context) => {
+    const id = await takeBackup(context);
+    const verified = await context.cli(['db', 'verify', id, '--restore', '--json']);
+    exitsWith(verified, 0, 'db verify --restore');
+    const answer = jsonOf(verified);
+    assert.equal(answer.ok, true, 'the verification passed');
+    assert.equal(answer.restoreTested, true, 'a scratch restore was made and compared');
+    context.note(`backup ${id} taken and verified by a scratch restore`);
+  },
+};
+
+/** A migration of the rehearsal's own, beside Shipshape's: the CLI runs it from a copy of the migrations folder. */
+const migration: RehearsedProcedure = {
+  name: 'migration up and down',
+  forms: ['short', 'full'],
+  announces: [],
+  run: async (context) => {
+    const folder = await mkdtemp(path.join(tmpdir(), 'shipshape-rehearsal-migrations-'));
+    for (const file of await readdir(shipshapeProfile.migrations.directory)) await symlink(path.join(shipshapeProfile.migrations.directory, file), path.join(folder, file));
+    await writeFile(path.join(folder, '9001_rehearsal_probe.sql'), 'ALTER TABLE tasks ADD COLUMN rehearsal_probe text;\nCREATE TABLE rehearsal_probe (id integer PRIMARY KEY, note text);\n');
+    await writeFile(path.join(folder, '9001_rehearsal_probe.down.sql'), 'DROP TABLE rehearsal_probe;\nALTER TABLE tasks DROP COLUMN rehearsal_probe;\n');
+    const withProbe = { script: fileURLToPath(new URL('./cli-with-migrations.ts', import.meta.url)), env: { REHEARSAL_MIGRATIONS_DIR: folder } };
+    const column = async () => (await context.deployment.pool.query("SELECT 1 FROM information_schema.columns WHERE table_name = 'tasks' AND column_name = 'rehearsal_probe'")).rowCount === 1;
+
+    // The procedure needs a verified backup under an hour old: the backup step took one.
+    const up = await context.cli(['db', 'migrate', 'up', '--yes', '--json'], 'alice', withProbe);
+    exitsWith(up, 0, 'db migrate up');
+    assert.ok(await column(), 'the migration added tasks.rehearsal_probe');
+    await trafficFlows(context, 'traffic through both instances with the new column');
+    const down = await context.cli(['db', 'migrate', 'down', '--json'], 'alice', withProbe);
+    exitsWith(down, 0, 'db migrate down');
+    assert.equal(await column(), false, 'the down migration dropped tasks.rehearsal_probe');
+    const status = jsonOf(await context.cli(['db', 'migrate', 'status', '--json'], 'alice', withProbe));
+    assert.equal((status.migrations as Array<Record<string, any>>).find((m) => m.version === 9001)?.state, 'pending');
+  },
+};
+
+const killConnections: RehearsedProcedure = {
+  name: 'db kill-connections --warn',
+  forms: ['short', 'full'],
+  announces: [DATABASE_UNAVAILABLE],
+  run: async (context) => {
+    const result = await context.cli(['db', 'kill-connections', '--warn', '2s', '--yes', '--yes-irreversible', '--json']);
+    exitsWith(result, 0, 'db kill-connections');
+    const report = jsonOf(result);
+    assert.equal(report.state, 'succeeded');
+    const terminated = JSON.stringify(report.steps?.find((step: Record<string, any>) => step.id === 'terminate')?.output ?? {});
+    context.note(`terminate step: ${terminated.slice(0, 300)}`);
+    const banner = (await config(context.deployment.instances[1].url)).banner;
+    context.note(`banner on the second instance afterwards: ${JSON.stringify(banner)}`);
+  },
+};
+
+const dbKill: RehearsedProcedure = {
+  name: 'db kill (runaway query)',
+  forms: ['full'],
+  announces: [],
+  run: async (context) => {
+    const runaway = new pg.Client({ connectionString: context.deployment.database.url, application_name: 'rehearsal-runaway' });
+    await runaway.connect();
+    try {
+      const pid = (await runaway.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
+      const query = runaway.query('SELECT pg_sleep(3600)').then(
+        () => 'finished',
+        (error: Error & { code?: string }) => error.code ?? error.message,
+      );
+      await eventually('the runaway query to be active', async () => {
+        const { rows } = await context.deployment.pool.query("SELECT 1 FROM pg_stat_activity WHERE pid = $1 AND state = 'active'", [pid]);
+        return rows.length > 0 ? true : undefined;
+      });
+      const result = await context.cli(['db', 'kill', String(pid), '--yes', '--yes-irreversible', '--json']);
+      exitsWith(result, 0, 'db kill');
+      assert.equal(await query, '57014', 'the statement was cancelled (query_canceled)');
+      assert.equal((await runaway.query<{ one: number }>('SELECT 1 AS one')).rows[0]!.one, 1, 'a cancel keeps the session');
+    } finally {
+      await runaway.end().catch(() => undefined);
+    }
+  },
+};
+
+const emergency: RehearsedProcedure = {
+  name: 'emergency disable + enable',
+  forms: ['short', 'full'],
+  announces: [MAINTENANCE],
+  run: async (context) => {
+    const message = `Rehearsal emergency ${randomUUID().slice(0, 8)}`;
+    const disabled = await withApproval(context, ['emergency', 'disable', '--message', message]);
+    exitsWith(disabled, 0, 'emergency disable');
+    await everyInstance(context.deployment, 'both instances to answer 503 maintenance with the message', (h) => h.status === 503 && h.json.message === message);
+    // Users are locked out while it lasts: some of their requests are turned away.
+    const since = Date.now();
+    await eventually('the traffic to be told about the maintenance', () => (context.traffic.log.some((entry) => entry.at > since && entry.code === MAINTENANCE) ? true : undefined));
+    const enabled = await withApproval(context, ['emergency', 'enable']);
+    exitsWith(enabled, 0, 'emergency enable');
+    await everyInstance(context.deployment, 'both instances healthy again', (h) => h.status === 200 && h.json.status === 'ok');
+  },
+};
+
+const cacheClear: RehearsedProcedure = {
+  name: 'cache clear',
+  forms: ['short', 'full'],
+  announces: [],
+  run: async (context) => {
+    const before = Number((await config(context.deployment.instances[1].url)).cacheEpochs?.tasks ?? 0);
+    const result = await context.cli(['cache', 'clear', '--scope', 'tasks', '--yes', '--json']);
+    exitsWith(result, 0, 'cache clear');
+    await eventually('both instances to show the new tasks cache epoch', async () =>
+      (await Promise.all(context.deployment.instances.map(async (i) => Number((await config(i.url)).cacheEpochs?.tasks ?? 0) > before))).every(Boolean) ? true : undefined,
+    );
+  },
+};
+
+const maintenanceRun: RehearsedProcedure = {
+  name: 'maintenance run',
+  forms: ['full'],
+  announces: [MAINTENANCE],
+  run: async (context) => {
+    const result = await withApproval(context, ['maintenance', 'run']);
+    exitsWith(result, 0, 'maintenance run');
+    assert.equal(jsonOf(result).state, 'succeeded');
+    await everyInstance(context.deployment, 'both instances out of maintenance', (h) => h.status === 200);
+  },
+};
+
+const gdprErasure: RehearsedProcedure = {
+  name: 'GDPR erasure',
+  forms: ['full'],
+  announces: [],
+  run: async (context) => {
+    const url = context.deployment.instances[0].url;
+    const email = `erase-me-${randomUUID()}@example.com`;
+    const registered = await fetch(`${url}/auth/register`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email, password: 'correct horse battery staple' }) });
+    assert.equal(registered.status, 201);
+    const { token, user } = (await registered.json()) as { token: string; user: { id: string } };
+    const task = await fetch(`${url}/tasks`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: JSON.stringify({ title: 'private' }) });
+    assert.equal(task.status, 201);
+    const ticket = `GDPR-${randomUUID().slice(0, 6)}`;
+    exitsWith(await context.cli(['user', 'request-deletion', email, '--ticket', ticket, '--identity-ref', 'rehearsal: replied from the account address', '--yes', '--json'], 'alice'), 0, 'user request-deletion');
+    exitsWith(await context.cli(['user', 'approve-deletion', email, '--ticket', ticket, '--json'], 'bob'), 0, 'user approve-deletion (legal)');
+    exitsWith(await context.cli(['user', 'approve-deletion', email, '--ticket', ticket, '--skip-grace', '--json'], 'dana'), 0, 'user approve-deletion --skip-grace');
+    exitsWith(await context.cli(['user', 'export', email, '--ticket', ticket, '--yes', '--json'], 'alice'), 0, 'user export');
+    const erased = await withApproval(context, ['user', 'delete', email, '--ticket', ticket, '--skip-grace']);
+    exitsWith(erased, 0, 'user delete');
+    const left = await context.deployment.pool.query('SELECT (SELECT count(*) FROM users WHERE id = $1)::int AS users, (SELECT count(*) FROM tasks WHERE user_id = $1)::int AS tasks', [user.id]);
+    assert.deepEqual(left.rows[0], { users: 0, tasks: 0 }, 'the account and its tasks are gone');
+    const login = await fetch(`${context.deployment.instances[1].url}/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email, password: 'correct horse battery staple' }) });
+    assert.equal(login.status, 401, 'the erased account cannot log in');
+  },
+};
+
+const push: RehearsedProcedure = {
+  name: 'push send + scheduled push',
+  forms: ['full'],
+  announces: [],
+  run: async (context) => {
+    const { expo } = context.deployment;
+    const devices = context.traffic.ledger.users.flatMap((user) => [...user.devices]);
+    assert.ok(devices.length > 0, 'the traffic registered devices');
+    const title = `Rehearsal push ${randomUUID().slice(0, 8)}`;
+    exitsWith(await context.cli(['notify', 'send', '--title', title, '--body', 'rehearsal', '--json']), 0, 'notify send');
+    const missed = devices.filter((device) => !expo.deliveries.some((d) => d.title === title && d.to === device));
+    assert.deepEqual(missed, [], 'every device registered with a 201 before the send got it');
+
+    const scheduledTitle = `Rehearsal scheduled ${randomUUID().slice(0, 8)}`;
+    // An hour ahead (a CLI start on a busy machine can take longer than "a few seconds ahead"), then made due in SQL, as the clock would.
+    const at = new Date(Date.now() + 3_600_000).toISOString();
+    const scheduled = await context.cli(['notify', 'schedule', '--at', at, '--title', scheduledTitle, '--body', 'rehearsal', '--json']);
+    exitsWith(scheduled, 0, 'notify schedule');
+    const answer = jsonOf(scheduled);
+    const id = String(answer.notification?.id ?? answer.id ?? '');
+    assert.match(id, /^[0-9a-f-]{36}$/, `notify schedule --json names the notification: ${scheduled.stdout.slice(0, 300)}`);
+    await makeDue(context.deployment.pool, [id]);
+    await eventually('the scheduled push to reach Expo', () => (expo.deliveries.some((d) => d.title === scheduledTitle) ? true : undefined));
+    const listed = await eventually('the scheduled push to be listed as sent', async () => {
+      const list = jsonOf(await context.cli(['notify', 'list', '--json']));
+      const found = JSON.stringify(list).includes(scheduledTitle) ? (list.notifications as Array<Record<string, any>> | undefined)?.find((n) => n.title === scheduledTitle) : undefined;
+      return found?.status === 'sent' ? found : undefined;
+    });
+    const perDevice = new Map<string, number>();
+    for (const delivery of expo.deliveries.filter((d) => d.title === scheduledTitle)) perDevice.set(delivery.to, (perDevice.get(delivery.to) ?? 0) + 1);
+    assert.deepEqual([...perDevice.values()].filter((n) => n > 1), [], 'three processes run workers; each device got the scheduled push once');
+    context.note(`scheduled push sent to ${perDevice.size} device(s); listed ${JSON.stringify({ status: listed.status, recipients: listed.recipients })}`);
+  },
+};
+
+const credentialRotation: RehearsedProcedure = {
+  name: 'credential rotation (admin token)',
+  forms: ['full'],
+  announces: [],
+  run: async (context) => {
+    const result = await context.cli(['admin-token', 'rotate', '--overlap', '1h', '--json']);
+    exitsWith(result, 0, 'admin-token rotate');
+    const answer = jsonOf(result);
+    const token = String(answer.token ?? answer.secret ?? '');
+    assert.ok(token.length >= 16, `the new token is printed once: ${result.stdout.slice(0, 300)}`);
+    for (const instance of context.deployment.instances) {
+      for (const [which, bearer] of [['new', token], ['old (within the overlap)', ADMIN_TOKEN]] as const) {
+        const status = await eventually(`${instance.name} to accept the ${which} admin token`, async () => {
+          const response = await fetch(`${instance.url}/admin/notifications`, { headers: { authorization: `Bearer ${bearer}` } });
+          return response.status === 200 ? response.status : undefined;
+        });
+        assert.equal(status, 200);
+      }
+    }
+  },
+};
+
+const restore: RehearsedProcedure = {
+  name: 'restore (with approval)',
+  forms: ['full'],
+  announces: [MAINTENANCE, DATABASE_UNAVAILABLE],
+  expectedToFail: RESTORE_EXPECTED_TO_FAIL,
+  run: async (context) => {
+    const { ledger } = context.traffic;
+    const expected = ledger.snapshot();
+    const backupStarted = Date.now();
+    const id = await takeBackup(context);
+    const backupEnded = Date.now();
+    const restored = await withApproval(context, ['db', 'restore', id]);
+    exitsWith(restored, 0, 'db restore');
+    // Writes made after the backup are gone from the live database by design; what the backup held must be back.
+    ledger.restore(expected);
+    ledger.uncertainBetween(backupStarted, backupEnded);
+    const report = jsonOf(restored);
+    assert.equal(report.state, 'succeeded');
+    context.note(`restore report: ${JSON.stringify({ state: report.state, exitCode: report.exitCode, error: report.error?.code }).slice(0, 300)}`);
+    await everyInstance(context.deployment, 'both instances healthy after the restore', (h) => h.status === 200);
+  },
+};
+
+const ALL: readonly RehearsedProcedure[] = [backup, migration, killConnections, dbKill, emergency, cacheClear, gdprErasure, push, credentialRotation, maintenanceRun, restore];
+
+export function proceduresFor(form: Form): RehearsedProcedure[] {
+  return ALL.filter((procedure) => procedure.forms.includes(form));
+}
+
+export const procedureNames = ALL.map((procedure) => procedure.name);
