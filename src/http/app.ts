@@ -63,7 +63,7 @@ export async function buildApp(context: ApiContext): Promise<FastifyInstance> {
     reply.header('x-request-id', request.id);
   });
   app.addHook('onResponse', async (_request, reply) => {
-    // A 503 served because an operator turned maintenance on is the system working, not an error.
+    // A 503 served because an operator turned maintenance (or read-only mode) on is the system working, not an error.
     const deliberate = reply.statusCode === 503 && context.appState.current.maintenance.enabled;
     context.metrics.record(deliberate ? 200 : reply.statusCode, reply.elapsedTime);
   });

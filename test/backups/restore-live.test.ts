@@ -18,6 +18,8 @@ import { ADMIN_TOKEN } from '../helpers/api.ts';
 import { startServeProcess } from '../helpers/cli.ts';
 import { ADMIN_URL, createStateDir, createTestDatabase, type TestDatabase } from '../helpers/postgres.ts';
 import { eventually } from '../helpers/patience.ts';
+import { startFakeExpo, type FakeExpo } from '../fakes/expo.ts';
+import { AHEAD_SECONDS, inSeconds, makeDue, userWithDevice } from '../scheduler/helpers.ts';
 import { databasesLike, jsonOf, shipshape, takeBackup, withClient } from './helpers.ts';
 
 const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -96,10 +98,12 @@ describe('db restore of a database served by `shipshape serve` with its workers'
   let serve: Serve;
   let exited: number | null | undefined;
   let env: Record<string, string>;
+  let expo: FakeExpo;
 
   before(async () => {
     database = await createTestDatabase('shipshape_live');
     state = await createStateDir();
+    expo = await startFakeExpo({ rateLimit: false });
     env = {
       DATABASE_URL: database.url,
       STATE_DIR: state.path,
@@ -109,6 +113,7 @@ describe('db restore of a database served by `shipshape serve` with its workers'
       REDIS_URL,
       REDIS_PREFIX: `test-${randomUUID()}:`,
       ADMIN_TOKEN,
+      EXPO_PUSH_URL: expo.pushUrl,
     };
     serve = await startServeProcess({ ...env, PORT: '0', SCHEDULER_POLL_MS: '250', APP_STATE_POLL_MS: '250' }, ['--migrate']);
     serve.child.on('exit', (code) => (exited = code));
@@ -121,6 +126,7 @@ describe('db restore of a database served by `shipshape serve` with its workers'
     }
     await database?.drop();
     await state?.cleanup();
+    await expo?.close();
   });
 
   test('the restore exits 0, serve stays up and serves the restored data, the replaced database is kept, and `runs rollback` renames it back', async () => {
@@ -173,6 +179,37 @@ describe('db restore of a database served by `shipshape serve` with its workers'
     assert.equal(await tasksAt(database.url), writtenBeforeSwap, 'the pre-restore database is back under its own name');
     assert.deepEqual(await databasesLike(ADMIN_URL, `${database.name}__`), [], 'the restored copy is dropped by the rollback');
     await eventually('serve answering from the rolled-back database', async () => ((await call(serve.url, 'POST', '/auth/login', { body: user })).status === 200 ? true : undefined));
+    assert.equal(exited, undefined, `serve exited:\n${serve.output().slice(-4_000)}`);
+  });
+
+  test('a push scheduled before the backup and sent after it is not sent again by the restored database', async () => {
+    const device = await userWithDevice(serve.url);
+    const schedule = async (title: string): Promise<string> => {
+      const scheduled = await shipshape(['notify', 'schedule', '--at', inSeconds(AHEAD_SECONDS), '--title', title, '--body', 'hello', '--json'], env);
+      assert.equal(scheduled.code, 0, scheduled.stderr);
+      const notification = jsonOf(scheduled).notification as { id: string };
+      return notification.id;
+    };
+    const delivered = (title: string) => expo.deliveries.filter((delivery) => delivery.to === device && delivery.title === title).length;
+    const statusOf = (id: string) => withClient(database.url, async (client) => (await client.query<{ status: string }>('SELECT status FROM scheduled_notifications WHERE id = $1::uuid', [id])).rows[0]?.status);
+
+    const beforeTitle = `before-${randomUUID()}`;
+    const before = await schedule(beforeTitle);
+    const backupId = await takeBackup(env);
+    await makeDue(database.url, [before]);
+    await eventually('the push to be sent', async () => ((await statusOf(before)) === 'sent' && delivered(beforeTitle) === 1 ? true : undefined));
+
+    const restored = await shipshape(['db', 'restore', backupId, '--approved-by', 'bob', '--yes', '--json'], env);
+    assert.equal(restored.code, 0, `${restored.stdout}\n${restored.stderr}`);
+    assert.equal(await statusOf(before), 'sent', 'the restored database knows the push was sent');
+
+    // A push scheduled after the restore goes out: the workers ran over the restored queue by then.
+    const afterTitle = `after-${randomUUID()}`;
+    const after = await schedule(afterTitle);
+    await makeDue(database.url, [after]);
+    await eventually('the later push to be sent', async () => ((await statusOf(after)) === 'sent' ? true : undefined));
+    assert.equal(delivered(afterTitle), 1);
+    assert.equal(delivered(beforeTitle), 1, 'the push sent after the backup was not sent a second time');
     assert.equal(exited, undefined, `serve exited:\n${serve.output().slice(-4_000)}`);
   });
 });

@@ -66,8 +66,9 @@ import type { BackupManifest } from '../backups/manifest.ts';
 import { embeddedDataDir, ensureEmbeddedIdle, preRestoreDir } from '../backups/restore-embedded.ts';
 import { loadBeside, notForEmbedded, unloadBeside, type LoadOptions } from '../backups/restore-load.ts';
 import { pgRestoreArguments, requirePgRestoreFor } from '../backups/restore-postgres.ts';
-import { layoutOf, restoreTargetFor, withLivePool, withRestoredPool, type PostgresTarget, type RestoreTarget } from '../backups/restore-target.ts';
+import { layoutOf, restoreTargetFor, withLivePool, withPoolOn, withRestoredPool, type PostgresTarget, type RestoreTarget } from '../backups/restore-target.ts';
 import { swapBack, swapIn } from '../backups/swap.ts';
+import { reconcileRestored, type ReconcileResult } from '../backups/reconcile.ts';
 import { verifyStoredDump } from '../backups/verify-stored.ts';
 import { defineProcedure, type JsonObject, type RunContext } from '../engine/types.ts';
 
@@ -217,6 +218,43 @@ export const dbRestore = defineProcedure({
 
   steps: [
     {
+      id: 'read-only',
+      title: 'Put the application in read-only mode (reads served, writes answer 503; #incidents is told the restore started)',
+      describe: (context) =>
+        isApplication(context)
+          ? [`UPDATE app_state SET maintenance_enabled = true, maintenance_mode = 'read-only', maintenance_message = '${MAINTENANCE_MESSAGE}'   -- every API instance stops accepting writes within a second`]
+          : [`not needed: --target ${context.params.target ?? ''} is not the application's database`],
+      async run(context): Promise<JsonObject> {
+        if (!isApplication(context)) return { skipped: true };
+        const target = targetOf(context);
+        // Disaster recovery into a new, empty server: there is no application state to switch yet.
+        if (target.kind === 'postgres' && !(await layoutOf(target)).live) {
+          context.note(`database ${target.name} does not exist yet: nothing serves from it, so there is no maintenance mode to switch`);
+          return { skipped: true };
+        }
+        const changed = await withLivePool(target, context.config, context.logger, async (pool) => {
+          if (!(await hasAppState(pool))) return undefined;
+          return setMaintenance(pool, { enabled: true, mode: 'read-only', message: MAINTENANCE_MESSAGE, setBy: `operator:${context.operator}` });
+        });
+        if (changed === undefined) {
+          context.note('the database has no app_state table (an empty or foreign database): no maintenance mode to switch');
+          return { skipped: true };
+        }
+        await announceAppStateChange(context.config, context.logger);
+        context.note(changed.previous.enabled ? `maintenance mode was already on (${changed.previous.mode}); read-only now` : 'read-only mode on: reads are served, writes answer 503');
+        return { skipped: false, previous: { enabled: changed.previous.enabled, mode: changed.previous.mode, message: changed.previous.message } };
+      },
+      async undo(context, output) {
+        if (output.skipped === true) return;
+        await setLiveMaintenance(context, previousMaintenance(output.previous));
+      },
+      // Cut off before it reported what it replaced: the usual state before a restore is "off".
+      async undoInterrupted(context) {
+        if (!isApplication(context)) return;
+        await setLiveMaintenance(context, { enabled: false, mode: 'full', message: null });
+      },
+    },
+    {
       id: 'fetch',
       title: 'Download backup (to a local, seekable file)',
       describe: (context) => [`GET ${context.config.backupStorageUrl}/${context.params.backup}/dump → ${localDumpPath(context.config.stateDir, context.runId, context.params.backup)}   -- SHA-256 checked against the manifest`],
@@ -346,7 +384,7 @@ export const dbRestore = defineProcedure({
     },
     {
       id: 'maintenance-on',
-      title: 'Enable maintenance mode (for the swap only)',
+      title: 'Enable maintenance mode (read-only until now; fully unavailable for the swap only)',
       describe: (context) =>
         isApplication(context)
           ? [
@@ -371,16 +409,16 @@ export const dbRestore = defineProcedure({
         }
         await announceAppStateChange(context.config, context.logger);
         context.note(changed.previous.enabled ? 'maintenance mode was already on' : 'maintenance mode on');
-        return { skipped: false, previous: { enabled: changed.previous.enabled, message: changed.previous.message } };
+        return { skipped: false, previous: { enabled: changed.previous.enabled, mode: changed.previous.mode, message: changed.previous.message } };
       },
       async undo(context, output) {
         if (output.skipped === true || output.previous === null) return;
         await setLiveMaintenance(context, previousMaintenance(output.previous));
       },
-      // Cut off before it reported what it replaced: the usual state before a restore is "off".
+      // Cut off before it reported what it replaced: before it, the application was read-only (or as the read-only step found it).
       async undoInterrupted(context) {
         if (!isApplication(context)) return;
-        await setLiveMaintenance(context, { enabled: false, message: null });
+        await setLiveMaintenance(context, readOnlyState(context));
       },
     },
     {
@@ -390,18 +428,32 @@ export const dbRestore = defineProcedure({
         const target = targetOf(context);
         if (target.kind === 'embedded') return ['nothing to do: the restore step swapped the new folder in; the embedded database opens with the next process that uses it'];
         return [
+          `ALTER DATABASE ${quoteIdent(target.name)} WITH ALLOW_CONNECTIONS false;`,
           `SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE datname = '${target.name}' AND pid <> pg_backend_pid();`,
-          `ALTER DATABASE ${quoteIdent(target.name)} RENAME TO ${quoteIdent(target.preRestore)};   -- retried while clients race back in`,
+          `ALTER DATABASE ${quoteIdent(target.name)} RENAME TO ${quoteIdent(target.preRestore)};   -- then ALLOW_CONNECTIONS true again under that name`,
+          `reconcile ${target.incoming} with ${target.preRestore}: scheduled pushes, notification sends, maintenance notices, queue jobs and schedule occurrences done after the backup, and admin tokens revoked since, are recorded as done`,
           `ALTER DATABASE ${quoteIdent(target.incoming)} RENAME TO ${quoteIdent(target.name)};`,
         ];
       },
       async run(context): Promise<JsonObject> {
         const target = targetOf(context);
         if (target.kind === 'embedded') return { swapped: false };
-        const result = await swapIn(target, { signal: context.signal });
+        let reconciled: ReconcileResult | undefined;
+        const result = await swapIn(target, {
+          signal: context.signal,
+          // The replaced database is out of the application's reach now: what it did after the backup is final.
+          whileOffline: async () => {
+            if (!(await layoutOf(target)).preRestore) return;
+            reconciled = await withPoolOn(target.incomingUrl, context.config, context.logger, (restored) =>
+              withPoolOn(target.preRestoreUrl, context.config, context.logger, (replaced) => reconcileRestored(restored, replaced, context.runId)),
+            );
+          },
+        });
         for (const note of result.notes) context.note(note);
+        if (reconciled !== undefined) context.note(`reconciled with ${target.preRestore} (work done after the backup is not done again): ${reconcileText(reconciled)}`);
         return {
           swapped: true,
+          reconciled: reconciled === undefined ? null : { ...reconciled },
           keptAs: result.keptPreRestore ? target.preRestore : null,
           disconnected: result.disconnected.map((backend) => ({ pid: backend.pid, user: backend.user, application: backend.application, client: backend.client })),
         };
@@ -427,11 +479,11 @@ export const dbRestore = defineProcedure({
       },
       async undo(context, output) {
         if (output.skipped === true) return;
-        await setLiveMaintenance(context, { enabled: true, message: MAINTENANCE_MESSAGE });
+        await setLiveMaintenance(context, { enabled: true, mode: 'full', message: MAINTENANCE_MESSAGE });
       },
       async undoInterrupted(context) {
         if (!isApplication(context)) return;
-        await setLiveMaintenance(context, { enabled: true, message: MAINTENANCE_MESSAGE });
+        await setLiveMaintenance(context, { enabled: true, mode: 'full', message: MAINTENANCE_MESSAGE });
       },
     },
     {
@@ -540,16 +592,24 @@ function loadOptions(context: Context): LoadOptions {
   };
 }
 
-const maintenanceState = z.object({ enabled: z.boolean(), message: z.string().nullable() });
+type MaintenanceState = Pick<Maintenance, 'enabled' | 'mode' | 'message'>;
+const maintenanceState = z.object({ enabled: z.boolean(), mode: z.enum(['full', 'read-only']).default('full'), message: z.string().nullable() });
 
-function previousMaintenance(value: unknown): Pick<Maintenance, 'enabled' | 'message'> {
+function previousMaintenance(value: unknown): MaintenanceState {
   return maintenanceState.parse(value);
 }
 
 /** Maintenance mode as it was before the run (normally off). */
-function stateBefore(context: Context): Pick<Maintenance, 'enabled' | 'message'> {
-  const parsed = maintenanceState.safeParse(context.outputs['maintenance-on']?.previous);
-  return parsed.success ? parsed.data : { enabled: false, message: null };
+function stateBefore(context: Context): MaintenanceState {
+  const parsed = maintenanceState.safeParse(context.outputs['read-only']?.previous);
+  return parsed.success ? parsed.data : { enabled: false, mode: 'full', message: null };
+}
+
+/** What the read-only step left: read-only mode, unless it was skipped (nothing to switch) or maintenance was fully on already. */
+function readOnlyState(context: Context): MaintenanceState {
+  const before = stateBefore(context);
+  if (context.outputs['read-only']?.skipped === true || (before.enabled && before.mode === 'full')) return before;
+  return { enabled: true, mode: 'read-only', message: MAINTENANCE_MESSAGE };
 }
 
 async function swapBackHere(context: Context): Promise<void> {
@@ -560,11 +620,11 @@ async function swapBackHere(context: Context): Promise<void> {
 }
 
 /** Sets maintenance mode on whatever database is live now; one without app_state (or none at all) has none to set. */
-async function setLiveMaintenance(context: Context, state: Pick<Maintenance, 'enabled' | 'message'>): Promise<void> {
+async function setLiveMaintenance(context: Context, state: MaintenanceState): Promise<void> {
   const target = targetOf(context);
   if (target.kind === 'postgres' && !(await layoutOf(target)).live) return;
   await withLivePool(target, context.config, context.logger, async (pool) => {
-    if (await hasAppState(pool)) await setMaintenance(pool, { enabled: state.enabled, message: state.message, setBy: `operator:${context.operator}` });
+    if (await hasAppState(pool)) await setMaintenance(pool, { enabled: state.enabled, mode: state.mode, message: state.message, setBy: `operator:${context.operator}` });
   });
   await announceAppStateChange(context.config, context.logger);
 }
@@ -577,6 +637,20 @@ async function hasAppState(pool: Pool): Promise<boolean> {
 async function criticalCounts(pool: Pool, context: Context): Promise<Record<string, number | null>> {
   const counts = await countNamedTables(rowReader(pool), context.profile.criticalTables);
   return Object.fromEntries(counts.map((table) => [table.name, table.rows]));
+}
+
+function reconcileText(result: ReconcileResult): string {
+  const parts = [
+    [result.scheduledNotifications, 'scheduled push(es)'],
+    [result.notificationJobs, 'notification send(s)'],
+    [result.maintenanceNotices, 'maintenance notice(s)'],
+    [result.noticeEmails, 'notice email(s)'],
+    [result.queueJobs, 'queue job(s)'],
+    [result.schedules, 'schedule occurrence(s)'],
+    [result.revokedTokens, 'admin token revocation(s)'],
+  ] as const;
+  const changed = parts.filter(([count]) => count > 0).map(([count, what]) => `${count} ${what}`);
+  return changed.length === 0 ? 'nothing had happened since the backup' : changed.join(', ');
 }
 
 async function freeBytes(folder: string): Promise<number> {
