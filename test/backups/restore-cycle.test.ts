@@ -125,3 +125,27 @@ describe('restore into another database', () => {
     assert.equal(await maintenanceOn(database.url), false);
   });
 });
+
+describe('kept pre-restore databases', () => {
+  test('`db prune` drops all but the newest kept pre-restore database and says how much disk it held', async () => {
+    const { database, env } = await setup('file');
+    const backupId = await takeBackup(env);
+    const kept: string[] = [];
+    for (let round = 0; round < 2; round++) {
+      const restored = await shipshape(['db', 'restore', backupId, '--approved-by', 'bob', '--yes', '--json'], env);
+      assert.equal(restored.code, 0, `${restored.stdout}\n${restored.stderr}`);
+      kept.push(`${database.name}__pre_restore_${String(jsonOf(restored).runId).replace(/^r-/, '').replaceAll('-', '_')}`);
+    }
+    cleanups.push(async () => {
+      for (const name of kept) await withClient(ADMIN_URL, (client: pg.Client) => client.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`));
+    });
+    assert.deepEqual(await databasesLike(ADMIN_URL, `${database.name}__`), [...kept].sort());
+
+    const pruned = await shipshape(['db', 'prune', '--yes', '--yes-irreversible', '--json'], env);
+    assert.equal(pruned.code, 0, `${pruned.stdout}\n${pruned.stderr}`);
+    const output = stepOutput(jsonOf(pruned), 'drop-pre-restore');
+    assert.deepEqual(output.dropped, [kept[0]], 'the older copy is dropped');
+    assert.ok(Number(output.freedBytes) > 0, 'and the disk it held is reported');
+    assert.deepEqual(await databasesLike(ADMIN_URL, `${database.name}__`), [kept[1]], 'the newest is kept: its run can still be rolled back');
+  });
+});
