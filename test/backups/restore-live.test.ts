@@ -20,7 +20,7 @@ import { ADMIN_URL, createStateDir, createTestDatabase, type TestDatabase } from
 import { eventually } from '../helpers/patience.ts';
 import { startFakeExpo, type FakeExpo } from '../fakes/expo.ts';
 import { AHEAD_SECONDS, inSeconds, makeDue, userWithDevice } from '../scheduler/helpers.ts';
-import { databasesLike, jsonOf, shipshape, takeBackup, withClient } from './helpers.ts';
+import { databasesLike, jsonOf, shipshape, stepOutput, takeBackup, withClient } from './helpers.ts';
 
 const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
@@ -166,6 +166,10 @@ describe('db restore of a database served by `shipshape serve` with its workers'
     assert.equal(exited, undefined, `serve exited:\n${serve.output().slice(-4_000)}`);
     const report = jsonOf(restored);
     const runId = String(report.runId);
+    const times = stepOutput(report, 'maintenance-off');
+    assert.equal(typeof times.unavailableSeconds, 'number', 'the run reports how long the application was fully unavailable');
+    assert.equal(typeof times.readOnlySeconds, 'number', 'and how long it was read-only');
+    console.log(`restore under traffic: read-only ${String(times.readOnlySeconds)} s, fully unavailable ${String(times.unavailableSeconds)} s; answers ${JSON.stringify([...traffic.statuses])}`);
     const preRestore = `${database.name}__pre_restore_${runId.replace(/^r-/, '').replaceAll('-', '_')}`;
     assert.deepEqual(await databasesLike(ADMIN_URL, `${database.name}__`), [preRestore], 'the replaced database is kept, nothing else is left');
     const preRestoreUrl = database.url.replace(`/${database.name}`, `/${preRestore}`);

@@ -242,7 +242,7 @@ export const dbRestore = defineProcedure({
         }
         await announceAppStateChange(context.config, context.logger);
         context.note(changed.previous.enabled ? `maintenance mode was already on (${changed.previous.mode}); read-only now` : 'read-only mode on: reads are served, writes answer 503');
-        return { skipped: false, previous: { enabled: changed.previous.enabled, mode: changed.previous.mode, message: changed.previous.message } };
+        return { skipped: false, previous: { enabled: changed.previous.enabled, mode: changed.previous.mode, message: changed.previous.message }, at: new Date().toISOString() };
       },
       async undo(context, output) {
         if (output.skipped === true) return;
@@ -408,8 +408,8 @@ export const dbRestore = defineProcedure({
           return { skipped: false, previous: null };
         }
         await announceAppStateChange(context.config, context.logger);
-        context.note(changed.previous.enabled ? 'maintenance mode was already on' : 'maintenance mode on');
-        return { skipped: false, previous: { enabled: changed.previous.enabled, mode: changed.previous.mode, message: changed.previous.message } };
+        context.note(changed.previous.enabled && changed.previous.mode === 'full' ? 'maintenance mode was already on' : 'maintenance mode on: the application is fully unavailable until the swap is done');
+        return { skipped: false, previous: { enabled: changed.previous.enabled, mode: changed.previous.mode, message: changed.previous.message }, at: new Date().toISOString() };
       },
       async undo(context, output) {
         if (output.skipped === true || output.previous === null) return;
@@ -475,7 +475,16 @@ export const dbRestore = defineProcedure({
         const before = stateBefore(context);
         await setLiveMaintenance(context, before);
         context.note(before.enabled ? 'maintenance mode stays on: it was on before the restore' : 'maintenance mode off');
-        return { skipped: false, enabled: before.enabled };
+        // What the users saw: read-only from the first step until maintenance, then fully unavailable until now.
+        const since = (value: unknown) => (typeof value === 'string' ? Date.parse(value) : Number.NaN);
+        const readOnlyAt = since(context.outputs['read-only']?.at);
+        const maintenanceAt = since(context.outputs['maintenance-on']?.at);
+        const readOnlySeconds = Number.isFinite(readOnlyAt) && Number.isFinite(maintenanceAt) ? (maintenanceAt - readOnlyAt) / 1000 : null;
+        const unavailableSeconds = Number.isFinite(maintenanceAt) ? (Date.now() - maintenanceAt) / 1000 : null;
+        if (unavailableSeconds !== null) {
+          context.note(`the application was read-only for ${readOnlySeconds === null ? 'an unknown time' : `${readOnlySeconds.toFixed(1)} s`} and fully unavailable for ${unavailableSeconds.toFixed(1)} s`);
+        }
+        return { skipped: false, enabled: before.enabled, readOnlySeconds, unavailableSeconds };
       },
       async undo(context, output) {
         if (output.skipped === true) return;
