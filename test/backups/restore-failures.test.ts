@@ -166,7 +166,7 @@ describe('db restore failures', () => {
     await blocker.query('SELECT * FROM app_state FOR UPDATE');
     const restore = spawnShipshape(['db', 'restore', backupId, '--approved-by', 'bob', '--yes'], s.env());
     try {
-      const runId = await waitForJournal(s.stateDir, stepStarted('maintenance-on'), 'the restore holding its lock');
+      const runId = await waitForJournal(s.stateDir, stepStarted('read-only'), 'the restore holding its lock');
       const backup = await shipshape(['db', 'backup'], s.env('carol'));
       assert.equal(backup.code, 3, backup.stderr);
       assert.match(backup.stderr, /SHIP_ERR_LOCKED/);
