@@ -19,12 +19,13 @@
 import { z } from 'zod';
 import type { ObjectStore } from '../../adapters/storage/index.ts';
 import type { Config } from '../../config/index.ts';
+import { describeError } from '../../errors.ts';
 import { idSafeName } from '../backups/backup-id.ts';
 import { withBackupStore } from '../backups/backup-store.ts';
 import { formatBytes } from '../backups/bytes.ts';
 import { listBackups, type BackupEntry } from '../backups/catalog.ts';
-import { dropKeptCopy, listKeptCopies, type KeptCopy } from '../backups/pre-restore.ts';
 import { applicationDatabaseName, databaseLockResource } from '../backups/database-target.ts';
+import { dropKeptCopy, listKeptCopies, type KeptCopy } from '../backups/pre-restore.ts';
 import { planRetention, type RetentionDecision, type RetentionPolicy } from '../backups/retention.ts';
 import { defineProcedure, type JsonObject, type RunContext } from '../engine/types.ts';
 
@@ -63,7 +64,8 @@ export const dbPrune = defineProcedure({
     {
       name: 'retention plan for the databases restores kept',
       run: async (context) => {
-        const { going, kept } = await preRestorePlan(context);
+        const { going, kept, problem } = await preRestorePlan(context);
+        if (problem !== undefined) return { ok: true, detail: `unverified: the kept pre-restore databases could not be listed (${problem}); none will be dropped` };
         const held = going.reduce((sum, copy) => sum + copy.bytes, 0);
         return {
           ok: true,
@@ -109,7 +111,8 @@ export const dbPrune = defineProcedure({
       ],
       irreversible: 'a dropped pre-restore copy is gone; the run that kept it can no longer be rolled back',
       async run(context): Promise<JsonObject> {
-        const { going } = await preRestorePlan(context);
+        const { going, problem } = await preRestorePlan(context);
+        if (problem !== undefined) context.note(`the kept pre-restore databases could not be listed (${problem}): none dropped`);
         let freed = 0;
         const dropped: string[] = [];
         for (const copy of going) {
@@ -146,8 +149,14 @@ function keepPreRestore(p: Params): number {
   return p.keepPreRestore ?? 1;
 }
 
-async function preRestorePlan(context: Context): Promise<{ kept: KeptCopy[]; going: KeptCopy[] }> {
-  const copies = await listKeptCopies(context.config);
+/** Which kept copies go. One that cannot be listed (no access to the server's `postgres` database) is not a reason to stop the backup retention. */
+async function preRestorePlan(context: Context): Promise<{ kept: KeptCopy[]; going: KeptCopy[]; problem?: string }> {
+  let copies: KeptCopy[];
+  try {
+    copies = await listKeptCopies(context.config);
+  } catch (error) {
+    return { kept: [], going: [], problem: describeError(error) };
+  }
   const keep = keepPreRestore(context.params);
   return { kept: copies.slice(0, keep), going: copies.slice(keep) };
 }
