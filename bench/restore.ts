@@ -16,6 +16,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { ShipError } from '../src/errors.ts';
+import { preRestorePrefix, sideName } from '../src/ops/backups/restore-target.ts';
 import { adminQuery, createBenchDatabase } from './lib/database.ts';
 import { cliEntry } from './lib/paths.ts';
 import { runMeasured } from './lib/processes.ts';
@@ -62,8 +63,13 @@ async function runRestoreBenchmark(context: BenchmarkContext): Promise<Benchmark
   const plan = context.quick ? QUICK : FULL;
   const workDir = await mkdtemp(path.join(tmpdir(), 'shipshape-bench-restore-'));
   const database = await createBenchDatabase(context.adminUrl, 'restore');
+  // The restore's side databases; long names are cut from the end of the name, never the run's part.
+  const sidePrefixes = [preRestorePrefix(database.name), sideName(database.name, 'incoming', 'r-00000000-000000-0000').slice(0, -'00000000_000000_0000'.length)];
   const dropKept = async () => {
-    const kept = await adminQuery<{ datname: string }>(context.adminUrl, `SELECT datname FROM pg_database WHERE starts_with(datname, '${database.name}__')`);
+    const kept = await adminQuery<{ datname: string }>(
+      context.adminUrl,
+      `SELECT datname FROM pg_database WHERE ${sidePrefixes.map((prefix) => `starts_with(datname, '${prefix}')`).join(' OR ')}`,
+    );
     for (const row of kept) await adminQuery(context.adminUrl, `DROP DATABASE IF EXISTS "${row.datname}" WITH (FORCE)`);
   };
   try {

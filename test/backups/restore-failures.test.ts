@@ -13,6 +13,7 @@ import { ADMIN_URL, createStateDir, createTestDatabase, type TestDatabase } from
 import {
   contents,
   databasesLike,
+  dropWithSideDatabases,
   jsonOf,
   maintenanceOn,
   prepareAppDatabase,
@@ -33,7 +34,7 @@ after(async () => {
 
 async function setup(): Promise<{ database: TestDatabase; stateDir: string; env: (operator?: string) => Record<string, string> }> {
   const database = await createTestDatabase('shipshape_bk');
-  cleanups.push(() => database.drop());
+  cleanups.push(() => dropWithSideDatabases(ADMIN_URL, database));
   const state = await createStateDir();
   cleanups.push(state.cleanup);
   await prepareAppDatabase(database.url);
