@@ -60,6 +60,7 @@ export const errorCatalogue = {
 
   // Service state
   SHIP_ERR_MAINTENANCE: { httpStatus: 503, exitCode: ExitCode.prerequisite },
+  SHIP_ERR_READ_ONLY: { httpStatus: 503, exitCode: ExitCode.prerequisite },
   SHIP_ERR_OVERLOADED: { httpStatus: 503, exitCode: ExitCode.failedRolledBack },
   SHIP_ERR_DATABASE_UNAVAILABLE: { httpStatus: 503, exitCode: ExitCode.prerequisite },
   SHIP_ERR_DATABASE_UNREACHABLE: { httpStatus: 503, exitCode: ExitCode.prerequisite },

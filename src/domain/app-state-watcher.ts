@@ -13,7 +13,7 @@ import { describeError } from '../errors.ts';
 
 export type AppStateListener = (state: AppState, previous: AppState) => void;
 
-const INITIAL_STATE: AppState = { maintenance: { enabled: false, message: null, setBy: null, since: null }, banner: null, minimumAppVersion: null, cacheEpochs: {} };
+const INITIAL_STATE: AppState = { maintenance: { enabled: false, mode: 'full', message: null, setBy: null, since: null }, banner: null, minimumAppVersion: null, cacheEpochs: {} };
 
 export class AppStateWatcher {
   private state: AppState | undefined;

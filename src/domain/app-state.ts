@@ -5,8 +5,13 @@
  */
 import type { Queryable } from '../db/pool.ts';
 
+/** 'full': every app route answers 503. 'read-only': reads are served, writes answer 503 (migration 0008). */
+export type MaintenanceMode = 'full' | 'read-only';
+
 export interface Maintenance {
   readonly enabled: boolean;
+  /** Meaningful while enabled; 'full' otherwise. */
+  readonly mode: MaintenanceMode;
   readonly message: string | null;
   readonly setBy: string | null;
   readonly since: Date | null;
@@ -35,8 +40,9 @@ export const APP_STATE_NOTIFY_CHANNEL = 'shipshape_app_state';
 
 export async function readAppState(db: Queryable): Promise<AppState> {
   const [state, epochs] = await Promise.all([
-    db.query<{ maintenance_enabled: boolean; maintenance_message: string | null; maintenance_set_by: string | null; maintenance_since: Date | null; minimum_app_version: string | null; banner: { message: string; until: string | null; setBy: string | null } | null }>(
-      `SELECT maintenance_enabled, maintenance_message, maintenance_set_by, maintenance_since, minimum_app_version,
+    db.query<{ maintenance_enabled: boolean; maintenance_mode: string | null; maintenance_message: string | null; maintenance_set_by: string | null; maintenance_since: Date | null; minimum_app_version: string | null; banner: { message: string; until: string | null; setBy: string | null } | null }>(
+      // to_jsonb: a database not yet at migration 0008 has no maintenance_mode (a restore reads one before migrating it).
+      `SELECT maintenance_enabled, to_jsonb(app_state) ->> 'maintenance_mode' AS maintenance_mode, maintenance_message, maintenance_set_by, maintenance_since, minimum_app_version,
               CASE WHEN banner_message IS NOT NULL AND (banner_until IS NULL OR banner_until > now())
                    THEN json_build_object('message', banner_message, 'until', banner_until, 'setBy', banner_set_by) END AS banner
          FROM app_state`,
@@ -47,6 +53,7 @@ export async function readAppState(db: Queryable): Promise<AppState> {
   return {
     maintenance: {
       enabled: row?.maintenance_enabled ?? false,
+      mode: modeOf(row?.maintenance_mode),
       message: row?.maintenance_message ?? null,
       setBy: row?.maintenance_set_by ?? null,
       since: row?.maintenance_since ?? null,
@@ -57,33 +64,38 @@ export async function readAppState(db: Queryable): Promise<AppState> {
   };
 }
 
-/** Turns maintenance on or off; returns the state it replaced, which is what undoing needs. */
+function modeOf(value: string | null | undefined): MaintenanceMode {
+  return value === 'read-only' ? 'read-only' : 'full';
+}
+
+/** Turns maintenance on (full or read-only) or off; returns the state it replaced, which is what undoing needs. */
 export async function setMaintenance(
   db: Queryable,
-  change: { enabled: boolean; message?: string | null | undefined; setBy: string },
+  change: { enabled: boolean; message?: string | null | undefined; setBy: string; mode?: MaintenanceMode | undefined },
 ): Promise<{ previous: Maintenance; current: Maintenance }> {
   const { rows } = await db.query<{
-    prev_enabled: boolean; prev_message: string | null; prev_set_by: string | null; prev_since: Date | null;
-    maintenance_enabled: boolean; maintenance_message: string | null; maintenance_set_by: string | null; maintenance_since: Date | null;
+    prev_enabled: boolean; prev_mode: string; prev_message: string | null; prev_set_by: string | null; prev_since: Date | null;
+    maintenance_enabled: boolean; maintenance_mode: string; maintenance_message: string | null; maintenance_set_by: string | null; maintenance_since: Date | null;
   }>(
     `WITH previous AS (SELECT * FROM app_state FOR UPDATE)
      UPDATE app_state SET
         maintenance_enabled = $1::boolean,
+        maintenance_mode    = CASE WHEN $1::boolean THEN $5::text ELSE 'full' END,
         maintenance_message = CASE WHEN $1::boolean THEN coalesce($2::text, $4::text) ELSE NULL END,
         maintenance_set_by  = $3::text,
         maintenance_since   = CASE WHEN $1::boolean AND previous.maintenance_enabled THEN previous.maintenance_since
                                    WHEN $1::boolean THEN now() ELSE NULL END,
         updated_at = now()
        FROM previous
-     RETURNING previous.maintenance_enabled AS prev_enabled, previous.maintenance_message AS prev_message,
+     RETURNING previous.maintenance_enabled AS prev_enabled, previous.maintenance_mode AS prev_mode, previous.maintenance_message AS prev_message,
                previous.maintenance_set_by AS prev_set_by, previous.maintenance_since AS prev_since,
-               app_state.maintenance_enabled, app_state.maintenance_message, app_state.maintenance_set_by, app_state.maintenance_since`,
-    [change.enabled, change.message ?? null, change.setBy, DEFAULT_MAINTENANCE_MESSAGE],
+               app_state.maintenance_enabled, app_state.maintenance_mode, app_state.maintenance_message, app_state.maintenance_set_by, app_state.maintenance_since`,
+    [change.enabled, change.message ?? null, change.setBy, DEFAULT_MAINTENANCE_MESSAGE, change.mode ?? 'full'],
   );
   const row = rows[0]!;
   return {
-    previous: { enabled: row.prev_enabled, message: row.prev_message, setBy: row.prev_set_by, since: row.prev_since },
-    current: { enabled: row.maintenance_enabled, message: row.maintenance_message, setBy: row.maintenance_set_by, since: row.maintenance_since },
+    previous: { enabled: row.prev_enabled, mode: modeOf(row.prev_mode), message: row.prev_message, setBy: row.prev_set_by, since: row.prev_since },
+    current: { enabled: row.maintenance_enabled, mode: modeOf(row.maintenance_mode), message: row.maintenance_message, setBy: row.maintenance_set_by, since: row.maintenance_since },
   };
 }
 

@@ -93,7 +93,7 @@ export async function buildApp(context: ApiContext): Promise<FastifyInstance> {
     // The error rate and p95 are the app's: a load balancer polling /health (which answers 503
     // while the database is slow to answer it) would otherwise count its own probes as errors.
     if (request.routeOptions.config.probe) return;
-    // A 503 served because an operator turned maintenance on is the system working, not an error.
+    // A 503 served because an operator turned maintenance (or read-only mode) on is the system working, not an error.
     const deliberate = reply.statusCode === 503 && context.appState.current.maintenance.enabled;
     context.metrics.record(deliberate ? 200 : reply.statusCode, reply.elapsedTime);
   });

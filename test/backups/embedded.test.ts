@@ -4,6 +4,7 @@
  * backup (PGlite's PostgreSQL 18 pg_dump) restored into the real PostgreSQL 15 server.
  */
 import assert from 'node:assert/strict';
+import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { after, describe, test } from 'node:test';
@@ -48,7 +49,7 @@ async function embeddedState(): Promise<{ stateDir: string; env: Record<string, 
 }
 
 describe('the embedded database', () => {
-  test('backup → verify → restore → restore of the safety backup, with the restore refused while `shipshape serve` has the database open', async () => {
+  test('backup → verify → restore (a new folder swapped in, the replaced one kept) → `runs rollback` swaps it back, with the restore refused while `shipshape serve` has the database open', async () => {
     const { stateDir, env } = await embeddedState();
     const backedUp = await withEmbedded(stateDir, contentsOf);
     const backupId = await takeBackup(env);
@@ -74,11 +75,13 @@ describe('the embedded database', () => {
     const restored = await shipshape(['db', 'restore', backupId, '--approved-by', 'bob', '--yes', '--json'], env);
     assert.equal(restored.code, 0, `${restored.stdout}\n${restored.stderr}`);
     assert.equal(await withEmbedded(stateDir, contentsOf), backedUp);
-    const safetyBackupId = String(stepOutput(jsonOf(restored), 'safety-backup').safetyBackupId);
+    const runId = String(jsonOf(restored).runId);
+    assert.ok((await readdir(path.join(stateDir, 'db'))).includes(`data.pre-restore-${runId}`), 'the replaced folder is kept');
 
-    const rolledBack = await shipshape(['db', 'restore', safetyBackupId, '--approved-by', 'bob', '--yes'], env);
+    const rolledBack = await shipshape(['runs', 'rollback', runId, '--yes', '--json'], env);
     assert.equal(rolledBack.code, 0, `${rolledBack.stdout}\n${rolledBack.stderr}`);
     assert.equal(await withEmbedded(stateDir, contentsOf), damaged);
+    assert.deepEqual((await readdir(path.join(stateDir, 'db'))).filter((name) => name.startsWith('data.')), [], 'only the live folder is left');
   });
 
   test('an embedded backup restores into a real PostgreSQL 15, leaving out the settings PostgreSQL 15 does not know', async () => {

@@ -140,3 +140,14 @@ export async function runState(env: Record<string, string>, runId: string): Prom
   const run: unknown = runs.find((candidate: unknown) => typeof candidate === 'object' && candidate !== null && 'runId' in candidate && candidate.runId === runId);
   return typeof run === 'object' && run !== null && 'state' in run ? String(run.state) : undefined;
 }
+
+/**
+ * Drops the test database and the databases restores kept or left beside it (`<name>__pre_restore_<run>`,
+ * `<name>__incoming_<run>`): a restore keeps the database it replaced, which the test's own drop does not reach.
+ */
+export async function dropWithSideDatabases(adminUrl: string, database: { name: string; drop(): Promise<void> }): Promise<void> {
+  await database.drop();
+  for (const name of await databasesLike(adminUrl, `${database.name}__`)) {
+    await withClient(adminUrl, (client) => client.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`));
+  }
+}

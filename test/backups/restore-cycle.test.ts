@@ -1,8 +1,8 @@
 /**
  * The whole cycle on a real PostgreSQL, from the CLI, with both kinds of backup storage:
- * backup → verify (with a scratch restore) → restore (the data comes back, a safety backup
- * of the replaced state is kept, maintenance is off again) → roll back by restoring that
- * safety backup. And a restore into another database with --target.
+ * backup → verify (with a scratch restore) → restore beside and swap (the data comes back, the
+ * replaced database is kept as <db>__pre_restore_<run>, maintenance is off again) → `runs
+ * rollback` renames it back. And a restore into another database with --target.
  */
 import assert from 'node:assert/strict';
 import { pathToFileURL } from 'node:url';
@@ -11,7 +11,7 @@ import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import { startS3rver, type FakeS3 } from '../fakes/s3.ts';
 import { ADMIN_URL, createStateDir, createTestDatabase, type TestDatabase } from '../helpers/postgres.ts';
-import { addUsers, contents, databasesLike, jsonOf, maintenanceOn, prepareAppDatabase, shipshape, stepOutput, takeBackup, withClient } from './helpers.ts';
+import { addUsers, contents, databasesLike, dropWithSideDatabases, jsonOf, maintenanceOn, prepareAppDatabase, shipshape, stepOutput, takeBackup, withClient } from './helpers.ts';
 
 let s3: FakeS3;
 const cleanups: Array<() => Promise<void>> = [];
@@ -27,7 +27,7 @@ after(async () => {
 
 async function setup(storage: 'file' | 's3'): Promise<{ database: TestDatabase; env: Record<string, string> }> {
   const database = await createTestDatabase('shipshape_bk');
-  cleanups.push(() => database.drop());
+  cleanups.push(() => dropWithSideDatabases(ADMIN_URL, database));
   const state = await createStateDir();
   cleanups.push(state.cleanup);
   await prepareAppDatabase(database.url);
@@ -56,7 +56,7 @@ async function setup(storage: 'file' | 's3'): Promise<{ database: TestDatabase; 
 
 for (const storage of ['file', 's3'] as const) {
   describe(`backup → verify → restore → rollback on PostgreSQL with ${storage} storage`, () => {
-    test('a restore brings back the backed-up data, keeps a safety backup of what it replaced, and restoring that puts it back', async () => {
+    test('a restore brings back the backed-up data and keeps the replaced database; `runs rollback` renames it back', async () => {
       const { database, env } = await setup(storage);
       const backedUp = await contents(database.url);
       const backupId = await takeBackup(env);
@@ -77,29 +77,27 @@ for (const storage of ['file', 's3'] as const) {
       assert.equal(restored.code, 0, `${restored.stdout}\n${restored.stderr}`);
       const report = jsonOf(restored);
       assert.equal(report.state, 'succeeded');
+      const runId = String(report.runId);
       assert.equal(await contents(database.url), backedUp, 'the data is the backup’s');
       assert.equal(await maintenanceOn(database.url), false, 'maintenance is off again');
-      assert.deepEqual(await databasesLike(ADMIN_URL, `${database.name}__`), [], 'nothing left parked');
-      const safetyBackupId = stepOutput(report, 'safety-backup').safetyBackupId;
-      assert.equal(typeof safetyBackupId, 'string');
+      const preRestore = `${database.name}__pre_restore_${runId.replace(/^r-/, '').replaceAll('-', '_')}`;
+      assert.deepEqual(await databasesLike(ADMIN_URL, `${database.name}__`), [preRestore], 'the replaced database is kept, nothing else is left');
+      assert.equal(await contents(database.url.replace(`/${database.name}`, `/${preRestore}`)), damaged, 'the kept database is the replaced one');
+      assert.equal(stepOutput(report, 'swap').keptAs, preRestore);
 
       const listed = await shipshape(['db', 'backups', '--json'], env);
       assert.equal(listed.code, 0, listed.stderr);
       const backups = jsonOf(listed).backups;
       assert.ok(Array.isArray(backups));
       const ids = backups.map((entry: { id?: unknown; verified?: unknown; purpose?: unknown }) => [entry.id, entry.verified, entry.purpose]);
-      assert.deepEqual(
-        ids.filter(([id]) => id === backupId || id === safetyBackupId).sort(),
-        [
-          [backupId, 'yes (restore-tested), re-checked ' + new Date().toISOString().slice(0, 10), 'manual'],
-          [safetyBackupId, 'yes', 'pre-restore'],
-        ].sort(),
-      );
+      assert.deepEqual(ids, [[backupId, 'yes (restore-tested), re-checked ' + new Date().toISOString().slice(0, 10), 'manual']], 'no safety backup: the kept database is the way back');
 
-      // Rollback: the runbook's "restore from pre-restore backup".
-      const rolledBack = await shipshape(['db', 'restore', String(safetyBackupId), '--approved-by', 'bob', '--yes', '--json'], env);
+      const rolledBack = await shipshape(['runs', 'rollback', runId, '--yes', '--json'], env);
       assert.equal(rolledBack.code, 0, `${rolledBack.stdout}\n${rolledBack.stderr}`);
+      assert.equal(jsonOf(rolledBack).state, 'rolled-back');
       assert.equal(await contents(database.url), damaged, 'the pre-restore state is back');
+      assert.equal(await maintenanceOn(database.url), false, 'maintenance is off after the rollback');
+      assert.deepEqual(await databasesLike(ADMIN_URL, `${database.name}__`), [], 'the restored copy is dropped');
     });
   });
 }
@@ -117,11 +115,37 @@ describe('restore into another database', () => {
     const restored = await shipshape(['db', 'restore', backupId, '--target', copy, '--approved-by', 'bob', '--yes', '--json'], env);
     assert.equal(restored.code, 0, `${restored.stdout}\n${restored.stderr}`);
     const report = jsonOf(restored);
+    assert.deepEqual(stepOutput(report, 'read-only'), { skipped: true });
     assert.deepEqual(stepOutput(report, 'maintenance-on'), { skipped: true });
-    assert.equal(stepOutput(report, 'safety-backup').safetyBackupId, null, 'nothing existed to keep');
+    assert.equal(stepOutput(report, 'swap').keptAs, null, 'nothing existed to keep');
+    assert.deepEqual(await databasesLike(ADMIN_URL, `${copy}__`), [], 'no side database is left');
     const copyUrl = database.url.replace(`/${database.name}`, `/${copy}`);
     assert.equal(await contents(copyUrl), before);
     assert.equal(await contents(database.url), changed, 'the application database is untouched');
     assert.equal(await maintenanceOn(database.url), false);
+  });
+});
+
+describe('kept pre-restore databases', () => {
+  test('`db prune` drops all but the newest kept pre-restore database and says how much disk it held', async () => {
+    const { database, env } = await setup('file');
+    const backupId = await takeBackup(env);
+    const kept: string[] = [];
+    for (let round = 0; round < 2; round++) {
+      const restored = await shipshape(['db', 'restore', backupId, '--approved-by', 'bob', '--yes', '--json'], env);
+      assert.equal(restored.code, 0, `${restored.stdout}\n${restored.stderr}`);
+      kept.push(`${database.name}__pre_restore_${String(jsonOf(restored).runId).replace(/^r-/, '').replaceAll('-', '_')}`);
+    }
+    cleanups.push(async () => {
+      for (const name of kept) await withClient(ADMIN_URL, (client: pg.Client) => client.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`));
+    });
+    assert.deepEqual(await databasesLike(ADMIN_URL, `${database.name}__`), [...kept].sort());
+
+    const pruned = await shipshape(['db', 'prune', '--yes', '--yes-irreversible', '--json'], env);
+    assert.equal(pruned.code, 0, `${pruned.stdout}\n${pruned.stderr}`);
+    const output = stepOutput(jsonOf(pruned), 'drop-pre-restore');
+    assert.deepEqual(output.dropped, [kept[0]], 'the older copy is dropped');
+    assert.ok(Number(output.freedBytes) > 0, 'and the disk it held is reported');
+    assert.deepEqual(await databasesLike(ADMIN_URL, `${database.name}__`), [kept[1]], 'the newest is kept: its run can still be rolled back');
   });
 });

@@ -10,8 +10,8 @@ import { loadConfig } from '../../src/config/index.ts';
 import { defaultUsersTable, eraseUser } from '../../src/domain/erasure.ts';
 import { mirrorErasureRecord } from '../../src/domain/erasure-ledger.ts';
 import { withLegalStore } from '../../src/domain/legal-store.ts';
-import { createStateDir, createTestDatabase } from '../helpers/postgres.ts';
-import { jsonOf, prepareAppDatabase, shipshape, stepOutput, takeBackup, withClient } from './helpers.ts';
+import { ADMIN_URL, createStateDir, createTestDatabase } from '../helpers/postgres.ts';
+import { dropWithSideDatabases, jsonOf, prepareAppDatabase, shipshape, stepOutput, takeBackup, withClient } from './helpers.ts';
 
 const cleanups: Array<() => Promise<void>> = [];
 after(async () => {
@@ -20,7 +20,7 @@ after(async () => {
 
 test('a user erased after a backup stays erased when that backup is restored', async () => {
   const database = await createTestDatabase('shipshape_bk_gdpr');
-  cleanups.push(() => database.drop());
+  cleanups.push(() => dropWithSideDatabases(ADMIN_URL, database));
   const state = await createStateDir();
   cleanups.push(state.cleanup);
   await prepareAppDatabase(database.url);

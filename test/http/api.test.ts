@@ -190,7 +190,8 @@ for (const backend of ['postgres', 'embedded'] as const) {
         assert.equal(health.json.message, 'Back at 03:00');
         const config = await api.request('GET', '/config');
         assert.equal(config.status, 200);
-        assert.deepEqual(config.json.maintenance, { enabled: true, message: 'Back at 03:00' });
+        assert.deepEqual(config.json.maintenance, { enabled: true, mode: 'full', message: 'Back at 03:00' });
+        assert.equal(config.json.readOnly, false);
         assert.equal((await api.request('GET', '/metrics', { token: ADMIN_TOKEN })).status, 200);
       } finally {
         const off = await api.request('POST', '/admin/maintenance', { token: ADMIN_TOKEN, body: { enabled: false } });
@@ -198,6 +199,35 @@ for (const backend of ['postgres', 'embedded'] as const) {
       }
       assert.equal((await api.request('GET', '/tasks', { token: user.token })).status, 200);
       assert.equal((await api.request('GET', '/health')).status, 200);
+    });
+
+    test('read-only mode: reads are served, writes answer 503 with the message, health and config say read-only, and its 503s are not counted as errors', async () => {
+      const user = await signUp(api);
+      const errorsCounted = async () => Number(/^shipshape_http_request_errors_total (\d+)$/m.exec((await api.request('GET', '/metrics/prometheus', { token: ADMIN_TOKEN })).text)?.[1]);
+      const errorsBefore = await errorsCounted();
+      const on = await api.request('POST', '/admin/maintenance', { token: ADMIN_TOKEN, body: { enabled: true, mode: 'read-only', message: 'Restoring data' } });
+      assert.equal(on.status, 200);
+      assert.equal(on.json.maintenance.mode, 'read-only');
+      try {
+        assert.equal((await api.request('GET', '/tasks', { token: user.token })).status, 200, 'reads are served');
+        const write = await api.request('POST', '/tasks', { token: user.token, body: { title: 'not now' } });
+        assert.equal(write.status, 503);
+        assert.equal(write.json.error.code, 'SHIP_ERR_READ_ONLY');
+        assert.match(write.json.error.message, /^Restoring data/);
+        assert.ok(Number(write.headers.get('retry-after')) > 0);
+        const health = await api.request('GET', '/health');
+        assert.equal(health.status, 200, 'a read-only instance stays in the load balancer');
+        assert.equal(health.json.status, 'read-only');
+        const config = await api.request('GET', '/config');
+        assert.deepEqual(config.json.maintenance, { enabled: false, mode: 'read-only', message: 'Restoring data' });
+        assert.equal(config.json.readOnly, true);
+        assert.equal(await errorsCounted(), errorsBefore, 'deliberate read-only 503s are not errors');
+      } finally {
+        const off = await api.request('POST', '/admin/maintenance', { token: ADMIN_TOKEN, body: { enabled: false } });
+        assert.equal(off.status, 200);
+      }
+      assert.equal((await api.request('POST', '/tasks', { token: user.token, body: { title: 'now' } })).status, 201);
+      assert.deepEqual((await api.request('GET', '/config')).json.maintenance, { enabled: false, mode: 'off', message: null });
     });
 
     test('maintenance changed directly in the database reaches the instance without a restart', async () => {

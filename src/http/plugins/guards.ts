@@ -56,6 +56,9 @@ export function createGuards(context: ApiContext) {
     if (request.routeOptions.config.maintenanceExempt) return;
     const { maintenance } = context.appState.current;
     if (!maintenance.enabled) return;
+    // Read-only mode (a restore loading its backup beside the live database): reads are served.
+    const reading = request.method === 'GET' || request.method === 'HEAD' || request.method === 'OPTIONS';
+    if (maintenance.mode === 'read-only' && reading) return;
     // The maintenance run's smoke tests use the app before it reopens; only an admin token lets them in.
     const bypass = request.headers['x-maintenance-bypass'];
     if (typeof bypass === 'string' && (await verifyAdminToken(context.database.pool, bypass, context.config.adminToken)).ok) {
@@ -63,6 +66,7 @@ export function createGuards(context: ApiContext) {
       return;
     }
     reply.header('retry-after', '120');
+    if (maintenance.mode === 'read-only') throw new ShipError('SHIP_ERR_READ_ONLY', `${maintenance.message ?? 'Maintenance in progress.'} Until then the service is read-only: changes are not accepted.`);
     throw new ShipError('SHIP_ERR_MAINTENANCE', maintenance.message ?? 'Maintenance in progress.');
   };
 

@@ -13,6 +13,8 @@ import { parseInput, type RouteInput } from '../validation.ts';
 const maintenanceChange = z.strictObject({
   enabled: z.boolean(),
   message: z.string().trim().min(1).max(500).optional(),
+  /** 'read-only': reads are served, writes answer 503. Default 'full'. */
+  mode: z.enum(['full', 'read-only']).optional(),
 });
 const cacheScope = z.union([z.enum(['all', 'tasks', 'preferences']), z.string().regex(/^user:.{3,320}$/, 'must be all, tasks, preferences or user:<email>')]);
 const cacheClear = z.strictObject({ scope: cacheScope });
@@ -23,12 +25,12 @@ export function adminRoutes(app: FastifyInstance, context: ApiContext, guards: G
 
   app.post('/admin/maintenance', admin({ body: maintenanceChange }), async (request) => {
     const input = parseInput(maintenanceChange, request.body, 'body');
-    const { previous, current } = await setMaintenance(pool, { enabled: input.enabled, message: input.message, setBy: 'admin-api' });
+    const { previous, current } = await setMaintenance(pool, { enabled: input.enabled, message: input.message, setBy: 'admin-api', mode: input.mode });
     await recordAudit(pool, {
       actor: 'admin-api',
       action: input.enabled ? 'admin.maintenance.enabled' : 'admin.maintenance.disabled',
       ip: request.ip,
-      details: { message: current.message, wasEnabled: previous.enabled },
+      details: { message: current.message, mode: current.mode, wasEnabled: previous.enabled },
     });
     await context.appState.refresh();
     await context.live.feeds.announce();

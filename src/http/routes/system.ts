@@ -22,6 +22,10 @@ export function systemRoutes(app: FastifyInstance, context: ApiContext, guards: 
   app.get('/health', probe, async (_request, reply) => {
     const { maintenance } = context.appState.current;
     const db = await databaseAnswers(context);
+    if (maintenance.enabled && maintenance.mode === 'read-only') {
+      // Reads are served, so the instance stays in the load balancer: 200, saying read-only.
+      return { status: 'read-only', message: maintenance.message, since: maintenance.since, db: db ? 'ok' : 'unreachable', version: context.version };
+    }
     if (maintenance.enabled) {
       return reply.status(503).header('retry-after', '120').send({
         status: 'maintenance',
@@ -39,7 +43,13 @@ export function systemRoutes(app: FastifyInstance, context: ApiContext, guards: 
   app.get('/config', exempt, async () => {
     const state = context.appState.current;
     return {
-      maintenance: { enabled: state.maintenance.enabled, message: state.maintenance.message },
+      // `enabled` means the app cannot be used at all; in read-only mode it can be read, so `enabled` is false and `mode` says read-only.
+      maintenance: {
+        enabled: state.maintenance.enabled && state.maintenance.mode === 'full',
+        mode: state.maintenance.enabled ? state.maintenance.mode : 'off',
+        message: state.maintenance.message,
+      },
+      readOnly: state.maintenance.enabled && state.maintenance.mode === 'read-only',
       // An announced maintenance window (or any operator notice), until it runs out.
       banner: state.banner && (state.banner.until === null || state.banner.until.getTime() > Date.now()) ? { message: state.banner.message, until: state.banner.until } : null,
       // Per-user epochs are private; this route is public.

@@ -1,14 +1,13 @@
 /**
- * Keeping everyone but the restore out of a PostgreSQL database while it is replaced.
+ * Taking a PostgreSQL database away from its clients so it can be renamed.
  *
- * The runbook only terminates connections, and the application's pools reconnect within
- * milliseconds — into a database being dropped and recreated table by table. The usual
- * fix, `ALTER DATABASE … ALLOW_CONNECTIONS false`, locks out pg_restore too (it applies to
- * superusers), and `CONNECTION LIMIT 0` does not stop superusers. So the database is
- * *parked*: other sessions are terminated and it is renamed to a name only this run knows
- * (`<name>__restoring_<run>`). Clients connecting by the usual name are refused ("database
- * does not exist") until the restore renames it back. Renaming needs the database's owner
- * with CREATEDB, or a superuser, and is done from a connection to another database.
+ * The runbook only terminates connections, and the application's pools (and pg-boss's)
+ * reconnect within milliseconds, so a rename that waits for the database to be free can be
+ * raced indefinitely. So before terminating, new connections are refused with
+ * `ALTER DATABASE … ALLOW_CONNECTIONS false` (which applies to superusers too: nothing of
+ * ours needs to connect to it while it is renamed — that is done from a connection to
+ * another database), and allowed again under the new name. Renaming needs the database's
+ * owner with CREATEDB, or a superuser.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
@@ -20,12 +19,6 @@ export interface Backend {
   readonly user: string | null;
   readonly application: string | null;
   readonly client: string | null;
-}
-
-/** The name a run parks a database under; deterministic, so resume and rollback find it. */
-export function parkedName(databaseName: string, runId: string): string {
-  const suffix = `__restoring_${runId.replace(/^r-/, '').replaceAll('-', '_')}`;
-  return `${databaseName.slice(0, 63 - suffix.length)}${suffix}`;
 }
 
 export async function withClient<T>(url: string, fn: (client: pg.Client) => Promise<T>, applicationName = 'shipshape-restore'): Promise<T> {
@@ -58,42 +51,35 @@ export async function terminateOthers(client: pg.Client, name: string): Promise<
 }
 
 /**
- * Terminates the sessions on `from` and renames it to `to`, retrying while clients race back
- * in between. Returns who was disconnected.
+ * Refuses new connections to `from`, terminates its sessions and renames it to `to`, which then
+ * accepts connections again (so does `from` if the rename fails). Retries while a session that
+ * was mid-connect when the door closed is still there. Returns who was disconnected.
  */
 export async function renameExclusively(client: pg.Client, from: string, to: string, signal?: AbortSignal): Promise<Backend[]> {
   const disconnected: Backend[] = [];
-  for (let attempt = 1; ; attempt += 1) {
-    signal?.throwIfAborted();
-    disconnected.push(...(await terminateOthers(client, from)));
-    try {
-      await client.query(`ALTER DATABASE ${quoteIdent(from)} RENAME TO ${quoteIdent(to)}`);
-      return disconnected;
-    } catch (error) {
-      // 55006 object_in_use: someone reconnected between the terminate and the rename.
-      if ((error as { code?: string }).code !== '55006' || attempt >= 50) {
-        throw new ShipError(
-          'SHIP_ERR_STEP_FAILED',
-          `Could not rename database ${from} to ${to}: ${(error as Error).message}. Renaming needs the database owner with CREATEDB, or a superuser; ` +
-            'if clients keep reconnecting, stop the application servers first.',
-          { cause: error },
-        );
+  await client.query(`ALTER DATABASE ${quoteIdent(from)} WITH ALLOW_CONNECTIONS false`);
+  let current = from;
+  try {
+    for (let attempt = 1; ; attempt += 1) {
+      signal?.throwIfAborted();
+      disconnected.push(...(await terminateOthers(client, from)));
+      try {
+        await client.query(`ALTER DATABASE ${quoteIdent(from)} RENAME TO ${quoteIdent(to)}`);
+        current = to;
+        return disconnected;
+      } catch (error) {
+        // 55006 object_in_use: a session was still on its way out (or in).
+        if ((error as { code?: string }).code !== '55006' || attempt >= 50) {
+          throw new ShipError(
+            'SHIP_ERR_STEP_FAILED',
+            `Could not rename database ${from} to ${to}: ${(error as Error).message}. Renaming needs the database owner with CREATEDB, or a superuser.`,
+            { cause: error },
+          );
+        }
+        await sleep(100);
       }
-      await sleep(100);
     }
+  } finally {
+    await client.query(`ALTER DATABASE ${quoteIdent(current)} WITH ALLOW_CONNECTIONS true`).catch(() => undefined);
   }
-}
-
-export type Whereabouts = 'open' | 'parked' | 'missing';
-
-/** Whether the database is under its own name, parked, or absent; both at once is refused as ambiguous. */
-export async function whereabouts(client: pg.Client, name: string, parked: string): Promise<Whereabouts> {
-  const [open, isParked] = [await databaseExists(client, name), await databaseExists(client, parked)];
-  if (open && isParked) {
-    throw new ShipError(
-      'SHIP_ERR_ROLLBACK_FAILED',
-      `Both ${name} and ${parked} exist, so it is unclear which holds the data. Inspect both, drop the wrong one, then retry.`,
-    );
-  }
-  return open ? 'open' : isParked ? 'parked' : 'missing';
 }

@@ -4,7 +4,8 @@
  * PGlite keeps its database in a folder that exactly one process may open, so the restore
  * builds a complete new folder beside the live one (`db/data.restoring-<tag>`), replays the
  * plain SQL dump into it, and only then swaps the folders with two renames. A failure before
- * the swap leaves the live database untouched. The swap happens only while this process
+ * the swap leaves the live database untouched. The replaced folder is kept as
+ * `db/data.pre-restore-<tag>`: rolling back is swapping it back (`swapEmbeddedBack`). The swap happens only while this process
  * could become the database's owner — if `shipshape serve` (or any other process) has it
  * open, the restore refuses and says so, because replacing files under a running PGlite
  * would corrupt both.
@@ -41,7 +42,7 @@ export async function ensureEmbeddedIdle(stateDir: string, logger: Logger): Prom
 export async function replaceEmbedded(options: { stateDir: string; file: string; tag: string; logger: Logger }): Promise<{ leftOutSettings: string[] }> {
   const live = embeddedDataDir(options.stateDir);
   const fresh = `${live}.restoring-${options.tag}`;
-  const replaced = `${live}.replaced-${options.tag}`;
+  const replaced = preRestoreDir(options.stateDir, options.tag);
   await rm(fresh, { recursive: true, force: true });
   const sql = await readFile(options.file, 'utf8');
   let leftOutSettings: string[];
@@ -67,6 +68,29 @@ export async function replaceEmbedded(options: { stateDir: string; file: string;
     if (hadLive) await rename(replaced, live);
     throw error;
   }
-  await rm(replaced, { recursive: true, force: true });
   return { leftOutSettings };
+}
+
+/** Where a restore keeps the embedded folder it replaced. */
+export function preRestoreDir(stateDir: string, tag: string): string {
+  return `${embeddedDataDir(stateDir)}.pre-restore-${tag}`;
+}
+
+/**
+ * Undoes `replaceEmbedded` (or whatever part of it happened): the kept pre-restore folder goes
+ * back in place and the restored one is removed. Safe to repeat. Returns a sentence for the journal.
+ */
+export async function swapEmbeddedBack(options: { stateDir: string; tag: string; logger: Logger }): Promise<string> {
+  const live = embeddedDataDir(options.stateDir);
+  const fresh = `${live}.restoring-${options.tag}`;
+  const kept = preRestoreDir(options.stateDir, options.tag);
+  await rm(fresh, { recursive: true, force: true });
+  if ((await stat(kept).catch(() => undefined)) === undefined) return 'the live embedded database was not replaced by this run: nothing to swap back';
+  if ((await stat(live).catch(() => undefined)) !== undefined) {
+    await ensureEmbeddedIdle(options.stateDir, options.logger);
+    await rename(live, `${live}.restored-${options.tag}`);
+  }
+  await rename(kept, live);
+  await rm(`${live}.restored-${options.tag}`, { recursive: true, force: true });
+  return `the pre-restore embedded database (${kept}) is back in place`;
 }

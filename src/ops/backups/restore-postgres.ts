@@ -1,9 +1,10 @@
 /**
  * Loading a dump into a PostgreSQL database.
  *
- * Custom archives go through `pg_restore --clean --if-exists --no-owner --no-privileges
- * --jobs N --exit-on-error` from a local file: `--clean --if-exists` replaces what the
- * database has without failing on what it lacks; `--no-owner --no-privileges` because the
+ * Custom archives go through `pg_restore --no-owner --no-privileges --jobs N --exit-on-error`
+ * from a local file, into a new, empty database (the restore builds it beside the live one):
+ * nothing needs dropping, so there is no `--clean` — which cannot drop pg-boss's partitioned
+ * queue tables in a database that ran the workers. `--no-owner --no-privileges` because the
  * roles of the server the backup came from need not exist here; `--exit-on-error` because
  * pg_restore otherwise carries on past errors and leaves a half-restored database that
  * looks finished. Plain SQL dumps (from the embedded database) are replayed in one
@@ -29,7 +30,7 @@ export interface LoadResult {
 }
 
 export function pgRestoreArguments(databaseName: string, jobs: number, file: string): string[] {
-  return ['--clean', '--if-exists', '--no-owner', '--no-privileges', `--jobs=${jobs}`, '--exit-on-error', '--no-password', `--dbname=${databaseName}`, file];
+  return ['--no-owner', '--no-privileges', `--jobs=${jobs}`, '--exit-on-error', '--no-password', `--dbname=${databaseName}`, file];
 }
 
 /** Loads the dump in `file` into the database at `url`. */

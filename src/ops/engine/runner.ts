@@ -182,7 +182,7 @@ export async function rollbackRun(runId: string, procedures: readonly Procedure[
   const refuse = refuser(record, 'rollback', operator, engine.redactor);
 
   if (record.state === 'running') return refuse('SHIP_ERR_LOCKED', `Run ${runId} is still running (${attemptWhere(record)}). Interrupt it with Ctrl-C where it runs: it rolls back by itself.`);
-  if (record.state === 'succeeded') {
+  if (record.state === 'succeeded' && procedure.undoAfterSuccess === undefined) {
     return refuse('SHIP_ERR_VALIDATION', `Run ${runId} succeeded and was verified; the engine does not roll back finished work. Use the procedure that reverses it (see \`shipshape procedures\`).`);
   }
   if (record.state === 'failed' || record.state === 'rolled-back') {

@@ -163,6 +163,12 @@ export interface Procedure<S extends z.ZodType = z.ZodType> {
    * the runner's blocks `DROP DATABASE` or is lost with the old database.
    */
   readonly replacesDatabase?: boolean;
+  /**
+   * Set when a succeeded run can still be undone step by step (its undos stay valid after
+   * verification), e.g. a restore that keeps the database it replaced. `shipshape runs
+   * rollback` then accepts the succeeded run. Says why that is safe, for the operator.
+   */
+  readonly undoAfterSuccess?: string;
   readonly prerequisites: ReadonlyArray<Check<z.output<S>>>;
   readonly steps: ReadonlyArray<Step<z.output<S>>>;
   readonly verification: ReadonlyArray<Check<z.output<S>>>;

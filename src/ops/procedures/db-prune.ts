@@ -8,21 +8,29 @@
  * backups (a dump without a manifest) older than a day, and backups that failed their
  * latest verification, are removed too. Only this database's backups are considered.
  *
- * Medium risk, and the delete step cannot be undone: `--dry-run` lists what would go
- * (under the "retention plan" prerequisite) without deleting anything.
+ * It also drops the copies `db restore` kept of the databases it replaced
+ * (`<db>__pre_restore_<run>`, or `db/data.pre-restore-<run>` beside the embedded database)
+ * except the newest `--keep-pre-restore N` (default 1), and says how much disk they held:
+ * each is a full copy of the data, and the way back for its run (`runs rollback`).
+ *
+ * Medium risk, and the delete steps cannot be undone: `--dry-run` lists what would go
+ * (under the "retention plan" prerequisites) without deleting anything.
  */
 import { z } from 'zod';
 import type { ObjectStore } from '../../adapters/storage/index.ts';
 import type { Config } from '../../config/index.ts';
+import { describeError } from '../../errors.ts';
 import { idSafeName } from '../backups/backup-id.ts';
 import { withBackupStore } from '../backups/backup-store.ts';
+import { formatBytes } from '../backups/bytes.ts';
 import { listBackups, type BackupEntry } from '../backups/catalog.ts';
 import { applicationDatabaseName, databaseLockResource } from '../backups/database-target.ts';
+import { dropKeptCopy, listKeptCopies, type KeptCopy } from '../backups/pre-restore.ts';
 import { planRetention, type RetentionDecision, type RetentionPolicy } from '../backups/retention.ts';
 import { defineProcedure, type JsonObject, type RunContext } from '../engine/types.ts';
 
 const keep = z.coerce.number().int().min(0).max(10_000).optional();
-const params = z.object({ keepDaily: keep, keepWeekly: keep, keepMonthly: keep });
+const params = z.object({ keepDaily: keep, keepWeekly: keep, keepMonthly: keep, keepPreRestore: keep });
 type Params = z.output<typeof params>;
 type Context = RunContext<Params>;
 
@@ -53,6 +61,20 @@ export const dbPrune = defineProcedure({
         };
       },
     },
+    {
+      name: 'retention plan for the databases restores kept',
+      run: async (context) => {
+        const { going, kept, problem } = await preRestorePlan(context);
+        if (problem !== undefined) return { ok: true, detail: `unverified: the kept pre-restore databases could not be listed (${problem}); none will be dropped` };
+        const held = going.reduce((sum, copy) => sum + copy.bytes, 0);
+        return {
+          ok: true,
+          detail:
+            `keep the newest ${keepPreRestore(context.params)}: ${kept.length} kept${kept.length > 0 ? ` (${kept.map((copy) => `${copy.name}, ${formatBytes(copy.bytes)}`).join('; ')})` : ''}` +
+            (going.length === 0 ? '; nothing to drop' : `; would drop ${going.map((copy) => `${copy.name} (${formatBytes(copy.bytes)})`).join(', ')}, ${formatBytes(held)} in all`),
+        };
+      },
+    },
   ],
 
   steps: [
@@ -80,6 +102,30 @@ export const dbPrune = defineProcedure({
         return { deleted, kept: decisions.filter((decision) => decision.keep).map((decision) => decision.id) };
       },
     },
+    {
+      id: 'drop-pre-restore',
+      title: 'Drop the old copies restores kept of the databases they replaced',
+      describe: ({ params: p }) => [
+        `DROP DATABASE <db>__pre_restore_<run> WITH (FORCE)   -- (embedded: rm -r db/data.pre-restore-<run>) for all but the newest ${keepPreRestore(p)}`,
+        'the list is the plan above, recomputed just before dropping',
+      ],
+      irreversible: 'a dropped pre-restore copy is gone; the run that kept it can no longer be rolled back',
+      async run(context): Promise<JsonObject> {
+        const { going, problem } = await preRestorePlan(context);
+        if (problem !== undefined) context.note(`the kept pre-restore databases could not be listed (${problem}): none dropped`);
+        let freed = 0;
+        const dropped: string[] = [];
+        for (const copy of going) {
+          context.signal.throwIfAborted();
+          await dropKeptCopy(context.config, copy);
+          dropped.push(copy.name);
+          freed += copy.bytes;
+          context.note(`dropped ${copy.name}, kept by run ${copy.runId}: ${formatBytes(copy.bytes)} freed`);
+        }
+        context.note(dropped.length === 0 ? 'no old pre-restore copy to drop' : `dropped ${dropped.length} pre-restore cop${dropped.length === 1 ? 'y' : 'ies'}, ${formatBytes(freed)} freed`);
+        return { dropped, freedBytes: freed };
+      },
+    },
   ],
 
   verification: [
@@ -98,6 +144,22 @@ export const dbPrune = defineProcedure({
     },
   ],
 });
+
+function keepPreRestore(p: Params): number {
+  return p.keepPreRestore ?? 1;
+}
+
+/** Which kept copies go. One that cannot be listed (no access to the server's `postgres` database) is not a reason to stop the backup retention. */
+async function preRestorePlan(context: Context): Promise<{ kept: KeptCopy[]; going: KeptCopy[]; problem?: string }> {
+  let copies: KeptCopy[];
+  try {
+    copies = await listKeptCopies(context.config);
+  } catch (error) {
+    return { kept: [], going: [], problem: describeError(error) };
+  }
+  const keep = keepPreRestore(context.params);
+  return { kept: copies.slice(0, keep), going: copies.slice(keep) };
+}
 
 function policyOf(config: Config, p: Params): RetentionPolicy {
   return {

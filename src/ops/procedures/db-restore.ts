@@ -1,66 +1,74 @@
 /**
- * Runbook: "Restore Database" — `shipshape db restore <backup> [--target <database>] [--jobs N]`.
+ * Runbook: "Restore Database" — `shipshape db restore <backup> [--target <database>] [--jobs N] [--cleanup]`.
  *
  * When: data corruption, accidental deletion, disaster recovery. Critical: it replaces the
- * database and takes the application down for the duration, so a second operator approves.
+ * database, so a second operator approves.
+ *
+ * Restore beside, then swap. The runbook restores in place (`pg_restore --clean`), with the
+ * application down for the whole load; in place also cannot work on a database that ran
+ * pg-boss's workers (its partitioned queue tables cannot be dropped: "cannot drop inherited
+ * constraint"). So the dump is loaded into a new database on the same server and everything
+ * the runbook checks afterwards is checked there, while the live database keeps serving:
  *
  * Prerequisites: the backup exists, is complete, and verifies (size, SHA-256 and
- * `pg_restore --list` on a fresh read); pg_restore is installed and can read it; the target
- * is reachable and may be renamed by us; there is disk space for the download.
+ * `pg_restore --list` on a fresh read); pg_restore is installed and can read it; we may create
+ * and rename databases; the server has room for both copies; STATE_DIR has room for the download.
  *
- *   1-2. Enable maintenance mode; #incidents hears of the run (the engine announces it).
+ *   1-2. #incidents hears of the run (the engine announces it).
  *   3-6. List and choose: the <backup> argument. Download it to STATE_DIR/restore/<run>/
- *        (a local, seekable file is what allows `pg_restore --jobs`); no decompression
- *        pass, the custom format decompresses as it restores.
- *   7.   Create a backup of the current state (safety): a full backup, verified before it
- *        counts, through the same code as `shipshape db backup`. Its id is in the journal.
- *   8.   Terminate active connections — and keep them out: the database is renamed
- *        (parked) while it is replaced, because the application's pools reconnect at once.
- *   9.   pg_restore --clean --if-exists --no-owner --no-privileges --jobs N --exit-on-error.
- *        If it fails, the safety backup is loaded back before the step reports the failure.
- *   10.  Verify critical tables: row counts equal the manifest's; the newest row is there.
- *   11.  Run migrations (if needed): the backup may predate the code.
- *        Then the GDPR erasure ledger is re-applied: accounts erased after the backup was
- *        taken must not come back with it.
- *   12.  Allow connections again (rename back), disable maintenance mode.
+ *        (a local, seekable file is what allows `pg_restore --jobs`).
+ *   7.   The runbook's safety backup is not taken: the live database itself is kept, renamed
+ *        `<db>__pre_restore_<run>`, and the way back is renaming it back (instant, and it
+ *        cannot fail the way loading a second dump can). See docs/runbook-deviations.md.
+ *   9.   pg_restore --no-owner --no-privileges --jobs N --exit-on-error into a new database
+ *        `<db>__incoming_<run>` (nothing to drop, so no --clean).
+ *   10.  Verify critical tables there: row counts equal the manifest's; the newest row is there.
+ *   11.  Run migrations there (the backup may predate the code); re-apply the GDPR erasure
+ *        ledger there (accounts erased after the backup must not come back with it).
+ *   1, 8, 12. Maintenance mode on, terminate the live database's sessions, rename it to
+ *        `<db>__pre_restore_<run>`, rename the incoming database into place, maintenance mode
+ *        back to what it was. The application is fully unavailable only for this swap.
  *   Then the local files are removed (they hold personal data).
- *   Verify: the database answers under its own name with the restored data; no migration
- *   is pending; maintenance mode is as it was before the run.
+ *   Verify: the database answers under its own name with the restored data; no migration is
+ *   pending; maintenance mode is as it was before the run; the replaced database is kept.
  *
- * Rollback ("restore from pre-restore backup"): the safety backup is loaded the same way,
- * connections are allowed again, maintenance mode goes back to what it was.
+ * Rollback (`shipshape runs rollback <run>`, also after the run succeeded): the swap is
+ * renamed back, the incoming database dropped, maintenance mode put back. Kept pre-restore
+ * databases are dropped by `--cleanup` (those of earlier runs, with the disk they held).
  *
  * The runbook keeps no journal of its own; ours lives in STATE_DIR/runs, outside the
  * database being replaced (the engine's journal). `--target <database>` restores into
  * another database on the same server (created if absent), without maintenance mode.
- * On the embedded database the restore loads the dump into a new PGlite folder and swaps it
- * in; `shipshape serve` must be stopped first (checked).
+ * On the embedded database the same shape: the dump is loaded into a new PGlite folder beside
+ * the live one and swapped in, the replaced folder kept as `db/data.pre-restore-<run>`;
+ * `shipshape serve` must be stopped first (checked).
  */
-import { rm, rmdir, statfs } from 'node:fs/promises';
+import { readdir, rm, rmdir, stat, statfs } from 'node:fs/promises';
+import path from 'node:path';
+import type pg from 'pg';
 import { z } from 'zod';
-import { openDatabase } from '../../db/index.ts';
 import { Migrator } from '../../db/migrator.ts';
 import { quoteIdent, type Pool } from '../../db/pool.ts';
 import { setMaintenance, type Maintenance } from '../../domain/app-state.ts';
 import { reapplyErasureLedger } from '../../domain/erasure.ts';
 import { withLegalStore } from '../../domain/legal-store.ts';
-import { describeError, ShipError } from '../../errors.ts';
+import { ShipError } from '../../errors.ts';
 import { announceAppStateChange } from '../../runtime/app-state-feeds.ts';
 import { isBackupId } from '../backups/backup-id.ts';
 import { withBackupStore } from '../backups/backup-store.ts';
 import { formatBytes } from '../backups/bytes.ts';
 import { readManifest } from '../backups/catalog.ts';
-import { databaseExists, renameExclusively, withClient } from '../backups/connections.ts';
+import { databaseExists, withClient } from '../backups/connections.ts';
 import { countNamedTables, qualifiedName, readRecentData, rowReader, sameInstant } from '../backups/database-facts.ts';
 import { applicationDatabaseName, DATABASE_NAME_PATTERN } from '../backups/database-target.ts';
 import { fetchDump, localDumpPath, restoreWorkDir } from '../backups/fetch-backup.ts';
 import type { BackupManifest } from '../backups/manifest.ts';
-import { pgDumpCheck } from '../backups/pg-tools.ts';
-import { ensureEmbeddedIdle } from '../backups/restore-embedded.ts';
-import { clearHalfReplaced, halfReplaced, loadBackup, notForEmbedded, putBackSafetyBackup, type LoadOptions } from '../backups/restore-load.ts';
+import { embeddedDataDir, ensureEmbeddedIdle, preRestoreDir } from '../backups/restore-embedded.ts';
+import { loadBeside, notForEmbedded, unloadBeside, type LoadOptions } from '../backups/restore-load.ts';
 import { pgRestoreArguments, requirePgRestoreFor } from '../backups/restore-postgres.ts';
-import { locate, restoreTargetFor, withTargetPool, type RestoreTarget } from '../backups/restore-target.ts';
-import { takeVerifiedBackup } from '../backups/take-backup.ts';
+import { layoutOf, restoreTargetFor, withLivePool, withPoolOn, withRestoredPool, type PostgresTarget, type RestoreTarget } from '../backups/restore-target.ts';
+import { swapBack, swapIn } from '../backups/swap.ts';
+import { reconcileRestored, type ReconcileResult } from '../backups/reconcile.ts';
 import { verifyStoredDump } from '../backups/verify-stored.ts';
 import { defineProcedure, type JsonObject, type RunContext } from '../engine/types.ts';
 
@@ -89,6 +97,7 @@ export const dbRestore = defineProcedure({
   params,
   locks: (p, config) => [`database:${p.target ?? applicationDatabaseName(config)}`],
   replacesDatabase: true,
+  undoAfterSuccess: 'the replaced database is kept: rolling back renames it back into place and drops the restored copy',
 
   prerequisites: [
     {
@@ -133,15 +142,7 @@ export const dbRestore = defineProcedure({
       },
     },
     {
-      name: 'pg_dump installed for the safety backup',
-      run: async (context) => {
-        const target = targetOf(context);
-        if (target.kind === 'embedded') return { ok: true, detail: "the embedded database's safety backup is dumped by PGlite's own pg_dump, in this process" };
-        return pgDumpCheck(context.config, target.adminUrl);
-      },
-    },
-    {
-      name: 'the target database can be taken over',
+      name: 'the target database can be restored beside and swapped',
       run: async (context) => {
         const target = targetOf(context);
         if (target.kind === 'embedded') {
@@ -154,9 +155,8 @@ export const dbRestore = defineProcedure({
           return { ok: true, detail: 'the embedded database is not open in any other process' };
         }
         return withClient(target.adminUrl, async (client) => {
-          const { rows } = await client.query<{ exists: boolean; allowed: boolean; superuser: boolean }>(
+          const { rows } = await client.query<{ exists: boolean; allowed: boolean }>(
             `SELECT d.datname IS NOT NULL AS exists,
-                    r.rolsuper AS superuser,
                     r.rolsuper OR (r.rolcreatedb AND (d.datname IS NULL OR pg_has_role(r.oid, d.datdba, 'MEMBER'))) AS allowed
                FROM pg_catalog.pg_roles r
                LEFT JOIN pg_catalog.pg_database d ON d.datname = $1::text
@@ -167,14 +167,40 @@ export const dbRestore = defineProcedure({
           if (row === undefined || !row.allowed) {
             return {
               ok: false,
-              detail: `the role connecting as DATABASE_URL may not ${row?.exists ? 'rename' : 'create'} database ${target.name}`,
+              detail: `the role connecting as DATABASE_URL may not create databases${row?.exists ? ` and rename ${target.name}` : ''}`,
               remedy: 'connect as the database owner with CREATEDB, or as a superuser',
             };
           }
-          if (await databaseExists(client, target.parked)) {
-            return { ok: false, detail: `a database ${target.parked} already exists (left by an earlier attempt?)`, remedy: 'inspect it and drop it, then run again' };
+          for (const name of [target.incoming, target.preRestore]) {
+            if (await databaseExists(client, name)) return { ok: false, detail: `a database ${name} already exists (left by an earlier attempt?)`, remedy: 'inspect it and drop it, then run again' };
           }
-          return { ok: true, detail: row.exists ? `${target.name} exists; it will be parked while it is replaced` : `${target.name} does not exist yet; it will be created` };
+          return {
+            ok: true,
+            detail: row.exists
+              ? `the backup is restored into ${target.incoming}; then ${target.name} is kept as ${target.preRestore} and ${target.incoming} renamed into its place`
+              : `${target.name} does not exist yet: the backup is restored into ${target.incoming}, then renamed to ${target.name}`,
+          };
+        });
+      },
+    },
+    {
+      name: 'room on the database server for both copies',
+      run: async (context) => {
+        const target = targetOf(context);
+        const manifest = await manifestOf(context);
+        if (target.kind === 'embedded') {
+          const live = await folderBytes(embeddedDataDir(target.stateDir));
+          const needed = Math.max(live, manifest.dump.bytes * 2);
+          const free = await freeBytes(context.config.stateDir);
+          const detail = `the new embedded folder needs about ${formatBytes(needed)} beside the live one (${formatBytes(live)}); ${formatBytes(free)} free under ${context.config.stateDir}`;
+          return free >= needed ? { ok: true, detail } : { ok: false, detail: `${detail}: ${formatBytes(needed - free)} missing`, remedy: 'free disk space, or drop old pre-restore copies with `shipshape db restore --cleanup`' };
+        }
+        return withClient(target.adminUrl, async (client) => {
+          const room = await serverRoom(client, target, manifest.dump.bytes);
+          if (room.free === undefined) return { ok: true, detail: `unverified: ${room.estimate}; the free disk of the server's data directory cannot be read from here (${room.why})` };
+          const detail = `${room.estimate}; ${formatBytes(room.free)} free in the data directory ${room.dataDirectory}`;
+          if (room.free >= room.needed) return { ok: true, detail };
+          return { ok: false, detail: `${detail}: ${formatBytes(room.needed - room.free)} missing`, remedy: 'free disk space on the database server, or drop old pre-restore databases with `shipshape db restore --cleanup`' };
         });
       },
     },
@@ -182,53 +208,50 @@ export const dbRestore = defineProcedure({
       name: 'disk space under STATE_DIR for the download',
       run: async (context) => {
         const manifest = await manifestOf(context);
-        const info = await statfs(context.config.stateDir);
-        const free = info.bavail * info.bsize;
-        // The backup and, for a rollback, the safety backup: allow twice its size.
-        const needed = manifest.dump.bytes * 2;
+        const free = await freeBytes(context.config.stateDir);
+        const needed = manifest.dump.bytes;
         const detail = `${formatBytes(free)} free under ${context.config.stateDir}, ${formatBytes(needed)} needed`;
-        return free >= needed ? { ok: true, detail } : { ok: false, detail, remedy: 'free disk space, or point STATE_DIR at a larger disk' };
+        return free >= needed ? { ok: true, detail } : { ok: false, detail: `${detail}: ${formatBytes(needed - free)} missing`, remedy: 'free disk space, or point STATE_DIR at a larger disk' };
       },
     },
   ],
 
   steps: [
     {
-      id: 'maintenance-on',
-      title: 'Enable maintenance mode (#incidents is told the restore started)',
+      id: 'read-only',
+      title: 'Put the application in read-only mode (reads served, writes answer 503; #incidents is told the restore started)',
       describe: (context) =>
         isApplication(context)
-          ? [`UPDATE app_state SET maintenance_enabled = true, maintenance_message = '${MAINTENANCE_MESSAGE}'   -- every API instance answers 503 within a second`]
+          ? [`UPDATE app_state SET maintenance_enabled = true, maintenance_mode = 'read-only', maintenance_message = '${MAINTENANCE_MESSAGE}'   -- every API instance stops accepting writes within a second`]
           : [`not needed: --target ${context.params.target ?? ''} is not the application's database`],
       async run(context): Promise<JsonObject> {
         if (!isApplication(context)) return { skipped: true };
         const target = targetOf(context);
         // Disaster recovery into a new, empty server: there is no application state to switch yet.
-        if (target.kind === 'postgres' && (await locate(target)) === 'missing') {
+        if (target.kind === 'postgres' && !(await layoutOf(target)).live) {
           context.note(`database ${target.name} does not exist yet: nothing serves from it, so there is no maintenance mode to switch`);
           return { skipped: true };
         }
-        const changed = await withTargetPool(target, context.config, context.logger, async (pool) => {
+        const changed = await withLivePool(target, context.config, context.logger, async (pool) => {
           if (!(await hasAppState(pool))) return undefined;
-          return setMaintenance(pool, { enabled: true, message: MAINTENANCE_MESSAGE, setBy: `operator:${context.operator}` });
+          return setMaintenance(pool, { enabled: true, mode: 'read-only', message: MAINTENANCE_MESSAGE, setBy: `operator:${context.operator}` });
         });
         if (changed === undefined) {
           context.note('the database has no app_state table (an empty or foreign database): no maintenance mode to switch');
           return { skipped: true };
         }
         await announceAppStateChange(context.config, context.logger);
-        context.note(changed.previous.enabled ? 'maintenance mode was already on' : 'maintenance mode on');
-        return { skipped: false, previous: { enabled: changed.previous.enabled, message: changed.previous.message } };
+        context.note(changed.previous.enabled ? `maintenance mode was already on (${changed.previous.mode}); read-only now` : 'read-only mode on: reads are served, writes answer 503');
+        return { skipped: false, previous: { enabled: changed.previous.enabled, mode: changed.previous.mode, message: changed.previous.message }, at: new Date().toISOString() };
       },
       async undo(context, output) {
         if (output.skipped === true) return;
-        const previous = z.object({ enabled: z.boolean(), message: z.string().nullable() }).parse(output.previous);
-        await restoreMaintenance(context, previous);
+        await setLiveMaintenance(context, previousMaintenance(output.previous));
       },
       // Cut off before it reported what it replaced: the usual state before a restore is "off".
       async undoInterrupted(context) {
         if (!isApplication(context)) return;
-        await restoreMaintenance(context, { enabled: false, message: null });
+        await setLiveMaintenance(context, { enabled: false, mode: 'full', message: null });
       },
     },
     {
@@ -255,153 +278,58 @@ export const dbRestore = defineProcedure({
       },
     },
     {
-      id: 'safety-backup',
-      title: 'Create backup of current state (safety)',
-      describe: (context) => {
-        const target = targetOf(context);
-        return [
-          `a full backup of ${target.kind === 'embedded' ? 'the embedded database' : target.name} into ${context.config.backupStorageUrl}, verified before it counts (as \`shipshape db backup\`; purpose pre-restore)`,
-          'its id is journaled here: it is what the rollback restores',
-        ];
-      },
-      // No undo: the safety backup is kept after the run, whatever its outcome.
-      async run(context): Promise<JsonObject> {
-        const target = targetOf(context);
-        if (target.kind === 'postgres' && (await locate(target)) === 'missing') {
-          context.note(`${target.name} does not exist yet: nothing to keep`);
-          return { safetyBackupId: null };
-        }
-        const manifest = await withBackupStore(context.config, async (store) => {
-          const common = {
-            config: context.config,
-            profile: context.profile,
-            store,
-            restoreTest: false,
-            signal: context.signal,
-            onProgress: (bytes: number) => context.progress({ bytes, label: 'safety backup' }),
-            context: { purpose: 'pre-restore', runId: context.runId, operator: context.operator },
-          };
-          if (target.kind === 'postgres') {
-            if ((await locate(target)) === 'parked') throw new ShipError('SHIP_ERR_STEP_FAILED', `${target.name} is parked as ${target.parked} by this run already; roll the run back first.`);
-            return takeVerifiedBackup({ ...common, source: { kind: 'postgres', url: target.url, databaseName: target.name } });
-          }
-          const database = await openDatabase(context.config, context.logger, 'shipshape-restore');
-          try {
-            if (database.embedded === undefined) throw new ShipError('SHIP_ERR_EMBEDDED_DB_LOCKED', `The embedded database was opened by another process (${database.description}); stop it and resume the run.`);
-            return await takeVerifiedBackup({ ...common, source: { kind: 'embedded', embedded: database.embedded } });
-          } finally {
-            await database.close();
-          }
-        });
-        context.note(`safety backup ${manifest.id} taken and verified (${manifest.dump.bytes} bytes): the way back`, { safetyBackupId: manifest.id });
-        return { safetyBackupId: manifest.id, bytes: manifest.dump.bytes };
-      },
-    },
-    {
-      id: 'stop-connections',
-      title: 'Terminate active connections (and keep new ones out)',
-      describe: (context) => {
-        const target = targetOf(context);
-        if (target.kind === 'embedded') return ['check that no other process has the embedded database open (`shipshape serve` must be stopped)'];
-        return [
-          `-- on ${target.adminUrl.replace(/\/\/[^@]*@/, '//')}, if ${target.name} does not exist: CREATE DATABASE ${quoteIdent(target.name)} TEMPLATE template0;`,
-          `SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE datname = '${target.name}' AND pid <> pg_backend_pid();`,
-          `ALTER DATABASE ${quoteIdent(target.name)} RENAME TO ${quoteIdent(target.parked)};   -- retried while clients race back in`,
-        ];
-      },
-      async run(context): Promise<JsonObject> {
-        const target = targetOf(context);
-        if (target.kind === 'embedded') {
-          await ensureEmbeddedIdle(target.stateDir, context.logger);
-          return { created: false, disconnected: [] };
-        }
-        return withClient(target.adminUrl, async (client) => {
-          let created = false;
-          if (await databaseExists(client, target.parked)) {
-            context.note(`${target.name} is already parked as ${target.parked}`);
-            return { created: false, disconnected: [] };
-          }
-          if (!(await databaseExists(client, target.name))) {
-            await client.query(`CREATE DATABASE ${quoteIdent(target.name)} TEMPLATE template0`);
-            created = true;
-            context.note(`created database ${target.name}`);
-          }
-          const disconnected = await renameExclusively(client, target.name, target.parked, context.signal);
-          context.note(`${target.name} parked as ${target.parked}; ${disconnected.length} session(s) disconnected`, {
-            disconnected: disconnected.map((backend) => `${backend.pid} ${backend.user ?? '?'} ${backend.application ?? ''}`.trim()),
-          });
-          return { created, disconnected: disconnected.map((backend) => ({ pid: backend.pid, user: backend.user, application: backend.application, client: backend.client })) };
-        });
-      },
-      async undo(context, output) {
-        await unpark(context, output.created === true);
-      },
-      async undoInterrupted(context) {
-        await unpark(context, false);
-      },
-    },
-    {
       id: 'restore',
-      title: 'Restore database (pg_restore --clean --if-exists --no-owner --no-privileges --jobs N)',
+      title: 'Restore database beside the live one (pg_restore --no-owner --no-privileges --jobs N into a new database)',
       describe: (context) => {
         const target = targetOf(context);
         const file = localDumpPath(context.config.stateDir, context.runId, context.params.backup);
         if (target.kind === 'embedded') {
           return [
-            `replay ${file} (plain SQL) into a new PGlite folder ${target.stateDir}/db/data.restoring-${context.runId}`,
-            `swap it in for ${target.stateDir}/db/data (the live folder is only replaced once the load succeeded)`,
+            'check that no other process has the embedded database open (`shipshape serve` must be stopped)',
+            `replay ${file} (plain SQL) into a new PGlite folder ${embeddedDataDir(target.stateDir)}.restoring-${context.runId}`,
+            `swap it in for ${embeddedDataDir(target.stateDir)}; the replaced folder is kept as ${preRestoreDir(target.stateDir, context.runId)}`,
           ];
         }
         return [
-          `pg_restore ${pgRestoreArguments(target.parked, context.params.jobs ?? context.config.backups.restoreJobs, file).join(' ')}`,
+          `CREATE DATABASE ${quoteIdent(target.incoming)} TEMPLATE template0;   -- beside ${target.name}, which keeps serving`,
+          `pg_restore ${pgRestoreArguments(target.incoming, context.params.jobs ?? context.config.backups.restoreJobs, file).join(' ')}`,
           '   (plain SQL dumps instead: replayed in one transaction, settings the server does not know left out)',
-          isApplication(context) ? "UPDATE app_state SET maintenance_enabled = true   -- the restored row is the backup's" : '',
-          'if it fails: the safety backup is loaded back the same way before the step reports the failure',
-        ].filter((line) => line !== '');
+        ];
       },
       async run(context): Promise<JsonObject> {
         const manifest = await manifestOf(context);
         const file = z.string().parse(context.outputs.fetch?.file);
-        const options = loadOptions(context);
-        let loaded;
-        try {
-          loaded = await loadBackup(options, manifest, file);
-        } catch (error) {
-          let putBackText: string;
-          try {
-            putBackText = await putBack(context);
-          } catch (putBackError) {
-            throw new ShipError(
-              'SHIP_ERR_STEP_FAILED',
-              `${describeError(error)} — and loading the safety backup back failed too: ${describeError(putBackError)}. The database is half-replaced; it stays closed to clients and in maintenance.`,
-              { cause: error },
-            );
-          }
-          throw new ShipError('SHIP_ERR_STEP_FAILED', `${describeError(error)} — ${putBackText}`, { cause: error });
-        }
+        const target = targetOf(context);
+        const hadLive = target.kind === 'embedded' ? true : (await layoutOf(target)).live || (await layoutOf(target)).preRestore;
+        if (target.kind === 'embedded') await ensureEmbeddedIdle(target.stateDir, context.logger);
+        const loaded = await loadBeside(loadOptions(context), manifest, file);
         if (loaded.leftOutSettings.length > 0) context.note(`left out settings this server does not know: ${loaded.leftOutSettings.join(', ')}`);
-        if (isApplication(context)) await keepMaintenanceOn(context);
-        context.note(`backup ${manifest.id} loaded: ${loaded.how}`);
-        return { how: loaded.how, leftOutSettings: loaded.leftOutSettings };
+        context.note(`backup ${manifest.id} loaded ${target.kind === 'postgres' ? `into ${target.incoming}` : ''}: ${loaded.how}`);
+        const oid =
+          target.kind === 'postgres'
+            ? await withClient(target.adminUrl, async (client) => (await client.query<{ oid: number }>('SELECT oid::int AS oid FROM pg_database WHERE datname = $1::text', [target.incoming])).rows[0]?.oid ?? null)
+            : null;
+        return { how: loaded.how, leftOutSettings: loaded.leftOutSettings, hadLive, oid };
       },
       async undo(context) {
-        context.note(await putBack(context));
+        context.note(await unloadBeside({ target: targetOf(context), runId: context.runId, logger: context.logger }));
       },
       async undoInterrupted(context) {
-        context.note(await putBack(context));
+        context.note(await unloadBeside({ target: targetOf(context), runId: context.runId, logger: context.logger }));
       },
     },
     {
       id: 'verify-tables',
       title: 'Verify critical tables (row counts match the manifest; the newest rows are present)',
       describe: (context) => [
+        `-- on ${restoredName(context)}`,
         ...context.profile.criticalTables.map((table) => `SELECT count(*) FROM ${qualifiedName(table)};   -- must equal the manifest's count`),
         `SELECT max(${context.profile.recentData.timestampColumn}) FROM ${qualifiedName(context.profile.recentData.table)};   -- must equal the manifest's newest`,
       ],
       async run(context): Promise<JsonObject> {
         const manifest = await manifestOf(context);
         const expected = new Map(manifest.tables.map((table) => [table.name, table.rows]));
-        const found = await withTargetPool(targetOf(context), context.config, context.logger, async (pool) => {
+        const found = await withRestoredPool(targetOf(context), context.config, context.logger, async (pool) => {
           const read = rowReader(pool);
           return { counts: await countNamedTables(read, context.profile.criticalTables), recent: await readRecentData(read, context.profile) };
         });
@@ -419,9 +347,9 @@ export const dbRestore = defineProcedure({
     {
       id: 'migrate',
       title: 'Run migrations (if needed)',
-      describe: (context) => [`apply every migration in ${context.profile.migrations.directory} not yet in ${context.profile.migrations.trackingTable}, each in its own transaction`],
+      describe: (context) => [`-- on ${restoredName(context)}`, `apply every migration in ${context.profile.migrations.directory} not yet in ${context.profile.migrations.trackingTable}, each in its own transaction`],
       async run(context): Promise<JsonObject> {
-        const applied = await withTargetPool(targetOf(context), context.config, context.logger, async (pool) => {
+        const applied = await withRestoredPool(targetOf(context), context.config, context.logger, async (pool) => {
           const outcome = await new Migrator(pool, context.profile.migrations, context.logger).up();
           if (outcome.error !== undefined) throw outcome.error;
           return outcome.results.filter((result) => result.status === 'success').map((result) => `${result.version}_${result.name}`);
@@ -429,19 +357,20 @@ export const dbRestore = defineProcedure({
         context.note(applied.length === 0 ? 'the backup is at the current schema version: nothing to apply' : `applied ${applied.join(', ')}`);
         return { applied };
       },
-      // The restore step's undo loads the whole pre-restore database back, which puts the schema back too.
+      // The restore step's undo drops the whole restored copy, which takes its schema with it.
       async undo() {},
       async undoInterrupted() {},
     },
     {
       id: 'erasure-ledger',
       title: 'Re-apply the GDPR erasure ledger (accounts erased after the backup stay erased)',
-      describe: () => [
+      describe: (context) => [
+        `-- on ${restoredName(context)}`,
         'merge the ledger mirror in LEGAL_STORAGE_URL into erasure_ledger, then erase again every account it lists that the restored data contains',
       ],
       async run(context): Promise<JsonObject> {
         const result = await withLegalStore(context.config, (legalStore) =>
-          withTargetPool(targetOf(context), context.config, context.logger, async (pool) => {
+          withRestoredPool(targetOf(context), context.config, context.logger, async (pool) => {
             const reapplied = await reapplyErasureLedger(pool, { usersTable: context.profile.users, legalStore, operator: context.operator });
             return { ...reapplied, countsAfter: await criticalCounts(pool, context) };
           }),
@@ -449,50 +378,121 @@ export const dbRestore = defineProcedure({
         context.note(`erased again ${result.erased} account(s) the backup still held (ledger: ${result.ledgerRecords} record(s), ${result.mergedFromMirror} merged from its mirror)`);
         return result;
       },
-      // The restore step's undo loads the whole pre-restore database back, which includes these rows.
+      // The restore step's undo drops the whole restored copy, which includes these rows.
       async undo() {},
       async undoInterrupted() {},
     },
     {
-      id: 'allow-connections',
-      title: 'Allow connections again',
+      id: 'maintenance-on',
+      title: 'Enable maintenance mode (read-only until now; fully unavailable for the swap only)',
+      describe: (context) =>
+        isApplication(context)
+          ? [
+              `UPDATE app_state SET maintenance_enabled = true, maintenance_message = '${MAINTENANCE_MESSAGE}'   -- on the live database: every API instance answers 503 within a second`,
+              `the same on ${restoredName(context)}, so it comes up in maintenance`,
+            ]
+          : [`not needed: --target ${context.params.target ?? ''} is not the application's database`],
+      async run(context): Promise<JsonObject> {
+        if (!isApplication(context)) return { skipped: true };
+        const target = targetOf(context);
+        // Disaster recovery into a new, empty server: nothing serves from the live name yet.
+        const live = target.kind === 'embedded' || (await layoutOf(target)).live;
+        const changed = live
+          ? await withLivePool(target, context.config, context.logger, async (pool) => ((await hasAppState(pool)) ? setMaintenance(pool, { enabled: true, message: MAINTENANCE_MESSAGE, setBy: `operator:${context.operator}` }) : undefined))
+          : undefined;
+        await withRestoredPool(target, context.config, context.logger, async (pool) => {
+          if (await hasAppState(pool)) await setMaintenance(pool, { enabled: true, message: MAINTENANCE_MESSAGE, setBy: `operator:${context.operator}` });
+        });
+        if (changed === undefined) {
+          context.note(live ? 'the live database has no app_state table (an empty or foreign database): no maintenance mode to switch' : `database ${targetName(context)} does not exist yet: nothing serves from it`);
+          return { skipped: false, previous: null };
+        }
+        await announceAppStateChange(context.config, context.logger);
+        context.note(changed.previous.enabled && changed.previous.mode === 'full' ? 'maintenance mode was already on' : 'maintenance mode on: the application is fully unavailable until the swap is done');
+        return { skipped: false, previous: { enabled: changed.previous.enabled, mode: changed.previous.mode, message: changed.previous.message }, at: new Date().toISOString() };
+      },
+      async undo(context, output) {
+        if (output.skipped === true || output.previous === null) return;
+        await setLiveMaintenance(context, previousMaintenance(output.previous));
+      },
+      // Cut off before it reported what it replaced: before it, the application was read-only (or as the read-only step found it).
+      async undoInterrupted(context) {
+        if (!isApplication(context)) return;
+        await setLiveMaintenance(context, readOnlyState(context));
+      },
+    },
+    {
+      id: 'swap',
+      title: 'Terminate active connections and swap the restored database in (the replaced one is kept)',
       describe: (context) => {
         const target = targetOf(context);
-        if (target.kind === 'embedded') return ['nothing to do: the embedded database opens with the next process that uses it'];
-        return [`ALTER DATABASE ${quoteIdent(target.parked)} RENAME TO ${quoteIdent(target.name)};`];
+        if (target.kind === 'embedded') return ['nothing to do: the restore step swapped the new folder in; the embedded database opens with the next process that uses it'];
+        return [
+          `ALTER DATABASE ${quoteIdent(target.name)} WITH ALLOW_CONNECTIONS false;`,
+          `SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE datname = '${target.name}' AND pid <> pg_backend_pid();`,
+          `ALTER DATABASE ${quoteIdent(target.name)} RENAME TO ${quoteIdent(target.preRestore)};   -- then ALLOW_CONNECTIONS true again under that name`,
+          `reconcile ${target.incoming} with ${target.preRestore}: scheduled pushes, notification sends, maintenance notices, queue jobs and schedule occurrences done after the backup, and admin tokens revoked since, are recorded as done`,
+          `ALTER DATABASE ${quoteIdent(target.incoming)} RENAME TO ${quoteIdent(target.name)};`,
+        ];
       },
       async run(context): Promise<JsonObject> {
-        await unpark(context, false);
-        return { reopened: true };
+        const target = targetOf(context);
+        if (target.kind === 'embedded') return { swapped: false };
+        let reconciled: ReconcileResult | undefined;
+        const result = await swapIn(target, {
+          signal: context.signal,
+          // The replaced database is out of the application's reach now: what it did after the backup is final.
+          whileOffline: async () => {
+            if (!(await layoutOf(target)).preRestore) return;
+            reconciled = await withPoolOn(target.incomingUrl, context.config, context.logger, (restored) =>
+              withPoolOn(target.preRestoreUrl, context.config, context.logger, (replaced) => reconcileRestored(restored, replaced, context.runId)),
+            );
+          },
+        });
+        for (const note of result.notes) context.note(note);
+        if (reconciled !== undefined) context.note(`reconciled with ${target.preRestore} (work done after the backup is not done again): ${reconcileText(reconciled)}`);
+        return {
+          swapped: true,
+          reconciled: reconciled === undefined ? null : { ...reconciled },
+          keptAs: result.keptPreRestore ? target.preRestore : null,
+          disconnected: result.disconnected.map((backend) => ({ pid: backend.pid, user: backend.user, application: backend.application, client: backend.client })),
+        };
       },
       async undo(context) {
-        await park(context);
+        await swapBackHere(context);
       },
       async undoInterrupted(context) {
-        await park(context);
+        await swapBackHere(context);
       },
     },
     {
       id: 'maintenance-off',
       title: 'Disable maintenance mode',
       describe: (context) =>
-        isApplication(context)
-          ? ['UPDATE app_state SET maintenance_enabled = <as before the restore, normally false>']
-          : ['not needed: --target is not the application database'],
+        isApplication(context) ? ['UPDATE app_state SET maintenance_enabled = <as before the restore, normally false>'] : ['not needed: --target is not the application database'],
       async run(context): Promise<JsonObject> {
         if (!isApplication(context)) return { skipped: true };
-        const before = z.object({ enabled: z.boolean(), message: z.string().nullable() }).parse(context.outputs['maintenance-on']?.previous ?? { enabled: false, message: null });
-        await restoreMaintenance(context, before);
+        const before = stateBefore(context);
+        await setLiveMaintenance(context, before);
         context.note(before.enabled ? 'maintenance mode stays on: it was on before the restore' : 'maintenance mode off');
-        return { skipped: false, enabled: before.enabled };
+        // What the users saw: read-only from the first step until maintenance, then fully unavailable until now.
+        const since = (value: unknown) => (typeof value === 'string' ? Date.parse(value) : Number.NaN);
+        const readOnlyAt = since(context.outputs['read-only']?.at);
+        const maintenanceAt = since(context.outputs['maintenance-on']?.at);
+        const readOnlySeconds = Number.isFinite(readOnlyAt) && Number.isFinite(maintenanceAt) ? (maintenanceAt - readOnlyAt) / 1000 : null;
+        const unavailableSeconds = Number.isFinite(maintenanceAt) ? (Date.now() - maintenanceAt) / 1000 : null;
+        if (unavailableSeconds !== null) {
+          context.note(`the application was read-only for ${readOnlySeconds === null ? 'an unknown time' : `${readOnlySeconds.toFixed(1)} s`} and fully unavailable for ${unavailableSeconds.toFixed(1)} s`);
+        }
+        return { skipped: false, enabled: before.enabled, readOnlySeconds, unavailableSeconds };
       },
       async undo(context, output) {
         if (output.skipped === true) return;
-        await restoreMaintenance(context, { enabled: true, message: MAINTENANCE_MESSAGE });
+        await setLiveMaintenance(context, { enabled: true, mode: 'full', message: MAINTENANCE_MESSAGE });
       },
       async undoInterrupted(context) {
         if (!isApplication(context)) return;
-        await restoreMaintenance(context, { enabled: true, message: MAINTENANCE_MESSAGE });
+        await setLiveMaintenance(context, { enabled: true, mode: 'full', message: MAINTENANCE_MESSAGE });
       },
     },
     {
@@ -511,9 +511,18 @@ export const dbRestore = defineProcedure({
       name: 'the database answers under its own name with the restored data',
       run: async (context) => {
         const target = targetOf(context);
-        if (target.kind === 'postgres' && (await locate(target)) !== 'open') return { ok: false, detail: `${target.name} is not open under its own name` };
+        if (target.kind === 'postgres') {
+          // Renames keep a database's oid: the live name must now be the database the backup was loaded into.
+          // (Its row counts are not compared: the application writes to it as soon as maintenance is off.)
+          const restoredOid = context.outputs.restore?.oid;
+          const liveOid = await withClient(target.adminUrl, async (client) => (await client.query<{ oid: number }>('SELECT oid::int AS oid FROM pg_database WHERE datname = $1::text', [target.name])).rows[0]?.oid);
+          if (liveOid === undefined) return { ok: false, detail: `${target.name} is not open under its own name` };
+          if (liveOid !== restoredOid) return { ok: false, detail: `${target.name} (oid ${liveOid}) is not the database the backup was loaded into (oid ${String(restoredOid)})` };
+          const counts = await withLivePool(target, context.config, context.logger, (pool) => criticalCounts(pool, context));
+          return { ok: true, detail: `${target.name} is the restored database (oid ${liveOid}): ${Object.entries(counts).map(([name, rows]) => `${name} ${rows ?? 'missing'}`).join(', ')}` };
+        }
         const expected = z.record(z.string(), z.number().nullable()).parse(context.outputs['erasure-ledger']?.countsAfter ?? {});
-        const counts = await withTargetPool(target, context.config, context.logger, (pool) => criticalCounts(pool, context));
+        const counts = await withLivePool(target, context.config, context.logger, (pool) => criticalCounts(pool, context));
         const differ = Object.entries(counts).filter(([name, rows]) => expected[name] !== rows);
         const detail = Object.entries(counts).map(([name, rows]) => `${name} ${rows ?? 'missing'}`).join(', ');
         return differ.length === 0 ? { ok: true, detail } : { ok: false, detail: `${detail} — expected ${JSON.stringify(expected)}` };
@@ -522,7 +531,7 @@ export const dbRestore = defineProcedure({
     {
       name: 'no migration is pending',
       run: async (context) => {
-        const pending = await withTargetPool(targetOf(context), context.config, context.logger, (pool) => new Migrator(pool, context.profile.migrations, context.logger).pending());
+        const pending = await withLivePool(targetOf(context), context.config, context.logger, (pool) => new Migrator(pool, context.profile.migrations, context.logger).pending());
         return pending.length === 0 ? { ok: true, detail: 'schema is current' } : { ok: false, detail: `pending: ${pending.map((file) => file.fileName).join(', ')}` };
       },
     },
@@ -530,14 +539,28 @@ export const dbRestore = defineProcedure({
       name: 'maintenance mode is as before the restore',
       run: async (context) => {
         if (!isApplication(context)) return { ok: true, detail: 'not the application database: maintenance mode untouched' };
-        const before = z.object({ enabled: z.boolean() }).safeParse(context.outputs['maintenance-on']?.previous);
-        const wanted = before.success ? before.data.enabled : false;
-        const now = await withTargetPool(targetOf(context), context.config, context.logger, async (pool) => {
+        const wanted = stateBefore(context).enabled;
+        const now = await withLivePool(targetOf(context), context.config, context.logger, async (pool) => {
           if (!(await hasAppState(pool))) return false;
           const { rows } = await pool.query<{ enabled: boolean }>('SELECT maintenance_enabled AS enabled FROM app_state');
           return rows[0]?.enabled ?? false;
         });
         return now === wanted ? { ok: true, detail: `maintenance mode ${now ? 'on' : 'off'}` } : { ok: false, detail: `maintenance mode is ${now ? 'on' : 'off'}, it should be ${wanted ? 'on' : 'off'}` };
+      },
+    },
+    {
+      name: 'the replaced database is kept (the way back)',
+      run: async (context) => {
+        const target = targetOf(context);
+        if (target.kind === 'embedded') {
+          const kept = preRestoreDir(target.stateDir, context.runId);
+          const there = (await stat(kept).catch(() => undefined)) !== undefined;
+          return there ? { ok: true, detail: `kept as ${kept}` } : { ok: true, detail: 'there was no embedded database before the restore: nothing to keep' };
+        }
+        const layout = await layoutOf(target);
+        if (layout.preRestore) return { ok: true, detail: `kept as ${target.preRestore}: \`shipshape runs rollback ${context.runId}\` renames it back; \`shipshape db restore --cleanup\` drops it` };
+        if (context.outputs.restore?.hadLive === false) return { ok: true, detail: `${target.name} did not exist before the restore: nothing to keep` };
+        return { ok: false, detail: `${target.preRestore} is missing` };
       },
     },
   ],
@@ -550,6 +573,17 @@ function manifestOf(context: Context): Promise<BackupManifest> {
 
 function targetOf(context: Context): RestoreTarget {
   return restoreTargetFor(context.config, context.runId, context.params.target);
+}
+
+function targetName(context: Context): string {
+  const target = targetOf(context);
+  return target.kind === 'embedded' ? 'the embedded database' : target.name;
+}
+
+/** Where the restored data is checked before it goes live. */
+function restoredName(context: Context): string {
+  const target = targetOf(context);
+  return target.kind === 'embedded' ? 'the embedded database (swapped in by the restore step)' : target.incoming;
 }
 
 function isApplication(context: Context): boolean {
@@ -567,31 +601,39 @@ function loadOptions(context: Context): LoadOptions {
   };
 }
 
-/** Loads the safety backup back; a target this run created (no safety backup) is dropped by unparking's undo instead. */
-async function putBack(context: Context): Promise<string> {
-  const safety = context.outputs['safety-backup']?.safetyBackupId;
-  if (typeof safety !== 'string') {
-    // The target did not exist before this run: undoing the parking drops it, half-loaded or not.
-    await clearHalfReplaced(context.config.stateDir, context.runId);
-    return 'there was no database before this run, so there is nothing to put back';
-  }
-  const sentence = await withBackupStore(context.config, (store) => putBackSafetyBackup(loadOptions(context), store, safety));
-  return sentence;
+type MaintenanceState = Pick<Maintenance, 'enabled' | 'mode' | 'message'>;
+const maintenanceState = z.object({ enabled: z.boolean(), mode: z.enum(['full', 'read-only']).default('full'), message: z.string().nullable() });
+
+function previousMaintenance(value: unknown): MaintenanceState {
+  return maintenanceState.parse(value);
 }
 
-/** The restored app_state row says whatever it said at backup time: keep the service in maintenance until the end. */
-async function keepMaintenanceOn(context: Context): Promise<void> {
-  await withTargetPool(targetOf(context), context.config, context.logger, async (pool) => {
-    if (await hasAppState(pool)) await setMaintenance(pool, { enabled: true, message: MAINTENANCE_MESSAGE, setBy: `operator:${context.operator}` });
-  });
+/** Maintenance mode as it was before the run (normally off). */
+function stateBefore(context: Context): MaintenanceState {
+  const parsed = maintenanceState.safeParse(context.outputs['read-only']?.previous);
+  return parsed.success ? parsed.data : { enabled: false, mode: 'full', message: null };
 }
 
-/** Sets maintenance mode wherever the database is now; a database without app_state (or none at all) has none to set. */
-async function restoreMaintenance(context: Context, state: Pick<Maintenance, 'enabled' | 'message'>): Promise<void> {
+/** What the read-only step left: read-only mode, unless it was skipped (nothing to switch) or maintenance was fully on already. */
+function readOnlyState(context: Context): MaintenanceState {
+  const before = stateBefore(context);
+  if (context.outputs['read-only']?.skipped === true || (before.enabled && before.mode === 'full')) return before;
+  return { enabled: true, mode: 'read-only', message: MAINTENANCE_MESSAGE };
+}
+
+async function swapBackHere(context: Context): Promise<void> {
   const target = targetOf(context);
-  if (target.kind === 'postgres' && (await locate(target)) === 'missing') return;
-  await withTargetPool(target, context.config, context.logger, async (pool) => {
-    if (await hasAppState(pool)) await setMaintenance(pool, { enabled: state.enabled, message: state.message, setBy: `operator:${context.operator}` });
+  if (target.kind === 'embedded') return;
+  const hadLive = context.outputs.restore?.hadLive !== false;
+  context.note(await swapBack(target, hadLive));
+}
+
+/** Sets maintenance mode on whatever database is live now; one without app_state (or none at all) has none to set. */
+async function setLiveMaintenance(context: Context, state: MaintenanceState): Promise<void> {
+  const target = targetOf(context);
+  if (target.kind === 'postgres' && !(await layoutOf(target)).live) return;
+  await withLivePool(target, context.config, context.logger, async (pool) => {
+    if (await hasAppState(pool)) await setMaintenance(pool, { enabled: state.enabled, mode: state.mode, message: state.message, setBy: `operator:${context.operator}` });
   });
   await announceAppStateChange(context.config, context.logger);
 }
@@ -601,44 +643,63 @@ async function hasAppState(pool: Pool): Promise<boolean> {
   return rows[0]?.found === true;
 }
 
-/** Renames the parked database back (dropping it instead when this run created it). Refuses over a half-replaced database. */
-async function unpark(context: Context, dropInstead: boolean): Promise<void> {
-  const target = targetOf(context);
-  const half = await halfReplaced(context.config.stateDir, context.runId);
-  if (half !== undefined) {
-    throw new ShipError(
-      'SHIP_ERR_ROLLBACK_FAILED',
-      `The database is half-replaced (loading backup ${half.backupId} stopped part-way at ${half.since}), so it stays ${target.kind === 'postgres' ? `parked as ${target.parked}` : 'closed'} and in maintenance. ` +
-        `Run \`shipshape runs rollback ${context.runId}\` to load the safety backup again, or restore a backup by hand.`,
-    );
-  }
-  if (target.kind === 'embedded') return;
-  await withClient(target.adminUrl, async (client) => {
-    if (!(await databaseExists(client, target.parked))) return;
-    if (dropInstead) {
-      await client.query(`DROP DATABASE ${quoteIdent(target.parked)} WITH (FORCE)`);
-      context.note(`dropped ${target.parked}: this run had created ${target.name}`);
-      return;
-    }
-    if (await databaseExists(client, target.name)) {
-      throw new ShipError('SHIP_ERR_ROLLBACK_FAILED', `Both ${target.name} and ${target.parked} exist; inspect both, drop the wrong one, then run \`shipshape runs rollback ${context.runId}\` again.`);
-    }
-    await renameExclusively(client, target.parked, target.name);
-    context.note(`${target.parked} renamed back to ${target.name}: connections allowed again`);
-  });
-}
-
-async function park(context: Context): Promise<void> {
-  const target = targetOf(context);
-  if (target.kind === 'embedded') return;
-  await withClient(target.adminUrl, async (client) => {
-    if (!(await databaseExists(client, target.name))) return;
-    const disconnected = await renameExclusively(client, target.name, target.parked);
-    context.note(`${target.name} parked again as ${target.parked}; ${disconnected.length} session(s) disconnected`);
-  });
-}
-
 async function criticalCounts(pool: Pool, context: Context): Promise<Record<string, number | null>> {
   const counts = await countNamedTables(rowReader(pool), context.profile.criticalTables);
   return Object.fromEntries(counts.map((table) => [table.name, table.rows]));
+}
+
+function reconcileText(result: ReconcileResult): string {
+  const parts = [
+    [result.scheduledNotifications, 'scheduled push(es)'],
+    [result.notificationJobs, 'notification send(s)'],
+    [result.maintenanceNotices, 'maintenance notice(s)'],
+    [result.noticeEmails, 'notice email(s)'],
+    [result.queueJobs, 'queue job(s)'],
+    [result.schedules, 'schedule occurrence(s)'],
+    [result.revokedTokens, 'admin token revocation(s)'],
+  ] as const;
+  const changed = parts.filter(([count]) => count > 0).map(([count, what]) => `${count} ${what}`);
+  return changed.length === 0 ? 'nothing had happened since the backup' : changed.join(', ');
+}
+
+async function freeBytes(folder: string): Promise<number> {
+  const info = await statfs(folder);
+  return info.bavail * info.bsize;
+}
+
+async function folderBytes(folder: string): Promise<number> {
+  let total = 0;
+  for (const entry of await readdir(folder, { withFileTypes: true, recursive: true }).catch(() => [])) {
+    if (entry.isFile()) total += (await stat(path.join(entry.parentPath, entry.name)).catch(() => undefined))?.size ?? 0;
+  }
+  return total;
+}
+
+/**
+ * How much room the restored copy needs on the server (about the live database's size; without
+ * one, four times the compressed dump), and how much its data directory has — when that can be
+ * read: the setting needs a superuser (or pg_read_all_settings), and the disk must be this machine's.
+ */
+async function serverRoom(client: pg.Client, target: PostgresTarget, dumpBytes: number): Promise<{ needed: number; estimate: string; free?: number; dataDirectory?: string; why?: string }> {
+  const { rows } = await client.query<{ size: string | null }>('SELECT pg_database_size(datname)::text AS size FROM pg_database WHERE datname = $1::text', [target.name]);
+  const liveSize = rows[0]?.size === undefined || rows[0]?.size === null ? undefined : Number(rows[0].size);
+  const needed = liveSize ?? dumpBytes * 4;
+  const estimate =
+    liveSize === undefined
+      ? `the restored copy needs an estimated ${formatBytes(needed)} (four times the compressed dump; there is no live database to compare)`
+      : `the restored copy needs about as much as the live ${target.name} (${formatBytes(liveSize)}), which is kept beside it`;
+  const host = new URL(target.adminUrl).hostname;
+  if (!['', 'localhost', '127.0.0.1', '[::1]', '::1'].includes(host)) return { needed, estimate, why: `the server ${host} is another machine` };
+  let dataDirectory: string;
+  try {
+    const setting = await client.query<{ dir: string }>("SELECT current_setting('data_directory') AS dir");
+    dataDirectory = setting.rows[0]!.dir;
+  } catch (error) {
+    return { needed, estimate, why: `reading data_directory: ${(error as Error).message}` };
+  }
+  try {
+    return { needed, estimate, free: await freeBytes(dataDirectory), dataDirectory };
+  } catch (error) {
+    return { needed, estimate, why: `${dataDirectory} is not readable here (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}), perhaps the server runs in a container` };
+  }
 }

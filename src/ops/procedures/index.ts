@@ -45,6 +45,7 @@ export const procedures: readonly ProcedureEntry[] = [
       { flags: '--keep-daily <n>', description: 'newest backup of each of the last N days (default BACKUP_KEEP_DAILY, 7)' },
       { flags: '--keep-weekly <n>', description: 'newest backup of each of the last N ISO weeks (default BACKUP_KEEP_WEEKLY, 4)' },
       { flags: '--keep-monthly <n>', description: 'newest backup of each of the last N months (default BACKUP_KEEP_MONTHLY, 6)' },
+      { flags: '--keep-pre-restore <n>', description: 'keep the newest N copies `db restore` kept of the databases it replaced (default 1); older ones are dropped' },
     ],
   }),
   procedureEntry(dbRestore, {

@@ -1,0 +1,1 @@
+ALTER TABLE app_state DROP COLUMN maintenance_mode;
