@@ -25,8 +25,20 @@ export async function createTestDatabase(prefix = 'shipshape_test'): Promise<Tes
   return {
     name,
     url: url.toString(),
-    drop: () => adminQuery(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`),
+    drop: () => dropWithCopies(name),
   };
+}
+
+/** Drops the database and those a restore kept or left beside it (`<name>__pre_restore_<run>`, `<name>__incoming_<run>`). */
+async function dropWithCopies(name: string): Promise<void> {
+  const client = new pg.Client({ connectionString: ADMIN_URL });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ datname: string }>('SELECT datname FROM pg_database WHERE starts_with(datname, $1::text)', [`${name}__`]);
+    for (const database of [...rows.map((row) => row.datname), name]) await client.query(`DROP DATABASE IF EXISTS "${database}" WITH (FORCE)`);
+  } finally {
+    await client.end();
+  }
 }
 
 async function adminQuery(sql: string): Promise<void> {
