@@ -23,6 +23,9 @@ export interface Mailer {
   close(): void;
 }
 
+/** How long the mailer waits to connect, for the greeting, and on a silent socket. */
+const SMTP_TIMEOUT_MS = 10_000;
+
 export function createMailer(options: { smtpUrl: string | undefined; from: string }, logger: Logger): Mailer {
   if (!options.smtpUrl) {
     let sequence = 0;
@@ -38,7 +41,9 @@ export function createMailer(options: { smtpUrl: string | undefined; from: strin
   let created: { close(): void } | undefined;
   const transport = loadOnce(async () => {
     const { default: nodemailer } = await import('nodemailer');
-    return (created = nodemailer.createTransport(smtpUrl));
+    // Bounded at every stage: nodemailer's own defaults wait up to 2 min to connect and 10 min on
+    // a silent socket, and a stalled server would hold every email queued behind this one.
+    return (created = nodemailer.createTransport({ url: smtpUrl, connectionTimeout: SMTP_TIMEOUT_MS, greetingTimeout: SMTP_TIMEOUT_MS, socketTimeout: SMTP_TIMEOUT_MS }));
   });
   return {
     send: async (mail) => {

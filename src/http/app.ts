@@ -5,13 +5,14 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import rateLimit from '@fastify/rate-limit';
 import underPressure from '@fastify/under-pressure';
-import { Redis } from 'ioredis';
+import { closeRedis, createRedis } from '../adapters/redis.ts';
 import { redactedPaths } from '../log.ts';
 import type { ApiContext } from './context.ts';
 import type { RouteInput } from './validation.ts';
 import { clientError, frameworkError, registerErrorHandling } from './plugins/errors.ts';
 import { createGuards } from './plugins/guards.ts';
 import { acceptJsonSentAsForm } from './plugins/json-from-curl.ts';
+import { fallbackStore } from './plugins/rate-limit-store.ts';
 import { checkRequestFraming, requestIdFrom } from './plugins/request-framing.ts';
 import { accountRoutes } from './routes/account.ts';
 import { adminRoutes } from './routes/admin.ts';
@@ -74,15 +75,16 @@ export async function buildApp(context: ApiContext): Promise<FastifyInstance> {
       });
     },
   });
-  // Counters live in Redis when there is one, so limits hold across every instance.
-  const redis = context.config.redisUrl ? new Redis(context.config.redisUrl, { lazyConnect: false, maxRetriesPerRequest: 1 }) : undefined;
-  // Without a listener ioredis prints every failed reconnect with a stack trace. While Redis is
-  // away the limits are skipped rather than failing the request (skipOnError): Redis is an
-  // accelerator here, and the per-account login throttle lives in the database.
-  redis?.on('error', (error: Error) => context.logger.debug({ err: error.message }, 'rate-limit Redis unreachable; limits skipped until it returns'));
-  if (redis) app.addHook('onClose', async () => void (await redis.quit().catch(() => redis.disconnect())));
-  // Under REDIS_PREFIX like every other key, so deployments (and test runs) sharing a Redis keep their counters apart.
-  await app.register(rateLimit, { global: false, skipOnError: true, ...(redis ? { redis, nameSpace: `${context.config.redisPrefix}rate-limit:` } : {}) });
+  // Counters live in Redis when there is one, so limits hold across every instance; while Redis
+  // is down or stalls they are counted in this process (plugins/rate-limit-store.ts), so a Redis
+  // outage never blocks a sign-in. Keys under REDIS_PREFIX like every other key.
+  const redis = context.config.redisUrl ? await createRedis({ url: context.config.redisUrl, name: 'shipshape-rate-limit', logger: context.logger }) : undefined;
+  if (redis) {
+    redis.connect().catch(() => undefined);
+    app.addHook('onClose', async () => closeRedis(redis));
+  }
+  const store = fallbackStore({ redis, nameSpace: `${context.config.redisPrefix}rate-limit:`, logger: context.logger, alert: context.alerts });
+  await app.register(rateLimit, { global: false, store });
   // Fastify parses text/plain by default; this API speaks JSON only, so anything else is a 415.
   app.removeContentTypeParser('text/plain');
 

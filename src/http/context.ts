@@ -1,6 +1,7 @@
 /**
  * Everything the HTTP layer needs, built once by the runtime and handed to `buildApp`.
  */
+import type { Alert } from '../adapters/alerts/index.ts';
 import type { Mailer } from '../adapters/mailer.ts';
 import type { Config } from '../config/index.ts';
 import type { Database } from '../db/index.ts';
@@ -19,4 +20,6 @@ export interface ApiContext {
   readonly mailer: Mailer;
   readonly metrics: RequestMetrics;
   readonly version: string;
+  /** Alerts the API raises itself (the rate limiter falling back from Redis); the log only without it. */
+  readonly alerts?: ((alert: Alert) => Promise<unknown>) | undefined;
 }

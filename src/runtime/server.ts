@@ -13,6 +13,7 @@ import { AppStateWatcher } from '../domain/app-state-watcher.ts';
 import { buildApp } from '../http/app.ts';
 import { RequestMetrics } from '../http/metrics.ts';
 import type { Logger } from '../log.ts';
+import { configuredAlerter } from '../ops/engine/alerts.ts';
 import { version } from '../version.ts';
 import { checkListenAddress, listenError } from './listen-address.ts';
 import { startLiveOperations } from './live-operations.ts';
@@ -66,7 +67,8 @@ export async function startServer(config: Config, logger: Logger, options: Serve
     // Closed after the app: the requests it finishes are counted in the last flush.
     closers.push(() => flusher.close());
 
-    const app = await buildApp({ config, logger, database, appState, live, mailer, metrics, version });
+    const alerter = await configuredAlerter(config, logger);
+    const app = await buildApp({ config, logger, database, appState, live, mailer, metrics, version, alerts: (alert) => alerter.send(alert) });
     closers.push(() => app.close());
     await app.listen({ port: config.port, host: config.host }).catch((error: unknown) => {
       throw listenError(error, config.host, config.port) ?? error;

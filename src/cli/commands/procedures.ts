@@ -179,6 +179,9 @@ export async function withInterrupts<T>(fn: (signal: AbortSignal) => Promise<T>)
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    // Interrupted, the run is over once reported; a request still stuck on a server that never
+    // answers (a hung S3) must not keep the process alive. Unref'd: a clean end exits sooner.
+    if (controller.signal.aborted) setTimeout(() => process.exit(), 2_000).unref();
   }
 }
 

@@ -113,7 +113,9 @@ export function planOf(procedure: Procedure, context: RunContext<unknown>, redac
  */
 export async function runCheck(check: Check<unknown>, context: RunContext<unknown>, redactor: JsonRedactor): Promise<Omit<CheckRecord, 'name'>> {
   try {
-    const result: CheckResult = await check.run(context);
+    // A check is a read-only probe, so an interrupt need not wait for it: one stuck on a server
+    // that never answers (a hung S3) would otherwise keep SIGTERM waiting for ever.
+    const result: CheckResult = await untilAborted(check.run(context), context.signal);
     const unverified = result.unverified === true;
     return {
       ok: result.ok && !unverified,
@@ -125,6 +127,19 @@ export async function runCheck(check: Check<unknown>, context: RunContext<unknow
   } catch (error) {
     return { ok: false, detail: `could not check: ${redactor.text(describeError(error))}` };
   }
+}
+
+/** `work`, or a rejection with the signal's reason as soon as `signal` aborts. */
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  let onAbort: (() => void) | undefined;
+  const aborted = new Promise<never>((_resolve, reject) => {
+    onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+  return Promise.race([work, aborted]).finally(() => {
+    if (onAbort) signal.removeEventListener('abort', onAbort);
+  });
 }
 
 export function errorInfo(error: unknown, redactor: JsonRedactor, fallback: ErrorCode): ErrorInfo {
