@@ -3,6 +3,7 @@
  * It lives in the database, so a toggle made through any instance (or the CLI) is the
  * toggle; instances keep a copy fresh with `AppStateWatcher`.
  */
+import { ShipError } from '../errors.ts';
 import type { Queryable } from '../db/pool.ts';
 
 /** 'full': every app route answers 503. 'read-only': reads are served, writes answer 503 (migration 0008). */
@@ -68,11 +69,20 @@ function modeOf(value: string | null | undefined): MaintenanceMode {
   return value === 'read-only' ? 'read-only' : 'full';
 }
 
-/** Turns maintenance on (full or read-only) or off; returns the state it replaced, which is what undoing needs. */
+/**
+ * Turns maintenance on (full or read-only) or off; returns the state it replaced, which is what
+ * undoing needs. A database not yet at migration 0008 (a maintenance run switches maintenance on
+ * before its migrations step) knows full maintenance only.
+ */
 export async function setMaintenance(
   db: Queryable,
   change: { enabled: boolean; message?: string | null | undefined; setBy: string; mode?: MaintenanceMode | undefined },
 ): Promise<{ previous: Maintenance; current: Maintenance }> {
+  const withModes = await knowsMaintenanceModes(db);
+  if (!withModes && change.enabled && change.mode === 'read-only') {
+    throw new ShipError('SHIP_ERR_PREREQUISITE_FAILED', 'Read-only mode needs migration 0008, which this database does not have yet. Run `shipshape db migrate` first, or use full maintenance.');
+  }
+  const mode = (table: string) => (withModes ? `${table}.maintenance_mode` : "'full'::text");
   const { rows } = await db.query<{
     prev_enabled: boolean; prev_mode: string; prev_message: string | null; prev_set_by: string | null; prev_since: Date | null;
     maintenance_enabled: boolean; maintenance_mode: string; maintenance_message: string | null; maintenance_set_by: string | null; maintenance_since: Date | null;
@@ -80,23 +90,32 @@ export async function setMaintenance(
     `WITH previous AS (SELECT * FROM app_state FOR UPDATE)
      UPDATE app_state SET
         maintenance_enabled = $1::boolean,
-        maintenance_mode    = CASE WHEN $1::boolean THEN $5::text ELSE 'full' END,
+        ${withModes ? "maintenance_mode = CASE WHEN $1::boolean THEN $5::text ELSE 'full' END," : ''}
         maintenance_message = CASE WHEN $1::boolean THEN coalesce($2::text, $4::text) ELSE NULL END,
         maintenance_set_by  = $3::text,
         maintenance_since   = CASE WHEN $1::boolean AND previous.maintenance_enabled THEN previous.maintenance_since
                                    WHEN $1::boolean THEN now() ELSE NULL END,
         updated_at = now()
        FROM previous
-     RETURNING previous.maintenance_enabled AS prev_enabled, previous.maintenance_mode AS prev_mode, previous.maintenance_message AS prev_message,
+     RETURNING previous.maintenance_enabled AS prev_enabled, ${mode('previous')} AS prev_mode, previous.maintenance_message AS prev_message,
                previous.maintenance_set_by AS prev_set_by, previous.maintenance_since AS prev_since,
-               app_state.maintenance_enabled, app_state.maintenance_mode, app_state.maintenance_message, app_state.maintenance_set_by, app_state.maintenance_since`,
-    [change.enabled, change.message ?? null, change.setBy, DEFAULT_MAINTENANCE_MESSAGE, change.mode ?? 'full'],
+               app_state.maintenance_enabled, ${mode('app_state')} AS maintenance_mode, app_state.maintenance_message, app_state.maintenance_set_by, app_state.maintenance_since`,
+    withModes
+      ? [change.enabled, change.message ?? null, change.setBy, DEFAULT_MAINTENANCE_MESSAGE, change.mode ?? 'full']
+      : [change.enabled, change.message ?? null, change.setBy, DEFAULT_MAINTENANCE_MESSAGE],
   );
   const row = rows[0]!;
   return {
     previous: { enabled: row.prev_enabled, mode: modeOf(row.prev_mode), message: row.prev_message, setBy: row.prev_set_by, since: row.prev_since },
     current: { enabled: row.maintenance_enabled, mode: modeOf(row.maintenance_mode), message: row.maintenance_message, setBy: row.maintenance_set_by, since: row.maintenance_since },
   };
+}
+
+async function knowsMaintenanceModes(db: Queryable): Promise<boolean> {
+  const { rows } = await db.query(
+    "SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('app_state') AND attname = 'maintenance_mode' AND NOT attisdropped",
+  );
+  return rows.length > 0;
 }
 
 /** Bumps a scope's cache epoch (creating the scope on first use); returns the new epoch. */

@@ -21,34 +21,11 @@ import { eventually } from '../helpers/patience.ts';
 import { startFakeExpo, type FakeExpo } from '../fakes/expo.ts';
 import { AHEAD_SECONDS, inSeconds, makeDue, userWithDevice } from '../scheduler/helpers.ts';
 import { databasesLike, jsonOf, shipshape, stepOutput, takeBackup, withClient } from './helpers.ts';
+import { call } from '../helpers/http-call.ts';
 
 const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
 type Serve = Awaited<ReturnType<typeof startServeProcess>>;
-
-interface Reply {
-  readonly status: number;
-  readonly json: Record<string, any>;
-}
-
-async function call(url: string, method: string, route: string, options: { body?: unknown; token?: string } = {}): Promise<Reply> {
-  const response = await fetch(`${url}${route}`, {
-    method,
-    headers: {
-      ...(options.body === undefined ? {} : { 'content-type': 'application/json' }),
-      ...(options.token ? { authorization: `Bearer ${options.token}` } : {}),
-    },
-    body: options.body === undefined ? undefined : JSON.stringify(options.body),
-  });
-  const text = await response.text();
-  let json: Record<string, any> = {};
-  try {
-    json = text ? (JSON.parse(text) as Record<string, any>) : {};
-  } catch {
-    // not JSON; the status says enough
-  }
-  return { status: response.status, json };
-}
 
 /** Light traffic: one user reads and writes tasks in a loop (logging in again when the session is gone); every answer's status is counted. */
 function startTraffic(url: string, user: { email: string; password: string }) {

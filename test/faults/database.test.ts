@@ -31,7 +31,7 @@ describe('serve while PostgreSQL refuses connections or terminates sessions', ()
     const proxied = new URL(database.url);
     proxied.host = `127.0.0.1:${proxy.port}`;
     ({ serve, alive } = await startServe({ DATABASE_URL: proxied.toString(), STATE_DIR: state.path, ADMIN_TOKEN, SCHEDULER_POLL_MS: '500' }));
-    users = await registerUsers(serve.url, 2);
+    users = await registerUsers(serve.url);
   });
 
   after(async () => {

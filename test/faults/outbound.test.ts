@@ -52,7 +52,7 @@ describe('serve while SMTP, Expo or S3 hang or are down', () => {
       SMTP_URL: smtpUrl.toString(),
       EXPO_PUSH_URL: expoUrl.toString(),
     }));
-    users = await registerUsers(serve.url, 2);
+    users = await registerUsers(serve.url);
   });
 
   after(async () => {

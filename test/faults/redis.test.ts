@@ -38,7 +38,7 @@ describe('serve while Redis is down, stalled or flapping', () => {
       STATE_DIR: state.path,
       ADMIN_TOKEN,
     }));
-    users = await registerUsers(serve.url, 2);
+    users = await registerUsers(serve.url);
   });
 
   after(async () => {
@@ -107,7 +107,7 @@ describe('serve while Redis is down, stalled or flapping', () => {
     proxy.setMode('pass');
     await eventually('a request with Redis back', async () => ((await call(serve.url, 'GET', '/health')).status === 200 ? true : undefined));
     proxy.setMode('stall');
-    await call(serve.url, 'POST', '/auth/login', { body: users[1] });
+    await call(serve.url, 'POST', '/auth/login', { body: { email: users[1]!.email, password: users[1]!.password } });
     assert.equal(await serve.stop('SIGTERM'), 0, serve.output().slice(-3_000));
   });
 });

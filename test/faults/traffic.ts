@@ -6,53 +6,41 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startServeProcess } from '../helpers/cli.ts';
+import { call, type Reply } from '../helpers/http-call.ts';
 import { eventually } from '../helpers/patience.ts';
 
 export type Serve = Awaited<ReturnType<typeof startServeProcess>>;
 
-export interface Reply {
-  readonly status: number;
-  readonly headers: Headers;
-  readonly json: Record<string, any>;
-}
-
-export async function call(url: string, method: string, path: string, options: { body?: unknown; token?: string } = {}): Promise<Reply> {
-  const response = await fetch(`${url}${path}`, {
-    method,
-    headers: {
-      ...(options.body === undefined ? {} : { 'content-type': 'application/json' }),
-      ...(options.token ? { authorization: `Bearer ${options.token}` } : {}),
-    },
-    body: options.body === undefined ? undefined : JSON.stringify(options.body),
-  });
-  const text = await response.text();
-  let json: Record<string, any> = {};
-  try {
-    json = text ? (JSON.parse(text) as Record<string, any>) : {};
-  } catch {
-    // not JSON; the status says enough
-  }
-  return { status: response.status, headers: response.headers, json };
-}
+export { call, type Reply } from '../helpers/http-call.ts';
 
 export interface User {
   readonly email: string;
   readonly password: string;
+  /** Each user comes from an address of its own (serve trusts X-Forwarded-For here), as app users do. */
+  readonly address: string;
 }
 
-export async function registerUsers(url: string, count: number): Promise<User[]> {
+/**
+ * Users for the traffic. Enough of them, each from its own address, that a user signs in only a
+ * few times per test: the sign-in rate limits (per address, per account) are working as meant
+ * when they refuse a client that logs in every half second, and must not be what a test sees.
+ */
+export async function registerUsers(url: string, count = 6): Promise<User[]> {
   const users: User[] = [];
   for (let i = 0; i < count; i++) {
-    const user = { email: `fault-${randomUUID()}@example.com`, password: 'correct horse battery' };
-    const reply = await call(url, 'POST', '/auth/register', { body: user });
+    const user = { email: `fault-${randomUUID()}@example.com`, password: 'correct horse battery', address: `198.51.100.${10 + i}` };
+    const reply = await call(url, 'POST', '/auth/register', { body: { email: user.email, password: user.password }, headers: { 'x-forwarded-for': user.address } });
     if (reply.status !== 201) throw new Error(`register: ${reply.status} ${JSON.stringify(reply.json)}`);
     users.push(user);
   }
   return users;
 }
 
-/** One user's round: sign in, create a task (kept: an acknowledged write), list. Throws on anything but success. */
-async function userRound(url: string, user: User, acknowledged: Array<{ id: string; title: string }>): Promise<void> {
+/** Each user signs in again every this many rounds: sign-in stays exercised throughout, and stays under its own rate limits. */
+const SIGN_IN_EVERY = 4;
+
+/** One user's round: sign in (now and then), create a task (kept: an acknowledged write), list. Throws on anything but success. */
+async function userRound(url: string, user: User, round: number, tokens: Map<User, string>, acknowledged: Array<{ id: string; title: string }>): Promise<void> {
   const expect = (reply: Reply, status: number, what: string) => {
     if (reply.status !== status) {
       const retryAfter = reply.status === 503 && reply.headers.get('retry-after') ? ' retry-after' : '';
@@ -60,7 +48,11 @@ async function userRound(url: string, user: User, acknowledged: Array<{ id: stri
     }
     return reply;
   };
-  const { token } = expect(await call(url, 'POST', '/auth/login', { body: user }), 200, 'login').json;
+  if (round % SIGN_IN_EVERY === 0 || !tokens.has(user)) {
+    const login = expect(await call(url, 'POST', '/auth/login', { body: { email: user.email, password: user.password }, headers: { 'x-forwarded-for': user.address } }), 200, 'login');
+    tokens.set(user, String(login.json.token));
+  }
+  const token = tokens.get(user);
   const title = `t-${randomUUID()}`;
   const task = expect(await call(url, 'POST', '/tasks', { body: { title }, token }), 201, 'create').json;
   acknowledged.push({ id: task.id, title });
@@ -81,10 +73,11 @@ export function startTraffic(url: string, users: readonly User[], options: { exi
   let running = true;
   const counts = { rounds: 0, failures: 0, failuresByKind: new Map<string, number>() };
   const acknowledged: Array<{ id: string; title: string }> = [];
+  const tokens = new Map<User, string>();
   const loops = users.map(async (user) => {
-    while (running) {
+    for (let round = 0; running; round++) {
       try {
-        await userRound(url, user, acknowledged);
+        await userRound(url, user, round, tokens, acknowledged);
         counts.rounds += 1;
         await sleep(50);
       } catch (error) {
@@ -118,7 +111,7 @@ export function startTraffic(url: string, users: readonly User[], options: { exi
 
 /** Starts serve and tracks its exit; `alive()` is false once it exited. */
 export async function startServe(env: Record<string, string>): Promise<{ serve: Serve; alive: () => boolean; exitCode: () => number | null | undefined }> {
-  const serve = await startServeProcess({ PORT: '0', ...env }, ['--migrate']);
+  const serve = await startServeProcess({ PORT: '0', TRUST_PROXY: 'true', ...env }, ['--migrate']);
   let exited: number | null | undefined;
   serve.child.on('exit', (code) => (exited = code));
   return { serve, alive: () => exited === undefined, exitCode: () => exited };

@@ -13,28 +13,10 @@ import { startServeProcess } from '../helpers/cli.ts';
 import { createStateDir } from '../helpers/postgres.ts';
 import { clusterUnavailable, startThrowawayCluster, type ThrowawayCluster } from '../helpers/throwaway-cluster.ts';
 import { eventually } from '../helpers/patience.ts';
+import { call } from '../helpers/http-call.ts';
 
 
 type Serve = Awaited<ReturnType<typeof startServeProcess>>;
-
-interface Reply {
-  readonly status: number;
-  readonly headers: Headers;
-  readonly json: Record<string, any>;
-}
-
-async function call(url: string, method: string, path: string, options: { body?: unknown; token?: string } = {}): Promise<Reply> {
-  const response = await fetch(`${url}${path}`, {
-    method,
-    headers: {
-      ...(options.body === undefined ? {} : { 'content-type': 'application/json' }),
-      ...(options.token ? { authorization: `Bearer ${options.token}` } : {}),
-    },
-    body: options.body === undefined ? undefined : JSON.stringify(options.body),
-  });
-  const text = await response.text();
-  return { status: response.status, headers: response.headers, json: text ? (JSON.parse(text) as Record<string, any>) : {} };
-}
 
 describe('serve while its PostgreSQL server is down', { skip: clusterUnavailable() }, () => {
   let cluster: ThrowawayCluster;

@@ -14,6 +14,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { startFakeExpo, type FakeExpo } from '../fakes/expo.ts';
 import { ADMIN_TOKEN } from '../helpers/api.ts';
+import { call, type CallOptions, type Reply } from '../helpers/http-call.ts';
 import { startServeProcess } from '../helpers/cli.ts';
 import { ADMIN_URL, createStateDir, createTestDatabase, type TestDatabase } from '../helpers/postgres.ts';
 import { eventually } from '../helpers/patience.ts';
@@ -24,37 +25,26 @@ const KILL_ROUNDS = 4;
 
 type Serve = Awaited<ReturnType<typeof startServeProcess>>;
 
-interface Reply {
-  readonly status: number;
-  readonly json: Record<string, any>;
+interface User {
+  readonly email: string;
+  readonly password: string;
+  /** Each user signs in from an address of its own (serve trusts X-Forwarded-For here), as app users do. */
+  readonly address: string;
+  /** Kept between rounds like the app keeps it: the sign-in rate limits would rightly refuse a login every round. */
+  token?: string | undefined;
 }
 
-async function call(url: string, method: string, path: string, options: { body?: unknown; token?: string } = {}): Promise<Reply> {
-  const response = await fetch(`${url}${path}`, {
-    method,
-    headers: {
-      ...(options.body === undefined ? {} : { 'content-type': 'application/json' }),
-      ...(options.token ? { authorization: `Bearer ${options.token}` } : {}),
-    },
-    body: options.body === undefined ? undefined : JSON.stringify(options.body),
-  });
-  const text = await response.text();
-  let json: Record<string, any> = {};
-  try {
-    json = text ? (JSON.parse(text) as Record<string, any>) : {};
-  } catch {
-    // a non-JSON answer; the status says enough
-  }
-  return { status: response.status, json };
-}
+const credentials = (user: User) => ({ body: { email: user.email, password: user.password }, headers: { 'x-forwarded-for': user.address } });
 
-/** One user's round of what the app does: log in, create, list, update, delete a task. Throws on anything but success. */
-async function userRound(url: string, user: { email: string; password: string }): Promise<void> {
+/** One user's round of what the app does: log in if needed, create, list, update, delete a task. Throws on anything but success. */
+async function userRound(url: string, user: User): Promise<void> {
   const expect = (reply: Reply, status: number, what: string) => {
+    if (reply.status === 401) user.token = undefined;
     if (reply.status !== status) throw new Error(`${what}: ${reply.status} ${reply.json.error?.code ?? JSON.stringify(reply.json)}`);
     return reply;
   };
-  const { token } = expect(await call(url, 'POST', '/auth/login', { body: user }), 200, 'login').json;
+  user.token ??= expect(await call(url, 'POST', '/auth/login', credentials(user)), 200, 'login').json.token as string;
+  const { token } = user;
   const task = expect(await call(url, 'POST', '/tasks', { body: { title: `t-${randomUUID()}` }, token }), 201, 'create').json;
   expect(await call(url, 'GET', '/tasks', { token }), 200, 'list');
   expect(await call(url, 'PATCH', `/tasks/${task.id}`, { body: { done: true }, token }), 200, 'update');
@@ -62,7 +52,7 @@ async function userRound(url: string, user: { email: string; password: string })
 }
 
 /** Traffic from a few users in a loop until stopped; counts rounds and failures (failures are expected while sessions die). */
-function startTraffic(url: string, users: ReadonlyArray<{ email: string; password: string }>) {
+function startTraffic(url: string, users: readonly User[]) {
   let running = true;
   const counts = { rounds: 0, failures: 0, statuses: new Map<string, number>() };
   const loops = users.map(async (user) => {
@@ -105,6 +95,7 @@ describe('serve with workers survives its database sessions being terminated', (
         REDIS_URL,
         REDIS_PREFIX: `test-${randomUUID()}:`,
         PORT: '0',
+        TRUST_PROXY: 'true',
         STATE_DIR: state.path,
         ADMIN_TOKEN,
         EXPO_PUSH_URL: expo.pushUrl,
@@ -140,7 +131,7 @@ describe('serve with workers survives its database sessions being terminated', (
   }
 
   /** Repeats a request until it answers `status`; a 503 right after a termination is expected, and retried. */
-  async function untilAnswered(status: number, method: string, path: string, options: { body?: unknown; token?: string } = {}): Promise<Reply> {
+  async function untilAnswered(status: number, method: string, path: string, options: CallOptions = {}): Promise<Reply> {
     let last: Reply | undefined;
     return until(
       `${method} ${path} to answer ${status}`,
@@ -171,9 +162,9 @@ describe('serve with workers survives its database sessions being terminated', (
 
   test('the process stays up through repeated terminations, mid-request and mid-transaction, and requests resume by themselves', async () => {
     const users = await Promise.all(
-      [1, 2, 3].map(async () => {
-        const user = { email: `live-${randomUUID()}@example.com`, password: 'correct horse battery' };
-        const registered = await call(serve.url, 'POST', '/auth/register', { body: user });
+      [1, 2, 3].map(async (n) => {
+        const user: User = { email: `live-${randomUUID()}@example.com`, password: 'correct horse battery', address: `198.51.100.${n}` };
+        const registered = await call(serve.url, 'POST', '/auth/register', credentials(user));
         assert.equal(registered.status, 201);
         return user;
       }),
@@ -199,7 +190,7 @@ describe('serve with workers survives its database sessions being terminated', (
 
     // Once more with the traffic stopped, then time how long the first write takes to succeed.
     // The login itself may meet a session that died in the last round: it is retried like any client would.
-    const { token } = (await untilAnswered(200, 'POST', '/auth/login', { body: users[0] })).json;
+    const { token } = (await untilAnswered(200, 'POST', '/auth/login', credentials(users[0]!))).json;
     assert.equal(typeof token, 'string');
     await terminateAll();
     const killedAt = Date.now();
