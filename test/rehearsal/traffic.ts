@@ -9,6 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type pg from 'pg';
 import type { Instance } from './deployment.ts';
+import { call } from '../helpers/http-call.ts';
 
 export interface LoggedResponse {
   readonly at: number;
@@ -172,22 +173,9 @@ export class Traffic {
     const phase = this.phase;
     let reply: Reply;
     try {
-      const response = await fetch(`${instance.url}${path}`, {
-        method,
-        headers: {
-          ...(options.body === undefined ? {} : { 'content-type': 'application/json' }),
-          ...(options.token ? { authorization: `Bearer ${options.token}` } : {}),
-        },
-        body: options.body === undefined ? undefined : JSON.stringify(options.body),
-      });
-      const text = await response.text();
-      let json: Record<string, any> = {};
-      try {
-        json = text ? (JSON.parse(text) as Record<string, any>) : {};
-      } catch {
-        // not JSON: the status says enough
-      }
-      reply = { status: response.status, code: typeof json.error?.code === 'string' ? json.error.code : undefined, json };
+      const answer = await call(instance.url, method, path, options);
+      const json = answer.json;
+      reply = { status: answer.status, code: typeof json.error?.code === 'string' ? json.error.code : undefined, json };
     } catch (error) {
       reply = { status: 0, code: `network: ${(error as Error & { cause?: { code?: string } }).cause?.code ?? (error as Error).message}`, json: {} };
     }
