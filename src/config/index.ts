@@ -99,6 +99,11 @@ const variables = {
   MAINTENANCE_ROTATE_DATABASE_PASSWORD: { schema: booleanFlag.default(false), example: 'true' },
   MAINTENANCE_DATABASE_URL_FILE: { schema: z.string().min(1).optional(), example: '/etc/shipshape/database-url' },
   SMOKE_TEST_EMAIL: { schema: z.email().default('smoke-test@shipshape.invalid'), example: 'smoke-test@example.com' },
+  UPDATES_STORAGE_URL: { schema: storageUrl.optional(), example: 's3://my-updates/ota' },
+  UPDATES_ASSET_BASE_URL: { schema: url.optional(), example: 'https://cdn.example.com' },
+  UPDATES_CODE_SIGNING_KEY_FILE: { schema: z.string().min(1).optional(), example: './keys/private-key.pem' },
+  UPDATES_CODE_SIGNING_KEY_ID: { schema: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'must be 1-64 letters, digits or ._- (the keyid in the app config, "main" by default)').default('main'), example: 'main' },
+  UPDATES_GATE_MIN_SAMPLE: { schema: positiveInt.max(10_000_000).default(500), example: '500' },
 } as const;
 
 type Variables = typeof variables;
@@ -217,6 +222,18 @@ export interface Config {
   };
   readonly operator: string;
   /** The operations engine's approval policy (see docs/engine.md). */
+  /** Over-the-air updates (Expo Updates protocol v1). */
+  readonly updates: {
+    /** Where update bundles and assets are stored (content-addressed under `assets/`). */
+    readonly storageUrl: string;
+    /** The base of asset URLs in manifests: the CDN in front of Shipshape, or PUBLIC_URL. */
+    readonly assetBaseUrl: string;
+    /** PEM RSA private key that signs manifests and directives; unset → unsigned. */
+    readonly codeSigningKeyFile: string | undefined;
+    readonly codeSigningKeyId: string;
+    /** Sessions (and API requests) an update needs before its rollout gates judge it. */
+    readonly gateMinSample: number;
+  };
   readonly approvals: {
     readonly ttlMinutes: number;
     /** Whether `--approved-by NAME` may stand in for `shipshape approve`. */
@@ -320,6 +337,13 @@ export function loadConfig(env: Environment = process.env, cwd = process.cwd()):
       smokeTestEmail: c.SMOKE_TEST_EMAIL,
     },
     operator: c.SHIPSHAPE_OPERATOR ?? safeOsUser(),
+    updates: {
+      storageUrl: c.UPDATES_STORAGE_URL ?? `file://${path.join(stateDir, 'updates')}`,
+      assetBaseUrl: c.UPDATES_ASSET_BASE_URL ?? c.PUBLIC_URL,
+      codeSigningKeyFile: c.UPDATES_CODE_SIGNING_KEY_FILE === undefined ? undefined : path.resolve(cwd, c.UPDATES_CODE_SIGNING_KEY_FILE),
+      codeSigningKeyId: c.UPDATES_CODE_SIGNING_KEY_ID,
+      gateMinSample: c.UPDATES_GATE_MIN_SAMPLE,
+    },
     approvals: { ttlMinutes: c.SHIPSHAPE_APPROVAL_TTL_MINUTES, allowInline: c.SHIPSHAPE_ALLOW_INLINE_APPROVAL },
   };
 }

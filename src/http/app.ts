@@ -22,6 +22,7 @@ import { deviceRoutes, pushSendRoutes } from './routes/push.ts';
 import { scheduledNotificationRoutes } from './routes/scheduled-notifications.ts';
 import { systemRoutes } from './routes/system.ts';
 import { taskRoutes } from './routes/tasks.ts';
+import { updateRoutes } from './routes/updates.ts';
 
 /** JSON bodies beyond this are refused with 413: nothing the app sends comes close. */
 const BODY_LIMIT_BYTES = 64 * 1024;
@@ -109,6 +110,7 @@ export async function buildApp(context: ApiContext): Promise<FastifyInstance> {
   meRoutes(app, context, guards);
   accountRoutes(app, context, guards);
   deviceRoutes(app, context, guards);
+  updateRoutes(app, context);
   // The admin routes, in their own encapsulated scope: only they read JSON that curl labelled
   // form-urlencoded, as the runbook's scripts send it (plugins/json-from-curl.ts says why).
   await app.register(async (admin) => {
