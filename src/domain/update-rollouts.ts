@@ -13,6 +13,7 @@
  * ends, so a bad update is halted within a minute of its sample becoming large enough.
  */
 import { randomUUID } from 'node:crypto';
+import type { Alert } from '../adapters/alerts/index.ts';
 import type { Pool, PoolClient, Queryable } from '../db/pool.ts';
 import { withTransaction } from '../db/pool.ts';
 import { ShipError } from '../errors.ts';
@@ -257,4 +258,48 @@ function toRollout(row: RolloutRow): Rollout {
     startedBy: row.started_by,
     startedAt: row.started_at,
   };
+}
+
+/** The alert a rollout's move raises: a page when it halted or rolled back, a note when it advanced or completed. */
+export function rolloutAlert(outcome: RolloutOutcome): Alert | undefined {
+  const { rollout, action, verdict } = outcome;
+  const where = `${rollout.channel} (runtime ${rollout.runtimeVersion})`;
+  const dedupKey = `shipshape-update-rollout-${rollout.id}`;
+  const details = { update: rollout.updateId, rollout: rollout.id, percent: rollout.percent };
+  switch (action) {
+    case 'halted':
+      return {
+        issueType: 'application',
+        severity: 'critical',
+        event: 'update.rollout.halted',
+        title: `Update rollout halted at ${rollout.percent} % on ${where}`,
+        text: `The gates breached: ${verdict.summary}.\nThe update stays on the devices that have it; no more get it. Roll it back with \`shipshape update rollback ${rollout.updateId}\`.`,
+        page: 'trigger',
+        dedupKey,
+        details,
+      };
+    case 'rolled-back':
+      return {
+        issueType: 'application',
+        severity: 'critical',
+        event: 'update.rollout.rolled-back',
+        title: `Update rolled back automatically on ${where}`,
+        text: `The gates breached at ${rollout.percent} %: ${verdict.summary}.\nDevices are served ${rollout.controlUpdateId ? `update ${rollout.controlUpdateId} (the control)` : 'rollBackToEmbedded (the update built into the app)'} at their next check.`,
+        page: 'trigger',
+        dedupKey,
+        details,
+      };
+    case 'advanced':
+    case 'completed':
+      return {
+        issueType: 'application',
+        severity: 'info',
+        event: `update.rollout.${action}`,
+        title: action === 'completed' ? `Update ${rollout.updateId} now serves every device on ${where}` : `Update rollout at ${rollout.percent} % on ${where}`,
+        text: `Gates held: ${verdict.summary}.`,
+        details,
+      };
+    default:
+      return undefined;
+  }
 }
