@@ -11,9 +11,11 @@
  * candidate is held to absolute floors instead.
  *
  * The figures come from an `UpdateHealthSource`. This module ships one that reads
- * `ota_update_health` (filled by the API for request counts, `recordUpdateApiRequests`, and by
- * whatever feeds release health); the release health gate of deploys (issue 14) reads Sentry
- * release health per app version, and can be plugged in here as another source.
+ * `ota_update_health`: the API fills its request and error counts (`createUpdateRequestCounter`,
+ * from the `x-update-id` header the app sends), and sessions and crashed sessions come from
+ * whatever feeds release health (`recordUpdateHealth`). The release health gate of deploys
+ * (issue 14) reads Sentry release health per app version, and can be plugged in here as
+ * another source.
  */
 import type { Queryable } from '../db/pool.ts';
 
@@ -126,4 +128,66 @@ export async function recordUpdateHealth(db: Queryable, updateId: string, delta:
        errors = ota_update_health.errors + EXCLUDED.errors`,
     [updateId, at, delta.sessions ?? 0, delta.crashedSessions ?? 0, delta.requests ?? 0, delta.errors ?? 0],
   );
+}
+
+/** The header an app sends on its API calls with the id of the update it runs (`Updates.updateId` from expo-updates). */
+export const UPDATE_ID_HEADER = 'x-update-id';
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+export interface UpdateRequestCounter {
+  /** Counts one API answer to a device that said it runs `updateId` (a 5xx is an error). */
+  count(updateId: unknown, status: number): void;
+  /** Writes what was counted (one statement per update seen); a failed write keeps the counts for the next flush. */
+  flush(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * API requests and 5xx answers per update, counted in memory on the request path and added
+ * to `ota_update_health` every `intervalMs` — the API error rate the rollout gates compare.
+ * Ids that are not UUIDs are ignored, and at most `maxUpdates` distinct ids are kept between
+ * flushes, so a client sending made-up ids cannot grow the map or the table without bound.
+ */
+export function createUpdateRequestCounter(db: Queryable, options: { intervalMs: number; maxUpdates?: number; onError?: (error: unknown) => void }): UpdateRequestCounter {
+  let counts = new Map<string, { requests: number; errors: number }>();
+  const maxUpdates = options.maxUpdates ?? 100;
+  const flush = async () => {
+    if (counts.size === 0) return;
+    const pending = counts;
+    counts = new Map();
+    for (const [updateId, delta] of pending) {
+      try {
+        // Only updates that exist: an id no update has is a client's mistake, not a figure.
+        await db.query(
+          `INSERT INTO ota_update_health (update_id, period_start, requests, errors)
+           SELECT id, date_trunc('minute', now()), $2::bigint, $3::bigint FROM ota_updates WHERE id = $1::uuid
+           ON CONFLICT (update_id, period_start) DO UPDATE SET requests = ota_update_health.requests + EXCLUDED.requests, errors = ota_update_health.errors + EXCLUDED.errors`,
+          [updateId, delta.requests, delta.errors],
+        );
+      } catch (error) {
+        const kept = counts.get(updateId) ?? { requests: 0, errors: 0 };
+        counts.set(updateId, { requests: kept.requests + delta.requests, errors: kept.errors + delta.errors });
+        options.onError?.(error);
+      }
+    }
+  };
+  const timer = setInterval(() => void flush(), options.intervalMs);
+  timer.unref();
+  return {
+    count(updateId, status) {
+      if (typeof updateId !== 'string' || !UUID.test(updateId)) return;
+      const id = updateId.toLowerCase();
+      const current = counts.get(id);
+      if (!current && counts.size >= maxUpdates) return;
+      const entry = current ?? { requests: 0, errors: 0 };
+      entry.requests += 1;
+      if (status >= 500) entry.errors += 1;
+      counts.set(id, entry);
+    },
+    flush,
+    async close() {
+      clearInterval(timer);
+      await flush();
+    },
+  };
 }

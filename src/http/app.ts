@@ -6,6 +6,8 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import rateLimit from '@fastify/rate-limit';
 import underPressure from '@fastify/under-pressure';
 import { closeRedis, createRedis } from '../adapters/redis.ts';
+import { createUpdateRequestCounter, UPDATE_ID_HEADER } from '../domain/update-health.ts';
+import { describeError } from '../errors.ts';
 import { redactedPaths } from '../log.ts';
 import type { ApiContext } from './context.ts';
 import type { RouteInput } from './validation.ts';
@@ -92,6 +94,12 @@ export async function buildApp(context: ApiContext): Promise<FastifyInstance> {
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);
   });
+  // API requests and errors per OTA update the app says it runs: what update rollouts are gated on.
+  const updateRequests = createUpdateRequestCounter(context.database.pool, {
+    intervalMs: context.config.metricsFlushIntervalMs,
+    onError: (error) => context.logger.warn({ err: describeError(error) }, 'API counts per update could not be written; kept for the next flush'),
+  });
+  app.addHook('onClose', async () => updateRequests.close());
   app.addHook('onResponse', async (request, reply) => {
     // The error rate and p95 are the app's: a load balancer polling /health (which answers 503
     // while the database is slow to answer it) would otherwise count its own probes as errors.
@@ -99,6 +107,7 @@ export async function buildApp(context: ApiContext): Promise<FastifyInstance> {
     // A 503 served because an operator turned maintenance (or read-only mode) on is the system working, not an error.
     const deliberate = reply.statusCode === 503 && context.appState.current.maintenance.enabled;
     context.metrics.record(deliberate ? 200 : reply.statusCode, reply.elapsedTime);
+    updateRequests.count(request.headers[UPDATE_ID_HEADER], deliberate ? 200 : reply.statusCode);
   });
 
   const guards = createGuards(context);

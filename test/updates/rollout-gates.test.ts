@@ -55,7 +55,7 @@ describe('rollouts advanced by the scheduler', () => {
     slack = await startSlackWebhook();
     state = await createStateDir();
     database = await createTestDatabase();
-    config = loadConfig({ PORT: '0', STATE_DIR: state.path, DATABASE_URL: database.url, LOG_LEVEL: 'silent', SLACK_WEBHOOK_URL: slack.url, SCHEDULER_POLL_MS: '200', ...BUSY_MACHINE_ENV });
+    config = loadConfig({ PORT: '0', STATE_DIR: state.path, DATABASE_URL: database.url, LOG_LEVEL: 'silent', SLACK_WEBHOOK_URL: slack.url, SCHEDULER_POLL_MS: '200', METRICS_FLUSH_INTERVAL: '1s', ...BUSY_MACHINE_ENV });
     server = await startServer(config, createLogger('silent'), { migrate: true, workers: true });
   });
   after(async () => {
@@ -139,5 +139,22 @@ describe('rollouts advanced by the scheduler', () => {
     assert.equal(await servedTo('beta', outside), 'noUpdateAvailable');
     const alert = await eventually('the halt alert', () => slack.messages.find((message) => JSON.stringify(message.payload).includes('rollout halted at 25 %')));
     assert.match(JSON.stringify(alert.payload), /shipshape update rollback/);
+  });
+
+  test('the API counts requests and 5xx answers per update from the x-update-id header the app sends, for the gates', async () => {
+    const updateId = await publish('counted', 'counting', false);
+    for (let index = 0; index < 3; index++) {
+      const response = await fetch(`${server.url}/tasks`, { headers: { 'x-update-id': updateId } });
+      assert.equal(response.status, 401);
+    }
+    // An id no update has is not written anywhere.
+    await fetch(`${server.url}/tasks`, { headers: { 'x-update-id': '00000000-0000-4000-8000-000000000000' } });
+    const row = await eventually('the counts flushed', async () => {
+      const { rows } = await server.database.pool.query<{ requests: string; errors: string }>('SELECT sum(requests)::text AS requests, sum(errors)::text AS errors FROM ota_update_health WHERE update_id = $1::uuid', [updateId]);
+      return rows[0]?.requests === '3' ? rows[0] : undefined;
+    });
+    assert.equal(row.errors, '0');
+    const { rows: stray } = await server.database.pool.query("SELECT 1 FROM ota_update_health WHERE update_id = '00000000-0000-4000-8000-000000000000'");
+    assert.equal(stray.length, 0);
   });
 });
