@@ -12,6 +12,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { ShipError } from '../src/errors.ts';
+import { CEILING_ROUTES, startHttpCeiling } from './lib/ceiling.ts';
 import { createBenchDatabase } from './lib/database.ts';
 import { startLoadGenerator, type LoadJob, type LoadResult } from './lib/load-generator.ts';
 import { cliEntry } from './lib/paths.ts';
@@ -35,7 +36,7 @@ export const benchmark: MeasurableBenchmark = {
   order: 15,
   title: 'OTA update manifest',
   description:
-    'GET /updates/manifest (Expo Updates protocol v1, signed, a rollout at 50 % bucketed per EAS-Client-ID) against the HTTP ceiling of the same server (GET /health), interleaved round by round.',
+    'GET /updates/manifest (Expo Updates protocol v1, signed, a rollout at 50 % bucketed per EAS-Client-ID) against the HTTP ceiling (the same Fastify app answering a constant body) and GET /health of the same server, interleaved round by round.',
   run: runUpdatesBenchmark,
 };
 
@@ -45,6 +46,7 @@ async function runUpdatesBenchmark(context: BenchmarkContext): Promise<Benchmark
   const work = await mkdtemp(path.join(tmpdir(), 'shipshape-bench-updates-'));
   const load = startLoadGenerator();
   let server: Awaited<ReturnType<typeof startShipshape>> | undefined;
+  let ceiling: Awaited<ReturnType<typeof startHttpCeiling>> | undefined;
   try {
     const keyFile = path.join(work, 'private-key.pem');
     const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
@@ -60,6 +62,8 @@ async function runUpdatesBenchmark(context: BenchmarkContext): Promise<Benchmark
     const candidate = (await shipshape(['update', 'publish', await fakeExport(work, 'candidate'), '--channel', 'production', '--runtime-version', '1.0.0', '--staged'])).update!.id;
     await shipshape(['update', 'rollout', candidate, '--schedule', '50,100', '--every', '24h']);
     server = await startShipshape(database.url, env);
+    const healthBody: unknown = await (await fetch(`${server.url}/health`)).json();
+    ceiling = await startHttpCeiling(database.url, { health: healthBody, taskPage: {}, createdTask: {} }, work);
 
     const manifest: LoadJob = {
       url: `${server.url}/updates/manifest`,
@@ -71,18 +75,25 @@ async function runUpdatesBenchmark(context: BenchmarkContext): Promise<Benchmark
       expectedStatus: 200,
     };
     const health: LoadJob = { url: `${server.url}/health`, method: 'GET', connections: plan.connections, durationSeconds: plan.seconds, expectedStatus: 200 };
+    const constant: LoadJob = { ...health, url: `${ceiling.url}${CEILING_ROUTES.health}` };
+    const jobs = { manifest, health, ceiling: constant };
     context.progress('updates: warming up');
-    await load.run({ ...manifest, durationSeconds: plan.warmupSeconds });
-    await load.run({ ...health, durationSeconds: plan.warmupSeconds });
-    const results: { manifest: LoadResult[]; health: LoadResult[] } = { manifest: [], health: [] };
+    for (const job of Object.values(jobs)) await load.run({ ...job, durationSeconds: plan.warmupSeconds });
+    const results: Results = { manifest: [], health: [], ceiling: [] };
     for (let round = 0; round < plan.rounds; round += 1) {
-      const order = round % 2 === 0 ? (['manifest', 'health'] as const) : (['health', 'manifest'] as const);
-      for (const target of order) results[target].push(await load.run(target === 'manifest' ? manifest : health));
+      const order: Array<keyof Results> = ['manifest', 'health', 'ceiling'];
+      // Rotated each round, so no target always runs first (or right after the same one).
+      for (let turn = 0; turn < order.length; turn += 1) {
+        const target = order[(turn + round) % order.length]!;
+        results[target].push(await load.run(jobs[target]));
+      }
       server.assertRunning();
+      ceiling.assertRunning();
       context.progress(`updates: round ${round + 1}/${plan.rounds} done`);
     }
-    return report(plan, results, server.command);
+    return report(plan, results, [server.command, ceiling.command]);
   } finally {
+    await ceiling?.stop();
     await server?.stop();
     await load.close();
     await database.drop();
@@ -111,7 +122,13 @@ async function fakeExport(work: string, label: string): Promise<string> {
   return dir;
 }
 
-function report(plan: Plan, results: { manifest: LoadResult[]; health: LoadResult[] }, command: string): BenchmarkReport {
+interface Results {
+  manifest: LoadResult[];
+  health: LoadResult[];
+  ceiling: LoadResult[];
+}
+
+function report(plan: Plan, results: Results, commands: readonly string[]): BenchmarkReport {
   const row = (label: string, runs: readonly LoadResult[]) => [
     label,
     String(plan.connections),
@@ -121,7 +138,9 @@ function report(plan: Plan, results: { manifest: LoadResult[]; health: LoadResul
     formatNumber(spread(runs.map((run) => run.latency.p99)).median),
     `${runs.reduce((sum, run) => sum + run.errors, 0)} / ${runs.reduce((sum, run) => sum + run.completed, 0)}`,
   ];
-  const ratio = spread(results.manifest.map((run, index) => run.throughput / (results.health[index]?.throughput ?? Number.NaN)).filter(Number.isFinite));
+  const ratioTo = (baseline: readonly LoadResult[]) => spread(results.manifest.map((run, index) => run.throughput / (baseline[index]?.throughput ?? Number.NaN)).filter(Number.isFinite));
+  const ratio = ratioTo(results.ceiling);
+  const healthRatio = ratioTo(results.health);
   const manifestRate = spread(results.manifest.map((run) => run.throughput)).median;
   return {
     size: `1 released update + 1 rolling out at 50 %, ${ASSETS} assets per platform, signed (RSA-2048); concurrency ${plan.connections}; ${plan.rounds} rounds of ${plan.seconds} s per target after a ${plan.warmupSeconds} s warm-up`,
@@ -131,20 +150,24 @@ function report(plan: Plan, results: { manifest: LoadResult[]; health: LoadResul
         intro: 'Successful responses per second, median (min–max) over the rounds; latencies are the median over rounds of each round\'s percentile, in milliseconds.',
         table: {
           columns: ['Endpoint', 'Concurrency', 'Throughput /s', 'p50 ms', 'p95 ms', 'p99 ms', 'Errors / requests'],
-          rows: [row('GET /updates/manifest (multipart, signed, bucketed)', results.manifest), row('GET /health (HTTP ceiling of the same server)', results.health)],
+          rows: [
+            row('GET /updates/manifest (multipart, signed, bucketed)', results.manifest),
+            row('GET /health of the same server (one SELECT 1)', results.health),
+            row('HTTP ceiling: the same Fastify app, constant body', results.ceiling),
+          ],
         },
       },
       {
         heading: 'Findings and caveats',
         notes: [
-          `The manifest answers at ${formatRatio(ratio)} of the same server's GET /health rate (per round, median (min–max)).`,
+          `The manifest answers at ${formatRatio(ratio)} of the HTTP ceiling's rate, and ${formatRatio(healthRatio)} of the same server's GET /health (per round, median (min–max)).`,
           'Per request: the protocol headers are validated, the channel\'s state (open rollout, release) comes from a one-second per-process cache backed by one SQL statement, the device is bucketed (SHA-256 of EAS-Client-ID and update id), and the manifest body and its RSA signature come from a per-process cache — updates never change once published, so nothing is signed on the request path.',
           'Every request carries a new EAS-Client-ID, so the 50 % split is exercised rather than one cached answer; about half of the responses are each update.',
         ],
       },
     ],
-    commands: [command, `autocannon (programmatic) -c ${plan.connections} -d ${plan.seconds} GET /updates/manifest with expo-protocol-version: 1, expo-platform: ios, expo-runtime-version: 1.0.0, a distinct eas-client-id per request; and GET /health`],
-    measurements: results.manifest.length + results.health.length,
-    summary: [`GET /updates/manifest ${formatNumber(manifestRate)}/s at concurrency ${plan.connections}, ${ratio.median.toFixed(2)} of the same server's GET /health.`],
+    commands: [...commands, `autocannon (programmatic) -c ${plan.connections} -d ${plan.seconds} GET /updates/manifest with expo-protocol-version: 1, expo-platform: ios, expo-runtime-version: 1.0.0, a distinct eas-client-id per request; and GET /health`],
+    measurements: results.manifest.length + results.health.length + results.ceiling.length,
+    summary: [`GET /updates/manifest ${formatNumber(manifestRate)}/s at concurrency ${plan.connections}: ${ratio.median.toFixed(2)} of the HTTP ceiling, ${healthRatio.median.toFixed(2)} of the same server's GET /health.`],
   };
 }
