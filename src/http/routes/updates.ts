@@ -56,6 +56,8 @@ const manifestQuery = z.strictObject({
   'runtime-version': runtimeVersionText.optional(),
   channel: channelText.optional(),
 });
+/** Asset requests need no extra headers; the part is sent so clients that read it find it. */
+const EXTENSIONS: Part = { name: 'extensions', body: '{"assetRequestHeaders":{}}' };
 const assetParams = z.strictObject({ hash: z.string().regex(/^[0-9a-f]{64}$/, 'must be the lowercase hex SHA-256 of the asset') });
 
 export function updateRoutes(app: FastifyInstance, context: ApiContext): void {
@@ -66,6 +68,7 @@ export function updateRoutes(app: FastifyInstance, context: ApiContext): void {
   const assets = () => (store ??= openObjectStore(settings.storageUrl, { ...context.config.s3, settingName: 'UPDATES_STORAGE_URL' }));
   const states = new Map<string, { state: ChannelState; until: number }>();
   const known = new Map<string, Update>();
+  const envelopes = new WeakMap<Part, { contentType: string; body: string }>();
 
   const channelState = async (channel: string, runtimeVersion: string): Promise<ChannelState> => {
     const key = `${channel}\u0000${runtimeVersion}`;
@@ -111,7 +114,12 @@ export function updateRoutes(app: FastifyInstance, context: ApiContext): void {
     }
     if (!part) return reply.status(204).send();
     if (!multipartAccepted) return sendSingle(reply, part);
-    const response = multipart([part, ...(part.name === 'manifest' ? [{ name: 'extensions' as const, body: '{"assetRequestHeaders":{}}' }] : [])]);
+    // Parts are cached and immutable, so their multipart envelope is built once too.
+    let response = envelopes.get(part);
+    if (!response) {
+      response = multipart([part, ...(part.name === 'manifest' ? [EXTENSIONS] : [])]);
+      envelopes.set(part, response);
+    }
     return reply.status(200).header('content-type', response.contentType).send(response.body);
   });
 
