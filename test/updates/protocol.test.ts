@@ -166,9 +166,35 @@ describe('Expo Updates protocol v1', () => {
     } finally {
       await tampered.cleanup();
     }
-    const list = await runCli(['update', 'list', '--json'], env);
+    const list = await runCli(['update', 'list', '--channel', 'production', '--json'], env);
     assert.equal(list.code, 0, list.stderr);
     assert.deepEqual(JSON.parse(list.stdout).updates.map((row: { id: string; state: string }) => [row.id, row.state]), [[updateId, 'released']]);
+  });
+
+  test('update rollout refuses a bad schedule (exit 2) and an update already released to everyone (exit 3); a staged update rolls out from the CLI', async () => {
+    const badSchedule = await runCli(['update', 'rollout', updateId, '--schedule', '5,1,100'], env);
+    assert.equal(badSchedule.code, 2);
+    assert.match(badSchedule.stderr, /must increase/);
+    const released = await runCli(['update', 'rollout', updateId, '--schedule', '1,100'], env);
+    assert.equal(released.code, 3, released.stderr);
+    assert.match(released.stderr, /already released/);
+    const staged = await makeExport('staged');
+    try {
+      const published = await runCli(['update', 'publish', staged.dir, '--channel', 'canary', '--runtime-version', '1.0.0', '--staged', '--json'], env);
+      assert.equal(published.code, 0, published.stderr);
+      const stagedId: string = JSON.parse(published.stdout).update.id;
+      assert.equal(directiveOf(await fetchManifest(api.url, { platform: 'ios', runtimeVersion: '1.0.0', channel: 'canary', clientId: 'device-9' })).type, 'noUpdateAvailable', 'staged: served to nobody');
+      const rollout = await runCli(['update', 'rollout', stagedId, '--schedule', '100', '--json'], env);
+      assert.equal(rollout.code, 0, rollout.stderr);
+      assert.equal(JSON.parse(rollout.stdout).rollout.status, 'completed');
+      const served = await eventually('the staged update served', async () => {
+        const part = partNamed(await fetchManifest(api.url, { platform: 'ios', runtimeVersion: '1.0.0', channel: 'canary', clientId: 'device-9' }), 'manifest');
+        return part ? (JSON.parse(part.body) as ManifestBody).id : undefined;
+      });
+      assert.equal(served, stagedId);
+    } finally {
+      await staged.cleanup();
+    }
   });
 
   test('update rollback needs a second operator; once approved the previous release is served again, and with none the app is told to roll back to its embedded update', async () => {
