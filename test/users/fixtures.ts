@@ -3,10 +3,16 @@
  * audit rows, a deletion request with approvals, an export record), for export and erasure tests.
  */
 import { createMailer } from '../../src/adapters/mailer.ts';
+import { loadConfig, type Config } from '../../src/config/index.ts';
 import type { Pool } from '../../src/db/pool.ts';
 import { requestPasswordReset } from '../../src/domain/auth.ts';
 import { createLogger } from '../../src/log.ts';
-import { signUp, type TestApi } from '../helpers/api.ts';
+import { runProcedure, type RunReport } from '../../src/ops/engine/index.ts';
+import type { Procedure } from '../../src/ops/engine/types.ts';
+import { startS3rver } from '../fakes/s3.ts';
+import { startSmtpServer, type FakeSmtpServer } from '../fakes/smtp.ts';
+import { signUp, startTestApi, type TestApi } from '../helpers/api.ts';
+import { createStateDir } from '../helpers/postgres.ts';
 
 export interface SeededUser {
   readonly id: string;
@@ -56,4 +62,50 @@ export async function directRowCounts(pool: Pool, userId: string): Promise<Recor
     counts[table] = rows[0]!.n;
   }
   return counts;
+}
+
+/**
+ * The world the user procedures run in: the API on a fresh database, a real SMTP peer, s3rver as
+ * legal storage, a STATE_DIR; `run` runs a procedure as `operator`, confirmed like `--yes --yes-irreversible`.
+ */
+export interface UserProcedureWorld {
+  readonly api: TestApi;
+  readonly smtp: FakeSmtpServer;
+  readonly stateDir: string;
+  configAs(operator: string): Config;
+  run(procedure: Procedure, input: Record<string, unknown>, operator: string): Promise<RunReport>;
+  close(): Promise<void>;
+}
+
+export async function startUserProcedureWorld(): Promise<UserProcedureWorld> {
+  const [smtp, s3, state] = await Promise.all([startSmtpServer(), startS3rver({ bucket: 'legal' }), createStateDir()]);
+  // The legal store reads S3 credentials the way the AWS SDK always does: from the environment.
+  process.env.AWS_ACCESS_KEY_ID = s3.accessKeyId;
+  process.env.AWS_SECRET_ACCESS_KEY = s3.secretAccessKey;
+  const api = await startTestApi({ env: { SMTP_URL: smtp.url } });
+  const configAs = (operator: string) =>
+    loadConfig({
+      DATABASE_URL: api.config.databaseUrl ?? '',
+      STATE_DIR: state.path,
+      LOG_LEVEL: 'silent',
+      SMTP_URL: smtp.url,
+      MAIL_FROM: 'Tasks <privacy@tasks.test>',
+      LEGAL_STORAGE_URL: 's3://legal/gdpr',
+      S3_ENDPOINT: s3.endpoint,
+      S3_FORCE_PATH_STYLE: 'true',
+      AWS_REGION: s3.region,
+      DELETION_GRACE_DAYS: '30',
+      SHIPSHAPE_OPERATOR: operator,
+    });
+  return {
+    api,
+    smtp,
+    stateDir: state.path,
+    configAs,
+    run: (procedure, input, operator) => runProcedure(procedure, input, { yes: true, yesIrreversible: true }, { config: configAs(operator), logger: createLogger('silent') }),
+    async close() {
+      await api.close();
+      await Promise.all([smtp.close(), s3.close(), state.cleanup()]);
+    },
+  };
 }

@@ -9,52 +9,21 @@ import assert from 'node:assert/strict';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { loadConfig } from '../../src/config/index.ts';
 import { approveDeletion, findPendingDeletion } from '../../src/domain/deletion-requests.ts';
-import { createLogger } from '../../src/log.ts';
-import { runProcedure, type RunReport } from '../../src/ops/engine/index.ts';
 import { journalPath } from '../../src/ops/engine/journal.ts';
 import { newRunId } from '../../src/ops/engine/run-id.ts';
-import type { Procedure } from '../../src/ops/engine/types.ts';
 import { userDelete } from '../../src/ops/procedures/user-delete.ts';
 import { userExport } from '../../src/ops/procedures/user-export.ts';
 import { userRequestDeletion } from '../../src/ops/procedures/user-request-deletion.ts';
 import { userResetPassword } from '../../src/ops/procedures/user-reset-password.ts';
-import { startS3rver, type FakeS3 } from '../fakes/s3.ts';
-import { startSmtpServer, type FakeSmtpServer } from '../fakes/smtp.ts';
-import { signUp, startTestApi, type TestApi } from '../helpers/api.ts';
-import { createStateDir } from '../helpers/postgres.ts';
+import { signUp } from '../helpers/api.ts';
+import { startUserProcedureWorld, type UserProcedureWorld } from './fixtures.ts';
 
-let api: TestApi;
-let smtp: FakeSmtpServer;
-let s3: FakeS3;
-let state: { path: string; cleanup(): Promise<void> };
-
+let world: UserProcedureWorld;
 before(async () => {
-  [smtp, s3, state] = await Promise.all([startSmtpServer(), startS3rver({ bucket: 'legal' }), createStateDir()]);
-  process.env.AWS_ACCESS_KEY_ID = s3.accessKeyId;
-  process.env.AWS_SECRET_ACCESS_KEY = s3.secretAccessKey;
-  api = await startTestApi({ env: { SMTP_URL: smtp.url } });
+  world = await startUserProcedureWorld();
 });
-after(async () => {
-  await api.close();
-  await Promise.all([smtp.close(), s3.close(), state.cleanup()]);
-});
-
-const configAs = (operator: string) =>
-  loadConfig({
-    DATABASE_URL: api.config.databaseUrl ?? '',
-    STATE_DIR: state.path,
-    LOG_LEVEL: 'silent',
-    SMTP_URL: smtp.url,
-    LEGAL_STORAGE_URL: 's3://legal/gdpr',
-    S3_ENDPOINT: s3.endpoint,
-    S3_FORCE_PATH_STYLE: 'true',
-    AWS_REGION: s3.region,
-    SHIPSHAPE_OPERATOR: operator,
-  });
-const run = (procedure: Procedure, input: Record<string, unknown>, operator: string): Promise<RunReport> =>
-  runProcedure(procedure, input, { yes: true, yesIrreversible: true }, { config: configAs(operator), logger: createLogger('silent') });
+after(() => world.close());
 
 /** Every file under `dir` (recursively) whose content names `needle`, in any letter case. */
 async function filesNaming(dir: string, needle: string): Promise<string[]> {
@@ -69,7 +38,7 @@ async function filesNaming(dir: string, needle: string): Promise<string[]> {
 
 /** Every table of the database (all schemas but the catalogs) with a row whose text names `needle`. */
 async function tablesNaming(needle: string): Promise<string[]> {
-  const pool = api.server.database.pool;
+  const pool = world.api.server.database.pool;
   const { rows: tables } = await pool.query<{ name: string }>(
     `SELECT format('%I.%I', n.nspname, c.relname) AS name
        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -85,6 +54,7 @@ async function tablesNaming(needle: string): Promise<string[]> {
 }
 
 test('after user delete, no file under STATE_DIR and no row of any table names the erased address', async () => {
+  const { api, smtp, stateDir, run } = world;
   const user = await signUp(api);
   const email = user.email;
   const pool = api.server.database.pool;
@@ -105,11 +75,11 @@ test('after user delete, no file under STATE_DIR and no row of any table names t
   // An older Shipshape journaled the address in plain text.
   const legacyId = newRunId(new Date(Date.now() - 86_400_000));
   await writeFile(
-    journalPath(state.path, legacyId),
+    journalPath(stateDir, legacyId),
     `${JSON.stringify({ seq: 1, at: new Date().toISOString(), type: 'note', message: `exported ${email.toUpperCase()}` })}\n`,
   );
 
-  const before = await filesNaming(state.path, email);
+  const before = await filesNaming(stateDir, email);
   assert.ok(before.some((file) => file.endsWith('.personal.json')), 'the runs kept the address in their private records');
   assert.deepEqual(before.filter((file) => !file.endsWith('.personal.json') && !file.includes(legacyId)), [], 'and nowhere else but the older journal');
 
@@ -117,6 +87,6 @@ test('after user delete, no file under STATE_DIR and no row of any table names t
   assert.equal(erased.exitCode, 0, JSON.stringify(erased.error));
   assert.equal(erased.steps.at(-1)?.status, 'done');
 
-  assert.deepEqual(await filesNaming(state.path, email), [], 'nothing under STATE_DIR names the person');
+  assert.deepEqual(await filesNaming(stateDir, email), [], 'nothing under STATE_DIR names the person');
   assert.deepEqual(await tablesNaming(email), [], 'no row of any table names the person');
 });
