@@ -124,13 +124,7 @@ export async function runProcedure<S extends z.ZodType>(procedure: Procedure<S>,
  * why steps must be idempotent or check before they act.
  */
 export async function resumeRun(runId: string, procedures: readonly Procedure[], options: ContinueOptions, deps: EngineDeps): Promise<RunReport> {
-  const base = resolveEngine(deps);
-  const operator = base.config.operator;
-  const record = await loadRun(base.config.stateDir, runId);
-  const procedure = procedureFor(record, procedures);
-  const personal = await readPersonalRecord(base.config.stateDir, runId);
-  const engine = keepingApart(base, personal ?? {});
-  const refuse = refuser(record, 'resume', operator, engine.redactor);
+  const { engine, operator, record, procedure, personal, refuse } = await reopenRun(runId, procedures, deps, 'resume');
 
   if (record.state === 'running') return refuse('SHIP_ERR_LOCKED', `Run ${runId} is still running (${attemptWhere(record)}). Wait for it, or interrupt it with Ctrl-C where it runs.`);
   if (record.state !== 'interrupted' && record.state !== 'awaiting-approval') {
@@ -188,14 +182,8 @@ export async function resumeRun(runId: string, procedures: readonly Procedure[],
  * needs attention (retrying a failed undo), or a run awaiting approval (cancelling it).
  */
 export async function rollbackRun(runId: string, procedures: readonly Procedure[], options: ContinueOptions, deps: EngineDeps): Promise<RunReport> {
-  const base = resolveEngine(deps);
-  const operator = base.config.operator;
-  const record = await loadRun(base.config.stateDir, runId);
-  const procedure = procedureFor(record, procedures);
-  // Undo works without them (steps then see the journal's placeholders) if the person was erased since.
-  const personal = await readPersonalRecord(base.config.stateDir, runId);
-  const engine = keepingApart(base, personal ?? {});
-  const refuse = refuser(record, 'rollback', operator, engine.redactor);
+  // Undo works without the personal values (steps then see the journal's placeholders) if the person was erased since.
+  const { engine, operator, record, procedure, personal, refuse } = await reopenRun(runId, procedures, deps, 'rollback');
 
   if (record.state === 'running') return refuse('SHIP_ERR_LOCKED', `Run ${runId} is still running (${attemptWhere(record)}). Interrupt it with Ctrl-C where it runs: it rolls back by itself.`);
   if (record.state === 'succeeded' && procedure.undoAfterSuccess === undefined) {
@@ -224,6 +212,17 @@ export async function rollbackRun(runId: string, procedures: readonly Procedure[
     session.write({ type: 'note', message: `cancelled by ${operator} before any step ran` });
     return session.end('failed', { exitCode: ExitCode.ok });
   });
+}
+
+/** What resume and rollback start from: the run's record, its procedure, its personal values (if still kept). */
+async function reopenRun(runId: string, procedures: readonly Procedure[], deps: EngineDeps, mode: 'resume' | 'rollback') {
+  const base = resolveEngine(deps);
+  const operator = base.config.operator;
+  const record = await loadRun(base.config.stateDir, runId);
+  const procedure = procedureFor(record, procedures);
+  const personal = await readPersonalRecord(base.config.stateDir, runId);
+  const engine = keepingApart(base, personal ?? {});
+  return { engine, operator, record, procedure, personal, refuse: refuser(record, mode, operator, engine.redactor) };
 }
 
 /** The engine for one run: its journal keeps the run's personal values out (see personal.ts). */
