@@ -18,7 +18,7 @@ import { userPurgeDue } from '../../src/ops/procedures/user-purge-due.ts';
 import { userRequestDeletion } from '../../src/ops/procedures/user-request-deletion.ts';
 import { userResetPassword } from '../../src/ops/procedures/user-reset-password.ts';
 import { signUp } from '../helpers/api.ts';
-import { directRowCounts, startUserProcedureWorld, type UserProcedureWorld } from './fixtures.ts';
+import { directRowCounts, startUserProcedureWorld, type UserProcedureWorld } from '../helpers/users.ts';
 
 describe('user procedures', () => {
   let world: UserProcedureWorld;

@@ -17,7 +17,7 @@ import { userExport } from '../../src/ops/procedures/user-export.ts';
 import { userRequestDeletion } from '../../src/ops/procedures/user-request-deletion.ts';
 import { userResetPassword } from '../../src/ops/procedures/user-reset-password.ts';
 import { signUp } from '../helpers/api.ts';
-import { startUserProcedureWorld, type UserProcedureWorld } from './fixtures.ts';
+import { startUserProcedureWorld, type UserProcedureWorld } from '../helpers/users.ts';
 
 let world: UserProcedureWorld;
 before(async () => {

@@ -14,7 +14,7 @@ import { Migrator } from '../../src/db/migrator.ts';
 import { createLogger } from '../../src/log.ts';
 import { eventually } from '../helpers/patience.ts';
 import { createStateDir, createTestDatabase, type TestDatabase } from '../helpers/postgres.ts';
-import { runFixtureCli, spawnFixtureCli } from './fixtures/spawn.ts';
+import { runFixtureCli, spawnFixtureCli } from '../helpers/fixture-spawn.ts';
 
 let database: TestDatabase;
 let pool: pg.Pool;

@@ -31,7 +31,7 @@ import { journalPath } from '../../src/ops/engine/journal.ts';
 import { advisoryKey, lockFilePath } from '../../src/ops/engine/locks.ts';
 import { eventually } from '../helpers/patience.ts';
 import { createStateDir, createTestDatabase, type TestDatabase } from '../helpers/postgres.ts';
-import { fixtureProcedures, irreversible, tablesHigh, tablesLow, tablesMedium } from './fixtures/procedures.ts';
+import { fixtureProcedures, irreversible, tablesHigh, tablesLow, tablesMedium } from '../helpers/fixture-procedures.ts';
 
 const ADMIN_TOKEN = 'admin-token-that-must-stay-secret-42';
 const logger = createLogger('silent');

@@ -25,7 +25,7 @@ import { ADMIN_TOKEN } from '../helpers/api.ts';
 import { runCli } from '../helpers/cli.ts';
 import { BUSY_MACHINE_ENV } from '../helpers/patience.ts';
 import { createStateDir } from '../helpers/postgres.ts';
-import { liveFixture, logger, show, stepOutput, type LiveFixture } from './fixtures.ts';
+import { liveFixture, logger, show, stepOutput, type LiveFixture } from '../helpers/live-operations.ts';
 
 const DEVICE = 'ExponentPushToken[emergency-device]';
 let fixture: LiveFixture;

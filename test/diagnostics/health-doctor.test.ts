@@ -23,7 +23,7 @@ import { runCli } from '../helpers/cli.ts';
 import { BUSY_MACHINE_ENV, eventually } from '../helpers/patience.ts';
 import { createStateDir } from '../helpers/postgres.ts';
 import { clusterUnavailable, startThrowawayCluster } from '../helpers/throwaway-cluster.ts';
-import { liveFixture, logger, parseJson, show, type LiveFixture } from './fixtures.ts';
+import { liveFixture, logger, parseJson, show, type LiveFixture } from '../helpers/live-operations.ts';
 
 const SENTRY_TOKEN = 'sntrys_test_token_0123456789';
 let fixture: LiveFixture;

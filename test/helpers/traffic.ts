@@ -5,13 +5,13 @@
  */
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { startServeProcess } from '../helpers/cli.ts';
-import { call, type Reply } from '../helpers/http-call.ts';
-import { eventually } from '../helpers/patience.ts';
+import { startServeProcess } from './cli.ts';
+import { call, type Reply } from './http-call.ts';
+import { eventually } from './patience.ts';
 
 export type Serve = Awaited<ReturnType<typeof startServeProcess>>;
 
-export { call, type Reply } from '../helpers/http-call.ts';
+export { call, type Reply } from './http-call.ts';
 
 export interface User {
   readonly email: string;

@@ -13,7 +13,7 @@ import { listSessions, longTransactions } from '../../src/ops/diagnostics/sessio
 import { runCli } from '../helpers/cli.ts';
 import { eventually } from '../helpers/patience.ts';
 import { createStateDir } from '../helpers/postgres.ts';
-import { liveFixture, logger, parseJson, type LiveFixture } from './fixtures.ts';
+import { liveFixture, logger, parseJson, type LiveFixture } from '../helpers/live-operations.ts';
 
 let fixture: LiveFixture;
 let database: Database;

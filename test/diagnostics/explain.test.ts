@@ -12,7 +12,7 @@ import { isShipError } from '../../src/errors.ts';
 import { explainAnalyze } from '../../src/ops/diagnostics/explain.ts';
 import { runCli } from '../helpers/cli.ts';
 import { createStateDir, createTestDatabase, type TestDatabase } from '../helpers/postgres.ts';
-import { parseJson } from './fixtures.ts';
+import { parseJson } from '../helpers/live-operations.ts';
 
 let database: TestDatabase;
 let pool: pg.Pool;

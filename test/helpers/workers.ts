@@ -8,12 +8,12 @@ import { loadConfig, type Config } from '../../src/config/index.ts';
 import type { Queryable } from '../../src/db/pool.ts';
 import { createLogger } from '../../src/log.ts';
 import { startServer, type RunningServer } from '../../src/runtime/server.ts';
-import { ADMIN_TOKEN } from '../helpers/api.ts';
-import { createStateDir, createTestDatabase, type TestDatabase } from '../helpers/postgres.ts';
+import { ADMIN_TOKEN } from './api.ts';
+import { createStateDir, createTestDatabase, type TestDatabase } from './postgres.ts';
 
-import { BUSY_MACHINE_ENV } from '../helpers/patience.ts';
+import { BUSY_MACHINE_ENV } from './patience.ts';
 
-export { eventually } from '../helpers/patience.ts';
+export { eventually } from './patience.ts';
 
 export interface WorkerApi {
   readonly server: RunningServer;

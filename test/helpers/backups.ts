@@ -11,8 +11,8 @@ import pg from 'pg';
 import { shipshapeProfile } from '../../src/app-profile.ts';
 import { Migrator } from '../../src/db/migrator.ts';
 import { createLogger } from '../../src/log.ts';
-import { runCli, spawnCli, type CliResult, type RunningCli } from '../helpers/cli.ts';
-import { eventually } from '../helpers/patience.ts';
+import { runCli, spawnCli, type CliResult, type RunningCli } from './cli.ts';
+import { eventually } from './patience.ts';
 
 export function spawnShipshape(args: string[], env: Record<string, string>): RunningCli {
   return spawnCli(args, env);

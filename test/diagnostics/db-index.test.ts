@@ -15,7 +15,7 @@ import { runProcedure } from '../../src/ops/engine/index.ts';
 import { dbIndex } from '../../src/ops/procedures/db-index.ts';
 import { eventually } from '../helpers/patience.ts';
 import { createStateDir } from '../helpers/postgres.ts';
-import { liveFixture, logger, show, type LiveFixture } from './fixtures.ts';
+import { liveFixture, logger, show, type LiveFixture } from '../helpers/live-operations.ts';
 
 let fixture: LiveFixture;
 

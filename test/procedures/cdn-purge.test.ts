@@ -10,7 +10,7 @@ import { presentReport, runProcedure, type EngineDeps } from '../../src/ops/engi
 import { cdnPurge } from '../../src/ops/procedures/cdn-purge.ts';
 import { startFakeCloudflare, type FakeCloudflare } from '../fakes/cloudflare.ts';
 import { runCli } from '../helpers/cli.ts';
-import { liveFixture, show, stepOutput, type LiveFixture } from './fixtures.ts';
+import { liveFixture, show, stepOutput, type LiveFixture } from '../helpers/live-operations.ts';
 
 const TOKEN = 'cf-test-token-0123456789abcdef';
 const ZONE = '023e105f4ecef8ad9ca31a8372d0c353';

@@ -11,7 +11,7 @@ import { slowQueries } from '../../src/ops/diagnostics/slow-queries.ts';
 import { runCli } from '../helpers/cli.ts';
 import { createStateDir, createTestDatabase, type TestDatabase } from '../helpers/postgres.ts';
 import { clusterUnavailable, startThrowawayCluster, type ThrowawayCluster } from '../helpers/throwaway-cluster.ts';
-import { parseJson } from './fixtures.ts';
+import { parseJson } from '../helpers/live-operations.ts';
 
 const unavailable = clusterUnavailable();
 

@@ -10,7 +10,7 @@ import { loadConfig } from '../../src/config/index.ts';
 import { Migrator } from '../../src/db/migrator.ts';
 import { createLogger } from '../../src/log.ts';
 import type { EngineDeps, JsonObject, RunReport } from '../../src/ops/engine/index.ts';
-import { createStateDir, createTestDatabase, type TestDatabase } from '../helpers/postgres.ts';
+import { createStateDir, createTestDatabase, type TestDatabase } from './postgres.ts';
 
 export const logger = createLogger('silent');
 

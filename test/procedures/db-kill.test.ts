@@ -12,7 +12,7 @@ import { runProcedure } from '../../src/ops/engine/index.ts';
 import { dbKill } from '../../src/ops/procedures/db-kill.ts';
 import { eventually } from '../helpers/patience.ts';
 import { createStateDir, createTestDatabase, type TestDatabase } from '../helpers/postgres.ts';
-import { liveFixture, logger, show, type LiveFixture } from './fixtures.ts';
+import { liveFixture, logger, show, type LiveFixture } from '../helpers/live-operations.ts';
 
 let fixture: LiveFixture;
 let otherDatabase: TestDatabase;

@@ -11,8 +11,8 @@ import { runProcedure, type RunReport } from '../../src/ops/engine/index.ts';
 import type { Procedure } from '../../src/ops/engine/types.ts';
 import { startS3rver } from '../fakes/s3.ts';
 import { startSmtpServer, type FakeSmtpServer } from '../fakes/smtp.ts';
-import { signUp, startTestApi, type TestApi } from '../helpers/api.ts';
-import { createStateDir } from '../helpers/postgres.ts';
+import { signUp, startTestApi, type TestApi } from './api.ts';
+import { createStateDir } from './postgres.ts';
 
 export interface SeededUser {
   readonly id: string;
