@@ -13,7 +13,8 @@ import { cliContext, withDatabase } from '../context.ts';
 import { emit, table } from '../output.ts';
 
 function releaseCommand(program: Command): Command {
-  return program.commands.find((command) => command.name() === 'release') ?? program.command('release').description('app releases: deploy, staged rollout under health gates, rollback (runbook: Deployment Operations)');
+  const release = program.commands.find((command) => command.name() === 'release') ?? program.command('release');
+  return release.description('app releases: deploy, staged rollout under health gates, rollback (runbook: Deployment Operations)');
 }
 
 export function registerRelease(program: Command): void {
