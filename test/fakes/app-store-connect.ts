@@ -13,7 +13,7 @@
  * - `PATCH /v1/appStoreVersionPhasedReleases/{id}` with `data {type, id, attributes}`; allowed
  *   moves ACTIVE ⇄ PAUSED, ACTIVE|PAUSED → COMPLETE; anything from COMPLETE → 409.
  */
-import { createPublicKey, generateKeyPairSync, randomUUID, verify, type KeyObject } from 'node:crypto';
+import { generateKeyPairSync, randomUUID, verify, type KeyObject } from 'node:crypto';
 import { createServer } from 'node:http';
 import { closeServer, listenOnLoopback, readBody } from './loopback.ts';
 
@@ -167,7 +167,7 @@ function checkJwt(authorization: string | undefined, publicKey: KeyObject, keyId
   if (header === undefined || payload === undefined || signature === undefined) return 'The JWT is malformed';
   const head = JSON.parse(Buffer.from(header, 'base64url').toString()) as { alg?: string; kid?: string; typ?: string };
   if (head.alg !== 'ES256' || head.kid !== keyId || head.typ !== 'JWT') return 'JWT header must be {alg: ES256, kid: <key id>, typ: JWT}';
-  const ok = verify('sha256', Buffer.from(`${header}.${payload}`), { key: createPublicKey(publicKey), dsaEncoding: 'ieee-p1363' }, Buffer.from(signature, 'base64url'));
+  const ok = verify('sha256', Buffer.from(`${header}.${payload}`), { key: publicKey, dsaEncoding: 'ieee-p1363' }, Buffer.from(signature, 'base64url'));
   if (!ok) return 'The JWT signature is invalid';
   const claims = JSON.parse(Buffer.from(payload, 'base64url').toString()) as { iss?: string; aud?: string; iat?: number; exp?: number };
   if (claims.iss !== issuerId || claims.aud !== 'appstoreconnect-v1') return 'iss must be the issuer id and aud appstoreconnect-v1';
