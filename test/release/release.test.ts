@@ -34,7 +34,7 @@ import { closeServer, listenOnLoopback } from '../fakes/loopback.ts';
 import { fakeRoutingKey, startPagerDuty, type FakePagerDuty } from '../fakes/pagerduty.ts';
 import { startFakeSentrySessions, type FakeSentrySessions } from '../fakes/sentry-sessions.ts';
 import { runCli } from '../helpers/cli.ts';
-import { liveFixture, logger, show, stepOutput, parseJson, type LiveFixture } from '../live/fixtures.ts';
+import { liveFixture, logger, show, stepOutput, parseJson, type LiveFixture } from '../helpers/live-operations.ts';
 
 const ORG = 'acme';
 const SENTRY_TOKEN = 'sntrys_release_gates';
