@@ -21,6 +21,10 @@ export interface LoadJob {
   readonly body?: 'new-task' | undefined;
   /** Any other status counts as an error. */
   readonly expectedStatus: number;
+  /** Sent with every request (e.g. the Expo Updates protocol's headers). */
+  readonly headers?: Record<string, string> | undefined;
+  /** Each request carries a different value of this header (`<prefix><n>`), e.g. one EAS-Client-ID per simulated device. */
+  readonly uniqueHeader?: { readonly name: string; readonly prefix: string } | undefined;
   /** Count the values of this response header (e.g. `x-cache`: hit / miss). */
   readonly countHeader?: string | undefined;
 }

@@ -33,11 +33,12 @@ async function runJob(job: LoadJob): Promise<LoadResult> {
   const stream = `${job.method} ${job.url} ${job.tokensFile ?? ''}`;
   let turn = rotations.get(stream) ?? 0;
   let sequence = 0;
-  const dynamic = tokens.length > 0 || job.body !== undefined;
-  const step: autocannon.RequestStep = { method: job.method };
+  const dynamic = tokens.length > 0 || job.body !== undefined || job.uniqueHeader !== undefined;
+  const step: autocannon.RequestStep = { method: job.method, ...(job.headers ? { headers: job.headers } : {}) };
   if (dynamic) {
     step.setupRequest = (request) => {
       const headers: Record<string, string> = { ...request.headers };
+      if (job.uniqueHeader) headers[job.uniqueHeader.name] = `${job.uniqueHeader.prefix}${++sequence}`;
       const token = tokens[turn++ % tokens.length];
       if (token) headers.authorization = `Bearer ${token}`;
       if (job.body === 'new-task') {

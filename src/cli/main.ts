@@ -20,6 +20,7 @@ import { registerRelease } from './commands/release.ts';
 import { registerRuns } from './commands/runs.ts';
 import { registerScheduling } from './commands/scheduling.ts';
 import { registerServe } from './commands/serve.ts';
+import { registerUpdate } from './commands/update.ts';
 import { registerUserCommands } from './commands/user.ts';
 
 export interface ProgramOptions {
@@ -39,6 +40,8 @@ export function buildProgram(options: ProgramOptions = {}): Command {
   registerDbMigrate(db);
   registerDbBackups(db);
   registerLiveOps(program);
+  // Before the procedures: `update rollback` (a procedure) joins this `update` command.
+  registerUpdate(program);
   registerProcedures(program, procedures);
   registerRelease(program);
   registerRuns(program, procedures);

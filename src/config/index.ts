@@ -134,6 +134,11 @@ const variables = {
   RELEASE_GATE_MAX_CRASH_FREE_DROP: { schema: z.coerce.number().min(0).max(1).default(0.005), example: '0.005 (half a percentage point)' },
   RELEASE_GATE_MAX_ERROR_RATE_RISE: { schema: z.coerce.number().min(0).max(1).default(0.005), example: '0.005' },
   SENTRY_RELEASE_NAME: { schema: z.string().regex(/\{version\}/, 'must contain {version}').default('{version}'), example: 'com.example.tasks@{version}' },
+  UPDATES_STORAGE_URL: { schema: storageUrl.optional(), example: 's3://my-updates/ota' },
+  UPDATES_ASSET_BASE_URL: { schema: url.optional(), example: 'https://cdn.example.com' },
+  UPDATES_CODE_SIGNING_KEY_FILE: { schema: z.string().min(1).optional(), example: './keys/private-key.pem' },
+  UPDATES_CODE_SIGNING_KEY_ID: { schema: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'must be 1-64 letters, digits or ._- (the keyid in the app config, "main" by default)').default('main'), example: 'main' },
+  UPDATES_GATE_MIN_SAMPLE: { schema: positiveInt.max(10_000_000).default(500), example: '500' },
 } as const;
 
 type Variables = typeof variables;
@@ -283,6 +288,18 @@ export interface Config {
     };
   };
   readonly operator: string;
+  /** Over-the-air updates (Expo Updates protocol v1). */
+  readonly updates: {
+    /** Where update bundles and assets are stored (content-addressed under `assets/`). */
+    readonly storageUrl: string;
+    /** The base of asset URLs in manifests: the CDN in front of Shipshape, or PUBLIC_URL. */
+    readonly assetBaseUrl: string;
+    /** PEM RSA private key that signs manifests and directives; unset → unsigned. */
+    readonly codeSigningKeyFile: string | undefined;
+    readonly codeSigningKeyId: string;
+    /** Sessions (and API requests) an update needs before its rollout gates judge it. */
+    readonly gateMinSample: number;
+  };
   /** The operations engine's approval policy (see docs/engine.md). */
   readonly approvals: {
     readonly ttlMinutes: number;
@@ -412,6 +429,13 @@ export function loadConfig(env: Environment = process.env, cwd = process.cwd()):
       },
     },
     operator: c.SHIPSHAPE_OPERATOR ?? safeOsUser(),
+    updates: {
+      storageUrl: c.UPDATES_STORAGE_URL ?? `file://${path.join(stateDir, 'updates')}`,
+      assetBaseUrl: c.UPDATES_ASSET_BASE_URL ?? c.PUBLIC_URL,
+      codeSigningKeyFile: c.UPDATES_CODE_SIGNING_KEY_FILE === undefined ? undefined : path.resolve(cwd, c.UPDATES_CODE_SIGNING_KEY_FILE),
+      codeSigningKeyId: c.UPDATES_CODE_SIGNING_KEY_ID,
+      gateMinSample: c.UPDATES_GATE_MIN_SAMPLE,
+    },
     approvals: { ttlMinutes: c.SHIPSHAPE_APPROVAL_TTL_MINUTES, allowInline: c.SHIPSHAPE_ALLOW_INLINE_APPROVAL },
   };
 }

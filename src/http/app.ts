@@ -7,6 +7,8 @@ import rateLimit from '@fastify/rate-limit';
 import underPressure from '@fastify/under-pressure';
 import { closeRedis, createRedis } from '../adapters/redis.ts';
 import { APP_VERSION_HEADER, appVersionOf } from '../domain/version-metrics.ts';
+import { createUpdateRequestCounter, UPDATE_ID_HEADER } from '../domain/update-health.ts';
+import { describeError } from '../errors.ts';
 import { redactedPaths } from '../log.ts';
 import type { ApiContext } from './context.ts';
 import type { RouteInput } from './validation.ts';
@@ -23,6 +25,7 @@ import { deviceRoutes, pushSendRoutes } from './routes/push.ts';
 import { scheduledNotificationRoutes } from './routes/scheduled-notifications.ts';
 import { systemRoutes } from './routes/system.ts';
 import { taskRoutes } from './routes/tasks.ts';
+import { updateRoutes } from './routes/updates.ts';
 
 /** JSON bodies beyond this are refused with 413: nothing the app sends comes close. */
 const BODY_LIMIT_BYTES = 64 * 1024;
@@ -92,6 +95,12 @@ export async function buildApp(context: ApiContext): Promise<FastifyInstance> {
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);
   });
+  // API requests and errors per OTA update the app says it runs: what update rollouts are gated on.
+  const updateRequests = createUpdateRequestCounter(context.database.pool, {
+    intervalMs: context.config.metricsFlushIntervalMs,
+    onError: (error) => context.logger.warn({ err: describeError(error) }, 'API counts per update could not be written; kept for the next flush'),
+  });
+  app.addHook('onClose', async () => updateRequests.close());
   app.addHook('onResponse', async (request, reply) => {
     // The error rate and p95 are the app's: a load balancer polling /health (which answers 503
     // while the database is slow to answer it) would otherwise count its own probes as errors.
@@ -99,6 +108,7 @@ export async function buildApp(context: ApiContext): Promise<FastifyInstance> {
     // A 503 served because an operator turned maintenance (or read-only mode) on is the system working, not an error.
     const deliberate = reply.statusCode === 503 && context.appState.current.maintenance.enabled;
     context.metrics.record(deliberate ? 200 : reply.statusCode, reply.elapsedTime, appVersionOf(request.headers[APP_VERSION_HEADER]));
+    updateRequests.count(request.headers[UPDATE_ID_HEADER], deliberate ? 200 : reply.statusCode);
   });
 
   const guards = createGuards(context);
@@ -110,6 +120,7 @@ export async function buildApp(context: ApiContext): Promise<FastifyInstance> {
   meRoutes(app, context, guards);
   accountRoutes(app, context, guards);
   deviceRoutes(app, context, guards);
+  updateRoutes(app, context);
   // The admin routes, in their own encapsulated scope: only they read JSON that curl labelled
   // form-urlencoded, as the runbook's scripts send it (plugins/json-from-curl.ts says why).
   await app.register(async (admin) => {

@@ -15,7 +15,7 @@
 import type { z } from 'zod';
 import { ShipError } from '../errors.ts';
 
-type Location = 'body' | 'query' | 'params';
+type Location = 'body' | 'query' | 'params' | 'headers';
 
 /** The schemas a route reads its input with, by where the input comes from. */
 export type RouteInput = Partial<Record<Location, z.ZodType>>;

@@ -33,6 +33,8 @@ import { currentProcess } from '../ops/engine/process-identity.ts';
 import { createQueue, createQueues, NOTIFICATION_RETRY_LIMIT, QUEUE_SCHEMA, queueNames, transactionDb } from '../scheduler/queue.ts';
 import { claimDueSchedules, ensureDefaultSchedules, planTick, recordOutcome, recordTick, type ScheduledRun, type TickPlan } from '../scheduler/schedules.ts';
 import { runScheduledTask } from '../scheduler/task-runner.ts';
+import { databaseUpdateHealth } from '../domain/update-health.ts';
+import { advanceDueRollouts, rolloutAlert } from '../domain/update-rollouts.ts';
 import { runnerIsGone } from './notification-worker.ts';
 import { startWatchdogLoop, type WatchdogLoop } from './watchdog-loop.ts';
 import type { JobResult } from 'pg-boss';
@@ -170,6 +172,8 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
     }
 
     const tick = async (): Promise<void> => {
+      // A rollout that cannot be evaluated must not hold up notifications and schedules.
+      await advanceRollouts().catch((error: unknown) => log.warn({ err: describeError(error) }, 'update rollouts could not be evaluated this tick'));
       const now = await handOverDueWork();
       // A release's daily rollout step (gates read, Play moved or both stores halted): claimed
       // with a lease, so one worker does each. Its failures are its own, never the tick's.
@@ -184,6 +188,17 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
         await alerts
           .send({ issueType: 'infrastructure', severity: 'warning', event: 'schedule.skipped', title: `Scheduled occurrence of ${skipped.schedule} skipped`, text: skipped.reason, dedupKey: `shipshape-schedule-${skipped.schedule}-skipped` })
           .catch(() => undefined);
+      }
+    };
+
+    /** Update rollouts whose gates are due: advance, hold, halt or roll back, then say so. */
+    const advanceRollouts = async (): Promise<void> => {
+      for (const outcome of await advanceDueRollouts(pool, { health: databaseUpdateHealth(pool) })) {
+        const { rollout, action, verdict } = outcome;
+        const level = action === 'halted' || action === 'rolled-back' ? 'error' : action === 'waiting' || action === 'held' ? 'debug' : 'info';
+        log[level]({ rollout: rollout.id, update: rollout.updateId, percent: rollout.percent, action }, `update rollout ${rollout.id}: ${action} at ${rollout.percent} % (${verdict.summary})`);
+        const alert = rolloutAlert(outcome);
+        if (alert) await alerts.send(alert).catch(() => undefined);
       }
     };
 

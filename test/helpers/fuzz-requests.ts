@@ -358,6 +358,7 @@ type Perturbation =
   | { kind: 'authorization'; value: string | string[] | undefined }
   | { kind: 'content-type'; value: string }
   | { kind: 'headers'; headers: Record<string, string | string[]> }
+  | { kind: 'declared-header'; name: string; value: string }
   | { kind: 'path'; suffix: string };
 
 /**
@@ -375,6 +376,9 @@ export function requestsFor(route: RouteEntry, identities: FuzzIdentities): fc.A
   };
   const params = fc.record(Object.fromEntries(paramNames.map((name) => [name, validParam(name)])));
   const query = route.input.query ? (validValue(route.input.query) as fc.Arbitrary<Record<string, unknown>>) : fc.constant({});
+  // Headers a route declares (the Expo Updates protocol's, for instance) are sent valid by their schema, or one of them hostile.
+  const headerNames = route.input.headers ? Object.keys(defOf(route.input.headers).shape ?? {}) : [];
+  const declaredHeaders = route.input.headers ? (validValue(route.input.headers) as fc.Arbitrary<Record<string, unknown>>) : fc.constant({});
   const withBody = route.method !== 'GET' && route.method !== 'HEAD' && route.method !== 'DELETE' ? true : route.input.body !== undefined;
   const validBody = route.input.body ? validValue(route.input.body) : fc.constant(undefined);
   const knownEmailBody = validBody.chain((value) =>
@@ -413,18 +417,30 @@ export function requestsFor(route: RouteEntry, identities: FuzzIdentities): fc.A
     { weight: 2, arbitrary: authorizationFor(identities).map((value): Perturbation => ({ kind: 'authorization', value })) },
     { weight: withBody ? 2 : 0, arbitrary: contentTypes.map((value): Perturbation => ({ kind: 'content-type', value })) },
     { weight: 2, arbitrary: oddHeaders.map((headers): Perturbation => ({ kind: 'headers', headers })) },
+    {
+      weight: headerNames.length > 0 ? 6 : 0,
+      arbitrary: fc
+        .record({
+          name: fc.constantFrom(...(headerNames.length > 0 ? headerNames : ['none'])),
+          // Node's parser refuses control characters in header values, so only printable hostile text is sent.
+          value: fc.oneof(hostileString.filter((text) => text.length < 400 && /^[\x20-\x7e]*$/.test(text)), fc.string({ maxLength: 40 }).filter((text) => /^[\x20-\x7e]*$/.test(text)), fc.constant('')),
+        })
+        .map(({ name, value }): Perturbation => ({ kind: 'declared-header', name, value })),
+    },
     { weight: 1, arbitrary: fc.constantFrom('%', '%E0%A4%A', '%00', '..%2f..%2f', '%2e%2e', '//', '/', '?a=%').map((suffix): Perturbation => ({ kind: 'path', suffix })) },
   );
 
   return fc
-    .record({ params, query, body: withBody ? validBody.map((value) => (value === undefined ? undefined : JSON.stringify(value))) : fc.constant(undefined), perturbation, remoteAddress: fc.oneof(fc.constantFrom('10.0.0.1', '10.0.0.2', '10.0.0.3'), fc.ipV4()) })
-    .map(({ params: values, query: queryValues, body: validBodyText, perturbation: change, remoteAddress }) => {
+    .record({ params, query, declaredHeaders, body: withBody ? validBody.map((value) => (value === undefined ? undefined : JSON.stringify(value))) : fc.constant(undefined), perturbation, remoteAddress: fc.oneof(fc.constantFrom('10.0.0.1', '10.0.0.2', '10.0.0.3'), fc.ipV4()) })
+    .map(({ params: values, query: queryValues, declaredHeaders: declaredValues, body: validBodyText, perturbation: change, remoteAddress }) => {
       const paramValues = change.kind === 'param' ? { ...values, [change.name]: change.value } : values;
       const queryUsed = change.kind === 'query' ? change.query : queryValues;
       const body = change.kind === 'body' ? change.body : validBodyText;
       const path = fillPath(route.url, paramValues);
       const url = `${change.kind === 'path' ? `${path}${change.suffix}` : path}${queryString(queryUsed)}`;
-      const headers: Record<string, string | string[]> = change.kind === 'headers' ? { ...change.headers } : {};
+      const declared = Object.fromEntries(Object.entries(declaredValues).filter(([, value]) => value !== undefined).map(([name, value]) => [name, String(value).replace(/[^\x20-\x7e]/g, '')]));
+      if (change.kind === 'declared-header') declared[change.name] = change.value;
+      const headers: Record<string, string | string[]> = change.kind === 'headers' ? { ...declared, ...change.headers } : declared;
       if (body === undefined) delete headers['content-length'];
       const authorization = change.kind === 'authorization' ? change.value : `Bearer ${token()}`;
       if (authorization !== undefined) headers.authorization = authorization;

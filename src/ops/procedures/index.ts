@@ -34,6 +34,7 @@ import { userExport } from './user-export.ts';
 import { userPurgeDue } from './user-purge-due.ts';
 import { userRequestDeletion } from './user-request-deletion.ts';
 import { userResetPassword } from './user-reset-password.ts';
+import { updateRollback } from './update-rollback.ts';
 
 const email = { name: 'email', description: "the account's email address" };
 const platform = { name: 'platform', description: 'ios or android' };
@@ -99,4 +100,8 @@ export const procedures: readonly ProcedureEntry[] = [
   procedureEntry(dbKillConnections, { options: [{ flags: '--warn <duration>', description: 'warn users this long first (banner and push), e.g. 5m' }] }),
   procedureEntry(maintenanceSchedule, { options: [{ flags: '--at <time>', description: 'when the window starts, ISO 8601 with an offset (default: the next MAINTENANCE_WINDOW)' }] }),
   procedureEntry(maintenanceRun),
+  procedureEntry(updateRollback, {
+    arguments: [{ name: 'update', description: 'the update id (see `shipshape update list`)' }],
+    options: [{ flags: '--reason <text>', description: 'why, for the audit log and the alert' }],
+  }),
 ];

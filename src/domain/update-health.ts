@@ -1,0 +1,193 @@
+/**
+ * The health gate of an update rollout: does the update being rolled out (the candidate) hurt
+ * users compared with what the rest of the devices run (the control)?
+ *
+ * Two signals, each compared with the control over the same period:
+ *   - crash-free sessions (release health: sessions and sessions that ended in a crash);
+ *   - the API error rate (5xx answers to requests from devices running the update).
+ * A signal is judged only with at least `minSample` sessions (or requests) on the candidate;
+ * until then the gate says `wait` (the step does not advance, nothing is halted). Without a
+ * control with enough sample of its own (no release before, or a control too small), the
+ * candidate is held to absolute floors instead.
+ *
+ * The figures come from an `UpdateHealthSource`. This module ships one that reads
+ * `ota_update_health`: the API fills its request and error counts (`createUpdateRequestCounter`,
+ * from the `x-update-id` header the app sends), and sessions and crashed sessions come from
+ * whatever feeds release health (`recordUpdateHealth`). The release health gate of deploys
+ * (issue 14) reads Sentry release health per app version, and can be plugged in here as
+ * another source.
+ */
+import type { Queryable } from '../db/pool.ts';
+
+export interface UpdateHealth {
+  readonly sessions: number;
+  readonly crashedSessions: number;
+  readonly requests: number;
+  readonly errors: number;
+}
+
+export const EMPTY_HEALTH: UpdateHealth = { sessions: 0, crashedSessions: 0, requests: 0, errors: 0 };
+
+/** Where health figures come from; `since` bounds the period (the rollout's start). */
+export interface UpdateHealthSource {
+  read(updateIds: readonly string[], since: Date): Promise<ReadonlyMap<string, UpdateHealth>>;
+}
+
+export interface GateThresholds {
+  /** Sessions (for crash-free) and requests (for the error rate) the candidate needs before it is judged. */
+  readonly minSample: number;
+  /** How many percentage points the candidate's crash-free rate may fall below the control's. */
+  readonly maxCrashFreeDropPp: number;
+  /** How many percentage points the candidate's API error rate may rise above the control's. */
+  readonly maxErrorRateRisePp: number;
+  /** Floors when there is no usable control. */
+  readonly minCrashFreeRate: number;
+  readonly maxErrorRate: number;
+}
+
+export const DEFAULT_GATE_THRESHOLDS: GateThresholds = {
+  minSample: 500,
+  maxCrashFreeDropPp: 0.5,
+  maxErrorRateRisePp: 1,
+  minCrashFreeRate: 0.99,
+  maxErrorRate: 0.02,
+};
+
+export interface GateCheck {
+  readonly name: 'crash-free sessions' | 'API error rate';
+  readonly status: 'pass' | 'breach' | 'wait';
+  readonly detail: string;
+}
+
+export interface GateVerdict {
+  /** `breach` if any check breached; `wait` if none breached but one lacks sample; else `pass`. */
+  readonly status: 'pass' | 'breach' | 'wait';
+  readonly checks: readonly GateCheck[];
+  /** One line for logs and alerts. */
+  readonly summary: string;
+}
+
+const pct = (rate: number) => `${(rate * 100).toFixed(2)} %`;
+
+export function evaluateUpdateGate(candidate: UpdateHealth, control: UpdateHealth | undefined, thresholds: GateThresholds = DEFAULT_GATE_THRESHOLDS): GateVerdict {
+  const checks: GateCheck[] = [];
+  // Crash-free sessions: higher is better.
+  if (candidate.sessions < thresholds.minSample) {
+    checks.push({ name: 'crash-free sessions', status: 'wait', detail: `${candidate.sessions} of the ${thresholds.minSample} sessions needed` });
+  } else {
+    const rate = 1 - candidate.crashedSessions / candidate.sessions;
+    const usable = control !== undefined && control.sessions >= thresholds.minSample;
+    const floor = usable ? 1 - control.crashedSessions / control.sessions - thresholds.maxCrashFreeDropPp / 100 : thresholds.minCrashFreeRate;
+    const against = usable ? `control ${pct(1 - control.crashedSessions / control.sessions)} − ${thresholds.maxCrashFreeDropPp} pp` : `floor ${pct(thresholds.minCrashFreeRate)} (no control with enough sessions)`;
+    checks.push({ name: 'crash-free sessions', status: rate >= floor ? 'pass' : 'breach', detail: `${pct(rate)} over ${candidate.sessions} sessions vs ${against}` });
+  }
+  // API error rate: lower is better.
+  if (candidate.requests < thresholds.minSample) {
+    checks.push({ name: 'API error rate', status: 'wait', detail: `${candidate.requests} of the ${thresholds.minSample} requests needed` });
+  } else {
+    const rate = candidate.errors / candidate.requests;
+    const usable = control !== undefined && control.requests >= thresholds.minSample;
+    const ceiling = usable ? control.errors / control.requests + thresholds.maxErrorRateRisePp / 100 : thresholds.maxErrorRate;
+    const against = usable ? `control ${pct(control.errors / control.requests)} + ${thresholds.maxErrorRateRisePp} pp` : `ceiling ${pct(thresholds.maxErrorRate)} (no control with enough requests)`;
+    checks.push({ name: 'API error rate', status: rate <= ceiling ? 'pass' : 'breach', detail: `${pct(rate)} over ${candidate.requests} requests vs ${against}` });
+  }
+  const breached = checks.filter((check) => check.status === 'breach');
+  const status = breached.length > 0 ? 'breach' : checks.some((check) => check.status === 'wait') ? 'wait' : 'pass';
+  const shown = breached.length > 0 ? breached : checks;
+  return { status, checks, summary: shown.map((check) => `${check.name}: ${check.detail}`).join('; ') };
+}
+
+/** Reads `ota_update_health`, summed from `since`. */
+export function databaseUpdateHealth(db: Queryable): UpdateHealthSource {
+  return {
+    async read(updateIds, since) {
+      const result = new Map<string, UpdateHealth>();
+      if (updateIds.length === 0) return result;
+      const { rows } = await db.query<{ update_id: string; sessions: string; crashed: string; requests: string; errors: string }>(
+        `SELECT update_id, sum(sessions)::text AS sessions, sum(crashed_sessions)::text AS crashed, sum(requests)::text AS requests, sum(errors)::text AS errors
+           FROM ota_update_health
+          WHERE update_id = ANY($1::uuid[]) AND period_start >= date_trunc('minute', $2::timestamptz)
+          GROUP BY update_id`,
+        [updateIds, since],
+      );
+      for (const row of rows) result.set(row.update_id, { sessions: Number(row.sessions), crashedSessions: Number(row.crashed), requests: Number(row.requests), errors: Number(row.errors) });
+      return result;
+    },
+  };
+}
+
+/** Adds figures for one update to the current minute's row (release-health feeds and the API's request counts both land here). */
+export async function recordUpdateHealth(db: Queryable, updateId: string, delta: Partial<UpdateHealth>, at: Date = new Date()): Promise<void> {
+  await db.query(
+    `INSERT INTO ota_update_health (update_id, period_start, sessions, crashed_sessions, requests, errors)
+     VALUES ($1::uuid, date_trunc('minute', $2::timestamptz), $3::bigint, $4::bigint, $5::bigint, $6::bigint)
+     ON CONFLICT (update_id, period_start) DO UPDATE SET
+       sessions = ota_update_health.sessions + EXCLUDED.sessions,
+       crashed_sessions = ota_update_health.crashed_sessions + EXCLUDED.crashed_sessions,
+       requests = ota_update_health.requests + EXCLUDED.requests,
+       errors = ota_update_health.errors + EXCLUDED.errors`,
+    [updateId, at, delta.sessions ?? 0, delta.crashedSessions ?? 0, delta.requests ?? 0, delta.errors ?? 0],
+  );
+}
+
+/** The header an app sends on its API calls with the id of the update it runs (`Updates.updateId` from expo-updates). */
+export const UPDATE_ID_HEADER = 'x-update-id';
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+export interface UpdateRequestCounter {
+  /** Counts one API answer to a device that said it runs `updateId` (a 5xx is an error). */
+  count(updateId: unknown, status: number): void;
+  /** Writes what was counted (one statement per update seen); a failed write keeps the counts for the next flush. */
+  flush(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * API requests and 5xx answers per update, counted in memory on the request path and added
+ * to `ota_update_health` every `intervalMs` — the API error rate the rollout gates compare.
+ * Ids that are not UUIDs are ignored, and at most `maxUpdates` distinct ids are kept between
+ * flushes, so a client sending made-up ids cannot grow the map or the table without bound.
+ */
+export function createUpdateRequestCounter(db: Queryable, options: { intervalMs: number; maxUpdates?: number; onError?: (error: unknown) => void }): UpdateRequestCounter {
+  let counts = new Map<string, { requests: number; errors: number }>();
+  const maxUpdates = options.maxUpdates ?? 100;
+  const flush = async () => {
+    if (counts.size === 0) return;
+    const pending = counts;
+    counts = new Map();
+    for (const [updateId, delta] of pending) {
+      try {
+        // Only updates that exist: an id no update has is a client's mistake, not a figure.
+        await db.query(
+          `INSERT INTO ota_update_health (update_id, period_start, requests, errors)
+           SELECT id, date_trunc('minute', now()), $2::bigint, $3::bigint FROM ota_updates WHERE id = $1::uuid
+           ON CONFLICT (update_id, period_start) DO UPDATE SET requests = ota_update_health.requests + EXCLUDED.requests, errors = ota_update_health.errors + EXCLUDED.errors`,
+          [updateId, delta.requests, delta.errors],
+        );
+      } catch (error) {
+        const kept = counts.get(updateId) ?? { requests: 0, errors: 0 };
+        counts.set(updateId, { requests: kept.requests + delta.requests, errors: kept.errors + delta.errors });
+        options.onError?.(error);
+      }
+    }
+  };
+  const timer = setInterval(() => void flush(), options.intervalMs);
+  timer.unref();
+  return {
+    count(updateId, status) {
+      if (typeof updateId !== 'string' || !UUID.test(updateId)) return;
+      const id = updateId.toLowerCase();
+      const current = counts.get(id);
+      if (!current && counts.size >= maxUpdates) return;
+      const entry = current ?? { requests: 0, errors: 0 };
+      entry.requests += 1;
+      if (status >= 500) entry.errors += 1;
+      counts.set(id, entry);
+    },
+    flush,
+    async close() {
+      clearInterval(timer);
+      await flush();
+    },
+  };
+}
