@@ -16,6 +16,7 @@ import { registerDbMigrate } from './commands/db-migrate.ts';
 import { registerLiveOps } from './commands/live-ops.ts';
 import { registerNotify } from './commands/notify.ts';
 import { registerProcedures } from './commands/procedures.ts';
+import { registerRelease } from './commands/release.ts';
 import { registerRuns } from './commands/runs.ts';
 import { registerScheduling } from './commands/scheduling.ts';
 import { registerServe } from './commands/serve.ts';
@@ -42,6 +43,7 @@ export function buildProgram(options: ProgramOptions = {}): Command {
   // Before the procedures: `update rollback` (a procedure) joins this `update` command.
   registerUpdate(program);
   registerProcedures(program, procedures);
+  registerRelease(program);
   registerRuns(program, procedures);
   registerApprove(program);
   registerUserCommands(program);

@@ -99,6 +99,41 @@ const variables = {
   MAINTENANCE_ROTATE_DATABASE_PASSWORD: { schema: booleanFlag.default(false), example: 'true' },
   MAINTENANCE_DATABASE_URL_FILE: { schema: z.string().min(1).optional(), example: '/etc/shipshape/database-url' },
   SMOKE_TEST_EMAIL: { schema: z.email().default('smoke-test@shipshape.invalid'), example: 'smoke-test@example.com' },
+  APP_REPO_DIR: { schema: z.string().min(1).optional(), example: '/srv/tasks-app (the mobile app repository, a git clone)' },
+  APP_REPO_MAIN_BRANCH: { schema: z.string().regex(/^[A-Za-z0-9._/-]{1,100}$/, 'must be a branch name').default('main'), example: 'main' },
+  APP_REPO_REMOTE: { schema: z.string().regex(/^[A-Za-z0-9._-]{1,100}$/, 'must be a git remote name').default('origin'), example: 'origin' },
+  RELEASE_NOTES_DIR: { schema: z.string().min(1).default('release-notes'), example: 'release-notes (relative to APP_REPO_DIR; the notes are <version>.md)' },
+  RELEASE_CI_CHECK_URL: { schema: url.optional(), example: 'https://ci.example.com/api/status/{sha}' },
+  RELEASE_CI_CHECK_TOKEN: { schema: z.string().min(1).optional(), example: 'a CI API token (sent as Bearer)' },
+  RELEASE_CI_CHECK_COMMAND: { schema: z.string().min(1).optional(), example: 'gh run list --commit {sha} --json conclusion -q ".[0].conclusion == \\"success\\""' },
+  EAS_BIN: { schema: z.string().min(1).default('npx eas-cli'), example: 'npx eas-cli' },
+  EAS_BUILD_POLL_INTERVAL: { schema: durationSchema.refine((ms) => ms >= 100 && ms <= 600_000, 'must be between 100ms and 10m').default(30_000), example: '30s' },
+  EAS_BUILD_TIMEOUT: { schema: durationSchema.refine((ms) => ms >= 1_000, 'must be at least 1s').default(3 * 3_600_000), example: '3h' },
+  GOOGLE_PLAY_PACKAGE_NAME: { schema: z.string().regex(/^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)+$/, 'must be the application id, e.g. com.example.tasks').optional(), example: 'com.example.tasks' },
+  GOOGLE_PLAY_SERVICE_ACCOUNT_FILE: { schema: z.string().min(1).optional(), example: '/etc/shipshape/play-service-account.json' },
+  GOOGLE_PLAY_API_URL: { schema: url.default('https://androidpublisher.googleapis.com'), example: 'https://androidpublisher.googleapis.com' },
+  ASC_KEY_ID: { schema: z.string().regex(/^[A-Z0-9]{6,20}$/, 'must be the key id shown in App Store Connect > Users and Access > Integrations').optional(), example: '2X9R4HXF34' },
+  ASC_ISSUER_ID: { schema: z.string().min(1).optional(), example: '57246542-96fe-1a63-e053-0824d011072a' },
+  ASC_PRIVATE_KEY_FILE: { schema: z.string().min(1).optional(), example: '/etc/shipshape/AuthKey_2X9R4HXF34.p8' },
+  ASC_APP_ID: { schema: z.string().regex(/^[0-9]{1,20}$/, 'must be the numeric Apple ID of the app').optional(), example: '1234567890' },
+  ASC_API_URL: { schema: url.default('https://api.appstoreconnect.apple.com'), example: 'https://api.appstoreconnect.apple.com' },
+  RELEASE_ROLLOUT_STEPS: {
+    schema: z
+      .string()
+      .regex(/^\d+(\.\d+)?(,\d+(\.\d+)?)*$/, 'must be percentages separated by commas')
+      .transform((text) => text.split(',').map(Number))
+      .refine((steps) => steps.every((p, i) => p > 0 && p <= 100 && (i === 0 || p > (steps[i - 1] ?? 0))) && steps.at(-1) === 100, 'must rise and end at 100')
+      .default([5, 10, 25, 50, 100]),
+    example: '5,10,25,50,100',
+  },
+  RELEASE_STEP_INTERVAL: { schema: durationSchema.refine((ms) => ms >= 1_000, 'must be at least 1s').default(24 * 3_600_000), example: '24h' },
+  RELEASE_GATE_RECHECK: { schema: durationSchema.refine((ms) => ms >= 1_000, 'must be at least 1s').default(3_600_000), example: '1h' },
+  RELEASE_GATE_WINDOW: { schema: durationSchema.refine((ms) => ms >= 60_000, 'must be at least 1m').default(24 * 3_600_000), example: '24h' },
+  RELEASE_GATE_MIN_SESSIONS: { schema: positiveInt.default(500), example: '500' },
+  RELEASE_GATE_MIN_REQUESTS: { schema: positiveInt.default(1_000), example: '1000' },
+  RELEASE_GATE_MAX_CRASH_FREE_DROP: { schema: z.coerce.number().min(0).max(1).default(0.005), example: '0.005 (half a percentage point)' },
+  RELEASE_GATE_MAX_ERROR_RATE_RISE: { schema: z.coerce.number().min(0).max(1).default(0.005), example: '0.005' },
+  SENTRY_RELEASE_NAME: { schema: z.string().regex(/\{version\}/, 'must contain {version}').default('{version}'), example: 'com.example.tasks@{version}' },
   UPDATES_STORAGE_URL: { schema: storageUrl.optional(), example: 's3://my-updates/ota' },
   UPDATES_ASSET_BASE_URL: { schema: url.optional(), example: 'https://cdn.example.com' },
   UPDATES_CODE_SIGNING_KEY_FILE: { schema: z.string().min(1).optional(), example: './keys/private-key.pem' },
@@ -220,8 +255,39 @@ export interface Config {
     /** The dedicated account the smoke tests sign in as. */
     readonly smokeTestEmail: string;
   };
+  /** Deploy New Version / Rollback Deployment (src/ops/release, issue 14). */
+  readonly release: {
+    /** The mobile app's repository (a git clone whose remote is the source of truth). */
+    readonly appRepoDir: string | undefined;
+    readonly mainBranch: string;
+    readonly remote: string;
+    /** Folder of `<version>.md` release notes, relative to the app repository. */
+    readonly notesDir: string;
+    readonly ciCheckUrl: string | undefined;
+    readonly ciCheckToken: string | undefined;
+    readonly ciCheckCommand: string | undefined;
+    /** How eas-cli is started: words split on spaces (`npx eas-cli`, `/usr/local/bin/eas`). */
+    readonly easBin: string;
+    readonly easPollMs: number;
+    readonly easTimeoutMs: number;
+    readonly play: { readonly packageName: string | undefined; readonly serviceAccountFile: string | undefined; readonly apiUrl: string };
+    readonly appStore: { readonly keyId: string | undefined; readonly issuerId: string | undefined; readonly privateKeyFile: string | undefined; readonly appId: string | undefined; readonly apiUrl: string };
+    /** Play's staged rollout, percent per step; Apple follows its own 7-day curve. */
+    readonly rolloutSteps: readonly number[];
+    readonly stepIntervalMs: number;
+    /** How soon the gates are read again when the sample was too small to judge. */
+    readonly gateRecheckMs: number;
+    readonly gates: {
+      readonly windowMs: number;
+      readonly minSessions: number;
+      readonly minRequests: number;
+      readonly maxCrashFreeDrop: number;
+      readonly maxErrorRateRise: number;
+      /** How the app names its releases in Sentry, `{version}` replaced. */
+      readonly sentryReleaseName: string;
+    };
+  };
   readonly operator: string;
-  /** The operations engine's approval policy (see docs/engine.md). */
   /** Over-the-air updates (Expo Updates protocol v1). */
   readonly updates: {
     /** Where update bundles and assets are stored (content-addressed under `assets/`). */
@@ -234,6 +300,7 @@ export interface Config {
     /** Sessions (and API requests) an update needs before its rollout gates judge it. */
     readonly gateMinSample: number;
   };
+  /** The operations engine's approval policy (see docs/engine.md). */
   readonly approvals: {
     readonly ttlMinutes: number;
     /** Whether `--approved-by NAME` may stand in for `shipshape approve`. */
@@ -335,6 +402,31 @@ export function loadConfig(env: Environment = process.env, cwd = process.cwd()):
       rotateDatabasePassword: c.MAINTENANCE_ROTATE_DATABASE_PASSWORD,
       databaseUrlFile: c.MAINTENANCE_DATABASE_URL_FILE === undefined ? undefined : path.resolve(cwd, c.MAINTENANCE_DATABASE_URL_FILE),
       smokeTestEmail: c.SMOKE_TEST_EMAIL,
+    },
+    release: {
+      appRepoDir: c.APP_REPO_DIR === undefined ? undefined : path.resolve(cwd, c.APP_REPO_DIR),
+      mainBranch: c.APP_REPO_MAIN_BRANCH,
+      remote: c.APP_REPO_REMOTE,
+      notesDir: c.RELEASE_NOTES_DIR,
+      ciCheckUrl: c.RELEASE_CI_CHECK_URL,
+      ciCheckToken: c.RELEASE_CI_CHECK_TOKEN,
+      ciCheckCommand: c.RELEASE_CI_CHECK_COMMAND,
+      easBin: c.EAS_BIN,
+      easPollMs: c.EAS_BUILD_POLL_INTERVAL,
+      easTimeoutMs: c.EAS_BUILD_TIMEOUT,
+      play: { packageName: c.GOOGLE_PLAY_PACKAGE_NAME, serviceAccountFile: c.GOOGLE_PLAY_SERVICE_ACCOUNT_FILE === undefined ? undefined : path.resolve(cwd, c.GOOGLE_PLAY_SERVICE_ACCOUNT_FILE), apiUrl: c.GOOGLE_PLAY_API_URL },
+      appStore: { keyId: c.ASC_KEY_ID, issuerId: c.ASC_ISSUER_ID, privateKeyFile: c.ASC_PRIVATE_KEY_FILE === undefined ? undefined : path.resolve(cwd, c.ASC_PRIVATE_KEY_FILE), appId: c.ASC_APP_ID, apiUrl: c.ASC_API_URL },
+      rolloutSteps: c.RELEASE_ROLLOUT_STEPS,
+      stepIntervalMs: c.RELEASE_STEP_INTERVAL,
+      gateRecheckMs: c.RELEASE_GATE_RECHECK,
+      gates: {
+        windowMs: c.RELEASE_GATE_WINDOW,
+        minSessions: c.RELEASE_GATE_MIN_SESSIONS,
+        minRequests: c.RELEASE_GATE_MIN_REQUESTS,
+        maxCrashFreeDrop: c.RELEASE_GATE_MAX_CRASH_FREE_DROP,
+        maxErrorRateRise: c.RELEASE_GATE_MAX_ERROR_RATE_RISE,
+        sentryReleaseName: c.SENTRY_RELEASE_NAME,
+      },
     },
     operator: c.SHIPSHAPE_OPERATOR ?? safeOsUser(),
     updates: {

@@ -6,6 +6,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import rateLimit from '@fastify/rate-limit';
 import underPressure from '@fastify/under-pressure';
 import { closeRedis, createRedis } from '../adapters/redis.ts';
+import { APP_VERSION_HEADER, appVersionOf } from '../domain/version-metrics.ts';
 import { createUpdateRequestCounter, UPDATE_ID_HEADER } from '../domain/update-health.ts';
 import { describeError } from '../errors.ts';
 import { redactedPaths } from '../log.ts';
@@ -106,7 +107,7 @@ export async function buildApp(context: ApiContext): Promise<FastifyInstance> {
     if (request.routeOptions.config.probe) return;
     // A 503 served because an operator turned maintenance (or read-only mode) on is the system working, not an error.
     const deliberate = reply.statusCode === 503 && context.appState.current.maintenance.enabled;
-    context.metrics.record(deliberate ? 200 : reply.statusCode, reply.elapsedTime);
+    context.metrics.record(deliberate ? 200 : reply.statusCode, reply.elapsedTime, appVersionOf(request.headers[APP_VERSION_HEADER]));
     updateRequests.count(request.headers[UPDATE_ID_HEADER], deliberate ? 200 : reply.statusCode);
   });
 

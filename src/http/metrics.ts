@@ -13,9 +13,15 @@
  */
 import { bucketIndex, emptyBuckets, insertMetricsPeriod, LATENCY_BUCKETS_MS, METRICS_WINDOW_MS, type DeploymentMetrics, type MetricsPeriod } from '../domain/request-metrics.ts';
 import type { Queryable } from '../db/pool.ts';
+import { insertVersionCounts, UNKNOWN_VERSION } from '../domain/version-metrics.ts';
+
+/** Distinct app versions counted per period; more (a client inventing versions) count as `unknown`. */
+const MAX_VERSIONS_PER_PERIOD = 50;
 
 interface OpenPeriod {
   start: number;
+  /** Requests and 5xx per app version (X-App-Version), for the release gates. */
+  byVersion: Map<string, { requests: number; errors: number }>;
   requests: number;
   errors: number;
   durationMsSum: number;
@@ -25,7 +31,7 @@ interface OpenPeriod {
 export class RequestMetrics {
   private open: OpenPeriod;
   /** Closed periods a flush could not write yet, oldest first. */
-  private unsent: MetricsPeriod[] = [];
+  private unsent: Array<MetricsPeriod & { byVersion: OpenPeriod['byVersion']; written?: boolean }> = [];
   /** Flushes run one after another, each closing the period at the moment it starts. */
   private flushes: Promise<void> = Promise.resolve();
   private total = 0;
@@ -43,10 +49,15 @@ export class RequestMetrics {
     this.open = this.newPeriod();
   }
 
-  record(statusCode: number, durationMs: number): void {
+  record(statusCode: number, durationMs: number, appVersion: string = UNKNOWN_VERSION): void {
     const isError = statusCode >= 500;
     const bucket = bucketIndex(durationMs);
     const open = this.open;
+    const key = open.byVersion.has(appVersion) || open.byVersion.size < MAX_VERSIONS_PER_PERIOD ? appVersion : UNKNOWN_VERSION;
+    const counts = open.byVersion.get(key) ?? { requests: 0, errors: 0 };
+    counts.requests++;
+    if (isError) counts.errors++;
+    open.byVersion.set(key, counts);
     open.requests++;
     open.durationMsSum += durationMs;
     open.buckets[bucket]!++;
@@ -115,17 +126,21 @@ export class RequestMetrics {
     const end = this.now();
     this.open = this.newPeriod(end);
     if (closed.requests > 0) {
-      this.unsent.push({ start: new Date(closed.start), end: new Date(end), requests: closed.requests, errors: closed.errors, durationMsSum: closed.durationMsSum, buckets: closed.buckets });
+      this.unsent.push({ start: new Date(closed.start), end: new Date(end), requests: closed.requests, errors: closed.errors, durationMsSum: closed.durationMsSum, buckets: closed.buckets, byVersion: closed.byVersion });
     }
     this.unsent = this.unsent.filter((period) => period.end.getTime() > end - METRICS_WINDOW_MS);
     while (this.unsent.length > 0) {
-      await insertMetricsPeriod(db, this.instanceId, this.unsent[0]!);
+      const period = this.unsent[0]!;
+      if (!period.written) await insertMetricsPeriod(db, this.instanceId, period);
+      period.written = true;
+      // Written after its period row: a failure here retries only the version counts.
+      await insertVersionCounts(db, this.instanceId, period.end, period.byVersion);
       this.unsent.shift();
     }
   }
 
   private newPeriod(start = this.now()): OpenPeriod {
-    return { start, requests: 0, errors: 0, durationMsSum: 0, buckets: emptyBuckets() };
+    return { start, requests: 0, errors: 0, durationMsSum: 0, buckets: emptyBuckets(), byVersion: new Map() };
   }
 }
 

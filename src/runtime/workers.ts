@@ -28,6 +28,7 @@ import { describeError, ShipError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { ownerDumpRequest, takeOwnerDump } from '../ops/backups/owner-dump.ts';
 import { configuredAlerter } from '../ops/engine/alerts.ts';
+import { advanceDueReleases } from '../ops/release/rollout.ts';
 import { currentProcess } from '../ops/engine/process-identity.ts';
 import { createQueue, createQueues, NOTIFICATION_RETRY_LIMIT, QUEUE_SCHEMA, queueNames, transactionDb } from '../scheduler/queue.ts';
 import { claimDueSchedules, ensureDefaultSchedules, planTick, recordOutcome, recordTick, type ScheduledRun, type TickPlan } from '../scheduler/schedules.ts';
@@ -174,6 +175,14 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
       // A rollout that cannot be evaluated must not hold up notifications and schedules.
       await advanceRollouts().catch((error: unknown) => log.warn({ err: describeError(error) }, 'update rollouts could not be evaluated this tick'));
       const now = await handOverDueWork();
+      // A release's daily rollout step (gates read, Play moved or both stores halted): claimed
+      // with a lease, so one worker does each. Its failures are its own, never the tick's.
+      for (const outcome of await advanceDueReleases({ config, logger: log, db: pool, actor: 'scheduler' }).catch((error: unknown) => {
+        log.error({ err: describeError(error) }, 'release rollouts could not be advanced this tick');
+        return [];
+      })) {
+        log[outcome.verdict === 'breach' || outcome.errors.length > 0 ? 'error' : 'info']({ version: outcome.version, verdict: outcome.verdict }, `release ${outcome.version}: ${outcome.summary}`);
+      }
       for (const skipped of now.skipped) {
         log.warn({ schedule: skipped.schedule }, `schedule ${skipped.schedule}: ${skipped.reason}`);
         await alerts

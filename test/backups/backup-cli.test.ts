@@ -12,7 +12,7 @@ import { z } from 'zod';
 import { startS3rver, type FakeS3 } from '../fakes/s3.ts';
 import { startSlackWebhook, type FakeSlackWebhook } from '../fakes/slack.ts';
 import { createStateDir, createTestDatabase, type TestDatabase } from '../helpers/postgres.ts';
-import { jsonOf, prepareAppDatabase, shipshape, takeBackup, withClient } from './helpers.ts';
+import { jsonOf, prepareAppDatabase, shipshape, takeBackup, withClient } from '../helpers/backups.ts';
 
 let s3: FakeS3;
 let slack: FakeSlackWebhook;

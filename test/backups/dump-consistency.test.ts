@@ -14,7 +14,7 @@ import { shipshapeProfile } from '../../src/app-profile.ts';
 import { loadConfig } from '../../src/config/index.ts';
 import { takeVerifiedBackup } from '../../src/ops/backups/take-backup.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.ts';
-import { prepareAppDatabase } from './helpers.ts';
+import { prepareAppDatabase } from '../helpers/backups.ts';
 
 let database: TestDatabase;
 let folder: string;

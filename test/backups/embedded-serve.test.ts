@@ -15,7 +15,7 @@ import { getSchedule } from '../../src/scheduler/schedules.ts';
 import { runCli, startServeProcess } from '../helpers/cli.ts';
 import { createStateDir } from '../helpers/postgres.ts';
 import { eventually } from '../helpers/patience.ts';
-import { addUsers, jsonOf, stepOutput } from './helpers.ts';
+import { addUsers, jsonOf, stepOutput } from '../helpers/backups.ts';
 
 const logger = createLogger('silent');
 const cleanups: Array<() => Promise<void>> = [];

@@ -15,7 +15,7 @@ import { createLogger } from '../../src/log.ts';
 import { prepareSchema } from '../../src/runtime/migrations.ts';
 import { startServeProcess } from '../helpers/cli.ts';
 import { createStateDir, createTestDatabase } from '../helpers/postgres.ts';
-import { addUsers, contents, contentsOf, jsonOf, shipshape, stepOutput, takeBackup } from './helpers.ts';
+import { addUsers, contents, contentsOf, jsonOf, shipshape, stepOutput, takeBackup } from '../helpers/backups.ts';
 
 const cleanups: Array<() => Promise<void>> = [];
 

@@ -11,7 +11,7 @@ import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import { startS3rver, type FakeS3 } from '../fakes/s3.ts';
 import { ADMIN_URL, createStateDir, createTestDatabase, type TestDatabase } from '../helpers/postgres.ts';
-import { addUsers, contents, databasesLike, dropWithSideDatabases, jsonOf, maintenanceOn, prepareAppDatabase, shipshape, stepOutput, takeBackup, withClient } from './helpers.ts';
+import { addUsers, contents, databasesLike, dropWithSideDatabases, jsonOf, maintenanceOn, prepareAppDatabase, shipshape, stepOutput, takeBackup, withClient } from '../helpers/backups.ts';
 
 let s3: FakeS3;
 const cleanups: Array<() => Promise<void>> = [];

@@ -11,7 +11,7 @@ import { defaultUsersTable, eraseUser } from '../../src/domain/erasure.ts';
 import { mirrorErasureRecord } from '../../src/domain/erasure-ledger.ts';
 import { withLegalStore } from '../../src/domain/legal-store.ts';
 import { ADMIN_URL, createStateDir, createTestDatabase } from '../helpers/postgres.ts';
-import { dropWithSideDatabases, jsonOf, prepareAppDatabase, shipshape, stepOutput, takeBackup, withClient } from './helpers.ts';
+import { dropWithSideDatabases, jsonOf, prepareAppDatabase, shipshape, stepOutput, takeBackup, withClient } from '../helpers/backups.ts';
 
 const cleanups: Array<() => Promise<void>> = [];
 after(async () => {

@@ -24,7 +24,7 @@ import {
   takeBackup,
   waitForJournal,
   withClient,
-} from './helpers.ts';
+} from '../helpers/backups.ts';
 
 const cleanups: Array<() => Promise<void>> = [];
 

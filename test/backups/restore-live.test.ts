@@ -19,8 +19,8 @@ import { startServeProcess } from '../helpers/cli.ts';
 import { ADMIN_URL, createStateDir, createTestDatabase, type TestDatabase } from '../helpers/postgres.ts';
 import { eventually } from '../helpers/patience.ts';
 import { startFakeExpo, type FakeExpo } from '../fakes/expo.ts';
-import { AHEAD_SECONDS, inSeconds, makeDue, userWithDevice } from '../scheduler/helpers.ts';
-import { databasesLike, jsonOf, shipshape, stepOutput, takeBackup, withClient } from './helpers.ts';
+import { AHEAD_SECONDS, inSeconds, makeDue, userWithDevice } from '../helpers/workers.ts';
+import { databasesLike, jsonOf, shipshape, stepOutput, takeBackup, withClient } from '../helpers/backups.ts';
 import { call } from '../helpers/http-call.ts';
 
 const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';

@@ -13,7 +13,7 @@ import { startTcpProxy, type TcpProxy } from '../fakes/tcp-proxy.ts';
 import { ADMIN_TOKEN } from '../helpers/api.ts';
 import { createStateDir, createTestDatabase, type TestDatabase } from '../helpers/postgres.ts';
 import { eventually } from '../helpers/patience.ts';
-import { registerUsers, startServe, startTraffic, type Serve, type User } from './traffic.ts';
+import { registerUsers, startServe, startTraffic, type Serve, type User } from '../helpers/traffic.ts';
 
 describe('serve while PostgreSQL refuses connections or terminates sessions', () => {
   let database: TestDatabase;

@@ -16,8 +16,8 @@ import { ADMIN_TOKEN } from '../helpers/api.ts';
 import { spawnCli } from '../helpers/cli.ts';
 import { createStateDir, createTestDatabase, type TestDatabase } from '../helpers/postgres.ts';
 import { eventually } from '../helpers/patience.ts';
-import { userWithDevice } from '../scheduler/helpers.ts';
-import { call, registerUsers, startServe, startTraffic, type Serve, type User } from './traffic.ts';
+import { userWithDevice } from '../helpers/workers.ts';
+import { call, registerUsers, startServe, startTraffic, type Serve, type User } from '../helpers/traffic.ts';
 
 describe('serve while SMTP, Expo or S3 hang or are down', () => {
   let database: TestDatabase;

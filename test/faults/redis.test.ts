@@ -14,7 +14,7 @@ import { startTcpProxy, type TcpProxy } from '../fakes/tcp-proxy.ts';
 import { ADMIN_TOKEN } from '../helpers/api.ts';
 import { createStateDir, createTestDatabase, type TestDatabase } from '../helpers/postgres.ts';
 import { eventually } from '../helpers/patience.ts';
-import { call, occurrences, registerUsers, startServe, startTraffic, type Serve, type User } from './traffic.ts';
+import { call, occurrences, registerUsers, startServe, startTraffic, type Serve, type User } from '../helpers/traffic.ts';
 
 const REDIS = new URL(process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379');
 const FALLBACK_ALERT = 'Rate limits fell back to per-instance counters';

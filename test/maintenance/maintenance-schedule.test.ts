@@ -19,7 +19,7 @@ import { startFakeExpo, type FakeExpo } from '../fakes/expo.ts';
 import { startSmtpServer, type FakeSmtpServer } from '../fakes/smtp.ts';
 import { runCli } from '../helpers/cli.ts';
 import { createStateDir } from '../helpers/postgres.ts';
-import { eventually, startWorkerApi, userWithDevice, type WorkerApi } from '../scheduler/helpers.ts';
+import { eventually, startWorkerApi, userWithDevice, type WorkerApi } from '../helpers/workers.ts';
 
 describe('announcing a maintenance window', () => {
   let api: WorkerApi;

@@ -19,7 +19,7 @@ import { preRestorePrefix } from '../../src/ops/backups/restore-target.ts';
 import { ADMIN_TOKEN } from '../helpers/api.ts';
 import type { CliOptions, CliResult } from '../helpers/cli.ts';
 import { eventually } from '../helpers/patience.ts';
-import { makeDue } from '../scheduler/helpers.ts';
+import { makeDue } from '../helpers/workers.ts';
 import type { Deployment } from './deployment.ts';
 import type { Traffic } from './traffic.ts';
 

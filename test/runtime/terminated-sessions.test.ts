@@ -18,7 +18,7 @@ import { call, type CallOptions, type Reply } from '../helpers/http-call.ts';
 import { startServeProcess } from '../helpers/cli.ts';
 import { ADMIN_URL, createStateDir, createTestDatabase, type TestDatabase } from '../helpers/postgres.ts';
 import { eventually } from '../helpers/patience.ts';
-import { userWithDevice } from '../scheduler/helpers.ts';
+import { userWithDevice } from '../helpers/workers.ts';
 
 const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const KILL_ROUNDS = 4;

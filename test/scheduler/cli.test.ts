@@ -11,7 +11,7 @@ import pg from 'pg';
 import { startFakeExpo, type FakeExpo } from '../fakes/expo.ts';
 import { PROJECT_ROOT, runCli } from '../helpers/cli.ts';
 import { createStateDir, createTestDatabase, type TestDatabase } from '../helpers/postgres.ts';
-import { AHEAD_SECONDS, eventually, inSeconds, makeDue } from './helpers.ts';
+import { AHEAD_SECONDS, eventually, inSeconds, makeDue } from '../helpers/workers.ts';
 
 describe('scheduler commands', () => {
   let database: TestDatabase;

@@ -16,7 +16,7 @@ import { currentProcess } from '../../src/ops/engine/process-identity.ts';
 import { QUEUE_SCHEMA } from '../../src/scheduler/queue.ts';
 import { startFakeExpo, SEND_PATH, type FakeExpo } from '../fakes/expo.ts';
 import { openMigratedDatabase, type MigratedDatabase } from '../helpers/migrated-database.ts';
-import { AHEAD_SECONDS, eventually, inSeconds, makeDue, startWorkerApi, userWithDevice, type WorkerApi } from './helpers.ts';
+import { AHEAD_SECONDS, eventually, inSeconds, makeDue, startWorkerApi, userWithDevice, type WorkerApi } from '../helpers/workers.ts';
 
 /** A loopback port nothing listens on (bound, then released). */
 async function closedPort(): Promise<number> {

@@ -13,7 +13,7 @@ import { startFakeExpo, type FakeExpo } from '../fakes/expo.ts';
 import { ADMIN_TOKEN } from '../helpers/api.ts';
 import { startServeProcess } from '../helpers/cli.ts';
 import { createStateDir, createTestDatabase, type TestDatabase } from '../helpers/postgres.ts';
-import { AHEAD_SECONDS, eventually, inSeconds, makeDue, userWithDevice } from './helpers.ts';
+import { AHEAD_SECONDS, eventually, inSeconds, makeDue, userWithDevice } from '../helpers/workers.ts';
 
 type Instance = Awaited<ReturnType<typeof startServeProcess>>;
 

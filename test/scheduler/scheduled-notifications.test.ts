@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { startFakeExpo, type FakeExpo } from '../fakes/expo.ts';
-import { AHEAD_SECONDS, eventually, inSeconds, makeDue, startWorkerApi, userWithDevice, type WorkerApi } from './helpers.ts';
+import { AHEAD_SECONDS, eventually, inSeconds, makeDue, startWorkerApi, userWithDevice, type WorkerApi } from '../helpers/workers.ts';
 
 describe('scheduled notifications on PostgreSQL', () => {
   let api: WorkerApi;

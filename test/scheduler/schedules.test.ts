@@ -30,7 +30,7 @@ import {
   validateSpec,
 } from '../../src/scheduler/schedules.ts';
 import { createStateDir, createTestDatabase, type TestDatabase } from '../helpers/postgres.ts';
-import { eventually } from './helpers.ts';
+import { eventually } from '../helpers/workers.ts';
 
 const logger = createLogger('silent');
 

@@ -17,7 +17,7 @@ import { defaultUsersTable, eraseUser, reapplyErasureLedger, remainingUserRows }
 import { LEDGER_PREFIX, mirrorErasureRecord, pushLedgerToMirror, readErasureLedger } from '../../src/domain/erasure-ledger.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.ts';
 import { startTestApi, type TestApi } from '../helpers/api.ts';
-import { directRowCounts, seedUser } from './fixtures.ts';
+import { directRowCounts, seedUser } from '../helpers/users.ts';
 
 const run = promisify(execFile);
 

@@ -12,7 +12,7 @@ import { ledgerEmailHash, readErasureLedger } from '../../src/domain/erasure-led
 import { mapUserData } from '../../src/domain/user-data-map.ts';
 import { ShipError } from '../../src/errors.ts';
 import { startTestApi, type TestApi } from '../helpers/api.ts';
-import { directRowCounts, seedUser, type SeededUser } from './fixtures.ts';
+import { directRowCounts, seedUser, type SeededUser } from '../helpers/users.ts';
 
 describe('erasure', () => {
   let api: TestApi;

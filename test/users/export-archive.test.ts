@@ -16,7 +16,7 @@ import { latestVerifiedExport, markExportVerified, readUserTables, recordExport,
 import { ShipError } from '../../src/errors.ts';
 import { startS3rver, type FakeS3 } from '../fakes/s3.ts';
 import { startTestApi, type TestApi } from '../helpers/api.ts';
-import { seedUser } from './fixtures.ts';
+import { seedUser } from '../helpers/users.ts';
 
 async function unpack(store: ObjectStore, key: string): Promise<Map<string, Buffer>> {
   const files = new Map<string, Buffer>();

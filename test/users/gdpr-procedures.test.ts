@@ -6,66 +6,38 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { loadConfig } from '../../src/config/index.ts';
 import { approveDeletion, findPendingDeletion } from '../../src/domain/deletion-requests.ts';
 import { defaultUsersTable, remainingUserRows } from '../../src/domain/erasure.ts';
 import { readErasureLedger, ledgerMirrorKey } from '../../src/domain/erasure-ledger.ts';
 import { openLegalStore } from '../../src/domain/legal-store.ts';
-import { createLogger } from '../../src/log.ts';
-import { runProcedure, type RunReport } from '../../src/ops/engine/index.ts';
+import type { RunReport } from '../../src/ops/engine/index.ts';
 import type { Procedure } from '../../src/ops/engine/types.ts';
 import { userDelete } from '../../src/ops/procedures/user-delete.ts';
 import { userExport } from '../../src/ops/procedures/user-export.ts';
 import { userPurgeDue } from '../../src/ops/procedures/user-purge-due.ts';
 import { userRequestDeletion } from '../../src/ops/procedures/user-request-deletion.ts';
 import { userResetPassword } from '../../src/ops/procedures/user-reset-password.ts';
-import { startS3rver, type FakeS3 } from '../fakes/s3.ts';
-import { startSmtpServer, type FakeSmtpServer } from '../fakes/smtp.ts';
-import { createStateDir } from '../helpers/postgres.ts';
-import { signUp, startTestApi, type TestApi } from '../helpers/api.ts';
-import { directRowCounts } from './fixtures.ts';
+import { signUp } from '../helpers/api.ts';
+import { directRowCounts, startUserProcedureWorld, type UserProcedureWorld } from '../helpers/users.ts';
 
 describe('user procedures', () => {
-  let api: TestApi;
-  let smtp: FakeSmtpServer;
-  let s3: FakeS3;
-  let state: { path: string; cleanup(): Promise<void> };
-
+  let world: UserProcedureWorld;
   before(async () => {
-    [smtp, s3, state] = await Promise.all([startSmtpServer(), startS3rver({ bucket: 'legal' }), createStateDir()]);
-    // The legal store reads S3 credentials the way the AWS SDK always does: from the environment.
-    process.env.AWS_ACCESS_KEY_ID = s3.accessKeyId;
-    process.env.AWS_SECRET_ACCESS_KEY = s3.secretAccessKey;
-    api = await startTestApi({ env: { SMTP_URL: smtp.url } });
+    world = await startUserProcedureWorld();
   });
-  after(async () => {
-    await api.close();
-    await Promise.all([smtp.close(), s3.close(), state.cleanup()]);
-  });
+  after(() => world.close());
 
-  const configAs = (operator: string) =>
-    loadConfig({
-      DATABASE_URL: api.config.databaseUrl ?? '',
-      STATE_DIR: state.path,
-      LOG_LEVEL: 'silent',
-      SMTP_URL: smtp.url,
-      MAIL_FROM: 'Tasks <privacy@tasks.test>',
-      LEGAL_STORAGE_URL: 's3://legal/gdpr',
-      S3_ENDPOINT: s3.endpoint,
-      S3_FORCE_PATH_STYLE: 'true',
-      AWS_REGION: s3.region,
-      DELETION_GRACE_DAYS: '30',
-      SHIPSHAPE_OPERATOR: operator,
-    });
-  const run = (procedure: Procedure, input: Record<string, unknown>, operator: string): Promise<RunReport> =>
-    runProcedure(procedure, input, { yes: true, yesIrreversible: true }, { config: configAs(operator), logger: createLogger('silent') });
-  const pool = () => api.server.database.pool;
+  const api = () => world.api;
+  const smtp = () => world.smtp;
+  const configAs = (operator: string) => world.configAs(operator);
+  const run = (procedure: Procedure, input: Record<string, unknown>, operator: string) => world.run(procedure, input, operator);
+  const pool = () => world.api.server.database.pool;
   const failedChecks = (report: RunReport) => report.prerequisites.filter((check) => !check.ok).map((check) => check.name);
 
   async function userWithData() {
-    const user = await signUp(api);
-    await api.request('POST', '/tasks', { token: user.token, body: { title: 'Renew passport' } });
-    await api.request('PUT', '/me/preferences', { token: user.token, body: { theme: 'light' } });
+    const user = await signUp(api());
+    await api().request('POST', '/tasks', { token: user.token, body: { title: 'Renew passport' } });
+    await api().request('PUT', '/me/preferences', { token: user.token, body: { theme: 'light' } });
     return user;
   }
 
@@ -74,10 +46,10 @@ describe('user procedures', () => {
     const report = await run(userResetPassword, { email: user.email.toUpperCase(), ticket: 'SUP-1' }, 'alice');
     assert.equal(report.exitCode, 0, JSON.stringify(report.error));
     assert.deepEqual(report.verification.map((check) => check.ok), [true, true]);
-    const mail = await smtp.waitForMessage((m) => m.to.includes(user.email));
+    const mail = await smtp().waitForMessage((m) => m.to.includes(user.email));
     const token = decodeURIComponent(/token=([^\s"&]+)/.exec(mail.text ?? '')![1]!);
-    assert.equal((await api.request('POST', '/auth/password-reset/confirm', { body: { token, password: 'chosen by the user' } })).status, 204);
-    assert.equal((await api.request('POST', '/auth/login', { body: { email: user.email, password: 'chosen by the user' } })).status, 200);
+    assert.equal((await api().request('POST', '/auth/password-reset/confirm', { body: { token, password: 'chosen by the user' } })).status, 204);
+    assert.equal((await api().request('POST', '/auth/login', { body: { email: user.email, password: 'chosen by the user' } })).status, 200);
 
     const unknown = await run(userResetPassword, { email: `nobody-${Date.now()}@example.com` }, 'alice');
     assert.equal(unknown.exitCode, 3);
@@ -108,7 +80,7 @@ describe('user procedures', () => {
 
     const requested = await run(userRequestDeletion, { email: user.email, ticket, identityRef: 'passport checked on video call' }, 'alice');
     assert.equal(requested.exitCode, 0, JSON.stringify(requested.error));
-    assert.equal((await api.request('POST', '/auth/login', { body: { email: user.email, password: user.password } })).status, 403);
+    assert.equal((await api().request('POST', '/auth/login', { body: { email: user.email, password: user.password } })).status, 403);
     assert.equal((await run(userRequestDeletion, { email: user.email, ticket, identityRef: 'again' }, 'alice')).exitCode, 3, 'one pending request at a time');
     const request = (await findPendingDeletion(pool(), user.id))!;
 
@@ -150,14 +122,14 @@ describe('user procedures', () => {
         ['the erasure ledger holds the record, mirrored in legal storage', true],
       ]);
       assert.deepEqual(await remainingUserRows(pool(), defaultUsersTable, user.id), {});
-      assert.equal((await api.request('POST', '/auth/login', { body: { email: user.email, password: user.password } })).status, 401);
+      assert.equal((await api().request('POST', '/auth/login', { body: { email: user.email, password: user.password } })).status, 401);
       const [record] = await readErasureLedger(pool(), { userId: user.id });
       assert.equal(record?.ticket, ticket);
       assert.equal(record?.operator, 'carol');
       assert.equal(record?.exportKey, archiveKey);
       assert.ok(await store.head(ledgerMirrorKey(record!)), 'the ledger record is mirrored in legal storage');
       assert.ok(await store.head(archiveKey), 'the export archive stays in legal storage for the records');
-      const confirmation = await smtp.waitForMessage((m) => m.to.includes(user.email) && /deleted/.test(m.subject));
+      const confirmation = await smtp().waitForMessage((m) => m.to.includes(user.email) && /deleted/.test(m.subject));
       assert.match(confirmation.text ?? '', /GDPR-42/);
     } finally {
       store.close();

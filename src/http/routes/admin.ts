@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { recordAudit } from '../../domain/audit.ts';
 import { setMaintenance } from '../../domain/app-state.ts';
 import { clearCacheScope } from '../../domain/cache-clear.ts';
+import { getRelease, listReleases, releaseJson } from '../../domain/releases.ts';
 import type { ApiContext } from '../context.ts';
 import type { Guards } from '../plugins/guards.ts';
 import { parseInput, type RouteInput } from '../validation.ts';
@@ -18,6 +19,8 @@ const maintenanceChange = z.strictObject({
 });
 const cacheScope = z.union([z.enum(['all', 'tasks', 'preferences']), z.string().regex(/^user:.{3,320}$/, 'must be all, tasks, preferences or user:<email>')]);
 const cacheClear = z.strictObject({ scope: cacheScope });
+const releaseList = z.strictObject({ limit: z.coerce.number().int().min(1).max(500).default(20) });
+const releaseParams = z.strictObject({ version: z.string().regex(/^\d+\.\d+\.\d+$/, 'must be a version like 2.4.1') });
 
 export function adminRoutes(app: FastifyInstance, context: ApiContext, guards: Guards): void {
   const { pool } = context.database;
@@ -35,6 +38,17 @@ export function adminRoutes(app: FastifyInstance, context: ApiContext, guards: G
     await context.appState.refresh();
     await context.live.feeds.announce();
     return { maintenance: current, previous };
+  });
+
+  // Release records (shipshape release list/show): read-only here; releases change through the procedures.
+  app.get('/admin/releases', admin({ query: releaseList }), async (request) => {
+    const { limit } = parseInput(releaseList, request.query, 'query');
+    return { releases: (await listReleases(pool, limit)).map(releaseJson) };
+  });
+
+  app.get('/admin/releases/:version', admin({ params: releaseParams }), async (request) => {
+    const { version } = parseInput(releaseParams, request.params, 'params');
+    return { release: releaseJson(await getRelease(pool, version)) };
   });
 
   app.post('/admin/cache/clear', admin({ body: cacheClear }), async (request) => {

@@ -6,7 +6,8 @@
  * watchdog alerts on.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { readDeploymentMetrics, type DeploymentMetrics } from '../../domain/request-metrics.ts';
+import { METRICS_WINDOW_MS, readDeploymentMetrics, type DeploymentMetrics } from '../../domain/request-metrics.ts';
+import { readVersionMetrics } from '../../domain/version-metrics.ts';
 import { countActiveUsers } from '../../domain/sessions.ts';
 import { describeError, isShipError, ShipError } from '../../errors.ts';
 import type { ApiContext } from '../context.ts';
@@ -89,6 +90,8 @@ export function systemRoutes(app: FastifyInstance, context: ApiContext, guards: 
       p95ResponseTime: deployment.p95Ms,
       windowSeconds: deployment.windowMs / 1000,
       instances: deployment.instances,
+      // Requests and 5xx per app version (the app sends X-App-Version), same window: what the release gates compare.
+      byAppVersion: (await readVersionMetrics(context.database.pool, METRICS_WINDOW_MS)).map((v) => ({ version: v.version, requests: v.requests, errors: v.errors, errorRate: v.errorRate })),
     };
   });
 

@@ -67,6 +67,8 @@ export const journalEntrySchema = z.discriminatedUnion('type', [
     params: jsonObject,
     /** Parameter fields replaced in `params` because they looked secret; resume refuses such runs. */
     redactedParams: z.array(z.string()),
+    /** Parameter fields marked personal: `params` holds a placeholder, the run's private record the value (personal.ts). */
+    personalParams: z.array(z.string()).optional(),
     locks: z.array(z.string()),
     plan: z.array(planStep),
   }),

@@ -21,6 +21,7 @@ import { prerequisitesMessage, rollbackMessage, sentence, type Stuck } from './m
 import { reportFromRecord, reportWithoutRun, stepUnverified, type ReportMode, type ReportOutcome, type RunReport, type StepReport } from './report.ts';
 import type { CheckRecord, RunRecord } from './run-record.ts';
 import type { JsonRedactor } from './redact.ts';
+import { personalValues, readPersonalRecord, withPersonalValues } from './personal.ts';
 import { newRunId } from './run-id.ts';
 import { loadRun } from './runs.ts';
 import {
@@ -69,8 +70,8 @@ export function parseParams(procedure: Procedure, input: unknown, fieldLabel: (f
 
 /** Runs a procedure (or plans it with `dryRun`). Never throws for an expected failure. */
 export async function runProcedure<S extends z.ZodType>(procedure: Procedure<S>, input: unknown, options: RunOptions, deps: EngineDeps): Promise<RunReport> {
-  const engine = resolveEngine(deps);
   const subject: Procedure = procedure;
+  let engine = resolveEngine(deps);
   const operator = engine.config.operator;
   let params: unknown;
   let paramsJson: JsonObject;
@@ -80,6 +81,8 @@ export async function runProcedure<S extends z.ZodType>(procedure: Procedure<S>,
   } catch (error) {
     return notStarted(subject, 'run', operator, {}, error);
   }
+  const personal = personalValues(subject.params, params);
+  engine = keepingApart(engine, personal);
   const shownParams = engine.redactor.object(paramsJson);
   if (options.dryRun) return dryRun(subject, params, shownParams, engine);
 
@@ -104,7 +107,7 @@ export async function runProcedure<S extends z.ZodType>(procedure: Procedure<S>,
     } catch (error) {
       return notStarted(subject, 'run', operator, shownParams, error, resources);
     }
-    session.create(paramsJson, resources);
+    session.create(paramsJson, resources, personal);
     for (const event of gateEvents) session.write(event);
     outcome = await forward(session, { checkPrerequisites: true, inlineApprovedBy: needsApproval(subject.risk) ? inline : undefined });
   } catch (error) {
@@ -121,11 +124,7 @@ export async function runProcedure<S extends z.ZodType>(procedure: Procedure<S>,
  * why steps must be idempotent or check before they act.
  */
 export async function resumeRun(runId: string, procedures: readonly Procedure[], options: ContinueOptions, deps: EngineDeps): Promise<RunReport> {
-  const engine = resolveEngine(deps);
-  const operator = engine.config.operator;
-  const record = await loadRun(engine.config.stateDir, runId);
-  const procedure = procedureFor(record, procedures);
-  const refuse = refuser(record, 'resume', operator, engine.redactor);
+  const { engine, operator, record, procedure, personal, refuse } = await reopenRun(runId, procedures, deps, 'resume');
 
   if (record.state === 'running') return refuse('SHIP_ERR_LOCKED', `Run ${runId} is still running (${attemptWhere(record)}). Wait for it, or interrupt it with Ctrl-C where it runs.`);
   if (record.state !== 'interrupted' && record.state !== 'awaiting-approval') {
@@ -145,7 +144,15 @@ export async function resumeRun(runId: string, procedures: readonly Procedure[],
       `shipshape runs rollback ${runId}`,
     );
   }
-  const reparsed = procedure.params.safeParse(record.created.params);
+  const personalParams = record.created.personalParams ?? [];
+  if (personalParams.length > 0 && personal === undefined) {
+    return refuse(
+      'SHIP_ERR_VALIDATION',
+      `Run ${runId} named a person (${personalParams.join(', ')}) whose details were erased since, so it cannot be resumed. Roll it back and, if it is still needed, start a new run.`,
+      `shipshape runs rollback ${runId}`,
+    );
+  }
+  const reparsed = procedure.params.safeParse({ ...record.created.params, ...personal });
   if (!reparsed.success) {
     return refuse(
       'SHIP_ERR_VALIDATION',
@@ -175,11 +182,8 @@ export async function resumeRun(runId: string, procedures: readonly Procedure[],
  * needs attention (retrying a failed undo), or a run awaiting approval (cancelling it).
  */
 export async function rollbackRun(runId: string, procedures: readonly Procedure[], options: ContinueOptions, deps: EngineDeps): Promise<RunReport> {
-  const engine = resolveEngine(deps);
-  const operator = engine.config.operator;
-  const record = await loadRun(engine.config.stateDir, runId);
-  const procedure = procedureFor(record, procedures);
-  const refuse = refuser(record, 'rollback', operator, engine.redactor);
+  // Undo works without the personal values (steps then see the journal's placeholders) if the person was erased since.
+  const { engine, operator, record, procedure, personal, refuse } = await reopenRun(runId, procedures, deps, 'rollback');
 
   if (record.state === 'running') return refuse('SHIP_ERR_LOCKED', `Run ${runId} is still running (${attemptWhere(record)}). Interrupt it with Ctrl-C where it runs: it rolls back by itself.`);
   if (record.state === 'succeeded' && procedure.undoAfterSuccess === undefined) {
@@ -188,9 +192,10 @@ export async function rollbackRun(runId: string, procedures: readonly Procedure[
   if (record.state === 'failed' || record.state === 'rolled-back') {
     return refuse('SHIP_ERR_VALIDATION', `Run ${runId} is ${record.state}: nothing it changed is still in effect, so there is nothing to roll back.`);
   }
-  const parsed = procedure.params.safeParse(record.created.params);
+  const journaled = { ...record.created.params, ...personal };
+  const parsed = procedure.params.safeParse(journaled);
   // Undo must work even if the schema changed since: then steps get the journaled JSON.
-  const params: unknown = parsed.success ? parsed.data : record.created.params;
+  const params: unknown = parsed.success ? parsed.data : journaled;
   const toUndo = record.steps.filter((step) => step.status === 'done' || (step.interrupted && step.status !== 'undone'));
   let gateEvents: JournalEvent[] = [];
   try {
@@ -207,6 +212,22 @@ export async function rollbackRun(runId: string, procedures: readonly Procedure[
     session.write({ type: 'note', message: `cancelled by ${operator} before any step ran` });
     return session.end('failed', { exitCode: ExitCode.ok });
   });
+}
+
+/** What resume and rollback start from: the run's record, its procedure, its personal values (if still kept). */
+async function reopenRun(runId: string, procedures: readonly Procedure[], deps: EngineDeps, mode: 'resume' | 'rollback') {
+  const base = resolveEngine(deps);
+  const operator = base.config.operator;
+  const record = await loadRun(base.config.stateDir, runId);
+  const procedure = procedureFor(record, procedures);
+  const personal = await readPersonalRecord(base.config.stateDir, runId);
+  const engine = keepingApart(base, personal ?? {});
+  return { engine, operator, record, procedure, personal, refuse: refuser(record, mode, operator, engine.redactor) };
+}
+
+/** The engine for one run: its journal keeps the run's personal values out (see personal.ts). */
+function keepingApart(engine: Engine, personal: Readonly<Record<string, string>>): Engine {
+  return Object.keys(personal).length === 0 ? engine : { ...engine, redactor: withPersonalValues(engine.redactor, personal) };
 }
 
 interface Refuse {

@@ -20,6 +20,7 @@ import {
 import { jsonObjectSchema } from './json.ts';
 import { acquireLocks, type HeldLocks } from './locks.ts';
 import { JournalMirror } from './mirror.ts';
+import { writePersonalRecord } from './personal.ts';
 import type { JsonRedactor } from './redact.ts';
 import type { ReportOutcome } from './report.ts';
 import { summarizeRun, type CheckRecord, type RunRecord } from './run-record.ts';
@@ -212,11 +213,16 @@ export class Session {
     return this.locks;
   }
 
-  /** Creates the journal of a new run and records who is running it where. */
-  create(paramsJson: JsonObject, resources: readonly string[]): void {
+  /**
+   * Creates the journal of a new run and records who is running it where. `personal` (the
+   * values of parameters marked personal) goes to the run's private record, never the journal.
+   */
+  create(paramsJson: JsonObject, resources: readonly string[], personal: Readonly<Record<string, string>>): void {
     const redacted = this.engine.redactor.objectWithPaths(paramsJson);
     const context = this.context(this.engine.signal, undefined);
     this.writer = JournalWriter.create(this.engine.config.stateDir, this.runId, this.engine.now);
+    const personalParams = Object.keys(personal);
+    if (personalParams.length > 0) writePersonalRecord(this.engine.config.stateDir, this.runId, personal);
     const procedure = this.procedure;
     this.write({
       type: 'run.created',
@@ -232,6 +238,7 @@ export class Session {
       operator: this.engine.config.operator,
       params: redacted.value,
       redactedParams: redacted.redactedPaths,
+      ...(personalParams.length > 0 ? { personalParams } : {}),
       locks: [...resources],
       plan: planOf(procedure, context, this.engine.redactor),
     });

@@ -24,6 +24,11 @@ import { emergencyEnable } from './emergency-enable.ts';
 import { dbMigrate } from './db-migrate.ts';
 import { maintenanceRun } from './maintenance-run.ts';
 import { maintenanceSchedule } from './maintenance-schedule.ts';
+import { releaseComplete } from './release-complete.ts';
+import { releaseDeploy } from './release-deploy.ts';
+import { releaseHalt } from './release-halt.ts';
+import { releaseResume } from './release-resume.ts';
+import { releaseRollback } from './release-rollback.ts';
 import { userDelete } from './user-delete.ts';
 import { userExport } from './user-export.ts';
 import { userPurgeDue } from './user-purge-due.ts';
@@ -32,6 +37,7 @@ import { userResetPassword } from './user-reset-password.ts';
 import { updateRollback } from './update-rollback.ts';
 
 const email = { name: 'email', description: "the account's email address" };
+const platform = { name: 'platform', description: 'ios or android' };
 const ticket = { flags: '--ticket <ref>', description: 'the support or GDPR ticket this is done under' };
 
 export const procedures: readonly ProcedureEntry[] = [
@@ -62,6 +68,11 @@ export const procedures: readonly ProcedureEntry[] = [
       { flags: '--to <version>', description: 'apply pending migrations only up to this one' },
     ],
   }),
+  procedureEntry(releaseDeploy, { options: [{ flags: '--bump <level>', description: 'patch, minor or major (a hotfix is patch)' }] }),
+  procedureEntry(releaseHalt, { arguments: [platform] }),
+  procedureEntry(releaseResume, { arguments: [platform] }),
+  procedureEntry(releaseComplete, { arguments: [platform] }),
+  procedureEntry(releaseRollback, { options: [{ flags: '--message <text>', description: 'what users are told (default: the runbook\'s rollback notice)' }] }),
   procedureEntry(userResetPassword, { arguments: [email], options: [ticket] }),
   procedureEntry(userExport, { arguments: [email], options: [ticket] }),
   procedureEntry(userRequestDeletion, { arguments: [email], options: [ticket, { flags: '--identity-ref <ref>', description: "how the requester's identity was verified" }] }),

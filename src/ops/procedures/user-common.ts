@@ -12,9 +12,11 @@ import { withLegalStore } from '../../domain/legal-store.ts';
 import { findUserByEmail, type User } from '../../domain/users.ts';
 import type { UsersTableRef } from '../../domain/user-data-map.ts';
 import { describeError, ShipError } from '../../errors.ts';
+import { personal } from '../engine/personal.ts';
 import type { Check, RunContext } from '../engine/types.ts';
 
-export const emailParam = z.string().trim().toLowerCase().pipe(z.email('must be an email address like ada@example.com'));
+/** Personal: kept out of run journals and forgotten when the person is erased (engine/personal.ts). */
+export const emailParam = personal(z.string().trim().toLowerCase().pipe(z.email('must be an email address like ada@example.com')));
 export const ticketParam = z.string().trim().min(1, 'must not be empty').max(200, 'must be at most 200 characters');
 
 /**

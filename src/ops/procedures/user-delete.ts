@@ -12,6 +12,9 @@
  * The erasure ledger (no personal data) records it, in the database and in legal storage, so a
  * restore from an older backup can erase the user again (`reapplyErasureLedger`).
  *
+ * Last, the address is forgotten in the engine's own records (engine/personal.ts): runs keep a
+ * person's address apart from their journals, and this deletes it there too.
+ *
  * Prerequisites (user-erasure-checks.ts): request pending, identity verified, legal approval by
  * another operator for this ticket, grace period over (or --skip-grace with a second approval),
  * a verified export archive made since the request. The runbook's step 1–2 (export) is
@@ -25,6 +28,8 @@ import { latestVerifiedExport } from '../../domain/user-export.ts';
 import { findUserForLogin } from '../../domain/users.ts';
 import { describeError, ShipError } from '../../errors.ts';
 import { redactUrl } from '../../adapters/storage/index.ts';
+import { runsDirectory } from '../engine/journal.ts';
+import { ERASED, forgetPerson } from '../engine/personal.ts';
 import { defineProcedure, type Check, type RunContext } from '../engine/types.ts';
 import { accountExistsCheck, accountLock, emailParam, findAccount, sendErasureConfirmation, ticketParam, usersTableOf } from './user-common.ts';
 import { erasureChecks, type ErasureSubject } from './user-erasure-checks.ts';
@@ -138,6 +143,22 @@ export const userDelete = defineProcedure({
         const result = await sendErasureConfirmation(context.config, context.logger, context.params.email, context.params.ticket);
         context.note(result.detail);
         return result;
+      },
+    },
+    {
+      id: 'forget-in-run-records',
+      title: "Forget the user's address in the operations records: run journals, their private records, the run tables",
+      irreversible: 'runs that named the user (this one included) can no longer be resumed; they can still be rolled back',
+      describe: ({ config }) => [
+        `delete ${runsDirectory(config.stateDir)}/<run>.personal.json of every run that named the address`,
+        `replace the address with ${ERASED} in ${runsDirectory(config.stateDir)}/*.jsonl written before addresses were kept apart`,
+        `UPDATE shipshape.runs, shipshape.run_events: the address → ${ERASED}`,
+      ],
+      async run(context) {
+        const { pool } = await context.database();
+        const forgotten = await forgetPerson(context.config.stateDir, pool, context.params.email);
+        context.note(`forgot the address in ${forgotten.records} run record(s), ${forgotten.journals} older journal(s) and ${forgotten.runRows} run row(s)`);
+        return { ...forgotten };
       },
     },
   ],

@@ -13,6 +13,7 @@ import { listDueDeletions } from '../../domain/deletion-requests.ts';
 import { withLegalStore } from '../../domain/legal-store.ts';
 import type { UsersTableRef } from '../../domain/user-data-map.ts';
 import { describeError, ShipError } from '../../errors.ts';
+import { forgetPerson } from '../engine/personal.ts';
 import { defineProcedure, type JsonObject } from '../engine/types.ts';
 import { legalStorageWritable, sendErasureConfirmation } from './user-common.ts';
 import { assessErasure } from './user-erasure-checks.ts';
@@ -55,7 +56,7 @@ export const userPurgeDue = defineProcedure({
   steps: [
     {
       id: 'erase-due',
-      title: 'For each due request: check it like `user delete` does, erase, record in the ledger and its mirror, email the user',
+      title: 'For each due request: check it like `user delete` does, erase, record in the ledger and its mirror, email the user, forget the address in the run records',
       irreversible: "each erased user's rows are deleted from every table; only their verified export archive keeps a copy",
       describe: () => [
         'SELECT … FROM deletion_requests WHERE cancelled_at IS NULL AND due_at <= now()',
@@ -96,6 +97,7 @@ export const userPurgeDue = defineProcedure({
                 context.note(`ledger record ${record.id} not mirrored: ${describeError(error)}`);
               });
               const mail = await sendErasureConfirmation(config, logger, email, ticket);
+              await forgetPerson(config.stateDir, pool, email);
               erased.push({ ledgerId: record.id, userId: request.userId, mirrored, emailed: mail.sent });
               context.note(`erased account ${request.userId} (ledger ${record.id})`);
             } catch (error) {

@@ -1,0 +1,3 @@
+DROP TABLE request_metrics_by_version;
+DROP TABLE release_rollouts;
+DROP TABLE releases;
