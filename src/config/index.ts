@@ -139,6 +139,7 @@ const variables = {
   UPDATES_CODE_SIGNING_KEY_FILE: { schema: z.string().min(1).optional(), example: './keys/private-key.pem' },
   UPDATES_CODE_SIGNING_KEY_ID: { schema: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'must be 1-64 letters, digits or ._- (the keyid in the app config, "main" by default)').default('main'), example: 'main' },
   UPDATES_GATE_MIN_SAMPLE: { schema: positiveInt.max(10_000_000).default(500), example: '500' },
+  UPDATES_SENTRY_RELEASE: { schema: z.string().min(1).max(200).refine((text) => text.includes('{updateId}'), 'must contain {updateId}').optional(), example: 'tasks@{runtimeVersion}+{updateId}' },
 } as const;
 
 type Variables = typeof variables;
@@ -299,6 +300,8 @@ export interface Config {
     readonly codeSigningKeyId: string;
     /** Sessions (and API requests) an update needs before its rollout gates judge it. */
     readonly gateMinSample: number;
+    /** The Sentry release name of an update ({updateId}, {runtimeVersion}, {channel}); unset → crash figures only from `ota_update_health`. */
+    readonly sentryRelease: string | undefined;
   };
   /** The operations engine's approval policy (see docs/engine.md). */
   readonly approvals: {
@@ -435,6 +438,7 @@ export function loadConfig(env: Environment = process.env, cwd = process.cwd()):
       codeSigningKeyFile: c.UPDATES_CODE_SIGNING_KEY_FILE === undefined ? undefined : path.resolve(cwd, c.UPDATES_CODE_SIGNING_KEY_FILE),
       codeSigningKeyId: c.UPDATES_CODE_SIGNING_KEY_ID,
       gateMinSample: c.UPDATES_GATE_MIN_SAMPLE,
+      sentryRelease: c.UPDATES_SENTRY_RELEASE,
     },
     approvals: { ttlMinutes: c.SHIPSHAPE_APPROVAL_TTL_MINUTES, allowInline: c.SHIPSHAPE_ALLOW_INLINE_APPROVAL },
   };

@@ -17,6 +17,7 @@
  * (issue 14) reads Sentry release health per app version, and can be plugged in here as
  * another source.
  */
+import { fetchReleaseSessions } from '../adapters/sentry-sessions.ts';
 import type { Queryable } from '../db/pool.ts';
 
 export interface UpdateHealth {
@@ -190,4 +191,51 @@ export function createUpdateRequestCounter(db: Queryable, options: { intervalMs:
       await flush();
     },
   };
+}
+
+export interface SentryUpdateHealthOptions {
+  readonly sentry: { readonly apiUrl: string; readonly org: string; readonly token: string; readonly timeoutMs?: number };
+  /** The update's release name in Sentry, with {updateId}, {runtimeVersion} and {channel} filled in (UPDATES_SENTRY_RELEASE). */
+  readonly releaseTemplate: string;
+}
+
+export function sentryReleaseName(template: string, update: { id: string; runtimeVersion: string; channel: string }): string {
+  return template.replaceAll('{updateId}', update.id).replaceAll('{runtimeVersion}', update.runtimeVersion).replaceAll('{channel}', update.channel);
+}
+
+/**
+ * Crash-free sessions from Sentry release health (the app reports each update as its own
+ * release, e.g. `Sentry.init({ release: `tasks@${runtimeVersion}+${Updates.updateId}` })`),
+ * API requests and errors from `ota_update_health`. Sentry's sessions replace the table's, so
+ * nothing is counted twice. Sentry not answering throws: the caller leaves the rollout as it is
+ * and reads again at the next tick (unknown is not healthy).
+ */
+export function sentryUpdateHealth(db: Queryable, options: SentryUpdateHealthOptions): UpdateHealthSource {
+  const local = databaseUpdateHealth(db);
+  return {
+    async read(updateIds, since) {
+      const figures = new Map(await local.read(updateIds, since));
+      if (updateIds.length === 0) return figures;
+      const { rows } = await db.query<{ id: string; runtime_version: string; channel: string }>('SELECT id, runtime_version, channel FROM ota_updates WHERE id = ANY($1::uuid[])', [updateIds]);
+      const names = new Map(rows.map((row) => [row.id, sentryReleaseName(options.releaseTemplate, { id: row.id, runtimeVersion: row.runtime_version, channel: row.channel })]));
+      // Sentry's periods are whole hours back from now: the smallest one that covers the rollout.
+      const hours = Math.max(1, Math.ceil((Date.now() - since.getTime()) / 3_600_000));
+      const sessions = await fetchReleaseSessions(options.sentry, [...names.values()], hours);
+      for (const id of updateIds) {
+        const release = sessions.get(names.get(id) ?? '');
+        const base = figures.get(id) ?? EMPTY_HEALTH;
+        const total = release?.sessions ?? 0;
+        const crashed = release?.crashFreeRate === null || release === undefined ? 0 : Math.round(total * (1 - release.crashFreeRate));
+        figures.set(id, { ...base, sessions: total, crashedSessions: crashed });
+      }
+      return figures;
+    },
+  };
+}
+
+/** The health source the workers use: Sentry release health when UPDATES_SENTRY_RELEASE and SENTRY_ORG/SENTRY_TOKEN are set, else the table alone. */
+export function configuredUpdateHealth(db: Queryable, config: { updates: { sentryRelease: string | undefined }; sentry: { apiUrl: string; org: string | undefined; token: string | undefined } }): UpdateHealthSource {
+  const { sentryRelease } = config.updates;
+  const { apiUrl, org, token } = config.sentry;
+  return sentryRelease && org && token ? sentryUpdateHealth(db, { sentry: { apiUrl, org, token }, releaseTemplate: sentryRelease }) : databaseUpdateHealth(db);
 }

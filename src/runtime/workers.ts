@@ -33,7 +33,7 @@ import { currentProcess } from '../ops/engine/process-identity.ts';
 import { createQueue, createQueues, NOTIFICATION_RETRY_LIMIT, QUEUE_SCHEMA, queueNames, transactionDb } from '../scheduler/queue.ts';
 import { claimDueSchedules, ensureDefaultSchedules, planTick, recordOutcome, recordTick, type ScheduledRun, type TickPlan } from '../scheduler/schedules.ts';
 import { runScheduledTask } from '../scheduler/task-runner.ts';
-import { databaseUpdateHealth } from '../domain/update-health.ts';
+import { configuredUpdateHealth } from '../domain/update-health.ts';
 import { advanceDueRollouts, rolloutAlert } from '../domain/update-rollouts.ts';
 import { runnerIsGone } from './notification-worker.ts';
 import { startWatchdogLoop, type WatchdogLoop } from './watchdog-loop.ts';
@@ -192,8 +192,9 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
     };
 
     /** Update rollouts whose gates are due: advance, hold, halt or roll back, then say so. */
+    const updateHealth = configuredUpdateHealth(pool, config);
     const advanceRollouts = async (): Promise<void> => {
-      for (const outcome of await advanceDueRollouts(pool, { health: databaseUpdateHealth(pool) })) {
+      for (const outcome of await advanceDueRollouts(pool, { health: updateHealth })) {
         const { rollout, action, verdict } = outcome;
         const level = action === 'halted' || action === 'rolled-back' ? 'error' : action === 'waiting' || action === 'held' ? 'debug' : 'info';
         log[level]({ rollout: rollout.id, update: rollout.updateId, percent: rollout.percent, action }, `update rollout ${rollout.id}: ${action} at ${rollout.percent} % (${verdict.summary})`);
