@@ -306,7 +306,7 @@ describe('release deploy, gates and rollback through the store fakes', () => {
     assert.throws(() => sh(remote, 'rev-parse', '--verify', '--quiet', 'refs/tags/v1.5.1'), 'the tag is gone from the remote');
   });
 
-  test('`shipshape procedures` lists both runbook sections and `release list --json` reads the records', async () => {
+  test('`shipshape procedures` lists both runbook sections; `release list`, `status` and `show` read the records', async () => {
     const listed = await runCli(['procedures'], await fixture.cliEnv(env));
     assert.equal(listed.code, 0, listed.stderr);
     assert.match(listed.stdout, /Deploy New Version/);
@@ -319,6 +319,15 @@ describe('release deploy, gates and rollback through the store fakes', () => {
       ['1.5.0', 'rolled-back'],
       ['1.4.2', 'completed'],
     ]);
+    const status = await runCli(['release', 'status', '--json'], await fixture.cliEnv(env));
+    assert.equal(status.code, 0, status.stderr);
+    const shown = parseJson(status.stdout);
+    assert.equal((shown.release as { version: string }).version, '1.5.1');
+    assert.match(JSON.stringify(shown.gates), /crash-free|sessions/);
+    const human = await runCli(['release', 'show', '1.5.0'], await fixture.cliEnv(env));
+    assert.equal(human.code, 0, human.stderr);
+    assert.match(human.stdout, /Release 1\.5\.0 \(v1\.5\.0 at [0-9a-f]{12}\): rolled-back/);
+    assert.match(human.stdout, /android: build .*rollout halted at 10 %/);
   });
 
   test('API requests are counted per X-App-Version for the gates; anything that is not a version counts as unknown', async () => {
