@@ -328,6 +328,10 @@ describe('release deploy, gates and rollback through the store fakes', () => {
     assert.equal(human.code, 0, human.stderr);
     assert.match(human.stdout, /Release 1\.5\.0 \(v1\.5\.0 at [0-9a-f]{12}\): rolled-back/);
     assert.match(human.stdout, /android: build .*rollout halted at 10 %/);
+    const reviewed = await runCli(['release', 'review-requested', '1.4.2'], await fixture.cliEnv({ ...env, SHIPSHAPE_OPERATOR: 'carol' }));
+    assert.equal(reviewed.code, 0, reviewed.stderr);
+    const { rows } = await fixture.pool.query<{ actor: string }>(`SELECT actor FROM audit_log WHERE action = 'release.expedited-review.requested'`);
+    assert.deepEqual(rows.map((r) => r.actor), ['operator:carol']);
   });
 
   test('API requests are counted per X-App-Version for the gates; anything that is not a version counts as unknown', async () => {
