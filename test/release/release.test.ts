@@ -34,6 +34,8 @@ import { closeServer, listenOnLoopback } from '../fakes/loopback.ts';
 import { fakeRoutingKey, startPagerDuty, type FakePagerDuty } from '../fakes/pagerduty.ts';
 import { startFakeSentrySessions, type FakeSentrySessions } from '../fakes/sentry-sessions.ts';
 import { runCli } from '../helpers/cli.ts';
+import { eventually } from '../helpers/patience.ts';
+import { startWorkerApi } from '../scheduler/helpers.ts';
 import { liveFixture, logger, show, stepOutput, parseJson, type LiveFixture } from '../live/fixtures.ts';
 
 const ORG = 'acme';
@@ -241,6 +243,18 @@ describe('release deploy, gates and rollback through the store fakes', () => {
     assert.equal(release.gates?.verdict, 'pass');
   });
 
+  test('a store refusing the daily step is reported and retried after RELEASE_GATE_RECHECK, the rollout left where it was', async () => {
+    play.failNext(/^PUT .*\/tracks\/production$/, 503);
+    const clock = later();
+    const [outcome] = await advanceDueReleases({ config: (await deps()).config, logger, db: fixture.pool, actor: 'scheduler', now: () => clock });
+    assert.equal(outcome?.verdict, 'pass', outcome?.summary);
+    assert.match(outcome?.errors.join('\n') ?? '', /android: Google Play Developer API answered HTTP 503 .* \(still inProgress at 10 %\)/);
+    assert.equal(play.track()[0]?.userFraction, 0.1);
+    const release = await getRelease(fixture.pool, '1.5.0');
+    assert.equal(release.state, 'rolling-out');
+    assert.equal(release.nextStepAt?.getTime(), clock.getTime() + 3_600_000, 'tried again an hour later');
+  });
+
   test('a gate breach halts both platforms and pages the Application on-call', async () => {
     sentry.setRelease('com.example.tasks@1.5.0', { sessions: 1_500, crashFreeRate: 0.97 });
     const [outcome] = await advanceDueReleases({ config: (await deps()).config, logger, db: fixture.pool, actor: 'scheduler', now: later });
@@ -332,6 +346,23 @@ describe('release deploy, gates and rollback through the store fakes', () => {
     assert.equal(reviewed.code, 0, reviewed.stderr);
     const { rows } = await fixture.pool.query<{ actor: string }>(`SELECT actor FROM audit_log WHERE action = 'release.expedited-review.requested'`);
     assert.deepEqual(rows.map((r) => r.actor), ['operator:carol']);
+  });
+
+  test('the scheduler of a running server reads the gates of a release whose step is due', async () => {
+    await createRelease(fixture.pool, { version: '2.0.0', gitTag: 'v2.0.0', gitCommit: null, bump: 'major', controlVersion: STABLE.version, runId: 'sched', createdBy: 'operator:seed' });
+    await setReleaseState(fixture.pool, '2.0.0', 'rolling-out');
+    await fixture.pool.query(`UPDATE releases SET next_step_at = now() - interval '1 second' WHERE version = '2.0.0'`);
+    const api = await startWorkerApi({ database: fixture.database, env: { ...env, STATE_DIR: (await fixture.deps()).config.stateDir } });
+    try {
+      const release = await eventually('the scheduler reads the gates of 2.0.0', async () => {
+        const r = await getRelease(fixture.pool, '2.0.0');
+        return r.gates?.verdict === 'wait' ? r : undefined;
+      });
+      assert.match(String(release.gates?.summary), /0 of 100 sessions needed for 2\.0\.0/);
+      assert.ok(release.nextStepAt && release.nextStepAt.getTime() > Date.now() + 30 * 60_000, 'read again after RELEASE_GATE_RECHECK');
+    } finally {
+      await api.close();
+    }
   });
 
   test('API requests are counted per X-App-Version for the gates; anything that is not a version counts as unknown', async () => {
