@@ -273,10 +273,16 @@ describe('release deploy, gates and rollback through the store fakes', () => {
     assert.deepEqual(await advanceDueReleases({ config: (await deps()).config, logger, db: fixture.pool, actor: 'scheduler', now: later }), []);
   });
 
-  test('release resume <platform> puts a halted Play rollout back at its fraction, and a dry run of complete changes nothing', async () => {
+  test('release resume|halt <platform> move a Play rollout between halted and in progress at its fraction; resuming what runs is refused', async () => {
     const resumed = await runProcedure(releaseResume, { platform: 'android' }, { yes: true }, await deps());
     assert.equal(resumed.exitCode, 0, show(resumed));
     assert.deepEqual(play.track()[0] && { status: play.track()[0]!.status, userFraction: play.track()[0]!.userFraction }, { status: 'inProgress', userFraction: 0.1 });
+    const halted = await runProcedure(releaseHalt, { platform: 'android' }, { yes: true }, await deps());
+    assert.equal(halted.exitCode, 0, show(halted));
+    assert.equal(play.track()[0]?.status, 'halted');
+    assert.equal((await getRelease(fixture.pool, '1.5.0')).state, 'halted');
+    assert.equal((await runProcedure(releaseResume, { platform: 'android' }, { yes: true }, await deps())).exitCode, 0);
+    assert.equal(play.track()[0]?.status, 'inProgress');
     const again = await runProcedure(releaseResume, { platform: 'android' }, { yes: true }, await deps());
     assert.equal(again.exitCode, 3, 'resuming what is in progress is refused');
     const dry = await runProcedure(releaseComplete, { platform: 'ios' }, { dryRun: true }, await deps());
