@@ -366,6 +366,11 @@ describe('release deploy, gates and rollback through the store fakes', () => {
       });
       assert.match(String(release.gates?.summary), /0 of 100 sessions needed for 2\.0\.0/);
       assert.ok(release.nextStepAt && release.nextStepAt.getTime() > Date.now() + 30 * 60_000, 'read again after RELEASE_GATE_RECHECK');
+      // The rollback's emails go out through the same workers, in rate-limited batches.
+      await eventually('the rollback notice emails are sent', async () => {
+        const { rows } = await fixture.pool.query<{ status: string }>(`SELECT status FROM maintenance_notices WHERE subject = 'We are rolling back the latest app update'`);
+        return rows[0]?.status === 'done' ? true : undefined;
+      });
     } finally {
       await api.close();
     }
