@@ -115,16 +115,23 @@ function fromRow(row: ReleaseRow): Release {
   };
 }
 
-/** Records a release as its deploy begins (or finds the one a resumed deploy began). */
+/** Records a release as its deploy begins (or finds the one a resumed deploy began; a failed one is started afresh). */
 export async function createRelease(
   db: Queryable,
   input: { version: string; gitTag: string; gitCommit: string | null; bump: string; controlVersion: string | null; runId: string; createdBy: string },
 ): Promise<Release> {
+  await db.query(`DELETE FROM release_rollouts o USING releases r WHERE o.version = r.version AND r.version = $1::text AND r.state = 'failed'`, [input.version]);
   await db.query(
     `INSERT INTO releases (version, git_tag, git_commit, bump, control_version, run_id, created_by)
      VALUES ($1::text, $2::text, $3::text, $4::text, $5::text, $6::text, $7::text)
-     ON CONFLICT (version) DO UPDATE SET git_commit = EXCLUDED.git_commit, updated_at = now()
-       WHERE releases.run_id = EXCLUDED.run_id`,
+     ON CONFLICT (version) DO UPDATE SET git_commit = EXCLUDED.git_commit, updated_at = now(),
+       -- A deploy of a version whose earlier deploy failed starts its record afresh.
+       state = CASE WHEN releases.state = 'failed' THEN 'building' ELSE releases.state END,
+       builds = CASE WHEN releases.state = 'failed' THEN '{}'::jsonb ELSE releases.builds END,
+       submissions = CASE WHEN releases.state = 'failed' THEN '{}'::jsonb ELSE releases.submissions END,
+       gates = CASE WHEN releases.state = 'failed' THEN NULL ELSE releases.gates END,
+       control_version = EXCLUDED.control_version, run_id = EXCLUDED.run_id, created_by = EXCLUDED.created_by
+       WHERE releases.run_id = EXCLUDED.run_id OR releases.state = 'failed'`,
     [input.version, input.gitTag, input.gitCommit, input.bump, input.controlVersion, input.runId, input.createdBy],
   );
   return getRelease(db, input.version);

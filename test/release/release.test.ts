@@ -35,6 +35,8 @@ import { fakeRoutingKey, startPagerDuty, type FakePagerDuty } from '../fakes/pag
 import { startFakeSentrySessions, type FakeSentrySessions } from '../fakes/sentry-sessions.ts';
 import { runCli } from '../helpers/cli.ts';
 import { liveFixture, logger, show, stepOutput, parseJson, type LiveFixture } from '../helpers/live-operations.ts';
+import { eventually } from '../helpers/patience.ts';
+import { startWorkerApi } from '../helpers/workers.ts';
 
 const ORG = 'acme';
 const SENTRY_TOKEN = 'sntrys_release_gates';
@@ -241,6 +243,18 @@ describe('release deploy, gates and rollback through the store fakes', () => {
     assert.equal(release.gates?.verdict, 'pass');
   });
 
+  test('a store refusing the daily step is reported and retried after RELEASE_GATE_RECHECK, the rollout left where it was', async () => {
+    play.failNext(/^PUT .*\/tracks\/production$/, 503);
+    const clock = later();
+    const [outcome] = await advanceDueReleases({ config: (await deps()).config, logger, db: fixture.pool, actor: 'scheduler', now: () => clock });
+    assert.equal(outcome?.verdict, 'pass', outcome?.summary);
+    assert.match(outcome?.errors.join('\n') ?? '', /android: Google Play Developer API answered HTTP 503 .* \(still inProgress at 10 %\)/);
+    assert.equal(play.track()[0]?.userFraction, 0.1);
+    const release = await getRelease(fixture.pool, '1.5.0');
+    assert.equal(release.state, 'rolling-out');
+    assert.equal(release.nextStepAt?.getTime(), clock.getTime() + 3_600_000, 'tried again an hour later');
+  });
+
   test('a gate breach halts both platforms and pages the Application on-call', async () => {
     sentry.setRelease('com.example.tasks@1.5.0', { sessions: 1_500, crashFreeRate: 0.97 });
     const [outcome] = await advanceDueReleases({ config: (await deps()).config, logger, db: fixture.pool, actor: 'scheduler', now: later });
@@ -259,10 +273,16 @@ describe('release deploy, gates and rollback through the store fakes', () => {
     assert.deepEqual(await advanceDueReleases({ config: (await deps()).config, logger, db: fixture.pool, actor: 'scheduler', now: later }), []);
   });
 
-  test('release resume <platform> puts a halted Play rollout back at its fraction, and a dry run of complete changes nothing', async () => {
+  test('release resume|halt <platform> move a Play rollout between halted and in progress at its fraction; resuming what runs is refused', async () => {
     const resumed = await runProcedure(releaseResume, { platform: 'android' }, { yes: true }, await deps());
     assert.equal(resumed.exitCode, 0, show(resumed));
     assert.deepEqual(play.track()[0] && { status: play.track()[0]!.status, userFraction: play.track()[0]!.userFraction }, { status: 'inProgress', userFraction: 0.1 });
+    const halted = await runProcedure(releaseHalt, { platform: 'android' }, { yes: true }, await deps());
+    assert.equal(halted.exitCode, 0, show(halted));
+    assert.equal(play.track()[0]?.status, 'halted');
+    assert.equal((await getRelease(fixture.pool, '1.5.0')).state, 'halted');
+    assert.equal((await runProcedure(releaseResume, { platform: 'android' }, { yes: true }, await deps())).exitCode, 0);
+    assert.equal(play.track()[0]?.status, 'inProgress');
     const again = await runProcedure(releaseResume, { platform: 'android' }, { yes: true }, await deps());
     assert.equal(again.exitCode, 3, 'resuming what is in progress is refused');
     const dry = await runProcedure(releaseComplete, { platform: 'ios' }, { dryRun: true }, await deps());
@@ -306,7 +326,7 @@ describe('release deploy, gates and rollback through the store fakes', () => {
     assert.throws(() => sh(remote, 'rev-parse', '--verify', '--quiet', 'refs/tags/v1.5.1'), 'the tag is gone from the remote');
   });
 
-  test('`shipshape procedures` lists both runbook sections and `release list --json` reads the records', async () => {
+  test('`shipshape procedures` lists both runbook sections; `release list`, `status` and `show` read the records', async () => {
     const listed = await runCli(['procedures'], await fixture.cliEnv(env));
     assert.equal(listed.code, 0, listed.stderr);
     assert.match(listed.stdout, /Deploy New Version/);
@@ -319,6 +339,41 @@ describe('release deploy, gates and rollback through the store fakes', () => {
       ['1.5.0', 'rolled-back'],
       ['1.4.2', 'completed'],
     ]);
+    const status = await runCli(['release', 'status', '--json'], await fixture.cliEnv(env));
+    assert.equal(status.code, 0, status.stderr);
+    const shown = parseJson(status.stdout);
+    assert.equal((shown.release as { version: string }).version, '1.5.1');
+    assert.match(JSON.stringify(shown.gates), /crash-free|sessions/);
+    const human = await runCli(['release', 'show', '1.5.0'], await fixture.cliEnv(env));
+    assert.equal(human.code, 0, human.stderr);
+    assert.match(human.stdout, /Release 1\.5\.0 \(v1\.5\.0 at [0-9a-f]{12}\): rolled-back/);
+    assert.match(human.stdout, /android: build .*rollout halted at 10 %/);
+    const reviewed = await runCli(['release', 'review-requested', '1.4.2'], await fixture.cliEnv({ ...env, SHIPSHAPE_OPERATOR: 'carol' }));
+    assert.equal(reviewed.code, 0, reviewed.stderr);
+    const { rows } = await fixture.pool.query<{ actor: string }>(`SELECT actor FROM audit_log WHERE action = 'release.expedited-review.requested'`);
+    assert.deepEqual(rows.map((r) => r.actor), ['operator:carol']);
+  });
+
+  test('the scheduler of a running server reads the gates of a release whose step is due', async () => {
+    await createRelease(fixture.pool, { version: '2.0.0', gitTag: 'v2.0.0', gitCommit: null, bump: 'major', controlVersion: STABLE.version, runId: 'sched', createdBy: 'operator:seed' });
+    await setReleaseState(fixture.pool, '2.0.0', 'rolling-out');
+    await fixture.pool.query(`UPDATE releases SET next_step_at = now() - interval '1 second' WHERE version = '2.0.0'`);
+    const api = await startWorkerApi({ database: fixture.database, env: { ...env, STATE_DIR: (await fixture.deps()).config.stateDir } });
+    try {
+      const release = await eventually('the scheduler reads the gates of 2.0.0', async () => {
+        const r = await getRelease(fixture.pool, '2.0.0');
+        return r.gates?.verdict === 'wait' ? r : undefined;
+      });
+      assert.match(String(release.gates?.summary), /0 of 100 sessions needed for 2\.0\.0/);
+      assert.ok(release.nextStepAt && release.nextStepAt.getTime() > Date.now() + 30 * 60_000, 'read again after RELEASE_GATE_RECHECK');
+      // The rollback's emails go out through the same workers, in rate-limited batches.
+      await eventually('the rollback notice emails are sent', async () => {
+        const { rows } = await fixture.pool.query<{ status: string }>(`SELECT status FROM maintenance_notices WHERE subject = 'We are rolling back the latest app update'`);
+        return rows[0]?.status === 'done' ? true : undefined;
+      });
+    } finally {
+      await api.close();
+    }
   });
 
   test('API requests are counted per X-App-Version for the gates; anything that is not a version counts as unknown', async () => {

@@ -71,6 +71,11 @@ function eas(context: Context): Eas {
   return new Eas(context.config.release.easBin, appRepoDir(context.config));
 }
 
+/** For plans: what is run, even before APP_REPO_DIR is set. */
+function easLine(context: Context, args: string[]): string {
+  return new Eas(context.config.release.easBin, context.config.release.appRepoDir ?? '.').line(args);
+}
+
 export const releaseDeploy = defineProcedure({
   id: 'release.deploy',
   command: 'release deploy',
@@ -221,8 +226,8 @@ export const releaseDeploy = defineProcedure({
       id: 'build',
       title: 'Build for production and wait for the builds (EAS)',
       describe: (context) => [
-        eas(context).line(['build', '--platform', 'all', '--profile', 'production', '--non-interactive', '--json', '--no-wait']),
-        `${eas(context).line(['build:view', '<id>', '--json'])}   -- every ${context.config.release.easPollMs / 1000} s until FINISHED (at most ${context.config.release.easTimeoutMs / 60_000} min)`,
+        easLine(context, ['build', '--platform', 'all', '--profile', 'production', '--non-interactive', '--json', '--no-wait']),
+        `${easLine(context, ['build:view', '<id>', '--json'])}   -- every ${context.config.release.easPollMs / 1000} s until FINISHED (at most ${context.config.release.easTimeoutMs / 60_000} min)`,
       ],
       async run(context): Promise<JsonObject> {
         const { pool } = await context.database();
@@ -277,7 +282,7 @@ export const releaseDeploy = defineProcedure({
     ...platforms.map((platform) => ({
       id: `submit-${platform}`,
       title: `Submit to the ${platform === 'ios' ? 'App Store' : 'Play Store'} (eas submit)`,
-      describe: (context: Context) => [eas(context).line(['submit', '--platform', platform, '--id', `<${platform} build>`, '--profile', 'production', '--non-interactive', '--wait'])],
+      describe: (context: Context) => [easLine(context, ['submit', '--platform', platform, '--id', `<${platform} build>`, '--profile', 'production', '--non-interactive', '--wait'])],
       async run(context: Context): Promise<JsonObject> {
         const { pool } = await context.database();
         const version = await versionOf(context);

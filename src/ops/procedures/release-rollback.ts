@@ -208,6 +208,9 @@ export const releaseRollback = defineProcedure({
       describe: ({ config }) => (config.statusPageWebhookUrl ? ['POST <STATUS_PAGE_WEBHOOK_URL> {"status":"operational","message":"<the message>"}'] : ['STATUS_PAGE_WEBHOOK_URL is not set: nothing to post']),
       // The API keeps serving: the status is operational, the message says what is happening to the app.
       run: (context) => updateStatusPage(context, 'operational', context.params.message),
+      async undo(context, output) {
+        if (output.posted === true) await updateStatusPage(context, 'operational', 'The rollback was called off; the current app version stays available.');
+      },
     },
     {
       id: 'page',
@@ -226,7 +229,20 @@ export const releaseRollback = defineProcedure({
           details: { runId: context.runId, bad: bad.version, stable: stable.version },
         });
         context.note(sent.paged ? `paged (${sent.summary})` : `NOT paged: ${sent.summary} — call the on-call`);
-        return { paged: sent.paged, summary: sent.summary };
+        return { paged: sent.paged, summary: sent.summary, version: bad.version };
+      },
+      async undo(context, output) {
+        const version = String(output.version);
+        const sent = await sendAlert(context.config, context.logger, {
+          issueType: RELEASE_ISSUE_TYPE,
+          severity: 'warning',
+          event: 'release.rollback-rolled-back',
+          title: `Rollback of ${version} called off`,
+          text: `Run ${context.runId} could not complete and was undone: the rollout of ${version} is as it was before the rollback.`,
+          page: 'resolve',
+          dedupKey: `shipshape-release-${version}-rollback`,
+        });
+        context.note(`page resolved (${sent.summary})`);
       },
     },
     {

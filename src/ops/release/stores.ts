@@ -70,8 +70,9 @@ export async function startRollout(config: Config, release: Release, platform: P
   const client = appStore(config);
   const versionId = await client.versionId(release.version);
   const existing = await client.phasedRelease(versionId);
-  const phased = existing ?? (await client.createPhasedRelease(versionId, 'ACTIVE'));
-  return fromApple(phased);
+  if (existing === null) return fromApple(await client.createPhasedRelease(versionId, 'ACTIVE'));
+  // An earlier deploy of this version that gave up left it paused: this one starts it again.
+  return fromApple(existing.state === 'PAUSED' ? await client.setPhasedReleaseState(existing.id, 'ACTIVE') : existing);
 }
 
 /** Play's next step (or Apple's state as it stands: Apple moves by itself). */
