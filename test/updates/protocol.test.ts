@@ -12,7 +12,7 @@ import { after, before, describe, test } from 'node:test';
 import { ADMIN_TOKEN, startTestApi, type TestApi } from '../helpers/api.ts';
 import { runCli } from '../helpers/cli.ts';
 import { eventually } from '../helpers/patience.ts';
-import { base64UrlSha256, fetchManifest, makeExport, makeSigningFiles, partNamed, signatureValid, type FakeExport, type ManifestResponse, type SigningFiles } from './helpers.ts';
+import { base64UrlSha256, fetchManifest, makeExport, makeSigningFiles, partNamed, signatureValid, type FakeExport, type ManifestResponse, type SigningFiles } from '../helpers/updates.ts';
 
 async function freePort(): Promise<number> {
   const server = createServer();

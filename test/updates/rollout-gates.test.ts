@@ -16,7 +16,7 @@ import { startServer, type RunningServer } from '../../src/runtime/server.ts';
 import { startSlackWebhook, type FakeSlackWebhook } from '../fakes/slack.ts';
 import { BUSY_MACHINE_ENV, eventually } from '../helpers/patience.ts';
 import { createStateDir, createTestDatabase, type TestDatabase } from '../helpers/postgres.ts';
-import { fetchManifest, makeExport, partNamed } from './helpers.ts';
+import { fetchManifest, makeExport, partNamed } from '../helpers/updates.ts';
 
 describe('the rollout gate', () => {
   const thresholds = { ...DEFAULT_GATE_THRESHOLDS, minSample: 100 };

@@ -9,7 +9,7 @@ import { configuredUpdateHealth, evaluateUpdateGate, recordUpdateHealth, sentryR
 import { publishUpdate } from '../../src/domain/updates.ts';
 import { startFakeSentrySessions, type FakeSentrySessions } from '../fakes/sentry-sessions.ts';
 import { openMigratedDatabase, type MigratedDatabase } from '../helpers/migrated-database.ts';
-import { makeExport, type FakeExport } from './helpers.ts';
+import { makeExport, type FakeExport } from '../helpers/updates.ts';
 
 const TEMPLATE = 'tasks@{runtimeVersion}+{updateId}';
 let sentry: FakeSentrySessions;
