@@ -5,20 +5,23 @@
  * Two signals, each compared with the control over the same period:
  *   - crash-free sessions (release health: sessions and sessions that ended in a crash);
  *   - the API error rate (5xx answers to requests from devices running the update).
- * A signal is judged only with at least `minSample` sessions (or requests) on the candidate;
- * until then the gate says `wait` (the step does not advance, nothing is halted). Without a
- * control with enough sample of its own (no release before, or a control too small), the
- * candidate is held to absolute floors instead.
+ * The judgement is the shared one of `src/domain/health-gate.ts` (the store rollouts of
+ * `src/ops/release/gates.ts` use it too): a signal is judged only with at least `minSample`
+ * sessions (or requests) on the candidate; until then the gate says `wait` (the step does not
+ * advance, nothing is halted). Without a control with enough sample of its own (no release
+ * before, or a control too small), the candidate is held to fixed limits instead. This
+ * module's allowed worsening is in percentage points (`maxCrashFreeDropPp: 0.5`), the shared
+ * judgement's in fractions: `evaluateUpdateGate` divides by 100.
  *
  * The figures come from an `UpdateHealthSource`. This module ships one that reads
  * `ota_update_health`: the API fills its request and error counts (`createUpdateRequestCounter`,
  * from the `x-update-id` header the app sends), and sessions and crashed sessions come from
- * whatever feeds release health (`recordUpdateHealth`). The release health gate of deploys
- * (issue 14) reads Sentry release health per app version, and can be plugged in here as
- * another source.
+ * Sentry release health (`sentryUpdateHealth`, when UPDATES_SENTRY_RELEASE is set) or whatever
+ * else feeds the table (`recordUpdateHealth`).
  */
 import { fetchReleaseSessions } from '../adapters/sentry-sessions.ts';
 import type { Queryable } from '../db/pool.ts';
+import { API_ERROR_RATE, combineVerdicts, CRASH_FREE_SESSIONS, judgeSignal, summarize, type Reading, type Verdict } from './health-gate.ts';
 
 export interface UpdateHealth {
   readonly sessions: number;
@@ -41,7 +44,7 @@ export interface GateThresholds {
   readonly maxCrashFreeDropPp: number;
   /** How many percentage points the candidate's API error rate may rise above the control's. */
   readonly maxErrorRateRisePp: number;
-  /** Floors when there is no usable control. */
+  /** Fixed limits (fractions: 0.99 = 99 %) when there is no usable control. */
   readonly minCrashFreeRate: number;
   readonly maxErrorRate: number;
 }
@@ -55,47 +58,31 @@ export const DEFAULT_GATE_THRESHOLDS: GateThresholds = {
 };
 
 export interface GateCheck {
-  readonly name: 'crash-free sessions' | 'API error rate';
-  readonly status: 'pass' | 'breach' | 'wait';
+  readonly name: typeof CRASH_FREE_SESSIONS.name | typeof API_ERROR_RATE.name;
+  readonly status: Verdict;
   readonly detail: string;
 }
 
 export interface GateVerdict {
   /** `breach` if any check breached; `wait` if none breached but one lacks sample; else `pass`. */
-  readonly status: 'pass' | 'breach' | 'wait';
+  readonly status: Verdict;
   readonly checks: readonly GateCheck[];
   /** One line for logs and alerts. */
   readonly summary: string;
 }
 
-const pct = (rate: number) => `${(rate * 100).toFixed(2)} %`;
-
 export function evaluateUpdateGate(candidate: UpdateHealth, control: UpdateHealth | undefined, thresholds: GateThresholds = DEFAULT_GATE_THRESHOLDS): GateVerdict {
-  const checks: GateCheck[] = [];
-  // Crash-free sessions: higher is better.
-  if (candidate.sessions < thresholds.minSample) {
-    checks.push({ name: 'crash-free sessions', status: 'wait', detail: `${candidate.sessions} of the ${thresholds.minSample} sessions needed` });
-  } else {
-    const rate = 1 - candidate.crashedSessions / candidate.sessions;
-    const usable = control !== undefined && control.sessions >= thresholds.minSample;
-    const floor = usable ? 1 - control.crashedSessions / control.sessions - thresholds.maxCrashFreeDropPp / 100 : thresholds.minCrashFreeRate;
-    const against = usable ? `control ${pct(1 - control.crashedSessions / control.sessions)} − ${thresholds.maxCrashFreeDropPp} pp` : `floor ${pct(thresholds.minCrashFreeRate)} (no control with enough sessions)`;
-    checks.push({ name: 'crash-free sessions', status: rate >= floor ? 'pass' : 'breach', detail: `${pct(rate)} over ${candidate.sessions} sessions vs ${against}` });
-  }
-  // API error rate: lower is better.
-  if (candidate.requests < thresholds.minSample) {
-    checks.push({ name: 'API error rate', status: 'wait', detail: `${candidate.requests} of the ${thresholds.minSample} requests needed` });
-  } else {
-    const rate = candidate.errors / candidate.requests;
-    const usable = control !== undefined && control.requests >= thresholds.minSample;
-    const ceiling = usable ? control.errors / control.requests + thresholds.maxErrorRateRisePp / 100 : thresholds.maxErrorRate;
-    const against = usable ? `control ${pct(control.errors / control.requests)} + ${thresholds.maxErrorRateRisePp} pp` : `ceiling ${pct(thresholds.maxErrorRate)} (no control with enough requests)`;
-    checks.push({ name: 'API error rate', status: rate <= ceiling ? 'pass' : 'breach', detail: `${pct(rate)} over ${candidate.requests} requests vs ${against}` });
-  }
-  const breached = checks.filter((check) => check.status === 'breach');
-  const status = breached.length > 0 ? 'breach' : checks.some((check) => check.status === 'wait') ? 'wait' : 'pass';
-  const shown = breached.length > 0 ? breached : checks;
-  return { status, checks, summary: shown.map((check) => `${check.name}: ${check.detail}`).join('; ') };
+  const { minSample } = thresholds;
+  const crashFree = (name: string, health: UpdateHealth): Reading => ({ name, sample: health.sessions, rate: health.sessions > 0 ? 1 - health.crashedSessions / health.sessions : null });
+  const errorRate = (name: string, health: UpdateHealth): Reading => ({ name, sample: health.requests, rate: health.requests > 0 ? health.errors / health.requests : null });
+  const checks = [
+    { rule: { ...CRASH_FREE_SESSIONS, minSample, allowedWorsening: thresholds.maxCrashFreeDropPp / 100, fallbackLimit: thresholds.minCrashFreeRate }, read: crashFree },
+    { rule: { ...API_ERROR_RATE, minSample, allowedWorsening: thresholds.maxErrorRateRisePp / 100, fallbackLimit: thresholds.maxErrorRate }, read: errorRate },
+  ].map(({ rule, read }): GateCheck => {
+    const judged = judgeSignal(rule, read('the update', candidate), control === undefined ? undefined : read('the control', control));
+    return { name: rule.name, status: judged.verdict, detail: judged.detail };
+  });
+  return { status: combineVerdicts(checks.map((check) => check.status)), checks, summary: summarize(checks) };
 }
 
 /** Reads `ota_update_health`, summed from `since`. */

@@ -31,10 +31,10 @@ describe('the rollout gate', () => {
     assert.equal(evaluateUpdateGate({ sessions: 1_000, crashedSessions: 3, requests: 1_000, errors: 5 }, control, thresholds).status, 'pass');
     const crashing = evaluateUpdateGate({ sessions: 1_000, crashedSessions: 10, requests: 1_000, errors: 5 }, control, thresholds);
     assert.equal(crashing.status, 'breach');
-    assert.match(crashing.summary, /crash-free sessions: 99\.00 %/);
+    assert.match(crashing.summary, /crash-free sessions: the update 99\.00 % crash-free over 1000 sessions < 99\.30 %, against the control at 99\.80 %/);
     const erroring = evaluateUpdateGate({ sessions: 1_000, crashedSessions: 0, requests: 1_000, errors: 40 }, control, thresholds);
     assert.equal(erroring.status, 'breach');
-    assert.match(erroring.summary, /API error rate/);
+    assert.match(erroring.summary, /API error rate: the update 4\.00 % API errors over 1000 requests > 1\.20 %/);
   });
 
   test('without a control with enough sample, holds the candidate to the absolute floors', () => {

@@ -44,5 +44,5 @@ test("an update's crash-free sessions come from its Sentry release and its API f
 
   const verdict = evaluateUpdateGate(health!, undefined, { ...DEFAULT_GATE_THRESHOLDS, minSample: 100 });
   assert.equal(verdict.status, 'breach');
-  assert.match(verdict.summary, /crash-free sessions: 95\.00 %/);
+  assert.match(verdict.summary, /crash-free sessions: the update 95\.00 % crash-free over 2000 sessions < 99\.00 %, against the fixed floor \(no control\)/);
 });

@@ -5,6 +5,7 @@
  */
 import type { Command } from 'commander';
 import { recordAudit } from '../../domain/audit.ts';
+import { API_ERROR_RATE, CRASH_FREE_SESSIONS } from '../../domain/health-gate.ts';
 import { currentRollout, getRelease, listReleases, releaseJson, type Release } from '../../domain/releases.ts';
 import { ShipError } from '../../errors.ts';
 import { evaluateGates, gateSettings, type GateResult } from '../../ops/release/gates.ts';
@@ -122,5 +123,5 @@ function describe(r: Release): string {
 }
 
 function gateLines(gate: GateResult): string {
-  return [`  crash-free: ${gate.crashFree.verdict} — ${gate.crashFree.detail}`, `  API errors: ${gate.errorRate.verdict} — ${gate.errorRate.detail}`].join('\n');
+  return [`  ${CRASH_FREE_SESSIONS.name}: ${gate.crashFree.verdict} — ${gate.crashFree.detail}`, `  ${API_ERROR_RATE.name}: ${gate.errorRate.verdict} — ${gate.errorRate.detail}`].join('\n');
 }

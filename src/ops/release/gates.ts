@@ -1,8 +1,9 @@
 /**
  * Release health gates: may a rollout of `candidate` go one step further, judged against
- * `control` (the version users had before)? Used by the staged store rollouts (issue 14) and
- * meant for any other rollout of a new app version (OTA updates, issue 15): the caller names
- * the two versions and how each is known to Sentry; this module reads and judges.
+ * `control` (the version users had before)? Used by the staged store rollouts (issue 14); the
+ * caller names the two versions and how each is known to Sentry; this module reads the figures
+ * and hands them to the shared judgement (`src/domain/health-gate.ts`, also used by the OTA
+ * update rollouts of `src/domain/update-health.ts`).
  *
  * Two signals, each over the same window (RELEASE_GATE_WINDOW):
  *   - crash-free session rate, from Sentry release health (SENTRY_*);
@@ -17,10 +18,13 @@
  *   - `breach`: a signal with enough sample does not hold — halt and page.
  *   - `wait`: too few sessions or requests yet, or Sentry is not configured or did not answer:
  *     nothing is judged, the rollout stays where it is and is read again later. Never `pass`.
+ * The RELEASE_GATE_* limits are fractions (0.005 = half a percentage point), as the shared
+ * judgement takes them: no conversion here.
  */
 import { fetchReleaseSessions, type ReleaseSessions } from '../../adapters/sentry-sessions.ts';
 import type { Config } from '../../config/index.ts';
 import type { Queryable } from '../../db/pool.ts';
+import { API_ERROR_RATE, combineVerdicts, CRASH_FREE_SESSIONS, judgeSignal, summarize, type Verdict } from '../../domain/health-gate.ts';
 import { readVersionMetrics, type VersionMetrics } from '../../domain/version-metrics.ts';
 import { describeError } from '../../errors.ts';
 
@@ -28,7 +32,7 @@ import { describeError } from '../../errors.ts';
 export const FALLBACK_MIN_CRASH_FREE = 0.99;
 export const FALLBACK_MAX_ERROR_RATE = 0.01;
 
-export type GateVerdict = 'pass' | 'breach' | 'wait';
+export type GateVerdict = Verdict;
 
 export interface GateThresholds {
   readonly windowMs: number;
@@ -79,16 +83,14 @@ export function gateSettings(config: Config): Pick<GateInput, 'thresholds' | 'se
 
 export async function evaluateGates(input: GateInput): Promise<GateResult> {
   const [crashFree, errorRate] = await Promise.all([crashFreeSignal(input), errorRateSignal(input)]);
-  const verdicts = [crashFree.verdict, errorRate.verdict];
-  const verdict: GateVerdict = verdicts.includes('breach') ? 'breach' : verdicts.every((v) => v === 'pass') ? 'pass' : 'wait';
   return {
-    verdict,
+    verdict: combineVerdicts([crashFree.verdict, errorRate.verdict]),
     candidate: input.candidate,
     control: input.control,
     evaluatedAt: new Date().toISOString(),
     crashFree,
     errorRate,
-    summary: `crash-free: ${crashFree.detail}; API errors: ${errorRate.detail}`,
+    summary: summarize([{ name: CRASH_FREE_SESSIONS.name, detail: crashFree.detail }, { name: API_ERROR_RATE.name, detail: errorRate.detail }]),
   };
 }
 
@@ -104,19 +106,12 @@ async function crashFreeSignal(input: GateInput): Promise<SignalResult> {
   }
   const candidate = sessions.get(names[0]!) ?? { sessions: 0, crashFreeRate: null };
   const control = names[1] === undefined ? undefined : sessions.get(names[1]);
-  const controlEnough = control !== undefined && control.sessions >= thresholds.minSessions && control.crashFreeRate !== null;
-  const limit = controlEnough ? Math.max(0, (control.crashFreeRate ?? 0) - thresholds.maxCrashFreeDrop) : FALLBACK_MIN_CRASH_FREE;
-  const against = controlEnough ? `${input.control ?? '?'} at ${percent(control.crashFreeRate)} (${control.sessions} sessions)` : `the fixed floor (control has fewer than ${thresholds.minSessions} sessions)`;
-  const shown = { candidate: { sample: candidate.sessions, value: candidate.crashFreeRate }, control: control === undefined ? null : { sample: control.sessions, value: control.crashFreeRate }, limit };
-  if (candidate.sessions < thresholds.minSessions || candidate.crashFreeRate === null) {
-    return { verdict: 'wait', detail: `${candidate.sessions} of ${thresholds.minSessions} sessions needed for ${input.candidate}`, ...shown };
-  }
-  const holds = candidate.crashFreeRate >= limit;
-  return {
-    verdict: holds ? 'pass' : 'breach',
-    detail: `${input.candidate} ${percent(candidate.crashFreeRate)} crash-free (${candidate.sessions} sessions) ${holds ? '≥' : '<'} ${percent(limit)}, against ${against}`,
-    ...shown,
-  };
+  const judged = judgeSignal(
+    { ...CRASH_FREE_SESSIONS, minSample: thresholds.minSessions, allowedWorsening: thresholds.maxCrashFreeDrop, fallbackLimit: FALLBACK_MIN_CRASH_FREE },
+    { name: input.candidate, sample: candidate.sessions, rate: candidate.crashFreeRate },
+    input.control === null ? undefined : { name: input.control, sample: control?.sessions ?? 0, rate: control?.crashFreeRate ?? null },
+  );
+  return { ...judged, candidate: { sample: candidate.sessions, value: candidate.crashFreeRate }, control: control === undefined ? null : { sample: control.sessions, value: control.crashFreeRate } };
 }
 
 async function errorRateSignal(input: GateInput): Promise<SignalResult> {
@@ -130,19 +125,10 @@ async function errorRateSignal(input: GateInput): Promise<SignalResult> {
   }
   const candidate = rows.find((row) => row.version === input.candidate) ?? { version: input.candidate, requests: 0, errors: 0, errorRate: 0 };
   const control = input.control === null ? undefined : rows.find((row) => row.version === input.control);
-  const controlEnough = control !== undefined && control.requests >= thresholds.minRequests;
-  const limit = controlEnough ? Math.min(1, control.errorRate + thresholds.maxErrorRateRise) : FALLBACK_MAX_ERROR_RATE;
-  const against = controlEnough ? `${input.control ?? '?'} at ${percent(control.errorRate)} (${control.requests} requests)` : `the fixed ceiling (control has fewer than ${thresholds.minRequests} requests)`;
-  const shown = { candidate: { sample: candidate.requests, value: candidate.errorRate }, control: control === undefined ? null : { sample: control.requests, value: control.errorRate }, limit };
-  if (candidate.requests < thresholds.minRequests) return { verdict: 'wait', detail: `${candidate.requests} of ${thresholds.minRequests} requests needed from ${input.candidate}`, ...shown };
-  const holds = candidate.errorRate <= limit;
-  return {
-    verdict: holds ? 'pass' : 'breach',
-    detail: `${input.candidate} ${percent(candidate.errorRate)} 5xx (${candidate.requests} requests) ${holds ? '≤' : '>'} ${percent(limit)}, against ${against}`,
-    ...shown,
-  };
-}
-
-function percent(value: number | null): string {
-  return value === null ? '?' : `${(value * 100).toFixed(2)} %`;
+  const judged = judgeSignal(
+    { ...API_ERROR_RATE, minSample: thresholds.minRequests, allowedWorsening: thresholds.maxErrorRateRise, fallbackLimit: FALLBACK_MAX_ERROR_RATE },
+    { name: input.candidate, sample: candidate.requests, rate: candidate.errorRate },
+    input.control === null ? undefined : { name: input.control, sample: control?.requests ?? 0, rate: control?.errorRate ?? null },
+  );
+  return { ...judged, candidate: { sample: candidate.requests, value: candidate.errorRate }, control: control === undefined ? null : { sample: control.requests, value: control.errorRate } };
 }
