@@ -10,8 +10,10 @@
 import { createHash } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { shipshapeProfile, type AppProfile } from '../app-profile.ts';
 import { ShipError } from '../errors.ts';
 import type { Logger } from '../log.ts';
+import type { Database } from './index.ts';
 import { quoteIdent, quoteQualified, type Pool, type PoolClient, type Queryable } from './pool.ts';
 
 /** Put this on the first line of a migration that cannot run in a transaction (CREATE INDEX CONCURRENTLY). */
@@ -448,4 +450,9 @@ function diffSnapshots(before: Set<string>, after: Set<string>): SchemaChange[] 
   for (const entry of after) if (!before.has(entry)) changes.push(toChange(entry, 'created'));
   for (const entry of before) if (!after.has(entry)) changes.push(toChange(entry, 'dropped'));
   return changes;
+}
+
+/** The migrator for an open database and an application's migrations (Shipshape's own by default). */
+export function migratorFor(database: Database, logger: Logger, profile: AppProfile = shipshapeProfile): Migrator {
+  return new Migrator(database.pool, profile.migrations, logger);
 }

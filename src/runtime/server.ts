@@ -19,7 +19,7 @@ import { checkListenAddress, listenError } from './listen-address.ts';
 import { startLiveOperations } from './live-operations.ts';
 import { startMetricsFlusher } from './metrics-flusher.ts';
 import { prepareSchema } from './migrations.ts';
-import { startWorkers, type Workers } from './workers.ts';
+import { startWorkers, type Workers } from '../scheduler/workers.ts';
 
 export interface RunningServer {
   readonly app: FastifyInstance;

@@ -18,9 +18,9 @@ import { formatDurationMs } from '../config/duration.ts';
 import { withTransaction, type Pool, type PoolClient, type Queryable } from '../db/pool.ts';
 import { ShipError } from '../errors.ts';
 import type { JsonObject } from '../ops/engine/types.ts';
-import { formatRecurrence, nextOccurrence, parseRecurrence } from './recurrence.ts';
+import { formatRecurrence, nextOccurrence, parseRecurrence } from '../time/recurrence.ts';
 import { isScheduleTask, taskDefinitions, type ScheduleTask } from './tasks.ts';
-import { checkTimeZone } from './zoned-time.ts';
+import { checkTimeZone } from '../time/zoned-time.ts';
 
 export interface ScheduleSpec {
   readonly name: string;

@@ -5,7 +5,7 @@
  */
 import { Command, InvalidArgumentError } from 'commander';
 import type { MigrationResult } from '../../db/migrator.ts';
-import { migratorFor } from '../../runtime/migrations.ts';
+import { migratorFor } from '../../db/migrator.ts';
 import { cliContext, withDatabase } from '../context.ts';
 import { emit, table } from '../output.ts';
 

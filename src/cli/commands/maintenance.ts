@@ -16,7 +16,7 @@ import { formatDurationMs, parseDuration } from '../../config/duration.ts';
 import { readAppState, setBanner, setMaintenance } from '../../domain/app-state.ts';
 import { issueAdminToken, revokeAdminToken } from '../../domain/admin-tokens.ts';
 import { recordAudit } from '../../domain/audit.ts';
-import { ExitCode, ShipError } from '../../errors.ts';
+import { ShipError } from '../../errors.ts';
 import { percent } from '../../ops/diagnostics/thresholds.ts';
 import { monitorMetrics, successCriteria, type MetricsSample } from '../../ops/maintenance/monitor.ts';
 import { renderMaintenancePlan, writeMaintenancePlan } from '../../ops/maintenance/plan.ts';
@@ -24,8 +24,9 @@ import { prepareSmokeAccount, runSmokeTests, type SmokeCheck } from '../../ops/m
 import { describeEnd, describeStart, resolveWindow } from '../../ops/maintenance/window.ts';
 import { MAINTENANCE_BANNER_SETTER, maintenanceRun } from '../../ops/procedures/maintenance-run.ts';
 import { maintenanceSchedule } from '../../ops/procedures/maintenance-schedule.ts';
-import { announceAppStateChange } from '../../runtime/app-state-feeds.ts';
+import { announceAppStateChange } from '../../domain/app-state-announce.ts';
 import { cliContext, withDatabase } from '../context.ts';
+import { exitWithFindings } from '../exit.ts';
 import { emit } from '../output.ts';
 
 const MIN_INTERVAL_MS = 1_000;
@@ -92,7 +93,7 @@ export function registerMaintenanceCommands(program: Command): void {
             options.smoke ? `smoke tests: ${result.smoke.length === 0 ? 'not run' : result.smoke.map((check) => `${check.ok ? '✓' : '✗'} ${check.name}`).join(', ')}` : 'smoke tests: skipped (--no-smoke)',
           ].join('\n'),
         );
-        if (!passed) process.exitCode = ExitCode.failedRolledBack;
+        exitWithFindings({ healthy: passed });
       } finally {
         process.off('SIGINT', onSignal);
         process.off('SIGTERM', onSignal);

@@ -14,7 +14,7 @@ import { openDatabase, type Database } from '../../db/index.ts';
 import { readAppState } from '../../domain/app-state.ts';
 import { describeError, isShipError } from '../../errors.ts';
 import type { Logger } from '../../log.ts';
-import { migratorFor } from '../../runtime/migrations.ts';
+import { migratorFor } from '../../db/migrator.ts';
 import { applicationDatabaseName } from '../backups/database-target.ts';
 import { formatDurationMs } from '../../config/duration.ts';
 import { backupFreshness } from './backup-freshness.ts';

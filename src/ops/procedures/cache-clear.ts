@@ -22,7 +22,7 @@ import { flushTaskListScope } from '../../domain/task-list-cache.ts';
 import { findUserByEmail } from '../../domain/users.ts';
 import { describeError } from '../../errors.ts';
 import { redactUrl } from '../../log.ts';
-import { announceAppStateChange } from '../../runtime/app-state-feeds.ts';
+import { announceAppStateChange } from '../../domain/app-state-announce.ts';
 import { defineProcedure, unverified, type CheckResult, type RunContext } from '../engine/types.ts';
 
 const params = z.object({

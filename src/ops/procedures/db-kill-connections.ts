@@ -33,7 +33,7 @@ import type { Config } from '../../config/index.ts';
 import { describeBackend, holdOwnSessions, otherBackends, terminateBackend, type Backend, type Termination } from '../../db/backends.ts';
 import { readAppState, setBanner } from '../../domain/app-state.ts';
 import { describeError, ShipError } from '../../errors.ts';
-import { announceAppStateChange } from '../../runtime/app-state-feeds.ts';
+import { announceAppStateChange } from '../../domain/app-state-announce.ts';
 import { applicationDatabaseName, databaseLockResource } from '../backups/database-target.ts';
 import { probeHealth } from '../diagnostics/api-probe.ts';
 import { defineProcedure, unverified, type CheckResult, type JsonObject, type RunContext } from '../engine/types.ts';

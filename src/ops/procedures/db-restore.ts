@@ -53,7 +53,7 @@ import { setMaintenance, type Maintenance } from '../../domain/app-state.ts';
 import { reapplyErasureLedger } from '../../domain/erasure.ts';
 import { withLegalStore } from '../../domain/legal-store.ts';
 import { ShipError } from '../../errors.ts';
-import { announceAppStateChange } from '../../runtime/app-state-feeds.ts';
+import { announceAppStateChange } from '../../domain/app-state-announce.ts';
 import { isBackupId } from '../backups/backup-id.ts';
 import { withBackupStore } from '../backups/backup-store.ts';
 import { formatBytes } from '../backups/bytes.ts';

@@ -19,7 +19,7 @@
 import { z } from 'zod';
 import { recordAudit } from '../../domain/audit.ts';
 import { readAppState, setMaintenance } from '../../domain/app-state.ts';
-import { announceAppStateChange } from '../../runtime/app-state-feeds.ts';
+import { announceAppStateChange } from '../../domain/app-state-announce.ts';
 import { defineProcedure, type JsonObject, type RunContext } from '../engine/types.ts';
 import { pushToEveryone, runSetter, updateStatusPage } from './announcements.ts';
 import { alertAndReport, EMERGENCY_ISSUE_TYPE, EMERGENCY_LOCK, EMERGENCY_PAGE_KEY, healthCheck, verifyHealth } from './emergency-common.ts';

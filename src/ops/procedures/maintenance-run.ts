@@ -35,9 +35,9 @@ import { readAppState, setBanner, setMaintenance } from '../../domain/app-state.
 import { issueAdminToken, listAdminTokens, revokeAdminToken, rotateAdminTokens } from '../../domain/admin-tokens.ts';
 import { recordAudit } from '../../domain/audit.ts';
 import { describeError, isShipError, ShipError } from '../../errors.ts';
-import { announceAppStateChange } from '../../runtime/app-state-feeds.ts';
-import { migratorFor } from '../../runtime/migrations.ts';
-import { localParts } from '../../scheduler/zoned-time.ts';
+import { announceAppStateChange } from '../../domain/app-state-announce.ts';
+import { migratorFor } from '../../db/migrator.ts';
+import { localParts } from '../../time/zoned-time.ts';
 import { withClient } from '../backups/connections.ts';
 import { applicationDatabaseName, databaseLockResource } from '../backups/database-target.ts';
 import { backupSourceFor } from '../backups/take-backup.ts';

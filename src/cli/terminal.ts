@@ -6,11 +6,11 @@
  * Anything else (a pipe, a CI log): plain lines, one per event, progress at most every 10 %.
  */
 import { createInterface } from 'node:readline/promises';
-import type { Prompter, ProgressUpdate, RunObserver, RunView } from './io.ts';
-import type { JournalEntry } from './journal.ts';
-import type { StepStatus } from './run-record.ts';
+import type { Prompter, ProgressUpdate, RunObserver, RunView } from '../ops/engine/io.ts';
+import type { JournalEntry } from '../ops/engine/journal.ts';
+import type { StepStatus } from '../ops/engine/run-record.ts';
 import { checkMarker, checkText, formatBytes, formatDuration, marker, paint, type Style } from './style.ts';
-import { stepUnverified } from './report.ts';
+import { stepUnverified } from '../ops/engine/report.ts';
 
 export interface TerminalOptions extends Style {
   readonly stream: NodeJS.WritableStream & { readonly columns?: number | undefined };

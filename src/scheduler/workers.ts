@@ -28,11 +28,10 @@ import { describeError, ShipError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { ownerDumpRequest, takeOwnerDump } from '../ops/backups/owner-dump.ts';
 import { configuredAlerter } from '../ops/engine/alerts.ts';
-import { currentProcess } from '../ops/engine/process-identity.ts';
-import { createQueue, createQueues, NOTIFICATION_RETRY_LIMIT, QUEUE_SCHEMA, queueNames, transactionDb } from '../scheduler/queue.ts';
-import { claimDueSchedules, ensureDefaultSchedules, planTick, recordOutcome, recordTick, type ScheduledRun, type TickPlan } from '../scheduler/schedules.ts';
-import { runScheduledTask } from '../scheduler/task-runner.ts';
-import { runnerIsGone } from './notification-worker.ts';
+import { currentProcess, runnerIsGone } from '../ops/engine/process-identity.ts';
+import { createQueue, createQueues, NOTIFICATION_RETRY_LIMIT, QUEUE_SCHEMA, queueNames, transactionDb } from '../db/queue.ts';
+import { claimDueSchedules, ensureDefaultSchedules, planTick, recordOutcome, recordTick, type ScheduledRun, type TickPlan } from './schedules.ts';
+import { runScheduledTask } from './task-runner.ts';
 import { startWatchdogLoop, type WatchdogLoop } from './watchdog-loop.ts';
 import type { JobResult } from 'pg-boss';
 
