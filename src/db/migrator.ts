@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { shipshapeProfile, type AppProfile } from '../app-profile.ts';
-import { ShipError } from '../errors.ts';
+import { ShipError, describeError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import type { Database } from './index.ts';
 import { quoteIdent, quoteQualified, type Pool, type PoolClient, type Queryable } from './pool.ts';
@@ -181,7 +181,7 @@ export class Migrator {
           } catch (error) {
             throw new ShipError(
               'SHIP_ERR_MIGRATION_FAILED',
-              `${file.fileName} failed when tried in a transaction: ${(error as Error).message}. Nothing was changed. Fix the file and plan again.`,
+              `${file.fileName} failed when tried in a transaction: ${describeError(error)}. Nothing was changed. Fix the file and plan again.`,
               { cause: error },
             );
           }
@@ -215,7 +215,7 @@ export class Migrator {
         results.push({ version: file.version, name: file.name, direction, status: 'success', durationMs });
         this.logger.info({ migration: file.fileName, direction, durationMs }, `migration ${direction === 'up' ? 'applied' : 'reverted'}`);
       } catch (cause) {
-        const message = (cause as Error).message;
+        const message = describeError(cause);
         results.push({ version: file.version, name: file.name, direction, status: 'error', error: message });
         error = new ShipError(
           'SHIP_ERR_MIGRATION_FAILED',

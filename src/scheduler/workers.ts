@@ -21,6 +21,7 @@ import { shipshapeProfile } from '../app-profile.ts';
 import type { Config } from '../config/index.ts';
 import type { Database } from '../db/index.ts';
 import { withTransaction } from '../db/pool.ts';
+import { firstRow } from '../db/rows.ts';
 import { claimPendingNotices, markNoticeQueued, sendNoticeEmailBatch } from '../domain/maintenance-notices.ts';
 import { newRunner, type PushSender } from '../domain/notifications.ts';
 import { claimDueNotifications, deliverScheduledNotification, markQueued } from '../domain/scheduled-notifications.ts';
@@ -188,7 +189,7 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
       const skipped: Array<{ schedule: string; reason: string }> = [];
       await withTransaction(pool, async (client) => {
         const { rows } = await client.query<{ now: Date }>('SELECT now() AS now');
-        const now = rows[0]!.now;
+        const now = firstRow(rows).now;
         for (const schedule of await claimDueSchedules(client)) {
           let plan: TickPlan;
           try {

@@ -31,7 +31,7 @@ export const layers: readonly (readonly string[])[] = [
   ['adapters', 'db'],
   ['config'],
   ['time', 'log.ts', 'app-profile.ts'],
-  ['errors.ts', 'version.ts'],
+  ['errors.ts', 'version.ts', 'redact.ts', 'bytes.ts'],
 ];
 
 export interface ImportEdge {

@@ -14,7 +14,7 @@ import { listLiveSessions, revokeOwnSession } from '../../domain/session-list.ts
 import { revokeAllSessions } from '../../domain/sessions.ts';
 import { EXPORT_FORMAT, readUserDataJson } from '../../domain/user-export.ts';
 import { findUserForLogin } from '../../domain/users.ts';
-import { ShipError } from '../../errors.ts';
+import { ShipError, describeError } from '../../errors.ts';
 import type { ApiContext } from '../context.ts';
 import { attemptLimiter } from '../plugins/attempt-limits.ts';
 import { currentUser, type Guards } from '../plugins/guards.ts';
@@ -90,7 +90,7 @@ export function accountRoutes(app: FastifyInstance, context: ApiContext, guards:
         text: `Your account ${user.email} and all its data will be erased on ${dueAt}. You have been signed out everywhere.\n\nIf you change your mind, sign in to the app and choose "Restore account" before then. ${restoreHow}`,
         html: `<p>Your account and all its data will be erased on ${dueAt}. You have been signed out everywhere.</p><p>If you change your mind, sign in to the app and choose "Restore account" before then.</p>`,
       })
-      .catch((error: unknown) => context.logger.error({ err: (error as Error).message, userId: user.id }, 'deletion confirmation email could not be sent'));
+      .catch((error: unknown) => context.logger.error({ err: describeError(error), userId: user.id }, 'deletion confirmation email could not be sent'));
     return reply.status(202).send({ status: 'scheduled', deletionDueAt: dueAt, message: `Your account is scheduled for deletion and you have been signed out everywhere. ${restoreHow}` });
   });
 

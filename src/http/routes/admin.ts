@@ -3,8 +3,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { recordAudit } from '../../domain/audit.ts';
-import { setMaintenance } from '../../domain/app-state.ts';
+import { switchMaintenance } from '../../domain/maintenance-switch.ts';
 import { clearCacheScope } from '../../domain/cache-clear.ts';
 import type { ApiContext } from '../context.ts';
 import type { Guards } from '../plugins/guards.ts';
@@ -25,15 +24,14 @@ export function adminRoutes(app: FastifyInstance, context: ApiContext, guards: G
 
   app.post('/admin/maintenance', admin({ body: maintenanceChange }), async (request) => {
     const input = parseInput(maintenanceChange, request.body, 'body');
-    const { previous, current } = await setMaintenance(pool, { enabled: input.enabled, message: input.message, setBy: 'admin-api', mode: input.mode });
-    await recordAudit(pool, {
-      actor: 'admin-api',
-      action: input.enabled ? 'admin.maintenance.enabled' : 'admin.maintenance.disabled',
-      ip: request.ip,
-      details: { message: current.message, mode: current.mode, wasEnabled: previous.enabled },
-    });
-    await context.appState.refresh();
-    await context.live.feeds.announce();
+    const { previous, current } = await switchMaintenance(
+      pool,
+      { enabled: input.enabled, message: input.message, mode: input.mode, owner: { kind: 'api', name: 'admin-api' }, ip: request.ip },
+      async () => {
+        await context.appState.refresh();
+        await context.live.feeds.announce();
+      },
+    );
     return { maintenance: current, previous };
   });
 

@@ -19,7 +19,7 @@ import { applicationDatabaseName } from '../backups/database-target.ts';
 import { formatDurationMs } from '../../config/duration.ts';
 import { backupFreshness } from './backup-freshness.ts';
 import { databaseSize, largestTables } from './diagnose.ts';
-import { formatBytes } from './indexes.ts';
+import { formatBytes } from '../../bytes.ts';
 import { connectionUsage, listSessions, longTransactions, LONG_TRANSACTION_SECONDS, seconds } from './sessions.ts';
 import { slowQueries } from './slow-queries.ts';
 import { connectionsBreach, inHours, thresholds } from './thresholds.ts';
