@@ -1,13 +1,13 @@
 /**
  * /admin: what the runbook's procedures call with the admin token. Every action is audited.
  */
-import type { FastifyInstance } from 'fastify';
+import type { FastifyPluginAsync } from 'fastify';
 import { z } from 'zod';
 import { switchMaintenance } from '../../domain/maintenance-switch.ts';
 import { clearCacheScope } from '../../domain/cache-clear.ts';
-import type { ApiContext } from '../context.ts';
-import type { Guards } from '../plugins/guards.ts';
-import { parseInput, type RouteInput } from '../validation.ts';
+import type { RouteDeps } from '../route-deps.ts';
+import { jsonObject, routeSchema, type RouteDoc } from '../route-schema.ts';
+import { parseInput } from '../validation.ts';
 
 const maintenanceChange = z.strictObject({
   enabled: z.boolean(),
@@ -18,11 +18,11 @@ const maintenanceChange = z.strictObject({
 const cacheScope = z.union([z.enum(['all', 'tasks', 'preferences']), z.string().regex(/^user:.{3,320}$/, 'must be all, tasks, preferences or user:<email>')]);
 const cacheClear = z.strictObject({ scope: cacheScope });
 
-export function adminRoutes(app: FastifyInstance, context: ApiContext, guards: Guards): void {
+export const adminRoutes: FastifyPluginAsync<RouteDeps> = async (app, { context, guards }) => {
   const { pool } = context.database;
-  const admin = (input: RouteInput) => ({ config: { maintenanceExempt: true, input }, preHandler: [guards.requireAdmin] });
+  const admin = (route: Omit<RouteDoc, 'audience'>) => ({ schema: routeSchema('admin', { ...route, audience: 'admin' }), config: { maintenanceExempt: true }, preHandler: [guards.requireAdmin] });
 
-  app.post('/admin/maintenance', admin({ body: maintenanceChange }), async (request) => {
+  app.post('/admin/maintenance', admin({ summary: 'Turn maintenance mode (full or read-only) on or off', input: { body: maintenanceChange }, ok: { 200: z.object({ maintenance: jsonObject, previous: jsonObject }) } }), async (request) => {
     const input = parseInput(maintenanceChange, request.body, 'body');
     const { previous, current } = await switchMaintenance(
       pool,
@@ -35,7 +35,7 @@ export function adminRoutes(app: FastifyInstance, context: ApiContext, guards: G
     return { maintenance: current, previous };
   });
 
-  app.post('/admin/cache/clear', admin({ body: cacheClear }), async (request) => {
+  app.post('/admin/cache/clear', admin({ summary: 'Clear the app cache for a scope', input: { body: cacheClear }, ok: { 200: z.object({ scope: z.string(), epoch: z.number().int(), flushed: z.number().int() }) } }), async (request) => {
     const { scope: requested } = parseInput(cacheClear, request.body, 'body');
     const { scope, storedScope, epoch } = await clearCacheScope(pool, { scope: requested, actor: 'admin-api', ip: request.ip });
     // Frees the scope's entries (in Redis, for every instance); the new epoch then makes any
@@ -45,4 +45,4 @@ export function adminRoutes(app: FastifyInstance, context: ApiContext, guards: G
     await context.live.feeds.announce();
     return { scope, epoch, flushed };
   });
-}
+};
