@@ -3,7 +3,7 @@
  * code), the list of runs, and a run's journal. Results go to stdout — one JSON document
  * with `--json` — and the error line (`error[CODE]: …`) to stderr.
  */
-import { ExitCode } from '../errors.ts';
+import type { ExitCode } from '../errors.ts';
 import type { ApprovalResult } from '../ops/engine/approve.ts';
 import type { JournalEntry } from '../ops/engine/journal.ts';
 import { stepUnverified, type RunReport } from '../ops/engine/report.ts';

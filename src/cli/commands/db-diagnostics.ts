@@ -3,7 +3,7 @@
  * Usage"): `db slow-queries`, `db explain`, `db diagnose`, `db index-advice`. The commands
  * that change something are procedures: `db index`, `db kill`.
  */
-import { Command, InvalidArgumentError } from 'commander';
+import { type Command, InvalidArgumentError } from 'commander';
 import { describeConnection } from '../../db/backends.ts';
 import { explainAnalyze, type ExplainResult } from '../../ops/diagnostics/explain.ts';
 import { diagnose, CACHE_HIT_TARGET, type Diagnosis } from '../../ops/diagnostics/diagnose.ts';

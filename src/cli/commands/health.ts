@@ -7,7 +7,7 @@
  * as one JSON document per line. `--count N` stops after N rounds; Ctrl-C stops at once. The
  * exit code is the last round's.
  */
-import { Command, InvalidArgumentError } from 'commander';
+import { type Command, InvalidArgumentError } from 'commander';
 import { parseDuration } from '../../config/duration.ts';
 import { ShipError } from '../../errors.ts';
 import { gatherHealth, type HealthReport } from '../../ops/diagnostics/health.ts';

@@ -4,7 +4,7 @@
  * this process, showing progress; Ctrl-C stops after the requests in flight, and
  * `notify resume <id>` carries on (so would any running server after 30 s).
  */
-import { Command, InvalidArgumentError } from 'commander';
+import { type Command, InvalidArgumentError } from 'commander';
 import { ExpoPushClient } from '../../adapters/expo-push.ts';
 import type { Config } from '../../config/index.ts';
 import type { Pool } from '../../db/pool.ts';

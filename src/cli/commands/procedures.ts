@@ -4,7 +4,7 @@
  * glue the run commands share: engine dependencies for a terminal, Ctrl-C handling, and
  * writing a report.
  */
-import { Command, Option } from 'commander';
+import { type Command, Option } from 'commander';
 import { isShipError, ShipError } from '../../errors.ts';
 import { configuredAlerter, runProcedure, type EngineDeps, type ProcedureEntry, type RunReport } from '../../ops/engine/index.ts';
 import { createTerminalObserver, createTerminalPrompter } from '../terminal.ts';

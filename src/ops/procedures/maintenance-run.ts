@@ -29,7 +29,7 @@
  */
 import { mkdir, open, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
-import pg from 'pg';
+import type pg from 'pg';
 import { z } from 'zod';
 import { readAppState, setBanner } from '../../domain/app-state.ts';
 import { announceFrom, ownerLabel, switchMaintenance, type MaintenanceOwner } from '../../domain/maintenance-switch.ts';
