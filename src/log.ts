@@ -3,6 +3,7 @@
  * `--json` documents), with every field that can carry a secret redacted at the source.
  */
 import { pino, type Logger, type LevelWithSilent } from 'pino';
+import { REDACTED } from './redact.ts';
 
 export type { Logger };
 
@@ -27,20 +28,9 @@ export function createLogger(level: LevelWithSilent = 'info', destination: NodeJ
     {
       level,
       base: { service: 'shipshape' },
-      redact: { paths: redactedPaths, censor: '[redacted]' },
+      redact: { paths: redactedPaths, censor: REDACTED },
       timestamp: pino.stdTimeFunctions.isoTime,
     },
     destination,
   );
-}
-
-/** Removes the password from a connection URL so it can be shown or logged. */
-export function redactUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password) parsed.password = '***';
-    return parsed.toString();
-  } catch {
-    return '[unparseable url]';
-  }
 }

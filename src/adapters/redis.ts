@@ -8,7 +8,8 @@
  * wait for the connection, and ioredis re-subscribes by itself after every reconnect.
  */
 import type { Redis } from 'ioredis';
-import { redactUrl, type Logger } from '../log.ts';
+import type { Logger } from '../log.ts';
+import { redactUrl } from '../redact.ts';
 
 export type { Redis };
 

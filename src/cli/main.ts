@@ -4,8 +4,7 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { Command, CommanderError } from 'commander';
-import { ExitCode, explainSetupFailure, isShipError } from '../errors.ts';
+import { Command } from 'commander';
 import type { ProcedureEntry } from '../ops/engine/registry.ts';
 import { procedures as registeredProcedures } from '../ops/procedures/index.ts';
 import { version } from '../version.ts';
@@ -22,6 +21,7 @@ import { registerScheduling } from './commands/scheduling.ts';
 import { registerServe } from './commands/serve.ts';
 import { registerUpdate } from './commands/update.ts';
 import { registerUserCommands } from './commands/user.ts';
+import { classifyFailure, exitCodeOfCompletedCommand, INTERNAL_ERROR_EXIT_CODE } from './exit.ts';
 
 export interface ProgramOptions {
   /** The procedures to expose; defaults to the registry (tests add their fixtures). */
@@ -58,19 +58,15 @@ export async function main(argv: string[], options: ProgramOptions = {}): Promis
   for (const command of allCommands(program)) command.exitOverride();
   try {
     await program.parseAsync(argv);
-    return Number(process.exitCode ?? ExitCode.ok);
+    return exitCodeOfCompletedCommand();
   } catch (error) {
-    if (error instanceof CommanderError) {
-      // --help and --version end here too, successfully.
-      return error.exitCode === 0 ? ExitCode.ok : ExitCode.usage;
-    }
-    const known = isShipError(error) ? error : explainSetupFailure(error);
-    if (known) {
-      process.stderr.write(`error[${known.code}]: ${known.message}\n`);
-      return known.exitCode;
+    const failure = classifyFailure(error);
+    if (failure) {
+      if (failure.known) process.stderr.write(`error[${failure.known.code}]: ${failure.known.message}\n`);
+      return failure.exitCode;
     }
     process.stderr.write(`${await describeInternalError(error)}\n`);
-    return ExitCode.needsHuman;
+    return INTERNAL_ERROR_EXIT_CODE;
   }
 }
 

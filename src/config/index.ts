@@ -11,8 +11,8 @@ import path from 'node:path';
 import { z } from 'zod';
 import { ShipError } from '../errors.ts';
 import { durationSchema } from './duration.ts';
-import { isRecurrence } from '../scheduler/recurrence.ts';
-import { isTimeZone } from '../scheduler/zoned-time.ts';
+import { isRecurrence } from '../time/recurrence.ts';
+import { isTimeZone } from '../time/zoned-time.ts';
 
 const port = z.coerce.number().int().min(0).max(65_535);
 const positiveInt = z.coerce.number().int().positive();

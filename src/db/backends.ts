@@ -65,19 +65,37 @@ export function backendOf(row: BackendRow): Backend {
   };
 }
 
-/** Every other client backend of the current database, oldest first; `ours` are left out too. */
-export async function otherBackends(db: Queryable, ours: readonly number[] = []): Promise<Backend[]> {
+/**
+ * Every other client backend of the current database (or of `database`, when the caller is
+ * connected elsewhere to take that one away), oldest first; `ours` are left out too.
+ */
+export async function otherBackends(db: Queryable, ours: readonly number[] = [], database?: string): Promise<Backend[]> {
   const { rows } = await db.query<BackendRow>(
     `SELECT ${BACKEND_COLUMNS}
        FROM pg_stat_activity
-      WHERE datname = current_database()
+      WHERE datname = coalesce($2::text, current_database())
         AND pid <> pg_backend_pid()
         AND pid <> ALL ($1::integer[])
         AND backend_type = 'client backend'
       ORDER BY backend_start, pid`,
-    [ours],
+    [ours, database ?? null],
   );
   return rows.map(backendOf);
+}
+
+/**
+ * Terminates every other client session (of `database`, or the current one), one pid per
+ * statement, each waited for up to `waitMs`; returns them with their outcomes. Callers decide
+ * what a refusal or a survivor means for them. Each outcome is also pushed to `ended` as it
+ * comes, so a caller still knows what was done when a later statement fails.
+ */
+export async function terminateOtherBackends(
+  db: Queryable,
+  options: { readonly ours?: readonly number[]; readonly database?: string; readonly waitMs: number; readonly ended?: Termination[] },
+): Promise<Termination[]> {
+  const ended = options.ended ?? [];
+  for (const backend of await otherBackends(db, options.ours, options.database)) ended.push(await terminateBackend(db, backend, options.waitMs));
+  return ended;
 }
 
 export interface OwnSessions {

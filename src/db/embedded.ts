@@ -12,7 +12,7 @@ import { mkdir, readFile, rm, writeFile, open } from 'node:fs/promises';
 import { connect } from 'node:net';
 import path from 'node:path';
 import type { PGlite } from '@electric-sql/pglite';
-import { ShipError } from '../errors.ts';
+import { ShipError, describeError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { BackendLease, serveWireProtocol, type WireServer } from './embedded-wire.ts';
 
@@ -85,7 +85,7 @@ async function startEmbedded(dir: string, logger: Logger): Promise<EmbeddedDatab
     await rm(lockFile, { force: true });
     throw new ShipError(
       'SHIP_ERR_DATABASE_UNAVAILABLE',
-      `The embedded database under ${dataDir} could not be opened: ${(error as Error).message}. ` +
+      `The embedded database under ${dataDir} could not be opened: ${describeError(error)}. ` +
         'If another program has these files open, stop it; otherwise set DATABASE_URL to use a PostgreSQL server.',
       { cause: error },
     );

@@ -4,7 +4,8 @@
 import { userInfo } from 'node:os';
 import type { Config } from '../config/index.ts';
 import { databaseFailureOf, describeError, ShipError } from '../errors.ts';
-import { redactUrl, type Logger } from '../log.ts';
+import type { Logger } from '../log.ts';
+import { redactUrl } from '../redact.ts';
 import { connectEmbedded, type EmbeddedDatabase } from './embedded.ts';
 import { createPool, type Pool } from './pool.ts';
 

@@ -10,8 +10,10 @@
 import { createHash } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { ShipError } from '../errors.ts';
+import { shipshapeProfile, type AppProfile } from '../app-profile.ts';
+import { ShipError, describeError } from '../errors.ts';
 import type { Logger } from '../log.ts';
+import type { Database } from './index.ts';
 import { quoteIdent, quoteQualified, type Pool, type PoolClient, type Queryable } from './pool.ts';
 
 /** Put this on the first line of a migration that cannot run in a transaction (CREATE INDEX CONCURRENTLY). */
@@ -179,7 +181,7 @@ export class Migrator {
           } catch (error) {
             throw new ShipError(
               'SHIP_ERR_MIGRATION_FAILED',
-              `${file.fileName} failed when tried in a transaction: ${(error as Error).message}. Nothing was changed. Fix the file and plan again.`,
+              `${file.fileName} failed when tried in a transaction: ${describeError(error)}. Nothing was changed. Fix the file and plan again.`,
               { cause: error },
             );
           }
@@ -213,7 +215,7 @@ export class Migrator {
         results.push({ version: file.version, name: file.name, direction, status: 'success', durationMs });
         this.logger.info({ migration: file.fileName, direction, durationMs }, `migration ${direction === 'up' ? 'applied' : 'reverted'}`);
       } catch (cause) {
-        const message = (cause as Error).message;
+        const message = describeError(cause);
         results.push({ version: file.version, name: file.name, direction, status: 'error', error: message });
         error = new ShipError(
           'SHIP_ERR_MIGRATION_FAILED',
@@ -448,4 +450,9 @@ function diffSnapshots(before: Set<string>, after: Set<string>): SchemaChange[] 
   for (const entry of after) if (!before.has(entry)) changes.push(toChange(entry, 'created'));
   for (const entry of before) if (!after.has(entry)) changes.push(toChange(entry, 'dropped'));
   return changes;
+}
+
+/** The migrator for an open database and an application's migrations (Shipshape's own by default). */
+export function migratorFor(database: Database, logger: Logger, profile: AppProfile = shipshapeProfile): Migrator {
+  return new Migrator(database.pool, profile.migrations, logger);
 }

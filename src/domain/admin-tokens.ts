@@ -13,6 +13,7 @@
  * in constant time.
  */
 import { withTransaction, type Pool, type Queryable } from '../db/pool.ts';
+import { firstRow } from '../db/rows.ts';
 import { ShipError } from '../errors.ts';
 import { hashToken, issueToken, secretsEqual } from './secrets.ts';
 
@@ -119,7 +120,7 @@ export async function issueAdminToken(db: Queryable, input: { label: string; cre
      RETURNING ${COLUMNS}`,
     [input.label, issued.hash, input.createdBy, input.expiresAt ?? null],
   );
-  return { token: issued.token, record: toToken(rows[0]!) };
+  return { token: issued.token, record: toToken(firstRow(rows)) };
 }
 
 export interface Rotation extends IssuedAdminToken {

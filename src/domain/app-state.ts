@@ -5,6 +5,7 @@
  */
 import { ShipError } from '../errors.ts';
 import type { Queryable } from '../db/pool.ts';
+import { firstRow } from '../db/rows.ts';
 
 /** 'full': every app route answers 503. 'read-only': reads are served, writes answer 503 (migration 0008). */
 export type MaintenanceMode = 'full' | 'read-only';
@@ -104,7 +105,7 @@ export async function setMaintenance(
       ? [change.enabled, change.message ?? null, change.setBy, DEFAULT_MAINTENANCE_MESSAGE, change.mode ?? 'full']
       : [change.enabled, change.message ?? null, change.setBy, DEFAULT_MAINTENANCE_MESSAGE],
   );
-  const row = rows[0]!;
+  const row = firstRow(rows);
   return {
     previous: { enabled: row.prev_enabled, mode: modeOf(row.prev_mode), message: row.prev_message, setBy: row.prev_set_by, since: row.prev_since },
     current: { enabled: row.maintenance_enabled, mode: modeOf(row.maintenance_mode), message: row.maintenance_message, setBy: row.maintenance_set_by, since: row.maintenance_since },
@@ -126,7 +127,7 @@ export async function bumpCacheEpoch(db: Queryable, scope: string, clearedBy: st
      RETURNING epoch`,
     [scope, clearedBy],
   );
-  return Number(rows[0]!.epoch);
+  return Number(firstRow(rows).epoch);
 }
 
 /** Puts up (or, with `message: null`, takes down) the in-app banner; returns the one it replaced. */

@@ -2,7 +2,7 @@
  * Registration, login and password reset. Nothing here tells a caller whether an email
  * has an account: login failures look the same, and reset requests always "succeed".
  */
-import { ShipError } from '../errors.ts';
+import { ShipError, describeError } from '../errors.ts';
 import { withTransaction, type Pool, type Queryable } from '../db/pool.ts';
 import type { Mailer, SentMail } from '../adapters/mailer.ts';
 import type { Logger } from '../log.ts';
@@ -126,8 +126,8 @@ export async function requestPasswordReset(
     .then(
       (sent): MailDelivery => ({ sent }),
       (error: unknown): MailDelivery => {
-        logger.error({ err: (error as Error).message, userId: user.id }, 'password reset email could not be sent');
-        return { error: (error as Error).message };
+        logger.error({ err: describeError(error), userId: user.id }, 'password reset email could not be sent');
+        return { error: describeError(error) };
       },
     );
   return { accountExists: true, delivery };

@@ -5,6 +5,7 @@
  */
 import { ShipError } from '../errors.ts';
 import { withTransaction, type Pool, type Queryable } from '../db/pool.ts';
+import { firstRow } from '../db/rows.ts';
 import { recordAudit } from './audit.ts';
 import { revokeAllSessions } from './sessions.ts';
 
@@ -87,7 +88,7 @@ export async function requestDeletion(pool: Pool, input: NewDeletionRequest): Pr
        RETURNING ${COLUMNS}`,
       [input.userId, input.requestedBy, input.graceDays, input.ticket ?? null, input.identityReference ?? null],
     );
-    const request = toRequest(rows[0]!);
+    const request = toRequest(firstRow(rows));
     const sessionsRevoked = await revokeAllSessions(tx, input.userId);
     await recordAudit(tx, {
       actor: input.requestedBy,
@@ -147,7 +148,7 @@ export async function approveDeletion(
      RETURNING id, request_id, kind, ticket, approved_by, approved_at`,
     [input.requestId, input.kind, input.ticket, input.approvedBy],
   );
-  const row = rows[0]!;
+  const row = firstRow(rows);
   await recordAudit(db, {
     actor: `operator:${input.approvedBy}`,
     action: input.kind === 'legal' ? 'gdpr.deletion.approved' : 'gdpr.deletion.grace_skip_approved',

@@ -7,6 +7,7 @@
  */
 import { ShipError } from '../errors.ts';
 import type { Queryable } from '../db/pool.ts';
+import { firstRow } from '../db/rows.ts';
 
 export const platforms = ['ios', 'android'] as const;
 export type Platform = (typeof platforms)[number];
@@ -28,7 +29,7 @@ export async function registerDevice(db: Queryable, userId: string, input: { tok
      RETURNING token, platform, registered_at`,
     [input.token, userId, input.platform],
   );
-  const row = rows[0]!;
+  const row = firstRow(rows);
   return { token: row.token, platform: row.platform, registeredAt: row.registered_at };
 }
 

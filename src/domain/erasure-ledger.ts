@@ -12,6 +12,7 @@ import { z } from 'zod';
 import type { ObjectStore } from '../adapters/storage/index.ts';
 import { ShipError } from '../errors.ts';
 import type { Queryable } from '../db/pool.ts';
+import { firstRow } from '../db/rows.ts';
 
 export const LEDGER_PREFIX = 'erasure-ledger/';
 const FORMAT = 'shipshape-erasure-ledger/1';
@@ -84,7 +85,7 @@ export async function appendErasureRecord(db: Queryable, entry: Omit<ErasureReco
      RETURNING *`,
     [randomUUID(), entry.userId, entry.emailHash, entry.ticket, entry.operator, entry.reason, JSON.stringify(entry.tables), entry.exportKey],
   );
-  return toRecord(rows[0]!);
+  return toRecord(firstRow(rows));
 }
 
 /** Ledger records, newest first; by user id or email when given. */

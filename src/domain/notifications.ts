@@ -37,6 +37,7 @@
 import { randomUUID } from 'node:crypto';
 import type { ExpoMessage, ExpoPriority, ExpoTicket, JsonValue, SendOptions, SendOutcome } from '../adapters/expo-push.ts';
 import { withTransaction, type Pool, type Queryable } from '../db/pool.ts';
+import { firstRow } from '../db/rows.ts';
 import { describeError, ShipError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { deactivateDevices } from './devices.ts';
@@ -184,7 +185,7 @@ export async function createNotificationJob(pool: Pool, request: NotificationReq
   });
   if (id !== undefined) return { job: await getNotificationJob(pool, id), created: true };
   const { rows } = await pool.query<{ id: string }>('SELECT id FROM notification_jobs WHERE idempotency_key = $1::text', [request.idempotencyKey]);
-  return { job: await getNotificationJob(pool, rows[0]!.id), created: false };
+  return { job: await getNotificationJob(pool, firstRow(rows).id), created: false };
 }
 
 /**

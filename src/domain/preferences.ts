@@ -2,6 +2,7 @@
  * A user's app preferences. A user who never saved any gets the defaults.
  */
 import type { Queryable } from '../db/pool.ts';
+import { firstRow } from '../db/rows.ts';
 
 export const themes = ['light', 'dark', 'system'] as const;
 export type Theme = (typeof themes)[number];
@@ -49,5 +50,5 @@ export async function putPreferences(db: Queryable, userId: string, preferences:
      RETURNING theme, locale, time_zone, notifications_enabled`,
     [userId, merged.theme, merged.locale, merged.timeZone, merged.notificationsEnabled],
   );
-  return toPreferences(rows[0]!);
+  return toPreferences(firstRow(rows));
 }

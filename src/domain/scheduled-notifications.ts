@@ -14,6 +14,7 @@
  *   pending ──(DELETE /admin/notifications/:id)──▶ cancelled
  */
 import type { Pool, PoolClient, Queryable } from '../db/pool.ts';
+import { firstRow } from '../db/rows.ts';
 import { describeError, ShipError } from '../errors.ts';
 import {
   createNotificationJob,
@@ -127,7 +128,7 @@ export async function scheduleNotification(db: Queryable, input: NewScheduledNot
   const row = rows[0];
   if (row) return { notification: toNotification(row), created: true };
   const existing = await db.query<Row>(`SELECT ${COLUMNS} FROM scheduled_notifications WHERE purpose = $1::text`, [input.purpose]);
-  return { notification: toNotification(existing.rows[0]!), created: false };
+  return { notification: toNotification(firstRow(existing.rows)), created: false };
 }
 
 export async function getScheduledNotification(db: Queryable, id: string): Promise<ScheduledNotification> {

@@ -5,6 +5,7 @@
  */
 import { ShipError } from '../errors.ts';
 import type { Queryable } from '../db/pool.ts';
+import { firstRow } from '../db/rows.ts';
 
 export interface Task {
   readonly id: string;
@@ -85,7 +86,7 @@ export async function createTask(db: Queryable, userId: string, input: NewTask):
      RETURNING ${COLUMNS}`,
     [userId, input.title, input.notes ?? null, input.done ?? false, input.dueDate ?? null],
   );
-  return toTask(rows[0]!);
+  return toTask(firstRow(rows));
 }
 
 export async function updateTask(db: Queryable, userId: string, taskId: string, changes: TaskChanges): Promise<Task> {

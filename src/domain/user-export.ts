@@ -9,8 +9,9 @@ import { pipeline } from 'node:stream/promises';
 import { createGunzip, createGzip } from 'node:zlib';
 import { z } from 'zod';
 import type { ObjectStore } from '../adapters/storage/index.ts';
-import { ShipError } from '../errors.ts';
+import { ShipError, describeError } from '../errors.ts';
 import { quoteIdent, withTransaction, type Pool, type Queryable } from '../db/pool.ts';
+import { firstRow } from '../db/rows.ts';
 import { parseCsv, toCsv } from './csv.ts';
 import { isSecretColumn, mapUserData, userRowsCondition, type UserDataTable, type UsersTableRef } from './user-data-map.ts';
 
@@ -215,7 +216,7 @@ export async function recordExport(db: Queryable, stored: StoredExport, meta: { 
      VALUES ($1::uuid, $2::text, $3::text, $4::bigint, $5::text, $6::jsonb, $7::text, $8::text) RETURNING id`,
     [stored.manifest.userId, stored.key, stored.location, stored.bytes, stored.sha256, JSON.stringify(counts), meta.ticket, meta.createdBy],
   );
-  return rows[0]!.id;
+  return firstRow(rows).id;
 }
 
 export async function markExportVerified(db: Queryable, exportId: string): Promise<void> {
@@ -286,7 +287,7 @@ async function readArchive(source: Readable, fail: (problem: string) => ShipErro
     await Promise.all([pipeline(source, meter, createGunzip(), extract), collect]);
   } catch (error) {
     if (error instanceof ShipError) throw error;
-    throw fail(`it cannot be read as tar.gz (${(error as Error).message})`);
+    throw fail(`it cannot be read as tar.gz (${describeError(error)})`);
   }
   return { sha256: hash.digest('hex'), bytes, files };
 }

@@ -4,13 +4,17 @@
  */
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import rateLimit from '@fastify/rate-limit';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
 import underPressure from '@fastify/under-pressure';
+import { jsonSchemaTransform, jsonSchemaTransformObject } from 'fastify-type-provider-zod';
 import { closeRedis, createRedis } from '../adapters/redis.ts';
 import { APP_VERSION_HEADER, appVersionOf } from '../domain/version-metrics.ts';
 import { createUpdateRequestCounter, UPDATE_ID_HEADER } from '../domain/update-health.ts';
 import { describeError } from '../errors.ts';
 import { redactedPaths } from '../log.ts';
 import type { ApiContext } from './context.ts';
+import { inputOf, SECURITY_SCHEMES } from './route-schema.ts';
 import type { RouteInput } from './validation.ts';
 import { clientError, frameworkError, registerErrorHandling } from './plugins/errors.ts';
 import { createGuards } from './plugins/guards.ts';
@@ -64,8 +68,47 @@ export async function buildApp(context: ApiContext): Promise<FastifyInstance> {
   const routeTable: RouteEntry[] = [];
   app.decorate('routeTable', routeTable);
   app.addHook('onRoute', (route) => {
-    for (const method of [route.method].flat()) routeTable.push({ method, url: route.url, input: route.config?.input ?? {} });
+    // The document's own routes (/openapi.json, /docs) are hidden from it, and are no API route.
+    if (route.schema?.hide === true) return;
+    for (const method of [route.method].flat()) routeTable.push({ method, url: route.url, input: inputOf(route.schema) });
   });
+  // Each route's `schema` documents it; its handler validates with the same zod schemas
+  // (route-schema.ts says why Fastify's validator passes input through), and replies are
+  // JSON.stringify'd as before, so declaring the schemas changes no answer.
+  app.setValidatorCompiler(() => (data) => ({ value: data }));
+  app.setSerializerCompiler(() => (data) => JSON.stringify(data));
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'Shipshape API',
+        version: context.version,
+        description: 'The task-list app backend and the admin surface the runbook calls. Errors answer `{"error":{"code","message"}}`.',
+        license: { name: 'UNLICENSED', identifier: 'LicenseRef-UNLICENSED' },
+      },
+      servers: [{ url: context.config.apiUrl }],
+      tags: [
+        { name: 'system', description: 'Health, remote config and metrics' },
+        { name: 'auth', description: 'Accounts, sign-in and password resets' },
+        { name: 'tasks', description: "The signed-in user's tasks" },
+        { name: 'account', description: "The signed-in user's account, sessions, preferences and GDPR rights" },
+        { name: 'devices', description: 'Push notification devices' },
+        { name: 'admin', description: 'Maintenance mode and cache (admin token)' },
+        { name: 'notifications', description: 'Push notifications to every user (admin token)' },
+      ],
+      components: {
+        securitySchemes: {
+          [SECURITY_SCHEMES.user]: { type: 'http', scheme: 'bearer', description: 'A session token from POST /auth/login' },
+          [SECURITY_SCHEMES.admin]: { type: 'http', scheme: 'bearer', description: 'ADMIN_TOKEN, or a token from `shipshape admin-token issue`' },
+        },
+      },
+    },
+    transform: jsonSchemaTransform,
+    // Schemas with an id (the recursive JSON value) go to components, referenced from where they are used.
+    transformObject: jsonSchemaTransformObject,
+  });
+  app.get('/openapi.json', { schema: { hide: true }, config: { maintenanceExempt: true } }, async () => app.swagger());
+  await app.register(swaggerUi, { routePrefix: '/docs' });
   registerErrorHandling(app);
   checkRequestFraming(app);
 
@@ -114,20 +157,21 @@ export async function buildApp(context: ApiContext): Promise<FastifyInstance> {
   const guards = createGuards(context);
   app.addHook('preHandler', guards.maintenanceGate);
 
-  systemRoutes(app, context, guards);
-  authRoutes(app, context, guards);
-  taskRoutes(app, context, guards);
-  meRoutes(app, context, guards);
-  accountRoutes(app, context, guards);
-  deviceRoutes(app, context, guards);
-  updateRoutes(app, context);
+  const deps = { context, guards };
+  await app.register(systemRoutes, deps);
+  await app.register(authRoutes, deps);
+  await app.register(taskRoutes, deps);
+  await app.register(meRoutes, deps);
+  await app.register(accountRoutes, deps);
+  await app.register(deviceRoutes, deps);
+  await app.register(updateRoutes, deps);
   // The admin routes, in their own encapsulated scope: only they read JSON that curl labelled
   // form-urlencoded, as the runbook's scripts send it (plugins/json-from-curl.ts says why).
   await app.register(async (admin) => {
     acceptJsonSentAsForm(admin);
-    adminRoutes(admin, context, guards);
-    pushSendRoutes(admin, context, guards);
-    scheduledNotificationRoutes(admin, context, guards);
+    await admin.register(adminRoutes, deps);
+    await admin.register(pushSendRoutes, deps);
+    await admin.register(scheduledNotificationRoutes, deps);
   });
   return app;
 }

@@ -8,9 +8,9 @@
  * no client needs and which makes recursive validators and `jsonb` run out of stack. The walk
  * is iterative, so the check itself cannot overflow. It covers object keys as well as values.
  *
- * Each route declares the schemas it reads in its options (`config: { input: {...} }`), so
- * the fuzzer (test/http/fuzz.test.ts) generates requests for every route from the very shapes
- * the route validates with.
+ * Each route declares the schemas it reads in its `schema` option (src/http/route-schema.ts),
+ * so the OpenAPI document describes them and the fuzzer (test/http/fuzz.test.ts) generates
+ * requests for every route from the very shapes the route validates with.
  */
 import type { z } from 'zod';
 import { ShipError } from '../errors.ts';
@@ -19,13 +19,6 @@ type Location = 'body' | 'query' | 'params' | 'headers';
 
 /** The schemas a route reads its input with, by where the input comes from. */
 export type RouteInput = Partial<Record<Location, z.ZodType>>;
-
-declare module 'fastify' {
-  interface FastifyContextConfig {
-    /** The zod schemas the route's handler validates with (read by the fuzzer). */
-    input?: RouteInput;
-  }
-}
 
 /** Deeper than any request of this API needs; notification `data` is the deepest field. */
 export const MAX_INPUT_DEPTH = 32;

@@ -15,11 +15,12 @@
  * stays underneath as the safety net.
  */
 import type { Redis } from 'ioredis';
-import { closeRedis, connectRedis, createRedis, subscribe } from '../adapters/redis.ts';
+import { connectRedis, subscribe } from '../adapters/redis.ts';
 import type { Config } from '../config/index.ts';
 import type { Database } from '../db/index.ts';
 import { startListener, type Listener } from '../db/listener.ts';
 import { APP_STATE_NOTIFY_CHANNEL } from '../domain/app-state.ts';
+import { appStateChannel } from '../domain/app-state-announce.ts';
 import type { AppStateWatcher } from '../domain/app-state-watcher.ts';
 import type { Logger } from '../log.ts';
 import { describeError } from '../errors.ts';
@@ -41,11 +42,6 @@ export interface AppStateFeedOptions {
   readonly redis?: { readonly publisher: Redis; readonly subscriber: Redis } | undefined;
   /** How long the LISTEN self-test waits for its own NOTIFY. */
   readonly probeTimeoutMs?: number;
-}
-
-/** The Redis channel for state changes; the prefix keeps deployments sharing a Redis apart. */
-export function appStateChannel(redisPrefix: string): string {
-  return `${redisPrefix}app-state`;
 }
 
 export async function startAppStateFeeds(options: AppStateFeedOptions): Promise<AppStateFeeds> {
@@ -110,17 +106,4 @@ export async function startAppStateFeeds(options: AppStateFeedOptions): Promise<
       await probe;
     },
   };
-}
-
-/** For processes without feeds of their own (the CLI): publish one change notice, if Redis is configured. */
-export async function announceAppStateChange(config: Pick<Config, 'redisUrl' | 'redisPrefix'>, logger: Logger): Promise<void> {
-  if (!config.redisUrl) return;
-  const redis = await createRedis({ url: config.redisUrl, name: 'shipshape-cli', logger });
-  try {
-    if (await connectRedis(redis)) await redis.publish(appStateChannel(config.redisPrefix), 'changed');
-  } catch (error) {
-    logger.warn({ err: describeError(error) }, 'could not publish the state change to Redis; instances will see it through NOTIFY or their poll');
-  } finally {
-    await closeRedis(redis);
-  }
 }

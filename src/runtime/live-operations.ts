@@ -12,7 +12,8 @@ import type { Database } from '../db/index.ts';
 import type { AppStateWatcher } from '../domain/app-state-watcher.ts';
 import { TaskListCache } from '../domain/task-list-cache.ts';
 import { describeError } from '../errors.ts';
-import { redactUrl, type Logger } from '../log.ts';
+import type { Logger } from '../log.ts';
+import { redactUrl } from '../redact.ts';
 import { startAppStateFeeds, type AppStateFeeds } from './app-state-feeds.ts';
 import { NotificationWorker } from './notification-worker.ts';
 

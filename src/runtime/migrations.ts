@@ -3,15 +3,10 @@
  * (nobody else shares it), and refuse to serve a production database whose schema is
  * behind the code unless the operator said `--migrate`.
  */
-import { shipshapeProfile, type AppProfile } from '../app-profile.ts';
 import type { Database } from '../db/index.ts';
-import { Migrator } from '../db/migrator.ts';
+import { migratorFor } from '../db/migrator.ts';
 import { ShipError } from '../errors.ts';
 import type { Logger } from '../log.ts';
-
-export function migratorFor(database: Database, logger: Logger, profile: AppProfile = shipshapeProfile): Migrator {
-  return new Migrator(database.pool, profile.migrations, logger);
-}
 
 export async function prepareSchema(database: Database, logger: Logger, options: { migrate: boolean }): Promise<void> {
   const migrator = migratorFor(database, logger);

@@ -5,11 +5,11 @@
  */
 import type { ExpoPushClient } from '../adapters/expo-push.ts';
 import type { Pool } from '../db/pool.ts';
-import { describeSendFailure, findAbandonedJobs, newRunner, runNotificationJob, type RunnerIdentity } from '../domain/notifications.ts';
+import { describeSendFailure, findAbandonedJobs, newRunner, runNotificationJob } from '../domain/notifications.ts';
 import { checkReceipts, DEFAULT_RECEIPT_MIN_AGE_MS } from '../domain/push-receipts.ts';
 import { describeError } from '../errors.ts';
 import type { Logger } from '../log.ts';
-import { currentProcess, liveness } from '../ops/engine/process-identity.ts';
+import { currentProcess, runnerIsGone } from '../ops/engine/process-identity.ts';
 
 export interface NotificationWorkerOptions {
   readonly pool: Pool;
@@ -19,9 +19,6 @@ export interface NotificationWorkerOptions {
   readonly intervalMs?: number;
   readonly receiptMinAgeMs?: number;
 }
-
-/** A recorded runner on this host whose process is gone can be taken over at once. */
-export const runnerIsGone = (runner: RunnerIdentity): boolean => liveness(runner) === 'dead';
 
 export class NotificationWorker {
   private readonly running = new Map<string, Promise<void>>();

@@ -19,7 +19,8 @@ import { checkListenAddress, listenError } from './listen-address.ts';
 import { startLiveOperations } from './live-operations.ts';
 import { startMetricsFlusher } from './metrics-flusher.ts';
 import { prepareSchema } from './migrations.ts';
-import { startWorkers, type Workers } from './workers.ts';
+import { startWorkers, type Workers } from '../scheduler/workers.ts';
+import { describeError } from '../errors.ts';
 
 export interface RunningServer {
   readonly app: FastifyInstance;
@@ -102,7 +103,7 @@ export async function serveUntilSignalled(config: Config, logger: Logger, option
           resolve();
         },
         (error: unknown) => {
-          logger.error({ err: (error as Error).message }, 'error while stopping');
+          logger.error({ err: describeError(error) }, 'error while stopping');
           process.exitCode = 1;
           resolve();
         },

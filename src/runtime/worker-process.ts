@@ -11,7 +11,7 @@ import { describeError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { prepareSchema } from './migrations.ts';
 import { NotificationWorker } from './notification-worker.ts';
-import { startWorkers } from './workers.ts';
+import { startWorkers } from '../scheduler/workers.ts';
 
 export interface RunningWorker {
   close(): Promise<void>;

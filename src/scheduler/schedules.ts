@@ -16,11 +16,12 @@
 import type { Config } from '../config/index.ts';
 import { formatDurationMs } from '../config/duration.ts';
 import { withTransaction, type Pool, type PoolClient, type Queryable } from '../db/pool.ts';
+import { firstRow } from '../db/rows.ts';
 import { ShipError } from '../errors.ts';
 import type { JsonObject } from '../ops/engine/types.ts';
-import { formatRecurrence, nextOccurrence, parseRecurrence } from './recurrence.ts';
+import { formatRecurrence, nextOccurrence, parseRecurrence } from '../time/recurrence.ts';
 import { isScheduleTask, taskDefinitions, type ScheduleTask } from './tasks.ts';
-import { checkTimeZone } from './zoned-time.ts';
+import { checkTimeZone } from '../time/zoned-time.ts';
 
 export interface ScheduleSpec {
   readonly name: string;
@@ -194,7 +195,7 @@ export async function addSchedule(db: Queryable, spec: ScheduleSpec, options: { 
        RETURNING ${COLUMNS}`,
       [spec.name, spec.task, spec.recurrence, spec.timeZone, spec.noticeMs, spec.maxLatenessMs, JSON.stringify(spec.params), !options.start, next, options.actor],
     );
-    return toSchedule(rows[0]!);
+    return toSchedule(firstRow(rows));
   } catch (error) {
     if ((error as { code?: string }).code === '23505') {
       throw new ShipError('SHIP_ERR_VALIDATION', `A schedule named "${spec.name}" exists already. Remove it first (\`shipshape schedule remove ${spec.name}\`) or pick another name.`);

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { pathToFileURL } from 'node:url';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import pg from 'pg';
+import type pg from 'pg';
 import { startS3rver, type FakeS3 } from '../fakes/s3.ts';
 import { ADMIN_URL, createStateDir, createTestDatabase, type TestDatabase } from '../helpers/postgres.ts';
 import { addUsers, contents, databasesLike, dropWithSideDatabases, jsonOf, maintenanceOn, prepareAppDatabase, shipshape, stepOutput, takeBackup, withClient } from '../helpers/backups.ts';

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { test } from 'node:test';
 import { loadConfig } from '../../src/config/index.ts';
-import { ShipError } from '../../src/errors.ts';
+import type { ShipError } from '../../src/errors.ts';
 
 test('an empty environment gives the embedded defaults', () => {
   const config = loadConfig({}, '/srv/app');

@@ -5,7 +5,9 @@
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { test } from 'node:test';
-import { createTerminalObserver, presentReport, type RunReport } from '../../src/ops/engine/index.ts';
+import type { RunReport } from '../../src/ops/engine/index.ts';
+import { createTerminalObserver } from '../../src/cli/terminal.ts';
+import { presentReport } from '../../src/cli/present.ts';
 import { prerequisitesMessage, sentence } from '../../src/ops/engine/messages.ts';
 import { isSecretName } from '../../src/ops/engine/redact.ts';
 

@@ -13,7 +13,8 @@ import type { Alert } from '../../src/adapters/alerts/index.ts';
 import { loadConfig } from '../../src/config/index.ts';
 import { ExitCode } from '../../src/errors.ts';
 import { createLogger } from '../../src/log.ts';
-import { defineProcedure, loadRun, presentReport, presentRunJournal, rollbackRun, runProcedure, unverified, type Check } from '../../src/ops/engine/index.ts';
+import { defineProcedure, loadRun, rollbackRun, runProcedure, unverified, type Check } from '../../src/ops/engine/index.ts';
+import { presentReport, presentRunJournal } from '../../src/cli/present.ts';
 import { journalPath } from '../../src/ops/engine/journal.ts';
 import { createStateDir } from '../helpers/postgres.ts';
 

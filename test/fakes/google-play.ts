@@ -14,7 +14,7 @@
  *   draft|inProgress|halted|completed, a `userFraction` in (0, 1) exactly when inProgress or
  *   halted, and never lower an in-progress fraction → else 400. Only a commit makes it live.
  */
-import { createPublicKey, createVerify, generateKeyPairSync, randomUUID } from 'node:crypto';
+import { type createPublicKey, createVerify, generateKeyPairSync, randomUUID } from 'node:crypto';
 import { createServer } from 'node:http';
 import { closeServer, listenOnLoopback, readBody } from './loopback.ts';
 

@@ -1,6 +1,6 @@
 /**
  * Request generators for the HTTP fuzzer (test/http/fuzz.test.ts), built with fast-check from
- * the zod schemas a route declares (`config.input`, see src/http/validation.ts).
+ * the zod schemas a route declares (its `schema`, see src/http/route-schema.ts).
  *
  * Each request is one of: valid by its schemas; valid but for one hostile field (control
  * characters, NUL, lone surrogates, extreme numbers and dates, deep or wide JSON, a wrong type,

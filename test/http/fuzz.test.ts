@@ -83,7 +83,7 @@ for (const backend of ['postgres', 'embedded'] as const) {
       const routes = api.server.app.routeTable;
       assert.ok(routes.length >= 25, `expected the whole API in the route table, got ${routes.length}`);
       for (const route of routes) {
-        if (route.url.includes(':')) assert.ok(route.input.params, `${route.method} ${route.url} reads a path parameter without declaring config.input.params`);
+        if (route.url.includes(':')) assert.ok(route.input.params, `${route.method} ${route.url} reads a path parameter without declaring schema.params`);
       }
     });
 

@@ -7,7 +7,6 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
-import pg from 'pg';
 import { startFakeExpo, type FakeExpo } from '../fakes/expo.ts';
 import { PROJECT_ROOT, runCli } from '../helpers/cli.ts';
 import { createStateDir, createTestDatabase, type TestDatabase } from '../helpers/postgres.ts';

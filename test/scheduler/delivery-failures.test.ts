@@ -13,7 +13,7 @@ import { newRunner } from '../../src/domain/notifications.ts';
 import { deliverScheduledNotification, getScheduledNotification, scheduleNotification } from '../../src/domain/scheduled-notifications.ts';
 import { readFailedNotifications } from '../../src/ops/diagnostics/failures.ts';
 import { currentProcess } from '../../src/ops/engine/process-identity.ts';
-import { QUEUE_SCHEMA } from '../../src/scheduler/queue.ts';
+import { QUEUE_SCHEMA } from '../../src/db/queue.ts';
 import { startFakeExpo, SEND_PATH, type FakeExpo } from '../fakes/expo.ts';
 import { openMigratedDatabase, type MigratedDatabase } from '../helpers/migrated-database.ts';
 import { AHEAD_SECONDS, eventually, inSeconds, makeDue, startWorkerApi, userWithDevice, type WorkerApi } from '../helpers/workers.ts';

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { isShipError } from '../../src/errors.ts';
-import { formatRecurrence, nextOccurrence, nthWeekday, parseRecurrence, upcomingOccurrences } from '../../src/scheduler/recurrence.ts';
+import { formatRecurrence, nextOccurrence, nthWeekday, parseRecurrence, upcomingOccurrences } from '../../src/time/recurrence.ts';
 import { planTick, type Schedule } from '../../src/scheduler/schedules.ts';
-import { isTimeZone, localParts, resolveLocal } from '../../src/scheduler/zoned-time.ts';
+import { isTimeZone, localParts, resolveLocal } from '../../src/time/zoned-time.ts';
 
 const LA = 'America/Los_Angeles';
 const iso = (dates: Date[]) => dates.map((date) => date.toISOString());

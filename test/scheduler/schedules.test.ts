@@ -15,7 +15,7 @@ import { openDatabase, type Database } from '../../src/db/index.ts';
 import { isShipError } from '../../src/errors.ts';
 import { createLogger } from '../../src/log.ts';
 import { prepareSchema } from '../../src/runtime/migrations.ts';
-import { startWorkers, type Workers } from '../../src/runtime/workers.ts';
+import { startWorkers, type Workers } from '../../src/scheduler/workers.ts';
 import {
   addSchedule,
   claimDueSchedules,

@@ -13,7 +13,7 @@ import { createEmailChannel, createSmtpTransport, type SmtpTransport } from './e
 import { createLogChannel } from './log-channel.ts';
 import { createPagerDutyChannel } from './pagerduty-channel.ts';
 import { defaultRetryPolicy, defaultTimeoutMs, type RetryPolicy } from './post-json.ts';
-import { createRedactor, type Redact } from './redact.ts';
+import { createRedactor, type Redact } from '../../redact.ts';
 import { escalationPath, resolveAlertRoute, type AlertRouting } from './routing.ts';
 import { createSlackChannel } from './slack-channel.ts';
 import type { Alert, AlertChannel, AlertChannelKind, AlertDelivery, AlertLogger } from './types.ts';

@@ -10,7 +10,7 @@ import type { SendMailOptions } from 'nodemailer';
 import { ShipError, describeError } from '../../errors.ts';
 import { facts, headline } from './format.ts';
 import { defaultRetryPolicy, defaultTimeoutMs, type RetryPolicy } from './post-json.ts';
-import { createRedactor, type Redact } from './redact.ts';
+import { createRedactor, type Redact } from '../../redact.ts';
 import { loadOnce } from '../load-once.ts';
 import type { Alert, AlertChannel } from './types.ts';
 

@@ -33,7 +33,7 @@ export {
   type PagerDutyEvent,
 } from './pagerduty-channel.ts';
 export { defaultRetryPolicy, defaultTimeoutMs, type RetryPolicy } from './post-json.ts';
-export { createRedactor, type Redact } from './redact.ts';
+export { createRedactor, type Redact } from '../../redact.ts';
 export {
   alertSeverities,
   issueTypes,

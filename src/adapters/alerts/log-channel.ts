@@ -2,7 +2,7 @@
  * The log as an alert channel: the embedded default, and the record of every alert whatever
  * else is configured, so an operator reading the log sees what was (or should have been) sent.
  */
-import type { Redact } from './redact.ts';
+import type { Redact } from '../../redact.ts';
 import type { Alert, AlertChannel, AlertLogger } from './types.ts';
 
 export interface LogChannelOptions {

@@ -7,7 +7,7 @@
 import { ShipError } from '../../errors.ts';
 import { truncate } from './format.ts';
 import { defaultRetryPolicy, defaultTimeoutMs, postJson, type RetryPolicy } from './post-json.ts';
-import { createRedactor, type Redact } from './redact.ts';
+import { createRedactor, type Redact } from '../../redact.ts';
 import type { Alert, AlertChannel, AlertSeverity } from './types.ts';
 
 export const defaultPagerDutyBaseUrl = 'https://events.pagerduty.com';

@@ -6,7 +6,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ShipError } from '../../errors.ts';
-import type { Redact } from './redact.ts';
+import type { Redact } from '../../redact.ts';
 
 export interface RetryPolicy {
   /** Extra attempts after the first one. */

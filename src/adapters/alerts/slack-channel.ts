@@ -9,7 +9,7 @@
  */
 import { facts, headline, severityMark, truncate } from './format.ts';
 import { defaultRetryPolicy, defaultTimeoutMs, postJson, type RetryPolicy } from './post-json.ts';
-import { createRedactor, type Redact } from './redact.ts';
+import { createRedactor, type Redact } from '../../redact.ts';
 import type { Alert, AlertChannel } from './types.ts';
 
 // Block Kit limits: header text 150 chars, section/context text 3000, 10 context elements.

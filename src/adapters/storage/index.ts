@@ -9,7 +9,8 @@ import { parseStorageUrl } from './storage-url.ts';
 
 export type { ObjectInfo, ObjectStore, PutOptions, PutResult } from './object-store.ts';
 export type { S3Options } from './s3-store.ts';
-export { parseStorageUrl, redactUrl, type StorageTarget } from './storage-url.ts';
+export { parseStorageUrl, type StorageTarget } from './storage-url.ts';
+export { redactUrl } from '../../redact.ts';
 export { validateKey, validatePrefix } from './object-key.ts';
 
 export interface StorageOptions extends S3Options {

@@ -6,7 +6,7 @@
  * secrets before it is used.
  */
 import { describeError, ShipError } from '../../errors.ts';
-import { redactUrl } from './storage-url.ts';
+import { redactSecrets } from '../../redact.ts';
 
 export type S3Action = 'write' | 'read' | 'list' | 'delete';
 
@@ -77,14 +77,6 @@ export function neverReachedBucket(error: unknown): boolean {
     ACCESS_DENIED_NAMES.has(name) ||
     WRONG_REGION_NAMES.has(name)
   );
-}
-
-export function redactSecrets(text: string, secrets: readonly string[]): string {
-  let redacted = redactUrl(text);
-  for (const secret of secrets) {
-    if (secret.length >= 4) redacted = redacted.split(secret).join('***');
-  }
-  return redacted;
 }
 
 /** Maps any error from an S3 call to a ShipError. */

@@ -20,7 +20,8 @@ import { callerFailure, meterSource, stopOnAbort } from './metered-stream.ts';
 import { compareKeys, validateKey, validatePrefix } from './object-key.ts';
 import type { ObjectInfo, PutOptions, PutResult } from './object-store.ts';
 import { isNotFound, neverReachedBucket, s3ErrorToShipError, type S3Action, type S3ErrorContext } from './s3-errors.ts';
-import { redactUrl, type S3Target } from './storage-url.ts';
+import { redactUrl } from '../../redact.ts';
+import type { S3Target } from './storage-url.ts';
 
 export interface S3Options {
   /** An S3-compatible endpoint such as "http://127.0.0.1:9000" (S3_ENDPOINT). Omit for AWS. */

@@ -8,6 +8,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 
 import { ShipError } from '../../errors.ts';
 import { validatePrefix } from './object-key.ts';
+import { redactUrl } from '../../redact.ts';
 
 export interface FileTarget {
   readonly kind: 'file';
@@ -29,15 +30,6 @@ export interface S3Target {
 export type StorageTarget = FileTarget | S3Target;
 
 const EXAMPLES = 'file:///var/lib/shipshape/backups or s3://my-bucket/shipshape/backups';
-
-/**
- * Replaces the user-info part of any URL in `text` (`scheme://user:secret@host`) with `***`.
- * It redacts up to the last `@` of the token, not the first `/`: AWS secrets may contain `/`,
- * and a half-redacted secret is still a leaked one.
- */
-export function redactUrl(text: string): string {
-  return text.replace(/([a-z][a-z0-9+.-]*:\/\/)\S*@/gi, '$1***@');
-}
 
 function invalidUrl(raw: string, settingName: string, problem: string): ShipError {
   return new ShipError(

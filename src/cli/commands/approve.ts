@@ -2,7 +2,8 @@
  * `shipshape approve <run-id>`: a second operator approves a high or critical run.
  */
 import type { Command } from 'commander';
-import { approveRun, presentApproval } from '../../ops/engine/index.ts';
+import { approveRun } from '../../ops/engine/index.ts';
+import { presentApproval } from '../present.ts';
 import { cliContext } from '../context.ts';
 import { colourFor, jsonErrors } from './procedures.ts';
 

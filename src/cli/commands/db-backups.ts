@@ -10,7 +10,7 @@
 import type { Command } from 'commander';
 import { isShipError } from '../../errors.ts';
 import { withBackupStore } from '../../ops/backups/backup-store.ts';
-import { formatBytes } from '../../ops/backups/bytes.ts';
+import { formatBytes } from '../../bytes.ts';
 import { listBackups, readManifest, type BackupEntry } from '../../ops/backups/catalog.ts';
 import { verificationKey, type VerificationRecord } from '../../ops/backups/manifest.ts';
 import { verifyBackup } from '../../ops/backups/take-backup.ts';

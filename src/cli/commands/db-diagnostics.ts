@@ -3,11 +3,12 @@
  * Usage"): `db slow-queries`, `db explain`, `db diagnose`, `db index-advice`. The commands
  * that change something are procedures: `db index`, `db kill`.
  */
-import { Command, InvalidArgumentError } from 'commander';
+import { type Command, InvalidArgumentError } from 'commander';
 import { describeConnection } from '../../db/backends.ts';
 import { explainAnalyze, type ExplainResult } from '../../ops/diagnostics/explain.ts';
 import { diagnose, CACHE_HIT_TARGET, type Diagnosis } from '../../ops/diagnostics/diagnose.ts';
-import { formatBytes, indexAdvice, type IndexAdvice } from '../../ops/diagnostics/indexes.ts';
+import { formatBytes } from '../../bytes.ts';
+import { indexAdvice, type IndexAdvice } from '../../ops/diagnostics/indexes.ts';
 import { EMBEDDED_SINGLE_BACKEND, requirePostgres } from '../../ops/diagnostics/postgres-only.ts';
 import { seconds, type Session } from '../../ops/diagnostics/sessions.ts';
 import { slowQueries, type SlowQueryReport } from '../../ops/diagnostics/slow-queries.ts';

@@ -3,9 +3,9 @@
  * `db migrate up` is the runbook's migration procedure (backup, review, test, apply,
  * verify, roll back) in src/ops/procedures/db-migrate.ts, registered with the others.
  */
-import { Command, InvalidArgumentError } from 'commander';
+import { type Command, InvalidArgumentError } from 'commander';
 import type { MigrationResult } from '../../db/migrator.ts';
-import { migratorFor } from '../../runtime/migrations.ts';
+import { migratorFor } from '../../db/migrator.ts';
 import { cliContext, withDatabase } from '../context.ts';
 import { emit, table } from '../output.ts';
 

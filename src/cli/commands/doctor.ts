@@ -4,9 +4,9 @@
  * findings but a check could not be made (e.g. slow queries without pg_stat_statements).
  */
 import type { Command } from 'commander';
-import { ExitCode } from '../../errors.ts';
 import { runDoctor, type DoctorReport } from '../../ops/diagnostics/doctor.ts';
 import { cliContext } from '../context.ts';
+import { exitWithFindings } from '../exit.ts';
 import { emit } from '../output.ts';
 import { jsonErrors } from './procedures.ts';
 
@@ -20,7 +20,7 @@ export function registerDoctor(program: Command): void {
         const context = cliContext();
         const report = await runDoctor(context.config, context.logger);
         emit(options, report, renderDoctor);
-        process.exitCode = !report.healthy ? ExitCode.failedRolledBack : report.verified ? ExitCode.ok : ExitCode.unverified;
+        exitWithFindings(report);
       });
     });
 }

@@ -7,11 +7,12 @@
  * as one JSON document per line. `--count N` stops after N rounds; Ctrl-C stops at once. The
  * exit code is the last round's.
  */
-import { Command, InvalidArgumentError } from 'commander';
+import { type Command, InvalidArgumentError } from 'commander';
 import { parseDuration } from '../../config/duration.ts';
-import { ExitCode, ShipError } from '../../errors.ts';
+import { ShipError } from '../../errors.ts';
 import { gatherHealth, type HealthReport } from '../../ops/diagnostics/health.ts';
 import { cliContext } from '../context.ts';
+import { exitWithFindings } from '../exit.ts';
 import { table } from '../output.ts';
 import { jsonErrors } from './procedures.ts';
 
@@ -48,7 +49,7 @@ export function registerHealth(program: Command): void {
         if (options.watch === undefined) {
           const report = await gatherHealth(context.config, context.logger);
           process.stdout.write(options.json ? `${JSON.stringify(report, null, 2)}\n` : `${renderHealth(report)}\n`);
-          process.exitCode = healthExitCode(report);
+          exitWithFindings(report);
           return;
         }
         await watch(options.watch, options.count, options.json, () => gatherHealth(context.config, context.logger));
@@ -65,7 +66,7 @@ async function watch(intervalMs: number, count: number | undefined, json: boolea
   try {
     for (let n = 1; count === undefined || n <= count; n++) {
       const report = await round();
-      process.exitCode = healthExitCode(report);
+      exitWithFindings(report);
       if (json) process.stdout.write(`${JSON.stringify(report)}\n`);
       else if (redraw) process.stdout.write(`\x1b[2J\x1b[H${renderHealth(report)}\n\nEvery ${intervalMs / 1_000} s — Ctrl-C to stop.\n`);
       else process.stdout.write(`${n > 1 ? '\n' : ''}— ${report.at} —\n${renderHealth(report)}\n`);
@@ -83,12 +84,6 @@ async function watch(intervalMs: number, count: number | undefined, json: boolea
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
-}
-
-/** 0 healthy; 1 something fails; 5 nothing fails but a check could not be made (never a plain "healthy"). */
-export function healthExitCode(report: HealthReport): ExitCode {
-  if (!report.healthy) return ExitCode.failedRolledBack;
-  return report.verified ? ExitCode.ok : ExitCode.unverified;
 }
 
 export function renderHealth(report: HealthReport): string {

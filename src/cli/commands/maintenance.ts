@@ -13,10 +13,9 @@
 import type { Command } from 'commander';
 import { shipshapeProfile } from '../../app-profile.ts';
 import { formatDurationMs, parseDuration } from '../../config/duration.ts';
-import { readAppState, setBanner, setMaintenance } from '../../domain/app-state.ts';
+import { readAppState, setBanner } from '../../domain/app-state.ts';
 import { issueAdminToken, revokeAdminToken } from '../../domain/admin-tokens.ts';
-import { recordAudit } from '../../domain/audit.ts';
-import { ExitCode, ShipError } from '../../errors.ts';
+import { ShipError } from '../../errors.ts';
 import { percent } from '../../ops/diagnostics/thresholds.ts';
 import { monitorMetrics, successCriteria, type MetricsSample } from '../../ops/maintenance/monitor.ts';
 import { renderMaintenancePlan, writeMaintenancePlan } from '../../ops/maintenance/plan.ts';
@@ -24,8 +23,9 @@ import { prepareSmokeAccount, runSmokeTests, type SmokeCheck } from '../../ops/m
 import { describeEnd, describeStart, resolveWindow } from '../../ops/maintenance/window.ts';
 import { MAINTENANCE_BANNER_SETTER, maintenanceRun } from '../../ops/procedures/maintenance-run.ts';
 import { maintenanceSchedule } from '../../ops/procedures/maintenance-schedule.ts';
-import { announceAppStateChange } from '../../runtime/app-state-feeds.ts';
+import { announceFrom, ownerLabel, switchMaintenance } from '../../domain/maintenance-switch.ts';
 import { cliContext, withDatabase } from '../context.ts';
+import { exitWithFindings } from '../exit.ts';
 import { emit } from '../output.ts';
 
 const MIN_INTERVAL_MS = 1_000;
@@ -92,7 +92,7 @@ export function registerMaintenanceCommands(program: Command): void {
             options.smoke ? `smoke tests: ${result.smoke.length === 0 ? 'not run' : result.smoke.map((check) => `${check.ok ? '✓' : '✗'} ${check.name}`).join(', ')}` : 'smoke tests: skipped (--no-smoke)',
           ].join('\n'),
         );
-        if (!passed) process.exitCode = ExitCode.failedRolledBack;
+        exitWithFindings({ healthy: passed });
       } finally {
         process.off('SIGINT', onSignal);
         process.off('SIGTERM', onSignal);
@@ -105,16 +105,14 @@ export function registerMaintenanceCommands(program: Command): void {
     .option('--json', 'print one JSON document on stdout', false)
     .action(async (options: { json: boolean }) => {
       const context = cliContext();
-      const actor = `operator:${context.config.operator}`;
+      const owner = { kind: 'cli', name: context.config.operator } as const;
       const result = await withDatabase(context, async ({ pool }) => {
         const state = await readAppState(pool);
-        const { previous } = await setMaintenance(pool, { enabled: false, setBy: actor });
         const banner = state.banner?.setBy?.startsWith(MAINTENANCE_BANNER_SETTER) ?? false;
-        if (banner) await setBanner(pool, { message: null, until: null, setBy: actor });
-        await recordAudit(pool, { actor, action: 'admin.maintenance.disabled', details: { wasEnabled: previous.enabled, bannerRemoved: banner } });
+        if (banner) await setBanner(pool, { message: null, until: null, setBy: ownerLabel(owner) });
+        const { previous } = await switchMaintenance(pool, { enabled: false, owner, details: { bannerRemoved: banner } }, announceFrom(context.config, context.logger));
         return { wasOn: previous.enabled, bannerRemoved: banner };
       });
-      await announceAppStateChange(context.config, context.logger);
       emit(options, result, (r) => (r.wasOn ? 'Maintenance mode is off: the app is open again.' : 'Maintenance mode was already off.') + (r.bannerRemoved ? ' The maintenance banner is down.' : ''));
     });
 }

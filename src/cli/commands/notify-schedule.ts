@@ -3,7 +3,7 @@
  * the same as POST /admin/notifications/schedule, GET /admin/notifications and
  * DELETE /admin/notifications/:id. A worker (`serve` or `worker`) sends them when due.
  */
-import { Command, InvalidArgumentError } from 'commander';
+import { type Command, InvalidArgumentError } from 'commander';
 import { recordAudit } from '../../domain/audit.ts';
 import { priorities, type Priority } from '../../domain/notifications.ts';
 import {

@@ -4,7 +4,7 @@
  * this process, showing progress; Ctrl-C stops after the requests in flight, and
  * `notify resume <id>` carries on (so would any running server after 30 s).
  */
-import { Command, InvalidArgumentError } from 'commander';
+import { type Command, InvalidArgumentError } from 'commander';
 import { ExpoPushClient } from '../../adapters/expo-push.ts';
 import type { Config } from '../../config/index.ts';
 import type { Pool } from '../../db/pool.ts';
@@ -21,10 +21,10 @@ import {
   type Priority,
 } from '../../domain/notifications.ts';
 import { checkReceipts, type ReceiptCheckResult } from '../../domain/push-receipts.ts';
-import { ExitCode, ShipError } from '../../errors.ts';
-import { currentProcess } from '../../ops/engine/process-identity.ts';
-import { runnerIsGone } from '../../runtime/notification-worker.ts';
+import { ShipError } from '../../errors.ts';
+import { currentProcess, runnerIsGone } from '../../ops/engine/process-identity.ts';
 import { cliContext, withDatabase } from '../context.ts';
+import { exitWithFindings } from '../exit.ts';
 import { emit } from '../output.ts';
 
 interface SendOptions {
@@ -177,7 +177,7 @@ function report(options: { json: boolean }, job: NotificationJob, cause: string 
   if (job.chunks.inDoubt > 0) problems.push(`${job.chunks.inDoubt} chunk(s) are in doubt (they may have been delivered) and are deliberately not sent again`);
   if (problems.length > 0) {
     process.stderr.write(`${problems.join('\n')}\n`);
-    process.exitCode = ExitCode.failedRolledBack;
+    exitWithFindings({ healthy: false });
   }
 }
 

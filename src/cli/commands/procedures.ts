@@ -4,20 +4,14 @@
  * glue the run commands share: engine dependencies for a terminal, Ctrl-C handling, and
  * writing a report.
  */
-import { Command, Option } from 'commander';
+import { type Command, Option } from 'commander';
 import { isShipError, ShipError } from '../../errors.ts';
-import {
-  configuredAlerter,
-  createTerminalObserver,
-  createTerminalPrompter,
-  presentReport,
-  runProcedure,
-  type EngineDeps,
-  type ProcedureEntry,
-  type RunReport,
-} from '../../ops/engine/index.ts';
+import { configuredAlerter, runProcedure, type EngineDeps, type ProcedureEntry, type RunReport } from '../../ops/engine/index.ts';
+import { createTerminalObserver, createTerminalPrompter } from '../terminal.ts';
+import { presentReport } from '../present.ts';
 import { commonFlagNames } from '../../ops/engine/registry.ts';
 import { cliContext, type CliContext } from '../context.ts';
+import { exitWith } from '../exit.ts';
 import { emit } from '../output.ts';
 
 interface CommonFlags {
@@ -189,7 +183,7 @@ export function writeReport(report: RunReport, json: boolean): void {
   const presented = presentReport(report, { json, color: !json && colourFor(process.stdout) });
   process.stdout.write(presented.stdout);
   if (presented.stderr) process.stderr.write(presented.stderr);
-  process.exitCode = presented.exitCode;
+  exitWith(presented.exitCode);
 }
 
 /** With --json, a ShipError still becomes one JSON document on stdout (and its line on stderr). */
@@ -200,6 +194,6 @@ export async function jsonErrors(json: boolean, fn: () => Promise<void>): Promis
     if (!json || !isShipError(error)) throw error;
     process.stdout.write(`${JSON.stringify({ error: { code: error.code, message: error.message }, exitCode: error.exitCode }, null, 2)}\n`);
     process.stderr.write(`error[${error.code}]: ${error.message}\n`);
-    process.exitCode = error.exitCode;
+    exitWith(error.exitCode);
   }
 }

@@ -2,7 +2,8 @@
  * `shipshape runs` (list), `runs show <id>`, `runs resume <id>`, `runs rollback <id>`.
  */
 import type { Command } from 'commander';
-import { listRuns, loadRun, presentRunJournal, presentRunList, resumeRun, rollbackRun, type ProcedureEntry } from '../../ops/engine/index.ts';
+import { listRuns, loadRun, resumeRun, rollbackRun, type ProcedureEntry } from '../../ops/engine/index.ts';
+import { presentRunJournal, presentRunList } from '../present.ts';
 import { cliContext } from '../context.ts';
 import { colourFor, jsonErrors, terminalEngineDeps, withInterrupts, writeReport } from './procedures.ts';
 

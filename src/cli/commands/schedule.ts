@@ -8,7 +8,7 @@ import { formatDurationMs, parseDuration } from '../../config/duration.ts';
 import type { Pool } from '../../db/pool.ts';
 import { recordAudit } from '../../domain/audit.ts';
 import { ShipError } from '../../errors.ts';
-import { upcomingOccurrences, parseRecurrence } from '../../scheduler/recurrence.ts';
+import { upcomingOccurrences, parseRecurrence } from '../../time/recurrence.ts';
 import {
   addSchedule,
   defaultSchedules,
@@ -21,7 +21,7 @@ import {
   type Schedule,
 } from '../../scheduler/schedules.ts';
 import { taskDefinitions } from '../../scheduler/tasks.ts';
-import { shortInstant } from '../../scheduler/zoned-time.ts';
+import { shortInstant } from '../../time/zoned-time.ts';
 import { cliContext, withDatabase, type CliContext } from '../context.ts';
 import { emit, table } from '../output.ts';
 

@@ -7,7 +7,7 @@
  *
  * Every command that changes something writes an audit row with the operator as actor.
  */
-import { Command, Option } from 'commander';
+import { type Command, Option } from 'commander';
 import { recordAudit } from '../../domain/audit.ts';
 import { approveDeletion, cancelDeletion, findPendingDeletion } from '../../domain/deletion-requests.ts';
 import { reapplyErasureLedger } from '../../domain/erasure.ts';

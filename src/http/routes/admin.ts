@@ -1,15 +1,14 @@
 /**
  * /admin: what the runbook's procedures call with the admin token. Every action is audited.
  */
-import type { FastifyInstance } from 'fastify';
+import type { FastifyPluginAsync } from 'fastify';
 import { z } from 'zod';
-import { recordAudit } from '../../domain/audit.ts';
-import { setMaintenance } from '../../domain/app-state.ts';
+import { switchMaintenance } from '../../domain/maintenance-switch.ts';
 import { clearCacheScope } from '../../domain/cache-clear.ts';
 import { getRelease, listReleases, releaseJson } from '../../domain/releases.ts';
-import type { ApiContext } from '../context.ts';
-import type { Guards } from '../plugins/guards.ts';
-import { parseInput, type RouteInput } from '../validation.ts';
+import type { RouteDeps } from '../route-deps.ts';
+import { jsonObject, routeSchema, type RouteDoc } from '../route-schema.ts';
+import { parseInput } from '../validation.ts';
 
 const maintenanceChange = z.strictObject({
   enabled: z.boolean(),
@@ -22,36 +21,35 @@ const cacheClear = z.strictObject({ scope: cacheScope });
 const releaseList = z.strictObject({ limit: z.coerce.number().int().min(1).max(500).default(20) });
 const releaseParams = z.strictObject({ version: z.string().regex(/^\d+\.\d+\.\d+$/, 'must be a version like 2.4.1') });
 
-export function adminRoutes(app: FastifyInstance, context: ApiContext, guards: Guards): void {
+export const adminRoutes: FastifyPluginAsync<RouteDeps> = async (app, { context, guards }) => {
   const { pool } = context.database;
-  const admin = (input: RouteInput) => ({ config: { maintenanceExempt: true, input }, preHandler: [guards.requireAdmin] });
+  const admin = (route: Omit<RouteDoc, 'audience'>) => ({ schema: routeSchema('admin', { ...route, audience: 'admin' }), config: { maintenanceExempt: true }, preHandler: [guards.requireAdmin] });
 
-  app.post('/admin/maintenance', admin({ body: maintenanceChange }), async (request) => {
+  app.post('/admin/maintenance', admin({ summary: 'Turn maintenance mode (full or read-only) on or off', input: { body: maintenanceChange }, ok: { 200: z.object({ maintenance: jsonObject, previous: jsonObject }) } }), async (request) => {
     const input = parseInput(maintenanceChange, request.body, 'body');
-    const { previous, current } = await setMaintenance(pool, { enabled: input.enabled, message: input.message, setBy: 'admin-api', mode: input.mode });
-    await recordAudit(pool, {
-      actor: 'admin-api',
-      action: input.enabled ? 'admin.maintenance.enabled' : 'admin.maintenance.disabled',
-      ip: request.ip,
-      details: { message: current.message, mode: current.mode, wasEnabled: previous.enabled },
-    });
-    await context.appState.refresh();
-    await context.live.feeds.announce();
+    const { previous, current } = await switchMaintenance(
+      pool,
+      { enabled: input.enabled, message: input.message, mode: input.mode, owner: { kind: 'api', name: 'admin-api' }, ip: request.ip },
+      async () => {
+        await context.appState.refresh();
+        await context.live.feeds.announce();
+      },
+    );
     return { maintenance: current, previous };
   });
 
   // Release records (shipshape release list/show): read-only here; releases change through the procedures.
-  app.get('/admin/releases', admin({ query: releaseList }), async (request) => {
+  app.get('/admin/releases', admin({ summary: 'Release records, newest first', input: { query: releaseList }, ok: { 200: jsonObject } }), async (request) => {
     const { limit } = parseInput(releaseList, request.query, 'query');
     return { releases: (await listReleases(pool, limit)).map(releaseJson) };
   });
 
-  app.get('/admin/releases/:version', admin({ params: releaseParams }), async (request) => {
+  app.get('/admin/releases/:version', admin({ summary: 'One release record: builds, submissions, rollout per platform, gates', input: { params: releaseParams }, ok: { 200: jsonObject } }), async (request) => {
     const { version } = parseInput(releaseParams, request.params, 'params');
     return { release: releaseJson(await getRelease(pool, version)) };
   });
 
-  app.post('/admin/cache/clear', admin({ body: cacheClear }), async (request) => {
+  app.post('/admin/cache/clear', admin({ summary: 'Clear the app cache for a scope', input: { body: cacheClear }, ok: { 200: z.object({ scope: z.string(), epoch: z.number().int(), flushed: z.number().int() }) } }), async (request) => {
     const { scope: requested } = parseInput(cacheClear, request.body, 'body');
     const { scope, storedScope, epoch } = await clearCacheScope(pool, { scope: requested, actor: 'admin-api', ip: request.ip });
     // Frees the scope's entries (in Redis, for every instance); the new epoch then makes any
@@ -61,4 +59,4 @@ export function adminRoutes(app: FastifyInstance, context: ApiContext, guards: G
     await context.live.feeds.announce();
     return { scope, epoch, flushed };
   });
-}
+};

@@ -1,16 +1,17 @@
 /**
  * /auth: register, log in and out, reset a forgotten password.
  */
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { describeError } from '../../errors.ts';
 import { confirmPasswordReset, login, register, requestPasswordReset } from '../../domain/auth.ts';
 import { recordAudit } from '../../domain/audit.ts';
 import { revokeSession } from '../../domain/sessions.ts';
-import type { ApiContext } from '../context.ts';
 import { attemptLimiter } from '../plugins/attempt-limits.ts';
-import { currentUser, type Guards } from '../plugins/guards.ts';
-import { email, password } from '../schemas.ts';
+import { currentUser } from '../plugins/guards.ts';
+import type { RouteDeps } from '../route-deps.ts';
+import { routeSchema, type RouteDoc } from '../route-schema.ts';
+import { email, password, sessionGrant } from '../schemas.ts';
 import { parseInput } from '../validation.ts';
 
 const credentials = z.strictObject({ email, password: z.string().min(1, 'is required').max(256) });
@@ -31,29 +32,30 @@ const LIMITS = {
 
 const clientOf = (request: FastifyRequest) => ({ ip: request.ip, userAgent: request.headers['user-agent'], duringMaintenance: request.maintenanceBypass });
 
-export function authRoutes(app: FastifyInstance, context: ApiContext, guards: Guards): void {
+export const authRoutes: FastifyPluginAsync<RouteDeps> = async (app, { context, guards }) => {
   const { pool } = context.database;
+  const doc = (route: RouteDoc) => routeSchema('auth', route);
   const limits = {
     login: attemptLimiter(app, 'login', LIMITS.login),
     passwordReset: attemptLimiter(app, 'passwordReset', LIMITS.passwordReset),
     passwordResetConfirm: attemptLimiter(app, 'passwordResetConfirm', LIMITS.passwordResetConfirm),
   };
 
-  app.post('/auth/register', { config: { input: { body: registration } } }, async (request, reply) => {
+  app.post('/auth/register', { schema: doc({ summary: 'Create an account and sign in', audience: 'public', input: { body: registration }, ok: { 201: sessionGrant } }) }, async (request, reply) => {
     const input = parseInput(registration, request.body, 'body');
     await limits.login.check(request, reply, input.email);
     const result = await register(pool, input, clientOf(request), context.config.sessionTtlHours);
     return reply.status(201).send({ token: result.token, expiresAt: result.session.expiresAt, user: result.user });
   });
 
-  app.post('/auth/login', { config: { input: { body: credentials } } }, async (request, reply) => {
+  app.post('/auth/login', { schema: doc({ summary: 'Sign in', audience: 'public', input: { body: credentials }, ok: { 200: sessionGrant } }) }, async (request, reply) => {
     const input = parseInput(credentials, request.body, 'body');
     await limits.login.check(request, reply, input.email);
     const result = await login(pool, input, clientOf(request), context.config.sessionTtlHours);
     return { token: result.token, expiresAt: result.session.expiresAt, user: result.user };
   });
 
-  app.post('/auth/logout', { preHandler: [guards.requireUser] }, async (request, reply) => {
+  app.post('/auth/logout', { schema: doc({ summary: 'Sign out this session', audience: 'user', ok: { 204: null } }), preHandler: [guards.requireUser] }, async (request, reply) => {
     const { session, user } = currentUser(request);
     await revokeSession(pool, session.id);
     await recordAudit(pool, { actor: `user:${user.id}`, action: 'auth.logout', userId: user.id, ip: request.ip });
@@ -66,7 +68,7 @@ export function authRoutes(app: FastifyInstance, context: ApiContext, guards: Gu
   // closing server finishes it before it stops.
   let resets: Promise<void> = Promise.resolve();
   app.addHook('onClose', async () => resets);
-  app.post('/auth/password-reset', { config: { input: { body: resetRequest } } }, async (request, reply) => {
+  app.post('/auth/password-reset', { schema: doc({ summary: 'Email a password reset link (always 202: no account enumeration)', audience: 'public', input: { body: resetRequest }, ok: { 202: z.object({ status: z.literal('accepted'), message: z.string() }) } }) }, async (request, reply) => {
     const input = parseInput(resetRequest, request.body, 'body');
     await limits.passwordReset.check(request, reply, input.email);
     const reset = {
@@ -86,10 +88,10 @@ export function authRoutes(app: FastifyInstance, context: ApiContext, guards: Gu
     return reply.status(202).send({ status: 'accepted', message: 'If an account exists for this email, a reset link is on its way.' });
   });
 
-  app.post('/auth/password-reset/confirm', { config: { input: { body: resetConfirm } } }, async (request, reply) => {
+  app.post('/auth/password-reset/confirm', { schema: doc({ summary: 'Set a new password with an emailed reset token', audience: 'public', input: { body: resetConfirm }, ok: { 204: null } }) }, async (request, reply) => {
     const input = parseInput(resetConfirm, request.body, 'body');
     await limits.passwordResetConfirm.check(request, reply, input.token);
     await confirmPasswordReset(pool, input, request.ip);
     return reply.status(204).send();
   });
-}
+};

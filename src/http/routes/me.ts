@@ -1,11 +1,13 @@
 /**
  * /me: the signed-in user's own account data.
  */
-import type { FastifyInstance } from 'fastify';
+import type { FastifyPluginAsync } from 'fastify';
 import { z } from 'zod';
 import { getPreferences, putPreferences, themes } from '../../domain/preferences.ts';
-import type { ApiContext } from '../context.ts';
-import { currentUser, type Guards } from '../plugins/guards.ts';
+import { currentUser } from '../plugins/guards.ts';
+import type { RouteDeps } from '../route-deps.ts';
+import { routeSchema, type RouteDoc } from '../route-schema.ts';
+import { preferencesBody, userBody } from '../schemas.ts';
 import { parseInput } from '../validation.ts';
 
 const preferences = z.strictObject({
@@ -20,16 +22,16 @@ const preferences = z.strictObject({
   notificationsEnabled: z.boolean().optional(),
 });
 
-export function meRoutes(app: FastifyInstance, context: ApiContext, guards: Guards): void {
+export const meRoutes: FastifyPluginAsync<RouteDeps> = async (app, { context, guards }) => {
   const { pool } = context.database;
-  const signedIn = { preHandler: [guards.requireUser] };
+  const signedIn = (doc: Omit<RouteDoc, 'audience'>) => ({ schema: routeSchema('account', { ...doc, audience: 'user' }), preHandler: [guards.requireUser] });
 
-  app.get('/me', signedIn, async (request) => currentUser(request).user);
+  app.get('/me', signedIn({ summary: 'Your account', ok: { 200: userBody } }), async (request) => currentUser(request).user);
 
-  app.get('/me/preferences', signedIn, async (request) => getPreferences(pool, currentUser(request).user.id));
+  app.get('/me/preferences', signedIn({ summary: 'Your preferences', ok: { 200: preferencesBody } }), async (request) => getPreferences(pool, currentUser(request).user.id));
 
-  app.put('/me/preferences', { ...signedIn, config: { input: { body: preferences } } }, async (request) => {
+  app.put('/me/preferences', signedIn({ summary: 'Change your preferences (the fields sent)', input: { body: preferences }, ok: { 200: preferencesBody } }), async (request) => {
     const input = parseInput(preferences, request.body, 'body');
     return putPreferences(pool, currentUser(request).user.id, input);
   });
-}
+};

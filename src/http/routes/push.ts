@@ -4,16 +4,17 @@
  * Disable, step 5). A send is a recorded job that runs in the background; its progress is
  * at `GET /admin/notifications/:id`.
  */
-import type { FastifyInstance } from 'fastify';
+import type { FastifyPluginAsync } from 'fastify';
 import { z } from 'zod';
 import { recordAudit } from '../../domain/audit.ts';
 import { EXPO_PUSH_TOKEN_PATTERN, platforms, registerDevice, unregisterDevice } from '../../domain/devices.ts';
 import { createNotificationJob, getNotificationJob, priorities } from '../../domain/notifications.ts';
 import { ShipError } from '../../errors.ts';
-import type { ApiContext } from '../context.ts';
-import { currentUser, type Guards } from '../plugins/guards.ts';
+import { currentUser } from '../plugins/guards.ts';
+import type { RouteDeps } from '../route-deps.ts';
+import { jsonObject, routeSchema, type RouteDoc } from '../route-schema.ts';
 import { notificationData, uuid } from '../schemas.ts';
-import { parseInput, type RouteInput } from '../validation.ts';
+import { parseInput } from '../validation.ts';
 
 const pushToken = z.string().regex(EXPO_PUSH_TOKEN_PATTERN, 'must be an Expo push token like ExponentPushToken[xxxxxxxx]');
 const newDevice = z.strictObject({ token: pushToken, platform: z.enum(platforms) });
@@ -27,28 +28,28 @@ const notification = z.strictObject({
 const jobParams = z.strictObject({ id: uuid });
 
 /** The app's side: a signed-in user's devices. */
-export function deviceRoutes(app: FastifyInstance, context: ApiContext, guards: Guards): void {
+export const deviceRoutes: FastifyPluginAsync<RouteDeps> = async (app, { context, guards }) => {
   const { pool } = context.database;
-  const signedIn = { preHandler: [guards.requireUser] };
+  const signedIn = (route: Omit<RouteDoc, 'audience'>) => ({ schema: routeSchema('devices', { ...route, audience: 'user' }), preHandler: [guards.requireUser] });
 
-  app.post('/me/devices', { ...signedIn, config: { input: { body: newDevice } } }, async (request, reply) => {
+  app.post('/me/devices', signedIn({ summary: 'Register this device for push notifications', input: { body: newDevice }, ok: { 201: jsonObject } }), async (request, reply) => {
     const input = parseInput(newDevice, request.body, 'body');
     return reply.status(201).send(await registerDevice(pool, currentUser(request).user.id, input));
   });
 
-  app.delete('/me/devices/:token', { ...signedIn, config: { input: { params: deviceParams } } }, async (request, reply) => {
+  app.delete('/me/devices/:token', signedIn({ summary: 'Stop push notifications to this device', input: { params: deviceParams }, ok: { 204: null } }), async (request, reply) => {
     const { token } = parseInput(deviceParams, request.params, 'params');
     await unregisterDevice(pool, currentUser(request).user.id, token);
     return reply.status(204).send();
   });
-}
+};
 
 /** The operators' side: send to everyone, and follow a send's progress. */
-export function pushSendRoutes(app: FastifyInstance, context: ApiContext, guards: Guards): void {
+export const pushSendRoutes: FastifyPluginAsync<RouteDeps> = async (app, { context, guards }) => {
   const { pool } = context.database;
-  const admin = (input: RouteInput) => ({ config: { maintenanceExempt: true, input }, preHandler: [guards.requireAdmin] });
+  const admin = (route: Omit<RouteDoc, 'audience'>) => ({ schema: routeSchema('notifications', { ...route, audience: 'admin' }), config: { maintenanceExempt: true }, preHandler: [guards.requireAdmin] });
 
-  app.post('/admin/notifications/send', admin({ body: notification }), async (request, reply) => {
+  app.post('/admin/notifications/send', admin({ summary: 'Send a push notification to every user (202 new job, 200 same Idempotency-Key)', input: { body: notification }, ok: { 202: z.object({ job: jsonObject }), 200: z.object({ job: jsonObject }) } }), async (request, reply) => {
     const input = parseInput(notification, request.body, 'body');
     const { job, created } = await createNotificationJob(pool, { ...input, requestedBy: 'admin-api', idempotencyKey: idempotencyKey(request.headers['idempotency-key']) });
     if (created) {
@@ -66,11 +67,11 @@ export function pushSendRoutes(app: FastifyInstance, context: ApiContext, guards
       .send({ job });
   });
 
-  app.get('/admin/notifications/:id', admin({ params: jobParams }), async (request) => {
+  app.get('/admin/notifications/:id', admin({ summary: 'A push send and its progress', input: { params: jobParams }, ok: { 200: z.object({ job: jsonObject }) } }), async (request) => {
     const { id } = parseInput(jobParams, request.params, 'params');
     return { job: await getNotificationJob(pool, id) };
   });
-}
+};
 
 function idempotencyKey(header: string | string[] | undefined): string | undefined {
   if (header === undefined) return undefined;

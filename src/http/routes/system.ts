@@ -5,20 +5,36 @@
  * counts, this one's flushed first so its latest requests are in), the window and figures the
  * watchdog alerts on.
  */
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import { z } from 'zod';
 import { METRICS_WINDOW_MS, readDeploymentMetrics, type DeploymentMetrics } from '../../domain/request-metrics.ts';
 import { readVersionMetrics } from '../../domain/version-metrics.ts';
 import { countActiveUsers } from '../../domain/sessions.ts';
 import { describeError, isShipError, ShipError } from '../../errors.ts';
 import type { ApiContext } from '../context.ts';
+import type { RouteDeps } from '../route-deps.ts';
+import { errorEnvelope, jsonObject, routeSchema } from '../route-schema.ts';
 import { requestsPerMinute } from '../metrics.ts';
-import { bearerToken, type Guards } from '../plugins/guards.ts';
+import { bearerToken } from '../plugins/guards.ts';
 
 const HEALTH_DB_TIMEOUT_MS = 2_000;
 
-export function systemRoutes(app: FastifyInstance, context: ApiContext, guards: Guards): void {
-  const exempt = { config: { maintenanceExempt: true } };
-  const probe = { config: { maintenanceExempt: true, probe: true } };
+export const systemRoutes: FastifyPluginAsync<RouteDeps> = async (app, { context, guards }) => {
+  const health = z.object({
+    status: z.enum(['ok', 'read-only', 'maintenance', 'degraded']),
+    db: z.enum(['ok', 'unreachable']),
+    version: z.string(),
+    message: z.string().nullable().optional(),
+    since: z.iso.datetime({ offset: true }).nullable().optional(),
+  });
+  const probe = {
+    schema: routeSchema('system', { summary: 'Liveness: 200 serving (ok or read-only); 503 in maintenance or without the database', audience: 'public', ok: { 200: health, 503: health } }),
+    config: { maintenanceExempt: true, probe: true },
+  };
+  const exempt = {
+    schema: routeSchema('system', { summary: "The app's remote config: maintenance, banner, cache epochs, minimum version", audience: 'public', ok: { 200: jsonObject } }),
+    config: { maintenanceExempt: true },
+  };
 
   app.get('/health', probe, async (_request, reply) => {
     const { maintenance } = context.appState.current;
@@ -77,9 +93,22 @@ export function systemRoutes(app: FastifyInstance, context: ApiContext, guards: 
       throw error;
     }
   };
-  const metricsOnly = { ...probe, preHandler: [requireAdminForMetrics] };
+  const metricsOnly = { config: probe.config, preHandler: [requireAdminForMetrics] };
+  const metrics = z.object({
+    activeUsers: z.number().int(),
+    requestsPerMinute: z.number(),
+    errorRate: z.number(),
+    avgResponseTime: z.number(),
+    p95ResponseTime: z.number(),
+    windowSeconds: z.number(),
+    instances: z.number().int(),
+    byAppVersion: z.array(z.object({ version: z.string(), requests: z.number().int(), errors: z.number().int(), errorRate: z.number() })).describe('The same window by the X-App-Version the app sent'),
+  });
 
-  app.get('/metrics', metricsOnly, async (request, reply) => {
+  app.get('/metrics', {
+    ...metricsOnly,
+    schema: routeSchema('system', { summary: 'Request rate, error rate and latency over the last 5 minutes, every instance (Prometheus text for Accept: text/plain)', audience: 'admin', ok: { 200: metrics } }),
+  }, async (request, reply) => {
     if (request.headers.accept?.includes('text/plain')) return sendPrometheus(reply);
     const deployment = await deploymentMetrics();
     return {
@@ -95,7 +124,19 @@ export function systemRoutes(app: FastifyInstance, context: ApiContext, guards: 
     };
   });
 
-  app.get('/metrics/prometheus', metricsOnly, async (_request, reply) => sendPrometheus(reply));
+  app.get('/metrics/prometheus', {
+    ...metricsOnly,
+    schema: {
+      tags: ['system'],
+      summary: 'The same figures in the Prometheus text exposition format',
+      security: [{ adminToken: [] }],
+      response: {
+        200: { description: 'Prometheus text exposition format 0.0.4', content: { 'text/plain': { schema: z.string() } } },
+        '4xx': errorEnvelope,
+        '5xx': errorEnvelope,
+      },
+    },
+  }, async (_request, reply) => sendPrometheus(reply));
 
   async function deploymentMetrics(): Promise<DeploymentMetrics> {
     const { pool } = context.database;
@@ -110,7 +151,7 @@ export function systemRoutes(app: FastifyInstance, context: ApiContext, guards: 
       .type('text/plain; version=0.0.4; charset=utf-8')
       .send(context.metrics.prometheus({ activeUsers, maintenance: context.appState.current.maintenance.enabled, deployment }));
   }
-}
+};
 
 async function databaseAnswers(context: ApiContext): Promise<boolean> {
   let timer: NodeJS.Timeout | undefined;

@@ -2,12 +2,13 @@
  * /tasks: the signed-in user's own tasks. Another user's task answers 404, not 403,
  * so ids cannot be probed.
  */
-import type { FastifyInstance } from 'fastify';
+import type { FastifyPluginAsync } from 'fastify';
 import { z } from 'zod';
 import { createTask, deleteTask, getTask, listTasks, updateTask } from '../../domain/tasks.ts';
-import type { ApiContext } from '../context.ts';
-import { currentUser, type Guards } from '../plugins/guards.ts';
-import { calendarDate, uuid } from '../schemas.ts';
+import { currentUser } from '../plugins/guards.ts';
+import { routeSchema, type RouteDoc } from '../route-schema.ts';
+import type { RouteDeps } from '../route-deps.ts';
+import { calendarDate, taskBody, taskPage, uuid } from '../schemas.ts';
 import { parseInput } from '../validation.ts';
 
 const title = z.string().trim().min(1, 'must not be empty').max(500);
@@ -22,11 +23,11 @@ const listQuery = z.strictObject({
 });
 const taskParams = z.strictObject({ id: uuid });
 
-export function taskRoutes(app: FastifyInstance, context: ApiContext, guards: Guards): void {
+export const taskRoutes: FastifyPluginAsync<RouteDeps> = async (app, { context, guards }) => {
   const { pool } = context.database;
-  const signedIn = { preHandler: [guards.requireUser] };
+  const signedIn = (doc: Omit<RouteDoc, 'audience'>) => ({ schema: routeSchema('tasks', { ...doc, audience: 'user' }), preHandler: [guards.requireUser] });
 
-  app.get('/tasks', { ...signedIn, config: { input: { query: listQuery } } }, async (request, reply) => {
+  app.get('/tasks', signedIn({ summary: 'List your tasks, newest first, a page at a time', input: { query: listQuery }, ok: { 200: taskPage } }), async (request, reply) => {
     const query = parseInput(listQuery, request.query, 'query');
     const userId = currentUser(request).user.id;
     if (query.cursor !== undefined) return listTasks(pool, userId, query);
@@ -36,25 +37,25 @@ export function taskRoutes(app: FastifyInstance, context: ApiContext, guards: Gu
     return page;
   });
 
-  app.post('/tasks', { ...signedIn, config: { input: { body: newTask } } }, async (request, reply) => {
+  app.post('/tasks', signedIn({ summary: 'Create a task', input: { body: newTask }, ok: { 201: taskBody } }), async (request, reply) => {
     const input = parseInput(newTask, request.body, 'body');
     return reply.status(201).send(await createTask(pool, currentUser(request).user.id, input));
   });
 
-  app.get('/tasks/:id', { ...signedIn, config: { input: { params: taskParams } } }, async (request) => {
+  app.get('/tasks/:id', signedIn({ summary: 'One of your tasks', input: { params: taskParams }, ok: { 200: taskBody } }), async (request) => {
     const { id } = parseInput(taskParams, request.params, 'params');
     return getTask(pool, currentUser(request).user.id, id);
   });
 
-  app.patch('/tasks/:id', { ...signedIn, config: { input: { params: taskParams, body: taskChanges } } }, async (request) => {
+  app.patch('/tasks/:id', signedIn({ summary: 'Change one of your tasks', input: { params: taskParams, body: taskChanges }, ok: { 200: taskBody } }), async (request) => {
     const { id } = parseInput(taskParams, request.params, 'params');
     const changes = parseInput(taskChanges, request.body, 'body');
     return updateTask(pool, currentUser(request).user.id, id, changes);
   });
 
-  app.delete('/tasks/:id', { ...signedIn, config: { input: { params: taskParams } } }, async (request, reply) => {
+  app.delete('/tasks/:id', signedIn({ summary: 'Delete one of your tasks', input: { params: taskParams }, ok: { 204: null } }), async (request, reply) => {
     const { id } = parseInput(taskParams, request.params, 'params');
     await deleteTask(pool, currentUser(request).user.id, id);
     return reply.status(204).send();
   });
-}
+};

@@ -21,13 +21,14 @@
  * one statement and kept for a second per process, updates (immutable) and their signed
  * bodies are built once (domain/update-protocol.ts).
  */
-import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyPluginAsync, FastifyReply, FastifySchema } from 'fastify';
 import { z } from 'zod';
 import { openObjectStore, type ObjectStore } from '../../adapters/storage/index.ts';
 import { ManifestCache, loadCodeSigningKey, multipart, type Part } from '../../domain/update-protocol.ts';
 import { CHANNEL_PATTERN, choose, getUpdate, openAsset, readChannelState, RUNTIME_VERSION_PATTERN, updatePlatforms, type ChannelState, type Update } from '../../domain/updates.ts';
 import { ShipError } from '../../errors.ts';
-import type { ApiContext } from '../context.ts';
+import { routeSchema } from '../route-schema.ts';
+import type { RouteDeps } from '../route-deps.ts';
 import { parseInput } from '../validation.ts';
 
 /** The channel an app that sends no `expo-channel-name` is served from. */
@@ -60,7 +61,10 @@ const manifestQuery = z.strictObject({
 const EXTENSIONS: Part = { name: 'extensions', body: '{"assetRequestHeaders":{}}' };
 const assetParams = z.strictObject({ hash: z.string().regex(/^[0-9a-f]{64}$/, 'must be the lowercase hex SHA-256 of the asset') });
 
-export function updateRoutes(app: FastifyInstance, context: ApiContext): void {
+/** A protocol answer: the multipart manifest or directive, or the manifest as expo+json. */
+const protocolBody = { description: 'multipart/mixed (manifest or directive part), or application/expo+json', content: { 'multipart/mixed': { schema: z.string() }, 'application/expo+json': { schema: z.string() } } };
+
+export const updateRoutes: FastifyPluginAsync<RouteDeps> = async (app, { context }) => {
   const { pool } = context.database;
   const { updates: settings } = context.config;
   const cache = new ManifestCache({ key: loadCodeSigningKey(settings.codeSigningKeyFile, settings.codeSigningKeyId), assetBaseUrl: settings.assetBaseUrl });
@@ -90,7 +94,14 @@ export function updateRoutes(app: FastifyInstance, context: ApiContext): void {
     return update;
   };
 
-  app.get('/updates/manifest', { config: { maintenanceExempt: true, input: { headers: manifestHeaders, query: manifestQuery } } }, async (request, reply) => {
+  const manifestSchema = routeSchema('updates', {
+    summary: 'Expo Updates protocol v1: the update (or directive) for this device',
+    audience: 'public',
+    input: { headers: manifestHeaders, query: manifestQuery },
+    ok: { 204: null },
+  });
+  const manifestRoute: FastifySchema = { ...manifestSchema, response: { ...(manifestSchema.response as object), 200: protocolBody } };
+  app.get('/updates/manifest', { config: { maintenanceExempt: true }, schema: manifestRoute }, async (request, reply) => {
     const headers = parseInput(manifestHeaders, request.headers, 'headers');
     const query = parseInput(manifestQuery, request.query, 'query');
     const protocol = Number(headers['expo-protocol-version'] ?? '0');
@@ -123,7 +134,10 @@ export function updateRoutes(app: FastifyInstance, context: ApiContext): void {
     return reply.status(200).header('content-type', response.contentType).send(response.body);
   });
 
-  app.get('/updates/assets/:hash', { config: { maintenanceExempt: true, input: { params: assetParams } } }, async (request, reply) => {
+  const assetSchema = routeSchema('updates', { summary: 'An update asset or bundle by the SHA-256 of its bytes', audience: 'public', input: { params: assetParams }, ok: {} });
+  const assetBody = { description: 'The asset, with its content type; immutable', content: { 'application/octet-stream': { schema: z.string() } } };
+  const assetRoute: FastifySchema = { ...assetSchema, response: { ...(assetSchema.response as object), 200: assetBody } };
+  app.get('/updates/assets/:hash', { config: { maintenanceExempt: true }, schema: assetRoute }, async (request, reply) => {
     const { hash } = parseInput(assetParams, request.params, 'params');
     const asset = await openAsset(pool, assets(), hash);
     if (!asset) throw new ShipError('SHIP_ERR_NOT_FOUND', `No published update has an asset with SHA-256 ${hash}.`);

@@ -5,7 +5,7 @@
  * restore and counted by retention.
  */
 import type { ObjectInfo, ObjectStore } from '../../adapters/storage/index.ts';
-import { isShipError, ShipError } from '../../errors.ts';
+import { isShipError, ShipError, describeError } from '../../errors.ts';
 import { backupIdFor, backupIdTime, checkBackupId, idSafeName, isBackupId } from './backup-id.ts';
 import { dumpKey, manifestKey, manifestSchema, verificationKey, verificationRecordSchema, type BackupManifest, type VerificationRecord } from './manifest.ts';
 
@@ -60,7 +60,7 @@ async function describeBackup(store: ObjectStore, id: string, objects: ObjectInf
     manifest = await readManifestObject(store, id);
   } catch (error) {
     if (isShipError(error) && error.code !== 'SHIP_ERR_BACKUP_NOT_VERIFIED') throw error;
-    return { ...base, state: 'damaged', problem: (error as Error).message };
+    return { ...base, state: 'damaged', problem: describeError(error) };
   }
   const lastVerification = await readVerification(store, id);
   const createdAt = new Date(manifest.createdAt);

@@ -11,15 +11,11 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
-import { ShipError } from '../../errors.ts';
+import { ShipError, describeError } from '../../errors.ts';
+import { describeConnection, terminateOtherBackends, type Backend } from '../../db/backends.ts';
 import { quoteIdent } from '../../db/pool.ts';
 
-export interface Backend {
-  readonly pid: number;
-  readonly user: string | null;
-  readonly application: string | null;
-  readonly client: string | null;
-}
+export type { Backend } from '../../db/backends.ts';
 
 export async function withClient<T>(url: string, fn: (client: pg.Client) => Promise<T>, applicationName = 'shipshape-restore'): Promise<T> {
   const client = new pg.Client({ connectionString: url, application_name: applicationName, connectionTimeoutMillis: 10_000 });
@@ -37,17 +33,17 @@ export async function databaseExists(client: pg.Client, name: string): Promise<b
   return rows[0]?.found === true;
 }
 
-/** Terminates every other session on `name`, waiting (up to 5 s each) until they are gone. */
-export async function terminateOthers(client: pg.Client, name: string): Promise<Backend[]> {
-  // pg_terminate_backend sits in the select list, not in WHERE: the planner may evaluate WHERE
-  // conditions in any order, and there it could run for sessions of other databases too.
-  const { rows } = await client.query<{ pid: number; usename: string | null; application_name: string | null; client_addr: string | null; terminated: boolean }>(
-    `SELECT pid, usename, application_name, client_addr::text AS client_addr, pg_terminate_backend(pid, 5000) AS terminated
-       FROM pg_catalog.pg_stat_activity
-      WHERE datname = $1::text AND pid <> pg_backend_pid() AND backend_type = 'client backend'`,
-    [name],
-  );
-  return rows.filter((row) => row.terminated).map((row) => ({ pid: row.pid, user: row.usename, application: row.application_name || null, client: row.client_addr }));
+/** Terminates every other session on `name`, waiting (up to 5 s each) until they are gone; returns those it ended. */
+async function terminateOthers(client: pg.Client, name: string): Promise<Backend[]> {
+  const ended = await terminateOtherBackends(client, { database: name, waitMs: 5_000 });
+  const refused = ended.find((backend) => backend.outcome === 'not-permitted');
+  if (refused) {
+    throw new ShipError(
+      'SHIP_ERR_STEP_FAILED',
+      `Could not end ${describeConnection(refused)} on database ${name}: ${refused.error ?? 'not permitted'}. Taking the database away needs a superuser, or a role with pg_signal_backend.`,
+    );
+  }
+  return ended.filter((backend) => backend.outcome === 'terminated').map(({ outcome: _outcome, error: _error, ...backend }) => backend);
 }
 
 /**
@@ -72,7 +68,7 @@ export async function renameExclusively(client: pg.Client, from: string, to: str
         if ((error as { code?: string }).code !== '55006' || attempt >= 50) {
           throw new ShipError(
             'SHIP_ERR_STEP_FAILED',
-            `Could not rename database ${from} to ${to}: ${(error as Error).message}. Renaming needs the database owner with CREATEDB, or a superuser.`,
+            `Could not rename database ${from} to ${to}: ${describeError(error)}. Renaming needs the database owner with CREATEDB, or a superuser.`,
             { cause: error },
           );
         }

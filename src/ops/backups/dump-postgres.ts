@@ -14,7 +14,7 @@ import pg from 'pg';
 import type { AppProfile } from '../../app-profile.ts';
 import type { ObjectStore } from '../../adapters/storage/index.ts';
 import type { Config } from '../../config/index.ts';
-import { ShipError } from '../../errors.ts';
+import { ShipError, describeError } from '../../errors.ts';
 import { countTables, readRecentData, readSchemaVersion, rowReader } from './database-facts.ts';
 import { libpqEnvironment } from './libpq-env.ts';
 import type { DumpFacts } from './manifest.ts';
@@ -45,7 +45,7 @@ export async function dumpPostgres(options: PostgresDumpOptions): Promise<DumpFa
   const client = new pg.Client({ connectionString: options.url, application_name: 'shipshape-backup', connectionTimeoutMillis: config.database.connectTimeoutMs });
   client.on('error', () => undefined);
   await client.connect().catch((error: unknown) => {
-    throw new ShipError('SHIP_ERR_DATABASE_UNAVAILABLE', `Cannot connect to the database to back it up: ${(error as Error).message}. Check that it is running and that DATABASE_URL is right.`, { cause: error });
+    throw new ShipError('SHIP_ERR_DATABASE_UNAVAILABLE', `Cannot connect to the database to back it up: ${describeError(error)}. Check that it is running and that DATABASE_URL is right.`, { cause: error });
   });
   try {
     const [server] = (await client.query<{ version: string; num: string }>("SELECT current_setting('server_version') AS version, current_setting('server_version_num') AS num")).rows;

@@ -21,7 +21,7 @@ import type { Config } from '../../config/index.ts';
 import type { EmbeddedDatabase } from '../../db/embedded.ts';
 import type { Pool } from '../../db/pool.ts';
 import { describeError, ShipError } from '../../errors.ts';
-import { queueClient, queueNames } from '../../scheduler/queue.ts';
+import { queueClient, queueNames } from '../../db/queue.ts';
 import { liveness } from '../engine/process-identity.ts';
 import type { CheckResult } from '../engine/types.ts';
 import { withBackupStore } from './backup-store.ts';

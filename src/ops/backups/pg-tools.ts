@@ -7,7 +7,7 @@
  */
 import path from 'node:path';
 import type { Config } from '../../config/index.ts';
-import { isShipError, ShipError } from '../../errors.ts';
+import { isShipError, ShipError, describeError } from '../../errors.ts';
 import { withClient } from './connections.ts';
 import { runTool } from './tool-process.ts';
 
@@ -82,7 +82,7 @@ export async function serverVersionAt(url: string): Promise<{ text: string; majo
       'shipshape-backup',
     );
   } catch (error) {
-    throw new ShipError('SHIP_ERR_DATABASE_UNAVAILABLE', `Cannot reach the database: ${(error as Error).message}. Check that it is running and that DATABASE_URL is right.`, { cause: error });
+    throw new ShipError('SHIP_ERR_DATABASE_UNAVAILABLE', `Cannot reach the database: ${describeError(error)}. Check that it is running and that DATABASE_URL is right.`, { cause: error });
   }
 }
 

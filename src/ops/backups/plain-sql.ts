@@ -10,7 +10,7 @@
  */
 import { StringDecoder } from 'node:string_decoder';
 import type pg from 'pg';
-import { ShipError } from '../../errors.ts';
+import { ShipError, describeError } from '../../errors.ts';
 import type { RowReader } from './database-facts.ts';
 
 const HEADER_SET = /^SET\s+([A-Za-z_][A-Za-z0-9_.]*)\s*=.*;\s*$/;
@@ -59,7 +59,7 @@ export async function replayPlainSql(client: pg.Client, read: RowReader, sql: st
   try {
     await client.query(withoutSettings(sql, new Set(unknown)));
   } catch (error) {
-    throw new ShipError('SHIP_ERR_STEP_FAILED', `Replaying the SQL dump failed, so none of it was applied: ${(error as Error).message}.`, { cause: error });
+    throw new ShipError('SHIP_ERR_STEP_FAILED', `Replaying the SQL dump failed, so none of it was applied: ${describeError(error)}.`, { cause: error });
   }
   return { leftOutSettings: unknown };
 }

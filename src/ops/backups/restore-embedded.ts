@@ -13,7 +13,7 @@
 import { readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { connectEmbedded } from '../../db/embedded.ts';
-import { ShipError } from '../../errors.ts';
+import { ShipError, describeError } from '../../errors.ts';
 import type { Logger } from '../../log.ts';
 import { rowReader } from './database-facts.ts';
 import { unknownSettings, withoutSettings } from './plain-sql.ts';
@@ -54,7 +54,7 @@ export async function replaceEmbedded(options: { stateDir: string; file: string;
   } catch (error) {
     await pglite.close().catch(() => undefined);
     await rm(fresh, { recursive: true, force: true });
-    throw new ShipError('SHIP_ERR_STEP_FAILED', `Loading the SQL dump into a new embedded database failed: ${(error as Error).message}. The live database was not touched.`, { cause: error });
+    throw new ShipError('SHIP_ERR_STEP_FAILED', `Loading the SQL dump into a new embedded database failed: ${describeError(error)}. The live database was not touched.`, { cause: error });
   }
   await pglite.close();
 

@@ -12,7 +12,7 @@ import { randomBytes } from 'node:crypto';
 import type { ObjectStore } from '../../adapters/storage/index.ts';
 import type { Config } from '../../config/index.ts';
 import { quoteIdent } from '../../db/pool.ts';
-import { ShipError } from '../../errors.ts';
+import { ShipError, describeError } from '../../errors.ts';
 import { withClient } from './connections.ts';
 import { countTables, rowReader } from './database-facts.ts';
 import { withDatabaseName } from './database-target.ts';
@@ -42,7 +42,7 @@ export async function verifyByScratchRestore(options: ScratchRestoreOptions): Pr
     }
   } catch (error) {
     if (error instanceof ShipError && (error.code === 'SHIP_ERR_CONFIG' || error.code === 'SHIP_ERR_TOOL_MISSING')) throw error;
-    throw new ShipError('SHIP_ERR_BACKUP_NOT_VERIFIED', `Backup ${facts.id} does not restore: ${(error as Error).message}. Do not rely on it; take a new backup.`, { cause: error });
+    throw new ShipError('SHIP_ERR_BACKUP_NOT_VERIFIED', `Backup ${facts.id} does not restore: ${describeError(error)}. Do not rely on it; take a new backup.`, { cause: error });
   }
   const found = new Map(restored.counts.map((table) => [table.name, table.rows]));
   const differences = facts.tables

@@ -10,7 +10,7 @@
  */
 import type { Queryable } from '../../db/pool.ts';
 import { quoteIdent } from '../../db/pool.ts';
-import { QUEUE_SCHEMA, queueNames } from '../../scheduler/queue.ts';
+import { QUEUE_SCHEMA, queueNames } from '../../db/queue.ts';
 
 export interface FailedScheduledJobs {
   /** Schedules whose last outcome was a failure, with that outcome. */

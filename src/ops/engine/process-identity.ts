@@ -22,6 +22,9 @@ export function currentProcess(): ProcessIdentity {
 
 export type Liveness = 'alive' | 'dead' | 'unknown';
 
+/** A recorded runner (a push send, a job) on this host whose process is gone can be taken over at once. */
+export const runnerIsGone = (runner: ProcessIdentity): boolean => liveness(runner) === 'dead';
+
 /** `unknown` when the process ran on another host: we cannot look, so callers must assume it lives. */
 export function liveness(identity: ProcessIdentity): Liveness {
   if (identity.host !== hostname()) return 'unknown';

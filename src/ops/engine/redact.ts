@@ -7,11 +7,9 @@
  * back from the journal redacted, which is why procedures must not pass secrets between
  * steps through outputs: re-read them from configuration instead.
  */
-import { createRedactor, type Redact } from '../../adapters/alerts/redact.ts';
+import { createRedactor, REDACTED, type Redact } from '../../redact.ts';
 import type { Config } from '../../config/index.ts';
 import type { JsonObject, JsonValue } from './types.ts';
-
-export const REDACTED = '[redacted]';
 
 const SECRET_NAME_PATTERNS: readonly RegExp[] = [
   /passw(or)?d/,

@@ -124,7 +124,7 @@ export async function runProcedure<S extends z.ZodType>(procedure: Procedure<S>,
  * why steps must be idempotent or check before they act.
  */
 export async function resumeRun(runId: string, procedures: readonly Procedure[], options: ContinueOptions, deps: EngineDeps): Promise<RunReport> {
-  const { engine, operator, record, procedure, personal, refuse } = await reopenRun(runId, procedures, deps, 'resume');
+  const { engine, record, procedure, personal, refuse } = await reopenRun(runId, procedures, deps, 'resume');
 
   if (record.state === 'running') return refuse('SHIP_ERR_LOCKED', `Run ${runId} is still running (${attemptWhere(record)}). Wait for it, or interrupt it with Ctrl-C where it runs.`);
   if (record.state !== 'interrupted' && record.state !== 'awaiting-approval') {

@@ -21,7 +21,7 @@ import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
 import { chmod, copyFile, open, rename, rm, stat } from 'node:fs/promises';
 import pg from 'pg';
 import { describeError, ShipError } from '../../errors.ts';
-import { redactUrl } from '../../log.ts';
+import { redactUrl } from '../../redact.ts';
 
 const SCRAM_ITERATIONS = 4096;
 

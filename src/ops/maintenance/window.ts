@@ -6,8 +6,8 @@
 import type { Config } from '../../config/index.ts';
 import { humanDuration } from '../../config/duration.ts';
 import { parseScheduledFor } from '../../domain/scheduled-notifications.ts';
-import { nextOccurrence, parseRecurrence } from '../../scheduler/recurrence.ts';
-import { describeInstant, localParts } from '../../scheduler/zoned-time.ts';
+import { nextOccurrence, parseRecurrence } from '../../time/recurrence.ts';
+import { describeInstant, localParts } from '../../time/zoned-time.ts';
 
 export interface MaintenanceWindow {
   readonly startsAt: Date;

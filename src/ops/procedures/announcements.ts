@@ -9,14 +9,20 @@ import { z } from 'zod';
 import { ExpoPushClient } from '../../adapters/expo-push.ts';
 import { postStatusPage, type StatusPageState } from '../../adapters/status-page.ts';
 import type { Banner } from '../../domain/app-state.ts';
+import { ownerLabel, type MaintenanceOwner } from '../../domain/maintenance-switch.ts';
 import { createNotificationJob, newRunner, runNotificationJob, type Priority } from '../../domain/notifications.ts';
 import { describeError } from '../../errors.ts';
 import { currentProcess, liveness } from '../engine/process-identity.ts';
 import type { JsonObject, JsonValue, RunContext } from '../engine/types.ts';
 
+/** A run as the owner of a maintenance switch (src/domain/maintenance-switch.ts). */
+export function procedureOwner(context: RunContext<unknown>, procedure?: string): MaintenanceOwner {
+  return { kind: 'procedure', name: context.operator, runId: context.runId, procedure };
+}
+
 /** Who app_state and notification jobs record a run's change as coming from; unique per run. */
 export function runSetter(context: RunContext<unknown>): string {
-  return `operator:${context.operator} (run ${context.runId})`;
+  return ownerLabel(procedureOwner(context));
 }
 
 /** A banner as a step's output records it, so that undo can put it back. */

@@ -21,8 +21,8 @@ import { clearCacheScope, parseCacheScope } from '../../domain/cache-clear.ts';
 import { flushTaskListScope } from '../../domain/task-list-cache.ts';
 import { findUserByEmail } from '../../domain/users.ts';
 import { describeError } from '../../errors.ts';
-import { redactUrl } from '../../log.ts';
-import { announceAppStateChange } from '../../runtime/app-state-feeds.ts';
+import { redactUrl } from '../../redact.ts';
+import { announceAppStateChange } from '../../domain/app-state-announce.ts';
 import { defineProcedure, unverified, type CheckResult, type RunContext } from '../engine/types.ts';
 
 const params = z.object({

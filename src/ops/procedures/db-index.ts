@@ -17,7 +17,8 @@ import { z } from 'zod';
 import type { Pool } from '../../db/pool.ts';
 import { quoteIdent } from '../../db/pool.ts';
 import { describeError, ShipError } from '../../errors.ts';
-import { coveringIndex, findIndex, formatBytes, IDENTIFIER_PATTERN, indexNameFor, MAX_INDEX_COLUMNS, parseTableName, qualified, tableFacts, type TableName } from '../diagnostics/indexes.ts';
+import { formatBytes } from '../../bytes.ts';
+import { coveringIndex, findIndex, IDENTIFIER_PATTERN, indexNameFor, MAX_INDEX_COLUMNS, parseTableName, qualified, tableFacts, type TableName } from '../diagnostics/indexes.ts';
 import { defineProcedure, type JsonObject, type RunContext } from '../engine/types.ts';
 
 const params = z.object({

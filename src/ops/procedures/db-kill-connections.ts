@@ -30,10 +30,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import { durationSchema, formatDurationMs, humanDuration } from '../../config/duration.ts';
 import type { Config } from '../../config/index.ts';
-import { describeBackend, holdOwnSessions, otherBackends, terminateBackend, type Backend, type Termination } from '../../db/backends.ts';
+import { describeBackend, holdOwnSessions, otherBackends, terminateOtherBackends, type Backend, type Termination } from '../../db/backends.ts';
 import { readAppState, setBanner } from '../../domain/app-state.ts';
 import { describeError, ShipError } from '../../errors.ts';
-import { announceAppStateChange } from '../../runtime/app-state-feeds.ts';
+import { announceAppStateChange } from '../../domain/app-state-announce.ts';
 import { applicationDatabaseName, databaseLockResource } from '../backups/database-target.ts';
 import { probeHealth } from '../diagnostics/api-probe.ts';
 import { defineProcedure, unverified, type CheckResult, type JsonObject, type RunContext } from '../engine/types.ts';
@@ -180,7 +180,7 @@ export const dbKillConnections = defineProcedure({
         const disconnected: Termination[] = [];
         let error: string | undefined;
         try {
-          for (const backend of await otherBackends(own.client, own.pids)) disconnected.push(await terminateBackend(own.client, backend, EXIT_WAIT_MS));
+          await terminateOtherBackends(own.client, { ours: own.pids, waitMs: EXIT_WAIT_MS, ended: disconnected });
         } catch (cause) {
           // Once anything was terminated the step has acted and must say so, not fail as if it had not.
           if (disconnected.length === 0) throw cause;

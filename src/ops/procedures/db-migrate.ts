@@ -27,7 +27,7 @@ import { formatDurationMs } from '../../config/duration.ts';
 import type { Database } from '../../db/index.ts';
 import { missingSchemaChanges, type MigrationFile, type Migrator, type SchemaChange } from '../../db/migrator.ts';
 import { describeError, isShipError, ShipError } from '../../errors.ts';
-import { migratorFor } from '../../runtime/migrations.ts';
+import { migratorFor } from '../../db/migrator.ts';
 import { withBackupStore } from '../backups/backup-store.ts';
 import { listBackups, type BackupEntry } from '../backups/catalog.ts';
 import { applicationDatabaseName, databaseLockResource } from '../backups/database-target.ts';

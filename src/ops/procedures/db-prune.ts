@@ -22,7 +22,7 @@ import type { Config } from '../../config/index.ts';
 import { describeError } from '../../errors.ts';
 import { idSafeName } from '../backups/backup-id.ts';
 import { withBackupStore } from '../backups/backup-store.ts';
-import { formatBytes } from '../backups/bytes.ts';
+import { formatBytes } from '../../bytes.ts';
 import { listBackups, type BackupEntry } from '../backups/catalog.ts';
 import { applicationDatabaseName, databaseLockResource } from '../backups/database-target.ts';
 import { dropKeptCopy, listKeptCopies, type KeptCopy } from '../backups/pre-restore.ts';

@@ -49,14 +49,16 @@ import type pg from 'pg';
 import { z } from 'zod';
 import { Migrator } from '../../db/migrator.ts';
 import { quoteIdent, type Pool } from '../../db/pool.ts';
-import { setMaintenance, type Maintenance } from '../../domain/app-state.ts';
+import { firstRow } from '../../db/rows.ts';
+import type { Maintenance } from '../../domain/app-state.ts';
+import { announceFrom, switchMaintenance } from '../../domain/maintenance-switch.ts';
+import { procedureOwner } from './announcements.ts';
 import { reapplyErasureLedger } from '../../domain/erasure.ts';
 import { withLegalStore } from '../../domain/legal-store.ts';
-import { ShipError } from '../../errors.ts';
-import { announceAppStateChange } from '../../runtime/app-state-feeds.ts';
+import { ShipError, describeError } from '../../errors.ts';
 import { isBackupId } from '../backups/backup-id.ts';
 import { withBackupStore } from '../backups/backup-store.ts';
-import { formatBytes } from '../backups/bytes.ts';
+import { formatBytes } from '../../bytes.ts';
 import { readManifest } from '../backups/catalog.ts';
 import { databaseExists, withClient } from '../backups/connections.ts';
 import { countNamedTables, qualifiedName, readRecentData, rowReader, sameInstant } from '../backups/database-facts.ts';
@@ -234,13 +236,12 @@ export const dbRestore = defineProcedure({
         }
         const changed = await withLivePool(target, context.config, context.logger, async (pool) => {
           if (!(await hasAppState(pool))) return undefined;
-          return setMaintenance(pool, { enabled: true, mode: 'read-only', message: MAINTENANCE_MESSAGE, setBy: `operator:${context.operator}` });
+          return switchMaintenance(pool, { enabled: true, mode: 'read-only', message: MAINTENANCE_MESSAGE, owner: procedureOwner(context) }, announceFrom(context.config, context.logger));
         });
         if (changed === undefined) {
           context.note('the database has no app_state table (an empty or foreign database): no maintenance mode to switch');
           return { skipped: true };
         }
-        await announceAppStateChange(context.config, context.logger);
         context.note(changed.previous.enabled ? `maintenance mode was already on (${changed.previous.mode}); read-only now` : 'read-only mode on: reads are served, writes answer 503');
         return { skipped: false, previous: { enabled: changed.previous.enabled, mode: changed.previous.mode, message: changed.previous.message }, at: new Date().toISOString() };
       },
@@ -398,16 +399,18 @@ export const dbRestore = defineProcedure({
         // Disaster recovery into a new, empty server: nothing serves from the live name yet.
         const live = target.kind === 'embedded' || (await layoutOf(target)).live;
         const changed = live
-          ? await withLivePool(target, context.config, context.logger, async (pool) => ((await hasAppState(pool)) ? setMaintenance(pool, { enabled: true, message: MAINTENANCE_MESSAGE, setBy: `operator:${context.operator}` }) : undefined))
+          ? await withLivePool(target, context.config, context.logger, async (pool) =>
+              (await hasAppState(pool)) ? switchMaintenance(pool, { enabled: true, message: MAINTENANCE_MESSAGE, owner: procedureOwner(context) }, announceFrom(context.config, context.logger)) : undefined,
+            )
           : undefined;
+        // The restored database comes up in maintenance too; nothing serves from it before the swap, so nobody is told.
         await withRestoredPool(target, context.config, context.logger, async (pool) => {
-          if (await hasAppState(pool)) await setMaintenance(pool, { enabled: true, message: MAINTENANCE_MESSAGE, setBy: `operator:${context.operator}` });
+          if (await hasAppState(pool)) await switchMaintenance(pool, { enabled: true, message: MAINTENANCE_MESSAGE, owner: procedureOwner(context) }, null);
         });
         if (changed === undefined) {
           context.note(live ? 'the live database has no app_state table (an empty or foreign database): no maintenance mode to switch' : `database ${targetName(context)} does not exist yet: nothing serves from it`);
           return { skipped: false, previous: null };
         }
-        await announceAppStateChange(context.config, context.logger);
         context.note(changed.previous.enabled && changed.previous.mode === 'full' ? 'maintenance mode was already on' : 'maintenance mode on: the application is fully unavailable until the swap is done');
         return { skipped: false, previous: { enabled: changed.previous.enabled, mode: changed.previous.mode, message: changed.previous.message }, at: new Date().toISOString() };
       },
@@ -455,7 +458,7 @@ export const dbRestore = defineProcedure({
           swapped: true,
           reconciled: reconciled === undefined ? null : { ...reconciled },
           keptAs: result.keptPreRestore ? target.preRestore : null,
-          disconnected: result.disconnected.map((backend) => ({ pid: backend.pid, user: backend.user, application: backend.application, client: backend.client })),
+          disconnected: result.disconnected.map((backend) => ({ pid: backend.pid, user: backend.user, application: backend.applicationName, client: backend.clientAddr })),
         };
       },
       async undo(context) {
@@ -633,9 +636,10 @@ async function setLiveMaintenance(context: Context, state: MaintenanceState): Pr
   const target = targetOf(context);
   if (target.kind === 'postgres' && !(await layoutOf(target)).live) return;
   await withLivePool(target, context.config, context.logger, async (pool) => {
-    if (await hasAppState(pool)) await setMaintenance(pool, { enabled: state.enabled, mode: state.mode, message: state.message, setBy: `operator:${context.operator}` });
+    if (await hasAppState(pool)) {
+      await switchMaintenance(pool, { enabled: state.enabled, mode: state.mode, message: state.message, owner: procedureOwner(context), restoring: { setBy: null } }, announceFrom(context.config, context.logger));
+    }
   });
-  await announceAppStateChange(context.config, context.logger);
 }
 
 async function hasAppState(pool: Pool): Promise<boolean> {
@@ -693,13 +697,13 @@ async function serverRoom(client: pg.Client, target: PostgresTarget, dumpBytes: 
   let dataDirectory: string;
   try {
     const setting = await client.query<{ dir: string }>("SELECT current_setting('data_directory') AS dir");
-    dataDirectory = setting.rows[0]!.dir;
+    dataDirectory = firstRow(setting.rows).dir;
   } catch (error) {
-    return { needed, estimate, why: `reading data_directory: ${(error as Error).message}` };
+    return { needed, estimate, why: `reading data_directory: ${describeError(error)}` };
   }
   try {
     return { needed, estimate, free: await freeBytes(dataDirectory), dataDirectory };
   } catch (error) {
-    return { needed, estimate, why: `${dataDirectory} is not readable here (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}), perhaps the server runs in a container` };
+    return { needed, estimate, why: `${dataDirectory} is not readable here (${(error as NodeJS.ErrnoException).code ?? describeError(error)}), perhaps the server runs in a container` };
   }
 }

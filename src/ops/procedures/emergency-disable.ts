@@ -17,11 +17,10 @@
  * maintenance state that was there before. The way back afterwards is `emergency enable`.
  */
 import { z } from 'zod';
-import { recordAudit } from '../../domain/audit.ts';
-import { readAppState, setMaintenance } from '../../domain/app-state.ts';
-import { announceAppStateChange } from '../../runtime/app-state-feeds.ts';
+import { readAppState } from '../../domain/app-state.ts';
+import { announceFrom, switchMaintenance } from '../../domain/maintenance-switch.ts';
 import { defineProcedure, type JsonObject, type RunContext } from '../engine/types.ts';
-import { pushToEveryone, runSetter, updateStatusPage } from './announcements.ts';
+import { procedureOwner, pushToEveryone, runSetter, updateStatusPage } from './announcements.ts';
 import { alertAndReport, EMERGENCY_ISSUE_TYPE, EMERGENCY_LOCK, EMERGENCY_PAGE_KEY, healthCheck, verifyHealth } from './emergency-common.ts';
 
 export const DEFAULT_EMERGENCY_MESSAGE = 'Emergency maintenance in progress. We will be back shortly.';
@@ -87,9 +86,7 @@ export const emergencyDisable = defineProcedure({
         const before = (await readAppState(pool)).maintenance;
         // A resumed run finds its own change: what was there before it is not known any more, and was almost certainly "off".
         const ours = before.enabled && before.setBy === runSetter(context);
-        const { previous } = await setMaintenance(pool, { enabled: true, message, setBy: runSetter(context) });
-        await recordAudit(pool, { actor: `operator:${context.operator}`, action: 'admin.maintenance.enabled', details: { message, runId: context.runId, emergency: true } });
-        await announceAppStateChange(context.config, context.logger);
+        const { previous } = await switchMaintenance(pool, { enabled: true, message, owner: procedureOwner(context), details: { emergency: true } }, announceFrom(context.config, context.logger));
         context.note(`maintenance ON: "${message}"`);
         return ours
           ? { previousEnabled: false, previousMessage: null, previousSetBy: null, resumed: true }
@@ -204,13 +201,14 @@ async function putBackMaintenance(context: Context, output: JsonObject): Promise
     return;
   }
   const previousMessage = typeof output.previousMessage === 'string' ? output.previousMessage : null;
+  const owner = procedureOwner(context);
+  const announce = announceFrom(context.config, context.logger);
   if (output.previousEnabled === true) {
-    await setMaintenance(pool, { enabled: true, message: previousMessage, setBy: typeof output.previousSetBy === 'string' ? output.previousSetBy : runSetter(context) });
+    const setBy = typeof output.previousSetBy === 'string' ? output.previousSetBy : null;
+    await switchMaintenance(pool, { enabled: true, message: previousMessage, owner, restoring: { setBy } }, announce);
     context.note(`maintenance message put back: "${previousMessage ?? ''}"`);
   } else {
-    await setMaintenance(pool, { enabled: false, setBy: runSetter(context) });
+    await switchMaintenance(pool, { enabled: false, owner, restoring: { setBy: null } }, announce);
     context.note('maintenance OFF again');
   }
-  await recordAudit(pool, { actor: `operator:${context.operator}`, action: 'admin.maintenance.restored', details: { runId: context.runId, enabled: output.previousEnabled === true } });
-  await announceAppStateChange(context.config, context.logger);
 }

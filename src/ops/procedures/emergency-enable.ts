@@ -13,11 +13,10 @@
  * already off, the remaining steps still resolve the page and the status page.
  */
 import { z } from 'zod';
-import { recordAudit } from '../../domain/audit.ts';
-import { readAppState, setMaintenance } from '../../domain/app-state.ts';
-import { announceAppStateChange } from '../../runtime/app-state-feeds.ts';
+import { readAppState } from '../../domain/app-state.ts';
+import { announceFrom, switchMaintenance } from '../../domain/maintenance-switch.ts';
 import { defineProcedure, type JsonObject } from '../engine/types.ts';
-import { pushToEveryone, runSetter, updateStatusPage } from './announcements.ts';
+import { procedureOwner, pushToEveryone, updateStatusPage } from './announcements.ts';
 import { alertAndReport, EMERGENCY_ISSUE_TYPE, EMERGENCY_LOCK, EMERGENCY_PAGE_KEY, healthCheck, verifyHealth } from './emergency-common.ts';
 
 export const ALL_CLEAR_TITLE = 'We are back';
@@ -65,10 +64,8 @@ export const emergencyEnable = defineProcedure({
       ],
       async run(context): Promise<JsonObject> {
         const { pool } = await context.database();
-        const { previous } = await setMaintenance(pool, { enabled: false, setBy: runSetter(context) });
+        const { previous } = await switchMaintenance(pool, { enabled: false, owner: procedureOwner(context) }, announceFrom(context.config, context.logger));
         if (previous.enabled) {
-          await recordAudit(pool, { actor: `operator:${context.operator}`, action: 'admin.maintenance.disabled', details: { runId: context.runId, wasMessage: previous.message } });
-          await announceAppStateChange(context.config, context.logger);
           context.note('maintenance OFF: the app serves users again');
         } else context.note('maintenance was already off');
         return { previousEnabled: previous.enabled, previousMessage: previous.message, previousSetBy: previous.setBy };
@@ -82,9 +79,8 @@ export const emergencyEnable = defineProcedure({
           return;
         }
         const message = typeof output.previousMessage === 'string' ? output.previousMessage : null;
-        await setMaintenance(pool, { enabled: true, message, setBy: typeof output.previousSetBy === 'string' ? output.previousSetBy : runSetter(context) });
-        await recordAudit(pool, { actor: `operator:${context.operator}`, action: 'admin.maintenance.restored', details: { runId: context.runId, enabled: true } });
-        await announceAppStateChange(context.config, context.logger);
+        const setBy = typeof output.previousSetBy === 'string' ? output.previousSetBy : null;
+        await switchMaintenance(pool, { enabled: true, message, owner: procedureOwner(context), restoring: { setBy } }, announceFrom(context.config, context.logger));
         context.note(`maintenance back ON: "${message ?? ''}"`);
       },
     },

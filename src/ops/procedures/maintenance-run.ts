@@ -29,15 +29,16 @@
  */
 import { mkdir, open, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
-import pg from 'pg';
+import type pg from 'pg';
 import { z } from 'zod';
-import { readAppState, setBanner, setMaintenance } from '../../domain/app-state.ts';
+import { readAppState, setBanner } from '../../domain/app-state.ts';
+import { announceFrom, ownerLabel, switchMaintenance, type MaintenanceOwner } from '../../domain/maintenance-switch.ts';
 import { issueAdminToken, listAdminTokens, revokeAdminToken, rotateAdminTokens } from '../../domain/admin-tokens.ts';
 import { recordAudit } from '../../domain/audit.ts';
 import { describeError, isShipError, ShipError } from '../../errors.ts';
-import { announceAppStateChange } from '../../runtime/app-state-feeds.ts';
-import { migratorFor } from '../../runtime/migrations.ts';
-import { localParts } from '../../scheduler/zoned-time.ts';
+import { announceAppStateChange } from '../../domain/app-state-announce.ts';
+import { migratorFor } from '../../db/migrator.ts';
+import { localParts } from '../../time/zoned-time.ts';
 import { withClient } from '../backups/connections.ts';
 import { applicationDatabaseName, databaseLockResource } from '../backups/database-target.ts';
 import { backupSourceFor } from '../backups/take-backup.ts';
@@ -48,7 +49,7 @@ import { appendMaintenanceLog, maintenanceDir, maintenanceLogPath } from '../mai
 import { deleteLogs, findOldLogs } from '../maintenance/old-logs.ts';
 import { prepareSmokeAccount, runSmokeTests, smokeSummary } from '../maintenance/smoke-tests.ts';
 import { dbBackup, takeBackupInRun } from './db-backup.ts';
-import { bannerJson, journaledBanner, updateStatusPage } from './announcements.ts';
+import { bannerJson, journaledBanner, procedureOwner, updateStatusPage } from './announcements.ts';
 
 const params = z.object({});
 type Params = z.output<typeof params>;
@@ -85,9 +86,7 @@ const steps: ReadonlyArray<Step<Params>> = [
         return { alreadyOn: true, heldByOthers: !heldByUs, setBy: before.setBy, statusPage };
       }
       const message = maintenanceMessage(context.config.maintenance.durationMs, context.config.maintenance.timeZone, new Date());
-      await setMaintenance(pool, { enabled: true, message, setBy: setter(context) });
-      await recordAudit(pool, { actor: `operator:${context.operator}`, action: 'admin.maintenance.enabled', details: { message, runId: context.runId, scheduledMaintenance: true } });
-      await announceAppStateChange(context.config, context.logger);
+      await switchMaintenance(pool, { enabled: true, message, owner: owner(context), details: { scheduledMaintenance: true } }, announceFrom(context.config, context.logger));
       context.note(`maintenance mode on: "${message}"`);
       return { alreadyOn: false, heldByOthers: false, message, statusPage };
     },
@@ -258,11 +257,9 @@ const steps: ReadonlyArray<Step<Params>> = [
         context.note(`maintenance mode stays on: it was on before this run (set by ${state.maintenance.setBy ?? '?'}); turn it off where it was turned on`);
         return { wasOn: true, leftOn: true };
       }
-      const { previous } = await setMaintenance(pool, { enabled: false, setBy: setter(context) });
       const banner = state.banner?.setBy?.startsWith(MAINTENANCE_BANNER_SETTER) ? state.banner : null;
       if (banner) await setBanner(pool, { message: null, until: null, setBy: setter(context) });
-      await recordAudit(pool, { actor: `operator:${context.operator}`, action: 'admin.maintenance.disabled', details: { runId: context.runId, scheduledMaintenance: true } });
-      await announceAppStateChange(context.config, context.logger);
+      const { previous } = await switchMaintenance(pool, { enabled: false, owner: owner(context), details: { scheduledMaintenance: true } }, announceFrom(context.config, context.logger));
       const statusPage = await updateStatusPage(context, 'operational', 'All systems operational');
       context.note('maintenance mode off: the app is open again');
       return {
@@ -276,10 +273,10 @@ const steps: ReadonlyArray<Step<Params>> = [
       if (output.leftOn === true) return;
       const { pool } = await context.database();
       const message = typeof output.previousMessage === 'string' ? output.previousMessage : undefined;
-      if (output.wasOn === true) await setMaintenance(pool, { enabled: true, message, setBy: setter(context) });
       const banner = journaledBanner(output.banner);
       if (banner) await setBanner(pool, { ...banner, setBy: banner.setBy ?? setter(context) });
-      await announceAppStateChange(context.config, context.logger);
+      if (output.wasOn === true) await switchMaintenance(pool, { enabled: true, message, owner: owner(context), restoring: { setBy: null } }, announceFrom(context.config, context.logger));
+      else await announceAppStateChange(context.config, context.logger);
     },
   },
 ];
@@ -413,10 +410,15 @@ function logged(step: Step<Params>, index: number): Step<Params> {
   };
 }
 
+/** What `ownerLabel` puts in every `set_by` of a maintenance run (`operator:<name> (maintenance run <id>)`). */
 const MAINTENANCE_RUN_SETTER = '(maintenance run ';
 
+function owner(context: Context): MaintenanceOwner {
+  return procedureOwner(context, 'maintenance run');
+}
+
 function setter(context: Context): string {
-  return `operator:${context.operator} ${MAINTENANCE_RUN_SETTER}${context.runId})`;
+  return ownerLabel(owner(context));
 }
 
 /** Maintenance was on before this run, and not left on by an earlier maintenance run. */

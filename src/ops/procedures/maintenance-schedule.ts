@@ -24,7 +24,7 @@ import { recordAudit } from '../../domain/audit.ts';
 import { cancelMaintenanceNotice, getMaintenanceNotice, recordMaintenanceNotice } from '../../domain/maintenance-notices.ts';
 import { cancelScheduledByPurpose, ISO_WITH_OFFSET, scheduleNotification } from '../../domain/scheduled-notifications.ts';
 import { ShipError } from '../../errors.ts';
-import { announceAppStateChange } from '../../runtime/app-state-feeds.ts';
+import { announceAppStateChange } from '../../domain/app-state-announce.ts';
 import { defineProcedure, type JsonObject, type RunContext } from '../engine/types.ts';
 import { planPath, renderMaintenancePlan, writeMaintenancePlan } from '../maintenance/plan.ts';
 import { describeStart, nextWindow, noticeTexts, windowStartingAt, type MaintenanceWindow } from '../maintenance/window.ts';

@@ -26,7 +26,7 @@ import { recordAudit } from '../../domain/audit.ts';
 import { cancelMaintenanceNotice, recordMaintenanceNotice } from '../../domain/maintenance-notices.ts';
 import { currentRollout, getRelease, lastStableRelease, platforms, recordRollout, setReleaseState, type Release } from '../../domain/releases.ts';
 import { describeError, ShipError } from '../../errors.ts';
-import { announceAppStateChange } from '../../runtime/app-state-feeds.ts';
+import { announceAppStateChange } from '../../domain/app-state-announce.ts';
 import { Eas } from '../release/eas.ts';
 import { evaluateGates, gateSettings } from '../release/gates.ts';
 import { haltAll, RELEASE_ISSUE_TYPE, sendAlert } from '../release/rollout.ts';

@@ -21,6 +21,7 @@ import { shipshapeProfile } from '../app-profile.ts';
 import type { Config } from '../config/index.ts';
 import type { Database } from '../db/index.ts';
 import { withTransaction } from '../db/pool.ts';
+import { firstRow } from '../db/rows.ts';
 import { claimPendingNotices, markNoticeQueued, sendNoticeEmailBatch } from '../domain/maintenance-notices.ts';
 import { newRunner, type PushSender } from '../domain/notifications.ts';
 import { claimDueNotifications, deliverScheduledNotification, markQueued } from '../domain/scheduled-notifications.ts';
@@ -28,14 +29,13 @@ import { describeError, ShipError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { ownerDumpRequest, takeOwnerDump } from '../ops/backups/owner-dump.ts';
 import { configuredAlerter } from '../ops/engine/alerts.ts';
+import { currentProcess, runnerIsGone } from '../ops/engine/process-identity.ts';
+import { createQueue, createQueues, NOTIFICATION_RETRY_LIMIT, QUEUE_SCHEMA, queueNames, transactionDb } from '../db/queue.ts';
+import { claimDueSchedules, ensureDefaultSchedules, planTick, recordOutcome, recordTick, type ScheduledRun, type TickPlan } from './schedules.ts';
+import { runScheduledTask } from './task-runner.ts';
 import { advanceDueReleases } from '../ops/release/rollout.ts';
-import { currentProcess } from '../ops/engine/process-identity.ts';
-import { createQueue, createQueues, NOTIFICATION_RETRY_LIMIT, QUEUE_SCHEMA, queueNames, transactionDb } from '../scheduler/queue.ts';
-import { claimDueSchedules, ensureDefaultSchedules, planTick, recordOutcome, recordTick, type ScheduledRun, type TickPlan } from '../scheduler/schedules.ts';
-import { runScheduledTask } from '../scheduler/task-runner.ts';
 import { configuredUpdateHealth } from '../domain/update-health.ts';
 import { advanceDueRollouts, rolloutAlert } from '../domain/update-rollouts.ts';
-import { runnerIsGone } from './notification-worker.ts';
 import { startWatchdogLoop, type WatchdogLoop } from './watchdog-loop.ts';
 import type { JobResult } from 'pg-boss';
 
@@ -214,7 +214,7 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
       const skipped: Array<{ schedule: string; reason: string }> = [];
       await withTransaction(pool, async (client) => {
         const { rows } = await client.query<{ now: Date }>('SELECT now() AS now');
-        const now = rows[0]!.now;
+        const now = firstRow(rows).now;
         for (const schedule of await claimDueSchedules(client)) {
           let plan: TickPlan;
           try {

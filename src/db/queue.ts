@@ -11,7 +11,7 @@
  * which a process asks of the one that owns the embedded database (src/ops/backups/owner-dump.ts).
  */
 import type { Db, PgBoss, QueueOptions } from 'pg-boss';
-import type { Pool, PoolClient } from '../db/pool.ts';
+import type { Pool, PoolClient } from './pool.ts';
 
 export const QUEUE_SCHEMA = 'shipshape_queue';
 

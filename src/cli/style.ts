@@ -2,7 +2,7 @@
  * Markers and colours for run output. Colour only on a terminal and never with NO_COLOR
  * set (the CLI decides); the markers carry the meaning either way.
  */
-import type { StepStatus } from './run-record.ts';
+import type { StepStatus } from '../ops/engine/run-record.ts';
 
 export interface Style {
   readonly color: boolean;
@@ -58,13 +58,3 @@ export function formatDuration(ms: number | null | undefined): string {
   return `${minutes} min ${seconds} s`;
 }
 
-export function formatBytes(bytes: number): string {
-  const units = ['B', 'kB', 'MB', 'GB', 'TB'];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1_000 && unit < units.length - 1) {
-    value /= 1_000;
-    unit += 1;
-  }
-  return `${unit === 0 ? value : value.toFixed(1)} ${units[unit]}`;
-}

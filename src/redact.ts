@@ -1,5 +1,7 @@
 /**
- * Secret scrubbing for everything alerting logs or reports.
+ * Secret scrubbing, once, with one marker (`[redacted]`): for logs (pino's censor and
+ * `redactUrl`), alerts, run journals (src/ops/engine/redact.ts adds secret field names) and
+ * storage errors.
  *
  * A Slack incoming-webhook URL is itself the credential (anyone holding it can post), and so
  * are PagerDuty routing keys and the password inside SMTP_URL. Provider and network errors
@@ -10,6 +12,34 @@
 export const REDACTED = '[redacted]';
 
 export type Redact = (text: string) => string;
+
+/**
+ * Hides the credentials in a URL, or in every URL within a text: the password of
+ * `scheme://user:password@host` (the user name stays, it says who connected), or the whole
+ * user-info when it holds no password (`https://token@host`). The password runs to the last
+ * `@` of the token, not the first `/`: AWS secrets may contain `/`, and a half-redacted secret
+ * is still a leaked one.
+ */
+export function redactUrl(text: string): string {
+  try {
+    const url = new URL(text);
+    if (url.password) url.password = REDACTED;
+    else if (url.username) url.username = REDACTED;
+    else return text;
+    return url.toString().replace(encodeURIComponent(REDACTED), REDACTED).replace(encodeURIComponent(REDACTED), REDACTED);
+  } catch {
+    return text.replace(/([a-z][a-z0-9+.-]*:\/\/)(?:([^\s:@/]*):)?\S*@/gi, (_match, scheme: string, user: string | undefined) => `${scheme}${user === undefined ? '' : `${user}:`}${REDACTED}@`);
+  }
+}
+
+/** Replaces each secret (four characters or more) and every URL's credentials in `text`. */
+export function redactSecrets(text: string, secrets: readonly string[]): string {
+  let redacted = redactUrl(text);
+  for (const secret of secrets) {
+    if (secret.length >= 4) redacted = redacted.split(secret).join(REDACTED);
+  }
+  return redacted;
+}
 
 /** Patterns that are secret whatever configuration produced them. */
 const genericPatterns: readonly RegExp[] = [

@@ -6,11 +6,12 @@
  * Anything else (a pipe, a CI log): plain lines, one per event, progress at most every 10 %.
  */
 import { createInterface } from 'node:readline/promises';
-import type { Prompter, ProgressUpdate, RunObserver, RunView } from './io.ts';
-import type { JournalEntry } from './journal.ts';
-import type { StepStatus } from './run-record.ts';
-import { checkMarker, checkText, formatBytes, formatDuration, marker, paint, type Style } from './style.ts';
-import { stepUnverified } from './report.ts';
+import type { Prompter, ProgressUpdate, RunObserver, RunView } from '../ops/engine/io.ts';
+import type { JournalEntry } from '../ops/engine/journal.ts';
+import type { StepStatus } from '../ops/engine/run-record.ts';
+import { formatBytes } from '../bytes.ts';
+import { checkMarker, checkText, formatDuration, marker, paint, type Style } from './style.ts';
+import { stepUnverified } from '../ops/engine/report.ts';
 
 export interface TerminalOptions extends Style {
   readonly stream: NodeJS.WritableStream & { readonly columns?: number | undefined };
@@ -60,16 +61,19 @@ function otherEventLine(entry: JournalEntry, style: Style): string | undefined {
   }
 }
 
+/** Progress figures change in place, so they keep one decimal and their width. */
+const PROGRESS = { fixedDecimal: true } as const;
+
 function progressText(progress: Progress, now: number): string {
   const { bytes, totalBytes, label } = progress.update;
   const seconds = Math.max((now - progress.since) / 1_000, 0.001);
-  const rate = `${formatBytes(bytes / seconds)}/s`;
+  const rate = `${formatBytes(bytes / seconds, PROGRESS)}/s`;
   const prefix = label ? `${label} ` : '';
-  if (totalBytes === undefined || totalBytes <= 0) return `${prefix}${formatBytes(bytes)} ${rate}`;
+  if (totalBytes === undefined || totalBytes <= 0) return `${prefix}${formatBytes(bytes, PROGRESS)} ${rate}`;
   const ratio = Math.min(bytes / totalBytes, 1);
   const width = 20;
   const filled = Math.round(ratio * width);
-  return `${prefix}[${'█'.repeat(filled)}${'░'.repeat(width - filled)}] ${Math.round(ratio * 100)}% ${formatBytes(bytes)}/${formatBytes(totalBytes)} ${rate}`;
+  return `${prefix}[${'█'.repeat(filled)}${'░'.repeat(width - filled)}] ${Math.round(ratio * 100)}% ${formatBytes(bytes, PROGRESS)}/${formatBytes(totalBytes, PROGRESS)} ${rate}`;
 }
 
 class LineObserver implements RunObserver {
