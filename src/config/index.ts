@@ -36,6 +36,7 @@ const variables = {
   HOST: { schema: z.string().min(1).default('127.0.0.1'), example: '127.0.0.1' },
   DATABASE_URL: { schema: postgresUrl.optional(), example: 'postgres://app:secret@db.internal:5432/app' },
   DATABASE_POOL_MAX: { schema: positiveInt.max(1000).default(10), example: '10' },
+  DATABASE_PREPARED_STATEMENTS: { schema: booleanFlag.default(true), example: 'false (behind PgBouncer in transaction mode before 1.21)' },
   DATABASE_STATEMENT_TIMEOUT_MS: { schema: positiveInt.default(30_000), example: '30000' },
   DATABASE_CONNECT_TIMEOUT_MS: { schema: positiveInt.default(5_000), example: '5000' },
   STATE_DIR: { schema: z.string().min(1).default('./.shipshape'), example: '/var/lib/shipshape' },
@@ -111,6 +112,8 @@ export interface Config {
   readonly databaseUrl: string | undefined;
   readonly database: {
     readonly poolMax: number;
+    /** Named statements for the hot queries (PostgreSQL only; see src/db/pool.ts). */
+    readonly preparedStatements: boolean;
     readonly statementTimeoutMs: number;
     readonly connectTimeoutMs: number;
   };
@@ -259,6 +262,7 @@ export function loadConfig(env: Environment = process.env, cwd = process.cwd()):
     databaseUrl: c.DATABASE_URL,
     database: {
       poolMax: c.DATABASE_POOL_MAX,
+      preparedStatements: c.DATABASE_PREPARED_STATEMENTS,
       statementTimeoutMs: c.DATABASE_STATEMENT_TIMEOUT_MS,
       connectTimeoutMs: c.DATABASE_CONNECT_TIMEOUT_MS,
     },

@@ -2,7 +2,7 @@
  * Sessions: an opaque bearer token per login, stored as a hash, with expiry, revocation
  * and last-seen tracking.
  */
-import type { Queryable } from '../db/pool.ts';
+import { prepared, type Queryable } from '../db/pool.ts';
 import { ShipError } from '../errors.ts';
 import { hashToken, issueToken } from './secrets.ts';
 import type { User } from './users.ts';
@@ -21,7 +21,7 @@ export interface Authenticated {
 }
 
 /** last_seen_at is written at most this often per session, so reads do not turn into writes. */
-const LAST_SEEN_RESOLUTION_SECONDS = 60;
+export const LAST_SEEN_RESOLUTION_SECONDS = 60;
 
 /**
  * Starts a session. Refused with SHIP_ERR_MAINTENANCE when maintenance is on at the moment of
@@ -50,7 +50,12 @@ export async function createSession(
 }
 
 /** The live session a bearer token belongs to; expired and revoked sessions do not count. */
-export async function authenticate(db: Queryable, token: string): Promise<Authenticated | undefined> {
+export function authenticate(db: Queryable, token: string): Promise<Authenticated | undefined> {
+  return authenticateHash(db, hashToken(token));
+}
+
+/** `authenticate` for a token already hashed (`hashToken`). */
+export async function authenticateHash(db: Queryable, tokenHash: Buffer): Promise<Authenticated | undefined> {
   const { rows } = await db.query<{
     session_id: string;
     user_id: string;
@@ -61,7 +66,10 @@ export async function authenticate(db: Queryable, token: string): Promise<Authen
     expires_at: Date;
     last_seen_at: Date;
   }>(
-    `WITH hit AS (
+    prepared(
+      db,
+      'shipshape_authenticate',
+      `WITH hit AS (
        SELECT s.id, s.user_id, s.created_at, s.expires_at, s.last_seen_at
          FROM sessions s
         WHERE s.token_hash = $1::bytea AND s.revoked_at IS NULL AND s.expires_at > now()
@@ -72,7 +80,8 @@ export async function authenticate(db: Queryable, token: string): Promise<Authen
      SELECT hit.id AS session_id, hit.user_id, u.email, u.display_name, u.created_at AS user_created_at,
             hit.created_at, hit.expires_at, hit.last_seen_at
        FROM hit JOIN users u ON u.id = hit.user_id`,
-    [hashToken(token), LAST_SEEN_RESOLUTION_SECONDS],
+      [tokenHash, LAST_SEEN_RESOLUTION_SECONDS],
+    ),
   );
   const row = rows[0];
   if (!row) return undefined;

@@ -5,7 +5,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ShipError } from '../../errors.ts';
 import { adminCheckError, verifyAdminToken } from '../../domain/admin-tokens.ts';
-import { authenticate, type Authenticated } from '../../domain/sessions.ts';
+import type { Authenticated } from '../../domain/sessions.ts';
 import type { ApiContext } from '../context.ts';
 
 declare module 'fastify' {
@@ -40,7 +40,7 @@ export function createGuards(context: ApiContext) {
   const requireUser = async (request: FastifyRequest): Promise<void> => {
     const token = bearerToken(request);
     if (!token) throw new ShipError('SHIP_ERR_UNAUTHENTICATED', 'Sign in first: send Authorization: Bearer <token> from /auth/login.');
-    const auth = await authenticate(context.database.pool, token);
+    const auth = await context.live.sessions.authenticate(context.database.pool, token);
     if (!auth) throw new ShipError('SHIP_ERR_UNAUTHENTICATED', 'This session has expired or was signed out. Log in again.');
     request.auth = auth;
   };

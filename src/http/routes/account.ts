@@ -47,6 +47,7 @@ export function accountRoutes(app: FastifyInstance, context: ApiContext, guards:
     const { id } = parseInput(sessionParams, request.params, 'params');
     const { user } = currentUser(request);
     await revokeOwnSession(pool, user.id, id);
+    context.live.sessions.forgetSession(id);
     await recordAudit(pool, { actor: `user:${user.id}`, action: 'auth.sessions.revoked', userId: user.id, ip: request.ip, details: { sessionId: id, count: 1 } });
     return reply.status(204).send();
   });
@@ -54,6 +55,7 @@ export function accountRoutes(app: FastifyInstance, context: ApiContext, guards:
   app.post('/auth/logout-all', signedIn, async (request) => {
     const { user } = currentUser(request);
     const revoked = await revokeAllSessions(pool, user.id);
+    context.live.sessions.forgetUser(user.id);
     await recordAudit(pool, { actor: `user:${user.id}`, action: 'auth.sessions.revoked', userId: user.id, ip: request.ip, details: { count: revoked, reason: 'logout-all' } });
     return { revoked };
   });
@@ -80,6 +82,7 @@ export function accountRoutes(app: FastifyInstance, context: ApiContext, guards:
       identityReference: SELF_SERVICE_IDENTITY,
       ip: request.ip,
     });
+    context.live.sessions.forgetUser(user.id);
     const dueAt = pending.dueAt.toISOString();
     const restoreHow = `To cancel, send POST /me/restore with your email and password before ${dueAt}.`;
     // Sent in the background: the request is recorded whether or not the mail goes out.

@@ -56,6 +56,8 @@ export function authRoutes(app: FastifyInstance, context: ApiContext, guards: Gu
   app.post('/auth/logout', { preHandler: [guards.requireUser] }, async (request, reply) => {
     const { session, user } = currentUser(request);
     await revokeSession(pool, session.id);
+    // Gone here at once; other instances drop it when the NOTIFY arrives (src/domain/session-cache.ts).
+    context.live.sessions.forgetSession(session.id);
     await recordAudit(pool, { actor: `user:${user.id}`, action: 'auth.logout', userId: user.id, ip: request.ip });
     return reply.status(204).send();
   });

@@ -4,7 +4,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { createTask, deleteTask, getTask, listTasks, updateTask } from '../../domain/tasks.ts';
+import { createTask, deleteTask, getTask, listFirstPageVersioned, listTasks, updateTask } from '../../domain/tasks.ts';
 import type { ApiContext } from '../context.ts';
 import { currentUser, type Guards } from '../plugins/guards.ts';
 import { calendarDate, uuid } from '../schemas.ts';
@@ -31,7 +31,7 @@ export function taskRoutes(app: FastifyInstance, context: ApiContext, guards: Gu
     const userId = currentUser(request).user.id;
     if (query.cursor !== undefined) return listTasks(pool, userId, query);
     // The first page is the hot read. Writes need no invalidation call: see task-list-cache.ts.
-    const { page, hit } = await context.live.cache.firstPage(userId, query.limit, () => listTasks(pool, userId, query));
+    const { page, hit } = await context.live.cache.firstPage(userId, query.limit, () => listFirstPageVersioned(pool, userId, query.limit));
     reply.header('x-cache', hit ? 'hit' : 'miss');
     return page;
   });
