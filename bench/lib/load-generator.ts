@@ -21,6 +21,11 @@ export interface LoadJob {
   readonly body?: 'new-task' | undefined;
   /** Any other status counts as an error. */
   readonly expectedStatus: number;
+  /**
+   * A read/write mix on one URL: passes over the token list, each user read by GET in this
+   * many passes, then written (POST `new-task`) in one; 200 and 201 both count as expected.
+   */
+  readonly readsPerWrite?: number | undefined;
   /** Count the values of this response header (e.g. `x-cache`: hit / miss). */
   readonly countHeader?: string | undefined;
 }

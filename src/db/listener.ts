@@ -34,6 +34,12 @@ export interface Listener {
    * never delivers; callers then know to rely on polling.
    */
   probe(db: Queryable, timeoutMs: number): Promise<boolean>;
+  /**
+   * `probe` through the listening connection itself: no wait for a pooled connection, so a
+   * busy server still answers it promptly. Tells whether this connection is alive and
+   * receiving, not whether a proxy passes notifications between sessions (`probe` does).
+   */
+  ping(timeoutMs: number): Promise<boolean>;
   close(): Promise<void>;
 }
 
@@ -138,6 +144,12 @@ class PgListener implements Listener {
       clearTimeout(timer);
       this.probes.delete(payload);
     }
+  }
+
+  async ping(timeoutMs: number): Promise<boolean> {
+    const client = this.client;
+    if (!client) return false;
+    return this.probe(client, timeoutMs).catch(() => false);
   }
 
   async close(): Promise<void> {

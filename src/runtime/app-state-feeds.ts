@@ -51,8 +51,8 @@ export interface AppStateFeedOptions {
   readonly heartbeatMs?: number;
 }
 
-/** A NOTIFY to ourselves that takes longer than this means notifications cannot be relied on. */
-const HEARTBEAT_TIMEOUT_MS = 1_000;
+/** A NOTIFY to ourselves that takes longer than this means the LISTEN connection cannot be relied on. */
+const HEARTBEAT_TIMEOUT_MS = 2_000;
 const DEFAULT_HEARTBEAT_MS = 2_000;
 
 /** The Redis channel for state changes; the prefix keeps deployments sharing a Redis apart. */
@@ -112,10 +112,10 @@ export async function startAppStateFeeds(options: AppStateFeedOptions): Promise<
       // ourselves every few seconds finds that out, and the cache is off until one returns.
       const heartbeat = setInterval(() => {
         if (!delivers || !listener.connected) return;
-        listener.probe(database.pool, HEARTBEAT_TIMEOUT_MS).then(
+        listener.ping(HEARTBEAT_TIMEOUT_MS).then(
           (arrived) => {
             if (!arrived && sessions.active) {
-              logger.warn('a NOTIFY to ourselves did not return within a second; sessions are read from the database until one does');
+              logger.warn('a NOTIFY to ourselves did not return on the LISTEN connection; sessions are read from the database until one does');
               sessions.distrust();
             } else if (arrived && !sessions.active && listener.connected) {
               sessions.trust();

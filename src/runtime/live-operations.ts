@@ -46,7 +46,8 @@ export async function startLiveOperations(options: { config: Config; database: D
       redis = { publisher, subscriber };
       store = createRedisStore({ redis: publisher, prefix: config.redisPrefix });
     } else {
-      store = createMemoryStore();
+      // Characters, for one-byte strings (JSON of Latin text) about the bytes held.
+      store = createMemoryStore({ maxChars: config.taskListCacheMaxMb * 1024 * 1024 });
     }
     closers.push(() => store.close());
 
