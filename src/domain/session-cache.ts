@@ -74,8 +74,11 @@ export class SessionCache {
     this.clear();
   }
 
-  /** The live session `token` belongs to, as `authenticate` in sessions.ts answers it. */
-  async authenticate(db: Queryable, token: string): Promise<Authenticated | undefined> {
+  /**
+   * The live session `token` belongs to, as `authenticate` in sessions.ts answers it; with the
+   * task-list version read by the same statement when the database was asked (never cached).
+   */
+  async authenticate(db: Queryable, token: string): Promise<{ auth: Authenticated; listVersion?: string | null } | undefined> {
     const hash = hashToken(token);
     if (!this.trusted) return authenticateHash(db, hash);
     this.counts.lookups += 1;
@@ -85,14 +88,14 @@ export class SessionCache {
     if (entry) {
       if (entry.until > now && entry.auth.session.expiresAt.getTime() > now) {
         this.counts.hits += 1;
-        return entry.auth;
+        return { auth: entry.auth };
       }
       this.remove(key);
     }
     const generation = this.generation;
-    const auth = await authenticateHash(db, hash);
-    if (auth && this.trusted && generation === this.generation) this.store(key, auth, now);
-    return auth;
+    const found = await authenticateHash(db, hash);
+    if (found && this.trusted && generation === this.generation) this.store(key, found.auth, now);
+    return found;
   }
 
   /** A `shipshape_sessions` notification: `s:<session id>`, `u:<user id>` or `all`. */

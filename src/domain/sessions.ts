@@ -50,12 +50,17 @@ export async function createSession(
 }
 
 /** The live session a bearer token belongs to; expired and revoked sessions do not count. */
-export function authenticate(db: Queryable, token: string): Promise<Authenticated | undefined> {
-  return authenticateHash(db, hashToken(token));
+export async function authenticate(db: Queryable, token: string): Promise<Authenticated | undefined> {
+  return (await authenticateHash(db, hashToken(token)))?.auth;
 }
 
-/** `authenticate` for a token already hashed (`hashToken`). */
-export async function authenticateHash(db: Queryable, tokenHash: Buffer): Promise<Authenticated | undefined> {
+/**
+ * `authenticate` for a token already hashed (`hashToken`). The same statement reads the
+ * version of the user's task list (task-list-cache.ts, null before it was first written): the
+ * hot read, GET /tasks, then needs no round trip of its own to check its cache. It is as
+ * fresh as a read at the start of the request, so it must not be kept beyond it.
+ */
+export async function authenticateHash(db: Queryable, tokenHash: Buffer): Promise<{ auth: Authenticated; listVersion: string | null } | undefined> {
   const { rows } = await db.query<{
     session_id: string;
     user_id: string;
@@ -65,10 +70,11 @@ export async function authenticateHash(db: Queryable, tokenHash: Buffer): Promis
     created_at: Date;
     expires_at: Date;
     last_seen_at: Date;
+    list_version: string | null;
   }>(
     prepared(
       db,
-      'shipshape_authenticate',
+      'shipshape_authenticate_v2',
       `WITH hit AS (
        SELECT s.id, s.user_id, s.created_at, s.expires_at, s.last_seen_at
          FROM sessions s
@@ -78,7 +84,8 @@ export async function authenticateHash(db: Queryable, tokenHash: Buffer): Promis
         WHERE id = (SELECT id FROM hit) AND last_seen_at < now() - make_interval(secs => $2::int)
      )
      SELECT hit.id AS session_id, hit.user_id, u.email, u.display_name, u.created_at AS user_created_at,
-            hit.created_at, hit.expires_at, hit.last_seen_at
+            hit.created_at, hit.expires_at, hit.last_seen_at,
+            (SELECT v.version::text FROM task_list_versions v WHERE v.user_id = hit.user_id) AS list_version
        FROM hit JOIN users u ON u.id = hit.user_id`,
       [tokenHash, LAST_SEEN_RESOLUTION_SECONDS],
     ),
@@ -86,8 +93,11 @@ export async function authenticateHash(db: Queryable, tokenHash: Buffer): Promis
   const row = rows[0];
   if (!row) return undefined;
   return {
-    user: { id: row.user_id, email: row.email, displayName: row.display_name, createdAt: row.user_created_at },
-    session: { id: row.session_id, userId: row.user_id, createdAt: row.created_at, expiresAt: row.expires_at, lastSeenAt: row.last_seen_at },
+    auth: {
+      user: { id: row.user_id, email: row.email, displayName: row.display_name, createdAt: row.user_created_at },
+      session: { id: row.session_id, userId: row.user_id, createdAt: row.created_at, expiresAt: row.expires_at, lastSeenAt: row.last_seen_at },
+    },
+    listVersion: row.list_version,
   };
 }
 

@@ -88,10 +88,12 @@ export class TaskListCache {
    * The first page of `userId`'s tasks with `limit`, from the cache when it is current, else
    * from `load`. A hit costs one primary-key query. A `load` that returns the version it read
    * the page at (`listFirstPageVersioned`) is stored under that version, which saves the
-   * second version read of a miss.
+   * second version read of a miss. `knownVersion`: the version read at the start of this
+   * request (`authenticateHash`), which saves the first.
    */
-  async firstPage(userId: string, limit: number, load: () => Promise<TaskPage | VersionedPage>): Promise<CachedRead> {
-    const before = await this.version(userId);
+  async firstPage(userId: string, limit: number, load: () => Promise<TaskPage | VersionedPage>, options: { knownVersion?: string | null | undefined } = {}): Promise<CachedRead> {
+    // A version read earlier in this same request (with the session) is as good as reading it now.
+    const before = options.knownVersion !== undefined ? (options.knownVersion ?? INITIAL_VERSION) : await this.version(userId);
     const epochs = this.epochKey(userId);
     const cached = await this.storeCall(() => this.options.store.get(this.key(userId, before, epochs, limit)));
     if (cached.ok && cached.value !== undefined) {

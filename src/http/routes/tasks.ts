@@ -31,7 +31,7 @@ export function taskRoutes(app: FastifyInstance, context: ApiContext, guards: Gu
     const userId = currentUser(request).user.id;
     if (query.cursor !== undefined) return listTasks(pool, userId, query);
     // The first page is the hot read. Writes need no invalidation call: see task-list-cache.ts.
-    const { page, hit } = await context.live.cache.firstPage(userId, query.limit, () => listFirstPageVersioned(pool, userId, query.limit));
+    const { page, hit } = await context.live.cache.firstPage(userId, query.limit, () => listFirstPageVersioned(pool, userId, query.limit), { knownVersion: request.listVersion });
     reply.header('x-cache', hit ? 'hit' : 'miss');
     return page;
   });
