@@ -91,7 +91,8 @@ export function authRoutes(app: FastifyInstance, context: ApiContext, guards: Gu
   app.post('/auth/password-reset/confirm', { config: { input: { body: resetConfirm } } }, async (request, reply) => {
     const input = parseInput(resetConfirm, request.body, 'body');
     await limits.passwordResetConfirm.check(request, reply, input.token);
-    await confirmPasswordReset(pool, input, request.ip);
+    const userId = await confirmPasswordReset(pool, input, request.ip);
+    context.live.sessions.forgetUser(userId);
     return reply.status(204).send();
   });
 }
