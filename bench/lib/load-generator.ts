@@ -25,6 +25,11 @@ export interface LoadJob {
   readonly headers?: Record<string, string> | undefined;
   /** Each request carries a different value of this header (`<prefix><n>`), e.g. one EAS-Client-ID per simulated device. */
   readonly uniqueHeader?: { readonly name: string; readonly prefix: string } | undefined;
+  /**
+   * A read/write mix on one URL: passes over the token list, each user read by GET in this
+   * many passes, then written (POST `new-task`) in one; 200 and 201 both count as expected.
+   */
+  readonly readsPerWrite?: number | undefined;
   /** Count the values of this response header (e.g. `x-cache`: hit / miss). */
   readonly countHeader?: string | undefined;
 }

@@ -30,17 +30,24 @@ async function tokensFrom(file: string | undefined): Promise<readonly string[]> 
 
 async function runJob(job: LoadJob): Promise<LoadResult> {
   const tokens = await tokensFrom(job.tokensFile);
-  const stream = `${job.method} ${job.url} ${job.tokensFile ?? ''}`;
+  const stream = `${job.method} ${job.url} ${job.tokensFile ?? ''} ${job.readsPerWrite ?? ''}`;
   let turn = rotations.get(stream) ?? 0;
   let sequence = 0;
   const dynamic = tokens.length > 0 || job.body !== undefined || job.uniqueHeader !== undefined;
   const step: autocannon.RequestStep = { method: job.method, ...(job.headers ? { headers: job.headers } : {}) };
+  const mix = job.readsPerWrite;
   if (dynamic) {
     step.setupRequest = (request) => {
       const headers: Record<string, string> = { ...request.headers };
       if (job.uniqueHeader) headers[job.uniqueHeader.name] = `${job.uniqueHeader.prefix}${++sequence}`;
+      const pass = Math.floor(turn / Math.max(1, tokens.length));
       const token = tokens[turn++ % tokens.length];
       if (token) headers.authorization = `Bearer ${token}`;
+      if (mix !== undefined) {
+        if (pass % (mix + 1) !== mix) return { ...request, method: 'GET', headers, body: undefined };
+        headers['content-type'] = 'application/json';
+        return { ...request, method: 'POST', headers, body: JSON.stringify({ title: `Bench task ${++sequence}` }) };
+      }
       if (job.body === 'new-task') {
         headers['content-type'] = 'application/json';
         return { ...request, headers, body: JSON.stringify({ title: `Bench task ${++sequence}` }) };
@@ -86,12 +93,13 @@ async function runJob(job: LoadJob): Promise<LoadResult> {
       }
       latencies[completed] = responseTimeMs;
       completed += 1;
-      if (statusCode === job.expectedStatus) ok += 1;
+      if (statusCode === job.expectedStatus || (mix !== undefined && (statusCode === 200 || statusCode === 201))) ok += 1;
       statusCounts[statusCode] = (statusCounts[statusCode] ?? 0) + 1;
     });
   });
   const seconds = (performance.now() - started) / 1000;
-  rotations.set(stream, turn % Math.max(1, tokens.length));
+  // A mix keeps its place in the pass schedule, not only in the list.
+  rotations.set(stream, mix === undefined ? turn % Math.max(1, tokens.length) : turn);
   const samples = latencies.subarray(0, completed);
   return {
     completed,

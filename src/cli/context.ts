@@ -2,7 +2,7 @@
  * What every command starts from: validated configuration and a logger on stderr.
  */
 import { loadConfig, loadDotEnv, type Config } from '../config/index.ts';
-import { openDatabase, type Database } from '../db/index.ts';
+import type { Database } from '../db/index.ts';
 import { createLogger, type Logger } from '../log.ts';
 
 export interface CliContext {
@@ -18,6 +18,8 @@ export function cliContext(): CliContext {
 
 /** Opens the database for one command and always closes it. */
 export async function withDatabase<T>(context: CliContext, fn: (database: Database) => Promise<T>): Promise<T> {
+  // pg (and PGlite) load with the first command that needs the database.
+  const { openDatabase } = await import('../db/index.ts');
   const database = await openDatabase(context.config, context.logger, 'shipshape-cli');
   try {
     return await fn(database);

@@ -4,69 +4,63 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { Command } from 'commander';
-import type { ProcedureEntry } from '../ops/engine/registry.ts';
-import { procedures as registeredProcedures } from '../ops/procedures/index.ts';
+import type { Command } from 'commander';
+import { ExitCode } from '../errors.ts';
 import { version } from '../version.ts';
-import { registerApprove } from './commands/approve.ts';
-import { registerAudit } from './commands/audit.ts';
-import { registerDbBackups } from './commands/db-backups.ts';
-import { registerDbMigrate } from './commands/db-migrate.ts';
-import { registerLiveOps } from './commands/live-ops.ts';
-import { registerNotify } from './commands/notify.ts';
-import { registerProcedures } from './commands/procedures.ts';
-import { registerRelease } from './commands/release.ts';
-import { registerRuns } from './commands/runs.ts';
-import { registerScheduling } from './commands/scheduling.ts';
-import { registerServe } from './commands/serve.ts';
-import { registerUpdate } from './commands/update.ts';
-import { registerUserCommands } from './commands/user.ts';
-import { classifyFailure, exitCodeOfCompletedCommand, INTERNAL_ERROR_EXIT_CODE } from './exit.ts';
+import type { ProgramOptions } from './program.ts';
 
-export interface ProgramOptions {
-  /** The procedures to expose; defaults to the registry (tests add their fixtures). */
-  readonly procedures?: readonly ProcedureEntry[];
-}
+export type { ProgramOptions };
 
-export function buildProgram(options: ProgramOptions = {}): Command {
-  const procedures = options.procedures ?? registeredProcedures;
-  const program = new Command('shipshape')
-    .description('Shipshape: the task-list app backend and its operations runbook, as code')
-    .version(version)
-    .showHelpAfterError('(run with --help for usage)')
-    .exitOverride();
-  registerServe(program);
-  const db = program.command('db').description('database operations');
-  registerDbMigrate(db);
-  registerDbBackups(db);
-  registerLiveOps(program);
-  // Before the procedures: `update rollback` (a procedure) joins this `update` command.
-  registerUpdate(program);
-  registerProcedures(program, procedures);
-  registerRelease(program);
-  registerRuns(program, procedures);
-  registerApprove(program);
-  registerUserCommands(program);
-  registerAudit(program);
-  registerNotify(program);
-  registerScheduling(program);
-  return program;
+/**
+ * Commands that start without loading the whole program: each builds a program holding only
+ * itself and loads the rest of its code when it runs. Anything else (including --help, which
+ * lists every command) builds the whole tree.
+ */
+const LIGHT_COMMANDS: Readonly<Record<string, () => Promise<Command>>> = {
+  runs: async () => {
+    const [{ baseProgram }, { registerRuns }] = await Promise.all([import('./light-program.ts'), import('./commands/runs.ts')]);
+    const program = baseProgram();
+    registerRuns(program, async () => (await import('../ops/procedures/index.ts')).procedures);
+    return program;
+  },
+  procedures: async () => {
+    const [{ baseProgram }, { registerProcedureList }, { procedureCatalog }] = await Promise.all([
+      import('./light-program.ts'),
+      import('./commands/procedure-list.ts'),
+      import('../ops/procedures/catalog.ts'),
+    ]);
+    const program = baseProgram();
+    registerProcedureList(program, procedureCatalog);
+    return program;
+  },
+};
+
+async function programFor(argv: string[], options: ProgramOptions): Promise<Command> {
+  const light = options.procedures === undefined ? LIGHT_COMMANDS[argv[2] ?? ''] : undefined;
+  if (light && !argv.slice(3).some((arg) => arg === '--help' || arg === '-h')) return light();
+  const { buildProgram } = await import('./program.ts');
+  return buildProgram(options);
 }
 
 export async function main(argv: string[], options: ProgramOptions = {}): Promise<number> {
-  const program = buildProgram(options);
+  // `shipshape --version` needs nothing but the version.
+  if (argv.length === 3 && (argv[2] === '--version' || argv[2] === '-V')) {
+    process.stdout.write(`${version}\n`);
+    return ExitCode.ok;
+  }
+  const [program, exit] = await Promise.all([programFor(argv, options), import('./exit.ts')]);
   for (const command of allCommands(program)) command.exitOverride();
   try {
     await program.parseAsync(argv);
-    return exitCodeOfCompletedCommand();
+    return exit.exitCodeOfCompletedCommand();
   } catch (error) {
-    const failure = classifyFailure(error);
+    const failure = exit.classifyFailure(error);
     if (failure) {
       if (failure.known) process.stderr.write(`error[${failure.known.code}]: ${failure.known.message}\n`);
       return failure.exitCode;
     }
     process.stderr.write(`${await describeInternalError(error)}\n`);
-    return INTERNAL_ERROR_EXIT_CODE;
+    return exit.INTERNAL_ERROR_EXIT_CODE;
   }
 }
 

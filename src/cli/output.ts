@@ -2,6 +2,9 @@
  * Command output: results on stdout (human text, or one JSON document with --json),
  * everything else on stderr.
  */
+import { isShipError } from '../errors.ts';
+import { exitWith } from './exit.ts';
+
 export interface OutputOptions {
   readonly json: boolean;
 }
@@ -16,4 +19,22 @@ export function table(headers: string[], rows: Array<Array<string | number | boo
   const widths = headers.map((header, i) => Math.max(header.length, ...cells.map((row) => row[i]?.length ?? 0)));
   const line = (row: string[]) => row.map((cell, i) => cell.padEnd(widths[i] ?? 0)).join('  ').trimEnd();
   return [line(headers), line(widths.map((w) => '-'.repeat(w))), ...cells.map(line)].join('\n');
+}
+
+/** Colour only on a terminal, and never when NO_COLOR is set (https://no-color.org). */
+export function colourFor(stream: NodeJS.WriteStream): boolean {
+  const noColor = process.env.NO_COLOR;
+  return stream.isTTY === true && (noColor === undefined || noColor === '');
+}
+
+/** With --json, a ShipError becomes a JSON document on stdout (and the usual line on stderr). */
+export async function jsonErrors(json: boolean, fn: () => Promise<void>): Promise<void> {
+  try {
+    await fn();
+  } catch (error) {
+    if (!json || !isShipError(error)) throw error;
+    process.stdout.write(`${JSON.stringify({ error: { code: error.code, message: error.message }, exitCode: error.exitCode }, null, 2)}\n`);
+    process.stderr.write(`error[${error.code}]: ${error.message}\n`);
+    exitWith(error.exitCode);
+  }
 }

@@ -36,6 +36,7 @@ const variables = {
   HOST: { schema: z.string().min(1).default('127.0.0.1'), example: '127.0.0.1' },
   DATABASE_URL: { schema: postgresUrl.optional(), example: 'postgres://app:secret@db.internal:5432/app' },
   DATABASE_POOL_MAX: { schema: positiveInt.max(1000).default(10), example: '10' },
+  DATABASE_PREPARED_STATEMENTS: { schema: booleanFlag.default(true), example: 'false (behind PgBouncer in transaction mode before 1.21)' },
   DATABASE_STATEMENT_TIMEOUT_MS: { schema: positiveInt.default(30_000), example: '30000' },
   DATABASE_CONNECT_TIMEOUT_MS: { schema: positiveInt.default(5_000), example: '5000' },
   STATE_DIR: { schema: z.string().min(1).default('./.shipshape'), example: '/var/lib/shipshape' },
@@ -62,6 +63,7 @@ const variables = {
   S3_FORCE_PATH_STYLE: { schema: booleanFlag.default(false), example: 'true' },
   AWS_REGION: { schema: z.string().min(1).default('us-east-1'), example: 'eu-west-1' },
   REDIS_URL: { schema: z.string().regex(/^rediss?:\/\//, 'must start with redis:// or rediss://').optional(), example: 'redis://127.0.0.1:6379' },
+  TASK_LIST_CACHE_MAX_MB: { schema: positiveInt.max(65_536).default(128), example: '128' },
   REDIS_PREFIX: { schema: z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/, 'must be 1-64 letters, digits or _.:-').default('shipshape:'), example: 'shipshape:' },
   APP_STATE_POLL_MS: { schema: positiveInt.min(100).max(60_000).default(1_000), example: '1000' },
   EXPO_PUSH_URL: { schema: url.default('https://exp.host/--/api/v2/push/send'), example: 'https://exp.host/--/api/v2/push/send' },
@@ -152,6 +154,8 @@ export interface Config {
   readonly databaseUrl: string | undefined;
   readonly database: {
     readonly poolMax: number;
+    /** Named statements for the hot queries (PostgreSQL only; see src/db/pool.ts). */
+    readonly preparedStatements: boolean;
     readonly statementTimeoutMs: number;
     readonly connectTimeoutMs: number;
   };
@@ -194,6 +198,8 @@ export interface Config {
   readonly redisUrl: string | undefined;
   /** Prefix of every Redis key and pub/sub channel, so deployments can share one Redis. */
   readonly redisPrefix: string;
+  /** Bound on the in-process task-list cache (without Redis), in MB of JSON held. */
+  readonly taskListCacheMaxMb: number;
   /** How often each instance re-reads shared state, the safety net under LISTEN/NOTIFY and pub/sub. */
   readonly appStatePollMs: number;
   readonly push: {
@@ -346,6 +352,7 @@ export function loadConfig(env: Environment = process.env, cwd = process.cwd()):
     databaseUrl: c.DATABASE_URL,
     database: {
       poolMax: c.DATABASE_POOL_MAX,
+      preparedStatements: c.DATABASE_PREPARED_STATEMENTS,
       statementTimeoutMs: c.DATABASE_STATEMENT_TIMEOUT_MS,
       connectTimeoutMs: c.DATABASE_CONNECT_TIMEOUT_MS,
     },
@@ -372,6 +379,7 @@ export function loadConfig(env: Environment = process.env, cwd = process.cwd()):
     s3: { endpoint: c.S3_ENDPOINT, forcePathStyle: c.S3_FORCE_PATH_STYLE, region: c.AWS_REGION },
     redisUrl: c.REDIS_URL,
     redisPrefix: c.REDIS_PREFIX,
+    taskListCacheMaxMb: c.TASK_LIST_CACHE_MAX_MB,
     appStatePollMs: c.APP_STATE_POLL_MS,
     push: { expoPushUrl: c.EXPO_PUSH_URL, expoAccessToken: c.EXPO_ACCESS_TOKEN },
     smtpUrl: c.SMTP_URL,

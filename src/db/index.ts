@@ -45,7 +45,7 @@ async function openUnchecked(config: Config, logger: Logger, applicationName: st
     applicationName,
   };
   if (config.databaseUrl) {
-    const pool = createPool({ ...poolOptions, connectionString: config.databaseUrl }, logger);
+    const pool = createPool({ ...poolOptions, connectionString: config.databaseUrl, preparedStatements: config.database.preparedStatements }, logger);
     return {
       pool,
       kind: 'postgres',

@@ -15,11 +15,15 @@ import { describeError } from '../errors.ts';
 export interface ListenerOptions {
   readonly connectionString: string;
   readonly channel: string;
+  /** More channels on the same connection (one connection per process, whatever it listens to). */
+  readonly alsoListen?: readonly string[];
   readonly connectTimeoutMs: number;
   readonly logger: Logger;
   readonly applicationName?: string;
-  onNotification(payload: string): void;
+  onNotification(payload: string, channel: string): void;
   onConnected(): void;
+  /** The connection dropped: notifications are being lost until `onConnected` is called again. */
+  onDisconnected?(): void;
 }
 
 export interface Listener {
@@ -30,6 +34,12 @@ export interface Listener {
    * never delivers; callers then know to rely on polling.
    */
   probe(db: Queryable, timeoutMs: number): Promise<boolean>;
+  /**
+   * `probe` through the listening connection itself: no wait for a pooled connection, so a
+   * busy server still answers it promptly. Tells whether this connection is alive and
+   * receiving, not whether a proxy passes notifications between sessions (`probe` does).
+   */
+  ping(timeoutMs: number): Promise<boolean>;
   close(): Promise<void>;
 }
 
@@ -69,16 +79,20 @@ class PgListener implements Listener {
       keepAlive: true,
     });
     client.on('notification', (message) => {
-      if (message.channel !== this.options.channel) return;
       const payload = message.payload ?? '';
+      if (message.channel !== this.options.channel) {
+        if (this.options.alsoListen?.includes(message.channel)) this.options.onNotification(payload, message.channel);
+        return;
+      }
       const probe = this.probes.get(payload);
       if (probe) return probe(true);
-      this.options.onNotification(payload);
+      this.options.onNotification(payload, message.channel);
     });
     const lost = (reason: string) => {
       if (this.client !== client) return;
       this.client = undefined;
       client.end().catch(() => undefined);
+      this.options.onDisconnected?.();
       if (this.closed) return;
       this.options.logger.warn({ channel: this.options.channel, reason }, 'LISTEN connection lost; reconnecting (the poll covers the gap)');
       this.scheduleReconnect();
@@ -87,7 +101,7 @@ class PgListener implements Listener {
     client.on('end', () => lost('connection ended'));
     try {
       await client.connect();
-      await client.query(`LISTEN ${quoteIdent(this.options.channel)}`);
+      for (const channel of [this.options.channel, ...(this.options.alsoListen ?? [])]) await client.query(`LISTEN ${quoteIdent(channel)}`);
     } catch (error) {
       client.removeAllListeners('end');
       await client.end().catch(() => undefined);
@@ -130,6 +144,12 @@ class PgListener implements Listener {
       clearTimeout(timer);
       this.probes.delete(payload);
     }
+  }
+
+  async ping(timeoutMs: number): Promise<boolean> {
+    const client = this.client;
+    if (!client) return false;
+    return this.probe(client, timeoutMs).catch(() => false);
   }
 
   async close(): Promise<void> {

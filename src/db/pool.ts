@@ -16,6 +16,24 @@ export interface PoolOptions {
   readonly statementTimeoutMs: number;
   readonly connectTimeoutMs: number;
   readonly applicationName?: string;
+  /**
+   * Named (server-side prepared) statements for the hot queries. Off for the embedded
+   * database, whose connections share one backend and so one namespace of statement names,
+   * and for PgBouncer in transaction mode (DATABASE_PREPARED_STATEMENTS=false).
+   */
+  readonly preparedStatements?: boolean;
+}
+
+/** Pools, and the clients they hand out, whose connections each own their prepared statements. */
+const preparing = new WeakSet<object>();
+
+/**
+ * A query for `db`, named so that each connection parses and plans it once and then only
+ * binds and executes it, where `db` allows that (see `PoolOptions.preparedStatements`).
+ * `name` must be unique per distinct `text`.
+ */
+export function prepared(db: Queryable, name: string, text: string, values: unknown[]): pg.QueryConfig {
+  return preparing.has(db) ? { name, text, values } : { text, values };
 }
 
 // Return int8/numeric counts as JS numbers where they fit; bigint ids stay strings.
@@ -40,7 +58,9 @@ export function createPool(options: PoolOptions, logger: Logger): Pool {
   // a restore's swap, a DBA) or the server goes away, pg emits 'error' on it, and an 'error'
   // event nobody listens to ends the process. The statement in flight fails by itself and the
   // pool discards the client when it comes back, so there is nothing to do here but not crash.
+  if (options.preparedStatements) preparing.add(pool);
   pool.on('connect', (client) => {
+    if (options.preparedStatements) preparing.add(client);
     client.on('error', (error) => logger.debug({ err: error.message }, 'a database connection in use was lost; its statement fails and the connection is discarded'));
   });
   return pool;

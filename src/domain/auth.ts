@@ -134,8 +134,9 @@ export async function requestPasswordReset(
 }
 
 /** Sets a new password with a reset token; the token is spent and every session of the user ends. */
-export async function confirmPasswordReset(pool: Pool, input: { token: string; password: string }, ip?: string): Promise<void> {
-  await withTransaction(pool, async (tx) => {
+/** Returns the id of the user whose password changed (every session of theirs has ended). */
+export async function confirmPasswordReset(pool: Pool, input: { token: string; password: string }, ip?: string): Promise<string> {
+  return withTransaction(pool, async (tx) => {
     const { rows } = await tx.query<{ id: string; user_id: string }>(
       `UPDATE password_reset_tokens SET used_at = now()
         WHERE token_hash = $1::bytea AND used_at IS NULL AND expires_at > now()
@@ -149,6 +150,7 @@ export async function confirmPasswordReset(pool: Pool, input: { token: string; p
     await setPassword(tx, row.user_id, input.password);
     const revoked = await revokeAllSessions(tx, row.user_id);
     await recordAudit(tx, { actor: `user:${row.user_id}`, action: 'auth.password_reset.completed', userId: row.user_id, ip, details: { sessionsRevoked: revoked } });
+    return row.user_id;
   });
 }
 

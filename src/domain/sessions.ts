@@ -2,7 +2,7 @@
  * Sessions: an opaque bearer token per login, stored as a hash, with expiry, revocation
  * and last-seen tracking.
  */
-import type { Queryable } from '../db/pool.ts';
+import { prepared, type Queryable } from '../db/pool.ts';
 import { ShipError } from '../errors.ts';
 import { hashToken, issueToken } from './secrets.ts';
 import type { User } from './users.ts';
@@ -21,7 +21,7 @@ export interface Authenticated {
 }
 
 /** last_seen_at is written at most this often per session, so reads do not turn into writes. */
-const LAST_SEEN_RESOLUTION_SECONDS = 60;
+export const LAST_SEEN_RESOLUTION_SECONDS = 60;
 
 /**
  * Starts a session. Refused with SHIP_ERR_MAINTENANCE when maintenance is on at the moment of
@@ -51,6 +51,16 @@ export async function createSession(
 
 /** The live session a bearer token belongs to; expired and revoked sessions do not count. */
 export async function authenticate(db: Queryable, token: string): Promise<Authenticated | undefined> {
+  return (await authenticateHash(db, hashToken(token)))?.auth;
+}
+
+/**
+ * `authenticate` for a token already hashed (`hashToken`). The same statement reads the
+ * version of the user's task list (task-list-cache.ts, null before it was first written): the
+ * hot read, GET /tasks, then needs no round trip of its own to check its cache. It is as
+ * fresh as a read at the start of the request, so it must not be kept beyond it.
+ */
+export async function authenticateHash(db: Queryable, tokenHash: Buffer): Promise<{ auth: Authenticated; listVersion: string | null } | undefined> {
   const { rows } = await db.query<{
     session_id: string;
     user_id: string;
@@ -60,8 +70,12 @@ export async function authenticate(db: Queryable, token: string): Promise<Authen
     created_at: Date;
     expires_at: Date;
     last_seen_at: Date;
+    list_version: string | null;
   }>(
-    `WITH hit AS (
+    prepared(
+      db,
+      'shipshape_authenticate_v2',
+      `WITH hit AS (
        SELECT s.id, s.user_id, s.created_at, s.expires_at, s.last_seen_at
          FROM sessions s
         WHERE s.token_hash = $1::bytea AND s.revoked_at IS NULL AND s.expires_at > now()
@@ -70,15 +84,20 @@ export async function authenticate(db: Queryable, token: string): Promise<Authen
         WHERE id = (SELECT id FROM hit) AND last_seen_at < now() - make_interval(secs => $2::int)
      )
      SELECT hit.id AS session_id, hit.user_id, u.email, u.display_name, u.created_at AS user_created_at,
-            hit.created_at, hit.expires_at, hit.last_seen_at
+            hit.created_at, hit.expires_at, hit.last_seen_at,
+            (SELECT v.version::text FROM task_list_versions v WHERE v.user_id = hit.user_id) AS list_version
        FROM hit JOIN users u ON u.id = hit.user_id`,
-    [hashToken(token), LAST_SEEN_RESOLUTION_SECONDS],
+      [tokenHash, LAST_SEEN_RESOLUTION_SECONDS],
+    ),
   );
   const row = rows[0];
   if (!row) return undefined;
   return {
-    user: { id: row.user_id, email: row.email, displayName: row.display_name, createdAt: row.user_created_at },
-    session: { id: row.session_id, userId: row.user_id, createdAt: row.created_at, expiresAt: row.expires_at, lastSeenAt: row.last_seen_at },
+    auth: {
+      user: { id: row.user_id, email: row.email, displayName: row.display_name, createdAt: row.user_created_at },
+      session: { id: row.session_id, userId: row.user_id, createdAt: row.created_at, expiresAt: row.expires_at, lastSeenAt: row.last_seen_at },
+    },
+    listVersion: row.list_version,
   };
 }
 

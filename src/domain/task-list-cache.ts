@@ -21,7 +21,7 @@
  */
 import { z } from 'zod';
 import type { CacheStore } from '../adapters/cache/types.ts';
-import type { Queryable } from '../db/pool.ts';
+import { prepared, type Queryable } from '../db/pool.ts';
 import type { Logger } from '../log.ts';
 import type { TaskPage } from './tasks.ts';
 import { describeError } from '../errors.ts';
@@ -36,6 +36,12 @@ export interface TaskListCacheOptions {
   readonly ttlMs?: number;
 }
 
+/** A page loaded together with the list version it shows (`listFirstPageVersioned`). */
+export interface VersionedPage {
+  readonly page: TaskPage;
+  readonly version: string | null;
+}
+
 export interface CachedRead {
   readonly page: TaskPage;
   readonly hit: boolean;
@@ -43,6 +49,8 @@ export interface CachedRead {
 
 /** Bumped when the stored shape changes, so entries written by an older release are never read. */
 const FORMAT = 'p1';
+/** The version of a list whose tasks have not been written since versions began. */
+const INITIAL_VERSION = 'initial';
 const DEFAULT_TTL_MS = 10 * 60_000;
 const WARN_EVERY_MS = 30_000;
 
@@ -76,19 +84,28 @@ export class TaskListCache {
     return this.options.store.kind;
   }
 
-  /** The first page of `userId`'s tasks with `limit`, from the cache when it is current, else from `load`. */
-  async firstPage(userId: string, limit: number, load: () => Promise<TaskPage>): Promise<CachedRead> {
-    const before = await this.version(userId);
-    const key = this.key(userId, before, limit);
-    const cached = await this.storeCall(() => this.options.store.get(key));
+  /**
+   * The first page of `userId`'s tasks with `limit`, from the cache when it is current, else
+   * from `load`. A hit costs one primary-key query. A `load` that returns the version it read
+   * the page at (`listFirstPageVersioned`) is stored under that version, which saves the
+   * second version read of a miss. `knownVersion`: the version read at the start of this
+   * request (`authenticateHash`), which saves the first.
+   */
+  async firstPage(userId: string, limit: number, load: () => Promise<TaskPage | VersionedPage>, options: { knownVersion?: string | null | undefined } = {}): Promise<CachedRead> {
+    // A version read earlier in this same request (with the session) is as good as reading it now.
+    const before = options.knownVersion !== undefined ? (options.knownVersion ?? INITIAL_VERSION) : await this.version(userId);
+    const epochs = this.epochKey(userId);
+    const cached = await this.storeCall(() => this.options.store.get(this.key(userId, before, epochs, limit)));
     if (cached.ok && cached.value !== undefined) {
       const parsed = storedPage.safeParse(safeJson(cached.value));
       if (parsed.success) return { page: parsed.data, hit: true };
     }
-    const page = await load();
+    const loaded = await load();
+    const page = 'page' in loaded ? loaded.page : loaded;
     // A store that just failed is probably down; do not wait for it again on this request.
-    if (cached.ok && (await this.version(userId)) === before) {
-      await this.storeCall(() => this.options.store.set(key, JSON.stringify(page), this.ttlMs));
+    if (cached.ok) {
+      const at = 'page' in loaded ? (loaded.version ?? INITIAL_VERSION) : (await this.version(userId)) === before ? before : undefined;
+      if (at !== undefined) await this.storeCall(() => this.options.store.set(this.key(userId, at, epochs, limit), JSON.stringify(page), this.ttlMs));
     }
     return { page, hit: false };
   }
@@ -102,15 +119,21 @@ export class TaskListCache {
   }
 
   private async version(userId: string): Promise<string> {
-    const { rows } = await this.options.db.query<{ version: string }>('SELECT version::text AS version FROM task_list_versions WHERE user_id = $1::uuid', [userId]);
+    const { db } = this.options;
+    const { rows } = await db.query<{ version: string }>(
+      prepared(db, 'shipshape_task_list_version', 'SELECT version::text AS version FROM task_list_versions WHERE user_id = $1::uuid', [userId]),
+    );
     // No row: the user's tasks have not been written since versions began; that state is a version too.
-    return rows[0]?.version ?? 'initial';
+    return rows[0]?.version ?? INITIAL_VERSION;
   }
 
-  private key(userId: string, version: string, limit: number): string {
+  private epochKey(userId: string): string {
     const epochs = this.options.epochs();
-    const epoch = `${epochs.all ?? 0}.${epochs.tasks ?? 0}.${epochs[`user:${userId}`] ?? 0}`;
-    return `tasks:${userId}:${FORMAT}:${version}:${epoch}:${limit}`;
+    return `${epochs.all ?? 0}.${epochs.tasks ?? 0}.${epochs[`user:${userId}`] ?? 0}`;
+  }
+
+  private key(userId: string, version: string, epochs: string, limit: number): string {
+    return `tasks:${userId}:${FORMAT}:${version}:${epochs}:${limit}`;
   }
 
   /** Store failures cost a cache miss, never a failed request. */

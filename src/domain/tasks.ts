@@ -4,7 +4,7 @@
  * page 1,000 and never skips or repeats a task when new ones arrive between pages.
  */
 import { ShipError } from '../errors.ts';
-import type { Queryable } from '../db/pool.ts';
+import { prepared, type Queryable } from '../db/pool.ts';
 import { firstRow } from '../db/rows.ts';
 
 export interface Task {
@@ -60,18 +60,49 @@ const toTask = (row: TaskRow): Task => ({
 export async function listTasks(db: Queryable, userId: string, options: { limit: number; cursor?: string | undefined }): Promise<TaskPage> {
   const after = options.cursor === undefined ? undefined : decodeCursor(options.cursor);
   const { rows } = await db.query<TaskRow>(
-    `SELECT ${COLUMNS} FROM tasks
-      WHERE user_id = $1::uuid
-        AND ($2::bigint IS NULL OR (created_at, id) < (timestamptz 'epoch' + $2::bigint * interval '1 microsecond', $3::uuid))
-      ORDER BY created_at DESC, id DESC
-      LIMIT $4::int`,
-    [userId, after?.createdUs ?? null, after?.id ?? null, options.limit + 1],
+    prepared(
+      db,
+      'shipshape_list_tasks',
+      `SELECT ${COLUMNS} FROM tasks
+        WHERE user_id = $1::uuid
+          AND ($2::bigint IS NULL OR (created_at, id) < (timestamptz 'epoch' + $2::bigint * interval '1 microsecond', $3::uuid))
+        ORDER BY created_at DESC, id DESC
+        LIMIT $4::int`,
+      [userId, after?.createdUs ?? null, after?.id ?? null, options.limit + 1],
+    ),
   );
-  const page = rows.slice(0, options.limit);
+  return toPage(rows, options.limit);
+}
+
+/**
+ * The first page and the version of the list it shows (`task_list_versions`, see
+ * task-list-cache.ts; null before the user's tasks were first written), read by one statement
+ * and so from one snapshot: the page is exactly the list at that version.
+ */
+export async function listFirstPageVersioned(db: Queryable, userId: string, limit: number): Promise<{ page: TaskPage; version: string | null }> {
+  const { rows } = await db.query<{ [K in keyof TaskRow]: TaskRow[K] | null } & { list_version: string | null }>(
+    prepared(
+      db,
+      'shipshape_list_tasks_versioned',
+      `SELECT v.list_version, t.* FROM (SELECT (SELECT version::text FROM task_list_versions WHERE user_id = $1::uuid) AS list_version) v
+         LEFT JOIN LATERAL (
+           SELECT ${COLUMNS} FROM tasks WHERE user_id = $1::uuid ORDER BY created_at DESC, id DESC LIMIT $2::int
+         ) t ON true`,
+      [userId, limit + 1],
+    ),
+  );
+  // No tasks: one row, the version beside nulls.
+  const taskRows = rows.filter((row): row is TaskRow & { list_version: string | null } => row.id !== null);
+  return { page: toPage(taskRows, limit), version: rows[0]?.list_version ?? null };
+}
+
+/** `limit + 1` rows asked for: the extra one only says there is a next page. */
+function toPage(rows: TaskRow[], limit: number): TaskPage {
+  const page = rows.slice(0, limit);
   const last = page.at(-1);
   return {
     tasks: page.map(toTask),
-    nextCursor: rows.length > options.limit && last ? encodeCursor(last.created_us, last.id) : null,
+    nextCursor: rows.length > limit && last ? encodeCursor(last.created_us, last.id) : null,
   };
 }
 
@@ -82,9 +113,13 @@ export async function getTask(db: Queryable, userId: string, taskId: string): Pr
 
 export async function createTask(db: Queryable, userId: string, input: NewTask): Promise<Task> {
   const { rows } = await db.query<TaskRow>(
-    `INSERT INTO tasks (user_id, title, notes, done, due_date) VALUES ($1::uuid, $2::text, $3::text, $4::boolean, $5::date)
-     RETURNING ${COLUMNS}`,
-    [userId, input.title, input.notes ?? null, input.done ?? false, input.dueDate ?? null],
+    prepared(
+      db,
+      'shipshape_create_task',
+      `INSERT INTO tasks (user_id, title, notes, done, due_date) VALUES ($1::uuid, $2::text, $3::text, $4::boolean, $5::date)
+       RETURNING ${COLUMNS}`,
+      [userId, input.title, input.notes ?? null, input.done ?? false, input.dueDate ?? null],
+    ),
   );
   return toTask(firstRow(rows));
 }

@@ -6,6 +6,7 @@ import type { Mailer } from '../adapters/mailer.ts';
 import type { Config } from '../config/index.ts';
 import type { Database } from '../db/index.ts';
 import type { AppStateWatcher } from '../domain/app-state-watcher.ts';
+import type { SessionCache } from '../domain/session-cache.ts';
 import type { TaskListCache } from '../domain/task-list-cache.ts';
 import type { Logger } from '../log.ts';
 import type { RequestMetrics } from './metrics.ts';
@@ -17,6 +18,8 @@ import type { RequestMetrics } from './metrics.ts';
  */
 export interface LiveServices {
   readonly cache: TaskListCache;
+  /** Signed-in sessions kept briefly in memory; revocations arrive by NOTIFY (domain/session-cache.ts). */
+  readonly sessions: SessionCache;
   /** Tells every instance to re-read shared state now; call after committing a change. */
   readonly feeds: { announce(): Promise<void> };
   /** Push delivery: hands a job that is ready to send to this instance's worker. */

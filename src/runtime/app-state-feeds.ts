@@ -22,6 +22,7 @@ import { startListener, type Listener } from '../db/listener.ts';
 import { APP_STATE_NOTIFY_CHANNEL } from '../domain/app-state.ts';
 import { appStateChannel } from '../domain/app-state-announce.ts';
 import type { AppStateWatcher } from '../domain/app-state-watcher.ts';
+import { SESSIONS_NOTIFY_CHANNEL, type SessionCache } from '../domain/session-cache.ts';
 import type { Logger } from '../log.ts';
 import { describeError } from '../errors.ts';
 
@@ -42,7 +43,18 @@ export interface AppStateFeedOptions {
   readonly redis?: { readonly publisher: Redis; readonly subscriber: Redis } | undefined;
   /** How long the LISTEN self-test waits for its own NOTIFY. */
   readonly probeTimeoutMs?: number;
+  /**
+   * Sessions cached in memory, used only while session revocations (NOTIFY on
+   * `shipshape_sessions`, same connection) are known to arrive: see src/domain/session-cache.ts.
+   */
+  readonly sessions?: SessionCache | undefined;
+  /** How often a trusted session cache re-checks that notifications still arrive. */
+  readonly heartbeatMs?: number;
 }
+
+/** A NOTIFY to ourselves that takes longer than this means the LISTEN connection cannot be relied on. */
+const HEARTBEAT_TIMEOUT_MS = 2_000;
+const DEFAULT_HEARTBEAT_MS = 2_000;
 
 export async function startAppStateFeeds(options: AppStateFeedOptions): Promise<AppStateFeeds> {
   const { database, watcher, logger } = options;
@@ -57,13 +69,25 @@ export async function startAppStateFeeds(options: AppStateFeedOptions): Promise<
   // also has exactly one API process (the one that owns the data directory), which refreshes
   // at once after its own writes; CLI changes reach it through the poll.
   if (database.kind === 'postgres' && options.config.databaseUrl) {
+    const sessions = options.sessions;
+    // Set once the self-test passed: from then on every (re)connect may trust the session cache again.
+    let delivers = false;
     const listener: Listener = await startListener({
       connectionString: options.config.databaseUrl,
       channel: APP_STATE_NOTIFY_CHANNEL,
+      alsoListen: sessions ? [SESSIONS_NOTIFY_CHANNEL] : [],
       connectTimeoutMs: options.config.database.connectTimeoutMs,
       logger,
-      onNotification: () => watcher.nudge(),
-      onConnected: () => watcher.nudge(),
+      onNotification: (payload, channel) => {
+        if (channel === SESSIONS_NOTIFY_CHANNEL) sessions?.changed(payload);
+        else watcher.nudge();
+      },
+      onConnected: () => {
+        watcher.nudge();
+        // Revocations sent while the connection was down were lost: start the cache afresh.
+        if (delivers) sessions?.trust();
+      },
+      onDisconnected: () => sessions?.distrust(),
     });
     transports.push('postgres');
     closers.push(() => listener.close());
@@ -71,9 +95,37 @@ export async function startAppStateFeeds(options: AppStateFeedOptions): Promise<
     probe = (async () => {
       if (!listener.connected) return;
       const works = await listener.probe(database.pool, options.probeTimeoutMs ?? 5_000).catch(() => false);
-      if (works) logger.debug('LISTEN/NOTIFY delivers; shared state changes arrive at once');
-      else logger.warn('a NOTIFY sent to ourselves did not arrive (PgBouncer in transaction mode?); relying on Redis pub/sub if configured, and on the APP_STATE_POLL_MS poll');
+      if (works) {
+        logger.debug('LISTEN/NOTIFY delivers; shared state changes and session revocations arrive at once');
+        delivers = true;
+        if (listener.connected) sessions?.trust();
+      } else {
+        logger.warn('a NOTIFY sent to ourselves did not arrive (PgBouncer in transaction mode?); relying on Redis pub/sub if configured, and on the APP_STATE_POLL_MS poll; sessions are not cached');
+      }
     })();
+    if (sessions) {
+      // A connection can die without telling us (a silent network partition); a NOTIFY to
+      // ourselves every few seconds finds that out, and the cache is off until one returns.
+      const heartbeat = setInterval(() => {
+        if (!delivers || !listener.connected) return;
+        listener.ping(HEARTBEAT_TIMEOUT_MS).then(
+          (arrived) => {
+            if (!arrived && sessions.active) {
+              logger.warn('a NOTIFY to ourselves did not return on the LISTEN connection; sessions are read from the database until one does');
+              sessions.distrust();
+            } else if (arrived && !sessions.active && listener.connected) {
+              sessions.trust();
+            }
+          },
+          () => sessions.distrust(),
+        );
+      }, options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS);
+      heartbeat.unref();
+      closers.push(async () => {
+        clearInterval(heartbeat);
+        sessions.distrust();
+      });
+    }
   } else {
     logger.debug('embedded database: LISTEN/NOTIFY is not available; shared state is re-read by the poll');
   }

@@ -10,6 +10,7 @@ import { closeRedis, connectRedis, createRedis, type Redis } from '../adapters/r
 import type { Config } from '../config/index.ts';
 import type { Database } from '../db/index.ts';
 import type { AppStateWatcher } from '../domain/app-state-watcher.ts';
+import { SessionCache } from '../domain/session-cache.ts';
 import { TaskListCache } from '../domain/task-list-cache.ts';
 import { describeError } from '../errors.ts';
 import type { Logger } from '../log.ts';
@@ -19,6 +20,8 @@ import { NotificationWorker } from './notification-worker.ts';
 
 export interface LiveOperations {
   readonly cache: TaskListCache;
+  /** Authenticated sessions, used while revocations are known to arrive (src/domain/session-cache.ts). */
+  readonly sessions: SessionCache;
   readonly feeds: AppStateFeeds;
   readonly push: ExpoPushClient;
   readonly notifications: NotificationWorker;
@@ -44,7 +47,8 @@ export async function startLiveOperations(options: { config: Config; database: D
       redis = { publisher, subscriber };
       store = createRedisStore({ redis: publisher, prefix: config.redisPrefix });
     } else {
-      store = createMemoryStore();
+      // Characters, for one-byte strings (JSON of Latin text) about the bytes held.
+      store = createMemoryStore({ maxChars: config.taskListCacheMaxMb * 1024 * 1024 });
     }
     closers.push(() => store.close());
 
@@ -61,7 +65,8 @@ export async function startLiveOperations(options: { config: Config; database: D
       closers.push(unsubscribe);
     }
 
-    const feeds = await startAppStateFeeds({ config, database, watcher: appState, logger, redis });
+    const sessions = new SessionCache();
+    const feeds = await startAppStateFeeds({ config, database, watcher: appState, logger, redis, sessions });
     closers.push(() => feeds.close());
 
     const push = new ExpoPushClient({ pushUrl: config.push.expoPushUrl, accessToken: config.push.expoAccessToken });
@@ -70,7 +75,7 @@ export async function startLiveOperations(options: { config: Config; database: D
     closers.push(() => notifications.close());
 
     logger.info({ cache: store.kind }, `task-list cache: ${store.kind === 'redis' ? 'Redis, shared by every instance' : 'in-process LRU'}`);
-    return { cache, feeds, push, notifications, close };
+    return { cache, sessions, feeds, push, notifications, close };
   } catch (error) {
     await close();
     throw error;

@@ -16,7 +16,7 @@ import type { Logger } from '../log.ts';
 import { configuredAlerter } from '../ops/engine/alerts.ts';
 import { version } from '../version.ts';
 import { checkListenAddress, listenError } from './listen-address.ts';
-import { startLiveOperations } from './live-operations.ts';
+import { startLiveOperations, type LiveOperations } from './live-operations.ts';
 import { startMetricsFlusher } from './metrics-flusher.ts';
 import { prepareSchema } from './migrations.ts';
 import { startWorkers, type Workers } from '../scheduler/workers.ts';
@@ -27,6 +27,8 @@ export interface RunningServer {
   readonly database: Database;
   /** Base URL the server listens on, e.g. http://127.0.0.1:3000 */
   readonly url: string;
+  /** Caches and change feeds (tests look at the session cache through this). */
+  readonly live: LiveOperations;
   /** The scheduler's workers, when this server runs them. */
   readonly workers: Workers | undefined;
   close(): Promise<void>;
@@ -78,7 +80,7 @@ export async function startServer(config: Config, logger: Logger, options: Serve
     const port = typeof address === 'object' && address ? address.port : config.port;
     const url = `http://${config.host}:${port}`;
     logger.info({ url, version }, `Shipshape ${version} listening on ${url}`);
-    return { app, database, url, workers, close };
+    return { app, database, url, live, workers, close };
   } catch (error) {
     await close();
     throw error;

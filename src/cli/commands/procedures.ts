@@ -12,7 +12,11 @@ import { presentReport } from '../present.ts';
 import { commonFlagNames } from '../../ops/engine/registry.ts';
 import { cliContext, type CliContext } from '../context.ts';
 import { exitWith } from '../exit.ts';
-import { emit } from '../output.ts';
+import { colourFor, jsonErrors } from '../output.ts';
+import { procedureListing, registerProcedureList } from './procedure-list.ts';
+
+// Their home is output.ts (commands that must start fast import them from there); kept here for the others.
+export { colourFor, jsonErrors };
 
 interface CommonFlags {
   dryRun?: boolean;
@@ -24,36 +28,7 @@ interface CommonFlags {
 }
 
 export function registerProcedures(program: Command, entries: readonly ProcedureEntry[]): void {
-  program
-    .command('procedures')
-    .description('every runbook procedure: command, risk, expected duration, runbook section, when to use it')
-    .option('--json', 'print one JSON document on stdout', false)
-    .action((options: { json: boolean }) => {
-      const rows = entries.map(({ procedure }) => ({
-        id: procedure.id,
-        command: `shipshape ${procedure.command}`,
-        title: procedure.title,
-        risk: procedure.risk,
-        expectedDuration: procedure.expectedDuration,
-        runbookSection: procedure.runbookSection,
-        whenToUse: procedure.whenToUse,
-        irreversibleSteps: procedure.steps.filter((step) => step.irreversible !== undefined).map((step) => step.id),
-      }));
-      emit(options, { procedures: rows }, ({ procedures }) =>
-        procedures.length === 0
-          ? 'No procedures are registered yet.'
-          : procedures
-              .map((p) =>
-                [
-                  `${p.command}  [${p.risk} risk, ${p.expectedDuration}]`,
-                  `    ${p.title} — runbook: ${p.runbookSection}`,
-                  `    When: ${p.whenToUse}`,
-                  ...(p.irreversibleSteps.length > 0 ? [`    Irreversible steps: ${p.irreversibleSteps.join(', ')}`] : []),
-                ].join('\n'),
-              )
-              .join('\n\n'),
-      );
-    });
+  registerProcedureList(program, procedureListing(entries));
   for (const entry of entries) registerProcedureCommand(program, entry);
 }
 
@@ -143,12 +118,6 @@ export async function terminalEngineDeps(context: CliContext, signal: AbortSigna
   };
 }
 
-/** Colour only on a terminal, and never when NO_COLOR is set (https://no-color.org). */
-export function colourFor(stream: NodeJS.WriteStream): boolean {
-  const noColor = process.env.NO_COLOR;
-  return stream.isTTY === true && (noColor === undefined || noColor === '');
-}
-
 /**
  * First SIGINT/SIGTERM aborts the run's signal: the current step is told, then completed
  * steps are rolled back. A second one exits at once, leaving the run `interrupted`.
@@ -187,13 +156,3 @@ export function writeReport(report: RunReport, json: boolean): void {
 }
 
 /** With --json, a ShipError still becomes one JSON document on stdout (and its line on stderr). */
-export async function jsonErrors(json: boolean, fn: () => Promise<void>): Promise<void> {
-  try {
-    await fn();
-  } catch (error) {
-    if (!json || !isShipError(error)) throw error;
-    process.stdout.write(`${JSON.stringify({ error: { code: error.code, message: error.message }, exitCode: error.exitCode }, null, 2)}\n`);
-    process.stderr.write(`error[${error.code}]: ${error.message}\n`);
-    exitWith(error.exitCode);
-  }
-}

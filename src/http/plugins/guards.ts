@@ -5,13 +5,18 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ShipError } from '../../errors.ts';
 import { adminCheckError, verifyAdminToken } from '../../domain/admin-tokens.ts';
-import { authenticate, type Authenticated } from '../../domain/sessions.ts';
+import type { Authenticated } from '../../domain/sessions.ts';
 import type { ApiContext } from '../context.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
     /** The session behind the bearer token, set by `requireUser`. */
     auth: Authenticated | null;
+    /**
+     * The signed-in user's task-list version, when `requireUser` read it from the database with
+     * the session (task-list-cache.ts); undefined when the session came from the session cache.
+     */
+    listVersion: string | null | undefined;
     /** Set by the maintenance gate when an admin token let this request through maintenance. */
     maintenanceBypass: boolean;
   }
@@ -40,9 +45,10 @@ export function createGuards(context: ApiContext) {
   const requireUser = async (request: FastifyRequest): Promise<void> => {
     const token = bearerToken(request);
     if (!token) throw new ShipError('SHIP_ERR_UNAUTHENTICATED', 'Sign in first: send Authorization: Bearer <token> from /auth/login.');
-    const auth = await authenticate(context.database.pool, token);
-    if (!auth) throw new ShipError('SHIP_ERR_UNAUTHENTICATED', 'This session has expired or was signed out. Log in again.');
-    request.auth = auth;
+    const found = await context.live.sessions.authenticate(context.database.pool, token);
+    if (!found) throw new ShipError('SHIP_ERR_UNAUTHENTICATED', 'This session has expired or was signed out. Log in again.');
+    request.auth = found.auth;
+    request.listVersion = found.listVersion;
   };
 
   // ADMIN_TOKEN, or a token issued by a credential rotation (hashed in admin_tokens); see src/domain/admin-tokens.ts.

@@ -48,6 +48,7 @@ export const accountRoutes: FastifyPluginAsync<RouteDeps> = async (app, { contex
     const { id } = parseInput(sessionParams, request.params, 'params');
     const { user } = currentUser(request);
     await revokeOwnSession(pool, user.id, id);
+    context.live.sessions.forgetSession(id);
     await recordAudit(pool, { actor: `user:${user.id}`, action: 'auth.sessions.revoked', userId: user.id, ip: request.ip, details: { sessionId: id, count: 1 } });
     return reply.status(204).send();
   });
@@ -55,6 +56,7 @@ export const accountRoutes: FastifyPluginAsync<RouteDeps> = async (app, { contex
   app.post('/auth/logout-all', signedIn({ summary: 'Sign out everywhere', ok: { 200: z.object({ revoked: z.number().int() }) } }), async (request) => {
     const { user } = currentUser(request);
     const revoked = await revokeAllSessions(pool, user.id);
+    context.live.sessions.forgetUser(user.id);
     await recordAudit(pool, { actor: `user:${user.id}`, action: 'auth.sessions.revoked', userId: user.id, ip: request.ip, details: { count: revoked, reason: 'logout-all' } });
     return { revoked };
   });
@@ -81,6 +83,7 @@ export const accountRoutes: FastifyPluginAsync<RouteDeps> = async (app, { contex
       identityReference: SELF_SERVICE_IDENTITY,
       ip: request.ip,
     });
+    context.live.sessions.forgetUser(user.id);
     const dueAt = pending.dueAt.toISOString();
     const restoreHow = `To cancel, send POST /me/restore with your email and password before ${dueAt}.`;
     // Sent in the background: the request is recorded whether or not the mail goes out.

@@ -58,6 +58,8 @@ export const authRoutes: FastifyPluginAsync<RouteDeps> = async (app, { context, 
   app.post('/auth/logout', { schema: doc({ summary: 'Sign out this session', audience: 'user', ok: { 204: null } }), preHandler: [guards.requireUser] }, async (request, reply) => {
     const { session, user } = currentUser(request);
     await revokeSession(pool, session.id);
+    // Gone here at once; other instances drop it when the NOTIFY arrives (src/domain/session-cache.ts).
+    context.live.sessions.forgetSession(session.id);
     await recordAudit(pool, { actor: `user:${user.id}`, action: 'auth.logout', userId: user.id, ip: request.ip });
     return reply.status(204).send();
   });
@@ -91,7 +93,8 @@ export const authRoutes: FastifyPluginAsync<RouteDeps> = async (app, { context, 
   app.post('/auth/password-reset/confirm', { schema: doc({ summary: 'Set a new password with an emailed reset token', audience: 'public', input: { body: resetConfirm }, ok: { 204: null } }) }, async (request, reply) => {
     const input = parseInput(resetConfirm, request.body, 'body');
     await limits.passwordResetConfirm.check(request, reply, input.token);
-    await confirmPasswordReset(pool, input, request.ip);
+    const userId = await confirmPasswordReset(pool, input, request.ip);
+    context.live.sessions.forgetUser(userId);
     return reply.status(204).send();
   });
 };

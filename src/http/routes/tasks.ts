@@ -4,7 +4,7 @@
  */
 import type { FastifyPluginAsync } from 'fastify';
 import { z } from 'zod';
-import { createTask, deleteTask, getTask, listTasks, updateTask } from '../../domain/tasks.ts';
+import { createTask, deleteTask, getTask, listFirstPageVersioned, listTasks, updateTask } from '../../domain/tasks.ts';
 import { currentUser } from '../plugins/guards.ts';
 import { routeSchema, type RouteDoc } from '../route-schema.ts';
 import type { RouteDeps } from '../route-deps.ts';
@@ -32,7 +32,7 @@ export const taskRoutes: FastifyPluginAsync<RouteDeps> = async (app, { context, 
     const userId = currentUser(request).user.id;
     if (query.cursor !== undefined) return listTasks(pool, userId, query);
     // The first page is the hot read. Writes need no invalidation call: see task-list-cache.ts.
-    const { page, hit } = await context.live.cache.firstPage(userId, query.limit, () => listTasks(pool, userId, query));
+    const { page, hit } = await context.live.cache.firstPage(userId, query.limit, () => listFirstPageVersioned(pool, userId, query.limit), { knownVersion: request.listVersion });
     reply.header('x-cache', hit ? 'hit' : 'miss');
     return page;
   });
