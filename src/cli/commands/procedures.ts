@@ -5,7 +5,7 @@
  * writing a report.
  */
 import { type Command, Option } from 'commander';
-import { isShipError, ShipError } from '../../errors.ts';
+import { ShipError } from '../../errors.ts';
 import { configuredAlerter, runProcedure, type EngineDeps, type ProcedureEntry, type RunReport } from '../../ops/engine/index.ts';
 import { createTerminalObserver, createTerminalPrompter } from '../terminal.ts';
 import { presentReport } from '../present.ts';
