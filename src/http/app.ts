@@ -22,6 +22,7 @@ import { deviceRoutes, pushSendRoutes } from './routes/push.ts';
 import { scheduledNotificationRoutes } from './routes/scheduled-notifications.ts';
 import { systemRoutes } from './routes/system.ts';
 import { taskRoutes } from './routes/tasks.ts';
+import { webPages } from './pages/index.ts';
 
 /** JSON bodies beyond this are refused with 413: nothing the app sends comes close. */
 const BODY_LIMIT_BYTES = 64 * 1024;
@@ -60,6 +61,7 @@ export async function buildApp(context: ApiContext): Promise<FastifyInstance> {
   const routeTable: RouteEntry[] = [];
   app.decorate('routeTable', routeTable);
   app.addHook('onRoute', (route) => {
+    if (route.config?.page) return; // web pages (src/http/pages) are not API routes
     for (const method of [route.method].flat()) routeTable.push({ method, url: route.url, input: route.config?.input ?? {} });
   });
   registerErrorHandling(app);
@@ -117,5 +119,7 @@ export async function buildApp(context: ApiContext): Promise<FastifyInstance> {
     pushSendRoutes(admin, context, guards);
     scheduledNotificationRoutes(admin, context, guards);
   });
+  // The web pages (reset password, status, console) in their own scope: forms, HTML errors, CSP.
+  await app.register(async (pages) => webPages(pages, context));
   return app;
 }

@@ -23,7 +23,7 @@ const resetConfirm = z.strictObject({ token: z.string().min(20, 'is not a reset 
  * is its token: guessing one is hopeless, so its per-address limit only has to stop floods, and
  * is loose enough that one noisy client cannot lock out everyone behind the same address.
  */
-const LIMITS = {
+export const LIMITS = {
   login: { perIp: { max: 30, timeWindow: 60_000 }, perAccount: { max: 10, timeWindow: 15 * 60_000 } },
   passwordReset: { perIp: { max: 10, timeWindow: 60_000 }, perAccount: { max: 3, timeWindow: 60 * 60_000 } },
   passwordResetConfirm: { perIp: { max: 60, timeWindow: 60_000 }, perAccount: { max: 5, timeWindow: 60 * 60_000 } },
@@ -73,6 +73,7 @@ export function authRoutes(app: FastifyInstance, context: ApiContext, guards: Gu
       email: input.email,
       ttlMinutes: context.config.passwordResetTtlMinutes,
       publicUrl: context.config.publicUrl,
+      appResetUrl: context.config.appResetUrl,
       requestedBy: 'anonymous',
       ip: request.ip,
       emailsPerHour: LIMITS.passwordReset.perAccount.max,
