@@ -21,6 +21,7 @@ label { display: block; font-weight: 600; margin: 1rem 0 .25rem; }
 input[type=password], input[type=text], input[type=email], select, textarea { width: 100%; max-width: 28rem; font: inherit; padding: .5rem; border: 1px solid var(--line); border-radius: 6px; background: var(--bg); color: var(--fg); }
 input[aria-invalid=true] { border-color: var(--bad); }
 button { font: inherit; padding: .5rem 1rem; margin-top: 1rem; border-radius: 6px; border: 1px solid var(--accent); background: var(--accent); color: #fff; cursor: pointer; }
+form.stacked > button { display: block; }
 button.secondary { background: transparent; color: var(--accent); }
 :focus-visible { outline: 3px solid var(--accent); outline-offset: 2px; }
 .error-summary, .notice { border: 2px solid var(--bad); border-radius: 6px; padding: .75rem 1rem; margin: 1rem 0; }

@@ -99,7 +99,7 @@ ${failed
 ${errors.password ? html`<li><a href="#password">${errors.password}</a></li>` : ''}${errors.confirm ? html`<li><a href="#confirm">${errors.confirm}</a></li>` : ''}
 </ul></div>`
   : ''}
-<form method="post" action="/reset-password" novalidate>
+<form class="stacked" method="post" action="/reset-password" novalidate>
 <input type="hidden" name="token" value="${token}">
 ${field('password', 'New password', 'At least 8 characters. A few unrelated words are easy to remember and hard to guess.')}
 ${field('confirm', 'Type the new password again', 'So a typing mistake does not lock you out.')}

@@ -58,9 +58,11 @@ ${slow.uptimePercent === null
       const level = d.percent === null ? '' : d.percent >= 99.9 ? 'up' : d.percent >= 95 ? 'partial' : 'down';
       return html`<span class="${level}" title="${day(d.day)}: ${d.percent === null ? 'no data' : `${d.percent.toFixed(2)} %`}"></span>`;
     })}</div>
-<table><caption class="visually-hidden">Uptime per day</caption><thead><tr><th scope="col">Day</th><th scope="col">Uptime</th></tr></thead><tbody>
+${slow.uptime.some((d) => d.percent !== null && d.percent < 99.9)
+  ? html`<table><caption>Days below 99.9 %</caption><thead><tr><th scope="col">Day</th><th scope="col">Uptime</th></tr></thead><tbody>
 ${slow.uptime.filter((d) => d.percent !== null && d.percent < 99.9).map((d) => html`<tr><td>${day(d.day)}</td><td>${d.percent?.toFixed(2)} %</td></tr>`)}
-</tbody></table>`}
+</tbody></table>`
+  : ''}`}
 <h2>Recent incidents</h2>
 ${slow.incidents.length === 0
   ? html`<p>No incidents in the last 90 days.</p>`
