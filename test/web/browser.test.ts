@@ -142,3 +142,73 @@ function focusedId(page: Page): Promise<string | undefined> {
   // A string, not a function: the project's types have no DOM (this runs in the page).
   return page.evaluate<string | undefined>('document.activeElement?.id');
 }
+
+describe('operator console in Chromium', () => {
+  let api: TestApi;
+  let browser: TestBrowser;
+  before(async () => {
+    api = await startTestApi();
+    browser = await startBrowser();
+  });
+  after(async () => {
+    await browser?.close();
+    await api?.close();
+  });
+
+  async function signIn(page: Page, operator: string): Promise<void> {
+    await page.goto(`${api.url}/console`);
+    await page.getByLabel('Your name').fill(operator);
+    await page.getByLabel('Admin token').fill(ADMIN_TOKEN);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('heading', { name: 'Runs', exact: true }).waitFor();
+  }
+
+  test('a second operator approves a waiting high-risk run from the console; the first resumes it and the log streams in', async () => {
+    const env = { DATABASE_URL: api.config.databaseUrl ?? '', STATE_DIR: api.config.stateDir, API_URL: api.url, ADMIN_TOKEN, SHIPSHAPE_OPERATOR: 'alice' };
+    const requested = await runCli(['emergency', 'disable', '--message', 'Rotating a leaked key', '--yes', '--json'], env);
+    assert.equal(requested.code, 3, requested.stdout + requested.stderr);
+    const runId = /(r-\d{8}-\d{6}-[0-9a-f]{4})/.exec(requested.stdout)?.[1];
+    assert.ok(runId, requested.stdout);
+
+    const page = await browser.newPage();
+    await page.goto(`${api.url}/console`);
+    assert.match(page.url(), /\/console\/login$/, 'signed out, the console asks for a sign-in');
+    await screenshot(page, 'console-login');
+    await signIn(page, 'alice');
+    const cookie = (await browser.context.cookies()).find((c) => c.name === 'shipshape_console');
+    assert.equal(cookie?.httpOnly, true);
+    assert.equal(cookie?.sameSite, 'Strict');
+    assert.doesNotMatch(await page.content(), new RegExp(ADMIN_TOKEN), 'the admin token is nowhere in the page');
+    assert.doesNotMatch(page.url(), new RegExp(ADMIN_TOKEN));
+    await screenshot(page, 'console-runs');
+
+    // The requester sees the run waiting, and no way to approve it herself.
+    await page.getByRole('link', { name: runId }).first().click();
+    await page.locator('#own-run').waitFor();
+    assert.equal(await page.getByRole('button', { name: /Approve/ }).count(), 0);
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByLabel('Admin token').waitFor();
+
+    await signIn(page, 'bob');
+    await page.getByRole('link', { name: runId }).first().click();
+    await page.getByRole('button', { name: 'Approve as bob' }).click();
+    assert.equal(await page.locator('#approved-by').textContent(), 'bob');
+
+    // Alice, in her terminal, goes ahead; the open run page follows the journal without a reload.
+    const resumed = await runCli(['runs', 'resume', runId, '--yes', '--json'], env);
+    assert.equal(resumed.code, 0, resumed.stdout + resumed.stderr);
+    await page.locator('#log', { hasText: 'ended: succeeded' }).waitFor();
+    await eventually('the state shown to change', async () => ((await page.locator('#run-state').textContent()) === 'succeeded' ? true : undefined));
+    await screenshot(page, 'console-run-approved');
+
+    await page.goto(`${api.url}/console/audit`);
+    assert.match((await page.locator('#audit').textContent()) ?? '', /operator:bob\s*console\.run\.approved/);
+    await screenshot(page, 'console-audit');
+    await page.goto(`${api.url}/console/backups`);
+    await screenshot(page, 'console-backups');
+    await page.goto(`${api.url}/console/health`);
+    await page.locator('#doctor').waitFor();
+    await screenshot(page, 'console-health');
+    await page.close();
+  });
+});

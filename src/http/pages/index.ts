@@ -4,12 +4,14 @@
  *
  * - /reset-password — where the reset email links (reset-password.ts)
  * - /status, /status.json — the public status page (status.ts)
+ * - /console — the operator console (console.ts)
  * - /pages/assets/* — the stylesheet and the console's script
  */
 import type { FastifyInstance } from 'fastify';
 import { StatusBoard } from '../../domain/public-status.ts';
 import type { ApiContext } from '../context.ts';
 import { CONSOLE_JS, PAGES_CSS } from './assets.ts';
+import { consolePages } from './console.ts';
 import { resetPasswordPage } from './reset-password.ts';
 import { acceptForms, pageErrors, pageHeaders } from './respond.ts';
 import { statusPages } from './status.ts';
@@ -33,4 +35,5 @@ export async function webPages(scope: FastifyInstance, context: ApiContext): Pro
 
   resetPasswordPage(scope, context);
   statusPages(scope, board);
+  consolePages(scope, context);
 }
