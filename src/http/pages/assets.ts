@@ -45,8 +45,8 @@ form.inline { display: inline; }
 
 /**
  * The console's run page: follows the run's log over Server-Sent Events (GET /console/runs/:id/events)
- * and appends each line. Without JavaScript the page still shows the log as of loading, and
- * refreshes itself.
+ * and appends each line; when the run's state changes to anything but running, the page is
+ * loaded again. Without JavaScript the page shows the log as of loading.
  */
 export const CONSOLE_JS = `
 'use strict';
@@ -59,7 +59,10 @@ export const CONSOLE_JS = `
     log.appendChild(document.createTextNode(JSON.parse(event.data) + '\\n'));
   });
   source.addEventListener('state', function (event) {
-    if (status) status.textContent = JSON.parse(event.data);
+    var state = JSON.parse(event.data);
+    if (status) status.textContent = state;
+    // Finished (or waiting again): the whole page is drawn anew, steps and buttons included.
+    if (state !== 'running') { source.close(); window.location.reload(); }
   });
   source.addEventListener('end', function () { source.close(); });
 })();

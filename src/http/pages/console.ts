@@ -184,11 +184,12 @@ ${runs.map((run) => html`<tr><td>${runLink(run.runId)}</td><td>${run.command}</t
     const record = await runOr404(runParams.parse(request.params).runId);
     const summary = runSummary(record);
     const requester = record.created.operator;
-    const canApprove = record.state === 'awaiting-approval' && requester !== signed.session.operator;
+    const approvalLive = record.approval !== undefined && Date.parse(record.approval.expiresAt) > Date.now();
+    const canApprove = record.state === 'awaiting-approval' && requester !== signed.session.operator && !approvalLive;
     const body = html`<p><code>shipshape ${summary.command}</code> — ${record.created.procedure.title} (${summary.risk} risk). Requested by <strong>${requester}</strong> at ${summary.startedAt}.</p>
 <p>State: <strong id="run-state">${summary.state}</strong>${summary.exitCode === null ? '' : html` (exit ${summary.exitCode})`}</p>
 <p>Parameters: <code>${JSON.stringify(record.created.params)}</code></p>
-${record.state === 'awaiting-approval'
+${record.state === 'awaiting-approval' && !approvalLive
   ? canApprove
     ? html`<form class="stacked" method="post" action="/console/runs/${record.runId}/approve"><input type="hidden" name="csrf" value="${signed.csrf}">
 <p>Approving lets ${requester} go ahead with this run (<code>shipshape runs resume ${record.runId}</code>) within the approval's validity.</p>
@@ -273,8 +274,8 @@ ${entries.map((entry) => html`<tr><td>${entry.id}</td><td>${entry.state}${entry.
     if (!signed) return reply;
     const [health, doctor] = await Promise.all([gatherHealth(config, context.logger), runDoctor(config, context.logger)]);
     const body = html`<h2>Health (<code>shipshape health</code>): ${health.healthy ? 'healthy' : 'NOT healthy'}</h2>
-<table id="health"><thead><tr><th scope="col">Check</th><th scope="col">Result</th></tr></thead><tbody>
-${health.checks.map((check) => html`<tr><td>${check.name}</td><td>${JSON.stringify(check).slice(0, 300)}</td></tr>`)}
+<table id="health"><thead><tr><th scope="col">Check</th><th scope="col">Status</th><th scope="col">Found</th></tr></thead><tbody>
+${health.checks.map((check) => html`<tr><td>${check.name}</td><td>${check.status}</td><td>${check.summary}${check.remedy ? html`<br><span class="muted">${check.remedy}</span>` : ''}</td></tr>`)}
 </tbody></table>
 <h2>Doctor (<code>shipshape doctor</code>): ${doctor.healthy ? 'no findings' : 'findings'}</h2>
 <table id="doctor"><thead><tr><th scope="col">Check</th><th scope="col">Status</th><th scope="col">Detail</th></tr></thead><tbody>
