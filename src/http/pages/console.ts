@@ -119,7 +119,7 @@ ${error ? html`<div class="error-summary" role="alert"><p>${error}</p></div>` : 
 <p class="hint" id="operator-hint">Recorded with everything you do here, as SHIPSHAPE_OPERATOR is in the CLI.</p>
 <input type="text" id="operator" name="operator" value="${operator}" required autocomplete="username" aria-describedby="operator-hint">
 <label for="token">Admin token</label>
-<p class="hint" id="token-hint">ADMIN_TOKEN, or a token from <code>shipshape admin-token</code>. It is checked once and not kept in the browser.</p>
+<p class="hint" id="token-hint">ADMIN_TOKEN, or a token from <code>shipshape admin-token rotate</code>. It is checked once and not kept in the browser.</p>
 <input type="password" id="token" name="token" required autocomplete="off" aria-describedby="token-hint">
 <button type="submit">Sign in</button>
 </form>`,
@@ -135,7 +135,7 @@ ${error ? html`<div class="error-summary" role="alert"><p>${error}</p></div>` : 
     const check = await verifyAdminToken(pool, input.token, config.adminToken);
     if (!check.ok) {
       await recordAudit(pool, { actor: `operator:${input.operator}`, action: 'console.login.failed', ip: request.ip, details: { reason: check.reason } });
-      const why = check.reason === 'disabled' ? 'No admin token is configured: set ADMIN_TOKEN or issue one with `shipshape admin-token issue`.' : `That admin token is not valid (${check.reason}).`;
+      const why = check.reason === 'disabled' ? 'No admin token is configured: set ADMIN_TOKEN or run `shipshape admin-token rotate`.' : `That admin token is not valid (${check.reason}).`;
       return sendPage(reply, 401, loginPage(why, input.operator));
     }
     const session = await openConsoleSession(pool, { operator: input.operator, adminTokenId: check.tokenId, ip: request.ip });
