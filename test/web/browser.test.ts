@@ -195,10 +195,15 @@ describe('operator console in Chromium', () => {
     assert.equal(await page.locator('#approved-by').textContent(), 'bob');
 
     // Alice, in her terminal, goes ahead; the open run page follows the journal without a reload.
+    // A mark on the page as loaded (set from the test, outside the page's CSP): still there at the end means no reload.
+    await page.evaluate("document.getElementById('log').dataset.loadedBefore = 'resume'");
     const resumed = await runCli(['runs', 'resume', runId, '--yes', '--json'], env);
     assert.equal(resumed.code, 0, resumed.stdout + resumed.stderr);
     await page.locator('#log', { hasText: 'ended: succeeded' }).waitFor();
     await eventually('the state shown to change', async () => ((await page.locator('#run-state').textContent()) === 'succeeded' ? true : undefined));
+    assert.equal(await page.locator('#log').getAttribute('data-loaded-before'), 'resume', 'the log grew on the open page, streamed');
+    await page.getByRole('link', { name: 'reload' }).click();
+    await page.locator('#steps', { hasText: 'Send a push notification to users — done' }).waitFor();
     await screenshot(page, 'console-run-approved');
 
     await page.goto(`${api.url}/console/audit`);

@@ -45,8 +45,8 @@ form.inline { display: inline; }
 
 /**
  * The console's run page: follows the run's log over Server-Sent Events (GET /console/runs/:id/events)
- * and appends each line; when the run's state changes to anything but running, the page is
- * loaded again. Without JavaScript the page shows the log as of loading.
+ * and appends each line; when the run's state changes it updates the state shown and points to
+ * a reload for the steps. Without JavaScript the page shows the log as of loading.
  */
 export const CONSOLE_JS = `
 'use strict';
@@ -61,8 +61,9 @@ export const CONSOLE_JS = `
   source.addEventListener('state', function (event) {
     var state = JSON.parse(event.data);
     if (status) status.textContent = state;
-    // Finished (or waiting again): the whole page is drawn anew, steps and buttons included.
-    if (state !== 'running') { source.close(); window.location.reload(); }
+    // The step list and buttons are drawn by the server: say so rather than reload under the reader.
+    var notice = document.getElementById('run-changed');
+    if (notice) { notice.hidden = false; }
   });
   source.addEventListener('end', function () { source.close(); });
 })();

@@ -187,7 +187,8 @@ ${runs.map((run) => html`<tr><td>${runLink(run.runId)}</td><td>${run.command}</t
     const approvalLive = record.approval !== undefined && Date.parse(record.approval.expiresAt) > Date.now();
     const canApprove = record.state === 'awaiting-approval' && requester !== signed.session.operator && !approvalLive;
     const body = html`<p><code>shipshape ${summary.command}</code> — ${record.created.procedure.title} (${summary.risk} risk). Requested by <strong>${requester}</strong> at ${summary.startedAt}.</p>
-<p>State: <strong id="run-state">${summary.state}</strong>${summary.exitCode === null ? '' : html` (exit ${summary.exitCode})`}</p>
+<p role="status">State: <strong id="run-state">${summary.state}</strong>${summary.exitCode === null ? '' : html` (exit ${summary.exitCode})`}</p>
+<p id="run-changed" hidden>The run has moved on: <a href="/console/runs/${record.runId}">reload</a> for its steps.</p>
 <p>Parameters: <code>${JSON.stringify(record.created.params)}</code></p>
 ${record.state === 'awaiting-approval' && !approvalLive
   ? canApprove
