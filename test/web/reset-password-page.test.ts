@@ -95,6 +95,10 @@ describe('password reset page', () => {
   test('a form posted from another site is refused', async () => {
     const refused = await postForm(api, { token: 'x'.repeat(43), password: 'whatever password', confirm: 'whatever password' }, { origin: 'https://evil.example', 'sec-fetch-site': 'cross-site' });
     assert.equal(refused.status, 403);
-    assert.match(refused.headers.get('content-type') ?? '', /text\/html/);
+    assert.match(refused.text, /SHIP_ERR_FORBIDDEN/, 'a client that does not ask for HTML gets the JSON error envelope');
+    const browser = await postForm(api, { token: 'x'.repeat(43), password: 'whatever password', confirm: 'whatever password' }, { accept: 'text/html', 'sec-fetch-site': 'cross-site' });
+    assert.equal(browser.status, 403);
+    assert.match(browser.headers.get('content-type') ?? '', /text\/html/);
+    assert.match(browser.text, /role="alert"/);
   });
 });

@@ -59,26 +59,34 @@ export function acceptForms(scope: FastifyInstance): void {
   });
 }
 
-/** Errors met on a page are shown as a page with the same status and message as the API would give. */
+/**
+ * Errors met on a page: a browser (Accept: text/html) gets a page with the status and message; any
+ * other client the API's `{"error":{"code","message"}}` envelope, as everywhere else.
+ */
 export function pageErrors(scope: FastifyInstance): void {
   scope.setErrorHandler((error: FastifyError, request, reply) => {
     let status = 500;
+    let code = 'SHIP_ERR_INTERNAL';
     let message = `Something went wrong on our side. Quote request id ${request.id} when reporting it.`;
     if (isShipError(error)) {
       status = error.httpStatus;
+      code = error.code;
       message = error.message;
       if (status >= 500) request.log.error({ err: error }, error.message);
     } else if (databaseFailureOf(error) !== undefined) {
       status = 503;
+      code = 'SHIP_ERR_DATABASE_UNAVAILABLE';
       message = 'The service is briefly unavailable. Try again in a few seconds.';
       reply.header('retry-after', '5');
       request.log.warn({ err: describeError(error) }, 'database unavailable; answered 503');
     } else if (error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500) {
       status = error.statusCode;
+      code = status === 429 ? 'SHIP_ERR_RATE_LIMITED' : 'SHIP_ERR_VALIDATION';
       message = status === 429 ? 'Too many attempts. Wait a minute and try again.' : 'This request could not be read. Go back and try again.';
     } else {
       request.log.error({ err: error }, 'unhandled error on a page');
     }
+    if (!(request.headers.accept ?? '').includes('text/html')) return reply.status(status).send({ error: { code, message } });
     return sendPage(reply, status, page({ title: 'Error: something went wrong', body: html`<h1>Something went wrong</h1><div class="error-summary" role="alert"><p>${message}</p></div>` }));
   });
 }
