@@ -8,6 +8,7 @@ import { issueAdminToken, revokeAdminToken } from '../../src/domain/admin-tokens
 import { setBanner, setMaintenance } from '../../src/domain/app-state.ts';
 import { queryAudit } from '../../src/domain/audit-query.ts';
 import { recordMaintenanceNotice } from '../../src/domain/maintenance-notices.ts';
+import { listSchedules } from '../../src/scheduler/schedules.ts';
 import { ADMIN_TOKEN, startTestApi, type TestApi } from '../helpers/api.ts';
 import { eventually } from '../helpers/patience.ts';
 
@@ -137,6 +138,22 @@ describe('operator console sign-in', () => {
     const out = await post('/console/logout', { csrf }, { cookie: session });
     assert.equal(out.status, 303);
     assert.equal((await get('/console', session)).location, '/console/login');
+  });
+
+  test('pausing a schedule from the console goes through the scheduler and is audited under the operator name', async () => {
+    const { session } = await signIn('ada');
+    const page = await get('/console/schedules', session);
+    assert.equal(page.status, 200);
+    assert.match(page.text, /daily-backup/);
+    const csrf = /name="csrf" value="([^"]+)"/.exec(page.text)?.[1] ?? '';
+    const paused = await post('/console/schedules/daily-backup/pause', { csrf }, { cookie: session });
+    assert.equal(paused.status, 303);
+    const schedules = await listSchedules(api.server.database.pool);
+    assert.equal(schedules.find((s) => s.name === 'daily-backup')?.paused, true);
+    const audit = await queryAudit(api.server.database.pool, { action: 'schedule.paused', limit: 1 });
+    assert.equal(audit[0]?.actor, 'operator:ada');
+    assert.equal((await get('/console/schedules/daily-backup/nonsense', session)).status, 404);
+    assert.equal((await post('/console/schedules/daily-backup/resume', { csrf }, { cookie: session })).status, 303);
   });
 
   test('revoking the admin token a session came from ends the session', async () => {

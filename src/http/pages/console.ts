@@ -2,7 +2,9 @@
  * /console: the operator console. Everything it shows or does goes through the functions the
  * CLI uses — `listRuns`/`loadRun`/`presentRunJournal` (`shipshape runs`), `approveRun`
  * (`shipshape approve`), `listBackups` (`shipshape db backups`), `gatherHealth` and `runDoctor`
- * (`shipshape health`, `shipshape doctor`), `queryAudit` (`shipshape audit`) — so there is no
+ * (`shipshape health`, `shipshape doctor`), `queryAudit` (`shipshape audit`), `pauseSchedule` /
+ * `resumeSchedule` (`shipshape schedule pause|resume`) and `cancelScheduledNotification`
+ * (`shipshape notify cancel`), each audited as the CLI audits it — so there is no
  * second implementation to drift.
  *
  * Sign-in: an operator name and an admin token (ADMIN_TOKEN or one from `shipshape admin-token`),
@@ -22,7 +24,9 @@ import { ShipError, describeError } from '../../errors.ts';
 import { withBackupStore } from '../../ops/backups/backup-store.ts';
 import { formatBytes } from '../../ops/backups/bytes.ts';
 import { listBackups } from '../../ops/backups/catalog.ts';
+import { cancelScheduledNotification, listNotifications } from '../../domain/scheduled-notifications.ts';
 import { runDoctor } from '../../ops/diagnostics/doctor.ts';
+import { ensureDefaultSchedules, listSchedules, pauseSchedule, resumeSchedule } from '../../scheduler/schedules.ts';
 import { gatherHealth } from '../../ops/diagnostics/health.ts';
 import { approveRun, isRunId, listRuns, loadRun, presentRunJournal, runSummary, type RunRecord } from '../../ops/engine/index.ts';
 import type { ApiContext } from '../context.ts';
@@ -39,6 +43,13 @@ const RUN_POLL_MS = 500;
 const loginForm = z.object({ operator: z.string().trim().max(200).default(''), token: z.string().max(1000).default('') });
 const csrfForm = z.object({ csrf: z.string().max(200).optional() });
 const runParams = z.object({ runId: z.string().max(64) });
+
+/** Path parameters the console's routes read; anything else is a page that does not exist. */
+function pathParams<T>(schema: z.ZodType<T>, value: unknown): T {
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) throw new ShipError('SHIP_ERR_NOT_FOUND', 'There is no such console page. Start again from /console.');
+  return parsed.data;
+}
 
 interface Signed {
   readonly session: ConsoleSession;
@@ -98,7 +109,7 @@ export function consolePages(app: FastifyInstance, context: ApiContext): void {
       title: `${title} — Shipshape console`,
       ...options,
       body: html`<nav aria-label="Console"><ul>
-<li><a href="/console">Runs</a></li><li><a href="/console/backups">Backups</a></li><li><a href="/console/health">Health</a></li><li><a href="/console/audit">Audit trail</a></li><li><a href="/status">Status page</a></li>
+<li><a href="/console">Runs</a></li><li><a href="/console/backups">Backups</a></li><li><a href="/console/health">Health</a></li><li><a href="/console/schedules">Schedules</a></li><li><a href="/console/audit">Audit trail</a></li><li><a href="/status">Status page</a></li>
 <li class="muted">Signed in as <strong id="operator">${signed.session.operator}</strong></li>
 <li><form class="inline" method="post" action="/console/logout"><input type="hidden" name="csrf" value="${signed.csrf}"><button class="secondary" type="submit">Sign out</button></form></li>
 </ul></nav>
@@ -181,7 +192,7 @@ ${runs.map((run) => html`<tr><td>${runLink(run.runId)}</td><td>${run.command}</t
   app.get('/console/runs/:runId', { config: PAGE_CONFIG }, async (request, reply) => {
     const signed = await signedIn(request, reply);
     if (!signed) return reply;
-    const record = await runOr404(runParams.parse(request.params).runId);
+    const record = await runOr404(pathParams(runParams, request.params).runId);
     const summary = runSummary(record);
     const requester = record.created.operator;
     const approvalLive = record.approval !== undefined && Date.parse(record.approval.expiresAt) > Date.now();
@@ -210,7 +221,7 @@ ${record.approval ? html`<p>Approved by <strong id="approved-by">${record.approv
   app.get('/console/runs/:runId/events', { config: PAGE_CONFIG }, async (request, reply) => {
     const signed = await signedIn(request, reply);
     if (!signed) return reply;
-    const first = await runOr404(runParams.parse(request.params).runId);
+    const first = await runOr404(pathParams(runParams, request.params).runId);
     reply.hijack();
     const raw = reply.raw;
     raw.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', 'x-content-type-options': 'nosniff', connection: 'keep-alive' });
@@ -243,7 +254,7 @@ ${record.approval ? html`<p>Approved by <strong id="approved-by">${record.approv
   app.post('/console/runs/:runId/approve', { config: PAGE_CONFIG }, async (request, reply) => {
     const signed = await signedForm(request, reply);
     if (!signed) return reply;
-    const record = await runOr404(runParams.parse(request.params).runId);
+    const record = await runOr404(pathParams(runParams, request.params).runId);
     // The engine's own approval: it refuses the requester, a run not waiting, and records the approver in the journal.
     const result = await approveRun(record.runId, { config: { ...config, operator: signed.session.operator } });
     await recordAudit(pool, { actor: actor(signed.session), action: 'console.run.approved', ip: request.ip, details: { runId: result.runId, procedure: result.procedure.id, requestedBy: result.requestedBy, expiresAt: result.expiresAt } });
@@ -283,6 +294,49 @@ ${health.checks.map((check) => html`<tr><td>${check.name}</td><td>${check.status
 ${doctor.checks.map((check) => html`<tr><td>${check.name}</td><td>${check.status}</td><td>${check.detail}${check.remedy ? html`<br><span class="muted">${check.remedy}</span>` : ''}</td></tr>`)}
 </tbody></table>`;
     return sendPage(reply, 200, consolePage(signed, 'Health and doctor', body));
+  });
+
+  app.get('/console/schedules', { config: PAGE_CONFIG }, async (request, reply) => {
+    const signed = await signedIn(request, reply);
+    if (!signed) return reply;
+    // As `shipshape schedule list`: the built-in schedules exist before anyone looks at them.
+    await ensureDefaultSchedules(pool, config, actor(signed.session));
+    const [schedules, notifications] = await Promise.all([listSchedules(pool), listNotifications(pool, { status: 'pending', limit: 100 })]);
+    const csrf = html`<input type="hidden" name="csrf" value="${signed.csrf}">`;
+    const when = (date: Date | null) => (date ? date.toISOString().replace('T', ' ').slice(0, 16) : '—');
+    const body = html`<h2>Recurring schedules</h2>
+<table id="schedules"><thead><tr><th scope="col">Name</th><th scope="col">Task</th><th scope="col">When</th><th scope="col">Next (UTC)</th><th scope="col">Last outcome</th><th scope="col"></th></tr></thead><tbody>
+${schedules.map((schedule) => html`<tr><td>${schedule.name}</td><td>${schedule.task}</td><td>${schedule.recurrence} (${schedule.timeZone})</td><td>${schedule.paused ? 'paused' : when(schedule.nextOccurrenceAt)}</td><td>${schedule.lastOutcome ?? '—'}</td>
+<td><form class="inline" method="post" action="/console/schedules/${schedule.name}/${schedule.paused ? 'resume' : 'pause'}">${csrf}<button class="secondary" type="submit" aria-label="${schedule.paused ? 'Resume' : 'Pause'} ${schedule.name}">${schedule.paused ? 'Resume' : 'Pause'}</button></form></td></tr>`)}
+</tbody></table>
+<h2>Scheduled notifications (pending)</h2>
+${notifications.length === 0
+  ? html`<p>None pending.</p>`
+  : html`<table id="notifications"><thead><tr><th scope="col">For (UTC)</th><th scope="col">Title</th><th scope="col">Requested by</th><th scope="col"></th></tr></thead><tbody>
+${notifications.map((n) => html`<tr><td>${when(n.scheduledFor)}</td><td>${n.title}</td><td>${n.requestedBy}</td><td>${n.kind === 'scheduled' ? html`<form class="inline" method="post" action="/console/notifications/${n.id}/cancel">${csrf}<button class="secondary" type="submit" aria-label="Cancel ${n.title}">Cancel</button></form>` : ''}</td></tr>`)}
+</tbody></table>`}`;
+    return sendPage(reply, 200, consolePage(signed, 'Schedules', body));
+  });
+
+  const scheduleParams = z.object({ name: z.string().max(200), action: z.enum(['pause', 'resume']) });
+  app.post('/console/schedules/:name/:action', { config: PAGE_CONFIG }, async (request, reply) => {
+    const signed = await signedForm(request, reply);
+    if (!signed) return reply;
+    const { name, action } = pathParams(scheduleParams, request.params);
+    if (action === 'pause') await pauseSchedule(pool, name, actor(signed.session));
+    else await resumeSchedule(pool, name, actor(signed.session));
+    await recordAudit(pool, { actor: actor(signed.session), action: action === 'pause' ? 'schedule.paused' : 'schedule.resumed', ip: request.ip, details: { name, via: 'console' } });
+    return reply.redirect('/console/schedules', 303);
+  });
+
+  const notificationParams = z.object({ id: z.string().max(100) });
+  app.post('/console/notifications/:id/cancel', { config: PAGE_CONFIG }, async (request, reply) => {
+    const signed = await signedForm(request, reply);
+    if (!signed) return reply;
+    const { id } = pathParams(notificationParams, request.params);
+    await cancelScheduledNotification(pool, id, actor(signed.session));
+    await recordAudit(pool, { actor: actor(signed.session), action: 'admin.notifications.cancelled', ip: request.ip, details: { notification: id, via: 'console' } });
+    return reply.redirect('/console/schedules', 303);
   });
 
   app.get('/console/audit', { config: PAGE_CONFIG }, async (request, reply) => {
