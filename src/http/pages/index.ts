@@ -7,7 +7,7 @@
  * - /console — the operator console (console.ts)
  * - /pages/assets/* — the stylesheet and the console's script
  */
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import { StatusBoard } from '../../domain/public-status.ts';
 import type { ApiContext } from '../context.ts';
 import { CONSOLE_JS, PAGES_CSS } from './assets.ts';
@@ -28,7 +28,7 @@ export async function webPages(scope: FastifyInstance, context: ApiContext): Pro
 
   const asset = (body: string, type: string) => ({
     config: { page: true, maintenanceExempt: true, probe: true },
-    handler: async (_request: unknown, reply: import('fastify').FastifyReply) => pageHeaders(reply, 'public, max-age=3600').type(type).send(body),
+    handler: async (_request: unknown, reply: FastifyReply) => pageHeaders(reply, 'public, max-age=3600').type(type).send(body),
   });
   scope.get('/pages/assets/pages.css', asset(PAGES_CSS, 'text/css; charset=utf-8'));
   scope.get('/pages/assets/console.js', asset(CONSOLE_JS, 'text/javascript; charset=utf-8'));

@@ -33,7 +33,7 @@ export function resetPasswordPage(app: FastifyInstance, context: ApiContext): vo
   // The same budget as the JSON route (counters shared by name): the page is no way around it.
   const limiter = attemptLimiter(app, 'passwordResetConfirm', LIMITS.passwordResetConfirm);
 
-  app.get('/reset-password', { config: { page: true, maintenanceExempt: true, input: { query } } }, async (request, reply) => {
+  app.get('/reset-password', { config: { page: true, maintenanceExempt: true } }, async (request, reply) => {
     const token = TOKEN.safeParse(query.safeParse(request.query).data?.token);
     if (!token.success) return sendPage(reply, 400, linkProblem('incomplete'));
     const state = await resetTokenState(pool, token.data);
@@ -41,7 +41,7 @@ export function resetPasswordPage(app: FastifyInstance, context: ApiContext): vo
     return sendPage(reply, 200, resetForm(token.data, {}, maintenanceNotice(context)));
   });
 
-  app.post('/reset-password', { config: { page: true, maintenanceExempt: true, input: { body: form } } }, async (request, reply) => {
+  app.post('/reset-password', { config: { page: true, maintenanceExempt: true } }, async (request, reply) => {
     refuseCrossSite(request);
     const input = form.parse(request.body ?? {});
     const token = TOKEN.safeParse(input.token);

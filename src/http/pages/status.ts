@@ -4,7 +4,7 @@
  * during maintenance — which is when people look.
  */
 import type { FastifyInstance } from 'fastify';
-import type { PublicState, StatusBoard } from '../../domain/public-status.ts';
+import { UPTIME_DAYS, type PublicState, type StatusBoard } from '../../domain/public-status.ts';
 import { html, page } from './html.ts';
 import { sendPage } from './respond.ts';
 
@@ -50,7 +50,7 @@ ${banner ? html`<div class="banner" role="note"><p>${banner.message}</p></div>` 
 ${slow.window
   ? html`<p id="window">${slow.window.subject}: from <time datetime="${slow.window.startsAt.toISOString()}">${when(slow.window.startsAt)}</time> to <time datetime="${slow.window.endsAt.toISOString()}">${when(slow.window.endsAt)}</time>.</p>`
   : html`<p id="window">None announced.</p>`}
-<h2>Uptime, last ${90} days</h2>
+<h2>Uptime, last ${UPTIME_DAYS} days</h2>
 ${slow.uptimePercent === null
   ? html`<p>No samples yet: uptime is measured from when this server first ran.</p>`
   : html`<p><strong>${slow.uptimePercent.toFixed(2)} %</strong> <span class="muted">(planned maintenance not counted)</span></p>
@@ -65,7 +65,7 @@ ${slow.uptime.filter((d) => d.percent !== null && d.percent < 99.9).map((d) => h
   : ''}`}
 <h2>Recent incidents</h2>
 ${slow.incidents.length === 0
-  ? html`<p>No incidents in the last 90 days.</p>`
+  ? html`<p>No incidents in the last ${UPTIME_DAYS} days.</p>`
   : html`<ul id="incidents">${slow.incidents.map((incident) => html`<li><strong>${when(incident.startedAt)}</strong>: ${incident.message ?? 'the service was disabled'} — ${incident.resolvedAt ? html`resolved ${when(incident.resolvedAt)}` : html`<strong>ongoing</strong>`}</li>`)}</ul>`}
 <p class="muted">Updated ${when(new Date())}. Also as <a href="/status.json">JSON</a>.</p>`;
     return sendPage(reply, 200, page({ title: `Status: ${HEADLINE[state]}`, body, refreshSeconds: 30 }), CACHE);
