@@ -10,6 +10,7 @@ import { queryAudit } from '../../src/domain/audit-query.ts';
 import { recordMaintenanceNotice } from '../../src/domain/maintenance-notices.ts';
 import { listSchedules } from '../../src/scheduler/schedules.ts';
 import { ADMIN_TOKEN, startTestApi, type TestApi } from '../helpers/api.ts';
+import { runCli } from '../helpers/cli.ts';
 import { eventually } from '../helpers/patience.ts';
 
 describe('status page', () => {
@@ -154,6 +155,25 @@ describe('operator console sign-in', () => {
     assert.equal(audit[0]?.actor, 'operator:ada');
     assert.equal((await get('/console/schedules/daily-backup/nonsense', session)).status, 404);
     assert.equal((await post('/console/schedules/daily-backup/resume', { csrf }, { cookie: session })).status, 303);
+  });
+
+  test('verifying a backup from the console records the verification the CLI shows', async () => {
+    const env = { DATABASE_URL: api.config.databaseUrl ?? '', STATE_DIR: api.config.stateDir, API_URL: api.url, ADMIN_TOKEN, SHIPSHAPE_OPERATOR: 'ada' };
+    const backup = await runCli(['db', 'backup', '--compression', '0', '--yes', '--json'], env);
+    assert.equal(backup.code, 0, backup.stdout + backup.stderr);
+    const { session } = await signIn('ada');
+    const before = await get('/console/backups', session);
+    const backupId = /<td>(b-\d{8}-\d{6}-[a-z0-9_]+(?:-\d+)?)<\/td>/.exec(before.text)?.[1];
+    assert.ok(backupId, before.text);
+    const csrf = /name="csrf" value="([^"]+)"/.exec(before.text)?.[1] ?? '';
+    assert.equal((await post(`/console/backups/${backupId}/verify`, { csrf }, { cookie: session })).status, 303);
+    const after = await get('/console/backups', session);
+    assert.match(after.text, /ok at \d{4}-/);
+    const listed = await runCli(['db', 'backups', '--json'], env);
+    assert.match(listed.stdout, /"verified": "yes, re-checked \d{4}-/, '`shipshape db backups` sees the re-check made from the console');
+    const audit = await queryAudit(api.server.database.pool, { action: 'backup.verified', limit: 1 });
+    assert.equal(audit[0]?.actor, 'operator:ada');
+    assert.equal(audit[0]?.details.ok, true);
   });
 
   test('revoking the admin token a session came from ends the session', async () => {

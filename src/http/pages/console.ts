@@ -24,6 +24,7 @@ import { ShipError, describeError } from '../../errors.ts';
 import { withBackupStore } from '../../ops/backups/backup-store.ts';
 import { formatBytes } from '../../ops/backups/bytes.ts';
 import { listBackups } from '../../ops/backups/catalog.ts';
+import { verifyAndRecord } from '../../ops/backups/verify-and-record.ts';
 import { cancelScheduledNotification, listNotifications } from '../../domain/scheduled-notifications.ts';
 import { runDoctor } from '../../ops/diagnostics/doctor.ts';
 import { ensureDefaultSchedules, listSchedules, pauseSchedule, resumeSchedule } from '../../scheduler/schedules.ts';
@@ -267,18 +268,36 @@ ${record.approval ? html`<p>Approved by <strong id="approved-by">${record.approv
     const signed = await signedIn(request, reply);
     if (!signed) return reply;
     const { location, entries } = await withBackupStore(config, async (store) => ({ location: store.location, entries: await listBackups(store) }));
+    const csrf = html`<input type="hidden" name="csrf" value="${signed.csrf}">`;
     const now = Date.now();
     const age = (date: Date) => {
       const hours = (now - date.getTime()) / 3_600_000;
       return hours < 48 ? `${hours.toFixed(1)} h` : `${(hours / 24).toFixed(1)} days`;
     };
-    const body = html`<p>In <code>${location}</code>. Verify or restore with <code>shipshape db backups verify &lt;id&gt;</code> and <code>shipshape db restore &lt;id&gt;</code>; a restore waits for a second operator's approval, given on its run page here.</p>
+    const body = html`<p>In <code>${location}</code>. <strong>Verify</strong> re-reads a backup from storage and checks it as <code>shipshape db verify &lt;id&gt;</code> does (add <code>--restore</code> in the CLI for a scratch restore). Restore with <code>shipshape db restore &lt;id&gt;</code>: it waits for a second operator's approval, given on its run page here.</p>
 ${entries.length === 0
   ? html`<p>No backups yet: <code>shipshape db backup</code> takes one.</p>`
-  : html`<table id="backups"><thead><tr><th scope="col">Backup</th><th scope="col">State</th><th scope="col">Age</th><th scope="col">Size</th><th scope="col">Last verified</th></tr></thead><tbody>
-${entries.map((entry) => html`<tr><td>${entry.id}</td><td>${entry.state}${entry.problem ? html`<br><span class="muted">${entry.problem}</span>` : ''}</td><td>${age(entry.createdAt)}</td><td>${formatBytes(entry.objects.reduce((sum, object) => sum + object.bytes, 0))}</td><td>${entry.lastVerification ? JSON.stringify(entry.lastVerification).slice(0, 120) : '—'}</td></tr>`)}
+  : html`<table id="backups"><thead><tr><th scope="col">Backup</th><th scope="col">State</th><th scope="col">Age</th><th scope="col">Size</th><th scope="col">Last verified</th><th scope="col"></th></tr></thead><tbody>
+${entries.map((entry) => html`<tr><td>${entry.id}</td><td>${entry.state}${entry.problem ? html`<br><span class="muted">${entry.problem}</span>` : ''}</td><td>${age(entry.createdAt)}</td><td>${formatBytes(entry.objects.reduce((sum, object) => sum + object.bytes, 0))}</td><td>${entry.lastVerification ? (entry.lastVerification.ok ? `ok at ${entry.lastVerification.at}${entry.lastVerification.restoreTested ? ' (scratch restore)' : ''}` : `FAILED at ${entry.lastVerification.at}: ${entry.lastVerification.problem ?? ''}`) : '—'}</td>
+<td>${entry.manifest ? html`<form class="inline" method="post" action="/console/backups/${entry.id}/verify">${csrf}<button class="secondary" type="submit" aria-label="Verify ${entry.id}">Verify</button></form>` : ''}</td></tr>`)}
 </tbody></table>`}`;
     return sendPage(reply, 200, consolePage(signed, 'Backups', body));
+  });
+
+  const backupParams = z.object({ backupId: z.string().min(1).max(200).regex(/^[A-Za-z0-9._:-]+$/) });
+  app.post('/console/backups/:backupId/verify', { config: PAGE_CONFIG }, async (request, reply) => {
+    const signed = await signedForm(request, reply);
+    if (!signed) return reply;
+    const { backupId } = pathParams(backupParams, request.params);
+    let ok = false;
+    try {
+      ok = (await verifyAndRecord(config, backupId, { restoreTest: false })).ok;
+    } catch (error) {
+      // A failed verification is recorded beside the backup and shown in the list; anything else is the page's error.
+      if (!(error instanceof ShipError && error.code === 'SHIP_ERR_BACKUP_NOT_VERIFIED')) throw error;
+    }
+    await recordAudit(pool, { actor: actor(signed.session), action: 'backup.verified', ip: request.ip, details: { backupId, ok, via: 'console' } });
+    return reply.redirect('/console/backups', 303);
   });
 
   app.get('/console/health', { config: PAGE_CONFIG }, async (request, reply) => {
