@@ -96,18 +96,28 @@ export async function readSlowStatus(db: Queryable, now = new Date()): Promise<S
     }
   }
   // A day counts from its first sample (the first day sampling ran, or midnight) to its end or now;
-  // a minute nobody sampled is a minute no instance was serving, and counts against uptime.
+  // a minute nobody sampled is a minute no instance was serving, and counts against uptime — a
+  // day with no sample at all (every instance down) included.
   const firstEver = days.rows[0]?.first;
+  const byDay = new Map(days.rows.map((row) => [row.day, row]));
   let up = 0;
   let expectedTotal = 0;
-  const uptime: UptimeDay[] = days.rows.map((row) => {
-    const start = Math.max(Date.parse(`${row.day}T00:00:00Z`), firstEver?.getTime() ?? 0);
-    const end = Math.min(Date.parse(`${row.day}T00:00:00Z`) + 86_400_000, now.getTime());
-    const expected = Math.max(1, Math.round((end - start) / 60_000) - row.maintenance);
-    up += Math.min(row.up, expected);
-    expectedTotal += expected;
-    return { day: row.day, percent: Math.min(100, (100 * row.up) / expected), maintenanceMinutes: row.maintenance };
-  });
+  const uptime: UptimeDay[] = [];
+  if (firstEver) {
+    for (let midnight = Date.parse(`${firstEver.toISOString().slice(0, 10)}T00:00:00Z`); midnight <= now.getTime(); midnight += 86_400_000) {
+      const day = new Date(midnight).toISOString().slice(0, 10);
+      const row = byDay.get(day);
+      const start = Math.max(midnight, firstEver.getTime());
+      const end = Math.min(midnight + 86_400_000, now.getTime());
+      const maintenance = row?.maintenance ?? 0;
+      // Whole minutes only: the one under way may not have been sampled yet.
+      const expected = Math.max(1, Math.floor((end - start) / 60_000) - maintenance);
+      const served = Math.min(row?.up ?? 0, expected);
+      up += served;
+      expectedTotal += expected;
+      uptime.push({ day, percent: (100 * served) / expected, maintenanceMinutes: maintenance });
+    }
+  }
   return {
     incidents: incidents.reverse(),
     window: window.rows[0] ? { startsAt: window.rows[0].window_starts_at, endsAt: window.rows[0].window_ends_at, subject: window.rows[0].subject } : null,

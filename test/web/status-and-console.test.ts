@@ -61,6 +61,8 @@ describe('status page', () => {
     const sampled = seen.uptime.days.find((d: { day: string }) => d.day === day);
     assert.ok(sampled, JSON.stringify(seen.uptime));
     assert.ok(Math.abs(sampled.percent - 90) < 0.01, `90 % that day, got ${sampled.percent}`);
+    const yesterday = new Date(Date.now() - 86_400_000).toISOString().slice(0, 10);
+    assert.equal(seen.uptime.days.find((d: { day: string }) => d.day === yesterday)?.percent, 0, 'a day no instance sampled at all is a day down');
     const html = (await api.request('GET', '/status')).text;
     assert.match(html, /Monthly maintenance/);
     assert.match(html, /Maintenance on Sunday 02:00-04:00/);
