@@ -178,6 +178,22 @@ describe('operator console sign-in', () => {
     assert.equal(audit[0]?.details.ok, true);
   });
 
+  test('the health page charts the last hour of request metrics against the runbook thresholds', async () => {
+    const buckets = Array.from({ length: 20 }, (_, i) => (i === 12 ? 40 : 0));
+    await api.server.database.pool.query(
+      `INSERT INTO request_metrics (instance_id, period_start, period_end, requests, errors, duration_ms_sum, latency_buckets)
+       VALUES ('chart-test', now() - interval '10 minutes', now() - interval '9 minutes', 40, 2, 24000, $1::int[])`,
+      [buckets],
+    );
+    const { session } = await signIn('ada');
+    const page = await get('/console/health', session);
+    assert.equal(page.status, 200);
+    assert.match(page.text, /<svg[^>]*aria-label="Requests per minute, last hour"/);
+    assert.match(page.text, /Error rate \(highest 5\.00 %, runbook threshold 0\.10 %\)/);
+    assert.match(page.text, /p95 response time \(highest \d+ ms, runbook threshold 500 ms\)/);
+    assert.match(page.text, /id="doctor"/);
+  });
+
   test('revoking the admin token a session came from ends the session', async () => {
     const pool = api.server.database.pool;
     const issued = await issueAdminToken(pool, { label: 'console test', createdBy: 'test' });

@@ -18,6 +18,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { verifyAdminToken } from '../../domain/admin-tokens.ts';
 import { queryAudit } from '../../domain/audit-query.ts';
+import { readMetricsSeries, type MetricsMinute } from '../../domain/metrics-series.ts';
 import { recordAudit } from '../../domain/audit.ts';
 import { csrfMatches, csrfTokenFor, endConsoleSession, findConsoleSession, openConsoleSession, OPERATOR_NAME, type ConsoleSession } from '../../domain/console-sessions.ts';
 import { ShipError, describeError } from '../../errors.ts';
@@ -29,6 +30,7 @@ import { cancelScheduledNotification, listNotifications } from '../../domain/sch
 import { runDoctor } from '../../ops/diagnostics/doctor.ts';
 import { ensureDefaultSchedules, listSchedules, pauseSchedule, resumeSchedule } from '../../scheduler/schedules.ts';
 import { gatherHealth } from '../../ops/diagnostics/health.ts';
+import { thresholds } from '../../ops/diagnostics/thresholds.ts';
 import { approveRun, isRunId, listRuns, loadRun, presentRunJournal, runSummary, type RunRecord } from '../../ops/engine/index.ts';
 import type { ApiContext } from '../context.ts';
 import { attemptLimiter } from '../plugins/attempt-limits.ts';
@@ -303,11 +305,17 @@ ${entries.map((entry) => html`<tr><td>${entry.id}</td><td>${entry.state}${entry.
   app.get('/console/health', { config: PAGE_CONFIG }, async (request, reply) => {
     const signed = await signedIn(request, reply);
     if (!signed) return reply;
-    const [health, doctor] = await Promise.all([gatherHealth(config, context.logger), runDoctor(config, context.logger)]);
+    const [health, doctor, series] = await Promise.all([gatherHealth(config, context.logger), runDoctor(config, context.logger), readMetricsSeries(pool)]);
     const body = html`<h2>Health (<code>shipshape health</code>): ${health.healthy ? 'healthy' : 'NOT healthy'}</h2>
 <table id="health"><thead><tr><th scope="col">Check</th><th scope="col">Status</th><th scope="col">Found</th></tr></thead><tbody>
 ${health.checks.map((check) => html`<tr><td>${check.name}</td><td>${check.status}</td><td>${check.summary}${check.remedy ? html`<br><span class="muted">${check.remedy}</span>` : ''}</td></tr>`)}
 </tbody></table>
+<h2>The last hour, minute by minute</h2>
+${series.length === 0
+  ? html`<p>No request metrics in the last hour (the instances write them every METRICS_FLUSH_INTERVAL).</p>`
+  : html`${chart('Requests per minute', series, (m) => m.requests, undefined, (v) => String(Math.round(v)))}
+${chart('Error rate', series, (m) => m.errorRate, thresholds.errorRate, (v) => `${(v * 100).toFixed(2)} %`)}
+${chart('p95 response time', series, (m) => m.p95Ms, thresholds.p95Ms, (v) => `${Math.round(v)} ms`)}`}
 <h2>Doctor (<code>shipshape doctor</code>): ${doctor.healthy ? 'no findings' : 'findings'}</h2>
 <table id="doctor"><thead><tr><th scope="col">Check</th><th scope="col">Status</th><th scope="col">Detail</th></tr></thead><tbody>
 ${doctor.checks.map((check) => html`<tr><td>${check.name}</td><td>${check.status}</td><td>${check.detail}${check.remedy ? html`<br><span class="muted">${check.remedy}</span>` : ''}</td></tr>`)}
@@ -367,6 +375,26 @@ ${entries.map((entry) => html`<tr><td>${entry.at.toISOString().replace('T', ' ')
 </tbody></table>`;
     return sendPage(reply, 200, consolePage(signed, 'Audit trail', body));
   });
+}
+
+/**
+ * A bar chart as inline SVG (attributes only, nothing the CSP forbids), with the runbook's
+ * threshold as a dashed line; each bar's <title> names its minute and figure.
+ */
+function chart(title: string, series: readonly MetricsMinute[], value: (m: MetricsMinute) => number, threshold: number | undefined, format: (v: number) => string): SafeHtml {
+  const values = series.map(value);
+  const max = Math.max(...values, threshold ?? 0) || 1;
+  const width = 600;
+  const height = 120;
+  const bar = width / 60;
+  const start = Date.now() - 3_600_000;
+  const y = (v: number) => (height - (v / max) * (height - 10)).toFixed(1);
+  return html`<figure class="chart"><figcaption>${title} (highest ${format(Math.max(...values))}${threshold === undefined ? '' : `, runbook threshold ${format(threshold)}`})</figcaption>
+<svg viewBox="0 0 ${width} ${height}" width="100%" height="${height}" role="img" aria-label="${title}, last hour">
+<rect x="0" y="0" width="${width}" height="${height}" fill="none" stroke="currentColor" stroke-opacity="0.2"></rect>
+${series.map((m, i) => html`<rect x="${(((m.minute.getTime() - start) / 60_000) * bar).toFixed(1)}" y="${y(values[i] ?? 0)}" width="${(bar - 1).toFixed(1)}" height="${(height - Number(y(values[i] ?? 0))).toFixed(1)}" fill="currentColor" fill-opacity="0.6"><title>${m.minute.toISOString().slice(11, 16)} UTC: ${format(values[i] ?? 0)}</title></rect>`)}
+${threshold === undefined ? '' : html`<line x1="0" x2="${width}" y1="${y(threshold)}" y2="${y(threshold)}" stroke="#cf222e" stroke-dasharray="4 3"></line>`}
+</svg></figure>`;
 }
 
 /** The journal's event lines exactly as `shipshape runs show` prints them (no colour), without its header and hints. */
