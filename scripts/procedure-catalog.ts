@@ -7,7 +7,7 @@
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import { procedureListing } from '../src/cli/commands/procedure-list.ts';
+import { procedureListing } from '../src/ops/engine/registry.ts';
 import { procedures } from '../src/ops/procedures/index.ts';
 
 export const catalogFile = fileURLToPath(new URL('../src/ops/procedures/catalog.ts', import.meta.url));
@@ -18,7 +18,7 @@ export function renderCatalog(): string {
  * \`node scripts/procedure-catalog.ts\`; test/cli/procedure-catalog.test.ts fails when it is
  * out of date. Do not edit by hand.
  */
-import type { ProcedureListing } from '../../cli/commands/procedure-list.ts';
+import type { ProcedureListing } from '../engine/registry.ts';
 
 export const procedureCatalog: readonly ProcedureListing[] = ${JSON.stringify(procedureListing(procedures), null, 2)};
 `;

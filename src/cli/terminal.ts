@@ -10,7 +10,7 @@ import type { Prompter, ProgressUpdate, RunObserver, RunView } from '../ops/engi
 import type { JournalEntry } from '../ops/engine/journal.ts';
 import type { StepStatus } from '../ops/engine/run-record.ts';
 import { formatBytes } from '../bytes.ts';
-import { checkMarker, checkText, formatDuration, marker, paint, type Style } from './style.ts';
+import { checkMarker, checkText, formatDuration, marker, paint, type Style } from '../ops/present/style.ts';
 import { stepUnverified } from '../ops/engine/report.ts';
 
 export interface TerminalOptions extends Style {

@@ -43,6 +43,7 @@ const variables = {
   ADMIN_TOKEN: { schema: z.string().min(16, 'must be at least 16 characters').optional(), example: 'a long random string (openssl rand -hex 32)' },
   LOG_LEVEL: { schema: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'), example: 'info' },
   PUBLIC_URL: { schema: url.default('http://127.0.0.1:3000'), example: 'https://app.example.com' },
+  APP_RESET_URL: { schema: url.refine((value) => !/^(javascript|data|vbscript|file|blob):/i.test(value), "must be the app's own scheme (tasks://…) or an https:// universal link").optional(), example: 'tasks://reset-password' },
   API_URL: { schema: url.optional(), example: 'https://api.example.com' },
   SESSION_TTL_HOURS: { schema: positiveInt.default(24 * 30), example: '720' },
   PASSWORD_RESET_TTL_MINUTES: { schema: positiveInt.default(60), example: '60' },
@@ -164,6 +165,8 @@ export interface Config {
   readonly adminToken: string | undefined;
   readonly logLevel: RawConfig['LOG_LEVEL'];
   readonly publicUrl: string;
+  /** The app's reset screen as a deep link; the reset email offers it besides the web page (unset → the web page only). */
+  readonly appResetUrl: string | undefined;
   /** Where the CLI finds the running API. */
   readonly apiUrl: string;
   readonly sessionTtlHours: number;
@@ -360,6 +363,7 @@ export function loadConfig(env: Environment = process.env, cwd = process.cwd()):
     adminToken: c.ADMIN_TOKEN,
     logLevel: c.LOG_LEVEL,
     publicUrl: c.PUBLIC_URL,
+    appResetUrl: c.APP_RESET_URL,
     apiUrl: c.API_URL ?? `http://${c.HOST === '0.0.0.0' ? '127.0.0.1' : c.HOST}:${c.PORT}`,
     sessionTtlHours: c.SESSION_TTL_HOURS,
     passwordResetTtlMinutes: c.PASSWORD_RESET_TTL_MINUTES,

@@ -73,6 +73,12 @@ export interface PasswordResetRequest {
   readonly email: string;
   readonly ttlMinutes: number;
   readonly publicUrl: string;
+  /**
+   * APP_RESET_URL: the app's own reset screen (a deep link such as `tasks://reset-password`).
+   * When set, the email offers it first; the web page at PUBLIC_URL stays in the email as the
+   * link that works on any device.
+   */
+  readonly appResetUrl?: string | undefined;
   readonly requestedBy: string;
   readonly ip?: string | undefined;
   /**
@@ -115,14 +121,8 @@ export async function requestPasswordReset(
     );
     await recordAudit(tx, { actor: request.requestedBy, action: 'auth.password_reset.requested', userId: user.id, ip: request.ip });
   });
-  const link = new URL(`/reset-password?token=${encodeURIComponent(token)}`, request.publicUrl).toString();
   const delivery = mailer
-    .send({
-      to: user.email,
-      subject: 'Reset your password',
-      text: `Someone asked to reset the password for ${user.email}.\n\nOpen this link within ${request.ttlMinutes} minutes to choose a new one:\n${link}\n\nIf it was not you, ignore this email; your password stays the same.`,
-      html: `<p>Someone asked to reset the password for ${escapeHtml(user.email)}.</p><p><a href="${escapeHtml(link)}">Choose a new password</a> (valid for ${request.ttlMinutes} minutes).</p><p>If it was not you, ignore this email; your password stays the same.</p>`,
-    })
+    .send(resetEmail(user.email, token, request))
     .then(
       (sent): MailDelivery => ({ sent }),
       (error: unknown): MailDelivery => {
@@ -131,6 +131,54 @@ export async function requestPasswordReset(
       },
     );
   return { accountExists: true, delivery };
+}
+
+/** Where a reset token is used: the web page under PUBLIC_URL, and the app's deep link when APP_RESET_URL is set. */
+export function resetLinks(token: string, options: { publicUrl: string; appResetUrl?: string | undefined }): { web: string; app: string | undefined } {
+  // Joined to PUBLIC_URL's path, so a deployment served under a prefix (https://host/api) gets its own page.
+  const web = new URL(options.publicUrl);
+  web.pathname = `${web.pathname.replace(/\/+$/, '')}/reset-password`;
+  web.search = '';
+  web.searchParams.set('token', token);
+  let app: string | undefined;
+  if (options.appResetUrl) {
+    const deep = new URL(options.appResetUrl);
+    deep.searchParams.set('token', token);
+    app = deep.toString();
+  }
+  return { web: web.toString(), app };
+}
+
+function resetEmail(to: string, token: string, request: PasswordResetRequest): { to: string; subject: string; text: string; html: string } {
+  const links = resetLinks(token, request);
+  const within = `within ${request.ttlMinutes} minutes`;
+  const text = links.app
+    ? `Someone asked to reset the password for ${to}.\n\nOn your phone, open this link ${within} to choose a new password in the app:\n${links.app}\n\nOn any other device, use this one:\n${links.web}\n\nIf it was not you, ignore this email; your password stays the same.`
+    : `Someone asked to reset the password for ${to}.\n\nOpen this link ${within} to choose a new one:\n${links.web}\n\nIf it was not you, ignore this email; your password stays the same.`;
+  const htmlLinks = links.app
+    ? `<p><a href="${escapeHtml(links.app)}">Choose a new password in the app</a> (valid for ${request.ttlMinutes} minutes).</p><p>Not on your phone? <a href="${escapeHtml(links.web)}">Choose it on the web</a> instead.</p>`
+    : `<p><a href="${escapeHtml(links.web)}">Choose a new password</a> (valid for ${request.ttlMinutes} minutes).</p>`;
+  return {
+    to,
+    subject: 'Reset your password',
+    text,
+    html: `<p>Someone asked to reset the password for ${escapeHtml(to)}.</p>${htmlLinks}<p>If it was not you, ignore this email; your password stays the same.</p>`,
+  };
+}
+
+/** What became of a reset token, so the reset page can say why a link no longer works. */
+export type ResetTokenState = 'valid' | 'expired' | 'used' | 'unknown';
+
+/** Reads a token's state without spending it. `used` also covers a link replaced by a newer one. */
+export async function resetTokenState(db: Queryable, token: string): Promise<ResetTokenState> {
+  const { rows } = await db.query<{ used: boolean; expired: boolean }>(
+    'SELECT used_at IS NOT NULL AS used, expires_at <= now() AS expired FROM password_reset_tokens WHERE token_hash = $1::bytea',
+    [hashToken(token)],
+  );
+  const row = rows[0];
+  if (!row) return 'unknown';
+  if (row.used) return 'used';
+  return row.expired ? 'expired' : 'valid';
 }
 
 /** Sets a new password with a reset token; the token is spent and every session of the user ends. */

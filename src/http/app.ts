@@ -30,6 +30,7 @@ import { scheduledNotificationRoutes } from './routes/scheduled-notifications.ts
 import { systemRoutes } from './routes/system.ts';
 import { taskRoutes } from './routes/tasks.ts';
 import { updateRoutes } from './routes/updates.ts';
+import { webPages } from './pages/index.ts';
 
 /** JSON bodies beyond this are refused with 413: nothing the app sends comes close. */
 const BODY_LIMIT_BYTES = 64 * 1024;
@@ -69,6 +70,8 @@ export async function buildApp(context: ApiContext): Promise<FastifyInstance> {
   const routeTable: RouteEntry[] = [];
   app.decorate('routeTable', routeTable);
   app.addHook('onRoute', (route) => {
+    // Web pages (src/http/pages) are for people, not API routes: kept out of the document and the table.
+    if (route.config?.page) route.schema = { ...route.schema, hide: true };
     // The document's own routes (/openapi.json, /docs) are hidden from it, and are no API route.
     if (route.schema?.hide === true) return;
     for (const method of [route.method].flat()) routeTable.push({ method, url: route.url, input: inputOf(route.schema) });
@@ -174,5 +177,7 @@ export async function buildApp(context: ApiContext): Promise<FastifyInstance> {
     await admin.register(pushSendRoutes, deps);
     await admin.register(scheduledNotificationRoutes, deps);
   });
+  // The web pages (reset password, status, console) in their own scope: forms, HTML errors, CSP.
+  await app.register(async (pages) => webPages(pages, context));
   return app;
 }

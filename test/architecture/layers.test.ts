@@ -21,8 +21,9 @@ const srcRoot = fileURLToPath(new URL('../../src/', import.meta.url));
 export const layers: readonly (readonly string[])[] = [
   ['cli'],
   ['runtime'],
-  ['http', 'scheduler'],
-  ['ops/procedures'],
+  ['http'],
+  ['scheduler'],
+  ['ops/procedures', 'ops/present'],
   ['ops/maintenance', 'ops/release', 'ops/watchdog'],
   ['ops/diagnostics'],
   ['ops/backups'],
@@ -119,7 +120,7 @@ test('every module under src/ has a place in the layer order', async () => {
 test('the checker names an upward, a sideways and a dynamic import, and lets downward ones pass', () => {
   const found = violations([
     { file: 'ops/procedures/x.ts', specifier: '../../runtime/y.ts', target: 'runtime/y.ts' },
-    { file: 'http/routes/a.ts', specifier: '../../scheduler/b.ts', target: 'scheduler/b.ts' },
+    { file: 'ops/procedures/a.ts', specifier: '../present/b.ts', target: 'ops/present/b.ts' },
     { file: 'time/recurrence.ts', specifier: '../config/index.ts', target: 'config/index.ts' },
     { file: 'cli/main.ts', specifier: '../domain/users.ts', target: 'domain/users.ts' },
     { file: 'domain/users.ts', specifier: '../db/pool.ts', target: 'db/pool.ts' },
@@ -127,7 +128,7 @@ test('the checker names an upward, a sideways and a dynamic import, and lets dow
   ]);
   assert.deepEqual(found, [
     "src/ops/procedures/x.ts: '../../runtime/y.ts' points up the stack (ops/procedures must not import runtime, which sits above it)",
-    "src/http/routes/a.ts: '../../scheduler/b.ts' points sideways (http and scheduler are peers; move what both need below them)",
+    "src/ops/procedures/a.ts: '../present/b.ts' points sideways (ops/procedures and ops/present are peers; move what both need below them)",
     "src/time/recurrence.ts: '../config/index.ts' points up the stack (time must not import config, which sits above it)",
   ]);
   const dynamic = ts.preProcessFile("const { buildApp } = await import('../http/app.ts');", true, true);

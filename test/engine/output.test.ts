@@ -7,7 +7,7 @@ import { Writable } from 'node:stream';
 import { test } from 'node:test';
 import type { RunReport } from '../../src/ops/engine/index.ts';
 import { createTerminalObserver } from '../../src/cli/terminal.ts';
-import { presentReport } from '../../src/cli/present.ts';
+import { presentReport } from '../../src/ops/present/present.ts';
 import { prerequisitesMessage, sentence } from '../../src/ops/engine/messages.ts';
 import { isSecretName } from '../../src/ops/engine/redact.ts';
 

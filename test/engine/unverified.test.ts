@@ -14,7 +14,7 @@ import { loadConfig } from '../../src/config/index.ts';
 import { ExitCode } from '../../src/errors.ts';
 import { createLogger } from '../../src/log.ts';
 import { defineProcedure, loadRun, rollbackRun, runProcedure, unverified, type Check } from '../../src/ops/engine/index.ts';
-import { presentReport, presentRunJournal } from '../../src/cli/present.ts';
+import { presentReport, presentRunJournal } from '../../src/ops/present/present.ts';
 import { journalPath } from '../../src/ops/engine/journal.ts';
 import { createStateDir } from '../helpers/postgres.ts';
 

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { runProcedure, type EngineDeps } from '../../src/ops/engine/index.ts';
-import { presentReport } from '../../src/cli/present.ts';
+import { presentReport } from '../../src/ops/present/present.ts';
 import { cdnPurge } from '../../src/ops/procedures/cdn-purge.ts';
 import { startFakeCloudflare, type FakeCloudflare } from '../fakes/cloudflare.ts';
 import { runCli } from '../helpers/cli.ts';

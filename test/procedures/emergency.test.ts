@@ -13,7 +13,7 @@ import { readAppState, setMaintenance } from '../../src/domain/app-state.ts';
 import { registerDevice } from '../../src/domain/devices.ts';
 import { createUser } from '../../src/domain/users.ts';
 import { runProcedure, type EngineDeps } from '../../src/ops/engine/index.ts';
-import { presentReport } from '../../src/cli/present.ts';
+import { presentReport } from '../../src/ops/present/present.ts';
 import { EMERGENCY_PAGE_KEY } from '../../src/ops/procedures/emergency-common.ts';
 import { emergencyDisable } from '../../src/ops/procedures/emergency-disable.ts';
 import { emergencyEnable } from '../../src/ops/procedures/emergency-enable.ts';

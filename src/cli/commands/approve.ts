@@ -3,7 +3,7 @@
  */
 import type { Command } from 'commander';
 import { approveRun } from '../../ops/engine/index.ts';
-import { presentApproval } from '../present.ts';
+import { presentApproval } from '../../ops/present/present.ts';
 import { cliContext } from '../context.ts';
 import { colourFor, jsonErrors } from './procedures.ts';
 

@@ -8,12 +8,10 @@
  * migration procedure's backup check.
  */
 import type { Command } from 'commander';
-import { isShipError } from '../../errors.ts';
 import { withBackupStore } from '../../ops/backups/backup-store.ts';
 import { formatBytes } from '../../bytes.ts';
-import { listBackups, readManifest, type BackupEntry } from '../../ops/backups/catalog.ts';
-import { verificationKey, type VerificationRecord } from '../../ops/backups/manifest.ts';
-import { verifyBackup } from '../../ops/backups/take-backup.ts';
+import { listBackups, type BackupEntry } from '../../ops/backups/catalog.ts';
+import { verifyAndRecord } from '../../ops/backups/verify-and-record.ts';
 import { cliContext } from '../context.ts';
 import { emit, table } from '../output.ts';
 import { jsonErrors } from './procedures.ts';
@@ -49,23 +47,7 @@ export function registerDbBackups(db: Command): void {
     .action(async (backupId: string, options: { restore: boolean; json: boolean }) => {
       await jsonErrors(options.json, async () => {
         const { config } = cliContext();
-        const record = await withBackupStore(config, async (store) => {
-          const manifest = await readManifest(store, backupId);
-          const at = () => new Date().toISOString();
-          try {
-            const checks = await verifyBackup({ config, store, facts: manifest, restoreTest: options.restore });
-            const ok: VerificationRecord = { backupId, at: at(), ok: true, restoreTested: options.restore, checks, problem: null };
-            await store.putJson(verificationKey(backupId), ok);
-            return ok;
-          } catch (error) {
-            // Only a definite finding is recorded; an unreachable store or a missing tool says nothing about the backup.
-            if (isShipError(error) && error.code === 'SHIP_ERR_BACKUP_NOT_VERIFIED') {
-              const failed: VerificationRecord = { backupId, at: at(), ok: false, restoreTested: options.restore, checks: [], problem: error.message };
-              await store.putJson(verificationKey(backupId), failed).catch(() => undefined);
-            }
-            throw error;
-          }
-        });
+        const record = await verifyAndRecord(config, backupId, { restoreTest: options.restore });
         emit(options, record, (r) => [`Backup ${r.backupId} verifies:`, ...r.checks.map((check) => `  ✓ ${check}`)].join('\n'));
       });
     });

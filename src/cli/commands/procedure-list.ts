@@ -5,33 +5,8 @@
  * `node scripts/procedure-catalog.ts`), so listing them loads none of their code.
  */
 import type { Command } from 'commander';
-import type { ProcedureEntry } from '../../ops/engine/registry.ts';
+import type { ProcedureListing } from '../../ops/engine/registry.ts';
 import { emit } from '../output.ts';
-
-export interface ProcedureListing {
-  readonly id: string;
-  readonly command: string;
-  readonly title: string;
-  readonly risk: string;
-  readonly expectedDuration: string;
-  readonly runbookSection: string;
-  readonly whenToUse: string;
-  readonly irreversibleSteps: readonly string[];
-}
-
-/** What `shipshape procedures` shows of each registry entry. */
-export function procedureListing(entries: readonly ProcedureEntry[]): ProcedureListing[] {
-  return entries.map(({ procedure }) => ({
-    id: procedure.id,
-    command: `shipshape ${procedure.command}`,
-    title: procedure.title,
-    risk: procedure.risk,
-    expectedDuration: procedure.expectedDuration,
-    runbookSection: procedure.runbookSection,
-    whenToUse: procedure.whenToUse,
-    irreversibleSteps: procedure.steps.filter((step) => step.irreversible !== undefined).map((step) => step.id),
-  }));
-}
 
 export function registerProcedureList(program: Command, rows: readonly ProcedureListing[]): void {
   program

@@ -8,12 +8,13 @@ import { type Command, Option } from 'commander';
 import { ShipError } from '../../errors.ts';
 import { configuredAlerter, runProcedure, type EngineDeps, type ProcedureEntry, type RunReport } from '../../ops/engine/index.ts';
 import { createTerminalObserver, createTerminalPrompter } from '../terminal.ts';
-import { presentReport } from '../present.ts';
+import { presentReport } from '../../ops/present/present.ts';
 import { commonFlagNames } from '../../ops/engine/registry.ts';
 import { cliContext, type CliContext } from '../context.ts';
 import { exitWith } from '../exit.ts';
 import { colourFor, jsonErrors } from '../output.ts';
-import { procedureListing, registerProcedureList } from './procedure-list.ts';
+import { procedureListing } from '../../ops/engine/registry.ts';
+import { registerProcedureList } from './procedure-list.ts';
 
 // Their home is output.ts (commands that must start fast import them from there); kept here for the others.
 export { colourFor, jsonErrors };

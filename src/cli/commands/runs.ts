@@ -4,7 +4,7 @@
 import type { Command } from 'commander';
 import type { ProcedureEntry } from '../../ops/engine/index.ts';
 import { listRuns, loadRun } from '../../ops/engine/runs.ts';
-import { presentRunJournal, presentRunList } from '../present.ts';
+import { presentRunJournal, presentRunList } from '../../ops/present/present.ts';
 import { cliContext } from '../context.ts';
 import { colourFor, jsonErrors } from '../output.ts';
 

@@ -24,7 +24,7 @@ const resetConfirm = z.strictObject({ token: z.string().min(20, 'is not a reset 
  * is its token: guessing one is hopeless, so its per-address limit only has to stop floods, and
  * is loose enough that one noisy client cannot lock out everyone behind the same address.
  */
-const LIMITS = {
+export const LIMITS = {
   login: { perIp: { max: 30, timeWindow: 60_000 }, perAccount: { max: 10, timeWindow: 15 * 60_000 } },
   passwordReset: { perIp: { max: 10, timeWindow: 60_000 }, perAccount: { max: 3, timeWindow: 60 * 60_000 } },
   passwordResetConfirm: { perIp: { max: 60, timeWindow: 60_000 }, perAccount: { max: 5, timeWindow: 60 * 60_000 } },
@@ -77,6 +77,7 @@ export const authRoutes: FastifyPluginAsync<RouteDeps> = async (app, { context, 
       email: input.email,
       ttlMinutes: context.config.passwordResetTtlMinutes,
       publicUrl: context.config.publicUrl,
+      appResetUrl: context.config.appResetUrl,
       requestedBy: 'anonymous',
       ip: request.ip,
       emailsPerHour: LIMITS.passwordReset.perAccount.max,

@@ -46,3 +46,29 @@ export function procedureEntry<S extends z.ZodType>(procedure: Procedure<S>, cli
 
 /** Flags every procedure command gets; procedure options must not reuse them. */
 export const commonFlagNames = ['--dry-run', '--json', '--yes', '--yes-irreversible', '--approved-by', '--wait'] as const;
+
+/** What `shipshape procedures` lists of a procedure (src/ops/procedures/catalog.ts holds them, written from the registry). */
+export interface ProcedureListing {
+  readonly id: string;
+  readonly command: string;
+  readonly title: string;
+  readonly risk: string;
+  readonly expectedDuration: string;
+  readonly runbookSection: string;
+  readonly whenToUse: string;
+  readonly irreversibleSteps: readonly string[];
+}
+
+/** What `shipshape procedures` shows of each registry entry. */
+export function procedureListing(entries: readonly ProcedureEntry[]): ProcedureListing[] {
+  return entries.map(({ procedure }) => ({
+    id: procedure.id,
+    command: `shipshape ${procedure.command}`,
+    title: procedure.title,
+    risk: procedure.risk,
+    expectedDuration: procedure.expectedDuration,
+    runbookSection: procedure.runbookSection,
+    whenToUse: procedure.whenToUse,
+    irreversibleSteps: procedure.steps.filter((step) => step.irreversible !== undefined).map((step) => step.id),
+  }));
+}

@@ -3,7 +3,7 @@
  * `node scripts/procedure-catalog.ts`; test/cli/procedure-catalog.test.ts fails when it is
  * out of date. Do not edit by hand.
  */
-import type { ProcedureListing } from '../../cli/commands/procedure-list.ts';
+import type { ProcedureListing } from '../engine/registry.ts';
 
 export const procedureCatalog: readonly ProcedureListing[] = [
   {

@@ -63,6 +63,7 @@ export const userResetPassword = defineProcedure({
             email: p.email,
             ttlMinutes: config.passwordResetTtlMinutes,
             publicUrl: config.publicUrl,
+            appResetUrl: config.appResetUrl,
             requestedBy: `operator:${operator}`,
           });
           const outcome = await delivery;

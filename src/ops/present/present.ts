@@ -3,11 +3,11 @@
  * code), the list of runs, and a run's journal. Results go to stdout — one JSON document
  * with `--json` — and the error line (`error[CODE]: …`) to stderr.
  */
-import type { ExitCode } from '../errors.ts';
-import type { ApprovalResult } from '../ops/engine/approve.ts';
-import type { JournalEntry } from '../ops/engine/journal.ts';
-import { stepUnverified, type RunReport } from '../ops/engine/report.ts';
-import type { RunRecord } from '../ops/engine/run-record.ts';
+import type { ExitCode } from '../../errors.ts';
+import type { ApprovalResult } from '../engine/approve.ts';
+import type { JournalEntry } from '../engine/journal.ts';
+import { stepUnverified, type RunReport } from '../engine/report.ts';
+import type { RunRecord } from '../engine/run-record.ts';
 import { checkMarker, checkText, formatDuration, marker, paint, type Style } from './style.ts';
 
 export interface Presented {

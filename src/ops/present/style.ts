@@ -2,7 +2,7 @@
  * Markers and colours for run output. Colour only on a terminal and never with NO_COLOR
  * set (the CLI decides); the markers carry the meaning either way.
  */
-import type { StepStatus } from '../ops/engine/run-record.ts';
+import type { StepStatus } from '../engine/run-record.ts';
 
 export interface Style {
   readonly color: boolean;
