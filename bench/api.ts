@@ -78,12 +78,23 @@ type System = (typeof systemNames)[number];
 /** The realistic mix: every user reads their list in this many passes over all users, then adds a task in one. */
 const MIX_READS_PER_WRITE = 4;
 
-const endpoints: Record<Endpoint, { label: string; method: 'GET' | 'POST'; path: string; ceilingPath: string; authenticated: boolean; expectedStatus: number; readsPerWrite?: number }> = {
+const endpoints: Record<
+  Endpoint,
+  { label: string; method: 'GET' | 'POST'; path: string; ceilingPath: string; authenticated: boolean; expectedStatus: number; readsPerWrite?: number }
+> = {
   health: { label: 'GET /health', method: 'GET', path: '/health', ceilingPath: CEILING_ROUTES.health, authenticated: false, expectedStatus: 200 },
   listTasks: { label: 'GET /tasks', method: 'GET', path: '/tasks', ceilingPath: CEILING_ROUTES.listTasks, authenticated: true, expectedStatus: 200 },
   createTask: { label: 'POST /tasks', method: 'POST', path: '/tasks', ceilingPath: CEILING_ROUTES.createTask, authenticated: true, expectedStatus: 201 },
   // No ceilings: it is here for the task-list cache's hit rate under reads between writes.
-  taskMix: { label: `GET/POST /tasks ${MIX_READS_PER_WRITE}:1`, method: 'GET', path: '/tasks', ceilingPath: '', authenticated: true, expectedStatus: 200, readsPerWrite: MIX_READS_PER_WRITE },
+  taskMix: {
+    label: `GET/POST /tasks ${MIX_READS_PER_WRITE}:1`,
+    method: 'GET',
+    path: '/tasks',
+    ceilingPath: '',
+    authenticated: true,
+    expectedStatus: 200,
+    readsPerWrite: MIX_READS_PER_WRITE,
+  },
 };
 
 const systems: Record<System, string> = {
@@ -130,7 +141,11 @@ export const benchmark: MeasurableBenchmark = {
  * BENCH_API_SERVER_ENV='DATABASE_POOL_MAX=16' npm run bench -- --only api
  */
 function planFromEnv(base: Plan): Plan {
-  const list = (value: string | undefined) => value?.split(',').map((entry) => entry.trim()).filter(Boolean);
+  const list = (value: string | undefined) =>
+    value
+      ?.split(',')
+      .map((entry) => entry.trim())
+      .filter(Boolean);
   const concurrency = list(process.env.BENCH_API_CONCURRENCY)?.map(Number);
   const repeats = process.env.BENCH_API_REPEATS ? Number(process.env.BENCH_API_REPEATS) : undefined;
   return { ...base, ...(concurrency?.length ? { concurrency } : {}), ...(repeats ? { repeats } : {}) };
@@ -176,12 +191,23 @@ async function runApiBenchmark(context: BenchmarkContext): Promise<BenchmarkRepo
       if (endpoints[endpoint].ceilingPath) targets.push(httpTarget(load, plan, endpoint, 'httpCeiling', ceiling, tokensFile));
       if (pgbench) {
         for (const [system, script] of scripts[endpoint]) {
-          targets.push(pgbenchTarget(plan, endpoint, system, script, { binary: pgbench, databaseUrl: database.url, workDir, users: data.users, clients: pgbenchClients, cores: context.machine.cores }));
+          targets.push(
+            pgbenchTarget(plan, endpoint, system, script, {
+              binary: pgbench,
+              databaseUrl: database.url,
+              workDir,
+              users: data.users,
+              clients: pgbenchClients,
+              cores: context.machine.cores,
+            }),
+          );
         }
       }
     }
 
-    const transactionsPerRequest = plan.countTransactions ? await countTransactionsPerRequest(context, load, shipshape.url, tokensFile, database.pool) : new Map<Endpoint, number>();
+    const transactionsPerRequest = plan.countTransactions
+      ? await countTransactionsPerRequest(context, load, shipshape.url, tokensFile, database.pool)
+      : new Map<Endpoint, number>();
     const samples = new Map<string, Sample[]>();
     let measurements = 0;
     for (const concurrency of plan.concurrency) {
@@ -207,7 +233,12 @@ async function runApiBenchmark(context: BenchmarkContext): Promise<BenchmarkRepo
         ceilingSection(plan, samples, Boolean(pgbench), transactionsPerRequest),
         criteriaSection(plan, samples),
         findingsSection(plan, samples, { pgbench: Boolean(pgbench), dbClientLimit, seeded: data, transactionsPerRequest }),
-        { heading: 'pgbench scripts', intro: 'Built from the statements captured from PostgreSQL while the real domain functions ran (see bench/lib/captured-sql.ts); only the parameters are filled in.', code: pgbench ? renderScripts(scripts) : 'pgbench was not found, so the database ceiling was not measured.' },
+        {
+          heading: 'pgbench scripts',
+          intro:
+            'Built from the statements captured from PostgreSQL while the real domain functions ran (see bench/lib/captured-sql.ts); only the parameters are filled in.',
+          code: pgbench ? renderScripts(scripts) : 'pgbench was not found, so the database ceiling was not measured.',
+        },
       ],
       commands: commands(plan, { shipshape, ceiling, scripts, pgbench: Boolean(pgbench), users: data.users, pgbenchClients, cores: context.machine.cores }),
       measurements,
@@ -232,8 +263,16 @@ async function samplePayloads(baseUrl: string, data: SeededData): Promise<Ceilin
   const taskPage = await fetchJson(`${baseUrl}/tasks`, { headers }, 200);
   const expected = Math.min(FIRST_PAGE, data.tasksPerUser);
   const count = typeof taskPage === 'object' && taskPage !== null && 'tasks' in taskPage && Array.isArray(taskPage.tasks) ? taskPage.tasks.length : -1;
-  if (count !== expected) throw new ShipError('SHIP_ERR_INTERNAL', `GET /tasks returned ${count} tasks for a seeded user; expected ${expected}. The seed or the route's default page size changed.`);
-  const createdTask = await fetchJson(`${baseUrl}/tasks`, { method: 'POST', headers: { ...headers, 'content-type': 'application/json' }, body: JSON.stringify({ title: 'Bench task 0' }) }, 201);
+  if (count !== expected)
+    throw new ShipError(
+      'SHIP_ERR_INTERNAL',
+      `GET /tasks returned ${count} tasks for a seeded user; expected ${expected}. The seed or the route's default page size changed.`,
+    );
+  const createdTask = await fetchJson(
+    `${baseUrl}/tasks`,
+    { method: 'POST', headers: { ...headers, 'content-type': 'application/json' }, body: JSON.stringify({ title: 'Bench task 0' }) },
+    201,
+  );
   return { health, taskPage, createdTask };
 }
 
@@ -241,7 +280,10 @@ async function fetchJson(url: string, init: RequestInit, expectedStatus: number)
   const response = await fetch(url, init);
   const text = await response.text();
   if (response.status !== expectedStatus) {
-    throw new ShipError('SHIP_ERR_INTERNAL', `${init.method ?? 'GET'} ${new URL(url).pathname} answered ${response.status} (expected ${expectedStatus}): ${text.slice(0, 500)}`);
+    throw new ShipError(
+      'SHIP_ERR_INTERNAL',
+      `${init.method ?? 'GET'} ${new URL(url).pathname} answered ${response.status} (expected ${expectedStatus}): ${text.slice(0, 500)}`,
+    );
   }
   return JSON.parse(text);
 }
@@ -297,7 +339,9 @@ async function pgbenchClientLimit(adminUrl: string): Promise<number> {
  */
 async function settledTransactionCount(pool: Pool): Promise<number> {
   await new Promise((resolve) => setTimeout(resolve, STATS_FLUSH_WAIT_MS));
-  const { rows } = await pool.query<{ n: number }>('SELECT (xact_commit + xact_rollback)::bigint AS n FROM pg_stat_database WHERE datname = current_database()');
+  const { rows } = await pool.query<{ n: number }>(
+    'SELECT (xact_commit + xact_rollback)::bigint AS n FROM pg_stat_database WHERE datname = current_database()',
+  );
   return rows[0]?.n ?? 0;
 }
 
@@ -307,7 +351,13 @@ async function settledTransactionCount(pool: Pool): Promise<number> {
  * need ~11 s to settle after each run); the background work of the two servers (state
  * polling) adds a handful of transactions, which over hundreds of requests is noise.
  */
-async function countTransactionsPerRequest(context: BenchmarkContext, load: LoadGenerator, baseUrl: string, tokensFile: string, pool: Pool): Promise<Map<Endpoint, number>> {
+async function countTransactionsPerRequest(
+  context: BenchmarkContext,
+  load: LoadGenerator,
+  baseUrl: string,
+  tokensFile: string,
+  pool: Pool,
+): Promise<Map<Endpoint, number>> {
   context.progress('api: counting database transactions per request');
   const counts = new Map<Endpoint, number>();
   let before = await settledTransactionCount(pool);
@@ -330,14 +380,7 @@ async function countTransactionsPerRequest(context: BenchmarkContext, load: Load
   return counts;
 }
 
-function httpTarget(
-  load: LoadGenerator,
-  plan: Plan,
-  endpoint: Endpoint,
-  system: 'shipshape' | 'httpCeiling',
-  server: ChildServer,
-  tokensFile: string,
-): Target {
+function httpTarget(load: LoadGenerator, plan: Plan, endpoint: Endpoint, system: 'shipshape' | 'httpCeiling', server: ChildServer, tokensFile: string): Target {
   const baseUrl = server.url;
   const spec = endpoints[endpoint];
   const job = (connections: number, durationSeconds: number) => ({
@@ -455,7 +498,7 @@ function throughputSection(plan: Plan, samples: Map<string, Sample[]>, withPgben
     heading: 'Throughput and latency',
     intro:
       'Throughput counts successful responses (pgbench: transactions) per second: median (min–max) over the rounds. ' +
-      'Latencies are the median over rounds of each round\'s percentile, in milliseconds; errors are summed over all rounds.' +
+      "Latencies are the median over rounds of each round's percentile, in milliseconds; errors are summed over all rounds." +
       (withPgbench ? '' : ' pgbench was not found, so there are no database-ceiling rows.'),
     table: { columns: ['Endpoint', 'Measured', 'Concurrency', 'Throughput /s', 'p50 ms', 'p95 ms', 'p99 ms', 'Errors / requests'], rows },
   };
@@ -516,7 +559,17 @@ function ceilingSection(plan: Plan, samples: Map<string, Sample[]>, withPgbench:
     }
   }
   const table: Table = {
-    columns: ['Endpoint', 'Concurrency', 'Shipshape /s', 'HTTP ceiling /s', 'DB ceiling /s', 'pgbench /s with session lookup', 'Shipshape transactions per request', 'Shipshape ÷ min(ceilings)', 'Lower ceiling'],
+    columns: [
+      'Endpoint',
+      'Concurrency',
+      'Shipshape /s',
+      'HTTP ceiling /s',
+      'DB ceiling /s',
+      'pgbench /s with session lookup',
+      'Shipshape transactions per request',
+      'Shipshape ÷ min(ceilings)',
+      'Lower ceiling',
+    ],
     rows,
   };
   return {
@@ -550,7 +603,9 @@ function criteriaSection(plan: Plan, samples: Map<string, Sample[]>): ReportSect
       endpoints[endpoint].label,
       best ? String(best.concurrency) : 'none',
       best ? describe(best) : '–',
-      firstFailure ? `fails at ${firstFailure.concurrency}: ${describe(firstFailure)}` : `meets them at every level measured (up to ${plan.concurrency.at(-1)})`,
+      firstFailure
+        ? `fails at ${firstFailure.concurrency}: ${describe(firstFailure)}`
+        : `meets them at every level measured (up to ${plan.concurrency.at(-1)})`,
     ]);
   }
   return {
@@ -574,7 +629,8 @@ function findingsSection(
     const bound = comparison.boundBy === 'dbStatement' ? 'the database ceiling' : 'the HTTP ceiling';
     let note = `${endpoints[endpoint].label} at concurrency ${top}: Shipshape reaches ${formatRatio(comparison.ratio)} of ${bound}.`;
     const perRequest = facts.transactionsPerRequest.get(endpoint);
-    if (perRequest !== undefined) note += ` Each request costs the database ${formatNumber(perRequest)} transactions (round trips) where the DB ceiling spends one.`;
+    if (perRequest !== undefined)
+      note += ` Each request costs the database ${formatNumber(perRequest)} transactions (round trips) where the DB ceiling spends one.`;
     if (endpoints[endpoint].authenticated && comparison.db && comparison.request) {
       note += ` Adding the session lookup takes pgbench from ${formatNumber(comparison.db.median)}/s to ${formatNumber(comparison.request.median)}/s, so the session lookup alone costs ${formatPercent(1 - comparison.request.median / comparison.db.median, 0)} of the database ceiling.`;
     }
@@ -618,7 +674,9 @@ function summarize(plan: Plan, samples: Map<string, Sample[]>, transactionsPerRe
   const top = plan.concurrency.at(-1) ?? 1;
   const ratios = endpointNames.map((endpoint) => {
     const comparison = compare(plan, samples, endpoint, top);
-    return comparison ? `${endpoints[endpoint].label} ${comparison.ratio.median.toFixed(2)} (${comparison.boundBy === 'dbStatement' ? 'database' : 'HTTP'})` : undefined;
+    return comparison
+      ? `${endpoints[endpoint].label} ${comparison.ratio.median.toFixed(2)} (${comparison.boundBy === 'dbStatement' ? 'database' : 'HTTP'})`
+      : undefined;
   });
   const meeting = endpointNames.map((endpoint) => {
     let highest: number | undefined;
@@ -648,7 +706,15 @@ function renderScripts(scripts: ScriptSet): string {
 
 function commands(
   plan: Plan,
-  facts: { shipshape: ChildServer; ceiling: ChildServer; scripts: ScriptSet; pgbench: boolean; users: number; pgbenchClients: (c: number) => number; cores: number },
+  facts: {
+    shipshape: ChildServer;
+    ceiling: ChildServer;
+    scripts: ScriptSet;
+    pgbench: boolean;
+    users: number;
+    pgbenchClients: (c: number) => number;
+    cores: number;
+  },
 ): string[] {
   const lines = [
     `# API server (its own process)`,
@@ -660,10 +726,14 @@ function commands(
     `# GET/POST /tasks rotate Authorization: Bearer <token> over all ${facts.users.toLocaleString('en-US')} users, POST sends {"title":"Bench task <n>"}`,
   ];
   if (facts.pgbench) {
-    lines.push(`# Database ceiling: clients ${plan.concurrency.map(facts.pgbenchClients).join(', ')} for concurrency ${plan.concurrency.join(', ')}, threads = min(clients, ${facts.cores})`);
+    lines.push(
+      `# Database ceiling: clients ${plan.concurrency.map(facts.pgbenchClients).join(', ')} for concurrency ${plan.concurrency.join(', ')}, threads = min(clients, ${facts.cores})`,
+    );
     for (const [, script] of Object.values(facts.scripts).flat()) {
       const clients = facts.pgbenchClients(plan.concurrency.at(-1) ?? 1);
-      lines.push(describePgbench({ script, clients, threads: Math.min(clients, facts.cores), length: plan.pgbenchRun, variables: { users: String(facts.users) } }));
+      lines.push(
+        describePgbench({ script, clients, threads: Math.min(clients, facts.cores), length: plan.pgbenchRun, variables: { users: String(facts.users) } }),
+      );
     }
   }
   return lines;

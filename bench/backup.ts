@@ -37,7 +37,14 @@ interface Plan {
 const targetNames = ['shipshape-file', 'pipeline-file', 'shipshape-s3', 'pipeline-s3'] as const;
 type TargetName = (typeof targetNames)[number];
 
-const FULL: Plan = { sizes: [{ label: '≈250 MB', tasks: 1_150_000 }, { label: '≈1 GB', tasks: 4_700_000 }], repeats: 3, warmUp: targetNames };
+const FULL: Plan = {
+  sizes: [
+    { label: '≈250 MB', tasks: 1_150_000 },
+    { label: '≈1 GB', tasks: 4_700_000 },
+  ],
+  repeats: 3,
+  warmUp: targetNames,
+};
 // Quick: one small size, no warm-up; the RSS comparison needs the full run's two sizes.
 const QUICK: Plan = { sizes: [{ label: 'small', tasks: 10_000 }], repeats: 1, warmUp: [] };
 const targetLabels: Record<TargetName, string> = {
@@ -67,7 +74,7 @@ export const benchmark: MeasurableBenchmark = {
   title: 'Backup',
   description:
     '`shipshape db backup` (the real CLI in its own process, verification included) of generated databases of about 250 MB and 1 GB, ' +
-    'to file storage and to s3rver, against the runbook\'s own pipeline run by hand in the same run: `pg_dump --format=custom` to a file, ' +
+    "to file storage and to s3rver, against the runbook's own pipeline run by hand in the same run: `pg_dump --format=custom` to a file, " +
     'then `gzip`, then a copy into the same store. Wall-time ratio, bytes stored, and the peak RSS of our process at both sizes.',
   run: runBackupBenchmark,
 };
@@ -76,7 +83,12 @@ async function runBackupBenchmark(context: BenchmarkContext): Promise<BenchmarkR
   const plan = context.quick ? QUICK : FULL;
   const workDir = await mkdtemp(path.join(tmpdir(), 'shipshape-bench-backup-'));
   const s3 = await startS3rver({ bucket: 'shipshape-bench' });
-  const s3Client = new S3Client({ endpoint: s3.endpoint, forcePathStyle: true, region: s3.region, credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey } });
+  const s3Client = new S3Client({
+    endpoint: s3.endpoint,
+    forcePathStyle: true,
+    region: s3.region,
+    credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
+  });
   const runs: Run[] = [];
   let sequence = 0;
   try {
@@ -91,9 +103,19 @@ async function runBackupBenchmark(context: BenchmarkContext): Promise<BenchmarkR
 
         const runOnce = async (target: TargetName): Promise<Run> => {
           sequence += 1;
-          const store = target.endsWith('-file') ? { kind: 'file' as const, dir: path.join(workDir, `store-${sequence}`) } : { kind: 's3' as const, prefix: `run-${sequence}` };
-          const env = { DATABASE_URL: database.url, LOG_LEVEL: 'warn', SHIPSHAPE_OPERATOR: 'bench', STATE_DIR: path.join(workDir, 'state'), ...storeEnv(store, s3) };
-          const result = target.startsWith('shipshape') ? await shipshapeBackup(env) : await pipeline(database.url, path.join(workDir, `dump-${sequence}`), store, s3Client, s3.bucket);
+          const store = target.endsWith('-file')
+            ? { kind: 'file' as const, dir: path.join(workDir, `store-${sequence}`) }
+            : { kind: 's3' as const, prefix: `run-${sequence}` };
+          const env = {
+            DATABASE_URL: database.url,
+            LOG_LEVEL: 'warn',
+            SHIPSHAPE_OPERATOR: 'bench',
+            STATE_DIR: path.join(workDir, 'state'),
+            ...storeEnv(store, s3),
+          };
+          const result = target.startsWith('shipshape')
+            ? await shipshapeBackup(env)
+            : await pipeline(database.url, path.join(workDir, `dump-${sequence}`), store, s3Client, s3.bucket);
           const storedBytes = store.kind === 'file' ? await directoryBytes(store.dir) : await prefixBytes(s3Client, s3.bucket, store.prefix);
           if (store.kind === 'file') await rm(store.dir, { recursive: true, force: true });
           return {
@@ -147,7 +169,13 @@ async function shipshapeBackup(env: Record<string, string>): Promise<MeasuredRun
 }
 
 /** The runbook's steps, one after another as an operator would run them. */
-async function pipeline(databaseUrl: string, dumpFile: string, store: Store, s3Client: S3Client, bucket: string): Promise<{ seconds: number; steps: number[] }> {
+async function pipeline(
+  databaseUrl: string,
+  dumpFile: string,
+  store: Store,
+  s3Client: S3Client,
+  bucket: string,
+): Promise<{ seconds: number; steps: number[] }> {
   const dump = await runMeasured('pg_dump', ['--format=custom', `--file=${dumpFile}`, `--dbname=${databaseUrl}`], {});
   if (dump.code !== 0) throw new ShipError('SHIP_ERR_STEP_FAILED', `pg_dump exited with ${dump.code}: ${dump.stderr.slice(-2_000)}`);
   const gzip = await runMeasured('gzip', [dumpFile], {});
@@ -159,7 +187,10 @@ async function pipeline(databaseUrl: string, dumpFile: string, store: Store, s3C
     await copyFile(compressed, path.join(store.dir, path.basename(compressed)));
   } else {
     // What `aws s3 cp` does: a multipart upload for big files.
-    await new Upload({ client: s3Client, params: { Bucket: bucket, Key: `${store.prefix}/${path.basename(compressed)}`, Body: createReadStream(compressed) } }).done();
+    await new Upload({
+      client: s3Client,
+      params: { Bucket: bucket, Key: `${store.prefix}/${path.basename(compressed)}`, Body: createReadStream(compressed) },
+    }).done();
   }
   const copySeconds = (performance.now() - copyStarted) / 1000;
   await rm(compressed, { force: true });
@@ -169,7 +200,9 @@ async function pipeline(databaseUrl: string, dumpFile: string, store: Store, s3C
 function procedureSeconds(reportJson: string): number | undefined {
   try {
     const report: unknown = JSON.parse(reportJson);
-    return typeof report === 'object' && report !== null && 'durationMs' in report && typeof report.durationMs === 'number' ? report.durationMs / 1000 : undefined;
+    return typeof report === 'object' && report !== null && 'durationMs' in report && typeof report.durationMs === 'number'
+      ? report.durationMs / 1000
+      : undefined;
   } catch {
     return undefined;
   }
@@ -221,12 +254,16 @@ function report(plan: Plan, runs: readonly Run[]): BenchmarkReport {
       const ours = ofSize.filter((run) => run.target === `shipshape-${store}`);
       const theirs = ofSize.filter((run) => run.target === `pipeline-${store}`);
       const ratio = spread(ours.map((run, index) => run.seconds / (theirs[index]?.seconds ?? Number.NaN)).filter(Number.isFinite));
-      const bytes = (spread(ours.map((run) => run.storedBytes)).median / spread(theirs.map((run) => run.storedBytes)).median);
+      const bytes = spread(ours.map((run) => run.storedBytes)).median / spread(theirs.map((run) => run.storedBytes)).median;
       if (Number.isFinite(ratio.median) && size === plan.sizes.at(-1)) {
-        summary.push(`${size.label} to ${store === 'file' ? 'file storage' : 's3rver'}: ${ratio.median.toFixed(2)}× the runbook pipeline's wall time, ${formatNumber(bytes)}× its bytes.`);
+        summary.push(
+          `${size.label} to ${store === 'file' ? 'file storage' : 's3rver'}: ${ratio.median.toFixed(2)}× the runbook pipeline's wall time, ${formatNumber(bytes)}× its bytes.`,
+        );
       }
       if (Number.isFinite(ratio.median)) {
-        notes.push(`${size.label}, ${store === 'file' ? 'file storage' : 's3rver'}: \`shipshape db backup\` takes ${formatRatio(ratio)} of the pipeline's wall time and stores ${formatNumber(bytes)}× its bytes.`);
+        notes.push(
+          `${size.label}, ${store === 'file' ? 'file storage' : 's3rver'}: \`shipshape db backup\` takes ${formatRatio(ratio)} of the pipeline's wall time and stores ${formatNumber(bytes)}× its bytes.`,
+        );
       }
     }
   }
@@ -240,12 +277,14 @@ function report(plan: Plan, runs: readonly Run[]): BenchmarkReport {
     notes.push(
       `Peak RSS of the \`shipshape db backup\` process: ${formatNumber(smaller.max / 1e6)} MB at ${smaller.label}, ${formatNumber(larger.max / 1e6)} MB at ${larger.label} ` +
         `(${formatNumber(larger.max / smaller.max)}×) while the database grew ${formatNumber((runs.find((run) => run.size === larger.label)?.databaseBytes ?? 0) / (runs.find((run) => run.size === smaller.label)?.databaseBytes ?? 1))}×: ` +
-        (larger.max / smaller.max < 1.25 ? 'flat, as a streamed dump should be.' : '**it grows with the database**, so something holds the dump (or a large part of it) in memory.'),
+        (larger.max / smaller.max < 1.25
+          ? 'flat, as a streamed dump should be.'
+          : '**it grows with the database**, so something holds the dump (or a large part of it) in memory.'),
     );
   }
   notes.push(
     "Shipshape's wall time is the whole CLI run as an operator sees it: Node start-up, prerequisites, the dump streamed into storage at `BACKUP_COMPRESSION_LEVEL` (default 1) with size and SHA-256 taken on the way, " +
-      're-reading the stored object to check both, `pg_restore --list`, and the manifest. The pipeline only dumps (pg_dump\'s default compression), gzips and copies, and verifies nothing.',
+      "re-reading the stored object to check both, `pg_restore --list`, and the manifest. The pipeline only dumps (pg_dump's default compression), gzips and copies, and verifies nothing.",
     'Pipeline steps: pg_dump to a local file + gzip of it + the copy into the store (file copy, or a multipart upload as `aws s3 cp` does), in seconds (medians).',
   );
   return {

@@ -79,7 +79,15 @@ async function runCliStartup(context: BenchmarkContext): Promise<BenchmarkReport
       const cpu = spread(pairs.map(({ a }) => a.cpu));
       const wall = spread(pairs.map(({ a }) => a.wall));
       const baseline = spread(pairs.map(({ b }) => b.cpu));
-      rows.push([command.label, formatNumber(cpu.median), formatNumber(wall.median), formatNumber(baseline.median), formatRatio(cpuRatio), formatRatio(wallRatio), cpuRatio.median <= GOAL_RATIO ? 'met' : 'not met']);
+      rows.push([
+        command.label,
+        formatNumber(cpu.median),
+        formatNumber(wall.median),
+        formatNumber(baseline.median),
+        formatRatio(cpuRatio),
+        formatRatio(wallRatio),
+        cpuRatio.median <= GOAL_RATIO ? 'met' : 'not met',
+      ]);
       summary.push(`${command.label} ${cpuRatio.median.toFixed(2)}× node -e 0 (CPU)`);
     }
     return {
@@ -87,11 +95,16 @@ async function runCliStartup(context: BenchmarkContext): Promise<BenchmarkReport
       sections: [
         {
           heading: 'Start-up against `node -e 0`',
-          intro: 'Seconds are medians over the runs; ratios are taken pair by pair (each command run next to `node -e 0`), then summarised as median (min–max). Goal: CPU ratio ≤ 4.',
+          intro:
+            'Seconds are medians over the runs; ratios are taken pair by pair (each command run next to `node -e 0`), then summarised as median (min–max). Goal: CPU ratio ≤ 4.',
           table: { columns: ['Command', 'CPU s', 'Wall s', '`node -e 0` CPU s', 'CPU ÷ node -e 0', 'Wall ÷ node -e 0', `≤ ${GOAL_RATIO}×`], rows },
         },
       ],
-      commands: [`# each with STATE_DIR=<empty folder>, timed by bash's \`times\``, ...COMMANDS.map((command) => `node bin/shipshape.js ${command.args.join(' ')}`), 'node -e 0'],
+      commands: [
+        `# each with STATE_DIR=<empty folder>, timed by bash's \`times\``,
+        ...COMMANDS.map((command) => `node bin/shipshape.js ${command.args.join(' ')}`),
+        'node -e 0',
+      ],
       measurements,
       summary: [`${summary.join(', ')}; goal ≤ ${GOAL_RATIO}×.`],
     };

@@ -52,7 +52,7 @@ export const benchmark: MeasurableBenchmark = {
   order: 4,
   title: 'Erasure',
   description:
-    'A user with 100,000 tasks in a tasks table of 10 million rows: the wall time of Shipshape\'s GDPR erasure (`eraseUser`, ' +
+    "A user with 100,000 tasks in a tasks table of 10 million rows: the wall time of Shipshape's GDPR erasure (`eraseUser`, " +
     'what `shipshape user delete` runs) against a bare `DELETE FROM users … ON DELETE CASCADE` of an equally heavy user in the same run, ' +
     'and the plans the erasure used (none may sequentially scan the big table).',
   run: runErasureBenchmark,
@@ -63,9 +63,14 @@ async function runErasureBenchmark(context: BenchmarkContext): Promise<Benchmark
   const heavyUsers = 2 * (plan.repeats + 1);
   const users = Math.floor((plan.tableRows - heavyUsers * plan.tasksPerHeavyUser) / plan.tasksPerUser);
   const database = await createBenchDatabase(context.adminUrl, 'erasure');
-  const pool = createPool({ connectionString: database.url, max: 1, statementTimeoutMs: 600_000, connectTimeoutMs: 10_000, applicationName: 'shipshape-bench-erasure' }, createLogger('warn'));
+  const pool = createPool(
+    { connectionString: database.url, max: 1, statementTimeoutMs: 600_000, connectTimeoutMs: 10_000, applicationName: 'shipshape-bench-erasure' },
+    createLogger('warn'),
+  );
   try {
-    context.progress(`erasure: seeding ${(users * plan.tasksPerUser + heavyUsers * plan.tasksPerHeavyUser).toLocaleString('en-US')} tasks (${heavyUsers} users with ${plan.tasksPerHeavyUser.toLocaleString('en-US')} each)`);
+    context.progress(
+      `erasure: seeding ${(users * plan.tasksPerUser + heavyUsers * plan.tasksPerHeavyUser).toLocaleString('en-US')} tasks (${heavyUsers} users with ${plan.tasksPerHeavyUser.toLocaleString('en-US')} each)`,
+    );
     const seeded = await seed(database.pool, { users, tasksPerUser: plan.tasksPerUser, heavyUsers, tasksPerHeavyUser: plan.tasksPerHeavyUser });
     context.progress(`erasure: seeded in ${seeded.loadSeconds.toFixed(1)} s`);
     const heavy = Array.from({ length: heavyUsers }, (_, index) => userId(users + 1 + index));
@@ -96,7 +101,9 @@ async function capturePlans(pool: Pool, user: string): Promise<PlanLine[]> {
   const onNotice = (notice: { message?: string | undefined }) => void notices.push(notice.message ?? '');
   client.on('notice', onNotice);
   await client.query(`LOAD 'auto_explain'`);
-  await client.query(`SET auto_explain.log_min_duration = 0; SET auto_explain.log_nested_statements = on; SET auto_explain.log_format = 'json'; SET auto_explain.log_level = 'notice'`);
+  await client.query(
+    `SET auto_explain.log_min_duration = 0; SET auto_explain.log_nested_statements = on; SET auto_explain.log_format = 'json'; SET auto_explain.log_level = 'notice'`,
+  );
   client.release();
   try {
     // The pool holds one connection, so the erasure runs on this session.
@@ -194,14 +201,22 @@ function report(plan: Plan, runs: readonly Run[], plans: readonly PlanLine[], lo
   const ratio = spread(erasures.map((run, index) => run.seconds / (cascades[index]?.seconds ?? Number.NaN)).filter(Number.isFinite));
   const onTasks = plans.filter((line) => line.scans.some((scan) => / on tasks( |$)/.test(scan)));
   const seqInPlans = onTasks.filter((line) => line.scans.some((scan) => scan.startsWith('Seq Scan on tasks')));
-  const otherSeq = [...new Set(plans.flatMap((line) => line.scans.filter((scan) => scan.startsWith('Seq Scan on ') && !/ on tasks( |$)/.test(scan)).map((scan) => scan.slice('Seq Scan on '.length))))];
+  const otherSeq = [
+    ...new Set(
+      plans.flatMap((line) =>
+        line.scans.filter((scan) => scan.startsWith('Seq Scan on ') && !/ on tasks( |$)/.test(scan)).map((scan) => scan.slice('Seq Scan on '.length)),
+      ),
+    ),
+  ];
   const seqInRuns = erasures.reduce((sum, run) => sum + run.seqScans, 0);
   const notes = [
     seqInPlans.length === 0 && seqInRuns === 0
-      ? 'No sequential scan of `tasks`: none in the captured plans, and the table\'s seq_scan counter did not move during the timed erasures.'
+      ? "No sequential scan of `tasks`: none in the captured plans, and the table's seq_scan counter did not move during the timed erasures."
       : `**Sequential scan of \`tasks\`**: ${seqInPlans.length} captured statement(s) plan one, and the counter moved by ${seqInRuns} during the timed erasures.`,
     `The erasure ran ${plans.length} statements on application tables; ${plans.length - onTasks.length} of them touch only small tables` +
-      (otherSeq.length ? `, of which these were planned as sequential scans: ${otherSeq.join(', ')} (nearly empty here, where the planner prefers a sequential scan whatever the indexes).` : '.'),
+      (otherSeq.length
+        ? `, of which these were planned as sequential scans: ${otherSeq.join(', ')} (nearly empty here, where the planner prefers a sequential scan whatever the indexes).`
+        : '.'),
     `Shipshape's erasure takes ${formatRatio(ratio)} times as long as the bare cascade (per round, median (min–max)). ` +
       'It does more by design: it maps every table that references users from the catalog, deletes children first in passes until nothing is left, ' +
       'counts what remains in every table before and after deleting the account row, and writes the erasure ledger and the audit trail, all in one transaction.',
@@ -217,7 +232,8 @@ function report(plan: Plan, runs: readonly Run[], plans: readonly PlanLine[], lo
       },
       {
         heading: 'Plans on the big table',
-        intro: 'Every statement the warm-up erasure ran whose plan touches `tasks` (nested statements from triggers and foreign keys included), with the scans in its plan.',
+        intro:
+          'Every statement the warm-up erasure ran whose plan touches `tasks` (nested statements from triggers and foreign keys included), with the scans in its plan.',
         table: { columns: ['Statement', 'Scans'], rows: onTasks.map((line) => [`\`${truncate(line.statement, 140)}\``, line.scans.join('; ')]) },
       },
       { heading: 'Findings and caveats', notes },

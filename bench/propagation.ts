@@ -45,7 +45,7 @@ export const benchmark: MeasurableBenchmark = {
   title: 'Propagation',
   description:
     'Three `shipshape serve` processes on one database. A maintenance toggle and a cache clear are made through one of them ' +
-    '(round robin) while every instance\'s `GET /config` is polled; the delay runs from sending the admin request until each ' +
+    "(round robin) while every instance's `GET /config` is polled; the delay runs from sending the admin request until each " +
     'instance shows the change. The instance that took the request is the in-run baseline; the target is one second.',
   run: runPropagationBenchmark,
 };
@@ -88,7 +88,9 @@ async function runPropagationBenchmark(context: BenchmarkContext): Promise<Bench
 
 async function measure(servers: readonly ChildServer[], via: number, adminToken: string, change: Change, body: object): Promise<Trial> {
   const before = await Promise.all(servers.map((server) => readConfig(server.url)));
-  const predicates = before.map((config) => (change === 'maintenance' ? (next: ConfigView) => next.maintenance !== config.maintenance : (next: ConfigView) => next.tasksEpoch > config.tasksEpoch));
+  const predicates = before.map((config) =>
+    change === 'maintenance' ? (next: ConfigView) => next.maintenance !== config.maintenance : (next: ConfigView) => next.tasksEpoch > config.tasksEpoch,
+  );
   const sentAt = performance.now();
   const path = change === 'maintenance' ? '/admin/maintenance' : '/admin/cache/clear';
   const request = fetch(`${servers[via]!.url}${path}`, {
@@ -120,7 +122,10 @@ async function readConfig(baseUrl: string): Promise<ConfigView> {
   const response = await fetch(`${baseUrl}/config`);
   const body: unknown = await response.json();
   const record = typeof body === 'object' && body !== null ? body : {};
-  const maintenance = 'maintenance' in record && typeof record.maintenance === 'object' && record.maintenance !== null && 'enabled' in record.maintenance ? record.maintenance.enabled === true : false;
+  const maintenance =
+    'maintenance' in record && typeof record.maintenance === 'object' && record.maintenance !== null && 'enabled' in record.maintenance
+      ? record.maintenance.enabled === true
+      : false;
   const epochs = 'cacheEpochs' in record && typeof record.cacheEpochs === 'object' && record.cacheEpochs !== null ? record.cacheEpochs : {};
   const tasksEpoch = 'tasks' in epochs && typeof epochs.tasks === 'number' ? epochs.tasks : 0;
   return { maintenance, tasksEpoch };
@@ -135,12 +140,16 @@ function report(trialsPerChange: number, trials: readonly Trial[], servers: read
     const own = ofChange.map((trial) => trial.seenAfterMs[trial.via]).filter((value): value is number => value !== undefined);
     const others = ofChange.flatMap((trial) => trial.seenAfterMs.filter((_, index) => index !== trial.via));
     const othersSeen = others.filter((value): value is number => value !== undefined);
-    const allThree = ofChange.map((trial) => (trial.seenAfterMs.every((value) => value !== undefined) ? Math.max(...trial.seenAfterMs.map((value) => value ?? 0)) : Number.POSITIVE_INFINITY));
+    const allThree = ofChange.map((trial) =>
+      trial.seenAfterMs.every((value) => value !== undefined) ? Math.max(...trial.seenAfterMs.map((value) => value ?? 0)) : Number.POSITIVE_INFINITY,
+    );
     const withinTarget = allThree.filter((value) => value <= TARGET_MS).length;
     const ownSpread = spread(own);
     const otherSpread = spread(othersSeen);
     const allSpread = spread(allThree.filter(Number.isFinite));
-    summary.push(`${change === 'maintenance' ? 'Maintenance toggle' : 'Cache clear'} seen by all three after ${formatNumber(allSpread.median)} ms median, ${formatNumber(allSpread.max)} ms max (${withinTarget} of ${ofChange.length} within ${TARGET_MS} ms).`);
+    summary.push(
+      `${change === 'maintenance' ? 'Maintenance toggle' : 'Cache clear'} seen by all three after ${formatNumber(allSpread.median)} ms median, ${formatNumber(allSpread.max)} ms max (${withinTarget} of ${ofChange.length} within ${TARGET_MS} ms).`,
+    );
     rows.push([
       changeLabels[change],
       String(ofChange.length),
@@ -158,7 +167,7 @@ function report(trialsPerChange: number, trials: readonly Trial[], servers: read
     }
   }
   notes.push(
-    'Delays are measured from sending the admin request. The instance that took it applies the change before answering, so its delay is at most that request\'s own latency.',
+    "Delays are measured from sending the admin request. The instance that took it applies the change before answering, so its delay is at most that request's own latency.",
     `Each instance's GET /config is polled every ~${POLL_GAP_MS} ms in a loop, so delays are resolved to a few milliseconds. Pauses between changes are random (seeded) so that changes do not lock into step with the instances' timers.`,
   );
   return {
@@ -167,7 +176,18 @@ function report(trialsPerChange: number, trials: readonly Trial[], servers: read
       {
         heading: 'Delay until every instance shows the change',
         intro: `Milliseconds from sending the admin request: median (min–max). "All three" is, per change, the delay until the last of the three showed it (median / max over changes); the target is ${TARGET_MS} ms.`,
-        table: { columns: ['Change', 'Changes', 'Instance that took it, ms', 'Other instances, ms', 'All three: median / max ms', `Within ${TARGET_MS} ms`, 'Not seen within 10 s'], rows },
+        table: {
+          columns: [
+            'Change',
+            'Changes',
+            'Instance that took it, ms',
+            'Other instances, ms',
+            'All three: median / max ms',
+            `Within ${TARGET_MS} ms`,
+            'Not seen within 10 s',
+          ],
+          rows,
+        },
       },
       { heading: 'Findings and caveats', notes },
     ],

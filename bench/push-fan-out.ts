@@ -44,7 +44,7 @@ export const benchmark: MeasurableBenchmark = {
   order: 5,
   title: 'Push fan-out',
   description:
-    'A notification to 100,000 devices through Shipshape\'s send job to the loopback Expo server (test/fakes/expo.ts). ' +
+    "A notification to 100,000 devices through Shipshape's send job to the loopback Expo server (test/fakes/expo.ts). " +
     'Rate limit off: our own throughput, against the same Expo client posting the same chunks with no database. ' +
     'Rate limit on (600/s): we should sit at the limit without 429s.',
   run: runPushBenchmark,
@@ -81,7 +81,9 @@ async function runPushBenchmark(context: BenchmarkContext): Promise<BenchmarkRep
       context.progress(`push-fan-out: round ${round + 1}/${plan.repeats} (no rate limit) done`);
     }
 
-    context.progress(`push-fan-out: ${plan.devices.toLocaleString('en-US')} notifications at ${EXPO_MAX_MESSAGES_PER_SECOND}/s (about ${Math.ceil(plan.devices / EXPO_MAX_MESSAGES_PER_SECOND)} s)`);
+    context.progress(
+      `push-fan-out: ${plan.devices.toLocaleString('en-US')} notifications at ${EXPO_MAX_MESSAGES_PER_SECOND}/s (about ${Math.ceil(plan.devices / EXPO_MAX_MESSAGES_PER_SECOND)} s)`,
+    );
     // A fresh Expo, so its 429 count and busiest second belong to this send alone.
     await expo.close();
     expo = await startFakeExpo({ rateLimit: EXPO_MAX_MESSAGES_PER_SECOND });
@@ -103,7 +105,12 @@ function message(token: string): ExpoMessage {
  * One job from creation (audience frozen into chunks) to its last chunk settled. With
  * `perSecond`, notifications settled in each whole second of the send are appended to it.
  */
-async function sendJob(database: BenchDatabase, client: ExpoPushClient, audience: Pick<NotificationRequest, 'userIds'>, perSecond?: number[]): Promise<SendRun> {
+async function sendJob(
+  database: BenchDatabase,
+  client: ExpoPushClient,
+  audience: Pick<NotificationRequest, 'userIds'>,
+  perSecond?: number[],
+): Promise<SendRun> {
   const started = performance.now();
   const { job } = await createNotificationJob(database.pool, { title: 'Bench', body: 'A benchmark notification', requestedBy: 'bench', ...audience });
   const planned = performance.now();
@@ -173,7 +180,8 @@ function report(
     sections: [
       {
         heading: 'Throughput',
-        intro: 'Median (min–max) over the runs. Notifications counts ok tickets from Expo; the rate is notifications over the whole wall time, planning included.',
+        intro:
+          'Median (min–max) over the runs. Notifications counts ok tickets from Expo; the rate is notifications over the whole wall time, planning included.',
         table: {
           columns: ['Send', 'Runs', 'Notifications', 'Seconds', 'Planning, s', 'Notifications/s'],
           rows: [

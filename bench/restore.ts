@@ -54,7 +54,7 @@ export const benchmark: MeasurableBenchmark = {
   title: 'Restore',
   description:
     '`shipshape db restore` (the real CLI: read-only while it restores beside the live database, checks, migrates and reconciles the copy; fully unavailable only for the swap) ' +
-    "against the runbook's \"Restore Database\" run by hand as written (maintenance on, safety pg_dump, terminate, `pg_restore --clean --if-exists` in place, table counts, maintenance off), " +
+    'against the runbook\'s "Restore Database" run by hand as written (maintenance on, safety pg_dump, terminate, `pg_restore --clean --if-exists` in place, table counts, maintenance off), ' +
     'on the same ≈1 GB database and dump: seconds read-only, seconds fully unavailable, total.',
   run: runRestoreBenchmark,
 };
@@ -64,7 +64,10 @@ async function runRestoreBenchmark(context: BenchmarkContext): Promise<Benchmark
   const workDir = await mkdtemp(path.join(tmpdir(), 'shipshape-bench-restore-'));
   const database = await createBenchDatabase(context.adminUrl, 'restore');
   // The restore's side databases; long names are cut from the end of the name, never the run's part.
-  const sidePrefixes = [preRestorePrefix(database.name), sideName(database.name, 'incoming', 'r-00000000-000000-0000').slice(0, -'00000000_000000_0000'.length)];
+  const sidePrefixes = [
+    preRestorePrefix(database.name),
+    sideName(database.name, 'incoming', 'r-00000000-000000-0000').slice(0, -'00000000_000000_0000'.length),
+  ];
   const dropKept = async () => {
     const kept = await adminQuery<{ datname: string }>(
       context.adminUrl,
@@ -99,13 +102,27 @@ async function runRestoreBenchmark(context: BenchmarkContext): Promise<Benchmark
     const jobs = context.machine.cores;
 
     const shipshape = async (): Promise<Run> => {
-      const result = await runMeasured(process.execPath, [cliEntry, 'db', 'restore', backupId, '--jobs', String(jobs), '--yes', '--approved-by', 'bench-approver', '--json'], env);
-      if (result.code !== 0) throw new ShipError('SHIP_ERR_STEP_FAILED', `shipshape db restore exited with ${result.code}:\n${result.stdout.slice(-3_000)}\n${result.stderr.slice(-3_000)}`);
+      const result = await runMeasured(
+        process.execPath,
+        [cliEntry, 'db', 'restore', backupId, '--jobs', String(jobs), '--yes', '--approved-by', 'bench-approver', '--json'],
+        env,
+      );
+      if (result.code !== 0)
+        throw new ShipError(
+          'SHIP_ERR_STEP_FAILED',
+          `shipshape db restore exited with ${result.code}:\n${result.stdout.slice(-3_000)}\n${result.stderr.slice(-3_000)}`,
+        );
       const steps = stepSeconds(result.stdout);
       const sum = (ids: readonly string[]) => ids.reduce((total, id) => total + (steps[id] ?? 0), 0);
       // The kept pre-restore copy is 1 GB a round; the bench does what `db prune` would.
       await dropKept();
-      return { tool: 'shipshape', total: result.seconds, readOnly: sum(READ_ONLY_STEPS), unavailable: sum(UNAVAILABLE_STEPS), load: steps.restore ?? Number.NaN };
+      return {
+        tool: 'shipshape',
+        total: result.seconds,
+        readOnly: sum(READ_ONLY_STEPS),
+        unavailable: sum(UNAVAILABLE_STEPS),
+        load: steps.restore ?? Number.NaN,
+      };
     };
 
     // The runbook's steps 1, 5, 7-10 and 12 as written (6, gunzip, does not apply to a custom
@@ -122,12 +139,22 @@ async function runRestoreBenchmark(context: BenchmarkContext): Promise<Benchmark
       const started = performance.now();
       await psql("UPDATE app_state SET maintenance_enabled = true, maintenance_message = 'Restoring'");
       await copyFile(dumpFile, path.join(workDir, 'restore.dump'));
-      const safety = await runMeasured('pg_dump', ['--format=custom', `--file=${path.join(workDir, 'pre_restore_backup.dump')}`, `--dbname=${database.url}`], {});
+      const safety = await runMeasured(
+        'pg_dump',
+        ['--format=custom', `--file=${path.join(workDir, 'pre_restore_backup.dump')}`, `--dbname=${database.url}`],
+        {},
+      );
       if (safety.code !== 0) throw new ShipError('SHIP_ERR_STEP_FAILED', `pg_dump exited with ${safety.code}: ${safety.stderr.slice(-2_000)}`);
       await adminPsql(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '${database.name}' AND pid <> pg_backend_pid()`);
-      const load = await runMeasured('pg_restore', [`--dbname=${database.url}`, '--clean', '--if-exists', '--no-owner', '--no-privileges', `--jobs=${jobs}`, path.join(workDir, 'restore.dump')], {});
+      const load = await runMeasured(
+        'pg_restore',
+        [`--dbname=${database.url}`, '--clean', '--if-exists', '--no-owner', '--no-privileges', `--jobs=${jobs}`, path.join(workDir, 'restore.dump')],
+        {},
+      );
       if (load.code !== 0) throw new ShipError('SHIP_ERR_STEP_FAILED', `pg_restore exited with ${load.code}: ${load.stderr.slice(-2_000)}`);
-      await psql("SELECT 'users' AS table, count(*) FROM users UNION ALL SELECT 'tasks', count(*) FROM tasks UNION ALL SELECT 'sessions', count(*) FROM sessions");
+      await psql(
+        "SELECT 'users' AS table, count(*) FROM users UNION ALL SELECT 'tasks', count(*) FROM tasks UNION ALL SELECT 'sessions', count(*) FROM sessions",
+      );
       await psql('UPDATE app_state SET maintenance_enabled = false, maintenance_message = NULL');
       const total = (performance.now() - started) / 1000;
       await rm(path.join(workDir, 'restore.dump'), { force: true });
@@ -157,7 +184,14 @@ function stepSeconds(json: string): Record<string, number> {
     const report: unknown = JSON.parse(json);
     if (typeof report === 'object' && report !== null && 'steps' in report && Array.isArray(report.steps)) {
       for (const step of report.steps) {
-        if (typeof step === 'object' && step !== null && 'id' in step && typeof step.id === 'string' && 'durationMs' in step && typeof step.durationMs === 'number') {
+        if (
+          typeof step === 'object' &&
+          step !== null &&
+          'id' in step &&
+          typeof step.id === 'string' &&
+          'durationMs' in step &&
+          typeof step.durationMs === 'number'
+        ) {
           steps[step.id] = step.durationMs / 1000;
         }
       }
@@ -187,9 +221,9 @@ function report(plan: Plan, runs: readonly Run[], jobs: number, databaseBytes: n
   const notes = [
     `Fully unavailable: Shipshape ${formatNumber(ours)} s, the runbook's procedure ${formatNumber(theirs)} s (${formatNumber(theirs / ours)}× as long); medians.`,
     "Shipshape's read-only time is the steps read-only … erasure-ledger (download, pg_restore into a new database beside the live one, row-count and newest-row checks, migrations, erasure ledger): reads are served, writes answer 503. " +
-      'Its fully unavailable time is maintenance-on, swap (terminate, two renames, reconciling the queue and notification records) and maintenance-off, from the CLI\'s JSON report.',
+      "Its fully unavailable time is maintenance-on, swap (terminate, two renames, reconciling the queue and notification records) and maintenance-off, from the CLI's JSON report.",
     "The runbook's procedure takes the application down from its first step to its last: maintenance on, the download (a local copy here), the safety pg_dump, terminating sessions, pg_restore --clean in place, the counts, maintenance off.",
-    'Shipshape keeps the replaced database (the way back is a rename); the bench drops it after each round, as `shipshape db prune` would. The hand-run pg_restore works here only because the bench database never ran pg-boss\'s workers (its partitioned queue tables cannot be dropped in place).',
+    "Shipshape keeps the replaced database (the way back is a rename); the bench drops it after each round, as `shipshape db prune` would. The hand-run pg_restore works here only because the bench database never ran pg-boss's workers (its partitioned queue tables cannot be dropped in place).",
   ];
   return {
     size: `a ${formatNumber(databaseBytes / 1e6)} MB database (${plan.tasks.toLocaleString('en-US')} tasks), backup ${backupId}, --jobs ${jobs}; ${plan.repeats} round(s) after a warm-up`,
@@ -204,7 +238,7 @@ function report(plan: Plan, runs: readonly Run[], jobs: number, databaseBytes: n
     commands: [
       'DATABASE_URL=<bench database> BACKUP_STORAGE_URL=file://<dir> SHIPSHAPE_ALLOW_INLINE_APPROVAL=true LOG_LEVEL=warn npx shipshape db backup --json   # once, untimed',
       'SHIPSHAPE_ALLOW_INLINE_APPROVAL=true … npx shipshape db restore <backup> --jobs <cores> --yes --approved-by bench-approver --json',
-      "psql -c \"UPDATE app_state SET maintenance_enabled = true …\"; cp <dump> restore.dump; pg_dump --format=custom --file=pre_restore_backup.dump; psql -c \"SELECT pg_terminate_backend(pid) …\"; pg_restore --clean --if-exists --no-owner --no-privileges --jobs=<cores> restore.dump; psql -c \"SELECT … count(*) …\"; psql -c \"UPDATE app_state SET maintenance_enabled = false …\"",
+      'psql -c "UPDATE app_state SET maintenance_enabled = true …"; cp <dump> restore.dump; pg_dump --format=custom --file=pre_restore_backup.dump; psql -c "SELECT pg_terminate_backend(pid) …"; pg_restore --clean --if-exists --no-owner --no-privileges --jobs=<cores> restore.dump; psql -c "SELECT … count(*) …"; psql -c "UPDATE app_state SET maintenance_enabled = false …"',
     ],
     measurements: runs.length,
     summary,

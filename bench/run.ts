@@ -37,11 +37,16 @@ async function main(): Promise<number> {
   if (values.list) return list();
 
   const adminUrl = values['postgres-url'] ?? process.env.BENCH_POSTGRES_URL ?? DEFAULT_ADMIN_URL;
-  const only = values.only?.split(',').map((name) => name.trim()).filter(Boolean);
+  const only = values.only
+    ?.split(',')
+    .map((name) => name.trim())
+    .filter(Boolean);
   const progress = (line: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${line}\n`);
   const machine = await describeMachine(adminUrl, await findPgbench());
   if (!values.quick && machine.loadAverage[0] !== undefined && machine.loadAverage[0] > machine.cores * 0.75) {
-    progress(`warning: the 1-minute load average is ${machine.loadAverage[0].toFixed(2)} on ${machine.cores} cores; absolute figures will be low, ratios still hold best`);
+    progress(
+      `warning: the 1-minute load average is ${machine.loadAverage[0].toFixed(2)} on ${machine.cores} cores; absolute figures will be low, ratios still hold best`,
+    );
   }
   const outcomes = await runBenchmarks({ quick: values.quick, only, adminUrl, machine, progress });
   const loadAfter = currentLoadAverage();
@@ -82,7 +87,9 @@ function toJson(outcomes: readonly Outcome[], quick: boolean) {
     benchmarks: outcomes.map((outcome) => ({
       name: outcome.benchmark.name,
       state: outcome.state,
-      ...(outcome.state === 'measured' ? { seconds: outcome.seconds, measurements: outcome.report.measurements, size: outcome.report.size, sections: outcome.report.sections } : {}),
+      ...(outcome.state === 'measured'
+        ? { seconds: outcome.seconds, measurements: outcome.report.measurements, size: outcome.report.size, sections: outcome.report.sections }
+        : {}),
       ...(outcome.state === 'pending' ? { reason: outcome.reason } : {}),
       ...(outcome.state === 'failed' ? { error: outcome.error } : {}),
     })),
@@ -94,7 +101,7 @@ main().then(
     process.exitCode = code;
   },
   (error: unknown) => {
-    const message = error instanceof ShipError ? `${error.code}: ${error.message}` : (error as Error).stack ?? String(error);
+    const message = error instanceof ShipError ? `${error.code}: ${error.message}` : ((error as Error).stack ?? String(error));
     process.stderr.write(`bench: ${message}\n`);
     process.exitCode = error instanceof ShipError ? error.exitCode : 1;
   },

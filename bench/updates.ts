@@ -51,7 +51,13 @@ async function runUpdatesBenchmark(context: BenchmarkContext): Promise<Benchmark
     const keyFile = path.join(work, 'private-key.pem');
     const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
     await writeFile(keyFile, privateKey.export({ type: 'pkcs8', format: 'pem' }));
-    const env = { DATABASE_URL: database.url, UPDATES_STORAGE_URL: `file://${path.join(work, 'storage')}`, UPDATES_CODE_SIGNING_KEY_FILE: keyFile, UPDATES_ASSET_BASE_URL: 'https://cdn.example.com', LOG_LEVEL: 'warn' };
+    const env = {
+      DATABASE_URL: database.url,
+      UPDATES_STORAGE_URL: `file://${path.join(work, 'storage')}`,
+      UPDATES_CODE_SIGNING_KEY_FILE: keyFile,
+      UPDATES_ASSET_BASE_URL: 'https://cdn.example.com',
+      LOG_LEVEL: 'warn',
+    };
     const shipshape = async (args: string[]) => {
       const run = await runMeasured(process.execPath, [cliEntry, ...args, '--json'], env);
       if (run.code !== 0) throw new ShipError('SHIP_ERR_STEP_FAILED', `shipshape ${args.join(' ')} failed (${run.code}): ${run.stderr.slice(-2_000)}`);
@@ -59,7 +65,9 @@ async function runUpdatesBenchmark(context: BenchmarkContext): Promise<Benchmark
     };
     context.progress('updates: publishing a released update and a staged one, rolling the second out to 50 %');
     await shipshape(['update', 'publish', await fakeExport(work, 'control'), '--channel', 'production', '--runtime-version', '1.0.0']);
-    const candidate = (await shipshape(['update', 'publish', await fakeExport(work, 'candidate'), '--channel', 'production', '--runtime-version', '1.0.0', '--staged'])).update!.id;
+    const candidate = (
+      await shipshape(['update', 'publish', await fakeExport(work, 'candidate'), '--channel', 'production', '--runtime-version', '1.0.0', '--staged'])
+    ).update!.id;
     await shipshape(['update', 'rollout', candidate, '--schedule', '50,100', '--every', '24h']);
     server = await startShipshape(database.url, env);
     const healthBody: unknown = await (await fetch(`${server.url}/health`)).json();
@@ -70,7 +78,14 @@ async function runUpdatesBenchmark(context: BenchmarkContext): Promise<Benchmark
       method: 'GET',
       connections: plan.connections,
       durationSeconds: plan.seconds,
-      headers: { 'expo-protocol-version': '1', 'expo-platform': 'ios', 'expo-runtime-version': '1.0.0', 'expo-channel-name': 'production', accept: 'multipart/mixed,application/expo+json,application/json', 'expo-expect-signature': 'sig, keyid="main"' },
+      headers: {
+        'expo-protocol-version': '1',
+        'expo-platform': 'ios',
+        'expo-runtime-version': '1.0.0',
+        'expo-channel-name': 'production',
+        accept: 'multipart/mixed,application/expo+json,application/json',
+        'expo-expect-signature': 'sig, keyid="main"',
+      },
       uniqueHeader: { name: 'eas-client-id', prefix: `bench-device-${randomBytes(4).toString('hex')}-` },
       expectedStatus: 200,
     };
@@ -105,7 +120,11 @@ async function runUpdatesBenchmark(context: BenchmarkContext): Promise<Benchmark
 async function fakeExport(work: string, label: string): Promise<string> {
   const dir = path.join(work, label);
   const files = new Map<string, Buffer>();
-  const assets = Array.from({ length: ASSETS }, () => randomBytes(2_048)).map((content) => ({ path: `assets/${createHash('md5').update(content).digest('hex')}`, ext: 'png', content }));
+  const assets = Array.from({ length: ASSETS }, () => randomBytes(2_048)).map((content) => ({
+    path: `assets/${createHash('md5').update(content).digest('hex')}`,
+    ext: 'png',
+    content,
+  }));
   const fileMetadata: Record<string, { bundle: string; assets: Array<{ path: string; ext: string }> }> = {};
   for (const platform of ['ios', 'android']) {
     const bundle = Buffer.concat([Buffer.from(`// ${label} ${platform}\n`), randomBytes(256 * 1024)]);
@@ -138,7 +157,8 @@ function report(plan: Plan, results: Results, commands: readonly string[]): Benc
     formatNumber(spread(runs.map((run) => run.latency.p99)).median),
     `${runs.reduce((sum, run) => sum + run.errors, 0)} / ${runs.reduce((sum, run) => sum + run.completed, 0)}`,
   ];
-  const ratioTo = (baseline: readonly LoadResult[]) => spread(results.manifest.map((run, index) => run.throughput / (baseline[index]?.throughput ?? Number.NaN)).filter(Number.isFinite));
+  const ratioTo = (baseline: readonly LoadResult[]) =>
+    spread(results.manifest.map((run, index) => run.throughput / (baseline[index]?.throughput ?? Number.NaN)).filter(Number.isFinite));
   const ratio = ratioTo(results.ceiling);
   const healthRatio = ratioTo(results.health);
   const manifestRate = spread(results.manifest.map((run) => run.throughput)).median;
@@ -147,7 +167,8 @@ function report(plan: Plan, results: Results, commands: readonly string[]): Benc
     sections: [
       {
         heading: 'Throughput and latency',
-        intro: 'Successful responses per second, median (min–max) over the rounds; latencies are the median over rounds of each round\'s percentile, in milliseconds.',
+        intro:
+          "Successful responses per second, median (min–max) over the rounds; latencies are the median over rounds of each round's percentile, in milliseconds.",
         table: {
           columns: ['Endpoint', 'Concurrency', 'Throughput /s', 'p50 ms', 'p95 ms', 'p99 ms', 'Errors / requests'],
           rows: [
@@ -161,13 +182,18 @@ function report(plan: Plan, results: Results, commands: readonly string[]): Benc
         heading: 'Findings and caveats',
         notes: [
           `The manifest answers at ${formatRatio(ratio)} of the HTTP ceiling's rate, and ${formatRatio(healthRatio)} of the same server's GET /health (per round, median (min–max)).`,
-          'Per request: the protocol headers are validated, the channel\'s state (open rollout, release) comes from a one-second per-process cache backed by one SQL statement, the device is bucketed (SHA-256 of EAS-Client-ID and update id), and the manifest body and its RSA signature come from a per-process cache — updates never change once published, so nothing is signed on the request path.',
+          "Per request: the protocol headers are validated, the channel's state (open rollout, release) comes from a one-second per-process cache backed by one SQL statement, the device is bucketed (SHA-256 of EAS-Client-ID and update id), and the manifest body and its RSA signature come from a per-process cache — updates never change once published, so nothing is signed on the request path.",
           'Every request carries a new EAS-Client-ID, so the 50 % split is exercised rather than one cached answer; about half of the responses are each update.',
         ],
       },
     ],
-    commands: [...commands, `autocannon (programmatic) -c ${plan.connections} -d ${plan.seconds} GET /updates/manifest with expo-protocol-version: 1, expo-platform: ios, expo-runtime-version: 1.0.0, a distinct eas-client-id per request; and GET /health`],
+    commands: [
+      ...commands,
+      `autocannon (programmatic) -c ${plan.connections} -d ${plan.seconds} GET /updates/manifest with expo-protocol-version: 1, expo-platform: ios, expo-runtime-version: 1.0.0, a distinct eas-client-id per request; and GET /health`,
+    ],
     measurements: results.manifest.length + results.health.length + results.ceiling.length,
-    summary: [`GET /updates/manifest ${formatNumber(manifestRate)}/s at concurrency ${plan.connections}: ${ratio.median.toFixed(2)} of the HTTP ceiling, ${healthRatio.median.toFixed(2)} of the same server's GET /health.`],
+    summary: [
+      `GET /updates/manifest ${formatNumber(manifestRate)}/s at concurrency ${plan.connections}: ${ratio.median.toFixed(2)} of the HTTP ceiling, ${healthRatio.median.toFixed(2)} of the same server's GET /health.`,
+    ],
   };
 }

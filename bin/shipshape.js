@@ -10,6 +10,8 @@ import path from 'node:path';
 // Everything Shipshape writes under STATE_DIR (the embedded database, run journals, local
 // backups, one-time tokens) is for the account that runs it: files 0600, folders 0700.
 process.umask(0o077);
-enableCompileCache(process.env.NODE_COMPILE_CACHE ?? path.join(process.env.XDG_CACHE_HOME ?? path.join(homedir(), '.cache'), 'shipshape', 'node-compile-cache'));
+enableCompileCache(
+  process.env.NODE_COMPILE_CACHE ?? path.join(process.env.XDG_CACHE_HOME ?? path.join(homedir(), '.cache'), 'shipshape', 'node-compile-cache'),
+);
 const { main } = await import('../src/cli/main.ts');
 process.exitCode = await main(process.argv);

@@ -239,7 +239,11 @@ export function explainSetupFailure(error: unknown): ShipError | undefined {
   const failure = databaseFailureOf(error);
   if (failure !== undefined) {
     const code = failure === 'missing' ? 'SHIP_ERR_DATABASE_MISSING' : failure === 'auth' ? 'SHIP_ERR_DATABASE_AUTH' : 'SHIP_ERR_DATABASE_UNREACHABLE';
-    return new ShipError(code, `The database could not be used (${describeError(error) || failure}). Check that PostgreSQL is running and that DATABASE_URL names an existing database and role, then run the command again.`, { cause: error });
+    return new ShipError(
+      code,
+      `The database could not be used (${describeError(error) || failure}). Check that PostgreSQL is running and that DATABASE_URL names an existing database and role, then run the command again.`,
+      { cause: error },
+    );
   }
   const sqlState = error instanceof Error && 'code' in error ? error.code : undefined;
   if (sqlState === '42P01' || sqlState === '3F000') {

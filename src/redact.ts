@@ -28,7 +28,10 @@ export function redactUrl(text: string): string {
     else return text;
     return url.toString().replace(encodeURIComponent(REDACTED), REDACTED).replace(encodeURIComponent(REDACTED), REDACTED);
   } catch {
-    return text.replace(/([a-z][a-z0-9+.-]*:\/\/)(?:([^\s:@/]*):)?\S*@/gi, (_match, scheme: string, user: string | undefined) => `${scheme}${user === undefined ? '' : `${user}:`}${REDACTED}@`);
+    return text.replace(
+      /([a-z][a-z0-9+.-]*:\/\/)(?:([^\s:@/]*):)?\S*@/gi,
+      (_match, scheme: string, user: string | undefined) => `${scheme}${user === undefined ? '' : `${user}:`}${REDACTED}@`,
+    );
   }
 }
 

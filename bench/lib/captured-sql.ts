@@ -24,7 +24,10 @@ export async function captureSql(databaseUrl: string, action: (client: pg.Client
     const row = rows[0];
     if (!row) throw new ShipError('SHIP_ERR_INTERNAL', 'pg_stat_activity did not show the capture connection; is track_activities off?');
     if (Buffer.byteLength(row.query) >= Number.parseInt(row.limit, 10) - 1) {
-      throw new ShipError('SHIP_ERR_PREREQUISITE_FAILED', `The captured statement was cut at track_activity_query_size (${row.limit}). Raise it in postgresql.conf to benchmark this statement.`);
+      throw new ShipError(
+        'SHIP_ERR_PREREQUISITE_FAILED',
+        `The captured statement was cut at track_activity_query_size (${row.limit}). Raise it in postgresql.conf to benchmark this statement.`,
+      );
     }
     return row.query.trim();
   } finally {
@@ -43,11 +46,19 @@ export function bindForPgbench(statement: string, label: string, values: Record<
   const bound = statement.replace(/\$(\d+)/g, (_match, digits: string) => {
     const position = Number(digits);
     const value = values[position];
-    if (value === undefined) throw new ShipError('SHIP_ERR_INTERNAL', `${label}'s SQL now has a parameter $${position} the benchmark does not know. Update the bindings in bench/api.ts.`);
+    if (value === undefined)
+      throw new ShipError(
+        'SHIP_ERR_INTERNAL',
+        `${label}'s SQL now has a parameter $${position} the benchmark does not know. Update the bindings in bench/api.ts.`,
+      );
     used.add(position);
     return value;
   });
   const unused = Object.keys(values).filter((position) => !used.has(Number(position)));
-  if (unused.length > 0) throw new ShipError('SHIP_ERR_INTERNAL', `${label}'s SQL no longer uses parameter(s) ${unused.map((n) => `$${n}`).join(', ')}. Update the bindings in bench/api.ts.`);
+  if (unused.length > 0)
+    throw new ShipError(
+      'SHIP_ERR_INTERNAL',
+      `${label}'s SQL no longer uses parameter(s) ${unused.map((n) => `$${n}`).join(', ')}. Update the bindings in bench/api.ts.`,
+    );
   return bound.endsWith(';') ? bound : `${bound};`;
 }

@@ -26,7 +26,10 @@ export async function createBenchDatabase(adminUrl: string, label: string): Prom
   const url = new URL(adminUrl);
   url.pathname = `/${name}`;
   const logger = createLogger('warn');
-  const pool = createPool({ connectionString: url.toString(), max: 4, statementTimeoutMs: 600_000, connectTimeoutMs: 10_000, applicationName: 'shipshape-bench' }, logger);
+  const pool = createPool(
+    { connectionString: url.toString(), max: 4, statementTimeoutMs: 600_000, connectTimeoutMs: 10_000, applicationName: 'shipshape-bench' },
+    logger,
+  );
   const drop = async () => {
     await pool.end().catch(() => undefined);
     await adminQuery(adminUrl, `DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);

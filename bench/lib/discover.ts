@@ -19,10 +19,16 @@ export async function discoverBenchmarks(): Promise<Benchmark[]> {
     const module: Record<string, unknown> = await import(pathToFileURL(path.join(benchDir, file)).href);
     const candidate = module.benchmark;
     if (!isBenchmark(candidate)) {
-      throw new ShipError('SHIP_ERR_INTERNAL', `bench/${file} does not export a \`benchmark\` with name, order, title, description and either run() or pending. See bench/README.md.`);
+      throw new ShipError(
+        'SHIP_ERR_INTERNAL',
+        `bench/${file} does not export a \`benchmark\` with name, order, title, description and either run() or pending. See bench/README.md.`,
+      );
     }
     if (candidate.name !== file.slice(0, -'.ts'.length)) {
-      throw new ShipError('SHIP_ERR_INTERNAL', `bench/${file} exports a benchmark named "${candidate.name}"; name it "${file.slice(0, -3)}" so --only finds it by its file.`);
+      throw new ShipError(
+        'SHIP_ERR_INTERNAL',
+        `bench/${file} exports a benchmark named "${candidate.name}"; name it "${file.slice(0, -3)}" so --only finds it by its file.`,
+      );
     }
     found.push(candidate);
   }
@@ -31,7 +37,8 @@ export async function discoverBenchmarks(): Promise<Benchmark[]> {
 
 function isBenchmark(value: unknown): value is Benchmark {
   if (typeof value !== 'object' || value === null) return false;
-  const identity = 'name' in value && typeof value.name === 'string' && 'order' in value && typeof value.order === 'number' && 'title' in value && 'description' in value;
+  const identity =
+    'name' in value && typeof value.name === 'string' && 'order' in value && typeof value.order === 'number' && 'title' in value && 'description' in value;
   const runnable = 'run' in value && typeof value.run === 'function';
   const pending = 'pending' in value && typeof value.pending === 'object' && value.pending !== null;
   return identity && (runnable || pending);
@@ -50,7 +57,12 @@ export async function presentSubjects(patterns: readonly string[]): Promise<stri
       if (existsSync(path.join(projectRoot, pattern))) present.push(pattern);
       continue;
     }
-    const matcher = new RegExp(`^${name.split('*').map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('[^/]*')}$`);
+    const matcher = new RegExp(
+      `^${name
+        .split('*')
+        .map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
+        .join('[^/]*')}$`,
+    );
     const entries = existsSync(directory) ? await readdir(directory) : [];
     present.push(...entries.filter((entry) => matcher.test(entry)).map((entry) => path.join(path.dirname(pattern), entry)));
   }

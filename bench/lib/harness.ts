@@ -21,7 +21,10 @@ export async function runBenchmarks(options: HarnessOptions): Promise<Outcome[]>
   const benchmarks = await discoverBenchmarks();
   const unknown = (options.only ?? []).filter((name) => !benchmarks.some((benchmark) => benchmark.name === name));
   if (unknown.length > 0) {
-    throw new ShipError('SHIP_ERR_VALIDATION', `No benchmark named ${unknown.join(', ')}. Known: ${benchmarks.map((benchmark) => benchmark.name).join(', ')}. Run \`npm run bench -- --list\` to see them.`);
+    throw new ShipError(
+      'SHIP_ERR_VALIDATION',
+      `No benchmark named ${unknown.join(', ')}. Known: ${benchmarks.map((benchmark) => benchmark.name).join(', ')}. Run \`npm run bench -- --list\` to see them.`,
+    );
   }
   const outcomes: Outcome[] = [];
   for (const benchmark of benchmarks) {

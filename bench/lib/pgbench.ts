@@ -78,14 +78,19 @@ export async function runPgbench(options: PgbenchRunOptions): Promise<PgbenchRes
     ({ stdout } = await run(options.binary, args, { maxBuffer: 16 * 1024 * 1024 }));
   } catch (error) {
     const stderr = (error as { stderr?: string }).stderr ?? '';
-    throw new ShipError('SHIP_ERR_STEP_FAILED', `pgbench failed running ${options.script.name}: ${stderr.slice(-2_000) || (error as Error).message}`, { cause: error });
+    throw new ShipError('SHIP_ERR_STEP_FAILED', `pgbench failed running ${options.script.name}: ${stderr.slice(-2_000) || (error as Error).message}`, {
+      cause: error,
+    });
   }
   const latency = await readTransactionLog(options.workDir, path.basename(logPrefix));
   const tps = /tps = ([\d.]+) \(without initial connection time\)/.exec(stdout)?.[1];
   const transactions = /number of transactions actually processed: (\d+)/.exec(stdout)?.[1];
   const failed = /number of failed transactions: (\d+)/.exec(stdout)?.[1];
   if (tps === undefined || transactions === undefined) {
-    throw new ShipError('SHIP_ERR_STEP_FAILED', `pgbench's output for ${options.script.name} did not contain tps and a transaction count:\n${stdout.slice(-2_000)}`);
+    throw new ShipError(
+      'SHIP_ERR_STEP_FAILED',
+      `pgbench's output for ${options.script.name} did not contain tps and a transaction count:\n${stdout.slice(-2_000)}`,
+    );
   }
   return { tps: Number(tps), transactions: Number(transactions), failed: Number(failed ?? 0), latency };
 }

@@ -41,7 +41,10 @@ export function watchChild(child: ChildProcess, label: string): Pick<ChildServer
     output: () => output,
     assertRunning: () => {
       if (exit) {
-        throw new ShipError('SHIP_ERR_STEP_FAILED', `${label} stopped during the benchmark (exit code ${exit.code}, signal ${exit.signal}). Its last output:\n${output.slice(-4_000)}`);
+        throw new ShipError(
+          'SHIP_ERR_STEP_FAILED',
+          `${label} stopped during the benchmark (exit code ${exit.code}, signal ${exit.signal}). Its last output:\n${output.slice(-4_000)}`,
+        );
       }
     },
   };
@@ -153,7 +156,11 @@ export interface MeasuredRun {
 export function runMeasured(command: string, args: readonly string[], env: Record<string, string>): Promise<MeasuredRun> {
   return new Promise((resolve, reject) => {
     const started = performance.now();
-    const child = spawn(command, args, { cwd: projectRoot, env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(command, args, {
+      cwd: projectRoot,
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     let peakRssBytes = 0;

@@ -78,16 +78,18 @@ export function renderMachine(machine: MachineInfo, loadAfter: string): Table {
 }
 
 export function renderResultsFile(input: { date: Date; command: string; machine: MachineInfo; loadAfter: string; outcomes: readonly Outcome[] }): string {
-  return [
-    '# Benchmark results',
-    '<!-- Written by `npm run bench` (bench/run.ts); a full run rewrites this file, so edit the generator, not the file. -->',
-    `Measured ${input.date.toISOString().replace('T', ' ').slice(0, 16)} UTC with \`${input.command}\`. ` +
-      'Every figure is the median of repeated runs with (min–max); ratios compare measurements taken in the same run, ' +
-      'interleaved round by round, which is what survives a noisy machine. How to run, and how to add a benchmark: bench/README.md.',
-    '## Summary',
-    input.outcomes.map(summaryLine).join('\n'),
-    '## Machine',
-    renderTable(renderMachine(input.machine, input.loadAfter)),
-    ...input.outcomes.map(renderOutcome),
-  ].join('\n\n') + '\n';
+  return (
+    [
+      '# Benchmark results',
+      '<!-- Written by `npm run bench` (bench/run.ts); a full run rewrites this file, so edit the generator, not the file. -->',
+      `Measured ${input.date.toISOString().replace('T', ' ').slice(0, 16)} UTC with \`${input.command}\`. ` +
+        'Every figure is the median of repeated runs with (min–max); ratios compare measurements taken in the same run, ' +
+        'interleaved round by round, which is what survives a noisy machine. How to run, and how to add a benchmark: bench/README.md.',
+      '## Summary',
+      input.outcomes.map(summaryLine).join('\n'),
+      '## Machine',
+      renderTable(renderMachine(input.machine, input.loadAfter)),
+      ...input.outcomes.map(renderOutcome),
+    ].join('\n\n') + '\n'
+  );
 }

@@ -56,7 +56,20 @@ export function tokenHashSql(integer: string): string {
 }
 
 const verbs = ['Buy', 'Call', 'Email', 'Fix', 'Plan', 'Book', 'Pay', 'Review', 'Clean', 'Return', 'Order', 'Write'];
-const nouns = ['milk', 'the dentist', 'mum', 'the bike', 'holiday', 'tickets', 'rent', 'the report', 'the garage', 'library books', 'printer ink', 'thank-you notes'];
+const nouns = [
+  'milk',
+  'the dentist',
+  'mum',
+  'the bike',
+  'holiday',
+  'tickets',
+  'rent',
+  'the report',
+  'the garage',
+  'library books',
+  'printer ink',
+  'thank-you notes',
+];
 const notes = [
   'Before Friday if possible.',
   'Ask about the weekend rate and whether parking is included.',

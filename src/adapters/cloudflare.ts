@@ -84,7 +84,10 @@ export class CloudflareClient {
         );
       }
       if (response.status !== 429 && response.status < 500) {
-        throw new ShipError('SHIP_ERR_PROVIDER_FAILED', `Cloudflare rejected the purge (${problem}). Check CLOUDFLARE_ZONE_ID and the URLs (full https:// URLs of this zone's hostnames).`);
+        throw new ShipError(
+          'SHIP_ERR_PROVIDER_FAILED',
+          `Cloudflare rejected the purge (${problem}). Check CLOUDFLARE_ZONE_ID and the URLs (full https:// URLs of this zone's hostnames).`,
+        );
       }
       const retryAfter = retryAfterMs(response.headers.get('retry-after')) ?? backoffMs(attempt);
       if (retryAfter > maxDelay) {
@@ -93,7 +96,10 @@ export class CloudflareClient {
       }
       if (attempt < attempts) await sleep(retryAfter);
     }
-    throw new ShipError('SHIP_ERR_PROVIDER_FAILED', `Cloudflare ${problem} (tried ${attempts} times). Check Cloudflare's status and the account's purge rate limit, then run the purge again.`);
+    throw new ShipError(
+      'SHIP_ERR_PROVIDER_FAILED',
+      `Cloudflare ${problem} (tried ${attempts} times). Check Cloudflare's status and the account's purge rate limit, then run the purge again.`,
+    );
   }
 }
 

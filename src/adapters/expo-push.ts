@@ -128,7 +128,11 @@ export class ExpoPushClient {
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     const rate = options.messagesPerSecond ?? EXPO_MAX_MESSAGES_PER_SECOND;
     // Bursts of at most one full request: the rate then holds over any window, not just on average.
-    this.bucket = new TokenBucket({ ratePerSecond: rate, capacity: Math.min(rate, EXPO_MAX_MESSAGES_PER_REQUEST), ...(options.clock ? { clock: options.clock } : {}) });
+    this.bucket = new TokenBucket({
+      ratePerSecond: rate,
+      capacity: Math.min(rate, EXPO_MAX_MESSAGES_PER_REQUEST),
+      ...(options.clock ? { clock: options.clock } : {}),
+    });
   }
 
   /** Sends up to 100 messages, retrying while Expo says it took nothing. */
@@ -162,7 +166,8 @@ export class ExpoPushClient {
         if (!(answer.status === 429 || answer.status >= 500)) return last;
       }
       await hooks?.afterRefused?.();
-      if (attempt < this.retry.retries && !(await this.pause(attempt, answer.kind === 'http' ? answer.retryAfterMs : undefined, signal))) return { kind: 'not-sent' };
+      if (attempt < this.retry.retries && !(await this.pause(attempt, answer.kind === 'http' ? answer.retryAfterMs : undefined, signal)))
+        return { kind: 'not-sent' };
     }
     return last;
   }
@@ -257,7 +262,8 @@ function parseReceipts(text: string): Map<string, ExpoReceipt> {
   for (const [id, receipt] of Object.entries(data)) {
     if (!isRecord(receipt)) continue;
     if (receipt.status === 'ok') receipts.set(id, { status: 'ok' });
-    else if (receipt.status === 'error') receipts.set(id, { status: 'error', message: typeof receipt.message === 'string' ? receipt.message : '', error: detailError(receipt) });
+    else if (receipt.status === 'error')
+      receipts.set(id, { status: 'error', message: typeof receipt.message === 'string' ? receipt.message : '', error: detailError(receipt) });
   }
   return receipts;
 }

@@ -43,7 +43,12 @@ export function createMailer(options: { smtpUrl: string | undefined; from: strin
     const { default: nodemailer } = await import('nodemailer');
     // Bounded at every stage: nodemailer's own defaults wait up to 2 min to connect and 10 min on
     // a silent socket, and a stalled server would hold every email queued behind this one.
-    return (created = nodemailer.createTransport({ url: smtpUrl, connectionTimeout: SMTP_TIMEOUT_MS, greetingTimeout: SMTP_TIMEOUT_MS, socketTimeout: SMTP_TIMEOUT_MS }));
+    return (created = nodemailer.createTransport({
+      url: smtpUrl,
+      connectionTimeout: SMTP_TIMEOUT_MS,
+      greetingTimeout: SMTP_TIMEOUT_MS,
+      socketTimeout: SMTP_TIMEOUT_MS,
+    }));
   });
   return {
     send: async (mail) => {

@@ -47,13 +47,24 @@ export async function fetchReleaseSessions(
   const url = sentrySessionsUrl(options, releases, periodHours);
   let response: Response;
   try {
-    response = await fetch(url, { headers: { authorization: `Bearer ${options.token}`, accept: 'application/json' }, signal: AbortSignal.timeout(options.timeoutMs ?? 10_000) });
+    response = await fetch(url, {
+      headers: { authorization: `Bearer ${options.token}`, accept: 'application/json' },
+      signal: AbortSignal.timeout(options.timeoutMs ?? 10_000),
+    });
   } catch (error) {
-    throw new ShipError('SHIP_ERR_PROVIDER_FAILED', `Sentry at ${new URL(options.apiUrl).origin} did not answer the release health query (${error instanceof Error ? error.message : String(error)}). Check SENTRY_API_URL and the network.`);
+    throw new ShipError(
+      'SHIP_ERR_PROVIDER_FAILED',
+      `Sentry at ${new URL(options.apiUrl).origin} did not answer the release health query (${error instanceof Error ? error.message : String(error)}). Check SENTRY_API_URL and the network.`,
+    );
   }
   const text = await response.text();
   if (!response.ok) {
-    const advice = response.status === 401 || response.status === 403 ? 'Check SENTRY_TOKEN (org:read).' : response.status === 404 ? 'Check SENTRY_ORG.' : 'Check Sentry’s status.';
+    const advice =
+      response.status === 401 || response.status === 403
+        ? 'Check SENTRY_TOKEN (org:read).'
+        : response.status === 404
+          ? 'Check SENTRY_ORG.'
+          : 'Check Sentry’s status.';
     throw new ShipError('SHIP_ERR_PROVIDER_FAILED', `Sentry answered HTTP ${response.status} to the release health query. ${advice}`);
   }
   let parsed;
@@ -62,7 +73,8 @@ export async function fetchReleaseSessions(
   } catch {
     throw new ShipError('SHIP_ERR_PROVIDER_FAILED', 'Sentry answered the release health query with something that is not JSON. Check SENTRY_API_URL.');
   }
-  if (!parsed.success) throw new ShipError('SHIP_ERR_PROVIDER_FAILED', `Sentry's release health answer has an unexpected shape (${parsed.error.issues[0]?.message ?? '?'}).`);
+  if (!parsed.success)
+    throw new ShipError('SHIP_ERR_PROVIDER_FAILED', `Sentry's release health answer has an unexpected shape (${parsed.error.issues[0]?.message ?? '?'}).`);
   const result = new Map<string, ReleaseSessions>();
   for (const group of parsed.data.groups) {
     if (group.by.release === undefined) continue;

@@ -58,7 +58,10 @@ export async function fetchSentryErrorStats(options: SentryStatsOptions, periodH
     });
   } catch (error) {
     const cause = error instanceof Error && error.cause instanceof Error ? error.cause.message : error instanceof Error ? error.message : String(error);
-    throw new ShipError('SHIP_ERR_PROVIDER_FAILED', `Sentry at ${new URL(options.apiUrl).origin} did not answer (${cause}). Check SENTRY_API_URL and the network.`);
+    throw new ShipError(
+      'SHIP_ERR_PROVIDER_FAILED',
+      `Sentry at ${new URL(options.apiUrl).origin} did not answer (${cause}). Check SENTRY_API_URL and the network.`,
+    );
   }
   const text = await response.text();
   if (!response.ok) {

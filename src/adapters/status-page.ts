@@ -16,7 +16,10 @@ export interface StatusPageUpdate {
   readonly message: string;
 }
 
-export async function postStatusPage(options: { readonly webhookUrl: string; readonly timeoutMs?: number }, update: StatusPageUpdate): Promise<{ status: number }> {
+export async function postStatusPage(
+  options: { readonly webhookUrl: string; readonly timeoutMs?: number },
+  update: StatusPageUpdate,
+): Promise<{ status: number }> {
   let response: Response;
   try {
     response = await fetch(options.webhookUrl, {
@@ -28,11 +31,17 @@ export async function postStatusPage(options: { readonly webhookUrl: string; rea
   } catch (error) {
     // Only the error code: undici's messages can name the URL, which is the secret.
     const cause = error instanceof Error && error.name === 'TimeoutError' ? 'no answer within the timeout' : errorCode(error);
-    throw new ShipError('SHIP_ERR_PROVIDER_FAILED', `The status page webhook did not answer (${cause}). Check STATUS_PAGE_WEBHOOK_URL and that the status page is reachable from here.`);
+    throw new ShipError(
+      'SHIP_ERR_PROVIDER_FAILED',
+      `The status page webhook did not answer (${cause}). Check STATUS_PAGE_WEBHOOK_URL and that the status page is reachable from here.`,
+    );
   }
   await response.body?.cancel();
   if (!response.ok) {
-    throw new ShipError('SHIP_ERR_PROVIDER_FAILED', `The status page webhook answered HTTP ${response.status}. Check STATUS_PAGE_WEBHOOK_URL and the status page's own logs.`);
+    throw new ShipError(
+      'SHIP_ERR_PROVIDER_FAILED',
+      `The status page webhook answered HTTP ${response.status}. Check STATUS_PAGE_WEBHOOK_URL and the status page's own logs.`,
+    );
   }
   return { status: response.status };
 }

@@ -98,10 +98,17 @@ class LineObserver implements RunObserver {
     if (entry.type === 'step.started') this.write(`${marker(style, 'running')} ${entry.step}: ${entry.title}`);
     else if (entry.type === 'step.done') {
       const why = stepUnverified(entry.output);
-      this.write(why === null ? `${marker(style, 'done')} ${entry.step} (${formatDuration(entry.durationMs)})` : `${checkMarker(style, { ok: false, unverified: true })} ${entry.step} (${formatDuration(entry.durationMs)}): unverified: ${why}`);
-    }
-    else if (entry.type === 'step.failed') this.write(`${marker(style, 'failed')} ${entry.step} (${formatDuration(entry.durationMs)}): ${entry.error.message}`);
-    else if (entry.type === 'step.undone') this.write(`${marker(style, 'undone')} ${entry.step} ${entry.how === 'nothing-to-undo' ? 'had nothing to undo' : `undone (${formatDuration(entry.durationMs)})`}`);
+      this.write(
+        why === null
+          ? `${marker(style, 'done')} ${entry.step} (${formatDuration(entry.durationMs)})`
+          : `${checkMarker(style, { ok: false, unverified: true })} ${entry.step} (${formatDuration(entry.durationMs)}): unverified: ${why}`,
+      );
+    } else if (entry.type === 'step.failed')
+      this.write(`${marker(style, 'failed')} ${entry.step} (${formatDuration(entry.durationMs)}): ${entry.error.message}`);
+    else if (entry.type === 'step.undone')
+      this.write(
+        `${marker(style, 'undone')} ${entry.step} ${entry.how === 'nothing-to-undo' ? 'had nothing to undo' : `undone (${formatDuration(entry.durationMs)})`}`,
+      );
     else if (entry.type === 'run.ended') this.write(`run ${entry.state} (exit ${entry.exitCode})`);
     else {
       const line = otherEventLine(entry, style);
@@ -152,7 +159,12 @@ class LiveObserver implements RunObserver {
         this.progressState = undefined;
         break;
       case 'step.done':
-        if (step) Object.assign(step, { status: 'done', durationMs: entry.durationMs, ...(stepUnverified(entry.output) === null ? {} : { note: `unverified: ${stepUnverified(entry.output) ?? ''}` }) });
+        if (step)
+          Object.assign(step, {
+            status: 'done',
+            durationMs: entry.durationMs,
+            ...(stepUnverified(entry.output) === null ? {} : { note: `unverified: ${stepUnverified(entry.output) ?? ''}` }),
+          });
         this.progressState = undefined;
         break;
       case 'step.failed':
@@ -160,7 +172,11 @@ class LiveObserver implements RunObserver {
         this.progressState = undefined;
         break;
       case 'step.undone':
-        if (step) Object.assign(step, { status: 'undone', note: entry.how === 'nothing-to-undo' ? 'nothing to undo' : `undone in ${formatDuration(entry.durationMs)}` });
+        if (step)
+          Object.assign(step, {
+            status: 'undone',
+            note: entry.how === 'nothing-to-undo' ? 'nothing to undo' : `undone in ${formatDuration(entry.durationMs)}`,
+          });
         break;
       case 'step.undo.started':
         if (step) step.note = 'undoing…';

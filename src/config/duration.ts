@@ -29,7 +29,12 @@ export function formatDurationMs(ms: number): string {
   if (ms % 1_000 !== 0) return `${ms / 1_000}s`;
   const parts: string[] = [];
   let rest = ms;
-  for (const [unit, size] of [['d', DAY], ['h', HOUR], ['m', MINUTE], ['s', SECOND]] as const) {
+  for (const [unit, size] of [
+    ['d', DAY],
+    ['h', HOUR],
+    ['m', MINUTE],
+    ['s', SECOND],
+  ] as const) {
     if (rest >= size) {
       parts.push(`${Math.floor(rest / size)}${unit}`);
       rest %= size;

@@ -16,19 +16,18 @@ import { isTimeZone } from '../time/zoned-time.ts';
 
 const port = z.coerce.number().int().min(0).max(65_535);
 const positiveInt = z.coerce.number().int().positive();
-const booleanFlag = z
-  .enum(['true', 'false', '1', '0', 'yes', 'no'])
-  .transform((value) => value === 'true' || value === '1' || value === 'yes');
+const booleanFlag = z.enum(['true', 'false', '1', '0', 'yes', 'no']).transform((value) => value === 'true' || value === '1' || value === 'yes');
 const url = z.url();
 const postgresUrl = z
   .string()
   .regex(/^postgres(ql)?:\/\//, 'must start with postgres:// or postgresql://')
-  .refine((value) => URL.canParse(value), 'is not a valid URL: check the host and the port, and percent-encode @ : / # in the user or password (%40 %3A %2F %23)');
+  .refine(
+    (value) => URL.canParse(value),
+    'is not a valid URL: check the host and the port, and percent-encode @ : / # in the user or password (%40 %3A %2F %23)',
+  );
 const recurrence = z.string().refine(isRecurrence, 'must be a schedule like "every day at 03:00" or "first sunday of every month at 02:00"');
 const timeZone = z.string().refine(isTimeZone, 'must be an IANA time zone such as America/Los_Angeles or UTC');
-const storageUrl = z
-  .string()
-  .regex(/^(file:\/\/\/|s3:\/\/[^/]+)/, 'must be file:///absolute/path or s3://bucket/prefix');
+const storageUrl = z.string().regex(/^(file:\/\/\/|s3:\/\/[^/]+)/, 'must be file:///absolute/path or s3://bucket/prefix');
 
 /** Each variable: its schema and an example shown when the value is wrong. */
 const variables = {
@@ -43,7 +42,12 @@ const variables = {
   ADMIN_TOKEN: { schema: z.string().min(16, 'must be at least 16 characters').optional(), example: 'a long random string (openssl rand -hex 32)' },
   LOG_LEVEL: { schema: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'), example: 'info' },
   PUBLIC_URL: { schema: url.default('http://127.0.0.1:3000'), example: 'https://app.example.com' },
-  APP_RESET_URL: { schema: url.refine((value) => !/^(javascript|data|vbscript|file|blob):/i.test(value), "must be the app's own scheme (tasks://…) or an https:// universal link").optional(), example: 'tasks://reset-password' },
+  APP_RESET_URL: {
+    schema: url
+      .refine((value) => !/^(javascript|data|vbscript|file|blob):/i.test(value), "must be the app's own scheme (tasks://…) or an https:// universal link")
+      .optional(),
+    example: 'tasks://reset-password',
+  },
   API_URL: { schema: url.optional(), example: 'https://api.example.com' },
   SESSION_TTL_HOURS: { schema: positiveInt.default(24 * 30), example: '720' },
   PASSWORD_RESET_TTL_MINUTES: { schema: positiveInt.default(60), example: '60' },
@@ -63,27 +67,60 @@ const variables = {
   S3_ENDPOINT: { schema: url.optional(), example: 'http://127.0.0.1:9000' },
   S3_FORCE_PATH_STYLE: { schema: booleanFlag.default(false), example: 'true' },
   AWS_REGION: { schema: z.string().min(1).default('us-east-1'), example: 'eu-west-1' },
-  REDIS_URL: { schema: z.string().regex(/^rediss?:\/\//, 'must start with redis:// or rediss://').optional(), example: 'redis://127.0.0.1:6379' },
+  REDIS_URL: {
+    schema: z
+      .string()
+      .regex(/^rediss?:\/\//, 'must start with redis:// or rediss://')
+      .optional(),
+    example: 'redis://127.0.0.1:6379',
+  },
   TASK_LIST_CACHE_MAX_MB: { schema: positiveInt.max(65_536).default(128), example: '128' },
-  REDIS_PREFIX: { schema: z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/, 'must be 1-64 letters, digits or _.:-').default('shipshape:'), example: 'shipshape:' },
+  REDIS_PREFIX: {
+    schema: z
+      .string()
+      .regex(/^[A-Za-z0-9_.:-]{1,64}$/, 'must be 1-64 letters, digits or _.:-')
+      .default('shipshape:'),
+    example: 'shipshape:',
+  },
   APP_STATE_POLL_MS: { schema: positiveInt.min(100).max(60_000).default(1_000), example: '1000' },
   EXPO_PUSH_URL: { schema: url.default('https://exp.host/--/api/v2/push/send'), example: 'https://exp.host/--/api/v2/push/send' },
   EXPO_ACCESS_TOKEN: { schema: z.string().min(1).optional(), example: 'the access token from expo.dev (Enhanced Security for Push Notifications)' },
-  SMTP_URL: { schema: z.string().regex(/^smtps?:\/\//, 'must start with smtp:// or smtps://').optional(), example: 'smtp://user:pass@smtp.example.com:587' },
+  SMTP_URL: {
+    schema: z
+      .string()
+      .regex(/^smtps?:\/\//, 'must start with smtp:// or smtps://')
+      .optional(),
+    example: 'smtp://user:pass@smtp.example.com:587',
+  },
   MAIL_FROM: { schema: z.string().min(3).default('Shipshape <no-reply@localhost>'), example: 'Tasks <no-reply@example.com>' },
   SLACK_WEBHOOK_URL: { schema: url.optional(), example: 'https://hooks.slack.com/services/T000/B000/XXXX' },
   PAGERDUTY_ROUTING_KEY: { schema: z.string().min(1).optional(), example: 'a 32-character integration key' },
   PAGERDUTY_EVENTS_URL: { schema: url.default('https://events.pagerduty.com'), example: 'https://events.pagerduty.com' },
   ALERT_ROUTING_FILE: { schema: z.string().min(1).optional(), example: './alert-routing.json' },
-  ALERT_EVALUATION_INTERVAL: { schema: durationSchema.refine((ms) => ms >= 1_000 && ms <= 3_600_000, 'must be between 1s and 1h').default(60_000), example: '1m' },
+  ALERT_EVALUATION_INTERVAL: {
+    schema: durationSchema.refine((ms) => ms >= 1_000 && ms <= 3_600_000, 'must be between 1s and 1h').default(60_000),
+    example: '1m',
+  },
   METRICS_FLUSH_INTERVAL: { schema: durationSchema.refine((ms) => ms >= 1_000 && ms <= 60_000, 'must be between 1s and 60s').default(10_000), example: '10s' },
   STATUS_PAGE_WEBHOOK_URL: { schema: url.optional(), example: 'https://status.example.com/hooks/shipshape' },
   SENTRY_API_URL: { schema: url.default('https://sentry.io'), example: 'https://sentry.io' },
-  SENTRY_ORG: { schema: z.string().regex(/^[A-Za-z0-9_-]{1,100}$/, 'must be the organization slug from sentry.io/organizations/<slug>/').optional(), example: 'my-org' },
+  SENTRY_ORG: {
+    schema: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]{1,100}$/, 'must be the organization slug from sentry.io/organizations/<slug>/')
+      .optional(),
+    example: 'my-org',
+  },
   SENTRY_TOKEN: { schema: z.string().min(1).optional(), example: 'an organization auth token with org:read' },
   CLOUDFLARE_API_URL: { schema: url.default('https://api.cloudflare.com/client/v4'), example: 'https://api.cloudflare.com/client/v4' },
   CLOUDFLARE_API_TOKEN: { schema: z.string().min(1).optional(), example: 'an API token with the Zone > Cache Purge permission' },
-  CLOUDFLARE_ZONE_ID: { schema: z.string().regex(/^[A-Za-z0-9]{1,64}$/, 'must be the zone id (32 hex characters) from the zone overview page').optional(), example: '023e105f4ecef8ad9ca31a8372d0c353' },
+  CLOUDFLARE_ZONE_ID: {
+    schema: z
+      .string()
+      .regex(/^[A-Za-z0-9]{1,64}$/, 'must be the zone id (32 hex characters) from the zone overview page')
+      .optional(),
+    example: '023e105f4ecef8ad9ca31a8372d0c353',
+  },
   CDN_BASE_URL: { schema: url.optional(), example: 'https://cdn.example.com' },
   SHIPSHAPE_OPERATOR: { schema: z.string().min(1).optional(), example: 'alice' },
   SHIPSHAPE_APPROVAL_TTL_MINUTES: { schema: positiveInt.max(7 * 24 * 60).default(60), example: '60' },
@@ -103,22 +140,58 @@ const variables = {
   MAINTENANCE_DATABASE_URL_FILE: { schema: z.string().min(1).optional(), example: '/etc/shipshape/database-url' },
   SMOKE_TEST_EMAIL: { schema: z.email().default('smoke-test@shipshape.invalid'), example: 'smoke-test@example.com' },
   APP_REPO_DIR: { schema: z.string().min(1).optional(), example: '/srv/tasks-app (the mobile app repository, a git clone)' },
-  APP_REPO_MAIN_BRANCH: { schema: z.string().regex(/^[A-Za-z0-9._/-]{1,100}$/, 'must be a branch name').default('main'), example: 'main' },
-  APP_REPO_REMOTE: { schema: z.string().regex(/^[A-Za-z0-9._-]{1,100}$/, 'must be a git remote name').default('origin'), example: 'origin' },
+  APP_REPO_MAIN_BRANCH: {
+    schema: z
+      .string()
+      .regex(/^[A-Za-z0-9._/-]{1,100}$/, 'must be a branch name')
+      .default('main'),
+    example: 'main',
+  },
+  APP_REPO_REMOTE: {
+    schema: z
+      .string()
+      .regex(/^[A-Za-z0-9._-]{1,100}$/, 'must be a git remote name')
+      .default('origin'),
+    example: 'origin',
+  },
   RELEASE_NOTES_DIR: { schema: z.string().min(1).default('release-notes'), example: 'release-notes (relative to APP_REPO_DIR; the notes are <version>.md)' },
   RELEASE_CI_CHECK_URL: { schema: url.optional(), example: 'https://ci.example.com/api/status/{sha}' },
   RELEASE_CI_CHECK_TOKEN: { schema: z.string().min(1).optional(), example: 'a CI API token (sent as Bearer)' },
-  RELEASE_CI_CHECK_COMMAND: { schema: z.string().min(1).optional(), example: 'gh run list --commit {sha} --json conclusion -q ".[0].conclusion == \\"success\\""' },
+  RELEASE_CI_CHECK_COMMAND: {
+    schema: z.string().min(1).optional(),
+    example: 'gh run list --commit {sha} --json conclusion -q ".[0].conclusion == \\"success\\""',
+  },
   EAS_BIN: { schema: z.string().min(1).default('npx eas-cli'), example: 'npx eas-cli' },
-  EAS_BUILD_POLL_INTERVAL: { schema: durationSchema.refine((ms) => ms >= 100 && ms <= 600_000, 'must be between 100ms and 10m').default(30_000), example: '30s' },
+  EAS_BUILD_POLL_INTERVAL: {
+    schema: durationSchema.refine((ms) => ms >= 100 && ms <= 600_000, 'must be between 100ms and 10m').default(30_000),
+    example: '30s',
+  },
   EAS_BUILD_TIMEOUT: { schema: durationSchema.refine((ms) => ms >= 1_000, 'must be at least 1s').default(3 * 3_600_000), example: '3h' },
-  GOOGLE_PLAY_PACKAGE_NAME: { schema: z.string().regex(/^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)+$/, 'must be the application id, e.g. com.example.tasks').optional(), example: 'com.example.tasks' },
+  GOOGLE_PLAY_PACKAGE_NAME: {
+    schema: z
+      .string()
+      .regex(/^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)+$/, 'must be the application id, e.g. com.example.tasks')
+      .optional(),
+    example: 'com.example.tasks',
+  },
   GOOGLE_PLAY_SERVICE_ACCOUNT_FILE: { schema: z.string().min(1).optional(), example: '/etc/shipshape/play-service-account.json' },
   GOOGLE_PLAY_API_URL: { schema: url.default('https://androidpublisher.googleapis.com'), example: 'https://androidpublisher.googleapis.com' },
-  ASC_KEY_ID: { schema: z.string().regex(/^[A-Z0-9]{6,20}$/, 'must be the key id shown in App Store Connect > Users and Access > Integrations').optional(), example: '2X9R4HXF34' },
+  ASC_KEY_ID: {
+    schema: z
+      .string()
+      .regex(/^[A-Z0-9]{6,20}$/, 'must be the key id shown in App Store Connect > Users and Access > Integrations')
+      .optional(),
+    example: '2X9R4HXF34',
+  },
   ASC_ISSUER_ID: { schema: z.string().min(1).optional(), example: '57246542-96fe-1a63-e053-0824d011072a' },
   ASC_PRIVATE_KEY_FILE: { schema: z.string().min(1).optional(), example: '/etc/shipshape/AuthKey_2X9R4HXF34.p8' },
-  ASC_APP_ID: { schema: z.string().regex(/^[0-9]{1,20}$/, 'must be the numeric Apple ID of the app').optional(), example: '1234567890' },
+  ASC_APP_ID: {
+    schema: z
+      .string()
+      .regex(/^[0-9]{1,20}$/, 'must be the numeric Apple ID of the app')
+      .optional(),
+    example: '1234567890',
+  },
   ASC_API_URL: { schema: url.default('https://api.appstoreconnect.apple.com'), example: 'https://api.appstoreconnect.apple.com' },
   RELEASE_ROLLOUT_STEPS: {
     schema: z
@@ -136,13 +209,33 @@ const variables = {
   RELEASE_GATE_MIN_REQUESTS: { schema: positiveInt.default(1_000), example: '1000' },
   RELEASE_GATE_MAX_CRASH_FREE_DROP: { schema: z.coerce.number().min(0).max(1).default(0.005), example: '0.005 (half a percentage point)' },
   RELEASE_GATE_MAX_ERROR_RATE_RISE: { schema: z.coerce.number().min(0).max(1).default(0.005), example: '0.005' },
-  SENTRY_RELEASE_NAME: { schema: z.string().regex(/\{version\}/, 'must contain {version}').default('{version}'), example: 'com.example.tasks@{version}' },
+  SENTRY_RELEASE_NAME: {
+    schema: z
+      .string()
+      .regex(/\{version\}/, 'must contain {version}')
+      .default('{version}'),
+    example: 'com.example.tasks@{version}',
+  },
   UPDATES_STORAGE_URL: { schema: storageUrl.optional(), example: 's3://my-updates/ota' },
   UPDATES_ASSET_BASE_URL: { schema: url.optional(), example: 'https://cdn.example.com' },
   UPDATES_CODE_SIGNING_KEY_FILE: { schema: z.string().min(1).optional(), example: './keys/private-key.pem' },
-  UPDATES_CODE_SIGNING_KEY_ID: { schema: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'must be 1-64 letters, digits or ._- (the keyid in the app config, "main" by default)').default('main'), example: 'main' },
+  UPDATES_CODE_SIGNING_KEY_ID: {
+    schema: z
+      .string()
+      .regex(/^[A-Za-z0-9._-]{1,64}$/, 'must be 1-64 letters, digits or ._- (the keyid in the app config, "main" by default)')
+      .default('main'),
+    example: 'main',
+  },
   UPDATES_GATE_MIN_SAMPLE: { schema: positiveInt.max(10_000_000).default(500), example: '500' },
-  UPDATES_SENTRY_RELEASE: { schema: z.string().min(1).max(200).refine((text) => text.includes('{updateId}'), 'must contain {updateId}').optional(), example: 'tasks@{runtimeVersion}+{updateId}' },
+  UPDATES_SENTRY_RELEASE: {
+    schema: z
+      .string()
+      .min(1)
+      .max(200)
+      .refine((text) => text.includes('{updateId}'), 'must contain {updateId}')
+      .optional(),
+    example: 'tasks@{runtimeVersion}+{updateId}',
+  },
 } as const;
 
 type Variables = typeof variables;
@@ -281,7 +374,13 @@ export interface Config {
     readonly easPollMs: number;
     readonly easTimeoutMs: number;
     readonly play: { readonly packageName: string | undefined; readonly serviceAccountFile: string | undefined; readonly apiUrl: string };
-    readonly appStore: { readonly keyId: string | undefined; readonly issuerId: string | undefined; readonly privateKeyFile: string | undefined; readonly appId: string | undefined; readonly apiUrl: string };
+    readonly appStore: {
+      readonly keyId: string | undefined;
+      readonly issuerId: string | undefined;
+      readonly privateKeyFile: string | undefined;
+      readonly appId: string | undefined;
+      readonly apiUrl: string;
+    };
     /** Play's staged rollout, percent per step; Apple follows its own 7-day curve. */
     readonly rolloutSteps: readonly number[];
     readonly stepIntervalMs: number;
@@ -339,11 +438,9 @@ export function loadConfig(env: Environment = process.env, cwd = process.cwd()):
     if (!parsed.success) {
       const problem = parsed.error.issues[0]?.message ?? 'is invalid';
       const shown = isSecret(name) ? '(hidden)' : JSON.stringify(value);
-      throw new ShipError(
-        'SHIP_ERR_CONFIG',
-        `${name}=${shown} is invalid: ${problem}. Example of a good value: ${name}=${example}`,
-        { details: { variable: name } },
-      );
+      throw new ShipError('SHIP_ERR_CONFIG', `${name}=${shown} is invalid: ${problem}. Example of a good value: ${name}=${example}`, {
+        details: { variable: name },
+      });
     }
     raw[name] = parsed.data;
   }
@@ -429,8 +526,18 @@ export function loadConfig(env: Environment = process.env, cwd = process.cwd()):
       easBin: c.EAS_BIN,
       easPollMs: c.EAS_BUILD_POLL_INTERVAL,
       easTimeoutMs: c.EAS_BUILD_TIMEOUT,
-      play: { packageName: c.GOOGLE_PLAY_PACKAGE_NAME, serviceAccountFile: c.GOOGLE_PLAY_SERVICE_ACCOUNT_FILE === undefined ? undefined : path.resolve(cwd, c.GOOGLE_PLAY_SERVICE_ACCOUNT_FILE), apiUrl: c.GOOGLE_PLAY_API_URL },
-      appStore: { keyId: c.ASC_KEY_ID, issuerId: c.ASC_ISSUER_ID, privateKeyFile: c.ASC_PRIVATE_KEY_FILE === undefined ? undefined : path.resolve(cwd, c.ASC_PRIVATE_KEY_FILE), appId: c.ASC_APP_ID, apiUrl: c.ASC_API_URL },
+      play: {
+        packageName: c.GOOGLE_PLAY_PACKAGE_NAME,
+        serviceAccountFile: c.GOOGLE_PLAY_SERVICE_ACCOUNT_FILE === undefined ? undefined : path.resolve(cwd, c.GOOGLE_PLAY_SERVICE_ACCOUNT_FILE),
+        apiUrl: c.GOOGLE_PLAY_API_URL,
+      },
+      appStore: {
+        keyId: c.ASC_KEY_ID,
+        issuerId: c.ASC_ISSUER_ID,
+        privateKeyFile: c.ASC_PRIVATE_KEY_FILE === undefined ? undefined : path.resolve(cwd, c.ASC_PRIVATE_KEY_FILE),
+        appId: c.ASC_APP_ID,
+        apiUrl: c.ASC_API_URL,
+      },
       rolloutSteps: c.RELEASE_ROLLOUT_STEPS,
       stepIntervalMs: c.RELEASE_STEP_INTERVAL,
       gateRecheckMs: c.RELEASE_GATE_RECHECK,

@@ -147,7 +147,9 @@ export async function terminateBackend(db: Queryable, backend: Backend, waitMs: 
     const { rows } = await db.query<{ terminated: boolean }>('SELECT pg_terminate_backend($1::integer, $2::bigint) AS terminated', [backend.pid, waitMs]);
     if (rows[0]?.terminated) return { ...backend, outcome: 'terminated' };
     // false means "no such backend" or "did not exit within waitMs"; a fresh look tells which.
-    const { rows: present } = await db.query<{ found: boolean }>('SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1::integer) AS found', [backend.pid]);
+    const { rows: present } = await db.query<{ found: boolean }>('SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1::integer) AS found', [
+      backend.pid,
+    ]);
     return { ...backend, outcome: present[0]?.found ? 'still-running' : 'gone' };
   } catch (error) {
     // 42501 insufficient_privilege is the only refusal pg_terminate_backend raises.

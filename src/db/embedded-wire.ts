@@ -116,11 +116,7 @@ class WireConnection {
     }
   }
 
-  private nextMessage():
-    | { kind: 'reply'; bytes: Buffer }
-    | { kind: 'close' }
-    | { kind: 'forward'; bytes: Buffer; flush: boolean }
-    | undefined {
+  private nextMessage(): { kind: 'reply'; bytes: Buffer } | { kind: 'close' } | { kind: 'forward'; bytes: Buffer; flush: boolean } | undefined {
     if (!this.started) {
       if (this.buffer.length < 8) return undefined;
       const length = this.buffer.readInt32BE(0);

@@ -106,8 +106,7 @@ async function takeOwnerLock(lockFile: string): Promise<void> {
       if (Number.isInteger(pid) && pid > 0 && isAlive(pid)) {
         throw new ShipError(
           'SHIP_ERR_EMBEDDED_DB_LOCKED',
-          `The embedded database is held by process ${pid}, which is still starting or not serving. ` +
-            'Wait for it to start, or stop it, then try again.',
+          `The embedded database is held by process ${pid}, which is still starting or not serving. ` + 'Wait for it to start, or stop it, then try again.',
           { details: { pid } },
         );
       }

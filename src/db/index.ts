@@ -85,7 +85,8 @@ async function checkReachable(database: Database, config: Pick<Config, 'database
   try {
     await database.pool.query('SELECT 1');
   } catch (error) {
-    const explained = database.kind === 'postgres' && config.databaseUrl ? databaseSetupError(error, config.databaseUrl, config.database.connectTimeoutMs) : undefined;
+    const explained =
+      database.kind === 'postgres' && config.databaseUrl ? databaseSetupError(error, config.databaseUrl, config.database.connectTimeoutMs) : undefined;
     throw (
       explained ??
       new ShipError(
@@ -138,33 +139,77 @@ export function databaseSetupError(error: unknown, url: string, connectTimeoutMs
   const options = { cause: error, details: { host, port, database, user } };
   switch (failure) {
     case 'missing':
-      return new ShipError('SHIP_ERR_DATABASE_MISSING', `Database "${database}" does not exist on ${where}. Create it: createdb -h ${host} -p ${port} -U postgres ${database} — or fix the database name in DATABASE_URL.`, options);
+      return new ShipError(
+        'SHIP_ERR_DATABASE_MISSING',
+        `Database "${database}" does not exist on ${where}. Create it: createdb -h ${host} -p ${port} -U postgres ${database} — or fix the database name in DATABASE_URL.`,
+        options,
+      );
     case 'auth':
       if (/^role ".*" does not exist$/.test(said)) {
-        return new ShipError('SHIP_ERR_DATABASE_AUTH', `Role "${user}" does not exist on ${where}. Create it: createuser -h ${host} -p ${port} -U postgres --pwprompt ${user} — or fix the user in DATABASE_URL.`, options);
+        return new ShipError(
+          'SHIP_ERR_DATABASE_AUTH',
+          `Role "${user}" does not exist on ${where}. Create it: createuser -h ${host} -p ${port} -U postgres --pwprompt ${user} — or fix the user in DATABASE_URL.`,
+          options,
+        );
       }
       if (code === '28P01') {
-        return new ShipError('SHIP_ERR_DATABASE_AUTH', `PostgreSQL at ${where} refused the password of role "${user}". Fix the password in DATABASE_URL (percent-encode @ : / as %40 %3A %2F), or set it on the server: ALTER ROLE "${user}" PASSWORD '…'.`, options);
+        return new ShipError(
+          'SHIP_ERR_DATABASE_AUTH',
+          `PostgreSQL at ${where} refused the password of role "${user}". Fix the password in DATABASE_URL (percent-encode @ : / as %40 %3A %2F), or set it on the server: ALTER ROLE "${user}" PASSWORD '…'.`,
+          options,
+        );
       }
-      return new ShipError('SHIP_ERR_DATABASE_AUTH', `PostgreSQL at ${where} refused role "${user}" on database "${database}" (${said}). Allow it in pg_hba.conf and reload the server, or fix the user in DATABASE_URL.`, options);
+      return new ShipError(
+        'SHIP_ERR_DATABASE_AUTH',
+        `PostgreSQL at ${where} refused role "${user}" on database "${database}" (${said}). Allow it in pg_hba.conf and reload the server, or fix the user in DATABASE_URL.`,
+        options,
+      );
     case 'unreachable':
       if (code === 'ECONNREFUSED' || /ECONNREFUSED/.test(said)) {
-        return new ShipError('SHIP_ERR_DATABASE_UNREACHABLE', `Nothing accepts connections at ${where}: PostgreSQL is not running there (connection refused). Start it (systemctl start postgresql; pg_lsclusters shows each cluster's port), or fix the host and port in DATABASE_URL.`, options);
+        return new ShipError(
+          'SHIP_ERR_DATABASE_UNREACHABLE',
+          `Nothing accepts connections at ${where}: PostgreSQL is not running there (connection refused). Start it (systemctl start postgresql; pg_lsclusters shows each cluster's port), or fix the host and port in DATABASE_URL.`,
+          options,
+        );
       }
       if (code === 'ENOTFOUND' || code === 'EAI_AGAIN' || /ENOTFOUND|EAI_AGAIN/.test(said)) {
-        return new ShipError('SHIP_ERR_DATABASE_UNREACHABLE', `The database host "${host}" does not resolve (${said}). Fix the host in DATABASE_URL, or check DNS.`, options);
+        return new ShipError(
+          'SHIP_ERR_DATABASE_UNREACHABLE',
+          `The database host "${host}" does not resolve (${said}). Fix the host in DATABASE_URL, or check DNS.`,
+          options,
+        );
       }
       if (code === '53300') {
-        return new ShipError('SHIP_ERR_DATABASE_UNREACHABLE', `PostgreSQL at ${where} has no connection slots left (${said}). Close idle sessions (\`shipshape db diagnose\` lists them) or raise max_connections; every instance's pool (DATABASE_POOL_MAX) must fit.`, options);
+        return new ShipError(
+          'SHIP_ERR_DATABASE_UNREACHABLE',
+          `PostgreSQL at ${where} has no connection slots left (${said}). Close idle sessions (\`shipshape db diagnose\` lists them) or raise max_connections; every instance's pool (DATABASE_POOL_MAX) must fit.`,
+          options,
+        );
       }
       if (code === '57P03') {
-        return new ShipError('SHIP_ERR_DATABASE_UNREACHABLE', `PostgreSQL at ${where} is not accepting connections right now (${said}). Wait until it has started (or finished shutting down), then try again.`, options);
+        return new ShipError(
+          'SHIP_ERR_DATABASE_UNREACHABLE',
+          `PostgreSQL at ${where} is not accepting connections right now (${said}). Wait until it has started (or finished shutting down), then try again.`,
+          options,
+        );
       }
       if (/timeout/i.test(said)) {
-        return new ShipError('SHIP_ERR_DATABASE_UNREACHABLE', `PostgreSQL at ${where} did not answer within ${connectTimeoutMs} ms. Check that the host is reachable from here (firewall, security group) and the server is running, or raise DATABASE_CONNECT_TIMEOUT_MS.`, options);
+        return new ShipError(
+          'SHIP_ERR_DATABASE_UNREACHABLE',
+          `PostgreSQL at ${where} did not answer within ${connectTimeoutMs} ms. Check that the host is reachable from here (firewall, security group) and the server is running, or raise DATABASE_CONNECT_TIMEOUT_MS.`,
+          options,
+        );
       }
-      return new ShipError('SHIP_ERR_DATABASE_UNREACHABLE', `Cannot reach PostgreSQL at ${where} (${said}). Check that the server is running there, or fix the host and port in DATABASE_URL.`, options);
+      return new ShipError(
+        'SHIP_ERR_DATABASE_UNREACHABLE',
+        `Cannot reach PostgreSQL at ${where} (${said}). Check that the server is running there, or fix the host and port in DATABASE_URL.`,
+        options,
+      );
     case 'lost':
-      return new ShipError('SHIP_ERR_DATABASE_UNREACHABLE', `PostgreSQL at ${where} closed the connection (${said}). It may be restarting or an operator terminated the session; check its log and try again.`, options);
+      return new ShipError(
+        'SHIP_ERR_DATABASE_UNREACHABLE',
+        `PostgreSQL at ${where} closed the connection (${said}). It may be restarting or an operator terminated the session; check its log and try again.`,
+        options,
+      );
   }
 }

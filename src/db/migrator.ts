@@ -198,11 +198,7 @@ export class Migrator {
     });
   }
 
-  private async runEach(
-    files: MigrationFile[],
-    direction: 'up' | 'down',
-    run: (file: MigrationFile) => Promise<number>,
-  ): Promise<MigrationRunOutcome> {
+  private async runEach(files: MigrationFile[], direction: 'up' | 'down', run: (file: MigrationFile) => Promise<number>): Promise<MigrationRunOutcome> {
     const results: MigrationResult[] = [];
     let error: ShipError | undefined;
     for (const file of files) {
@@ -221,7 +217,9 @@ export class Migrator {
           'SHIP_ERR_MIGRATION_FAILED',
           `${file.fileName} failed ${direction === 'up' ? 'to apply' : 'to revert'}: ${message}. ` +
             `Its transaction was rolled back; ${results.filter((r) => r.status === 'success').length} earlier migration(s) in this run stand. ` +
-            'Fix the file, then run `shipshape db migrate ' + direction + '` again.',
+            'Fix the file, then run `shipshape db migrate ' +
+            direction +
+            '` again.',
           { cause },
         );
       }
@@ -233,10 +231,12 @@ export class Migrator {
     const started = performance.now();
     const record = async () => {
       const durationMs = Math.round(performance.now() - started);
-      await client.query(
-        `INSERT INTO ${this.table} (version, name, checksum, duration_ms) VALUES ($1::bigint, $2::text, $3::text, $4::integer)`,
-        [file.version, file.name, file.checksum, durationMs],
-      );
+      await client.query(`INSERT INTO ${this.table} (version, name, checksum, duration_ms) VALUES ($1::bigint, $2::text, $3::text, $4::integer)`, [
+        file.version,
+        file.name,
+        file.checksum,
+        durationMs,
+      ]);
       return durationMs;
     };
     if (!file.transactional) {

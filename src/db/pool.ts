@@ -61,7 +61,9 @@ export function createPool(options: PoolOptions, logger: Logger): Pool {
   if (options.preparedStatements) preparing.add(pool);
   pool.on('connect', (client) => {
     if (options.preparedStatements) preparing.add(client);
-    client.on('error', (error) => logger.debug({ err: error.message }, 'a database connection in use was lost; its statement fails and the connection is discarded'));
+    client.on('error', (error) =>
+      logger.debug({ err: error.message }, 'a database connection in use was lost; its statement fails and the connection is discarded'),
+    );
   });
   return pool;
 }

@@ -49,7 +49,8 @@ interface TokenRow {
   live: boolean;
 }
 
-const COLUMNS = 'id, label, source, created_at, created_by, expires_at, revoked_at, last_used_at, (revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())) AS live';
+const COLUMNS =
+  'id, label, source, created_at, created_by, expires_at, revoked_at, last_used_at, (revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())) AS live';
 /** last_used_at is a hint for `admin-token list`, not an audit trail: written at most once a minute. */
 const LAST_USED_RESOLUTION = "interval '1 minute'";
 const UNDEFINED_TABLE = '42P01';
@@ -69,7 +70,10 @@ export async function verifyAdminToken(db: Queryable, presented: string | undefi
     if (row !== undefined) {
       if (row.revoked_at !== null) return { ok: false, reason: 'revoked', at: row.revoked_at };
       if (!row.live && row.expires_at !== null) return { ok: false, reason: 'expired', at: row.expires_at };
-      await db.query(`UPDATE admin_tokens SET last_used_at = now() WHERE id = $1::uuid AND (last_used_at IS NULL OR last_used_at < now() - ${LAST_USED_RESOLUTION})`, [row.id]);
+      await db.query(
+        `UPDATE admin_tokens SET last_used_at = now() WHERE id = $1::uuid AND (last_used_at IS NULL OR last_used_at < now() - ${LAST_USED_RESOLUTION})`,
+        [row.id],
+      );
       return { ok: true, tokenId: row.id, via: 'database' };
     }
     anyLive = environmentToken !== undefined || (await hasLiveToken(db));
@@ -92,17 +96,28 @@ export function adminCheckError(check: Exclude<AdminCheck, { ok: true }>): ShipE
         'Admin routes are disabled because ADMIN_TOKEN is not set and no admin token was issued. Set ADMIN_TOKEN (at least 16 characters) and restart the server, or issue one with `shipshape admin-token rotate`.',
       );
     case 'expired':
-      return new ShipError('SHIP_ERR_FORBIDDEN', `This admin token expired at ${check.at.toISOString()} after a credential rotation. Use the newest admin token (\`shipshape admin-token list\` shows which are live).`);
+      return new ShipError(
+        'SHIP_ERR_FORBIDDEN',
+        `This admin token expired at ${check.at.toISOString()} after a credential rotation. Use the newest admin token (\`shipshape admin-token list\` shows which are live).`,
+      );
     case 'revoked':
-      return new ShipError('SHIP_ERR_FORBIDDEN', `This admin token was revoked at ${check.at.toISOString()}. Use a live admin token (\`shipshape admin-token list\`).`);
+      return new ShipError(
+        'SHIP_ERR_FORBIDDEN',
+        `This admin token was revoked at ${check.at.toISOString()}. Use a live admin token (\`shipshape admin-token list\`).`,
+      );
     case 'missing':
     case 'unknown':
-      return new ShipError('SHIP_ERR_FORBIDDEN', 'Admin routes need Authorization: Bearer <admin token> (ADMIN_TOKEN, or one issued by `shipshape admin-token rotate`).');
+      return new ShipError(
+        'SHIP_ERR_FORBIDDEN',
+        'Admin routes need Authorization: Bearer <admin token> (ADMIN_TOKEN, or one issued by `shipshape admin-token rotate`).',
+      );
   }
 }
 
 async function hasLiveToken(db: Queryable): Promise<boolean> {
-  const { rows } = await db.query<{ live: boolean }>('SELECT EXISTS (SELECT 1 FROM admin_tokens WHERE revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())) AS live');
+  const { rows } = await db.query<{ live: boolean }>(
+    'SELECT EXISTS (SELECT 1 FROM admin_tokens WHERE revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())) AS live',
+  );
   return rows[0]?.live === true;
 }
 
@@ -113,7 +128,10 @@ export interface IssuedAdminToken {
 }
 
 /** Issues a token that lives until `expiresAt` (or until a rotation or revocation ends it). */
-export async function issueAdminToken(db: Queryable, input: { label: string; createdBy: string; expiresAt?: Date | null | undefined }): Promise<IssuedAdminToken> {
+export async function issueAdminToken(
+  db: Queryable,
+  input: { label: string; createdBy: string; expiresAt?: Date | null | undefined },
+): Promise<IssuedAdminToken> {
   const issued = issueToken();
   const { rows } = await db.query<TokenRow>(
     `INSERT INTO admin_tokens (label, source, token_hash, created_by, expires_at) VALUES ($1::text, 'issued', $2::bytea, $3::text, $4::timestamptz)
@@ -173,7 +191,8 @@ export async function listAdminTokens(db: Queryable, options: { includeDead?: bo
 
 /** Ends a token now. Throws SHIP_ERR_NOT_FOUND for an unknown id. */
 export async function revokeAdminToken(db: Queryable, id: string, revokedBy: string): Promise<AdminToken> {
-  if (!/^[0-9a-f-]{36}$/i.test(id)) throw new ShipError('SHIP_ERR_VALIDATION', `"${id.slice(0, 60)}" is not an admin token id. \`shipshape admin-token list\` shows them.`);
+  if (!/^[0-9a-f-]{36}$/i.test(id))
+    throw new ShipError('SHIP_ERR_VALIDATION', `"${id.slice(0, 60)}" is not an admin token id. \`shipshape admin-token list\` shows them.`);
   const { rows } = await db.query<TokenRow>(
     `UPDATE admin_tokens SET revoked_at = coalesce(revoked_at, now()), revoked_by = coalesce(revoked_by, $2::text) WHERE id = $1::uuid RETURNING ${COLUMNS}`,
     [id, revokedBy],

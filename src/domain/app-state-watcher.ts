@@ -13,7 +13,12 @@ import { describeError } from '../errors.ts';
 
 export type AppStateListener = (state: AppState, previous: AppState) => void;
 
-const INITIAL_STATE: AppState = { maintenance: { enabled: false, mode: 'full', message: null, setBy: null, since: null }, banner: null, minimumAppVersion: null, cacheEpochs: {} };
+const INITIAL_STATE: AppState = {
+  maintenance: { enabled: false, mode: 'full', message: null, setBy: null, since: null },
+  banner: null,
+  minimumAppVersion: null,
+  cacheEpochs: {},
+};
 
 export class AppStateWatcher {
   private state: AppState | undefined;
@@ -55,9 +60,7 @@ export class AppStateWatcher {
 
   /** Re-read soon, without waiting; failures are logged and the last known state is kept. */
   nudge(): void {
-    this.refresh().catch((error: unknown) =>
-      this.logger.warn({ err: describeError(error) }, 'could not refresh app state; keeping the last known state'),
-    );
+    this.refresh().catch((error: unknown) => this.logger.warn({ err: describeError(error) }, 'could not refresh app state; keeping the last known state'));
   }
 
   /**

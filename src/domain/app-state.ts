@@ -42,7 +42,15 @@ export const APP_STATE_NOTIFY_CHANNEL = 'shipshape_app_state';
 
 export async function readAppState(db: Queryable): Promise<AppState> {
   const [state, epochs] = await Promise.all([
-    db.query<{ maintenance_enabled: boolean; maintenance_mode: string | null; maintenance_message: string | null; maintenance_set_by: string | null; maintenance_since: Date | null; minimum_app_version: string | null; banner: { message: string; until: string | null; setBy: string | null } | null }>(
+    db.query<{
+      maintenance_enabled: boolean;
+      maintenance_mode: string | null;
+      maintenance_message: string | null;
+      maintenance_set_by: string | null;
+      maintenance_since: Date | null;
+      minimum_app_version: string | null;
+      banner: { message: string; until: string | null; setBy: string | null } | null;
+    }>(
       // to_jsonb: a database not yet at migration 0008 has no maintenance_mode (a restore reads one before migrating it).
       `SELECT maintenance_enabled, to_jsonb(app_state) ->> 'maintenance_mode' AS maintenance_mode, maintenance_message, maintenance_set_by, maintenance_since, minimum_app_version,
               CASE WHEN banner_message IS NOT NULL AND (banner_until IS NULL OR banner_until > now())
@@ -81,12 +89,23 @@ export async function setMaintenance(
 ): Promise<{ previous: Maintenance; current: Maintenance }> {
   const withModes = await knowsMaintenanceModes(db);
   if (!withModes && change.enabled && change.mode === 'read-only') {
-    throw new ShipError('SHIP_ERR_PREREQUISITE_FAILED', 'Read-only mode needs migration 0008, which this database does not have yet. Run `shipshape db migrate` first, or use full maintenance.');
+    throw new ShipError(
+      'SHIP_ERR_PREREQUISITE_FAILED',
+      'Read-only mode needs migration 0008, which this database does not have yet. Run `shipshape db migrate` first, or use full maintenance.',
+    );
   }
   const mode = (table: string) => (withModes ? `${table}.maintenance_mode` : "'full'::text");
   const { rows } = await db.query<{
-    prev_enabled: boolean; prev_mode: string; prev_message: string | null; prev_set_by: string | null; prev_since: Date | null;
-    maintenance_enabled: boolean; maintenance_mode: string; maintenance_message: string | null; maintenance_set_by: string | null; maintenance_since: Date | null;
+    prev_enabled: boolean;
+    prev_mode: string;
+    prev_message: string | null;
+    prev_set_by: string | null;
+    prev_since: Date | null;
+    maintenance_enabled: boolean;
+    maintenance_mode: string;
+    maintenance_message: string | null;
+    maintenance_set_by: string | null;
+    maintenance_since: Date | null;
   }>(
     `WITH previous AS (SELECT * FROM app_state FOR UPDATE)
      UPDATE app_state SET
@@ -108,14 +127,18 @@ export async function setMaintenance(
   const row = firstRow(rows);
   return {
     previous: { enabled: row.prev_enabled, mode: modeOf(row.prev_mode), message: row.prev_message, setBy: row.prev_set_by, since: row.prev_since },
-    current: { enabled: row.maintenance_enabled, mode: modeOf(row.maintenance_mode), message: row.maintenance_message, setBy: row.maintenance_set_by, since: row.maintenance_since },
+    current: {
+      enabled: row.maintenance_enabled,
+      mode: modeOf(row.maintenance_mode),
+      message: row.maintenance_message,
+      setBy: row.maintenance_set_by,
+      since: row.maintenance_since,
+    },
   };
 }
 
 async function knowsMaintenanceModes(db: Queryable): Promise<boolean> {
-  const { rows } = await db.query(
-    "SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('app_state') AND attname = 'maintenance_mode' AND NOT attisdropped",
-  );
+  const { rows } = await db.query("SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('app_state') AND attname = 'maintenance_mode' AND NOT attisdropped");
   return rows.length > 0;
 }
 

@@ -23,7 +23,15 @@ export interface AuditFilter {
 
 /** Entries matching the filter, newest first. */
 export async function queryAudit(db: Queryable, filter: AuditFilter): Promise<AuditRecord[]> {
-  const { rows } = await db.query<{ id: number; at: Date; actor: string; action: string; user_id: string | null; ip: string | null; details: Record<string, unknown> }>(
+  const { rows } = await db.query<{
+    id: number;
+    at: Date;
+    actor: string;
+    action: string;
+    user_id: string | null;
+    ip: string | null;
+    details: Record<string, unknown>;
+  }>(
     `SELECT id, at, actor, action, user_id, ip, details FROM audit_log
       WHERE ($1::uuid IS NULL OR user_id = $1::uuid)
         AND ($2::timestamptz IS NULL OR at >= $2::timestamptz)

@@ -14,8 +14,11 @@ export interface AuditEntry {
 }
 
 export async function recordAudit(db: Queryable, entry: AuditEntry): Promise<void> {
-  await db.query(
-    'INSERT INTO audit_log (actor, action, user_id, ip, details) VALUES ($1::text, $2::text, $3::uuid, $4::text, $5::jsonb)',
-    [entry.actor, entry.action, entry.userId ?? null, entry.ip ?? null, JSON.stringify(entry.details ?? {})],
-  );
+  await db.query('INSERT INTO audit_log (actor, action, user_id, ip, details) VALUES ($1::text, $2::text, $3::uuid, $4::text, $5::jsonb)', [
+    entry.actor,
+    entry.action,
+    entry.userId ?? null,
+    entry.ip ?? null,
+    JSON.stringify(entry.details ?? {}),
+  ]);
 }

@@ -40,12 +40,7 @@ export async function register(
   });
 }
 
-export async function login(
-  db: Queryable,
-  input: { email: string; password: string },
-  client: ClientInfo,
-  sessionTtlHours: number,
-): Promise<LoginResult> {
+export async function login(db: Queryable, input: { email: string; password: string }, client: ClientInfo, sessionTtlHours: number): Promise<LoginResult> {
   await waitOutLoginDelay(db, input.email);
   const found = await findUserForLogin(db, input.email);
   const valid = found ? await verifyPassword(found.passwordHash, input.password) : await verifyAgainstNothing(input.password);
@@ -58,7 +53,13 @@ export async function login(
   // Only after the password checked out, so the refusal reveals nothing to a stranger.
   const pendingDeletion = await findPendingDeletion(db, found.user.id);
   if (pendingDeletion) {
-    await recordAudit(db, { actor: `user:${found.user.id}`, action: 'auth.login.refused', userId: found.user.id, ip: client.ip, details: { reason: 'deletion pending' } });
+    await recordAudit(db, {
+      actor: `user:${found.user.id}`,
+      action: 'auth.login.refused',
+      userId: found.user.id,
+      ip: client.ip,
+      details: { reason: 'deletion pending' },
+    });
     throw pendingDeletionError(pendingDeletion);
   }
   const { token, session } = await createSession(db, { userId: found.user.id, ttlHours: sessionTtlHours, ...client });
@@ -121,15 +122,13 @@ export async function requestPasswordReset(
     );
     await recordAudit(tx, { actor: request.requestedBy, action: 'auth.password_reset.requested', userId: user.id, ip: request.ip });
   });
-  const delivery = mailer
-    .send(resetEmail(user.email, token, request))
-    .then(
-      (sent): MailDelivery => ({ sent }),
-      (error: unknown): MailDelivery => {
-        logger.error({ err: describeError(error), userId: user.id }, 'password reset email could not be sent');
-        return { error: describeError(error) };
-      },
-    );
+  const delivery = mailer.send(resetEmail(user.email, token, request)).then(
+    (sent): MailDelivery => ({ sent }),
+    (error: unknown): MailDelivery => {
+      logger.error({ err: describeError(error), userId: user.id }, 'password reset email could not be sent');
+      return { error: describeError(error) };
+    },
+  );
   return { accountExists: true, delivery };
 }
 
@@ -197,7 +196,13 @@ export async function confirmPasswordReset(pool: Pool, input: { token: string; p
     }
     await setPassword(tx, row.user_id, input.password);
     const revoked = await revokeAllSessions(tx, row.user_id);
-    await recordAudit(tx, { actor: `user:${row.user_id}`, action: 'auth.password_reset.completed', userId: row.user_id, ip, details: { sessionsRevoked: revoked } });
+    await recordAudit(tx, {
+      actor: `user:${row.user_id}`,
+      action: 'auth.password_reset.completed',
+      userId: row.user_id,
+      ip,
+      details: { sessionsRevoked: revoked },
+    });
     return row.user_id;
   });
 }

@@ -27,7 +27,10 @@ export interface OpenedConsoleSession extends ConsoleSession {
   readonly token: string;
 }
 
-export async function openConsoleSession(db: Queryable, input: { operator: string; adminTokenId: string | null; ip: string | undefined }): Promise<OpenedConsoleSession> {
+export async function openConsoleSession(
+  db: Queryable,
+  input: { operator: string; adminTokenId: string | null; ip: string | undefined },
+): Promise<OpenedConsoleSession> {
   const session = issueToken();
   const { rows } = await db.query<{ id: string; expires_at: Date }>(
     `INSERT INTO console_sessions (token_hash, operator, admin_token_id, ip, expires_at)

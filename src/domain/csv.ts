@@ -50,7 +50,8 @@ export function parseCsv(text: string): Array<Array<string | null>> {
       continue;
     }
     if (text.startsWith('\r\n', i)) i += 2;
-    else if (i < text.length && text[i] !== '\r' && text[i] !== '\n') throw new ShipError('SHIP_ERR_VALIDATION', `CSV has a stray character after a quoted field at offset ${i}.`);
+    else if (i < text.length && text[i] !== '\r' && text[i] !== '\n')
+      throw new ShipError('SHIP_ERR_VALIDATION', `CSV has a stray character after a quoted field at offset ${i}.`);
     else i += 1;
     records.push(record);
     record = [];

@@ -98,7 +98,13 @@ export async function requestDeletion(pool: Pool, input: NewDeletionRequest): Pr
       details: { requestId: request.id, dueAt: request.dueAt.toISOString(), ticket: request.ticket, sessionsRevoked },
     });
     if (sessionsRevoked > 0) {
-      await recordAudit(tx, { actor: input.requestedBy, action: 'auth.sessions.revoked', userId: input.userId, ip: input.ip, details: { reason: 'deletion requested', count: sessionsRevoked } });
+      await recordAudit(tx, {
+        actor: input.requestedBy,
+        action: 'auth.sessions.revoked',
+        userId: input.userId,
+        ip: input.ip,
+        details: { reason: 'deletion requested', count: sessionsRevoked },
+      });
     }
     return { request, created: true, sessionsRevoked };
   });
@@ -163,7 +169,14 @@ export async function listApprovals(db: Queryable, requestId: string): Promise<D
     'SELECT id, request_id, kind, ticket, approved_by, approved_at FROM deletion_approvals WHERE request_id = $1::uuid ORDER BY approved_at',
     [requestId],
   );
-  return rows.map((row) => ({ id: row.id, requestId: row.request_id, kind: row.kind, ticket: row.ticket, approvedBy: row.approved_by, approvedAt: row.approved_at }));
+  return rows.map((row) => ({
+    id: row.id,
+    requestId: row.request_id,
+    kind: row.kind,
+    ticket: row.ticket,
+    approvedBy: row.approved_by,
+    approvedAt: row.approved_at,
+  }));
 }
 
 /** The 403 a user with a pending deletion meets at login: what happened and how to undo it. */

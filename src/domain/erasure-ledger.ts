@@ -110,7 +110,10 @@ export async function mirrorErasureRecord(store: ObjectStore, record: ErasureRec
   await store.putJson(key, { format: FORMAT, ...record, erasedAt: record.erasedAt.toISOString() });
   const stored = parseMirrored(key, await store.getBuffer(key));
   if (stored.id !== record.id || stored.userId !== record.userId) {
-    throw new ShipError('SHIP_ERR_STORAGE_WRITE_FAILED', `The erasure ledger copy ${key} in ${store.location} does not read back as written. Check the storage, then run \`shipshape user ledger-sync\`.`);
+    throw new ShipError(
+      'SHIP_ERR_STORAGE_WRITE_FAILED',
+      `The erasure ledger copy ${key} in ${store.location} does not read back as written. Check the storage, then run \`shipshape user ledger-sync\`.`,
+    );
   }
   return key;
 }
@@ -139,7 +142,17 @@ export async function pullLedgerFromMirror(db: Queryable, store: ObjectStore): P
       `INSERT INTO erasure_ledger (id, user_id, email_hash, ticket, operator, reason, erased_at, tables, export_key)
        VALUES ($1::uuid, $2::uuid, $3::text, $4::text, $5::text, $6::text, $7::timestamptz, $8::jsonb, $9::text)
        ON CONFLICT DO NOTHING`,
-      [record.id, record.userId, record.emailHash, record.ticket, record.operator, record.reason, record.erasedAt, JSON.stringify(record.tables), record.exportKey],
+      [
+        record.id,
+        record.userId,
+        record.emailHash,
+        record.ticket,
+        record.operator,
+        record.reason,
+        record.erasedAt,
+        JSON.stringify(record.tables),
+        record.exportKey,
+      ],
     );
     inserted += rowCount ?? 0;
   }

@@ -46,7 +46,11 @@ interface LockedUser {
 export async function eraseUser(pool: Pool, usersTable: UsersTableRef, input: ErasureInput): Promise<ErasureOutcome> {
   return withTransaction(pool, async (tx) => {
     const user = await lockUser(tx, usersTable, input.userId);
-    if (!user) throw new ShipError('SHIP_ERR_NOT_FOUND', `No account has id ${input.userId}; it may already be erased. Check \`shipshape audit\` and the erasure ledger.`);
+    if (!user)
+      throw new ShipError(
+        'SHIP_ERR_NOT_FOUND',
+        `No account has id ${input.userId}; it may already be erased. Check \`shipshape audit\` and the erasure ledger.`,
+      );
     await input.recheck?.(tx);
     const map = await mapUserData(tx, usersTable);
     const tables = await deleteUserRows(tx, map, user.id);
@@ -106,11 +110,17 @@ export interface ReapplyOptions {
  * Erases again every account the erasure ledger lists that exists in the database — what a
  * restore from a backup taken before an erasure brings back. Idempotent.
  */
-export async function reapplyErasureLedger(pool: Pool, options: ReapplyOptions = {}): Promise<{ erased: number; ledgerRecords: number; mergedFromMirror: number }> {
+export async function reapplyErasureLedger(
+  pool: Pool,
+  options: ReapplyOptions = {},
+): Promise<{ erased: number; ledgerRecords: number; mergedFromMirror: number }> {
   const usersTable = options.usersTable ?? defaultUsersTable;
   const { rows: present } = await pool.query<{ ledger: string | null }>("SELECT to_regclass('erasure_ledger')::text AS ledger");
   if (present[0]?.ledger == null) {
-    throw new ShipError('SHIP_ERR_MIGRATIONS_PENDING', 'The restored database has no erasure_ledger table yet. Run `shipshape db migrate up`, then re-apply the erasure ledger.');
+    throw new ShipError(
+      'SHIP_ERR_MIGRATIONS_PENDING',
+      'The restored database has no erasure_ledger table yet. Run `shipshape db migrate up`, then re-apply the erasure ledger.',
+    );
   }
   const mergedFromMirror = options.legalStore ? await pullLedgerFromMirror(pool, options.legalStore) : 0;
   const { rows: total } = await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM erasure_ledger');
@@ -139,7 +149,8 @@ async function lockUser(tx: Queryable, usersTable: UsersTableRef, userId: string
     [quoteQualified(usersTable.table), usersTable.idColumn],
   );
   const idType = types[0]?.type;
-  if (idType === undefined) throw new ShipError('SHIP_ERR_CONFIG', `The users table "${usersTable.table}" has no column "${usersTable.idColumn}". Check the app profile.`);
+  if (idType === undefined)
+    throw new ShipError('SHIP_ERR_CONFIG', `The users table "${usersTable.table}" has no column "${usersTable.idColumn}". Check the app profile.`);
   // FOR UPDATE also holds back inserts that reference the row (they take FOR KEY SHARE) until we commit.
   const { rows } = await tx.query<LockedUser>(
     `SELECT ${quoteIdent(usersTable.idColumn)}::text AS id, ${quoteIdent(usersTable.emailColumn)}::text AS email
@@ -173,9 +184,13 @@ async function deleteUserRows(tx: PoolClient, map: UserDataMap, userId: string):
   await remove(map.tables[0]!);
   const remaining = await remainingUserRows(tx, map.usersTable, userId);
   if (Object.keys(remaining).length > 0) {
-    throw new ShipError('SHIP_ERR_STEP_FAILED', `Erasure rolled back: rows still reference the account after deleting (${describeCounts(remaining)}). Nothing was erased.`, {
-      details: { remaining },
-    });
+    throw new ShipError(
+      'SHIP_ERR_STEP_FAILED',
+      `Erasure rolled back: rows still reference the account after deleting (${describeCounts(remaining)}). Nothing was erased.`,
+      {
+        details: { remaining },
+      },
+    );
   }
   return deleted;
 }
@@ -184,11 +199,15 @@ async function assertNoneLeft(tx: Queryable, map: UserDataMap, userId: string): 
   const left: Record<string, number> = {};
   for (const table of map.tables) {
     if (table.depth === 0) continue;
-    const { rows } = await tx.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${table.sqlName} AS t WHERE ${userRowsCondition(map, table, 't')}`, [userId]);
+    const { rows } = await tx.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${table.sqlName} AS t WHERE ${userRowsCondition(map, table, 't')}`, [
+      userId,
+    ]);
     if ((rows[0]?.n ?? 0) > 0) left[table.qualifiedName] = rows[0]?.n ?? 0;
   }
   if (Object.keys(left).length > 0) {
-    throw new ShipError('SHIP_ERR_STEP_FAILED', `Erasure rolled back: rows were left behind in ${describeCounts(left)}. Nothing was erased.`, { details: { left } });
+    throw new ShipError('SHIP_ERR_STEP_FAILED', `Erasure rolled back: rows were left behind in ${describeCounts(left)}. Nothing was erased.`, {
+      details: { left },
+    });
   }
 }
 

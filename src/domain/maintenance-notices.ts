@@ -89,7 +89,9 @@ export async function claimPendingNotices(client: PoolClient, limit: number): Pr
 }
 
 export async function markNoticeQueued(client: PoolClient, windowStartsAt: Date): Promise<void> {
-  await client.query(`UPDATE maintenance_notices SET status = 'sending', queued_at = now() WHERE window_starts_at = $1::timestamptz AND status = 'pending'`, [windowStartsAt]);
+  await client.query(`UPDATE maintenance_notices SET status = 'sending', queued_at = now() WHERE window_starts_at = $1::timestamptz AND status = 'pending'`, [
+    windowStartsAt,
+  ]);
 }
 
 export interface BatchResult {
@@ -139,10 +141,17 @@ export async function sendNoticeEmailBatch(
     }
     try {
       await mailer.send({ to: user.email, subject: notice.subject, text: notice.body });
-      await pool.query('UPDATE maintenance_notice_emails SET sent_at = now() WHERE window_starts_at = $1::timestamptz AND user_id = $2::uuid', [windowStartsAt, user.id]);
+      await pool.query('UPDATE maintenance_notice_emails SET sent_at = now() WHERE window_starts_at = $1::timestamptz AND user_id = $2::uuid', [
+        windowStartsAt,
+        user.id,
+      ]);
       sent += 1;
     } catch (error) {
-      await pool.query('UPDATE maintenance_notice_emails SET error = $3::text WHERE window_starts_at = $1::timestamptz AND user_id = $2::uuid', [windowStartsAt, user.id, describeError(error).slice(0, 500)]);
+      await pool.query('UPDATE maintenance_notice_emails SET error = $3::text WHERE window_starts_at = $1::timestamptz AND user_id = $2::uuid', [
+        windowStartsAt,
+        user.id,
+        describeError(error).slice(0, 500),
+      ]);
       failed += 1;
     }
   }

@@ -28,7 +28,8 @@ export interface MaintenanceOwner {
 /** What `maintenance_set_by` (and a banner's or a push job's `set_by`) records for an owner. */
 export function ownerLabel(owner: MaintenanceOwner): string {
   if (owner.kind === 'api') return owner.name;
-  if (owner.kind === 'procedure' && owner.runId !== undefined) return `operator:${owner.name} (${owner.procedure === undefined ? '' : `${owner.procedure} `}run ${owner.runId})`;
+  if (owner.kind === 'procedure' && owner.runId !== undefined)
+    return `operator:${owner.name} (${owner.procedure === undefined ? '' : `${owner.procedure} `}run ${owner.runId})`;
   return `operator:${owner.name}`;
 }
 
@@ -67,7 +68,11 @@ export interface MaintenanceChange {
 }
 
 /** Sets maintenance, records the audit row, announces; returns the state it replaced and the new one. */
-export async function switchMaintenance(db: Queryable, change: MaintenanceChange, announce: Announce): Promise<{ previous: Maintenance; current: Maintenance }> {
+export async function switchMaintenance(
+  db: Queryable,
+  change: MaintenanceChange,
+  announce: Announce,
+): Promise<{ previous: Maintenance; current: Maintenance }> {
   const setBy = change.restoring?.setBy ?? ownerLabel(change.owner);
   const { previous, current } = await setMaintenance(db, { enabled: change.enabled, mode: change.mode, message: change.message, setBy });
   await recordAudit(db, {

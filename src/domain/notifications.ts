@@ -90,7 +90,14 @@ export interface NotificationJob {
   /** Devices in the frozen audience. */
   readonly recipients: number;
   /** `sending`: claimed by a runner, waiting for the rate limit or awaiting Expo's answer. */
-  readonly chunks: { readonly total: number; readonly pending: number; readonly sending: number; readonly sent: number; readonly failed: number; readonly inDoubt: number };
+  readonly chunks: {
+    readonly total: number;
+    readonly pending: number;
+    readonly sending: number;
+    readonly sent: number;
+    readonly failed: number;
+    readonly inDoubt: number;
+  };
   readonly tickets: { readonly ok: number; readonly error: number };
   readonly receipts: { readonly ok: number; readonly error: number; readonly pending: number };
   /** Deliveries Expo answered with DeviceNotRegistered (their devices are deactivated). */
@@ -170,7 +177,9 @@ export async function createNotificationJob(pool: Pool, request: NotificationReq
           AND ($2::uuid[] IS NULL OR d.user_id = ANY($2::uuid[]))`,
       [jobId, request.userIds ?? null, CHUNK_SIZE],
     );
-    await client.query('INSERT INTO notification_chunks (job_id, seq) SELECT DISTINCT job_id, seq FROM notification_deliveries WHERE job_id = $1::uuid', [jobId]);
+    await client.query('INSERT INTO notification_chunks (job_id, seq) SELECT DISTINCT job_id, seq FROM notification_deliveries WHERE job_id = $1::uuid', [
+      jobId,
+    ]);
     // An empty audience is a finished send.
     await client.query(
       `UPDATE notification_jobs j SET
@@ -231,14 +240,20 @@ export async function runNotificationJob(pool: Pool, sender: PushSender, jobId: 
     while (!stop.signal.aborted) {
       const chunk = await claimChunk(pool, jobId, options.runner.instance);
       if (chunk === undefined) return;
-      const { rows } = await pool.query<{ token: string }>('SELECT token FROM notification_deliveries WHERE job_id = $1::uuid AND seq = $2::int ORDER BY token', [jobId, chunk.seq]);
+      const { rows } = await pool.query<{ token: string }>(
+        'SELECT token FROM notification_deliveries WHERE job_id = $1::uuid AND seq = $2::int ORDER BY token',
+        [jobId, chunk.seq],
+      );
       const tokens = rows.map((row) => row.token);
       const hooks = {
         // The last word before the request leaves: from here on it may reach Expo.
         beforeRequest: async () => (await moveChunk(pool, jobId, chunk.seq, options.runner.instance, ['claimed'], 'sending')) === 1,
         afterRefused: async () => void (await moveChunk(pool, jobId, chunk.seq, options.runner.instance, ['sending'], 'claimed')),
       };
-      const outcome = tokens.length === 0 ? ({ kind: 'accepted', tickets: [] } satisfies SendOutcome) : await sender.send(tokens.map(message), { signal: stop.signal, hooks });
+      const outcome =
+        tokens.length === 0
+          ? ({ kind: 'accepted', tickets: [] } satisfies SendOutcome)
+          : await sender.send(tokens.map(message), { signal: stop.signal, hooks });
       const mine = ['claimed', 'sending'] as const;
       switch (outcome.kind) {
         case 'accepted':
@@ -249,7 +264,10 @@ export async function runNotificationJob(pool: Pool, sender: PushSender, jobId: 
           continue;
         case 'in-doubt':
           await moveChunk(pool, jobId, chunk.seq, options.runner.instance, mine, 'in_doubt', outcome.message);
-          options.logger?.warn({ job: jobId, chunk: chunk.seq, err: outcome.message }, 'chunk in doubt: it may have reached Expo, so it will not be sent again');
+          options.logger?.warn(
+            { job: jobId, chunk: chunk.seq, err: outcome.message },
+            'chunk in doubt: it may have reached Expo, so it will not be sent again',
+          );
           break;
         case 'rejected':
           if (outcome.fatal) {
@@ -270,10 +288,11 @@ export async function runNotificationJob(pool: Pool, sender: PushSender, jobId: 
   try {
     const concurrency = Math.max(1, options.concurrency ?? DEFAULT_CONCURRENCY);
     // One worker failing (the database went away) stops the others claiming more.
-    const guarded = () => worker().catch((error: unknown) => {
-      stop.abort();
-      throw error;
-    });
+    const guarded = () =>
+      worker().catch((error: unknown) => {
+        stop.abort();
+        throw error;
+      });
     const results = await Promise.allSettled(Array.from({ length: concurrency }, guarded));
     const failure = results.find((result): result is PromiseRejectedResult => result.status === 'rejected');
     if (failure) throw failure.reason;
@@ -343,7 +362,8 @@ export async function getNotificationJob(db: Queryable, jobId: string): Promise<
     [jobId],
   );
   const row = rows[0];
-  if (!row) throw new ShipError('SHIP_ERR_NOT_FOUND', `No notification job ${jobId}. Check the id printed by \`shipshape notify send\` or returned by the API.`);
+  if (!row)
+    throw new ShipError('SHIP_ERR_NOT_FOUND', `No notification job ${jobId}. Check the id printed by \`shipshape notify send\` or returned by the API.`);
   return {
     id: row.id,
     status: row.status,
@@ -417,7 +437,8 @@ async function claimJob(pool: Pool, jobId: string, options: RunOptions): Promise
       [jobId, STALE_AFTER_MS],
     );
     const row = rows[0];
-    if (!row) throw new ShipError('SHIP_ERR_NOT_FOUND', `No notification job ${jobId}. Check the id printed by \`shipshape notify send\` or returned by the API.`);
+    if (!row)
+      throw new ShipError('SHIP_ERR_NOT_FOUND', `No notification job ${jobId}. Check the id printed by \`shipshape notify send\` or returned by the API.`);
     if (row.status === 'done' && !options.retryFailed) return 'finished';
     if (row.runner !== null && row.beating && !(options.isGone?.(row.runner) ?? false)) {
       throw new ShipError(
@@ -428,7 +449,10 @@ async function claimJob(pool: Pool, jobId: string, options: RunOptions): Promise
     }
     // What a previous runner had in flight may have reached Expo: never send it again. What it
     // had only claimed certainly did not.
-    await client.query(`UPDATE notification_chunks SET status = 'in_doubt', error = $2::text WHERE job_id = $1::uuid AND status = 'sending'`, [jobId, IN_DOUBT_AFTER_CRASH]);
+    await client.query(`UPDATE notification_chunks SET status = 'in_doubt', error = $2::text WHERE job_id = $1::uuid AND status = 'sending'`, [
+      jobId,
+      IN_DOUBT_AFTER_CRASH,
+    ]);
     await client.query(`UPDATE notification_chunks SET status = 'pending', claimed_by = NULL WHERE job_id = $1::uuid AND status = 'claimed'`, [jobId]);
     if (options.retryFailed) {
       await client.query(`UPDATE notification_chunks SET status = 'pending', error = NULL WHERE job_id = $1::uuid AND status = 'failed'`, [jobId]);
@@ -528,5 +552,9 @@ async function release(pool: Pool, jobId: string, runnerJson: string, fatal: str
 }
 
 function checkJobId(jobId: string): void {
-  if (!UUID_PATTERN.test(jobId)) throw new ShipError('SHIP_ERR_VALIDATION', `"${jobId.slice(0, 60)}" is not a notification job id (a UUID). Check the id printed by \`shipshape notify send\`.`);
+  if (!UUID_PATTERN.test(jobId))
+    throw new ShipError(
+      'SHIP_ERR_VALIDATION',
+      `"${jobId.slice(0, 60)}" is not a notification job id (a UUID). Check the id printed by \`shipshape notify send\`.`,
+    );
 }

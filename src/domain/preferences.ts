@@ -31,10 +31,9 @@ const toPreferences = (row: PreferencesRow): Preferences => ({
 });
 
 export async function getPreferences(db: Queryable, userId: string): Promise<Preferences> {
-  const { rows } = await db.query<PreferencesRow>(
-    'SELECT theme, locale, time_zone, notifications_enabled FROM user_preferences WHERE user_id = $1::uuid',
-    [userId],
-  );
+  const { rows } = await db.query<PreferencesRow>('SELECT theme, locale, time_zone, notifications_enabled FROM user_preferences WHERE user_id = $1::uuid', [
+    userId,
+  ]);
   return rows[0] ? toPreferences(rows[0]) : defaultPreferences;
 }
 

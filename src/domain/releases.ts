@@ -79,7 +79,15 @@ interface ReleaseRow {
   completed_at: Date | null;
   rolled_back_at: Date | null;
   rolled_back_by: string | null;
-  rollouts: Array<{ platform: Platform; status: RolloutStatus; fraction: number; step: number; store_ref: string | null; updated_at: string; updated_by: string }> | null;
+  rollouts: Array<{
+    platform: Platform;
+    status: RolloutStatus;
+    fraction: number;
+    step: number;
+    store_ref: string | null;
+    updated_at: string;
+    updated_by: string;
+  }> | null;
 }
 
 const SELECT = `SELECT r.*, (SELECT json_agg(o ORDER BY o.platform) FROM release_rollouts o WHERE o.version = r.version) AS rollouts FROM releases r`;
@@ -120,7 +128,9 @@ export async function createRelease(
   db: Queryable,
   input: { version: string; gitTag: string; gitCommit: string | null; bump: string; controlVersion: string | null; runId: string; createdBy: string },
 ): Promise<Release> {
-  await db.query(`DELETE FROM release_rollouts o USING releases r WHERE o.version = r.version AND r.version = $1::text AND r.state = 'failed'`, [input.version]);
+  await db.query(`DELETE FROM release_rollouts o USING releases r WHERE o.version = r.version AND r.version = $1::text AND r.state = 'failed'`, [
+    input.version,
+  ]);
   await db.query(
     `INSERT INTO releases (version, git_tag, git_commit, bump, control_version, run_id, created_by)
      VALUES ($1::text, $2::text, $3::text, $4::text, $5::text, $6::text, $7::text)
@@ -144,7 +154,8 @@ export async function findRelease(db: Queryable, version: string): Promise<Relea
 
 export async function getRelease(db: Queryable, version: string): Promise<Release> {
   const release = await findRelease(db, version);
-  if (release === undefined) throw new ShipError('SHIP_ERR_NOT_FOUND', `There is no release ${version}. \`shipshape release list\` shows the releases recorded.`);
+  if (release === undefined)
+    throw new ShipError('SHIP_ERR_NOT_FOUND', `There is no release ${version}. \`shipshape release list\` shows the releases recorded.`);
   return release;
 }
 
@@ -162,7 +173,10 @@ export async function currentRollout(db: Queryable): Promise<Release | undefined
 
 /** The newest release that completed and was not rolled back, other than `except`. */
 export async function lastStableRelease(db: Queryable, except?: string): Promise<Release | undefined> {
-  const { rows } = await db.query<ReleaseRow>(`${SELECT} WHERE r.state = 'completed' AND r.version <> coalesce($1::text, '') ORDER BY r.created_at DESC LIMIT 1`, [except ?? null]);
+  const { rows } = await db.query<ReleaseRow>(
+    `${SELECT} WHERE r.state = 'completed' AND r.version <> coalesce($1::text, '') ORDER BY r.created_at DESC LIMIT 1`,
+    [except ?? null],
+  );
   return rows[0] === undefined ? undefined : fromRow(rows[0]);
 }
 
@@ -179,7 +193,11 @@ export async function setReleaseState(db: Queryable, version: string, state: Rel
 }
 
 export async function recordBuild(db: Queryable, version: string, platform: Platform, build: BuildRecord): Promise<void> {
-  await db.query(`UPDATE releases SET builds = builds || jsonb_build_object($2::text, $3::jsonb), updated_at = now() WHERE version = $1::text`, [version, platform, JSON.stringify(build)]);
+  await db.query(`UPDATE releases SET builds = builds || jsonb_build_object($2::text, $3::jsonb), updated_at = now() WHERE version = $1::text`, [
+    version,
+    platform,
+    JSON.stringify(build),
+  ]);
 }
 
 export async function recordSubmission(db: Queryable, version: string, platform: Platform, submission: SubmissionRecord): Promise<void> {
@@ -201,7 +219,11 @@ export async function recordRollout(db: Queryable, version: string, rollout: Omi
 }
 
 export async function recordGates(db: Queryable, version: string, gates: Record<string, unknown>, nextStepAt: Date | null): Promise<void> {
-  await db.query(`UPDATE releases SET gates = $2::jsonb, next_step_at = $3::timestamptz, updated_at = now() WHERE version = $1::text`, [version, JSON.stringify(gates), nextStepAt]);
+  await db.query(`UPDATE releases SET gates = $2::jsonb, next_step_at = $3::timestamptz, updated_at = now() WHERE version = $1::text`, [
+    version,
+    JSON.stringify(gates),
+    nextStepAt,
+  ]);
 }
 
 export async function scheduleNextStep(db: Queryable, version: string, at: Date | null): Promise<void> {

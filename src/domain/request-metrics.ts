@@ -68,7 +68,13 @@ export async function insertMetricsPeriod(db: Queryable, instanceId: string, per
 
 /** Every instance's rows whose period ended within the window, summed. */
 export async function readDeploymentMetrics(db: Queryable, windowMs: number = METRICS_WINDOW_MS): Promise<DeploymentMetrics> {
-  const { rows } = await db.query<{ instances: number; requests: string | null; errors: string | null; duration: number | null; buckets: Array<string | number> | null }>(
+  const { rows } = await db.query<{
+    instances: number;
+    requests: string | null;
+    errors: string | null;
+    duration: number | null;
+    buckets: Array<string | number> | null;
+  }>(
     `WITH recent AS (
        SELECT * FROM request_metrics WHERE period_end > now() - $1::bigint * interval '1 millisecond'
      )

@@ -81,7 +81,8 @@ interface Row {
   notification_job_id: string | null;
 }
 
-const COLUMNS = 'id, scheduled_for, title, body, priority, data, purpose, status, requested_by, created_at, sent_at, cancelled_at, cancelled_by, attempts, error, notification_job_id';
+const COLUMNS =
+  'id, scheduled_for, title, body, priority, data, purpose, status, requested_by, created_at, sent_at, cancelled_at, cancelled_by, attempts, error, notification_job_id';
 
 /**
  * `scheduledFor` as a client sends it: an ISO 8601 time with an offset, in the future and at
@@ -95,11 +96,16 @@ export function parseScheduledFor(text: unknown, now: Date = new Date(), field =
     );
   }
   const at = new Date(text.trim());
-  if (Number.isNaN(at.getTime()) || !fieldsInRange(text.trim())) throw new ShipError('SHIP_ERR_VALIDATION', `${field}: "${text.slice(0, 40)}" is not a real date and time.`);
+  if (Number.isNaN(at.getTime()) || !fieldsInRange(text.trim()))
+    throw new ShipError('SHIP_ERR_VALIDATION', `${field}: "${text.slice(0, 40)}" is not a real date and time.`);
   if (at.getTime() <= now.getTime()) {
-    throw new ShipError('SHIP_ERR_VALIDATION', `${field}: ${at.toISOString()} is not in the future (it is now ${now.toISOString()}); to send now use POST /admin/notifications/send.`);
+    throw new ShipError(
+      'SHIP_ERR_VALIDATION',
+      `${field}: ${at.toISOString()} is not in the future (it is now ${now.toISOString()}); to send now use POST /admin/notifications/send.`,
+    );
   }
-  if (at.getTime() - now.getTime() > MAX_SCHEDULE_AHEAD_MS) throw new ShipError('SHIP_ERR_VALIDATION', `${field}: ${at.toISOString()} is more than a year ahead.`);
+  if (at.getTime() - now.getTime() > MAX_SCHEDULE_AHEAD_MS)
+    throw new ShipError('SHIP_ERR_VALIDATION', `${field}: ${at.toISOString()} is more than a year ahead.`);
   return at;
 }
 
@@ -123,7 +129,15 @@ export async function scheduleNotification(db: Queryable, input: NewScheduledNot
      VALUES ($1::timestamptz, $2::text, $3::text, $4::text, $5::jsonb, $6::text, $7::text)
      ON CONFLICT (purpose) DO NOTHING
      RETURNING ${COLUMNS}`,
-    [input.scheduledFor, input.title, input.body, input.priority ?? 'default', input.data === undefined ? null : JSON.stringify(input.data), input.requestedBy, input.purpose ?? null],
+    [
+      input.scheduledFor,
+      input.title,
+      input.body,
+      input.priority ?? 'default',
+      input.data === undefined ? null : JSON.stringify(input.data),
+      input.requestedBy,
+      input.purpose ?? null,
+    ],
   );
   const row = rows[0];
   if (row) return { notification: toNotification(row), created: true };
@@ -204,8 +218,19 @@ const LIST_FILTER: Readonly<Record<ListStatus, readonly ScheduledStatus[] | null
 /** Scheduled notifications (pending ones first, soonest first) and then every other send, newest first. */
 export async function listNotifications(db: Queryable, options: { status: ListStatus; limit: number }): Promise<NotificationListItem[]> {
   const { rows } = await db.query<{
-    id: string; kind: 'scheduled' | 'immediate'; status: ScheduledStatus; title: string; body: string; priority: Priority; scheduled_for: Date | null;
-    created_at: Date; sent_at: Date | null; requested_by: string; job_id: string | null; recipients: number | null; error: string | null;
+    id: string;
+    kind: 'scheduled' | 'immediate';
+    status: ScheduledStatus;
+    title: string;
+    body: string;
+    priority: Priority;
+    scheduled_for: Date | null;
+    created_at: Date;
+    sent_at: Date | null;
+    requested_by: string;
+    job_id: string | null;
+    recipients: number | null;
+    error: string | null;
   }>(
     `SELECT * FROM (
        SELECT s.id, 'scheduled' AS kind, s.status, s.title, s.body, s.priority, s.scheduled_for, s.created_at, s.sent_at,
@@ -266,7 +291,10 @@ export async function claimDueNotifications(client: PoolClient, limit: number): 
 }
 
 export async function markQueued(client: PoolClient, id: string, queueJobId: string | null): Promise<void> {
-  await client.query(`UPDATE scheduled_notifications SET status = 'queued', queued_at = now(), queue_job_id = $2::text WHERE id = $1::uuid AND status = 'pending'`, [id, queueJobId]);
+  await client.query(
+    `UPDATE scheduled_notifications SET status = 'queued', queued_at = now(), queue_job_id = $2::text WHERE id = $1::uuid AND status = 'pending'`,
+    [id, queueJobId],
+  );
 }
 
 export type DeliveryOutcome =
@@ -311,7 +339,8 @@ export async function deliverScheduledNotification(
     });
     await pool.query('UPDATE scheduled_notifications SET notification_job_id = $2::uuid WHERE id = $1::uuid', [id, created.id]);
     const job = created.status === 'done' ? created : await runNotificationJob(pool, sender, created.id, options);
-    if (job.status === 'sending') throw new ShipError('SHIP_ERR_PROVIDER_FAILED', `the send ${job.id} stopped before every chunk was settled; it is resumed on the next attempt`);
+    if (job.status === 'sending')
+      throw new ShipError('SHIP_ERR_PROVIDER_FAILED', `the send ${job.id} stopped before every chunk was settled; it is resumed on the next attempt`);
     // Chunks in doubt may have gone out; failed ones certainly did not.
     const wentOut = job.chunks.sent + job.chunks.inDoubt > 0;
     const failed = job.status === 'failed' || job.chunks.failed > 0;
@@ -326,7 +355,11 @@ export async function deliverScheduledNotification(
   } catch (error) {
     const message = describeError(error).slice(0, 1000);
     await pool
-      .query(`UPDATE scheduled_notifications SET error = $2::text, status = CASE WHEN $3::boolean THEN 'failed' ELSE status END WHERE id = $1::uuid`, [id, message, options.lastAttempt])
+      .query(`UPDATE scheduled_notifications SET error = $2::text, status = CASE WHEN $3::boolean THEN 'failed' ELSE status END WHERE id = $1::uuid`, [
+        id,
+        message,
+        options.lastAttempt,
+      ])
       .catch(() => undefined);
     throw error;
   }
@@ -362,7 +395,11 @@ function toNotification(row: Row): ScheduledNotification {
 }
 
 function checkId(id: string): void {
-  if (!UUID_PATTERN.test(id)) throw new ShipError('SHIP_ERR_VALIDATION', `"${id.slice(0, 60)}" is not a notification id (a UUID). \`shipshape notify list\` or GET /admin/notifications shows them.`);
+  if (!UUID_PATTERN.test(id))
+    throw new ShipError(
+      'SHIP_ERR_VALIDATION',
+      `"${id.slice(0, 60)}" is not a notification id (a UUID). \`shipshape notify list\` or GET /admin/notifications shows them.`,
+    );
 }
 
 function notFound(id: string): ShipError {

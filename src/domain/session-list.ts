@@ -21,7 +21,14 @@ export async function listLiveSessions(db: Queryable, userId: string): Promise<S
       ORDER BY last_seen_at DESC, created_at DESC`,
     [userId],
   );
-  return rows.map((row) => ({ id: row.id, createdAt: row.created_at, lastSeenAt: row.last_seen_at, expiresAt: row.expires_at, ip: row.ip, userAgent: row.user_agent }));
+  return rows.map((row) => ({
+    id: row.id,
+    createdAt: row.created_at,
+    lastSeenAt: row.last_seen_at,
+    expiresAt: row.expires_at,
+    ip: row.ip,
+    userAgent: row.user_agent,
+  }));
 }
 
 /** Ends one of the user's own live sessions; another user's session (or an ended one) is a 404. */

@@ -91,7 +91,12 @@ export class TaskListCache {
    * second version read of a miss. `knownVersion`: the version read at the start of this
    * request (`authenticateHash`), which saves the first.
    */
-  async firstPage(userId: string, limit: number, load: () => Promise<TaskPage | VersionedPage>, options: { knownVersion?: string | null | undefined } = {}): Promise<CachedRead> {
+  async firstPage(
+    userId: string,
+    limit: number,
+    load: () => Promise<TaskPage | VersionedPage>,
+    options: { knownVersion?: string | null | undefined } = {},
+  ): Promise<CachedRead> {
     // A version read earlier in this same request (with the session) is as good as reading it now.
     const before = options.knownVersion !== undefined ? (options.knownVersion ?? INITIAL_VERSION) : await this.version(userId);
     const epochs = this.epochKey(userId);

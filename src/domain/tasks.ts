@@ -167,7 +167,10 @@ function encodeCursor(createdUs: string, id: string): string {
 function decodeCursor(cursor: string): { createdUs: string; id: string } {
   const match = /^(\d{1,16})\.([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/.exec(Buffer.from(cursor, 'base64url').toString('utf8'));
   if (!match) {
-    throw new ShipError('SHIP_ERR_VALIDATION', 'cursor: not a cursor this API issued. Use the nextCursor value from the previous page, or omit it for the first page.');
+    throw new ShipError(
+      'SHIP_ERR_VALIDATION',
+      'cursor: not a cursor this API issued. Use the nextCursor value from the previous page, or omit it for the first page.',
+    );
   }
   return { createdUs: match[1]!, id: match[2]! };
 }

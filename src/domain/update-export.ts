@@ -95,12 +95,18 @@ export async function readExport(distDir: string): Promise<ExportedUpdate> {
   try {
     raw = JSON.parse(metadataText.toString('utf8'));
   } catch {
-    throw new ShipError('SHIP_ERR_VALIDATION', `${path.join(root, 'metadata.json')} is not JSON. Run \`npx expo export\` again and publish its output unchanged.`);
+    throw new ShipError(
+      'SHIP_ERR_VALIDATION',
+      `${path.join(root, 'metadata.json')} is not JSON. Run \`npx expo export\` again and publish its output unchanged.`,
+    );
   }
   const parsed = metadataSchema.safeParse(raw);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    throw new ShipError('SHIP_ERR_VALIDATION', `${path.join(root, 'metadata.json')} is not the metadata \`npx expo export\` writes (${issue ? `${issue.path.join('.') || 'metadata'}: ${issue.message}` : 'unknown shape'}).`);
+    throw new ShipError(
+      'SHIP_ERR_VALIDATION',
+      `${path.join(root, 'metadata.json')} is not the metadata \`npx expo export\` writes (${issue ? `${issue.path.join('.') || 'metadata'}: ${issue.message}` : 'unknown shape'}).`,
+    );
   }
   const files = new Map<string, { asset: UpdateAsset; content: Buffer }>();
   const platforms: Partial<Record<UpdatePlatform, PlatformFiles>> = {};
@@ -118,7 +124,10 @@ export async function readExport(distDir: string): Promise<ExportedUpdate> {
       // expo export names each asset after the MD5 of its bytes: a different digest means the file changed after the export.
       const named = path.basename(file.path).split('.')[0]!;
       if (/^[0-9a-f]{32}$/.test(named) && named !== asset.key) {
-        throw new ShipError('SHIP_ERR_VALIDATION', `${file.path} does not match its name: its MD5 is ${asset.key}, so it changed after \`npx expo export\`. Export again and publish the new output.`);
+        throw new ShipError(
+          'SHIP_ERR_VALIDATION',
+          `${file.path} does not match its name: its MD5 is ${asset.key}, so it changed after \`npx expo export\`. Export again and publish the new output.`,
+        );
       }
       files.set(asset.sha256, { asset, content });
       assets.push(asset);
@@ -151,14 +160,20 @@ async function readExpoConfig(root: string): Promise<Record<string, unknown> | u
   } catch {
     // reported below
   }
-  throw new ShipError('SHIP_ERR_VALIDATION', `${path.join(root, 'expoConfig.json')} is not a JSON object. Write it with \`npx expo config --json > dist/expoConfig.json\`, or remove it.`);
+  throw new ShipError(
+    'SHIP_ERR_VALIDATION',
+    `${path.join(root, 'expoConfig.json')} is not a JSON object. Write it with \`npx expo config --json > dist/expoConfig.json\`, or remove it.`,
+  );
 }
 
 /** Reads `relative` inside `root`, refusing paths that leave it. */
 async function readInside(root: string, relative: string, missing: string): Promise<Buffer> {
   const full = path.resolve(root, relative);
   if (full !== root && !full.startsWith(`${root}${path.sep}`)) {
-    throw new ShipError('SHIP_ERR_VALIDATION', `metadata.json names ${JSON.stringify(relative)}, which is outside ${root}. Publish the folder \`npx expo export\` wrote, unchanged.`);
+    throw new ShipError(
+      'SHIP_ERR_VALIDATION',
+      `metadata.json names ${JSON.stringify(relative)}, which is outside ${root}. Publish the folder \`npx expo export\` wrote, unchanged.`,
+    );
   }
   try {
     return await readFile(full);

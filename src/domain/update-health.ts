@@ -71,12 +71,27 @@ export interface GateVerdict {
   readonly summary: string;
 }
 
-export function evaluateUpdateGate(candidate: UpdateHealth, control: UpdateHealth | undefined, thresholds: GateThresholds = DEFAULT_GATE_THRESHOLDS): GateVerdict {
+export function evaluateUpdateGate(
+  candidate: UpdateHealth,
+  control: UpdateHealth | undefined,
+  thresholds: GateThresholds = DEFAULT_GATE_THRESHOLDS,
+): GateVerdict {
   const { minSample } = thresholds;
-  const crashFree = (name: string, health: UpdateHealth): Reading => ({ name, sample: health.sessions, rate: health.sessions > 0 ? 1 - health.crashedSessions / health.sessions : null });
-  const errorRate = (name: string, health: UpdateHealth): Reading => ({ name, sample: health.requests, rate: health.requests > 0 ? health.errors / health.requests : null });
+  const crashFree = (name: string, health: UpdateHealth): Reading => ({
+    name,
+    sample: health.sessions,
+    rate: health.sessions > 0 ? 1 - health.crashedSessions / health.sessions : null,
+  });
+  const errorRate = (name: string, health: UpdateHealth): Reading => ({
+    name,
+    sample: health.requests,
+    rate: health.requests > 0 ? health.errors / health.requests : null,
+  });
   const checks = [
-    { rule: { ...CRASH_FREE_SESSIONS, minSample, allowedWorsening: thresholds.maxCrashFreeDropPp / 100, fallbackLimit: thresholds.minCrashFreeRate }, read: crashFree },
+    {
+      rule: { ...CRASH_FREE_SESSIONS, minSample, allowedWorsening: thresholds.maxCrashFreeDropPp / 100, fallbackLimit: thresholds.minCrashFreeRate },
+      read: crashFree,
+    },
     { rule: { ...API_ERROR_RATE, minSample, allowedWorsening: thresholds.maxErrorRateRisePp / 100, fallbackLimit: thresholds.maxErrorRate }, read: errorRate },
   ].map(({ rule, read }): GateCheck => {
     const judged = judgeSignal(rule, read('the update', candidate), control === undefined ? undefined : read('the control', control));
@@ -98,7 +113,13 @@ export function databaseUpdateHealth(db: Queryable): UpdateHealthSource {
           GROUP BY update_id`,
         [updateIds, since],
       );
-      for (const row of rows) result.set(row.update_id, { sessions: Number(row.sessions), crashedSessions: Number(row.crashed), requests: Number(row.requests), errors: Number(row.errors) });
+      for (const row of rows)
+        result.set(row.update_id, {
+          sessions: Number(row.sessions),
+          crashedSessions: Number(row.crashed),
+          requests: Number(row.requests),
+          errors: Number(row.errors),
+        });
       return result;
     },
   };
@@ -136,7 +157,10 @@ export interface UpdateRequestCounter {
  * Ids that are not UUIDs are ignored, and at most `maxUpdates` distinct ids are kept between
  * flushes, so a client sending made-up ids cannot grow the map or the table without bound.
  */
-export function createUpdateRequestCounter(db: Queryable, options: { intervalMs: number; maxUpdates?: number; onError?: (error: unknown) => void }): UpdateRequestCounter {
+export function createUpdateRequestCounter(
+  db: Queryable,
+  options: { intervalMs: number; maxUpdates?: number; onError?: (error: unknown) => void },
+): UpdateRequestCounter {
   let counts = new Map<string, { requests: number; errors: number }>();
   const maxUpdates = options.maxUpdates ?? 100;
   const flush = async () => {
@@ -203,8 +227,13 @@ export function sentryUpdateHealth(db: Queryable, options: SentryUpdateHealthOpt
     async read(updateIds, since) {
       const figures = new Map(await local.read(updateIds, since));
       if (updateIds.length === 0) return figures;
-      const { rows } = await db.query<{ id: string; runtime_version: string; channel: string }>('SELECT id, runtime_version, channel FROM ota_updates WHERE id = ANY($1::uuid[])', [updateIds]);
-      const names = new Map(rows.map((row) => [row.id, sentryReleaseName(options.releaseTemplate, { id: row.id, runtimeVersion: row.runtime_version, channel: row.channel })]));
+      const { rows } = await db.query<{ id: string; runtime_version: string; channel: string }>(
+        'SELECT id, runtime_version, channel FROM ota_updates WHERE id = ANY($1::uuid[])',
+        [updateIds],
+      );
+      const names = new Map(
+        rows.map((row) => [row.id, sentryReleaseName(options.releaseTemplate, { id: row.id, runtimeVersion: row.runtime_version, channel: row.channel })]),
+      );
       // Sentry's periods are whole hours back from now: the smallest one that covers the rollout.
       const hours = Math.max(1, Math.ceil((Date.now() - since.getTime()) / 3_600_000));
       const sessions = await fetchReleaseSessions(options.sentry, [...names.values()], hours);
@@ -221,7 +250,10 @@ export function sentryUpdateHealth(db: Queryable, options: SentryUpdateHealthOpt
 }
 
 /** The health source the workers use: Sentry release health when UPDATES_SENTRY_RELEASE and SENTRY_ORG/SENTRY_TOKEN are set, else the table alone. */
-export function configuredUpdateHealth(db: Queryable, config: { updates: { sentryRelease: string | undefined }; sentry: { apiUrl: string; org: string | undefined; token: string | undefined } }): UpdateHealthSource {
+export function configuredUpdateHealth(
+  db: Queryable,
+  config: { updates: { sentryRelease: string | undefined }; sentry: { apiUrl: string; org: string | undefined; token: string | undefined } },
+): UpdateHealthSource {
   const { sentryRelease } = config.updates;
   const { apiUrl, org, token } = config.sentry;
   return sentryRelease && org && token ? sentryUpdateHealth(db, { sentry: { apiUrl, org, token }, releaseTemplate: sentryRelease }) : databaseUpdateHealth(db);

@@ -59,10 +59,16 @@ export function loadCodeSigningKey(file: string | undefined, keyId: string): Cod
     privateKey = createPrivateKey(readFileSync(file));
   } catch (error) {
     const reason = error instanceof Error && 'code' in error ? String(error.code) : 'not a PEM private key';
-    throw new ShipError('SHIP_ERR_CONFIG', `UPDATES_CODE_SIGNING_KEY_FILE=${file} could not be read as a private key (${reason}). Point it at the private-key.pem that \`npx expo-updates codesigning:generate\` wrote.`);
+    throw new ShipError(
+      'SHIP_ERR_CONFIG',
+      `UPDATES_CODE_SIGNING_KEY_FILE=${file} could not be read as a private key (${reason}). Point it at the private-key.pem that \`npx expo-updates codesigning:generate\` wrote.`,
+    );
   }
   if (privateKey.asymmetricKeyType !== 'rsa') {
-    throw new ShipError('SHIP_ERR_CONFIG', `UPDATES_CODE_SIGNING_KEY_FILE=${file} holds a ${privateKey.asymmetricKeyType ?? 'non-RSA'} key; Expo code signing (${SIGNATURE_ALGORITHM}) needs an RSA key.`);
+    throw new ShipError(
+      'SHIP_ERR_CONFIG',
+      `UPDATES_CODE_SIGNING_KEY_FILE=${file} holds a ${privateKey.asymmetricKeyType ?? 'non-RSA'} key; Expo code signing (${SIGNATURE_ALGORITHM}) needs an RSA key.`,
+    );
   }
   return { keyId, privateKey };
 }

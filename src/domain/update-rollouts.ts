@@ -56,7 +56,8 @@ export function parseSchedule(text: string): number[] {
       : steps.at(-1) !== 100
         ? 'the last step must be 100 (the rollout completes there)'
         : undefined;
-  if (problem || steps.length === 0) throw new ShipError('SHIP_ERR_VALIDATION', `--schedule ${JSON.stringify(text)}: ${problem ?? 'give at least one step'}; e.g. --schedule 1,5,25,50,100.`);
+  if (problem || steps.length === 0)
+    throw new ShipError('SHIP_ERR_VALIDATION', `--schedule ${JSON.stringify(text)}: ${problem ?? 'give at least one step'}; e.g. --schedule 1,5,25,50,100.`);
   return steps;
 }
 
@@ -75,13 +76,29 @@ export async function startRollout(pool: Pool, input: StartRolloutInput): Promis
     // Serialise with another rollout or release of the same channel and runtime version.
     await client.query('SELECT pg_advisory_xact_lock(hashtext($1::text))', [`ota:${update.channel}:${update.runtimeVersion}`]);
     const { rows: released } = await client.query('SELECT 1 FROM ota_releases WHERE update_id = $1::uuid', [update.id]);
-    if (released.length > 0) throw new ShipError('SHIP_ERR_PREREQUISITE_FAILED', `Update ${update.id} was already released to every device; a rollout needs an update published with --staged.`);
-    const { rows: open } = await client.query<{ update_id: string }>("SELECT update_id FROM ota_rollouts WHERE channel = $1::text AND runtime_version = $2::text AND status IN ('active', 'halted')", [update.channel, update.runtimeVersion]);
+    if (released.length > 0)
+      throw new ShipError(
+        'SHIP_ERR_PREREQUISITE_FAILED',
+        `Update ${update.id} was already released to every device; a rollout needs an update published with --staged.`,
+      );
+    const { rows: open } = await client.query<{ update_id: string }>(
+      "SELECT update_id FROM ota_rollouts WHERE channel = $1::text AND runtime_version = $2::text AND status IN ('active', 'halted')",
+      [update.channel, update.runtimeVersion],
+    );
     if (open[0]) {
-      throw new ShipError('SHIP_ERR_PREREQUISITE_FAILED', `Update ${open[0].update_id} is already rolling out on ${update.channel} (runtime ${update.runtimeVersion}). Let it complete or run \`shipshape update rollback ${open[0].update_id}\` first.`);
+      throw new ShipError(
+        'SHIP_ERR_PREREQUISITE_FAILED',
+        `Update ${open[0].update_id} is already rolling out on ${update.channel} (runtime ${update.runtimeVersion}). Let it complete or run \`shipshape update rollback ${open[0].update_id}\` first.`,
+      );
     }
-    const { rows: previous } = await client.query<{ id: string }>("SELECT id FROM ota_rollouts WHERE update_id = $1::uuid AND status = 'rolled-back'", [update.id]);
-    if (previous[0]) throw new ShipError('SHIP_ERR_PREREQUISITE_FAILED', `Update ${update.id} was rolled back (rollout ${previous[0].id}); publish a fixed update instead of rolling this one out again.`);
+    const { rows: previous } = await client.query<{ id: string }>("SELECT id FROM ota_rollouts WHERE update_id = $1::uuid AND status = 'rolled-back'", [
+      update.id,
+    ]);
+    if (previous[0])
+      throw new ShipError(
+        'SHIP_ERR_PREREQUISITE_FAILED',
+        `Update ${update.id} was rolled back (rollout ${previous[0].id}); publish a fixed update instead of rolling this one out again.`,
+      );
     const { rows: head } = await client.query<{ update_id: string }>(
       'SELECT update_id FROM ota_releases WHERE channel = $1::text AND runtime_version = $2::text AND rolled_back_at IS NULL ORDER BY id DESC LIMIT 1',
       [update.channel, update.runtimeVersion],
@@ -92,10 +109,28 @@ export async function startRollout(pool: Pool, input: StartRolloutInput): Promis
       `INSERT INTO ota_rollouts (id, update_id, channel, runtime_version, control_update_id, schedule, step, percent, every_ms, next_step_at, next_check_at, auto_rollback, min_sample, status, started_by)
        VALUES ($1::uuid, $2::uuid, $3::text, $4::text, $5::uuid, $6::numeric[], 0, $7::numeric, $8::bigint, now() + $8::bigint * interval '1 millisecond', now() + $9::bigint * interval '1 millisecond', $10::boolean, $11::int, $12::text, $13::text)
        RETURNING ${ROLLOUT_COLUMNS}`,
-      [randomUUID(), update.id, update.channel, update.runtimeVersion, head[0]?.update_id ?? null, input.schedule, percent, input.everyMs, checkInterval(input.everyMs), input.autoRollback, input.minSample, completed ? 'completed' : 'active', input.actor],
+      [
+        randomUUID(),
+        update.id,
+        update.channel,
+        update.runtimeVersion,
+        head[0]?.update_id ?? null,
+        input.schedule,
+        percent,
+        input.everyMs,
+        checkInterval(input.everyMs),
+        input.autoRollback,
+        input.minSample,
+        completed ? 'completed' : 'active',
+        input.actor,
+      ],
     );
     if (completed) await releaseUpdate(client, { updateId: update.id, channel: update.channel, runtimeVersion: update.runtimeVersion, actor: input.actor });
-    await recordAudit(client, { actor: input.actor, action: 'update.rollout.started', details: { update: update.id, rollout: rows[0]!.id, schedule: input.schedule.join(','), everyMs: input.everyMs, autoRollback: input.autoRollback } });
+    await recordAudit(client, {
+      actor: input.actor,
+      action: 'update.rollout.started',
+      details: { update: update.id, rollout: rows[0]!.id, schedule: input.schedule.join(','), everyMs: input.everyMs, autoRollback: input.autoRollback },
+    });
     return toRollout(rows[0]!);
   });
 }
@@ -137,17 +172,28 @@ async function evaluateOne(client: PoolClient, rollout: Rollout, stepDue: boolea
   const ids = rollout.controlUpdateId ? [rollout.updateId, rollout.controlUpdateId] : [rollout.updateId];
   const health = await options.health.read(ids, rollout.startedAt);
   const thresholds: GateThresholds = { ...DEFAULT_GATE_THRESHOLDS, ...options.thresholds, minSample: rollout.minSample };
-  const verdict = evaluateUpdateGate(health.get(rollout.updateId) ?? EMPTY_HEALTH, rollout.controlUpdateId ? (health.get(rollout.controlUpdateId) ?? EMPTY_HEALTH) : undefined, thresholds);
+  const verdict = evaluateUpdateGate(
+    health.get(rollout.updateId) ?? EMPTY_HEALTH,
+    rollout.controlUpdateId ? (health.get(rollout.controlUpdateId) ?? EMPTY_HEALTH) : undefined,
+    thresholds,
+  );
   const interval = checkInterval(rollout.everyMs);
 
   if (verdict.status === 'breach') {
     const status: RolloutStatus = rollout.autoRollback ? 'rolled-back' : 'halted';
     const moved = await setStatus(client, rollout.id, status, `gates breached at ${rollout.percent} %: ${verdict.summary}`);
-    await recordAudit(client, { actor: 'scheduler', action: rollout.autoRollback ? 'update.rollout.rolled-back' : 'update.rollout.halted', details: { update: rollout.updateId, rollout: rollout.id, percent: rollout.percent, reason: verdict.summary } });
+    await recordAudit(client, {
+      actor: 'scheduler',
+      action: rollout.autoRollback ? 'update.rollout.rolled-back' : 'update.rollout.halted',
+      details: { update: rollout.updateId, rollout: rollout.id, percent: rollout.percent, reason: verdict.summary },
+    });
     return { rollout: moved, action: rollout.autoRollback ? 'rolled-back' : 'halted', verdict };
   }
   if (verdict.status === 'wait' || !stepDue) {
-    const { rows } = await client.query<RolloutRow>(`UPDATE ota_rollouts SET next_check_at = now() + $2::bigint * interval '1 millisecond', updated_at = now() WHERE id = $1::uuid RETURNING ${ROLLOUT_COLUMNS}`, [rollout.id, interval]);
+    const { rows } = await client.query<RolloutRow>(
+      `UPDATE ota_rollouts SET next_check_at = now() + $2::bigint * interval '1 millisecond', updated_at = now() WHERE id = $1::uuid RETURNING ${ROLLOUT_COLUMNS}`,
+      [rollout.id, interval],
+    );
     return { rollout: toRollout(rows[0]!), action: verdict.status === 'wait' ? 'waiting' : 'held', verdict };
   }
   const step = rollout.step + 1;
@@ -159,13 +205,21 @@ async function evaluateOne(client: PoolClient, rollout: Rollout, stepDue: boolea
       WHERE id = $1::uuid RETURNING ${ROLLOUT_COLUMNS}`,
     [rollout.id, step, percent, completed ? 'completed' : 'active', interval],
   );
-  if (completed) await releaseUpdate(client, { updateId: rollout.updateId, channel: rollout.channel, runtimeVersion: rollout.runtimeVersion, actor: 'scheduler' });
-  await recordAudit(client, { actor: 'scheduler', action: completed ? 'update.rollout.completed' : 'update.rollout.advanced', details: { update: rollout.updateId, rollout: rollout.id, percent, gates: verdict.summary } });
+  if (completed)
+    await releaseUpdate(client, { updateId: rollout.updateId, channel: rollout.channel, runtimeVersion: rollout.runtimeVersion, actor: 'scheduler' });
+  await recordAudit(client, {
+    actor: 'scheduler',
+    action: completed ? 'update.rollout.completed' : 'update.rollout.advanced',
+    details: { update: rollout.updateId, rollout: rollout.id, percent, gates: verdict.summary },
+  });
   return { rollout: toRollout(rows[0]!), action: completed ? 'completed' : 'advanced', verdict };
 }
 
 async function setStatus(db: Queryable, id: string, status: RolloutStatus, reason: string): Promise<Rollout> {
-  const { rows } = await db.query<RolloutRow>(`UPDATE ota_rollouts SET status = $2::text, status_reason = $3::text, updated_at = now() WHERE id = $1::uuid RETURNING ${ROLLOUT_COLUMNS}`, [id, status, reason]);
+  const { rows } = await db.query<RolloutRow>(
+    `UPDATE ota_rollouts SET status = $2::text, status_reason = $3::text, updated_at = now() WHERE id = $1::uuid RETURNING ${ROLLOUT_COLUMNS}`,
+    [id, status, reason],
+  );
   return toRollout(rows[0]!);
 }
 
@@ -177,10 +231,19 @@ export type RollbackPlan =
 
 export async function planRollback(db: Queryable, updateId: string): Promise<RollbackPlan> {
   const update = await requireUpdate(db, updateId);
-  const { rows: open } = await db.query<RolloutRow>(`SELECT ${ROLLOUT_COLUMNS} FROM ota_rollouts WHERE update_id = $1::uuid AND status IN ('active', 'halted')`, [update.id]);
+  const { rows: open } = await db.query<RolloutRow>(
+    `SELECT ${ROLLOUT_COLUMNS} FROM ota_rollouts WHERE update_id = $1::uuid AND status IN ('active', 'halted')`,
+    [update.id],
+  );
   if (open[0]) {
     const rollout = toRollout(open[0]);
-    return { kind: 'rollout', rollout, serves: rollout.controlUpdateId ? `update ${rollout.controlUpdateId} (the control) to every device` : 'rollBackToEmbedded: devices return to the update built into the app' };
+    return {
+      kind: 'rollout',
+      rollout,
+      serves: rollout.controlUpdateId
+        ? `update ${rollout.controlUpdateId} (the control) to every device`
+        : 'rollBackToEmbedded: devices return to the update built into the app',
+    };
   }
   const { rows: head } = await db.query<{ update_id: string }>(
     'SELECT update_id FROM ota_releases WHERE channel = $1::text AND runtime_version = $2::text AND rolled_back_at IS NULL ORDER BY id DESC LIMIT 2',
@@ -188,7 +251,12 @@ export async function planRollback(db: Queryable, updateId: string): Promise<Rol
   );
   if (head[0]?.update_id === update.id) {
     const previous = head[1]?.update_id;
-    return { kind: 'release', channel: update.channel, runtimeVersion: update.runtimeVersion, serves: previous ? `update ${previous} (the release before) to every device` : 'rollBackToEmbedded: devices return to the update built into the app' };
+    return {
+      kind: 'release',
+      channel: update.channel,
+      runtimeVersion: update.runtimeVersion,
+      serves: previous ? `update ${previous} (the release before) to every device` : 'rollBackToEmbedded: devices return to the update built into the app',
+    };
   }
   return { kind: 'nothing', reason: `update ${update.id} is neither rolling out nor the release ${update.channel} serves (runtime ${update.runtimeVersion})` };
 }

@@ -94,7 +94,10 @@ export async function publishUpdate(pool: Pool, store: ObjectStore, input: Publi
       const stored = await store.putBuffer(key, content, { contentType: asset.contentType });
       // The store measures what it wrote: a different digest means the bytes did not arrive whole.
       if (stored.sha256 !== asset.sha256) {
-        throw new ShipError('SHIP_ERR_STORAGE_WRITE_FAILED', `${key} was stored with SHA-256 ${stored.sha256}, expected ${asset.sha256}. Publish again; if it repeats, check the storage (${store.location}).`);
+        throw new ShipError(
+          'SHIP_ERR_STORAGE_WRITE_FAILED',
+          `${key} was stored with SHA-256 ${stored.sha256}, expected ${asset.sha256}. Publish again; if it repeats, check the storage (${store.location}).`,
+        );
       }
       uploaded++;
     }
@@ -103,7 +106,11 @@ export async function publishUpdate(pool: Pool, store: ObjectStore, input: Publi
   const extra = exported.expoClient ? { expoClient: exported.expoClient } : {};
   const update = await withTransaction(pool, async (client) => {
     for (const { asset } of exported.files.values()) {
-      await client.query('INSERT INTO ota_assets (sha256, content_type, bytes) VALUES ($1::text, $2::text, $3::bigint) ON CONFLICT (sha256) DO NOTHING', [asset.sha256, asset.contentType, asset.bytes]);
+      await client.query('INSERT INTO ota_assets (sha256, content_type, bytes) VALUES ($1::text, $2::text, $3::bigint) ON CONFLICT (sha256) DO NOTHING', [
+        asset.sha256,
+        asset.contentType,
+        asset.bytes,
+      ]);
     }
     const { rows } = await client.query<UpdateRow>(
       `INSERT INTO ota_updates (id, channel, runtime_version, platforms, extra, message, published_by)
@@ -111,7 +118,11 @@ export async function publishUpdate(pool: Pool, store: ObjectStore, input: Publi
       [id, input.channel, input.runtimeVersion, JSON.stringify(exported.platforms), JSON.stringify(extra), input.message ?? null, input.actor],
     );
     if (!input.staged) await releaseUpdate(client, { updateId: id, channel: input.channel, runtimeVersion: input.runtimeVersion, actor: input.actor });
-    await recordAudit(client, { actor: input.actor, action: 'update.published', details: { update: id, channel: input.channel, runtimeVersion: input.runtimeVersion, platforms: Object.keys(exported.platforms), staged: input.staged } });
+    await recordAudit(client, {
+      actor: input.actor,
+      action: 'update.published',
+      details: { update: id, channel: input.channel, runtimeVersion: input.runtimeVersion, platforms: Object.keys(exported.platforms), staged: input.staged },
+    });
     return toUpdate(rows[0]!);
   });
   return { update, uploaded, alreadyStored, released: !input.staged };
@@ -119,11 +130,19 @@ export async function publishUpdate(pool: Pool, store: ObjectStore, input: Publi
 
 /** Makes `updateId` what the channel serves to every device. */
 export async function releaseUpdate(db: Queryable, input: { updateId: string; channel: string; runtimeVersion: string; actor: string }): Promise<void> {
-  await db.query('INSERT INTO ota_releases (channel, runtime_version, update_id, released_by) VALUES ($1::text, $2::text, $3::uuid, $4::text)', [input.channel, input.runtimeVersion, input.updateId, input.actor]);
+  await db.query('INSERT INTO ota_releases (channel, runtime_version, update_id, released_by) VALUES ($1::text, $2::text, $3::uuid, $4::text)', [
+    input.channel,
+    input.runtimeVersion,
+    input.updateId,
+    input.actor,
+  ]);
 }
 
 async function refuseWhileRolloutOpen(db: Queryable, channel: string, runtimeVersion: string): Promise<void> {
-  const { rows } = await db.query<{ id: string; update_id: string }>("SELECT id, update_id FROM ota_rollouts WHERE channel = $1::text AND runtime_version = $2::text AND status IN ('active', 'halted')", [channel, runtimeVersion]);
+  const { rows } = await db.query<{ id: string; update_id: string }>(
+    "SELECT id, update_id FROM ota_rollouts WHERE channel = $1::text AND runtime_version = $2::text AND status IN ('active', 'halted')",
+    [channel, runtimeVersion],
+  );
   const open = rows[0];
   if (open) {
     throw new ShipError(
@@ -134,12 +153,16 @@ async function refuseWhileRolloutOpen(db: Queryable, channel: string, runtimeVer
 }
 
 export function checkChannel(channel: string): void {
-  if (!CHANNEL_PATTERN.test(channel)) throw new ShipError('SHIP_ERR_VALIDATION', `--channel ${JSON.stringify(channel)}: use 1-64 letters, digits or ._- (e.g. production).`);
+  if (!CHANNEL_PATTERN.test(channel))
+    throw new ShipError('SHIP_ERR_VALIDATION', `--channel ${JSON.stringify(channel)}: use 1-64 letters, digits or ._- (e.g. production).`);
 }
 
 export function checkRuntimeVersion(runtimeVersion: string): void {
   if (!RUNTIME_VERSION_PATTERN.test(runtimeVersion)) {
-    throw new ShipError('SHIP_ERR_VALIDATION', `--runtime-version ${JSON.stringify(runtimeVersion)}: use the app's runtimeVersion (1-255 letters, digits or ._+:@-, e.g. 1.0.0).`);
+    throw new ShipError(
+      'SHIP_ERR_VALIDATION',
+      `--runtime-version ${JSON.stringify(runtimeVersion)}: use the app's runtimeVersion (1-255 letters, digits or ._+:@-, e.g. 1.0.0).`,
+    );
   }
 }
 
@@ -199,8 +222,12 @@ export interface UpdateSummary {
 }
 
 export async function listUpdates(db: Queryable, filter: { channel?: string | undefined; limit?: number } = {}): Promise<UpdateSummary[]> {
-  const { rows } = await db.query<UpdateRow & { released: boolean; release_rolled_back: boolean; rollout_status: string | null; rollout_percent: string | null }>(
-    `SELECT ${UPDATE_COLUMNS.split(', ').map((column) => `u.${column}`).join(', ')},
+  const { rows } = await db.query<
+    UpdateRow & { released: boolean; release_rolled_back: boolean; rollout_status: string | null; rollout_percent: string | null }
+  >(
+    `SELECT ${UPDATE_COLUMNS.split(', ')
+      .map((column) => `u.${column}`)
+      .join(', ')},
             EXISTS (SELECT 1 FROM ota_releases r WHERE r.update_id = u.id AND r.rolled_back_at IS NULL) AS released,
             EXISTS (SELECT 1 FROM ota_releases r WHERE r.update_id = u.id AND r.rolled_back_at IS NOT NULL) AS release_rolled_back,
             ro.status AS rollout_status, ro.percent::text AS rollout_percent
@@ -244,7 +271,13 @@ export interface ChannelState {
 }
 
 export async function readChannelState(db: Queryable, channel: string, runtimeVersion: string): Promise<ChannelState> {
-  const { rows } = await db.query<{ rollout_id: string | null; rollout_update: string | null; percent: string | null; head: string | null; rolled_back_at: Date | null }>(
+  const { rows } = await db.query<{
+    rollout_id: string | null;
+    rollout_update: string | null;
+    percent: string | null;
+    head: string | null;
+    rolled_back_at: Date | null;
+  }>(
     `SELECT ro.id AS rollout_id, ro.update_id AS rollout_update, ro.percent::text AS percent,
             (SELECT update_id FROM ota_releases WHERE channel = $1::text AND runtime_version = $2::text AND rolled_back_at IS NULL ORDER BY id DESC LIMIT 1) AS head,
             GREATEST(
@@ -263,13 +296,17 @@ export async function readChannelState(db: Queryable, channel: string, runtimeVe
   };
 }
 
-export type Served = { readonly kind: 'update'; readonly updateId: string } | { readonly kind: 'rollBackToEmbedded'; readonly commitTime: Date } | { readonly kind: 'none' };
+export type Served =
+  | { readonly kind: 'update'; readonly updateId: string }
+  | { readonly kind: 'rollBackToEmbedded'; readonly commitTime: Date }
+  | { readonly kind: 'none' };
 
 /** Which update (or directive) a device gets from a channel state. */
 export function choose(state: ChannelState, clientId: string | undefined): Served {
   if (state.rollout) {
     // A request without EAS-Client-ID cannot be bucketed stably: it gets the control, never the candidate.
-    if (clientId !== undefined && inRollout(clientId, state.rollout.updateId, state.rollout.percent)) return { kind: 'update', updateId: state.rollout.updateId };
+    if (clientId !== undefined && inRollout(clientId, state.rollout.updateId, state.rollout.percent))
+      return { kind: 'update', updateId: state.rollout.updateId };
   }
   if (state.headUpdateId) return { kind: 'update', updateId: state.headUpdateId };
   if (state.rolledBackAt) return { kind: 'rollBackToEmbedded', commitTime: state.rolledBackAt };
@@ -281,8 +318,14 @@ export function isUpdatePlatform(value: string): value is UpdatePlatform {
 }
 
 /** The stored bytes of an asset and its content type; undefined when no update has it. */
-export async function openAsset(db: Queryable, store: ObjectStore, sha256: string): Promise<{ body: Readable; contentType: string; bytes: number } | undefined> {
-  const { rows } = await db.query<{ content_type: string; bytes: string }>('SELECT content_type, bytes::text FROM ota_assets WHERE sha256 = $1::text', [sha256]);
+export async function openAsset(
+  db: Queryable,
+  store: ObjectStore,
+  sha256: string,
+): Promise<{ body: Readable; contentType: string; bytes: number } | undefined> {
+  const { rows } = await db.query<{ content_type: string; bytes: string }>('SELECT content_type, bytes::text FROM ota_assets WHERE sha256 = $1::text', [
+    sha256,
+  ]);
   const row = rows[0];
   if (!row) return undefined;
   return { body: await store.get(assetStorageKey(sha256)), contentType: row.content_type, bytes: Number(row.bytes) };

@@ -78,7 +78,10 @@ export async function mapUserData(db: Queryable, usersTable: UsersTableRef): Pro
   const { rows: found } = await db.query<{ oid: number | null }>('SELECT to_regclass($1::text)::oid::int AS oid', [quoteQualified(usersTable.table)]);
   const usersOid = found[0]?.oid ?? null;
   if (usersOid === null) {
-    throw new ShipError('SHIP_ERR_CONFIG', `The users table "${usersTable.table}" does not exist in this database. Check the app profile, or run \`shipshape db migrate up\`.`);
+    throw new ShipError(
+      'SHIP_ERR_CONFIG',
+      `The users table "${usersTable.table}" does not exist in this database. Check the app profile, or run \`shipshape db migrate up\`.`,
+    );
   }
   // conparentid = 0 keeps the constraint declared on a partitioned table and drops its per-partition clones.
   const { rows: keys } = await db.query<ForeignKeyRow>(
@@ -95,7 +98,10 @@ export async function mapUserData(db: Queryable, usersTable: UsersTableRef): Pro
   const depth = new Map<number, number>([[usersOid, 0]]);
   for (let level = 0, frontier = [usersOid]; frontier.length > 0; level += 1) {
     if (level >= MAX_DEPTH) {
-      throw new ShipError('SHIP_ERR_INTERNAL', `Foreign keys into "${usersTable.table}" chain more than ${MAX_DEPTH} tables deep; refusing to guess which rows are the user's.`);
+      throw new ShipError(
+        'SHIP_ERR_INTERNAL',
+        `Foreign keys into "${usersTable.table}" chain more than ${MAX_DEPTH} tables deep; refusing to guess which rows are the user's.`,
+      );
     }
     const next: number[] = [];
     for (const key of keys) {
@@ -156,17 +162,24 @@ export async function mapUserData(db: Queryable, usersTable: UsersTableRef): Pro
     return computed;
   };
 
-  const tables = tableRows.map((row): UserDataTable => ({
-    oid: row.oid,
-    schema: row.schema,
-    name: row.name,
-    qualifiedName: `${row.schema}.${row.name}`,
-    sqlName: `${quoteIdent(row.schema)}.${quoteIdent(row.name)}`,
-    depth: levelOf(row.oid),
-    edges: (followed.get(row.oid) ?? []).map((key) => ({ constraint: key.name, columns: key.columns, parentOid: key.parent, parentColumns: key.parent_columns })),
-    columns: row.columns,
-    primaryKey: row.primary_key,
-  }));
+  const tables = tableRows.map(
+    (row): UserDataTable => ({
+      oid: row.oid,
+      schema: row.schema,
+      name: row.name,
+      qualifiedName: `${row.schema}.${row.name}`,
+      sqlName: `${quoteIdent(row.schema)}.${quoteIdent(row.name)}`,
+      depth: levelOf(row.oid),
+      edges: (followed.get(row.oid) ?? []).map((key) => ({
+        constraint: key.name,
+        columns: key.columns,
+        parentOid: key.parent,
+        parentColumns: key.parent_columns,
+      })),
+      columns: row.columns,
+      primaryKey: row.primary_key,
+    }),
+  );
   tables.sort((a, b) => a.depth - b.depth || a.qualifiedName.localeCompare(b.qualifiedName));
   return { usersTable, tables, notFollowed };
 }

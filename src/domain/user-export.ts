@@ -136,7 +136,14 @@ export async function writeExportArchive(
     };
     return { file, content };
   });
-  const manifest: ExportManifest = { format: EXPORT_FORMAT, userId: meta.userId, createdAt: createdAt.toISOString(), createdBy: meta.createdBy, ticket: meta.ticket, files: files.map((f) => f.file) };
+  const manifest: ExportManifest = {
+    format: EXPORT_FORMAT,
+    userId: meta.userId,
+    createdAt: createdAt.toISOString(),
+    createdBy: meta.createdBy,
+    ticket: meta.ticket,
+    files: files.map((f) => f.file),
+  };
   // No email or name in the key: listings of legal storage should not be personal data.
   const key = `${EXPORT_PREFIX}${meta.userId}/${createdAt.toISOString().replace(/[:.]/g, '-')}-${randomBytes(3).toString('hex')}.tar.gz`;
 
@@ -164,9 +171,13 @@ export async function verifyExportArchive(
   expected: { sha256: string; bytes: number; userId: string },
 ): Promise<ExportManifest> {
   const fail = (problem: string) =>
-    new ShipError('SHIP_ERR_BACKUP_NOT_VERIFIED', `Export archive ${key} in ${store.location} failed verification: ${problem}. Run \`shipshape user export\` again.`, {
-      details: { key },
-    });
+    new ShipError(
+      'SHIP_ERR_BACKUP_NOT_VERIFIED',
+      `Export archive ${key} in ${store.location} failed verification: ${problem}. Run \`shipshape user export\` again.`,
+      {
+        details: { key },
+      },
+    );
   const entries = await readArchive(await store.get(key), fail);
   if (entries.sha256 !== expected.sha256 || entries.bytes !== expected.bytes) {
     throw fail(`stored copy is ${entries.bytes} bytes with sha256 ${entries.sha256}, expected ${expected.bytes} bytes with sha256 ${expected.sha256}`);
@@ -225,14 +236,34 @@ export async function markExportVerified(db: Queryable, exportId: string): Promi
 
 /** The newest verified export of the user, optionally only one made at or after `since`. */
 export async function latestVerifiedExport(db: Queryable, userId: string, since?: Date): Promise<ExportRecord | undefined> {
-  const { rows } = await db.query<{ id: string; user_id: string; storage_key: string; location: string; bytes: number; sha256: string; created_at: Date; verified_at: Date | null }>(
+  const { rows } = await db.query<{
+    id: string;
+    user_id: string;
+    storage_key: string;
+    location: string;
+    bytes: number;
+    sha256: string;
+    created_at: Date;
+    verified_at: Date | null;
+  }>(
     `SELECT id, user_id, storage_key, location, bytes, sha256, created_at, verified_at FROM user_exports
       WHERE user_id = $1::uuid AND verified_at IS NOT NULL AND ($2::timestamptz IS NULL OR created_at >= $2::timestamptz)
       ORDER BY created_at DESC LIMIT 1`,
     [userId, since ?? null],
   );
   const row = rows[0];
-  return row && { id: row.id, userId: row.user_id, key: row.storage_key, location: row.location, bytes: Number(row.bytes), sha256: row.sha256, createdAt: row.created_at, verifiedAt: row.verified_at };
+  return (
+    row && {
+      id: row.id,
+      userId: row.user_id,
+      key: row.storage_key,
+      location: row.location,
+      bytes: Number(row.bytes),
+      sha256: row.sha256,
+      createdAt: row.created_at,
+      verifiedAt: row.verified_at,
+    }
+  );
 }
 
 async function readOnlySnapshot<T>(pool: Pool, fn: (tx: Queryable) => Promise<T>): Promise<T> {

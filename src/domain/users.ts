@@ -41,10 +41,9 @@ export async function createUser(db: Queryable, input: { email: string; password
 
 /** The user and their password hash, for login. */
 export async function findUserForLogin(db: Queryable, email: string): Promise<{ user: User; passwordHash: string } | undefined> {
-  const { rows } = await db.query<UserRow>(
-    'SELECT id, email, display_name, created_at, password_hash FROM users WHERE lower(email) = lower($1::text)',
-    [email.trim()],
-  );
+  const { rows } = await db.query<UserRow>('SELECT id, email, display_name, created_at, password_hash FROM users WHERE lower(email) = lower($1::text)', [
+    email.trim(),
+  ]);
   const row = rows[0];
   return row && { user: toUser(row), passwordHash: row.password_hash };
 }

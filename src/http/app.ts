@@ -121,9 +121,12 @@ export async function buildApp(context: ApiContext): Promise<FastifyInstance> {
     maxEventLoopDelay: context.config.overloadEventLoopDelayMs,
     retryAfter: 10,
     pressureHandler: (_request, reply) => {
-      reply.status(503).header('retry-after', '10').send({
-        error: { code: 'SHIP_ERR_OVERLOADED', message: 'The server is overloaded. Retry in a few seconds.' },
-      });
+      reply
+        .status(503)
+        .header('retry-after', '10')
+        .send({
+          error: { code: 'SHIP_ERR_OVERLOADED', message: 'The server is overloaded. Retry in a few seconds.' },
+        });
     },
   });
   // Counters live in Redis when there is one, so limits hold across every instance; while Redis

@@ -11,7 +11,15 @@
  * The Prometheus exposition stays per instance (Prometheus scrapes and adds up instances
  * itself): counters and a histogram since start, plus the deployment's window gauges.
  */
-import { bucketIndex, emptyBuckets, insertMetricsPeriod, LATENCY_BUCKETS_MS, METRICS_WINDOW_MS, type DeploymentMetrics, type MetricsPeriod } from '../domain/request-metrics.ts';
+import {
+  bucketIndex,
+  emptyBuckets,
+  insertMetricsPeriod,
+  LATENCY_BUCKETS_MS,
+  METRICS_WINDOW_MS,
+  type DeploymentMetrics,
+  type MetricsPeriod,
+} from '../domain/request-metrics.ts';
 import type { Queryable } from '../db/pool.ts';
 import { insertVersionCounts, UNKNOWN_VERSION } from '../domain/version-metrics.ts';
 
@@ -126,7 +134,15 @@ export class RequestMetrics {
     const end = this.now();
     this.open = this.newPeriod(end);
     if (closed.requests > 0) {
-      this.unsent.push({ start: new Date(closed.start), end: new Date(end), requests: closed.requests, errors: closed.errors, durationMsSum: closed.durationMsSum, buckets: closed.buckets, byVersion: closed.byVersion });
+      this.unsent.push({
+        start: new Date(closed.start),
+        end: new Date(end),
+        requests: closed.requests,
+        errors: closed.errors,
+        durationMsSum: closed.durationMsSum,
+        buckets: closed.buckets,
+        byVersion: closed.byVersion,
+      });
     }
     this.unsent = this.unsent.filter((period) => period.end.getTime() > end - METRICS_WINDOW_MS);
     while (this.unsent.length > 0) {

@@ -36,7 +36,10 @@ export const taskBody = z.object({
   updatedAt: timestamp,
 });
 
-export const taskPage = z.object({ tasks: z.array(taskBody), nextCursor: z.string().nullable().describe('Pass back as `cursor` for the next page; null on the last page') });
+export const taskPage = z.object({
+  tasks: z.array(taskBody),
+  nextCursor: z.string().nullable().describe('Pass back as `cursor` for the next page; null on the last page'),
+});
 
 export const preferencesBody = z.object({
   theme: z.enum(['light', 'dark', 'system']),

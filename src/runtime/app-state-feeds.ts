@@ -100,7 +100,9 @@ export async function startAppStateFeeds(options: AppStateFeedOptions): Promise<
         delivers = true;
         if (listener.connected) sessions?.trust();
       } else {
-        logger.warn('a NOTIFY sent to ourselves did not arrive (PgBouncer in transaction mode?); relying on Redis pub/sub if configured, and on the APP_STATE_POLL_MS poll; sessions are not cached');
+        logger.warn(
+          'a NOTIFY sent to ourselves did not arrive (PgBouncer in transaction mode?); relying on Redis pub/sub if configured, and on the APP_STATE_POLL_MS poll; sessions are not cached',
+        );
       }
     })();
     if (sessions) {
@@ -150,7 +152,9 @@ export async function startAppStateFeeds(options: AppStateFeedOptions): Promise<
     announce: async () => {
       if (!redis) return;
       // Best effort: the NOTIFY and the poll still carry the change if Redis is away.
-      await redis.publisher.publish(channel, 'changed').catch((error: unknown) => logger.warn({ err: describeError(error) }, 'could not publish the state change to Redis'));
+      await redis.publisher
+        .publish(channel, 'changed')
+        .catch((error: unknown) => logger.warn({ err: describeError(error) }, 'could not publish the state change to Redis'));
     },
     close: async () => {
       // Closing the listener settles a self-test still waiting, so this never waits for it.

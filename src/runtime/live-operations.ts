@@ -40,7 +40,10 @@ export async function startLiveOperations(options: { config: Config; database: D
     if (config.redisUrl) {
       const publisher = await createRedis({ url: config.redisUrl, name: 'shipshape-cache', logger });
       const subscriber = await createRedis({ url: config.redisUrl, name: 'shipshape-subscriber', logger, subscriber: true });
-      closers.push(() => closeRedis(publisher), () => closeRedis(subscriber));
+      closers.push(
+        () => closeRedis(publisher),
+        () => closeRedis(subscriber),
+      );
       if (!(await connectRedis(publisher))) {
         logger.warn({ redis: redactUrl(config.redisUrl) }, 'Redis did not answer at start-up; serving from the database until it does');
       }

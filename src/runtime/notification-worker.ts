@@ -52,7 +52,10 @@ export class NotificationWorker {
         ({ job, cause }) =>
           cause === null
             ? this.options.logger.info({ job: job.id, status: job.status, chunks: job.chunks }, `notification ${job.id}: ${job.status}`)
-            : this.options.logger.error({ job: job.id, status: job.status, chunks: job.chunks, error: cause }, `notification ${job.id}: ${job.status}, not delivered to everyone — ${cause}`),
+            : this.options.logger.error(
+                { job: job.id, status: job.status, chunks: job.chunks, error: cause },
+                `notification ${job.id}: ${job.status}, not delivered to everyone — ${cause}`,
+              ),
         (error: unknown) => this.options.logger.warn({ job: jobId, err: describeError(error) }, 'notification send stopped'),
       );
     this.running.set(jobId, run);

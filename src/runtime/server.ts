@@ -66,7 +66,12 @@ export async function startServer(config: Config, logger: Logger, options: Serve
     if (workers) closers.push(() => workers.close());
 
     const metrics = new RequestMetrics(`api:${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`);
-    const flusher = startMetricsFlusher({ metrics, pool: database.pool, intervalMs: config.metricsFlushIntervalMs, logger: logger.child({ component: 'metrics' }) });
+    const flusher = startMetricsFlusher({
+      metrics,
+      pool: database.pool,
+      intervalMs: config.metricsFlushIntervalMs,
+      logger: logger.child({ component: 'metrics' }),
+    });
     // Closed after the app: the requests it finishes are counted in the last flush.
     closers.push(() => flusher.close());
 

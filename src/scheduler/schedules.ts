@@ -134,7 +134,18 @@ export async function ensureDefaultSchedules(pool: Pool, config: Config, actor: 
         `INSERT INTO schedules (name, task, recurrence, time_zone, notice_ms, max_lateness_ms, params, is_default, paused, next_occurrence_at, created_by, updated_by)
          VALUES ($1::text, $2::text, $3::text, $4::text, $5::bigint, $6::bigint, $7::jsonb, true, $8::boolean, $9::timestamptz, $10::text, $10::text)
          ON CONFLICT (name) DO NOTHING`,
-        [spec.name, spec.task, spec.recurrence, spec.timeZone, spec.noticeMs, spec.maxLatenessMs, JSON.stringify(spec.params), spec.startsPaused, spec.startsPaused ? null : firstOccurrence(spec, now), actor],
+        [
+          spec.name,
+          spec.task,
+          spec.recurrence,
+          spec.timeZone,
+          spec.noticeMs,
+          spec.maxLatenessMs,
+          JSON.stringify(spec.params),
+          spec.startsPaused,
+          spec.startsPaused ? null : firstOccurrence(spec, now),
+          actor,
+        ],
       );
       const { rows } = await client.query<Row>(`SELECT ${COLUMNS} FROM schedules WHERE name = $1::text FOR UPDATE`, [spec.name]);
       const row = rows[0];
@@ -142,7 +153,12 @@ export async function ensureDefaultSchedules(pool: Pool, config: Config, actor: 
       // Versions before 0.2 created every built-in paused: one nobody has paused or resumed
       // since (updated_at is still its creation time) gets this version's default.
       const untouchedOldDefault = row.paused && !spec.startsPaused && row.updated_at.getTime() === row.created_at.getTime();
-      const same = row.task === spec.task && row.recurrence === spec.recurrence && row.time_zone === spec.timeZone && Number(row.notice_ms ?? 0) === (spec.noticeMs ?? 0) && row.is_default;
+      const same =
+        row.task === spec.task &&
+        row.recurrence === spec.recurrence &&
+        row.time_zone === spec.timeZone &&
+        Number(row.notice_ms ?? 0) === (spec.noticeMs ?? 0) &&
+        row.is_default;
       if (same && !untouchedOldDefault) return;
       const paused = row.paused && !untouchedOldDefault;
       const next = paused ? null : firstOccurrence(spec, now);
@@ -169,22 +185,51 @@ export async function getSchedule(db: Queryable, name: string): Promise<Schedule
 }
 
 /** Checks and normalises a new schedule; throws SHIP_ERR_VALIDATION naming what is wrong. */
-export function validateSpec(input: { name: string; task: string; recurrence: string; timeZone: string; noticeMs?: number | undefined; maxLatenessMs?: number | undefined; params?: JsonObject | undefined }): ScheduleSpec {
-  if (!NAME_PATTERN.test(input.name)) throw new ShipError('SHIP_ERR_VALIDATION', `"${input.name.slice(0, 64)}" is not a schedule name: use lowercase letters, digits and dashes, e.g. nightly-backup.`);
-  if (!isScheduleTask(input.task)) throw new ShipError('SHIP_ERR_VALIDATION', `"${input.task.slice(0, 40)}" is not a task; the tasks are ${Object.keys(taskDefinitions).join(', ')}.`);
+export function validateSpec(input: {
+  name: string;
+  task: string;
+  recurrence: string;
+  timeZone: string;
+  noticeMs?: number | undefined;
+  maxLatenessMs?: number | undefined;
+  params?: JsonObject | undefined;
+}): ScheduleSpec {
+  if (!NAME_PATTERN.test(input.name))
+    throw new ShipError(
+      'SHIP_ERR_VALIDATION',
+      `"${input.name.slice(0, 64)}" is not a schedule name: use lowercase letters, digits and dashes, e.g. nightly-backup.`,
+    );
+  if (!isScheduleTask(input.task))
+    throw new ShipError('SHIP_ERR_VALIDATION', `"${input.task.slice(0, 40)}" is not a task; the tasks are ${Object.keys(taskDefinitions).join(', ')}.`);
   const definition = taskDefinitions[input.task];
   const recurrence = formatRecurrence(parseRecurrence(input.recurrence));
   const timeZone = checkTimeZone(input.timeZone);
-  if (input.noticeMs !== undefined && !definition.hasNotice) throw new ShipError('SHIP_ERR_VALIDATION', `The ${input.task} task has no notice phase, so --notice does not apply.`);
+  if (input.noticeMs !== undefined && !definition.hasNotice)
+    throw new ShipError('SHIP_ERR_VALIDATION', `The ${input.task} task has no notice phase, so --notice does not apply.`);
   const maxLatenessMs = input.maxLatenessMs ?? definition.defaultMaxLatenessMs;
   if (!(maxLatenessMs > 0)) throw new ShipError('SHIP_ERR_VALIDATION', 'The lateness limit must be longer than 0s.');
-  return { name: input.name, task: input.task, recurrence, timeZone, noticeMs: definition.hasNotice ? (input.noticeMs ?? null) : null, maxLatenessMs, params: input.params ?? {} };
+  return {
+    name: input.name,
+    task: input.task,
+    recurrence,
+    timeZone,
+    noticeMs: definition.hasNotice ? (input.noticeMs ?? null) : null,
+    maxLatenessMs,
+    params: input.params ?? {},
+  };
 }
 
 /** Adds a schedule, paused unless `start` (then its first occurrence is computed now). */
-export async function addSchedule(db: Queryable, spec: ScheduleSpec, options: { actor: string; start: boolean; reservedNames: readonly string[] }): Promise<Schedule> {
+export async function addSchedule(
+  db: Queryable,
+  spec: ScheduleSpec,
+  options: { actor: string; start: boolean; reservedNames: readonly string[] },
+): Promise<Schedule> {
   if (options.reservedNames.includes(spec.name)) {
-    throw new ShipError('SHIP_ERR_VALIDATION', `"${spec.name}" is a built-in schedule: change its time in configuration (BACKUP_SCHEDULE, MAINTENANCE_WINDOW and their time zones) and use \`shipshape schedule resume ${spec.name}\`.`);
+    throw new ShipError(
+      'SHIP_ERR_VALIDATION',
+      `"${spec.name}" is a built-in schedule: change its time in configuration (BACKUP_SCHEDULE, MAINTENANCE_WINDOW and their time zones) and use \`shipshape schedule resume ${spec.name}\`.`,
+    );
   }
   const { rows: clock } = await db.query<{ now: Date }>('SELECT now() AS now');
   const next = options.start ? firstOccurrence(spec, clock[0]!.now) : null;
@@ -193,12 +238,26 @@ export async function addSchedule(db: Queryable, spec: ScheduleSpec, options: { 
       `INSERT INTO schedules (name, task, recurrence, time_zone, notice_ms, max_lateness_ms, params, paused, next_occurrence_at, created_by, updated_by)
        VALUES ($1::text, $2::text, $3::text, $4::text, $5::bigint, $6::bigint, $7::jsonb, $8::boolean, $9::timestamptz, $10::text, $10::text)
        RETURNING ${COLUMNS}`,
-      [spec.name, spec.task, spec.recurrence, spec.timeZone, spec.noticeMs, spec.maxLatenessMs, JSON.stringify(spec.params), !options.start, next, options.actor],
+      [
+        spec.name,
+        spec.task,
+        spec.recurrence,
+        spec.timeZone,
+        spec.noticeMs,
+        spec.maxLatenessMs,
+        JSON.stringify(spec.params),
+        !options.start,
+        next,
+        options.actor,
+      ],
     );
     return toSchedule(firstRow(rows));
   } catch (error) {
     if ((error as { code?: string }).code === '23505') {
-      throw new ShipError('SHIP_ERR_VALIDATION', `A schedule named "${spec.name}" exists already. Remove it first (\`shipshape schedule remove ${spec.name}\`) or pick another name.`);
+      throw new ShipError(
+        'SHIP_ERR_VALIDATION',
+        `A schedule named "${spec.name}" exists already. Remove it first (\`shipshape schedule remove ${spec.name}\`) or pick another name.`,
+      );
     }
     throw error;
   }
@@ -206,7 +265,11 @@ export async function addSchedule(db: Queryable, spec: ScheduleSpec, options: { 
 
 export async function removeSchedule(db: Queryable, name: string): Promise<Schedule> {
   const existing = await getSchedule(db, name);
-  if (existing.isDefault) throw new ShipError('SHIP_ERR_VALIDATION', `"${name}" is a built-in schedule and cannot be removed; pause it instead: \`shipshape schedule pause ${name}\`.`);
+  if (existing.isDefault)
+    throw new ShipError(
+      'SHIP_ERR_VALIDATION',
+      `"${name}" is a built-in schedule and cannot be removed; pause it instead: \`shipshape schedule pause ${name}\`.`,
+    );
   await db.query('DELETE FROM schedules WHERE name = $1::text', [name]);
   return existing;
 }
@@ -283,7 +346,10 @@ export function planTick(schedule: Schedule, now: Date): TickPlan {
     runs,
     nextOccurrenceAt: next,
     noticeEnqueuedFor,
-    skipped: { occurrence, reason: `missed by ${formatDurationMs(Math.round(lateness / 1_000) * 1_000)} (no worker was running), more than its limit of ${formatDurationMs(schedule.maxLatenessMs)}` },
+    skipped: {
+      occurrence,
+      reason: `missed by ${formatDurationMs(Math.round(lateness / 1_000) * 1_000)} (no worker was running), more than its limit of ${formatDurationMs(schedule.maxLatenessMs)}`,
+    },
   };
 }
 
@@ -326,7 +392,11 @@ export async function recordTick(client: PoolClient, name: string, plan: TickPla
 
 /** What the job that ran an occurrence reported, for `schedule list` and the watchdog's failed-jobs alert. */
 export async function recordOutcome(db: Queryable, name: string, outcome: string, ok: boolean): Promise<void> {
-  await db.query('UPDATE schedules SET last_outcome = $2::text, last_outcome_ok = $3::boolean, last_outcome_at = now() WHERE name = $1::text', [name, outcome.slice(0, 1000), ok]);
+  await db.query('UPDATE schedules SET last_outcome = $2::text, last_outcome_ok = $3::boolean, last_outcome_at = now() WHERE name = $1::text', [
+    name,
+    outcome.slice(0, 1000),
+    ok,
+  ]);
 }
 
 function toSchedule(row: Row): Schedule {

@@ -55,7 +55,9 @@ export async function runScheduledTask(env: TaskEnvironment, run: ScheduledRun):
     }
     case 'maintenance/notice': {
       const report = await runProcedure(maintenanceSchedule, { at: run.occurrence }, { yes: true }, deps);
-      return report.exitCode === 0 ? { ok: true, summary: `window ${run.occurrence} announced (run ${report.runId ?? '?'})` } : failed('maintenance schedule', report);
+      return report.exitCode === 0
+        ? { ok: true, summary: `window ${run.occurrence} announced (run ${report.runId ?? '?'})` }
+        : failed('maintenance schedule', report);
     }
     case 'maintenance/due': {
       // Users were promised notice: a window nobody announced (every worker was down at T-72h) is not run.

@@ -116,13 +116,24 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
           if (outcome.outcome === 'skipped') {
             const givenUp = outcome.status === 'failed' || outcome.status === 'partial';
             log[givenUp ? 'warn' : 'info']({ notification: id, status: outcome.status }, `scheduled notification ${id}: nothing to do (${outcome.status})`);
-            results.push(givenUp ? { id: job.id, status: 'deadletter', output: { notification: id, status: outcome.status, error: outcome.error } } : { id: job.id, status: 'completed' });
+            results.push(
+              givenUp
+                ? { id: job.id, status: 'deadletter', output: { notification: id, status: outcome.status, error: outcome.error } }
+                : { id: job.id, status: 'completed' },
+            );
           } else if (outcome.outcome === 'sent') {
             log.info({ notification: id, job: outcome.job.id, recipients: outcome.job.recipients }, `scheduled notification ${id}: sent`);
             results.push({ id: job.id, status: 'completed', output: { notification: id, status: 'sent', job: outcome.job.id } });
           } else {
-            log.error({ notification: id, job: outcome.job.id, recipients: outcome.job.recipients, chunks: outcome.job.chunks }, `scheduled notification ${id}: ${outcome.outcome} — ${outcome.error}`);
-            results.push({ id: job.id, status: 'deadletter', output: { notification: id, status: outcome.outcome, job: outcome.job.id, error: outcome.error } });
+            log.error(
+              { notification: id, job: outcome.job.id, recipients: outcome.job.recipients, chunks: outcome.job.chunks },
+              `scheduled notification ${id}: ${outcome.outcome} — ${outcome.error}`,
+            );
+            results.push({
+              id: job.id,
+              status: 'deadletter',
+              output: { notification: id, status: outcome.outcome, job: outcome.job.id, error: outcome.error },
+            });
           }
         } catch (error) {
           log.warn({ queueJob: job.id, err: describeError(error) }, 'scheduled notification delivery stopped; the queue retries it');
@@ -135,11 +146,16 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
     await boss.work<unknown>(queueNames.schedule, { pollingIntervalSeconds: 2 }, async (jobs) => {
       for (const job of jobs) {
         const run: ScheduledRun = scheduleJob.parse(job.data);
-        log.info({ schedule: run.schedule, phase: run.phase, occurrence: run.occurrence }, `schedule ${run.schedule}: running the ${run.phase} phase of ${run.occurrence}`);
-        const outcome = await runScheduledTask({ config, logger: log, database, alerts, signal: AbortSignal.any([job.signal, stop.signal]) }, run).catch((error: unknown) => ({
-          ok: false,
-          summary: `failed: ${describeError(error)}`,
-        }));
+        log.info(
+          { schedule: run.schedule, phase: run.phase, occurrence: run.occurrence },
+          `schedule ${run.schedule}: running the ${run.phase} phase of ${run.occurrence}`,
+        );
+        const outcome = await runScheduledTask({ config, logger: log, database, alerts, signal: AbortSignal.any([job.signal, stop.signal]) }, run).catch(
+          (error: unknown) => ({
+            ok: false,
+            summary: `failed: ${describeError(error)}`,
+          }),
+        );
         await recordOutcome(pool, run.schedule, `${run.phase} ${run.occurrence}: ${outcome.summary}`, outcome.ok);
         log[outcome.ok ? 'info' : 'error']({ schedule: run.schedule, phase: run.phase }, `schedule ${run.schedule}: ${outcome.summary}`);
       }
@@ -181,12 +197,22 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
         log.error({ err: describeError(error) }, 'release rollouts could not be advanced this tick');
         return [];
       })) {
-        log[outcome.verdict === 'breach' || outcome.errors.length > 0 ? 'error' : 'info']({ version: outcome.version, verdict: outcome.verdict }, `release ${outcome.version}: ${outcome.summary}`);
+        log[outcome.verdict === 'breach' || outcome.errors.length > 0 ? 'error' : 'info'](
+          { version: outcome.version, verdict: outcome.verdict },
+          `release ${outcome.version}: ${outcome.summary}`,
+        );
       }
       for (const skipped of now.skipped) {
         log.warn({ schedule: skipped.schedule }, `schedule ${skipped.schedule}: ${skipped.reason}`);
         await alerts
-          .send({ issueType: 'infrastructure', severity: 'warning', event: 'schedule.skipped', title: `Scheduled occurrence of ${skipped.schedule} skipped`, text: skipped.reason, dedupKey: `shipshape-schedule-${skipped.schedule}-skipped` })
+          .send({
+            issueType: 'infrastructure',
+            severity: 'warning',
+            event: 'schedule.skipped',
+            title: `Scheduled occurrence of ${skipped.schedule} skipped`,
+            text: skipped.reason,
+            dedupKey: `shipshape-schedule-${skipped.schedule}-skipped`,
+          })
           .catch(() => undefined);
       }
     };
@@ -197,7 +223,10 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
       for (const outcome of await advanceDueRollouts(pool, { health: updateHealth })) {
         const { rollout, action, verdict } = outcome;
         const level = action === 'halted' || action === 'rolled-back' ? 'error' : action === 'waiting' || action === 'held' ? 'debug' : 'info';
-        log[level]({ rollout: rollout.id, update: rollout.updateId, percent: rollout.percent, action }, `update rollout ${rollout.id}: ${action} at ${rollout.percent} % (${verdict.summary})`);
+        log[level](
+          { rollout: rollout.id, update: rollout.updateId, percent: rollout.percent, action },
+          `update rollout ${rollout.id}: ${action} at ${rollout.percent} % (${verdict.summary})`,
+        );
         const alert = rolloutAlert(outcome);
         if (alert) await alerts.send(alert).catch(() => undefined);
       }
@@ -225,7 +254,8 @@ export async function startWorkers(options: WorkersOptions): Promise<Workers> {
           }
           for (const run of plan.runs) await boss.send(queueNames.schedule, run, { db: transactionDb(client) });
           await recordTick(client, schedule.name, plan);
-          if (plan.skipped) skipped.push({ schedule: schedule.name, reason: `occurrence ${plan.skipped.occurrence.toISOString()} skipped: ${plan.skipped.reason}` });
+          if (plan.skipped)
+            skipped.push({ schedule: schedule.name, reason: `occurrence ${plan.skipped.occurrence.toISOString()} skipped: ${plan.skipped.reason}` });
         }
       });
       await withTransaction(pool, async (client) => {

@@ -33,7 +33,8 @@ export type Recurrence =
 
 const MINUTE_MS = 60_000;
 const HOUR_MS = 60 * MINUTE_MS;
-const EXAMPLES = '"every day at 03:00", "every sunday at 02:00", "first sunday of every month at 02:00", "day 15 of every month at 04:30" or "every 15 minutes"';
+const EXAMPLES =
+  '"every day at 03:00", "every sunday at 02:00", "first sunday of every month at 02:00", "day 15 of every month at 04:30" or "every 15 minutes"';
 
 const TIME = '(\\d{1,2}):(\\d{2})';
 const WEEKDAY = `(${weekdayNames.join('|')})`;
@@ -58,7 +59,10 @@ export function parseRecurrence(text: string): Recurrence {
   if ((match = patterns.monthlyDay.exec(phrase))) {
     const day = Number(match[1]);
     if (day < 1 || day > 28) {
-      throw new ShipError('SHIP_ERR_VALIDATION', `"${text}": day ${day} is not in every month; use a day from 1 to 28, or "last <weekday> of every month at HH:MM".`);
+      throw new ShipError(
+        'SHIP_ERR_VALIDATION',
+        `"${text}": day ${day} is not in every month; use a day from 1 to 28, or "last <weekday> of every month at HH:MM".`,
+      );
     }
     return { kind: 'monthly-day', day, time: timeOf(match[2], match[3], text) };
   }

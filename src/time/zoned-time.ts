@@ -79,7 +79,10 @@ export function isTimeZone(name: string): boolean {
 /** Throws SHIP_ERR_VALIDATION naming the zone when it is unknown. */
 export function checkTimeZone(name: string): string {
   if (!isTimeZone(name)) {
-    throw new ShipError('SHIP_ERR_VALIDATION', `"${name.slice(0, 80)}" is not a time zone. Use an IANA name such as America/Los_Angeles, Europe/Berlin or UTC (not an abbreviation like PST).`);
+    throw new ShipError(
+      'SHIP_ERR_VALIDATION',
+      `"${name.slice(0, 80)}" is not a time zone. Use an IANA name such as America/Los_Angeles, Europe/Berlin or UTC (not an abbreviation like PST).`,
+    );
   }
   return name;
 }
@@ -151,6 +154,8 @@ export function describeInstant(instant: Date, timeZone: string): string {
 export function shortInstant(instant: Date, timeZone: string): string {
   const local = localParts(instant, timeZone);
   const pad = (n: number) => String(n).padStart(2, '0');
-  const zone = new Intl.DateTimeFormat('en-US', { timeZone, timeZoneName: 'short' }).formatToParts(instant).find((part) => part.type === 'timeZoneName')?.value ?? timeZone;
+  const zone =
+    new Intl.DateTimeFormat('en-US', { timeZone, timeZoneName: 'short' }).formatToParts(instant).find((part) => part.type === 'timeZoneName')?.value ??
+    timeZone;
   return `${local.year}-${pad(local.month)}-${pad(local.day)} ${pad(local.hour)}:${pad(local.minute)} ${zone}`;
 }

@@ -3,13 +3,7 @@ import { createServer } from 'node:net';
 import { Writable } from 'node:stream';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import { pino } from 'pino';
-import {
-  createAlerter,
-  defaultAlertRouting,
-  parseAlertRouting,
-  type Alert,
-  type AlertLogger,
-} from '../../src/adapters/alerts/index.ts';
+import { createAlerter, defaultAlertRouting, parseAlertRouting, type Alert, type AlertLogger } from '../../src/adapters/alerts/index.ts';
 import { fakeRoutingKey, startPagerDuty, type FakePagerDuty } from '../fakes/pagerduty.ts';
 import { startSlackWebhook, type FakeSlackWebhook } from '../fakes/slack.ts';
 import { startSmtpServer, type FakeSmtpServer } from '../fakes/smtp.ts';
@@ -47,14 +41,7 @@ function captureLogger(): { logger: ReturnType<typeof pino>; raw: () => string; 
 }
 
 function isLogLine(value: unknown): value is LogLine {
-  return (
-    typeof value === 'object' &&
-    value !== null &&
-    'level' in value &&
-    typeof value.level === 'number' &&
-    'msg' in value &&
-    typeof value.msg === 'string'
-  );
+  return typeof value === 'object' && value !== null && 'level' in value && typeof value.level === 'number' && 'msg' in value && typeof value.msg === 'string';
 }
 
 /** A loopback port with nothing listening on it. */
@@ -144,7 +131,7 @@ describe('alerter routing to every provider', () => {
     assert.deepEqual(record?.['targets'], ['slack:#ops-backups', 'email:ops-team']);
   });
 
-  test("sends a failure to #incidents and pages the database on-call, naming the escalation path", async () => {
+  test('sends a failure to #incidents and pages the database on-call, naming the escalation path', async () => {
     const log = captureLogger();
     const alerter = createAlerter({
       routing: routing(),
@@ -211,10 +198,7 @@ describe('alerter failure handling', () => {
       assert.match(emailResult?.error ?? '', /SMTP delivery failed: .*ECONNREFUSED/);
 
       const failures = log.lines().filter((line) => line.msg.startsWith('alert delivery failed'));
-      assert.deepEqual(
-        failures.map((line) => line['target']).sort(),
-        ['email:ops-team', 'pagerduty:database', 'slack:#incidents'],
-      );
+      assert.deepEqual(failures.map((line) => line['target']).sort(), ['email:ops-team', 'pagerduty:database', 'slack:#incidents']);
       assert.ok(failures.some((line) => line.msg === 'alert delivery failed: the on-call was NOT paged'));
     } finally {
       await slack.close();
@@ -253,7 +237,10 @@ describe('alerter failure handling', () => {
       details: { smtp: `smtp://ops:${smtpPassword}@mail.example.com` },
     });
 
-    assert.ok(deliveries.filter((d) => d.kind !== 'log').every((d) => !d.ok), JSON.stringify(deliveries));
+    assert.ok(
+      deliveries.filter((d) => d.kind !== 'log').every((d) => !d.ok),
+      JSON.stringify(deliveries),
+    );
     const everything = `${log.raw()}\n${JSON.stringify(deliveries)}`;
     for (const secret of ['SECRET', routingKey, smtpPassword]) {
       assert.ok(!everything.includes(secret), `${secret} leaked:\n${everything}`);

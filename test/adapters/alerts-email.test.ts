@@ -1,13 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import nodemailer from 'nodemailer';
-import {
-  createAlerter,
-  createEmailChannel,
-  createSmtpTransport,
-  parseAlertRouting,
-  type Alert,
-} from '../../src/adapters/alerts/index.ts';
+import { createAlerter, createEmailChannel, createSmtpTransport, parseAlertRouting, type Alert } from '../../src/adapters/alerts/index.ts';
 import { isShipError } from '../../src/errors.ts';
 import { createLogger } from '../../src/log.ts';
 import { startSmtpServer, type FakeSmtpServer } from '../fakes/smtp.ts';
@@ -41,10 +35,7 @@ describe('email alerts over SMTP', () => {
   });
 
   test("emails the backup alert to the runbook's ops-team with subject, text and HTML", async () => {
-    const routing = parseAlertRouting(
-      { channels: { 'ops-team': { email: ['ops-team@example.com', 'dba@example.com'] } } },
-      'test',
-    );
+    const routing = parseAlertRouting({ channels: { 'ops-team': { email: ['ops-team@example.com', 'dba@example.com'] } } }, 'test');
     const alerter = createAlerter({
       routing,
       logger,
@@ -128,10 +119,7 @@ describe('email alerts over SMTP', () => {
     assert.throws(
       () => createSmtpTransport({ url: 'http://user:hunter22@mail.example.com' }),
       (error: unknown) =>
-        isShipError(error) &&
-        error.code === 'SHIP_ERR_CONFIG' &&
-        /only smtp:\/\/ and smtps:\/\//.test(error.message) &&
-        !error.message.includes('hunter22'),
+        isShipError(error) && error.code === 'SHIP_ERR_CONFIG' && /only smtp:\/\/ and smtps:\/\//.test(error.message) && !error.message.includes('hunter22'),
     );
   });
 });
@@ -187,10 +175,7 @@ describe('SMTP fake', () => {
     const smtp = await startSmtpServer();
     try {
       const transport = nodemailer.createTransport({ host: smtp.host, port: smtp.port, secure: false });
-      await assert.rejects(
-        transport.sendMail({ from: 'a@example.com', to: 'b@example.com', subject: 'x', text: 'y' }),
-        /Authentication Required|530/i,
-      );
+      await assert.rejects(transport.sendMail({ from: 'a@example.com', to: 'b@example.com', subject: 'x', text: 'y' }), /Authentication Required|530/i);
       assert.equal(smtp.messages.length, 0);
     } finally {
       await smtp.close();

@@ -1,12 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import {
-  createAlerter,
-  createPagerDutyChannel,
-  defaultAlertRouting,
-  parseAlertRouting,
-  type Alert,
-} from '../../src/adapters/alerts/index.ts';
+import { createAlerter, createPagerDutyChannel, defaultAlertRouting, parseAlertRouting, type Alert } from '../../src/adapters/alerts/index.ts';
 import { isShipError } from '../../src/errors.ts';
 import { createLogger } from '../../src/log.ts';
 import { fakeRoutingKey, startPagerDuty, type FakePagerDuty } from '../fakes/pagerduty.ts';
@@ -88,7 +82,10 @@ describe('PagerDuty Events API v2 paging', () => {
       title: 'Rollback finished by hand',
       page: 'resolve',
     });
-    assert.ok(resolved.every((d) => d.ok), JSON.stringify(resolved));
+    assert.ok(
+      resolved.every((d) => d.ok),
+      JSON.stringify(resolved),
+    );
     assert.equal(pagerduty.incidents.get('shipshape-run-r-42')?.status, 'resolved');
     assert.deepEqual(
       pagerduty.incidents.get('shipshape-run-r-42')?.events.map((e) => e.action),
@@ -189,6 +186,9 @@ describe('PagerDuty Events API v2 paging', () => {
     });
     await channel.send({ ...restoreFailed, dedupKey: 'after-throttle' });
     assert.equal(pagerduty.incidents.get('after-throttle')?.status, 'triggered');
-    assert.deepEqual(pagerduty.requests.slice(-2).map((r) => r.status), [429, 202]);
+    assert.deepEqual(
+      pagerduty.requests.slice(-2).map((r) => r.status),
+      [429, 202],
+    );
   });
 });

@@ -54,24 +54,22 @@ describe('built-in escalation matrix', () => {
     const route = resolveAlertRoute(defaultAlertRouting, alert({ channelHints: ['#ops-backups'] }), {
       slackWebhook: 'https://hooks.example/default',
     });
-    assert.deepEqual(route.slack.map((s) => s.channels), [['#ops-backups']]);
+    assert.deepEqual(
+      route.slack.map((s) => s.channels),
+      [['#ops-backups']],
+    );
   });
 
   test('posts once per webhook when several channels share the default webhook', () => {
-    const route = resolveAlertRoute(
-      defaultAlertRouting,
-      alert({ severity: 'critical', channelHints: ['#ops-backups'] }),
-      { slackWebhook: 'https://hooks.example/default' },
-    );
+    const route = resolveAlertRoute(defaultAlertRouting, alert({ severity: 'critical', channelHints: ['#ops-backups'] }), {
+      slackWebhook: 'https://hooks.example/default',
+    });
     assert.equal(route.slack.length, 1);
     assert.deepEqual(route.slack[0]?.channels, ['#ops-backups', '#incidents']);
   });
 
   test('reports channels and pages with nowhere to go as unrouted', () => {
-    const route = resolveAlertRoute(
-      defaultAlertRouting,
-      alert({ severity: 'critical', channelHints: ['ops-team'], page: 'trigger' }),
-    );
+    const route = resolveAlertRoute(defaultAlertRouting, alert({ severity: 'critical', channelHints: ['ops-team'], page: 'trigger' }));
     assert.deepEqual(route.slack, []);
     assert.deepEqual(route.unrouted, ['ops-team', '#incidents', 'pagerduty']);
   });
@@ -189,7 +187,11 @@ describe('loadAlertRouting', () => {
       /\$\.matrix\.security: unknown key "escalations" \(expected primary, escalation/,
       /\$\.matrix: unknown key "network" \(expected database, security, infrastructure, application\)/,
     ];
-    for (const pattern of expected) assert.ok(lines.some((line) => pattern.test(line)), `missing ${pattern}\n${error.message}`);
+    for (const pattern of expected)
+      assert.ok(
+        lines.some((line) => pattern.test(line)),
+        `missing ${pattern}\n${error.message}`,
+      );
     assert.match(error.message, /Fix the file or point ALERT_ROUTING_FILE at a valid one\./);
   });
 
@@ -200,10 +202,7 @@ describe('loadAlertRouting', () => {
   });
 
   test('does not echo a secret value back in validation messages', async () => {
-    const path = await file(
-      'secret.json',
-      JSON.stringify({ matrix: { database: { pagerdutyRoutingKey: 'sk-0123456789-very-secret-value' } } }),
-    );
+    const path = await file('secret.json', JSON.stringify({ matrix: { database: { pagerdutyRoutingKey: 'sk-0123456789-very-secret-value' } } }));
     const error = await loadError(path);
     assert.doesNotMatch(error.message, /very-secret/);
   });

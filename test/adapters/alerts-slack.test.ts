@@ -68,7 +68,10 @@ describe('Slack incoming webhook channel', () => {
     slack.failWith({ status: 429, retryAfterSeconds: 0, times: 1 });
     const channel = createSlackChannel({ webhookUrl: slack.url, channels: ['#incidents'], retry: fastRetry });
     await channel.send(failed);
-    assert.deepEqual(slack.requests.map((r) => r.status), [429, 200]);
+    assert.deepEqual(
+      slack.requests.map((r) => r.status),
+      [429, 200],
+    );
     assert.equal(slack.messages.length, 1);
   });
 

@@ -35,7 +35,11 @@ describe('ExpoPushClient', () => {
     assert.ok(outcome.kind === 'accepted');
     assert.equal(outcome.tickets.length, 100);
     assert.equal(outcome.tickets[0]?.status, 'ok');
-    assert.deepEqual(outcome.tickets[7], { status: 'error', message: `"${batch[7]}" is not a registered push notification recipient`, error: 'DeviceNotRegistered' });
+    assert.deepEqual(outcome.tickets[7], {
+      status: 'error',
+      message: `"${batch[7]}" is not a registered push notification recipient`,
+      error: 'DeviceNotRegistered',
+    });
     const sent = expo.deliveries.filter((delivery) => delivery.to.startsWith('ExponentPushToken[order'));
     assert.deepEqual(sent[0], { to: batch[0], title: 'Hello', body: 'World', priority: 'high', data: { screen: 'home' }, ticketId: sent[0]?.ticketId });
     assert.equal(expo.requests.at(-1)?.authorization, 'Bearer expo-secret-token');
@@ -145,7 +149,11 @@ describe('ExpoPushClient', () => {
     const receipts = await client().getReceipts([...ids, 'unknown-id']);
     assert.deepEqual(receipts.get(ids[0]!), { status: 'ok' });
     assert.equal(receipts.get(ids[1]!)?.status, 'error');
-    assert.deepEqual(receipts.get(ids[1]!), { status: 'error', message: `"${batch[1]}" is not a registered push notification recipient`, error: 'DeviceNotRegistered' });
+    assert.deepEqual(receipts.get(ids[1]!), {
+      status: 'error',
+      message: `"${batch[1]}" is not a registered push notification recipient`,
+      error: 'DeviceNotRegistered',
+    });
     assert.equal(receipts.has('unknown-id'), false);
     await assert.rejects(client().getReceipts(Array.from({ length: 1001 }, (_, i) => `id-${i}`)), RangeError);
     assert.equal(receiptsUrlFor('https://exp.host/--/api/v2/push/send'), 'https://exp.host/--/api/v2/push/getReceipts');
@@ -157,7 +165,11 @@ describe('ExpoPushClient', () => {
 
   test('a receipts endpoint that keeps failing is a provider error naming the host, never the token', async () => {
     const closed = await unusedPort();
-    const failing = new ExpoPushClient({ pushUrl: `http://127.0.0.1:${closed}/--/api/v2/push/send`, accessToken: 'secret-in-config', retry: { retries: 1, backoffMs: 1, maxDelayMs: 1 } });
+    const failing = new ExpoPushClient({
+      pushUrl: `http://127.0.0.1:${closed}/--/api/v2/push/send`,
+      accessToken: 'secret-in-config',
+      retry: { retries: 1, backoffMs: 1, maxDelayMs: 1 },
+    });
     await assert.rejects(failing.getReceipts(['a']), (error: unknown) => {
       assert.ok(isShipError(error));
       assert.equal(error.code, 'SHIP_ERR_PROVIDER_FAILED');
@@ -192,7 +204,10 @@ describe('TokenBucket', () => {
     await Promise.all([bucket.take(60).then(() => order.push('a')), bucket.take(30).then(() => order.push('b'))]);
     assert.deepEqual(order, ['a', 'b']);
     // 90 tokens at 600/s take 150 ms of waiting, whatever the split.
-    assert.equal(clock.slept.reduce((sum, ms) => sum + ms, 0), 150);
+    assert.equal(
+      clock.slept.reduce((sum, ms) => sum + ms, 0),
+      150,
+    );
     await assert.rejects(bucket.take(101), RangeError);
   });
 });

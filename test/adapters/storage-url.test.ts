@@ -88,7 +88,10 @@ describe('storage URLs', () => {
   });
 
   it('rejects an S3 endpoint that is not an http(s) URL, and incomplete explicit credentials', () => {
-    assert.throws(() => openObjectStore('s3://bucket', { endpoint: 'ftp://127.0.0.1' }), shipErrorWith('SHIP_ERR_CONFIG', (m) => assert.match(m, /S3_ENDPOINT/)));
+    assert.throws(
+      () => openObjectStore('s3://bucket', { endpoint: 'ftp://127.0.0.1' }),
+      shipErrorWith('SHIP_ERR_CONFIG', (m) => assert.match(m, /S3_ENDPOINT/)),
+    );
     assert.throws(() => openObjectStore('s3://bucket', { endpoint: 'http://127.0.0.1:1', accessKeyId: 'AKIAEXAMPLE' }), shipErrorWith('SHIP_ERR_CONFIG'));
   });
 });

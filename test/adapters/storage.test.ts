@@ -175,7 +175,10 @@ for (const makeBackend of [fileBackend, () => s3Backend(fake)]) {
 
     it('reports a missing key as undefined from head and SHIP_ERR_STORAGE_NOT_FOUND from get', async () => {
       assert.equal(await store.head('missing/nothing.sql'), undefined);
-      await assert.rejects(store.get('missing/nothing.sql'), shipError('SHIP_ERR_STORAGE_NOT_FOUND', (e) => assert.match(e.message, /missing\/nothing\.sql/)));
+      await assert.rejects(
+        store.get('missing/nothing.sql'),
+        shipError('SHIP_ERR_STORAGE_NOT_FOUND', (e) => assert.match(e.message, /missing\/nothing\.sql/)),
+      );
     });
 
     it('deletes an object, and deleting a missing key is not an error', async () => {
@@ -269,7 +272,10 @@ for (const makeBackend of [fileBackend, () => s3Backend(fake)]) {
 
     it('proves the location writable and leaves no probe object behind', async () => {
       await store.checkWritable();
-      assert.deepEqual((await store.list('')).filter((o) => o.key.startsWith('.shipshape-probe-')), []);
+      assert.deepEqual(
+        (await store.list('')).filter((o) => o.key.startsWith('.shipshape-probe-')),
+        [],
+      );
     });
   });
 }
@@ -322,7 +328,10 @@ describe('file:// object store', () => {
   it('fails checkWritable clearly when the location is a file, not a folder', async () => {
     await writeFile(join(root, 'a-file'), 'not a folder');
     const store = openObjectStore(`file://${root}/a-file`, { settingName: 'BACKUP_STORAGE_URL' });
-    await assert.rejects(store.checkWritable(), shipError('SHIP_ERR_STORAGE_WRITE_FAILED', (e) => assert.match(e.message, /folder/)));
+    await assert.rejects(
+      store.checkWritable(),
+      shipError('SHIP_ERR_STORAGE_WRITE_FAILED', (e) => assert.match(e.message, /folder/)),
+    );
   });
 });
 
@@ -341,7 +350,10 @@ describe('s3:// object store', () => {
     const one = open(`s3://${fake.bucket}/p-${randomUUID()}`, fake.storageOptions);
     const other = open(`s3://${fake.bucket}/p-${randomUUID()}`, fake.storageOptions);
     await one.putBuffer('x/y.txt', 'hello');
-    assert.deepEqual((await one.list('')).map((o) => o.key), ['x/y.txt']);
+    assert.deepEqual(
+      (await one.list('')).map((o) => o.key),
+      ['x/y.txt'],
+    );
     assert.deepEqual(await other.list(''), []);
     assert.equal(one.location, `s3://${fake.bucket}/${one.location.split('/').at(-1)}`);
   });
@@ -351,8 +363,14 @@ describe('s3:// object store', () => {
     const store = open(`s3://${fake.bucket}/${prefix}`, { ...fake.storageOptions, listPageSize: 2 });
     for (let i = 0; i < 5; i += 1) await store.putBuffer(`k${i}`, String(i));
     const before = fake.requests().length;
-    assert.deepEqual((await store.list('')).map((o) => o.key), ['k0', 'k1', 'k2', 'k3', 'k4']);
-    const listCalls = fake.requests().slice(before).filter((r) => r.query.get('list-type') === '2');
+    assert.deepEqual(
+      (await store.list('')).map((o) => o.key),
+      ['k0', 'k1', 'k2', 'k3', 'k4'],
+    );
+    const listCalls = fake
+      .requests()
+      .slice(before)
+      .filter((r) => r.query.get('list-type') === '2');
     assert.equal(listCalls.length, 3);
     assert.equal(listCalls.filter((r) => r.query.has('continuation-token')).length, 2);
   });
@@ -370,7 +388,10 @@ describe('s3:// object store', () => {
 
   it('reports a missing bucket from head and list instead of "no such object"', async () => {
     const store = open('s3://no-such-bucket/backups', fake.storageOptions);
-    await assert.rejects(store.head('b-1/manifest.json'), shipError('SHIP_ERR_STORAGE_UNAVAILABLE', (e) => assert.match(e.message, /no-such-bucket/)));
+    await assert.rejects(
+      store.head('b-1/manifest.json'),
+      shipError('SHIP_ERR_STORAGE_UNAVAILABLE', (e) => assert.match(e.message, /no-such-bucket/)),
+    );
     await assert.rejects(store.list(''), shipError('SHIP_ERR_STORAGE_UNAVAILABLE'));
     await assert.rejects(store.get('b-1/manifest.json'), shipError('SHIP_ERR_STORAGE_UNAVAILABLE'));
   });
@@ -406,7 +427,10 @@ describe('s3:// object store', () => {
       }),
     );
     const unknownKey = open(`s3://${fake.bucket}/x`, { ...fake.storageOptions, accessKeyId: 'AKIAUNKNOWN' });
-    await assert.rejects(unknownKey.list(''), shipError('SHIP_ERR_STORAGE_UNAVAILABLE', (e) => assert.match(e.message, /InvalidAccessKeyId/)));
+    await assert.rejects(
+      unknownKey.list(''),
+      shipError('SHIP_ERR_STORAGE_UNAVAILABLE', (e) => assert.match(e.message, /InvalidAccessKeyId/)),
+    );
   });
 
   it('signs with credentials written into the URL', async () => {
@@ -423,7 +447,10 @@ describe('s3:// object store', () => {
     // response is lost: the object exists although the upload failed.
     fake.injectFault({ match: (r) => r.method === 'POST' && r.key === `${prefix}/dump.sql` && r.query.has('uploadId'), when: 'after', times: 2 });
     const { stream } = source(10 * MiB);
-    await assert.rejects(store.put('dump.sql', stream), shipError('SHIP_ERR_STORAGE_UNAVAILABLE', (e) => assert.match(e.message, /HTTP 500/)));
+    await assert.rejects(
+      store.put('dump.sql', stream),
+      shipError('SHIP_ERR_STORAGE_UNAVAILABLE', (e) => assert.match(e.message, /HTTP 500/)),
+    );
     assert.equal(await store.head('dump.sql'), undefined);
     assert.equal(await fake.pendingMultipartUploads(), 0);
     const deletes = fake.requests().filter((r) => r.method === 'DELETE' && r.key === `${prefix}/dump.sql` && !r.query.has('uploadId'));

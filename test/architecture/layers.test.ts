@@ -67,7 +67,9 @@ export function violations(edges: readonly ImportEdge[]): string[] {
     const fromLayer = layerOf(from);
     const toLayer = layerOf(to);
     if (fromLayer < 0 || toLayer < 0) {
-      found.push(`src/${edge.file}: '${edge.specifier}' — module ${fromLayer < 0 ? from : to} is in no layer; add it to the order in test/architecture/layers.test.ts and docs/architecture.md`);
+      found.push(
+        `src/${edge.file}: '${edge.specifier}' — module ${fromLayer < 0 ? from : to} is in no layer; add it to the order in test/architecture/layers.test.ts and docs/architecture.md`,
+      );
     } else if (toLayer < fromLayer) {
       found.push(`src/${edge.file}: '${edge.specifier}' points up the stack (${from} must not import ${to}, which sits above it)`);
     } else if (toLayer === fromLayer) {
@@ -132,5 +134,8 @@ test('the checker names an upward, a sideways and a dynamic import, and lets dow
     "src/time/recurrence.ts: '../config/index.ts' points up the stack (time must not import config, which sits above it)",
   ]);
   const dynamic = ts.preProcessFile("const { buildApp } = await import('../http/app.ts');", true, true);
-  assert.deepEqual(dynamic.importedFiles.map((file) => file.fileName), ['../http/app.ts']);
+  assert.deepEqual(
+    dynamic.importedFiles.map((file) => file.fileName),
+    ['../http/app.ts'],
+  );
 });

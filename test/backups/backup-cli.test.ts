@@ -39,44 +39,44 @@ async function setup(): Promise<{ database: TestDatabase; stateDir: string; env:
 const listingSchema = z.object({ backups: z.array(z.object({ id: z.string(), state: z.string(), verified: z.string() })) });
 
 describe('db backup', () => {
-  test(
-    'an upload that fails part-way ends with exit 1, no backup listed as good, no multipart upload left open, and #ops-backups told',
-    async () => {
-      const s = await setup();
-      // Enough incompressible text for a multipart upload (over the 8 MiB part size) with -Z0.
-      await withClient(s.database.url, (client) =>
-        client.query(
-          `INSERT INTO tasks (user_id, title, notes)
+  test('an upload that fails part-way ends with exit 1, no backup listed as good, no multipart upload left open, and #ops-backups told', async () => {
+    const s = await setup();
+    // Enough incompressible text for a multipart upload (over the 8 MiB part size) with -Z0.
+    await withClient(s.database.url, (client) =>
+      client.query(
+        `INSERT INTO tasks (user_id, title, notes)
            SELECT (SELECT id FROM users LIMIT 1), 'bulk ' || n, repeat(md5(random()::text), 280) FROM generate_series(1, 1100) AS n`,
-        ),
-      );
-      const routing = path.join(s.stateDir, 'alert-routing.json');
-      await writeFile(routing, JSON.stringify({ channels: { '#ops-backups': { slack: slack.hookUrl('#ops-backups') } } }));
-      const prefix = `failing-${s.database.name}`;
-      const env = {
-        ...s.env,
-        BACKUP_STORAGE_URL: `s3://${s3.bucket}/${prefix}`,
-        S3_ENDPOINT: s3.endpoint,
-        S3_FORCE_PATH_STYLE: 'true',
-        AWS_REGION: s3.region,
-        AWS_ACCESS_KEY_ID: s3.accessKeyId,
-        AWS_SECRET_ACCESS_KEY: s3.secretAccessKey,
-        ALERT_ROUTING_FILE: routing,
-      };
-      // Every attempt at the second part fails, retries included.
-      s3.injectFault({ match: (r) => r.method === 'PUT' && r.key.startsWith(prefix) && r.query.get('partNumber') === '2', when: 'before', times: 50 });
+      ),
+    );
+    const routing = path.join(s.stateDir, 'alert-routing.json');
+    await writeFile(routing, JSON.stringify({ channels: { '#ops-backups': { slack: slack.hookUrl('#ops-backups') } } }));
+    const prefix = `failing-${s.database.name}`;
+    const env = {
+      ...s.env,
+      BACKUP_STORAGE_URL: `s3://${s3.bucket}/${prefix}`,
+      S3_ENDPOINT: s3.endpoint,
+      S3_FORCE_PATH_STYLE: 'true',
+      AWS_REGION: s3.region,
+      AWS_ACCESS_KEY_ID: s3.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: s3.secretAccessKey,
+      ALERT_ROUTING_FILE: routing,
+    };
+    // Every attempt at the second part fails, retries included.
+    s3.injectFault({ match: (r) => r.method === 'PUT' && r.key.startsWith(prefix) && r.query.get('partNumber') === '2', when: 'before', times: 50 });
 
-      const outcome = await shipshape(['db', 'backup', '--compression', '0', '--json'], env);
-      assert.equal(outcome.code, 1, `${outcome.stdout}\n${outcome.stderr}`);
-      assert.equal(jsonOf(outcome).state, 'failed');
-      const listed = await shipshape(['db', 'backups', '--json'], env);
-      assert.equal(listed.code, 0, listed.stderr);
-      assert.deepEqual(listingSchema.parse(jsonOf(listed)).backups, [], 'nothing under the prefix looks like a backup');
-      assert.ok(s3.requests().some((r) => r.method === 'POST' && r.query.has('uploads') && r.key.startsWith(prefix)), 'the dump went up in parts, so it failed part-way');
-      assert.equal(await s3.pendingMultipartUploads(), 0);
-      assert.ok(slack.messagesFor('#ops-backups').length > 0, '#ops-backups heard about the failure');
-    },
-  );
+    const outcome = await shipshape(['db', 'backup', '--compression', '0', '--json'], env);
+    assert.equal(outcome.code, 1, `${outcome.stdout}\n${outcome.stderr}`);
+    assert.equal(jsonOf(outcome).state, 'failed');
+    const listed = await shipshape(['db', 'backups', '--json'], env);
+    assert.equal(listed.code, 0, listed.stderr);
+    assert.deepEqual(listingSchema.parse(jsonOf(listed)).backups, [], 'nothing under the prefix looks like a backup');
+    assert.ok(
+      s3.requests().some((r) => r.method === 'POST' && r.query.has('uploads') && r.key.startsWith(prefix)),
+      'the dump went up in parts, so it failed part-way',
+    );
+    assert.equal(await s3.pendingMultipartUploads(), 0);
+    assert.ok(slack.messagesFor('#ops-backups').length > 0, '#ops-backups heard about the failure');
+  });
 
   test('without --verify-restore the summary shows "– verify-restore: not asked (--verify-restore)", never "✓ verify-restore (0 ms)", and the manifest says it was not restore-tested', async () => {
     const s = await setup();
@@ -91,7 +91,7 @@ describe('db backup', () => {
     assert.equal(z.object({ verification: z.object({ restoreTested: z.boolean() }) }).parse(manifest).verification.restoreTested, false);
   });
 
-  test("a pg_dump older than the server is refused before anything is written, naming both versions and how to get the right one", async () => {
+  test('a pg_dump older than the server is refused before anything is written, naming both versions and how to get the right one', async () => {
     const s = await setup();
     const bin = path.join(s.stateDir, 'old-bin');
     await mkdir(bin);
@@ -107,7 +107,10 @@ describe('db backup', () => {
     const backupId = await takeBackup(s.env);
     const manifestFile = path.join(s.stateDir, 'backups', backupId, 'manifest.json');
     const manifest: unknown = JSON.parse(await readFile(manifestFile, 'utf8'));
-    const parsed = z.object({ tables: z.array(z.object({ name: z.string(), rows: z.number() })) }).passthrough().parse(manifest);
+    const parsed = z
+      .object({ tables: z.array(z.object({ name: z.string(), rows: z.number() })) })
+      .passthrough()
+      .parse(manifest);
     const tables = parsed.tables.map((table) => (table.name === 'public.tasks' ? { ...table, rows: table.rows + 1 } : table));
     await writeFile(manifestFile, JSON.stringify({ ...parsed, tables }));
 

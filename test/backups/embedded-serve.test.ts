@@ -58,13 +58,10 @@ describe('backups of the embedded database while `shipshape serve` runs', () => 
       const guest = await openDatabase(loadConfig(env), logger, 'shipshape-test');
       try {
         await guest.pool.query("UPDATE schedules SET next_occurrence_at = now() WHERE name = 'daily-backup' AND NOT paused");
-        const schedule = await eventually(
-          'the scheduled backup to finish',
-          async () => {
-            const current = await getSchedule(guest.pool, 'daily-backup');
-            return current.lastOutcome?.startsWith('due ') ? current : undefined;
-          },
-        );
+        const schedule = await eventually('the scheduled backup to finish', async () => {
+          const current = await getSchedule(guest.pool, 'daily-backup');
+          return current.lastOutcome?.startsWith('due ') ? current : undefined;
+        });
         assert.equal(schedule.lastOutcomeOk, true, schedule.lastOutcome ?? '');
         assert.match(schedule.lastOutcome ?? '', /backup b-\S+-embedded\S* \(run r-\S+\) taken and verified; prune run r-\S+ succeeded/);
       } finally {

@@ -24,7 +24,10 @@ after(async () => {
 });
 
 /** Opens the embedded database of `stateDir` in this process for one piece of work. */
-async function withEmbedded<T>(stateDir: string, fn: (db: { query: (sql: string, params?: unknown[]) => Promise<{ rows: unknown[] }> } & Parameters<typeof contentsOf>[0]) => Promise<T>): Promise<T> {
+async function withEmbedded<T>(
+  stateDir: string,
+  fn: (db: { query: (sql: string, params?: unknown[]) => Promise<{ rows: unknown[] }> } & Parameters<typeof contentsOf>[0]) => Promise<T>,
+): Promise<T> {
   const database = await openDatabase(loadConfig({ STATE_DIR: stateDir }), createLogger('silent'));
   const client = await database.pool.connect();
   try {
@@ -81,7 +84,11 @@ describe('the embedded database', () => {
     const rolledBack = await shipshape(['runs', 'rollback', runId, '--yes', '--json'], env);
     assert.equal(rolledBack.code, 0, `${rolledBack.stdout}\n${rolledBack.stderr}`);
     assert.equal(await withEmbedded(stateDir, contentsOf), damaged);
-    assert.deepEqual((await readdir(path.join(stateDir, 'db'))).filter((name) => name.startsWith('data.')), [], 'only the live folder is left');
+    assert.deepEqual(
+      (await readdir(path.join(stateDir, 'db'))).filter((name) => name.startsWith('data.')),
+      [],
+      'only the live folder is left',
+    );
   });
 
   test('an embedded backup restores into a real PostgreSQL 15, leaving out the settings PostgreSQL 15 does not know', async () => {

@@ -39,7 +39,7 @@ describe('plain SQL dumps', () => {
     const lines = filtered.split('\n');
     assert.ok(lines[4]?.startsWith('-- shipshape: left out `SET transaction_timeout = 0;`'));
     assert.equal(lines[3], 'SET statement_timeout = 0;');
-    assert.equal(lines[12], 'SET transaction_timeout = 0;', 'the function body is the function author\'s business');
+    assert.equal(lines[12], 'SET transaction_timeout = 0;', "the function body is the function author's business");
   });
 
   test('the scanner sees a complete dump and the tables it creates, across any chunking', () => {

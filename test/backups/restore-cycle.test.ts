@@ -11,7 +11,19 @@ import { after, before, describe, test } from 'node:test';
 import type pg from 'pg';
 import { startS3rver, type FakeS3 } from '../fakes/s3.ts';
 import { ADMIN_URL, createStateDir, createTestDatabase, type TestDatabase } from '../helpers/postgres.ts';
-import { addUsers, contents, databasesLike, dropWithSideDatabases, jsonOf, maintenanceOn, prepareAppDatabase, shipshape, stepOutput, takeBackup, withClient } from '../helpers/backups.ts';
+import {
+  addUsers,
+  contents,
+  databasesLike,
+  dropWithSideDatabases,
+  jsonOf,
+  maintenanceOn,
+  prepareAppDatabase,
+  shipshape,
+  stepOutput,
+  takeBackup,
+  withClient,
+} from '../helpers/backups.ts';
 
 let s3: FakeS3;
 const cleanups: Array<() => Promise<void>> = [];
@@ -90,7 +102,11 @@ for (const storage of ['file', 's3'] as const) {
       const backups = jsonOf(listed).backups;
       assert.ok(Array.isArray(backups));
       const ids = backups.map((entry: { id?: unknown; verified?: unknown; purpose?: unknown }) => [entry.id, entry.verified, entry.purpose]);
-      assert.deepEqual(ids, [[backupId, 'yes (restore-tested), re-checked ' + new Date().toISOString().slice(0, 10), 'manual']], 'no safety backup: the kept database is the way back');
+      assert.deepEqual(
+        ids,
+        [[backupId, 'yes (restore-tested), re-checked ' + new Date().toISOString().slice(0, 10), 'manual']],
+        'no safety backup: the kept database is the way back',
+      );
 
       const rolledBack = await shipshape(['runs', 'rollback', runId, '--yes', '--json'], env);
       assert.equal(rolledBack.code, 0, `${rolledBack.stdout}\n${rolledBack.stderr}`);

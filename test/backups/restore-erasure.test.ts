@@ -41,8 +41,13 @@ test('a user erased after a backup stays erased when that backup is restored', a
   assert.equal(restored.code, 0, `${restored.stdout}\n${restored.stderr}`);
   assert.equal(stepOutput(jsonOf(restored), 'erasure-ledger').erased, 1, 'the report says one account was erased again');
 
-  const emails = await withClient(database.url, async (client) => (await client.query<{ email: string }>('SELECT email FROM users ORDER BY email')).rows.map((row) => row.email));
+  const emails = await withClient(database.url, async (client) =>
+    (await client.query<{ email: string }>('SELECT email FROM users ORDER BY email')).rows.map((row) => row.email),
+  );
   assert.deepEqual(emails, ['grace@example.com', 'linus@example.com'], 'Ada stays erased; everyone else came back');
-  const orphans = await withClient(database.url, async (client) => (await client.query<{ n: number }>("SELECT count(*)::int AS n FROM tasks WHERE title LIKE '%ada@example.com'")).rows[0]?.n);
+  const orphans = await withClient(
+    database.url,
+    async (client) => (await client.query<{ n: number }>("SELECT count(*)::int AS n FROM tasks WHERE title LIKE '%ada@example.com'")).rows[0]?.n,
+  );
   assert.equal(orphans, 0, "none of Ada's tasks came back either");
 });

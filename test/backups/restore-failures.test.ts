@@ -108,7 +108,10 @@ describe('db restore failures', () => {
       const killed = await running.done;
       // A short last step may finish before the signal lands; a finished restore rolls back the same way.
       const state = await runState(s.env(), runId);
-      assert.ok(killed.signal === 'SIGKILL' ? state === 'interrupted' : state === 'succeeded', `killed at ${step}: ${killed.signal ?? killed.code} and ${state}`);
+      assert.ok(
+        killed.signal === 'SIGKILL' ? state === 'interrupted' : state === 'succeeded',
+        `killed at ${step}: ${killed.signal ?? killed.code} and ${state}`,
+      );
       const rolledBack = await shipshape(['runs', 'rollback', runId, '--yes', '--json'], s.env());
       assert.equal(rolledBack.code, 0, `rollback after a kill at ${step}:\n${rolledBack.stdout}\n${rolledBack.stderr}`);
       assert.equal(jsonOf(rolledBack).state, 'rolled-back');
@@ -131,7 +134,9 @@ describe('db restore failures', () => {
     assert.equal(jsonOf(resumed).state, 'succeeded');
     assert.equal(await contents(s.database.url), backedUp);
     assert.equal(await maintenanceOn(s.database.url), false);
-    assert.deepEqual(await databasesLike(ADMIN_URL, `${s.database.name}__`), [`${s.database.name}__pre_restore_${runId.replace(/^r-/, '').replaceAll('-', '_')}`]);
+    assert.deepEqual(await databasesLike(ADMIN_URL, `${s.database.name}__`), [
+      `${s.database.name}__pre_restore_${runId.replace(/^r-/, '').replaceAll('-', '_')}`,
+    ]);
   });
 
   test('without a second operator’s approval the restore waits (exit 3); self-approval is refused; an approved run goes ahead', async () => {

@@ -112,12 +112,15 @@ describe('db restore of a database served by `shipshape serve` with its workers'
     // pg-boss has created its partitioned queue tables once a job was queued and the workers ran.
     await eventually('pg-boss queue tables', () =>
       withClient(database.url, async (client) => {
-        const { rows } = await client.query("SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'shipshape_queue' AND c.relkind = 'p'");
+        const { rows } = await client.query(
+          "SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'shipshape_queue' AND c.relkind = 'p'",
+        );
         return rows.length > 0 ? true : undefined;
       }),
     );
     const backupId = await takeBackup(env);
-    const tasksAt = async (url: string) => withClient(url, async (client) => Number((await client.query<{ n: string }>('SELECT count(*) AS n FROM tasks')).rows[0]!.n));
+    const tasksAt = async (url: string) =>
+      withClient(url, async (client) => Number((await client.query<{ n: string }>('SELECT count(*) AS n FROM tasks')).rows[0]!.n));
     const atBackup = await tasksAt(database.url);
 
     const traffic = startTraffic(serve.url, user);
@@ -146,7 +149,9 @@ describe('db restore of a database served by `shipshape serve` with its workers'
     const times = stepOutput(report, 'maintenance-off');
     assert.equal(typeof times.unavailableSeconds, 'number', 'the run reports how long the application was fully unavailable');
     assert.equal(typeof times.readOnlySeconds, 'number', 'and how long it was read-only');
-    console.log(`restore under traffic: read-only ${String(times.readOnlySeconds)} s, fully unavailable ${String(times.unavailableSeconds)} s; answers ${JSON.stringify([...traffic.statuses])}`);
+    console.log(
+      `restore under traffic: read-only ${String(times.readOnlySeconds)} s, fully unavailable ${String(times.unavailableSeconds)} s; answers ${JSON.stringify([...traffic.statuses])}`,
+    );
     const preRestore = `${database.name}__pre_restore_${runId.replace(/^r-/, '').replaceAll('-', '_')}`;
     assert.deepEqual(await databasesLike(ADMIN_URL, `${database.name}__`), [preRestore], 'the replaced database is kept, nothing else is left');
     const preRestoreUrl = database.url.replace(`/${database.name}`, `/${preRestore}`);
@@ -159,7 +164,9 @@ describe('db restore of a database served by `shipshape serve` with its workers'
     assert.equal(rolledBack.code, 0, `${rolledBack.stdout}\n${rolledBack.stderr}`);
     assert.equal(await tasksAt(database.url), writtenBeforeSwap, 'the pre-restore database is back under its own name');
     assert.deepEqual(await databasesLike(ADMIN_URL, `${database.name}__`), [], 'the restored copy is dropped by the rollback');
-    await eventually('serve answering from the rolled-back database', async () => ((await call(serve.url, 'POST', '/auth/login', { body: user })).status === 200 ? true : undefined));
+    await eventually('serve answering from the rolled-back database', async () =>
+      (await call(serve.url, 'POST', '/auth/login', { body: user })).status === 200 ? true : undefined,
+    );
     assert.equal(exited, undefined, `serve exited:\n${serve.output().slice(-4_000)}`);
   });
 
@@ -172,7 +179,11 @@ describe('db restore of a database served by `shipshape serve` with its workers'
       return notification.id;
     };
     const delivered = (title: string) => expo.deliveries.filter((delivery) => delivery.to === device && delivery.title === title).length;
-    const statusOf = (id: string) => withClient(database.url, async (client) => (await client.query<{ status: string }>('SELECT status FROM scheduled_notifications WHERE id = $1::uuid', [id])).rows[0]?.status);
+    const statusOf = (id: string) =>
+      withClient(
+        database.url,
+        async (client) => (await client.query<{ status: string }>('SELECT status FROM scheduled_notifications WHERE id = $1::uuid', [id])).rows[0]?.status,
+      );
 
     const beforeTitle = `before-${randomUUID()}`;
     const before = await schedule(beforeTitle);

@@ -12,7 +12,10 @@ function backup(iso: string, state: BackupState = 'good') {
 }
 
 function kept(decisions: ReturnType<typeof planRetention>): string[] {
-  return decisions.filter((decision) => decision.keep).map((decision) => decision.id).sort();
+  return decisions
+    .filter((decision) => decision.keep)
+    .map((decision) => decision.id)
+    .sort();
 }
 
 describe('grandfather-father-son retention', () => {

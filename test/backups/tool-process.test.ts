@@ -23,5 +23,8 @@ test('a dump whose tool exits non-zero after writing output is never stored, not
 
 test('a tool that is not installed is reported as missing with what to do', async () => {
   const tool = spawnTool('/nonexistent/pg_dump', ['--version'], { env: process.env });
-  await assert.rejects(tool.exited, (error: unknown) => error instanceof Error && 'code' in error && error.code === 'SHIP_ERR_TOOL_MISSING' && /PG_BIN_DIR/.test(error.message));
+  await assert.rejects(
+    tool.exited,
+    (error: unknown) => error instanceof Error && 'code' in error && error.code === 'SHIP_ERR_TOOL_MISSING' && /PG_BIN_DIR/.test(error.message),
+  );
 });

@@ -50,8 +50,14 @@ test('npm run bench -- --quick completes, measures every measurable benchmark an
     const output: BenchJson = JSON.parse(await readFile(jsonFile, 'utf8'));
     assert.equal(output.quick, true);
     const measured = output.benchmarks.filter((benchmark) => benchmark.state === 'measured');
-    assert.ok(measured.some((benchmark) => benchmark.name === 'api'), 'the API benchmark ran');
-    assert.deepEqual(output.benchmarks.filter((benchmark) => benchmark.state === 'failed'), []);
+    assert.ok(
+      measured.some((benchmark) => benchmark.name === 'api'),
+      'the API benchmark ran',
+    );
+    assert.deepEqual(
+      output.benchmarks.filter((benchmark) => benchmark.state === 'failed'),
+      [],
+    );
     for (const benchmark of measured) {
       assert.ok((benchmark.measurements ?? 0) > 0, `${benchmark.name} took measurements`);
       const rows = (benchmark.sections ?? []).flatMap((section) => section.table?.rows ?? []);

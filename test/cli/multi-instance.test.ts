@@ -21,7 +21,12 @@ const NOTIFICATION_WINDOW_MS = POLL_MS - 10_000;
 type Instance = Awaited<ReturnType<typeof startServeProcess>>;
 
 /** Polls every instance until each satisfies `seen`, or the deadline passes; returns who saw it. */
-async function seenByAll(instances: readonly Instance[], path: string, seen: (status: number, body: Record<string, any>) => boolean, deadline: number): Promise<boolean[]> {
+async function seenByAll(
+  instances: readonly Instance[],
+  path: string,
+  seen: (status: number, body: Record<string, any>) => boolean,
+  deadline: number,
+): Promise<boolean[]> {
   const result = instances.map(() => false);
   while (result.includes(false) && Date.now() < deadline) {
     await Promise.all(
@@ -81,7 +86,12 @@ for (const withRedis of [true, false]) {
 
     test('a maintenance toggle through one instance reaches all three without waiting for the poll, both ways', async () => {
       await post(instances[0]!, '/admin/maintenance', { enabled: true, message: 'Emergency maintenance in progress.' });
-      const on = await seenByAll(instances, '/health', (status, body) => status === 503 && body.message === 'Emergency maintenance in progress.', Date.now() + NOTIFICATION_WINDOW_MS);
+      const on = await seenByAll(
+        instances,
+        '/health',
+        (status, body) => status === 503 && body.message === 'Emergency maintenance in progress.',
+        Date.now() + NOTIFICATION_WINDOW_MS,
+      );
       assert.deepEqual(on, [true, true, true]);
 
       await post(instances[2]!, '/admin/maintenance', { enabled: false });

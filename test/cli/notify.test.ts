@@ -27,7 +27,10 @@ describe('shipshape notify', () => {
       `INSERT INTO users (email, password_hash) SELECT 'cli-' || g || '@example.com', 'x' FROM generate_series(1, 550) g RETURNING id`,
     );
     tokens = rows.map((_, i) => `ExponentPushToken[cli-${i}]`);
-    await pool.query(`INSERT INTO devices (token, user_id, platform) SELECT t, u, 'android' FROM unnest($1::text[], $2::uuid[]) AS x(t, u)`, [tokens, rows.map((row) => row.id)]);
+    await pool.query(`INSERT INTO devices (token, user_id, platform) SELECT t, u, 'android' FROM unnest($1::text[], $2::uuid[]) AS x(t, u)`, [
+      tokens,
+      rows.map((row) => row.id),
+    ]);
   });
   after(async () => {
     await expo.close();
@@ -36,7 +39,22 @@ describe('shipshape notify', () => {
 
   test('send delivers to every device once and prints the job; status shows it', async () => {
     const before = expo.deliveries.length;
-    const result = await runCli(['notify', 'send', '--title', 'Temporary Maintenance', '--body', 'Thank you for your patience.', '--priority', 'high', '--data', '{"screen":"status"}', '--json'], env);
+    const result = await runCli(
+      [
+        'notify',
+        'send',
+        '--title',
+        'Temporary Maintenance',
+        '--body',
+        'Thank you for your patience.',
+        '--priority',
+        'high',
+        '--data',
+        '{"screen":"status"}',
+        '--json',
+      ],
+      env,
+    );
     assert.equal(result.code, 0, result.stderr);
     const { job } = JSON.parse(result.stdout);
     assert.equal(job.status, 'done');
@@ -58,7 +76,10 @@ describe('shipshape notify', () => {
 
   test('a send Expo cannot be reached for exits 1 and says why (connection refused), and is listed failed with the cause', async () => {
     const port = await closedPort();
-    const result = await runCli(['notify', 'send', '--title', 'Nobody hears this', '--body', 'Expo is down.'], { ...env, EXPO_PUSH_URL: `http://127.0.0.1:${port}/--/api/v2/push/send` });
+    const result = await runCli(['notify', 'send', '--title', 'Nobody hears this', '--body', 'Expo is down.'], {
+      ...env,
+      EXPO_PUSH_URL: `http://127.0.0.1:${port}/--/api/v2/push/send`,
+    });
     assert.equal(result.code, 1, result.stderr);
     assert.match(result.stderr, /6 of 6 chunk\(s\) failed and were not delivered \(cause: could not connect to Expo: .*ECONNREFUSED/);
     assert.match(result.stderr, /notify resume .* --retry-failed/);
@@ -115,7 +136,10 @@ describe('shipshape notify', () => {
 
     const counts = new Map<string, number>();
     for (const delivery of expo.deliveries.slice(startDeliveries)) counts.set(delivery.to, (counts.get(delivery.to) ?? 0) + 1);
-    assert.ok([...counts.values()].every((count) => count === 1), 'no device got the notification twice');
+    assert.ok(
+      [...counts.values()].every((count) => count === 1),
+      'no device got the notification twice',
+    );
     // Only the devices of chunks in doubt can have missed it (at most one request of 100 each).
     assert.ok(counts.size >= tokens.length - 100 * (job.chunks.inDoubt - 1), `${counts.size} of ${tokens.length} devices reached`);
 

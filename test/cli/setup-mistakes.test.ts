@@ -72,7 +72,12 @@ describe('setup mistakes stop the CLI with one line and exit 3', () => {
     const url = urlWith((u) => (u.pathname = `/${name}`));
     for (const args of [SERVE, WORKER, MIGRATE_STATUS, PROCEDURE]) {
       const result = await runCli(args, env({ DATABASE_URL: url }));
-      assertExplained(result, args, 'SHIP_ERR_DATABASE_MISSING', new RegExp(`Database "${name}" does not exist on 127\\.0\\.0\\.1:\\d+\\. Create it: createdb -h 127\\.0\\.0\\.1 -p \\d+ -U postgres ${name}`));
+      assertExplained(
+        result,
+        args,
+        'SHIP_ERR_DATABASE_MISSING',
+        new RegExp(`Database "${name}" does not exist on 127\\.0\\.0\\.1:\\d+\\. Create it: createdb -h 127\\.0\\.0\\.1 -p \\d+ -U postgres ${name}`),
+      );
     }
   });
 
@@ -81,7 +86,12 @@ describe('setup mistakes stop the CLI with one line and exit 3', () => {
     const url = urlWith((u) => (u.port = String(port)));
     for (const args of [SERVE, DIAGNOSE, PROCEDURE]) {
       const result = await runCli(args, env({ DATABASE_URL: url }));
-      assertExplained(result, args, 'SHIP_ERR_DATABASE_UNREACHABLE', new RegExp(`Nothing accepts connections at 127\\.0\\.0\\.1:${port}: PostgreSQL is not running there.*Start it`));
+      assertExplained(
+        result,
+        args,
+        'SHIP_ERR_DATABASE_UNREACHABLE',
+        new RegExp(`Nothing accepts connections at 127\\.0\\.0\\.1:${port}: PostgreSQL is not running there.*Start it`),
+      );
     }
   });
 
@@ -90,7 +100,12 @@ describe('setup mistakes stop the CLI with one line and exit 3', () => {
     const url = urlWith((u) => (u.username = role));
     for (const args of [WORKER]) {
       const result = await runCli(args, env({ DATABASE_URL: url }));
-      assertExplained(result, args, 'SHIP_ERR_DATABASE_AUTH', new RegExp(`Role "${role}" does not exist on 127\\.0\\.0\\.1:\\d+\\. Create it: createuser .* ${role}`));
+      assertExplained(
+        result,
+        args,
+        'SHIP_ERR_DATABASE_AUTH',
+        new RegExp(`Role "${role}" does not exist on 127\\.0\\.0\\.1:\\d+\\. Create it: createuser .* ${role}`),
+      );
     }
   });
 
@@ -128,7 +143,12 @@ describe('setup mistakes stop the CLI with one line and exit 3', () => {
     try {
       const result = await runCli(['schedule', 'list'], env({ DATABASE_URL: database.url }));
       assert.equal(result.code, 3, result.stderr);
-      assertOneLine(result, 'SHIP_ERR_MIGRATIONS_PENDING', /relation "schedules" does not exist.*Run `shipshape db migrate status`, then `shipshape db migrate up`/, 'schedule list');
+      assertOneLine(
+        result,
+        'SHIP_ERR_MIGRATIONS_PENDING',
+        /relation "schedules" does not exist.*Run `shipshape db migrate status`, then `shipshape db migrate up`/,
+        'schedule list',
+      );
     } finally {
       await database.drop();
     }
@@ -140,7 +160,14 @@ describe('setup mistakes stop the CLI with one line and exit 3', () => {
     for (const args of [SERVE, ['runs']]) {
       const result = await runCli(args, { STATE_DIR: file, PORT: '0' });
       assert.equal(result.code, 3, `${args.join(' ')}\n${result.stderr}`);
-      assertOneLine(result, 'SHIP_ERR_FILE_ACCESS', new RegExp(`Cannot .* ${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/.*: a file is in the way where a folder should be \\(ENOTDIR\\)\\. Check STATE_DIR`), args.join(' '));
+      assertOneLine(
+        result,
+        'SHIP_ERR_FILE_ACCESS',
+        new RegExp(
+          `Cannot .* ${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/.*: a file is in the way where a folder should be \\(ENOTDIR\\)\\. Check STATE_DIR`,
+        ),
+        args.join(' '),
+      );
     }
   });
 

@@ -29,7 +29,11 @@ test('a bad value names the variable, the problem and a good example', () => {
     [{ S3_FORCE_PATH_STYLE: 'maybe' }, /^S3_FORCE_PATH_STYLE="maybe" is invalid/],
   ];
   for (const [env, message] of cases) {
-    assert.throws(() => loadConfig(env), (error: ShipError) => error.code === 'SHIP_ERR_CONFIG' && message.test(error.message), JSON.stringify(env));
+    assert.throws(
+      () => loadConfig(env),
+      (error: ShipError) => error.code === 'SHIP_ERR_CONFIG' && message.test(error.message),
+      JSON.stringify(env),
+    );
   }
 });
 

@@ -43,29 +43,53 @@ describe('migrator', () => {
   test('up applies pending migrations in order and records name, checksum and duration', async () => {
     const outcome = await migrator().up();
     assert.equal(outcome.error, undefined);
-    assert.deepEqual(outcome.results.map((r) => [r.version, r.status]), [[1, 'success'], [2, 'success']]);
+    assert.deepEqual(
+      outcome.results.map((r) => [r.version, r.status]),
+      [
+        [1, 'success'],
+        [2, 'success'],
+      ],
+    );
     const { rows } = await pool.query(`SELECT version, name, checksum, duration_ms FROM ${TRACKING} ORDER BY version`);
-    assert.deepEqual(rows.map((r) => [r.version, r.name]), [[1, 'people'], [2, 'pets']]);
+    assert.deepEqual(
+      rows.map((r) => [r.version, r.name]),
+      [
+        [1, 'people'],
+        [2, 'pets'],
+      ],
+    );
     assert.match(rows[0].checksum, /^[0-9a-f]{64}$/);
-    assert.deepEqual((await migrator().status()).map((r) => r.state), ['applied', 'applied']);
+    assert.deepEqual(
+      (await migrator().status()).map((r) => r.state),
+      ['applied', 'applied'],
+    );
     assert.deepEqual((await migrator().up()).results, [], 'a second run has nothing to do');
   });
 
   test('up --to stops at the given version', async () => {
     await migrator().up({ to: 1 });
-    assert.deepEqual((await migrator().status()).map((r) => r.state), ['applied', 'pending']);
+    assert.deepEqual(
+      (await migrator().status()).map((r) => r.state),
+      ['applied', 'pending'],
+    );
   });
 
   test('plan tries pending migrations in a transaction, reports the changes, and leaves nothing behind', async () => {
     await migrator().up({ to: 1 });
     const plan = await migrator().plan();
-    assert.deepEqual(plan.pending.map((p) => p.fileName), ['0002_pets.sql']);
+    assert.deepEqual(
+      plan.pending.map((p) => p.fileName),
+      ['0002_pets.sql'],
+    );
     const created = plan.changes.filter((c) => c.change === 'created').map((c) => `${c.kind} ${c.name}`);
     assert.ok(created.includes('table public.pets'));
     assert.ok(created.includes('index public.pets_owner_idx'));
     assert.ok(created.some((c) => c.startsWith('column public.pets.owner')));
     assert.equal(await exists('pets'), false);
-    assert.deepEqual((await migrator().status()).map((r) => r.state), ['applied', 'pending']);
+    assert.deepEqual(
+      (await migrator().status()).map((r) => r.state),
+      ['applied', 'pending'],
+    );
   });
 
   test('a failing migration is rolled back; earlier ones stand and later ones are not executed', async () => {
@@ -75,7 +99,10 @@ describe('migrator', () => {
     assert.ok(outcome.error instanceof ShipError);
     assert.equal(outcome.error.code, 'SHIP_ERR_MIGRATION_FAILED');
     assert.match(outcome.error.message, /0003_broken\.sql/);
-    assert.deepEqual(outcome.results.map((r) => r.status), ['success', 'success', 'error', 'not-executed']);
+    assert.deepEqual(
+      outcome.results.map((r) => r.status),
+      ['success', 'success', 'error', 'not-executed'],
+    );
     assert.equal(await exists('half_done'), false);
     assert.equal(await exists('later'), false);
     assert.equal(await exists('pets'), true);
@@ -92,13 +119,19 @@ describe('migrator', () => {
     await migrator().up();
     await unlink(path.join(dir, '0001_people.sql'));
     await unlink(path.join(dir, '0001_people.down.sql'));
-    await assert.rejects(migrator().status(), (error: ShipError) => error.code === 'SHIP_ERR_MIGRATION_DRIFT' && /0001_people\.sql is missing/.test(error.message));
+    await assert.rejects(
+      migrator().status(),
+      (error: ShipError) => error.code === 'SHIP_ERR_MIGRATION_DRIFT' && /0001_people\.sql is missing/.test(error.message),
+    );
   });
 
   test('a pending file numbered below an applied one is refused', async () => {
     await migrator().up();
     await pool.query(`DELETE FROM ${TRACKING} WHERE version = 1`);
-    await assert.rejects(migrator().up(), (error: ShipError) => error.code === 'SHIP_ERR_MIGRATION_DRIFT' && /0001_people\.sql is pending but numbered below/.test(error.message));
+    await assert.rejects(
+      migrator().up(),
+      (error: ShipError) => error.code === 'SHIP_ERR_MIGRATION_DRIFT' && /0001_people\.sql is pending but numbered below/.test(error.message),
+    );
   });
 
   test('a database migrated by a newer release stops with both versions named', async () => {
@@ -112,10 +145,7 @@ describe('migrator', () => {
     await holder.connect();
     try {
       await holder.query('SELECT pg_advisory_lock($1::bigint)', [0x5348_4d47]);
-      await assert.rejects(
-        migrator().up({ noWait: true }),
-        (error: ShipError) => error.code === 'SHIP_ERR_MIGRATION_LOCKED' && /pid \d+/.test(error.message),
-      );
+      await assert.rejects(migrator().up({ noWait: true }), (error: ShipError) => error.code === 'SHIP_ERR_MIGRATION_LOCKED' && /pid \d+/.test(error.message));
       assert.equal(await exists('people'), false);
       const waiting = migrator().up();
       await new Promise((resolve) => setTimeout(resolve, 300));
@@ -132,18 +162,27 @@ describe('migrator', () => {
   test('down reverts the newest migration, or everything above --to', async () => {
     await migrator().up();
     const one = await migrator().down();
-    assert.deepEqual(one.results.map((r) => [r.version, r.direction, r.status]), [[2, 'down', 'success']]);
+    assert.deepEqual(
+      one.results.map((r) => [r.version, r.direction, r.status]),
+      [[2, 'down', 'success']],
+    );
     assert.equal(await exists('pets'), false);
     await migrator().up();
     await migrator().down({ to: 0 });
     assert.equal(await exists('people'), false);
-    assert.deepEqual((await migrator().status()).map((r) => r.state), ['pending', 'pending']);
+    assert.deepEqual(
+      (await migrator().status()).map((r) => r.state),
+      ['pending', 'pending'],
+    );
   });
 
   test('down refuses before touching anything when a migration has no down file', async () => {
     await write('0003_nodown.sql', 'CREATE TABLE nodown (id int);');
     await migrator().up();
-    await assert.rejects(migrator().down({ to: 0 }), (error: ShipError) => error.code === 'SHIP_ERR_MIGRATION_NO_DOWN' && /0003_nodown\.sql/.test(error.message));
+    await assert.rejects(
+      migrator().down({ to: 0 }),
+      (error: ShipError) => error.code === 'SHIP_ERR_MIGRATION_NO_DOWN' && /0003_nodown\.sql/.test(error.message),
+    );
     assert.equal(await exists('nodown'), true);
     assert.equal(await exists('pets'), true);
   });
@@ -162,4 +201,3 @@ describe('migrator', () => {
     await assert.rejects(migrator().status(), /3_bad\.sql is not a valid migration file name/);
   });
 });
-

@@ -54,7 +54,10 @@ describe('db index', () => {
     const report = await runProcedure(dbIndex, { table: 'events', columns: ['kind'] }, { dryRun: true }, await fixture.deps());
     assert.equal(report.exitCode, 0, show(report));
     assert.match(JSON.stringify(report.steps), /CREATE INDEX CONCURRENTLY \\"idx_events_kind\\" ON \\"public\\".\\"events\\" \(\\"kind\\"\)/);
-    assert.equal((await indexes('events')).some((index) => index.name === 'idx_events_kind'), false);
+    assert.equal(
+      (await indexes('events')).some((index) => index.name === 'idx_events_kind'),
+      false,
+    );
   });
 
   test('names that are not plain identifiers are bad input (exit 2); unknown tables and columns are prerequisites (exit 3)', async () => {
@@ -95,14 +98,20 @@ describe('db index', () => {
       },
       { pollMs: 50 },
     );
-    assert.ok((await indexes('events')).some((index) => index.name === 'idx_events_kind_at' && !index.valid), 'the build left an invalid index while waiting');
+    assert.ok(
+      (await indexes('events')).some((index) => index.name === 'idx_events_kind_at' && !index.valid),
+      'the build left an invalid index while waiting',
+    );
     interrupt.abort(new Error('interrupted by SIGINT'));
     await sleep(300);
     await writer.query('ROLLBACK'); // lets the DROP INDEX CONCURRENTLY of the cleanup through
     const report = await running;
     assert.notEqual(report.exitCode, 0, show(report));
     assert.match(report.error?.message ?? '', /the invalid index it left was dropped/);
-    assert.equal((await indexes('events')).some((index) => index.name === 'idx_events_kind_at'), false);
+    assert.equal(
+      (await indexes('events')).some((index) => index.name === 'idx_events_kind_at'),
+      false,
+    );
   });
 
   test('index advice lists a large table read by sequential scans and an index never used', async () => {
@@ -126,7 +135,10 @@ describe('db index', () => {
     const big = advice.likelyMissing.find((m) => m.table === 'public.big');
     assert.ok(big, JSON.stringify(advice));
     assert.ok(big.seqScans >= 3 && big.rowsPerSeqScan >= 1000);
-    assert.ok(advice.unused.some((u) => u.index === 'public.big_payload_unused'), JSON.stringify(advice.unused));
+    assert.ok(
+      advice.unused.some((u) => u.index === 'public.big_payload_unused'),
+      JSON.stringify(advice.unused),
+    );
     assert.ok(!advice.unused.some((u) => u.index.endsWith('_pkey')), 'primary keys are never suggested for removal');
   });
 

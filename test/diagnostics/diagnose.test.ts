@@ -53,7 +53,9 @@ describe('db diagnose', () => {
       'the waiter blocked and the sleeper active',
       async () => {
         const sessions = await listSessions(fixture.pool);
-        return sessions.some((s) => s.pid === waiter.pid && s.blockedBy.length > 0) && sessions.some((s) => s.pid === sleeper.pid && s.state === 'active') ? true : undefined;
+        return sessions.some((s) => s.pid === waiter.pid && s.blockedBy.length > 0) && sessions.some((s) => s.pid === sleeper.pid && s.state === 'active')
+          ? true
+          : undefined;
       },
       { pollMs: 50 },
     );

@@ -22,7 +22,7 @@ before(async () => {
   pool = new pg.Pool({ connectionString: database.url, max: 2 });
   await pool.query('CREATE TABLE notes (id serial PRIMARY KEY, body text NOT NULL)');
   await pool.query("INSERT INTO notes (body) VALUES ('keep me'), ('and me')");
-  await pool.query("CREATE FUNCTION sneaky() RETURNS int LANGUAGE sql AS $$ DELETE FROM notes RETURNING 1 $$");
+  await pool.query('CREATE FUNCTION sneaky() RETURNS int LANGUAGE sql AS $$ DELETE FROM notes RETURNING 1 $$');
 });
 
 after(async () => {
@@ -37,9 +37,18 @@ describe('db explain', () => {
   test('explains a read with ANALYZE and BUFFERS, run as a role that may only read', async () => {
     const result = await explainAnalyze(pool, "SELECT * FROM notes WHERE body = 'keep me'", options);
     assert.equal(result.mayWrite, false);
-    assert.ok(result.plan.some((line) => /Seq Scan on notes/.test(line)), result.plan.join('\n'));
-    assert.ok(result.plan.some((line) => /actual time=/.test(line)), 'ANALYZE ran it');
-    assert.ok(result.plan.some((line) => /Buffers:/.test(line)), 'BUFFERS reported');
+    assert.ok(
+      result.plan.some((line) => /Seq Scan on notes/.test(line)),
+      result.plan.join('\n'),
+    );
+    assert.ok(
+      result.plan.some((line) => /actual time=/.test(line)),
+      'ANALYZE ran it',
+    );
+    assert.ok(
+      result.plan.some((line) => /Buffers:/.test(line)),
+      'BUFFERS reported',
+    );
     assert.equal(result.analyzed, true);
     assert.ok(result.notes.some((note) => /may only read/.test(note)));
   });
@@ -47,7 +56,10 @@ describe('db explain', () => {
   test('a write is executed for the plan and rolled back: the data is unchanged', async () => {
     const result = await explainAnalyze(pool, "UPDATE notes SET body = 'changed'", options);
     assert.equal(result.mayWrite, true);
-    assert.ok(result.plan.some((line) => /Update on notes/.test(line)), result.plan.join('\n'));
+    assert.ok(
+      result.plan.some((line) => /Update on notes/.test(line)),
+      result.plan.join('\n'),
+    );
     const deleted = await explainAnalyze(pool, 'DELETE FROM notes', { ...options, json: true });
     assert.ok(Array.isArray(deleted.planJson), 'FORMAT JSON plan with --json');
     assert.deepEqual(await rows(), ['keep me', 'and me']);
@@ -76,7 +88,11 @@ describe('db explain', () => {
         await assert.rejects(explainAnalyze(pool, sql, options), (error: unknown) => isShipError(error) && error.code === 'SHIP_ERR_VALIDATION', sql);
       }
       assert.equal((await bystander.query('SELECT 1 AS alive')).rows[0].alive, 1, 'the other session was neither terminated nor cancelled');
-      assert.equal((await pool.query<{ last_value: string }>('SELECT last_value FROM notes_id_seq')).rows[0]!.last_value, sequenceBefore, 'no sequence value was drawn');
+      assert.equal(
+        (await pool.query<{ last_value: string }>('SELECT last_value FROM notes_id_seq')).rows[0]!.last_value,
+        sequenceBefore,
+        'no sequence value was drawn',
+      );
       assert.deepEqual(await rows(), ['keep me', 'and me']);
 
       // A session-level advisory lock survives a rollback; explain releases it before handing the connection back.
@@ -100,7 +116,10 @@ describe('db explain', () => {
       const result = await explainAnalyze(limited, 'SELECT * FROM notes', options);
       assert.equal(result.analyzed, false);
       assert.ok(!result.plan.some((line) => /actual time=/.test(line)), 'not executed');
-      assert.ok(result.notes.some((note) => /estimated plan only/.test(note) && /CREATEROLE/.test(note)), result.notes.join('\n'));
+      assert.ok(
+        result.notes.some((note) => /estimated plan only/.test(note) && /CREATEROLE/.test(note)),
+        result.notes.join('\n'),
+      );
     } finally {
       await limited.end();
       await pool.query(`REVOKE ALL ON notes FROM ${role}`);
@@ -109,14 +128,17 @@ describe('db explain', () => {
   });
 
   test('several statements, or a COMMIT smuggled in, are refused and nothing runs', async () => {
-    for (const sql of ["SELECT 1; DELETE FROM notes", "SELECT 1; COMMIT; DELETE FROM notes"]) {
+    for (const sql of ['SELECT 1; DELETE FROM notes', 'SELECT 1; COMMIT; DELETE FROM notes']) {
       await assert.rejects(explainAnalyze(pool, sql, options), (error: unknown) => isShipError(error) && error.code === 'SHIP_ERR_VALIDATION');
     }
     assert.deepEqual(await rows(), ['keep me', 'and me']);
   });
 
   test('an unknown table is bad input naming the cause', async () => {
-    await assert.rejects(explainAnalyze(pool, 'SELECT * FROM nowhere', options), (error: unknown) => isShipError(error) && /relation "nowhere" does not exist/.test(error.message));
+    await assert.rejects(
+      explainAnalyze(pool, 'SELECT * FROM nowhere', options),
+      (error: unknown) => isShipError(error) && /relation "nowhere" does not exist/.test(error.message),
+    );
   });
 
   test('the CLI prints the plan; VACUUM is refused with exit 2', async () => {

@@ -37,7 +37,15 @@ before(async () => {
   sentry = await startFakeSentry({ org: 'acme', token: SENTRY_TOKEN, acceptedPerHour: [...new Array<number>(23).fill(2), 3] });
   const state = await createStateDir();
   fixture.onCleanup(state.cleanup);
-  const base = { DATABASE_URL: fixture.database.url, STATE_DIR: state.path, ADMIN_TOKEN, LOG_LEVEL: 'silent', SHIPSHAPE_OPERATOR: 'alice', APP_STATE_POLL_MS: '200', ...BUSY_MACHINE_ENV };
+  const base = {
+    DATABASE_URL: fixture.database.url,
+    STATE_DIR: state.path,
+    ADMIN_TOKEN,
+    LOG_LEVEL: 'silent',
+    SHIPSHAPE_OPERATOR: 'alice',
+    APP_STATE_POLL_MS: '200',
+    ...BUSY_MACHINE_ENV,
+  };
   api = await startServer(loadConfig({ ...base, PORT: '0' }), logger, { migrate: false });
   env = { ...base, API_URL: api.url, SENTRY_API_URL: sentry.url, SENTRY_ORG: 'acme', SENTRY_TOKEN };
   config = loadConfig(env);
@@ -71,7 +79,17 @@ describe('health', () => {
   test('a working system is healthy: API, connections by state, metrics, Sentry and backup age', async () => {
     const report = await gatherHealth(config, logger);
     assert.equal(report.healthy, true, JSON.stringify(report.checks, null, 2));
-    assert.deepEqual(report.checks.map((c) => [c.name, c.status]), [['api', 'ok'], ['database', 'ok'], ['metrics', 'ok'], ['sentry', 'ok'], ['backup', 'ok'], ['jobs', 'ok']]);
+    assert.deepEqual(
+      report.checks.map((c) => [c.name, c.status]),
+      [
+        ['api', 'ok'],
+        ['database', 'ok'],
+        ['metrics', 'ok'],
+        ['sentry', 'ok'],
+        ['backup', 'ok'],
+        ['jobs', 'ok'],
+      ],
+    );
     assert.match(report.checks[2]?.summary ?? '', /^last 5m across \d+ instance\(s\): .* req\/min, errors 0%, p95 [\d.]+ ms \(mean [\d.]+ ms\)/);
     assert.ok((report.database.connections?.byState.length ?? 0) > 0);
     assert.ok((report.database.connections?.maxConnections ?? 0) > 0);
@@ -112,7 +130,10 @@ describe('health', () => {
   test('no verified backup, an unreachable API and a wrong admin token fail', async () => {
     const state = await createStateDir();
     fixture.onCleanup(state.cleanup);
-    const report = await gatherHealth(loadConfig({ ...env, STATE_DIR: state.path, API_URL: 'http://127.0.0.1:9', ADMIN_TOKEN: 'not-the-admin-token-xx' }), logger);
+    const report = await gatherHealth(
+      loadConfig({ ...env, STATE_DIR: state.path, API_URL: 'http://127.0.0.1:9', ADMIN_TOKEN: 'not-the-admin-token-xx' }),
+      logger,
+    );
     assert.equal(report.healthy, false);
     const status = Object.fromEntries(report.checks.map((c) => [c.name, c.status]));
     assert.equal(status.backup, 'fail');
@@ -167,7 +188,10 @@ describe('doctor', () => {
   test('a healthy system has no findings (exit 0); slow queries without pg_stat_statements are unverified, never ok (exit 5)', async () => {
     const report = await runDoctor(config, logger);
     assert.equal(report.healthy, true, JSON.stringify(report.checks, null, 2));
-    assert.deepEqual(report.checks.map((c) => c.name), ['connection count', 'slow queries', 'database size', 'long transactions', 'maintenance mode', 'backup freshness', 'pending migrations']);
+    assert.deepEqual(
+      report.checks.map((c) => c.name),
+      ['connection count', 'slow queries', 'database size', 'long transactions', 'maintenance mode', 'backup freshness', 'pending migrations'],
+    );
     const slow = report.checks.find((c) => c.name === 'slow queries');
     const cli = await runCli(['doctor'], env);
     assert.match(cli.stdout, /No findings/);
@@ -191,7 +215,9 @@ describe('doctor', () => {
       const cli = await runCli(['doctor', '--json'], { ...env, STATE_DIR: state.path });
       assert.equal(cli.code, 1, cli.stderr);
       const report = parseJson(cli.stdout);
-      const checks = Array.isArray(report.checks) ? report.checks.map((c: unknown) => (typeof c === 'object' && c !== null ? Object.fromEntries(Object.entries(c)) : {})) : [];
+      const checks = Array.isArray(report.checks)
+        ? report.checks.map((c: unknown) => (typeof c === 'object' && c !== null ? Object.fromEntries(Object.entries(c)) : {}))
+        : [];
       const maintenance = checks.find((c) => c.name === 'maintenance mode');
       assert.equal(maintenance?.status, 'finding');
       assert.deepEqual(maintenance?.commands, ['shipshape emergency enable']);

@@ -53,11 +53,18 @@ describe('with pg_stat_statements loaded', { skip: unavailable }, () => {
       const report = await slowQueries(client, { limit: 100, databaseName: 'app' });
       assert.equal(report.columns.mean, 'mean_exec_time');
       const means = report.queries.map((q) => q.meanMs);
-      assert.deepEqual(means, [...means].sort((a, b) => b - a), 'ordered by mean time, slowest first');
+      assert.deepEqual(
+        means,
+        [...means].sort((a, b) => b - a),
+        'ordered by mean time, slowest first',
+      );
       const counted = report.queries.find((q) => q.query.includes('FROM tasks WHERE owner'));
       assert.ok(counted, JSON.stringify(report.queries));
       assert.equal(counted.calls, 3);
-      assert.ok(report.queries.every((q) => !q.query.includes("'user")), 'no literal values');
+      assert.ok(
+        report.queries.every((q) => !q.query.includes("'user")),
+        'no literal values',
+      );
     } finally {
       await client.end();
     }

@@ -14,7 +14,9 @@ import { maskLiterals, mayWrite, splitStatements } from '../../src/ops/diagnosti
 
 describe('SQL text', () => {
   test('semicolons inside strings, identifiers, dollar quotes and comments do not split statements', () => {
-    assert.deepEqual(splitStatements("SELECT 'a;b', \"c;d\", $x$e;f$x$ -- g;h\n /* i; /* j; */ k; */ FROM t;"), ["SELECT 'a;b', \"c;d\", $x$e;f$x$ -- g;h\n /* i; /* j; */ k; */ FROM t"]);
+    assert.deepEqual(splitStatements('SELECT \'a;b\', "c;d", $x$e;f$x$ -- g;h\n /* i; /* j; */ k; */ FROM t;'), [
+      'SELECT \'a;b\', "c;d", $x$e;f$x$ -- g;h\n /* i; /* j; */ k; */ FROM t',
+    ]);
     assert.deepEqual(splitStatements('SELECT 1; ; SELECT 2;'), ['SELECT 1', 'SELECT 2']);
     assert.deepEqual(splitStatements("SELECT E'it\\'s; fine'"), ["SELECT E'it\\'s; fine'"]);
   });
@@ -35,14 +37,17 @@ describe('SQL text', () => {
 
 describe('db explain input', () => {
   const refused = (sql: string, pattern: RegExp) => {
-    assert.throws(() => checkExplainable(sql), (error: unknown) => isShipError(error) && error.code === 'SHIP_ERR_VALIDATION' && pattern.test(error.message));
+    assert.throws(
+      () => checkExplainable(sql),
+      (error: unknown) => isShipError(error) && error.code === 'SHIP_ERR_VALIDATION' && pattern.test(error.message),
+    );
   };
 
   test('takes exactly one explainable statement', () => {
     assert.equal(checkExplainable('  SELECT 1;  '), 'SELECT 1');
     assert.equal(checkExplainable('(SELECT 1)'), '(SELECT 1)');
     refused('SELECT 1; SELECT 2', /2 statements/);
-    refused("SELECT 1; COMMIT; DELETE FROM users", /3 statements/);
+    refused('SELECT 1; COMMIT; DELETE FROM users', /3 statements/);
     refused('   ;  ', /empty/);
     refused('EXPLAIN SELECT 1', /Leave out EXPLAIN/);
   });
@@ -94,7 +99,10 @@ describe('pg_stat_statements', () => {
 describe('providers', () => {
   test('purge batches hold at most 30 URLs', () => {
     const urls = Array.from({ length: 65 }, (_, i) => `https://cdn.example.com/${i}.png`);
-    assert.deepEqual(inBatches(urls).map((batch) => batch.length), [30, 30, 5]);
+    assert.deepEqual(
+      inBatches(urls).map((batch) => batch.length),
+      [30, 30, 5],
+    );
   });
 
   test('the Sentry stats URL carries the documented required parameters', () => {

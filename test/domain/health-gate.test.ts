@@ -27,7 +27,11 @@ describe('judging one signal', () => {
     const erroring = judgeSignal(apiErrors, { name: '1.5.0', sample: 1_000, rate: 0.02 }, control(0.002));
     assert.equal(erroring.verdict, 'breach');
     assert.match(erroring.detail, /2\.00 % API errors over 1000 requests > 0\.70 %, against 1\.4\.2 at 0\.20 % over 10000 requests \+ 0\.5 points/);
-    assert.equal(judgeSignal(apiErrors, { name: '1.5.0', sample: 1_000, rate: 0 }, control(0.002)).verdict, 'pass', 'fewer errors than the control is better, not worse');
+    assert.equal(
+      judgeSignal(apiErrors, { name: '1.5.0', sample: 1_000, rate: 0 }, control(0.002)).verdict,
+      'pass',
+      'fewer errors than the control is better, not worse',
+    );
   });
 
   test('a candidate exactly at the limit passes, although the limit is a floating-point difference', () => {
@@ -46,7 +50,11 @@ describe('judging one signal', () => {
     assert.equal(none.verdict, 'pass');
     assert.equal(none.limit, 0.01);
     assert.match(none.detail, /≤ 1\.00 %, against the fixed ceiling \(no control\)/);
-    assert.equal(judgeSignal(crashFree, { name: '1.5.0', sample: 1_000, rate: 0.995 }, { name: '1.4.2', sample: 5_000, rate: null }).limit, 0.99, 'a control without a rate is no baseline');
+    assert.equal(
+      judgeSignal(crashFree, { name: '1.5.0', sample: 1_000, rate: 0.995 }, { name: '1.4.2', sample: 5_000, rate: null }).limit,
+      0.99,
+      'a control without a rate is no baseline',
+    );
   });
 });
 

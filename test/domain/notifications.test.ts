@@ -8,14 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { ExpoPushClient } from '../../src/adapters/expo-push.ts';
 import { registerDevice } from '../../src/domain/devices.ts';
-import {
-  createNotificationJob,
-  getNotificationJob,
-  newRunner,
-  runNotificationJob,
-  sendNotification,
-  type RunOptions,
-} from '../../src/domain/notifications.ts';
+import { createNotificationJob, getNotificationJob, newRunner, runNotificationJob, sendNotification, type RunOptions } from '../../src/domain/notifications.ts';
 import { putPreferences } from '../../src/domain/preferences.ts';
 import { checkReceipts } from '../../src/domain/push-receipts.ts';
 import { isShipError } from '../../src/errors.ts';
@@ -51,7 +44,10 @@ describe('notification jobs', () => {
       [`${tag}-${randomUUID()}-`, count],
     );
     const tokens = rows.map((_, i) => `ExponentPushToken[${tag}-${i}]`);
-    await pool.query(`INSERT INTO devices (token, user_id, platform) SELECT t, u, 'ios' FROM unnest($1::text[], $2::uuid[]) AS x(t, u)`, [tokens, rows.map((row) => row.id)]);
+    await pool.query(`INSERT INTO devices (token, user_id, platform) SELECT t, u, 'ios' FROM unnest($1::text[], $2::uuid[]) AS x(t, u)`, [
+      tokens,
+      rows.map((row) => row.id),
+    ]);
     return tokens;
   }
 
@@ -64,7 +60,12 @@ describe('notification jobs', () => {
   test('fans out a few thousand devices in chunks of at most 100, within Expo’s rate limit, each device once', async () => {
     const tokens = await devices(2_450, 'fanout');
     const before = expo.requests.length;
-    const job = await sendNotification(db.database.pool, push(), { title: 'Maintenance', body: 'Back soon', priority: 'high', data: { kind: 'status' }, requestedBy: 'test' }, run());
+    const job = await sendNotification(
+      db.database.pool,
+      push(),
+      { title: 'Maintenance', body: 'Back soon', priority: 'high', data: { kind: 'status' }, requestedBy: 'test' },
+      run(),
+    );
     assert.equal(job.status, 'done');
     assert.equal(job.recipients, 2_450);
     assert.deepEqual(job.chunks, { total: 25, pending: 0, sending: 0, sent: 25, failed: 0, inDoubt: 0 });
@@ -74,7 +75,10 @@ describe('notification jobs', () => {
     assert.ok(sends.every((request) => request.count <= 100 && request.status === 200));
     assert.equal(expo.rateLimited, 0, 'never exceeded 600 notifications per second as Expo measures it');
     const sample = expo.deliveries.find((delivery) => delivery.to === tokens[0]);
-    assert.deepEqual({ title: sample?.title, body: sample?.body, priority: sample?.priority, data: sample?.data }, { title: 'Maintenance', body: 'Back soon', priority: 'high', data: { kind: 'status' } });
+    assert.deepEqual(
+      { title: sample?.title, body: sample?.body, priority: sample?.priority, data: sample?.data },
+      { title: 'Maintenance', body: 'Back soon', priority: 'high', data: { kind: 'status' } },
+    );
   });
 
   test('when Expo answers 429 (its limit is lower than ours), chunks are retried with backoff and still arrive once', async () => {
@@ -101,7 +105,10 @@ describe('notification jobs', () => {
     const job = await sendNotification(pool, push(), { title: 't', body: 'b', requestedBy: 'test' }, run());
     assert.equal(job.tickets.error, 1);
     assert.equal(job.receipts.pending, 4);
-    const active = async () => (await pool.query<{ token: string }>('SELECT token FROM devices WHERE deactivated_at IS NULL AND token = ANY($1) ORDER BY token', [tokens])).rows.map((row) => row.token);
+    const active = async () =>
+      (await pool.query<{ token: string }>('SELECT token FROM devices WHERE deactivated_at IS NULL AND token = ANY($1) ORDER BY token', [tokens])).rows.map(
+        (row) => row.token,
+      );
     assert.deepEqual(await active(), tokens.slice(1));
 
     const notDue = await checkReceipts(pool, push(), { minAgeMs: 60 * 60_000 });
@@ -136,7 +143,12 @@ describe('notification jobs', () => {
     const tokens = await devices(1_000, 'resume');
     const { job } = await createNotificationJob(pool, { title: 'interrupted', body: 'b', requestedBy: 'test' });
     const stop = new AbortController();
-    const partial = await runNotificationJob(pool, push(), job.id, run({ signal: stop.signal, concurrency: 2, onProgress: ({ settledChunks }) => settledChunks >= 3 && stop.abort() }));
+    const partial = await runNotificationJob(
+      pool,
+      push(),
+      job.id,
+      run({ signal: stop.signal, concurrency: 2, onProgress: ({ settledChunks }) => settledChunks >= 3 && stop.abort() }),
+    );
     assert.equal(partial.status, 'sending');
     assert.ok(partial.chunks.sent >= 3 && partial.chunks.pending > 0, JSON.stringify(partial.chunks));
     assert.equal(partial.chunks.sending, 0, 'chunks in flight were finished and recorded before stopping');
@@ -156,9 +168,18 @@ describe('notification jobs', () => {
     const { job } = await createNotificationJob(pool, { title: 'crash', body: 'b', requestedBy: 'test' });
     // What a crash leaves behind: chunk 0's request was in flight, chunk 1 waited for the rate limit.
     const dead = { pid: 999_999, host: 'elsewhere', instance: randomUUID() };
-    await pool.query(`UPDATE notification_chunks SET status = 'sending', claimed_by = $2, claimed_at = now() WHERE job_id = $1 AND seq = 0`, [job.id, dead.instance]);
-    await pool.query(`UPDATE notification_chunks SET status = 'claimed', claimed_by = $2, claimed_at = now() WHERE job_id = $1 AND seq = 1`, [job.id, dead.instance]);
-    await pool.query(`UPDATE notification_jobs SET runner = $2::jsonb, heartbeat_at = now() - interval '1 minute' WHERE id = $1`, [job.id, JSON.stringify(dead)]);
+    await pool.query(`UPDATE notification_chunks SET status = 'sending', claimed_by = $2, claimed_at = now() WHERE job_id = $1 AND seq = 0`, [
+      job.id,
+      dead.instance,
+    ]);
+    await pool.query(`UPDATE notification_chunks SET status = 'claimed', claimed_by = $2, claimed_at = now() WHERE job_id = $1 AND seq = 1`, [
+      job.id,
+      dead.instance,
+    ]);
+    await pool.query(`UPDATE notification_jobs SET runner = $2::jsonb, heartbeat_at = now() - interval '1 minute' WHERE id = $1`, [
+      job.id,
+      JSON.stringify(dead),
+    ]);
 
     const resumed = await runNotificationJob(pool, push(), job.id, run());
     assert.equal(resumed.status, 'done');
@@ -174,7 +195,10 @@ describe('notification jobs', () => {
     const { job } = await createNotificationJob(pool, { title: 'locked', body: 'b', requestedBy: 'test' });
     const other = { pid: 4242, host: 'another-host', instance: randomUUID() };
     await pool.query(`UPDATE notification_jobs SET runner = $2::jsonb, heartbeat_at = now() WHERE id = $1`, [job.id, JSON.stringify(other)]);
-    await assert.rejects(runNotificationJob(pool, push(), job.id, run()), (error: unknown) => isShipError(error) && error.code === 'SHIP_ERR_LOCKED' && /another-host/.test(error.message));
+    await assert.rejects(
+      runNotificationJob(pool, push(), job.id, run()),
+      (error: unknown) => isShipError(error) && error.code === 'SHIP_ERR_LOCKED' && /another-host/.test(error.message),
+    );
     const done = await runNotificationJob(pool, push(), job.id, run({ isGone: (runner) => runner.host === 'another-host' }));
     assert.equal(done.status, 'done');
   });
@@ -218,7 +242,8 @@ describe('notification jobs', () => {
   test('the audience: users who turned notifications off, chosen users only, and an empty audience', async () => {
     const pool = db.database.pool;
     const tokens = await devices(3, 'audience');
-    const owners = (await pool.query<{ token: string; user_id: string }>('SELECT token, user_id FROM devices WHERE token = ANY($1) ORDER BY token', [tokens])).rows;
+    const owners = (await pool.query<{ token: string; user_id: string }>('SELECT token, user_id FROM devices WHERE token = ANY($1) ORDER BY token', [tokens]))
+      .rows;
     await putPreferences(pool, owners[0]!.user_id, { notificationsEnabled: false });
     const everyone = await sendNotification(pool, push(), { title: 'all', body: 'b', requestedBy: 'test' }, run());
     assert.equal(everyone.recipients, 2);
@@ -251,7 +276,10 @@ describe('notification jobs', () => {
     ];
     const { rows: before } = await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM notification_jobs');
     for (const [request, message] of cases) {
-      await assert.rejects(createNotificationJob(pool, request), (error: unknown) => isShipError(error) && error.code === 'SHIP_ERR_VALIDATION' && message.test(error.message));
+      await assert.rejects(
+        createNotificationJob(pool, request),
+        (error: unknown) => isShipError(error) && error.code === 'SHIP_ERR_VALIDATION' && message.test(error.message),
+      );
     }
     await assert.rejects(getNotificationJob(pool, 'nope'), (error: unknown) => isShipError(error) && error.code === 'SHIP_ERR_VALIDATION');
     await assert.rejects(getNotificationJob(pool, randomUUID()), (error: unknown) => isShipError(error) && error.code === 'SHIP_ERR_NOT_FOUND');

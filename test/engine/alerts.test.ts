@@ -14,7 +14,14 @@ import { startSlackWebhook } from '../fakes/slack.ts';
 import { createStateDir } from '../helpers/postgres.ts';
 
 const logger = createLogger('silent');
-const alert: Alert = { issueType: 'security', severity: 'critical', event: 'test.alert', title: 'Something broke', text: 'details', channelHints: ['#incidents'] };
+const alert: Alert = {
+  issueType: 'security',
+  severity: 'critical',
+  event: 'test.alert',
+  title: 'Something broke',
+  text: 'details',
+  channelHints: ['#incidents'],
+};
 
 test('a broken routing file sends alerts to the log only, except where an emergency must keep paging', async () => {
   const slack = await startSlackWebhook();
@@ -25,11 +32,17 @@ test('a broken routing file sends alerts to the log only, except where an emerge
     const config = loadConfig({ STATE_DIR: state.path, LOG_LEVEL: 'silent', ALERT_ROUTING_FILE: routingFile, SLACK_WEBHOOK_URL: slack.url });
 
     const usual = await (await configuredAlerter(config, logger)).send(alert);
-    assert.deepEqual(usual.map((delivery) => delivery.kind), ['log']);
+    assert.deepEqual(
+      usual.map((delivery) => delivery.kind),
+      ['log'],
+    );
     assert.equal(slack.messages.length, 0);
 
     const emergency = await (await configuredAlerter(config, logger, { keepPaging: true })).send(alert);
-    assert.ok(emergency.some((delivery) => delivery.kind === 'slack' && delivery.ok), JSON.stringify(emergency));
+    assert.ok(
+      emergency.some((delivery) => delivery.kind === 'slack' && delivery.ok),
+      JSON.stringify(emergency),
+    );
     assert.equal(slack.messages.length, 1);
   } finally {
     await slack.close();

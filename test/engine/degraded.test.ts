@@ -78,12 +78,19 @@ async function stateDir(): Promise<string> {
 
 async function lockEvent(dir: string, runId: string): Promise<unknown> {
   const lines = (await readFile(journalPath(dir, runId), 'utf8')).trim().split('\n');
-  return lines.map((line): unknown => JSON.parse(line)).find((entry) => typeof entry === 'object' && entry !== null && 'type' in entry && entry.type === 'lock.acquired');
+  return lines
+    .map((line): unknown => JSON.parse(line))
+    .find((entry) => typeof entry === 'object' && entry !== null && 'type' in entry && entry.type === 'lock.acquired');
 }
 
 test('with the database unreachable, a run holds the lock file alone and completes', async () => {
   const dir = await stateDir();
-  const config = loadConfig({ DATABASE_URL: 'postgres://nobody@127.0.0.1:1/none', STATE_DIR: dir, SHIPSHAPE_OPERATOR: 'alice', DATABASE_CONNECT_TIMEOUT_MS: '2000' });
+  const config = loadConfig({
+    DATABASE_URL: 'postgres://nobody@127.0.0.1:1/none',
+    STATE_DIR: dir,
+    SHIPSHAPE_OPERATOR: 'alice',
+    DATABASE_CONNECT_TIMEOUT_MS: '2000',
+  });
   const report = await runProcedure(fileProcedure(), { file: path.join(dir, 'out') }, {}, { config, logger });
   assert.equal(report.state, 'succeeded');
   assert.ok(report.runId);

@@ -34,9 +34,48 @@ const report: RunReport = {
   locks: ['database:app'],
   prerequisites: [],
   steps: [
-    { id: 'maintenance-on', title: 'Enable maintenance', status: 'done', durationMs: 12, describe: [], irreversible: null, interrupted: false, error: null, undo: { status: 'failed', error: { code: 'SHIP_ERR_PROVIDER_FAILED', message: 'API down' } }, output: null, notAsked: null, unverified: null },
-    { id: 'restore', title: 'Restore', status: 'undone', durationMs: 900, describe: [], irreversible: null, interrupted: false, error: null, undo: { status: 'undone', how: 'undo', durationMs: 40 }, output: null, notAsked: null, unverified: null },
-    { id: 'verify', title: 'Verify', status: 'failed', durationMs: 5, describe: [], irreversible: null, interrupted: false, error: 'row counts differ', undo: null, output: null, notAsked: null, unverified: null },
+    {
+      id: 'maintenance-on',
+      title: 'Enable maintenance',
+      status: 'done',
+      durationMs: 12,
+      describe: [],
+      irreversible: null,
+      interrupted: false,
+      error: null,
+      undo: { status: 'failed', error: { code: 'SHIP_ERR_PROVIDER_FAILED', message: 'API down' } },
+      output: null,
+      notAsked: null,
+      unverified: null,
+    },
+    {
+      id: 'restore',
+      title: 'Restore',
+      status: 'undone',
+      durationMs: 900,
+      describe: [],
+      irreversible: null,
+      interrupted: false,
+      error: null,
+      undo: { status: 'undone', how: 'undo', durationMs: 40 },
+      output: null,
+      notAsked: null,
+      unverified: null,
+    },
+    {
+      id: 'verify',
+      title: 'Verify',
+      status: 'failed',
+      durationMs: 5,
+      describe: [],
+      irreversible: null,
+      interrupted: false,
+      error: 'row counts differ',
+      undo: null,
+      output: null,
+      notAsked: null,
+      unverified: null,
+    },
   ],
   verification: [],
   plannedVerification: [],
@@ -66,7 +105,13 @@ test('a report renders for people with a marker per step, undo outcomes and the 
 function feed(live: boolean, color: boolean): string {
   const stream = new Capture();
   const observer = createTerminalObserver({ stream, live, color });
-  observer.begin({ runId: 'r-1', mode: 'run', command: 'db backup', title: 'Backup', steps: [{ id: 'dump', title: 'Dump the database', status: 'pending', durationMs: undefined }] });
+  observer.begin({
+    runId: 'r-1',
+    mode: 'run',
+    command: 'db backup',
+    title: 'Backup',
+    steps: [{ id: 'dump', title: 'Dump the database', status: 'pending', durationMs: undefined }],
+  });
   observer.event({ type: 'step.started', step: 'dump', title: 'Dump the database', describe: [], seq: 1, at: '' });
   observer.progress('dump', { bytes: 5_000_000, totalBytes: 10_000_000, label: 'dump' });
   observer.event({ type: 'note', step: 'dump', message: 'uploaded 5 MB', seq: 2, at: '' });
@@ -102,7 +147,9 @@ test('secret-looking field names are recognised, and ordinary ones are not', () 
 });
 
 test("messages that wrap a procedure's own sentence end it with one full stop, never two", () => {
-  const message = prerequisitesMessage('db migrate up', [{ name: 'recent backup', ok: false, detail: 'none in the last 24 hours', remedy: 'Take one with `shipshape db backup`.' }]);
+  const message = prerequisitesMessage('db migrate up', [
+    { name: 'recent backup', ok: false, detail: 'none in the last 24 hours', remedy: 'Take one with `shipshape db backup`.' },
+  ]);
   assert.match(message, /Take one with `shipshape db backup`\. Fix them, then run `shipshape db migrate up` again\.$/);
   assert.doesNotMatch(message, /\.\./);
   assert.equal(sentence('Run it again.'), 'Run it again.');

@@ -136,7 +136,10 @@ describe('personal parameters', () => {
       `INSERT INTO shipshape.runs (id, procedure, command, risk, operator, params, state, started_at) VALUES ($1, 'user.export', 'user export', 'low', 'alice', $2, 'succeeded', now())`,
       [legacyId, JSON.stringify({ email: 'GRACE.HOPPER@EXAMPLE.COM' })],
     );
-    await pool.query(`INSERT INTO shipshape.run_events (run_id, seq, at, type, data) VALUES ($1, 1, now(), 'run.created', $2)`, [legacyId, JSON.stringify(legacyCreated)]);
+    await pool.query(`INSERT INTO shipshape.run_events (run_id, seq, at, type, data) VALUES ($1, 1, now(), 'run.created', $2)`, [
+      legacyId,
+      JSON.stringify(legacyCreated),
+    ]);
 
     const forgotten = await forgetPerson(state.path, pool, EMAIL.toUpperCase());
     assert.ok(forgotten.records >= 2, `both runs' private records deleted (${JSON.stringify(forgotten)})`);

@@ -114,14 +114,18 @@ function runIdOf(report: RunReport): string {
 
 /** Resolves once the run's journal shows the event (the run goes on in the background). */
 async function waitForEvent(stateDir: string, type: string): Promise<string> {
-  return eventually(`a journal reaching ${type}`, async () => {
-    const names = await readdir(path.join(stateDir, 'runs')).catch(() => []);
-    for (const name of names) {
-      const runId = name.replace(/\.jsonl$/, '');
-      if ((await journalTypes(stateDir, runId)).includes(type)) return runId;
-    }
-    return undefined;
-  }, { pollMs: 50 });
+  return eventually(
+    `a journal reaching ${type}`,
+    async () => {
+      const names = await readdir(path.join(stateDir, 'runs')).catch(() => []);
+      for (const name of names) {
+        const runId = name.replace(/\.jsonl$/, '');
+        if ((await journalTypes(stateDir, runId)).includes(type)) return runId;
+      }
+      return undefined;
+    },
+    { pollMs: 50 },
+  );
 }
 
 function prompter(answers: { confirm: boolean; typed?: string }, asked: string[] = []): Prompter {
@@ -148,7 +152,10 @@ describe('dry run', () => {
       report.steps.map((step) => step.describe),
       ['a', 'b', 'c'].map((x) => [`CREATE TABLE IF NOT EXISTS "${s.prefix}_${x}" (id integer)`]),
     );
-    assert.deepEqual(report.prerequisites.map((check) => check.ok), [true, true]);
+    assert.deepEqual(
+      report.prerequisites.map((check) => check.ok),
+      [true, true],
+    );
     assert.deepEqual(report.plannedVerification, ['all three tables exist']);
     assert.deepEqual(report.locks, [`fixture:${s.prefix}`]);
     assert.deepEqual(await tables(s.prefix), []);
@@ -216,7 +223,10 @@ describe('prerequisites', () => {
     assert.equal(report.state, 'failed');
     assert.equal(report.error?.code, 'SHIP_ERR_PREREQUISITE_FAILED');
     assert.match(report.error?.message ?? '', /tables do not exist yet: 1 table\(s\) already exist — drop them first/);
-    assert.deepEqual(report.steps.map((step) => step.status), ['skipped', 'skipped', 'skipped']);
+    assert.deepEqual(
+      report.steps.map((step) => step.status),
+      ['skipped', 'skipped', 'skipped'],
+    );
     assert.deepEqual(await tables(s.prefix), [`${s.prefix}_b`]);
   });
 });
@@ -230,7 +240,10 @@ describe('rollback on failure', () => {
     assert.equal(report.error?.code, 'SHIP_ERR_STEP_FAILED');
     assert.match(report.error?.message ?? '', /create-c .*failed: fixture failure in create-c/);
     assert.match(report.error?.message ?? '', /undone \(in that order\): create-b, create-a; nothing this run changed is still in effect/);
-    assert.deepEqual(report.steps.map((step) => step.status), ['undone', 'undone', 'failed']);
+    assert.deepEqual(
+      report.steps.map((step) => step.status),
+      ['undone', 'undone', 'failed'],
+    );
     assert.deepEqual(await tables(s.prefix), []);
     const types = await journalTypes(s.stateDir, runIdOf(report));
     assert.ok(types.indexOf('step.undone:create-b') < types.indexOf('step.undone:create-a'));
@@ -242,7 +255,10 @@ describe('rollback on failure', () => {
     const report = await runProcedure(tablesMedium, { prefix: s.prefix, failAt: 'create-a' }, { yes: true }, s.deps());
     assert.equal(report.exitCode, 1);
     assert.equal(report.state, 'failed');
-    assert.deepEqual(report.steps.map((step) => step.status), ['failed', 'skipped', 'skipped']);
+    assert.deepEqual(
+      report.steps.map((step) => step.status),
+      ['failed', 'skipped', 'skipped'],
+    );
   });
 
   test('a failed verification counts as a failure and rolls everything back', async () => {
@@ -251,7 +267,10 @@ describe('rollback on failure', () => {
     assert.equal(report.exitCode, 1);
     assert.equal(report.state, 'rolled-back');
     assert.match(report.error?.message ?? '', /Verification failed — all three tables exist: told to fail/);
-    assert.deepEqual(report.verification.map((check) => check.ok), [false]);
+    assert.deepEqual(
+      report.verification.map((check) => check.ok),
+      [false],
+    );
     assert.deepEqual(await tables(s.prefix), []);
   });
 
@@ -373,15 +392,23 @@ describe('approvals', () => {
 
     s.alerts.length = 0;
     await runProcedure(tablesMedium, { prefix: `${s.prefix}m`, failAt: 'create-b' }, { yes: true }, s.deps());
-    assert.deepEqual(s.alerts.map((alert) => [alert.event, alert.page]), [
-      ['procedure.started', undefined],
-      ['procedure.failed', undefined],
-    ]);
+    assert.deepEqual(
+      s.alerts.map((alert) => [alert.event, alert.page]),
+      [
+        ['procedure.started', undefined],
+        ['procedure.failed', undefined],
+      ],
+    );
   });
 
   test('an alert sink that throws never changes how a run ends', async () => {
     const s = await setup();
-    const report = await runProcedure(tablesMedium, { prefix: s.prefix }, { yes: true }, s.deps({ alerts: { send: () => Promise.reject(new Error('webhook down')) } }));
+    const report = await runProcedure(
+      tablesMedium,
+      { prefix: s.prefix },
+      { yes: true },
+      s.deps({ alerts: { send: () => Promise.reject(new Error('webhook down')) } }),
+    );
     assert.equal(report.state, 'succeeded');
   });
 });
@@ -427,7 +454,17 @@ describe('locks', () => {
     const deadPid = await new Promise<number>((resolve) => dead.on('exit', () => resolve(dead.pid ?? 0)));
     const file = lockFilePath(s.stateDir, `fixture:${s.prefix}`);
     await mkdir(path.dirname(file), { recursive: true });
-    await writeFile(file, JSON.stringify({ resource: `fixture:${s.prefix}`, runId: 'r-20000101-000000-dead', operator: 'zed', pid: deadPid, host: hostname(), since: '2000-01-01T00:00:00.000Z' }));
+    await writeFile(
+      file,
+      JSON.stringify({
+        resource: `fixture:${s.prefix}`,
+        runId: 'r-20000101-000000-dead',
+        operator: 'zed',
+        pid: deadPid,
+        host: hostname(),
+        since: '2000-01-01T00:00:00.000Z',
+      }),
+    );
     const report = await runProcedure(tablesLow, { prefix: s.prefix }, {}, s.deps());
     assert.equal(report.state, 'succeeded');
   });
@@ -440,7 +477,9 @@ describe('journal', () => {
     assert.equal(report.state, 'succeeded');
     const runId = runIdOf(report);
     const text = await readFile(journalPath(s.stateDir, runId), 'utf8');
-    const { rows } = await pool.query<{ data: string }>('SELECT string_agg(data::text, E\'\\n\') AS data FROM shipshape.run_events WHERE run_id = $1::text', [runId]);
+    const { rows } = await pool.query<{ data: string }>("SELECT string_agg(data::text, E'\\n') AS data FROM shipshape.run_events WHERE run_id = $1::text", [
+      runId,
+    ]);
     const mirrored = rows[0]?.data ?? '';
     assert.match(mirrored, /run\.created/);
     for (const secret of ['tok-param-secret-123', 'hunter2-step-output', 's3cret-in-url', 'note-token-value', ADMIN_TOKEN]) {
@@ -458,10 +497,23 @@ describe('journal', () => {
     const runId = runIdOf(report);
     assert.match(runId, /^r-\d{8}-\d{6}-[0-9a-f]{4}$/);
     const types = await journalTypes(s.stateDir, runId);
-    for (const type of ['run.created', 'attempt.started', 'lock.acquired', 'gate', 'prerequisite', 'step.started:create-a', 'step.done:create-c', 'verification', 'run.ended']) {
+    for (const type of [
+      'run.created',
+      'attempt.started',
+      'lock.acquired',
+      'gate',
+      'prerequisite',
+      'step.started:create-a',
+      'step.done:create-c',
+      'verification',
+      'run.ended',
+    ]) {
       assert.ok(types.includes(type), `journal lacks ${type}: ${types.join(', ')}`);
     }
-    const { rows } = await pool.query<{ state: string; exit_code: number; procedure: string }>('SELECT state, exit_code, procedure FROM shipshape.runs WHERE id = $1::text', [runId]);
+    const { rows } = await pool.query<{ state: string; exit_code: number; procedure: string }>(
+      'SELECT state, exit_code, procedure FROM shipshape.runs WHERE id = $1::text',
+      [runId],
+    );
     assert.deepEqual(rows, [{ state: 'succeeded', exit_code: 0, procedure: 'fixture.tables' }]);
     assert.deepEqual(await readdir(path.join(s.stateDir, 'locks')), []);
   });

@@ -77,13 +77,22 @@ function procedure(options: { prerequisites?: Check<Params>[]; verification?: Ch
 async function setup() {
   const state = await createStateDir();
   cleanups.push(state.cleanup);
-  const config = loadConfig({ DATABASE_URL: 'postgres://nobody@127.0.0.1:1/none', STATE_DIR: state.path, SHIPSHAPE_OPERATOR: 'alice', DATABASE_CONNECT_TIMEOUT_MS: '2000' });
+  const config = loadConfig({
+    DATABASE_URL: 'postgres://nobody@127.0.0.1:1/none',
+    STATE_DIR: state.path,
+    SHIPSHAPE_OPERATOR: 'alice',
+    DATABASE_CONNECT_TIMEOUT_MS: '2000',
+  });
   const alerts: Alert[] = [];
   const deps = { config, logger, alerts: { send: async (alert: Alert) => void alerts.push(alert) } };
   return { dir: state.path, config, alerts, deps, file: path.join(state.path, 'out') };
 }
 
-const exists = (file: string) => access(file).then(() => true, () => false);
+const exists = (file: string) =>
+  access(file).then(
+    () => true,
+    () => false,
+  );
 
 test('a verification that could not be made prints "unverified: <why>" (never ✓), is journaled, keeps the change and exits 5', async () => {
   const { dir, alerts, deps, file } = await setup();
@@ -104,11 +113,17 @@ test('a verification that could not be made prints "unverified: <why>" (never �
 
   const record = await loadRun(dir, report.runId ?? '');
   assert.equal(record.state, 'unverified');
-  assert.deepEqual(record.verification.map((c) => [c.name, c.ok, c.unverified]), [['the API serves the file', false, true]]);
+  assert.deepEqual(
+    record.verification.map((c) => [c.name, c.ok, c.unverified]),
+    [['the API serves the file', false, true]],
+  );
   const journal = presentRunJournal(record, { json: false, color: false });
   assert.match(journal, /\? verify the API serves the file: unverified: /);
   assert.match(journal, /ended: unverified \(exit 5\)/);
-  assert.ok(alerts.some((alert) => alert.event === 'procedure.unverified' && alert.severity === 'warning'), 'people hear of it');
+  assert.ok(
+    alerts.some((alert) => alert.event === 'procedure.unverified' && alert.severity === 'warning'),
+    'people hear of it',
+  );
 });
 
 test('a prerequisite that could not be checked does not stop the run, and ends it unverified (exit 5)', async () => {
@@ -144,7 +159,10 @@ test('a step that was not asked for is shown as "– <step>: not asked (<flag>)"
   assert.match(shown.stdout, /– extra: not asked \(--extra\)/);
   assert.doesNotMatch(shown.stdout, /✓ extra/);
   assert.equal(await exists(`${file}.extra`), false);
-  const lines = (await readFile(journalPath(dir, report.runId ?? ''), 'utf8')).trim().split('\n').map((line): unknown => JSON.parse(line));
+  const lines = (await readFile(journalPath(dir, report.runId ?? ''), 'utf8'))
+    .trim()
+    .split('\n')
+    .map((line): unknown => JSON.parse(line));
   assert.ok(lines.some((entry) => typeof entry === 'object' && entry !== null && 'type' in entry && entry.type === 'step.skipped'));
 
   const asked = await runProcedure(procedure({}), { file, extra: true }, {}, deps);

@@ -50,7 +50,12 @@ export interface FakeAppStoreConnect {
   close(): Promise<void>;
 }
 
-const MOVES: Record<string, string[]> = { ACTIVE: ['PAUSED', 'COMPLETE', 'ACTIVE'], PAUSED: ['ACTIVE', 'COMPLETE', 'PAUSED'], INACTIVE: ['ACTIVE'], COMPLETE: [] };
+const MOVES: Record<string, string[]> = {
+  ACTIVE: ['PAUSED', 'COMPLETE', 'ACTIVE'],
+  PAUSED: ['ACTIVE', 'COMPLETE', 'PAUSED'],
+  INACTIVE: ['ACTIVE'],
+  COMPLETE: [],
+};
 
 export async function startFakeAppStoreConnect(): Promise<FakeAppStoreConnect> {
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
@@ -96,7 +101,9 @@ export async function startFakeAppStoreConnect(): Promise<FakeAppStoreConnect> {
         if (list[1] !== appId) return error(404, 'NOT_FOUND', `There is no resource of type 'apps' with id '${list[1] ?? ''}'`);
         if (url.searchParams.get('filter[platform]') !== 'IOS') return error(400, 'PARAMETER_ERROR.INVALID', 'filter[platform] must be IOS here');
         const wanted = url.searchParams.get('filter[versionString]');
-        const data = [...versions].filter(([v]) => wanted === null || v === wanted).map(([versionString, id]) => ({ type: 'appStoreVersions', id, attributes: { versionString, platform: 'IOS' } }));
+        const data = [...versions]
+          .filter(([v]) => wanted === null || v === wanted)
+          .map(([versionString, id]) => ({ type: 'appStoreVersions', id, attributes: { versionString, platform: 'IOS' } }));
         return reply(200, { data, links: { self: url.toString() } });
       }
       const read = /^\/v1\/appStoreVersions\/([^/]+)\/appStoreVersionPhasedRelease$/.exec(url.pathname);
@@ -106,13 +113,25 @@ export async function startFakeAppStoreConnect(): Promise<FakeAppStoreConnect> {
         return reply(200, { data: found === undefined ? null : resource(found) });
       }
       if (req.method === 'POST' && url.pathname === '/v1/appStoreVersionPhasedReleases') {
-        const data = (body as { data?: { type?: string; attributes?: { phasedReleaseState?: string }; relationships?: { appStoreVersion?: { data?: { type?: string; id?: string } } } } } | undefined)?.data;
+        const data = (
+          body as
+            | {
+                data?: {
+                  type?: string;
+                  attributes?: { phasedReleaseState?: string };
+                  relationships?: { appStoreVersion?: { data?: { type?: string; id?: string } } };
+                };
+              }
+            | undefined
+        )?.data;
         if (data?.type !== 'appStoreVersionPhasedReleases') return error(409, 'ENTITY_ERROR.INCORRECT_TYPE', 'data.type must be appStoreVersionPhasedReleases');
         const rel = data.relationships?.appStoreVersion?.data;
-        if (rel?.type !== 'appStoreVersions' || rel.id === undefined || ![...versions.values()].includes(rel.id)) return error(409, 'ENTITY_ERROR.RELATIONSHIP.INVALID', 'appStoreVersion relationship is required and must exist');
+        if (rel?.type !== 'appStoreVersions' || rel.id === undefined || ![...versions.values()].includes(rel.id))
+          return error(409, 'ENTITY_ERROR.RELATIONSHIP.INVALID', 'appStoreVersion relationship is required and must exist');
         if ([...phased.values()].some((p) => p.versionId === rel.id)) return error(409, 'ENTITY_ERROR', 'A phased release already exists for this version');
         const state = data.attributes?.phasedReleaseState ?? 'INACTIVE';
-        if (!['INACTIVE', 'ACTIVE'].includes(state)) return error(409, 'ENTITY_ERROR.ATTRIBUTE.INVALID', 'phasedReleaseState must be INACTIVE or ACTIVE on create');
+        if (!['INACTIVE', 'ACTIVE'].includes(state))
+          return error(409, 'ENTITY_ERROR.ATTRIBUTE.INVALID', 'phasedReleaseState must be INACTIVE or ACTIVE on create');
         const created: FakePhasedRelease = { id: randomUUID(), versionId: rel.id, state, currentDayNumber: state === 'ACTIVE' ? 1 : null };
         phased.set(created.id, created);
         return reply(201, { data: resource(created) });
@@ -122,9 +141,11 @@ export async function startFakeAppStoreConnect(): Promise<FakeAppStoreConnect> {
         const found = phased.get(patch[1]!);
         if (found === undefined) return error(404, 'NOT_FOUND', 'There is no such appStoreVersionPhasedRelease');
         const data = (body as { data?: { type?: string; id?: string; attributes?: { phasedReleaseState?: string } } } | undefined)?.data;
-        if (data?.type !== 'appStoreVersionPhasedReleases' || data.id !== found.id) return error(409, 'ENTITY_ERROR.INCORRECT_ID', 'data.type and data.id must name this phased release');
+        if (data?.type !== 'appStoreVersionPhasedReleases' || data.id !== found.id)
+          return error(409, 'ENTITY_ERROR.INCORRECT_ID', 'data.type and data.id must name this phased release');
         const next = data.attributes?.phasedReleaseState ?? '';
-        if (!(MOVES[found.state] ?? []).includes(next)) return error(409, 'ENTITY_ERROR.ATTRIBUTE.INVALID', `phasedReleaseState cannot go from ${found.state} to ${next}`);
+        if (!(MOVES[found.state] ?? []).includes(next))
+          return error(409, 'ENTITY_ERROR.ATTRIBUTE.INVALID', `phasedReleaseState cannot go from ${found.state} to ${next}`);
         found.state = next;
         if (next === 'COMPLETE') found.currentDayNumber = 7;
         return reply(200, { data: resource(found) });
@@ -157,7 +178,11 @@ export async function startFakeAppStoreConnect(): Promise<FakeAppStoreConnect> {
 }
 
 function resource(p: FakePhasedRelease): unknown {
-  return { type: 'appStoreVersionPhasedReleases', id: p.id, attributes: { phasedReleaseState: p.state, currentDayNumber: p.currentDayNumber, startDate: null, totalPauseDuration: 0 } };
+  return {
+    type: 'appStoreVersionPhasedReleases',
+    id: p.id,
+    attributes: { phasedReleaseState: p.state, currentDayNumber: p.currentDayNumber, startDate: null, totalPauseDuration: 0 },
+  };
 }
 
 function checkJwt(authorization: string | undefined, publicKey: KeyObject, keyId: string, issuerId: string): string | undefined {
@@ -171,6 +196,7 @@ function checkJwt(authorization: string | undefined, publicKey: KeyObject, keyId
   if (!ok) return 'The JWT signature is invalid';
   const claims = JSON.parse(Buffer.from(payload, 'base64url').toString()) as { iss?: string; aud?: string; iat?: number; exp?: number };
   if (claims.iss !== issuerId || claims.aud !== 'appstoreconnect-v1') return 'iss must be the issuer id and aud appstoreconnect-v1';
-  if (typeof claims.exp !== 'number' || claims.exp < Date.now() / 1000 || (typeof claims.iat === 'number' && claims.exp - claims.iat > 20 * 60)) return 'The JWT has expired or lives longer than 20 minutes';
+  if (typeof claims.exp !== 'number' || claims.exp < Date.now() / 1000 || (typeof claims.iat === 'number' && claims.exp - claims.iat > 20 * 60))
+    return 'The JWT has expired or lives longer than 20 minutes';
   return undefined;
 }

@@ -106,17 +106,22 @@ export async function startFakeCloudflare(options: FakeCloudflareOptions): Promi
   });
 
   function purgeAnswer(req: IncomingMessage, pathname: string, body: unknown): { status: number; body: unknown } {
-    const fail = (status: number, code: number, message: string) => ({ status, body: { success: false, errors: [{ code, message }], messages: [], result: null } });
+    const fail = (status: number, code: number, message: string) => ({
+      status,
+      body: { success: false, errors: [{ code, message }], messages: [], result: null },
+    });
     const match = /^\/client\/v4\/zones\/([^/]+)\/purge_cache$/.exec(pathname);
     if (req.method !== 'POST' || !match) return fail(404, 7000, 'No route for that URI');
     if (req.headers.authorization !== `Bearer ${options.token}`) return fail(403, 10000, 'Authentication error');
-    if (match[1] !== options.zoneId) return fail(400, 7003, `Could not route to /zones/${match[1] ?? ''}/purge_cache, perhaps your object identifier is invalid?`);
+    if (match[1] !== options.zoneId)
+      return fail(400, 7003, `Could not route to /zones/${match[1] ?? ''}/purge_cache, perhaps your object identifier is invalid?`);
     if (!(req.headers['content-type'] ?? '').startsWith('application/json')) return fail(400, 6003, 'Invalid request headers');
     if (failure !== undefined && failure.times > 0) {
       failure.times--;
       return fail(failure.status, failure.status === 429 ? 10429 : 10500, failure.status === 429 ? 'Rate limited' : 'Internal error');
     }
-    if (typeof body !== 'object' || body === null || Array.isArray(body)) return fail(400, 1012, 'Request must contain one of "purge_everything", "files", "tags", "hosts" or "prefixes"');
+    if (typeof body !== 'object' || body === null || Array.isArray(body))
+      return fail(400, 1012, 'Request must contain one of "purge_everything", "files", "tags", "hosts" or "prefixes"');
     const keys = Object.keys(body);
     const record: Record<string, unknown> = { ...body };
     const ok = () => ({ status: 200, body: { success: true, errors: [], messages: [], result: { id: randomBytes(16).toString('hex') } } });
@@ -132,7 +137,12 @@ export async function startFakeCloudflare(options: FakeCloudflareOptions): Promi
       if (files.length > maxFiles) return fail(400, 1015, `You can only purge up to ${maxFiles} files per request`);
       const urls: string[] = [];
       for (const entry of files) {
-        const text = typeof entry === 'string' ? entry : typeof entry === 'object' && entry !== null && 'url' in entry && typeof entry.url === 'string' ? entry.url : undefined;
+        const text =
+          typeof entry === 'string'
+            ? entry
+            : typeof entry === 'object' && entry !== null && 'url' in entry && typeof entry.url === 'string'
+              ? entry.url
+              : undefined;
         if (text === undefined || !/^https?:\/\/[^/]+/.test(text)) return fail(400, 1016, `Invalid url: ${String(text)}`);
         urls.push(text);
       }
@@ -161,4 +171,3 @@ export async function startFakeCloudflare(options: FakeCloudflareOptions): Promi
     close: () => closeServer(server),
   };
 }
-

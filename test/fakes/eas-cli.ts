@@ -91,17 +91,28 @@ export async function createFakeEas(dir: string, stores: { playUrl: string; ascU
   await mkdir(binDir, { recursive: true });
   await writeFile(path.join(binDir, 'eas'), SCRIPT);
   await chmod(path.join(binDir, 'eas'), 0o755);
-  const env = { EAS_FAKE_LOG: path.join(dir, 'eas-calls.jsonl'), EAS_FAKE_STATE: path.join(dir, 'eas-state.json'), EAS_FAKE_PLAY_URL: stores.playUrl, EAS_FAKE_ASC_URL: stores.ascUrl };
+  const env = {
+    EAS_FAKE_LOG: path.join(dir, 'eas-calls.jsonl'),
+    EAS_FAKE_STATE: path.join(dir, 'eas-state.json'),
+    EAS_FAKE_PLAY_URL: stores.playUrl,
+    EAS_FAKE_ASC_URL: stores.ascUrl,
+  };
   await writeFile(env.EAS_FAKE_LOG, '');
   return {
     binDir,
     env,
     async calls() {
       const text = await readFile(env.EAS_FAKE_LOG, 'utf8');
-      return text.split('\n').filter(Boolean).map((line) => JSON.parse(line) as EasCall);
+      return text
+        .split('\n')
+        .filter(Boolean)
+        .map((line) => JSON.parse(line) as EasCall);
     },
     async seedBuild(build) {
-      const state = JSON.parse(await readFile(env.EAS_FAKE_STATE, 'utf8').catch(() => '{"builds":{},"nextCode":100}')) as { builds: Record<string, unknown>; nextCode: number };
+      const state = JSON.parse(await readFile(env.EAS_FAKE_STATE, 'utf8').catch(() => '{"builds":{},"nextCode":100}')) as {
+        builds: Record<string, unknown>;
+        nextCode: number;
+      };
       state.builds[build.id] = { ...build, status: 'FINISHED' };
       await writeFile(env.EAS_FAKE_STATE, JSON.stringify(state));
     },

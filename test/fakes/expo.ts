@@ -143,7 +143,8 @@ export async function startFakeExpo(options: FakeExpoOptions = {}): Promise<Fake
       const ids = isRecord(payload) ? payload.ids : undefined;
       if (!Array.isArray(ids) || !ids.every((id) => typeof id === 'string')) return error(400, 'VALIDATION_ERROR', '"ids" must be an array of strings');
       record.count = ids.length;
-      if (ids.length > MAX_RECEIPT_IDS) return error(400, 'PUSH_TOO_MANY_RECEIPTS', `You are trying to get more than ${MAX_RECEIPT_IDS} push receipts at once.`);
+      if (ids.length > MAX_RECEIPT_IDS)
+        return error(400, 'PUSH_TOO_MANY_RECEIPTS', `You are trying to get more than ${MAX_RECEIPT_IDS} push receipts at once.`);
       const data: Record<string, unknown> = {};
       for (const id of ids) {
         const receipt = receipts.get(id);
@@ -162,7 +163,11 @@ export async function startFakeExpo(options: FakeExpoOptions = {}): Promise<Fake
       const current = failure;
       current.times -= 1;
       if (current.times <= 0) failure = undefined;
-      return error(current.status, current.code ?? (current.status === 429 ? 'TOO_MANY_REQUESTS' : 'INTERNAL_SERVER_ERROR'), `injected failure ${current.status}`);
+      return error(
+        current.status,
+        current.code ?? (current.status === 429 ? 'TOO_MANY_REQUESTS' : 'INTERNAL_SERVER_ERROR'),
+        `injected failure ${current.status}`,
+      );
     }
     if (messages.length > MAX_MESSAGES) {
       return error(400, 'PUSH_TOO_MANY_NOTIFICATIONS', `You are trying to send more than ${MAX_MESSAGES} push notifications in one request.`);
@@ -262,7 +267,6 @@ export async function startFakeExpo(options: FakeExpoOptions = {}): Promise<Fake
     },
   };
 }
-
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);

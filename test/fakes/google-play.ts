@@ -92,7 +92,8 @@ export async function startFakeGooglePlay(options: { packageName?: string } = {}
 
       if (path === '/token') {
         const form = new URLSearchParams(text);
-        if (req.method !== 'POST' || form.get('grant_type') !== 'urn:ietf:params:oauth:grant-type:jwt-bearer') return reply(400, { error: 'unsupported_grant_type' });
+        if (req.method !== 'POST' || form.get('grant_type') !== 'urn:ietf:params:oauth:grant-type:jwt-bearer')
+          return reply(400, { error: 'unsupported_grant_type' });
         const problem = checkJwt(form.get('assertion') ?? '', publicKey, clientEmail, `${url}/token`);
         if (problem !== undefined) return reply(400, { error: 'invalid_grant', error_description: problem });
         const token = `ya29.fake-${randomUUID()}`;
@@ -137,7 +138,14 @@ export async function startFakeGooglePlay(options: { packageName?: string } = {}
         const problem = checkTrack(body, edit, uploaded);
         if (problem !== undefined) return error(400, problem);
         const releases = (body as { releases: PlayTrackRelease[] }).releases;
-        edits.set(track[1]!, releases.map((r) => ({ versionCodes: r.versionCodes.map(String), status: r.status, ...(r.userFraction === undefined ? {} : { userFraction: r.userFraction }) })));
+        edits.set(
+          track[1]!,
+          releases.map((r) => ({
+            versionCodes: r.versionCodes.map(String),
+            status: r.status,
+            ...(r.userFraction === undefined ? {} : { userFraction: r.userFraction }),
+          })),
+        );
         return reply(200, { track: 'production', releases });
       }
       return error(404, 'Not found');
@@ -174,7 +182,8 @@ function checkJwt(jwt: string, publicKey: ReturnType<typeof createPublicKey>, is
   if (claims.iss !== iss) return 'iss is not the service account';
   if (!claims.scope?.split(' ').includes(SCOPE)) return 'scope lacks androidpublisher';
   if (claims.aud !== aud) return 'aud must be the token_uri';
-  if (typeof claims.iat !== 'number' || typeof claims.exp !== 'number' || claims.exp - claims.iat > 3600 || claims.exp < Date.now() / 1000) return 'Invalid JWT: Token must be a short-lived token (60 minutes)';
+  if (typeof claims.iat !== 'number' || typeof claims.exp !== 'number' || claims.exp - claims.iat > 3600 || claims.exp < Date.now() / 1000)
+    return 'Invalid JWT: Token must be a short-lived token (60 minutes)';
   return undefined;
 }
 
@@ -190,11 +199,13 @@ function checkTrack(body: unknown, before: PlayTrackRelease[], uploaded: Set<str
     if (unknown !== undefined) return `Version code ${unknown} has not been uploaded.`;
     if (typeof release.status !== 'string' || !STATUSES.includes(release.status)) return `Invalid status: ${String(release.status)}.`;
     const staged = release.status === 'inProgress' || release.status === 'halted';
-    if (staged && (typeof release.userFraction !== 'number' || release.userFraction <= 0 || release.userFraction >= 1)) return 'userFraction must be in (0, 1) for a staged rollout.';
+    if (staged && (typeof release.userFraction !== 'number' || release.userFraction <= 0 || release.userFraction >= 1))
+      return 'userFraction must be in (0, 1) for a staged rollout.';
     if (!staged && release.userFraction !== undefined) return 'userFraction may only be set for inProgress or halted releases.';
     const previous = before.find((r) => r.versionCodes.some((c) => codes.includes(c)));
     if (previous?.status === 'completed' && release.status !== 'completed') return 'A completed release cannot be changed.';
-    if (release.status === 'inProgress' && previous?.userFraction !== undefined && (release.userFraction as number) < previous.userFraction) return 'The rollout fraction cannot be decreased.';
+    if (release.status === 'inProgress' && previous?.userFraction !== undefined && (release.userFraction as number) < previous.userFraction)
+      return 'The rollout fraction cannot be decreased.';
   }
   return undefined;
 }

@@ -104,8 +104,7 @@ export async function startPagerDuty(options: FakePagerDutyOptions = {}): Promis
       res.writeHead(status, { 'content-type': 'application/json', ...headers });
       res.end(JSON.stringify(body));
     };
-    const invalid = (...errors: string[]): void =>
-      answer(400, { status: 'invalid event', message: 'Event object is invalid', errors });
+    const invalid = (...errors: string[]): void => answer(400, { status: 'invalid event', message: 'Event object is invalid', errors });
 
     if (path !== '/v2/enqueue') return answer(404, { status: 'not found', message: 'Not Found' });
     if (req.method !== 'POST') return answer(405, { status: 'method not allowed', message: 'Method Not Allowed' });
@@ -116,8 +115,7 @@ export async function startPagerDuty(options: FakePagerDutyOptions = {}): Promis
         current.times -= 1;
         if (current.times <= 0) failure = undefined;
       }
-      const headers: Record<string, string> =
-        current.retryAfterSeconds === undefined ? {} : { 'retry-after': String(current.retryAfterSeconds) };
+      const headers: Record<string, string> = current.retryAfterSeconds === undefined ? {} : { 'retry-after': String(current.retryAfterSeconds) };
       const body =
         current.status === 429
           ? { status: 'throttle event', message: 'Requests for this service are arriving too quickly. Please retry later.' }
@@ -257,4 +255,3 @@ function validate(body: Record<string, unknown>): string[] {
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
-

@@ -217,11 +217,7 @@ function hmac(key: Buffer | string, data: string): Buffer {
   return createHmac('sha256', key).update(data, 'utf8').digest();
 }
 
-function checkSignature(
-  req: IncomingMessage,
-  rawPath: string,
-  rawQuery: string,
-): { status: number; code: string; message: string } | undefined {
+function checkSignature(req: IncomingMessage, rawPath: string, rawQuery: string): { status: number; code: string; message: string } | undefined {
   const authorization = req.headers.authorization;
   if (authorization === undefined) return { status: 403, code: 'AccessDenied', message: 'Access Denied' };
   const parsed = /^AWS4-HMAC-SHA256 Credential=([^/]+)\/(\d{8})\/([^/]+)\/s3\/aws4_request, ?SignedHeaders=([a-z0-9;-]+), ?Signature=([0-9a-f]{64})$/.exec(
@@ -235,7 +231,11 @@ function checkSignature(
     return { status: 403, code: 'InvalidAccessKeyId', message: 'The AWS Access Key Id you provided does not exist in our records.' };
   }
   if (region !== REGION) {
-    return { status: 400, code: 'AuthorizationHeaderMalformed', message: `The authorization header is malformed; the region '${region}' is wrong; expecting '${REGION}'.` };
+    return {
+      status: 400,
+      code: 'AuthorizationHeaderMalformed',
+      message: `The authorization header is malformed; the region '${region}' is wrong; expecting '${REGION}'.`,
+    };
   }
   const amzDate = req.headers['x-amz-date'];
   const payloadHash = req.headers['x-amz-content-sha256'];
@@ -335,7 +335,12 @@ async function abortMultipartUpload(ctx: S3rver.Context, store: S3rver.Filesyste
   }
   const uploadId = request.query.get('uploadId') ?? '';
   const noSuchUpload = (): void =>
-    respondError(ctx, 404, 'NoSuchUpload', 'The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.');
+    respondError(
+      ctx,
+      404,
+      'NoSuchUpload',
+      'The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.',
+    );
   // s3rver's upload IDs are hex; anything else could walk out of the uploads folder.
   if (!/^[0-9a-f]+$/.test(uploadId)) return noSuchUpload();
   const folder = join(uploadsFolder, uploadId);

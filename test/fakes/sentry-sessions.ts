@@ -34,7 +34,8 @@ export async function startFakeSentrySessions(options: { org: string; token: str
     const q = url.searchParams;
     const fields = q.getAll('field');
     if (fields.length === 0 || fields.some((f) => !FIELDS.includes(f))) return reply(400, { detail: 'Invalid field' });
-    if (q.get('statsPeriod') === null && (q.get('start') === null || q.get('end') === null)) return reply(400, { detail: 'statsPeriod or start and end are required' });
+    if (q.get('statsPeriod') === null && (q.get('start') === null || q.get('end') === null))
+      return reply(400, { detail: 'statsPeriod or start and end are required' });
     const groupBy = q.getAll('groupBy');
     if (!groupBy.includes('release')) return reply(400, { detail: 'this fake answers groupBy=release only' });
     const wanted = [...(q.get('query') ?? '').matchAll(/release:"([^"]+)"/g)].map((m) => m[1]!);
@@ -42,7 +43,12 @@ export async function startFakeSentrySessions(options: { org: string; token: str
       .filter(([name]) => wanted.length === 0 || wanted.includes(name))
       .map(([name, h]) => ({
         by: { release: name },
-        totals: Object.fromEntries(fields.map((f) => [f, f === 'sum(session)' ? h.sessions : f.startsWith('crash_free_rate') ? (h.sessions === 0 ? null : h.crashFreeRate) : h.sessions])),
+        totals: Object.fromEntries(
+          fields.map((f) => [
+            f,
+            f === 'sum(session)' ? h.sessions : f.startsWith('crash_free_rate') ? (h.sessions === 0 ? null : h.crashFreeRate) : h.sessions,
+          ]),
+        ),
         series: Object.fromEntries(fields.map((f) => [f, []])),
       }));
     const now = new Date().toISOString();

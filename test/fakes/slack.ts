@@ -116,8 +116,7 @@ export async function startSlackWebhook(): Promise<FakeSlackWebhook> {
         current.times -= 1;
         if (current.times <= 0) failure = undefined;
       }
-      const headers: Record<string, string> =
-        current.retryAfterSeconds === undefined ? {} : { 'retry-after': String(current.retryAfterSeconds) };
+      const headers: Record<string, string> = current.retryAfterSeconds === undefined ? {} : { 'retry-after': String(current.retryAfterSeconds) };
       answer(current.status, current.body ?? defaultBodies[current.status] ?? 'error', headers);
       return;
     }
@@ -212,4 +211,3 @@ function isTextObject(value: unknown, max: number, types: string[]): boolean {
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
-

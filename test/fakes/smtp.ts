@@ -101,9 +101,7 @@ export async function startSmtpServer(options: StartSmtpServerOptions = {}): Pro
     // Clients close their connection after QUIT; this only bounds close() if one did not.
     closeTimeout: 500,
     onAuth(auth: SMTPServerAuthentication, _session: SMTPServerSession, callback) {
-      const ok =
-        auth.username === user &&
-        (auth.method === 'CRAM-MD5' ? auth.validatePassword(password) : auth.password === password);
+      const ok = auth.username === user && (auth.method === 'CRAM-MD5' ? auth.validatePassword(password) : auth.password === password);
       if (ok) return callback(null, { user });
       callback(smtpError(535, 'Authentication credentials invalid'));
     },
@@ -121,10 +119,14 @@ export async function startSmtpServer(options: StartSmtpServerOptions = {}): Pro
           return callback(smtpError(current.responseCode, current.message ?? 'Message refused by the test server'));
         }
         const mailFrom = session.envelope.mailFrom;
-        const mail = parseMail(Buffer.concat(chunks).toString('utf8'), {
-          from: mailFrom === false ? '' : mailFrom.address,
-          to: session.envelope.rcptTo.map((r) => r.address),
-        }, typeof session.user === 'string' ? session.user : undefined);
+        const mail = parseMail(
+          Buffer.concat(chunks).toString('utf8'),
+          {
+            from: mailFrom === false ? '' : mailFrom.address,
+            to: session.envelope.rcptTo.map((r) => r.address),
+          },
+          typeof session.user === 'string' ? session.user : undefined,
+        );
         messages.push(mail);
         for (const waiter of waiters) waiter(mail);
         callback(null, 'Message queued');
@@ -297,15 +299,10 @@ function decodeCharset(bytes: Buffer, charset: string): string {
 
 /** RFC 2047: `=?UTF-8?Q?Caf=C3=A9?=` / `=?UTF-8?B?Q2Fmw6k=?=`; whitespace between words is dropped. */
 function decodeEncodedWords(value: string): string {
-  return value
-    .replace(/(\?=)\s+(=\?)/g, '$1$2')
-    .replace(/=\?([^?]+)\?([BbQq])\?([^?]*)\?=/g, (_whole, charset: string, kind: string, data: string) => {
-      const bytes =
-        kind.toUpperCase() === 'B'
-          ? Buffer.from(data, 'base64')
-          : decodeQuotedPrintable(data.replace(/_/g, ' '));
-      return decodeCharset(bytes, charset.split('*')[0] ?? charset);
-    });
+  return value.replace(/(\?=)\s+(=\?)/g, '$1$2').replace(/=\?([^?]+)\?([BbQq])\?([^?]*)\?=/g, (_whole, charset: string, kind: string, data: string) => {
+    const bytes = kind.toUpperCase() === 'B' ? Buffer.from(data, 'base64') : decodeQuotedPrintable(data.replace(/_/g, ' '));
+    return decodeCharset(bytes, charset.split('*')[0] ?? charset);
+  });
 }
 
 /** Bare addresses from an address-list header: `"Ops" <ops@x.com>, b@y.com` → both addresses. */

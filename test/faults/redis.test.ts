@@ -94,13 +94,21 @@ describe('serve while Redis is down, stalled or flapping', () => {
     proxy.setMode('refuse');
     const victim = users[0]!;
     const statuses = new Set<number>();
-    await eventually('a 429 for a flood of wrong passwords', async () => {
-      const reply = await call(serve.url, 'POST', '/auth/login', { body: { email: victim.email, password: 'wrong password 123' } });
-      statuses.add(reply.status);
-      if (reply.status === 429) assert.ok(reply.headers.get('retry-after'), 'a 429 says when to retry');
-      return reply.status === 429 ? true : undefined;
-    }, { lastSeen: () => [...statuses].join(',') });
-    assert.deepEqual([...statuses].filter((s) => s !== 401 && s !== 429), [], 'only refusals, never a 5xx');
+    await eventually(
+      'a 429 for a flood of wrong passwords',
+      async () => {
+        const reply = await call(serve.url, 'POST', '/auth/login', { body: { email: victim.email, password: 'wrong password 123' } });
+        statuses.add(reply.status);
+        if (reply.status === 429) assert.ok(reply.headers.get('retry-after'), 'a 429 says when to retry');
+        return reply.status === 429 ? true : undefined;
+      },
+      { lastSeen: () => [...statuses].join(',') },
+    );
+    assert.deepEqual(
+      [...statuses].filter((s) => s !== 401 && s !== 429),
+      [],
+      'only refusals, never a 5xx',
+    );
   });
 
   test('serve stops on SIGTERM while Redis is hung', async () => {

@@ -74,7 +74,11 @@ export async function startTestApi(options: { embedded?: boolean; env?: Record<s
 
 let counter = 0;
 /** Registers a fresh user and returns their token. */
-export async function signUp(api: TestApi, email = `user${++counter}-${Date.now()}@example.com`, password = 'correct horse battery'): Promise<{ token: string; email: string; password: string; id: string }> {
+export async function signUp(
+  api: TestApi,
+  email = `user${++counter}-${Date.now()}@example.com`,
+  password = 'correct horse battery',
+): Promise<{ token: string; email: string; password: string; id: string }> {
   const response = await api.request('POST', '/auth/register', { body: { email, password } });
   if (response.status !== 201) throw new Error(`sign-up failed: ${response.status} ${response.text}`);
   return { token: response.json.token, email, password, id: response.json.user.id };

@@ -98,7 +98,7 @@ export async function maintenanceOn(url: string): Promise<boolean> {
 /** Databases on the test server whose name starts with `prefix`. */
 export async function databasesLike(adminUrl: string, prefix: string): Promise<string[]> {
   return withClient(adminUrl, async (client) => {
-    const { rows } = await client.query<{ datname: string }>("SELECT datname FROM pg_database WHERE starts_with(datname, $1::text) ORDER BY datname", [prefix]);
+    const { rows } = await client.query<{ datname: string }>('SELECT datname FROM pg_database WHERE starts_with(datname, $1::text) ORDER BY datname', [prefix]);
     return rows.map((row) => row.datname);
   });
 }
@@ -116,14 +116,18 @@ export async function withClient<T>(url: string, fn: (client: pg.Client) => Prom
 /** Waits until some run's journal under `stateDir` contains `needle`; returns that run's id. */
 export async function waitForJournal(stateDir: string, needle: (text: string) => boolean, what: string): Promise<string> {
   const runsDir = path.join(stateDir, 'runs');
-  return eventually(`a run journal showing ${what}`, async () => {
-    for (const name of await readdir(runsDir).catch(() => [])) {
-      if (!name.endsWith('.jsonl')) continue;
-      const text = await readFile(path.join(runsDir, name), 'utf8').catch(() => '');
-      if (needle(text)) return name.replace(/\.jsonl$/, '');
-    }
-    return undefined;
-  }, { pollMs: 25 });
+  return eventually(
+    `a run journal showing ${what}`,
+    async () => {
+      for (const name of await readdir(runsDir).catch(() => [])) {
+        if (!name.endsWith('.jsonl')) continue;
+        const text = await readFile(path.join(runsDir, name), 'utf8').catch(() => '');
+        if (needle(text)) return name.replace(/\.jsonl$/, '');
+      }
+      return undefined;
+    },
+    { pollMs: 25 },
+  );
 }
 
 /** `"type":"step.started"` for a step, as the journal writes it. */
@@ -137,7 +141,9 @@ export async function runState(env: Record<string, string>, runId: string): Prom
   assert.equal(outcome.code, 0, outcome.stderr);
   const runs = jsonOf(outcome).runs;
   assert.ok(Array.isArray(runs));
-  const run: unknown = runs.find((candidate: unknown) => typeof candidate === 'object' && candidate !== null && 'runId' in candidate && candidate.runId === runId);
+  const run: unknown = runs.find(
+    (candidate: unknown) => typeof candidate === 'object' && candidate !== null && 'runId' in candidate && candidate.runId === runId,
+  );
   return typeof run === 'object' && run !== null && 'state' in run ? String(run.state) : undefined;
 }
 

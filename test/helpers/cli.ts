@@ -64,7 +64,10 @@ export function runCli(args: string[], env: Record<string, string> = {}, options
 }
 
 /** Starts `shipshape serve` and resolves once it logs that it is listening. */
-export function startServeProcess(env: Record<string, string>, args: string[] = []): Promise<{ child: ChildProcess; url: string; output: () => string; stop(signal?: NodeJS.Signals): Promise<number | null> }> {
+export function startServeProcess(
+  env: Record<string, string>,
+  args: string[] = [],
+): Promise<{ child: ChildProcess; url: string; output: () => string; stop(signal?: NodeJS.Signals): Promise<number | null> }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [MAIN, 'serve', ...args], {
       cwd: PROJECT_ROOT,

@@ -39,7 +39,9 @@ interface Def {
   format?: string;
   pattern?: RegExp;
   coerce?: boolean;
-  checks?: Array<{ _zod: { def: { check: string; format?: string; pattern?: RegExp; value?: number; inclusive?: boolean; maximum?: number; minimum?: number } } }>;
+  checks?: Array<{
+    _zod: { def: { check: string; format?: string; pattern?: RegExp; value?: number; inclusive?: boolean; maximum?: number; minimum?: number } };
+  }>;
   in?: z.ZodType;
   out?: z.ZodType;
   innerType?: z.ZodType;
@@ -104,7 +106,12 @@ const EXTREME_DATES = fc.constantFrom(
 const EXTREME_NUMBERS = fc.constantFrom(0, -0, -1, 1e308, -1e308, 5e-324, 2 ** 31, 2 ** 53 + 2, -(2 ** 63), 1.5, Number.MAX_SAFE_INTEGER, 999_999_999_999);
 
 export const hostileString: fc.Arbitrary<string> = fc.oneof(
-  { weight: 3, arbitrary: fc.tuple(fc.string({ maxLength: 10 }), fc.constantFrom('\u0000', '\u0000\u0000', '\u0001', '\u001f', '\u007f'), fc.string({ maxLength: 10 })).map((parts) => parts.join('')) },
+  {
+    weight: 3,
+    arbitrary: fc
+      .tuple(fc.string({ maxLength: 10 }), fc.constantFrom('\u0000', '\u0000\u0000', '\u0001', '\u001f', '\u007f'), fc.string({ maxLength: 10 }))
+      .map((parts) => parts.join('')),
+  },
   { weight: 3, arbitrary: fc.tuple(fc.string({ maxLength: 10 }), LONE_SURROGATE, fc.string({ maxLength: 10 })).map((parts) => parts.join('')) },
   { weight: 2, arbitrary: fc.string({ unit: fc.oneof(CONTROL, fc.constantFrom('a', 'é', '€', '🙂')), minLength: 1, maxLength: 40 }) },
   { weight: 3, arbitrary: ODD_TEXT },
@@ -134,7 +141,12 @@ const hostileFieldText: fc.Arbitrary<string> = fc.oneof(
 
 /** `valid` with hostile text spliced in, so a field whose pattern admits odd characters inside is tried with them. */
 export function spliced(valid: string): fc.Arbitrary<string> {
-  return fc.tuple(hostileString.filter((text) => text.length < 200), fc.nat({ max: valid.length })).map(([hostile, at]) => `${valid.slice(0, at)}${hostile}${valid.slice(at)}`);
+  return fc
+    .tuple(
+      hostileString.filter((text) => text.length < 200),
+      fc.nat({ max: valid.length }),
+    )
+    .map(([hostile, at]) => `${valid.slice(0, at)}${hostile}${valid.slice(at)}`);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -159,9 +171,15 @@ function stringArbitrary(def: Def): fc.Arbitrary<string> {
     if (c.check === 'max_length' && c.maximum !== undefined) max = Math.min(c.maximum, 300);
     if (c.check === 'string_format' && c.format === 'regex' && c.pattern) pattern = c.pattern;
   }
-  if (def.format === 'email') return fc.tuple(fc.stringMatching(/^[a-z0-9][a-z0-9._+-]{0,30}$/), fc.constantFrom('example.com', 'example.org', 'mail.example.net')).map(([local, domain]) => `${local}@${domain}`);
+  if (def.format === 'email')
+    return fc
+      .tuple(fc.stringMatching(/^[a-z0-9][a-z0-9._+-]{0,30}$/), fc.constantFrom('example.com', 'example.org', 'mail.example.net'))
+      .map(([local, domain]) => `${local}@${domain}`);
   if (def.format === 'uuid' || def.format === 'guid') return fc.uuid();
-  if (def.format === 'date') return fc.date({ min: new Date('0001-01-01T00:00:00Z'), max: new Date('9999-12-31T00:00:00Z'), noInvalidDate: true }).map((date) => date.toISOString().slice(0, 10));
+  if (def.format === 'date')
+    return fc
+      .date({ min: new Date('0001-01-01T00:00:00Z'), max: new Date('9999-12-31T00:00:00Z'), noInvalidDate: true })
+      .map((date) => date.toISOString().slice(0, 10));
   if (def.format === 'datetime') return fc.date({ noInvalidDate: true }).map((date) => date.toISOString());
   if (pattern) return safeStringMatching(pattern);
   if (def.pattern && def.format !== undefined) return safeStringMatching(def.pattern);
@@ -278,8 +296,16 @@ const contentTypes = fc.oneof(
 
 const oddHeaders: fc.Arbitrary<Record<string, string | string[]>> = fc.record(
   {
-    'x-request-id': fc.oneof(headerSafe, fc.constant('a'.repeat(3000)), fc.constant(null).map(() => ['one', 'two'])),
-    'idempotency-key': fc.oneof(headerSafe, fc.constant('k'.repeat(300)), fc.constant(null).map(() => ['k1', 'k2'])),
+    'x-request-id': fc.oneof(
+      headerSafe,
+      fc.constant('a'.repeat(3000)),
+      fc.constant(null).map(() => ['one', 'two']),
+    ),
+    'idempotency-key': fc.oneof(
+      headerSafe,
+      fc.constant('k'.repeat(300)),
+      fc.constant(null).map(() => ['k1', 'k2']),
+    ),
     'x-maintenance-bypass': headerSafe,
     'x-forwarded-for': headerSafe,
     accept: fc.constantFrom('text/plain', 'application/json', '*/*', 'text/html;q=0.1'),
@@ -305,7 +331,7 @@ function fillPath(url: string, params: Record<string, string>): string {
 function queryString(values: Record<string, unknown>): string {
   const parts: string[] = [];
   for (const [key, value] of Object.entries(values)) {
-    for (const item of [value].flat()) parts.push(`${encodeSegment(key)}=${encodeSegment(typeof item === 'string' ? item : JSON.stringify(item) ?? '')}`);
+    for (const item of [value].flat()) parts.push(`${encodeSegment(key)}=${encodeSegment(typeof item === 'string' ? item : (JSON.stringify(item) ?? ''))}`);
   }
   return parts.length === 0 ? '' : `?${parts.join('&')}`;
 }
@@ -315,7 +341,8 @@ function mutateObject(valid: unknown): fc.Arbitrary<string> {
   if (typeof valid !== 'object' || valid === null || Array.isArray(valid)) return hostileFieldText;
   const entries = Object.entries(valid);
   const keys = entries.map(([key]) => key);
-  const withField = (key: string, text: string) => `{${[...entries.filter(([name]) => name !== key).map(([name, value]) => `${JSON.stringify(name)}:${JSON.stringify(value)}`), `${JSON.stringify(key)}:${text}`].join(',')}}`;
+  const withField = (key: string, text: string) =>
+    `{${[...entries.filter(([name]) => name !== key).map(([name, value]) => `${JSON.stringify(name)}:${JSON.stringify(value)}`), `${JSON.stringify(key)}:${text}`].join(',')}}`;
   const stringKeys = entries.filter(([, value]) => typeof value === 'string').map(([key]) => key);
   return fc.oneof(
     { weight: 4, arbitrary: fc.tuple(fc.constantFrom(...(keys.length > 0 ? keys : ['extra'])), hostileFieldText).map(([key, text]) => withField(key, text)) },
@@ -325,8 +352,18 @@ function mutateObject(valid: unknown): fc.Arbitrary<string> {
         .constantFrom(...(stringKeys.length > 0 ? stringKeys : ['none']))
         .chain((key) => spliced(String((valid as Record<string, unknown>)[key] ?? '')).map((text) => withField(key, JSON.stringify(text)))),
     },
-    { weight: 1, arbitrary: fc.tuple(fc.oneof(hostileString, fc.constantFrom('__proto__', 'constructor', 'admin', 'userId', 'user_id')), hostileFieldText).map(([key, text]) => withField(key, text)) },
-    { weight: 1, arbitrary: fc.constantFrom(...(keys.length > 0 ? keys : [''])).map((drop) => JSON.stringify(Object.fromEntries(entries.filter(([name]) => name !== drop)))) },
+    {
+      weight: 1,
+      arbitrary: fc
+        .tuple(fc.oneof(hostileString, fc.constantFrom('__proto__', 'constructor', 'admin', 'userId', 'user_id')), hostileFieldText)
+        .map(([key, text]) => withField(key, text)),
+    },
+    {
+      weight: 1,
+      arbitrary: fc
+        .constantFrom(...(keys.length > 0 ? keys : ['']))
+        .map((drop) => JSON.stringify(Object.fromEntries(entries.filter(([name]) => name !== drop)))),
+    },
   );
 }
 
@@ -344,7 +381,19 @@ function bodyText(schema: z.ZodType | undefined, identities: FuzzIdentities): fc
     { weight: 6, arbitrary: validBody.chain(mutateObject) },
     { weight: 2, arbitrary: hostileJsonText },
     { weight: 1, arbitrary: fc.jsonValue({ maxDepth: 4 }).map((value) => JSON.stringify(value)) },
-    { weight: 1, arbitrary: fc.constantFrom('{', '{"a":', 'nul', '\ufeff{}', '{"a":1}{"b":2}', "{'a':1}", '{"__proto__":{"x":1}}', '{"constructor":{"prototype":{"x":1}}}') },
+    {
+      weight: 1,
+      arbitrary: fc.constantFrom(
+        '{',
+        '{"a":',
+        'nul',
+        '\ufeff{}',
+        '{"a":1}{"b":2}',
+        "{'a':1}",
+        '{"__proto__":{"x":1}}',
+        '{"constructor":{"prototype":{"x":1}}}',
+      ),
+    },
     { weight: 1, arbitrary: fc.integer({ min: 60_000, max: 70_000 }).map((length) => JSON.stringify({ title: 'x'.repeat(length) })) },
     { weight: 1, arbitrary: fc.constant(undefined) },
   );
@@ -372,7 +421,9 @@ export function requestsFor(route: RouteEntry, identities: FuzzIdentities): fc.A
   const validParam = (name: string) => {
     const schema = paramShape[name];
     const generated = schema ? validValue(schema).map(String) : fc.string({ minLength: 1, maxLength: 20 });
-    return identities.knownIds.length > 0 && schema && defOf(schema).format === 'uuid' ? fc.oneof(generated, fc.constantFrom(...identities.knownIds)) : generated;
+    return identities.knownIds.length > 0 && schema && defOf(schema).format === 'uuid'
+      ? fc.oneof(generated, fc.constantFrom(...identities.knownIds))
+      : generated;
   };
   const params = fc.record(Object.fromEntries(paramNames.map((name) => [name, validParam(name)])));
   const query = route.input.query ? (validValue(route.input.query) as fc.Arbitrary<Record<string, unknown>>) : fc.constant({});
@@ -390,28 +441,33 @@ export function requestsFor(route: RouteEntry, identities: FuzzIdentities): fc.A
 
   const perturbation: fc.Arbitrary<Perturbation> = fc.oneof(
     { weight: 4, arbitrary: fc.constant<Perturbation>({ kind: 'none' }) },
-    { weight: withBody ? 2 : 0, arbitrary: knownEmailBody.map((value): Perturbation => ({ kind: 'body', body: value === undefined ? undefined : JSON.stringify(value) })) },
+    {
+      weight: withBody ? 2 : 0,
+      arbitrary: knownEmailBody.map((value): Perturbation => ({ kind: 'body', body: value === undefined ? undefined : JSON.stringify(value) })),
+    },
     { weight: withBody ? 10 : 0, arbitrary: validBody.chain(mutateObject).map((body): Perturbation => ({ kind: 'body', body })) },
     { weight: withBody ? 3 : 0, arbitrary: bodyText(route.input.body, identities).map((body): Perturbation => ({ kind: 'body', body })) },
     {
       weight: paramNames.length > 0 ? 6 : 0,
-      arbitrary: fc
-        .constantFrom(...(paramNames.length > 0 ? paramNames : ['none']))
-        .chain((name) =>
-          fc
-            .oneof(
-              validParam(name).chain(spliced),
-              hostileString.filter((text) => text.length < 400),
-              fc.integer({ min: 101, max: 3000 }).map((length) => 'p'.repeat(length)),
-              fc.constant(''),
-            )
-            .map((value): Perturbation => ({ kind: 'param', name, value })),
-        ),
+      arbitrary: fc.constantFrom(...(paramNames.length > 0 ? paramNames : ['none'])).chain((name) =>
+        fc
+          .oneof(
+            validParam(name).chain(spliced),
+            hostileString.filter((text) => text.length < 400),
+            fc.integer({ min: 101, max: 3000 }).map((length) => 'p'.repeat(length)),
+            fc.constant(''),
+          )
+          .map((value): Perturbation => ({ kind: 'param', name, value })),
+      ),
     },
     {
       weight: 3,
       arbitrary: fc
-        .dictionary(fc.constantFrom('limit', 'cursor', 'status', 'x', '__proto__'), fc.oneof(hostileString, EXTREME_NUMBERS.map(String), fc.array(fc.string(), { minLength: 2, maxLength: 3 })), { minKeys: 1, maxKeys: 3 })
+        .dictionary(
+          fc.constantFrom('limit', 'cursor', 'status', 'x', '__proto__'),
+          fc.oneof(hostileString, EXTREME_NUMBERS.map(String), fc.array(fc.string(), { minLength: 2, maxLength: 3 })),
+          { minKeys: 1, maxKeys: 3 },
+        )
         .map((values): Perturbation => ({ kind: 'query', query: values })),
     },
     { weight: 2, arbitrary: authorizationFor(identities).map((value): Perturbation => ({ kind: 'authorization', value })) },
@@ -423,22 +479,40 @@ export function requestsFor(route: RouteEntry, identities: FuzzIdentities): fc.A
         .record({
           name: fc.constantFrom(...(headerNames.length > 0 ? headerNames : ['none'])),
           // Node's parser refuses control characters in header values, so only printable hostile text is sent.
-          value: fc.oneof(hostileString.filter((text) => text.length < 400 && /^[\x20-\x7e]*$/.test(text)), fc.string({ maxLength: 40 }).filter((text) => /^[\x20-\x7e]*$/.test(text)), fc.constant('')),
+          value: fc.oneof(
+            hostileString.filter((text) => text.length < 400 && /^[\x20-\x7e]*$/.test(text)),
+            fc.string({ maxLength: 40 }).filter((text) => /^[\x20-\x7e]*$/.test(text)),
+            fc.constant(''),
+          ),
         })
         .map(({ name, value }): Perturbation => ({ kind: 'declared-header', name, value })),
     },
-    { weight: 1, arbitrary: fc.constantFrom('%', '%E0%A4%A', '%00', '..%2f..%2f', '%2e%2e', '//', '/', '?a=%').map((suffix): Perturbation => ({ kind: 'path', suffix })) },
+    {
+      weight: 1,
+      arbitrary: fc.constantFrom('%', '%E0%A4%A', '%00', '..%2f..%2f', '%2e%2e', '//', '/', '?a=%').map((suffix): Perturbation => ({ kind: 'path', suffix })),
+    },
   );
 
   return fc
-    .record({ params, query, declaredHeaders, body: withBody ? validBody.map((value) => (value === undefined ? undefined : JSON.stringify(value))) : fc.constant(undefined), perturbation, remoteAddress: fc.oneof(fc.constantFrom('10.0.0.1', '10.0.0.2', '10.0.0.3'), fc.ipV4()) })
+    .record({
+      params,
+      query,
+      declaredHeaders,
+      body: withBody ? validBody.map((value) => (value === undefined ? undefined : JSON.stringify(value))) : fc.constant(undefined),
+      perturbation,
+      remoteAddress: fc.oneof(fc.constantFrom('10.0.0.1', '10.0.0.2', '10.0.0.3'), fc.ipV4()),
+    })
     .map(({ params: values, query: queryValues, declaredHeaders: declaredValues, body: validBodyText, perturbation: change, remoteAddress }) => {
       const paramValues = change.kind === 'param' ? { ...values, [change.name]: change.value } : values;
       const queryUsed = change.kind === 'query' ? change.query : queryValues;
       const body = change.kind === 'body' ? change.body : validBodyText;
       const path = fillPath(route.url, paramValues);
       const url = `${change.kind === 'path' ? `${path}${change.suffix}` : path}${queryString(queryUsed)}`;
-      const declared = Object.fromEntries(Object.entries(declaredValues).filter(([, value]) => value !== undefined).map(([name, value]) => [name, String(value).replace(/[^\x20-\x7e]/g, '')]));
+      const declared = Object.fromEntries(
+        Object.entries(declaredValues)
+          .filter(([, value]) => value !== undefined)
+          .map(([name, value]) => [name, String(value).replace(/[^\x20-\x7e]/g, '')]),
+      );
       if (change.kind === 'declared-header') declared[change.name] = change.value;
       const headers: Record<string, string | string[]> = change.kind === 'headers' ? { ...declared, ...change.headers } : declared;
       if (body === undefined) delete headers['content-length'];

@@ -66,7 +66,18 @@ export function stepOutput(report: RunReport, id: string): JsonObject {
 
 /** The report as text for assertion messages. */
 export function show(report: RunReport): string {
-  return JSON.stringify({ state: report.state, exitCode: report.exitCode, error: report.error, prerequisites: report.prerequisites, verification: report.verification, steps: report.steps.map((s) => ({ id: s.id, status: s.status, output: s.output })) }, null, 2);
+  return JSON.stringify(
+    {
+      state: report.state,
+      exitCode: report.exitCode,
+      error: report.error,
+      prerequisites: report.prerequisites,
+      verification: report.verification,
+      steps: report.steps.map((s) => ({ id: s.id, status: s.status, output: s.output })),
+    },
+    null,
+    2,
+  );
 }
 
 export function parseJson(text: string): Record<string, unknown> {

@@ -29,7 +29,10 @@ export async function registerUsers(url: string, count = 6): Promise<User[]> {
   const users: User[] = [];
   for (let i = 0; i < count; i++) {
     const user = { email: `fault-${randomUUID()}@example.com`, password: 'correct horse battery', address: `198.51.100.${10 + i}` };
-    const reply = await call(url, 'POST', '/auth/register', { body: { email: user.email, password: user.password }, headers: { 'x-forwarded-for': user.address } });
+    const reply = await call(url, 'POST', '/auth/register', {
+      body: { email: user.email, password: user.password },
+      headers: { 'x-forwarded-for': user.address },
+    });
     if (reply.status !== 201) throw new Error(`register: ${reply.status} ${JSON.stringify(reply.json)}`);
     users.push(user);
   }
@@ -49,7 +52,11 @@ async function userRound(url: string, user: User, round: number, tokens: Map<Use
     return reply;
   };
   if (round % SIGN_IN_EVERY === 0 || !tokens.has(user)) {
-    const login = expect(await call(url, 'POST', '/auth/login', { body: { email: user.email, password: user.password }, headers: { 'x-forwarded-for': user.address } }), 200, 'login');
+    const login = expect(
+      await call(url, 'POST', '/auth/login', { body: { email: user.email, password: user.password }, headers: { 'x-forwarded-for': user.address } }),
+      200,
+      'login',
+    );
     tokens.set(user, String(login.json.token));
   }
   const token = tokens.get(user);

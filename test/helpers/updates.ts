@@ -56,7 +56,29 @@ export async function makeSigningFiles(): Promise<SigningFiles> {
   const dir = await mkdtemp(path.join(tmpdir(), 'shipshape-codesigning-'));
   const keyFile = path.join(dir, 'private-key.pem');
   const certFile = path.join(dir, 'certificate.pem');
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', keyFile, '-out', certFile, '-days', '3650', '-subj', '/CN=Shipshape test', '-addext', 'keyUsage=critical,digitalSignature', '-addext', 'extendedKeyUsage=codeSigning'], { stdio: 'ignore' });
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      keyFile,
+      '-out',
+      certFile,
+      '-days',
+      '3650',
+      '-subj',
+      '/CN=Shipshape test',
+      '-addext',
+      'keyUsage=critical,digitalSignature',
+      '-addext',
+      'extendedKeyUsage=codeSigning',
+    ],
+    { stdio: 'ignore' },
+  );
   const { readFile } = await import('node:fs/promises');
   return { keyFile, certificatePem: await readFile(certFile, 'utf8'), cleanup: () => rm(dir, { recursive: true, force: true }) };
 }
@@ -86,7 +108,10 @@ export interface ClientHeaders {
 
 /** What expo-updates sends: `GET <updates.url>` with the protocol's headers. */
 export async function fetchManifest(baseUrl: string, headers: ClientHeaders): Promise<ManifestResponse> {
-  const sent: Record<string, string> = { accept: 'multipart/mixed,application/expo+json,application/json', 'expo-expect-signature': 'sig, keyid="main", alg="rsa-v1_5-sha256"' };
+  const sent: Record<string, string> = {
+    accept: 'multipart/mixed,application/expo+json,application/json',
+    'expo-expect-signature': 'sig, keyid="main", alg="rsa-v1_5-sha256"',
+  };
   if (headers.protocolVersion !== '') sent['expo-protocol-version'] = headers.protocolVersion ?? '1';
   if (headers.platform !== undefined) sent['expo-platform'] = headers.platform;
   if (headers.runtimeVersion !== undefined) sent['expo-runtime-version'] = headers.runtimeVersion;
@@ -96,7 +121,8 @@ export async function fetchManifest(baseUrl: string, headers: ClientHeaders): Pr
   const response = await fetch(`${baseUrl}/updates/manifest`, { headers: { ...sent, ...headers.extra } });
   const text = await response.text();
   const contentType = response.headers.get('content-type') ?? '';
-  if (response.status >= 400) return { status: response.status, headers: response.headers, parts: [], error: (JSON.parse(text) as { error: { code: string; message: string } }).error };
+  if (response.status >= 400)
+    return { status: response.status, headers: response.headers, parts: [], error: (JSON.parse(text) as { error: { code: string; message: string } }).error };
   return { status: response.status, headers: response.headers, parts: contentType.startsWith('multipart/mixed') ? parseMultipart(text, contentType) : [] };
 }
 

@@ -102,7 +102,8 @@ export async function startUserProcedureWorld(): Promise<UserProcedureWorld> {
     smtp,
     stateDir: state.path,
     configAs,
-    run: (procedure, input, operator) => runProcedure(procedure, input, { yes: true, yesIrreversible: true }, { config: configAs(operator), logger: createLogger('silent') }),
+    run: (procedure, input, operator) =>
+      runProcedure(procedure, input, { yes: true, yesIrreversible: true }, { config: configAs(operator), logger: createLogger('silent') }),
     async close() {
       await api.close();
       await Promise.all([smtp.close(), s3.close(), state.cleanup()]);

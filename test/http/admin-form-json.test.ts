@@ -10,7 +10,7 @@ import { ADMIN_TOKEN, signUp, startTestApi, type TestApi } from '../helpers/api.
 
 const FORM = { 'content-type': 'application/x-www-form-urlencoded' };
 
-describe('admin routes take JSON sent with curl\'s default form content type', () => {
+describe("admin routes take JSON sent with curl's default form content type", () => {
   let api: TestApi;
   before(async () => {
     api = await startTestApi();
@@ -57,7 +57,11 @@ describe('admin routes take JSON sent with curl\'s default form content type', (
   });
 
   test('JSON that would poison a prototype is refused as it is with application/json', async () => {
-    const response = await api.request('POST', '/admin/cache/clear', { token: ADMIN_TOKEN, headers: FORM, raw: '{"scope":"all","__proto__":{"polluted":true}}' });
+    const response = await api.request('POST', '/admin/cache/clear', {
+      token: ADMIN_TOKEN,
+      headers: FORM,
+      raw: '{"scope":"all","__proto__":{"polluted":true}}',
+    });
     assert.ok(response.status >= 400 && response.status < 500, response.text);
     assert.equal(({} as Record<string, unknown>).polluted, undefined);
   });

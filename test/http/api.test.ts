@@ -91,7 +91,11 @@ for (const backend of ['postgres', 'embedded'] as const) {
       const id = created.json.id;
 
       assert.equal((await api.request('GET', `/tasks/${id}`, { token: owner.token })).json.title, 'Buy milk');
-      for (const [method, body] of [['GET', undefined], ['PATCH', { done: true }], ['DELETE', undefined]] as const) {
+      for (const [method, body] of [
+        ['GET', undefined],
+        ['PATCH', { done: true }],
+        ['DELETE', undefined],
+      ] as const) {
         const response = await api.request(method, `/tasks/${id}`, { token: stranger.token, body });
         assert.equal(response.status, 404, `${method} by a stranger`);
       }
@@ -203,7 +207,8 @@ for (const backend of ['postgres', 'embedded'] as const) {
 
     test('read-only mode: reads are served, writes answer 503 with the message, health and config say read-only, and its 503s are not counted as errors', async () => {
       const user = await signUp(api);
-      const errorsCounted = async () => Number(/^shipshape_http_request_errors_total (\d+)$/m.exec((await api.request('GET', '/metrics/prometheus', { token: ADMIN_TOKEN })).text)?.[1]);
+      const errorsCounted = async () =>
+        Number(/^shipshape_http_request_errors_total (\d+)$/m.exec((await api.request('GET', '/metrics/prometheus', { token: ADMIN_TOKEN })).text)?.[1]);
       const errorsBefore = await errorsCounted();
       const on = await api.request('POST', '/admin/maintenance', { token: ADMIN_TOKEN, body: { enabled: true, mode: 'read-only', message: 'Restoring data' } });
       assert.equal(on.status, 200);

@@ -43,7 +43,11 @@ for (const variant of variants) {
     const list = async (token: string, query = '') => {
       const response = await api.request('GET', `/tasks${query}`, { token });
       assert.equal(response.status, 200);
-      return { titles: (response.json.tasks as Array<{ title: string }>).map((task) => task.title), cache: response.headers.get('x-cache'), json: response.json };
+      return {
+        titles: (response.json.tasks as Array<{ title: string }>).map((task) => task.title),
+        cache: response.headers.get('x-cache'),
+        json: response.json,
+      };
     };
 
     test('the first page is cached until a write; each write shows in the very next read', async () => {
@@ -156,7 +160,10 @@ for (const variant of variants) {
           const unseen = await runCli(['cache', 'clear', '--scope', 'tasks'], { ...env, API_URL: 'http://127.0.0.1:9' });
           assert.equal(unseen.code, 5, unseen.stderr + unseen.stdout);
           assert.match(unseen.stdout, /· unverified/);
-          assert.match(unseen.stdout, /\? verify apps see the new epoch in GET \/config: unverified: the API at http:\/\/127\.0\.0\.1:9\/config did not answer/);
+          assert.match(
+            unseen.stdout,
+            /\? verify apps see the new epoch in GET \/config: unverified: the API at http:\/\/127\.0\.0\.1:9\/config did not answer/,
+          );
           assert.doesNotMatch(unseen.stdout, /✓ verify apps see/);
           assert.match(unseen.stderr, /error\[SHIP_ERR_UNVERIFIED\]/);
 

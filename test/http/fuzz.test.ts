@@ -64,7 +64,10 @@ for (const backend of ['postgres', 'embedded'] as const) {
       await api.request('POST', '/me/devices', { token: victim.token, body: { token: `ExponentPushToken[victim-${victim.id}]`, platform: 'ios' } });
       const attackerTask = await api.request('POST', '/tasks', { token: attacker.token, body: { title: 'attacker task' } });
       // Ids the admin routes know, so GET and DELETE by id reach more than the 404.
-      const scheduled = await api.request('POST', '/admin/notifications/schedule', { token: ADMIN_TOKEN, body: { scheduledFor: new Date(Date.now() + 86_400_000).toISOString(), title: 't', body: 'b' } });
+      const scheduled = await api.request('POST', '/admin/notifications/schedule', {
+        token: ADMIN_TOKEN,
+        body: { scheduledFor: new Date(Date.now() + 86_400_000).toISOString(), title: 't', body: 'b' },
+      });
       const sent = await api.request('POST', '/admin/notifications/send', { token: ADMIN_TOKEN, body: { title: 't', body: 'b' } });
       identities = {
         attackerToken: () => attackerToken,
@@ -87,7 +90,7 @@ for (const backend of ['postgres', 'embedded'] as const) {
       }
     });
 
-    test('no route answers 5xx, leaves the envelope, touches another user\'s data or breaks the next request', async (t) => {
+    test("no route answers 5xx, leaves the envelope, touches another user's data or breaks the next request", async (t) => {
       const { app, database } = api.server;
       const snapshot = async () => (await database.pool.query<{ snapshot: string }>(VICTIM_SNAPSHOT, [victim.id])).rows[0]!.snapshot;
       const before = await snapshot();
@@ -96,7 +99,13 @@ for (const backend of ['postgres', 'embedded'] as const) {
 
       let statuses = new Map<number, number>();
       const check = async (request: FuzzRequest): Promise<void> => {
-        const response = await app.inject({ method: request.method as 'GET', url: request.url, headers: request.headers, payload: request.payload, remoteAddress: request.remoteAddress });
+        const response = await app.inject({
+          method: request.method as 'GET',
+          url: request.url,
+          headers: request.headers,
+          payload: request.payload,
+          remoteAddress: request.remoteAddress,
+        });
         statuses.set(response.statusCode, (statuses.get(response.statusCode) ?? 0) + 1);
         const context = `${request.label}\n→ ${response.statusCode} ${response.body.slice(0, 400)}`;
         let body: { error?: { code?: unknown; message?: unknown } } | undefined;
@@ -127,7 +136,12 @@ for (const backend of ['postgres', 'embedded'] as const) {
           statuses = new Map();
           await fc.assert(fc.asyncProperty(requestsFor(route, identities), check), { seed: routeSeed(route), numRuns: RUNS, endOnFailure: true });
           // What the route answered, so a generator that never gets past validation shows.
-          routeTest.diagnostic(`answers: ${[...statuses].sort(([a], [b]) => a - b).map(([status, count]) => `${status}×${count}`).join(' ')}`);
+          routeTest.diagnostic(
+            `answers: ${[...statuses]
+              .sort(([a], [b]) => a - b)
+              .map(([status, count]) => `${status}×${count}`)
+              .join(' ')}`,
+          );
         });
       }
       const health = await app.inject({ method: 'GET', url: '/health' });

@@ -30,7 +30,9 @@ async function rawExchange(url: string, head: string, body = ''): Promise<{ stat
     const socket = connect(Number(port), hostname);
     const chunks: Buffer[] = [];
     socket.on('data', (chunk) => chunks.push(chunk));
-    socket.on('error', (error: NodeJS.ErrnoException) => (error.code === 'ECONNRESET' || error.code === 'EPIPE' ? resolve(Buffer.concat(chunks).toString('utf8')) : reject(error)));
+    socket.on('error', (error: NodeJS.ErrnoException) =>
+      error.code === 'ECONNRESET' || error.code === 'EPIPE' ? resolve(Buffer.concat(chunks).toString('utf8')) : reject(error),
+    );
     socket.on('close', () => resolve(Buffer.concat(chunks).toString('utf8')));
     socket.write(`${head}\r\nConnection: close\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
   });
@@ -65,7 +67,12 @@ for (const backend of ['postgres', 'embedded'] as const) {
       const signedIn = { token: user.token };
       const at = new Date(Date.now() + 3_600_000).toISOString();
       const cases: Array<[string, string, { body?: unknown; token?: string }, RegExp]> = [
-        ['POST', '/auth/register', { body: { email: `nul-${Date.now()}@example.com`, password: 'long enough password', displayName: `Ada${NUL}` } }, /body\.displayName/],
+        [
+          'POST',
+          '/auth/register',
+          { body: { email: `nul-${Date.now()}@example.com`, password: 'long enough password', displayName: `Ada${NUL}` } },
+          /body\.displayName/,
+        ],
         ['POST', '/tasks', { ...signedIn, body: { title: `milk${NUL}` } }, /body\.title/],
         ['POST', '/tasks', { ...signedIn, body: { title: 'milk', notes: `x${NUL}y` } }, /body\.notes/],
         ['PATCH', `/tasks/${taskId}`, { ...signedIn, body: { title: `${NUL}` } }, /body\.title/],
@@ -173,11 +180,19 @@ for (const backend of ['postgres', 'embedded'] as const) {
     test('a JSON body declared in a charset other than UTF-8 is a 415', async () => {
       const body = JSON.stringify({ title: 'x' });
       for (const charset of ['utf-16', 'UTF-16LE', 'iso-8859-1']) {
-        const response = await api.request('POST', '/tasks', { token: user.token, headers: { 'content-type': `application/json; charset=${charset}` }, raw: body });
+        const response = await api.request('POST', '/tasks', {
+          token: user.token,
+          headers: { 'content-type': `application/json; charset=${charset}` },
+          raw: body,
+        });
         assertEnvelope(response, 415, 'SHIP_ERR_UNSUPPORTED_MEDIA_TYPE', charset);
       }
       for (const charset of ['utf-8', 'UTF8', '"utf-8"']) {
-        const response = await api.request('POST', '/tasks', { token: user.token, headers: { 'content-type': `application/json; charset=${charset}` }, raw: body });
+        const response = await api.request('POST', '/tasks', {
+          token: user.token,
+          headers: { 'content-type': `application/json; charset=${charset}` },
+          raw: body,
+        });
         assert.equal(response.status, 201, `${charset}: ${response.text}`);
       }
     });

@@ -44,12 +44,15 @@ test('a login held up until maintenance is on gets 503 and creates no session', 
 
     // The maintenance run's smoke test, let through by an admin token, still signs in.
     const smoke = await eventually('a login with the bypass header to succeed', async () => {
-      const reply = await api.request('POST', '/auth/login', { body: { email: user.email, password: user.password }, headers: { 'x-maintenance-bypass': ADMIN_TOKEN } });
+      const reply = await api.request('POST', '/auth/login', {
+        body: { email: user.email, password: user.password },
+        headers: { 'x-maintenance-bypass': ADMIN_TOKEN },
+      });
       return reply.status === 200 ? reply : undefined;
     });
     assert.equal(typeof smoke.json.token, 'string');
   } finally {
-    await database.query("UPDATE app_state SET maintenance_enabled = false, maintenance_message = NULL, maintenance_since = NULL");
+    await database.query('UPDATE app_state SET maintenance_enabled = false, maintenance_message = NULL, maintenance_since = NULL');
     database.release();
   }
 });

@@ -39,7 +39,10 @@ describe('the OpenAPI document', () => {
     const routes = api.server.app.routeTable.filter((route) => route.method !== 'HEAD');
     assert.ok(routes.length > 20, `expected the app's routes, found ${routes.length}`);
     const missing = routes.filter((route) => document.paths?.[openApiPath(route.url)]?.[route.method.toLowerCase()] === undefined);
-    assert.deepEqual(missing.map((route) => `${route.method} ${route.url}`), []);
+    assert.deepEqual(
+      missing.map((route) => `${route.method} ${route.url}`),
+      [],
+    );
   });
 
   test("describes a route's input from the zod schemas its handler validates with", () => {

@@ -46,7 +46,11 @@ for (const backend of ['postgres', 'embedded'] as const) {
       assert.equal(registered.json.token, shared);
       assert.equal(registered.json.platform, 'ios');
       assert.ok(Date.parse(registered.json.registeredAt));
-      assert.equal((await api.request('POST', '/me/devices', { token: alice.token, body: { token: shared, platform: 'ios' } })).status, 201, 'registering again is fine');
+      assert.equal(
+        (await api.request('POST', '/me/devices', { token: alice.token, body: { token: shared, platform: 'ios' } })).status,
+        201,
+        'registering again is fine',
+      );
 
       assert.equal((await api.request('POST', '/me/devices', { token: bob.token, body: { token: shared, platform: 'android' } })).status, 201);
       const path = `/me/devices/${encodeURIComponent(shared)}`;
@@ -125,7 +129,11 @@ for (const backend of ['postgres', 'embedded'] as const) {
         assert.match(response.json.error.message, message);
       }
       assert.equal((await api.request('POST', '/admin/notifications/send', { ...admin, raw: 'not json' })).status, 400);
-      const badKey = await api.request('POST', '/admin/notifications/send', { ...admin, body: { title: 'x', body: 'y' }, headers: { 'idempotency-key': 'k'.repeat(201) } });
+      const badKey = await api.request('POST', '/admin/notifications/send', {
+        ...admin,
+        body: { title: 'x', body: 'y' },
+        headers: { 'idempotency-key': 'k'.repeat(201) },
+      });
       assert.equal(badKey.status, 400);
       assert.match(badKey.json.error.message, /Idempotency-Key/);
       const user = await signUp(api);

@@ -32,8 +32,18 @@ test('rate-limit counters live under REDIS_PREFIX and hold no email address', as
   assert.equal((await api.request('POST', '/auth/login', { body: { email, password: 'wrong password here' } })).status, 401);
 
   const ours = await redis.keys(`${prefix}rate-limit:*`);
-  assert.ok(ours.some((key) => key.includes('login:account:')), `per-account login counter under the prefix: ${ours.join(', ')}`);
-  assert.ok(ours.some((key) => key.includes('login:ip:')), `per-address sign-in counter under the prefix: ${ours.join(', ')}`);
+  assert.ok(
+    ours.some((key) => key.includes('login:account:')),
+    `per-account login counter under the prefix: ${ours.join(', ')}`,
+  );
+  assert.ok(
+    ours.some((key) => key.includes('login:ip:')),
+    `per-address sign-in counter under the prefix: ${ours.join(', ')}`,
+  );
   const everyKey = await redis.keys('*');
-  assert.deepEqual(everyKey.filter((key) => key.includes(email)), [], 'no key names the email');
+  assert.deepEqual(
+    everyKey.filter((key) => key.includes(email)),
+    [],
+    'no key names the email',
+  );
 });

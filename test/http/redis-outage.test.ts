@@ -21,7 +21,10 @@ describe('serve with Redis unreachable', () => {
     database = await createTestDatabase();
     state = await createStateDir();
     const port = await closedPort();
-    serve = await startServeProcess({ DATABASE_URL: database.url, PORT: '0', STATE_DIR: state.path, ADMIN_TOKEN, REDIS_URL: `redis://127.0.0.1:${port}` }, ['--migrate', '--no-workers']);
+    serve = await startServeProcess({ DATABASE_URL: database.url, PORT: '0', STATE_DIR: state.path, ADMIN_TOKEN, REDIS_URL: `redis://127.0.0.1:${port}` }, [
+      '--migrate',
+      '--no-workers',
+    ]);
   });
 
   after(async () => {
@@ -32,7 +35,8 @@ describe('serve with Redis unreachable', () => {
 
   test('rate-limited routes (register, login) answer normally instead of 500', async () => {
     const user = { email: `redis-away-${randomUUID()}@example.com`, password: 'correct horse battery' };
-    const post = (path: string) => fetch(`${serve.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(user) });
+    const post = (path: string) =>
+      fetch(`${serve.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(user) });
     const registered = await post('/auth/register');
     assert.equal(registered.status, 201, await registered.text());
     const login = await post('/auth/login');

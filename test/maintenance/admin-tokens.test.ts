@@ -40,7 +40,11 @@ describe('admin token rotation', () => {
 
     // A second rotation overlaps the first new token with the next one, the same way.
     const second = await rotateAdminTokens(pool, { createdBy: 'test', overlapMs: 60_000, environmentToken: ADMIN_TOKEN });
-    assert.deepEqual(second.expiring.map((token) => token.id), [first.record.id], 'only live tokens get the expiry; the expired one stays expired');
+    assert.deepEqual(
+      second.expiring.map((token) => token.id),
+      [first.record.id],
+      'only live tokens get the expiry; the expired one stays expired',
+    );
     assert.equal((await metrics(first.token)).status, 200);
     assert.equal((await metrics(second.token)).status, 200);
     await revokeAdminToken(pool, first.record.id, 'test');
@@ -64,6 +68,9 @@ describe('admin token rotation', () => {
     assert.equal((await verifyAdminToken(pool, issued.token, undefined)).ok, true, 'an issued token works without ADMIN_TOKEN');
     assert.equal((await verifyAdminToken(pool, ADMIN_TOKEN, ADMIN_TOKEN)).ok, true);
     const { rows } = await pool.query<{ hex: string }>("SELECT encode(token_hash, 'hex') AS hex FROM admin_tokens");
-    assert.ok(rows.every((row) => !row.hex.includes(Buffer.from(issued.token).toString('hex'))), 'only the hash is stored');
+    assert.ok(
+      rows.every((row) => !row.hex.includes(Buffer.from(issued.token).toString('hex'))),
+      'only the hash is stored',
+    );
   });
 });

@@ -24,7 +24,9 @@ async function admin<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
 }
 
 const storedPassword = (role: string) =>
-  admin(async (client) => (await client.query<{ rolpassword: string }>('SELECT rolpassword FROM pg_authid WHERE rolname = $1', [role])).rows[0]?.rolpassword ?? '');
+  admin(
+    async (client) => (await client.query<{ rolpassword: string }>('SELECT rolpassword FROM pg_authid WHERE rolname = $1', [role])).rows[0]?.rolpassword ?? '',
+  );
 
 describe('database role password rotation', () => {
   // A name that must be quoted: a quote and a space, so string-built SQL would break.

@@ -84,7 +84,10 @@ describe('maintenance run', () => {
     const report = JSON.parse(result.stdout);
     assert.equal(report.state, 'succeeded');
     const steps = ['maintenance-on', 'backup', 'migrations', 'rotate-credentials', 'clear-old-logs', 'vacuum-analyze', 'smoke-tests', 'maintenance-off'];
-    assert.deepEqual(report.steps.map((step: Record<string, unknown>) => [step.id, step.status]), steps.map((id) => [id, 'done']));
+    assert.deepEqual(
+      report.steps.map((step: Record<string, unknown>) => [step.id, step.status]),
+      steps.map((id) => [id, 'done']),
+    );
 
     const log = await readFile(path.join(stateDir, 'maintenance', 'maintenance.log'), 'utf8');
     assert.match(log, /=== Maintenance Started: .* by alice ===/);
@@ -167,7 +170,10 @@ describe('maintenance run', () => {
 
     const page = pagerDuty.events.find((event) => event.action === 'trigger' && event.dedupKey === `shipshape-run-${report.runId}`);
     assert.ok(page, 'the on-call was paged for the run left needing attention');
-    assert.ok(slack.messages.some((message) => JSON.stringify(message.payload).includes(report.runId) && /attention/i.test(JSON.stringify(message.payload))), 'and Slack heard of it');
+    assert.ok(
+      slack.messages.some((message) => JSON.stringify(message.payload).includes(report.runId) && /attention/i.test(JSON.stringify(message.payload))),
+      'and Slack heard of it',
+    );
     const log = await readFile(path.join(stateDir, 'maintenance', 'maintenance.log'), 'utf8');
     assert.match(log, /step 7\/8 smoke-tests \(Run smoke tests\): FAILED — .*Still to do: smoke-tests, maintenance-off/);
     assert.match(log, /=== Maintenance stopped at smoke-tests/);

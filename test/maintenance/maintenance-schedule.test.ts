@@ -96,7 +96,13 @@ describe('announcing a maintenance window', () => {
     const { pool } = api.server.database;
     for (let i = 0; i < 3; i += 1) await createUser(pool, { email: `batch-${i}-${Date.now()}@example.com`, password: 'correct horse battery' });
     const window = new Date('2027-04-04T09:00:00.000Z');
-    await recordMaintenanceNotice(pool, { windowStartsAt: window, windowEndsAt: new Date('2027-04-04T11:00:00.000Z'), subject: 'batch test', body: 'hello', createdBy: 'test' });
+    await recordMaintenanceNotice(pool, {
+      windowStartsAt: window,
+      windowEndsAt: new Date('2027-04-04T11:00:00.000Z'),
+      subject: 'batch test',
+      body: 'hello',
+      createdBy: 'test',
+    });
     // Mark it as a worker would have, and send by hand in batches of two.
     await pool.query("UPDATE maintenance_notices SET status = 'sending' WHERE window_starts_at = $1", [window]);
     const mailer = createMailer({ smtpUrl: smtp.url, from: 'Test <test@example.com>' }, createLogger('silent'));
@@ -108,11 +114,21 @@ describe('announcing a maintenance window', () => {
     let after: string | null = null;
     let batches = 0;
     for (;;) {
-      const result = await sendNoticeEmailBatch(pool, mailer, window, { afterUserId: after, batchSize: 2, bucket, excludeEmail: 'smoke-test@shipshape.invalid' });
+      const result = await sendNoticeEmailBatch(pool, mailer, window, {
+        afterUserId: after,
+        batchSize: 2,
+        bucket,
+        excludeEmail: 'smoke-test@shipshape.invalid',
+      });
       batches += 1;
       if (batches === 1) {
         // The same batch again (a retried job): nobody is mailed twice.
-        const retried = await sendNoticeEmailBatch(pool, mailer, window, { afterUserId: after, batchSize: 2, bucket, excludeEmail: 'smoke-test@shipshape.invalid' });
+        const retried = await sendNoticeEmailBatch(pool, mailer, window, {
+          afterUserId: after,
+          batchSize: 2,
+          bucket,
+          excludeEmail: 'smoke-test@shipshape.invalid',
+        });
         assert.equal(retried.sent, 0);
         assert.equal(retried.skipped, 2);
       }
@@ -133,10 +149,14 @@ function firstSundayInThreeMonths(): { at: string; instant: Date; day: string; s
   const sunday = new Date(first.getTime() + ((7 - first.getUTCDay()) % 7) * 86_400_000);
   const noonThere = new Date(sunday.getTime() + 20 * 3_600_000);
   const zoneName = (style: 'longOffset' | 'short') =>
-    new Intl.DateTimeFormat('en-US', { timeZone: 'America/Los_Angeles', timeZoneName: style }).formatToParts(noonThere).find((part) => part.type === 'timeZoneName')!.value;
+    new Intl.DateTimeFormat('en-US', { timeZone: 'America/Los_Angeles', timeZoneName: style })
+      .formatToParts(noonThere)
+      .find((part) => part.type === 'timeZoneName')!.value;
   const date = sunday.toISOString().slice(0, 10);
   const at = `${date}T02:00:00${zoneName('longOffset').replace('GMT', '')}`;
   const instant = new Date(at);
-  const day = new Intl.DateTimeFormat('en-US', { timeZone: 'America/Los_Angeles', weekday: 'long', month: 'long', day: 'numeric', year: 'numeric' }).format(instant);
+  const day = new Intl.DateTimeFormat('en-US', { timeZone: 'America/Los_Angeles', weekday: 'long', month: 'long', day: 'numeric', year: 'numeric' }).format(
+    instant,
+  );
   return { at, instant, day, stamp: date.replaceAll('-', ''), zone: zoneName('short') };
 }

@@ -27,7 +27,9 @@ describe('maintenance monitor', () => {
         response.writeHead(404).end();
         return;
       }
-      response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ activeUsers: 3, requestsPerMinute: 1000, errorRate: 0.002, avgResponseTime: 120, p95ResponseTime: 640 }));
+      response
+        .writeHead(200, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ activeUsers: 3, requestsPerMinute: 1000, errorRate: 0.002, avgResponseTime: 120, p95ResponseTime: 640 }));
     });
     await new Promise<void>((resolve) => badMinute.listen(0, '127.0.0.1', resolve));
     badUrl = `http://127.0.0.1:${(badMinute.address() as AddressInfo).port}`;
@@ -47,7 +49,10 @@ describe('maintenance monitor', () => {
     assert.equal(report.passed, true);
     assert.ok(report.samples.length >= 2, 'read at the start and on every interval');
     assert.ok(report.samples.every((sample: Record<string, unknown>) => sample.ok === true));
-    assert.deepEqual(report.smoke.map((check: Record<string, unknown>) => check.ok), [true, true, true, true, true, true]);
+    assert.deepEqual(
+      report.smoke.map((check: Record<string, unknown>) => check.ok),
+      [true, true, true, true, true, true],
+    );
     assert.match(result.stderr, /watching .*\/metrics for 2s, every 1s/);
   });
 
@@ -59,7 +64,12 @@ describe('maintenance monitor', () => {
   });
 
   test('refuses watch lengths and intervals outside its bounds', async () => {
-    for (const args of [['--every', '0s'], ['--every', '2h'], ['--for', '25h'], ['--for', 'soon']]) {
+    for (const args of [
+      ['--every', '0s'],
+      ['--every', '2h'],
+      ['--for', '25h'],
+      ['--for', 'soon'],
+    ]) {
       const result = await runCli(['maintenance', 'monitor', ...args], env());
       assert.equal(result.code, 2, args.join(' '));
       assert.match(result.stderr, /must be a duration from 1s to/);

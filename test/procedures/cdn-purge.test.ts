@@ -45,9 +45,15 @@ describe('cdn purge', () => {
     const report = await runProcedure(cdnPurge, { files }, {}, await deps());
     assert.equal(report.exitCode, 0, show(report));
     const requests = cloudflare.purges.slice(before);
-    assert.deepEqual(requests.map((r) => r.status), [200, 200, 200]);
+    assert.deepEqual(
+      requests.map((r) => r.status),
+      [200, 200, 200],
+    );
     assert.ok(requests.every((r) => r.authorization === `Bearer ${TOKEN}` && r.contentType === 'application/json'));
-    assert.deepEqual(cloudflare.accepted.slice(-3).map((batch) => (batch === 'everything' ? 0 : batch.length)), [30, 30, 5]);
+    assert.deepEqual(
+      cloudflare.accepted.slice(-3).map((batch) => (batch === 'everything' ? 0 : batch.length)),
+      [30, 30, 5],
+    );
     assert.equal(stepOutput(report, 'purge').requests, 3);
     assert.match(report.verification[0]?.detail ?? '', /MISS, then HIT/);
     assert.doesNotMatch(JSON.stringify(report), new RegExp(TOKEN), 'the token never reaches the report');
@@ -80,7 +86,10 @@ describe('cdn purge', () => {
     cloudflare.failNext(429, 1);
     const report = await runProcedure(cdnPurge, { files: ['/logo.png'] }, {}, await deps());
     assert.equal(report.exitCode, 0, show(report));
-    assert.deepEqual(cloudflare.purges.slice(-2).map((r) => r.status), [429, 200]);
+    assert.deepEqual(
+      cloudflare.purges.slice(-2).map((r) => r.status),
+      [429, 200],
+    );
   });
 
   test('a refused token fails the run with what to check, never showing the token', async () => {

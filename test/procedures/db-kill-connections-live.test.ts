@@ -33,7 +33,9 @@ describe('db kill-connections with `shipshape serve` running', () => {
     database = await createTestDatabase();
     serveState = await createStateDir();
     cliState = await createStateDir();
-    serve = await startServeProcess({ DATABASE_URL: database.url, PORT: '0', STATE_DIR: serveState.path, ADMIN_TOKEN, SCHEDULER_POLL_MS: '250' }, ['--migrate']);
+    serve = await startServeProcess({ DATABASE_URL: database.url, PORT: '0', STATE_DIR: serveState.path, ADMIN_TOKEN, SCHEDULER_POLL_MS: '250' }, [
+      '--migrate',
+    ]);
     serve.child.on('exit', (code) => (exited = code));
   });
 
@@ -45,17 +47,30 @@ describe('db kill-connections with `shipshape serve` running', () => {
   });
 
   const kill = (apiUrl: string) =>
-    runCli(['db', 'kill-connections', '--yes', '--yes-irreversible', '--json'], { DATABASE_URL: database.url, STATE_DIR: cliState.path, API_URL: apiUrl, SHIPSHAPE_OPERATOR: 'alice' });
+    runCli(['db', 'kill-connections', '--yes', '--yes-irreversible', '--json'], {
+      DATABASE_URL: database.url,
+      STATE_DIR: cliState.path,
+      API_URL: apiUrl,
+      SHIPSHAPE_OPERATOR: 'alice',
+    });
 
   test('terminates the server’s sessions, the server survives, and the run verifies that the API answers again', async () => {
     const result = await kill(serve.url);
-    const report = JSON.parse(result.stdout) as { exitCode: number; state: string; verification: Check[]; steps: Array<{ id: string; durationMs: number | null; output?: Record<string, any> }> };
+    const report = JSON.parse(result.stdout) as {
+      exitCode: number;
+      state: string;
+      verification: Check[];
+      steps: Array<{ id: string; durationMs: number | null; output?: Record<string, any> }>;
+    };
     assert.equal(exited, undefined, `serve exited:\n${serve.output().slice(-4_000)}`);
     assert.equal(report.exitCode, 0, `${result.stderr}\n${JSON.stringify(report.verification, null, 2)}`);
     assert.equal(result.code, 0);
 
     const terminated = report.steps.find((step) => step.id === 'terminate')?.output?.disconnected as Array<Record<string, any>>;
-    assert.ok(terminated.some((session) => session.applicationName === 'shipshape-api' && session.outcome === 'terminated'), 'the API’s pooled sessions were terminated');
+    assert.ok(
+      terminated.some((session) => session.applicationName === 'shipshape-api' && session.outcome === 'terminated'),
+      'the API’s pooled sessions were terminated',
+    );
     const answers = report.verification.find((check) => check.name === 'the API answers again');
     assert.equal(answers?.ok, true, JSON.stringify(answers));
     assert.match(answers?.detail ?? '', new RegExp(`${serve.url}/health answers HTTP 200 .*after the sessions were terminated`));

@@ -55,7 +55,15 @@ after(async () => {
 async function deps(overrides: Partial<EngineDeps> = {}, env: Record<string, string> = {}): Promise<EngineDeps> {
   const state = await createStateDir();
   cleanups.push(state.cleanup);
-  const config = loadConfig({ DATABASE_URL: database.url, STATE_DIR: state.path, SHIPSHAPE_OPERATOR: 'alice', LOG_LEVEL: 'silent', EXPO_PUSH_URL: expo.pushUrl, API_URL: api.url, ...env });
+  const config = loadConfig({
+    DATABASE_URL: database.url,
+    STATE_DIR: state.path,
+    SHIPSHAPE_OPERATOR: 'alice',
+    LOG_LEVEL: 'silent',
+    EXPO_PUSH_URL: expo.pushUrl,
+    API_URL: api.url,
+    ...env,
+  });
   return { config, logger, ...overrides };
 }
 

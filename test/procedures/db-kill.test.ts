@@ -83,7 +83,9 @@ describe('db kill', () => {
     assert.equal(foreign.exitCode, 3);
     assert.match(JSON.stringify(foreign.prerequisites), new RegExp(`connected to database ${otherDatabase.name}`));
 
-    const { rows } = await fixture.pool.query<{ pid: number }>("SELECT pid FROM pg_stat_activity WHERE backend_type <> 'client backend' AND pid IS NOT NULL LIMIT 1");
+    const { rows } = await fixture.pool.query<{ pid: number }>(
+      "SELECT pid FROM pg_stat_activity WHERE backend_type <> 'client backend' AND pid IS NOT NULL LIMIT 1",
+    );
     const serverPid = rows[0]?.pid;
     assert.ok(serverPid !== undefined);
     const server = await runProcedure(dbKill, { pid: String(serverPid), force: true }, confirmed, await fixture.deps());

@@ -80,12 +80,18 @@ const yes = { yes: true };
 // One database and one migrations folder, built up migration by migration: the tests run in order.
 describe('db migrate up', { concurrency: false }, () => {
   test('without a recent verified backup it refuses with exit 3 and changes nothing; the dry run shows the SQL', async () => {
-    await migration('0001_widgets.sql', 'CREATE TABLE widgets (id integer PRIMARY KEY, name text NOT NULL);\nCREATE INDEX widgets_name_idx ON widgets (name);\n');
+    await migration(
+      '0001_widgets.sql',
+      'CREATE TABLE widgets (id integer PRIMARY KEY, name text NOT NULL);\nCREATE INDEX widgets_name_idx ON widgets (name);\n',
+    );
     await migration('0001_widgets.down.sql', 'DROP TABLE widgets;\n');
 
     const plan = await runProcedure(dbMigrate, {}, { dryRun: true }, deps());
     assert.equal(plan.exitCode, 3);
-    assert.ok(step(plan, 'review').describe.some((line) => line.includes('CREATE TABLE widgets')), JSON.stringify(step(plan, 'review').describe));
+    assert.ok(
+      step(plan, 'review').describe.some((line) => line.includes('CREATE TABLE widgets')),
+      JSON.stringify(step(plan, 'review').describe),
+    );
 
     const report = await runProcedure(dbMigrate, {}, yes, deps());
     assert.equal(report.exitCode, 3, report.error?.message);
@@ -127,7 +133,10 @@ describe('db migrate up', { concurrency: false }, () => {
     assert.equal(report.exitCode, 0, report.error?.message);
     assert.equal(step(report, 'backup').output?.taken, false);
     assert.deepEqual(await appliedVersions(), [1, 2]);
-    assert.match(report.verification.find((check) => check.name === 'the objects the migrations create exist')?.detail ?? '', /\+ 1 column: public\.widgets\.colour text/);
+    assert.match(
+      report.verification.find((check) => check.name === 'the objects the migrations create exist')?.detail ?? '',
+      /\+ 1 column: public\.widgets\.colour text/,
+    );
   });
 
   test('a migration failing after another was applied puts that one back with its down migration (exit 1)', async () => {

@@ -88,7 +88,14 @@ export async function startDeployment(options: { schedulerPollMs?: number } = {}
     startPagerDuty(),
     startS3rver({ bucket: 'rehearsal' }),
   ]);
-  cleanups.push(() => database.drop(), () => expo.close(), () => smtp.close(), () => slack.close(), () => pagerDuty.close(), () => s3.close());
+  cleanups.push(
+    () => database.drop(),
+    () => expo.close(),
+    () => smtp.close(),
+    () => slack.close(),
+    () => pagerDuty.close(),
+    () => s3.close(),
+  );
   const states = await Promise.all([createStateDir(), createStateDir(), createStateDir(), createStateDir()]);
   for (const state of states) cleanups.push(state.cleanup);
   const [operatorState, ...processStates] = states;

@@ -7,7 +7,9 @@
 import { formatReport, runRehearsal, unexpectedFailures } from './rehearsal.ts';
 
 const form = process.env.REHEARSAL === 'short' ? 'short' : 'full';
-const only = process.env.REHEARSAL_ONLY?.split(',').map((name) => name.trim()).filter(Boolean);
+const only = process.env.REHEARSAL_ONLY?.split(',')
+  .map((name) => name.trim())
+  .filter(Boolean);
 const report = await runRehearsal(form, { log: (line) => console.log(line), ...(only ? { only } : {}) });
 console.log(`\n${formatReport(report)}`);
 process.exitCode = unexpectedFailures(report).length === 0 ? 0 : 1;

@@ -72,7 +72,9 @@ function exitsWith(result: CliResult, code: number, what: string): void {
   } catch {
     // not a run report
   }
-  assert.fail(`${what}: exit ${result.code ?? result.signal}, documented ${code}\n${why}\n--- stderr (end) ---\n${result.stderr.trim().split('\n').slice(-4).join('\n').slice(-1_500)}`);
+  assert.fail(
+    `${what}: exit ${result.code ?? result.signal}, documented ${code}\n${why}\n--- stderr (end) ---\n${result.stderr.trim().split('\n').slice(-4).join('\n').slice(-1_500)}`,
+  );
 }
 
 function stepOutput(report: Record<string, any>, id: string): Record<string, any> {
@@ -144,11 +146,17 @@ const migration: RehearsedProcedure = {
   announces: [],
   run: async (context) => {
     const folder = await mkdtemp(path.join(tmpdir(), 'shipshape-rehearsal-migrations-'));
-    for (const file of await readdir(shipshapeProfile.migrations.directory)) await symlink(path.join(shipshapeProfile.migrations.directory, file), path.join(folder, file));
-    await writeFile(path.join(folder, '9001_rehearsal_probe.sql'), 'ALTER TABLE tasks ADD COLUMN rehearsal_probe text;\nCREATE TABLE rehearsal_probe (id integer PRIMARY KEY, note text);\n');
+    for (const file of await readdir(shipshapeProfile.migrations.directory))
+      await symlink(path.join(shipshapeProfile.migrations.directory, file), path.join(folder, file));
+    await writeFile(
+      path.join(folder, '9001_rehearsal_probe.sql'),
+      'ALTER TABLE tasks ADD COLUMN rehearsal_probe text;\nCREATE TABLE rehearsal_probe (id integer PRIMARY KEY, note text);\n',
+    );
     await writeFile(path.join(folder, '9001_rehearsal_probe.down.sql'), 'DROP TABLE rehearsal_probe;\nALTER TABLE tasks DROP COLUMN rehearsal_probe;\n');
     const withProbe = { script: fileURLToPath(new URL('./cli-with-migrations.ts', import.meta.url)), env: { REHEARSAL_MIGRATIONS_DIR: folder } };
-    const column = async () => (await context.deployment.pool.query("SELECT 1 FROM information_schema.columns WHERE table_name = 'tasks' AND column_name = 'rehearsal_probe'")).rowCount === 1;
+    const column = async () =>
+      (await context.deployment.pool.query("SELECT 1 FROM information_schema.columns WHERE table_name = 'tasks' AND column_name = 'rehearsal_probe'"))
+        .rowCount === 1;
 
     // The procedure needs a verified backup under an hour old: the backup step took one.
     const up = await context.cli(['db', 'migrate', 'up', '--yes', '--json'], 'alice', withProbe);
@@ -217,7 +225,9 @@ const emergency: RehearsedProcedure = {
     await everyInstance(context.deployment, 'both instances to answer 503 maintenance with the message', (h) => h.status === 503 && h.json.message === message);
     // Users are locked out while it lasts: some of their requests are turned away.
     const since = Date.now();
-    await eventually('the traffic to be told about the maintenance', () => (context.traffic.log.some((entry) => entry.at > since && entry.code === MAINTENANCE) ? true : undefined));
+    await eventually('the traffic to be told about the maintenance', () =>
+      context.traffic.log.some((entry) => entry.at > since && entry.code === MAINTENANCE) ? true : undefined,
+    );
     const enabled = await withApproval(context, ['emergency', 'enable']);
     exitsWith(enabled, 0, 'emergency enable');
     await everyInstance(context.deployment, 'both instances healthy again', (h) => h.status === 200 && h.json.status === 'ok');
@@ -233,7 +243,9 @@ const cacheClear: RehearsedProcedure = {
     const result = await context.cli(['cache', 'clear', '--scope', 'tasks', '--yes', '--json']);
     exitsWith(result, 0, 'cache clear');
     await eventually('both instances to show the new tasks cache epoch', async () =>
-      (await Promise.all(context.deployment.instances.map(async (i) => Number((await config(i.url)).cacheEpochs?.tasks ?? 0) > before))).every(Boolean) ? true : undefined,
+      (await Promise.all(context.deployment.instances.map(async (i) => Number((await config(i.url)).cacheEpochs?.tasks ?? 0) > before))).every(Boolean)
+        ? true
+        : undefined,
     );
   },
 };
@@ -257,21 +269,47 @@ const gdprErasure: RehearsedProcedure = {
   run: async (context) => {
     const url = context.deployment.instances[0].url;
     const email = `erase-me-${randomUUID()}@example.com`;
-    const registered = await fetch(`${url}/auth/register`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email, password: 'correct horse battery staple' }) });
+    const registered = await fetch(`${url}/auth/register`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ email, password: 'correct horse battery staple' }),
+    });
     assert.equal(registered.status, 201);
     const { token, user } = (await registered.json()) as { token: string; user: { id: string } };
-    const task = await fetch(`${url}/tasks`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: JSON.stringify({ title: 'private' }) });
+    const task = await fetch(`${url}/tasks`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+      body: JSON.stringify({ title: 'private' }),
+    });
     assert.equal(task.status, 201);
     const ticket = `GDPR-${randomUUID().slice(0, 6)}`;
-    exitsWith(await context.cli(['user', 'request-deletion', email, '--ticket', ticket, '--identity-ref', 'rehearsal: replied from the account address', '--yes', '--json'], 'alice'), 0, 'user request-deletion');
+    exitsWith(
+      await context.cli(
+        ['user', 'request-deletion', email, '--ticket', ticket, '--identity-ref', 'rehearsal: replied from the account address', '--yes', '--json'],
+        'alice',
+      ),
+      0,
+      'user request-deletion',
+    );
     exitsWith(await context.cli(['user', 'approve-deletion', email, '--ticket', ticket, '--json'], 'bob'), 0, 'user approve-deletion (legal)');
-    exitsWith(await context.cli(['user', 'approve-deletion', email, '--ticket', ticket, '--skip-grace', '--json'], 'dana'), 0, 'user approve-deletion --skip-grace');
+    exitsWith(
+      await context.cli(['user', 'approve-deletion', email, '--ticket', ticket, '--skip-grace', '--json'], 'dana'),
+      0,
+      'user approve-deletion --skip-grace',
+    );
     exitsWith(await context.cli(['user', 'export', email, '--ticket', ticket, '--yes', '--json'], 'alice'), 0, 'user export');
     const erased = await withApproval(context, ['user', 'delete', email, '--ticket', ticket, '--skip-grace']);
     exitsWith(erased, 0, 'user delete');
-    const left = await context.deployment.pool.query('SELECT (SELECT count(*) FROM users WHERE id = $1)::int AS users, (SELECT count(*) FROM tasks WHERE user_id = $1)::int AS tasks', [user.id]);
+    const left = await context.deployment.pool.query(
+      'SELECT (SELECT count(*) FROM users WHERE id = $1)::int AS users, (SELECT count(*) FROM tasks WHERE user_id = $1)::int AS tasks',
+      [user.id],
+    );
     assert.deepEqual(left.rows[0], { users: 0, tasks: 0 }, 'the account and its tasks are gone');
-    const login = await fetch(`${context.deployment.instances[1].url}/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email, password: 'correct horse battery staple' }) });
+    const login = await fetch(`${context.deployment.instances[1].url}/auth/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ email, password: 'correct horse battery staple' }),
+    });
     assert.equal(login.status, 401, 'the erased account cannot log in');
   },
 };
@@ -301,12 +339,18 @@ const push: RehearsedProcedure = {
     await eventually('the scheduled push to reach Expo', () => (expo.deliveries.some((d) => d.title === scheduledTitle) ? true : undefined));
     const listed = await eventually('the scheduled push to be listed as sent', async () => {
       const list = jsonOf(await context.cli(['notify', 'list', '--json']));
-      const found = JSON.stringify(list).includes(scheduledTitle) ? (list.notifications as Array<Record<string, any>> | undefined)?.find((n) => n.title === scheduledTitle) : undefined;
+      const found = JSON.stringify(list).includes(scheduledTitle)
+        ? (list.notifications as Array<Record<string, any>> | undefined)?.find((n) => n.title === scheduledTitle)
+        : undefined;
       return found?.status === 'sent' ? found : undefined;
     });
     const perDevice = new Map<string, number>();
     for (const delivery of expo.deliveries.filter((d) => d.title === scheduledTitle)) perDevice.set(delivery.to, (perDevice.get(delivery.to) ?? 0) + 1);
-    assert.deepEqual([...perDevice.values()].filter((n) => n > 1), [], 'three processes run workers; each device got the scheduled push once');
+    assert.deepEqual(
+      [...perDevice.values()].filter((n) => n > 1),
+      [],
+      'three processes run workers; each device got the scheduled push once',
+    );
     context.note(`scheduled push sent to ${perDevice.size} device(s); listed ${JSON.stringify({ status: listed.status, recipients: listed.recipients })}`);
   },
 };
@@ -322,7 +366,10 @@ const credentialRotation: RehearsedProcedure = {
     const token = String(answer.token ?? answer.secret ?? '');
     assert.ok(token.length >= 16, `the new token is printed once: ${result.stdout.slice(0, 300)}`);
     for (const instance of context.deployment.instances) {
-      for (const [which, bearer] of [['new', token], ['old (within the overlap)', ADMIN_TOKEN]] as const) {
+      for (const [which, bearer] of [
+        ['new', token],
+        ['old (within the overlap)', ADMIN_TOKEN],
+      ] as const) {
         const status = await eventually(`${instance.name} to accept the ${which} admin token`, async () => {
           const response = await fetch(`${instance.url}/admin/notifications`, { headers: { authorization: `Bearer ${bearer}` } });
           return response.status === 200 ? response.status : undefined;
@@ -386,7 +433,19 @@ const restore: RehearsedProcedure = {
   },
 };
 
-const ALL: readonly RehearsedProcedure[] = [backup, migration, killConnections, dbKill, emergency, cacheClear, gdprErasure, push, credentialRotation, maintenanceRun, restore];
+const ALL: readonly RehearsedProcedure[] = [
+  backup,
+  migration,
+  killConnections,
+  dbKill,
+  emergency,
+  cacheClear,
+  gdprErasure,
+  push,
+  credentialRotation,
+  maintenanceRun,
+  restore,
+];
 
 export function proceduresFor(form: Form): RehearsedProcedure[] {
   return ALL.filter((procedure) => procedure.forms.includes(form));

@@ -107,10 +107,13 @@ export async function runRehearsal(form: Form, options: { log?: (line: string) =
   const deployment = await startDeployment(form === 'full' ? { schedulerPollMs: 250 } : {});
   const traffic = new Traffic(deployment.instances, form === 'full' ? { users: 6, pauseMs: 50 } : { users: 2, pauseMs: 600 });
   const appState = watchAppState(deployment, form === 'full' ? 200 : 500);
-  const exitedProcesses = () => deployment.processes.filter((p) => p.exit !== undefined).map((p) => `${p.name} exited (${p.exit}):\n${p.output().slice(-3_000)}`);
+  const exitedProcesses = () =>
+    deployment.processes.filter((p) => p.exit !== undefined).map((p) => `${p.name} exited (${p.exit}):\n${p.output().slice(-3_000)}`);
   try {
     await traffic.start();
-    log(`deployment up: ${deployment.instances.map((i) => `${i.name} ${i.url}`).join(', ')}, worker pid ${deployment.worker.child.pid}; ${traffic.ledger.users.length} users`);
+    log(
+      `deployment up: ${deployment.instances.map((i) => `${i.name} ${i.url}`).join(', ')}, worker pid ${deployment.worker.child.pid}; ${traffic.ledger.users.length} users`,
+    );
     await quiet(traffic, deployment, 'warm-up');
     for (const procedure of proceduresFor(form).filter((p) => !options.only || options.only.includes(p.name))) {
       const report = await rehearse(procedure, deployment, traffic, appState, exitedProcesses);
@@ -262,7 +265,8 @@ export function unexpectedFailures(report: RehearsalReport): string[] {
   const lines = [...report.failures];
   for (const procedure of report.procedures) {
     if (procedure.expectedFailure) {
-      if (procedure.failures.length === 0) lines.push(`${procedure.name} passed but is marked "${procedure.expectedFailure}": remove the mark in test/rehearsal/procedures.ts`);
+      if (procedure.failures.length === 0)
+        lines.push(`${procedure.name} passed but is marked "${procedure.expectedFailure}": remove the mark in test/rehearsal/procedures.ts`);
       // Expected to fail: its own failures are reported, not counted — unless a process died.
       lines.push(...procedure.failures.filter((failure) => /exited \(/.test(failure)).map((failure) => `${procedure.name}: ${failure}`));
     } else lines.push(...procedure.failures.map((failure) => `${procedure.name}: ${failure}`));
@@ -271,8 +275,18 @@ export function unexpectedFailures(report: RehearsalReport): string[] {
 }
 
 function formatProcedure(p: ProcedureReport): string {
-  const errors = Object.entries(p.trafficErrors).map(([key, count]) => `${count}×${key}`).join(', ') || 'none';
-  const status = p.failures.length === 0 ? (p.expectedFailure ? 'PASSED (marked expected to fail)' : 'ok') : p.expectedFailure ? `FAILED as expected (${p.expectedFailure})` : 'FAILED';
+  const errors =
+    Object.entries(p.trafficErrors)
+      .map(([key, count]) => `${count}×${key}`)
+      .join(', ') || 'none';
+  const status =
+    p.failures.length === 0
+      ? p.expectedFailure
+        ? 'PASSED (marked expected to fail)'
+        : 'ok'
+      : p.expectedFailure
+        ? `FAILED as expected (${p.expectedFailure})`
+        : 'FAILED';
   return [
     `■ ${p.name}: ${status} in ${p.seconds.toFixed(1)} s`,
     `    exit codes: ${p.exitCodes || '(none)'}`,

@@ -121,11 +121,14 @@ export class Ledger {
           if (row) missing.push(`task ${id} of ${user.email} was deleted (204) but is back`);
         } else if (!row) missing.push(`task ${id} of ${user.email} (acknowledged) is missing`);
         else if (row.title !== task.title || row.done !== task.done)
-          missing.push(`task ${id} of ${user.email}: acknowledged ${JSON.stringify({ title: task.title, done: task.done })}, found ${JSON.stringify({ title: row.title, done: row.done })}; history ${JSON.stringify(task.history?.slice(-4))}`);
+          missing.push(
+            `task ${id} of ${user.email}: acknowledged ${JSON.stringify({ title: task.title, done: task.done })}, found ${JSON.stringify({ title: row.title, done: row.done })}; history ${JSON.stringify(task.history?.slice(-4))}`,
+          );
       }
       if (user.theme !== undefined && !user.themeUncertain) {
         checked += 1;
-        if (themes.get(user.id) !== user.theme) missing.push(`preferences of ${user.email}: acknowledged theme ${user.theme}, found ${themes.get(user.id) ?? 'none'}`);
+        if (themes.get(user.id) !== user.theme)
+          missing.push(`preferences of ${user.email}: acknowledged theme ${user.theme}, found ${themes.get(user.id) ?? 'none'}`);
       }
       for (const device of user.devices) {
         checked += 1;
@@ -228,7 +231,15 @@ export class Traffic {
       try {
         await this.#round(user, instance, round);
       } catch (error) {
-        this.log.push({ at: Date.now(), phase: this.phase, instance: instance.name, what: 'traffic', status: -1, code: `traffic loop error: ${(error as Error).message}`, write: false });
+        this.log.push({
+          at: Date.now(),
+          phase: this.phase,
+          instance: instance.name,
+          what: 'traffic',
+          status: -1,
+          code: `traffic loop error: ${(error as Error).message}`,
+          write: false,
+        });
       }
       await sleep(this.#options.pauseMs);
     }
@@ -256,7 +267,13 @@ export class Traffic {
     const created = await this.#call(instance, 'POST', '/tasks', 'create task', { body: { title }, token });
     if (unauthorised(created)) return;
     if (answered(created)) {
-      user.tasks.set(String(created.json.id), { title, done: false, deleted: false, uncertain: false, history: [`${new Date().toISOString()} POST ${instance.name} ${created.status}`] });
+      user.tasks.set(String(created.json.id), {
+        title,
+        done: false,
+        deleted: false,
+        uncertain: false,
+        history: [`${new Date().toISOString()} POST ${instance.name} ${created.status}`],
+      });
       this.ledger.wrote(user, `task:${String(created.json.id)}`);
     }
 
@@ -271,9 +288,11 @@ export class Traffic {
       if (unauthorised(updated)) return;
       if (answered(updated)) {
         Object.assign(task, { done: !task.done, title: newTitle, uncertain: false });
-        task.history = [...(task.history ?? []), `${new Date().toISOString()} PATCH ${instance.name} ${updated.status} ${JSON.stringify({ title: updated.json.title, done: updated.json.done })}`];
-      }
-      else if (lost(updated)) task.uncertain = true;
+        task.history = [
+          ...(task.history ?? []),
+          `${new Date().toISOString()} PATCH ${instance.name} ${updated.status} ${JSON.stringify({ title: updated.json.title, done: updated.json.done })}`,
+        ];
+      } else if (lost(updated)) task.uncertain = true;
     }
     if (round % 3 === 0 && open.length > 2) {
       const [id, task] = open[0]!;
@@ -293,7 +312,10 @@ export class Traffic {
     else if (lost(prefs)) user.themeUncertain = true;
     if (round % 5 === 1) {
       const device = `ExponentPushToken[${randomUUID()}]`;
-      const registered = await this.#call(instance, 'POST', '/me/devices', 'register device', { body: { token: device, platform: round % 2 ? 'ios' : 'android' }, token });
+      const registered = await this.#call(instance, 'POST', '/me/devices', 'register device', {
+        body: { token: device, platform: round % 2 ? 'ios' : 'android' },
+        token,
+      });
       if (unauthorised(registered)) return;
       if (answered(registered)) {
         user.devices.add(device);

@@ -14,7 +14,15 @@ let api: TestApi;
 before(async () => {
   api = await startTestApi();
   const { pool } = api.server.database;
-  await createRelease(pool, { version: '3.1.0', gitTag: 'v3.1.0', gitCommit: null, bump: 'minor', controlVersion: '3.0.4', runId: 'r-1', createdBy: 'operator:alice' });
+  await createRelease(pool, {
+    version: '3.1.0',
+    gitTag: 'v3.1.0',
+    gitCommit: null,
+    bump: 'minor',
+    controlVersion: '3.0.4',
+    runId: 'r-1',
+    createdBy: 'operator:alice',
+  });
   await recordBuild(pool, '3.1.0', 'android', { id: 'build-a', status: 'FINISHED', buildVersion: '310' });
 });
 
@@ -25,7 +33,10 @@ after(async () => {
 test('admins read the release records; others are refused and a malformed version is bad input', async () => {
   const list = await call(api.url, 'GET', '/admin/releases?limit=5', { token: ADMIN_TOKEN });
   assert.equal(list.status, 200);
-  assert.deepEqual(list.json.releases.map((r: { version: string; state: string }) => [r.version, r.state]), [['3.1.0', 'building']]);
+  assert.deepEqual(
+    list.json.releases.map((r: { version: string; state: string }) => [r.version, r.state]),
+    [['3.1.0', 'building']],
+  );
   const one = await call(api.url, 'GET', '/admin/releases/3.1.0', { token: ADMIN_TOKEN });
   assert.equal(one.status, 200);
   assert.equal(one.json.release.builds.android.buildVersion, '310');
@@ -41,6 +52,9 @@ test('/metrics breaks requests and 5xx down by X-App-Version', async () => {
   const metrics = await call(api.url, 'GET', '/metrics', { token: ADMIN_TOKEN });
   assert.equal(metrics.status, 200);
   const rows: Array<{ version: string; requests: number; errors: number }> = metrics.json.byAppVersion;
-  assert.deepEqual(rows.find((r) => r.version === '3.1.0'), { version: '3.1.0', requests: 3, errors: 0, errorRate: 0 });
+  assert.deepEqual(
+    rows.find((r) => r.version === '3.1.0'),
+    { version: '3.1.0', requests: 3, errors: 0, errorRate: 0 },
+  );
   assert.ok((rows.find((r) => r.version === 'unknown')?.requests ?? 0) >= 1, 'a header that is not a version counts as unknown');
 });

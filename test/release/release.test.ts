@@ -100,10 +100,19 @@ before(async () => {
   await eas.seedBuild({ id: STABLE.android, platform: 'ANDROID', appVersion: STABLE.version, appBuildVersion: STABLE.code });
 
   // The last stable release, as a completed deploy would have left it.
-  await createRelease(fixture.pool, { version: STABLE.version, gitTag: `v${STABLE.version}`, gitCommit: null, bump: 'patch', controlVersion: null, runId: 'seed', createdBy: 'operator:seed' });
+  await createRelease(fixture.pool, {
+    version: STABLE.version,
+    gitTag: `v${STABLE.version}`,
+    gitCommit: null,
+    bump: 'patch',
+    controlVersion: null,
+    runId: 'seed',
+    createdBy: 'operator:seed',
+  });
   await recordBuild(fixture.pool, STABLE.version, 'ios', { id: STABLE.ios, status: 'FINISHED', buildVersion: '7' });
   await recordBuild(fixture.pool, STABLE.version, 'android', { id: STABLE.android, status: 'FINISHED', buildVersion: STABLE.code });
-  for (const platform of ['ios', 'android'] as const) await recordRollout(fixture.pool, STABLE.version, { platform, status: 'completed', fraction: 1, step: 4, storeRef: null, updatedBy: 'seed' });
+  for (const platform of ['ios', 'android'] as const)
+    await recordRollout(fixture.pool, STABLE.version, { platform, status: 'completed', fraction: 1, step: 4, storeRef: null, updatedBy: 'seed' });
   await setReleaseState(fixture.pool, STABLE.version, 'completed');
 
   env = {
@@ -144,7 +153,10 @@ function deps(overrides: Record<string, string> = {}): Promise<EngineDeps> {
 
 /** Request counts per app version as the API instances flush them. */
 async function traffic(version: string, requests: number, errors: number): Promise<void> {
-  await fixture.pool.query(`INSERT INTO request_metrics_by_version (instance_id, period_end, app_version, requests, errors) VALUES ('test', now(), $1, $2, $3)`, [version, requests, errors]);
+  await fixture.pool.query(
+    `INSERT INTO request_metrics_by_version (instance_id, period_end, app_version, requests, errors) VALUES ('test', now(), $1, $2, $3)`,
+    [version, requests, errors],
+  );
 }
 
 /** The scheduler's clock, a step interval further each call (so the next step is always due). */
@@ -196,7 +208,10 @@ describe('release deploy, gates and rollback through the store fakes', () => {
     assert.ok(calls.includes(`build:view ${String(build.ios)} --json`));
     assert.ok(calls.includes(`submit --platform ios --id ${String(build.ios)} --profile production --non-interactive --wait`));
     assert.ok(calls.includes(`submit --platform android --id ${String(build.android)} --profile production --non-interactive --wait`));
-    assert.ok((await eas.calls()).every((c) => c.cwd === repo), 'eas runs in the app repository');
+    assert.ok(
+      (await eas.calls()).every((c) => c.cwd === repo),
+      'eas runs in the app repository',
+    );
 
     // 5: Play — OAuth, then insert → tracks.update → commit, each with the bearer token.
     const playCalls = play.requests.filter((r) => !r.path.startsWith('/test/')).map((r) => `${r.method} ${r.path.replace(/edits\/[^/:]+/, 'edits/{id}')}`);
@@ -218,7 +233,13 @@ describe('release deploy, gates and rollback through the store fakes', () => {
     assert.equal(release.controlVersion, STABLE.version);
     assert.equal(release.builds.ios?.id, build.ios);
     assert.ok(release.submissions.android?.submissionId);
-    assert.deepEqual(release.rollouts.map((r) => [r.platform, r.status, r.fraction]), [['android', 'inProgress', 0.05], ['ios', 'inProgress', 0.01]]);
+    assert.deepEqual(
+      release.rollouts.map((r) => [r.platform, r.status, r.fraction]),
+      [
+        ['android', 'inProgress', 0.05],
+        ['ios', 'inProgress', 0.01],
+      ],
+    );
     assert.ok(release.nextStepAt && release.nextStepAt.getTime() > Date.now());
   });
 
@@ -276,7 +297,10 @@ describe('release deploy, gates and rollback through the store fakes', () => {
   test('release resume|halt <platform> move a Play rollout between halted and in progress at its fraction; resuming what runs is refused', async () => {
     const resumed = await runProcedure(releaseResume, { platform: 'android' }, { yes: true }, await deps());
     assert.equal(resumed.exitCode, 0, show(resumed));
-    assert.deepEqual(play.track()[0] && { status: play.track()[0]!.status, userFraction: play.track()[0]!.userFraction }, { status: 'inProgress', userFraction: 0.1 });
+    assert.deepEqual(play.track()[0] && { status: play.track()[0]!.status, userFraction: play.track()[0]!.userFraction }, {
+      status: 'inProgress',
+      userFraction: 0.1,
+    });
     const halted = await runProcedure(releaseHalt, { platform: 'android' }, { yes: true }, await deps());
     assert.equal(halted.exitCode, 0, show(halted));
     assert.equal(play.track()[0]?.status, 'halted');
@@ -297,7 +321,10 @@ describe('release deploy, gates and rollback through the store fakes', () => {
 
     const report = await runProcedure(releaseRollback, {}, { yes: true, approvedBy: 'bob' }, await deps());
     assert.ok(report.exitCode === 0 || report.exitCode === 5, show(report));
-    const submits = (await eas.calls()).filter((c) => c.argv[0] === 'submit').slice(submitsBefore).map((c) => c.argv.join(' '));
+    const submits = (await eas.calls())
+      .filter((c) => c.argv[0] === 'submit')
+      .slice(submitsBefore)
+      .map((c) => c.argv.join(' '));
     assert.deepEqual(submits, [
       `submit --platform ios --id ${STABLE.ios} --profile production --non-interactive --wait`,
       `submit --platform android --id ${STABLE.android} --profile production --non-interactive --wait`,
@@ -311,7 +338,11 @@ describe('release deploy, gates and rollback through the store fakes', () => {
     assert.equal(bad.state, 'rolled-back');
     assert.equal(bad.rolledBackBy, 'operator:alice');
     const { rows } = await fixture.pool.query<{ subject: string }>('SELECT subject FROM maintenance_notices');
-    assert.deepEqual(rows.map((r) => r.subject), ['We are rolling back the latest app update'], 'emails queued for the rate-limited workers');
+    assert.deepEqual(
+      rows.map((r) => r.subject),
+      ['We are rolling back the latest app update'],
+      'emails queued for the rate-limited workers',
+    );
   });
 
   test('a store API error mid-rollout halts what had started and rolls the deploy back, reporting the exact state', async () => {
@@ -334,11 +365,14 @@ describe('release deploy, gates and rollback through the store fakes', () => {
     const releases = await runCli(['release', 'list', '--json'], await fixture.cliEnv(env));
     assert.equal(releases.code, 0, releases.stderr);
     const body = parseJson(releases.stdout);
-    assert.deepEqual((body.releases as Array<{ version: string; state: string }>).map((r) => [r.version, r.state]), [
-      ['1.5.1', 'failed'],
-      ['1.5.0', 'rolled-back'],
-      ['1.4.2', 'completed'],
-    ]);
+    assert.deepEqual(
+      (body.releases as Array<{ version: string; state: string }>).map((r) => [r.version, r.state]),
+      [
+        ['1.5.1', 'failed'],
+        ['1.5.0', 'rolled-back'],
+        ['1.4.2', 'completed'],
+      ],
+    );
     const status = await runCli(['release', 'status', '--json'], await fixture.cliEnv(env));
     assert.equal(status.code, 0, status.stderr);
     const shown = parseJson(status.stdout);
@@ -351,11 +385,22 @@ describe('release deploy, gates and rollback through the store fakes', () => {
     const reviewed = await runCli(['release', 'review-requested', '1.4.2'], await fixture.cliEnv({ ...env, SHIPSHAPE_OPERATOR: 'carol' }));
     assert.equal(reviewed.code, 0, reviewed.stderr);
     const { rows } = await fixture.pool.query<{ actor: string }>(`SELECT actor FROM audit_log WHERE action = 'release.expedited-review.requested'`);
-    assert.deepEqual(rows.map((r) => r.actor), ['operator:carol']);
+    assert.deepEqual(
+      rows.map((r) => r.actor),
+      ['operator:carol'],
+    );
   });
 
   test('the scheduler of a running server reads the gates of a release whose step is due', async () => {
-    await createRelease(fixture.pool, { version: '2.0.0', gitTag: 'v2.0.0', gitCommit: null, bump: 'major', controlVersion: STABLE.version, runId: 'sched', createdBy: 'operator:seed' });
+    await createRelease(fixture.pool, {
+      version: '2.0.0',
+      gitTag: 'v2.0.0',
+      gitCommit: null,
+      bump: 'major',
+      controlVersion: STABLE.version,
+      runId: 'sched',
+      createdBy: 'operator:seed',
+    });
     await setReleaseState(fixture.pool, '2.0.0', 'rolling-out');
     await fixture.pool.query(`UPDATE releases SET next_step_at = now() - interval '1 second' WHERE version = '2.0.0'`);
     const api = await startWorkerApi({ database: fixture.database, env: { ...env, STATE_DIR: (await fixture.deps()).config.stateDir } });
@@ -368,7 +413,9 @@ describe('release deploy, gates and rollback through the store fakes', () => {
       assert.ok(release.nextStepAt && release.nextStepAt.getTime() > Date.now() + 30 * 60_000, 'read again after RELEASE_GATE_RECHECK');
       // The rollback's emails go out through the same workers, in rate-limited batches.
       await eventually('the rollback notice emails are sent', async () => {
-        const { rows } = await fixture.pool.query<{ status: string }>(`SELECT status FROM maintenance_notices WHERE subject = 'We are rolling back the latest app update'`);
+        const { rows } = await fixture.pool.query<{ status: string }>(
+          `SELECT status FROM maintenance_notices WHERE subject = 'We are rolling back the latest app update'`,
+        );
         return rows[0]?.status === 'done' ? true : undefined;
       });
     } finally {
@@ -385,7 +432,10 @@ describe('release deploy, gates and rollback through the store fakes', () => {
     metrics.record(200, 3);
     await metrics.flush(fixture.pool);
     const rows = await readVersionMetrics(fixture.pool, 60_000, ['9.9.9', 'unknown']);
-    assert.deepEqual(rows.find((r) => r.version === '9.9.9'), { version: '9.9.9', requests: 2, errors: 1, errorRate: 0.5 });
+    assert.deepEqual(
+      rows.find((r) => r.version === '9.9.9'),
+      { version: '9.9.9', requests: 2, errors: 1, errorRate: 0.5 },
+    );
     assert.equal(rows.find((r) => r.version === 'unknown')?.requests, 1);
   });
 });

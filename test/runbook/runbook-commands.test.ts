@@ -33,7 +33,10 @@ test('a command goes on over trailing backslashes, open quotes and a trailing pi
 });
 
 test('a here-document belongs to its command up to the terminator, quotes inside it included', () => {
-  assert.deepEqual(texts(["cat > notice.md << 'EOF'", "We've identified an issue.", 'EOF', 'rm notice.md']), ["cat > notice.md << 'EOF'\nWe've identified an issue.\nEOF", 'rm notice.md']);
+  assert.deepEqual(texts(["cat > notice.md << 'EOF'", "We've identified an issue.", 'EOF', 'rm notice.md']), [
+    "cat > notice.md << 'EOF'\nWe've identified an issue.\nEOF",
+    'rm notice.md',
+  ]);
 });
 
 test('an unterminated command is an error, not a silently shorter command', () => {

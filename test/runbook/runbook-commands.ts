@@ -75,7 +75,12 @@ export function parseRunbook(markdown: string): Runbook {
     index = end;
     if (language !== 'bash') continue;
     if (body[0]?.startsWith('#!')) {
-      const name = body.slice(1).find((text) => /^#\s*\S/.test(text))?.replace(/^#\s*/, '').trim() ?? 'script';
+      const name =
+        body
+          .slice(1)
+          .find((text) => /^#\s*\S/.test(text))
+          ?.replace(/^#\s*/, '')
+          .trim() ?? 'script';
       scripts.push({ section, block, line: start + 1, name, text: `${body.join('\n')}\n` });
       continue;
     }
@@ -125,7 +130,10 @@ export function splitCommands(lines: readonly string[]): Array<{ offset: number;
  * Reads one line as bash would for what matters here: where quotes open and close, here-document
  * operators, an unquoted comment, and whether the command carries on to the next line.
  */
-function scanLine(line: string, startQuote: "'" | '"' | null): { quote: "'" | '"' | null; heredocs: Array<{ terminator: string; stripTabs: boolean }>; continues: boolean } {
+function scanLine(
+  line: string,
+  startQuote: "'" | '"' | null,
+): { quote: "'" | '"' | null; heredocs: Array<{ terminator: string; stripTabs: boolean }>; continues: boolean } {
   let quote = startQuote;
   const heredocs: Array<{ terminator: string; stripTabs: boolean }> = [];
   let code = '';
@@ -166,7 +174,10 @@ function scanLine(line: string, startQuote: "'" | '"' | null): { quote: "'" | '"
 }
 
 function toolOf(text: string): string {
-  const words = text.replace(/^(\s*[A-Za-z_]\w*=\S*\s+)+/, '').trim().split(/\s+/);
+  const words = text
+    .replace(/^(\s*[A-Za-z_]\w*=\S*\s+)+/, '')
+    .trim()
+    .split(/\s+/);
   const first = words[0] ?? '';
   if (first === 'echo') {
     const fed = /\|\s*(?:\\\n\s*)?([\w./-]+)/.exec(text);

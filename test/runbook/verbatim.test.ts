@@ -141,7 +141,14 @@ const epochsBefore = new Map<string, number>();
 async function sealedBackups(api: TestApi): Promise<number> {
   const root = path.join(api.config.stateDir, 'backups');
   const folders = await readdir(root).catch(() => []);
-  const sealed = await Promise.all(folders.map((id) => access(path.join(root, id, 'manifest.json')).then(() => true, () => false)));
+  const sealed = await Promise.all(
+    folders.map((id) =>
+      access(path.join(root, id, 'manifest.json')).then(
+        () => true,
+        () => false,
+      ),
+    ),
+  );
   return sealed.filter(Boolean).length;
 }
 let backupsBefore = 0;
@@ -180,7 +187,12 @@ const verbatimChecks: readonly VerbatimCheck[] = [
     behaviour: 'an erased user cannot log in: a 401 error envelope',
     arrange: async ({ api }) => {
       const user = await signUp(api, 'user@example.com');
-      await eraseUser(api.server.database.pool, defaultUsersTable, { userId: user.id, operator: 'runbook-test', ticket: 'GDPR-TEST', reason: 'runbook verification' });
+      await eraseUser(api.server.database.pool, defaultUsersTable, {
+        userId: user.id,
+        operator: 'runbook-test',
+        ticket: 'GDPR-TEST',
+        reason: 'runbook verification',
+      });
     },
     check: async (result) => {
       assert.equal(json(result).error.code, 'SHIP_ERR_INVALID_CREDENTIALS', result.stdout);
@@ -289,13 +301,10 @@ const verbatimChecks: readonly VerbatimCheck[] = [
     check: async (result, { api, expo, device }) => {
       const { job } = json(result);
       assert.equal(typeof job?.id, 'string', result.stdout);
-      const finished = await eventually(
-        'the push job to finish',
-        async () => {
-          const status = await api.request('GET', `/admin/notifications/${job.id}`, { token: ADMIN_TOKEN });
-          return status.json.job?.status === 'sending' ? undefined : status.json.job;
-        },
-      );
+      const finished = await eventually('the push job to finish', async () => {
+        const status = await api.request('GET', `/admin/notifications/${job.id}`, { token: ADMIN_TOKEN });
+        return status.json.job?.status === 'sending' ? undefined : status.json.job;
+      });
       assert.equal(finished.status, 'done');
       const delivered = expo.deliveries.filter((delivery) => delivery.to === device);
       assert.equal(delivered.length, 1);
@@ -315,7 +324,8 @@ const verbatimChecks: readonly VerbatimCheck[] = [
   {
     section: 'Monthly Maintenance Checklist',
     matches: /\/admin\/notifications\/schedule/,
-    behaviour: 'the JSON sent with curl\'s default content type is read: the push is scheduled (a date that has passed is refused by name, and the same call with a date ahead is scheduled)',
+    behaviour:
+      "the JSON sent with curl's default content type is read: the push is scheduled (a date that has passed is refused by name, and the same call with a date ahead is scheduled)",
     check: async (result, world, command) => {
       const written = /"scheduledFor": "([^"]+)"/.exec(command)?.[1];
       assert.ok(written, 'the runbook schedules a date');
@@ -370,7 +380,10 @@ function skipFor(command: RunbookCommand): SkippedCommand | undefined {
 const label = (item: { section: string; block: string; line: number }) => `${item.section} (${item.block}, RUNBOOK.md:${item.line})`;
 /** A command on one line for a test name: continuations joined, long ones cut. */
 const oneLine = (text: string) => {
-  const joined = text.replace(/\\\n\s*/g, ' ').replace(/\s+/g, ' ').trim();
+  const joined = text
+    .replace(/\\\n\s*/g, ' ')
+    .replace(/\s+/g, ' ')
+    .trim();
   return joined.length > 110 ? `${joined.slice(0, 109)}…` : joined;
 };
 
@@ -398,14 +411,31 @@ describe('the runbook, verbatim', () => {
 
   test('every command in docs/RUNBOOK.md is run here or listed as skipped with what replaces it', () => {
     const unknown = runbook.commands.filter((command) => (verbatimCheckFor(command) ? 1 : 0) + (skipFor(command) ? 1 : 0) !== 1);
-    assert.deepEqual(unknown.map((command) => `${label(command)}: ${oneLine(command.text)}`), [], 'commands neither run nor listed in skipped-commands.ts');
-    const ambiguous = runbook.commands.filter((command) => verbatimChecks.filter((check) => check.section === command.section && check.matches.test(command.text)).length > 1);
+    assert.deepEqual(
+      unknown.map((command) => `${label(command)}: ${oneLine(command.text)}`),
+      [],
+      'commands neither run nor listed in skipped-commands.ts',
+    );
+    const ambiguous = runbook.commands.filter(
+      (command) => verbatimChecks.filter((check) => check.section === command.section && check.matches.test(command.text)).length > 1,
+    );
     assert.deepEqual(ambiguous.map(label), []);
     const unusedChecks = verbatimChecks.filter((check) => !runbook.commands.some((command) => verbatimCheckFor(command) === check));
-    assert.deepEqual(unusedChecks.map((check) => `${check.section}: ${check.behaviour}`), [], 'checks whose command left the runbook');
+    assert.deepEqual(
+      unusedChecks.map((check) => `${check.section}: ${check.behaviour}`),
+      [],
+      'checks whose command left the runbook',
+    );
     const unusedSkips = skippedCommands.filter((skip) => !runbook.commands.some((command) => skipFor(command) === skip));
-    assert.deepEqual(unusedSkips.map((skip) => `${skip.section}: ${skip.tool}`), [], 'skip entries whose command left the runbook');
-    assert.deepEqual(runbook.scripts.map((script) => script.name), ['maintenance.sh']);
+    assert.deepEqual(
+      unusedSkips.map((skip) => `${skip.section}: ${skip.tool}`),
+      [],
+      'skip entries whose command left the runbook',
+    );
+    assert.deepEqual(
+      runbook.scripts.map((script) => script.name),
+      ['maintenance.sh'],
+    );
   });
 
   test('docs/runbook-deviations.md covers every section of the runbook', async () => {
@@ -414,9 +444,10 @@ describe('the runbook, verbatim', () => {
     assert.deepEqual(missing, []);
   });
 
-  const items = [...runbook.commands.map((command) => ({ kind: 'command' as const, command })), ...runbook.scripts.map((script) => ({ kind: 'script' as const, script }))].sort(
-    (a, b) => (a.kind === 'command' ? a.command.line : a.script.line) - (b.kind === 'command' ? b.command.line : b.script.line),
-  );
+  const items = [
+    ...runbook.commands.map((command) => ({ kind: 'command' as const, command })),
+    ...runbook.scripts.map((script) => ({ kind: 'script' as const, script })),
+  ].sort((a, b) => (a.kind === 'command' ? a.command.line : a.script.line) - (b.kind === 'command' ? b.command.line : b.script.line));
 
   for (const item of items) {
     if (item.kind === 'script') {
@@ -478,13 +509,20 @@ async function runMaintenanceScript(script: RunbookScript, world: World): Promis
     const log = await readFile(path.join(work, 'maintenance.log'), 'utf8').catch(() => '');
     assert.equal(result.code, 0, `maintenance.sh failed:\n${result.stderr}\n--- maintenance.log\n${log}`);
 
-    const recorded = (await readFile(shimLog, 'utf8')).trimEnd().split('\n').map((line) => line.split('\t'));
-    assert.deepEqual(recorded, [
-      ['npx', 'supabase migration up', '503'],
-      ['npm', 'update', '503'],
-      ['find', '/var/log/app -name *.log -mtime +30 -delete', '503'],
-      ['npm', 'run test:smoke', '503'],
-    ], 'every step between the two curls ran with the app in maintenance (503 from /health)');
+    const recorded = (await readFile(shimLog, 'utf8'))
+      .trimEnd()
+      .split('\n')
+      .map((line) => line.split('\t'));
+    assert.deepEqual(
+      recorded,
+      [
+        ['npx', 'supabase migration up', '503'],
+        ['npm', 'update', '503'],
+        ['find', '/var/log/app -name *.log -mtime +30 -delete', '503'],
+        ['npm', 'run test:smoke', '503'],
+      ],
+      'every step between the two curls ran with the app in maintenance (503 from /health)',
+    );
     assert.equal((await api.request('GET', '/health')).json.status, 'ok', 'maintenance is off at the end');
 
     assert.match(log, /^=== Maintenance Started: /m);

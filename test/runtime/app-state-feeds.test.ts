@@ -58,7 +58,13 @@ async function startInstance(db: MigratedDatabase, redisPrefix?: string): Promis
       }
     : undefined;
   if (redis) await redis.publisher.connect();
-  const feeds = await startAppStateFeeds({ config: { ...db.config, redisPrefix: redisPrefix ?? db.config.redisPrefix }, database: db.database, watcher, logger, redis });
+  const feeds = await startAppStateFeeds({
+    config: { ...db.config, redisPrefix: redisPrefix ?? db.config.redisPrefix },
+    database: db.database,
+    watcher,
+    logger,
+    redis,
+  });
   return {
     watcher,
     feeds,
@@ -111,12 +117,16 @@ describe('on PostgreSQL: LISTEN/NOTIFY', () => {
 
   test('a LISTEN connection that is killed reconnects, and later changes still arrive', async () => {
     const pool = db.database.pool;
-    const before = await pool.query<{ pid: number }>(`SELECT pid FROM pg_stat_activity WHERE application_name = 'shipshape-listen' AND datname = current_database()`);
+    const before = await pool.query<{ pid: number }>(
+      `SELECT pid FROM pg_stat_activity WHERE application_name = 'shipshape-listen' AND datname = current_database()`,
+    );
     assert.equal(before.rows.length, instances.length);
     await pool.query('SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid', [before.rows.map((row) => row.pid)]);
     const oldPids = new Set(before.rows.map((row) => row.pid));
     for (let waited = 0; ; waited += 100) {
-      const now = await pool.query<{ pid: number }>(`SELECT pid FROM pg_stat_activity WHERE application_name = 'shipshape-listen' AND datname = current_database()`);
+      const now = await pool.query<{ pid: number }>(
+        `SELECT pid FROM pg_stat_activity WHERE application_name = 'shipshape-listen' AND datname = current_database()`,
+      );
       if (now.rows.length === instances.length && now.rows.every((row) => !oldPids.has(row.pid))) break;
       assert.ok(waited < 20_000, 'listeners did not reconnect');
       await new Promise((resolve) => setTimeout(resolve, 100));

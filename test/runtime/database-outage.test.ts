@@ -15,7 +15,6 @@ import { clusterUnavailable, startThrowawayCluster, type ThrowawayCluster } from
 import { eventually } from '../helpers/patience.ts';
 import { call } from '../helpers/http-call.ts';
 
-
 type Serve = Awaited<ReturnType<typeof startServeProcess>>;
 
 describe('serve while its PostgreSQL server is down', { skip: clusterUnavailable() }, () => {
@@ -44,13 +43,10 @@ describe('serve while its PostgreSQL server is down', { skip: clusterUnavailable
   });
 
   function until<T>(what: string, check: () => Promise<T | undefined>): Promise<T> {
-    return eventually(
-      what,
-      async () => {
-        if (exited !== undefined) throw new Error(`serve exited (${exited}) while waiting for ${what}:\n${serve.output().slice(-4_000)}`);
-        return check();
-      },
-    );
+    return eventually(what, async () => {
+      if (exited !== undefined) throw new Error(`serve exited (${exited}) while waiting for ${what}:\n${serve.output().slice(-4_000)}`);
+      return check();
+    });
   }
 
   test('app routes answer 503 SHIP_ERR_DATABASE_UNAVAILABLE with Retry-After while the server is stopped, /health says degraded, /config answers', async () => {
@@ -82,7 +78,9 @@ describe('serve while its PostgreSQL server is down', { skip: clusterUnavailable
   test('once the server is back, requests succeed again by themselves and /health is ok', async () => {
     await cluster.resume();
     const startedAt = Date.now();
-    await until('a write to succeed again', async () => ((await call(serve.url, 'POST', '/tasks', { body: { title: 'after' }, token })).status === 201 ? true : undefined));
+    await until('a write to succeed again', async () =>
+      (await call(serve.url, 'POST', '/tasks', { body: { title: 'after' }, token })).status === 201 ? true : undefined,
+    );
     console.log(`requests succeeded again ${Date.now() - startedAt} ms after PostgreSQL was started`);
     const listed = await call(serve.url, 'GET', '/tasks', { token });
     assert.equal(listed.status, 200);

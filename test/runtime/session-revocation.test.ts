@@ -87,7 +87,10 @@ describe('session revocation with sessions cached on two instances', () => {
     const user = await newUser();
     await warm(user.token);
     const resetToken = `reset-${Date.now()}-${counter}`;
-    await outside.query(`INSERT INTO password_reset_tokens (user_id, token_hash, expires_at) VALUES ($1::uuid, $2::bytea, now() + interval '1 hour')`, [user.id, hashToken(resetToken)]);
+    await outside.query(`INSERT INTO password_reset_tokens (user_id, token_hash, expires_at) VALUES ($1::uuid, $2::bytea, now() + interval '1 hour')`, [
+      user.id,
+      hashToken(resetToken),
+    ]);
     await expectRefusedAfter(b(), user.token, async () => {
       const reply = await call(a().url, 'POST', '/auth/password-reset/confirm', { body: { token: resetToken, password: 'another horse battery' } });
       assert.equal(reply.status, 204, JSON.stringify(reply.json));
@@ -138,11 +141,15 @@ describe('session revocation with sessions cached on two instances', () => {
     await warm(user.token);
     const distrusts = servers.map((server) => server.live.sessions.stats.distrusts);
     await outside.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'shipshape-listen' AND datname = current_database()`);
-    await eventually('both instances noticed their LISTEN connection drop', () => (servers.every((server, i) => server.live.sessions.stats.distrusts > distrusts[i]!) ? true : undefined));
+    await eventually('both instances noticed their LISTEN connection drop', () =>
+      servers.every((server, i) => server.live.sessions.stats.distrusts > distrusts[i]!) ? true : undefined,
+    );
     // Revoked without any instance hearing it: their listeners are down.
     await revokeAllSessions(outside, user.id);
     for (const server of servers) assert.equal((await call(server.url, 'GET', '/tasks', { token: user.token })).status, 401);
-    await eventually('both instances trust their cache again after reconnecting', () => (servers.every((server) => server.live.sessions.active) ? true : undefined));
+    await eventually('both instances trust their cache again after reconnecting', () =>
+      servers.every((server) => server.live.sessions.active) ? true : undefined,
+    );
     for (const server of servers) assert.equal((await call(server.url, 'GET', '/tasks', { token: user.token })).status, 401);
   });
 });

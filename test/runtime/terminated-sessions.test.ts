@@ -155,7 +155,9 @@ describe('serve with workers survives its database sessions being terminated', (
   /** Waits until some session of the database is inside a transaction (the scheduler's tick opens one every 250 ms). */
   async function untilATransactionIsOpen(): Promise<void> {
     await until('a session inside a transaction', async () => {
-      const { rows } = await admin.query('SELECT 1 FROM pg_stat_activity WHERE datname = $1::text AND xact_start IS NOT NULL AND pid <> pg_backend_pid()', [database.name]);
+      const { rows } = await admin.query('SELECT 1 FROM pg_stat_activity WHERE datname = $1::text AND xact_start IS NOT NULL AND pid <> pg_backend_pid()', [
+        database.name,
+      ]);
       return rows.length > 0 ? true : undefined;
     });
   }
@@ -205,12 +207,13 @@ describe('serve with workers survives its database sessions being terminated', (
 
   test('the LISTEN connection comes back and a maintenance toggle made in SQL reaches the instance', async () => {
     await terminateAll();
-    await until(
-      'the LISTEN connection to reconnect',
-      async () => {
-        const { rows } = await admin.query("SELECT 1 FROM pg_stat_activity WHERE datname = $1::text AND application_name = 'shipshape-listen' AND query LIKE 'LISTEN%'", [database.name]);
-        return rows.length > 0 ? true : undefined;
-      });
+    await until('the LISTEN connection to reconnect', async () => {
+      const { rows } = await admin.query(
+        "SELECT 1 FROM pg_stat_activity WHERE datname = $1::text AND application_name = 'shipshape-listen' AND query LIKE 'LISTEN%'",
+        [database.name],
+      );
+      return rows.length > 0 ? true : undefined;
+    });
     const message = `Back soon ${randomUUID()}`;
     const db = new pg.Client({ connectionString: database.url });
     await db.connect();

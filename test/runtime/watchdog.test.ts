@@ -72,7 +72,8 @@ describe('the watchdog', () => {
     await state?.cleanup();
   });
 
-  const events = (condition: WatchedCondition, action: 'trigger' | 'resolve') => pagerDuty.events.filter((event) => event.dedupKey === dedupKeyFor(condition) && event.action === action);
+  const events = (condition: WatchedCondition, action: 'trigger' | 'resolve') =>
+    pagerDuty.events.filter((event) => event.dedupKey === dedupKeyFor(condition) && event.action === action);
   const slackTitled = (title: RegExp) => slack.messages.filter((message) => title.test(message.payload.text ?? ''));
   const evaluations = async () => (await evaluationStatus(admin)).evaluations;
 
@@ -83,7 +84,9 @@ describe('the watchdog', () => {
   }
 
   async function alertRow(condition: WatchedCondition): Promise<{ status: string; delivered: boolean } | undefined> {
-    const { rows } = await admin.query<{ status: string; delivered: boolean }>('SELECT status, delivered FROM watchdog_alerts WHERE condition = $1', [condition]);
+    const { rows } = await admin.query<{ status: string; delivered: boolean }>('SELECT status, delivered FROM watchdog_alerts WHERE condition = $1', [
+      condition,
+    ]);
     return rows[0];
   }
 
@@ -148,7 +151,16 @@ describe('the watchdog', () => {
     assert.ok(metrics.p95ResponseTime! >= 500, JSON.stringify(metrics));
     assert.equal(metrics.instances, 2);
     assert.equal(metrics.windowSeconds, 300);
-    const health = await gatherHealth(loadConfig({ DATABASE_URL: database.url, STATE_DIR: path.join(state.path, 'a'), BACKUP_STORAGE_URL: `file://${path.join(state.path, 'backups')}`, ADMIN_TOKEN, API_URL: b }), logger);
+    const health = await gatherHealth(
+      loadConfig({
+        DATABASE_URL: database.url,
+        STATE_DIR: path.join(state.path, 'a'),
+        BACKUP_STORAGE_URL: `file://${path.join(state.path, 'backups')}`,
+        ADMIN_TOKEN,
+        API_URL: b,
+      }),
+      logger,
+    );
     const check = health.checks.find((c) => c.name === 'metrics');
     assert.equal(check?.status, 'fail', 'health fails on the same numbers');
     assert.match(check?.summary ?? '', /across 2 instance\(s\).*error rate .* ≥ 0\.1%/);
@@ -160,7 +172,9 @@ describe('the watchdog', () => {
     // Good answers dilute the failures below 0.1 % (or the failures leave the 5-minute window).
     while (events('error-rate', 'resolve').length === 0 || events('latency-p95', 'resolve').length === 0) {
       for (let round = 0; round < 10; round++) {
-        const answers = await Promise.all(Array.from({ length: 50 }, (_, i) => fetch(`${i % 2 === 0 ? a : b}/config`).then((response) => response.arrayBuffer())));
+        const answers = await Promise.all(
+          Array.from({ length: 50 }, (_, i) => fetch(`${i % 2 === 0 ? a : b}/config`).then((response) => response.arrayBuffer())),
+        );
         assert.equal(answers.length, 50);
       }
       await moreEvaluations(2);
@@ -171,20 +185,28 @@ describe('the watchdog', () => {
   });
 
   test('a failed scheduled run and a failed push each raise one alert, and clear when a run succeeds and the failure ages out', async () => {
-    await addSchedule(admin, validateSpec({ name: 'nightly-backup', task: 'backup', recurrence: 'every day at 04:00', timeZone: 'UTC' }), { actor: 'test', start: true, reservedNames: [] });
+    await addSchedule(admin, validateSpec({ name: 'nightly-backup', task: 'backup', recurrence: 'every day at 04:00', timeZone: 'UTC' }), {
+      actor: 'test',
+      start: true,
+      reservedNames: [],
+    });
     await recordOutcome(admin, 'nightly-backup', 'due 2026-03-01T04:00:00.000Z: backup failed: storage refused the upload', false);
     const failedPush = await admin.query<{ id: string }>(
       `INSERT INTO notification_jobs (title, body, priority, requested_by, status, error, finished_at)
        VALUES ('Maintenance tonight', 'From 02:00', 'default', 'test', 'failed', 'every chunk failed', now()) RETURNING id`,
     );
-    await eventually('both alerts', async () => (events('failed-jobs', 'trigger').length > 0 && events('failed-notifications', 'trigger').length > 0 ? true : undefined));
+    await eventually('both alerts', async () =>
+      events('failed-jobs', 'trigger').length > 0 && events('failed-notifications', 'trigger').length > 0 ? true : undefined,
+    );
     const text = slackTitled(/Scheduled jobs failed/)[0]?.payload.text ?? '';
     assert.match(text, /nightly-backup \(due 2026-03-01T04:00:00\.000Z: backup failed: storage refused the upload\)/);
     assert.match(slackTitled(/Push notifications failed/)[0]?.payload.text ?? '', /"Maintenance tonight"/);
 
     await recordOutcome(admin, 'nightly-backup', 'due 2026-03-02T04:00:00.000Z: backup b-… taken and verified', true);
     await admin.query("UPDATE notification_jobs SET finished_at = now() - interval '25 hours' WHERE id = $1", [failedPush.rows[0]!.id]);
-    await eventually('both resolves', async () => (events('failed-jobs', 'resolve').length > 0 && events('failed-notifications', 'resolve').length > 0 ? true : undefined));
+    await eventually('both resolves', async () =>
+      events('failed-jobs', 'resolve').length > 0 && events('failed-notifications', 'resolve').length > 0 ? true : undefined,
+    );
     assert.equal(events('failed-jobs', 'trigger').length, 1);
     assert.equal(events('failed-notifications', 'trigger').length, 1);
   });

@@ -38,14 +38,23 @@ describe('scheduler commands', () => {
 
   test('lists the built-in schedules (the daily backup on, the maintenance window paused), adds one in its own time zone, pauses, resumes and removes it', async () => {
     const listed = await json(['schedule', 'list']);
-    assert.deepEqual(listed.schedules.map((s: Record<string, unknown>) => [s.name, s.paused]), [['daily-backup', false], ['maintenance-window', true]]);
+    assert.deepEqual(
+      listed.schedules.map((s: Record<string, unknown>) => [s.name, s.paused]),
+      [
+        ['daily-backup', false],
+        ['maintenance-window', true],
+      ],
+    );
     const builtIns = await runCli(['schedule', 'list'], env);
     assert.match(builtIns.stdout, /daily-backup \*\s+backup\s+every day at 03:00\s+UTC\s+on/);
     assert.match(builtIns.stdout, /opt out: `shipshape schedule pause daily-backup`/);
 
     const { schedule } = await json(['schedule', 'add', 'nightly-backup', '--task', 'backup', '--every', 'every day at 04:00', '--tz', 'Europe/Berlin']);
     assert.equal(schedule.paused, false);
-    assert.equal(new Intl.DateTimeFormat('en-GB', { timeZone: 'Europe/Berlin', hour: '2-digit', minute: '2-digit' }).format(new Date(schedule.nextOccurrenceAt)), '04:00');
+    assert.equal(
+      new Intl.DateTimeFormat('en-GB', { timeZone: 'Europe/Berlin', hour: '2-digit', minute: '2-digit' }).format(new Date(schedule.nextOccurrenceAt)),
+      '04:00',
+    );
 
     const text = await runCli(['schedule', 'list'], env);
     assert.match(text.stdout, /nightly-backup\s+backup\s+every day at 04:00\s+Europe\/Berlin\s+on/);
@@ -77,7 +86,11 @@ describe('scheduler commands', () => {
     // Scheduled an hour ahead and made due once the worker runs: a slow CLI start on a busy
     // machine can then never put `--at` in the past.
     const { notification } = await json(['notify', 'schedule', '--at', inSeconds(AHEAD_SECONDS), '--title', title, '--body', 'hello']);
-    const child = spawn(process.execPath, ['bin/shipshape.js', 'worker'], { cwd: PROJECT_ROOT, env: { PATH: process.env.PATH, HOME: process.env.HOME, LOG_LEVEL: 'info', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['bin/shipshape.js', 'worker'], {
+      cwd: PROJECT_ROOT,
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, LOG_LEVEL: 'info', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let output = '';
     child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
     child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));

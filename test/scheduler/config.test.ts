@@ -22,7 +22,10 @@ test('defaults: backups daily at 03:00 UTC; the window on the first Sunday at 02
 
 test('a schedule or time zone Shipshape cannot honour stops start-up naming the variable', () => {
   const refused = (env: Record<string, string>, pattern: RegExp) =>
-    assert.throws(() => loadConfig(env), (error: unknown) => isShipError(error) && error.code === 'SHIP_ERR_CONFIG' && pattern.test(error.message));
+    assert.throws(
+      () => loadConfig(env),
+      (error: unknown) => isShipError(error) && error.code === 'SHIP_ERR_CONFIG' && pattern.test(error.message),
+    );
   refused({ BACKUP_SCHEDULE: '0 3 * * *' }, /^BACKUP_SCHEDULE="0 3 \* \* \*" is invalid: must be a schedule like "every day at 03:00"/);
   refused({ MAINTENANCE_TIME_ZONE: 'PST' }, /^MAINTENANCE_TIME_ZONE="PST" is invalid: must be an IANA time zone/);
   refused({ MAINTENANCE_NOTICE: '72' }, /^MAINTENANCE_NOTICE=/);

@@ -37,8 +37,13 @@ describe('scheduled notification delivery that fails', () => {
     expo = await startFakeExpo({ rateLimit: false });
     const pool = db.database.pool;
     // 150 devices: two chunks of at most 100.
-    const { rows } = await pool.query<{ id: string }>(`INSERT INTO users (email, password_hash) SELECT 'df-' || g || '@example.com', 'x' FROM generate_series(1, 150) g RETURNING id`);
-    await pool.query(`INSERT INTO devices (token, user_id, platform) SELECT 'ExponentPushToken[df-' || ord || ']', u, 'ios' FROM unnest($1::uuid[]) WITH ORDINALITY AS x(u, ord)`, [rows.map((row) => row.id)]);
+    const { rows } = await pool.query<{ id: string }>(
+      `INSERT INTO users (email, password_hash) SELECT 'df-' || g || '@example.com', 'x' FROM generate_series(1, 150) g RETURNING id`,
+    );
+    await pool.query(
+      `INSERT INTO devices (token, user_id, platform) SELECT 'ExponentPushToken[df-' || ord || ']', u, 'ios' FROM unnest($1::uuid[]) WITH ORDINALITY AS x(u, ord)`,
+      [rows.map((row) => row.id)],
+    );
   });
   after(async () => {
     await expo?.close();
@@ -107,7 +112,9 @@ describe('the worker, with Expo unreachable', () => {
   });
 
   test('the notification is listed failed with the cause, and its pg-boss job fails (not completed)', async () => {
-    const created = await api.call('POST', '/admin/notifications/schedule', { body: { title: 'Nobody hears this', body: 'body', scheduledFor: inSeconds(AHEAD_SECONDS) } });
+    const created = await api.call('POST', '/admin/notifications/schedule', {
+      body: { title: 'Nobody hears this', body: 'body', scheduledFor: inSeconds(AHEAD_SECONDS) },
+    });
     assert.equal(created.status, 201, JSON.stringify(created.json));
     const id: string = created.json.notification.id;
     await makeDue(api.server.database.pool, [id]);

@@ -64,7 +64,11 @@ describe('scheduled work across two instances', () => {
     const second = await start();
     const device = await userWithDevice(first.url);
     const title = `Across a restart ${randomUUID()}`;
-    const created = await call(first, 'POST', '/admin/notifications/schedule', { scheduledFor: inSeconds(AHEAD_SECONDS), title, body: 'Scheduled maintenance on Sunday.' });
+    const created = await call(first, 'POST', '/admin/notifications/schedule', {
+      scheduledFor: inSeconds(AHEAD_SECONDS),
+      title,
+      body: 'Scheduled maintenance on Sunday.',
+    });
     assert.equal(created.status, 201);
     assert.equal(await stop(first), 0, 'the accepting instance stopped cleanly before the notification was due');
     await makeDue(database.url, [created.json.notification.id]);
@@ -98,10 +102,15 @@ describe('scheduled work across two instances', () => {
     });
     await new Promise((resolve) => setTimeout(resolve, 1_500));
     const devices = (await countOf(database.url, 'SELECT count(*)::int AS n FROM devices WHERE deactivated_at IS NULL')) ?? 0;
-    for (const title of titles) assert.equal(expo.deliveries.filter((delivery) => delivery.title === title).length, devices, `${title} went to each device once`);
+    for (const title of titles)
+      assert.equal(expo.deliveries.filter((delivery) => delivery.title === title).length, devices, `${title} went to each device once`);
     const attempts = await countOf(database.url, 'SELECT max(attempts)::int AS n FROM scheduled_notifications WHERE id = ANY($1::uuid[])', [ids]);
     assert.equal(attempts, 1, 'no notification was picked up twice');
-    const jobs = await countOf(database.url, "SELECT count(*)::int AS n FROM shipshape_queue.job WHERE name = 'shipshape-notification' AND data->>'id' = ANY($1::text[])", [ids]);
+    const jobs = await countOf(
+      database.url,
+      "SELECT count(*)::int AS n FROM shipshape_queue.job WHERE name = 'shipshape-notification' AND data->>'id' = ANY($1::text[])",
+      [ids],
+    );
     assert.equal(jobs, ids.length, 'each was enqueued once');
   });
 });

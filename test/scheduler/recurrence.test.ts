@@ -26,7 +26,11 @@ describe('recurrence phrases', () => {
 
   it('refuses what it cannot honour, saying what it accepts', () => {
     for (const text of ['0 2 * * 0', 'every day at 24:00', 'day 31 of every month at 02:00', 'every 0 minutes', 'every 25 hours', 'sometimes']) {
-      assert.throws(() => parseRecurrence(text), (error: unknown) => isShipError(error) && error.code === 'SHIP_ERR_VALIDATION', text);
+      assert.throws(
+        () => parseRecurrence(text),
+        (error: unknown) => isShipError(error) && error.code === 'SHIP_ERR_VALIDATION',
+        text,
+      );
     }
   });
 
@@ -43,7 +47,20 @@ describe('next occurrence', () => {
     const year = upcomingOccurrences(parseRecurrence('first sunday of every month at 02:00'), LA, new Date('2026-01-01T00:00:00Z'), 12);
     assert.deepEqual(
       year.map((date) => wall(date, LA)),
-      ['2026-01-04', '2026-02-01', '2026-03-01', '2026-04-05', '2026-05-03', '2026-06-07', '2026-07-05', '2026-08-02', '2026-09-06', '2026-10-04', '2026-11-01', '2026-12-06'].map((day) => `${day} 02:00`),
+      [
+        '2026-01-04',
+        '2026-02-01',
+        '2026-03-01',
+        '2026-04-05',
+        '2026-05-03',
+        '2026-06-07',
+        '2026-07-05',
+        '2026-08-02',
+        '2026-09-06',
+        '2026-10-04',
+        '2026-11-01',
+        '2026-12-06',
+      ].map((day) => `${day} 02:00`),
     );
     // Winter months are UTC−8, summer months UTC−7: the instant moves, the wall clock does not.
     assert.equal(year[0]!.toISOString(), '2026-01-04T10:00:00.000Z');
@@ -71,7 +88,10 @@ describe('next occurrence', () => {
     // 2026-03-08: Los Angeles clocks jump from 02:00 PST to 03:00 PDT.
     const days = upcomingOccurrences(parseRecurrence('every day at 02:30'), LA, new Date('2026-03-06T12:00:00Z'), 3);
     assert.deepEqual(iso(days), ['2026-03-07T10:30:00.000Z', '2026-03-08T10:30:00.000Z', '2026-03-09T09:30:00.000Z']);
-    assert.deepEqual(days.map((date) => wall(date, LA)), ['2026-03-07 02:30', '2026-03-08 03:30', '2026-03-09 02:30']);
+    assert.deepEqual(
+      days.map((date) => wall(date, LA)),
+      ['2026-03-07 02:30', '2026-03-08 03:30', '2026-03-09 02:30'],
+    );
     assert.equal(resolveLocal({ year: 2026, month: 3, day: 8 }, { hour: 2, minute: 0 }, LA).adjustment, 'gap');
     assert.equal(resolveLocal({ year: 2026, month: 3, day: 8 }, { hour: 2, minute: 0 }, LA).instant.toISOString(), '2026-03-08T10:00:00.000Z');
   });
@@ -87,7 +107,10 @@ describe('next occurrence', () => {
 
   it('keeps weekly and monthly times in zones with half-hour DST and on the other side of the world', () => {
     const howe = upcomingOccurrences(parseRecurrence('every sunday at 02:00'), 'Australia/Lord_Howe', new Date('2026-03-30T00:00:00Z'), 3);
-    assert.deepEqual(howe.map((date) => wall(date, 'Australia/Lord_Howe')), ['2026-04-05 02:00', '2026-04-12 02:00', '2026-04-19 02:00']);
+    assert.deepEqual(
+      howe.map((date) => wall(date, 'Australia/Lord_Howe')),
+      ['2026-04-05 02:00', '2026-04-12 02:00', '2026-04-19 02:00'],
+    );
     const sydney = nextOccurrence(parseRecurrence('day 4 of every month at 02:30'), 'Australia/Sydney', new Date('2026-10-01T00:00:00Z'));
     assert.equal(wall(sydney, 'Australia/Sydney'), '2026-10-04 03:30');
   });
@@ -122,12 +145,18 @@ describe('a tick of a schedule', () => {
 
   it('queues the notice 72 hours before, once, and the run at the window, then moves to the next month', () => {
     const notice = planTick(base, new Date('2026-02-26T10:00:05Z'));
-    assert.deepEqual(notice.runs.map((run) => run.phase), ['notice']);
+    assert.deepEqual(
+      notice.runs.map((run) => run.phase),
+      ['notice'],
+    );
     assert.equal(notice.nextOccurrenceAt.toISOString(), '2026-03-01T10:00:00.000Z');
     const again = planTick({ ...base, noticeEnqueuedFor: notice.noticeEnqueuedFor }, new Date('2026-02-27T00:00:00Z'));
     assert.deepEqual(again.runs, []);
     const due = planTick({ ...base, noticeEnqueuedFor: notice.noticeEnqueuedFor }, new Date('2026-03-01T10:00:01Z'));
-    assert.deepEqual(due.runs.map((run) => [run.phase, run.occurrence]), [['due', '2026-03-01T10:00:00.000Z']]);
+    assert.deepEqual(
+      due.runs.map((run) => [run.phase, run.occurrence]),
+      [['due', '2026-03-01T10:00:00.000Z']],
+    );
     assert.equal(due.nextOccurrenceAt.toISOString(), '2026-04-05T09:00:00.000Z');
   });
 
@@ -137,9 +166,21 @@ describe('a tick of a schedule', () => {
     assert.match(late.skipped?.reason ?? '', /missed by 2h/);
     assert.equal(late.nextOccurrenceAt.toISOString(), '2026-04-05T09:00:00.000Z');
 
-    const daily: Schedule = { ...base, name: 'daily-backup', task: 'backup', recurrence: 'every day at 03:00', timeZone: 'UTC', noticeMs: null, maxLatenessMs: 12 * 3_600_000, nextOccurrenceAt: new Date('2026-03-01T03:00:00Z') };
+    const daily: Schedule = {
+      ...base,
+      name: 'daily-backup',
+      task: 'backup',
+      recurrence: 'every day at 03:00',
+      timeZone: 'UTC',
+      noticeMs: null,
+      maxLatenessMs: 12 * 3_600_000,
+      nextOccurrenceAt: new Date('2026-03-01T03:00:00Z'),
+    };
     const caughtUp = planTick(daily, new Date('2026-03-01T09:00:00Z'));
-    assert.deepEqual(caughtUp.runs.map((run) => run.phase), ['due']);
+    assert.deepEqual(
+      caughtUp.runs.map((run) => run.phase),
+      ['due'],
+    );
     assert.equal(caughtUp.nextOccurrenceAt.toISOString(), '2026-03-02T03:00:00.000Z');
   });
 });

@@ -41,14 +41,19 @@ describe('scheduled notifications on PostgreSQL', () => {
       assert.equal(response.json.error.code, 'SHIP_ERR_VALIDATION');
       assert.match(response.json.error.message, message);
     }
-    assert.equal((await api.call('POST', '/admin/notifications/schedule', { body: { scheduledFor: inSeconds(60), title: 't', body: 'b' }, token: null })).status, 403);
+    assert.equal(
+      (await api.call('POST', '/admin/notifications/schedule', { body: { scheduledFor: inSeconds(60), title: 't', body: 'b' }, token: null })).status,
+      403,
+    );
   });
 
   test('a scheduled notification is listed as pending, goes out once when due, and is then listed as sent', async () => {
     const device = await userWithDevice(api.url);
     const title = `Reminder ${randomUUID()}`;
     const scheduledFor = new Date(Date.now() + AHEAD_SECONDS * 1_000);
-    const created = await api.call('POST', '/admin/notifications/schedule', { body: { scheduledFor: scheduledFor.toISOString().replace('Z', '+00:00'), title, body: 'Maintenance on Sunday.' } });
+    const created = await api.call('POST', '/admin/notifications/schedule', {
+      body: { scheduledFor: scheduledFor.toISOString().replace('Z', '+00:00'), title, body: 'Maintenance on Sunday.' },
+    });
     assert.equal(created.status, 201);
     const id: string = created.json.notification.id;
     assert.match(id, /^[0-9a-f-]{36}$/);
@@ -56,7 +61,10 @@ describe('scheduled notifications on PostgreSQL', () => {
     assert.equal(created.json.notification.scheduledFor, scheduledFor.toISOString());
 
     const pending = await api.call('GET', '/admin/notifications?status=pending');
-    assert.ok(pending.json.notifications.some((n: Record<string, any>) => n.id === id), 'listed while pending');
+    assert.ok(
+      pending.json.notifications.some((n: Record<string, any>) => n.id === id),
+      'listed while pending',
+    );
     const [due] = await makeDue(api.server.database.pool, [id]);
 
     const sent = await eventually('the notification to be sent', async () => {
@@ -82,7 +90,9 @@ describe('scheduled notifications on PostgreSQL', () => {
     assert.equal((await api.call('DELETE', `/admin/notifications/${id}`)).json.notification.status, 'cancelled', 'cancelling twice is fine');
 
     // Both come due; once the later one went out, the cancelled one would have gone too.
-    const later = await api.call('POST', '/admin/notifications/schedule', { body: { scheduledFor: inSeconds(AHEAD_SECONDS), title: `After ${title}`, body: 'goes' } });
+    const later = await api.call('POST', '/admin/notifications/schedule', {
+      body: { scheduledFor: inSeconds(AHEAD_SECONDS), title: `After ${title}`, body: 'goes' },
+    });
     await makeDue(api.server.database.pool, [id, later.json.notification.id]);
     await eventually('the later notification to be sent', async () => {
       const list = await api.call('GET', '/admin/notifications?status=sent');
@@ -124,7 +134,9 @@ describe('scheduled notifications on the embedded database', () => {
 
   test('the job queue runs on PGlite: a scheduled notification goes out once when due', async () => {
     const device = await userWithDevice(api.url);
-    const created = await api.call('POST', '/admin/notifications/schedule', { body: { scheduledFor: inSeconds(AHEAD_SECONDS), title: 'Embedded', body: 'works' } });
+    const created = await api.call('POST', '/admin/notifications/schedule', {
+      body: { scheduledFor: inSeconds(AHEAD_SECONDS), title: 'Embedded', body: 'works' },
+    });
     assert.equal(created.status, 201);
     await makeDue(api.server.database.pool, [created.json.notification.id]);
     await eventually('the notification to be sent', async () => {

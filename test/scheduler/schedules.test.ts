@@ -71,13 +71,22 @@ describe('recurring schedules on PostgreSQL', () => {
     assert.equal(resumed.paused, false);
     assert.ok(resumed.nextOccurrenceAt!.getTime() - Date.now() >= 72 * 3_600_000, 'the first window is at least the notice away');
 
-    const changed = loadConfig({ DATABASE_URL: server.url, STATE_DIR: state.path, LOG_LEVEL: 'silent', MAINTENANCE_WINDOW: 'third saturday of every month at 23:00', MAINTENANCE_TIME_ZONE: 'Europe/Berlin' });
+    const changed = loadConfig({
+      DATABASE_URL: server.url,
+      STATE_DIR: state.path,
+      LOG_LEVEL: 'silent',
+      MAINTENANCE_WINDOW: 'third saturday of every month at 23:00',
+      MAINTENANCE_TIME_ZONE: 'Europe/Berlin',
+    });
     await ensureDefaultSchedules(database.pool, changed, 'test');
     const moved = await getSchedule(database.pool, 'maintenance-window');
     assert.equal(moved.recurrence, 'third saturday of every month at 23:00');
     assert.equal(moved.timeZone, 'Europe/Berlin');
     assert.equal(moved.paused, false, 'still on');
-    assert.equal(new Intl.DateTimeFormat('en-GB', { timeZone: 'Europe/Berlin', hour: '2-digit', minute: '2-digit', weekday: 'short' }).format(moved.nextOccurrenceAt!), 'Sat 23:00');
+    assert.equal(
+      new Intl.DateTimeFormat('en-GB', { timeZone: 'Europe/Berlin', hour: '2-digit', minute: '2-digit', weekday: 'short' }).format(moved.nextOccurrenceAt!),
+      'Sat 23:00',
+    );
 
     const paused = await pauseSchedule(database.pool, 'maintenance-window', 'test');
     assert.equal(paused.paused, true);
@@ -109,7 +118,10 @@ describe('recurring schedules on PostgreSQL', () => {
     assert.equal(added.paused, false);
     assert.ok(added.nextOccurrenceAt);
     await assert.rejects(addSchedule(database.pool, spec, { actor: 'test', start: true, reservedNames: reserved }), /exists already/);
-    await assert.rejects(addSchedule(database.pool, { ...spec, name: 'daily-backup' }, { actor: 'test', start: true, reservedNames: reserved }), /built-in schedule/);
+    await assert.rejects(
+      addSchedule(database.pool, { ...spec, name: 'daily-backup' }, { actor: 'test', start: true, reservedNames: reserved }),
+      /built-in schedule/,
+    );
     for (const bad of [
       { name: 'Bad Name', task: 'backup', recurrence: 'every day at 03:00', timeZone: 'UTC' },
       { name: 'x', task: 'reboot', recurrence: 'every day at 03:00', timeZone: 'UTC' },
@@ -117,15 +129,26 @@ describe('recurring schedules on PostgreSQL', () => {
       { name: 'x', task: 'backup', recurrence: 'every day at 03:00', timeZone: 'PST' },
       { name: 'x', task: 'backup', recurrence: 'every day at 03:00', timeZone: 'UTC', noticeMs: 3_600_000 },
     ]) {
-      assert.throws(() => validateSpec(bad), (error: unknown) => isShipError(error) && error.code === 'SHIP_ERR_VALIDATION', JSON.stringify(bad));
+      assert.throws(
+        () => validateSpec(bad),
+        (error: unknown) => isShipError(error) && error.code === 'SHIP_ERR_VALIDATION',
+        JSON.stringify(bad),
+      );
     }
     await assert.rejects(removeSchedule(database.pool, 'daily-backup'), /cannot be removed; pause it instead/);
     await removeSchedule(database.pool, 'six-hourly-backup');
-    assert.deepEqual((await listSchedules(database.pool)).map((s) => s.name), ['daily-backup', 'maintenance-window']);
+    assert.deepEqual(
+      (await listSchedules(database.pool)).map((s) => s.name),
+      ['daily-backup', 'maintenance-window'],
+    );
   });
 
   test('a due occurrence is claimed by one transaction only, and enqueued once', async () => {
-    await addSchedule(database.pool, validateSpec({ name: 'claim-test', task: 'backup', recurrence: 'every day at 03:00', timeZone: 'UTC' }), { actor: 'test', start: true, reservedNames: [] });
+    await addSchedule(database.pool, validateSpec({ name: 'claim-test', task: 'backup', recurrence: 'every day at 03:00', timeZone: 'UTC' }), {
+      actor: 'test',
+      start: true,
+      reservedNames: [],
+    });
     await database.pool.query("UPDATE schedules SET next_occurrence_at = now() - interval '1 minute' WHERE name = 'claim-test'");
     const first = await database.pool.connect();
     const second = await database.pool.connect();
@@ -133,10 +156,16 @@ describe('recurring schedules on PostgreSQL', () => {
       await first.query('BEGIN');
       await second.query('BEGIN');
       const claimed = await claimDueSchedules(first);
-      assert.deepEqual(claimed.map((s) => s.name), ['claim-test']);
+      assert.deepEqual(
+        claimed.map((s) => s.name),
+        ['claim-test'],
+      );
       assert.deepEqual(await claimDueSchedules(second), [], 'the row held by the first is skipped, not waited for');
       const plan = planTick(claimed[0]!, new Date());
-      assert.deepEqual(plan.runs.map((run) => run.phase), ['due']);
+      assert.deepEqual(
+        plan.runs.map((run) => run.phase),
+        ['due'],
+      );
       await recordTick(first, 'claim-test', plan);
       await first.query('COMMIT');
       assert.deepEqual(await claimDueSchedules(second), [], 'once recorded, the occurrence is no longer due');
@@ -153,11 +182,20 @@ describe('recurring schedules on PostgreSQL', () => {
     const dir = await createStateDir();
     const own = loadConfig({ DATABASE_URL: server.url, STATE_DIR: dir.path, LOG_LEVEL: 'silent', SCHEDULER_POLL_MS: '200' });
     const db = await openDatabase(own, logger, 'shipshape-test-notice');
-    const workers = await startWorkers({ config: own, database: db, logger, push: new ExpoPushClient({ pushUrl: 'http://127.0.0.1:9/--/api/v2/push/send' }), mailer: createMailer({ smtpUrl: undefined, from: 'test <t@example.com>' }, logger), instanceName: 'test-notice' });
+    const workers = await startWorkers({
+      config: own,
+      database: db,
+      logger,
+      push: new ExpoPushClient({ pushUrl: 'http://127.0.0.1:9/--/api/v2/push/send' }),
+      mailer: createMailer({ smtpUrl: undefined, from: 'test <t@example.com>' }, logger),
+      instanceName: 'test-notice',
+    });
     try {
       await resumeSchedule(database.pool, 'maintenance-window', 'test');
       // A window two hours away: inside its 72-hour notice period.
-      const { rows } = await database.pool.query<{ at: Date }>("UPDATE schedules SET next_occurrence_at = date_trunc('second', now()) + interval '2 hours' WHERE name = 'maintenance-window' RETURNING next_occurrence_at AS at");
+      const { rows } = await database.pool.query<{ at: Date }>(
+        "UPDATE schedules SET next_occurrence_at = date_trunc('second', now()) + interval '2 hours' WHERE name = 'maintenance-window' RETURNING next_occurrence_at AS at",
+      );
       const window = rows[0]!.at;
       await workers.tick();
       const announced = await eventually('the notice phase to run', async () => {
@@ -171,7 +209,9 @@ describe('recurring schedules on PostgreSQL', () => {
       assert.equal(notice.rows[0]?.n, 1);
 
       // A window nobody announced (here: moved after its notice went out) comes due: skipped and alerted.
-      await database.pool.query("UPDATE schedules SET next_occurrence_at = now() - interval '1 second', notice_enqueued_for = now() - interval '1 second' WHERE name = 'maintenance-window'");
+      await database.pool.query(
+        "UPDATE schedules SET next_occurrence_at = now() - interval '1 second', notice_enqueued_for = now() - interval '1 second' WHERE name = 'maintenance-window'",
+      );
       await workers.tick();
       const skipped = await eventually('the due phase to decide', async () => {
         const schedule = await getSchedule(database.pool, 'maintenance-window');
@@ -193,9 +233,22 @@ describe('recurring schedules on PostgreSQL', () => {
     const instances: Array<{ workers: Workers; database: Database }> = [];
     try {
       for (const [i, dir] of states.entries()) {
-        const own = loadConfig({ DATABASE_URL: server.url, STATE_DIR: dir.path, LOG_LEVEL: 'silent', SCHEDULER_POLL_MS: '200', BACKUP_STORAGE_URL: `file://${path.join(state.path, 'shared-backups')}` });
+        const own = loadConfig({
+          DATABASE_URL: server.url,
+          STATE_DIR: dir.path,
+          LOG_LEVEL: 'silent',
+          SCHEDULER_POLL_MS: '200',
+          BACKUP_STORAGE_URL: `file://${path.join(state.path, 'shared-backups')}`,
+        });
         const db = await openDatabase(own, logger, `shipshape-test-${i}`);
-        const workers = await startWorkers({ config: own, database: db, logger, push: new ExpoPushClient({ pushUrl: 'http://127.0.0.1:9/--/api/v2/push/send' }), mailer: createMailer({ smtpUrl: undefined, from: 'test <t@example.com>' }, logger), instanceName: `test-${i}` });
+        const workers = await startWorkers({
+          config: own,
+          database: db,
+          logger,
+          push: new ExpoPushClient({ pushUrl: 'http://127.0.0.1:9/--/api/v2/push/send' }),
+          mailer: createMailer({ smtpUrl: undefined, from: 'test <t@example.com>' }, logger),
+          instanceName: `test-${i}`,
+        });
         instances.push({ workers, database: db });
       }
       await resumeSchedule(database.pool, 'daily-backup', 'test');
@@ -207,9 +260,13 @@ describe('recurring schedules on PostgreSQL', () => {
         return schedule.lastOutcome?.startsWith('due ') ? schedule.lastOutcome : undefined;
       });
       assert.match(outcome, /backup b-\S+ \(run r-\S+\) taken and verified; prune run r-\S+ succeeded/);
-      const jobs = await database.pool.query<{ n: number }>("SELECT count(*)::int AS n FROM shipshape_queue.job WHERE name = 'shipshape-schedule' AND data->>'schedule' = 'daily-backup'");
+      const jobs = await database.pool.query<{ n: number }>(
+        "SELECT count(*)::int AS n FROM shipshape_queue.job WHERE name = 'shipshape-schedule' AND data->>'schedule' = 'daily-backup'",
+      );
       assert.equal(jobs.rows[0]?.n, 1, 'the occurrence was enqueued once');
-      const runs = (await Promise.all(states.map(async (dir) => readdir(path.join(dir.path, 'runs')).catch(() => [])))).flat().filter((file) => file.endsWith('.jsonl'));
+      const runs = (await Promise.all(states.map(async (dir) => readdir(path.join(dir.path, 'runs')).catch(() => []))))
+        .flat()
+        .filter((file) => file.endsWith('.jsonl'));
       assert.equal(runs.length, 2, 'one backup run and one prune run, on one of the instances');
       const next = await getSchedule(database.pool, 'daily-backup');
       assert.equal(next.lastOutcomeOk, true, 'recorded as a success (the watchdog counts failures)');

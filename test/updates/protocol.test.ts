@@ -12,7 +12,17 @@ import { after, before, describe, test } from 'node:test';
 import { ADMIN_TOKEN, startTestApi, type TestApi } from '../helpers/api.ts';
 import { runCli } from '../helpers/cli.ts';
 import { eventually } from '../helpers/patience.ts';
-import { base64UrlSha256, fetchManifest, makeExport, makeSigningFiles, partNamed, signatureValid, type FakeExport, type ManifestResponse, type SigningFiles } from '../helpers/updates.ts';
+import {
+  base64UrlSha256,
+  fetchManifest,
+  makeExport,
+  makeSigningFiles,
+  partNamed,
+  signatureValid,
+  type FakeExport,
+  type ManifestResponse,
+  type SigningFiles,
+} from '../helpers/updates.ts';
 
 async function freePort(): Promise<number> {
   const server = createServer();
@@ -43,10 +53,15 @@ describe('Expo Updates protocol v1', () => {
   before(async () => {
     signing = await makeSigningFiles();
     const port = await freePort();
-    api = await startTestApi({ env: { PORT: String(port), UPDATES_ASSET_BASE_URL: `http://127.0.0.1:${port}`, UPDATES_CODE_SIGNING_KEY_FILE: signing.keyFile } });
+    api = await startTestApi({
+      env: { PORT: String(port), UPDATES_ASSET_BASE_URL: `http://127.0.0.1:${port}`, UPDATES_CODE_SIGNING_KEY_FILE: signing.keyFile },
+    });
     env = { DATABASE_URL: api.config.databaseUrl!, STATE_DIR: api.config.stateDir, SHIPSHAPE_OPERATOR: 'alice' };
     exported = await makeExport('first', { expoConfig: { name: 'Tasks', slug: 'tasks', runtimeVersion: '1.0.0' } });
-    const published = await runCli(['update', 'publish', exported.dir, '--channel', 'production', '--runtime-version', '1.0.0', '--message', 'first update', '--json'], env);
+    const published = await runCli(
+      ['update', 'publish', exported.dir, '--channel', 'production', '--runtime-version', '1.0.0', '--message', 'first update', '--json'],
+      env,
+    );
     assert.equal(published.code, 0, published.stderr);
     updateId = JSON.parse(published.stdout).update.id;
   });
@@ -168,7 +183,10 @@ describe('Expo Updates protocol v1', () => {
     }
     const list = await runCli(['update', 'list', '--channel', 'production', '--json'], env);
     assert.equal(list.code, 0, list.stderr);
-    assert.deepEqual(JSON.parse(list.stdout).updates.map((row: { id: string; state: string }) => [row.id, row.state]), [[updateId, 'released']]);
+    assert.deepEqual(
+      JSON.parse(list.stdout).updates.map((row: { id: string; state: string }) => [row.id, row.state]),
+      [[updateId, 'released']],
+    );
   });
 
   test('update rollout refuses a bad schedule (exit 2) and an update already released to everyone (exit 3); a staged update rolls out from the CLI', async () => {
@@ -183,7 +201,11 @@ describe('Expo Updates protocol v1', () => {
       const published = await runCli(['update', 'publish', staged.dir, '--channel', 'canary', '--runtime-version', '1.0.0', '--staged', '--json'], env);
       assert.equal(published.code, 0, published.stderr);
       const stagedId: string = JSON.parse(published.stdout).update.id;
-      assert.equal(directiveOf(await fetchManifest(api.url, { platform: 'ios', runtimeVersion: '1.0.0', channel: 'canary', clientId: 'device-9' })).type, 'noUpdateAvailable', 'staged: served to nobody');
+      assert.equal(
+        directiveOf(await fetchManifest(api.url, { platform: 'ios', runtimeVersion: '1.0.0', channel: 'canary', clientId: 'device-9' })).type,
+        'noUpdateAvailable',
+        'staged: served to nobody',
+      );
       const rollout = await runCli(['update', 'rollout', stagedId, '--schedule', '100', '--json'], env);
       assert.equal(rollout.code, 0, rollout.stderr);
       assert.equal(JSON.parse(rollout.stdout).rollout.status, 'completed');

@@ -39,7 +39,10 @@ describe('the rollout gate', () => {
 
   test('without a control with enough sample, holds the candidate to the absolute floors', () => {
     assert.equal(evaluateUpdateGate({ sessions: 1_000, crashedSessions: 5, requests: 1_000, errors: 10 }, undefined, thresholds).status, 'pass');
-    assert.equal(evaluateUpdateGate({ sessions: 1_000, crashedSessions: 50, requests: 1_000, errors: 10 }, { ...control, sessions: 10 }, thresholds).status, 'breach');
+    assert.equal(
+      evaluateUpdateGate({ sessions: 1_000, crashedSessions: 50, requests: 1_000, errors: 10 }, { ...control, sessions: 10 }, thresholds).status,
+      'breach',
+    );
   });
 });
 
@@ -55,7 +58,16 @@ describe('rollouts advanced by the scheduler', () => {
     slack = await startSlackWebhook();
     state = await createStateDir();
     database = await createTestDatabase();
-    config = loadConfig({ PORT: '0', STATE_DIR: state.path, DATABASE_URL: database.url, LOG_LEVEL: 'silent', SLACK_WEBHOOK_URL: slack.url, SCHEDULER_POLL_MS: '200', METRICS_FLUSH_INTERVAL: '1s', ...BUSY_MACHINE_ENV });
+    config = loadConfig({
+      PORT: '0',
+      STATE_DIR: state.path,
+      DATABASE_URL: database.url,
+      LOG_LEVEL: 'silent',
+      SLACK_WEBHOOK_URL: slack.url,
+      SCHEDULER_POLL_MS: '200',
+      METRICS_FLUSH_INTERVAL: '1s',
+      ...BUSY_MACHINE_ENV,
+    });
     server = await startServer(config, createLogger('silent'), { migrate: true, workers: true });
   });
   after(async () => {
@@ -73,7 +85,13 @@ describe('rollouts advanced by the scheduler', () => {
     const { update } = await publishUpdate(server.database.pool, store, { distDir: exported.dir, channel, runtimeVersion: '2.0.0', actor: 'test', staged });
     return update.id;
   }
-  const rolloutRow = async (id: string) => (await server.database.pool.query<{ status: string; percent: string; status_reason: string | null }>('SELECT status, percent::text, status_reason FROM ota_rollouts WHERE id = $1::uuid', [id])).rows[0]!;
+  const rolloutRow = async (id: string) =>
+    (
+      await server.database.pool.query<{ status: string; percent: string; status_reason: string | null }>(
+        'SELECT status, percent::text, status_reason FROM ota_rollouts WHERE id = $1::uuid',
+        [id],
+      )
+    ).rows[0]!;
   const servedTo = async (channel: string, clientId: string) => {
     const response = await fetchManifest(server.url, { platform: 'ios', runtimeVersion: '2.0.0', channel, clientId });
     const manifest = partNamed(response, 'manifest');
@@ -81,7 +99,9 @@ describe('rollouts advanced by the scheduler', () => {
   };
   /** Time passing, without waiting for it: the step (and the next gate check) is due now. The workers do the rest. */
   const timePasses = async (id: string, what: 'step' | 'check') => {
-    await server.database.pool.query(`UPDATE ota_rollouts SET next_check_at = now()${what === 'step' ? ', next_step_at = now()' : ''} WHERE id = $1::uuid`, [id]);
+    await server.database.pool.query(`UPDATE ota_rollouts SET next_check_at = now()${what === 'step' ? ', next_step_at = now()' : ''} WHERE id = $1::uuid`, [
+      id,
+    ]);
   };
   const deviceIn = (rollout: Rollout, percent: number) => {
     for (let index = 0; ; index++) if (inRollout(`device-${index}`, rollout.updateId, percent)) return `device-${index}`;
@@ -90,7 +110,14 @@ describe('rollouts advanced by the scheduler', () => {
   test('steps up while the gates hold; a crash-rate breach halts it, pages, and with --auto-rollback serves the control again', async () => {
     const controlId = await publish('control', 'production', false);
     const candidateId = await publish('candidate', 'production', true);
-    const rollout = await startRollout(server.database.pool, { updateId: candidateId, schedule: [10, 50, 100], everyMs: 6 * 3_600_000, autoRollback: true, minSample: 100, actor: 'test' });
+    const rollout = await startRollout(server.database.pool, {
+      updateId: candidateId,
+      schedule: [10, 50, 100],
+      everyMs: 6 * 3_600_000,
+      autoRollback: true,
+      minSample: 100,
+      actor: 'test',
+    });
     assert.equal(rollout.controlUpdateId, controlId);
     const early = deviceIn(rollout, 10);
     assert.equal(await eventually('the first step served', async () => ((await servedTo('production', early)) === candidateId ? true : undefined)), true);
@@ -99,7 +126,9 @@ describe('rollouts advanced by the scheduler', () => {
     await recordUpdateHealth(server.database.pool, controlId, { sessions: 5_000, crashedSessions: 10, requests: 20_000, errors: 40 });
     await recordUpdateHealth(server.database.pool, candidateId, { sessions: 500, crashedSessions: 1, requests: 2_000, errors: 4 });
     await timePasses(rollout.id, 'step');
-    await eventually('the step to 50 %', async () => ((await rolloutRow(rollout.id)).percent === '50.00' ? true : undefined), { lastSeen: () => JSON.stringify(slack.messages.map((m) => m.payload.text)) });
+    await eventually('the step to 50 %', async () => ((await rolloutRow(rollout.id)).percent === '50.00' ? true : undefined), {
+      lastSeen: () => JSON.stringify(slack.messages.map((m) => m.payload.text)),
+    });
     const later = deviceIn(rollout, 50);
     assert.equal(await eventually('50 % served', async () => ((await servedTo('production', later)) === candidateId ? true : undefined)), true);
 
@@ -113,16 +142,28 @@ describe('rollouts advanced by the scheduler', () => {
     assert.equal(row.percent, '50.00', 'it never went past 50 %');
     assert.match(row.status_reason ?? '', /crash-free sessions/);
     for (const device of [early, later]) {
-      assert.equal(await eventually(`the control served to ${device}`, async () => ((await servedTo('production', device)) === controlId ? true : undefined)), true);
+      assert.equal(
+        await eventually(`the control served to ${device}`, async () => ((await servedTo('production', device)) === controlId ? true : undefined)),
+        true,
+      );
     }
-    const alert = await eventually('the rollback alert', () => slack.messages.find((message) => JSON.stringify(message.payload).includes('rolled back automatically')));
+    const alert = await eventually('the rollback alert', () =>
+      slack.messages.find((message) => JSON.stringify(message.payload).includes('rolled back automatically')),
+    );
     assert.match(JSON.stringify(alert.payload), /crash-free sessions/);
   });
 
   test('without --auto-rollback a breach of the API error rate halts the rollout where it is: no further step, the devices that have it keep it', async () => {
     // No release on this channel before: the control is the embedded update, so the floors apply.
     const candidateId = await publish('beta candidate', 'beta', true);
-    const rollout = await startRollout(server.database.pool, { updateId: candidateId, schedule: [25, 100], everyMs: 6 * 3_600_000, autoRollback: false, minSample: 100, actor: 'test' });
+    const rollout = await startRollout(server.database.pool, {
+      updateId: candidateId,
+      schedule: [25, 100],
+      everyMs: 6 * 3_600_000,
+      autoRollback: false,
+      minSample: 100,
+      actor: 'test',
+    });
     await recordUpdateHealth(server.database.pool, candidateId, { sessions: 1_000, crashedSessions: 0, requests: 1_000, errors: 200 });
     await timePasses(rollout.id, 'step');
     const row = await eventually('the halt', async () => {
@@ -137,7 +178,9 @@ describe('rollouts advanced by the scheduler', () => {
       for (let index = 0; ; index++) if (!inRollout(`device-${index}`, candidateId, 25)) return `device-${index}`;
     })();
     assert.equal(await servedTo('beta', outside), 'noUpdateAvailable');
-    const alert = await eventually('the halt alert', () => slack.messages.find((message) => JSON.stringify(message.payload).includes('rollout halted at 25 %')));
+    const alert = await eventually('the halt alert', () =>
+      slack.messages.find((message) => JSON.stringify(message.payload).includes('rollout halted at 25 %')),
+    );
     assert.match(JSON.stringify(alert.payload), /shipshape update rollback/);
   });
 
@@ -150,7 +193,10 @@ describe('rollouts advanced by the scheduler', () => {
     // An id no update has is not written anywhere.
     await fetch(`${server.url}/tasks`, { headers: { 'x-update-id': '00000000-0000-4000-8000-000000000000' } });
     const row = await eventually('the counts flushed', async () => {
-      const { rows } = await server.database.pool.query<{ requests: string; errors: string }>('SELECT sum(requests)::text AS requests, sum(errors)::text AS errors FROM ota_update_health WHERE update_id = $1::uuid', [updateId]);
+      const { rows } = await server.database.pool.query<{ requests: string; errors: string }>(
+        'SELECT sum(requests)::text AS requests, sum(errors)::text AS errors FROM ota_update_health WHERE update_id = $1::uuid',
+        [updateId],
+      );
       return rows[0]?.requests === '3' ? rows[0] : undefined;
     });
     assert.equal(row.errors, '0');

@@ -18,7 +18,9 @@ let exported: FakeExport;
 
 before(async () => {
   sentry = await startFakeSentrySessions({ org: 'acme', token: 'sentry-token' });
-  migrated = await openMigratedDatabase({ env: { SENTRY_API_URL: sentry.url, SENTRY_ORG: 'acme', SENTRY_TOKEN: 'sentry-token', UPDATES_SENTRY_RELEASE: TEMPLATE } });
+  migrated = await openMigratedDatabase({
+    env: { SENTRY_API_URL: sentry.url, SENTRY_ORG: 'acme', SENTRY_TOKEN: 'sentry-token', UPDATES_SENTRY_RELEASE: TEMPLATE },
+  });
   exported = await makeExport('sentry');
 });
 after(async () => {
@@ -29,7 +31,13 @@ after(async () => {
 
 test("an update's crash-free sessions come from its Sentry release and its API figures from the API's counts; a crashing update breaches", async () => {
   const { database, config } = migrated;
-  const { update } = await publishUpdate(database.pool, openObjectStore(config.updates.storageUrl), { distDir: exported.dir, channel: 'production', runtimeVersion: '3.0.0', actor: 'test', staged: true });
+  const { update } = await publishUpdate(database.pool, openObjectStore(config.updates.storageUrl), {
+    distDir: exported.dir,
+    channel: 'production',
+    runtimeVersion: '3.0.0',
+    actor: 'test',
+    staged: true,
+  });
   const release = sentryReleaseName(TEMPLATE, update);
   assert.equal(release, `tasks@3.0.0+${update.id}`);
   sentry.setRelease(release, { sessions: 2_000, crashFreeRate: 0.95 });

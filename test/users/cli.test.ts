@@ -33,7 +33,10 @@ describe('shipshape user / audit commands', () => {
 
   test('deletion request, self-approval refused, delete refused with exit 3, approval by another operator, cancel', async () => {
     const user = await signUp(api);
-    const requested = await runCli(['user', 'request-deletion', user.email, '--ticket', 'GDPR-7', '--identity-ref', 'replied from the account address', '--json'], as('alice'));
+    const requested = await runCli(
+      ['user', 'request-deletion', user.email, '--ticket', 'GDPR-7', '--identity-ref', 'replied from the account address', '--json'],
+      as('alice'),
+    );
     assert.equal(requested.code, 0, requested.stderr);
     assert.equal(JSON.parse(requested.stdout).state, 'succeeded');
 
@@ -57,10 +60,13 @@ describe('shipshape user / audit commands', () => {
     const audit = await runCli(['audit', '--user', user.email, '--action', 'gdpr.', '--json'], as('carol'));
     assert.equal(audit.code, 0, audit.stderr);
     const entries = JSON.parse(audit.stdout).entries as Array<{ action: string; actor: string }>;
-    assert.deepEqual(entries.map((entry) => [entry.action, entry.actor]), [
-      ['gdpr.deletion.approved', 'operator:bob'],
-      ['gdpr.deletion.requested', 'operator:alice'],
-    ]);
+    assert.deepEqual(
+      entries.map((entry) => [entry.action, entry.actor]),
+      [
+        ['gdpr.deletion.approved', 'operator:bob'],
+        ['gdpr.deletion.requested', 'operator:alice'],
+      ],
+    );
 
     const cancelled = await runCli(['user', 'cancel-deletion', user.email], as('carol'));
     assert.equal(cancelled.code, 0, cancelled.stderr);

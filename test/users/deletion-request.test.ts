@@ -79,14 +79,17 @@ describe('self-service deletion and export', () => {
   test('POST /me/restore refuses once the grace period is over', async () => {
     const user = await signUp(api);
     await api.request('DELETE', '/me', { token: user.token, body: { password: user.password } });
-    await api.server.database.pool.query("UPDATE deletion_requests SET requested_at = now() - interval '31 days', due_at = now() - interval '1 day' WHERE user_id = $1", [user.id]);
+    await api.server.database.pool.query(
+      "UPDATE deletion_requests SET requested_at = now() - interval '31 days', due_at = now() - interval '1 day' WHERE user_id = $1",
+      [user.id],
+    );
     const late = await api.request('POST', '/me/restore', { body: { email: user.email, password: user.password } });
     assert.equal(late.status, 403);
     assert.match(late.json.error.message, /grace period .* ended/);
     assert.ok(await findPendingDeletion(api.server.database.pool, user.id), 'the request still stands');
   });
 
-  test('GET /me/export returns every table holding the user\'s rows, without secrets or other users\' data', async () => {
+  test("GET /me/export returns every table holding the user's rows, without secrets or other users' data", async () => {
     const user = await signUp(api);
     const stranger = await signUp(api);
     await api.request('POST', '/tasks', { token: user.token, body: { title: 'Buy milk, eggs and "good" bread' } });
@@ -98,7 +101,10 @@ describe('self-service deletion and export', () => {
     assert.equal(exported.json.userId, user.id);
     const tables = exported.json.tables as Record<string, Array<Record<string, unknown>>>;
     assert.equal(tables['public.users']?.[0]?.email, user.email);
-    assert.deepEqual(tables['public.tasks']?.map((task) => task.title), ['Buy milk, eggs and "good" bread']);
+    assert.deepEqual(
+      tables['public.tasks']?.map((task) => task.title),
+      ['Buy milk, eggs and "good" bread'],
+    );
     assert.equal(tables['public.user_preferences']?.[0]?.theme, 'dark');
     assert.equal(tables['public.sessions']?.length, 1);
     assert.ok('public.audit_log' in tables && 'public.deletion_requests' in tables, 'empty tables are listed too');

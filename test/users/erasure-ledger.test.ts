@@ -66,7 +66,11 @@ describe('erasure ledger', () => {
     assert.deepEqual(await remainingUserRows(restoredPool, defaultUsersTable, ada.id), {});
     assert.deepEqual(Object.values(await directRowCounts(restoredPool, ada.id)), [0, 0, 0, 0, 0, 0, 0, 0]);
     assert.deepEqual(await directRowCounts(restoredPool, bob.id), bobBefore);
-    assert.deepEqual((await readErasureLedger(restoredPool, { email: ada.email })).map((entry) => entry.id), [record.id], 'the salt came back with the backup');
+    assert.deepEqual(
+      (await readErasureLedger(restoredPool, { email: ada.email })).map((entry) => entry.id),
+      [record.id],
+      'the salt came back with the backup',
+    );
     const audit = await restoredPool.query("SELECT actor FROM audit_log WHERE action = 'gdpr.erasure.reapplied'");
     assert.deepEqual(audit.rows, [{ actor: 'operator:dave' }]);
 
@@ -82,11 +86,23 @@ describe('erasure ledger', () => {
 
     const user = saved.rows[0];
     await pool.query('INSERT INTO users (id, email, password_hash, display_name, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6)', [
-      user.id, user.email, user.password_hash, user.display_name, user.created_at, user.updated_at,
+      user.id,
+      user.email,
+      user.password_hash,
+      user.display_name,
+      user.created_at,
+      user.updated_at,
     ]);
     for (const task of savedTasks.rows) {
       await pool.query('INSERT INTO tasks (id, user_id, title, notes, done, due_date, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)', [
-        task.id, task.user_id, task.title, task.notes, task.done, task.due_date, task.created_at, task.updated_at,
+        task.id,
+        task.user_id,
+        task.title,
+        task.notes,
+        task.done,
+        task.due_date,
+        task.created_at,
+        task.updated_at,
       ]);
     }
     assert.equal((await directRowCounts(pool, cy.id)).tasks, 2);

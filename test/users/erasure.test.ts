@@ -48,7 +48,18 @@ describe('erasure', () => {
   test('the data map finds every referencing table through the catalog, recursively', async () => {
     const map = await mapUserData(pool(), defaultUsersTable);
     const names = map.tables.map((table) => table.qualifiedName);
-    for (const expected of ['public.users', 'public.tasks', 'public.sessions', 'public.audit_log', 'public.deletion_requests', 'public.deletion_approvals', 'public.gdpr_test_devices', 'public.gdpr_test_device_tokens', 'Extra Data.Task "Notes"', 'public.task_shares']) {
+    for (const expected of [
+      'public.users',
+      'public.tasks',
+      'public.sessions',
+      'public.audit_log',
+      'public.deletion_requests',
+      'public.deletion_approvals',
+      'public.gdpr_test_devices',
+      'public.gdpr_test_device_tokens',
+      'Extra Data.Task "Notes"',
+      'public.task_shares',
+    ]) {
       assert.ok(names.includes(expected), `${expected} is in ${names.join(', ')}`);
     }
     assert.ok(!names.includes('public.erasure_ledger'), 'the ledger does not reference users');
@@ -64,7 +75,10 @@ describe('erasure', () => {
     await addExtraRows(bob);
     // Bob shares a task with Ada, and Ada shares hers with Bob: both rows are Ada's data.
     await pool().query('INSERT INTO task_shares (task_id, shared_with) VALUES ($1, $2), ($3, $4)', [bob.taskIds[0], ada.id, ada.taskIds[0], bob.id]);
-    await pool().query("INSERT INTO user_exports (user_id, storage_key, location, bytes, sha256, tables, created_by) VALUES ($1, 'exports/x.tar.gz', 'file:///x', 1, repeat('a', 64), '{}', 'alice')", [ada.id]);
+    await pool().query(
+      "INSERT INTO user_exports (user_id, storage_key, location, bytes, sha256, tables, created_by) VALUES ($1, 'exports/x.tar.gz', 'file:///x', 1, repeat('a', 64), '{}', 'alice')",
+      [ada.id],
+    );
     const bobBefore = await directRowCounts(pool(), bob.id);
 
     const { record, email } = await eraseUser(pool(), defaultUsersTable, { userId: ada.id, operator: 'carol', ticket: 'GDPR-1', reason: 'operator' });
@@ -91,12 +105,18 @@ describe('erasure', () => {
     assert.equal(record.emailHash, await ledgerEmailHash(pool(), ada.email.toUpperCase()));
     const stored = JSON.stringify((await pool().query('SELECT * FROM erasure_ledger WHERE user_id = $1', [ada.id])).rows);
     assert.doesNotMatch(stored, new RegExp(`${ada.email.split('@')[0]}|example\\.com|milk|passport`), 'no personal data in the ledger');
-    assert.deepEqual((await readErasureLedger(pool(), { email: ada.email })).map((entry) => entry.id), [record.id]);
+    assert.deepEqual(
+      (await readErasureLedger(pool(), { email: ada.email })).map((entry) => entry.id),
+      [record.id],
+    );
 
     const login = await api.request('POST', '/auth/login', { body: { email: ada.email, password: ada.password } });
     assert.equal(login.status, 401);
     assert.equal((await api.request('GET', '/me', { token: ada.token })).status, 401);
-    const audit = await pool().query<{ details: Record<string, unknown> }>("SELECT details FROM audit_log WHERE action = 'gdpr.erasure.completed' AND details->>'ledgerId' = $1", [record.id]);
+    const audit = await pool().query<{ details: Record<string, unknown> }>(
+      "SELECT details FROM audit_log WHERE action = 'gdpr.erasure.completed' AND details->>'ledgerId' = $1",
+      [record.id],
+    );
     assert.equal(audit.rows.length, 1);
     assert.doesNotMatch(JSON.stringify(audit.rows[0]), /@/);
   });
@@ -114,10 +134,16 @@ describe('erasure', () => {
       await assert.rejects(
         eraseUser(pool(), defaultUsersTable, { userId: eve.id, operator: 'carol', ticket: 'GDPR-2', reason: 'operator' }),
         (error: unknown) =>
-          error instanceof ShipError && error.code === 'SHIP_ERR_STEP_FAILED' && /public\.gdpr_test_devices: 1/.test(error.message) && /Nothing was erased/.test(error.message),
+          error instanceof ShipError &&
+          error.code === 'SHIP_ERR_STEP_FAILED' &&
+          /public\.gdpr_test_devices: 1/.test(error.message) &&
+          /Nothing was erased/.test(error.message),
       );
       assert.deepEqual(await directRowCounts(pool(), eve.id), before);
-      assert.equal(await count('SELECT count(*)::int AS n FROM gdpr_test_device_tokens t JOIN gdpr_test_devices d ON d.id = t.device_id WHERE d.owner = $1', [eve.id]), 1);
+      assert.equal(
+        await count('SELECT count(*)::int AS n FROM gdpr_test_device_tokens t JOIN gdpr_test_devices d ON d.id = t.device_id WHERE d.owner = $1', [eve.id]),
+        1,
+      );
       assert.equal((await readErasureLedger(pool(), { userId: eve.id })).length, 0);
     } finally {
       await pool().query('DROP TRIGGER gdpr_test_keep_devices ON gdpr_test_devices; DROP FUNCTION gdpr_test_keep_devices()');

@@ -12,7 +12,14 @@ import tar from 'tar-stream';
 import { openObjectStore, type ObjectStore } from '../../src/adapters/storage/index.ts';
 import { defaultUsersTable } from '../../src/domain/erasure.ts';
 import { parseCsv } from '../../src/domain/csv.ts';
-import { latestVerifiedExport, markExportVerified, readUserTables, recordExport, verifyExportArchive, writeExportArchive } from '../../src/domain/user-export.ts';
+import {
+  latestVerifiedExport,
+  markExportVerified,
+  readUserTables,
+  recordExport,
+  verifyExportArchive,
+  writeExportArchive,
+} from '../../src/domain/user-export.ts';
 import { ShipError } from '../../src/errors.ts';
 import { startS3rver, type FakeS3 } from '../fakes/s3.ts';
 import { startTestApi, type TestApi } from '../helpers/api.ts';
@@ -46,7 +53,7 @@ describe('export archive in legal storage', () => {
     await s3.close();
   });
 
-  test('the archive holds one CSV per table with exactly the user\'s rows and a manifest with counts and sha256', async () => {
+  test("the archive holds one CSV per table with exactly the user's rows and a manifest with counts and sha256", async () => {
     const ada = await seedUser(api, { label: 'ada' });
     await seedUser(api, { label: 'bob' });
     const pool = api.server.database.pool;

@@ -45,7 +45,10 @@ describe('user procedures', () => {
     const user = await userWithData();
     const report = await run(userResetPassword, { email: user.email.toUpperCase(), ticket: 'SUP-1' }, 'alice');
     assert.equal(report.exitCode, 0, JSON.stringify(report.error));
-    assert.deepEqual(report.verification.map((check) => check.ok), [true, true]);
+    assert.deepEqual(
+      report.verification.map((check) => check.ok),
+      [true, true],
+    );
     const mail = await smtp().waitForMessage((m) => m.to.includes(user.email));
     const token = decodeURIComponent(/token=([^\s"&]+)/.exec(mail.text ?? '')![1]!);
     assert.equal((await api().request('POST', '/auth/password-reset/confirm', { body: { token, password: 'chosen by the user' } })).status, 204);
@@ -61,7 +64,11 @@ describe('user procedures', () => {
     const ticket = 'GDPR-42';
     const attempt = async (options: { operator?: string; ticket?: string; skipGrace?: boolean } = {}) => {
       const before = await directRowCounts(pool(), user.id);
-      const report = await run(userDelete, { email: user.email, ticket: options.ticket ?? ticket, skipGrace: options.skipGrace ?? false }, options.operator ?? 'carol');
+      const report = await run(
+        userDelete,
+        { email: user.email, ticket: options.ticket ?? ticket, skipGrace: options.skipGrace ?? false },
+        options.operator ?? 'carol',
+      );
       if (report.exitCode === 3) assert.deepEqual(await directRowCounts(pool(), user.id), before, 'a refused run changes nothing');
       return report;
     };
@@ -76,7 +83,10 @@ describe('user procedures', () => {
       'grace period passed',
       'verified export archive exists',
     ]);
-    assert.ok(noRequest.steps.every((step) => step.status !== 'done'), 'no step ran');
+    assert.ok(
+      noRequest.steps.every((step) => step.status !== 'done'),
+      'no step ran',
+    );
 
     const requested = await run(userRequestDeletion, { email: user.email, ticket, identityRef: 'passport checked on video call' }, 'alice');
     assert.equal(requested.exitCode, 0, JSON.stringify(requested.error));
@@ -85,13 +95,21 @@ describe('user procedures', () => {
     const request = (await findPendingDeletion(pool(), user.id))!;
 
     await pool().query('UPDATE deletion_requests SET identity_reference = NULL WHERE id = $1', [request.id]);
-    assert.deepEqual(failedChecks(await attempt()), ['identity verification reference present', 'legal approval recorded by a different operator', 'grace period passed', 'verified export archive exists']);
+    assert.deepEqual(failedChecks(await attempt()), [
+      'identity verification reference present',
+      'legal approval recorded by a different operator',
+      'grace period passed',
+      'verified export archive exists',
+    ]);
     await pool().query("UPDATE deletion_requests SET identity_reference = 'passport checked on video call' WHERE id = $1", [request.id]);
 
     await approveDeletion(pool(), { requestId: request.id, userId: user.id, kind: 'legal', ticket, approvedBy: 'carol' });
     await approveDeletion(pool(), { requestId: request.id, userId: user.id, kind: 'legal', ticket: 'OTHER-1', approvedBy: 'bob' });
     const ownApproval = await attempt();
-    assert.ok(failedChecks(ownApproval).includes('legal approval recorded by a different operator'), 'carol cannot approve her own erasure, nor bob another ticket');
+    assert.ok(
+      failedChecks(ownApproval).includes('legal approval recorded by a different operator'),
+      'carol cannot approve her own erasure, nor bob another ticket',
+    );
     await approveDeletion(pool(), { requestId: request.id, userId: user.id, kind: 'legal', ticket, approvedBy: 'bob' });
     assert.deepEqual(failedChecks(await attempt()), ['grace period passed', 'verified export archive exists']);
 
@@ -116,11 +134,14 @@ describe('user procedures', () => {
       const done = await attempt({ skipGrace: true });
       assert.equal(done.exitCode, 0, JSON.stringify(done.error));
       assert.equal(done.state, 'succeeded');
-      assert.deepEqual(done.verification.map((check) => [check.name, check.ok]), [
-        ['no row of the user remains in any table', true],
-        ['login now fails for the address', true],
-        ['the erasure ledger holds the record, mirrored in legal storage', true],
-      ]);
+      assert.deepEqual(
+        done.verification.map((check) => [check.name, check.ok]),
+        [
+          ['no row of the user remains in any table', true],
+          ['login now fails for the address', true],
+          ['the erasure ledger holds the record, mirrored in legal storage', true],
+        ],
+      );
       assert.deepEqual(await remainingUserRows(pool(), defaultUsersTable, user.id), {});
       assert.equal((await api().request('POST', '/auth/login', { body: { email: user.email, password: user.password } })).status, 401);
       const [record] = await readErasureLedger(pool(), { userId: user.id });
@@ -140,8 +161,14 @@ describe('user procedures', () => {
     const ready = await userWithData();
     const unapproved = await userWithData();
     for (const user of [ready, unapproved]) {
-      assert.equal((await run(userRequestDeletion, { email: user.email, ticket: `T-${user.id.slice(0, 8)}`, identityRef: 'email from the account address' }, 'alice')).exitCode, 0);
-      await pool().query("UPDATE deletion_requests SET requested_at = now() - interval '31 days', due_at = now() - interval '1 day' WHERE user_id = $1", [user.id]);
+      assert.equal(
+        (await run(userRequestDeletion, { email: user.email, ticket: `T-${user.id.slice(0, 8)}`, identityRef: 'email from the account address' }, 'alice'))
+          .exitCode,
+        0,
+      );
+      await pool().query("UPDATE deletion_requests SET requested_at = now() - interval '31 days', due_at = now() - interval '1 day' WHERE user_id = $1", [
+        user.id,
+      ]);
       assert.equal((await run(userExport, { email: user.email }, 'alice')).exitCode, 0);
     }
     const request = (await findPendingDeletion(pool(), ready.id))!;

@@ -66,7 +66,10 @@ describe('password reset by email', () => {
     const second = tokenFrom(await smtp.waitForMessage((m) => m.to.includes(user.email) && !m.text?.includes(encodeURIComponent(first))));
     assert.notEqual(first, second);
     assert.equal((await api.request('POST', '/auth/password-reset/confirm', { body: { token: first, password: 'first link password' }, headers })).status, 400);
-    assert.equal((await api.request('POST', '/auth/password-reset/confirm', { body: { token: second, password: 'second link password' }, headers })).status, 204);
+    assert.equal(
+      (await api.request('POST', '/auth/password-reset/confirm', { body: { token: second, password: 'second link password' }, headers })).status,
+      204,
+    );
   });
 
   test('an unknown email gets the same 202 answer and no email is sent', async () => {

@@ -80,8 +80,15 @@ test('after user delete, no file under STATE_DIR and no row of any table names t
   );
 
   const before = await filesNaming(stateDir, email);
-  assert.ok(before.some((file) => file.endsWith('.personal.json')), 'the runs kept the address in their private records');
-  assert.deepEqual(before.filter((file) => !file.endsWith('.personal.json') && !file.includes(legacyId)), [], 'and nowhere else but the older journal');
+  assert.ok(
+    before.some((file) => file.endsWith('.personal.json')),
+    'the runs kept the address in their private records',
+  );
+  assert.deepEqual(
+    before.filter((file) => !file.endsWith('.personal.json') && !file.includes(legacyId)),
+    [],
+    'and nowhere else but the older journal',
+  );
 
   const erased = await run(userDelete, { email, ticket, skipGrace: true }, 'carol');
   assert.equal(erased.exitCode, 0, JSON.stringify(erased.error));

@@ -33,7 +33,7 @@ describe('sessions and login protection', () => {
     assert.doesNotMatch(listed.text, /token_?hash|tokenHash/i);
   });
 
-  test('DELETE /me/sessions/:id ends that session only; another user\'s session is a 404', async () => {
+  test("DELETE /me/sessions/:id ends that session only; another user's session is a 404", async () => {
     const user = await signUp(api);
     const other = await signUp(api);
     const second = await login(user.email, user.password);
@@ -88,7 +88,10 @@ describe('sessions and login protection', () => {
     assert.deepEqual(ghost, known, 'an unknown email is throttled exactly like a real one');
 
     const failures = await queryAudit(pool, { userId: user.id, action: 'auth.login.failed', limit: 10 });
-    assert.deepEqual(failures.map((entry) => entry.details.consecutiveFailures), [4, 3, 2, 1]);
+    assert.deepEqual(
+      failures.map((entry) => entry.details.consecutiveFailures),
+      [4, 3, 2, 1],
+    );
 
     assert.equal((await login(user.email, user.password)).status, 200);
     assert.deepEqual(await loginDelay(pool, user.email), { failures: 0, delayMs: 0 });

@@ -109,7 +109,14 @@ describe('web pages in Chromium', () => {
     assert.equal(await page.locator('#state').getAttribute('data-state'), 'operational');
     await screenshot(page, 'status-operational');
 
-    const env = { DATABASE_URL: api.config.databaseUrl ?? '', STATE_DIR: api.config.stateDir, API_URL: api.url, ADMIN_TOKEN, SHIPSHAPE_ALLOW_INLINE_APPROVAL: 'true', SHIPSHAPE_OPERATOR: 'alice' };
+    const env = {
+      DATABASE_URL: api.config.databaseUrl ?? '',
+      STATE_DIR: api.config.stateDir,
+      API_URL: api.url,
+      ADMIN_TOKEN,
+      SHIPSHAPE_ALLOW_INLINE_APPROVAL: 'true',
+      SHIPSHAPE_OPERATOR: 'alice',
+    };
     const disabled = await runCli(['emergency', 'disable', '--message', 'Investigating a security report', '--approved-by', 'bob', '--yes', '--json'], env);
     assert.equal(disabled.code, 0, disabled.stdout + disabled.stderr);
     // What a visitor sees: the page reloaded until it says so (it also refreshes itself every 30 s).

@@ -36,7 +36,9 @@ describe('password reset page', () => {
 
   async function resetEmail(email: string): Promise<{ web: string; app: string; token: string }> {
     assert.equal((await api.request('POST', '/auth/password-reset', { body: { email } })).status, 202);
-    const mail = await smtp.waitForMessage((m) => m.to.includes(email) && !smtp.messages.slice(smtp.messages.indexOf(m) + 1).some((later) => later.to.includes(email)));
+    const mail = await smtp.waitForMessage(
+      (m) => m.to.includes(email) && !smtp.messages.slice(smtp.messages.indexOf(m) + 1).some((later) => later.to.includes(email)),
+    );
     const [app, web] = linksIn(mail);
     assert.ok(app && web, `two links in the email: ${mail.text}`);
     return { app, web, token: new URL(web).searchParams.get('token') ?? '' };
@@ -82,7 +84,10 @@ describe('password reset page', () => {
   test('expired, unknown and truncated links each say why and what to do', async () => {
     const user = await signUp(api);
     const { token } = await resetEmail(user.email);
-    await api.server.database.pool.query("UPDATE password_reset_tokens SET expires_at = now() - interval '1 minute' WHERE used_at IS NULL AND expires_at > now() - interval '1 minute' AND user_id = $1::uuid", [user.id]);
+    await api.server.database.pool.query(
+      "UPDATE password_reset_tokens SET expires_at = now() - interval '1 minute' WHERE used_at IS NULL AND expires_at > now() - interval '1 minute' AND user_id = $1::uuid",
+      [user.id],
+    );
     const expired = await fetch(`${api.url}/reset-password?token=${token}`);
     assert.equal(expired.status, 410);
     assert.match(await expired.text(), /This link has expired/);
@@ -93,10 +98,18 @@ describe('password reset page', () => {
   });
 
   test('a form posted from another site is refused', async () => {
-    const refused = await postForm(api, { token: 'x'.repeat(43), password: 'whatever password', confirm: 'whatever password' }, { origin: 'https://evil.example', 'sec-fetch-site': 'cross-site' });
+    const refused = await postForm(
+      api,
+      { token: 'x'.repeat(43), password: 'whatever password', confirm: 'whatever password' },
+      { origin: 'https://evil.example', 'sec-fetch-site': 'cross-site' },
+    );
     assert.equal(refused.status, 403);
     assert.match(refused.text, /SHIP_ERR_FORBIDDEN/, 'a client that does not ask for HTML gets the JSON error envelope');
-    const browser = await postForm(api, { token: 'x'.repeat(43), password: 'whatever password', confirm: 'whatever password' }, { accept: 'text/html', 'sec-fetch-site': 'cross-site' });
+    const browser = await postForm(
+      api,
+      { token: 'x'.repeat(43), password: 'whatever password', confirm: 'whatever password' },
+      { accept: 'text/html', 'sec-fetch-site': 'cross-site' },
+    );
     assert.equal(browser.status, 403);
     assert.match(browser.headers.get('content-type') ?? '', /text\/html/);
     assert.match(browser.text, /role="alert"/);

@@ -41,7 +41,13 @@ describe('status page', () => {
   test('it shows the announced window and banner, and 90-day uptime from the minute samples', async () => {
     const pool = api.server.database.pool;
     const startsAt = new Date(Date.now() + 3 * 86_400_000);
-    await recordMaintenanceNotice(pool, { windowStartsAt: startsAt, windowEndsAt: new Date(startsAt.getTime() + 7_200_000), subject: 'Monthly maintenance', body: 'We will be down for two hours.', createdBy: 'operator:ada' });
+    await recordMaintenanceNotice(pool, {
+      windowStartsAt: startsAt,
+      windowEndsAt: new Date(startsAt.getTime() + 7_200_000),
+      subject: 'Monthly maintenance',
+      body: 'We will be down for two hours.',
+      createdBy: 'operator:ada',
+    });
     // Two days ago: every minute sampled but 144 in the middle of the day (10 %), which count as down.
     await pool.query(
       `INSERT INTO status_samples (minute, state)
@@ -94,7 +100,12 @@ describe('operator console sign-in', () => {
   after(async () => api?.close());
 
   async function post(path: string, fields: Record<string, string>, headers: Record<string, string> = {}) {
-    const response = await fetch(`${api.url}${path}`, { method: 'POST', redirect: 'manual', headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers }, body: new URLSearchParams(fields).toString() });
+    const response = await fetch(`${api.url}${path}`, {
+      method: 'POST',
+      redirect: 'manual',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
+      body: new URLSearchParams(fields).toString(),
+    });
     return { status: response.status, headers: response.headers, text: await response.text() };
   }
   async function signIn(operator: string, token = ADMIN_TOKEN, headers: Record<string, string> = {}) {

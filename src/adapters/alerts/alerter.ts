@@ -65,8 +65,7 @@ export function createAlerter(options: AlerterOptions): Alerter {
   const retry: RetryPolicy = { ...defaultRetryPolicy, ...options.retry };
   const timeoutMs = options.timeoutMs ?? defaultTimeoutMs;
   const source = options.source ?? hostname();
-  const transport: SmtpTransport | undefined =
-    options.smtp === undefined ? undefined : createSmtpTransport({ url: options.smtp.url, timeoutMs });
+  const transport: SmtpTransport | undefined = options.smtp === undefined ? undefined : createSmtpTransport({ url: options.smtp.url, timeoutMs });
   const externalConfigured =
     nonEmpty(options.slackDefaultWebhook) ||
     nonEmpty(options.pagerDutyRoutingKey) ||

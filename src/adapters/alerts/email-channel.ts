@@ -53,10 +53,7 @@ export function createSmtpTransport(options: SmtpTransportOptions): SmtpTranspor
 
 function smtpUrlError(problem: string): ShipError {
   // The URL itself is never quoted: it carries the SMTP password.
-  return new ShipError(
-    'SHIP_ERR_CONFIG',
-    `SMTP_URL ${problem}. Set it to smtp://user:password@host:port (or smtps:// for implicit TLS).`,
-  );
+  return new ShipError('SHIP_ERR_CONFIG', `SMTP_URL ${problem}. Set it to smtp://user:password@host:port (or smtps:// for implicit TLS).`);
 }
 
 export interface EmailChannelOptions {
@@ -94,11 +91,9 @@ export function createEmailChannel(options: EmailChannelOptions): AlertChannel {
         } catch (error) {
           if (attempt >= attempts || !isTransientSmtpError(error)) {
             const tries = attempt === 1 ? '' : ` (tried ${attempt} times)`;
-            throw new ShipError(
-              'SHIP_ERR_PROVIDER_FAILED',
-              redact(`SMTP delivery failed: ${describeError(error)}${tries}. ${adviseSmtp(error)}`),
-              { details: { provider: 'smtp' } },
-            );
+            throw new ShipError('SHIP_ERR_PROVIDER_FAILED', redact(`SMTP delivery failed: ${describeError(error)}${tries}. ${adviseSmtp(error)}`), {
+              details: { provider: 'smtp' },
+            });
           }
           await sleep(Math.min(retry.maxDelayMs, retry.backoffMs * 2 ** (attempt - 1)));
         }
@@ -116,18 +111,8 @@ export interface AlertEmail {
 /** Subject, text and HTML for an alert. */
 export function alertEmail(alert: Alert): AlertEmail {
   const factList = facts(alert);
-  const text = [
-    alert.text,
-    '',
-    ...factList.map(([label, value]) => `${label}: ${value}`),
-    '',
-    '-- ',
-    'Sent by Shipshape',
-    '',
-  ].join('\n');
-  const rows = factList
-    .map(([label, value]) => `<tr><th align="left">${escapeHtml(label)}</th><td>${escapeHtml(value)}</td></tr>`)
-    .join('');
+  const text = [alert.text, '', ...factList.map(([label, value]) => `${label}: ${value}`), '', '-- ', 'Sent by Shipshape', ''].join('\n');
+  const rows = factList.map(([label, value]) => `<tr><th align="left">${escapeHtml(label)}</th><td>${escapeHtml(value)}</td></tr>`).join('');
   const html = [
     '<!doctype html><html><body>',
     `<h2>${escapeHtml(alert.title)}</h2>`,
@@ -142,12 +127,7 @@ export function alertEmail(alert: Alert): AlertEmail {
 }
 
 function escapeHtml(text: string): string {
-  return text
-    .replace(/&/g, '&amp;')
-    .replace(/</g, '&lt;')
-    .replace(/>/g, '&gt;')
-    .replace(/"/g, '&quot;')
-    .replace(/'/g, '&#39;');
+  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&#39;');
 }
 
 function errorField(error: unknown, field: 'code' | 'responseCode'): string | number | undefined {

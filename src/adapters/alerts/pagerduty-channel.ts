@@ -73,10 +73,7 @@ export function createPagerDutyChannel(options: PagerDutyChannelOptions): AlertC
 }
 
 /** The event sent for an alert: a trigger (the default) or a resolve of `alert.dedupKey`. */
-export function pagerDutyEvent(
-  alert: Alert,
-  options: Pick<PagerDutyChannelOptions, 'routingKey' | 'source' | 'component'>,
-): PagerDutyEvent {
+export function pagerDutyEvent(alert: Alert, options: Pick<PagerDutyChannelOptions, 'routingKey' | 'source' | 'component'>): PagerDutyEvent {
   const action = alert.page ?? 'trigger';
   const dedupKey = alert.dedupKey;
   if (dedupKey !== undefined && dedupKey.length > DEDUP_KEY_MAX) {

@@ -75,11 +75,7 @@ export async function postJson(options: PostJsonOptions): Promise<HttpAnswer> {
   }
 
   const tries = attempts === 1 ? '' : ` (tried up to ${attempts} times)`;
-  throw new ShipError(
-    'SHIP_ERR_PROVIDER_FAILED',
-    redact(`${provider} ${lastProblem}${tries}. ${lastAdvice}`),
-    { details: { provider } },
-  );
+  throw new ShipError('SHIP_ERR_PROVIDER_FAILED', redact(`${provider} ${lastProblem}${tries}. ${lastAdvice}`), { details: { provider } });
 }
 
 function isRetryableStatus(status: number): boolean {

@@ -37,14 +37,7 @@
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { ShipError } from '../../errors.ts';
-import {
-  alertSeverities,
-  issueTypes,
-  type Alert,
-  type AlertSeverity,
-  type IssueType,
-  type PageAction,
-} from './types.ts';
+import { alertSeverities, issueTypes, type Alert, type AlertSeverity, type IssueType, type PageAction } from './types.ts';
 
 /** Where one named channel delivers. */
 export interface ChannelRoute {
@@ -92,15 +85,11 @@ export function escalationPath(entry: EscalationPolicy): string {
   return [entry.primary, ...entry.escalation].join(' → ');
 }
 
-const channelName = z
-  .string()
-  .regex(/^\S{1,80}$/, { message: 'must be a channel name without spaces, e.g. "#incidents" or "ops-team"' });
+const channelName = z.string().regex(/^\S{1,80}$/, { message: 'must be a channel name without spaces, e.g. "#incidents" or "ops-team"' });
 
 const channelRouteSchema = z
   .strictObject({
-    slack: z
-      .url({ protocol: /^https?$/, message: 'must be an http(s) Slack incoming-webhook URL' })
-      .optional(),
+    slack: z.url({ protocol: /^https?$/, message: 'must be an http(s) Slack incoming-webhook URL' }).optional(),
     email: z
       .array(z.email({ message: 'must be an email address' }))
       .min(1, { message: 'must list at least one address' })
@@ -171,11 +160,9 @@ export async function loadAlertRouting(path: string | undefined): Promise<AlertR
   try {
     value = JSON.parse(text);
   } catch (error) {
-    throw new ShipError(
-      'SHIP_ERR_ALERT_ROUTING_INVALID',
-      `Alert routing file ${path} is not valid JSON: ${describeJsonError(error)}. Fix the file.`,
-      { details: { file: path } },
-    );
+    throw new ShipError('SHIP_ERR_ALERT_ROUTING_INVALID', `Alert routing file ${path} is not valid JSON: ${describeJsonError(error)}. Fix the file.`, {
+      details: { file: path },
+    });
   }
   return parseAlertRouting(value, path);
 }
@@ -310,12 +297,7 @@ export function resolveAlertRoute(routing: AlertRouting, alert: Alert, defaults:
   return route;
 }
 
-function addSlack(
-  slack: Map<string, { webhookUrl: string; channels: string[]; shared: boolean }>,
-  webhookUrl: string,
-  name: string,
-  shared: boolean,
-): void {
+function addSlack(slack: Map<string, { webhookUrl: string; channels: string[]; shared: boolean }>, webhookUrl: string, name: string, shared: boolean): void {
   const existing = slack.get(webhookUrl);
   if (existing === undefined) slack.set(webhookUrl, { webhookUrl, channels: [name], shared });
   else {

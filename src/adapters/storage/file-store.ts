@@ -143,11 +143,9 @@ export class FileObjectStore extends BaseObjectStore {
   }
 
   #notFound(key: string): ShipError {
-    return new ShipError(
-      'SHIP_ERR_STORAGE_NOT_FOUND',
-      `There is no object \`${key}\` in ${this.location}. Check the name, or list what is stored there.`,
-      { details: { key, location: this.location } },
-    );
+    return new ShipError('SHIP_ERR_STORAGE_NOT_FOUND', `There is no object \`${key}\` in ${this.location}. Check the name, or list what is stored there.`, {
+      details: { key, location: this.location },
+    });
   }
 
   #fsError(error: unknown, action: Action, key: string | undefined): ShipError {

@@ -236,7 +236,6 @@ export class S3ObjectStore extends BaseObjectStore {
     this.#client?.destroy();
   }
 
-
   #objectKey(key: string): string {
     validateKey(key);
     return this.#prefix === '' ? key : `${this.#prefix}/${key}`;
@@ -300,11 +299,9 @@ export class S3ObjectStore extends BaseObjectStore {
   }
 
   #notFound(key: string): ShipError {
-    return new ShipError(
-      'SHIP_ERR_STORAGE_NOT_FOUND',
-      `There is no object \`${key}\` in ${this.location}. Check the name, or list what is stored there.`,
-      { details: { key, location: this.location } },
-    );
+    return new ShipError('SHIP_ERR_STORAGE_NOT_FOUND', `There is no object \`${key}\` in ${this.location}. Check the name, or list what is stored there.`, {
+      details: { key, location: this.location },
+    });
   }
 
   #error(error: unknown, action: S3Action, key: string | undefined, extraDetails: Record<string, unknown> = {}): ShipError {
@@ -320,10 +317,7 @@ function errorIsNoSuchBucket(error: unknown): boolean {
   return error instanceof Error && error.name === 'NoSuchBucket';
 }
 
-function resolveCredentials(
-  target: S3Target,
-  options: S3Options,
-): { accessKeyId: string; secretAccessKey: string; sessionToken?: string } | undefined {
+function resolveCredentials(target: S3Target, options: S3Options): { accessKeyId: string; secretAccessKey: string; sessionToken?: string } | undefined {
   const { accessKeyId, secretAccessKey, sessionToken } = options;
   if (accessKeyId !== undefined || secretAccessKey !== undefined) {
     if (accessKeyId === undefined || secretAccessKey === undefined || accessKeyId === '' || secretAccessKey === '') {

@@ -32,11 +32,9 @@ export type StorageTarget = FileTarget | S3Target;
 const EXAMPLES = 'file:///var/lib/shipshape/backups or s3://my-bucket/shipshape/backups';
 
 function invalidUrl(raw: string, settingName: string, problem: string): ShipError {
-  return new ShipError(
-    'SHIP_ERR_STORAGE_URL_INVALID',
-    `${settingName} "${redactUrl(raw)}" ${problem}. Use a URL such as ${EXAMPLES}.`,
-    { details: { url: redactUrl(raw) } },
-  );
+  return new ShipError('SHIP_ERR_STORAGE_URL_INVALID', `${settingName} "${redactUrl(raw)}" ${problem}. Use a URL such as ${EXAMPLES}.`, {
+    details: { url: redactUrl(raw) },
+  });
 }
 
 /**

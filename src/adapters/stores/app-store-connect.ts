@@ -74,12 +74,18 @@ export class AppStoreConnectClient {
     url.searchParams.set('filter[platform]', 'IOS');
     const answer = z.object({ data: z.array(z.object({ id: z.string() })) }).safeParse(await this.call('GET', url.toString()));
     const id = answer.success ? answer.data.data[0]?.id : undefined;
-    if (id === undefined) throw new ShipError('SHIP_ERR_PROVIDER_FAILED', `App Store Connect has no iOS version ${versionString} for app ${this.options.appId}. Check the submission reached App Store Connect (eas submit) and ASC_APP_ID.`);
+    if (id === undefined)
+      throw new ShipError(
+        'SHIP_ERR_PROVIDER_FAILED',
+        `App Store Connect has no iOS version ${versionString} for app ${this.options.appId}. Check the submission reached App Store Connect (eas submit) and ASC_APP_ID.`,
+      );
     return id;
   }
 
   async phasedRelease(versionId: string): Promise<PhasedRelease | null> {
-    const answer = z.object({ data: phasedData.nullable() }).safeParse(await this.call('GET', this.url(`/v1/appStoreVersions/${encodeURIComponent(versionId)}/appStoreVersionPhasedRelease`)));
+    const answer = z
+      .object({ data: phasedData.nullable() })
+      .safeParse(await this.call('GET', this.url(`/v1/appStoreVersions/${encodeURIComponent(versionId)}/appStoreVersionPhasedRelease`)));
     if (!answer.success) throw new ShipError('SHIP_ERR_PROVIDER_FAILED', `${STORE} answered the phased release with an unexpected shape.`);
     return answer.data.data === null ? null : toPhased(answer.data.data);
   }
@@ -119,7 +125,10 @@ export class AppStoreConnectClient {
     try {
       pem = await readFile(this.options.privateKeyFile, 'utf8');
     } catch (error) {
-      throw new ShipError('SHIP_ERR_CONFIG', `ASC_PRIVATE_KEY_FILE ${this.options.privateKeyFile} cannot be read (${error instanceof Error ? error.message : String(error)}). Point it at the AuthKey_<id>.p8 App Store Connect let you download.`);
+      throw new ShipError(
+        'SHIP_ERR_CONFIG',
+        `ASC_PRIVATE_KEY_FILE ${this.options.privateKeyFile} cannot be read (${error instanceof Error ? error.message : String(error)}). Point it at the AuthKey_<id>.p8 App Store Connect let you download.`,
+      );
     }
     const now = Math.floor(Date.now() / 1000);
     const header = base64url(JSON.stringify({ alg: 'ES256', kid: this.options.keyId, typ: 'JWT' }));

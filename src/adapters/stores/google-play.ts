@@ -34,7 +34,11 @@ export interface PlayRelease {
 
 const trackSchema = z.object({
   track: z.string(),
-  releases: z.array(z.object({ versionCodes: z.array(z.coerce.string()).default([]), status: z.string(), userFraction: z.number().optional(), name: z.string().optional() })).default([]),
+  releases: z
+    .array(
+      z.object({ versionCodes: z.array(z.coerce.string()).default([]), status: z.string(), userFraction: z.number().optional(), name: z.string().optional() }),
+    )
+    .default([]),
 });
 
 export interface GooglePlayOptions {
@@ -72,7 +76,8 @@ export class GooglePlayClient {
     const editId = await this.insertEdit();
     try {
       const parsed = trackSchema.safeParse(await this.call('GET', `/edits/${encodeURIComponent(editId)}/tracks/${PLAY_TRACK}`));
-      if (!parsed.success) throw new ShipError('SHIP_ERR_PROVIDER_FAILED', `${STORE} answered the track with an unexpected shape (${parsed.error.issues[0]?.message ?? '?'}).`);
+      if (!parsed.success)
+        throw new ShipError('SHIP_ERR_PROVIDER_FAILED', `${STORE} answered the track with an unexpected shape (${parsed.error.issues[0]?.message ?? '?'}).`);
       return parsed.data.releases;
     } finally {
       await this.call('DELETE', `/edits/${encodeURIComponent(editId)}`).catch(() => undefined);
@@ -101,8 +106,13 @@ export class GooglePlayClient {
     const signature = createSign('RSA-SHA256').update(`${header}.${claims}`).sign(account.private_key).toString('base64url');
     const answer = await requestJson(
       'Google OAuth',
-      { method: 'POST', url: account.token_uri, form: { grant_type: 'urn:ietf:params:oauth:grant-type:jwt-bearer', assertion: `${header}.${claims}.${signature}` } },
-      () => 'Check GOOGLE_PLAY_SERVICE_ACCOUNT_FILE: the key may have been deleted or the service account disabled (Google Cloud console > IAM > Service accounts).',
+      {
+        method: 'POST',
+        url: account.token_uri,
+        form: { grant_type: 'urn:ietf:params:oauth:grant-type:jwt-bearer', assertion: `${header}.${claims}.${signature}` },
+      },
+      () =>
+        'Check GOOGLE_PLAY_SERVICE_ACCOUNT_FILE: the key may have been deleted or the service account disabled (Google Cloud console > IAM > Service accounts).',
     );
     const parsed = z.object({ access_token: z.string().min(1), expires_in: z.number().default(3600) }).safeParse(answer);
     if (!parsed.success) throw new ShipError('SHIP_ERR_PROVIDER_FAILED', 'Google OAuth answered without an access token.');
@@ -116,15 +126,25 @@ export async function readServiceAccount(file: string): Promise<ServiceAccount> 
   try {
     text = await readFile(file, 'utf8');
   } catch (error) {
-    throw new ShipError('SHIP_ERR_CONFIG', `GOOGLE_PLAY_SERVICE_ACCOUNT_FILE ${file} cannot be read (${error instanceof Error ? error.message : String(error)}). Download the service account's JSON key and point the variable at it.`);
+    throw new ShipError(
+      'SHIP_ERR_CONFIG',
+      `GOOGLE_PLAY_SERVICE_ACCOUNT_FILE ${file} cannot be read (${error instanceof Error ? error.message : String(error)}). Download the service account's JSON key and point the variable at it.`,
+    );
   }
   let json: unknown;
   try {
     json = JSON.parse(text);
   } catch {
-    throw new ShipError('SHIP_ERR_CONFIG', `GOOGLE_PLAY_SERVICE_ACCOUNT_FILE ${file} is not JSON. It must be the service account key file Google Cloud downloads.`);
+    throw new ShipError(
+      'SHIP_ERR_CONFIG',
+      `GOOGLE_PLAY_SERVICE_ACCOUNT_FILE ${file} is not JSON. It must be the service account key file Google Cloud downloads.`,
+    );
   }
   const parsed = serviceAccount.safeParse(json);
-  if (!parsed.success) throw new ShipError('SHIP_ERR_CONFIG', `GOOGLE_PLAY_SERVICE_ACCOUNT_FILE ${file} lacks client_email, private_key or token_uri. It must be a service account JSON key.`);
+  if (!parsed.success)
+    throw new ShipError(
+      'SHIP_ERR_CONFIG',
+      `GOOGLE_PLAY_SERVICE_ACCOUNT_FILE ${file} lacks client_email, private_key or token_uri. It must be a service account JSON key.`,
+    );
   return parsed.data;
 }

@@ -31,7 +31,10 @@ export async function requestJson(store: string, request: JsonRequest, advice: (
     response = await fetch(request.url, { method: request.method, headers, body, signal: AbortSignal.timeout(request.timeoutMs ?? 15_000) });
   } catch (error) {
     const cause = error instanceof Error && error.cause instanceof Error ? error.cause.message : error instanceof Error ? error.message : String(error);
-    throw new ShipError('SHIP_ERR_PROVIDER_FAILED', `${store} did not answer ${where} (${cause}). Check the API URL and the network, then run the command again.`);
+    throw new ShipError(
+      'SHIP_ERR_PROVIDER_FAILED',
+      `${store} did not answer ${where} (${cause}). Check the API URL and the network, then run the command again.`,
+    );
   }
   const text = await response.text();
   if (!response.ok) {

@@ -37,15 +37,26 @@ export function registerAdminToken(program: Command): void {
     .action(async (options: { overlap?: string; json: boolean }) => {
       const context = cliContext();
       const overlapMs = options.overlap === undefined ? context.config.maintenance.adminTokenOverlapMs : parseDuration(options.overlap);
-      if (overlapMs === undefined || overlapMs < 0) throw new ShipError('SHIP_ERR_VALIDATION', `--overlap: "${options.overlap ?? ''}" is not a duration; write it like 1h or 24h.`);
+      if (overlapMs === undefined || overlapMs < 0)
+        throw new ShipError('SHIP_ERR_VALIDATION', `--overlap: "${options.overlap ?? ''}" is not a duration; write it like 1h or 24h.`);
       const actor = `operator:${context.config.operator}`;
       const rotation = await withDatabase(context, async ({ pool }) => {
         const done = await rotateAdminTokens(pool, { createdBy: actor, overlapMs, environmentToken: context.config.adminToken });
-        await recordAudit(pool, { actor, action: 'admin.tokens.rotated', details: { tokenId: done.record.id, expiring: done.expiring.length, overlapEndsAt: done.overlapEndsAt.toISOString() } });
+        await recordAudit(pool, {
+          actor,
+          action: 'admin.tokens.rotated',
+          details: { tokenId: done.record.id, expiring: done.expiring.length, overlapEndsAt: done.overlapEndsAt.toISOString() },
+        });
         return done;
       });
-      process.stderr.write(`This is the only time the new token is shown. ${rotation.expiring.length} older token(s) stop working at ${rotation.overlapEndsAt.toISOString()} (in ${formatDurationMs(overlapMs)}): set ADMIN_TOKEN to the new one everywhere before then.\n`);
-      emit(options, { token: rotation.token, id: rotation.record.id, overlapEndsAt: rotation.overlapEndsAt, expiring: rotation.expiring.map((token) => token.id) }, (r) => r.token);
+      process.stderr.write(
+        `This is the only time the new token is shown. ${rotation.expiring.length} older token(s) stop working at ${rotation.overlapEndsAt.toISOString()} (in ${formatDurationMs(overlapMs)}): set ADMIN_TOKEN to the new one everywhere before then.\n`,
+      );
+      emit(
+        options,
+        { token: rotation.token, id: rotation.record.id, overlapEndsAt: rotation.overlapEndsAt, expiring: rotation.expiring.map((token) => token.id) },
+        (r) => r.token,
+      );
     });
 
   tokens
@@ -73,7 +84,10 @@ export function registerAdminToken(program: Command): void {
       try {
         token = (await readFile(file, 'utf8')).trim();
       } catch {
-        throw new ShipError('SHIP_ERR_NOT_FOUND', `There is no unrevealed admin token (${file} does not exist): it was revealed already, or no maintenance run rotated the tokens. Issue one with \`shipshape admin-token rotate\`.`);
+        throw new ShipError(
+          'SHIP_ERR_NOT_FOUND',
+          `There is no unrevealed admin token (${file} does not exist): it was revealed already, or no maintenance run rotated the tokens. Issue one with \`shipshape admin-token rotate\`.`,
+        );
       }
       await rm(file, { force: true });
       process.stderr.write('This is the only time this token is shown; the file holding it is deleted.\n');
@@ -87,7 +101,14 @@ function describeTokens(rows: readonly AdminToken[], environmentSet: boolean): s
       ? 'No admin tokens are recorded.'
       : table(
           ['id', 'label', 'state', 'expires', 'last used', 'created by'],
-          rows.map((row) => [row.id, row.label, row.state, row.expiresAt?.toISOString() ?? (row.state === 'revoked' ? row.revokedAt?.toISOString() : 'never'), row.lastUsedAt?.toISOString(), row.createdBy]),
+          rows.map((row) => [
+            row.id,
+            row.label,
+            row.state,
+            row.expiresAt?.toISOString() ?? (row.state === 'revoked' ? row.revokedAt?.toISOString() : 'never'),
+            row.lastUsedAt?.toISOString(),
+            row.createdBy,
+          ]),
         );
   const recorded = rows.some((row) => row.source === 'environment');
   const note = environmentSet && !recorded ? '\nADMIN_TOKEN (environment) is valid too: it is recorded here, with an expiry, at the first rotation.' : '';

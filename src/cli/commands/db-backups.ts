@@ -32,9 +32,19 @@ export function registerDbBackups(db: Command): void {
                 `Backups in ${data.location} (newest first):`,
                 table(
                   ['id', 'taken (UTC)', 'size', 'verified', 'schema', 'database', 'purpose'],
-                  data.backups.map((b) => [b.id, b.createdAt.replace('T', ' ').slice(0, 19), b.bytes === null ? null : formatBytes(b.bytes), b.verified, b.schemaVersion, b.database, b.purpose]),
+                  data.backups.map((b) => [
+                    b.id,
+                    b.createdAt.replace('T', ' ').slice(0, 19),
+                    b.bytes === null ? null : formatBytes(b.bytes),
+                    b.verified,
+                    b.schemaVersion,
+                    b.database,
+                    b.purpose,
+                  ]),
                 ),
-                ...(data.backups.some((b) => b.state !== 'good') ? ['', 'Only backups verified "yes" are offered for restore; `shipshape db prune` removes the others.'] : []),
+                ...(data.backups.some((b) => b.state !== 'good')
+                  ? ['', 'Only backups verified "yes" are offered for restore; `shipshape db prune` removes the others.']
+                  : []),
               ].join('\n'),
         );
       });
@@ -42,7 +52,7 @@ export function registerDbBackups(db: Command): void {
 
   db.command('verify <backup>')
     .description('verify a stored backup: size and SHA-256 on re-read, pg_restore --list; with --restore, a scratch restore comparing every row count')
-    .option('--restore', 'also restore it into a scratch database and compare every table\'s row count with the manifest', false)
+    .option('--restore', "also restore it into a scratch database and compare every table's row count with the manifest", false)
     .option('--json', 'print one JSON document on stdout', false)
     .action(async (backupId: string, options: { restore: boolean; json: boolean }) => {
       await jsonErrors(options.json, async () => {

@@ -31,7 +31,9 @@ export function registerDbDiagnostics(db: Command): void {
       await jsonErrors(options.json, async () => {
         const context = cliContext();
         requirePostgres(context.config, 'db slow-queries', `${EMBEDDED_SINGLE_BACKEND} and has no pg_stat_statements`);
-        const report = await withDatabase(context, (database) => slowQueries(database.pool, { limit: options.limit, databaseName: applicationDatabaseName(context.config) }));
+        const report = await withDatabase(context, (database) =>
+          slowQueries(database.pool, { limit: options.limit, databaseName: applicationDatabaseName(context.config) }),
+        );
         emit(options, report, renderSlowQueries);
       });
     });
@@ -43,13 +45,17 @@ export function registerDbDiagnostics(db: Command): void {
     .action(async (sql: string, options: { json: boolean }) => {
       await jsonErrors(options.json, async () => {
         const context = cliContext();
-        const result = await withDatabase(context, (database) => explainAnalyze(database.pool, sql, { statementTimeoutMs: context.config.database.statementTimeoutMs, json: options.json }));
+        const result = await withDatabase(context, (database) =>
+          explainAnalyze(database.pool, sql, { statementTimeoutMs: context.config.database.statementTimeoutMs, json: options.json }),
+        );
         emit(options, result, renderExplain);
       });
     });
 
   db.command('diagnose')
-    .description('runbook "Investigate High Memory Usage": sizes, connections per client, long-running and idle-in-transaction sessions, blocking, cache hit ratio, index advice')
+    .description(
+      'runbook "Investigate High Memory Usage": sizes, connections per client, long-running and idle-in-transaction sessions, blocking, cache hit ratio, index advice',
+    )
     .option('--json', 'print one JSON document on stdout', false)
     .action(async (options: { json: boolean }) => {
       await jsonErrors(options.json, async () => {
@@ -72,14 +78,25 @@ export function registerDbDiagnostics(db: Command): void {
 }
 
 export function renderSlowQueries(report: SlowQueryReport): string {
-  const rows = report.queries.map((q, i) => [i + 1, q.meanMs, q.maxMs, q.calls, Math.round(q.totalMs), q.rows, q.cacheHitRatio === null ? null : `${(q.cacheHitRatio * 100).toFixed(1)} %`, q.query]);
+  const rows = report.queries.map((q, i) => [
+    i + 1,
+    q.meanMs,
+    q.maxMs,
+    q.calls,
+    Math.round(q.totalMs),
+    q.rows,
+    q.cacheHitRatio === null ? null : `${(q.cacheHitRatio * 100).toFixed(1)} %`,
+    q.query,
+  ]);
   return [
     `Top ${report.queries.length} statements by mean time (pg_stat_statements.${report.columns.mean}; server ${report.serverVersionNum}):`,
-    report.queries.length === 0 ? '(no statements recorded yet)' : table(['#', 'mean ms', 'max ms', 'calls', 'total ms', 'rows', 'cache hit', 'statement'], rows),
+    report.queries.length === 0
+      ? '(no statements recorded yet)'
+      : table(['#', 'mean ms', 'max ms', 'calls', 'total ms', 'rows', 'cache hit', 'statement'], rows),
     '',
     'Next: shipshape db explain "<statement with real values for $1…>", then shipshape db index <table> <column…>.',
     report.logMinDurationMs === null
-      ? "Slow statements are not logged (log_min_duration_statement = -1). To log those over 1 s: ALTER DATABASE <db> SET log_min_duration_statement = 1000;"
+      ? 'Slow statements are not logged (log_min_duration_statement = -1). To log those over 1 s: ALTER DATABASE <db> SET log_min_duration_statement = 1000;'
       : `Statements over ${report.logMinDurationMs} ms are also written to the server log.`,
   ].join('\n');
 }
@@ -92,19 +109,50 @@ export function renderDiagnosis(d: Diagnosis): string {
   const out: string[] = [];
   out.push(`Database ${d.database.name} (${d.database.kind}): ${formatBytes(d.database.bytes)}`);
   out.push('', 'Largest tables:');
-  out.push(table(['table', 'total', 'table', 'indexes', 'live rows', 'dead rows'], d.largestTables.map((t) => [t.table, formatBytes(t.totalBytes), formatBytes(t.tableBytes), formatBytes(t.indexBytes), t.liveRows, t.deadRows])));
-  out.push('', `Cache hit ratio: ${d.cacheHitRatio === null ? 'no reads yet' : `${(d.cacheHitRatio * 100).toFixed(2)} %${d.cacheHitRatio < CACHE_HIT_TARGET ? ` — below ${CACHE_HIT_TARGET * 100} %: more reads go to disk than an OLTP database should (shared_buffers, or queries reading too much)` : ''}`}`);
+  out.push(
+    table(
+      ['table', 'total', 'table', 'indexes', 'live rows', 'dead rows'],
+      d.largestTables.map((t) => [t.table, formatBytes(t.totalBytes), formatBytes(t.tableBytes), formatBytes(t.indexBytes), t.liveRows, t.deadRows]),
+    ),
+  );
+  out.push(
+    '',
+    `Cache hit ratio: ${d.cacheHitRatio === null ? 'no reads yet' : `${(d.cacheHitRatio * 100).toFixed(2)} %${d.cacheHitRatio < CACHE_HIT_TARGET ? ` — below ${CACHE_HIT_TARGET * 100} %: more reads go to disk than an OLTP database should (shared_buffers, or queries reading too much)` : ''}`}`,
+  );
   if (d.sessions === null) {
     out.push('', `Connections, long-running and blocked sessions: do not apply — ${EMBEDDED_SINGLE_BACKEND}.`);
   } else {
     const s = d.sessions;
-    out.push('', `Connections: ${s.usage.total} of ${s.usage.usable} usable (max_connections ${s.usage.maxConnections}), ${s.usage.thisDatabase} on this database; by state: ${s.usage.byState.map((x) => `${x.count} ${x.state}`).join(', ') || 'none'}`);
-    out.push(table(['client address', 'application', 'connections', 'idle'], s.byClient.map((c) => [c.clientAddr, c.applicationName, c.count, c.idle])));
+    out.push(
+      '',
+      `Connections: ${s.usage.total} of ${s.usage.usable} usable (max_connections ${s.usage.maxConnections}), ${s.usage.thisDatabase} on this database; by state: ${s.usage.byState.map((x) => `${x.count} ${x.state}`).join(', ') || 'none'}`,
+    );
+    out.push(
+      table(
+        ['client address', 'application', 'connections', 'idle'],
+        s.byClient.map((c) => [c.clientAddr, c.applicationName, c.count, c.idle]),
+      ),
+    );
     out.push('', 'Active statements, longest first:', sessionsTable(s.longRunning, 'querySeconds', 'running'));
     out.push('', 'Idle in transaction (holding locks and old snapshots):', sessionsTable(s.idleInTransaction, 'stateSeconds', 'idle for'));
-    out.push('', 'Blocked sessions:', s.blocking.blocked.length === 0 ? '(none)' : table(['pid', 'waiting', 'for', 'blocked by', 'statement'], s.blocking.blocked.map((b) => [b.pid, seconds(b.querySeconds), b.waitEvent, b.blockedBy.join(', '), b.query])));
+    out.push(
+      '',
+      'Blocked sessions:',
+      s.blocking.blocked.length === 0
+        ? '(none)'
+        : table(
+            ['pid', 'waiting', 'for', 'blocked by', 'statement'],
+            s.blocking.blocked.map((b) => [b.pid, seconds(b.querySeconds), b.waitEvent, b.blockedBy.join(', '), b.query]),
+          ),
+    );
     if (s.blocking.blockers.length > 0) {
-      out.push('Blocking them:', table(['pid', 'who', 'state', 'transaction open', 'blocks', 'statement'], s.blocking.blockers.map((b) => [b.pid, describeConnection(b), b.state, seconds(b.transactionSeconds), b.blocking.join(', '), b.query])));
+      out.push(
+        'Blocking them:',
+        table(
+          ['pid', 'who', 'state', 'transaction open', 'blocks', 'statement'],
+          s.blocking.blockers.map((b) => [b.pid, describeConnection(b), b.state, seconds(b.transactionSeconds), b.blocking.join(', '), b.query]),
+        ),
+      );
       out.push('To stop one: shipshape db kill <pid> (add --force for a session idle in a transaction).');
     }
   }
@@ -114,7 +162,10 @@ export function renderDiagnosis(d: Diagnosis): string {
 
 function sessionsTable(sessions: readonly Session[], field: 'querySeconds' | 'stateSeconds', label: string): string {
   if (sessions.length === 0) return '(none)';
-  return table(['pid', 'who', label, 'transaction open', 'statement'], sessions.map((s) => [s.pid, describeConnection(s).replace(/^pid \d+ /, ''), seconds(s[field]), seconds(s.transactionSeconds), s.query]));
+  return table(
+    ['pid', 'who', label, 'transaction open', 'statement'],
+    sessions.map((s) => [s.pid, describeConnection(s).replace(/^pid \d+ /, ''), seconds(s[field]), seconds(s.transactionSeconds), s.query]),
+  );
 }
 
 export function renderIndexAdvice(advice: IndexAdvice): string[] {
@@ -123,13 +174,23 @@ export function renderIndexAdvice(advice: IndexAdvice): string[] {
   if (advice.likelyMissing.length === 0) out.push('  likely missing: none (no large table is read mostly by sequential scans)');
   else {
     out.push('  likely missing — large tables read mostly by sequential scans:');
-    out.push(table(['table', 'rows', 'seq scans', 'index scans', 'rows per seq scan', 'size'], advice.likelyMissing.map((m) => [m.table, m.liveRows, m.seqScans, m.indexScans, m.rowsPerSeqScan, formatBytes(m.bytes)])));
+    out.push(
+      table(
+        ['table', 'rows', 'seq scans', 'index scans', 'rows per seq scan', 'size'],
+        advice.likelyMissing.map((m) => [m.table, m.liveRows, m.seqScans, m.indexScans, m.rowsPerSeqScan, formatBytes(m.bytes)]),
+      ),
+    );
     out.push('  find the filtering column with `shipshape db slow-queries` / `db explain`, then: shipshape db index <table> <column…>');
   }
   if (advice.unused.length === 0) out.push('  unused: none');
   else {
     out.push('  never used (not unique, not a constraint) — each slows every write; consider DROP INDEX CONCURRENTLY <index>:');
-    out.push(table(['index', 'table', 'size', 'definition'], advice.unused.map((u) => [u.index, u.table, formatBytes(u.bytes), u.definition])));
+    out.push(
+      table(
+        ['index', 'table', 'size', 'definition'],
+        advice.unused.map((u) => [u.index, u.table, formatBytes(u.bytes), u.definition]),
+      ),
+    );
   }
   return out;
 }

@@ -43,8 +43,12 @@ export function registerDbMigrate(db: Command): void {
       emit(options, plan, (p) => {
         if (p.pending.length === 0) return 'No pending migrations. The schema is up to date.';
         const lines = [`${p.pending.length} pending migration(s), tried in a transaction and rolled back:`, ''];
-        for (const file of p.pending) lines.push(`-- ${file.fileName}${file.transactional ? '' : ' (runs outside a transaction; not tried)'}`, file.sql.trim(), '');
-        lines.push('Changes:', ...(p.changes.length === 0 ? ['  (none in the catalog)'] : p.changes.map((c) => `  ${c.change === 'created' ? '+' : '-'} ${c.kind} ${c.name}`)));
+        for (const file of p.pending)
+          lines.push(`-- ${file.fileName}${file.transactional ? '' : ' (runs outside a transaction; not tried)'}`, file.sql.trim(), '');
+        lines.push(
+          'Changes:',
+          ...(p.changes.length === 0 ? ['  (none in the catalog)'] : p.changes.map((c) => `  ${c.change === 'created' ? '+' : '-'} ${c.kind} ${c.name}`)),
+        );
         return lines.join('\n');
       });
     },

@@ -13,7 +13,9 @@ import { jsonErrors } from './procedures.ts';
 export function registerDoctor(program: Command): void {
   program
     .command('doctor')
-    .description('runbook "Troubleshooting Guide" as checks: connections, slow queries, size, long transactions, maintenance, backups, migrations; exit 0 healthy, 1 findings, 5 no findings but a check could not be made')
+    .description(
+      'runbook "Troubleshooting Guide" as checks: connections, slow queries, size, long transactions, maintenance, backups, migrations; exit 0 healthy, 1 findings, 5 no findings but a check could not be made',
+    )
     .option('--json', 'print one JSON document on stdout', false)
     .action(async (options: { json: boolean }) => {
       await jsonErrors(options.json, async () => {

@@ -36,7 +36,9 @@ const countArgument = (value: string): number => {
 export function registerHealth(program: Command): void {
   program
     .command('health')
-    .description('runbook "Check System Health": API /health, database connections, error rate and latency, Sentry errors, backup age; exit 0 healthy, 1 not, 5 healthy as far as checked but a check could not be made')
+    .description(
+      'runbook "Check System Health": API /health, database connections, error rate and latency, Sentry errors, backup age; exit 0 healthy, 1 not, 5 healthy as far as checked but a check could not be made',
+    )
     .option('--json', 'print one JSON document on stdout (one per line with --watch)', false)
     .option('--watch <interval>', 'repeat every interval (e.g. 60s) until Ctrl-C', intervalArgument)
     .option('--count <n>', 'with --watch: stop after n rounds', countArgument)
@@ -73,10 +75,14 @@ async function watch(intervalMs: number, count: number | undefined, json: boolea
       if (stop.signal.aborted || (count !== undefined && n >= count)) break;
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, intervalMs);
-        stop.signal.addEventListener('abort', () => {
-          clearTimeout(timer);
-          resolve();
-        }, { once: true });
+        stop.signal.addEventListener(
+          'abort',
+          () => {
+            clearTimeout(timer);
+            resolve();
+          },
+          { once: true },
+        );
       });
       if (stop.signal.aborted) break;
     }
@@ -96,10 +102,5 @@ export function renderHealth(report: HealthReport): string {
     : unverified.length > 0
       ? `Healthy as far as checked — unverified: ${unverified.join(', ')} (could not be checked).`
       : 'Healthy.';
-  return [
-    table(['check', 'status', 'detail'], rows),
-    '',
-    verdict,
-    ...(remedies.length > 0 ? ['What to do:', ...remedies] : []),
-  ].join('\n');
+  return [table(['check', 'status', 'detail'], rows), '', verdict, ...(remedies.length > 0 ? ['What to do:', ...remedies] : [])].join('\n');
 }

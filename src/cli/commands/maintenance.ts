@@ -33,7 +33,8 @@ const MAX_INTERVAL_MS = 3_600_000;
 const MAX_WATCH_MS = 24 * 3_600_000;
 
 export function registerMaintenanceCommands(program: Command): void {
-  const maintenance = program.commands.find((command) => command.name() === 'maintenance') ?? program.command('maintenance').description('the monthly maintenance window');
+  const maintenance =
+    program.commands.find((command) => command.name() === 'maintenance') ?? program.command('maintenance').description('the monthly maintenance window');
 
   maintenance
     .command('plan')
@@ -45,14 +46,18 @@ export function registerMaintenanceCommands(program: Command): void {
       const window = resolveWindow(config, options.at, new Date());
       const text = renderMaintenancePlan({ config, profile: shipshapeProfile, window, run: maintenanceRun, announce: maintenanceSchedule, now: new Date() });
       const file = await writeMaintenancePlan(config, window, text);
-      emit(options, { file, window: { startsAt: window.startsAt, endsAt: window.endsAt, timeZone: window.timeZone } }, () =>
-        `Plan for ${describeStart(window)} to ${describeEnd(window)} written to ${file}`,
+      emit(
+        options,
+        { file, window: { startsAt: window.startsAt, endsAt: window.endsAt, timeZone: window.timeZone } },
+        () => `Plan for ${describeStart(window)} to ${describeEnd(window)} written to ${file}`,
       );
     });
 
   maintenance
     .command('monitor')
-    .description(`watch GET /metrics against the success criteria (error rate < ${percent(successCriteria.maxErrorRate)}, p95 < ${successCriteria.maxP95Ms} ms), then run the smoke tests`)
+    .description(
+      `watch GET /metrics against the success criteria (error rate < ${percent(successCriteria.maxErrorRate)}, p95 < ${successCriteria.maxP95Ms} ms), then run the smoke tests`,
+    )
     .option('--for <duration>', 'how long to watch, e.g. 1h', '1h')
     .option('--every <duration>', 'how often to read /metrics, 1s to 1h', '1m')
     .option('--api-url <url>', 'the API to watch (default API_URL)')
@@ -70,10 +75,21 @@ export function registerMaintenanceCommands(program: Command): void {
       try {
         const result = await withDatabase(context, async ({ pool }) => {
           // A token of its own for the watch, so a rotation that retired ADMIN_TOKEN does not blind it.
-          const watch = await issueAdminToken(pool, { label: 'maintenance monitor', createdBy: `operator:${context.config.operator}`, expiresAt: new Date(Date.now() + durationMs + 10 * 60_000) });
+          const watch = await issueAdminToken(pool, {
+            label: 'maintenance monitor',
+            createdBy: `operator:${context.config.operator}`,
+            expiresAt: new Date(Date.now() + durationMs + 10 * 60_000),
+          });
           try {
             process.stderr.write(`watching ${apiUrl}/metrics for ${formatDurationMs(durationMs)}, every ${formatDurationMs(intervalMs)}\n`);
-            const report = await monitorMetrics({ apiUrl, adminToken: watch.token, durationMs, intervalMs, signal: stop.signal, onSample: (sample) => process.stderr.write(`${sampleLine(sample)}\n`) });
+            const report = await monitorMetrics({
+              apiUrl,
+              adminToken: watch.token,
+              durationMs,
+              intervalMs,
+              signal: stop.signal,
+              onSample: (sample) => process.stderr.write(`${sampleLine(sample)}\n`),
+            });
             let smoke: SmokeCheck[] = [];
             if (options.smoke && !report.interrupted) {
               const account = await prepareSmokeAccount(pool, context.config.maintenance.smokeTestEmail);
@@ -89,7 +105,9 @@ export function registerMaintenanceCommands(program: Command): void {
         emit(options, { ...result.report, passed, metricsPassed: result.report.passed, smoke: result.smoke, criteria: successCriteria }, () =>
           [
             `${passed ? 'PASSED' : 'NOT MET'}: ${result.report.samples.length} reading(s), ${result.report.breaches} outside the criteria; worst error rate ${result.report.worstErrorRate === null ? '-' : percent(result.report.worstErrorRate)}, worst p95 ${result.report.worstP95Ms ?? '-'} ms${result.report.interrupted ? ' (stopped early)' : ''}`,
-            options.smoke ? `smoke tests: ${result.smoke.length === 0 ? 'not run' : result.smoke.map((check) => `${check.ok ? '✓' : '✗'} ${check.name}`).join(', ')}` : 'smoke tests: skipped (--no-smoke)',
+            options.smoke
+              ? `smoke tests: ${result.smoke.length === 0 ? 'not run' : result.smoke.map((check) => `${check.ok ? '✓' : '✗'} ${check.name}`).join(', ')}`
+              : 'smoke tests: skipped (--no-smoke)',
           ].join('\n'),
         );
         exitWithFindings({ healthy: passed });
@@ -110,17 +128,30 @@ export function registerMaintenanceCommands(program: Command): void {
         const state = await readAppState(pool);
         const banner = state.banner?.setBy?.startsWith(MAINTENANCE_BANNER_SETTER) ?? false;
         if (banner) await setBanner(pool, { message: null, until: null, setBy: ownerLabel(owner) });
-        const { previous } = await switchMaintenance(pool, { enabled: false, owner, details: { bannerRemoved: banner } }, announceFrom(context.config, context.logger));
+        const { previous } = await switchMaintenance(
+          pool,
+          { enabled: false, owner, details: { bannerRemoved: banner } },
+          announceFrom(context.config, context.logger),
+        );
         return { wasOn: previous.enabled, bannerRemoved: banner };
       });
-      emit(options, result, (r) => (r.wasOn ? 'Maintenance mode is off: the app is open again.' : 'Maintenance mode was already off.') + (r.bannerRemoved ? ' The maintenance banner is down.' : ''));
+      emit(
+        options,
+        result,
+        (r) =>
+          (r.wasOn ? 'Maintenance mode is off: the app is open again.' : 'Maintenance mode was already off.') +
+          (r.bannerRemoved ? ' The maintenance banner is down.' : ''),
+      );
     });
 }
 
 function boundedDuration(flag: string, value: string, min: number, max: number): number {
   const ms = parseDuration(value);
   if (ms === undefined || ms < min || ms > max) {
-    throw new ShipError('SHIP_ERR_VALIDATION', `${flag}: "${value}" must be a duration from ${formatDurationMs(min)} to ${formatDurationMs(max)}, e.g. 1m or 1h.`);
+    throw new ShipError(
+      'SHIP_ERR_VALIDATION',
+      `${flag}: "${value}" must be a duration from ${formatDurationMs(min)} to ${formatDurationMs(max)}, e.g. 1m or 1h.`,
+    );
   }
   return ms;
 }

@@ -37,7 +37,9 @@ const limitArgument = (value: string): number => {
 };
 
 export function registerNotifySchedule(program: Command): void {
-  const notify = program.commands.find((command) => command.name() === 'notify') ?? program.command('notify').description('push notifications to the app’s users (Expo push)');
+  const notify =
+    program.commands.find((command) => command.name() === 'notify') ??
+    program.command('notify').description('push notifications to the app’s users (Expo push)');
 
   notify
     .command('schedule')
@@ -52,12 +54,25 @@ export function registerNotifySchedule(program: Command): void {
       const actor = `operator:${context.config.operator}`;
       const scheduledFor = parseScheduledFor(options.at, new Date(), '--at');
       const notification = await withDatabase(context, async ({ pool }) => {
-        const { notification: created } = await scheduleNotification(pool, { scheduledFor, title: options.title, body: options.body, priority: options.priority, requestedBy: actor });
-        await recordAudit(pool, { actor, action: 'admin.notifications.scheduled', details: { notification: created.id, scheduledFor: created.scheduledFor.toISOString() } });
+        const { notification: created } = await scheduleNotification(pool, {
+          scheduledFor,
+          title: options.title,
+          body: options.body,
+          priority: options.priority,
+          requestedBy: actor,
+        });
+        await recordAudit(pool, {
+          actor,
+          action: 'admin.notifications.scheduled',
+          details: { notification: created.id, scheduledFor: created.scheduledFor.toISOString() },
+        });
         return created;
       });
-      emit(options, { notification }, ({ notification: shown }) =>
-        `Scheduled notification ${shown.id} for ${shown.scheduledFor.toISOString()}. Cancel it before then with \`shipshape notify cancel ${shown.id}\`.`,
+      emit(
+        options,
+        { notification },
+        ({ notification: shown }) =>
+          `Scheduled notification ${shown.id} for ${shown.scheduledFor.toISOString()}. Cancel it before then with \`shipshape notify cancel ${shown.id}\`.`,
       );
     });
 
@@ -96,6 +111,8 @@ function describeList(rows: readonly NotificationListItem[]): string {
     rows.map((row) => [row.id, row.kind, row.status, (row.sentAt ?? row.scheduledFor ?? row.createdAt).toISOString(), row.recipients, row.title.slice(0, 60)]),
   );
   // Why each send that did not reach everyone did not: the cause, not only the status.
-  const why = rows.filter((row) => (row.status === 'failed' || row.status === 'partial') && row.error !== null).map((row) => `  ${row.id} ${row.status}: ${row.error ?? ''}`);
+  const why = rows
+    .filter((row) => (row.status === 'failed' || row.status === 'partial') && row.error !== null)
+    .map((row) => `  ${row.id} ${row.status}: ${row.error ?? ''}`);
   return why.length === 0 ? listed : `${listed}\n\nWhy:\n${why.join('\n')}`;
 }

@@ -89,7 +89,9 @@ export function registerNotify(program: Command): void {
         if (created) {
           await recordAudit(pool, { actor, action: 'admin.notifications.sent', details: { job: job.id, priority: job.priority, recipients: job.recipients } });
         }
-        process.stderr.write(`notification ${job.id}: ${job.recipients} device(s) in ${job.chunks.total} chunk(s)${created ? '' : ' (recorded earlier with this idempotency key)'}\n`);
+        process.stderr.write(
+          `notification ${job.id}: ${job.recipients} device(s) in ${job.chunks.total} chunk(s)${created ? '' : ' (recorded earlier with this idempotency key)'}\n`,
+        );
         const final = job.status === 'done' ? job : await runInForeground(pool, context.config, job.id, { retryFailed: false });
         report(options, final, await describeSendFailure(pool, final));
       });
@@ -172,7 +174,9 @@ function report(options: { json: boolean }, job: NotificationJob, cause: string 
   const problems: string[] = [];
   if (job.status === 'sending') problems.push(`the send stopped before the end; run \`shipshape notify resume ${job.id}\` to carry on`);
   if (job.chunks.failed > 0) {
-    problems.push(`${job.chunks.failed} of ${job.chunks.total} chunk(s) failed and were not delivered (${failedCauses(cause)}); \`shipshape notify resume ${job.id} --retry-failed\` sends them again`);
+    problems.push(
+      `${job.chunks.failed} of ${job.chunks.total} chunk(s) failed and were not delivered (${failedCauses(cause)}); \`shipshape notify resume ${job.id} --retry-failed\` sends them again`,
+    );
   }
   if (job.chunks.inDoubt > 0) problems.push(`${job.chunks.inDoubt} chunk(s) are in doubt (they may have been delivered) and are deliberately not sent again`);
   if (problems.length > 0) {

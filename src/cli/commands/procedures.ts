@@ -129,7 +129,9 @@ export async function withInterrupts<T>(fn: (signal: AbortSignal) => Promise<T>)
   const onSignal = (name: NodeJS.Signals) => {
     received += 1;
     if (received === 1) {
-      process.stderr.write(`\n${name}: stopping. The current step is told to stop, then completed steps are rolled back. Press Ctrl-C again to exit at once (the run is then left interrupted).\n`);
+      process.stderr.write(
+        `\n${name}: stopping. The current step is told to stop, then completed steps are rolled back. Press Ctrl-C again to exit at once (the run is then left interrupted).\n`,
+      );
       controller.abort(new Error(`interrupted by ${name}`));
       return;
     }

@@ -68,7 +68,11 @@ export function registerRelease(program: Command): void {
         emit(options, { release: null }, () => 'No releases recorded yet.');
         return;
       }
-      emit(options, { release: releaseJson(result.release), gates: result.gate }, () => `${describe(result.release)}\n\nGates now (${result.gate.verdict}):\n${gateLines(result.gate)}`);
+      emit(
+        options,
+        { release: releaseJson(result.release), gates: result.gate },
+        () => `${describe(result.release)}\n\nGates now (${result.gate.verdict}):\n${gateLines(result.gate)}`,
+      );
     });
 
   release
@@ -79,10 +83,20 @@ export function registerRelease(program: Command): void {
       const context = cliContext();
       const outcome = await withDatabase(context, async (db) => {
         const current = await currentRollout(db.pool);
-        if (current === undefined) throw new ShipError('SHIP_ERR_PREREQUISITE_FAILED', 'No release is rolling out. `shipshape release list` shows the releases.');
+        if (current === undefined)
+          throw new ShipError('SHIP_ERR_PREREQUISITE_FAILED', 'No release is rolling out. `shipshape release list` shows the releases.');
         return advanceRelease({ config: context.config, logger: context.logger, db: db.pool, actor: `operator:${context.config.operator}` }, current.version);
       });
-      emit(options, outcome, (o) => [`${o.version}: ${o.summary}`, ...o.rollouts.map((r) => `  ${r.platform}: ${r.status} at ${(r.fraction * 100).toFixed(0)} %`), ...o.errors.map((e) => `  FAILED ${e}`), o.paged ? '  paged the Application on-call' : ''].filter(Boolean).join('\n'));
+      emit(options, outcome, (o) =>
+        [
+          `${o.version}: ${o.summary}`,
+          ...o.rollouts.map((r) => `  ${r.platform}: ${r.status} at ${(r.fraction * 100).toFixed(0)} %`),
+          ...o.errors.map((e) => `  FAILED ${e}`),
+          o.paged ? '  paged the Application on-call' : '',
+        ]
+          .filter(Boolean)
+          .join('\n'),
+      );
       if (outcome.errors.length > 0) process.exitCode = 4;
     });
 
@@ -123,5 +137,8 @@ function describe(r: Release): string {
 }
 
 function gateLines(gate: GateResult): string {
-  return [`  ${CRASH_FREE_SESSIONS.name}: ${gate.crashFree.verdict} — ${gate.crashFree.detail}`, `  ${API_ERROR_RATE.name}: ${gate.errorRate.verdict} — ${gate.errorRate.detail}`].join('\n');
+  return [
+    `  ${CRASH_FREE_SESSIONS.name}: ${gate.crashFree.verdict} — ${gate.crashFree.detail}`,
+    `  ${API_ERROR_RATE.name}: ${gate.errorRate.verdict} — ${gate.errorRate.detail}`,
+  ].join('\n');
 }

@@ -50,7 +50,11 @@ export function registerSchedule(program: Command): void {
 
   schedule
     .command('add <name>')
-    .description(`add a schedule (tasks: ${Object.values(taskDefinitions).map((task) => `${task.task} — ${task.description}`).join('; ')})`)
+    .description(
+      `add a schedule (tasks: ${Object.values(taskDefinitions)
+        .map((task) => `${task.task} — ${task.description}`)
+        .join('; ')})`,
+    )
     .requiredOption('--task <task>', `what it runs: ${Object.keys(taskDefinitions).join(' or ')}`)
     .requiredOption('--every <when>', 'e.g. "every day at 03:00", "every sunday at 02:00", "first sunday of every month at 02:00", "every 6 hours"')
     .option('--tz <zone>', 'IANA time zone the times are in', 'UTC')
@@ -69,8 +73,16 @@ export function registerSchedule(program: Command): void {
         maxLatenessMs: options.late === undefined ? undefined : durationOption('--late', options.late),
       });
       const added = await withSchedules(context, async (pool) => {
-        const created = await addSchedule(pool, spec, { actor: actor(context), start: !options.paused, reservedNames: defaultSchedules(context.config).map((s) => s.name) });
-        await recordAudit(pool, { actor: actor(context), action: 'schedule.added', details: { name, task: spec.task, recurrence: spec.recurrence, timeZone: spec.timeZone } });
+        const created = await addSchedule(pool, spec, {
+          actor: actor(context),
+          start: !options.paused,
+          reservedNames: defaultSchedules(context.config).map((s) => s.name),
+        });
+        await recordAudit(pool, {
+          actor: actor(context),
+          action: 'schedule.added',
+          details: { name, task: spec.task, recurrence: spec.recurrence, timeZone: spec.timeZone },
+        });
         return created;
       });
       emit(options, { schedule: added }, ({ schedule: row }) => `Added ${row.name}: ${describeOne(row)}`);
@@ -116,7 +128,9 @@ export function registerSchedule(program: Command): void {
         return row;
       });
       emit(options, { schedule: resumed }, ({ schedule: row }) =>
-        [`Resumed ${row.name}: ${describeOne(row)}`, 'Workers run it: `shipshape serve` (unless --no-workers) or `shipshape worker` must be running.'].join('\n'),
+        [`Resumed ${row.name}: ${describeOne(row)}`, 'Workers run it: `shipshape serve` (unless --no-workers) or `shipshape worker` must be running.'].join(
+          '\n',
+        ),
       );
     });
 }

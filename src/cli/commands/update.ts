@@ -48,7 +48,14 @@ export function registerUpdate(program: Command): void {
       const context = cliContext();
       const store = openObjectStore(context.config.updates.storageUrl, { ...context.config.s3, settingName: 'UPDATES_STORAGE_URL' });
       const result = await withUpdates(context, async (pool) =>
-        publishUpdate(pool, store, { distDir, channel: options.channel, runtimeVersion: options.runtimeVersion, message: options.message, actor: actor(context), staged: options.staged }),
+        publishUpdate(pool, store, {
+          distDir,
+          channel: options.channel,
+          runtimeVersion: options.runtimeVersion,
+          message: options.message,
+          actor: actor(context),
+          staged: options.staged,
+        }),
       );
       emit(options, result, describePublish);
     });
@@ -76,7 +83,9 @@ export function registerUpdate(program: Command): void {
 
   update
     .command('rollout <id>')
-    .description('serve a staged update to a growing share of devices; the workers take each step only while its crash-free rate and API error rate hold against the control')
+    .description(
+      'serve a staged update to a growing share of devices; the workers take each step only while its crash-free rate and API error rate hold against the control',
+    )
     .option('--schedule <percentages>', 'the steps, increasing and ending at 100', '1,5,25,50,100')
     .option('--every <duration>', 'how long each step lasts before the next, e.g. 6h', '6h')
     .option('--auto-rollback', 'when the gates breach, serve the control update again (or the embedded one) instead of only halting', false)
@@ -86,10 +95,14 @@ export function registerUpdate(program: Command): void {
       const context = cliContext();
       const schedule = parseSchedule(options.schedule);
       const everyMs = parseDuration(options.every);
-      if (everyMs === undefined || everyMs < 1_000) throw new ShipError('SHIP_ERR_VALIDATION', `--every "${options.every}" is not a duration of at least 1s; write it like 30m, 6h or 1d.`);
+      if (everyMs === undefined || everyMs < 1_000)
+        throw new ShipError('SHIP_ERR_VALIDATION', `--every "${options.every}" is not a duration of at least 1s; write it like 30m, 6h or 1d.`);
       const minSample = options.minSample === undefined ? context.config.updates.gateMinSample : Number(options.minSample);
-      if (!Number.isInteger(minSample) || minSample < 1) throw new ShipError('SHIP_ERR_VALIDATION', `--min-sample "${options.minSample}" must be a whole number of at least 1.`);
-      const rollout = await withUpdates(context, async (pool) => startRollout(pool, { updateId: id, schedule, everyMs, autoRollback: options.autoRollback, minSample, actor: actor(context) }));
+      if (!Number.isInteger(minSample) || minSample < 1)
+        throw new ShipError('SHIP_ERR_VALIDATION', `--min-sample "${options.minSample}" must be a whole number of at least 1.`);
+      const rollout = await withUpdates(context, async (pool) =>
+        startRollout(pool, { updateId: id, schedule, everyMs, autoRollback: options.autoRollback, minSample, actor: actor(context) }),
+      );
       emit(options, { rollout }, ({ rollout: row }) =>
         row.status === 'completed'
           ? `Update ${row.updateId} is served to every device on ${row.channel} (runtime ${row.runtimeVersion}).`
@@ -105,7 +118,11 @@ export function registerUpdate(program: Command): void {
 async function withUpdates<T>(context: CliContext, fn: (pool: Pool) => Promise<T>): Promise<T> {
   return withDatabase(context, async (database) => {
     const { rows } = await database.pool.query<{ found: boolean }>("SELECT to_regclass('ota_updates') IS NOT NULL AS found");
-    if (!rows[0]?.found) throw new ShipError('SHIP_ERR_MIGRATIONS_PENDING', 'This database has no update tables yet (migration 0012). Run `shipshape db migrate up`, or start `shipshape serve` once.');
+    if (!rows[0]?.found)
+      throw new ShipError(
+        'SHIP_ERR_MIGRATIONS_PENDING',
+        'This database has no update tables yet (migration 0012). Run `shipshape db migrate up`, or start `shipshape serve` once.',
+      );
     return fn(database.pool);
   });
 }
@@ -119,7 +136,9 @@ function describePublish(result: PublishResult): string {
   return [
     `Published update ${update.id} to ${update.channel} (runtime ${update.runtimeVersion}) for ${Object.keys(update.platforms).join(' and ')}.`,
     `${result.uploaded} files uploaded, ${result.alreadyStored} already stored; every file matched its hash.`,
-    result.released ? 'Every device on that channel and runtime version gets it at its next check.' : `Staged: nothing serves it yet. Start serving it with \`shipshape update rollout ${update.id} --schedule 1,5,25,50,100 --every 6h\`.`,
+    result.released
+      ? 'Every device on that channel and runtime version gets it at its next check.'
+      : `Staged: nothing serves it yet. Start serving it with \`shipshape update rollout ${update.id} --schedule 1,5,25,50,100 --every 6h\`.`,
   ].join('\n');
 }
 
@@ -127,18 +146,31 @@ function describeList(rows: readonly UpdateSummary[]): string {
   if (rows.length === 0) return 'No updates published yet. Publish one with `shipshape update publish dist --channel production --runtime-version <version>`.';
   return table(
     ['id', 'channel', 'runtime', 'platforms', 'state', 'published', 'message'],
-    rows.map((row) => [row.id, row.channel, row.runtimeVersion, row.platforms.join(','), row.state, row.createdAt.toISOString(), (row.message ?? '').slice(0, 60)]),
+    rows.map((row) => [
+      row.id,
+      row.channel,
+      row.runtimeVersion,
+      row.platforms.join(','),
+      row.state,
+      row.createdAt.toISOString(),
+      (row.message ?? '').slice(0, 60),
+    ]),
   );
 }
 
 function describeOne(update: Update, rollouts: readonly Rollout[]): string {
-  const lines = [`Update ${update.id}`, `  channel ${update.channel}, runtime ${update.runtimeVersion}, published ${update.createdAt.toISOString()} by ${update.publishedBy}`];
+  const lines = [
+    `Update ${update.id}`,
+    `  channel ${update.channel}, runtime ${update.runtimeVersion}, published ${update.createdAt.toISOString()} by ${update.publishedBy}`,
+  ];
   if (update.message) lines.push(`  ${update.message}`);
   for (const [platform, files] of Object.entries(update.platforms)) {
     lines.push(`  ${platform}: launch asset ${files.launchAsset.sha256} (${files.launchAsset.bytes} bytes), ${files.assets.length} assets`);
   }
   for (const rollout of rollouts) {
-    lines.push(`  rollout ${rollout.id}: ${rollout.status} at ${rollout.percent} % (schedule ${rollout.schedule.join(',')} every ${humanDuration(rollout.everyMs)}${rollout.autoRollback ? ', auto-rollback' : ''})${rollout.statusReason ? ` — ${rollout.statusReason}` : ''}`);
+    lines.push(
+      `  rollout ${rollout.id}: ${rollout.status} at ${rollout.percent} % (schedule ${rollout.schedule.join(',')} every ${humanDuration(rollout.everyMs)}${rollout.autoRollback ? ', auto-rollback' : ''})${rollout.statusReason ? ` — ${rollout.statusReason}` : ''}`,
+    );
   }
   return lines.join('\n');
 }

@@ -33,7 +33,9 @@ export async function accountByEmail(db: Queryable, email: string): Promise<User
   const user = await findUserByEmail(db, email);
   if (user) return user;
   const erased = await readErasureLedger(db, { email }).catch(() => []);
-  const when = erased[0] ? ` The erasure ledger shows an account with this address was erased on ${erased[0].erasedAt.toISOString()} (ticket ${erased[0].ticket ?? 'none'}).` : '';
+  const when = erased[0]
+    ? ` The erasure ledger shows an account with this address was erased on ${erased[0].erasedAt.toISOString()} (ticket ${erased[0].ticket ?? 'none'}).`
+    : '';
   throw new ShipError('SHIP_ERR_NOT_FOUND', `No account has the email ${email}.${when} Check the address (case does not matter).`);
 }
 
@@ -53,39 +55,52 @@ export function registerUserCommands(program: Command): void {
   user.description('user accounts: password resets, sessions, GDPR export and erasure');
   const json = (command: Command) => command.option('--json', 'print one JSON document on stdout', false);
 
-  json(user.command('sessions <email>').description("list the account's live sessions (device, address, last seen)")).action(async (email: string, flags: JsonFlag) => {
-    const context = cliContext();
-    const result = await withCurrentSchema(context, async ({ pool }) => {
-      const account = await accountByEmail(pool, email);
-      return { userId: account.id, sessions: await listLiveSessions(pool, account.id) };
-    });
-    emit(flags, result, ({ sessions }) =>
-      sessions.length === 0
-        ? 'No live sessions.'
-        : table(
-            ['session', 'created', 'last seen', 'expires', 'ip', 'user agent'],
-            sessions.map((s) => [s.id, s.createdAt.toISOString(), s.lastSeenAt.toISOString(), s.expiresAt.toISOString(), s.ip, s.userAgent]),
-          ),
-    );
-  });
+  json(user.command('sessions <email>').description("list the account's live sessions (device, address, last seen)")).action(
+    async (email: string, flags: JsonFlag) => {
+      const context = cliContext();
+      const result = await withCurrentSchema(context, async ({ pool }) => {
+        const account = await accountByEmail(pool, email);
+        return { userId: account.id, sessions: await listLiveSessions(pool, account.id) };
+      });
+      emit(flags, result, ({ sessions }) =>
+        sessions.length === 0
+          ? 'No live sessions.'
+          : table(
+              ['session', 'created', 'last seen', 'expires', 'ip', 'user agent'],
+              sessions.map((s) => [s.id, s.createdAt.toISOString(), s.lastSeenAt.toISOString(), s.expiresAt.toISOString(), s.ip, s.userAgent]),
+            ),
+      );
+    },
+  );
 
-  json(user.command('revoke-sessions <email>').description('sign the account out everywhere (every live session ends)')).action(async (email: string, flags: JsonFlag) => {
-    const context = cliContext();
-    const result = await withCurrentSchema(context, async ({ pool }) => {
-      const account = await accountByEmail(pool, email);
-      const revoked = await revokeAllSessions(pool, account.id);
-      await recordAudit(pool, { actor: `operator:${context.config.operator}`, action: 'auth.sessions.revoked', userId: account.id, details: { count: revoked, reason: 'operator' } });
-      return { userId: account.id, revoked };
-    });
-    emit(flags, result, ({ revoked }) => `Ended ${revoked} session(s). The user must sign in again on every device.`);
-  });
+  json(user.command('revoke-sessions <email>').description('sign the account out everywhere (every live session ends)')).action(
+    async (email: string, flags: JsonFlag) => {
+      const context = cliContext();
+      const result = await withCurrentSchema(context, async ({ pool }) => {
+        const account = await accountByEmail(pool, email);
+        const revoked = await revokeAllSessions(pool, account.id);
+        await recordAudit(pool, {
+          actor: `operator:${context.config.operator}`,
+          action: 'auth.sessions.revoked',
+          userId: account.id,
+          details: { count: revoked, reason: 'operator' },
+        });
+        return { userId: account.id, revoked };
+      });
+      emit(flags, result, ({ revoked }) => `Ended ${revoked} session(s). The user must sign in again on every device.`);
+    },
+  );
 
   json(
     user
       .command('approve-deletion <email>')
-      .description("record legal's approval of the account's pending deletion request (you must not be the operator who requested or will carry out the erasure)")
+      .description(
+        "record legal's approval of the account's pending deletion request (you must not be the operator who requested or will carry out the erasure)",
+      )
       .requiredOption('--ticket <ref>', 'the ticket legal approved')
-      .addOption(new Option('--skip-grace', 'approve erasing before the grace period ends (the second approval `user delete --skip-grace` needs)').default(false)),
+      .addOption(
+        new Option('--skip-grace', 'approve erasing before the grace period ends (the second approval `user delete --skip-grace` needs)').default(false),
+      ),
   ).action(async (email: string, flags: JsonFlag & { ticket: string; skipGrace: boolean }) => {
     const context = cliContext();
     const approver = context.config.operator;
@@ -95,13 +110,33 @@ export function registerUserCommands(program: Command): void {
       const account = await accountByEmail(pool, email);
       const request = await findPendingDeletion(pool, account.id);
       if (!request) {
-        throw new ShipError('SHIP_ERR_NOT_FOUND', `No deletion request is pending for ${email}, so there is nothing to approve. Record one with \`shipshape user request-deletion ${email} --ticket ${ticket} --identity-ref REF\`.`);
+        throw new ShipError(
+          'SHIP_ERR_NOT_FOUND',
+          `No deletion request is pending for ${email}, so there is nothing to approve. Record one with \`shipshape user request-deletion ${email} --ticket ${ticket} --identity-ref REF\`.`,
+        );
       }
       if (request.requestedBy === `operator:${approver}`) {
-        throw new ShipError('SHIP_ERR_SELF_APPROVAL', `You (${approver}) recorded this deletion request; a different operator must approve it. Ask a colleague to run this command as themselves (SHIPSHAPE_OPERATOR).`);
+        throw new ShipError(
+          'SHIP_ERR_SELF_APPROVAL',
+          `You (${approver}) recorded this deletion request; a different operator must approve it. Ask a colleague to run this command as themselves (SHIPSHAPE_OPERATOR).`,
+        );
       }
-      const approval = await approveDeletion(pool, { requestId: request.id, userId: account.id, kind: flags.skipGrace ? 'skip-grace' : 'legal', ticket, approvedBy: approver });
-      return { userId: account.id, requestId: request.id, kind: approval.kind, ticket: approval.ticket, approvedBy: approval.approvedBy, approvedAt: approval.approvedAt, dueAt: request.dueAt };
+      const approval = await approveDeletion(pool, {
+        requestId: request.id,
+        userId: account.id,
+        kind: flags.skipGrace ? 'skip-grace' : 'legal',
+        ticket,
+        approvedBy: approver,
+      });
+      return {
+        userId: account.id,
+        requestId: request.id,
+        kind: approval.kind,
+        ticket: approval.ticket,
+        approvedBy: approval.approvedBy,
+        approvedAt: approval.approvedAt,
+        dueAt: request.dueAt,
+      };
     });
     emit(flags, result, (r) =>
       r.kind === 'legal'
@@ -110,15 +145,17 @@ export function registerUserCommands(program: Command): void {
     );
   });
 
-  json(user.command('cancel-deletion <email>').description("cancel the account's pending deletion request; the user can sign in again")).action(async (email: string, flags: JsonFlag) => {
-    const context = cliContext();
-    const result = await withCurrentSchema(context, async ({ pool }) => {
-      const account = await accountByEmail(pool, email);
-      const request = await cancelDeletion(pool, { userId: account.id, cancelledBy: `operator:${context.config.operator}`, withinGraceOnly: false });
-      return { userId: account.id, requestId: request.id };
-    });
-    emit(flags, result, () => 'Deletion request cancelled. The user can sign in again.');
-  });
+  json(user.command('cancel-deletion <email>').description("cancel the account's pending deletion request; the user can sign in again")).action(
+    async (email: string, flags: JsonFlag) => {
+      const context = cliContext();
+      const result = await withCurrentSchema(context, async ({ pool }) => {
+        const account = await accountByEmail(pool, email);
+        const request = await cancelDeletion(pool, { userId: account.id, cancelledBy: `operator:${context.config.operator}`, withinGraceOnly: false });
+        return { userId: account.id, requestId: request.id };
+      });
+      emit(flags, result, () => 'Deletion request cancelled. The user can sign in again.');
+    },
+  );
 
   json(
     user
@@ -131,7 +168,9 @@ export function registerUserCommands(program: Command): void {
       withCurrentSchema(context, async ({ pool }) => {
         const pulled = await pullLedgerFromMirror(pool, store);
         const pushed = await pushLedgerToMirror(pool, store);
-        const reapplied = flags.reapply ? await reapplyErasureLedger(pool, { usersTable: shipshapeProfile.users, operator: context.config.operator }) : undefined;
+        const reapplied = flags.reapply
+          ? await reapplyErasureLedger(pool, { usersTable: shipshapeProfile.users, operator: context.config.operator })
+          : undefined;
         return { location: store.location, pulled, pushed, erased: reapplied?.erased ?? null };
       }),
     );

@@ -20,7 +20,15 @@ import { verifyAdminToken } from '../../domain/admin-tokens.ts';
 import { queryAudit } from '../../domain/audit-query.ts';
 import { readMetricsSeries, type MetricsMinute } from '../../domain/metrics-series.ts';
 import { recordAudit } from '../../domain/audit.ts';
-import { csrfMatches, csrfTokenFor, endConsoleSession, findConsoleSession, openConsoleSession, OPERATOR_NAME, type ConsoleSession } from '../../domain/console-sessions.ts';
+import {
+  csrfMatches,
+  csrfTokenFor,
+  endConsoleSession,
+  findConsoleSession,
+  openConsoleSession,
+  OPERATOR_NAME,
+  type ConsoleSession,
+} from '../../domain/console-sessions.ts';
 import { ShipError, describeError } from '../../errors.ts';
 import { withBackupStore } from '../../ops/backups/backup-store.ts';
 import { formatBytes } from '../../bytes.ts';
@@ -145,16 +153,25 @@ ${error ? html`<div class="error-summary" role="alert"><p>${error}</p></div>` : 
   app.post('/console/login', { config: PAGE_CONFIG }, async (request, reply) => {
     refuseCrossSite(request);
     const input = loginForm.parse(request.body ?? {});
-    if (!OPERATOR_NAME.test(input.operator)) return sendPage(reply, 422, loginPage('Enter your name: letters, digits, dot, dash, underscore or @, at most 64.', input.operator));
+    if (!OPERATOR_NAME.test(input.operator))
+      return sendPage(reply, 422, loginPage('Enter your name: letters, digits, dot, dash, underscore or @, at most 64.', input.operator));
     await limiter.check(request, reply, input.operator);
     const check = await verifyAdminToken(pool, input.token, config.adminToken);
     if (!check.ok) {
       await recordAudit(pool, { actor: `operator:${input.operator}`, action: 'console.login.failed', ip: request.ip, details: { reason: check.reason } });
-      const why = check.reason === 'disabled' ? 'No admin token is configured: set ADMIN_TOKEN or run `shipshape admin-token rotate`.' : `That admin token is not valid (${check.reason}).`;
+      const why =
+        check.reason === 'disabled'
+          ? 'No admin token is configured: set ADMIN_TOKEN or run `shipshape admin-token rotate`.'
+          : `That admin token is not valid (${check.reason}).`;
       return sendPage(reply, 401, loginPage(why, input.operator));
     }
     const session = await openConsoleSession(pool, { operator: input.operator, adminTokenId: check.tokenId, ip: request.ip });
-    await recordAudit(pool, { actor: `operator:${session.operator}`, action: 'console.login', ip: request.ip, details: { session: session.id, via: check.via } });
+    await recordAudit(pool, {
+      actor: `operator:${session.operator}`,
+      action: 'console.login',
+      ip: request.ip,
+      details: { session: session.id, via: check.via },
+    });
     reply.header('set-cookie', sessionCookie(request, session.token, Math.floor((session.expiresAt.getTime() - Date.now()) / 1000)));
     return reply.redirect('/console', 303);
   });
@@ -178,9 +195,11 @@ ${error ? html`<div class="error-summary" role="alert"><p>${error}</p></div>` : 
     const runs = (await listRuns(config.stateDir, 100)).map(runSummary);
     const waiting = runs.filter((run) => run.state === 'awaiting-approval');
     const body = html`<h2>Waiting for approval</h2>
-${waiting.length === 0
-  ? html`<p>No run is waiting for a second operator.</p>`
-  : html`<ul id="waiting">${waiting.map((run) => html`<li>${runLink(run.runId)} — <code>shipshape ${run.command}</code> (${run.risk} risk), requested by ${run.operator} at ${run.startedAt}</li>`)}</ul>`}
+${
+  waiting.length === 0
+    ? html`<p>No run is waiting for a second operator.</p>`
+    : html`<ul id="waiting">${waiting.map((run) => html`<li>${runLink(run.runId)} — <code>shipshape ${run.command}</code> (${run.risk} risk), requested by ${run.operator} at ${run.startedAt}</li>`)}</ul>`
+}
 <h2>Recent runs</h2>
 <table><thead><tr><th scope="col">Run</th><th scope="col">Procedure</th><th scope="col">Operator</th><th scope="col">State</th><th scope="col">Started (UTC)</th></tr></thead><tbody>
 ${runs.map((run) => html`<tr><td>${runLink(run.runId)}</td><td>${run.command}</td><td>${run.operator}</td><td>${run.state}</td><td>${run.startedAt.replace('T', ' ').slice(0, 19)}</td></tr>`)}
@@ -205,13 +224,15 @@ ${runs.map((run) => html`<tr><td>${runLink(run.runId)}</td><td>${run.command}</t
 <p role="status">State: <strong id="run-state">${summary.state}</strong>${summary.exitCode === null ? '' : html` (exit ${summary.exitCode})`}</p>
 <p id="run-changed" hidden>The run has moved on: <a href="/console/runs/${record.runId}">reload</a> for its steps.</p>
 <p>Parameters: <code>${JSON.stringify(record.created.params)}</code></p>
-${record.state === 'awaiting-approval' && !approvalLive
-  ? canApprove
-    ? html`<form class="stacked" method="post" action="/console/runs/${record.runId}/approve"><input type="hidden" name="csrf" value="${signed.csrf}">
+${
+  record.state === 'awaiting-approval' && !approvalLive
+    ? canApprove
+      ? html`<form class="stacked" method="post" action="/console/runs/${record.runId}/approve"><input type="hidden" name="csrf" value="${signed.csrf}">
 <p>Approving lets ${requester} go ahead with this run (<code>shipshape runs resume ${record.runId}</code>) within the approval's validity.</p>
 <button type="submit">Approve as ${signed.session.operator}</button></form>`
-    : html`<p class="notice" id="own-run">You requested this run: a different operator must approve it.</p>`
-  : ''}
+      : html`<p class="notice" id="own-run">You requested this run: a different operator must approve it.</p>`
+    : ''
+}
 ${record.approval ? html`<p>Approved by <strong id="approved-by">${record.approval.by}</strong> (${record.approval.how}), valid until ${record.approval.expiresAt}.</p>` : ''}
 <h2>Steps</h2>
 <ol id="steps">${record.steps.map((step) => html`<li><strong>${step.title}</strong> — ${step.status}${step.error ? html`: ${step.error.message}` : ''}</li>`)}</ol>
@@ -228,7 +249,12 @@ ${record.approval ? html`<p>Approved by <strong id="approved-by">${record.approv
     const first = await runOr404(pathParams(runParams, request.params).runId);
     reply.hijack();
     const raw = reply.raw;
-    raw.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', 'x-content-type-options': 'nosniff', connection: 'keep-alive' });
+    raw.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-store',
+      'x-content-type-options': 'nosniff',
+      connection: 'keep-alive',
+    });
     let sent = logLines(first).length;
     let state = first.state;
     let timer: NodeJS.Timeout | undefined;
@@ -261,7 +287,12 @@ ${record.approval ? html`<p>Approved by <strong id="approved-by">${record.approv
     const record = await runOr404(pathParams(runParams, request.params).runId);
     // The engine's own approval: it refuses the requester, a run not waiting, and records the approver in the journal.
     const result = await approveRun(record.runId, { config: { ...config, operator: signed.session.operator } });
-    await recordAudit(pool, { actor: actor(signed.session), action: 'console.run.approved', ip: request.ip, details: { runId: result.runId, procedure: result.procedure.id, requestedBy: result.requestedBy, expiresAt: result.expiresAt } });
+    await recordAudit(pool, {
+      actor: actor(signed.session),
+      action: 'console.run.approved',
+      ip: request.ip,
+      details: { runId: result.runId, procedure: result.procedure.id, requestedBy: result.requestedBy, expiresAt: result.expiresAt },
+    });
     return reply.redirect(`/console/runs/${record.runId}`, 303);
   });
 
@@ -278,16 +309,28 @@ ${record.approval ? html`<p>Approved by <strong id="approved-by">${record.approv
       return hours < 48 ? `${hours.toFixed(1)} h` : `${(hours / 24).toFixed(1)} days`;
     };
     const body = html`<p>In <code>${location}</code>. <strong>Verify</strong> re-reads a backup from storage and checks it as <code>shipshape db verify &lt;id&gt;</code> does (add <code>--restore</code> in the CLI for a scratch restore). Restore with <code>shipshape db restore &lt;id&gt;</code>: it waits for a second operator's approval, given on its run page here.</p>
-${entries.length === 0
-  ? html`<p>No backups yet: <code>shipshape db backup</code> takes one.</p>`
-  : html`<table id="backups"><thead><tr><th scope="col">Backup</th><th scope="col">State</th><th scope="col">Age</th><th scope="col">Size</th><th scope="col">Last verified</th><th scope="col"></th></tr></thead><tbody>
-${entries.map((entry) => html`<tr><td>${entry.id}</td><td>${entry.state}${entry.problem ? html`<br><span class="muted">${entry.problem}</span>` : ''}</td><td>${age(entry.createdAt)}</td><td>${formatBytes(entry.objects.reduce((sum, object) => sum + object.bytes, 0))}</td><td>${entry.lastVerification ? (entry.lastVerification.ok ? `ok at ${entry.lastVerification.at}${entry.lastVerification.restoreTested ? ' (scratch restore)' : ''}` : `FAILED at ${entry.lastVerification.at}: ${entry.lastVerification.problem ?? ''}`) : '—'}</td>
-<td>${entry.manifest ? html`<form class="inline" method="post" action="/console/backups/${entry.id}/verify">${csrf}<button class="secondary" type="submit" aria-label="Verify ${entry.id}">Verify</button></form>` : ''}</td></tr>`)}
-</tbody></table>`}`;
+${
+  entries.length === 0
+    ? html`<p>No backups yet: <code>shipshape db backup</code> takes one.</p>`
+    : html`<table id="backups"><thead><tr><th scope="col">Backup</th><th scope="col">State</th><th scope="col">Age</th><th scope="col">Size</th><th scope="col">Last verified</th><th scope="col"></th></tr></thead><tbody>
+${entries.map(
+  (
+    entry,
+  ) => html`<tr><td>${entry.id}</td><td>${entry.state}${entry.problem ? html`<br><span class="muted">${entry.problem}</span>` : ''}</td><td>${age(entry.createdAt)}</td><td>${formatBytes(entry.objects.reduce((sum, object) => sum + object.bytes, 0))}</td><td>${entry.lastVerification ? (entry.lastVerification.ok ? `ok at ${entry.lastVerification.at}${entry.lastVerification.restoreTested ? ' (scratch restore)' : ''}` : `FAILED at ${entry.lastVerification.at}: ${entry.lastVerification.problem ?? ''}`) : '—'}</td>
+<td>${entry.manifest ? html`<form class="inline" method="post" action="/console/backups/${entry.id}/verify">${csrf}<button class="secondary" type="submit" aria-label="Verify ${entry.id}">Verify</button></form>` : ''}</td></tr>`,
+)}
+</tbody></table>`
+}`;
     return sendPage(reply, 200, consolePage(signed, 'Backups', body));
   });
 
-  const backupParams = z.object({ backupId: z.string().min(1).max(200).regex(/^[A-Za-z0-9._:-]+$/) });
+  const backupParams = z.object({
+    backupId: z
+      .string()
+      .min(1)
+      .max(200)
+      .regex(/^[A-Za-z0-9._:-]+$/),
+  });
   app.post('/console/backups/:backupId/verify', { config: PAGE_CONFIG }, async (request, reply) => {
     const signed = await signedForm(request, reply);
     if (!signed) return reply;
@@ -312,11 +355,31 @@ ${entries.map((entry) => html`<tr><td>${entry.id}</td><td>${entry.state}${entry.
 ${health.checks.map((check) => html`<tr><td>${check.name}</td><td>${check.status}</td><td>${check.summary}${check.remedy ? html`<br><span class="muted">${check.remedy}</span>` : ''}</td></tr>`)}
 </tbody></table>
 <h2>The last hour, minute by minute</h2>
-${series.length === 0
-  ? html`<p>No request metrics in the last hour (the instances write them every METRICS_FLUSH_INTERVAL).</p>`
-  : html`${chart('Requests per minute', series, (m) => m.requests, undefined, (v) => String(Math.round(v)))}
-${chart('Error rate', series, (m) => m.errorRate, thresholds.errorRate, (v) => `${(v * 100).toFixed(2)} %`)}
-${chart('p95 response time', series, (m) => m.p95Ms, thresholds.p95Ms, (v) => `${Math.round(v)} ms`)}`}
+${
+  series.length === 0
+    ? html`<p>No request metrics in the last hour (the instances write them every METRICS_FLUSH_INTERVAL).</p>`
+    : html`${chart(
+        'Requests per minute',
+        series,
+        (m) => m.requests,
+        undefined,
+        (v) => String(Math.round(v)),
+      )}
+${chart(
+  'Error rate',
+  series,
+  (m) => m.errorRate,
+  thresholds.errorRate,
+  (v) => `${(v * 100).toFixed(2)} %`,
+)}
+${chart(
+  'p95 response time',
+  series,
+  (m) => m.p95Ms,
+  thresholds.p95Ms,
+  (v) => `${Math.round(v)} ms`,
+)}`
+}
 <h2>Doctor (<code>shipshape doctor</code>): ${doctor.healthy ? 'no findings' : 'findings'}</h2>
 <table id="doctor"><thead><tr><th scope="col">Check</th><th scope="col">Status</th><th scope="col">Detail</th></tr></thead><tbody>
 ${doctor.checks.map((check) => html`<tr><td>${check.name}</td><td>${check.status}</td><td>${check.detail}${check.remedy ? html`<br><span class="muted">${check.remedy}</span>` : ''}</td></tr>`)}
@@ -334,15 +397,21 @@ ${doctor.checks.map((check) => html`<tr><td>${check.name}</td><td>${check.status
     const when = (date: Date | null) => (date ? date.toISOString().replace('T', ' ').slice(0, 16) : '—');
     const body = html`<h2>Recurring schedules</h2>
 <table id="schedules"><thead><tr><th scope="col">Name</th><th scope="col">Task</th><th scope="col">When</th><th scope="col">Next (UTC)</th><th scope="col">Last outcome</th><th scope="col"></th></tr></thead><tbody>
-${schedules.map((schedule) => html`<tr><td>${schedule.name}</td><td>${schedule.task}</td><td>${schedule.recurrence} (${schedule.timeZone})</td><td>${schedule.paused ? 'paused' : when(schedule.nextOccurrenceAt)}</td><td>${schedule.lastOutcome ?? '—'}</td>
-<td><form class="inline" method="post" action="/console/schedules/${schedule.name}/${schedule.paused ? 'resume' : 'pause'}">${csrf}<button class="secondary" type="submit" aria-label="${schedule.paused ? 'Resume' : 'Pause'} ${schedule.name}">${schedule.paused ? 'Resume' : 'Pause'}</button></form></td></tr>`)}
+${schedules.map(
+  (
+    schedule,
+  ) => html`<tr><td>${schedule.name}</td><td>${schedule.task}</td><td>${schedule.recurrence} (${schedule.timeZone})</td><td>${schedule.paused ? 'paused' : when(schedule.nextOccurrenceAt)}</td><td>${schedule.lastOutcome ?? '—'}</td>
+<td><form class="inline" method="post" action="/console/schedules/${schedule.name}/${schedule.paused ? 'resume' : 'pause'}">${csrf}<button class="secondary" type="submit" aria-label="${schedule.paused ? 'Resume' : 'Pause'} ${schedule.name}">${schedule.paused ? 'Resume' : 'Pause'}</button></form></td></tr>`,
+)}
 </tbody></table>
 <h2>Scheduled notifications (pending)</h2>
-${notifications.length === 0
-  ? html`<p>None pending.</p>`
-  : html`<table id="notifications"><thead><tr><th scope="col">For (UTC)</th><th scope="col">Title</th><th scope="col">Requested by</th><th scope="col"></th></tr></thead><tbody>
+${
+  notifications.length === 0
+    ? html`<p>None pending.</p>`
+    : html`<table id="notifications"><thead><tr><th scope="col">For (UTC)</th><th scope="col">Title</th><th scope="col">Requested by</th><th scope="col"></th></tr></thead><tbody>
 ${notifications.map((n) => html`<tr><td>${when(n.scheduledFor)}</td><td>${n.title}</td><td>${n.requestedBy}</td><td>${n.kind === 'scheduled' ? html`<form class="inline" method="post" action="/console/notifications/${n.id}/cancel">${csrf}<button class="secondary" type="submit" aria-label="Cancel ${n.title}">Cancel</button></form>` : ''}</td></tr>`)}
-</tbody></table>`}`;
+</tbody></table>`
+}`;
     return sendPage(reply, 200, consolePage(signed, 'Schedules', body));
   });
 
@@ -353,7 +422,12 @@ ${notifications.map((n) => html`<tr><td>${when(n.scheduledFor)}</td><td>${n.titl
     const { name, action } = pathParams(scheduleParams, request.params);
     if (action === 'pause') await pauseSchedule(pool, name, actor(signed.session));
     else await resumeSchedule(pool, name, actor(signed.session));
-    await recordAudit(pool, { actor: actor(signed.session), action: action === 'pause' ? 'schedule.paused' : 'schedule.resumed', ip: request.ip, details: { name, via: 'console' } });
+    await recordAudit(pool, {
+      actor: actor(signed.session),
+      action: action === 'pause' ? 'schedule.paused' : 'schedule.resumed',
+      ip: request.ip,
+      details: { name, via: 'console' },
+    });
     return reply.redirect('/console/schedules', 303);
   });
 
@@ -363,7 +437,12 @@ ${notifications.map((n) => html`<tr><td>${when(n.scheduledFor)}</td><td>${n.titl
     if (!signed) return reply;
     const { id } = pathParams(notificationParams, request.params);
     await cancelScheduledNotification(pool, id, actor(signed.session));
-    await recordAudit(pool, { actor: actor(signed.session), action: 'admin.notifications.cancelled', ip: request.ip, details: { notification: id, via: 'console' } });
+    await recordAudit(pool, {
+      actor: actor(signed.session),
+      action: 'admin.notifications.cancelled',
+      ip: request.ip,
+      details: { notification: id, via: 'console' },
+    });
     return reply.redirect('/console/schedules', 303);
   });
 
@@ -382,7 +461,13 @@ ${entries.map((entry) => html`<tr><td>${entry.at.toISOString().replace('T', ' ')
  * A bar chart as inline SVG (attributes only, nothing the CSP forbids), with the runbook's
  * threshold as a dashed line; each bar's <title> names its minute and figure.
  */
-function chart(title: string, series: readonly MetricsMinute[], value: (m: MetricsMinute) => number, threshold: number | undefined, format: (v: number) => string): SafeHtml {
+function chart(
+  title: string,
+  series: readonly MetricsMinute[],
+  value: (m: MetricsMinute) => number,
+  threshold: number | undefined,
+  format: (v: number) => string,
+): SafeHtml {
   const values = series.map(value);
   const max = Math.max(...values, threshold ?? 0) || 1;
   const width = 600;

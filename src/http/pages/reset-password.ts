@@ -19,7 +19,11 @@ import { password as passwordSchema } from '../schemas.ts';
 import { html, page, type SafeHtml } from './html.ts';
 import { refuseCrossSite, sendPage } from './respond.ts';
 
-const TOKEN = z.string().min(20).max(200).regex(/^[A-Za-z0-9_-]+$/);
+const TOKEN = z
+  .string()
+  .min(20)
+  .max(200)
+  .regex(/^[A-Za-z0-9_-]+$/);
 const query = z.object({ token: z.string().max(400).optional() });
 const form = z.object({ token: z.string().max(400).default(''), password: z.string().max(1000).default(''), confirm: z.string().max(1000).default('') });
 
@@ -94,11 +98,13 @@ ${error ? html`<p class="field-error" id="${name}-error"><span class="visually-h
     title: `${failed ? 'Error: ' : ''}Choose a new password`,
     body: html`<h1>Choose a new password</h1>
 ${notice ?? ''}
-${failed
-  ? html`<div class="error-summary" role="alert" aria-labelledby="error-title"><h2 id="error-title">There is a problem</h2><ul>
+${
+  failed
+    ? html`<div class="error-summary" role="alert" aria-labelledby="error-title"><h2 id="error-title">There is a problem</h2><ul>
 ${errors.password ? html`<li><a href="#password">${errors.password}</a></li>` : ''}${errors.confirm ? html`<li><a href="#confirm">${errors.confirm}</a></li>` : ''}
 </ul></div>`
-  : ''}
+    : ''
+}
 <form class="stacked" method="post" action="/reset-password" novalidate>
 <input type="hidden" name="token" value="${token}">
 ${field('password', 'New password', 'At least 8 characters. A few unrelated words are easy to remember and hard to guess.')}
@@ -133,4 +139,3 @@ function done(): string {
 <p>For your safety every device that was signed in has been signed out.</p>`,
   });
 }
-

@@ -87,6 +87,10 @@ export function pageErrors(scope: FastifyInstance): void {
       request.log.error({ err: error }, 'unhandled error on a page');
     }
     if (!(request.headers.accept ?? '').includes('text/html')) return reply.status(status).send({ error: { code, message } });
-    return sendPage(reply, status, page({ title: 'Error: something went wrong', body: html`<h1>Something went wrong</h1><div class="error-summary" role="alert"><p>${message}</p></div>` }));
+    return sendPage(
+      reply,
+      status,
+      page({ title: 'Error: something went wrong', body: html`<h1>Something went wrong</h1><div class="error-summary" role="alert"><p>${message}</p></div>` }),
+    );
   });
 }

@@ -22,7 +22,10 @@ const DATABASE_UNAVAILABLE_MESSAGE = `The service cannot reach its database righ
 /** Fastify's own error codes, mapped into the catalogue. */
 const fastifyCodes: Record<string, { code: ErrorCode; message: string }> = {
   FST_ERR_CTP_INVALID_JSON_BODY: { code: 'SHIP_ERR_BAD_JSON', message: 'The request body is not valid JSON.' },
-  FST_ERR_CTP_EMPTY_JSON_BODY: { code: 'SHIP_ERR_BAD_JSON', message: 'The request body is empty but Content-Type says JSON. Send a JSON body or drop the header.' },
+  FST_ERR_CTP_EMPTY_JSON_BODY: {
+    code: 'SHIP_ERR_BAD_JSON',
+    message: 'The request body is empty but Content-Type says JSON. Send a JSON body or drop the header.',
+  },
   FST_ERR_CTP_BODY_TOO_LARGE: { code: 'SHIP_ERR_BODY_TOO_LARGE', message: 'The request body is too large.' },
   FST_ERR_CTP_INVALID_MEDIA_TYPE: { code: 'SHIP_ERR_UNSUPPORTED_MEDIA_TYPE', message: 'Send the body as application/json.' },
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: { code: 'SHIP_ERR_BAD_JSON', message: 'Content-Length does not match the body.' },
@@ -50,9 +53,15 @@ export function registerErrorHandling(app: FastifyInstance): void {
     // type) is still the client's to fix, not a failure of the service.
     const dataError = sqlDataErrorOf(error);
     if (dataError !== undefined) {
-      request.log.warn({ sqlState: dataError, err: describeError(error) }, 'the database refused a value from the request; answered 400 (a schema should have refused it first)');
+      request.log.warn(
+        { sqlState: dataError, err: describeError(error) },
+        'the database refused a value from the request; answered 400 (a schema should have refused it first)',
+      );
       return reply.status(400).send({
-        error: { code: 'SHIP_ERR_VALIDATION', message: `A value in this request cannot be stored (database error ${dataError}). Check the values sent against the API's documented shapes.` },
+        error: {
+          code: 'SHIP_ERR_VALIDATION',
+          message: `A value in this request cannot be stored (database error ${dataError}). Check the values sent against the API's documented shapes.`,
+        },
       });
     }
     const known = fastifyCodes[error.code];
@@ -114,7 +123,9 @@ export function clientError(error: NodeJS.ErrnoException, socket: Socket): void 
         : [400, 'SHIP_ERR_VALIDATION', 'The request is not valid HTTP/1.1.'];
   if (socket.writable) {
     const body = JSON.stringify({ error: { code, message } });
-    socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json; charset=utf-8\r\nConnection: close\r\n\r\n${body}`);
+    socket.write(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json; charset=utf-8\r\nConnection: close\r\n\r\n${body}`,
+    );
   }
   socket.destroy(error);
 }

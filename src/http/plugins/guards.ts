@@ -72,7 +72,11 @@ export function createGuards(context: ApiContext) {
       return;
     }
     reply.header('retry-after', '120');
-    if (maintenance.mode === 'read-only') throw new ShipError('SHIP_ERR_READ_ONLY', `${maintenance.message ?? 'Maintenance in progress.'} Until then the service is read-only: changes are not accepted.`);
+    if (maintenance.mode === 'read-only')
+      throw new ShipError(
+        'SHIP_ERR_READ_ONLY',
+        `${maintenance.message ?? 'Maintenance in progress.'} Until then the service is read-only: changes are not accepted.`,
+      );
     throw new ShipError('SHIP_ERR_MAINTENANCE', maintenance.message ?? 'Maintenance in progress.');
   };
 

@@ -32,7 +32,11 @@ export function acceptJsonSentAsForm(scope: FastifyInstance): void {
       done(null, value);
     });
     // Fastify's default JSON parser is the callback form; this guards against it ever becoming async.
-    if (outcome instanceof Promise) outcome.then((value: unknown) => done(null, value), () => done(notJson(), undefined));
+    if (outcome instanceof Promise)
+      outcome.then(
+        (value: unknown) => done(null, value),
+        () => done(notJson(), undefined),
+      );
   });
 }
 

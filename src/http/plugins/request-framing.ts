@@ -16,7 +16,16 @@ import type { FastifyInstance } from 'fastify';
 import { ShipError } from '../../errors.ts';
 
 /** Headers a request may carry at most once (lower case). */
-const SINGLE_HEADERS = new Set(['authorization', 'content-type', 'content-length', 'host', 'x-request-id', 'idempotency-key', 'x-maintenance-bypass', 'transfer-encoding']);
+const SINGLE_HEADERS = new Set([
+  'authorization',
+  'content-type',
+  'content-length',
+  'host',
+  'x-request-id',
+  'idempotency-key',
+  'x-maintenance-bypass',
+  'transfer-encoding',
+]);
 
 const PLAIN_REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
 
@@ -39,7 +48,10 @@ export function checkRequestFraming(app: FastifyInstance): void {
     const contentType = request.headers['content-type'];
     const charset = contentType === undefined ? undefined : /;\s*charset\s*=\s*"?([^";\s]*)"?/i.exec(contentType)?.[1];
     if (charset !== undefined && !/^utf-?8$/i.test(charset)) {
-      throw new ShipError('SHIP_ERR_UNSUPPORTED_MEDIA_TYPE', 'The body is declared in a charset other than UTF-8; this API reads JSON in UTF-8 only. Send it as application/json (UTF-8).');
+      throw new ShipError(
+        'SHIP_ERR_UNSUPPORTED_MEDIA_TYPE',
+        'The body is declared in a charset other than UTF-8; this API reads JSON in UTF-8 only. Send it as application/json (UTF-8).',
+      );
     }
   });
 }

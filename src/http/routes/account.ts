@@ -35,7 +35,10 @@ const LIMITS = {
 export const accountRoutes: FastifyPluginAsync<RouteDeps> = async (app, { context, guards }) => {
   const { pool } = context.database;
   const usersTable = shipshapeProfile.users;
-  const signedIn = (route: Omit<RouteDoc, 'audience'>) => ({ schema: routeSchema('account', { ...route, audience: 'user' }), preHandler: [guards.requireUser] });
+  const signedIn = (route: Omit<RouteDoc, 'audience'>) => ({
+    schema: routeSchema('account', { ...route, audience: 'user' }),
+    preHandler: [guards.requireUser],
+  });
   const limits = { deleteMe: attemptLimiter(app, 'delete-me', LIMITS), restore: attemptLimiter(app, 'restore', LIMITS) };
 
   app.get('/me/sessions', signedIn({ summary: 'Your signed-in sessions', ok: { 200: z.object({ sessions: z.array(jsonObject) }) } }), async (request) => {
@@ -44,20 +47,36 @@ export const accountRoutes: FastifyPluginAsync<RouteDeps> = async (app, { contex
     return { sessions: sessions.map((entry) => ({ ...entry, current: entry.id === session.id })) };
   });
 
-  app.delete('/me/sessions/:id', signedIn({ summary: 'End one of your sessions', input: { params: sessionParams }, ok: { 204: null } }), async (request, reply) => {
-    const { id } = parseInput(sessionParams, request.params, 'params');
-    const { user } = currentUser(request);
-    await revokeOwnSession(pool, user.id, id);
-    context.live.sessions.forgetSession(id);
-    await recordAudit(pool, { actor: `user:${user.id}`, action: 'auth.sessions.revoked', userId: user.id, ip: request.ip, details: { sessionId: id, count: 1 } });
-    return reply.status(204).send();
-  });
+  app.delete(
+    '/me/sessions/:id',
+    signedIn({ summary: 'End one of your sessions', input: { params: sessionParams }, ok: { 204: null } }),
+    async (request, reply) => {
+      const { id } = parseInput(sessionParams, request.params, 'params');
+      const { user } = currentUser(request);
+      await revokeOwnSession(pool, user.id, id);
+      context.live.sessions.forgetSession(id);
+      await recordAudit(pool, {
+        actor: `user:${user.id}`,
+        action: 'auth.sessions.revoked',
+        userId: user.id,
+        ip: request.ip,
+        details: { sessionId: id, count: 1 },
+      });
+      return reply.status(204).send();
+    },
+  );
 
   app.post('/auth/logout-all', signedIn({ summary: 'Sign out everywhere', ok: { 200: z.object({ revoked: z.number().int() }) } }), async (request) => {
     const { user } = currentUser(request);
     const revoked = await revokeAllSessions(pool, user.id);
     context.live.sessions.forgetUser(user.id);
-    await recordAudit(pool, { actor: `user:${user.id}`, action: 'auth.sessions.revoked', userId: user.id, ip: request.ip, details: { count: revoked, reason: 'logout-all' } });
+    await recordAudit(pool, {
+      actor: `user:${user.id}`,
+      action: 'auth.sessions.revoked',
+      userId: user.id,
+      ip: request.ip,
+      details: { count: revoked, reason: 'logout-all' },
+    });
     return { revoked };
   });
 
@@ -68,40 +87,59 @@ export const accountRoutes: FastifyPluginAsync<RouteDeps> = async (app, { contex
     return { format: EXPORT_FORMAT, exportedAt: new Date().toISOString(), userId: user.id, tables };
   });
 
-  app.delete('/me', signedIn({ summary: 'Delete your account after the grace period (GDPR)', input: { body: deletionConfirmation }, ok: { 202: jsonObject } }), async (request, reply) => {
-    const { password } = parseInput(deletionConfirmation, request.body, 'body');
-    const { user } = currentUser(request);
-    await limits.deleteMe.check(request, reply, user.id);
-    const found = await findUserForLogin(pool, user.email);
-    if (!found || !(await verifyPassword(found.passwordHash, password))) {
-      throw new ShipError('SHIP_ERR_INVALID_CREDENTIALS', 'The password is incorrect; the account was not scheduled for deletion.');
-    }
-    const { request: pending } = await requestDeletion(pool, {
-      userId: user.id,
-      requestedBy: `user:${user.id}`,
-      graceDays: context.config.deletionGraceDays,
-      identityReference: SELF_SERVICE_IDENTITY,
-      ip: request.ip,
-    });
-    context.live.sessions.forgetUser(user.id);
-    const dueAt = pending.dueAt.toISOString();
-    const restoreHow = `To cancel, send POST /me/restore with your email and password before ${dueAt}.`;
-    // Sent in the background: the request is recorded whether or not the mail goes out.
-    context.mailer
-      .send({
-        to: user.email,
-        subject: 'Your account is scheduled for deletion',
-        text: `Your account ${user.email} and all its data will be erased on ${dueAt}. You have been signed out everywhere.\n\nIf you change your mind, sign in to the app and choose "Restore account" before then. ${restoreHow}`,
-        html: `<p>Your account and all its data will be erased on ${dueAt}. You have been signed out everywhere.</p><p>If you change your mind, sign in to the app and choose "Restore account" before then.</p>`,
-      })
-      .catch((error: unknown) => context.logger.error({ err: describeError(error), userId: user.id }, 'deletion confirmation email could not be sent'));
-    return reply.status(202).send({ status: 'scheduled', deletionDueAt: dueAt, message: `Your account is scheduled for deletion and you have been signed out everywhere. ${restoreHow}` });
-  });
+  app.delete(
+    '/me',
+    signedIn({ summary: 'Delete your account after the grace period (GDPR)', input: { body: deletionConfirmation }, ok: { 202: jsonObject } }),
+    async (request, reply) => {
+      const { password } = parseInput(deletionConfirmation, request.body, 'body');
+      const { user } = currentUser(request);
+      await limits.deleteMe.check(request, reply, user.id);
+      const found = await findUserForLogin(pool, user.email);
+      if (!found || !(await verifyPassword(found.passwordHash, password))) {
+        throw new ShipError('SHIP_ERR_INVALID_CREDENTIALS', 'The password is incorrect; the account was not scheduled for deletion.');
+      }
+      const { request: pending } = await requestDeletion(pool, {
+        userId: user.id,
+        requestedBy: `user:${user.id}`,
+        graceDays: context.config.deletionGraceDays,
+        identityReference: SELF_SERVICE_IDENTITY,
+        ip: request.ip,
+      });
+      context.live.sessions.forgetUser(user.id);
+      const dueAt = pending.dueAt.toISOString();
+      const restoreHow = `To cancel, send POST /me/restore with your email and password before ${dueAt}.`;
+      // Sent in the background: the request is recorded whether or not the mail goes out.
+      context.mailer
+        .send({
+          to: user.email,
+          subject: 'Your account is scheduled for deletion',
+          text: `Your account ${user.email} and all its data will be erased on ${dueAt}. You have been signed out everywhere.\n\nIf you change your mind, sign in to the app and choose "Restore account" before then. ${restoreHow}`,
+          html: `<p>Your account and all its data will be erased on ${dueAt}. You have been signed out everywhere.</p><p>If you change your mind, sign in to the app and choose "Restore account" before then.</p>`,
+        })
+        .catch((error: unknown) => context.logger.error({ err: describeError(error), userId: user.id }, 'deletion confirmation email could not be sent'));
+      return reply.status(202).send({
+        status: 'scheduled',
+        deletionDueAt: dueAt,
+        message: `Your account is scheduled for deletion and you have been signed out everywhere. ${restoreHow}`,
+      });
+    },
+  );
 
-  app.post('/me/restore', { schema: routeSchema('account', { summary: 'Cancel a pending account deletion and sign in', audience: 'public', input: { body: credentials }, ok: { 200: sessionGrant.extend({ status: z.literal('restored') }) } }) }, async (request, reply) => {
-    const input = parseInput(credentials, request.body, 'body');
-    await limits.restore.check(request, reply, input.email);
-    const result = await restoreAccount(pool, input, { ip: request.ip, userAgent: request.headers['user-agent'] }, context.config.sessionTtlHours);
-    return { status: 'restored', token: result.token, expiresAt: result.session.expiresAt, user: result.user };
-  });
+  app.post(
+    '/me/restore',
+    {
+      schema: routeSchema('account', {
+        summary: 'Cancel a pending account deletion and sign in',
+        audience: 'public',
+        input: { body: credentials },
+        ok: { 200: sessionGrant.extend({ status: z.literal('restored') }) },
+      }),
+    },
+    async (request, reply) => {
+      const input = parseInput(credentials, request.body, 'body');
+      await limits.restore.check(request, reply, input.email);
+      const result = await restoreAccount(pool, input, { ip: request.ip, userAgent: request.headers['user-agent'] }, context.config.sessionTtlHours);
+      return { status: 'restored', token: result.token, expiresAt: result.session.expiresAt, user: result.user };
+    },
+  );
 };

@@ -41,28 +41,40 @@ export const authRoutes: FastifyPluginAsync<RouteDeps> = async (app, { context, 
     passwordResetConfirm: attemptLimiter(app, 'passwordResetConfirm', LIMITS.passwordResetConfirm),
   };
 
-  app.post('/auth/register', { schema: doc({ summary: 'Create an account and sign in', audience: 'public', input: { body: registration }, ok: { 201: sessionGrant } }) }, async (request, reply) => {
-    const input = parseInput(registration, request.body, 'body');
-    await limits.login.check(request, reply, input.email);
-    const result = await register(pool, input, clientOf(request), context.config.sessionTtlHours);
-    return reply.status(201).send({ token: result.token, expiresAt: result.session.expiresAt, user: result.user });
-  });
+  app.post(
+    '/auth/register',
+    { schema: doc({ summary: 'Create an account and sign in', audience: 'public', input: { body: registration }, ok: { 201: sessionGrant } }) },
+    async (request, reply) => {
+      const input = parseInput(registration, request.body, 'body');
+      await limits.login.check(request, reply, input.email);
+      const result = await register(pool, input, clientOf(request), context.config.sessionTtlHours);
+      return reply.status(201).send({ token: result.token, expiresAt: result.session.expiresAt, user: result.user });
+    },
+  );
 
-  app.post('/auth/login', { schema: doc({ summary: 'Sign in', audience: 'public', input: { body: credentials }, ok: { 200: sessionGrant } }) }, async (request, reply) => {
-    const input = parseInput(credentials, request.body, 'body');
-    await limits.login.check(request, reply, input.email);
-    const result = await login(pool, input, clientOf(request), context.config.sessionTtlHours);
-    return { token: result.token, expiresAt: result.session.expiresAt, user: result.user };
-  });
+  app.post(
+    '/auth/login',
+    { schema: doc({ summary: 'Sign in', audience: 'public', input: { body: credentials }, ok: { 200: sessionGrant } }) },
+    async (request, reply) => {
+      const input = parseInput(credentials, request.body, 'body');
+      await limits.login.check(request, reply, input.email);
+      const result = await login(pool, input, clientOf(request), context.config.sessionTtlHours);
+      return { token: result.token, expiresAt: result.session.expiresAt, user: result.user };
+    },
+  );
 
-  app.post('/auth/logout', { schema: doc({ summary: 'Sign out this session', audience: 'user', ok: { 204: null } }), preHandler: [guards.requireUser] }, async (request, reply) => {
-    const { session, user } = currentUser(request);
-    await revokeSession(pool, session.id);
-    // Gone here at once; other instances drop it when the NOTIFY arrives (src/domain/session-cache.ts).
-    context.live.sessions.forgetSession(session.id);
-    await recordAudit(pool, { actor: `user:${user.id}`, action: 'auth.logout', userId: user.id, ip: request.ip });
-    return reply.status(204).send();
-  });
+  app.post(
+    '/auth/logout',
+    { schema: doc({ summary: 'Sign out this session', audience: 'user', ok: { 204: null } }), preHandler: [guards.requireUser] },
+    async (request, reply) => {
+      const { session, user } = currentUser(request);
+      await revokeSession(pool, session.id);
+      // Gone here at once; other instances drop it when the NOTIFY arrives (src/domain/session-cache.ts).
+      context.live.sessions.forgetSession(session.id);
+      await recordAudit(pool, { actor: `user:${user.id}`, action: 'auth.logout', userId: user.id, ip: request.ip });
+      return reply.status(204).send();
+    },
+  );
 
   // Always 202, whether or not the account exists, and answered before any work is done: neither
   // the answer nor the time it takes may reveal who has an account. The work then runs in arrival
@@ -70,32 +82,47 @@ export const authRoutes: FastifyPluginAsync<RouteDeps> = async (app, { context, 
   // closing server finishes it before it stops.
   let resets: Promise<void> = Promise.resolve();
   app.addHook('onClose', async () => resets);
-  app.post('/auth/password-reset', { schema: doc({ summary: 'Email a password reset link (always 202: no account enumeration)', audience: 'public', input: { body: resetRequest }, ok: { 202: z.object({ status: z.literal('accepted'), message: z.string() }) } }) }, async (request, reply) => {
-    const input = parseInput(resetRequest, request.body, 'body');
-    await limits.passwordReset.check(request, reply, input.email);
-    const reset = {
-      email: input.email,
-      ttlMinutes: context.config.passwordResetTtlMinutes,
-      publicUrl: context.config.publicUrl,
-      appResetUrl: context.config.appResetUrl,
-      requestedBy: 'anonymous',
-      ip: request.ip,
-      emailsPerHour: LIMITS.passwordReset.perAccount.max,
-    };
-    resets = resets
-      .then(() => requestPasswordReset(pool, context.mailer, context.logger, reset))
-      .then(
-        () => undefined,
-        (error: unknown) => context.logger.error({ err: describeError(error) }, 'a password reset request could not be handled'),
-      );
-    return reply.status(202).send({ status: 'accepted', message: 'If an account exists for this email, a reset link is on its way.' });
-  });
+  app.post(
+    '/auth/password-reset',
+    {
+      schema: doc({
+        summary: 'Email a password reset link (always 202: no account enumeration)',
+        audience: 'public',
+        input: { body: resetRequest },
+        ok: { 202: z.object({ status: z.literal('accepted'), message: z.string() }) },
+      }),
+    },
+    async (request, reply) => {
+      const input = parseInput(resetRequest, request.body, 'body');
+      await limits.passwordReset.check(request, reply, input.email);
+      const reset = {
+        email: input.email,
+        ttlMinutes: context.config.passwordResetTtlMinutes,
+        publicUrl: context.config.publicUrl,
+        appResetUrl: context.config.appResetUrl,
+        requestedBy: 'anonymous',
+        ip: request.ip,
+        emailsPerHour: LIMITS.passwordReset.perAccount.max,
+      };
+      resets = resets
+        .then(() => requestPasswordReset(pool, context.mailer, context.logger, reset))
+        .then(
+          () => undefined,
+          (error: unknown) => context.logger.error({ err: describeError(error) }, 'a password reset request could not be handled'),
+        );
+      return reply.status(202).send({ status: 'accepted', message: 'If an account exists for this email, a reset link is on its way.' });
+    },
+  );
 
-  app.post('/auth/password-reset/confirm', { schema: doc({ summary: 'Set a new password with an emailed reset token', audience: 'public', input: { body: resetConfirm }, ok: { 204: null } }) }, async (request, reply) => {
-    const input = parseInput(resetConfirm, request.body, 'body');
-    await limits.passwordResetConfirm.check(request, reply, input.token);
-    const userId = await confirmPasswordReset(pool, input, request.ip);
-    context.live.sessions.forgetUser(userId);
-    return reply.status(204).send();
-  });
+  app.post(
+    '/auth/password-reset/confirm',
+    { schema: doc({ summary: 'Set a new password with an emailed reset token', audience: 'public', input: { body: resetConfirm }, ok: { 204: null } }) },
+    async (request, reply) => {
+      const input = parseInput(resetConfirm, request.body, 'body');
+      await limits.passwordResetConfirm.check(request, reply, input.token);
+      const userId = await confirmPasswordReset(pool, input, request.ip);
+      context.live.sessions.forgetUser(userId);
+      return reply.status(204).send();
+    },
+  );
 };

@@ -12,7 +12,11 @@ import { parseInput } from '../validation.ts';
 
 const preferences = z.strictObject({
   theme: z.enum(themes).optional(),
-  locale: z.string().regex(/^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$/, 'must be a language tag like en or pt-BR').nullable().optional(),
+  locale: z
+    .string()
+    .regex(/^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$/, 'must be a language tag like en or pt-BR')
+    .nullable()
+    .optional(),
   timeZone: z
     .string()
     .max(64)
@@ -28,10 +32,16 @@ export const meRoutes: FastifyPluginAsync<RouteDeps> = async (app, { context, gu
 
   app.get('/me', signedIn({ summary: 'Your account', ok: { 200: userBody } }), async (request) => currentUser(request).user);
 
-  app.get('/me/preferences', signedIn({ summary: 'Your preferences', ok: { 200: preferencesBody } }), async (request) => getPreferences(pool, currentUser(request).user.id));
+  app.get('/me/preferences', signedIn({ summary: 'Your preferences', ok: { 200: preferencesBody } }), async (request) =>
+    getPreferences(pool, currentUser(request).user.id),
+  );
 
-  app.put('/me/preferences', signedIn({ summary: 'Change your preferences (the fields sent)', input: { body: preferences }, ok: { 200: preferencesBody } }), async (request) => {
-    const input = parseInput(preferences, request.body, 'body');
-    return putPreferences(pool, currentUser(request).user.id, input);
-  });
+  app.put(
+    '/me/preferences',
+    signedIn({ summary: 'Change your preferences (the fields sent)', input: { body: preferences }, ok: { 200: preferencesBody } }),
+    async (request) => {
+      const input = parseInput(preferences, request.body, 'body');
+      return putPreferences(pool, currentUser(request).user.id, input);
+    },
+  );
 };

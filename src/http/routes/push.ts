@@ -30,47 +30,78 @@ const jobParams = z.strictObject({ id: uuid });
 /** The app's side: a signed-in user's devices. */
 export const deviceRoutes: FastifyPluginAsync<RouteDeps> = async (app, { context, guards }) => {
   const { pool } = context.database;
-  const signedIn = (route: Omit<RouteDoc, 'audience'>) => ({ schema: routeSchema('devices', { ...route, audience: 'user' }), preHandler: [guards.requireUser] });
-
-  app.post('/me/devices', signedIn({ summary: 'Register this device for push notifications', input: { body: newDevice }, ok: { 201: jsonObject } }), async (request, reply) => {
-    const input = parseInput(newDevice, request.body, 'body');
-    return reply.status(201).send(await registerDevice(pool, currentUser(request).user.id, input));
+  const signedIn = (route: Omit<RouteDoc, 'audience'>) => ({
+    schema: routeSchema('devices', { ...route, audience: 'user' }),
+    preHandler: [guards.requireUser],
   });
 
-  app.delete('/me/devices/:token', signedIn({ summary: 'Stop push notifications to this device', input: { params: deviceParams }, ok: { 204: null } }), async (request, reply) => {
-    const { token } = parseInput(deviceParams, request.params, 'params');
-    await unregisterDevice(pool, currentUser(request).user.id, token);
-    return reply.status(204).send();
-  });
+  app.post(
+    '/me/devices',
+    signedIn({ summary: 'Register this device for push notifications', input: { body: newDevice }, ok: { 201: jsonObject } }),
+    async (request, reply) => {
+      const input = parseInput(newDevice, request.body, 'body');
+      return reply.status(201).send(await registerDevice(pool, currentUser(request).user.id, input));
+    },
+  );
+
+  app.delete(
+    '/me/devices/:token',
+    signedIn({ summary: 'Stop push notifications to this device', input: { params: deviceParams }, ok: { 204: null } }),
+    async (request, reply) => {
+      const { token } = parseInput(deviceParams, request.params, 'params');
+      await unregisterDevice(pool, currentUser(request).user.id, token);
+      return reply.status(204).send();
+    },
+  );
 };
 
 /** The operators' side: send to everyone, and follow a send's progress. */
 export const pushSendRoutes: FastifyPluginAsync<RouteDeps> = async (app, { context, guards }) => {
   const { pool } = context.database;
-  const admin = (route: Omit<RouteDoc, 'audience'>) => ({ schema: routeSchema('notifications', { ...route, audience: 'admin' }), config: { maintenanceExempt: true }, preHandler: [guards.requireAdmin] });
+  const admin = (route: Omit<RouteDoc, 'audience'>) => ({
+    schema: routeSchema('notifications', { ...route, audience: 'admin' }),
+    config: { maintenanceExempt: true },
+    preHandler: [guards.requireAdmin],
+  });
 
-  app.post('/admin/notifications/send', admin({ summary: 'Send a push notification to every user (202 new job, 200 same Idempotency-Key)', input: { body: notification }, ok: { 202: z.object({ job: jsonObject }), 200: z.object({ job: jsonObject }) } }), async (request, reply) => {
-    const input = parseInput(notification, request.body, 'body');
-    const { job, created } = await createNotificationJob(pool, { ...input, requestedBy: 'admin-api', idempotencyKey: idempotencyKey(request.headers['idempotency-key']) });
-    if (created) {
-      await recordAudit(pool, {
-        actor: 'admin-api',
-        action: 'admin.notifications.sent',
-        ip: request.ip,
-        details: { job: job.id, priority: job.priority, recipients: job.recipients },
+  app.post(
+    '/admin/notifications/send',
+    admin({
+      summary: 'Send a push notification to every user (202 new job, 200 same Idempotency-Key)',
+      input: { body: notification },
+      ok: { 202: z.object({ job: jsonObject }), 200: z.object({ job: jsonObject }) },
+    }),
+    async (request, reply) => {
+      const input = parseInput(notification, request.body, 'body');
+      const { job, created } = await createNotificationJob(pool, {
+        ...input,
+        requestedBy: 'admin-api',
+        idempotencyKey: idempotencyKey(request.headers['idempotency-key']),
       });
-    }
-    if (job.status === 'sending') context.live.notifications.submit(job.id);
-    return reply
-      .status(created ? 202 : 200)
-      .header('location', `/admin/notifications/${job.id}`)
-      .send({ job });
-  });
+      if (created) {
+        await recordAudit(pool, {
+          actor: 'admin-api',
+          action: 'admin.notifications.sent',
+          ip: request.ip,
+          details: { job: job.id, priority: job.priority, recipients: job.recipients },
+        });
+      }
+      if (job.status === 'sending') context.live.notifications.submit(job.id);
+      return reply
+        .status(created ? 202 : 200)
+        .header('location', `/admin/notifications/${job.id}`)
+        .send({ job });
+    },
+  );
 
-  app.get('/admin/notifications/:id', admin({ summary: 'A push send and its progress', input: { params: jobParams }, ok: { 200: z.object({ job: jsonObject }) } }), async (request) => {
-    const { id } = parseInput(jobParams, request.params, 'params');
-    return { job: await getNotificationJob(pool, id) };
-  });
+  app.get(
+    '/admin/notifications/:id',
+    admin({ summary: 'A push send and its progress', input: { params: jobParams }, ok: { 200: z.object({ job: jsonObject }) } }),
+    async (request) => {
+      const { id } = parseInput(jobParams, request.params, 'params');
+      return { job: await getNotificationJob(pool, id) };
+    },
+  );
 };
 
 function idempotencyKey(header: string | string[] | undefined): string | undefined {

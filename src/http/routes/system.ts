@@ -28,11 +28,19 @@ export const systemRoutes: FastifyPluginAsync<RouteDeps> = async (app, { context
     since: z.iso.datetime({ offset: true }).nullable().optional(),
   });
   const probe = {
-    schema: routeSchema('system', { summary: 'Liveness: 200 serving (ok or read-only); 503 in maintenance or without the database', audience: 'public', ok: { 200: health, 503: health } }),
+    schema: routeSchema('system', {
+      summary: 'Liveness: 200 serving (ok or read-only); 503 in maintenance or without the database',
+      audience: 'public',
+      ok: { 200: health, 503: health },
+    }),
     config: { maintenanceExempt: true, probe: true },
   };
   const exempt = {
-    schema: routeSchema('system', { summary: "The app's remote config: maintenance, banner, cache epochs, minimum version", audience: 'public', ok: { 200: jsonObject } }),
+    schema: routeSchema('system', {
+      summary: "The app's remote config: maintenance, banner, cache epochs, minimum version",
+      audience: 'public',
+      ok: { 200: jsonObject },
+    }),
     config: { maintenanceExempt: true },
   };
 
@@ -44,13 +52,16 @@ export const systemRoutes: FastifyPluginAsync<RouteDeps> = async (app, { context
       return { status: 'read-only', message: maintenance.message, since: maintenance.since, db: db ? 'ok' : 'unreachable', version: context.version };
     }
     if (maintenance.enabled) {
-      return reply.status(503).header('retry-after', '120').send({
-        status: 'maintenance',
-        message: maintenance.message,
-        since: maintenance.since,
-        db: db ? 'ok' : 'unreachable',
-        version: context.version,
-      });
+      return reply
+        .status(503)
+        .header('retry-after', '120')
+        .send({
+          status: 'maintenance',
+          message: maintenance.message,
+          since: maintenance.since,
+          db: db ? 'ok' : 'unreachable',
+          version: context.version,
+        });
     }
     if (!db) return reply.status(503).send({ status: 'degraded', db: 'unreachable', version: context.version });
     return { status: 'ok', db: 'ok', version: context.version };
@@ -68,7 +79,10 @@ export const systemRoutes: FastifyPluginAsync<RouteDeps> = async (app, { context
       },
       readOnly: state.maintenance.enabled && state.maintenance.mode === 'read-only',
       // An announced maintenance window (or any operator notice), until it runs out.
-      banner: state.banner && (state.banner.until === null || state.banner.until.getTime() > Date.now()) ? { message: state.banner.message, until: state.banner.until } : null,
+      banner:
+        state.banner && (state.banner.until === null || state.banner.until.getTime() > Date.now())
+          ? { message: state.banner.message, until: state.banner.until }
+          : null,
       // Per-user epochs are private; this route is public.
       cacheEpochs: Object.fromEntries(Object.entries(state.cacheEpochs).filter(([scope]) => !scope.startsWith('user:'))),
       minimumAppVersion: state.minimumAppVersion,
@@ -102,45 +116,68 @@ export const systemRoutes: FastifyPluginAsync<RouteDeps> = async (app, { context
     p95ResponseTime: z.number(),
     windowSeconds: z.number(),
     instances: z.number().int(),
-    byAppVersion: z.array(z.object({ version: z.string(), requests: z.number().int(), errors: z.number().int(), errorRate: z.number() })).describe('The same window by the X-App-Version the app sent'),
+    byAppVersion: z
+      .array(z.object({ version: z.string(), requests: z.number().int(), errors: z.number().int(), errorRate: z.number() }))
+      .describe('The same window by the X-App-Version the app sent'),
   });
 
-  app.get('/metrics', {
-    ...metricsOnly,
-    schema: routeSchema('system', { summary: 'Request rate, error rate and latency over the last 5 minutes, every instance (Prometheus text for Accept: text/plain)', audience: 'admin', ok: { 200: metrics } }),
-  }, async (request, reply) => {
-    if (request.headers.accept?.includes('text/plain')) return sendPrometheus(reply);
-    const deployment = await deploymentMetrics();
-    return {
-      activeUsers: await countActiveUsers(context.database.pool),
-      requestsPerMinute: requestsPerMinute(deployment),
-      errorRate: deployment.errorRate,
-      avgResponseTime: deployment.avgMs,
-      p95ResponseTime: deployment.p95Ms,
-      windowSeconds: deployment.windowMs / 1000,
-      instances: deployment.instances,
-      // Requests and 5xx per app version (the app sends X-App-Version), same window: what the release gates compare.
-      byAppVersion: (await readVersionMetrics(context.database.pool, METRICS_WINDOW_MS)).map((v) => ({ version: v.version, requests: v.requests, errors: v.errors, errorRate: v.errorRate })),
-    };
-  });
+  app.get(
+    '/metrics',
+    {
+      ...metricsOnly,
+      schema: routeSchema('system', {
+        summary: 'Request rate, error rate and latency over the last 5 minutes, every instance (Prometheus text for Accept: text/plain)',
+        audience: 'admin',
+        ok: { 200: metrics },
+      }),
+    },
+    async (request, reply) => {
+      if (request.headers.accept?.includes('text/plain')) return sendPrometheus(reply);
+      const deployment = await deploymentMetrics();
+      return {
+        activeUsers: await countActiveUsers(context.database.pool),
+        requestsPerMinute: requestsPerMinute(deployment),
+        errorRate: deployment.errorRate,
+        avgResponseTime: deployment.avgMs,
+        p95ResponseTime: deployment.p95Ms,
+        windowSeconds: deployment.windowMs / 1000,
+        instances: deployment.instances,
+        // Requests and 5xx per app version (the app sends X-App-Version), same window: what the release gates compare.
+        byAppVersion: (await readVersionMetrics(context.database.pool, METRICS_WINDOW_MS)).map((v) => ({
+          version: v.version,
+          requests: v.requests,
+          errors: v.errors,
+          errorRate: v.errorRate,
+        })),
+      };
+    },
+  );
 
-  app.get('/metrics/prometheus', {
-    ...metricsOnly,
-    schema: {
-      tags: ['system'],
-      summary: 'The same figures in the Prometheus text exposition format',
-      security: [{ adminToken: [] }],
-      response: {
-        200: { description: 'Prometheus text exposition format 0.0.4', content: { 'text/plain': { schema: z.string() } } },
-        '4xx': errorEnvelope,
-        '5xx': errorEnvelope,
+  app.get(
+    '/metrics/prometheus',
+    {
+      ...metricsOnly,
+      schema: {
+        tags: ['system'],
+        summary: 'The same figures in the Prometheus text exposition format',
+        security: [{ adminToken: [] }],
+        response: {
+          200: { description: 'Prometheus text exposition format 0.0.4', content: { 'text/plain': { schema: z.string() } } },
+          '4xx': errorEnvelope,
+          '5xx': errorEnvelope,
+        },
       },
     },
-  }, async (_request, reply) => sendPrometheus(reply));
+    async (_request, reply) => sendPrometheus(reply),
+  );
 
   async function deploymentMetrics(): Promise<DeploymentMetrics> {
     const { pool } = context.database;
-    await context.metrics.flush(pool).catch((error: unknown) => context.logger.warn({ err: describeError(error) }, 'request metrics could not be flushed; /metrics shows what other flushes wrote'));
+    await context.metrics
+      .flush(pool)
+      .catch((error: unknown) =>
+        context.logger.warn({ err: describeError(error) }, 'request metrics could not be flushed; /metrics shows what other flushes wrote'),
+      );
     return readDeploymentMetrics(pool);
   }
 

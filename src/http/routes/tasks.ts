@@ -19,7 +19,10 @@ const taskChanges = z
   .refine((changes) => Object.keys(changes).length > 0, 'send at least one of title, notes, done, dueDate');
 const listQuery = z.strictObject({
   limit: z.coerce.number().int().min(1).max(100).default(50),
-  cursor: z.string().regex(/^[A-Za-z0-9_-]{1,200}$/, 'is not a cursor this API issued: use nextCursor from the previous page').optional(),
+  cursor: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{1,200}$/, 'is not a cursor this API issued: use nextCursor from the previous page')
+    .optional(),
 });
 const taskParams = z.strictObject({ id: uuid });
 
@@ -27,15 +30,21 @@ export const taskRoutes: FastifyPluginAsync<RouteDeps> = async (app, { context, 
   const { pool } = context.database;
   const signedIn = (doc: Omit<RouteDoc, 'audience'>) => ({ schema: routeSchema('tasks', { ...doc, audience: 'user' }), preHandler: [guards.requireUser] });
 
-  app.get('/tasks', signedIn({ summary: 'List your tasks, newest first, a page at a time', input: { query: listQuery }, ok: { 200: taskPage } }), async (request, reply) => {
-    const query = parseInput(listQuery, request.query, 'query');
-    const userId = currentUser(request).user.id;
-    if (query.cursor !== undefined) return listTasks(pool, userId, query);
-    // The first page is the hot read. Writes need no invalidation call: see task-list-cache.ts.
-    const { page, hit } = await context.live.cache.firstPage(userId, query.limit, () => listFirstPageVersioned(pool, userId, query.limit), { knownVersion: request.listVersion });
-    reply.header('x-cache', hit ? 'hit' : 'miss');
-    return page;
-  });
+  app.get(
+    '/tasks',
+    signedIn({ summary: 'List your tasks, newest first, a page at a time', input: { query: listQuery }, ok: { 200: taskPage } }),
+    async (request, reply) => {
+      const query = parseInput(listQuery, request.query, 'query');
+      const userId = currentUser(request).user.id;
+      if (query.cursor !== undefined) return listTasks(pool, userId, query);
+      // The first page is the hot read. Writes need no invalidation call: see task-list-cache.ts.
+      const { page, hit } = await context.live.cache.firstPage(userId, query.limit, () => listFirstPageVersioned(pool, userId, query.limit), {
+        knownVersion: request.listVersion,
+      });
+      reply.header('x-cache', hit ? 'hit' : 'miss');
+      return page;
+    },
+  );
 
   app.post('/tasks', signedIn({ summary: 'Create a task', input: { body: newTask }, ok: { 201: taskBody } }), async (request, reply) => {
     const input = parseInput(newTask, request.body, 'body');
@@ -47,11 +56,15 @@ export const taskRoutes: FastifyPluginAsync<RouteDeps> = async (app, { context, 
     return getTask(pool, currentUser(request).user.id, id);
   });
 
-  app.patch('/tasks/:id', signedIn({ summary: 'Change one of your tasks', input: { params: taskParams, body: taskChanges }, ok: { 200: taskBody } }), async (request) => {
-    const { id } = parseInput(taskParams, request.params, 'params');
-    const changes = parseInput(taskChanges, request.body, 'body');
-    return updateTask(pool, currentUser(request).user.id, id, changes);
-  });
+  app.patch(
+    '/tasks/:id',
+    signedIn({ summary: 'Change one of your tasks', input: { params: taskParams, body: taskChanges }, ok: { 200: taskBody } }),
+    async (request) => {
+      const { id } = parseInput(taskParams, request.params, 'params');
+      const changes = parseInput(taskChanges, request.body, 'body');
+      return updateTask(pool, currentUser(request).user.id, id, changes);
+    },
+  );
 
   app.delete('/tasks/:id', signedIn({ summary: 'Delete one of your tasks', input: { params: taskParams }, ok: { 204: null } }), async (request, reply) => {
     const { id } = parseInput(taskParams, request.params, 'params');

@@ -25,7 +25,17 @@ import type { FastifyPluginAsync, FastifyReply, FastifySchema } from 'fastify';
 import { z } from 'zod';
 import { openObjectStore, type ObjectStore } from '../../adapters/storage/index.ts';
 import { ManifestCache, loadCodeSigningKey, multipart, type Part } from '../../domain/update-protocol.ts';
-import { CHANNEL_PATTERN, choose, getUpdate, openAsset, readChannelState, RUNTIME_VERSION_PATTERN, updatePlatforms, type ChannelState, type Update } from '../../domain/updates.ts';
+import {
+  CHANNEL_PATTERN,
+  choose,
+  getUpdate,
+  openAsset,
+  readChannelState,
+  RUNTIME_VERSION_PATTERN,
+  updatePlatforms,
+  type ChannelState,
+  type Update,
+} from '../../domain/updates.ts';
 import { ShipError } from '../../errors.ts';
 import { routeSchema } from '../route-schema.ts';
 import type { RouteDeps } from '../route-deps.ts';
@@ -62,7 +72,10 @@ const EXTENSIONS: Part = { name: 'extensions', body: '{"assetRequestHeaders":{}}
 const assetParams = z.strictObject({ hash: z.string().regex(/^[0-9a-f]{64}$/, 'must be the lowercase hex SHA-256 of the asset') });
 
 /** A protocol answer: the multipart manifest or directive, or the manifest as expo+json. */
-const protocolBody = { description: 'multipart/mixed (manifest or directive part), or application/expo+json', content: { 'multipart/mixed': { schema: z.string() }, 'application/expo+json': { schema: z.string() } } };
+const protocolBody = {
+  description: 'multipart/mixed (manifest or directive part), or application/expo+json',
+  content: { 'multipart/mixed': { schema: z.string() }, 'application/expo+json': { schema: z.string() } },
+};
 
 export const updateRoutes: FastifyPluginAsync<RouteDeps> = async (app, { context }) => {
   const { pool } = context.database;
@@ -107,12 +120,18 @@ export const updateRoutes: FastifyPluginAsync<RouteDeps> = async (app, { context
     const protocol = Number(headers['expo-protocol-version'] ?? '0');
     const platform = headers['expo-platform'] ?? query.platform;
     const runtimeVersion = headers['expo-runtime-version'] ?? query['runtime-version'];
-    if (platform === undefined) throw new ShipError('SHIP_ERR_VALIDATION', 'header expo-platform: required, ios or android (the expo-updates client sends it).');
-    if (runtimeVersion === undefined) throw new ShipError('SHIP_ERR_VALIDATION', "header expo-runtime-version: required, the app's runtime version (set runtimeVersion in app.json).");
+    if (platform === undefined)
+      throw new ShipError('SHIP_ERR_VALIDATION', 'header expo-platform: required, ios or android (the expo-updates client sends it).');
+    if (runtimeVersion === undefined)
+      throw new ShipError('SHIP_ERR_VALIDATION', "header expo-runtime-version: required, the app's runtime version (set runtimeVersion in app.json).");
     const channel = headers['expo-channel-name'] ?? query.channel ?? DEFAULT_CHANNEL;
     const multipartAccepted = acceptsMultipart(headers.accept);
 
-    reply.header('expo-protocol-version', protocol).header('expo-sfv-version', 0).header('cache-control', 'private, max-age=0').header('vary', 'expo-platform, expo-runtime-version, expo-channel-name, eas-client-id');
+    reply
+      .header('expo-protocol-version', protocol)
+      .header('expo-sfv-version', 0)
+      .header('cache-control', 'private, max-age=0')
+      .header('vary', 'expo-platform, expo-runtime-version, expo-channel-name, eas-client-id');
     const served = choose(await channelState(channel, runtimeVersion), headers['eas-client-id']);
     let part: Part | undefined;
     if (served.kind === 'update') {
@@ -121,7 +140,11 @@ export const updateRoutes: FastifyPluginAsync<RouteDeps> = async (app, { context
       // Already running it, or it has no bundle for this platform: nothing new for this device.
       if (!part && protocol >= 1) part = cache.directivePart({ type: 'noUpdateAvailable' });
     } else if (protocol >= 1) {
-      part = cache.directivePart(served.kind === 'rollBackToEmbedded' ? { type: 'rollBackToEmbedded', parameters: { commitTime: served.commitTime.toISOString() } } : { type: 'noUpdateAvailable' });
+      part = cache.directivePart(
+        served.kind === 'rollBackToEmbedded'
+          ? { type: 'rollBackToEmbedded', parameters: { commitTime: served.commitTime.toISOString() } }
+          : { type: 'noUpdateAvailable' },
+      );
     }
     if (!part) return reply.status(204).send();
     if (!multipartAccepted) return sendSingle(reply, part);
@@ -134,7 +157,12 @@ export const updateRoutes: FastifyPluginAsync<RouteDeps> = async (app, { context
     return reply.status(200).header('content-type', response.contentType).send(response.body);
   });
 
-  const assetSchema = routeSchema('updates', { summary: 'An update asset or bundle by the SHA-256 of its bytes', audience: 'public', input: { params: assetParams }, ok: {} });
+  const assetSchema = routeSchema('updates', {
+    summary: 'An update asset or bundle by the SHA-256 of its bytes',
+    audience: 'public',
+    input: { params: assetParams },
+    ok: {},
+  });
   const assetBody = { description: 'The asset, with its content type; immutable', content: { 'application/octet-stream': { schema: z.string() } } };
   const assetRoute: FastifySchema = { ...assetSchema, response: { ...(assetSchema.response as object), 200: assetBody } };
   app.get('/updates/assets/:hash', { config: { maintenanceExempt: true }, schema: assetRoute }, async (request, reply) => {
@@ -149,7 +177,7 @@ export const updateRoutes: FastifyPluginAsync<RouteDeps> = async (app, { context
       .header('etag', `"${hash}"`)
       .send(asset.body);
   });
-}
+};
 
 /** Whether the client takes multipart/mixed (expo-updates sends `multipart/mixed,application/expo+json,application/json`). */
 function acceptsMultipart(accept: string | undefined): boolean {

@@ -19,7 +19,10 @@ export function backupIdFor(startedAt: Date, databaseName: string, attempt = 1):
 
 /** Lower case letters, digits and `_`, at most 40 characters. */
 export function idSafeName(databaseName: string): string {
-  const safe = databaseName.toLowerCase().replace(/[^a-z0-9_]+/g, '_').slice(0, 40);
+  const safe = databaseName
+    .toLowerCase()
+    .replace(/[^a-z0-9_]+/g, '_')
+    .slice(0, 40);
   return safe === '' ? 'db' : safe;
 }
 
@@ -32,7 +35,14 @@ export function backupIdTime(id: string): Date | undefined {
   const match = BACKUP_ID_PATTERN.exec(id);
   if (match?.[1] === undefined || match[2] === undefined) return undefined;
   const [d, t] = [match[1], match[2]];
-  const time = Date.UTC(Number(d.slice(0, 4)), Number(d.slice(4, 6)) - 1, Number(d.slice(6, 8)), Number(t.slice(0, 2)), Number(t.slice(2, 4)), Number(t.slice(4, 6)));
+  const time = Date.UTC(
+    Number(d.slice(0, 4)),
+    Number(d.slice(4, 6)) - 1,
+    Number(d.slice(6, 8)),
+    Number(t.slice(0, 2)),
+    Number(t.slice(2, 4)),
+    Number(t.slice(4, 6)),
+  );
   return Number.isNaN(time) ? undefined : new Date(time);
 }
 

@@ -53,7 +53,11 @@ async function describeBackup(store: ObjectStore, id: string, objects: ObjectInf
   const createdFromId = backupIdTime(id) ?? objects[0]?.modifiedAt ?? new Date(0);
   const base = { id, objects, lastVerification: undefined, manifest: undefined, createdAt: createdFromId };
   if (has(manifestKey(id)) === undefined) {
-    return { ...base, state: 'incomplete', problem: has(dumpKey(id)) ? 'a dump without a manifest: the backup never finished verifying' : 'no dump and no manifest' };
+    return {
+      ...base,
+      state: 'incomplete',
+      problem: has(dumpKey(id)) ? 'a dump without a manifest: the backup never finished verifying' : 'no dump and no manifest',
+    };
   }
   let manifest: BackupManifest;
   try {
@@ -65,9 +69,17 @@ async function describeBackup(store: ObjectStore, id: string, objects: ObjectInf
   const lastVerification = await readVerification(store, id);
   const createdAt = new Date(manifest.createdAt);
   const dump = has(manifest.dump.objectKey);
-  if (dump === undefined) return { ...base, createdAt, manifest, lastVerification, state: 'damaged', problem: `its dump ${manifest.dump.objectKey} is missing` };
+  if (dump === undefined)
+    return { ...base, createdAt, manifest, lastVerification, state: 'damaged', problem: `its dump ${manifest.dump.objectKey} is missing` };
   if (lastVerification !== undefined && !lastVerification.ok) {
-    return { ...base, createdAt, manifest, lastVerification, state: 'failed-verification', problem: lastVerification.problem ?? 'its latest verification failed' };
+    return {
+      ...base,
+      createdAt,
+      manifest,
+      lastVerification,
+      state: 'failed-verification',
+      problem: lastVerification.problem ?? 'its latest verification failed',
+    };
   }
   return { ...base, createdAt, manifest, lastVerification, state: 'good', problem: undefined };
 }
@@ -81,9 +93,13 @@ export async function readManifest(store: ObjectStore, id: string): Promise<Back
   if ((await store.head(manifestKey(id))) === undefined) {
     const leftovers = await store.list(`${id}/`);
     if (leftovers.length === 0) {
-      throw new ShipError('SHIP_ERR_NOT_FOUND', `There is no backup ${id} in ${store.location}. Run \`shipshape db backups\` to list the backups there (and check BACKUP_STORAGE_URL).`, {
-        details: { backupId: id },
-      });
+      throw new ShipError(
+        'SHIP_ERR_NOT_FOUND',
+        `There is no backup ${id} in ${store.location}. Run \`shipshape db backups\` to list the backups there (and check BACKUP_STORAGE_URL).`,
+        {
+          details: { backupId: id },
+        },
+      );
     }
     throw new ShipError(
       'SHIP_ERR_BACKUP_NOT_VERIFIED',
@@ -104,9 +120,13 @@ async function readManifestObject(store: ObjectStore, id: string): Promise<Backu
   }
   const parsed = manifestSchema.safeParse(value);
   if (!parsed.success || parsed.data.id !== id) {
-    throw new ShipError('SHIP_ERR_BACKUP_NOT_VERIFIED', `The manifest of backup ${id} is unreadable (${parsed.success ? 'it names another backup' : (parsed.error.issues[0]?.message ?? 'not JSON')}). Choose another backup with \`shipshape db backups\`.`, {
-      details: { backupId: id },
-    });
+    throw new ShipError(
+      'SHIP_ERR_BACKUP_NOT_VERIFIED',
+      `The manifest of backup ${id} is unreadable (${parsed.success ? 'it names another backup' : (parsed.error.issues[0]?.message ?? 'not JSON')}). Choose another backup with \`shipshape db backups\`.`,
+      {
+        details: { backupId: id },
+      },
+    );
   }
   return parsed.data;
 }

@@ -82,7 +82,12 @@ export async function dumpEmbedded(options: EmbeddedDumpOptions): Promise<DumpFa
  */
 async function dumpLeavingSessionAsFound(pglite: PGlite): Promise<File> {
   const sessionSettings = async () =>
-    new Map((await pglite.query<{ name: string; setting: string; source: string }>('SELECT name, setting, source FROM pg_catalog.pg_settings')).rows.map((row) => [row.name, row]));
+    new Map(
+      (await pglite.query<{ name: string; setting: string; source: string }>('SELECT name, setting, source FROM pg_catalog.pg_settings')).rows.map((row) => [
+        row.name,
+        row,
+      ]),
+    );
   const before = await sessionSettings();
   try {
     const { pgDump } = await import('@electric-sql/pglite-tools/pg_dump');

@@ -42,13 +42,23 @@ export function pgDumpArguments(compressionLevel: number, snapshot: string): str
 
 export async function dumpPostgres(options: PostgresDumpOptions): Promise<DumpFacts> {
   const { config, profile, store } = options;
-  const client = new pg.Client({ connectionString: options.url, application_name: 'shipshape-backup', connectionTimeoutMillis: config.database.connectTimeoutMs });
+  const client = new pg.Client({
+    connectionString: options.url,
+    application_name: 'shipshape-backup',
+    connectionTimeoutMillis: config.database.connectTimeoutMs,
+  });
   client.on('error', () => undefined);
   await client.connect().catch((error: unknown) => {
-    throw new ShipError('SHIP_ERR_DATABASE_UNAVAILABLE', `Cannot connect to the database to back it up: ${describeError(error)}. Check that it is running and that DATABASE_URL is right.`, { cause: error });
+    throw new ShipError(
+      'SHIP_ERR_DATABASE_UNAVAILABLE',
+      `Cannot connect to the database to back it up: ${describeError(error)}. Check that it is running and that DATABASE_URL is right.`,
+      { cause: error },
+    );
   });
   try {
-    const [server] = (await client.query<{ version: string; num: string }>("SELECT current_setting('server_version') AS version, current_setting('server_version_num') AS num")).rows;
+    const [server] = (
+      await client.query<{ version: string; num: string }>("SELECT current_setting('server_version') AS version, current_setting('server_version_num') AS num")
+    ).rows;
     const serverVersion = (server?.version ?? '?').split(' ')[0] ?? '?';
     const major = serverMajor(Number(server?.num ?? 0));
     const tool = await toolVersion(config, 'pg_dump');

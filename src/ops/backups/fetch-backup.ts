@@ -56,7 +56,12 @@ export async function fetchDump(
   try {
     const body = await store.get(expected.objectKey);
     // Dumps hold personal data: readable by the service's own user only.
-    await pipeline(body, meter, createWriteStream(partial, { mode: 0o600, flush: true }), ...(options.signal === undefined ? [] : [{ signal: options.signal }]));
+    await pipeline(
+      body,
+      meter,
+      createWriteStream(partial, { mode: 0o600, flush: true }),
+      ...(options.signal === undefined ? [] : [{ signal: options.signal }]),
+    );
     const sha256 = hash.digest('hex');
     if (bytes !== expected.bytes || sha256 !== expected.sha256) {
       throw new ShipError(

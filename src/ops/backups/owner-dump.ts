@@ -45,7 +45,8 @@ export async function ownerTakesDumps(pool: Pool, ownerPid: number): Promise<Che
   try {
     const instances = await (await queueClient(pool)).getInstances();
     const owner = instances.find((instance) => instance.pid === ownerPid && instance.host === hostname() && instance.live);
-    if (owner !== undefined) return { ok: true, detail: `embedded PGlite, owned by process ${ownerPid} (${owner.name ?? 'shipshape'}), whose workers take the dump` };
+    if (owner !== undefined)
+      return { ok: true, detail: `embedded PGlite, owned by process ${ownerPid} (${owner.name ?? 'shipshape'}), whose workers take the dump` };
   } catch (error) {
     return { ok: false, detail: `the embedded database is open in process ${ownerPid}, and its job queue cannot be read (${describeError(error)})`, remedy };
   }
@@ -53,7 +54,12 @@ export async function ownerTakesDumps(pool: Pool, ownerPid: number): Promise<Che
 }
 
 /** Asks the owner for the dump and follows the job to its end. */
-export async function dumpThroughOwner(options: { readonly pool: Pool; readonly ownerPid: number; readonly request: OwnerDumpRequest; readonly signal?: AbortSignal | undefined }): Promise<DumpFacts> {
+export async function dumpThroughOwner(options: {
+  readonly pool: Pool;
+  readonly ownerPid: number;
+  readonly request: OwnerDumpRequest;
+  readonly signal?: AbortSignal | undefined;
+}): Promise<DumpFacts> {
   const { ownerPid, signal } = options;
   // Callers inside other procedures (a migration's --backup) have no prerequisite for this: a
   // job nobody works would be followed forever.
@@ -72,18 +78,30 @@ export async function dumpThroughOwner(options: { readonly pool: Pool; readonly 
     const [job] = await boss.findJobs<OwnerDumpRequest>(name, { id: jobId, limit: 1 });
     if (job?.state === 'completed') return dumpFactsSchema.parse(job.output);
     if (job === undefined || job.state === 'failed' || job.state === 'cancelled') {
-      throw new ShipError('SHIP_ERR_STEP_FAILED', `Process ${ownerPid}, which owns the embedded database, did not take the dump: ${job === undefined ? 'its job is gone' : failureOf(job.output, job.state)}. See its log, then run the backup again.`);
+      throw new ShipError(
+        'SHIP_ERR_STEP_FAILED',
+        `Process ${ownerPid}, which owns the embedded database, did not take the dump: ${job === undefined ? 'its job is gone' : failureOf(job.output, job.state)}. See its log, then run the backup again.`,
+      );
     }
     if (liveness({ pid: ownerPid, host: hostname() }) === 'dead') {
       await boss.cancel(name, jobId).catch(() => undefined);
-      throw new ShipError('SHIP_ERR_STEP_FAILED', `Process ${ownerPid}, which owns the embedded database, stopped before it finished the dump. Run the backup again (it then dumps in this process, or in the next \`shipshape serve\`).`);
+      throw new ShipError(
+        'SHIP_ERR_STEP_FAILED',
+        `Process ${ownerPid}, which owns the embedded database, stopped before it finished the dump. Run the backup again (it then dumps in this process, or in the next \`shipshape serve\`).`,
+      );
     }
     await sleep(FOLLOW_POLL_MS, undefined, signal === undefined ? undefined : { signal }).catch(() => undefined);
   }
 }
 
 /** The owner's side: the dump itself, into the storage the asker named. */
-export async function takeOwnerDump(options: { readonly config: Config; readonly embedded: EmbeddedDatabase; readonly profile: AppProfile; readonly request: OwnerDumpRequest; readonly signal?: AbortSignal | undefined }): Promise<DumpFacts> {
+export async function takeOwnerDump(options: {
+  readonly config: Config;
+  readonly embedded: EmbeddedDatabase;
+  readonly profile: AppProfile;
+  readonly request: OwnerDumpRequest;
+  readonly signal?: AbortSignal | undefined;
+}): Promise<DumpFacts> {
   const backupId = checkBackupId(options.request.backupId);
   return withBackupStore({ ...options.config, backupStorageUrl: options.request.storageUrl }, (store) =>
     dumpEmbedded({ embedded: options.embedded, profile: options.profile, store, backupId, objectKey: dumpKey(backupId), signal: options.signal }),

@@ -33,13 +33,19 @@ export async function toolVersion(config: Config, name: PgToolName): Promise<Too
     output = await runTool(command, ['--version'], { env: process.env });
   } catch (error) {
     if (isShipError(error) && error.code === 'SHIP_ERR_TOOL_MISSING') {
-      throw new ShipError('SHIP_ERR_TOOL_MISSING', `${name} is not installed (looked for \`${command}\`${config.backups.pgBinDir === undefined ? ' on PATH' : ''}). ${installHint(undefined)}`);
+      throw new ShipError(
+        'SHIP_ERR_TOOL_MISSING',
+        `${name} is not installed (looked for \`${command}\`${config.backups.pgBinDir === undefined ? ' on PATH' : ''}). ${installHint(undefined)}`,
+      );
     }
     throw error;
   }
   const match = /\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?/.exec(output);
   if (match?.[1] === undefined) {
-    throw new ShipError('SHIP_ERR_TOOL_MISSING', `\`${command} --version\` printed "${output.trim().slice(0, 120)}", which is not a PostgreSQL ${name}. ${installHint(undefined)}`);
+    throw new ShipError(
+      'SHIP_ERR_TOOL_MISSING',
+      `\`${command} --version\` printed "${output.trim().slice(0, 120)}", which is not a PostgreSQL ${name}. ${installHint(undefined)}`,
+    );
   }
   return { command, version: match[2] === undefined ? match[1] : `${match[1]}.${match[2]}`, major: Number(match[1]) };
 }
@@ -76,13 +82,19 @@ export async function serverVersionAt(url: string): Promise<{ text: string; majo
     return await withClient(
       url,
       async (client) => {
-        const { rows } = await client.query<{ version: string; num: string }>("SELECT current_setting('server_version') AS version, current_setting('server_version_num') AS num");
+        const { rows } = await client.query<{ version: string; num: string }>(
+          "SELECT current_setting('server_version') AS version, current_setting('server_version_num') AS num",
+        );
         return { text: (rows[0]?.version ?? '?').split(' ')[0] ?? '?', major: serverMajor(Number(rows[0]?.num ?? 0)) };
       },
       'shipshape-backup',
     );
   } catch (error) {
-    throw new ShipError('SHIP_ERR_DATABASE_UNAVAILABLE', `Cannot reach the database: ${describeError(error)}. Check that it is running and that DATABASE_URL is right.`, { cause: error });
+    throw new ShipError(
+      'SHIP_ERR_DATABASE_UNAVAILABLE',
+      `Cannot reach the database: ${describeError(error)}. Check that it is running and that DATABASE_URL is right.`,
+      { cause: error },
+    );
   }
 }
 

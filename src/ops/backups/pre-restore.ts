@@ -56,7 +56,9 @@ export async function dropKeptCopy(config: Config, copy: KeptCopy): Promise<void
     await rm(copy.name, { recursive: true, force: true });
     return;
   }
-  await withClient(adminUrlFor(config.databaseUrl, applicationDatabaseName(config)), (client) => client.query(`DROP DATABASE IF EXISTS ${quoteIdent(copy.name)} WITH (FORCE)`));
+  await withClient(adminUrlFor(config.databaseUrl, applicationDatabaseName(config)), (client) =>
+    client.query(`DROP DATABASE IF EXISTS ${quoteIdent(copy.name)} WITH (FORCE)`),
+  );
 }
 
 async function folderBytes(folder: string): Promise<number> {

@@ -36,7 +36,8 @@ export interface ReconcileResult {
 
 /** Copies the outcome of work done in `replaced` (after the backup) into `restored`. */
 export async function reconcileRestored(restored: Pool, replaced: Pool, runId: string): Promise<ReconcileResult> {
-  const has = async (pool: Pool, table: string) => (await pool.query<{ found: boolean }>('SELECT to_regclass($1::text) IS NOT NULL AS found', [table])).rows[0]?.found === true;
+  const has = async (pool: Pool, table: string) =>
+    (await pool.query<{ found: boolean }>('SELECT to_regclass($1::text) IS NOT NULL AS found', [table])).rows[0]?.found === true;
   const both = async (table: string) => (await has(restored, table)) && (await has(replaced, table));
 
   let scheduledNotifications = 0;
@@ -44,15 +45,32 @@ export async function reconcileRestored(restored: Pool, replaced: Pool, runId: s
   if (await both('notification_jobs')) {
     const open = await restored.query<{ id: string }>("SELECT id::text FROM notification_jobs WHERE status = 'sending'");
     if (open.rows.length > 0) {
-      const settled = await replaced.query<{ id: string; status: string; error: string | null; finished_at: Date | null; recipients: number; chunk_count: number }>(
-        "SELECT id::text, status, error, finished_at, recipients, chunk_count FROM notification_jobs WHERE id = ANY($1::uuid[]) AND status <> 'sending'",
-        [open.rows.map((row) => row.id)],
-      );
+      const settled = await replaced.query<{
+        id: string;
+        status: string;
+        error: string | null;
+        finished_at: Date | null;
+        recipients: number;
+        chunk_count: number;
+      }>("SELECT id::text, status, error, finished_at, recipients, chunk_count FROM notification_jobs WHERE id = ANY($1::uuid[]) AND status <> 'sending'", [
+        open.rows.map((row) => row.id),
+      ]);
       for (const job of settled.rows) {
-        await restored.query('UPDATE notification_jobs SET status = $2::text, error = $3::text, finished_at = $4::timestamptz WHERE id = $1::uuid', [job.id, job.status, job.error, job.finished_at]);
-        const chunks = await replaced.query<{ seq: number; status: string; sent_at: Date | null; error: string | null }>('SELECT seq, status, sent_at, error FROM notification_chunks WHERE job_id = $1::uuid', [job.id]);
+        await restored.query('UPDATE notification_jobs SET status = $2::text, error = $3::text, finished_at = $4::timestamptz WHERE id = $1::uuid', [
+          job.id,
+          job.status,
+          job.error,
+          job.finished_at,
+        ]);
+        const chunks = await replaced.query<{ seq: number; status: string; sent_at: Date | null; error: string | null }>(
+          'SELECT seq, status, sent_at, error FROM notification_chunks WHERE job_id = $1::uuid',
+          [job.id],
+        );
         for (const chunk of chunks.rows) {
-          await restored.query('UPDATE notification_chunks SET status = $3::text, sent_at = $4::timestamptz, error = $5::text WHERE job_id = $1::uuid AND seq = $2::int', [job.id, chunk.seq, chunk.status, chunk.sent_at, chunk.error]);
+          await restored.query(
+            'UPDATE notification_chunks SET status = $3::text, sent_at = $4::timestamptz, error = $5::text WHERE job_id = $1::uuid AND seq = $2::int',
+            [job.id, chunk.seq, chunk.status, chunk.sent_at, chunk.error],
+          );
         }
         notificationJobs += 1;
       }
@@ -61,7 +79,17 @@ export async function reconcileRestored(restored: Pool, replaced: Pool, runId: s
   if (await both('scheduled_notifications')) {
     const open = await restored.query<{ id: string }>("SELECT id::text FROM scheduled_notifications WHERE status IN ('pending', 'queued', 'sending')");
     if (open.rows.length > 0) {
-      const moved = await replaced.query<{ id: string; status: string; queued_at: Date | null; sent_at: Date | null; cancelled_at: Date | null; cancelled_by: string | null; error: string | null; attempts: number; notification_job_id: string | null }>(
+      const moved = await replaced.query<{
+        id: string;
+        status: string;
+        queued_at: Date | null;
+        sent_at: Date | null;
+        cancelled_at: Date | null;
+        cancelled_by: string | null;
+        error: string | null;
+        attempts: number;
+        notification_job_id: string | null;
+      }>(
         `SELECT id::text, status, queued_at, sent_at, cancelled_at, cancelled_by, error, attempts, notification_job_id::text
            FROM scheduled_notifications WHERE id = ANY($1::uuid[]) AND status <> 'pending'`,
         [open.rows.map((row) => row.id)],
@@ -81,7 +109,9 @@ export async function reconcileRestored(restored: Pool, replaced: Pool, runId: s
             row.sent_at,
             row.cancelled_at,
             row.cancelled_by,
-            inFlight ? `was being sent when the database was restored (run ${runId}); not sent again — whether it reached everyone is in the replaced database` : row.error,
+            inFlight
+              ? `was being sent when the database was restored (run ${runId}); not sent again — whether it reached everyone is in the replaced database`
+              : row.error,
             row.attempts,
             row.notification_job_id,
           ],
@@ -96,7 +126,14 @@ export async function reconcileRestored(restored: Pool, replaced: Pool, runId: s
   if (await both('maintenance_notices')) {
     const open = await restored.query<{ at: Date }>("SELECT window_starts_at AS at FROM maintenance_notices WHERE status IN ('pending', 'sending')");
     if (open.rows.length > 0) {
-      const settled = await replaced.query<{ at: Date; status: string; queued_at: Date | null; finished_at: Date | null; emails_sent: number; emails_failed: number }>(
+      const settled = await replaced.query<{
+        at: Date;
+        status: string;
+        queued_at: Date | null;
+        finished_at: Date | null;
+        emails_sent: number;
+        emails_failed: number;
+      }>(
         "SELECT window_starts_at AS at, status, queued_at, finished_at, emails_sent, emails_failed FROM maintenance_notices WHERE window_starts_at = ANY($1::timestamptz[]) AND status <> 'pending'",
         [open.rows.map((row) => row.at)],
       );
@@ -151,7 +188,15 @@ export async function reconcileRestored(restored: Pool, replaced: Pool, runId: s
 
   let schedules = 0;
   if (await both('schedules')) {
-    const later = await replaced.query<{ name: string; next: Date | null; notice: Date | null; last_occurrence: Date | null; last_enqueued: Date | null; outcome: string | null; outcome_at: Date | null }>(
+    const later = await replaced.query<{
+      name: string;
+      next: Date | null;
+      notice: Date | null;
+      last_occurrence: Date | null;
+      last_enqueued: Date | null;
+      outcome: string | null;
+      outcome_at: Date | null;
+    }>(
       `SELECT name, next_occurrence_at AS next, notice_enqueued_for AS notice, last_occurrence_at AS last_occurrence, last_enqueued_at AS last_enqueued,
               last_outcome AS outcome, last_outcome_at AS outcome_at
          FROM schedules WHERE last_enqueued_at IS NOT NULL OR notice_enqueued_for IS NOT NULL`,
@@ -171,9 +216,14 @@ export async function reconcileRestored(restored: Pool, replaced: Pool, runId: s
 
   let revokedTokens = 0;
   if (await both('admin_tokens')) {
-    const revoked = await replaced.query<{ id: string; revoked_at: Date; revoked_by: string | null }>('SELECT id::text, revoked_at, revoked_by FROM admin_tokens WHERE revoked_at IS NOT NULL');
+    const revoked = await replaced.query<{ id: string; revoked_at: Date; revoked_by: string | null }>(
+      'SELECT id::text, revoked_at, revoked_by FROM admin_tokens WHERE revoked_at IS NOT NULL',
+    );
     for (const token of revoked.rows) {
-      const { rowCount } = await restored.query('UPDATE admin_tokens SET revoked_at = $2::timestamptz, revoked_by = $3::text WHERE id = $1::uuid AND revoked_at IS NULL', [token.id, token.revoked_at, token.revoked_by]);
+      const { rowCount } = await restored.query(
+        'UPDATE admin_tokens SET revoked_at = $2::timestamptz, revoked_by = $3::text WHERE id = $1::uuid AND revoked_at IS NULL',
+        [token.id, token.revoked_at, token.revoked_by],
+      );
       revokedTokens += rowCount ?? 0;
     }
   }

@@ -54,7 +54,11 @@ export async function replaceEmbedded(options: { stateDir: string; file: string;
   } catch (error) {
     await pglite.close().catch(() => undefined);
     await rm(fresh, { recursive: true, force: true });
-    throw new ShipError('SHIP_ERR_STEP_FAILED', `Loading the SQL dump into a new embedded database failed: ${describeError(error)}. The live database was not touched.`, { cause: error });
+    throw new ShipError(
+      'SHIP_ERR_STEP_FAILED',
+      `Loading the SQL dump into a new embedded database failed: ${describeError(error)}. The live database was not touched.`,
+      { cause: error },
+    );
   }
   await pglite.close();
 

@@ -53,7 +53,10 @@ export function preRestorePrefix(databaseName: string): string {
 export function restoreTargetFor(config: Config, runId: string, target: string | undefined): RestoreTarget {
   if (config.databaseUrl === undefined) {
     if (target !== undefined) {
-      throw new ShipError('SHIP_ERR_NOT_SUPPORTED_EMBEDDED', '--target restores into another PostgreSQL database; with the embedded database there is only one. Set DATABASE_URL to restore into a PostgreSQL server.');
+      throw new ShipError(
+        'SHIP_ERR_NOT_SUPPORTED_EMBEDDED',
+        '--target restores into another PostgreSQL database; with the embedded database there is only one. Set DATABASE_URL to restore into a PostgreSQL server.',
+      );
     }
     return { kind: 'embedded', stateDir: config.stateDir, isApplication: true };
   }
@@ -117,7 +120,10 @@ export async function withLivePool<T>(target: RestoreTarget, config: Config, log
     const database = await openDatabase(config, logger, 'shipshape-restore');
     try {
       if (database.embedded === undefined) {
-        throw new ShipError('SHIP_ERR_EMBEDDED_DB_LOCKED', `The embedded database was opened by another process during the restore (${database.description}). Stop it; then continue with \`shipshape runs resume\` or \`shipshape runs rollback\`.`);
+        throw new ShipError(
+          'SHIP_ERR_EMBEDDED_DB_LOCKED',
+          `The embedded database was opened by another process during the restore (${database.description}). Stop it; then continue with \`shipshape runs resume\` or \`shipshape runs rollback\`.`,
+        );
       }
       return await fn(database.pool);
     } finally {
@@ -135,7 +141,10 @@ export async function withLivePool<T>(target: RestoreTarget, config: Config, log
 export async function withRestoredPool<T>(target: RestoreTarget, config: Config, logger: Logger, fn: (pool: Pool) => Promise<T>): Promise<T> {
   if (target.kind === 'embedded') return withLivePool(target, config, logger, fn);
   if (!(await layoutOf(target)).incoming) {
-    throw new ShipError('SHIP_ERR_STEP_FAILED', `Database ${target.incoming}, which this run restores into, does not exist. Roll the run back with \`shipshape runs rollback\` and start again.`);
+    throw new ShipError(
+      'SHIP_ERR_STEP_FAILED',
+      `Database ${target.incoming}, which this run restores into, does not exist. Roll the run back with \`shipshape runs rollback\` and start again.`,
+    );
   }
   return withPoolOn(target.incomingUrl, config, logger, fn);
 }

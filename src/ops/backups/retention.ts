@@ -26,7 +26,11 @@ export interface RetentionDecision {
 /** Incomplete backups younger than this may still be uploading. */
 export const INCOMPLETE_GRACE_MS = 24 * 60 * 60 * 1_000;
 
-export function planRetention(entries: ReadonlyArray<Pick<BackupEntry, 'id' | 'state' | 'createdAt'>>, policy: RetentionPolicy, now: Date): RetentionDecision[] {
+export function planRetention(
+  entries: ReadonlyArray<Pick<BackupEntry, 'id' | 'state' | 'createdAt'>>,
+  policy: RetentionPolicy,
+  now: Date,
+): RetentionDecision[] {
   const reasons = new Map<string, string[]>(entries.map((entry) => [entry.id, []]));
   const good = entries.filter((entry) => entry.state === 'good').sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime());
   const newest = good[0];

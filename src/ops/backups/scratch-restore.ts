@@ -38,18 +38,26 @@ export async function verifyByScratchRestore(options: ScratchRestoreOptions): Pr
     if (server !== undefined) restored = await restoreOnServer(options, server);
     else if (facts.dump.format === 'plain') restored = await restoreInPglite(options);
     else {
-      throw new ShipError('SHIP_ERR_CONFIG', `Backup ${facts.id} is a pg_dump archive, and there is no PostgreSQL server to test-restore it on. Set BACKUP_SCRATCH_DATABASE_URL (or DATABASE_URL).`);
+      throw new ShipError(
+        'SHIP_ERR_CONFIG',
+        `Backup ${facts.id} is a pg_dump archive, and there is no PostgreSQL server to test-restore it on. Set BACKUP_SCRATCH_DATABASE_URL (or DATABASE_URL).`,
+      );
     }
   } catch (error) {
     if (error instanceof ShipError && (error.code === 'SHIP_ERR_CONFIG' || error.code === 'SHIP_ERR_TOOL_MISSING')) throw error;
-    throw new ShipError('SHIP_ERR_BACKUP_NOT_VERIFIED', `Backup ${facts.id} does not restore: ${describeError(error)}. Do not rely on it; take a new backup.`, { cause: error });
+    throw new ShipError('SHIP_ERR_BACKUP_NOT_VERIFIED', `Backup ${facts.id} does not restore: ${describeError(error)}. Do not rely on it; take a new backup.`, {
+      cause: error,
+    });
   }
   const found = new Map(restored.counts.map((table) => [table.name, table.rows]));
   const differences = facts.tables
     .filter((table) => found.get(table.name) !== table.rows)
     .map((table) => `${table.name}: ${found.get(table.name) ?? 'missing'} restored, ${table.rows} in the manifest`);
   if (differences.length > 0) {
-    throw new ShipError('SHIP_ERR_BACKUP_NOT_VERIFIED', `Backup ${facts.id} restores with different row counts (${differences.join('; ')}). Do not rely on it; take a new backup.`);
+    throw new ShipError(
+      'SHIP_ERR_BACKUP_NOT_VERIFIED',
+      `Backup ${facts.id} restores with different row counts (${differences.join('; ')}). Do not rely on it; take a new backup.`,
+    );
   }
   return `restored into ${restored.where}: all ${facts.tables.length} tables' row counts match the manifest`;
 }

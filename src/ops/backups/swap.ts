@@ -27,7 +27,10 @@ export interface SwapResult {
 }
 
 /** Puts the incoming database in place of the live one, keeping the live one as pre-restore. */
-export async function swapIn(target: PostgresTarget, options: { signal?: AbortSignal | undefined; whileOffline?: (() => Promise<void>) | undefined } = {}): Promise<SwapResult> {
+export async function swapIn(
+  target: PostgresTarget,
+  options: { signal?: AbortSignal | undefined; whileOffline?: (() => Promise<void>) | undefined } = {},
+): Promise<SwapResult> {
   const notes: string[] = [];
   const disconnected: Backend[] = [];
   let layout = await layoutOf(target);
@@ -71,7 +74,8 @@ async function swapBackWith(client: pg.Client, target: PostgresTarget, layout: L
   {
     if (layout.preRestore) {
       if (layout.live) {
-        if (layout.incoming) throw new Error(`${target.name}, ${target.incoming} and ${target.preRestore} all exist; inspect them and drop the wrong one, then roll back again`);
+        if (layout.incoming)
+          throw new Error(`${target.name}, ${target.incoming} and ${target.preRestore} all exist; inspect them and drop the wrong one, then roll back again`);
         const disconnected = await renameExclusively(client, target.name, target.incoming);
         await renameExclusively(client, target.preRestore, target.name);
         return `${target.preRestore} renamed back to ${target.name} (the restored database is ${target.incoming} again); ${disconnected.length} session(s) disconnected`;

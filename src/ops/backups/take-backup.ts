@@ -58,7 +58,12 @@ export async function dumpToStore(options: DumpOptions): Promise<DumpFacts> {
   const common = { profile: options.profile, store, backupId: id, objectKey: dumpKey(id), signal: options.signal, onProgress: options.onProgress };
   if (source.kind === 'embedded') return dumpEmbedded({ ...common, embedded: source.embedded });
   if (source.kind === 'embedded-via-owner') {
-    return dumpThroughOwner({ pool: source.pool, ownerPid: source.ownerPid, request: { backupId: id, storageUrl: options.config.backupStorageUrl }, signal: options.signal });
+    return dumpThroughOwner({
+      pool: source.pool,
+      ownerPid: source.ownerPid,
+      request: { backupId: id, storageUrl: options.config.backupStorageUrl },
+      signal: options.signal,
+    });
   }
   return dumpPostgres({
     ...common,
@@ -93,7 +98,13 @@ export interface ManifestContext {
 }
 
 /** Writes the manifest — the backup's seal — and reads it back. */
-export async function writeManifest(store: ObjectStore, facts: DumpFacts, context: ManifestContext, checks: readonly string[], restoreTested: boolean): Promise<BackupManifest> {
+export async function writeManifest(
+  store: ObjectStore,
+  facts: DumpFacts,
+  context: ManifestContext,
+  checks: readonly string[],
+  restoreTested: boolean,
+): Promise<BackupManifest> {
   const now = new Date().toISOString();
   const manifest: BackupManifest = {
     format: MANIFEST_FORMAT,

@@ -53,7 +53,12 @@ export function spawnTool(command: string, args: readonly string[], options: Spa
   const exited = new Promise<ToolExit>((resolve, reject) => {
     child.once('error', (error: NodeJS.ErrnoException) => {
       if (error.code === 'ENOENT') {
-        reject(new ShipError('SHIP_ERR_TOOL_MISSING', `${name} was not found (${command}). Install the PostgreSQL client tools, or set PG_BIN_DIR to the folder that holds them.`));
+        reject(
+          new ShipError(
+            'SHIP_ERR_TOOL_MISSING',
+            `${name} was not found (${command}). Install the PostgreSQL client tools, or set PG_BIN_DIR to the folder that holds them.`,
+          ),
+        );
       } else reject(error);
     });
     child.once('close', (code, signal) => resolve({ code, signal }));

@@ -42,7 +42,9 @@ export async function verifyStoredDump(options: VerifyStoredOptions): Promise<st
   if (info.bytes !== facts.dump.bytes) throw notVerified(`its stored dump is ${info.bytes} bytes, but ${facts.dump.bytes} were written`);
 
   const custom = facts.dump.format === 'custom';
-  const lister = custom ? spawnTool((await toolVersion(options.config, 'pg_restore')).command, ['--list'], { env: process.env, stdin: 'pipe', signal: options.signal }) : undefined;
+  const lister = custom
+    ? spawnTool((await toolVersion(options.config, 'pg_restore')).command, ['--list'], { env: process.env, stdin: 'pipe', signal: options.signal })
+    : undefined;
   let listing = '';
   lister?.child.stdout?.setEncoding('utf8');
   lister?.child.stdout?.on('data', (chunk: string) => (listing += chunk));

@@ -83,7 +83,10 @@ export interface MetricsAnswer {
 export async function probeMetrics(apiUrl: string, adminToken: string, timeoutMs = PROBE_TIMEOUT_MS): Promise<MetricsAnswer> {
   const url = new URL('/metrics', apiUrl).toString();
   try {
-    const response = await fetch(url, { headers: { authorization: `Bearer ${adminToken}`, accept: 'application/json' }, signal: AbortSignal.timeout(timeoutMs) });
+    const response = await fetch(url, {
+      headers: { authorization: `Bearer ${adminToken}`, accept: 'application/json' },
+      signal: AbortSignal.timeout(timeoutMs),
+    });
     const body = await readJson(response);
     if (!response.ok) {
       const error = body.error;

@@ -67,7 +67,14 @@ export async function largestTables(db: Queryable, limit = 10): Promise<TableSiz
       LIMIT $1::int`,
     [limit],
   );
-  return rows.map((row) => ({ table: row.table_name, totalBytes: row.total, tableBytes: row.heap, indexBytes: row.indexes, liveRows: row.live, deadRows: row.dead }));
+  return rows.map((row) => ({
+    table: row.table_name,
+    totalBytes: row.total,
+    tableBytes: row.heap,
+    indexBytes: row.indexes,
+    liveRows: row.live,
+    deadRows: row.dead,
+  }));
 }
 
 export async function cacheHitRatio(db: Queryable): Promise<number | null> {

@@ -117,8 +117,12 @@ async function connectionsCheck(database: Database): Promise<DoctorCheck> {
     name: 'connection count',
     status: 'finding',
     detail: `${detail} — at ${Math.round(usage.usedRatio * 100)} % of the limit${idle > usage.total / 2 ? '; most are idle, held open by pools' : ''}`,
-    remedy: 'Enable connection pooling: put PgBouncer (or the provider’s pooler, e.g. Supabase’s) in front and point DATABASE_URL at it, and keep DATABASE_POOL_MAX × instances well under the limit',
-    commands: ['shipshape db diagnose   # connections per client address and application: find the leak', 'DATABASE_POOL_MAX=5 shipshape serve   # fewer connections per instance'],
+    remedy:
+      'Enable connection pooling: put PgBouncer (or the provider’s pooler, e.g. Supabase’s) in front and point DATABASE_URL at it, and keep DATABASE_POOL_MAX × instances well under the limit',
+    commands: [
+      'shipshape db diagnose   # connections per client address and application: find the leak',
+      'DATABASE_POOL_MAX=5 shipshape serve   # fewer connections per instance',
+    ],
   };
 }
 
@@ -128,18 +132,32 @@ async function slowQueryCheck(database: Database, config: Config): Promise<Docto
     const slow = report.queries.filter((q) => q.meanMs >= SLOW_QUERY_MEAN_MS);
     if (slow.length === 0) {
       const top = report.queries[0];
-      return { name: 'slow queries', status: 'ok', detail: top === undefined ? 'no statements recorded yet' : `slowest mean ${top.meanMs} ms (under ${SLOW_QUERY_MEAN_MS} ms)` };
+      return {
+        name: 'slow queries',
+        status: 'ok',
+        detail: top === undefined ? 'no statements recorded yet' : `slowest mean ${top.meanMs} ms (under ${SLOW_QUERY_MEAN_MS} ms)`,
+      };
     }
     return {
       name: 'slow queries',
       status: 'finding',
       detail: slow.map((q) => `${q.meanMs} ms mean × ${q.calls} calls: ${q.query}`).join('\n'),
       remedy: 'Add indexes, optimize queries: explain the statement (with real values for $1, $2…), then add the index it lacks',
-      commands: ['shipshape db slow-queries', `shipshape db explain "<the statement with values>"`, 'shipshape db index-advice', 'shipshape db index <table> <column…>'],
+      commands: [
+        'shipshape db slow-queries',
+        `shipshape db explain "<the statement with values>"`,
+        'shipshape db index-advice',
+        'shipshape db index <table> <column…>',
+      ],
     };
   } catch (error) {
     if (isShipError(error) && error.code === 'SHIP_ERR_PREREQUISITE_FAILED') {
-      return { name: 'slow queries', status: 'unverified', detail: `cannot tell: ${error.message.split('\n')[0] ?? ''}`, commands: ['shipshape db slow-queries   # shows how to enable pg_stat_statements'] };
+      return {
+        name: 'slow queries',
+        status: 'unverified',
+        detail: `cannot tell: ${error.message.split('\n')[0] ?? ''}`,
+        commands: ['shipshape db slow-queries   # shows how to enable pg_stat_statements'],
+      };
     }
     throw error;
   }
@@ -163,12 +181,16 @@ async function sizeCheck(database: Database): Promise<DoctorCheck> {
 
 async function longTransactionCheck(database: Database): Promise<DoctorCheck> {
   const long = longTransactions(await listSessions(database.pool));
-  if (long.length === 0) return { name: 'long transactions', status: 'ok', detail: `no transaction open longer than ${formatDurationMs(LONG_TRANSACTION_SECONDS * 1000)}` };
+  if (long.length === 0)
+    return { name: 'long transactions', status: 'ok', detail: `no transaction open longer than ${formatDurationMs(LONG_TRANSACTION_SECONDS * 1000)}` };
   return {
     name: 'long transactions',
     status: 'finding',
-    detail: long.map((s) => `${describeConnection(s)} ${s.state ?? '?'}, transaction open ${seconds(s.transactionSeconds)}${s.query ? `: ${s.query}` : ''}`).join('\n'),
-    remedy: 'Long transactions hold locks and keep VACUUM from cleaning up: end them (cancel the statement, or terminate an idle-in-transaction session) and fix the client that leaves them open',
+    detail: long
+      .map((s) => `${describeConnection(s)} ${s.state ?? '?'}, transaction open ${seconds(s.transactionSeconds)}${s.query ? `: ${s.query}` : ''}`)
+      .join('\n'),
+    remedy:
+      'Long transactions hold locks and keep VACUUM from cleaning up: end them (cancel the statement, or terminate an idle-in-transaction session) and fix the client that leaves them open',
     commands: long.map((s) => `shipshape db kill ${s.pid}${s.state === 'active' ? '' : ' --force'} --yes --yes-irreversible`),
   };
 }
@@ -190,7 +212,11 @@ async function backupCheck(config: Config): Promise<DoctorCheck> {
   const backup = await backupFreshness(config);
   switch (backup.state) {
     case 'fresh':
-      return { name: 'backup freshness', status: 'ok', detail: `newest verified backup ${backup.id} is ${formatDurationMs(Math.round(backup.ageMs / 60_000) * 60_000)} old` };
+      return {
+        name: 'backup freshness',
+        status: 'ok',
+        detail: `newest verified backup ${backup.id} is ${formatDurationMs(Math.round(backup.ageMs / 60_000) * 60_000)} old`,
+      };
     case 'stale':
       return {
         name: 'backup freshness',
@@ -202,7 +228,13 @@ async function backupCheck(config: Config): Promise<DoctorCheck> {
     case 'none':
       return { name: 'backup freshness', status: 'finding', detail: backup.detail, remedy: 'Take a verified backup', commands: ['shipshape db backup'] };
     case 'unreadable':
-      return { name: 'backup freshness', status: 'finding', detail: backup.detail, remedy: 'Fix BACKUP_STORAGE_URL or its credentials, then list the backups', commands: ['shipshape db backups'] };
+      return {
+        name: 'backup freshness',
+        status: 'finding',
+        detail: backup.detail,
+        remedy: 'Fix BACKUP_STORAGE_URL or its credentials, then list the backups',
+        commands: ['shipshape db backups'],
+      };
   }
 }
 

@@ -59,19 +59,23 @@ export interface ExplainResult {
 /** Checks that `sql` is one statement EXPLAIN can take; returns it trimmed. Throws SHIP_ERR_VALIDATION. */
 export function checkExplainable(sql: string): string {
   const statements = splitStatements(sql);
-  if (statements.length === 0) throw new ShipError('SHIP_ERR_VALIDATION', 'The statement is empty. Pass one SQL statement, quoted: shipshape db explain "SELECT …".');
+  if (statements.length === 0)
+    throw new ShipError('SHIP_ERR_VALIDATION', 'The statement is empty. Pass one SQL statement, quoted: shipshape db explain "SELECT …".');
   if (statements.length > 1) {
     throw new ShipError('SHIP_ERR_VALIDATION', `That is ${statements.length} statements; \`db explain\` takes exactly one. Explain them one at a time.`);
   }
   const statement = statements[0] ?? '';
   const words = leadingWords(statement, 4);
-  if (words[0] === 'explain') throw new ShipError('SHIP_ERR_VALIDATION', 'Leave out EXPLAIN: `db explain` adds EXPLAIN (ANALYZE, BUFFERS) itself. Pass the statement alone.');
+  if (words[0] === 'explain')
+    throw new ShipError('SHIP_ERR_VALIDATION', 'Leave out EXPLAIN: `db explain` adds EXPLAIN (ANALYZE, BUFFERS) itself. Pass the statement alone.');
   const outside = NO_TRANSACTION.find((entry) => entry.words.every((word, i) => words[i] === word));
   if (outside !== undefined) {
     throw new ShipError(
       'SHIP_ERR_VALIDATION',
       `${outside.name} cannot run inside a transaction, and \`db explain\` runs everything inside one that it rolls back, so it would not be undone (EXPLAIN does not take it either). ` +
-        (outside.name === 'CREATE INDEX CONCURRENTLY' ? 'To add an index, use `shipshape db index <table> <columns…>`.' : 'Run it deliberately with psql if that is what you mean to do.'),
+        (outside.name === 'CREATE INDEX CONCURRENTLY'
+          ? 'To add an index, use `shipshape db index <table> <columns…>`.'
+          : 'Run it deliberately with psql if that is what you mean to do.'),
     );
   }
   if (!EXPLAINABLE.has(words[0] ?? '')) {
@@ -102,7 +106,10 @@ export async function explainAnalyze(pool: Pool, sql: string, options: { stateme
     const run = async (format: string) => {
       try {
         // queryMode 'extended' (pg ≥ 8.12; not in @types/pg yet): Parse/Bind/Execute, which admits exactly one statement.
-        const query: QueryConfig & { queryMode: 'extended' } = { text: `EXPLAIN (${analyzed ? 'ANALYZE, BUFFERS' : 'COSTS'}${format}) ${statement}`, queryMode: 'extended' };
+        const query: QueryConfig & { queryMode: 'extended' } = {
+          text: `EXPLAIN (${analyzed ? 'ANALYZE, BUFFERS' : 'COSTS'}${format}) ${statement}`,
+          queryMode: 'extended',
+        };
         const result = await client.query<Record<string, unknown>>(query);
         return result.rows.map((row) => Object.values(row)[0]);
       } catch (error) {
@@ -175,7 +182,8 @@ function explainError(error: unknown, writes: boolean): unknown {
   const message = error.message;
   switch (error.code) {
     case '42601':
-      if (/multiple commands/i.test(message)) return new ShipError('SHIP_ERR_VALIDATION', '`db explain` takes exactly one statement. Explain them one at a time.', { cause: error });
+      if (/multiple commands/i.test(message))
+        return new ShipError('SHIP_ERR_VALIDATION', '`db explain` takes exactly one statement. Explain them one at a time.', { cause: error });
       return new ShipError('SHIP_ERR_VALIDATION', `The statement does not parse: ${message}. Check the SQL (quote it for the shell).`, { cause: error });
     case '42P01':
     case '42703':
@@ -194,9 +202,17 @@ function explainError(error: unknown, writes: boolean): unknown {
         { cause: error },
       );
     case '57014':
-      return new ShipError('SHIP_ERR_VALIDATION', `The statement ran longer than the statement timeout and was cancelled (${message}). Nothing was changed. Raise DATABASE_STATEMENT_TIMEOUT_MS for this command if it must run longer.`, { cause: error });
+      return new ShipError(
+        'SHIP_ERR_VALIDATION',
+        `The statement ran longer than the statement timeout and was cancelled (${message}). Nothing was changed. Raise DATABASE_STATEMENT_TIMEOUT_MS for this command if it must run longer.`,
+        { cause: error },
+      );
     case '55P03':
-      return new ShipError('SHIP_ERR_VALIDATION', `The statement waited more than 5 s for a lock held by another session and was stopped; nothing was changed. Try again when the database is quieter (\`shipshape db diagnose\` shows who blocks).`, { cause: error });
+      return new ShipError(
+        'SHIP_ERR_VALIDATION',
+        `The statement waited more than 5 s for a lock held by another session and was stopped; nothing was changed. Try again when the database is quieter (\`shipshape db diagnose\` shows who blocks).`,
+        { cause: error },
+      );
     default:
       return error;
   }

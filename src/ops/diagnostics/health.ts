@@ -116,7 +116,12 @@ async function readSentry(config: Config): Promise<HealthReport['sentry']> {
 
 function apiCheck(api: HealthAnswer): HealthCheck {
   if (api.status === null) {
-    return { name: 'api', status: 'fail', summary: `${api.url} did not answer (${api.error ?? '?'})`, remedy: 'start the API (`shipshape serve`) or fix API_URL' };
+    return {
+      name: 'api',
+      status: 'fail',
+      summary: `${api.url} did not answer (${api.error ?? '?'})`,
+      remedy: 'start the API (`shipshape serve`) or fix API_URL',
+    };
   }
   if (api.state === 'maintenance') {
     return { name: 'api', status: 'fail', summary: `in maintenance: "${api.message ?? ''}"`, remedy: 'when the work is done: `shipshape emergency enable`' };
@@ -132,20 +137,31 @@ function apiCheck(api: HealthAnswer): HealthCheck {
 
 function databaseCheck(database: HealthReport['database']): HealthCheck {
   if (!database.reachable) {
-    return { name: 'database', status: 'fail', summary: `unreachable: ${database.error ?? '?'}`, remedy: 'check that PostgreSQL is running and DATABASE_URL is right' };
+    return {
+      name: 'database',
+      status: 'fail',
+      summary: `unreachable: ${database.error ?? '?'}`,
+      remedy: 'check that PostgreSQL is running and DATABASE_URL is right',
+    };
   }
   const usage = database.connections;
   if (usage === null) return { name: 'database', status: 'ok', summary: 'embedded (PGlite): one backend shared by every client' };
   const states = usage.byState.map((entry) => `${entry.count} ${entry.state}`).join(', ');
   const summary = `${usage.total}/${usage.usable} connections (${Math.round(usage.usedRatio * 100)} %): ${states || 'none'}`;
   const remedy = 'see who holds them: `shipshape db diagnose`; then pool connections (PgBouncer or the provider pooler) or lower DATABASE_POOL_MAX';
-  if (connectionsBreach(usage.usedRatio)) return { name: 'database', status: 'fail', summary: `${summary} — ${percent(thresholds.connectionsRatio)} or more`, remedy };
+  if (connectionsBreach(usage.usedRatio))
+    return { name: 'database', status: 'fail', summary: `${summary} — ${percent(thresholds.connectionsRatio)} or more`, remedy };
   return { name: 'database', status: 'ok', summary };
 }
 
 function metricsCheck(metrics: MetricsAnswer | null): HealthCheck {
   if (metrics === null) {
-    return { name: 'metrics', status: 'unverified', summary: 'ADMIN_TOKEN is not set, so error rate and p95 could not be read from /metrics', remedy: 'set ADMIN_TOKEN to the API’s admin token' };
+    return {
+      name: 'metrics',
+      status: 'unverified',
+      summary: 'ADMIN_TOKEN is not set, so error rate and p95 could not be read from /metrics',
+      remedy: 'set ADMIN_TOKEN to the API’s admin token',
+    };
   }
   if (metrics.metrics === null) {
     const unauthorised = metrics.status === 401 || metrics.status === 403;
@@ -159,20 +175,43 @@ function metricsCheck(metrics: MetricsAnswer | null): HealthCheck {
   const m = metrics.metrics;
   const instances = m.instances === null ? '' : ` across ${m.instances} instance(s)`;
   const summary = `last ${metricsWindowText()}${instances}: ${m.requestsPerMinute ?? 0} req/min, errors ${percent(m.errorRate ?? 0)}, p95 ${m.p95ResponseTime ?? 0} ms (mean ${m.avgResponseTime ?? 0} ms), ${m.activeUsers ?? 0} active users`;
-  if (m.errorRate === null || m.p95ResponseTime === null) return { name: 'metrics', status: 'fail', summary: `${summary}: /metrics did not report errorRate and p95ResponseTime`, remedy: 'check that API_URL points at a Shipshape API of this version' };
+  if (m.errorRate === null || m.p95ResponseTime === null)
+    return {
+      name: 'metrics',
+      status: 'fail',
+      summary: `${summary}: /metrics did not report errorRate and p95ResponseTime`,
+      remedy: 'check that API_URL points at a Shipshape API of this version',
+    };
   const breaches = requestBreaches({ errorRate: m.errorRate, p95Ms: m.p95ResponseTime });
-  if (breaches.length > 0) return { name: 'metrics', status: 'fail', summary: `${summary} — ${breaches.join(', ')}`, remedy: 'look at the API logs and Sentry; slow responses: `shipshape db slow-queries`' };
+  if (breaches.length > 0)
+    return {
+      name: 'metrics',
+      status: 'fail',
+      summary: `${summary} — ${breaches.join(', ')}`,
+      remedy: 'look at the API logs and Sentry; slow responses: `shipshape db slow-queries`',
+    };
   return { name: 'metrics', status: 'ok', summary };
 }
 
 function sentryCheck(config: Config, sentry: HealthReport['sentry']): HealthCheck {
   if (sentry === null) return { name: 'sentry', status: 'skip', summary: 'SENTRY_ORG and SENTRY_TOKEN are not both set' };
-  if ('error' in sentry) return { name: 'sentry', status: 'unverified', summary: `could not read error stats: ${sentry.error}`, remedy: 'check SENTRY_TOKEN, SENTRY_ORG and SENTRY_API_URL' };
+  if ('error' in sentry)
+    return {
+      name: 'sentry',
+      status: 'unverified',
+      summary: `could not read error stats: ${sentry.error}`,
+      remedy: 'check SENTRY_TOKEN, SENTRY_ORG and SENTRY_API_URL',
+    };
   const before = sentry.acceptedPerHour.slice(0, -1);
   const mean = before.length === 0 ? 0 : before.reduce((a, b) => a + b, 0) / before.length;
   const summary = `${sentry.accepted} errors in ${sentry.periodHours} h, ${sentry.lastHour} this hour${sentry.dropped > 0 ? `, ${sentry.dropped} dropped by Sentry` : ''}`;
   if (sentry.lastHour >= SENTRY_SPIKE_MIN && sentry.lastHour >= 3 * mean) {
-    return { name: 'sentry', status: 'warn', summary: `${summary} (about ${mean.toFixed(1)}/h before): a spike`, remedy: `${new URL(config.sentry.apiUrl).origin}/organizations/${config.sentry.org ?? ''}/issues/` };
+    return {
+      name: 'sentry',
+      status: 'warn',
+      summary: `${summary} (about ${mean.toFixed(1)}/h before): a spike`,
+      remedy: `${new URL(config.sentry.apiUrl).origin}/organizations/${config.sentry.org ?? ''}/issues/`,
+    };
   }
   return { name: 'sentry', status: 'ok', summary };
 }
@@ -182,7 +221,12 @@ function backupCheck(backup: BackupFreshness): HealthCheck {
     case 'fresh':
       return { name: 'backup', status: 'ok', summary: `newest verified backup ${backup.id} is ${age(backup.ageMs)} old` };
     case 'stale':
-      return { name: 'backup', status: 'fail', summary: `newest verified backup ${backup.id} is ${age(backup.ageMs)} old (more than ${inHours(thresholds.backupMaxAgeMs)})`, remedy: '`shipshape db backup`' };
+      return {
+        name: 'backup',
+        status: 'fail',
+        summary: `newest verified backup ${backup.id} is ${age(backup.ageMs)} old (more than ${inHours(thresholds.backupMaxAgeMs)})`,
+        remedy: '`shipshape db backup`',
+      };
     case 'none':
       return { name: 'backup', status: 'fail', summary: backup.detail, remedy: '`shipshape db backup`' };
     case 'unreadable':
@@ -191,11 +235,18 @@ function backupCheck(backup: BackupFreshness): HealthCheck {
 }
 
 function jobsCheck(database: HealthReport['database']): HealthCheck {
-  if (database.failures === null) return { name: 'jobs', status: 'unverified', summary: 'the database could not be read, so failed jobs and notifications could not be checked' };
+  if (database.failures === null)
+    return { name: 'jobs', status: 'unverified', summary: 'the database could not be read, so failed jobs and notifications could not be checked' };
   const { scheduledJobs, notifications } = database.failures;
   const problems = [describeFailedScheduledJobs(scheduledJobs), describeFailedNotifications(notifications)].filter((problem) => problem !== null);
-  if (problems.length === 0) return { name: 'jobs', status: 'ok', summary: `no scheduled job or notification failed in the last ${inHours(thresholds.failureLookbackMs)}` };
-  return { name: 'jobs', status: 'fail', summary: problems.join('; '), remedy: '`shipshape schedule list` (last outcomes), `shipshape notify list --status failed`, `shipshape runs`' };
+  if (problems.length === 0)
+    return { name: 'jobs', status: 'ok', summary: `no scheduled job or notification failed in the last ${inHours(thresholds.failureLookbackMs)}` };
+  return {
+    name: 'jobs',
+    status: 'fail',
+    summary: problems.join('; '),
+    remedy: '`shipshape schedule list` (last outcomes), `shipshape notify list --status failed`, `shipshape runs`',
+  };
 }
 
 function age(ms: number): string {

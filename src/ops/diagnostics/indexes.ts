@@ -43,7 +43,10 @@ export function qualified(table: TableName): string {
 export function indexNameFor(table: string, columns: readonly string[]): string {
   const full = `idx_${table}_${columns.join('_')}`.toLowerCase();
   if (Buffer.byteLength(full) <= 63) return full;
-  const hash = createHash('sha256').update(`${table}(${columns.join(',')})`).digest('hex').slice(0, 8);
+  const hash = createHash('sha256')
+    .update(`${table}(${columns.join(',')})`)
+    .digest('hex')
+    .slice(0, 8);
   return `${full.slice(0, 63 - 9)}_${hash}`;
 }
 
@@ -84,7 +87,15 @@ export interface IndexFacts {
 
 /** The index of that name in the schema, or undefined. */
 export async function findIndex(db: Queryable, schema: string, name: string): Promise<IndexFacts | undefined> {
-  const { rows } = await db.query<{ name: string; valid: boolean; ready: boolean; table_name: string; bytes: number; columns: string[] | null; definition: string }>(
+  const { rows } = await db.query<{
+    name: string;
+    valid: boolean;
+    ready: boolean;
+    table_name: string;
+    bytes: number;
+    columns: string[] | null;
+    definition: string;
+  }>(
     `SELECT i.relname AS name, x.indisvalid AS valid, x.indisready AS ready, t.relname AS table_name,
             pg_relation_size(i.oid)::float8 AS bytes, pg_get_indexdef(i.oid) AS definition,
             (SELECT array_agg(coalesce(a.attname::text, '') ORDER BY k.ord)
@@ -181,4 +192,3 @@ export async function indexAdvice(db: Queryable, options: { minRows?: number; mi
     unused: unused.rows.map((row) => ({ index: row.index_name, table: row.table_name, bytes: row.bytes, definition: row.definition })),
   };
 }
-

@@ -123,16 +123,12 @@ export function isIdleInTransaction(state: string | null): boolean {
 
 /** Running a statement for longer than `seconds`, longest first. */
 export function longRunning(sessions: readonly Session[], seconds = LONG_QUERY_SECONDS): Session[] {
-  return sessions
-    .filter((s) => s.state === 'active' && (s.querySeconds ?? 0) >= seconds)
-    .sort((a, b) => (b.querySeconds ?? 0) - (a.querySeconds ?? 0));
+  return sessions.filter((s) => s.state === 'active' && (s.querySeconds ?? 0) >= seconds).sort((a, b) => (b.querySeconds ?? 0) - (a.querySeconds ?? 0));
 }
 
 /** Idle inside an open transaction, longest first (each holds its snapshot and locks). */
 export function idleInTransaction(sessions: readonly Session[]): Session[] {
-  return sessions
-    .filter((s) => isIdleInTransaction(s.state))
-    .sort((a, b) => (b.stateSeconds ?? 0) - (a.stateSeconds ?? 0));
+  return sessions.filter((s) => isIdleInTransaction(s.state)).sort((a, b) => (b.stateSeconds ?? 0) - (a.stateSeconds ?? 0));
 }
 
 /** Transactions open longer than `seconds`, whatever they are doing now, oldest first. */

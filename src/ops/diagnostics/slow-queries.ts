@@ -61,7 +61,13 @@ export async function statStatementsStatus(db: Queryable): Promise<StatStatement
   );
   const row = rows[0];
   // pg_settings hides superuser-only settings from roles without pg_read_all_settings (no row).
-  const preloaded = row?.preload === null || row?.preload === undefined ? null : row.preload.split(',').map((lib) => lib.trim().replace(/^"|"$/g, '')).includes('pg_stat_statements');
+  const preloaded =
+    row?.preload === null || row?.preload === undefined
+      ? null
+      : row.preload
+          .split(',')
+          .map((lib) => lib.trim().replace(/^"|"$/g, ''))
+          .includes('pg_stat_statements');
   return { serverVersionNum: row?.version ?? 0, schema: row?.schema ?? null, preloaded };
 }
 
@@ -93,7 +99,17 @@ export async function slowQueries(db: Queryable, options: { limit: number; datab
   }
   const columns = statementColumns(status.serverVersionNum);
   const view = `${quoteIdent(status.schema)}.pg_stat_statements`;
-  let rows: Array<{ queryid: string | null; query: string | null; calls: number; total: number; mean: number; max: number; rows: number; hit: number; read: number }>;
+  let rows: Array<{
+    queryid: string | null;
+    query: string | null;
+    calls: number;
+    total: number;
+    mean: number;
+    max: number;
+    rows: number;
+    hit: number;
+    read: number;
+  }>;
   try {
     // Column names come from the table above, never from input.
     ({ rows } = await db.query(

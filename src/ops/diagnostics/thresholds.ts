@@ -36,7 +36,8 @@ export interface RequestFigures {
 /** What in a reading of error rate and p95 misses the runbook's numbers; empty when nothing does. */
 export function requestBreaches(figures: RequestFigures): string[] {
   const problems: string[] = [];
-  if (figures.errorRate !== null && figures.errorRate >= thresholds.errorRate) problems.push(`error rate ${percent(figures.errorRate)} ≥ ${percent(thresholds.errorRate)}`);
+  if (figures.errorRate !== null && figures.errorRate >= thresholds.errorRate)
+    problems.push(`error rate ${percent(figures.errorRate)} ≥ ${percent(thresholds.errorRate)}`);
   if (figures.p95Ms !== null && figures.p95Ms >= thresholds.p95Ms) problems.push(`p95 ${figures.p95Ms} ms ≥ ${thresholds.p95Ms} ms`);
   return problems;
 }

@@ -81,7 +81,10 @@ export async function acquireLocks(options: AcquireLocksOptions): Promise<HeldLo
     if (outcome.held) return outcome.held;
     if (!options.wait) throw lockedError(outcome.conflict);
     if (!announced) {
-      options.logger.warn({ resource: outcome.conflict.resource, heldBy: outcome.conflict.runId }, `waiting for ${outcome.conflict.resource}, held by ${describeHolder(outcome.conflict)}`);
+      options.logger.warn(
+        { resource: outcome.conflict.resource, heldBy: outcome.conflict.runId },
+        `waiting for ${outcome.conflict.resource}, held by ${describeHolder(outcome.conflict)}`,
+      );
       announced = true;
     }
     try {

@@ -39,9 +39,7 @@ export function rollbackMessage(record: RunRecord, cause: string, stuck: Stuck |
     };
   }
   const blocked =
-    stuck.kind === 'undo-failed'
-      ? `undoing step ${stuck.step} failed: ${sentence(stuck.why)}`
-      : `step ${stuck.step} cannot be undone: ${sentence(stuck.why)}`;
+    stuck.kind === 'undo-failed' ? `undoing step ${stuck.step} failed: ${sentence(stuck.why)}` : `step ${stuck.step} cannot be undone: ${sentence(stuck.why)}`;
   const next =
     stuck.kind === 'undo-failed'
       ? `fix what made the undo of ${stuck.step} fail, then run \`shipshape runs rollback ${runId}\` to continue undoing (${list([...stillDone].reverse())})`

@@ -72,7 +72,8 @@ export function personalValues(schema: z.ZodType, params: unknown): Record<strin
 export function withPersonalValues(redactor: JsonRedactor, values: Readonly<Record<string, string>>): JsonRedactor {
   const replacements = Object.entries(values).map(([field, value]) => ({ pattern: caseInsensitive(value), placeholder: personalPlaceholder(field) }));
   if (replacements.length === 0) return redactor;
-  const text = (value: string): string => replacements.reduce((scrubbed, { pattern, placeholder }) => scrubbed.replace(pattern, placeholder), redactor.text(value));
+  const text = (value: string): string =>
+    replacements.reduce((scrubbed, { pattern, placeholder }) => scrubbed.replace(pattern, placeholder), redactor.text(value));
   const deep = (value: unknown): unknown => {
     if (typeof value === 'string') return text(value);
     if (Array.isArray(value)) return value.map(deep);
@@ -179,13 +180,13 @@ export async function forgetPerson(stateDir: string, pool: Pool | undefined, val
 
 async function forgetInRunRows(pool: Pool, value: string): Promise<number> {
   const pattern = literalPattern(value);
-  const runs = await pool.query(
-    `UPDATE shipshape.runs SET params = regexp_replace(params::text, $1, $2, 'gi')::jsonb WHERE params::text ~* $1`,
-    [pattern, ERASED],
-  );
-  const events = await pool.query(
-    `UPDATE shipshape.run_events SET data = regexp_replace(data::text, $1, $2, 'gi')::jsonb WHERE data::text ~* $1`,
-    [pattern, ERASED],
-  );
+  const runs = await pool.query(`UPDATE shipshape.runs SET params = regexp_replace(params::text, $1, $2, 'gi')::jsonb WHERE params::text ~* $1`, [
+    pattern,
+    ERASED,
+  ]);
+  const events = await pool.query(`UPDATE shipshape.run_events SET data = regexp_replace(data::text, $1, $2, 'gi')::jsonb WHERE data::text ~* $1`, [
+    pattern,
+    ERASED,
+  ]);
   return (runs.rowCount ?? 0) + (events.rowCount ?? 0);
 }

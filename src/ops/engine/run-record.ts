@@ -8,16 +8,7 @@ import type { ErrorInfo, JournalEntry, JournalEntryOf, PlanStep } from './journa
 import { liveness } from './process-identity.ts';
 import type { JsonObject } from './types.ts';
 
-export const runStates = [
-  'running',
-  'interrupted',
-  'awaiting-approval',
-  'succeeded',
-  'unverified',
-  'failed',
-  'rolled-back',
-  'needs-attention',
-] as const;
+export const runStates = ['running', 'interrupted', 'awaiting-approval', 'succeeded', 'unverified', 'failed', 'rolled-back', 'needs-attention'] as const;
 /**
  * - running: a live process is working on it.
  * - interrupted: the process died mid-run (no final event, pid gone): resume or roll back.

@@ -24,16 +24,7 @@ import type { JsonRedactor } from './redact.ts';
 import { personalValues, readPersonalRecord, withPersonalValues } from './personal.ts';
 import { newRunId } from './run-id.ts';
 import { loadRun } from './runs.ts';
-import {
-  buildContext,
-  describeStep,
-  elapsed,
-  errorInfo,
-  LazyDatabase,
-  runCheck,
-  Session,
-  toJsonObject,
-} from './session.ts';
+import { buildContext, describeStep, elapsed, errorInfo, LazyDatabase, runCheck, Session, toJsonObject } from './session.ts';
 import type { JsonObject, Procedure, RunContext, Step } from './types.ts';
 
 export interface RunOptions {
@@ -126,16 +117,16 @@ export async function runProcedure<S extends z.ZodType>(procedure: Procedure<S>,
 export async function resumeRun(runId: string, procedures: readonly Procedure[], options: ContinueOptions, deps: EngineDeps): Promise<RunReport> {
   const { engine, record, procedure, personal, refuse } = await reopenRun(runId, procedures, deps, 'resume');
 
-  if (record.state === 'running') return refuse('SHIP_ERR_LOCKED', `Run ${runId} is still running (${attemptWhere(record)}). Wait for it, or interrupt it with Ctrl-C where it runs.`);
+  if (record.state === 'running')
+    return refuse('SHIP_ERR_LOCKED', `Run ${runId} is still running (${attemptWhere(record)}). Wait for it, or interrupt it with Ctrl-C where it runs.`);
   if (record.state !== 'interrupted' && record.state !== 'awaiting-approval') {
-    return refuse('SHIP_ERR_VALIDATION', `Run ${runId} is ${record.state}; only interrupted runs and runs awaiting approval can be resumed.${nextForState(record)}`);
-  }
-  if (record.rollbackStarted) {
     return refuse(
       'SHIP_ERR_VALIDATION',
-      `Run ${runId} was rolling back when it stopped, so it cannot go forward again.`,
-      `shipshape runs rollback ${runId}`,
+      `Run ${runId} is ${record.state}; only interrupted runs and runs awaiting approval can be resumed.${nextForState(record)}`,
     );
+  }
+  if (record.rollbackStarted) {
+    return refuse('SHIP_ERR_VALIDATION', `Run ${runId} was rolling back when it stopped, so it cannot go forward again.`, `shipshape runs rollback ${runId}`);
   }
   if (record.created.redactedParams.length > 0) {
     return refuse(
@@ -163,7 +154,8 @@ export async function resumeRun(runId: string, procedures: readonly Procedure[],
   const changedSomething = record.steps.some((step) => step.status !== 'pending');
   if (needsApproval(procedure.risk) && !record.approvalUsed) {
     const problem = approvalProblem(record, engine);
-    if (problem) return refuse('SHIP_ERR_APPROVAL_REQUIRED', problem, `another operator runs \`shipshape approve ${runId}\`, then \`shipshape runs resume ${runId}\``);
+    if (problem)
+      return refuse('SHIP_ERR_APPROVAL_REQUIRED', problem, `another operator runs \`shipshape approve ${runId}\`, then \`shipshape runs resume ${runId}\``);
   }
   const remaining = procedure.steps.filter((step) => record.steps.find((s) => s.id === step.id)?.status !== 'done');
   let gateEvents: JournalEvent[];
@@ -174,7 +166,9 @@ export async function resumeRun(runId: string, procedures: readonly Procedure[],
   }
 
   const session = new Session(engine, procedure, runId, reparsed.data, 'resume', record.entries);
-  return continueRun(session, 'resume', record, options, gateEvents, refuse, () => forward(session, { checkPrerequisites: !changedSomething, inlineApprovedBy: undefined }));
+  return continueRun(session, 'resume', record, options, gateEvents, refuse, () =>
+    forward(session, { checkPrerequisites: !changedSomething, inlineApprovedBy: undefined }),
+  );
 }
 
 /**
@@ -185,9 +179,16 @@ export async function rollbackRun(runId: string, procedures: readonly Procedure[
   // Undo works without the personal values (steps then see the journal's placeholders) if the person was erased since.
   const { engine, operator, record, procedure, personal, refuse } = await reopenRun(runId, procedures, deps, 'rollback');
 
-  if (record.state === 'running') return refuse('SHIP_ERR_LOCKED', `Run ${runId} is still running (${attemptWhere(record)}). Interrupt it with Ctrl-C where it runs: it rolls back by itself.`);
+  if (record.state === 'running')
+    return refuse(
+      'SHIP_ERR_LOCKED',
+      `Run ${runId} is still running (${attemptWhere(record)}). Interrupt it with Ctrl-C where it runs: it rolls back by itself.`,
+    );
   if (record.state === 'succeeded' && procedure.undoAfterSuccess === undefined) {
-    return refuse('SHIP_ERR_VALIDATION', `Run ${runId} succeeded and was verified; the engine does not roll back finished work. Use the procedure that reverses it (see \`shipshape procedures\`).`);
+    return refuse(
+      'SHIP_ERR_VALIDATION',
+      `Run ${runId} succeeded and was verified; the engine does not roll back finished work. Use the procedure that reverses it (see \`shipshape procedures\`).`,
+    );
   }
   if (record.state === 'failed' || record.state === 'rolled-back') {
     return refuse('SHIP_ERR_VALIDATION', `Run ${runId} is ${record.state}: nothing it changed is still in effect, so there is nothing to roll back.`);
@@ -200,7 +201,15 @@ export async function rollbackRun(runId: string, procedures: readonly Procedure[
   let gateEvents: JournalEvent[] = [];
   try {
     if (needsConfirmation(procedure.risk) && toUndo.length > 0) {
-      gateEvents = await confirm(procedure, options, engine, `Roll back run ${runId} (undo ${toUndo.map((s) => s.id).reverse().join(', ')})?`);
+      gateEvents = await confirm(
+        procedure,
+        options,
+        engine,
+        `Roll back run ${runId} (undo ${toUndo
+          .map((s) => s.id)
+          .reverse()
+          .join(', ')})?`,
+      );
     }
   } catch (error) {
     return refuse.because(error);
@@ -302,7 +311,14 @@ async function forward(session: Session, options: { checkPrerequisites: boolean;
   if (needsApproval(procedure.risk) && !session.record().approvalUsed) {
     if (options.inlineApprovedBy !== undefined) {
       session.write({ type: 'approval.granted', by: options.inlineApprovedBy, expiresAt: engine.now().toISOString(), how: 'inline' });
-      session.write({ type: 'gate', gate: 'approval', outcome: 'passed', how: 'inline', by: options.inlineApprovedBy, detail: 'approved inline with --approved-by (allowed by policy)' });
+      session.write({
+        type: 'gate',
+        gate: 'approval',
+        outcome: 'passed',
+        how: 'inline',
+        by: options.inlineApprovedBy,
+        detail: 'approved inline with --approved-by (allowed by policy)',
+      });
     } else {
       const problem = approvalProblem(session.record(), engine);
       if (problem !== undefined) {
@@ -313,11 +329,21 @@ async function forward(session: Session, options: { checkPrerequisites: boolean;
           error: { code: 'SHIP_ERR_APPROVAL_REQUIRED', message: problem },
           next,
         });
-        await session.announce('approval-requested', `${engine.config.operator} asks for approval of \`shipshape ${procedure.command}\`: run \`shipshape approve ${runId}\`.`);
+        await session.announce(
+          'approval-requested',
+          `${engine.config.operator} asks for approval of \`shipshape ${procedure.command}\`: run \`shipshape approve ${runId}\`.`,
+        );
         return outcome;
       }
       const approval = session.record().approval;
-      session.write({ type: 'gate', gate: 'approval', outcome: 'passed', how: 'approval', ...(approval ? { by: approval.by } : {}), detail: `approved until ${approval?.expiresAt ?? '?'}` });
+      session.write({
+        type: 'gate',
+        gate: 'approval',
+        outcome: 'passed',
+        how: 'approval',
+        ...(approval ? { by: approval.by } : {}),
+        detail: `approved until ${approval?.expiresAt ?? '?'}`,
+      });
     }
   }
 
@@ -468,7 +494,13 @@ function engineFailure(session: Session, error: unknown): ReportOutcome {
 }
 
 /** Confirmation gates, asked before anything is locked or written; refusal throws. */
-async function askGates(procedure: Procedure, stepsAhead: ReadonlyArray<Step<unknown>>, options: ContinueOptions, engine: Engine, mode: 'run' | 'resume'): Promise<JournalEvent[]> {
+async function askGates(
+  procedure: Procedure,
+  stepsAhead: ReadonlyArray<Step<unknown>>,
+  options: ContinueOptions,
+  engine: Engine,
+  mode: 'run' | 'resume',
+): Promise<JournalEvent[]> {
   const events: JournalEvent[] = [];
   const irreversible = stepsAhead.filter((step) => step.irreversible !== undefined);
   const verb = mode === 'run' ? 'Run' : 'Resume';
@@ -478,21 +510,44 @@ async function askGates(procedure: Procedure, stepsAhead: ReadonlyArray<Step<unk
   }
   if (irreversible.length > 0) {
     if (options.yesIrreversible) {
-      events.push({ type: 'gate', gate: 'irreversible', outcome: 'passed', how: 'flag', by: engine.config.operator, detail: `--yes-irreversible for ${irreversible.map((s) => s.id).join(', ')}` });
+      events.push({
+        type: 'gate',
+        gate: 'irreversible',
+        outcome: 'passed',
+        how: 'flag',
+        by: engine.config.operator,
+        detail: `--yes-irreversible for ${irreversible.map((s) => s.id).join(', ')}`,
+      });
     } else if (engine.prompter === undefined) {
-      throw new ShipError('SHIP_ERR_CONFIRMATION_REQUIRED', `${irreversibleText(irreversible)} There is no terminal to ask on: pass --yes-irreversible (separately from --yes) to confirm. Nothing was changed.`);
+      throw new ShipError(
+        'SHIP_ERR_CONFIRMATION_REQUIRED',
+        `${irreversibleText(irreversible)} There is no terminal to ask on: pass --yes-irreversible (separately from --yes) to confirm. Nothing was changed.`,
+      );
     } else {
       for (const step of irreversible) {
         const ok = await engine.prompter.typed(`Step ${step.id} cannot be undone: ${step.irreversible ?? ''}. Type ${step.id} to confirm`, step.id);
         if (!ok) throw new ShipError('SHIP_ERR_CONFIRMATION_REQUIRED', `Step ${step.id} was not confirmed. Nothing was changed.`);
-        events.push({ type: 'gate', gate: 'irreversible', outcome: 'passed', how: 'prompt', by: engine.config.operator, detail: `typed confirmation for ${step.id}` });
+        events.push({
+          type: 'gate',
+          gate: 'irreversible',
+          outcome: 'passed',
+          how: 'prompt',
+          by: engine.config.operator,
+          detail: `typed confirmation for ${step.id}`,
+        });
       }
     }
   }
   return events;
 }
 
-async function confirm(procedure: Procedure, options: ContinueOptions, engine: Engine, question: string, irreversibleAlsoMissing = false): Promise<JournalEvent[]> {
+async function confirm(
+  procedure: Procedure,
+  options: ContinueOptions,
+  engine: Engine,
+  question: string,
+  irreversibleAlsoMissing = false,
+): Promise<JournalEvent[]> {
   if (options.yes) return [{ type: 'gate', gate: 'confirmation', outcome: 'passed', how: 'flag', by: engine.config.operator, detail: '--yes' }];
   if (engine.prompter === undefined) {
     const also = irreversibleAlsoMissing ? ' and --yes-irreversible for its irreversible steps' : '';

@@ -8,15 +8,7 @@ import type { Database } from '../../db/index.ts';
 import { describeError, isShipError, ShipError, type ErrorCode } from '../../errors.ts';
 import { pageKey, sendSafely } from './alerts.ts';
 import { needsConfirmation, needsApproval, type Engine } from './engine.ts';
-import {
-  JournalWriter,
-  type AttemptMode,
-  type EndState,
-  type ErrorInfo,
-  type JournalEntry,
-  type JournalEvent,
-  type PlanStep,
-} from './journal.ts';
+import { JournalWriter, type AttemptMode, type EndState, type ErrorInfo, type JournalEntry, type JournalEvent, type PlanStep } from './journal.ts';
 import { jsonObjectSchema } from './json.ts';
 import { acquireLocks, type HeldLocks } from './locks.ts';
 import { JournalMirror } from './mirror.ts';
@@ -173,10 +165,7 @@ export class Session {
     this.mode = mode;
     this.entries = [...existing];
     this.database = new LazyDatabase(() => engine.openDatabase(engine.config, engine.logger));
-    this.mirror = new JournalMirror(
-      () => (procedure.replacesDatabase && !this.finishing ? undefined : this.database.current()),
-      engine.logger,
-    );
+    this.mirror = new JournalMirror(() => (procedure.replacesDatabase && !this.finishing ? undefined : this.database.current()), engine.logger);
     const record = existing.length > 0 ? summarizeRun(existing) : undefined;
     for (const step of record?.steps ?? []) if (step.status === 'done' && step.output) this.outputs[step.id] = step.output;
   }
@@ -355,7 +344,10 @@ export class Session {
    * backups → #ops-backups). Any run that changes things is heard of when it fails: a failed
    * nightly backup must not go unnoticed because backups are low risk.
    */
-  async announce(kind: 'started' | 'succeeded' | 'unverified' | 'failed' | 'needs-attention' | 'approval-requested' | 'rolled-back', text: string): Promise<void> {
+  async announce(
+    kind: 'started' | 'succeeded' | 'unverified' | 'failed' | 'needs-attention' | 'approval-requested' | 'rolled-back',
+    text: string,
+  ): Promise<void> {
     const procedure = this.procedure;
     const failure = kind === 'failed' || kind === 'needs-attention' || kind === 'rolled-back' || kind === 'unverified';
     const announced = needsConfirmation(procedure.risk) || procedure.alertChannels !== undefined || (failure && procedure.risk !== 'none');

@@ -44,10 +44,17 @@ export interface PasswordRotationResult {
   readonly shownUrl: string;
 }
 
-export async function rotateDatabasePassword(options: { readonly currentUrl: string; readonly urlFile: string; readonly connectTimeoutMs?: number }): Promise<PasswordRotationResult> {
+export async function rotateDatabasePassword(options: {
+  readonly currentUrl: string;
+  readonly urlFile: string;
+  readonly connectTimeoutMs?: number;
+}): Promise<PasswordRotationResult> {
   const current = new URL(options.currentUrl);
   if (current.username === '' || current.password === '') {
-    throw new ShipError('SHIP_ERR_CONFIG', 'DATABASE_URL has no user and password, so there is no password of the application role to rotate. Unset MAINTENANCE_ROTATE_DATABASE_PASSWORD, or put the role\'s credentials in DATABASE_URL.');
+    throw new ShipError(
+      'SHIP_ERR_CONFIG',
+      "DATABASE_URL has no user and password, so there is no password of the application role to rotate. Unset MAINTENANCE_ROTATE_DATABASE_PASSWORD, or put the role's credentials in DATABASE_URL.",
+    );
   }
   const oldPassword = decodeURIComponent(current.password);
   const newPassword = randomBytes(32).toString('base64url');
@@ -57,7 +64,11 @@ export async function rotateDatabasePassword(options: { readonly currentUrl: str
   const pendingFile = `${options.urlFile}.new`;
   await writePrivate(pendingFile, `${newUrl}\n`);
 
-  const client = new pg.Client({ connectionString: options.currentUrl, application_name: 'shipshape-rotate', connectionTimeoutMillis: options.connectTimeoutMs ?? 10_000 });
+  const client = new pg.Client({
+    connectionString: options.currentUrl,
+    application_name: 'shipshape-rotate',
+    connectionTimeoutMillis: options.connectTimeoutMs ?? 10_000,
+  });
   client.on('error', () => undefined);
   let role = decodeURIComponent(current.username);
   try {
@@ -80,7 +91,10 @@ export async function rotateDatabasePassword(options: { readonly currentUrl: str
   }
 
   const previousFile = `${options.urlFile}.previous`;
-  const hadFile = await stat(options.urlFile).then(() => true, () => false);
+  const hadFile = await stat(options.urlFile).then(
+    () => true,
+    () => false,
+  );
   if (hadFile) {
     await copyFile(options.urlFile, previousFile);
     await chmod(previousFile, 0o600);
@@ -91,7 +105,10 @@ export async function rotateDatabasePassword(options: { readonly currentUrl: str
 
 /** The role is whoever DATABASE_URL logs in as: `current_user`, quoted by format('%I'). */
 async function setPassword(client: pg.Client, verifier: string): Promise<string> {
-  const { rows } = await client.query<{ role: string; sql: string }>("SELECT current_user AS role, format('ALTER ROLE %I PASSWORD %L', current_user, $1::text) AS sql", [verifier]);
+  const { rows } = await client.query<{ role: string; sql: string }>(
+    "SELECT current_user AS role, format('ALTER ROLE %I PASSWORD %L', current_user, $1::text) AS sql",
+    [verifier],
+  );
   const row = rows[0];
   if (!row) throw new ShipError('SHIP_ERR_INTERNAL', 'PostgreSQL did not build the ALTER ROLE statement.');
   await client.query(row.sql);

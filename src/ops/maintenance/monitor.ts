@@ -55,7 +55,14 @@ export async function sampleMetrics(apiUrl: string, adminToken: string, timeoutM
     });
     const body: unknown = await response.json().catch(() => undefined);
     if (!response.ok || typeof body !== 'object' || body === null) {
-      return { at, ok: false, errorRate: null, p95Ms: null, requestsPerMinute: null, problems: [`GET /metrics answered HTTP ${response.status}${response.status === 403 ? ' (is ADMIN_TOKEN a live admin token?)' : ''}`] };
+      return {
+        at,
+        ok: false,
+        errorRate: null,
+        p95Ms: null,
+        requestsPerMinute: null,
+        problems: [`GET /metrics answered HTTP ${response.status}${response.status === 403 ? ' (is ADMIN_TOKEN a live admin token?)' : ''}`],
+      };
     }
     const errorRate = numberField(body, 'errorRate');
     const p95Ms = numberField(body, 'p95ResponseTime');

@@ -24,9 +24,13 @@ export async function findOldLogs(directory: string, retentionDays: number, now:
   const cutoff = now.getTime() - retentionDays * DAY_MS;
   const found: OldLog[] = [];
   const info = await lstat(directory).catch((error: unknown) => {
-    throw new ShipError('SHIP_ERR_CONFIG', `APP_LOG_DIR ${directory} cannot be read (${(error as NodeJS.ErrnoException).code ?? 'error'}). Point APP_LOG_DIR at the application's log folder, or unset it.`);
+    throw new ShipError(
+      'SHIP_ERR_CONFIG',
+      `APP_LOG_DIR ${directory} cannot be read (${(error as NodeJS.ErrnoException).code ?? 'error'}). Point APP_LOG_DIR at the application's log folder, or unset it.`,
+    );
   });
-  if (!info.isDirectory()) throw new ShipError('SHIP_ERR_CONFIG', `APP_LOG_DIR ${directory} is not a folder. Point APP_LOG_DIR at the application's log folder, or unset it.`);
+  if (!info.isDirectory())
+    throw new ShipError('SHIP_ERR_CONFIG', `APP_LOG_DIR ${directory} is not a folder. Point APP_LOG_DIR at the application's log folder, or unset it.`);
   const walk = async (folder: string): Promise<void> => {
     for (const entry of await readdir(folder, { withFileTypes: true })) {
       const full = path.join(folder, entry.name);

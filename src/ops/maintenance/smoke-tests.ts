@@ -88,7 +88,8 @@ export async function runSmokeTests(options: SmokeOptions): Promise<SmokeCheck[]
         const body = record(json);
         // During the window /health says "maintenance" (503) on purpose; the database must answer all the same.
         if (status === 200 && body.status === 'ok') return 'GET /health → 200, database ok';
-        if (status === 503 && body.status === 'maintenance' && body.db === 'ok') return 'GET /health → 503 maintenance (expected during the window), database ok';
+        if (status === 503 && body.status === 'maintenance' && body.db === 'ok')
+          return 'GET /health → 503 maintenance (expected during the window), database ok';
         throw new Error(`GET /health → ${status} ${JSON.stringify(json ?? null).slice(0, 200)}`);
       },
     ],

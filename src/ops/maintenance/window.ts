@@ -55,7 +55,15 @@ export function windowDuration(window: MaintenanceWindow): string {
 }
 
 /** What users are told, in the runbook's words, for every channel. */
-export function noticeTexts(window: MaintenanceWindow): { title: string; body: string; reminder: string; banner: string; emailSubject: string; emailBody: string; statusPage: string } {
+export function noticeTexts(window: MaintenanceWindow): {
+  title: string;
+  body: string;
+  reminder: string;
+  banner: string;
+  emailSubject: string;
+  emailBody: string;
+  statusPage: string;
+} {
   const when = describeStart(window);
   const duration = windowDuration(window);
   const body = `We will be performing scheduled maintenance on ${when}. Expected duration: ${duration}.`;

@@ -38,9 +38,7 @@ function planText(report: RunReport, style: Style): string {
     `Gates: ${gates(report).join('; ')}`,
     '',
     'Prerequisites (checked now, read-only):',
-    ...(report.prerequisites.length === 0
-      ? ['  (none)']
-      : report.prerequisites.map((c) => `  ${checkMarker(style, c)} ${c.name}: ${checkText(c)}`)),
+    ...(report.prerequisites.length === 0 ? ['  (none)'] : report.prerequisites.map((c) => `  ${checkMarker(style, c)} ${c.name}: ${checkText(c)}`)),
     '',
     'Steps:',
   ];
@@ -80,7 +78,8 @@ function reportText(report: RunReport, style: Style): string {
       continue;
     }
     const facts = [formatDuration(step.durationMs)];
-    if (step.undo?.status === 'undone') facts.push(`undone${step.undo.how === 'nothing-to-undo' ? ' (nothing to undo)' : ''} ${formatDuration(step.undo.durationMs)}`.trim());
+    if (step.undo?.status === 'undone')
+      facts.push(`undone${step.undo.how === 'nothing-to-undo' ? ' (nothing to undo)' : ''} ${formatDuration(step.undo.durationMs)}`.trim());
     if (step.undo?.status === 'failed') facts.push(paint(style, 'red', `undo FAILED: ${step.undo.error?.message ?? ''}`));
     if (step.undo?.status === 'impossible') facts.push(paint(style, 'red', `NOT undone: ${step.undo.reason ?? ''}`));
     if (step.interrupted && step.status !== 'undone') facts.push('interrupted mid-step');
@@ -90,7 +89,8 @@ function reportText(report: RunReport, style: Style): string {
     const mark = step.unverified !== null ? checkMarker(style, { ok: false, unverified: true }) : marker(style, step.status);
     lines.push(`  ${mark} ${step.id.padEnd(width)}  ${step.title}${facts.filter(Boolean).length ? `  (${facts.filter(Boolean).join('; ')})` : ''}`);
   }
-  for (const check of report.verification) lines.push(`  ${checkMarker(style, check)} verify ${check.name}: ${check.unverified ? checkText(check) : check.detail}`);
+  for (const check of report.verification)
+    lines.push(`  ${checkMarker(style, check)} verify ${check.name}: ${check.unverified ? checkText(check) : check.detail}`);
   if (report.next) lines.push(`Next: ${report.next}`);
   return lines.join('\n');
 }
@@ -135,10 +135,21 @@ export function presentRunList(records: readonly RunRecord[], options: PresentOp
   const runs = records.map(runSummary);
   if (options.json) return `${JSON.stringify({ runs }, null, 2)}\n`;
   if (runs.length === 0) return 'No runs yet.\n';
-  const rows = runs.map((run) => [run.runId, run.command, run.operator, run.state, run.startedAt.replace('T', ' ').slice(0, 19), formatDuration(run.durationMs)]);
+  const rows = runs.map((run) => [
+    run.runId,
+    run.command,
+    run.operator,
+    run.state,
+    run.startedAt.replace('T', ' ').slice(0, 19),
+    formatDuration(run.durationMs),
+  ]);
   const headers = ['run', 'procedure', 'operator', 'state', 'started (UTC)', 'duration'];
   const widths = headers.map((header, i) => Math.max(header.length, ...rows.map((row) => row[i]?.length ?? 0)));
-  const line = (row: string[]) => row.map((cell, i) => cell.padEnd(widths[i] ?? 0)).join('  ').trimEnd();
+  const line = (row: string[]) =>
+    row
+      .map((cell, i) => cell.padEnd(widths[i] ?? 0))
+      .join('  ')
+      .trimEnd();
   return `${[line(headers), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n')}\n`;
 }
 
@@ -158,9 +169,15 @@ export function presentRunJournal(record: RunRecord, options: PresentOptions): s
     lines.push(`${offset}  ${first ?? ''}`);
     for (const line of rest) lines.push(`${' '.repeat(12)}${line}`);
   }
-  if (record.unreadableLines > 0) lines.push('', `${record.unreadableLines} journal line(s) could not be read (a torn last line after a crash, or a newer Shipshape).`);
-  if (record.lastEnd?.next && (record.state === 'needs-attention' || record.state === 'unverified' || record.state === 'awaiting-approval' || record.state === 'rolled-back')) lines.push('', `Next: ${record.lastEnd.next}`);
-  if (record.state === 'interrupted') lines.push('', `Next: \`shipshape runs resume ${record.runId}\` to continue, or \`shipshape runs rollback ${record.runId}\` to undo.`);
+  if (record.unreadableLines > 0)
+    lines.push('', `${record.unreadableLines} journal line(s) could not be read (a torn last line after a crash, or a newer Shipshape).`);
+  if (
+    record.lastEnd?.next &&
+    (record.state === 'needs-attention' || record.state === 'unverified' || record.state === 'awaiting-approval' || record.state === 'rolled-back')
+  )
+    lines.push('', `Next: ${record.lastEnd.next}`);
+  if (record.state === 'interrupted')
+    lines.push('', `Next: \`shipshape runs resume ${record.runId}\` to continue, or \`shipshape runs rollback ${record.runId}\` to undo.`);
   return `${lines.join('\n')}\n`;
 }
 
@@ -179,10 +196,18 @@ function eventLines(entry: JournalEntry, style: Style): string[] {
     case 'approval.granted':
       return [`approved by ${entry.by} (${entry.how}), valid until ${entry.expiresAt}`];
     case 'step.started':
-      return [`${marker(style, 'running')} step ${entry.step}: ${entry.title}`, ...entry.describe.flatMap((line) => line.split('\n').map((part) => `  ${part}`))];
+      return [
+        `${marker(style, 'running')} step ${entry.step}: ${entry.title}`,
+        ...entry.describe.flatMap((line) => line.split('\n').map((part) => `  ${part}`)),
+      ];
     case 'step.done':
-      if (stepUnverified(entry.output) !== null) return [`${checkMarker(style, { ok: false, unverified: true })} step ${entry.step} done in ${formatDuration(entry.durationMs)}, unverified: ${stepUnverified(entry.output) ?? ''}`];
-      return [`${marker(style, 'done')} step ${entry.step} done in ${formatDuration(entry.durationMs)}${Object.keys(entry.output).length ? ` → ${JSON.stringify(entry.output)}` : ''}`];
+      if (stepUnverified(entry.output) !== null)
+        return [
+          `${checkMarker(style, { ok: false, unverified: true })} step ${entry.step} done in ${formatDuration(entry.durationMs)}, unverified: ${stepUnverified(entry.output) ?? ''}`,
+        ];
+      return [
+        `${marker(style, 'done')} step ${entry.step} done in ${formatDuration(entry.durationMs)}${Object.keys(entry.output).length ? ` → ${JSON.stringify(entry.output)}` : ''}`,
+      ];
     case 'step.skipped':
       return [`${marker(style, 'skipped')} step ${entry.step}: not asked (${entry.reason})`];
     case 'step.failed':
@@ -194,7 +219,9 @@ function eventLines(entry: JournalEntry, style: Style): string[] {
     case 'step.undo.started':
       return [`undoing ${entry.step}…`];
     case 'step.undone':
-      return [`${marker(style, 'undone')} ${entry.step} ${entry.how === 'nothing-to-undo' ? 'had nothing to undo' : `undone in ${formatDuration(entry.durationMs)}`}`];
+      return [
+        `${marker(style, 'undone')} ${entry.step} ${entry.how === 'nothing-to-undo' ? 'had nothing to undo' : `undone in ${formatDuration(entry.durationMs)}`}`,
+      ];
     case 'step.undo.failed':
       return [`${marker(style, 'failed')} undo of ${entry.step} failed: [${entry.error.code}] ${entry.error.message}`];
     case 'step.undo.impossible':

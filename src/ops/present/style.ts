@@ -44,7 +44,12 @@ export function checkMarker(style: Style, check: { readonly ok: boolean; readonl
 }
 
 /** A check's line after its name: the detail, prefixed "unverified:" when it could not be made. */
-export function checkText(check: { readonly unverified?: boolean | undefined; readonly safe?: string | undefined; readonly detail: string; readonly remedy?: string | undefined }): string {
+export function checkText(check: {
+  readonly unverified?: boolean | undefined;
+  readonly safe?: string | undefined;
+  readonly detail: string;
+  readonly remedy?: string | undefined;
+}): string {
   const detail = check.unverified ? `unverified: ${check.detail}${check.safe ? ` (safe: ${check.safe})` : ''}` : check.detail;
   return `${detail}${check.remedy ? ` — ${check.remedy}` : ''}`;
 }
@@ -57,4 +62,3 @@ export function formatDuration(ms: number | null | undefined): string {
   const seconds = Math.round((ms % 60_000) / 1_000);
   return `${minutes} min ${seconds} s`;
 }
-

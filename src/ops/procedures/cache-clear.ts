@@ -58,7 +58,11 @@ export const cacheClear = defineProcedure({
         const { rows } = await pool.query<{ found: boolean }>("SELECT to_regclass('cache_epochs') IS NOT NULL AS found");
         return rows[0]?.found
           ? { ok: true, detail: 'cache_epochs exists' }
-          : { ok: false, detail: 'this database has no Shipshape schema yet', remedy: 'run `shipshape db migrate up` (or start `shipshape serve` once on the embedded database)' };
+          : {
+              ok: false,
+              detail: 'this database has no Shipshape schema yet',
+              remedy: 'run `shipshape db migrate up` (or start `shipshape serve` once on the embedded database)',
+            };
       },
     },
     {
@@ -70,7 +74,11 @@ export const cacheClear = defineProcedure({
         const user = await findUserByEmail(pool, scope.slice('user:'.length));
         return user
           ? { ok: true, detail: `account ${user.id}` }
-          : { ok: false, detail: `no account has the email in "${scope}"`, remedy: 'check the address (shipshape user export <email> --dry-run shows whether it exists)' };
+          : {
+              ok: false,
+              detail: `no account has the email in "${scope}"`,
+              remedy: 'check the address (shipshape user export <email> --dry-run shows whether it exists)',
+            };
       },
     },
   ],
@@ -132,7 +140,9 @@ export const cacheClear = defineProcedure({
         const { storedScope, epoch } = bumped(context);
         const { rows } = await pool.query<{ epoch: number }>('SELECT epoch FROM cache_epochs WHERE scope = $1::text', [storedScope]);
         const stored = Number(rows[0]?.epoch ?? 0);
-        return stored >= epoch ? { ok: true, detail: `cache_epochs: ${context.params.scope} = ${stored}` } : { ok: false, detail: `cache_epochs holds ${stored}, expected at least ${epoch}` };
+        return stored >= epoch
+          ? { ok: true, detail: `cache_epochs: ${context.params.scope} = ${stored}` }
+          : { ok: false, detail: `cache_epochs holds ${stored}, expected at least ${epoch}` };
       },
     },
     {

@@ -32,7 +32,11 @@ const params = z
   .object({
     all: z.boolean().default(false),
     files: z
-      .array(z.string().refine((file) => file.startsWith('/') || isHttpUrl(file), 'must be full http(s) URLs or paths starting with / (resolved against CDN_BASE_URL)'))
+      .array(
+        z
+          .string()
+          .refine((file) => file.startsWith('/') || isHttpUrl(file), 'must be full http(s) URLs or paths starting with / (resolved against CDN_BASE_URL)'),
+      )
       .max(MAX_FILES, `at most ${MAX_FILES} URLs per run; purge everything with --all instead`)
       .default([]),
   })
@@ -57,22 +61,42 @@ export const cdnPurge = defineProcedure({
     {
       name: 'Cloudflare is configured',
       run: async ({ config }) => {
-        const missing = [config.cdn.cloudflareApiToken === undefined ? 'CLOUDFLARE_API_TOKEN' : '', config.cdn.cloudflareZoneId === undefined ? 'CLOUDFLARE_ZONE_ID' : ''].filter(Boolean);
+        const missing = [
+          config.cdn.cloudflareApiToken === undefined ? 'CLOUDFLARE_API_TOKEN' : '',
+          config.cdn.cloudflareZoneId === undefined ? 'CLOUDFLARE_ZONE_ID' : '',
+        ].filter(Boolean);
         return missing.length === 0
           ? { ok: true, detail: `zone ${config.cdn.cloudflareZoneId ?? ''} at ${config.cdn.cloudflareApiUrl}` }
-          : { ok: false, detail: `${missing.join(' and ')} ${missing.length === 1 ? 'is' : 'are'} not set`, remedy: 'set CLOUDFLARE_API_TOKEN (an API token with Zone > Cache Purge) and CLOUDFLARE_ZONE_ID (the zone overview page shows it)' };
+          : {
+              ok: false,
+              detail: `${missing.join(' and ')} ${missing.length === 1 ? 'is' : 'are'} not set`,
+              remedy: 'set CLOUDFLARE_API_TOKEN (an API token with Zone > Cache Purge) and CLOUDFLARE_ZONE_ID (the zone overview page shows it)',
+            };
       },
     },
     {
       name: 'the URLs are complete',
       run: async ({ params: p, config }) => {
-        if (p.all) return { ok: true, detail: config.cdn.baseUrl ? `everything; checked afterwards on ${config.cdn.baseUrl}` : 'everything (set CDN_BASE_URL to have a URL checked afterwards)' };
+        if (p.all)
+          return {
+            ok: true,
+            detail: config.cdn.baseUrl
+              ? `everything; checked afterwards on ${config.cdn.baseUrl}`
+              : 'everything (set CDN_BASE_URL to have a URL checked afterwards)',
+          };
         const relative = p.files.filter((file) => file.startsWith('/'));
         if (relative.length > 0 && config.cdn.baseUrl === undefined) {
-          return { ok: false, detail: `${relative.join(', ')} ${relative.length === 1 ? 'is a path' : 'are paths'}, and CDN_BASE_URL is not set to resolve them`, remedy: 'pass full URLs (https://cdn.example.com/logo.png) or set CDN_BASE_URL' };
+          return {
+            ok: false,
+            detail: `${relative.join(', ')} ${relative.length === 1 ? 'is a path' : 'are paths'}, and CDN_BASE_URL is not set to resolve them`,
+            remedy: 'pass full URLs (https://cdn.example.com/logo.png) or set CDN_BASE_URL',
+          };
         }
         const files = resolveFiles(p, config);
-        return { ok: true, detail: `${files.length} URL(s) in ${Math.ceil(files.length / PURGE_FILES_PER_REQUEST)} request(s): ${files.slice(0, 3).join(', ')}${files.length > 3 ? ', …' : ''}` };
+        return {
+          ok: true,
+          detail: `${files.length} URL(s) in ${Math.ceil(files.length / PURGE_FILES_PER_REQUEST)} request(s): ${files.slice(0, 3).join(', ')}${files.length > 3 ? ', …' : ''}`,
+        };
       },
     },
   ],
@@ -84,7 +108,9 @@ export const cdnPurge = defineProcedure({
         const endpoint = `POST ${config.cdn.cloudflareApiUrl}/zones/${config.cdn.cloudflareZoneId ?? '<CLOUDFLARE_ZONE_ID>'}/purge_cache   (Authorization: Bearer <CLOUDFLARE_API_TOKEN>)`;
         if (p.all) return [`${endpoint} {"purge_everything":true}`];
         const files = safeResolve(p, config);
-        return inBatches(files).map((batch, i) => `${endpoint} {"files":[${batch.length} URL(s)]}   -- request ${i + 1}: ${batch.slice(0, 2).join(', ')}${batch.length > 2 ? ', …' : ''}`);
+        return inBatches(files).map(
+          (batch, i) => `${endpoint} {"files":[${batch.length} URL(s)]}   -- request ${i + 1}: ${batch.slice(0, 2).join(', ')}${batch.length > 2 ? ', …' : ''}`,
+        );
       },
       async run(context): Promise<JsonObject> {
         const client = cloudflare(context.config);
@@ -106,7 +132,10 @@ export const cdnPurge = defineProcedure({
           } catch (error) {
             if (i === 0) throw error;
             // Purging again is harmless, so a rerun of the whole list is the way on.
-            throw new ShipError('SHIP_ERR_PROVIDER_FAILED', `${describeError(error)} ${done} of ${files.length} URLs (requests 1-${i}) were purged before this; run the same command again to purge the rest.`);
+            throw new ShipError(
+              'SHIP_ERR_PROVIDER_FAILED',
+              `${describeError(error)} ${done} of ${files.length} URLs (requests 1-${i}) were purged before this; run the same command again to purge the rest.`,
+            );
           }
         }
         context.note(`purged ${files.length} URL(s) in ${batches.length} request(s)`);
@@ -121,7 +150,11 @@ export const cdnPurge = defineProcedure({
     {
       name: 'the edge serves fresh copies (cf-cache-status)',
       run: async (context) => {
-        const sample = context.params.all ? (context.config.cdn.baseUrl === undefined ? [] : [context.config.cdn.baseUrl]) : resolveFiles(context.params, context.config).slice(0, VERIFY_SAMPLE);
+        const sample = context.params.all
+          ? context.config.cdn.baseUrl === undefined
+            ? []
+            : [context.config.cdn.baseUrl]
+          : resolveFiles(context.params, context.config).slice(0, VERIFY_SAMPLE);
         if (sample.length === 0) {
           return unverified(
             'CDN_BASE_URL is not set, so no URL could be checked after purging everything',
@@ -148,7 +181,8 @@ export const cdnPurge = defineProcedure({
 
 function cloudflare(config: Config): CloudflareClient {
   const { cloudflareApiToken: apiToken, cloudflareZoneId: zoneId, cloudflareApiUrl: apiUrl } = config.cdn;
-  if (apiToken === undefined || zoneId === undefined) throw new ShipError('SHIP_ERR_CONFIG', 'CLOUDFLARE_API_TOKEN and CLOUDFLARE_ZONE_ID must both be set to purge the CDN.');
+  if (apiToken === undefined || zoneId === undefined)
+    throw new ShipError('SHIP_ERR_CONFIG', 'CLOUDFLARE_API_TOKEN and CLOUDFLARE_ZONE_ID must both be set to purge the CDN.');
   return new CloudflareClient({ apiUrl, apiToken, zoneId });
 }
 
@@ -156,7 +190,8 @@ function cloudflare(config: Config): CloudflareClient {
 function resolveFiles(p: Params, config: Config): string[] {
   const resolved = p.files.map((file) => {
     if (!file.startsWith('/')) return new URL(file).toString();
-    if (config.cdn.baseUrl === undefined) throw new ShipError('SHIP_ERR_CONFIG', `"${file}" is a path and CDN_BASE_URL is not set to resolve it. Pass a full URL or set CDN_BASE_URL.`);
+    if (config.cdn.baseUrl === undefined)
+      throw new ShipError('SHIP_ERR_CONFIG', `"${file}" is a path and CDN_BASE_URL is not set to resolve it. Pass a full URL or set CDN_BASE_URL.`);
     return new URL(file, config.cdn.baseUrl).toString();
   });
   return [...new Set(resolved)];
@@ -195,7 +230,11 @@ async function checkFresh(url: string, purgedAt: number): Promise<{ url: string;
   if (verdict === 'uncached') return { url, ok: true, detail: `${probe.cacheStatus ?? '?'}: Cloudflare does not cache it, so there was nothing to purge` };
   if (verdict === 'stale') return { url, ok: false, detail: `still HIT with age ${probe.ageSeconds ?? '?'} s, older than the purge` };
   const again = await probeCacheStatus(url);
-  return { url, ok: true, detail: `${probe.cacheStatus ?? '?'}${probe.cacheStatus === 'HIT' ? ` (cached ${probe.ageSeconds ?? 0} s ago, since the purge)` : ''}, then ${again.cacheStatus ?? 'no cf-cache-status'}` };
+  return {
+    url,
+    ok: true,
+    detail: `${probe.cacheStatus ?? '?'}${probe.cacheStatus === 'HIT' ? ` (cached ${probe.ageSeconds ?? 0} s ago, since the purge)` : ''}, then ${again.cacheStatus ?? 'no cf-cache-status'}`,
+  };
 }
 
 function judge(probe: CacheProbe, purgedAt: number): 'fresh' | 'stale' | 'uncached' | 'not-cloudflare' | 'unreachable' {

@@ -74,7 +74,8 @@ export const dbBackup = defineProcedure({
     {
       name: "pg_dump installed, at least the server's major version",
       run: async (context) => {
-        if (context.config.databaseUrl === undefined) return { ok: true, detail: "the embedded database is dumped by PGlite's own pg_dump, in the process that owns it" };
+        if (context.config.databaseUrl === undefined)
+          return { ok: true, detail: "the embedded database is dumped by PGlite's own pg_dump, in the process that owns it" };
         return pgDumpCheck(context.config, context.config.databaseUrl);
       },
     },
@@ -143,7 +144,14 @@ export const dbBackup = defineProcedure({
       async run(context): Promise<JsonObject> {
         const facts = factsOf(context);
         const checks = await withBackupStore(context.config, (store) =>
-          verifyBackup({ config: context.config, store, facts, restoreTest: false, signal: context.signal, onProgress: (bytes) => context.progress({ bytes, totalBytes: facts.dump.bytes, label: 're-read' }) }),
+          verifyBackup({
+            config: context.config,
+            store,
+            facts,
+            restoreTest: false,
+            signal: context.signal,
+            onProgress: (bytes) => context.progress({ bytes, totalBytes: facts.dump.bytes, label: 're-read' }),
+          }),
         );
         for (const check of checks) context.note(check);
         return { checks };
@@ -165,7 +173,9 @@ export const dbBackup = defineProcedure({
       async run(context): Promise<JsonObject> {
         if (!context.params.verifyRestore) return { restoreTested: false };
         const facts = factsOf(context);
-        const checks = await withBackupStore(context.config, (store) => verifyBackup({ config: context.config, store, facts, restoreTest: true, signal: context.signal }));
+        const checks = await withBackupStore(context.config, (store) =>
+          verifyBackup({ config: context.config, store, facts, restoreTest: true, signal: context.signal }),
+        );
         const restored = checks.at(-1) ?? '';
         context.note(restored);
         return { restoreTested: true, check: restored };
@@ -178,7 +188,9 @@ export const dbBackup = defineProcedure({
       async run(context): Promise<JsonObject> {
         const facts = factsOf(context);
         const verified = z.object({ checks: z.array(z.string()) }).parse(context.outputs['verify-upload']);
-        const restore = z.object({ restoreTested: z.boolean(), check: z.string().optional() }).parse(context.outputs['verify-restore'] ?? { restoreTested: false });
+        const restore = z
+          .object({ restoreTested: z.boolean(), check: z.string().optional() })
+          .parse(context.outputs['verify-restore'] ?? { restoreTested: false });
         const checks = restore.check === undefined ? verified.checks : [...verified.checks, restore.check];
         const manifest = await withBackupStore(context.config, (store) =>
           writeManifest(store, facts, { purpose: 'manual', runId: context.runId, operator: context.operator }, checks, restore.restoreTested),
@@ -207,7 +219,10 @@ export const dbBackup = defineProcedure({
           const dump = await store.head(dumpKey(facts.id));
           const ok = dump !== undefined && dump.bytes === manifest.dump.bytes && manifest.dump.sha256 === facts.dump.sha256;
           return ok
-            ? { ok, detail: `${facts.id}: ${manifest.dump.bytes} bytes, ${manifest.tables.length} tables, schema version ${manifest.schemaVersion.version ?? 'none'}` }
+            ? {
+                ok,
+                detail: `${facts.id}: ${manifest.dump.bytes} bytes, ${manifest.tables.length} tables, schema version ${manifest.schemaVersion.version ?? 'none'}`,
+              }
             : { ok, detail: `${facts.id}: the manifest and the stored dump disagree`, remedy: 'take the backup again' };
         });
       },
@@ -248,4 +263,3 @@ function factsOf(context: Context): DumpFacts {
   if (!parsed.success) throw new ShipError('SHIP_ERR_INTERNAL', 'The dump step left no backup facts in the journal; start a new `shipshape db backup`.');
   return parsed.data;
 }
-

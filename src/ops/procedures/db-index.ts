@@ -18,7 +18,17 @@ import type { Pool } from '../../db/pool.ts';
 import { quoteIdent } from '../../db/pool.ts';
 import { describeError, ShipError } from '../../errors.ts';
 import { formatBytes } from '../../bytes.ts';
-import { coveringIndex, findIndex, IDENTIFIER_PATTERN, indexNameFor, MAX_INDEX_COLUMNS, parseTableName, qualified, tableFacts, type TableName } from '../diagnostics/indexes.ts';
+import {
+  coveringIndex,
+  findIndex,
+  IDENTIFIER_PATTERN,
+  indexNameFor,
+  MAX_INDEX_COLUMNS,
+  parseTableName,
+  qualified,
+  tableFacts,
+  type TableName,
+} from '../diagnostics/indexes.ts';
 import { defineProcedure, type JsonObject, type RunContext } from '../engine/types.ts';
 
 const params = z.object({
@@ -49,9 +59,18 @@ export const dbIndex = defineProcedure({
       run: async (context) => {
         const table = tableOf(context.params);
         const facts = await tableFacts(await pool(context), table);
-        if (facts === undefined) return { ok: false, detail: `no table ${table.schema}.${table.name}`, remedy: 'check the name (case matters; `shipshape db diagnose` lists the largest tables)' };
+        if (facts === undefined)
+          return {
+            ok: false,
+            detail: `no table ${table.schema}.${table.name}`,
+            remedy: 'check the name (case matters; `shipshape db diagnose` lists the largest tables)',
+          };
         if (facts.kind === 'p') {
-          return { ok: false, detail: `${table.schema}.${table.name} is partitioned: PostgreSQL cannot build an index on it CONCURRENTLY`, remedy: 'index each partition with this command, then attach them in psql' };
+          return {
+            ok: false,
+            detail: `${table.schema}.${table.name} is partitioned: PostgreSQL cannot build an index on it CONCURRENTLY`,
+            remedy: 'index each partition with this command, then attach them in psql',
+          };
         }
         if (facts.kind !== 'r' && facts.kind !== 'm') return { ok: false, detail: `${table.schema}.${table.name} is not a table (relkind ${facts.kind})` };
         const missing = context.params.columns.filter((column) => !facts.columns.includes(column));
@@ -71,7 +90,12 @@ export const dbIndex = defineProcedure({
         // An invalid one of the same name is what a crashed earlier attempt leaves: the step replaces it.
         if (existing !== undefined && existing.valid) return { ok: false, detail: `index ${name} exists already: ${existing.definition}` };
         const covering = await coveringIndex(db, table, context.params.columns);
-        if (covering !== undefined) return { ok: false, detail: `index ${covering} already starts with (${context.params.columns.join(', ')})`, remedy: 'look at the plan (`shipshape db explain`): the planner may not use it for other reasons' };
+        if (covering !== undefined)
+          return {
+            ok: false,
+            detail: `index ${covering} already starts with (${context.params.columns.join(', ')})`,
+            remedy: 'look at the plan (`shipshape db explain`): the planner may not use it for other reasons',
+          };
         return { ok: true, detail: existing === undefined ? `will create ${name}` : `an INVALID ${name} from an earlier attempt is dropped and built again` };
       },
     },
@@ -103,9 +127,12 @@ export const dbIndex = defineProcedure({
         } catch (error) {
           const cleaned = await dropIndex(db, p).then(
             () => 'the invalid index it left was dropped',
-            (dropError: unknown) => `the invalid index it left could NOT be dropped (${describeError(dropError)}): drop it with DROP INDEX CONCURRENTLY ${qualifiedIndex(p)}`,
+            (dropError: unknown) =>
+              `the invalid index it left could NOT be dropped (${describeError(dropError)}): drop it with DROP INDEX CONCURRENTLY ${qualifiedIndex(p)}`,
           );
-          throw new ShipError('SHIP_ERR_STEP_FAILED', `CREATE INDEX CONCURRENTLY failed: ${describeError(error)}; ${cleaned}. ${adviceFor(error)}`, { cause: error });
+          throw new ShipError('SHIP_ERR_STEP_FAILED', `CREATE INDEX CONCURRENTLY failed: ${describeError(error)}; ${cleaned}. ${adviceFor(error)}`, {
+            cause: error,
+          });
         }
         const built = await findIndex(db, tableOf(p).schema, name);
         context.note(`built ${name} in ${((Date.now() - started) / 1_000).toFixed(1)} s (${formatBytes(built?.bytes ?? 0)})`);

@@ -125,7 +125,8 @@ export const dbKillConnections = defineProcedure({
         const { previous } = await setBanner(pool, { message: text, until: null, setBy: runSetter(context) });
         await announceAppStateChange(context.config, context.logger);
         // Put back afterwards only a banner still being shown, and never our own (a resumed run finds it).
-        const replaced = previous && previous.setBy !== runSetter(context) && (previous.until === null || previous.until.getTime() > Date.now()) ? previous : null;
+        const replaced =
+          previous && previous.setBy !== runSetter(context) && (previous.until === null || previous.until.getTime() > Date.now()) ? previous : null;
         context.note(replaced ? `banner up: "${text}" (replacing "${replaced.message}" until the warning is over)` : `banner up: "${text}"`);
         const push = await pushToEveryone(context, {
           title: 'Scheduled maintenance',
@@ -233,11 +234,15 @@ export const dbKillConnections = defineProcedure({
           if (remaining.length === 0) {
             return { ok: true, detail: `${terminationSummary(swept)}${since}` };
           }
-          const why = (pid: number) => (swept.find((t) => t.pid === pid)?.outcome === 'not-permitted' ? 'not permitted to terminate it' : `did not exit within ${EXIT_WAIT_MS / 1_000} s of being terminated`);
+          const why = (pid: number) =>
+            swept.find((t) => t.pid === pid)?.outcome === 'not-permitted'
+              ? 'not permitted to terminate it'
+              : `did not exit within ${EXIT_WAIT_MS / 1_000} s of being terminated`;
           return {
             ok: false,
             detail: `${remaining.length} session(s) are still connected: ${remaining.map((b) => `${describeBackend(b)} (${why(b.pid)})`).join('; ')}${outcome.error ? `; the sweep stopped early: ${outcome.error}` : ''}.${since}`,
-            remedy: 'sessions we may not terminate need a superuser or a role in pg_signal_backend; one that does not exit is stuck in the server (its log says where): cancel it with `shipshape db kill <pid>` or ask the DBA',
+            remedy:
+              'sessions we may not terminate need a superuser or a role in pg_signal_backend; one that does not exit is stuck in the server (its log says where): cancel it with `shipshape db kill <pid>` or ask the DBA',
           };
         } finally {
           own.release();
@@ -278,7 +283,8 @@ async function apiAnswersAgain(apiUrl: string, terminated: ApiState, signal: Abo
         : {
             ok: false,
             detail: `${answer.url} still answers ${said}, ${since(Date.now())}`,
-            remedy: 'the API did not get its database back: check its logs ("database unavailable") and that its DATABASE_URL names this database; restart the instance if it stays degraded',
+            remedy:
+              'the API did not get its database back: check its logs ("database unavailable") and that its DATABASE_URL names this database; restart the instance if it stays degraded',
           };
     }
     await sleep(POLL_MS);
@@ -292,9 +298,7 @@ interface ApiState {
 }
 
 function apiStateOf(output: JsonObject | undefined): ApiState {
-  const parsed = z
-    .object({ sweptAt: z.iso.datetime().optional(), apiBefore: z.object({ status: z.number().nullable() }).optional() })
-    .safeParse(output ?? {});
+  const parsed = z.object({ sweptAt: z.iso.datetime().optional(), apiBefore: z.object({ status: z.number().nullable() }).optional() }).safeParse(output ?? {});
   const data = parsed.success ? parsed.data : {};
   return { sweptAt: data.sweptAt === undefined ? Date.now() : Date.parse(data.sweptAt), apiAnsweredBefore: (data.apiBefore?.status ?? null) !== null };
 }
@@ -305,8 +309,7 @@ function byApplication(backends: readonly Backend[]): string {
   return [...counts].map(([name, count]) => `${count} × ${name}`).join(', ');
 }
 
-const EMBEDDED_REASON =
-  'the embedded database (PGlite) runs a single backend that every client shares, so there is no other connection to terminate';
+const EMBEDDED_REASON = 'the embedded database (PGlite) runs a single backend that every client shares, so there is no other connection to terminate';
 
 function requirePostgres(config: Config): Config {
   if (config.databaseUrl !== undefined) return config;

@@ -34,7 +34,11 @@ const EXIT_WAIT_MS = 5_000;
 const POLL_MS = 100;
 
 const params = z.object({
-  pid: z.coerce.number({ message: 'must be a process id (a number)' }).int('must be a whole number').positive('must be a process id (a positive number)').max(2_147_483_647),
+  pid: z.coerce
+    .number({ message: 'must be a process id (a number)' })
+    .int('must be a whole number')
+    .positive('must be a process id (a positive number)')
+    .max(2_147_483_647),
   /** Terminate the session when cancelling does not end it. */
   force: z.boolean().default(false),
 });
@@ -70,14 +74,26 @@ export const dbKill = defineProcedure({
       run: async (context) => {
         const target = await findTarget(await pool(context), context.params.pid);
         const name = applicationDatabaseName(context.config);
-        if (target === undefined) return { ok: false, detail: `no server process has pid ${context.params.pid}`, remedy: 'list the sessions with `shipshape db diagnose`' };
+        if (target === undefined)
+          return { ok: false, detail: `no server process has pid ${context.params.pid}`, remedy: 'list the sessions with `shipshape db diagnose`' };
         if (target.backendType !== 'client backend') {
-          return { ok: false, detail: `pid ${target.pid} is the server's ${target.backendType ?? 'own'} process, not a client session`, remedy: 'only client sessions are stopped here; server processes are PostgreSQL’s own' };
+          return {
+            ok: false,
+            detail: `pid ${target.pid} is the server's ${target.backendType ?? 'own'} process, not a client session`,
+            remedy: 'only client sessions are stopped here; server processes are PostgreSQL’s own',
+          };
         }
         if (target.database !== name) {
-          return { ok: false, detail: `pid ${target.pid} is connected to database ${target.database ?? '?'}, not ${name}`, remedy: 'this command only stops sessions of the application database (DATABASE_URL)' };
+          return {
+            ok: false,
+            detail: `pid ${target.pid} is connected to database ${target.database ?? '?'}, not ${name}`,
+            remedy: 'this command only stops sessions of the application database (DATABASE_URL)',
+          };
         }
-        return { ok: true, detail: `${describeConnection(target)} ${target.state ?? 'state hidden'}${target.querySeconds === null ? '' : `, statement running ${seconds(target.querySeconds)}`}${target.query ? `: ${target.query}` : ''}` };
+        return {
+          ok: true,
+          detail: `${describeConnection(target)} ${target.state ?? 'state hidden'}${target.querySeconds === null ? '' : `, statement running ${seconds(target.querySeconds)}`}${target.query ? `: ${target.query}` : ''}`,
+        };
       },
     },
     {
@@ -91,7 +107,11 @@ export const dbKill = defineProcedure({
         const run = /^shipshape-run (\S+)/.exec(target?.applicationName ?? '')?.[1];
         if (run === context.runId) return { ok: false, detail: `pid ${pid} is this run's own lock connection`, remedy: 'pick another pid' };
         if (run !== undefined) {
-          return { ok: false, detail: `pid ${pid} holds the lock of Shipshape run ${run}; killing it would let another run start beside it`, remedy: `stop that run itself (Ctrl-C where it runs, or \`shipshape runs show ${run}\`)` };
+          return {
+            ok: false,
+            detail: `pid ${pid} holds the lock of Shipshape run ${run}; killing it would let another run start beside it`,
+            remedy: `stop that run itself (Ctrl-C where it runs, or \`shipshape runs show ${run}\`)`,
+          };
         }
         return { ok: true, detail: `not one of this run's connections (${own.pids.join(', ')})` };
       },
@@ -104,12 +124,19 @@ export const dbKill = defineProcedure({
         if (state === 'active') return { ok: true, detail: 'a statement is running: it is cancelled first' };
         if (context.params.force) return { ok: true, detail: `${state ?? 'state hidden'}: nothing to cancel, so --force terminates the session` };
         if (isIdleInTransaction(state)) {
-          return { ok: false, detail: `the session is ${state} (open ${seconds(secondsSince(target?.xactStart ?? null))}): a cancel cannot end a transaction that runs no statement`, remedy: `terminate it: shipshape db kill ${context.params.pid} --force` };
+          return {
+            ok: false,
+            detail: `the session is ${state} (open ${seconds(secondsSince(target?.xactStart ?? null))}): a cancel cannot end a transaction that runs no statement`,
+            remedy: `terminate it: shipshape db kill ${context.params.pid} --force`,
+          };
         }
         return {
           ok: false,
           detail: `the session is ${state ?? 'hidden from this role'}: no statement is running`,
-          remedy: state === null ? 'connect as a role that can see it (pg_read_all_stats) or pass --force' : `to disconnect it anyway: shipshape db kill ${context.params.pid} --force`,
+          remedy:
+            state === null
+              ? 'connect as a role that can see it (pg_read_all_stats) or pass --force'
+              : `to disconnect it anyway: shipshape db kill ${context.params.pid} --force`,
         };
       },
     },
@@ -166,7 +193,10 @@ export const dbKill = defineProcedure({
         }
         const outcome = await terminateBackend(db, now, EXIT_WAIT_MS);
         if (outcome.outcome === 'not-permitted') {
-          throw new ShipError('SHIP_ERR_STEP_FAILED', `PostgreSQL refused to terminate pid ${now.pid}: ${outcome.error ?? 'permission denied'}. Connect as a superuser or a member of pg_signal_backend (and the same role, for another role's session).`);
+          throw new ShipError(
+            'SHIP_ERR_STEP_FAILED',
+            `PostgreSQL refused to terminate pid ${now.pid}: ${outcome.error ?? 'permission denied'}. Connect as a superuser or a member of pg_signal_backend (and the same role, for another role's session).`,
+          );
         }
         context.note(`session ${outcome.outcome}`);
         return { terminated: outcome.outcome === 'terminated' || outcome.outcome === 'gone', outcome: outcome.outcome };
@@ -183,7 +213,11 @@ export const dbKill = defineProcedure({
         if (context.params.force) {
           const stillIdleInTx = sameSession && isIdleInTransaction(now.state);
           if (sameSession && (stillRunning(cancel, now) || stillIdleInTx)) {
-            return { ok: false, detail: `pid ${context.params.pid} is still ${now.state ?? '?'} after being terminated`, remedy: 'it may be stuck in an uninterruptible call: look at the server (ps, the PostgreSQL log) before anything harsher' };
+            return {
+              ok: false,
+              detail: `pid ${context.params.pid} is still ${now.state ?? '?'} after being terminated`,
+              remedy: 'it may be stuck in an uninterruptible call: look at the server (ps, the PostgreSQL log) before anything harsher',
+            };
           }
           return { ok: true, detail: sameSession ? `the session is ${now.state ?? '?'} with its statement stopped` : `pid ${context.params.pid} is gone` };
         }
@@ -194,7 +228,10 @@ export const dbKill = defineProcedure({
             remedy: `terminate the session: shipshape db kill ${context.params.pid} --force --yes --yes-irreversible`,
           };
         }
-        return { ok: true, detail: sameSession ? `the session is ${now.state ?? '?'}: its statement was cancelled, the connection kept` : `pid ${context.params.pid} is gone` };
+        return {
+          ok: true,
+          detail: sameSession ? `the session is ${now.state ?? '?'}: its statement was cancelled, the connection kept` : `pid ${context.params.pid} is gone`,
+        };
       },
     },
   ],
@@ -205,7 +242,9 @@ async function pool(context: Context): Promise<Pool> {
 }
 
 async function findTarget(db: Queryable, pid: number): Promise<Target | undefined> {
-  const { rows } = await db.query<BackendRow & { datname: string | null; backend_type: string | null; xact_start: Date | null; query_seconds: number | null; query: string | null }>(
+  const { rows } = await db.query<
+    BackendRow & { datname: string | null; backend_type: string | null; xact_start: Date | null; query_seconds: number | null; query: string | null }
+  >(
     `SELECT ${BACKEND_COLUMNS}, datname, backend_type, xact_start, extract(epoch FROM now() - query_start)::float8 AS query_seconds, query
        FROM pg_stat_activity WHERE pid = $1::integer`,
     [pid],
@@ -228,7 +267,10 @@ async function signal(db: Queryable, fn: 'pg_cancel_backend', pid: number): Prom
     return rows[0]?.ok === true;
   } catch (error) {
     if (error instanceof Error && 'code' in error && error.code === '42501') {
-      throw new ShipError('SHIP_ERR_STEP_FAILED', `PostgreSQL refused to cancel pid ${pid}: ${error.message}. Connect as a superuser or a member of pg_signal_backend (and the same role, for another role's session).`);
+      throw new ShipError(
+        'SHIP_ERR_STEP_FAILED',
+        `PostgreSQL refused to cancel pid ${pid}: ${error.message}. Connect as a superuser or a member of pg_signal_backend (and the same role, for another role's session).`,
+      );
     }
     throw error;
   }

@@ -109,7 +109,10 @@ export const dbMigrate = defineProcedure({
         }
         const newest = await newestVerifiedBackup(context.config);
         if (newest === undefined) {
-          throw new ShipError('SHIP_ERR_BACKUP_NOT_VERIFIED', 'The verified backup found by the prerequisite is gone from backup storage. Nothing was changed; run with --backup to take a new one.');
+          throw new ShipError(
+            'SHIP_ERR_BACKUP_NOT_VERIFIED',
+            'The verified backup found by the prerequisite is gone from backup storage. Nothing was changed; run with --backup to take a new one.',
+          );
         }
         context.note(`the way back is backup ${newest.id} (taken ${newest.createdAt.toISOString()})`);
         return { backupId: newest.id, createdAt: newest.createdAt.toISOString(), taken: false };
@@ -122,11 +125,17 @@ export const dbMigrate = defineProcedure({
         const seen = pendingSeen.get(context.params);
         if (seen !== undefined) {
           if (seen.length === 0) return [`no pending migrations${uptoText(context.params)}`];
-          return seen.flatMap((file, index) => [...(index === 0 ? [] : ['']), `-- ${file.fileName}${file.transactional ? '' : ' (runs outside a transaction)'}`, file.sql.trim()]);
+          return seen.flatMap((file, index) => [
+            ...(index === 0 ? [] : ['']),
+            `-- ${file.fileName}${file.transactional ? '' : ' (runs outside a transaction)'}`,
+            file.sql.trim(),
+          ]);
         }
         const reviewed = reviewedOf(context);
         if (reviewed !== undefined) return reviewed.map((file) => `-- ${file.fileName}`);
-        return [`the SQL of every migration in ${context.profile.migrations.directory} not yet in ${context.profile.migrations.trackingTable} (\`shipshape db migrate plan\` prints it)`];
+        return [
+          `the SQL of every migration in ${context.profile.migrations.directory} not yet in ${context.profile.migrations.trackingTable} (\`shipshape db migrate plan\` prints it)`,
+        ];
       },
       async run(context): Promise<JsonObject> {
         const pending = await pendingFiles(context);
@@ -135,10 +144,18 @@ export const dbMigrate = defineProcedure({
           pending.length === 0
             ? `nothing pending${uptoText(context.params)}`
             : `${pending.length} pending: ${pending.map((file) => file.fileName).join(', ')}` +
-                (withoutDown.length === 0 ? '' : `; without a down migration (rolled back only by restoring the backup): ${withoutDown.map((file) => file.fileName).join(', ')}`),
+                (withoutDown.length === 0
+                  ? ''
+                  : `; without a down migration (rolled back only by restoring the backup): ${withoutDown.map((file) => file.fileName).join(', ')}`),
         );
         return {
-          pending: pending.map((file) => ({ version: file.version, fileName: file.fileName, checksum: file.checksum, transactional: file.transactional, hasDown: file.downSql !== undefined })),
+          pending: pending.map((file) => ({
+            version: file.version,
+            fileName: file.fileName,
+            checksum: file.checksum,
+            transactional: file.transactional,
+            hasDown: file.downSql !== undefined,
+          })),
         };
       },
     },
@@ -157,7 +174,10 @@ export const dbMigrate = defineProcedure({
         const plan = await withMigrator(context, (migrator) => migrator.plan({ noWait: true, to: maxVersion(reviewed) }));
         const tried = plan.pending.map((file) => file.fileName);
         if (tried.join() !== reviewed.map((file) => file.fileName).join()) {
-          throw new ShipError('SHIP_ERR_MIGRATION_DRIFT', `The pending migrations changed since they were reviewed (${tried.join(', ')} now). Nothing was changed; run \`shipshape db migrate up\` again to review them.`);
+          throw new ShipError(
+            'SHIP_ERR_MIGRATION_DRIFT',
+            `The pending migrations changed since they were reviewed (${tried.join(', ')} now). Nothing was changed; run \`shipshape db migrate up\` again to review them.`,
+          );
         }
         context.note(`tried and rolled back: ${summarizeChanges(plan.changes)}`);
         if (plan.untested.length > 0) context.note(`not tried (they run outside a transaction): ${plan.untested.join(', ')}`);
@@ -176,11 +196,20 @@ export const dbMigrate = defineProcedure({
         if (reviewed.length === 0) return { applied: [], failed: null };
         // On a resume after a crash mid-apply, an earlier attempt may have applied some already.
         const earlier = await appliedAmong(context, reviewed);
-        if (earlier.length > 0) context.note(`applied by the interrupted attempt: ${reviewed.filter((file) => earlier.includes(file.version)).map((file) => file.fileName).join(', ')}`);
+        if (earlier.length > 0)
+          context.note(
+            `applied by the interrupted attempt: ${reviewed
+              .filter((file) => earlier.includes(file.version))
+              .map((file) => file.fileName)
+              .join(', ')}`,
+          );
         const remaining = reviewed.filter((file) => !earlier.includes(file.version));
         const now = await pendingFiles(context);
         if (now.map((file) => `${file.fileName}:${file.checksum}`).join() !== remaining.map((file) => `${file.fileName}:${file.checksum}`).join()) {
-          throw new ShipError('SHIP_ERR_MIGRATION_DRIFT', 'The pending migration files changed since they were reviewed and tested. Nothing was applied; run `shipshape db migrate up` again to review them.');
+          throw new ShipError(
+            'SHIP_ERR_MIGRATION_DRIFT',
+            'The pending migration files changed since they were reviewed and tested. Nothing was applied; run `shipshape db migrate up` again to review them.',
+          );
         }
         const outcome = await withMigrator(context, (migrator) => migrator.up({ noWait: true, to: maxVersion(reviewed) }));
         const applied = [...earlier, ...outcome.results.filter((result) => result.status === 'success').map((result) => result.version)];
@@ -197,9 +226,19 @@ export const dbMigrate = defineProcedure({
           // rollback's undo reports it (exit 4) with the backup to restore.
           context.note(`${outcome.error.message} Reverting the ${applied.length} migration(s) applied before it failed too: ${describeError(revertError)}`);
           const failed = outcome.results.find((result) => result.status === 'error');
-          return { applied, failed: { message: failed ? `${String(failed.version).padStart(4, '0')}_${failed.name}.sql failed to apply: ${failed.error ?? 'unknown error'}` : outcome.error.message } };
+          return {
+            applied,
+            failed: {
+              message: failed
+                ? `${String(failed.version).padStart(4, '0')}_${failed.name}.sql failed to apply: ${failed.error ?? 'unknown error'}`
+                : outcome.error.message,
+            },
+          };
         }
-        throw new ShipError('SHIP_ERR_MIGRATION_FAILED', `${outcome.error.message} The ${applied.length} migration(s) this run applied before it were reverted with their down migrations.`);
+        throw new ShipError(
+          'SHIP_ERR_MIGRATION_FAILED',
+          `${outcome.error.message} The ${applied.length} migration(s) this run applied before it were reverted with their down migrations.`,
+        );
       },
       async undo(context, output) {
         await revertThisRun(context, versionsOf(output.applied));
@@ -207,7 +246,10 @@ export const dbMigrate = defineProcedure({
       // Interrupted mid-apply: the versions this run reviewed that are applied now are the ones it applied.
       async undoInterrupted(context) {
         const reviewed = reviewedOf(context) ?? [];
-        await revertThisRun(context, reviewed.map((file) => file.version));
+        await revertThisRun(
+          context,
+          reviewed.map((file) => file.version),
+        );
       },
     },
   ],
@@ -218,7 +260,9 @@ export const dbMigrate = defineProcedure({
         const reviewed = reviewedOf(context) ?? [];
         const table = context.profile.migrations.trackingTable;
         if (reviewed.length === 0) return { ok: true, detail: 'nothing was pending' };
-        const applied = new Set((await withMigrator(context, (migrator) => migrator.status())).filter((row) => row.state === 'applied').map((row) => row.version));
+        const applied = new Set(
+          (await withMigrator(context, (migrator) => migrator.status())).filter((row) => row.state === 'applied').map((row) => row.version),
+        );
         const missing = reviewed.filter((file) => !applied.has(file.version));
         if (missing.length === 0) return { ok: true, detail: `${table} has ${reviewed.map((file) => file.fileName).join(', ')}` };
         const failed = context.outputs.apply?.failed;
@@ -231,7 +275,10 @@ export const dbMigrate = defineProcedure({
       run: async (context) => {
         const changes = changesOf(context.outputs['test-in-transaction']);
         const untested = context.outputs['test-in-transaction']?.untested;
-        const note = Array.isArray(untested) && untested.length > 0 ? ` (not checked: ${untested.join(', ')} ran outside a transaction, so its changes were never tried)` : '';
+        const note =
+          Array.isArray(untested) && untested.length > 0
+            ? ` (not checked: ${untested.join(', ')} ran outside a transaction, so its changes were never tried)`
+            : '';
         if (changes.length === 0) return { ok: true, detail: `no table, column or index changes were planned${note}` };
         const database = await context.database();
         const missing = await missingSchemaChanges(database.pool, changes);
@@ -250,7 +297,9 @@ export const dbMigrate = defineProcedure({
 const pendingSeen = new WeakMap<object, MigrationFile[]>();
 
 async function pendingFiles(context: Context): Promise<MigrationFile[]> {
-  const pending = (await withMigrator(context, (migrator) => migrator.pending())).filter((file) => context.params.to === undefined || file.version <= context.params.to);
+  const pending = (await withMigrator(context, (migrator) => migrator.pending())).filter(
+    (file) => context.params.to === undefined || file.version <= context.params.to,
+  );
   pendingSeen.set(context.params, pending);
   return pending;
 }
@@ -262,7 +311,11 @@ async function withMigrator<T>(context: Context, fn: (migrator: Migrator) => Pro
     return await fn(migratorFor(database, context.logger, context.profile));
   } catch (error) {
     if (isShipError(error) && error.code === 'SHIP_ERR_MIGRATION_LOCKED') {
-      throw new ShipError('SHIP_ERR_MIGRATION_LOCKED', `${error.message.split('. ')[0] ?? error.message}. Wait for it to finish (a \`shipshape serve --migrate\` starting up, or another migration), then run this again.`, { cause: error });
+      throw new ShipError(
+        'SHIP_ERR_MIGRATION_LOCKED',
+        `${error.message.split('. ')[0] ?? error.message}. Wait for it to finish (a \`shipshape serve --migrate\` starting up, or another migration), then run this again.`,
+        { cause: error },
+      );
     }
     throw error;
   }
@@ -335,9 +388,7 @@ async function newestVerifiedBackup(config: Config): Promise<BackupEntry | undef
   return withBackupStore(config, async (store) => (await listBackups(store)).find((entry) => entry.state === 'good' && entry.manifest?.database.name === name));
 }
 
-const reviewedSchema = z.array(
-  z.object({ version: z.number(), fileName: z.string(), checksum: z.string(), transactional: z.boolean(), hasDown: z.boolean() }),
-);
+const reviewedSchema = z.array(z.object({ version: z.number(), fileName: z.string(), checksum: z.string(), transactional: z.boolean(), hasDown: z.boolean() }));
 
 function reviewedOf(context: Context): Reviewed[] | undefined {
   const parsed = reviewedSchema.safeParse(context.outputs.review?.pending);
@@ -346,7 +397,8 @@ function reviewedOf(context: Context): Reviewed[] | undefined {
 
 function requireReviewed(context: Context): Reviewed[] {
   const reviewed = reviewedOf(context);
-  if (reviewed === undefined) throw new ShipError('SHIP_ERR_INTERNAL', 'The review step left no list of pending migrations. Nothing was changed; run `shipshape db migrate up` again.');
+  if (reviewed === undefined)
+    throw new ShipError('SHIP_ERR_INTERNAL', 'The review step left no list of pending migrations. Nothing was changed; run `shipshape db migrate up` again.');
   return reviewed;
 }
 

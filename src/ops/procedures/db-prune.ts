@@ -57,7 +57,9 @@ export const dbPrune = defineProcedure({
           ok: true,
           detail:
             `${policyText(plan.policy)}: ${plan.decisions.length - going.length} of ${plan.decisions.length} backup(s) of ${applicationDatabaseName(context.config)} kept` +
-            (going.length === 0 ? '; nothing to delete' : `; would delete ${going.map((decision) => `${decision.id} (${decision.reasons.join(', ')})`).join(', ')}`),
+            (going.length === 0
+              ? '; nothing to delete'
+              : `; would delete ${going.map((decision) => `${decision.id} (${decision.reasons.join(', ')})`).join(', ')}`),
         };
       },
     },
@@ -65,13 +67,16 @@ export const dbPrune = defineProcedure({
       name: 'retention plan for the databases restores kept',
       run: async (context) => {
         const { going, kept, problem } = await preRestorePlan(context);
-        if (problem !== undefined) return { ok: true, detail: `unverified: the kept pre-restore databases could not be listed (${problem}); none will be dropped` };
+        if (problem !== undefined)
+          return { ok: true, detail: `unverified: the kept pre-restore databases could not be listed (${problem}); none will be dropped` };
         const held = going.reduce((sum, copy) => sum + copy.bytes, 0);
         return {
           ok: true,
           detail:
             `keep the newest ${keepPreRestore(context.params)}: ${kept.length} kept${kept.length > 0 ? ` (${kept.map((copy) => `${copy.name}, ${formatBytes(copy.bytes)}`).join('; ')})` : ''}` +
-            (going.length === 0 ? '; nothing to drop' : `; would drop ${going.map((copy) => `${copy.name} (${formatBytes(copy.bytes)})`).join(', ')}, ${formatBytes(held)} in all`),
+            (going.length === 0
+              ? '; nothing to drop'
+              : `; would drop ${going.map((copy) => `${copy.name} (${formatBytes(copy.bytes)})`).join(', ')}, ${formatBytes(held)} in all`),
         };
       },
     },
@@ -122,7 +127,11 @@ export const dbPrune = defineProcedure({
           freed += copy.bytes;
           context.note(`dropped ${copy.name}, kept by run ${copy.runId}: ${formatBytes(copy.bytes)} freed`);
         }
-        context.note(dropped.length === 0 ? 'no old pre-restore copy to drop' : `dropped ${dropped.length} pre-restore cop${dropped.length === 1 ? 'y' : 'ies'}, ${formatBytes(freed)} freed`);
+        context.note(
+          dropped.length === 0
+            ? 'no old pre-restore copy to drop'
+            : `dropped ${dropped.length} pre-restore cop${dropped.length === 1 ? 'y' : 'ies'}, ${formatBytes(freed)} freed`,
+        );
         return { dropped, freedBytes: freed };
       },
     },
@@ -137,7 +146,11 @@ export const dbPrune = defineProcedure({
         const lost = output.kept.filter((id) => !present.has(id));
         const left = output.deleted.filter((id) => present.has(id));
         if (lost.length > 0 || left.length > 0) {
-          return { ok: false, detail: `${lost.length > 0 ? `missing kept backup(s) ${lost.join(', ')}` : ''}${left.length > 0 ? ` still present: ${left.join(', ')}` : ''}`.trim() };
+          return {
+            ok: false,
+            detail:
+              `${lost.length > 0 ? `missing kept backup(s) ${lost.join(', ')}` : ''}${left.length > 0 ? ` still present: ${left.join(', ')}` : ''}`.trim(),
+          };
         }
         return { ok: true, detail: `${output.kept.length} kept, ${output.deleted.length} deleted` };
       },

@@ -117,7 +117,9 @@ export const dbRestore = defineProcedure({
       run: async (context) => {
         const manifest = await manifestOf(context);
         try {
-          const checks = await withBackupStore(context.config, (store) => verifyStoredDump({ config: context.config, store, facts: manifest, signal: context.signal }));
+          const checks = await withBackupStore(context.config, (store) =>
+            verifyStoredDump({ config: context.config, store, facts: manifest, signal: context.signal }),
+          );
           return { ok: true, detail: checks.join('; ') };
         } catch (error) {
           if (error instanceof ShipError && error.code === 'SHIP_ERR_BACKUP_NOT_VERIFIED') return { ok: false, detail: error.message };
@@ -131,7 +133,10 @@ export const dbRestore = defineProcedure({
         const manifest = await manifestOf(context);
         const target = targetOf(context);
         if (manifest.dump.format === 'plain') {
-          return { ok: true, detail: `a plain SQL dump: replayed ${target.kind === 'embedded' ? 'into a new embedded database' : 'through the driver in one transaction'}, no pg_restore needed` };
+          return {
+            ok: true,
+            detail: `a plain SQL dump: replayed ${target.kind === 'embedded' ? 'into a new embedded database' : 'through the driver in one transaction'}, no pg_restore needed`,
+          };
         }
         if (target.kind === 'embedded') return { ok: false, detail: notForEmbedded(manifest.id).message };
         try {
@@ -174,7 +179,8 @@ export const dbRestore = defineProcedure({
             };
           }
           for (const name of [target.incoming, target.preRestore]) {
-            if (await databaseExists(client, name)) return { ok: false, detail: `a database ${name} already exists (left by an earlier attempt?)`, remedy: 'inspect it and drop it, then run again' };
+            if (await databaseExists(client, name))
+              return { ok: false, detail: `a database ${name} already exists (left by an earlier attempt?)`, remedy: 'inspect it and drop it, then run again' };
           }
           return {
             ok: true,
@@ -195,14 +201,25 @@ export const dbRestore = defineProcedure({
           const needed = Math.max(live, manifest.dump.bytes * 2);
           const free = await freeBytes(context.config.stateDir);
           const detail = `the new embedded folder needs about ${formatBytes(needed)} beside the live one (${formatBytes(live)}); ${formatBytes(free)} free under ${context.config.stateDir}`;
-          return free >= needed ? { ok: true, detail } : { ok: false, detail: `${detail}: ${formatBytes(needed - free)} missing`, remedy: 'free disk space, or drop old pre-restore copies with `shipshape db restore --cleanup`' };
+          return free >= needed
+            ? { ok: true, detail }
+            : {
+                ok: false,
+                detail: `${detail}: ${formatBytes(needed - free)} missing`,
+                remedy: 'free disk space, or drop old pre-restore copies with `shipshape db restore --cleanup`',
+              };
         }
         return withClient(target.adminUrl, async (client) => {
           const room = await serverRoom(client, target, manifest.dump.bytes);
-          if (room.free === undefined) return { ok: true, detail: `unverified: ${room.estimate}; the free disk of the server's data directory cannot be read from here (${room.why})` };
+          if (room.free === undefined)
+            return { ok: true, detail: `unverified: ${room.estimate}; the free disk of the server's data directory cannot be read from here (${room.why})` };
           const detail = `${room.estimate}; ${formatBytes(room.free)} free in the data directory ${room.dataDirectory}`;
           if (room.free >= room.needed) return { ok: true, detail };
-          return { ok: false, detail: `${detail}: ${formatBytes(room.needed - room.free)} missing`, remedy: 'free disk space on the database server, or drop old pre-restore databases with `shipshape db restore --cleanup`' };
+          return {
+            ok: false,
+            detail: `${detail}: ${formatBytes(room.needed - room.free)} missing`,
+            remedy: 'free disk space on the database server, or drop old pre-restore databases with `shipshape db restore --cleanup`',
+          };
         });
       },
     },
@@ -213,7 +230,9 @@ export const dbRestore = defineProcedure({
         const free = await freeBytes(context.config.stateDir);
         const needed = manifest.dump.bytes;
         const detail = `${formatBytes(free)} free under ${context.config.stateDir}, ${formatBytes(needed)} needed`;
-        return free >= needed ? { ok: true, detail } : { ok: false, detail: `${detail}: ${formatBytes(needed - free)} missing`, remedy: 'free disk space, or point STATE_DIR at a larger disk' };
+        return free >= needed
+          ? { ok: true, detail }
+          : { ok: false, detail: `${detail}: ${formatBytes(needed - free)} missing`, remedy: 'free disk space, or point STATE_DIR at a larger disk' };
       },
     },
   ],
@@ -224,7 +243,9 @@ export const dbRestore = defineProcedure({
       title: 'Put the application in read-only mode (reads served, writes answer 503; #incidents is told the restore started)',
       describe: (context) =>
         isApplication(context)
-          ? [`UPDATE app_state SET maintenance_enabled = true, maintenance_mode = 'read-only', maintenance_message = '${MAINTENANCE_MESSAGE}'   -- every API instance stops accepting writes within a second`]
+          ? [
+              `UPDATE app_state SET maintenance_enabled = true, maintenance_mode = 'read-only', maintenance_message = '${MAINTENANCE_MESSAGE}'   -- every API instance stops accepting writes within a second`,
+            ]
           : [`not needed: --target ${context.params.target ?? ''} is not the application's database`],
       async run(context): Promise<JsonObject> {
         if (!isApplication(context)) return { skipped: true };
@@ -236,14 +257,26 @@ export const dbRestore = defineProcedure({
         }
         const changed = await withLivePool(target, context.config, context.logger, async (pool) => {
           if (!(await hasAppState(pool))) return undefined;
-          return switchMaintenance(pool, { enabled: true, mode: 'read-only', message: MAINTENANCE_MESSAGE, owner: procedureOwner(context) }, announceFrom(context.config, context.logger));
+          return switchMaintenance(
+            pool,
+            { enabled: true, mode: 'read-only', message: MAINTENANCE_MESSAGE, owner: procedureOwner(context) },
+            announceFrom(context.config, context.logger),
+          );
         });
         if (changed === undefined) {
           context.note('the database has no app_state table (an empty or foreign database): no maintenance mode to switch');
           return { skipped: true };
         }
-        context.note(changed.previous.enabled ? `maintenance mode was already on (${changed.previous.mode}); read-only now` : 'read-only mode on: reads are served, writes answer 503');
-        return { skipped: false, previous: { enabled: changed.previous.enabled, mode: changed.previous.mode, message: changed.previous.message }, at: new Date().toISOString() };
+        context.note(
+          changed.previous.enabled
+            ? `maintenance mode was already on (${changed.previous.mode}); read-only now`
+            : 'read-only mode on: reads are served, writes answer 503',
+        );
+        return {
+          skipped: false,
+          previous: { enabled: changed.previous.enabled, mode: changed.previous.mode, message: changed.previous.message },
+          at: new Date().toISOString(),
+        };
       },
       async undo(context, output) {
         if (output.skipped === true) return;
@@ -258,12 +291,17 @@ export const dbRestore = defineProcedure({
     {
       id: 'fetch',
       title: 'Download backup (to a local, seekable file)',
-      describe: (context) => [`GET ${context.config.backupStorageUrl}/${context.params.backup}/dump → ${localDumpPath(context.config.stateDir, context.runId, context.params.backup)}   -- SHA-256 checked against the manifest`],
+      describe: (context) => [
+        `GET ${context.config.backupStorageUrl}/${context.params.backup}/dump → ${localDumpPath(context.config.stateDir, context.runId, context.params.backup)}   -- SHA-256 checked against the manifest`,
+      ],
       async run(context): Promise<JsonObject> {
         const manifest = await manifestOf(context);
         const file = localDumpPath(context.config.stateDir, context.runId, manifest.id);
         const fetched = await withBackupStore(context.config, (store) =>
-          fetchDump(store, manifest, file, { signal: context.signal, onProgress: (bytes) => context.progress({ bytes, totalBytes: manifest.dump.bytes, label: 'download' }) }),
+          fetchDump(store, manifest, file, {
+            signal: context.signal,
+            onProgress: (bytes) => context.progress({ bytes, totalBytes: manifest.dump.bytes, label: 'download' }),
+          }),
         );
         context.note(fetched.reused ? `${file} was already downloaded and matches` : `downloaded ${fetched.bytes} bytes, SHA-256 matches the manifest`);
         return { file, bytes: fetched.bytes };
@@ -308,7 +346,12 @@ export const dbRestore = defineProcedure({
         context.note(`backup ${manifest.id} loaded ${target.kind === 'postgres' ? `into ${target.incoming}` : ''}: ${loaded.how}`);
         const oid =
           target.kind === 'postgres'
-            ? await withClient(target.adminUrl, async (client) => (await client.query<{ oid: number }>('SELECT oid::int AS oid FROM pg_database WHERE datname = $1::text', [target.incoming])).rows[0]?.oid ?? null)
+            ? await withClient(
+                target.adminUrl,
+                async (client) =>
+                  (await client.query<{ oid: number }>('SELECT oid::int AS oid FROM pg_database WHERE datname = $1::text', [target.incoming])).rows[0]?.oid ??
+                  null,
+              )
             : null;
         return { how: loaded.how, leftOutSettings: loaded.leftOutSettings, hadLive, oid };
       },
@@ -338,17 +381,25 @@ export const dbRestore = defineProcedure({
           .filter((table) => table.rows !== (expected.get(table.name) ?? null))
           .map((table) => `${table.name}: ${table.rows ?? 'missing'} restored, ${expected.get(table.name) ?? 'absent'} in the backup`);
         if (manifest.recentData !== null && !sameInstant(found.recent?.newestEpoch ?? null, manifest.recentData.newestEpoch)) {
-          problems.push(`newest ${manifest.recentData.table}.${manifest.recentData.column} is ${found.recent?.newest ?? 'missing'}, the backup's is ${manifest.recentData.newest ?? 'none'}`);
+          problems.push(
+            `newest ${manifest.recentData.table}.${manifest.recentData.column} is ${found.recent?.newest ?? 'missing'}, the backup's is ${manifest.recentData.newest ?? 'none'}`,
+          );
         }
-        if (problems.length > 0) throw new ShipError('SHIP_ERR_STEP_FAILED', `The restored database does not match backup ${manifest.id}: ${problems.join('; ')}.`);
-        context.note(`${found.counts.map((table) => `${table.name} ${table.rows}`).join(', ')}; newest ${found.recent?.table ?? ''} row ${found.recent?.newest ?? 'none'}`);
+        if (problems.length > 0)
+          throw new ShipError('SHIP_ERR_STEP_FAILED', `The restored database does not match backup ${manifest.id}: ${problems.join('; ')}.`);
+        context.note(
+          `${found.counts.map((table) => `${table.name} ${table.rows}`).join(', ')}; newest ${found.recent?.table ?? ''} row ${found.recent?.newest ?? 'none'}`,
+        );
         return { counts: found.counts.map((table) => ({ name: table.name, rows: table.rows })), newest: found.recent?.newest ?? null };
       },
     },
     {
       id: 'migrate',
       title: 'Run migrations (if needed)',
-      describe: (context) => [`-- on ${restoredName(context)}`, `apply every migration in ${context.profile.migrations.directory} not yet in ${context.profile.migrations.trackingTable}, each in its own transaction`],
+      describe: (context) => [
+        `-- on ${restoredName(context)}`,
+        `apply every migration in ${context.profile.migrations.directory} not yet in ${context.profile.migrations.trackingTable}, each in its own transaction`,
+      ],
       async run(context): Promise<JsonObject> {
         const applied = await withRestoredPool(targetOf(context), context.config, context.logger, async (pool) => {
           const outcome = await new Migrator(pool, context.profile.migrations, context.logger).up();
@@ -376,7 +427,9 @@ export const dbRestore = defineProcedure({
             return { ...reapplied, countsAfter: await criticalCounts(pool, context) };
           }),
         );
-        context.note(`erased again ${result.erased} account(s) the backup still held (ledger: ${result.ledgerRecords} record(s), ${result.mergedFromMirror} merged from its mirror)`);
+        context.note(
+          `erased again ${result.erased} account(s) the backup still held (ledger: ${result.ledgerRecords} record(s), ${result.mergedFromMirror} merged from its mirror)`,
+        );
         return result;
       },
       // The restore step's undo drops the whole restored copy, which includes these rows.
@@ -400,7 +453,13 @@ export const dbRestore = defineProcedure({
         const live = target.kind === 'embedded' || (await layoutOf(target)).live;
         const changed = live
           ? await withLivePool(target, context.config, context.logger, async (pool) =>
-              (await hasAppState(pool)) ? switchMaintenance(pool, { enabled: true, message: MAINTENANCE_MESSAGE, owner: procedureOwner(context) }, announceFrom(context.config, context.logger)) : undefined,
+              (await hasAppState(pool))
+                ? switchMaintenance(
+                    pool,
+                    { enabled: true, message: MAINTENANCE_MESSAGE, owner: procedureOwner(context) },
+                    announceFrom(context.config, context.logger),
+                  )
+                : undefined,
             )
           : undefined;
         // The restored database comes up in maintenance too; nothing serves from it before the swap, so nobody is told.
@@ -408,11 +467,23 @@ export const dbRestore = defineProcedure({
           if (await hasAppState(pool)) await switchMaintenance(pool, { enabled: true, message: MAINTENANCE_MESSAGE, owner: procedureOwner(context) }, null);
         });
         if (changed === undefined) {
-          context.note(live ? 'the live database has no app_state table (an empty or foreign database): no maintenance mode to switch' : `database ${targetName(context)} does not exist yet: nothing serves from it`);
+          context.note(
+            live
+              ? 'the live database has no app_state table (an empty or foreign database): no maintenance mode to switch'
+              : `database ${targetName(context)} does not exist yet: nothing serves from it`,
+          );
           return { skipped: false, previous: null };
         }
-        context.note(changed.previous.enabled && changed.previous.mode === 'full' ? 'maintenance mode was already on' : 'maintenance mode on: the application is fully unavailable until the swap is done');
-        return { skipped: false, previous: { enabled: changed.previous.enabled, mode: changed.previous.mode, message: changed.previous.message }, at: new Date().toISOString() };
+        context.note(
+          changed.previous.enabled && changed.previous.mode === 'full'
+            ? 'maintenance mode was already on'
+            : 'maintenance mode on: the application is fully unavailable until the swap is done',
+        );
+        return {
+          skipped: false,
+          previous: { enabled: changed.previous.enabled, mode: changed.previous.mode, message: changed.previous.message },
+          at: new Date().toISOString(),
+        };
       },
       async undo(context, output) {
         if (output.skipped === true || output.previous === null) return;
@@ -429,7 +500,8 @@ export const dbRestore = defineProcedure({
       title: 'Terminate active connections and swap the restored database in (the replaced one is kept)',
       describe: (context) => {
         const target = targetOf(context);
-        if (target.kind === 'embedded') return ['nothing to do: the restore step swapped the new folder in; the embedded database opens with the next process that uses it'];
+        if (target.kind === 'embedded')
+          return ['nothing to do: the restore step swapped the new folder in; the embedded database opens with the next process that uses it'];
         return [
           `ALTER DATABASE ${quoteIdent(target.name)} WITH ALLOW_CONNECTIONS false;`,
           `SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE datname = '${target.name}' AND pid <> pg_backend_pid();`,
@@ -453,12 +525,18 @@ export const dbRestore = defineProcedure({
           },
         });
         for (const note of result.notes) context.note(note);
-        if (reconciled !== undefined) context.note(`reconciled with ${target.preRestore} (work done after the backup is not done again): ${reconcileText(reconciled)}`);
+        if (reconciled !== undefined)
+          context.note(`reconciled with ${target.preRestore} (work done after the backup is not done again): ${reconcileText(reconciled)}`);
         return {
           swapped: true,
           reconciled: reconciled === undefined ? null : { ...reconciled },
           keptAs: result.keptPreRestore ? target.preRestore : null,
-          disconnected: result.disconnected.map((backend) => ({ pid: backend.pid, user: backend.user, application: backend.applicationName, client: backend.clientAddr })),
+          disconnected: result.disconnected.map((backend) => ({
+            pid: backend.pid,
+            user: backend.user,
+            application: backend.applicationName,
+            client: backend.clientAddr,
+          })),
         };
       },
       async undo(context) {
@@ -472,7 +550,9 @@ export const dbRestore = defineProcedure({
       id: 'maintenance-off',
       title: 'Disable maintenance mode',
       describe: (context) =>
-        isApplication(context) ? ['UPDATE app_state SET maintenance_enabled = <as before the restore, normally false>'] : ['not needed: --target is not the application database'],
+        isApplication(context)
+          ? ['UPDATE app_state SET maintenance_enabled = <as before the restore, normally false>']
+          : ['not needed: --target is not the application database'],
       async run(context): Promise<JsonObject> {
         if (!isApplication(context)) return { skipped: true };
         const before = stateBefore(context);
@@ -485,7 +565,9 @@ export const dbRestore = defineProcedure({
         const readOnlySeconds = Number.isFinite(readOnlyAt) && Number.isFinite(maintenanceAt) ? (maintenanceAt - readOnlyAt) / 1000 : null;
         const unavailableSeconds = Number.isFinite(maintenanceAt) ? (Date.now() - maintenanceAt) / 1000 : null;
         if (unavailableSeconds !== null) {
-          context.note(`the application was read-only for ${readOnlySeconds === null ? 'an unknown time' : `${readOnlySeconds.toFixed(1)} s`} and fully unavailable for ${unavailableSeconds.toFixed(1)} s`);
+          context.note(
+            `the application was read-only for ${readOnlySeconds === null ? 'an unknown time' : `${readOnlySeconds.toFixed(1)} s`} and fully unavailable for ${unavailableSeconds.toFixed(1)} s`,
+          );
         }
         return { skipped: false, enabled: before.enabled, readOnlySeconds, unavailableSeconds };
       },
@@ -518,24 +600,40 @@ export const dbRestore = defineProcedure({
           // Renames keep a database's oid: the live name must now be the database the backup was loaded into.
           // (Its row counts are not compared: the application writes to it as soon as maintenance is off.)
           const restoredOid = context.outputs.restore?.oid;
-          const liveOid = await withClient(target.adminUrl, async (client) => (await client.query<{ oid: number }>('SELECT oid::int AS oid FROM pg_database WHERE datname = $1::text', [target.name])).rows[0]?.oid);
+          const liveOid = await withClient(
+            target.adminUrl,
+            async (client) =>
+              (await client.query<{ oid: number }>('SELECT oid::int AS oid FROM pg_database WHERE datname = $1::text', [target.name])).rows[0]?.oid,
+          );
           if (liveOid === undefined) return { ok: false, detail: `${target.name} is not open under its own name` };
-          if (liveOid !== restoredOid) return { ok: false, detail: `${target.name} (oid ${liveOid}) is not the database the backup was loaded into (oid ${String(restoredOid)})` };
+          if (liveOid !== restoredOid)
+            return { ok: false, detail: `${target.name} (oid ${liveOid}) is not the database the backup was loaded into (oid ${String(restoredOid)})` };
           const counts = await withLivePool(target, context.config, context.logger, (pool) => criticalCounts(pool, context));
-          return { ok: true, detail: `${target.name} is the restored database (oid ${liveOid}): ${Object.entries(counts).map(([name, rows]) => `${name} ${rows ?? 'missing'}`).join(', ')}` };
+          return {
+            ok: true,
+            detail: `${target.name} is the restored database (oid ${liveOid}): ${Object.entries(counts)
+              .map(([name, rows]) => `${name} ${rows ?? 'missing'}`)
+              .join(', ')}`,
+          };
         }
         const expected = z.record(z.string(), z.number().nullable()).parse(context.outputs['erasure-ledger']?.countsAfter ?? {});
         const counts = await withLivePool(target, context.config, context.logger, (pool) => criticalCounts(pool, context));
         const differ = Object.entries(counts).filter(([name, rows]) => expected[name] !== rows);
-        const detail = Object.entries(counts).map(([name, rows]) => `${name} ${rows ?? 'missing'}`).join(', ');
+        const detail = Object.entries(counts)
+          .map(([name, rows]) => `${name} ${rows ?? 'missing'}`)
+          .join(', ');
         return differ.length === 0 ? { ok: true, detail } : { ok: false, detail: `${detail} — expected ${JSON.stringify(expected)}` };
       },
     },
     {
       name: 'no migration is pending',
       run: async (context) => {
-        const pending = await withLivePool(targetOf(context), context.config, context.logger, (pool) => new Migrator(pool, context.profile.migrations, context.logger).pending());
-        return pending.length === 0 ? { ok: true, detail: 'schema is current' } : { ok: false, detail: `pending: ${pending.map((file) => file.fileName).join(', ')}` };
+        const pending = await withLivePool(targetOf(context), context.config, context.logger, (pool) =>
+          new Migrator(pool, context.profile.migrations, context.logger).pending(),
+        );
+        return pending.length === 0
+          ? { ok: true, detail: 'schema is current' }
+          : { ok: false, detail: `pending: ${pending.map((file) => file.fileName).join(', ')}` };
       },
     },
     {
@@ -548,7 +646,9 @@ export const dbRestore = defineProcedure({
           const { rows } = await pool.query<{ enabled: boolean }>('SELECT maintenance_enabled AS enabled FROM app_state');
           return rows[0]?.enabled ?? false;
         });
-        return now === wanted ? { ok: true, detail: `maintenance mode ${now ? 'on' : 'off'}` } : { ok: false, detail: `maintenance mode is ${now ? 'on' : 'off'}, it should be ${wanted ? 'on' : 'off'}` };
+        return now === wanted
+          ? { ok: true, detail: `maintenance mode ${now ? 'on' : 'off'}` }
+          : { ok: false, detail: `maintenance mode is ${now ? 'on' : 'off'}, it should be ${wanted ? 'on' : 'off'}` };
       },
     },
     {
@@ -561,7 +661,11 @@ export const dbRestore = defineProcedure({
           return there ? { ok: true, detail: `kept as ${kept}` } : { ok: true, detail: 'there was no embedded database before the restore: nothing to keep' };
         }
         const layout = await layoutOf(target);
-        if (layout.preRestore) return { ok: true, detail: `kept as ${target.preRestore}: \`shipshape runs rollback ${context.runId}\` renames it back; \`shipshape db restore --cleanup\` drops it` };
+        if (layout.preRestore)
+          return {
+            ok: true,
+            detail: `kept as ${target.preRestore}: \`shipshape runs rollback ${context.runId}\` renames it back; \`shipshape db restore --cleanup\` drops it`,
+          };
         if (context.outputs.restore?.hadLive === false) return { ok: true, detail: `${target.name} did not exist before the restore: nothing to keep` };
         return { ok: false, detail: `${target.preRestore} is missing` };
       },
@@ -637,7 +741,11 @@ async function setLiveMaintenance(context: Context, state: MaintenanceState): Pr
   if (target.kind === 'postgres' && !(await layoutOf(target)).live) return;
   await withLivePool(target, context.config, context.logger, async (pool) => {
     if (await hasAppState(pool)) {
-      await switchMaintenance(pool, { enabled: state.enabled, mode: state.mode, message: state.message, owner: procedureOwner(context), restoring: { setBy: null } }, announceFrom(context.config, context.logger));
+      await switchMaintenance(
+        pool,
+        { enabled: state.enabled, mode: state.mode, message: state.message, owner: procedureOwner(context), restoring: { setBy: null } },
+        announceFrom(context.config, context.logger),
+      );
     }
   });
 }
@@ -684,8 +792,14 @@ async function folderBytes(folder: string): Promise<number> {
  * one, four times the compressed dump), and how much its data directory has — when that can be
  * read: the setting needs a superuser (or pg_read_all_settings), and the disk must be this machine's.
  */
-async function serverRoom(client: pg.Client, target: PostgresTarget, dumpBytes: number): Promise<{ needed: number; estimate: string; free?: number; dataDirectory?: string; why?: string }> {
-  const { rows } = await client.query<{ size: string | null }>('SELECT pg_database_size(datname)::text AS size FROM pg_database WHERE datname = $1::text', [target.name]);
+async function serverRoom(
+  client: pg.Client,
+  target: PostgresTarget,
+  dumpBytes: number,
+): Promise<{ needed: number; estimate: string; free?: number; dataDirectory?: string; why?: string }> {
+  const { rows } = await client.query<{ size: string | null }>('SELECT pg_database_size(datname)::text AS size FROM pg_database WHERE datname = $1::text', [
+    target.name,
+  ]);
   const liveSize = rows[0]?.size === undefined || rows[0]?.size === null ? undefined : Number(rows[0].size);
   const needed = liveSize ?? dumpBytes * 4;
   const estimate =
@@ -704,6 +818,10 @@ async function serverRoom(client: pg.Client, target: PostgresTarget, dumpBytes: 
   try {
     return { needed, estimate, free: await freeBytes(dataDirectory), dataDirectory };
   } catch (error) {
-    return { needed, estimate, why: `${dataDirectory} is not readable here (${(error as NodeJS.ErrnoException).code ?? describeError(error)}), perhaps the server runs in a container` };
+    return {
+      needed,
+      estimate,
+      why: `${dataDirectory} is not readable here (${(error as NodeJS.ErrnoException).code ?? describeError(error)}), perhaps the server runs in a container`,
+    };
   }
 }

@@ -64,7 +64,9 @@ export const emergencyDisable = defineProcedure({
       run: async ({ config }) => ({
         ok: true,
         detail: [
-          config.alerts.pagerDutyRoutingKey || config.alerts.routingFile ? 'PagerDuty page per the routing' : 'no PAGERDUTY_ROUTING_KEY or routing file: the page goes to the log only',
+          config.alerts.pagerDutyRoutingKey || config.alerts.routingFile
+            ? 'PagerDuty page per the routing'
+            : 'no PAGERDUTY_ROUTING_KEY or routing file: the page goes to the log only',
           config.alerts.slackWebhookUrl || config.alerts.routingFile ? '#incidents on Slack' : 'no Slack webhook: #incidents gets it in the log only',
           config.statusPageWebhookUrl ? 'status page webhook' : 'no STATUS_PAGE_WEBHOOK_URL: update the status page by hand',
         ].join('; '),
@@ -86,7 +88,11 @@ export const emergencyDisable = defineProcedure({
         const before = (await readAppState(pool)).maintenance;
         // A resumed run finds its own change: what was there before it is not known any more, and was almost certainly "off".
         const ours = before.enabled && before.setBy === runSetter(context);
-        const { previous } = await switchMaintenance(pool, { enabled: true, message, owner: procedureOwner(context), details: { emergency: true } }, announceFrom(context.config, context.logger));
+        const { previous } = await switchMaintenance(
+          pool,
+          { enabled: true, message, owner: procedureOwner(context), details: { emergency: true } },
+          announceFrom(context.config, context.logger),
+        );
         context.note(`maintenance ON: "${message}"`);
         return ours
           ? { previousEnabled: false, previousMessage: null, previousSetBy: null, resumed: true }
@@ -102,7 +108,9 @@ export const emergencyDisable = defineProcedure({
     {
       id: 'verify-health',
       title: 'Verify maintenance mode (GET /health)',
-      describe: ({ config, params: p }) => [`GET ${new URL('/health', config.apiUrl).toString()}   -- expect 503 {"status":"maintenance","message":"${p.message}"}, within 5 s`],
+      describe: ({ config, params: p }) => [
+        `GET ${new URL('/health', config.apiUrl).toString()}   -- expect 503 {"status":"maintenance","message":"${p.message}"}, within 5 s`,
+      ],
       // Reads only.
       run: (context) => verifyHealth(context, { maintenance: true, message: context.params.message }, 'The API does not show maintenance mode'),
     },
@@ -126,7 +134,11 @@ export const emergencyDisable = defineProcedure({
           dedupKey: EMERGENCY_PAGE_KEY,
           details: { runId, operator },
         });
-        context.note(sent.paged ? `paged the on-call (${sent.summary})` : `the on-call was NOT paged: ${sent.output.pagerDutyConfigured ? 'PagerDuty refused' : 'no PagerDuty routing key configured'} — call them (${sent.summary})`);
+        context.note(
+          sent.paged
+            ? `paged the on-call (${sent.summary})`
+            : `the on-call was NOT paged: ${sent.output.pagerDutyConfigured ? 'PagerDuty refused' : 'no PagerDuty routing key configured'} — call them (${sent.summary})`,
+        );
         return sent.output;
       },
       async undo(context) {
@@ -148,7 +160,9 @@ export const emergencyDisable = defineProcedure({
       id: 'status-page',
       title: 'Update the status page',
       describe: ({ config, params: p }) =>
-        config.statusPageWebhookUrl ? [`POST <STATUS_PAGE_WEBHOOK_URL> {"status":"maintenance","message":"${p.message}"}`] : ['STATUS_PAGE_WEBHOOK_URL is not set: nothing to post (update it by hand)'],
+        config.statusPageWebhookUrl
+          ? [`POST <STATUS_PAGE_WEBHOOK_URL> {"status":"maintenance","message":"${p.message}"}`]
+          : ['STATUS_PAGE_WEBHOOK_URL is not set: nothing to post (update it by hand)'],
       run: (context) => updateStatusPage(context, 'maintenance', context.params.message),
       async undo(context, output) {
         if (output.posted === true) await updateStatusPage(context, 'operational', 'The app is available again.');
@@ -182,7 +196,11 @@ export const emergencyDisable = defineProcedure({
         const { maintenance } = await readAppState(pool);
         return maintenance.enabled && maintenance.message === context.params.message
           ? { ok: true, detail: `app_state: maintenance on since ${maintenance.since?.toISOString() ?? '?'}` }
-          : { ok: false, detail: `app_state: maintenance ${maintenance.enabled ? `on with "${maintenance.message ?? ''}"` : 'off'}`, remedy: 'someone changed it meanwhile: check `shipshape audit --action admin.maintenance.`' };
+          : {
+              ok: false,
+              detail: `app_state: maintenance ${maintenance.enabled ? `on with "${maintenance.message ?? ''}"` : 'off'}`,
+              remedy: 'someone changed it meanwhile: check `shipshape audit --action admin.maintenance.`',
+            };
       },
     },
     {

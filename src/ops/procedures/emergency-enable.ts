@@ -80,7 +80,11 @@ export const emergencyEnable = defineProcedure({
         }
         const message = typeof output.previousMessage === 'string' ? output.previousMessage : null;
         const setBy = typeof output.previousSetBy === 'string' ? output.previousSetBy : null;
-        await switchMaintenance(pool, { enabled: true, message, owner: procedureOwner(context), restoring: { setBy } }, announceFrom(context.config, context.logger));
+        await switchMaintenance(
+          pool,
+          { enabled: true, message, owner: procedureOwner(context), restoring: { setBy } },
+          announceFrom(context.config, context.logger),
+        );
         context.note(`maintenance back ON: "${message ?? ''}"`);
       },
     },
@@ -128,7 +132,9 @@ export const emergencyEnable = defineProcedure({
       id: 'status-page',
       title: 'Update the status page',
       describe: ({ config }) =>
-        config.statusPageWebhookUrl ? [`POST <STATUS_PAGE_WEBHOOK_URL> {"status":"operational","message":"The app is available again."}`] : ['STATUS_PAGE_WEBHOOK_URL is not set: nothing to post (update it by hand)'],
+        config.statusPageWebhookUrl
+          ? [`POST <STATUS_PAGE_WEBHOOK_URL> {"status":"operational","message":"The app is available again."}`]
+          : ['STATUS_PAGE_WEBHOOK_URL is not set: nothing to post (update it by hand)'],
       run: (context) => updateStatusPage(context, 'operational', 'The app is available again.'),
       async undo(context, output) {
         const before = context.outputs['maintenance-off'];
@@ -140,10 +146,19 @@ export const emergencyEnable = defineProcedure({
     {
       id: 'push-users',
       title: 'Tell users the app is back',
-      describe: ({ params: p }) => (p.push ? [`push {"title":"${ALL_CLEAR_TITLE}","body":"${ALL_CLEAR_BODY}","priority":"default"} to every active device with notifications on`] : ['--no-push: no push']),
+      describe: ({ params: p }) =>
+        p.push
+          ? [`push {"title":"${ALL_CLEAR_TITLE}","body":"${ALL_CLEAR_BODY}","priority":"default"} to every active device with notifications on`]
+          : ['--no-push: no push'],
       async run(context) {
         if (!context.params.push) return { skipped: true };
-        return pushToEveryone(context, { title: ALL_CLEAR_TITLE, body: ALL_CLEAR_BODY, priority: 'default', key: `emergency.enable:${context.runId}`, otherwise: 'the app itself shows it is open again' });
+        return pushToEveryone(context, {
+          title: ALL_CLEAR_TITLE,
+          body: ALL_CLEAR_BODY,
+          priority: 'default',
+          key: `emergency.enable:${context.runId}`,
+          otherwise: 'the app itself shows it is open again',
+        });
       },
       async undo(context) {
         context.note('the push that went out cannot be recalled');
@@ -157,7 +172,11 @@ export const emergencyEnable = defineProcedure({
         const { pool } = await context.database();
         const { maintenance } = await readAppState(pool);
         return maintenance.enabled
-          ? { ok: false, detail: `maintenance is on again, set by ${maintenance.setBy ?? '?'}`, remedy: 'someone turned it on meanwhile: check `shipshape audit --action admin.maintenance.`' }
+          ? {
+              ok: false,
+              detail: `maintenance is on again, set by ${maintenance.setBy ?? '?'}`,
+              remedy: 'someone turned it on meanwhile: check `shipshape audit --action admin.maintenance.`',
+            }
           : { ok: true, detail: 'app_state: maintenance off' };
       },
     },

@@ -52,7 +52,10 @@ export const procedures: readonly ProcedureEntry[] = [
       { flags: '--keep-daily <n>', description: 'newest backup of each of the last N days (default BACKUP_KEEP_DAILY, 7)' },
       { flags: '--keep-weekly <n>', description: 'newest backup of each of the last N ISO weeks (default BACKUP_KEEP_WEEKLY, 4)' },
       { flags: '--keep-monthly <n>', description: 'newest backup of each of the last N months (default BACKUP_KEEP_MONTHLY, 6)' },
-      { flags: '--keep-pre-restore <n>', description: 'keep the newest N copies `db restore` kept of the databases it replaced (default 1); older ones are dropped' },
+      {
+        flags: '--keep-pre-restore <n>',
+        description: 'keep the newest N copies `db restore` kept of the databases it replaced (default 1); older ones are dropped',
+      },
     ],
   }),
   procedureEntry(dbRestore, {
@@ -72,11 +75,17 @@ export const procedures: readonly ProcedureEntry[] = [
   procedureEntry(releaseHalt, { arguments: [platform] }),
   procedureEntry(releaseResume, { arguments: [platform] }),
   procedureEntry(releaseComplete, { arguments: [platform] }),
-  procedureEntry(releaseRollback, { options: [{ flags: '--message <text>', description: 'what users are told (default: the runbook\'s rollback notice)' }] }),
+  procedureEntry(releaseRollback, { options: [{ flags: '--message <text>', description: "what users are told (default: the runbook's rollback notice)" }] }),
   procedureEntry(userResetPassword, { arguments: [email], options: [ticket] }),
   procedureEntry(userExport, { arguments: [email], options: [ticket] }),
-  procedureEntry(userRequestDeletion, { arguments: [email], options: [ticket, { flags: '--identity-ref <ref>', description: "how the requester's identity was verified" }] }),
-  procedureEntry(userDelete, { arguments: [email], options: [ticket, { flags: '--skip-grace', description: 'erase before the grace period ends (needs a second approval)' }] }),
+  procedureEntry(userRequestDeletion, {
+    arguments: [email],
+    options: [ticket, { flags: '--identity-ref <ref>', description: "how the requester's identity was verified" }],
+  }),
+  procedureEntry(userDelete, {
+    arguments: [email],
+    options: [ticket, { flags: '--skip-grace', description: 'erase before the grace period ends (needs a second approval)' }],
+  }),
   procedureEntry(userPurgeDue),
   procedureEntry(cacheClear, { options: [{ flags: '--scope <scope>', description: 'all, tasks, preferences or user:<email>' }] }),
   procedureEntry(cdnPurge, {
@@ -95,10 +104,14 @@ export const procedures: readonly ProcedureEntry[] = [
     arguments: [{ name: 'pid', description: 'the session’s process id (see `shipshape db diagnose`)' }],
     options: [{ flags: '--force', description: 'terminate the session when cancelling its statement does not end it (or it is idle in a transaction)' }],
   }),
-  procedureEntry(emergencyDisable, { options: [{ flags: '--message <text>', description: 'what users see (default "Emergency maintenance in progress. We will be back shortly.")' }] }),
+  procedureEntry(emergencyDisable, {
+    options: [{ flags: '--message <text>', description: 'what users see (default "Emergency maintenance in progress. We will be back shortly.")' }],
+  }),
   procedureEntry(emergencyEnable, { options: [{ flags: '--no-push', description: 'do not push the all-clear to users' }] }),
   procedureEntry(dbKillConnections, { options: [{ flags: '--warn <duration>', description: 'warn users this long first (banner and push), e.g. 5m' }] }),
-  procedureEntry(maintenanceSchedule, { options: [{ flags: '--at <time>', description: 'when the window starts, ISO 8601 with an offset (default: the next MAINTENANCE_WINDOW)' }] }),
+  procedureEntry(maintenanceSchedule, {
+    options: [{ flags: '--at <time>', description: 'when the window starts, ISO 8601 with an offset (default: the next MAINTENANCE_WINDOW)' }],
+  }),
   procedureEntry(maintenanceRun),
   procedureEntry(updateRollback, {
     arguments: [{ name: 'update', description: 'the update id (see `shipshape update list`)' }],

@@ -67,26 +67,36 @@ const steps: ReadonlyArray<Step<Params>> = [
     title: 'Enable maintenance mode',
     describe: ({ config }) => [
       `UPDATE app_state SET maintenance_enabled = true, maintenance_message = '${maintenanceMessage(config.maintenance.durationMs, config.maintenance.timeZone, new Date())}' — unless it is on already`,
-      config.statusPageWebhookUrl === undefined ? 'status page: STATUS_PAGE_WEBHOOK_URL is not set (update it by hand)' : 'POST STATUS_PAGE_WEBHOOK_URL {"status":"maintenance", …}',
+      config.statusPageWebhookUrl === undefined
+        ? 'status page: STATUS_PAGE_WEBHOOK_URL is not set (update it by hand)'
+        : 'POST STATUS_PAGE_WEBHOOK_URL {"status":"maintenance", …}',
     ],
     irreversible:
       'held on purpose: when a later step fails the app stays in maintenance until an operator has looked. The last step ends it, or `shipshape maintenance off` when the window must end unfinished',
     async run(context): Promise<JsonObject> {
       const { pool } = await context.database();
       // Only columns every schema version has: the migrations of this release come in step 3.
-      const { rows } = await pool.query<{ enabled: boolean; message: string | null; set_by: string | null }>('SELECT maintenance_enabled AS enabled, maintenance_message AS message, maintenance_set_by AS set_by FROM app_state');
+      const { rows } = await pool.query<{ enabled: boolean; message: string | null; set_by: string | null }>(
+        'SELECT maintenance_enabled AS enabled, maintenance_message AS message, maintenance_set_by AS set_by FROM app_state',
+      );
       const before = { enabled: rows[0]?.enabled === true, message: rows[0]?.message ?? null, setBy: rows[0]?.set_by ?? null };
       const statusPage = await updateStatusPage(context, 'maintenance', 'Scheduled maintenance in progress.');
       if (before.enabled) {
         const heldByUs = before.setBy?.includes(MAINTENANCE_RUN_SETTER) ?? false;
         context.note(
           `maintenance mode was already on ("${before.message ?? ''}", set by ${before.setBy ?? '?'})` +
-            (heldByUs ? ': an earlier maintenance run left it on; this run carries on' : ': left as it is, and left on at the end (whoever turned it on turns it off)'),
+            (heldByUs
+              ? ': an earlier maintenance run left it on; this run carries on'
+              : ': left as it is, and left on at the end (whoever turned it on turns it off)'),
         );
         return { alreadyOn: true, heldByOthers: !heldByUs, setBy: before.setBy, statusPage };
       }
       const message = maintenanceMessage(context.config.maintenance.durationMs, context.config.maintenance.timeZone, new Date());
-      await switchMaintenance(pool, { enabled: true, message, owner: owner(context), details: { scheduledMaintenance: true } }, announceFrom(context.config, context.logger));
+      await switchMaintenance(
+        pool,
+        { enabled: true, message, owner: owner(context), details: { scheduledMaintenance: true } },
+        announceFrom(context.config, context.logger),
+      );
       context.note(`maintenance mode on: "${message}"`);
       return { alreadyOn: false, heldByOthers: false, message, statusPage };
     },
@@ -107,8 +117,11 @@ const steps: ReadonlyArray<Step<Params>> = [
   {
     id: 'migrations',
     title: 'Apply migrations',
-    describe: ({ profile }) => [`every pending migration in ${profile.migrations.directory}, each in its own transaction, recorded in ${profile.migrations.trackingTable}`],
-    irreversible: 'schema changes are reverted deliberately, not automatically in the middle of a window: `shipshape db migrate down`, or restore the backup taken in step 2',
+    describe: ({ profile }) => [
+      `every pending migration in ${profile.migrations.directory}, each in its own transaction, recorded in ${profile.migrations.trackingTable}`,
+    ],
+    irreversible:
+      'schema changes are reverted deliberately, not automatically in the middle of a window: `shipshape db migrate down`, or restore the backup taken in step 2',
     async run(context): Promise<JsonObject> {
       const database = await context.database();
       const migrator = migratorFor(database, context.logger, context.profile);
@@ -136,7 +149,11 @@ const steps: ReadonlyArray<Step<Params>> = [
           );
         }
       }
-      throw new ShipError('SHIP_ERR_MIGRATION_FAILED', `${outcome.error.message}${applied.length > 0 ? ` The ${applied.length} migration(s) applied before it were reverted.` : ''}`, { cause: outcome.error });
+      throw new ShipError(
+        'SHIP_ERR_MIGRATION_FAILED',
+        `${outcome.error.message}${applied.length > 0 ? ` The ${applied.length} migration(s) applied before it were reverted.` : ''}`,
+        { cause: outcome.error },
+      );
     },
   },
   {
@@ -161,23 +178,52 @@ const steps: ReadonlyArray<Step<Params>> = [
         context.note(`admin tokens were rotated for this window already (token ${existing.id}); not rotated again`);
         adminRotation = { id: existing.id, rotated: false };
       } else {
-        const rotation = await rotateAdminTokens(pool, { createdBy: `operator:${context.operator} (run ${context.runId})`, overlapMs: context.config.maintenance.adminTokenOverlapMs, environmentToken: context.config.adminToken, label });
+        const rotation = await rotateAdminTokens(pool, {
+          createdBy: `operator:${context.operator} (run ${context.runId})`,
+          overlapMs: context.config.maintenance.adminTokenOverlapMs,
+          environmentToken: context.config.adminToken,
+          label,
+        });
         const file = await writeNewAdminToken(context, rotation.token);
-        await recordAudit(pool, { actor: `operator:${context.operator}`, action: 'admin.tokens.rotated', details: { tokenId: rotation.record.id, expiring: rotation.expiring.length, overlapEndsAt: rotation.overlapEndsAt.toISOString(), runId: context.runId } });
+        await recordAudit(pool, {
+          actor: `operator:${context.operator}`,
+          action: 'admin.tokens.rotated',
+          details: {
+            tokenId: rotation.record.id,
+            expiring: rotation.expiring.length,
+            overlapEndsAt: rotation.overlapEndsAt.toISOString(),
+            runId: context.runId,
+          },
+        });
         context.note(
           `new admin token ${rotation.record.id}: show it once with \`shipshape admin-token reveal\` (it waits in ${file}); ${rotation.expiring.length} older token(s) stop working at ${rotation.overlapEndsAt.toISOString()} — put the new one in ADMIN_TOKEN everywhere before then`,
         );
-        adminRotation = { id: rotation.record.id, rotated: true, expiring: rotation.expiring.length, overlapEndsAt: rotation.overlapEndsAt.toISOString(), revealFile: file };
+        adminRotation = {
+          id: rotation.record.id,
+          rotated: true,
+          expiring: rotation.expiring.length,
+          overlapEndsAt: rotation.overlapEndsAt.toISOString(),
+          revealFile: file,
+        };
       }
       if (!context.config.maintenance.rotateDatabasePassword) return { adminRotation, roleRotation: { rotated: false } };
       const { databaseUrl } = context.config;
       const urlFile = context.config.maintenance.databaseUrlFile;
       if (databaseUrl === undefined || urlFile === undefined) {
-        throw new ShipError('SHIP_ERR_CONFIG', 'MAINTENANCE_ROTATE_DATABASE_PASSWORD needs DATABASE_URL (with a password) and MAINTENANCE_DATABASE_URL_FILE. The admin token was rotated; the database password was not.');
+        throw new ShipError(
+          'SHIP_ERR_CONFIG',
+          'MAINTENANCE_ROTATE_DATABASE_PASSWORD needs DATABASE_URL (with a password) and MAINTENANCE_DATABASE_URL_FILE. The admin token was rotated; the database password was not.',
+        );
       }
       const rotated = await rotateDatabasePassword({ currentUrl: databaseUrl, urlFile, connectTimeoutMs: context.config.database.connectTimeoutMs });
-      await recordAudit(pool, { actor: `operator:${context.operator}`, action: 'database.password.rotated', details: { role: rotated.role, runId: context.runId } });
-      context.note(`database role ${rotated.role}: new password in force; the new DATABASE_URL is in ${rotated.urlFile}${rotated.previousFile ? ` (the old one kept in ${rotated.previousFile})` : ''} — restart the instances so they use it`);
+      await recordAudit(pool, {
+        actor: `operator:${context.operator}`,
+        action: 'database.password.rotated',
+        details: { role: rotated.role, runId: context.runId },
+      });
+      context.note(
+        `database role ${rotated.role}: new password in force; the new DATABASE_URL is in ${rotated.urlFile}${rotated.previousFile ? ` (the old one kept in ${rotated.previousFile})` : ''} — restart the instances so they use it`,
+      );
       return { adminRotation, roleRotation: { rotated: true, role: rotated.role, urlFile: rotated.urlFile, previousFile: rotated.previousFile } };
     },
   },
@@ -187,7 +233,9 @@ const steps: ReadonlyArray<Step<Params>> = [
     describe: ({ config }) =>
       config.maintenance.appLogDir === undefined
         ? ['APP_LOG_DIR is not set: no log folder to clear']
-        : [`find ${config.maintenance.appLogDir} -type f \\( -name "*.log" -o -name "*.log.[0-9]*" -o -name "*.log.gz" \\) -mtime +${config.maintenance.appLogRetentionDays} -delete   (symbolic links are not followed)`],
+        : [
+            `find ${config.maintenance.appLogDir} -type f \\( -name "*.log" -o -name "*.log.[0-9]*" -o -name "*.log.gz" \\) -mtime +${config.maintenance.appLogRetentionDays} -delete   (symbolic links are not followed)`,
+          ],
     irreversible: 'deleted log files cannot be brought back',
     async run(context): Promise<JsonObject> {
       const directory = context.config.maintenance.appLogDir;
@@ -197,9 +245,14 @@ const steps: ReadonlyArray<Step<Params>> = [
       }
       const old = await findOldLogs(directory, context.config.maintenance.appLogRetentionDays, new Date());
       const result = await deleteLogs(old, context.signal).catch((error: unknown) => {
-        throw new ShipError('SHIP_ERR_STEP_FAILED', `Deleting old logs under ${directory} stopped: ${describeError(error)}. Files older than ${context.config.maintenance.appLogRetentionDays} days that were deleted before it stay deleted; fix the permissions and run again.`);
+        throw new ShipError(
+          'SHIP_ERR_STEP_FAILED',
+          `Deleting old logs under ${directory} stopped: ${describeError(error)}. Files older than ${context.config.maintenance.appLogRetentionDays} days that were deleted before it stay deleted; fix the permissions and run again.`,
+        );
       });
-      context.note(`deleted ${result.deleted} log file(s), ${result.bytes} bytes, older than ${context.config.maintenance.appLogRetentionDays} days under ${directory}`);
+      context.note(
+        `deleted ${result.deleted} log file(s), ${result.bytes} bytes, older than ${context.config.maintenance.appLogRetentionDays} days under ${directory}`,
+      );
       return { skipped: false, deleted: result.deleted, bytes: result.bytes };
     },
   },
@@ -224,15 +277,27 @@ const steps: ReadonlyArray<Step<Params>> = [
     title: 'Run smoke tests',
     describe: ({ config }) => [
       `against ${config.apiUrl} (X-Maintenance-Bypass with an admin token that lives ${SMOKE_TOKEN_LIFETIME_MS / 60_000} minutes):`,
-      'GET /health; the smoke account ' + config.maintenance.smokeTestEmail + ' (password set fresh for this run) POST /auth/login, POST /tasks, GET /tasks/:id, DELETE /tasks/:id, POST /auth/logout',
+      'GET /health; the smoke account ' +
+        config.maintenance.smokeTestEmail +
+        ' (password set fresh for this run) POST /auth/login, POST /tasks, GET /tasks/:id, DELETE /tasks/:id, POST /auth/logout',
     ],
     async run(context): Promise<JsonObject> {
       const { pool } = await context.database();
       const account = await prepareSmokeAccount(pool, context.config.maintenance.smokeTestEmail);
       if (account.created) context.note(`smoke account ${context.config.maintenance.smokeTestEmail} created`);
-      const bypass = await issueAdminToken(pool, { label: `maintenance smoke tests (run ${context.runId})`, createdBy: `operator:${context.operator}`, expiresAt: new Date(Date.now() + SMOKE_TOKEN_LIFETIME_MS) });
+      const bypass = await issueAdminToken(pool, {
+        label: `maintenance smoke tests (run ${context.runId})`,
+        createdBy: `operator:${context.operator}`,
+        expiresAt: new Date(Date.now() + SMOKE_TOKEN_LIFETIME_MS),
+      });
       try {
-        const checks = await runSmokeTests({ apiUrl: context.config.apiUrl, email: context.config.maintenance.smokeTestEmail, password: account.password, bypassToken: bypass.token, signal: context.signal });
+        const checks = await runSmokeTests({
+          apiUrl: context.config.apiUrl,
+          email: context.config.maintenance.smokeTestEmail,
+          password: account.password,
+          bypassToken: bypass.token,
+          signal: context.signal,
+        });
         const summary = smokeSummary(checks);
         if (checks.some((check) => !check.ok)) throw new ShipError('SHIP_ERR_STEP_FAILED', `Smoke tests failed: ${summary}`);
         context.note(summary);
@@ -247,7 +312,9 @@ const steps: ReadonlyArray<Step<Params>> = [
     title: 'Disable maintenance mode',
     describe: ({ config }) => [
       'UPDATE app_state SET maintenance_enabled = false; the maintenance banner comes down',
-      config.statusPageWebhookUrl === undefined ? 'status page: STATUS_PAGE_WEBHOOK_URL is not set (update it by hand)' : 'POST STATUS_PAGE_WEBHOOK_URL {"status":"operational","message":"All systems operational"}',
+      config.statusPageWebhookUrl === undefined
+        ? 'status page: STATUS_PAGE_WEBHOOK_URL is not set (update it by hand)'
+        : 'POST STATUS_PAGE_WEBHOOK_URL {"status":"operational","message":"All systems operational"}',
     ],
     async run(context): Promise<JsonObject> {
       const { pool } = await context.database();
@@ -259,7 +326,11 @@ const steps: ReadonlyArray<Step<Params>> = [
       }
       const banner = state.banner?.setBy?.startsWith(MAINTENANCE_BANNER_SETTER) ? state.banner : null;
       if (banner) await setBanner(pool, { message: null, until: null, setBy: setter(context) });
-      const { previous } = await switchMaintenance(pool, { enabled: false, owner: owner(context), details: { scheduledMaintenance: true } }, announceFrom(context.config, context.logger));
+      const { previous } = await switchMaintenance(
+        pool,
+        { enabled: false, owner: owner(context), details: { scheduledMaintenance: true } },
+        announceFrom(context.config, context.logger),
+      );
       const statusPage = await updateStatusPage(context, 'operational', 'All systems operational');
       context.note('maintenance mode off: the app is open again');
       return {
@@ -275,7 +346,12 @@ const steps: ReadonlyArray<Step<Params>> = [
       const message = typeof output.previousMessage === 'string' ? output.previousMessage : undefined;
       const banner = journaledBanner(output.banner);
       if (banner) await setBanner(pool, { ...banner, setBy: banner.setBy ?? setter(context) });
-      if (output.wasOn === true) await switchMaintenance(pool, { enabled: true, message, owner: owner(context), restoring: { setBy: null } }, announceFrom(context.config, context.logger));
+      if (output.wasOn === true)
+        await switchMaintenance(
+          pool,
+          { enabled: true, message, owner: owner(context), restoring: { setBy: null } },
+          announceFrom(context.config, context.logger),
+        );
       else await announceAppStateChange(context.config, context.logger);
     },
   },
@@ -309,7 +385,11 @@ export const maintenanceRun = defineProcedure({
           backupSourceFor(context.config, await context.database());
           return { ok: true, detail: 'the embedded database is open in this process' };
         } catch (error) {
-          return { ok: false, detail: describeError(error), remedy: 'on the embedded database, let the scheduler of `shipshape serve` run the window (`shipshape schedule resume maintenance-window`)' };
+          return {
+            ok: false,
+            detail: describeError(error),
+            remedy: 'on the embedded database, let the scheduler of `shipshape serve` run the window (`shipshape schedule resume maintenance-window`)',
+          };
         }
       },
     },
@@ -320,8 +400,18 @@ export const maintenanceRun = defineProcedure({
       name: 'the API answers, for the smoke tests',
       run: async (context) => {
         const answer = await probeHealth(context.config.apiUrl, 5_000);
-        if (answer.status === null) return { ok: false, detail: `${answer.url} did not answer (${answer.error ?? '?'})`, remedy: 'start `shipshape serve` (or set API_URL to where it runs): the smoke tests need it' };
-        if (answer.db !== 'ok') return { ok: false, detail: `${answer.url} answers HTTP ${answer.status} with database ${answer.db ?? '?'}`, remedy: 'fix the API’s database connection first' };
+        if (answer.status === null)
+          return {
+            ok: false,
+            detail: `${answer.url} did not answer (${answer.error ?? '?'})`,
+            remedy: 'start `shipshape serve` (or set API_URL to where it runs): the smoke tests need it',
+          };
+        if (answer.db !== 'ok')
+          return {
+            ok: false,
+            detail: `${answer.url} answers HTTP ${answer.status} with database ${answer.db ?? '?'}`,
+            remedy: 'fix the API’s database connection first',
+          };
         return { ok: true, detail: `${answer.url} answers HTTP ${answer.status} (${answer.state ?? '?'}), database ok` };
       },
     },
@@ -342,9 +432,16 @@ export const maintenanceRun = defineProcedure({
       name: 'database password rotation',
       run: async ({ config }) => {
         if (!config.maintenance.rotateDatabasePassword) return { ok: true, detail: 'off (MAINTENANCE_ROTATE_DATABASE_PASSWORD)' };
-        if (config.databaseUrl === undefined) return { ok: false, detail: 'the embedded database has no role password to rotate', remedy: 'unset MAINTENANCE_ROTATE_DATABASE_PASSWORD' };
-        if (config.maintenance.databaseUrlFile === undefined) return { ok: false, detail: 'MAINTENANCE_DATABASE_URL_FILE is not set, so the new connection string would have nowhere to go', remedy: 'set MAINTENANCE_DATABASE_URL_FILE to the file your deployment reads DATABASE_URL from' };
-        if (new URL(config.databaseUrl).password === '') return { ok: false, detail: 'DATABASE_URL has no password', remedy: 'unset MAINTENANCE_ROTATE_DATABASE_PASSWORD' };
+        if (config.databaseUrl === undefined)
+          return { ok: false, detail: 'the embedded database has no role password to rotate', remedy: 'unset MAINTENANCE_ROTATE_DATABASE_PASSWORD' };
+        if (config.maintenance.databaseUrlFile === undefined)
+          return {
+            ok: false,
+            detail: 'MAINTENANCE_DATABASE_URL_FILE is not set, so the new connection string would have nowhere to go',
+            remedy: 'set MAINTENANCE_DATABASE_URL_FILE to the file your deployment reads DATABASE_URL from',
+          };
+        if (new URL(config.databaseUrl).password === '')
+          return { ok: false, detail: 'DATABASE_URL has no password', remedy: 'unset MAINTENANCE_ROTATE_DATABASE_PASSWORD' };
         return { ok: true, detail: `the new connection string goes to ${config.maintenance.databaseUrlFile}` };
       },
     },
@@ -364,7 +461,9 @@ export const maintenanceRun = defineProcedure({
       name: 'no migration is pending',
       run: async (context) => {
         const pending = await migratorFor(await context.database(), context.logger, context.profile).pending();
-        return pending.length === 0 ? { ok: true, detail: 'the schema is up to date' } : { ok: false, detail: `pending: ${pending.map((file) => file.fileName).join(', ')}` };
+        return pending.length === 0
+          ? { ok: true, detail: 'the schema is up to date' }
+          : { ok: false, detail: `pending: ${pending.map((file) => file.fileName).join(', ')}` };
       },
     },
     {
@@ -388,7 +487,8 @@ function logged(step: Step<Params>, index: number): Step<Params> {
     ...step,
     async run(context) {
       const position = `step ${index + 1}/${steps.length} ${step.id} (${step.title})`;
-      if (index === 0) await appendMaintenanceLog(context.config, context.runId, `=== Maintenance Started: ${new Date().toISOString()} by ${context.operator} ===`);
+      if (index === 0)
+        await appendMaintenanceLog(context.config, context.runId, `=== Maintenance Started: ${new Date().toISOString()} by ${context.operator} ===`);
       await appendMaintenanceLog(context.config, context.runId, `${position}: started`);
       try {
         const output = await step.run(context);
@@ -396,14 +496,21 @@ function logged(step: Step<Params>, index: number): Step<Params> {
         if (last) await appendMaintenanceLog(context.config, context.runId, `=== Maintenance Completed: ${new Date().toISOString()} ===`);
         return output;
       } catch (error) {
-        const remaining = steps.slice(index).map((s) => s.id).join(', ');
+        const remaining = steps
+          .slice(index)
+          .map((s) => s.id)
+          .join(', ');
         // The engine ends the sentence: "Step <id> (<title>) failed: <message>."
         const state =
           index === 0
             ? 'Nothing was changed'
             : `Maintenance mode stays ON. Still to do: ${remaining}. Fix the cause, then run \`shipshape maintenance run --yes --yes-irreversible\` again (steps already done check first and carry on), or end the window unfinished with \`shipshape maintenance off\``;
         const message = `${describeError(error).replace(/\.?$/, '.')} ${state}`;
-        await appendMaintenanceLog(context.config, context.runId, `${position}: FAILED — ${message}\n=== Maintenance stopped at ${step.id}: ${new Date().toISOString()} (log: ${maintenanceLogPath(context.config)}) ===`);
+        await appendMaintenanceLog(
+          context.config,
+          context.runId,
+          `${position}: FAILED — ${message}\n=== Maintenance stopped at ${step.id}: ${new Date().toISOString()} (log: ${maintenanceLogPath(context.config)}) ===`,
+        );
         throw new ShipError(isShipError(error) ? error.code : 'SHIP_ERR_STEP_FAILED', message, { cause: error });
       }
     },
@@ -428,7 +535,9 @@ function heldByOthers(context: Context): boolean {
 
 /** "Scheduled maintenance in progress. We expect to be back by 4:00 AM PST." */
 export function maintenanceMessage(durationMs: number, timeZone: string, now: Date): string {
-  const back = new Intl.DateTimeFormat('en-US', { timeZone, hour: 'numeric', minute: '2-digit', timeZoneName: 'short' }).format(new Date(now.getTime() + durationMs));
+  const back = new Intl.DateTimeFormat('en-US', { timeZone, hour: 'numeric', minute: '2-digit', timeZoneName: 'short' }).format(
+    new Date(now.getTime() + durationMs),
+  );
   return `Scheduled maintenance in progress. We expect to be back by ${back}.`;
 }
 
@@ -459,7 +568,10 @@ async function writeNewAdminToken(context: Context, token: string): Promise<stri
  */
 async function withDirectConnection<T>(context: Context, fn: (client: pg.ClientBase) => Promise<T>): Promise<T> {
   const rotated = context.outputs['rotate-credentials']?.roleRotation;
-  const file = typeof rotated === 'object' && rotated !== null && !Array.isArray(rotated) && rotated.rotated === true ? context.config.maintenance.databaseUrlFile : undefined;
+  const file =
+    typeof rotated === 'object' && rotated !== null && !Array.isArray(rotated) && rotated.rotated === true
+      ? context.config.maintenance.databaseUrlFile
+      : undefined;
   if (file === undefined) {
     const client = await (await context.database()).pool.connect();
     try {

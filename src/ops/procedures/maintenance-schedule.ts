@@ -58,7 +58,8 @@ export const maintenanceSchedule = defineProcedure({
         const window = windowOf(context);
         const lead = window.startsAt.getTime() - Date.now();
         const short = lead < context.config.maintenance.noticeMs;
-        if (lead <= 0) return { ok: false, detail: `${describeStart(window)} (${window.startsAt.toISOString()}) has passed`, remedy: 'give --at a time in the future' };
+        if (lead <= 0)
+          return { ok: false, detail: `${describeStart(window)} (${window.startsAt.toISOString()}) has passed`, remedy: 'give --at a time in the future' };
         return {
           ok: true,
           detail: `${describeStart(window)} (${window.startsAt.toISOString()}), in ${Math.round(lead / 3_600_000)} h${short ? ` — less than the ${context.config.maintenance.noticeMs / 3_600_000} h notice users are promised` : ''}`,
@@ -73,7 +74,14 @@ export const maintenanceSchedule = defineProcedure({
       describe: (context) => [`write ${planPath(context.config, windowOf(context))} from the steps of \`shipshape maintenance run\``],
       async run(context): Promise<JsonObject> {
         const window = windowOf(context);
-        const text = renderMaintenancePlan({ config: context.config, profile: context.profile, window, run: maintenanceRun, announce: maintenanceSchedule, now: new Date() });
+        const text = renderMaintenancePlan({
+          config: context.config,
+          profile: context.profile,
+          window,
+          run: maintenanceRun,
+          announce: maintenanceSchedule,
+          now: new Date(),
+        });
         const file = await writeMaintenancePlan(context.config, window, text);
         context.note(`plan written: ${file}`);
         return { file, window: window.startsAt.toISOString() };
@@ -87,7 +95,9 @@ export const maintenanceSchedule = defineProcedure({
       title: 'Update in-app banner',
       describe: (context) => {
         const window = windowOf(context);
-        return [`UPDATE app_state SET banner_message = '${noticeTexts(window).banner}', banner_until = '${window.endsAt.toISOString()}'   -- served in GET /config`];
+        return [
+          `UPDATE app_state SET banner_message = '${noticeTexts(window).banner}', banner_until = '${window.endsAt.toISOString()}'   -- served in GET /config`,
+        ];
       },
       async run(context): Promise<JsonObject> {
         const window = windowOf(context);
@@ -124,12 +134,29 @@ export const maintenanceSchedule = defineProcedure({
         const { pool } = await context.database();
         const purpose = purposeOf(window);
         const now = new Date();
-        const announcement = await scheduleNotification(pool, { scheduledFor: now, title: texts.title, body: texts.body, priority: 'normal', requestedBy: runSetter(context), purpose: `${purpose}:announcement` });
+        const announcement = await scheduleNotification(pool, {
+          scheduledFor: now,
+          title: texts.title,
+          body: texts.body,
+          priority: 'normal',
+          requestedBy: runSetter(context),
+          purpose: `${purpose}:announcement`,
+        });
         const reminderAt = new Date(window.startsAt.getTime() - REMINDER_BEFORE_MS);
-        const reminder = reminderAt.getTime() > now.getTime()
-          ? await scheduleNotification(pool, { scheduledFor: reminderAt, title: texts.title, body: texts.reminder, priority: 'normal', requestedBy: runSetter(context), purpose: `${purpose}:reminder` })
-          : undefined;
-        context.note(`push scheduled: announcement ${announcement.notification.id} (now)${reminder ? `, reminder ${reminder.notification.id} at ${reminderAt.toISOString()}` : ''}${announcement.created ? '' : ' (scheduled before for this window)'}`);
+        const reminder =
+          reminderAt.getTime() > now.getTime()
+            ? await scheduleNotification(pool, {
+                scheduledFor: reminderAt,
+                title: texts.title,
+                body: texts.reminder,
+                priority: 'normal',
+                requestedBy: runSetter(context),
+                purpose: `${purpose}:reminder`,
+              })
+            : undefined;
+        context.note(
+          `push scheduled: announcement ${announcement.notification.id} (now)${reminder ? `, reminder ${reminder.notification.id} at ${reminderAt.toISOString()}` : ''}${announcement.created ? '' : ' (scheduled before for this window)'}`,
+        );
         return { announcement: announcement.notification.id, reminder: reminder?.notification.id ?? null };
       },
       async undo(context) {
@@ -153,9 +180,23 @@ export const maintenanceSchedule = defineProcedure({
         const window = windowOf(context);
         const texts = noticeTexts(window);
         const { pool } = await context.database();
-        const { notice, created } = await recordMaintenanceNotice(pool, { windowStartsAt: window.startsAt, windowEndsAt: window.endsAt, subject: texts.emailSubject, body: texts.emailBody, createdBy: runSetter(context) });
-        await recordAudit(pool, { actor: `operator:${context.operator}`, action: 'maintenance.announced', details: { window: window.startsAt.toISOString(), runId: context.runId } });
-        context.note(created ? 'emails queued: the workers send them in batches' : `emails for this window were queued before (${notice.status}, ${notice.emailsSent} sent)`);
+        const { notice, created } = await recordMaintenanceNotice(pool, {
+          windowStartsAt: window.startsAt,
+          windowEndsAt: window.endsAt,
+          subject: texts.emailSubject,
+          body: texts.emailBody,
+          createdBy: runSetter(context),
+        });
+        await recordAudit(pool, {
+          actor: `operator:${context.operator}`,
+          action: 'maintenance.announced',
+          details: { window: window.startsAt.toISOString(), runId: context.runId },
+        });
+        context.note(
+          created
+            ? 'emails queued: the workers send them in batches'
+            : `emails for this window were queued before (${notice.status}, ${notice.emailsSent} sent)`,
+        );
         return { window: window.startsAt.toISOString(), created };
       },
       async undo(context) {
@@ -201,7 +242,9 @@ export const maintenanceSchedule = defineProcedure({
       run: async (context) => {
         const { pool } = await context.database();
         const notice = await getMaintenanceNotice(pool, windowOf(context).startsAt);
-        return notice && notice.status !== 'cancelled' ? { ok: true, detail: `${notice.status}, ${notice.emailsSent} sent so far` } : { ok: false, detail: 'no notice recorded for this window' };
+        return notice && notice.status !== 'cancelled'
+          ? { ok: true, detail: `${notice.status}, ${notice.emailsSent} sent so far` }
+          : { ok: false, detail: 'no notice recorded for this window' };
       },
     },
   ],

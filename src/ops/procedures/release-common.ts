@@ -28,7 +28,8 @@ export function appRepoDir(config: Config): string {
 export async function packageVersion(dir: string): Promise<string> {
   const text = await readFile(path.join(dir, 'package.json'), 'utf8');
   const parsed = z.object({ version: z.string().regex(/^\d+\.\d+\.\d+$/) }).safeParse(JSON.parse(text));
-  if (!parsed.success) throw new ShipError('SHIP_ERR_PREREQUISITE_FAILED', `${path.join(dir, 'package.json')} has no plain x.y.z "version". Fix it in the app repository.`);
+  if (!parsed.success)
+    throw new ShipError('SHIP_ERR_PREREQUISITE_FAILED', `${path.join(dir, 'package.json')} has no plain x.y.z "version". Fix it in the app repository.`);
   return parsed.data.version;
 }
 
@@ -55,12 +56,24 @@ export async function ciCheck(config: Config, sha: string): Promise<CheckResult>
   if (ciCheckUrl !== undefined) {
     const url = ciCheckUrl.replaceAll('{sha}', sha).replaceAll('%7Bsha%7D', sha);
     try {
-      const response = await fetch(url, { headers: { accept: 'application/json', ...(ciCheckToken === undefined ? {} : { authorization: `Bearer ${ciCheckToken}` }) }, signal: AbortSignal.timeout(10_000) });
+      const response = await fetch(url, {
+        headers: { accept: 'application/json', ...(ciCheckToken === undefined ? {} : { authorization: `Bearer ${ciCheckToken}` }) },
+        signal: AbortSignal.timeout(10_000),
+      });
       const body = z.object({ state: z.string() }).safeParse(await response.json().catch(() => null));
-      if (!response.ok || !body.success) return { ok: false, detail: `the CI check answered HTTP ${response.status}${body.success ? '' : ' without {"state": …}'}`, remedy: 'check RELEASE_CI_CHECK_URL answers {"state": "success"} for a green commit' };
+      if (!response.ok || !body.success)
+        return {
+          ok: false,
+          detail: `the CI check answered HTTP ${response.status}${body.success ? '' : ' without {"state": …}'}`,
+          remedy: 'check RELEASE_CI_CHECK_URL answers {"state": "success"} for a green commit',
+        };
       return body.data.state === 'success'
         ? { ok: true, detail: `CI is green for ${sha.slice(0, 12)}` }
-        : { ok: false, detail: `CI is ${body.data.state} for ${sha.slice(0, 12)}`, remedy: 'wait for CI to pass on this commit (or fix it), then run the deploy again' };
+        : {
+            ok: false,
+            detail: `CI is ${body.data.state} for ${sha.slice(0, 12)}`,
+            remedy: 'wait for CI to pass on this commit (or fix it), then run the deploy again',
+          };
     } catch (error) {
       return { ok: false, detail: `the CI check did not answer (${describeError(error)})`, remedy: 'check RELEASE_CI_CHECK_URL and the network' };
     }
@@ -69,15 +82,28 @@ export async function ciCheck(config: Config, sha: string): Promise<CheckResult>
     const result = await runCommand(ciCheckCommand.replaceAll('{sha}', sha), [], { cwd: appRepoDir(config), shell: true });
     return result.code === 0
       ? { ok: true, detail: `RELEASE_CI_CHECK_COMMAND exited 0 for ${sha.slice(0, 12)}` }
-      : { ok: false, detail: `RELEASE_CI_CHECK_COMMAND exited ${result.code ?? 'on a signal'} for ${sha.slice(0, 12)}: ${(result.stderr || result.stdout).trim().slice(0, 200)}`, remedy: 'CI is not green for this commit: wait for it or fix it' };
+      : {
+          ok: false,
+          detail: `RELEASE_CI_CHECK_COMMAND exited ${result.code ?? 'on a signal'} for ${sha.slice(0, 12)}: ${(result.stderr || result.stdout).trim().slice(0, 200)}`,
+          remedy: 'CI is not green for this commit: wait for it or fix it',
+        };
   }
-  return { ok: false, detail: 'neither RELEASE_CI_CHECK_URL nor RELEASE_CI_CHECK_COMMAND is set, so CI cannot be checked', remedy: 'set RELEASE_CI_CHECK_URL (answering {"state":"success"}) or RELEASE_CI_CHECK_COMMAND (exit 0 when green); `{sha}` is replaced with the commit' };
+  return {
+    ok: false,
+    detail: 'neither RELEASE_CI_CHECK_URL nor RELEASE_CI_CHECK_COMMAND is set, so CI cannot be checked',
+    remedy: 'set RELEASE_CI_CHECK_URL (answering {"state":"success"}) or RELEASE_CI_CHECK_COMMAND (exit 0 when green); `{sha}` is replaced with the commit',
+  };
 }
 
 /** Store credentials for both platforms: configured, and the key files readable. */
 export async function credentialsCheck(config: Config, which: readonly Platform[] = platforms): Promise<CheckResult> {
   const missing = which.flatMap((platform) => missingCredentials(config, platform));
-  if (missing.length > 0) return { ok: false, detail: `${missing.join(', ')} ${missing.length === 1 ? 'is' : 'are'} not set`, remedy: 'set them (README, "Deploy and rollback"): the Play service account key and the App Store Connect API key' };
+  if (missing.length > 0)
+    return {
+      ok: false,
+      detail: `${missing.join(', ')} ${missing.length === 1 ? 'is' : 'are'} not set`,
+      remedy: 'set them (README, "Deploy and rollback"): the Play service account key and the App Store Connect API key',
+    };
   const files = [config.release.play.serviceAccountFile, config.release.appStore.privateKeyFile].filter((f): f is string => f !== undefined);
   for (const file of files) {
     try {
@@ -86,13 +112,17 @@ export async function credentialsCheck(config: Config, which: readonly Platform[
       return { ok: false, detail: `${file} cannot be read (${describeError(error)})`, remedy: 'check the key file path and its permissions' };
     }
   }
-  return { ok: true, detail: `Google Play (${config.release.play.packageName ?? '?'}) and App Store Connect (app ${config.release.appStore.appId ?? '?'}) keys present` };
+  return {
+    ok: true,
+    detail: `Google Play (${config.release.play.packageName ?? '?'}) and App Store Connect (app ${config.release.appStore.appId ?? '?'}) keys present`,
+  };
 }
 
 /** The release the halt/resume/complete commands act on: the one rolling out or halted. */
 export async function rolloutInHand(db: Queryable): Promise<Release> {
   const release = await currentRollout(db);
-  if (release === undefined) throw new ShipError('SHIP_ERR_PREREQUISITE_FAILED', 'No release is rolling out or halted. `shipshape release list` shows the releases.');
+  if (release === undefined)
+    throw new ShipError('SHIP_ERR_PREREQUISITE_FAILED', 'No release is rolling out or halted. `shipshape release list` shows the releases.');
   return release;
 }
 

@@ -34,7 +34,11 @@ async function setAndRecord(context: Context, version: string, status: RolloutSt
   const result = await setRolloutStatus(context.config, release, context.params.platform, status);
   await recordRollout(pool, version, { ...result, updatedBy: `operator:${context.operator}` });
   const after = await getRelease(pool, version);
-  const state = after.rollouts.every((r) => r.status === 'completed') ? 'completed' : after.rollouts.some((r) => r.status === 'halted') ? 'halted' : 'rolling-out';
+  const state = after.rollouts.every((r) => r.status === 'completed')
+    ? 'completed'
+    : after.rollouts.some((r) => r.status === 'halted')
+      ? 'halted'
+      : 'rolling-out';
   await setReleaseState(pool, version, state);
   if (state === 'rolling-out') await scheduleNextStep(pool, version, new Date(Date.now() + context.config.release.stepIntervalMs));
   return { fraction: result.fraction };
@@ -60,9 +64,24 @@ export function rolloutControl(status: RolloutStatus, extra: { title: string; wh
           const { pool } = await context.database();
           const release = await rolloutInHand(pool);
           const rollout = release.rollouts.find((r) => r.platform === context.params.platform);
-          if (rollout === undefined) return { ok: false, detail: `release ${release.version} has no ${context.params.platform} rollout`, remedy: '`shipshape release status` shows the rollouts' };
-          if (rollout.status === status) return { ok: false, detail: `${context.params.platform} is already ${status} at ${percent(rollout.fraction)} (${release.version})`, remedy: 'nothing to do' };
-          if (rollout.status === 'completed') return { ok: false, detail: `${context.params.platform} already completed (${release.version})`, remedy: 'a completed rollout cannot be changed; `shipshape release rollback` if it must be replaced' };
+          if (rollout === undefined)
+            return {
+              ok: false,
+              detail: `release ${release.version} has no ${context.params.platform} rollout`,
+              remedy: '`shipshape release status` shows the rollouts',
+            };
+          if (rollout.status === status)
+            return {
+              ok: false,
+              detail: `${context.params.platform} is already ${status} at ${percent(rollout.fraction)} (${release.version})`,
+              remedy: 'nothing to do',
+            };
+          if (rollout.status === 'completed')
+            return {
+              ok: false,
+              detail: `${context.params.platform} already completed (${release.version})`,
+              remedy: 'a completed rollout cannot be changed; `shipshape release rollback` if it must be replaced',
+            };
           return { ok: true, detail: `${release.version} ${context.params.platform}: ${rollout.status} at ${percent(rollout.fraction)} → ${status}` };
         },
       },
@@ -83,7 +102,11 @@ export function rolloutControl(status: RolloutStatus, extra: { title: string; wh
           const before = release.rollouts.find((r) => r.platform === context.params.platform);
           if (before === undefined) throw new ShipError('SHIP_ERR_STEP_FAILED', `release ${release.version} has no ${context.params.platform} rollout.`);
           const { fraction } = await setAndRecord(context, release.version, status);
-          await recordAudit(pool, { actor: `operator:${context.operator}`, action: `release.${verb}`, details: { version: release.version, platform: context.params.platform, runId: context.runId } });
+          await recordAudit(pool, {
+            actor: `operator:${context.operator}`,
+            action: `release.${verb}`,
+            details: { version: release.version, platform: context.params.platform, runId: context.runId },
+          });
           context.note(`${context.params.platform}: ${status} at ${percent(fraction)}`);
           return { version: release.version, previousStatus: before.status };
         },
@@ -100,7 +123,9 @@ export function rolloutControl(status: RolloutStatus, extra: { title: string; wh
           const { pool } = await context.database();
           const release = await getRelease(pool, String(context.outputs.set?.version ?? ''));
           const seen = await readRollout(context.config, release, context.params.platform);
-          return seen.status === status ? { ok: true, detail: `${seen.status} at ${percent(seen.fraction)}` } : { ok: false, detail: `the store reports ${seen.status}`, remedy: 'look at the rollout in the store console' };
+          return seen.status === status
+            ? { ok: true, detail: `${seen.status} at ${percent(seen.fraction)}` }
+            : { ok: false, detail: `the store reports ${seen.status}`, remedy: 'look at the rollout in the store console' };
         },
       },
     ],

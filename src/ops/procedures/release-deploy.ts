@@ -97,12 +97,27 @@ export const releaseDeploy = defineProcedure({
         try {
           state = await readRepoState(dir, config.release.remote, config.release.mainBranch);
         } catch (error) {
-          return { ok: false, detail: `${dir}: ${describeError(error)}`, remedy: `APP_REPO_DIR must be a git clone with a remote "${config.release.remote}" that has branch ${config.release.mainBranch}` };
+          return {
+            ok: false,
+            detail: `${dir}: ${describeError(error)}`,
+            remedy: `APP_REPO_DIR must be a git clone with a remote "${config.release.remote}" that has branch ${config.release.mainBranch}`,
+          };
         }
         const { mainBranch, remote } = config.release;
-        if (state.branch !== mainBranch) return { ok: false, detail: `${dir} is on ${state.branch}, not ${mainBranch}`, remedy: `git -C ${dir} checkout ${mainBranch}` };
-        if (state.dirty.length > 0) return { ok: false, detail: `${dir} has uncommitted changes: ${state.dirty.slice(0, 5).join(', ')}`, remedy: 'commit or discard them (git status), then run the deploy again' };
-        if (state.behind > 0) return { ok: false, detail: `${mainBranch} is ${state.behind} commit(s) behind ${remote}/${mainBranch}`, remedy: `git -C ${dir} pull --ff-only ${remote} ${mainBranch}` };
+        if (state.branch !== mainBranch)
+          return { ok: false, detail: `${dir} is on ${state.branch}, not ${mainBranch}`, remedy: `git -C ${dir} checkout ${mainBranch}` };
+        if (state.dirty.length > 0)
+          return {
+            ok: false,
+            detail: `${dir} has uncommitted changes: ${state.dirty.slice(0, 5).join(', ')}`,
+            remedy: 'commit or discard them (git status), then run the deploy again',
+          };
+        if (state.behind > 0)
+          return {
+            ok: false,
+            detail: `${mainBranch} is ${state.behind} commit(s) behind ${remote}/${mainBranch}`,
+            remedy: `git -C ${dir} pull --ff-only ${remote} ${mainBranch}`,
+          };
         return { ok: true, detail: `${dir} at ${state.head.slice(0, 12)} on ${mainBranch}, up to date with ${remote}` };
       },
     },
@@ -115,11 +130,26 @@ export const releaseDeploy = defineProcedure({
       run: async (context) => {
         const version = await versionOf(context);
         const file = notesPath(context.config, version);
-        const size = await stat(file).then((s) => s.size, () => -1);
-        if (size <= 0) return { ok: false, detail: `${file} ${size === 0 ? 'is empty' : 'does not exist'}`, remedy: `write the release notes for ${version} in ${path.relative(appRepoDir(context.config), file)} and commit them` };
+        const size = await stat(file).then(
+          (s) => s.size,
+          () => -1,
+        );
+        if (size <= 0)
+          return {
+            ok: false,
+            detail: `${file} ${size === 0 ? 'is empty' : 'does not exist'}`,
+            remedy: `write the release notes for ${version} in ${path.relative(appRepoDir(context.config), file)} and commit them`,
+          };
         const dir = appRepoDir(context.config);
-        if (context.outputs.version === undefined && ((await tagExists(dir, `v${version}`)) || (await remoteTagExists(dir, context.config.release.remote, `v${version}`)))) {
-          return { ok: false, detail: `tag v${version} already exists`, remedy: 'that version was released already: pick the next with --bump, or look at `shipshape release list`' };
+        if (
+          context.outputs.version === undefined &&
+          ((await tagExists(dir, `v${version}`)) || (await remoteTagExists(dir, context.config.release.remote, `v${version}`)))
+        ) {
+          return {
+            ok: false,
+            detail: `tag v${version} already exists`,
+            remedy: 'that version was released already: pick the next with --bump, or look at `shipshape release list`',
+          };
         }
         return { ok: true, detail: `v${version} (${context.params.bump}); notes ${path.relative(dir, file)} (${size} bytes)` };
       },
@@ -130,7 +160,11 @@ export const releaseDeploy = defineProcedure({
       run: async ({ config }) =>
         config.sentry.org !== undefined && config.sentry.token !== undefined
           ? { ok: true, detail: `Sentry ${config.sentry.org}, releases named ${config.release.gates.sentryReleaseName}` }
-          : { ok: false, detail: 'SENTRY_ORG and SENTRY_TOKEN are not set: the gates could never pass, so the rollout would never advance', remedy: 'set SENTRY_ORG and SENTRY_TOKEN (org:read), and SENTRY_RELEASE_NAME to how the app names its releases' },
+          : {
+              ok: false,
+              detail: 'SENTRY_ORG and SENTRY_TOKEN are not set: the gates could never pass, so the rollout would never advance',
+              remedy: 'set SENTRY_ORG and SENTRY_TOKEN (org:read), and SENTRY_RELEASE_NAME to how the app names its releases',
+            },
     },
     {
       name: 'no other release is rolling out',
@@ -140,7 +174,11 @@ export const releaseDeploy = defineProcedure({
         const version = await versionOf(context);
         if (current === undefined || current.version === version) return { ok: true, detail: 'none in progress' };
         if (current.state === 'halted') return { ok: true, detail: `${current.version} is halted; this release supersedes it` };
-        return { ok: false, detail: `${current.version} is ${current.state}`, remedy: `wait for it to complete, or \`shipshape release halt ios\` and \`… android\` first (a hotfix supersedes a halted release)` };
+        return {
+          ok: false,
+          detail: `${current.version} is ${current.state}`,
+          remedy: `wait for it to complete, or \`shipshape release halt ios\` and \`… android\` first (a hotfix supersedes a halted release)`,
+        };
       },
     },
   ],
@@ -148,14 +186,26 @@ export const releaseDeploy = defineProcedure({
     {
       id: 'version',
       title: 'Update version (npm version)',
-      describe: ({ params: p, config }) => [`cd ${config.release.appRepoDir ?? '$APP_REPO_DIR'}`, `npm version ${p.bump} --no-git-tag-version`, 'git commit -m "Release v$VERSION" package.json [package-lock.json]'],
+      describe: ({ params: p, config }) => [
+        `cd ${config.release.appRepoDir ?? '$APP_REPO_DIR'}`,
+        `npm version ${p.bump} --no-git-tag-version`,
+        'git commit -m "Release v$VERSION" package.json [package-lock.json]',
+      ],
       async run(context): Promise<JsonObject> {
         const dir = appRepoDir(context.config);
         const before = await git(dir, ['rev-parse', 'HEAD']);
         const current = await packageVersion(dir);
         const version = nextVersion(current, context.params.bump);
         await runChecked('npm', ['version', context.params.bump, '--no-git-tag-version'], { cwd: dir });
-        const files = ['package.json', ...((await stat(path.join(dir, 'package-lock.json')).then(() => true, () => false)) ? ['package-lock.json'] : [])];
+        const files = [
+          'package.json',
+          ...((await stat(path.join(dir, 'package-lock.json')).then(
+            () => true,
+            () => false,
+          ))
+            ? ['package-lock.json']
+            : []),
+        ];
         await git(dir, ['commit', '--quiet', '-m', `Release v${version}`, '--', ...files]);
         const commit = await git(dir, ['rev-parse', 'HEAD']);
         context.note(`${current} → ${version} (commit ${commit.slice(0, 12)})`);
@@ -182,7 +232,10 @@ export const releaseDeploy = defineProcedure({
     {
       id: 'tag',
       title: 'Create release tag and push',
-      describe: ({ config }) => ['git tag -a "v$VERSION" -m "Release v$VERSION"', `git push --atomic ${config.release.remote} HEAD:${config.release.mainBranch} "v$VERSION"`],
+      describe: ({ config }) => [
+        'git tag -a "v$VERSION" -m "Release v$VERSION"',
+        `git push --atomic ${config.release.remote} HEAD:${config.release.mainBranch} "v$VERSION"`,
+      ],
       async run(context): Promise<JsonObject> {
         const dir = appRepoDir(context.config);
         const version = await versionOf(context);
@@ -197,7 +250,9 @@ export const releaseDeploy = defineProcedure({
       async undo(context, output) {
         const dir = appRepoDir(context.config);
         const tag = String(output.tag);
-        await git(dir, ['push', '--quiet', context.config.release.remote, `:refs/tags/${tag}`]).catch((error: unknown) => context.note(`remote tag ${tag} not deleted: ${describeError(error)}`));
+        await git(dir, ['push', '--quiet', context.config.release.remote, `:refs/tags/${tag}`]).catch((error: unknown) =>
+          context.note(`remote tag ${tag} not deleted: ${describeError(error)}`),
+        );
         if (await tagExists(dir, tag)) await git(dir, ['tag', '-d', tag]);
         context.note(`tag ${tag} deleted`);
       },
@@ -205,13 +260,21 @@ export const releaseDeploy = defineProcedure({
     {
       id: 'record',
       title: 'Record the release',
-      describe: () => ["INSERT INTO releases (version, git_tag, git_commit, bump, control_version, …)   -- control: the last stable release"],
+      describe: () => ['INSERT INTO releases (version, git_tag, git_commit, bump, control_version, …)   -- control: the last stable release'],
       async run(context): Promise<JsonObject> {
         const { pool } = await context.database();
         const version = await versionOf(context);
         const control = (await lastStableRelease(pool, version))?.version ?? null;
         const commit = typeof context.outputs.tag?.commit === 'string' ? context.outputs.tag.commit : null;
-        await createRelease(pool, { version, gitTag: `v${version}`, gitCommit: commit, bump: context.params.bump, controlVersion: control, runId: context.runId, createdBy: `operator:${context.operator}` });
+        await createRelease(pool, {
+          version,
+          gitTag: `v${version}`,
+          gitCommit: commit,
+          bump: context.params.bump,
+          controlVersion: control,
+          runId: context.runId,
+          createdBy: `operator:${context.operator}`,
+        });
         await recordAudit(pool, { actor: `operator:${context.operator}`, action: 'release.started', details: { version, runId: context.runId, control } });
         context.note(`release ${version} recorded; its gates compare against ${control ?? 'fixed limits (no stable release recorded yet)'}`);
         return { version, controlVersion: control };
@@ -235,7 +298,11 @@ export const releaseDeploy = defineProcedure({
         const client = eas(context);
         const recorded = (await getRelease(pool, version)).builds;
         let ids: Partial<Record<Platform, string>> = {};
-        if (recorded.ios !== undefined && recorded.android !== undefined && ![recorded.ios.status, recorded.android.status].some((s) => s === 'ERRORED' || s === 'CANCELED')) {
+        if (
+          recorded.ios !== undefined &&
+          recorded.android !== undefined &&
+          ![recorded.ios.status, recorded.android.status].some((s) => s === 'ERRORED' || s === 'CANCELED')
+        ) {
           ids = { ios: recorded.ios.id, android: recorded.android.id };
           context.note(`following the builds this run started before: ios ${ids.ios ?? '?'}, android ${ids.android ?? '?'}`);
         } else {
@@ -244,10 +311,17 @@ export const releaseDeploy = defineProcedure({
             ids[platformOf(build)] = build.id;
             await recordBuild(pool, version, platformOf(build), { id: build.id, status: build.status, buildVersion: build.appBuildVersion ?? null });
           }
-          context.note(`EAS builds started: ios ${ids.ios ?? 'none'}, android ${ids.android ?? 'none'}`, { ios: ids.ios ?? null, android: ids.android ?? null });
+          context.note(`EAS builds started: ios ${ids.ios ?? 'none'}, android ${ids.android ?? 'none'}`, {
+            ios: ids.ios ?? null,
+            android: ids.android ?? null,
+          });
         }
         const missing = platforms.filter((p) => ids[p] === undefined);
-        if (missing.length > 0) throw new ShipError('SHIP_ERR_PROVIDER_FAILED', `eas build started no ${missing.join(' or ')} build. Check the production profile in eas.json builds both platforms.`);
+        if (missing.length > 0)
+          throw new ShipError(
+            'SHIP_ERR_PROVIDER_FAILED',
+            `eas build started no ${missing.join(' or ')} build. Check the production profile in eas.json builds both platforms.`,
+          );
         const deadline = Date.now() + context.config.release.easTimeoutMs;
         const last = new Map<Platform, string>();
         const builds = new Map<Platform, EasBuild>();
@@ -265,10 +339,17 @@ export const releaseDeploy = defineProcedure({
           const all = [...builds.values()];
           const bad = all.filter((b) => b.status === 'ERRORED' || b.status === 'CANCELED');
           if (bad.length > 0) {
-            throw new ShipError('SHIP_ERR_STEP_FAILED', `EAS build ${bad.map((b) => `${platformOf(b)} ${b.id} ${b.status}${b.error?.message ? ` (${b.error.message})` : ''}`).join(', ')}. Look at its logs on expo.dev; nothing was submitted.`);
+            throw new ShipError(
+              'SHIP_ERR_STEP_FAILED',
+              `EAS build ${bad.map((b) => `${platformOf(b)} ${b.id} ${b.status}${b.error?.message ? ` (${b.error.message})` : ''}`).join(', ')}. Look at its logs on expo.dev; nothing was submitted.`,
+            );
           }
           if (all.length === platforms.length && all.every((b) => b.status === 'FINISHED')) break;
-          if (Date.now() > deadline) throw new ShipError('SHIP_ERR_STEP_FAILED', `the EAS builds did not finish within EAS_BUILD_TIMEOUT (${all.map((b) => `${platformOf(b)} ${b.status}`).join(', ')}); nothing was submitted. Run \`shipshape runs resume\` to go on following them.`);
+          if (Date.now() > deadline)
+            throw new ShipError(
+              'SHIP_ERR_STEP_FAILED',
+              `the EAS builds did not finish within EAS_BUILD_TIMEOUT (${all.map((b) => `${platformOf(b)} ${b.status}`).join(', ')}); nothing was submitted. Run \`shipshape runs resume\` to go on following them.`,
+            );
           await sleep(context.config.release.easPollMs, context.signal);
         }
         const ios = builds.get('ios')!;
@@ -282,7 +363,9 @@ export const releaseDeploy = defineProcedure({
     ...platforms.map((platform) => ({
       id: `submit-${platform}`,
       title: `Submit to the ${platform === 'ios' ? 'App Store' : 'Play Store'} (eas submit)`,
-      describe: (context: Context) => [easLine(context, ['submit', '--platform', platform, '--id', `<${platform} build>`, '--profile', 'production', '--non-interactive', '--wait'])],
+      describe: (context: Context) => [
+        easLine(context, ['submit', '--platform', platform, '--id', `<${platform} build>`, '--profile', 'production', '--non-interactive', '--wait']),
+      ],
       async run(context: Context): Promise<JsonObject> {
         const { pool } = await context.database();
         const version = await versionOf(context);
@@ -364,11 +447,17 @@ export const releaseDeploy = defineProcedure({
           const seen = await readRollout(context.config, release, recorded.platform);
           const same = seen.status === recorded.status && Math.abs(seen.fraction - recorded.fraction) < 1e-9;
           ok &&= same;
-          lines.push(`${recorded.platform}: ${seen.status} at ${percent(seen.fraction)}${same ? '' : ` (expected ${recorded.status} at ${percent(recorded.fraction)})`}`);
+          lines.push(
+            `${recorded.platform}: ${seen.status} at ${percent(seen.fraction)}${same ? '' : ` (expected ${recorded.status} at ${percent(recorded.fraction)})`}`,
+          );
         }
         return ok && release.rollouts.length === platforms.length
           ? { ok: true, detail: lines.join('; ') }
-          : { ok: false, detail: lines.join('; ') || 'no rollout recorded', remedy: 'look at the rollout in Play Console and App Store Connect; `shipshape release status` shows what Shipshape recorded' };
+          : {
+              ok: false,
+              detail: lines.join('; ') || 'no rollout recorded',
+              remedy: 'look at the rollout in Play Console and App Store Connect; `shipshape release status` shows what Shipshape recorded',
+            };
       },
     },
     {
@@ -380,7 +469,11 @@ export const releaseDeploy = defineProcedure({
         const unread = [gate.crashFree, gate.errorRate].filter((s) => s.detail.startsWith('not read'));
         return unread.length === 0
           ? { ok: true, detail: `${gate.verdict}: ${gate.summary}` }
-          : { ok: false, detail: gate.summary, remedy: 'check SENTRY_API_URL, SENTRY_ORG and SENTRY_TOKEN; the rollout will not advance until the gates can be read' };
+          : {
+              ok: false,
+              detail: gate.summary,
+              remedy: 'check SENTRY_API_URL, SENTRY_ORG and SENTRY_TOKEN; the rollout will not advance until the gates can be read',
+            };
       },
     },
   ],
@@ -389,9 +482,13 @@ export const releaseDeploy = defineProcedure({
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(resolve, ms);
-    signal.addEventListener('abort', () => {
-      clearTimeout(timer);
-      reject(new ShipError('SHIP_ERR_STEP_FAILED', 'interrupted while waiting for the EAS builds'));
-    }, { once: true });
+    signal.addEventListener(
+      'abort',
+      () => {
+        clearTimeout(timer);
+        reject(new ShipError('SHIP_ERR_STEP_FAILED', 'interrupted while waiting for the EAS builds'));
+      },
+      { once: true },
+    );
   });
 }

@@ -56,9 +56,17 @@ async function releases(context: Context): Promise<{ bad: Release; stable: Relea
   const { pool } = await context.database();
   const recordedBad = context.outputs.halt?.version;
   const bad = typeof recordedBad === 'string' ? await getRelease(pool, recordedBad) : await currentRollout(pool);
-  if (bad === undefined) throw new ShipError('SHIP_ERR_PREREQUISITE_FAILED', 'No release is rolling out or halted, so there is nothing to roll back. `shipshape release list` shows the releases.');
+  if (bad === undefined)
+    throw new ShipError(
+      'SHIP_ERR_PREREQUISITE_FAILED',
+      'No release is rolling out or halted, so there is nothing to roll back. `shipshape release list` shows the releases.',
+    );
   const stable = await lastStableRelease(pool, bad.version);
-  if (stable === undefined) throw new ShipError('SHIP_ERR_PREREQUISITE_FAILED', `No earlier release completed its rollout, so there is no stable version to return to from ${bad.version}. Halt with \`shipshape release halt <platform>\` and ship a fix with \`shipshape release deploy --bump patch\`.`);
+  if (stable === undefined)
+    throw new ShipError(
+      'SHIP_ERR_PREREQUISITE_FAILED',
+      `No earlier release completed its rollout, so there is no stable version to return to from ${bad.version}. Halt with \`shipshape release halt <platform>\` and ship a fix with \`shipshape release deploy --bump patch\`.`,
+    );
   return { bad, stable };
 }
 
@@ -80,28 +88,43 @@ export const releaseRollback = defineProcedure({
         const { bad, stable } = await releases(context);
         const builds = platforms.map((p) => `${p} ${stable.builds[p]?.id ?? 'NONE'}`).join(', ');
         const missing = platforms.filter((p) => stable.builds[p] === undefined);
-        if (missing.length > 0) return { ok: false, detail: `stable release ${stable.version} has no ${missing.join('/')} build recorded`, remedy: 'find the build on expo.dev (`eas build:list`) and submit it by hand with `eas submit --id`' };
+        if (missing.length > 0)
+          return {
+            ok: false,
+            detail: `stable release ${stable.version} has no ${missing.join('/')} build recorded`,
+            remedy: 'find the build on expo.dev (`eas build:list`) and submit it by hand with `eas submit --id`',
+          };
         return { ok: true, detail: `rolling back ${bad.version} (${bad.state}) to ${stable.version} (builds ${builds})` };
       },
     },
     { name: 'store credentials are present', run: ({ config }) => credentialsCheck(config) },
     {
       name: 'eas-cli can run in the app repository',
-      run: async ({ config }) => (config.release.appRepoDir === undefined ? { ok: false, detail: 'APP_REPO_DIR is not set', remedy: 'set APP_REPO_DIR (eas submit runs in the app project)' } : { ok: true, detail: `${config.release.easBin} in ${config.release.appRepoDir}` }),
+      run: async ({ config }) =>
+        config.release.appRepoDir === undefined
+          ? { ok: false, detail: 'APP_REPO_DIR is not set', remedy: 'set APP_REPO_DIR (eas submit runs in the app project)' }
+          : { ok: true, detail: `${config.release.easBin} in ${config.release.appRepoDir}` },
     },
   ],
   steps: [
     {
       id: 'halt',
       title: 'Halt current rollout',
-      describe: () => ['Google Play: edits.insert → tracks.update production {"status":"halted"} → edits.commit', 'App Store Connect: PATCH /v1/appStoreVersionPhasedReleases/{id} {"phasedReleaseState":"PAUSED"}'],
+      describe: () => [
+        'Google Play: edits.insert → tracks.update production {"status":"halted"} → edits.commit',
+        'App Store Connect: PATCH /v1/appStoreVersionPhasedReleases/{id} {"phasedReleaseState":"PAUSED"}',
+      ],
       async run(context): Promise<JsonObject> {
         const { pool } = await context.database();
         const { bad } = await releases(context);
         const wasInProgress = bad.rollouts.filter((r) => r.status === 'inProgress').map((r) => r.platform);
         const { rollouts, errors } = await haltAll({ config: context.config, db: pool, actor: runSetter(context) }, bad);
         for (const r of rollouts) context.note(`${r.platform}: halted at ${percent(r.fraction)}`);
-        if (errors.length > 0) throw new ShipError('SHIP_ERR_STEP_FAILED', `not every rollout could be halted: ${errors.join('; ')}. ${rollouts.map((r) => `${r.platform} is halted`).join('; ')}`);
+        if (errors.length > 0)
+          throw new ShipError(
+            'SHIP_ERR_STEP_FAILED',
+            `not every rollout could be halted: ${errors.join('; ')}. ${rollouts.map((r) => `${r.platform} is halted`).join('; ')}`,
+          );
         await setReleaseState(pool, bad.version, 'halted');
         return { version: bad.version, wasInProgress };
       },
@@ -120,7 +143,19 @@ export const releaseRollback = defineProcedure({
     ...platforms.map((platform) => ({
       id: `resubmit-${platform}`,
       title: `Re-submit previous version (${platform})`,
-      describe: (context: Context) => [new Eas(context.config.release.easBin, context.config.release.appRepoDir ?? '.').line(['submit', '--platform', platform, '--id', '$PREVIOUS_BUILD_ID', '--profile', 'production', '--non-interactive', '--wait'])],
+      describe: (context: Context) => [
+        new Eas(context.config.release.easBin, context.config.release.appRepoDir ?? '.').line([
+          'submit',
+          '--platform',
+          platform,
+          '--id',
+          '$PREVIOUS_BUILD_ID',
+          '--profile',
+          'production',
+          '--non-interactive',
+          '--wait',
+        ]),
+      ],
       async run(context: Context): Promise<JsonObject> {
         const { stable } = await releases(context);
         const buildId = stable.builds[platform]?.id;
@@ -141,7 +176,11 @@ export const releaseRollback = defineProcedure({
         const { stable } = await releases(context);
         for (const line of EXPEDITED_REVIEW_STEPS) context.note(line.replace('<version>', stable.version));
         const { pool } = await context.database();
-        await recordAudit(pool, { actor: runSetter(context), action: 'release.expedited-review.pending', details: { version: stable.version, runId: context.runId } });
+        await recordAudit(pool, {
+          actor: runSetter(context),
+          action: 'release.expedited-review.pending',
+          details: { version: stable.version, runId: context.runId },
+        });
         return { version: stable.version, requested: false, recordWith: `shipshape release review-requested ${stable.version}` };
       },
       async undo(context) {
@@ -154,7 +193,11 @@ export const releaseRollback = defineProcedure({
       describe: ({ params: p }) => [`UPDATE app_state SET banner_message = '${p.message}', banner_until = now() + 7 days   -- served in GET /config`],
       async run(context): Promise<JsonObject> {
         const { pool } = await context.database();
-        const { previous } = await setBanner(pool, { message: context.params.message, until: new Date(Date.now() + 7 * 86_400_000), setBy: runSetter(context) });
+        const { previous } = await setBanner(pool, {
+          message: context.params.message,
+          until: new Date(Date.now() + 7 * 86_400_000),
+          setBy: runSetter(context),
+        });
         await announceAppStateChange(context.config, context.logger);
         context.note('in-app notice up (GET /config banner)');
         return { previousBanner: bannerJson(previous) };
@@ -164,7 +207,12 @@ export const releaseRollback = defineProcedure({
         const now = (await readAppState(pool)).banner;
         if (now?.setBy !== runSetter(context)) return context.note('the banner was changed since: left as it is');
         const previous = journaledBanner(output.previousBanner);
-        await setBanner(pool, previous ? { message: previous.message, until: previous.until, setBy: previous.setBy ?? runSetter(context) } : { message: null, until: null, setBy: runSetter(context) });
+        await setBanner(
+          pool,
+          previous
+            ? { message: previous.message, until: previous.until, setBy: previous.setBy ?? runSetter(context) }
+            : { message: null, until: null, setBy: runSetter(context) },
+        );
         await announceAppStateChange(context.config, context.logger);
         context.note('in-app notice taken down');
       },
@@ -173,7 +221,13 @@ export const releaseRollback = defineProcedure({
       id: 'push',
       title: 'Notify users: push',
       describe: ({ params: p }) => [`push {"title":"We're rolling back the latest update","body":"${p.message}"} to every device with notifications on`],
-      run: (context) => pushToEveryone(context, { title: "We're rolling back the latest update", body: context.params.message, key: `release.rollback:${context.runId}`, otherwise: 'the in-app notice still tells users' }),
+      run: (context) =>
+        pushToEveryone(context, {
+          title: "We're rolling back the latest update",
+          body: context.params.message,
+          key: `release.rollback:${context.runId}`,
+          otherwise: 'the in-app notice still tells users',
+        }),
       async undo(context) {
         context.note('the push that went out cannot be recalled');
       },
@@ -181,7 +235,9 @@ export const releaseRollback = defineProcedure({
     {
       id: 'email',
       title: 'Notify users: email (rate-limited batches)',
-      describe: ({ config }) => [`INSERT INTO maintenance_notices (window_starts_at = now(), subject, body)   -- the workers email every user at ${config.maintenance.emailRatePerSecond}/s (MAINTENANCE_EMAIL_RATE)`],
+      describe: ({ config }) => [
+        `INSERT INTO maintenance_notices (window_starts_at = now(), subject, body)   -- the workers email every user at ${config.maintenance.emailRatePerSecond}/s (MAINTENANCE_EMAIL_RATE)`,
+      ],
       async run(context): Promise<JsonObject> {
         const { pool } = await context.database();
         const startsAt = new Date();
@@ -205,7 +261,10 @@ export const releaseRollback = defineProcedure({
     {
       id: 'status-page',
       title: 'Notify users: status page',
-      describe: ({ config }) => (config.statusPageWebhookUrl ? ['POST <STATUS_PAGE_WEBHOOK_URL> {"status":"operational","message":"<the message>"}'] : ['STATUS_PAGE_WEBHOOK_URL is not set: nothing to post']),
+      describe: ({ config }) =>
+        config.statusPageWebhookUrl
+          ? ['POST <STATUS_PAGE_WEBHOOK_URL> {"status":"operational","message":"<the message>"}']
+          : ['STATUS_PAGE_WEBHOOK_URL is not set: nothing to post'],
       // The API keeps serving: the status is operational, the message says what is happening to the app.
       run: (context) => updateStatusPage(context, 'operational', context.params.message),
       async undo(context, output) {
@@ -253,7 +312,11 @@ export const releaseRollback = defineProcedure({
         const { pool } = await context.database();
         const { bad, stable } = await releases(context);
         await setReleaseState(pool, bad.version, 'rolled-back', { rolledBackBy: `operator:${context.operator}` });
-        await recordAudit(pool, { actor: `operator:${context.operator}`, action: 'release.rolled-back', details: { version: bad.version, to: stable.version, runId: context.runId } });
+        await recordAudit(pool, {
+          actor: `operator:${context.operator}`,
+          action: 'release.rolled-back',
+          details: { version: bad.version, to: stable.version, runId: context.runId },
+        });
         return { version: bad.version, to: stable.version };
       },
       async undo(context, output) {
@@ -269,7 +332,9 @@ export const releaseRollback = defineProcedure({
         const { pool } = await context.database();
         const bad = await getRelease(pool, String(context.outputs.halt?.version ?? ''));
         const still = bad.rollouts.filter((r) => r.status === 'inProgress');
-        return still.length === 0 ? { ok: true, detail: bad.rollouts.map((r) => `${r.platform} ${r.status} at ${percent(r.fraction)}`).join('; ') } : { ok: false, detail: `${still.map((r) => r.platform).join(', ')} still in progress`, remedy: '`shipshape release halt <platform>`' };
+        return still.length === 0
+          ? { ok: true, detail: bad.rollouts.map((r) => `${r.platform} ${r.status} at ${percent(r.fraction)}`).join('; ') }
+          : { ok: false, detail: `${still.map((r) => r.platform).join(', ')} still in progress`, remedy: '`shipshape release halt <platform>`' };
       },
     },
     {
@@ -281,7 +346,8 @@ export const releaseRollback = defineProcedure({
         const stable = String(context.outputs['resubmit-ios']?.version ?? '');
         try {
           const gate = await evaluateGates({ candidate: stable, control: bad, db: pool, ...gateSettings(context.config) });
-          if (gate.crashFree.candidate === null) return unverified(`crash-free rate not read: ${gate.crashFree.detail}`, 'watch `shipshape release status` and Sentry release health');
+          if (gate.crashFree.candidate === null)
+            return unverified(`crash-free rate not read: ${gate.crashFree.detail}`, 'watch `shipshape release status` and Sentry release health');
           return { ok: true, detail: `${gate.crashFree.detail}; keep watching with \`shipshape release status\`` };
         } catch (error) {
           return unverified(`not read: ${describeError(error)}`, 'watch `shipshape release status` and Sentry release health');

@@ -43,7 +43,13 @@ export const updateRollback = defineProcedure({
         const { pool } = await context.database();
         const plan = await planRollback(pool, context.params.update);
         if (plan.kind === 'nothing') return { ok: false, detail: plan.reason, remedy: '`shipshape update list` shows what each channel serves' };
-        return { ok: true, detail: plan.kind === 'rollout' ? `rolling out at ${plan.rollout.percent} % (${plan.rollout.status}); afterwards: ${plan.serves}` : `released to every device; afterwards: ${plan.serves}` };
+        return {
+          ok: true,
+          detail:
+            plan.kind === 'rollout'
+              ? `rolling out at ${plan.rollout.percent} % (${plan.rollout.status}); afterwards: ${plan.serves}`
+              : `released to every device; afterwards: ${plan.serves}`,
+        };
       },
     },
   ],
@@ -67,7 +73,10 @@ export const updateRollback = defineProcedure({
       async undo(context, output) {
         const { pool } = await context.database();
         if (output.kind === 'rollout') {
-          await pool.query("UPDATE ota_rollouts SET status = $2::text, status_reason = NULL, updated_at = now() WHERE id = $1::uuid AND status = 'rolled-back'", [String(output.rollout), String(output.previousStatus)]);
+          await pool.query(
+            "UPDATE ota_rollouts SET status = $2::text, status_reason = NULL, updated_at = now() WHERE id = $1::uuid AND status = 'rolled-back'",
+            [String(output.rollout), String(output.previousStatus)],
+          );
         } else {
           await pool.query(
             'UPDATE ota_releases SET rolled_back_at = NULL, rolled_back_by = NULL WHERE id = (SELECT id FROM ota_releases WHERE update_id = $1::uuid AND rolled_back_at IS NOT NULL ORDER BY rolled_back_at DESC LIMIT 1)',
@@ -87,9 +96,16 @@ export const updateRollback = defineProcedure({
         const state = await readChannelState(pool, update.channel, update.runtimeVersion);
         const served = choose(state, undefined);
         if (state.rollout?.updateId === update.id || state.headUpdateId === update.id) {
-          return { ok: false, detail: `${update.channel} (runtime ${update.runtimeVersion}) still serves ${update.id}`, remedy: '`shipshape update show <id>` shows its rollouts; run the rollback again' };
+          return {
+            ok: false,
+            detail: `${update.channel} (runtime ${update.runtimeVersion}) still serves ${update.id}`,
+            remedy: '`shipshape update show <id>` shows its rollouts; run the rollback again',
+          };
         }
-        return { ok: true, detail: `${update.channel} (runtime ${update.runtimeVersion}) serves ${served.kind === 'update' ? `update ${served.updateId}` : served.kind === 'rollBackToEmbedded' ? 'rollBackToEmbedded' : 'nothing (noUpdateAvailable)'}` };
+        return {
+          ok: true,
+          detail: `${update.channel} (runtime ${update.runtimeVersion}) serves ${served.kind === 'update' ? `update ${served.updateId}` : served.kind === 'rollBackToEmbedded' ? 'rollBackToEmbedded' : 'nothing (noUpdateAvailable)'}`,
+        };
       },
     },
   ],

@@ -65,7 +65,12 @@ export const legalStorageWritable: Check<unknown> = {
  * Runbook step 5, "send confirmation email to user", after an erasure. Best effort: the erasure
  * stands whether or not the mail goes out, so a failure is reported, not thrown.
  */
-export async function sendErasureConfirmation(config: Config, logger: Logger, email: string, ticket: string | null): Promise<{ sent: boolean; detail: string }> {
+export async function sendErasureConfirmation(
+  config: Config,
+  logger: Logger,
+  email: string,
+  ticket: string | null,
+): Promise<{ sent: boolean; detail: string }> {
   const mailer = createMailer({ smtpUrl: config.smtpUrl, from: config.mailFrom }, logger);
   try {
     const sent = await mailer.send({

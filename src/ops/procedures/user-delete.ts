@@ -48,7 +48,13 @@ const prerequisiteChecks: ReadonlyArray<Check<Params>> = erasureChecks.map((chec
   async run(context: RunContext<Params>) {
     const user = await findAccount(context);
     if (!user) return { ok: false, detail: 'not checked: there is no such account' };
-    const subject: ErasureSubject = { userId: user.id, email: context.params.email, operator: context.operator, ticket: context.params.ticket, skipGrace: context.params.skipGrace };
+    const subject: ErasureSubject = {
+      userId: user.id,
+      email: context.params.email,
+      operator: context.operator,
+      ticket: context.params.ticket,
+      skipGrace: context.params.skipGrace,
+    };
     const { pool } = await context.database();
     return withLegalStore(context.config, (store) => check.run(pool, store, subject));
   },
@@ -91,7 +97,10 @@ export const userDelete = defineProcedure({
             context.note(`already erased by this run (ledger record ${previous.id})`);
             return { ledgerId: previous.id, userId: previous.userId, erasedAt: previous.erasedAt.toISOString(), rows: previous.tables };
           }
-          throw new ShipError('SHIP_ERR_NOT_FOUND', `No account has the email ${p.email}, and the erasure ledger shows no erasure of it under ticket ${p.ticket} by ${operator}.`);
+          throw new ShipError(
+            'SHIP_ERR_NOT_FOUND',
+            `No account has the email ${p.email}, and the erasure ledger shows no erasure of it under ticket ${p.ticket} by ${operator}.`,
+          );
         }
         const exported = await latestVerifiedExport(pool, user.id);
         const { record } = await eraseUser(pool, usersTableOf(profile), {
@@ -104,7 +113,10 @@ export const userDelete = defineProcedure({
           recheck: async (tx) => {
             const { rows } = await tx.query('SELECT 1 FROM deletion_requests WHERE user_id = $1::uuid AND cancelled_at IS NULL FOR UPDATE', [user.id]);
             if (rows.length === 0) {
-              throw new ShipError('SHIP_ERR_PREREQUISITE_FAILED', 'The deletion request was cancelled after the prerequisites were checked. Nothing was erased.');
+              throw new ShipError(
+                'SHIP_ERR_PREREQUISITE_FAILED',
+                'The deletion request was cancelled after the prerequisites were checked. Nothing was erased.',
+              );
             }
           },
         });
@@ -180,7 +192,9 @@ export const userDelete = defineProcedure({
       run: async (context) => {
         const { pool } = await context.database();
         const found = await findUserForLogin(pool, context.params.email);
-        return found ? { ok: false, detail: `an account (${found.user.id}) still answers to the address` } : { ok: true, detail: 'no account answers to the address, so every login with it fails' };
+        return found
+          ? { ok: false, detail: `an account (${found.user.id}) still answers to the address` }
+          : { ok: true, detail: 'no account answers to the address, so every login with it fails' };
       },
     },
     {
@@ -192,7 +206,9 @@ export const userDelete = defineProcedure({
         if (!records.some((record) => record.id === ledgerId)) return { ok: false, detail: `ledger record ${ledgerId} is missing` };
         return withLegalStore(context.config, async (store) => {
           const mirrored = await store.head(ledgerMirrorKey({ id: ledgerId }));
-          return mirrored ? { ok: true, detail: `ledger record ${ledgerId}, mirrored at ${store.location}/${mirrored.key}` } : { ok: false, detail: `the mirror of ledger record ${ledgerId} is missing in ${store.location}` };
+          return mirrored
+            ? { ok: true, detail: `ledger record ${ledgerId}, mirrored at ${store.location}/${mirrored.key}` }
+            : { ok: false, detail: `the mirror of ledger record ${ledgerId} is missing in ${store.location}` };
         });
       },
     },

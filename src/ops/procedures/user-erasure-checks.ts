@@ -38,8 +38,14 @@ const noRequest = (subject: ErasureSubject): CheckResult => ({
 });
 
 /** The legal approval that counts for this erasure, if any. */
-export function countingApproval(approvals: readonly DeletionApproval[], subject: ErasureSubject, kind: DeletionApproval['kind']): DeletionApproval | undefined {
-  return approvals.find((approval) => approval.kind === kind && approval.approvedBy !== subject.operator && (subject.ticket === undefined || approval.ticket === subject.ticket));
+export function countingApproval(
+  approvals: readonly DeletionApproval[],
+  subject: ErasureSubject,
+  kind: DeletionApproval['kind'],
+): DeletionApproval | undefined {
+  return approvals.find(
+    (approval) => approval.kind === kind && approval.approvedBy !== subject.operator && (subject.ticket === undefined || approval.ticket === subject.ticket),
+  );
 }
 
 export const erasureChecks: readonly ErasureCheck[] = [
@@ -48,7 +54,10 @@ export const erasureChecks: readonly ErasureCheck[] = [
     async run(db, _store, subject) {
       const request = await findPendingDeletion(db, subject.userId);
       if (!request) return noRequest(subject);
-      return { ok: true, detail: `requested ${request.requestedAt.toISOString()} by ${request.requestedBy}${request.ticket ? ` (ticket ${request.ticket})` : ''}` };
+      return {
+        ok: true,
+        detail: `requested ${request.requestedAt.toISOString()} by ${request.requestedBy}${request.ticket ? ` (ticket ${request.ticket})` : ''}`,
+      };
     },
   },
   {
@@ -133,7 +142,13 @@ export async function assessErasure(
   db: Queryable,
   store: ObjectStore,
   subject: ErasureSubject,
-): Promise<{ ready: boolean; failed: Array<{ name: string; detail: string }>; request: DeletionRequest | undefined; approval: DeletionApproval | undefined; exportKey: string | null }> {
+): Promise<{
+  ready: boolean;
+  failed: Array<{ name: string; detail: string }>;
+  request: DeletionRequest | undefined;
+  approval: DeletionApproval | undefined;
+  exportKey: string | null;
+}> {
   const failed: Array<{ name: string; detail: string }> = [];
   for (const check of erasureChecks) {
     let result: CheckResult;

@@ -31,10 +31,7 @@ export const userExport = defineProcedure({
   issueType: 'security',
   params,
   locks: (p) => [accountLock(p.email)],
-  prerequisites: [
-    { name: 'account exists', run: accountExistsCheck },
-    legalStorageWritable,
-  ],
+  prerequisites: [{ name: 'account exists', run: accountExistsCheck }, legalStorageWritable],
   steps: [
     {
       id: 'write-archive',
@@ -49,7 +46,9 @@ export const userExport = defineProcedure({
         const user = await requireAccount(context);
         const { pool } = await context.database();
         const tables = await readUserTables(pool, usersTableOf(profile), user.id);
-        const stored = await withLegalStore(config, (store) => writeExportArchive(store, tables, { userId: user.id, createdBy: operator, ticket: p.ticket ?? null, signal }));
+        const stored = await withLegalStore(config, (store) =>
+          writeExportArchive(store, tables, { userId: user.id, createdBy: operator, ticket: p.ticket ?? null, signal }),
+        );
         const exportId = await recordExport(pool, stored, { createdBy: operator, ticket: p.ticket ?? null });
         context.note(`wrote ${stored.bytes} bytes to ${stored.location}/${stored.key}`);
         return {
@@ -71,11 +70,18 @@ export const userExport = defineProcedure({
     {
       id: 'verify-archive',
       title: 'Read the archive back from legal storage and check every file against the manifest',
-      describe: () => ['GET the archive; compare its size and sha256; unpack; check each CSV against the manifest (sha256, header, row count)', 'UPDATE user_exports SET verified_at = now()'],
+      describe: () => [
+        'GET the archive; compare its size and sha256; unpack; check each CSV against the manifest (sha256, header, row count)',
+        'UPDATE user_exports SET verified_at = now()',
+      ],
       async run(context) {
         const written = context.outputs['write-archive'] ?? {};
         const manifest = await withLegalStore(context.config, (store) =>
-          verifyExportArchive(store, String(written.archiveKey), { sha256: String(written.sha256), bytes: Number(written.bytes), userId: String(written.userId) }),
+          verifyExportArchive(store, String(written.archiveKey), {
+            sha256: String(written.sha256),
+            bytes: Number(written.bytes),
+            userId: String(written.userId),
+          }),
         );
         const { pool } = await context.database();
         await markExportVerified(pool, String(written.exportId));

@@ -29,7 +29,11 @@ async function emailOf(pool: Pool, usersTable: UsersTableRef, userId: string): P
 }
 
 const erasedOf = (output: JsonObject | undefined): Array<{ ledgerId: string; userId: string }> =>
-  Array.isArray(output?.erased) ? output.erased.flatMap((item) => (item !== null && typeof item === 'object' && !Array.isArray(item) ? [{ ledgerId: String(item.ledgerId), userId: String(item.userId) }] : [])) : [];
+  Array.isArray(output?.erased)
+    ? output.erased.flatMap((item) =>
+        item !== null && typeof item === 'object' && !Array.isArray(item) ? [{ ledgerId: String(item.ledgerId), userId: String(item.userId) }] : [],
+      )
+    : [];
 
 export const userPurgeDue = defineProcedure({
   id: 'user.purge-due',
@@ -56,7 +60,8 @@ export const userPurgeDue = defineProcedure({
   steps: [
     {
       id: 'erase-due',
-      title: 'For each due request: check it like `user delete` does, erase, record in the ledger and its mirror, email the user, forget the address in the run records',
+      title:
+        'For each due request: check it like `user delete` does, erase, record in the ledger and its mirror, email the user, forget the address in the run records',
       irreversible: "each erased user's rows are deleted from every table; only their verified export archive keeps a copy",
       describe: () => [
         'SELECT … FROM deletion_requests WHERE cancelled_at IS NULL AND due_at <= now()',
@@ -119,7 +124,11 @@ export const userPurgeDue = defineProcedure({
         const skipped = Array.isArray(outputs['erase-due']?.skipped) ? outputs['erase-due'].skipped.length : 0;
         return failed === 0
           ? { ok: true, detail: `${erased} erased, ${skipped} skipped (a prerequisite is not met; see the notes)` }
-          : { ok: false, detail: `${failed} erasure(s) failed and were rolled back`, remedy: 'see the notes; fix the cause and run `shipshape user purge-due` again' };
+          : {
+              ok: false,
+              detail: `${failed} erasure(s) failed and were rolled back`,
+              remedy: 'see the notes; fix the cause and run `shipshape user purge-due` again',
+            };
       },
     },
     {
@@ -131,7 +140,8 @@ export const userPurgeDue = defineProcedure({
           for (const { ledgerId, userId } of erasedOf(context.outputs['erase-due'])) {
             const remaining = await remainingUserRows(pool, context.profile.users, userId);
             if (Object.keys(remaining).length > 0) problems.push(`${userId}: rows remain in ${Object.keys(remaining).join(', ')}`);
-            if (!(await store.head(ledgerMirrorKey({ id: ledgerId })))) problems.push(`ledger record ${ledgerId} is not mirrored (run \`shipshape user ledger-sync\`)`);
+            if (!(await store.head(ledgerMirrorKey({ id: ledgerId }))))
+              problems.push(`ledger record ${ledgerId} is not mirrored (run \`shipshape user ledger-sync\`)`);
           }
         });
         return problems.length === 0 ? { ok: true, detail: 'every erased account is gone and mirrored' } : { ok: false, detail: problems.join('; ') };

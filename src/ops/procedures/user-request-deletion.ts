@@ -41,7 +41,11 @@ export const userRequestDeletion = defineProcedure({
         const { pool } = await context.database();
         const pending = await findPendingDeletion(pool, user.id);
         return pending
-          ? { ok: false, detail: `a request is already pending since ${pending.requestedAt.toISOString()} (erasable from ${pending.dueAt.toISOString()})`, remedy: 'nothing to do; `shipshape user cancel-deletion` cancels it' }
+          ? {
+              ok: false,
+              detail: `a request is already pending since ${pending.requestedAt.toISOString()} (erasable from ${pending.dueAt.toISOString()})`,
+              remedy: 'nothing to do; `shipshape user cancel-deletion` cancels it',
+            }
           : { ok: true, detail: 'none pending' };
       },
     },

@@ -68,10 +68,19 @@ export const userResetPassword = defineProcedure({
           });
           const outcome = await delivery;
           if (!outcome || 'error' in outcome) {
-            throw new ShipError('SHIP_ERR_PROVIDER_FAILED', `The mail server did not take the reset email: ${outcome?.error ?? 'no delivery'}. Check SMTP_URL and the mail server, then run this again.`);
+            throw new ShipError(
+              'SHIP_ERR_PROVIDER_FAILED',
+              `The mail server did not take the reset email: ${outcome?.error ?? 'no delivery'}. Check SMTP_URL and the mail server, then run this again.`,
+            );
           }
           context.note(`reset email accepted by the mail server (message ${outcome.sent.messageId})`);
-          return { userId: user.id, messageId: outcome.sent.messageId, acceptedRecipients: outcome.sent.accepted.length, transport: config.smtpUrl ? 'smtp' : 'log', ticket: p.ticket ?? null };
+          return {
+            userId: user.id,
+            messageId: outcome.sent.messageId,
+            acceptedRecipients: outcome.sent.accepted.length,
+            transport: config.smtpUrl ? 'smtp' : 'log',
+            ticket: p.ticket ?? null,
+          };
         } finally {
           mailer.close();
         }
@@ -104,7 +113,9 @@ export const userResetPassword = defineProcedure({
           [userId],
         );
         const row = rows[0];
-        return row ? { ok: true, detail: `link valid until ${row.expires_at.toISOString()}` } : { ok: false, detail: 'no unused, unexpired token for the account' };
+        return row
+          ? { ok: true, detail: `link valid until ${row.expires_at.toISOString()}` }
+          : { ok: false, detail: 'no unused, unexpired token for the account' };
       },
     },
   ],

@@ -54,13 +54,15 @@ export class Eas {
   async startBuilds(signal?: AbortSignal): Promise<EasBuild[]> {
     const out = await this.json(['build', '--platform', 'all', '--profile', 'production', '--non-interactive', '--json', '--no-wait'], signal);
     const parsed = z.array(buildSchema).safeParse(out);
-    if (!parsed.success || parsed.data.length === 0) throw new ShipError('SHIP_ERR_PROVIDER_FAILED', 'eas build --json printed no builds. Look at the build page on expo.dev; nothing was submitted.');
+    if (!parsed.success || parsed.data.length === 0)
+      throw new ShipError('SHIP_ERR_PROVIDER_FAILED', 'eas build --json printed no builds. Look at the build page on expo.dev; nothing was submitted.');
     return parsed.data;
   }
 
   async viewBuild(id: string, signal?: AbortSignal): Promise<EasBuild> {
     const parsed = buildSchema.safeParse(await this.json(['build:view', id, '--json'], signal));
-    if (!parsed.success) throw new ShipError('SHIP_ERR_PROVIDER_FAILED', `eas build:view ${id} --json printed an unexpected shape (${parsed.error.issues[0]?.message ?? '?'}).`);
+    if (!parsed.success)
+      throw new ShipError('SHIP_ERR_PROVIDER_FAILED', `eas build:view ${id} --json printed an unexpected shape (${parsed.error.issues[0]?.message ?? '?'}).`);
     return parsed.data;
   }
 
@@ -69,7 +71,10 @@ export class Eas {
     const args = ['submit', '--platform', platform, '--id', buildId, '--profile', 'production', '--non-interactive', '--wait'];
     const result = await runCommand(this.command, [...this.baseArgs, ...args], { cwd: this.cwd, signal });
     if (result.code !== 0) {
-      throw new ShipError('SHIP_ERR_PROVIDER_FAILED', `\`${this.line(args)}\` exited with ${result.code ?? 'a signal'}: ${lastWords(result)}. The ${platform} build was not submitted.`);
+      throw new ShipError(
+        'SHIP_ERR_PROVIDER_FAILED',
+        `\`${this.line(args)}\` exited with ${result.code ?? 'a signal'}: ${lastWords(result)}. The ${platform} build was not submitted.`,
+      );
     }
     const id = /submissions\/([0-9a-fA-F-]{8,64})/.exec(result.stdout + result.stderr)?.[1] ?? null;
     return { submissionId: id };
@@ -77,7 +82,8 @@ export class Eas {
 
   private async json(args: string[], signal?: AbortSignal): Promise<unknown> {
     const result = await runCommand(this.command, [...this.baseArgs, ...args], { cwd: this.cwd, signal });
-    if (result.code !== 0) throw new ShipError('SHIP_ERR_PROVIDER_FAILED', `\`${this.line(args)}\` exited with ${result.code ?? 'a signal'}: ${lastWords(result)}.`);
+    if (result.code !== 0)
+      throw new ShipError('SHIP_ERR_PROVIDER_FAILED', `\`${this.line(args)}\` exited with ${result.code ?? 'a signal'}: ${lastWords(result)}.`);
     try {
       return JSON.parse(result.stdout) as unknown;
     } catch {

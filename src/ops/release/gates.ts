@@ -77,7 +77,10 @@ export function gateSettings(config: Config): Pick<GateInput, 'thresholds' | 'se
   const { org, token, apiUrl } = config.sentry;
   return {
     thresholds: gates,
-    sentry: org !== undefined && token !== undefined ? { apiUrl, org, token, releaseName: (version) => gates.sentryReleaseName.replaceAll('{version}', version) } : undefined,
+    sentry:
+      org !== undefined && token !== undefined
+        ? { apiUrl, org, token, releaseName: (version) => gates.sentryReleaseName.replaceAll('{version}', version) }
+        : undefined,
   };
 }
 
@@ -90,13 +93,23 @@ export async function evaluateGates(input: GateInput): Promise<GateResult> {
     evaluatedAt: new Date().toISOString(),
     crashFree,
     errorRate,
-    summary: summarize([{ name: CRASH_FREE_SESSIONS.name, detail: crashFree.detail }, { name: API_ERROR_RATE.name, detail: errorRate.detail }]),
+    summary: summarize([
+      { name: CRASH_FREE_SESSIONS.name, detail: crashFree.detail },
+      { name: API_ERROR_RATE.name, detail: errorRate.detail },
+    ]),
   };
 }
 
 async function crashFreeSignal(input: GateInput): Promise<SignalResult> {
   const { sentry, thresholds } = input;
-  if (sentry === undefined) return { verdict: 'wait', detail: 'SENTRY_ORG and SENTRY_TOKEN are not set, so the crash-free rate cannot be read', candidate: null, control: null, limit: null };
+  if (sentry === undefined)
+    return {
+      verdict: 'wait',
+      detail: 'SENTRY_ORG and SENTRY_TOKEN are not set, so the crash-free rate cannot be read',
+      candidate: null,
+      control: null,
+      limit: null,
+    };
   const names = [sentry.releaseName(input.candidate), ...(input.control === null ? [] : [sentry.releaseName(input.control)])];
   let sessions: Map<string, ReleaseSessions>;
   try {
@@ -111,7 +124,11 @@ async function crashFreeSignal(input: GateInput): Promise<SignalResult> {
     { name: input.candidate, sample: candidate.sessions, rate: candidate.crashFreeRate },
     input.control === null ? undefined : { name: input.control, sample: control?.sessions ?? 0, rate: control?.crashFreeRate ?? null },
   );
-  return { ...judged, candidate: { sample: candidate.sessions, value: candidate.crashFreeRate }, control: control === undefined ? null : { sample: control.sessions, value: control.crashFreeRate } };
+  return {
+    ...judged,
+    candidate: { sample: candidate.sessions, value: candidate.crashFreeRate },
+    control: control === undefined ? null : { sample: control.sessions, value: control.crashFreeRate },
+  };
 }
 
 async function errorRateSignal(input: GateInput): Promise<SignalResult> {
@@ -130,5 +147,9 @@ async function errorRateSignal(input: GateInput): Promise<SignalResult> {
     { name: input.candidate, sample: candidate.requests, rate: candidate.errorRate },
     input.control === null ? undefined : { name: input.control, sample: control?.requests ?? 0, rate: control?.errorRate ?? null },
   );
-  return { ...judged, candidate: { sample: candidate.requests, value: candidate.errorRate }, control: control === undefined ? null : { sample: control.requests, value: control.errorRate } };
+  return {
+    ...judged,
+    candidate: { sample: candidate.requests, value: candidate.errorRate },
+    control: control === undefined ? null : { sample: control.requests, value: control.errorRate },
+  };
 }

@@ -31,7 +31,13 @@ export function runCommand(command: string, args: readonly string[], options: Co
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
     child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
     child.once('error', (error: NodeJS.ErrnoException) => {
-      if (error.code === 'ENOENT') reject(new ShipError('SHIP_ERR_TOOL_MISSING', `${command} was not found on PATH. Install it (or set the variable that names it), then run the command again.`));
+      if (error.code === 'ENOENT')
+        reject(
+          new ShipError(
+            'SHIP_ERR_TOOL_MISSING',
+            `${command} was not found on PATH. Install it (or set the variable that names it), then run the command again.`,
+          ),
+        );
       else reject(error);
     });
     child.once('close', (code) => resolve({ code, stdout, stderr }));

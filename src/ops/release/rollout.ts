@@ -56,7 +56,10 @@ export async function sendAlert(config: Config, logger: Logger, alert: Alert): P
   const alerter = await configuredAlerter(config, logger, { keepPaging: true });
   const deliveries = await alerter.send(alert);
   const pages = deliveries.filter((d) => d.kind === 'pagerduty');
-  return { paged: pages.length > 0 && pages.every((d) => d.ok), summary: deliveries.map((d) => `${d.target} ${d.ok ? 'ok' : `FAILED (${d.error ?? '?'})`}`).join('; ') };
+  return {
+    paged: pages.length > 0 && pages.every((d) => d.ok),
+    summary: deliveries.map((d) => `${d.target} ${d.ok ? 'ok' : `FAILED (${d.error ?? '?'})`}`).join('; '),
+  };
 }
 
 /** Evaluates the gates of one release in rollout and moves, holds or halts it. */
@@ -65,7 +68,8 @@ export async function advanceRelease(deps: RolloutDeps, version: string): Promis
   const now = deps.now?.() ?? new Date();
   const alert = deps.alert ?? ((a: Alert) => sendAlert(config, deps.logger, a));
   const release = await getRelease(db, version);
-  if (release.state !== 'rolling-out') return { version, verdict: 'skipped', summary: `release ${version} is ${release.state}: nothing to advance`, rollouts: [], errors: [], paged: false };
+  if (release.state !== 'rolling-out')
+    return { version, verdict: 'skipped', summary: `release ${version} is ${release.state}: nothing to advance`, rollouts: [], errors: [], paged: false };
 
   const gate = await evaluateGates({ candidate: version, control: release.controlVersion, db, ...gateSettings(config) });
   const gateJson = JSON.parse(JSON.stringify(gate)) as Record<string, unknown>;
@@ -129,7 +133,11 @@ export async function advanceRelease(deps: RolloutDeps, version: string): Promis
       dedupKey: `shipshape-release-${version}-step`,
     }).catch(() => undefined);
   }
-  await recordAudit(db, { actor: deps.actor, action: done ? 'release.completed' : 'release.advanced', details: { version, rollouts: rollouts.map((r) => `${r.platform}:${r.fraction}`), errors } });
+  await recordAudit(db, {
+    actor: deps.actor,
+    action: done ? 'release.completed' : 'release.advanced',
+    details: { version, rollouts: rollouts.map((r) => `${r.platform}:${r.fraction}`), errors },
+  });
   return { version, verdict: 'pass', summary: `${done ? 'completed' : 'advanced'}: ${gate.summary}`, rollouts, errors, paged: false };
 }
 
@@ -160,8 +168,18 @@ export async function advanceDueReleases(deps: RolloutDeps): Promise<AdvanceOutc
     try {
       outcomes.push(await advanceRelease(deps, version));
     } catch (error) {
-      deps.logger.error({ version, err: describeError(error) }, `release ${version}: the rollout step could not be evaluated; tried again when its lease runs out`);
-      outcomes.push({ version, verdict: 'wait', summary: `not evaluated: ${describeError(error)}`, rollouts: [], errors: [describeError(error)], paged: false });
+      deps.logger.error(
+        { version, err: describeError(error) },
+        `release ${version}: the rollout step could not be evaluated; tried again when its lease runs out`,
+      );
+      outcomes.push({
+        version,
+        verdict: 'wait',
+        summary: `not evaluated: ${describeError(error)}`,
+        rollouts: [],
+        errors: [describeError(error)],
+        paged: false,
+      });
     }
   }
   return outcomes;

@@ -24,7 +24,10 @@ export interface StoreRollout {
 export function missingCredentials(config: Config, platform: Platform): string[] {
   const { play, appStore } = config.release;
   if (platform === 'android') {
-    return [play.packageName === undefined ? 'GOOGLE_PLAY_PACKAGE_NAME' : '', play.serviceAccountFile === undefined ? 'GOOGLE_PLAY_SERVICE_ACCOUNT_FILE' : ''].filter(Boolean);
+    return [
+      play.packageName === undefined ? 'GOOGLE_PLAY_PACKAGE_NAME' : '',
+      play.serviceAccountFile === undefined ? 'GOOGLE_PLAY_SERVICE_ACCOUNT_FILE' : '',
+    ].filter(Boolean);
   }
   return [
     appStore.keyId === undefined ? 'ASC_KEY_ID' : '',
@@ -36,7 +39,8 @@ export function missingCredentials(config: Config, platform: Platform): string[]
 
 function play(config: Config): GooglePlayClient {
   const { packageName, serviceAccountFile, apiUrl } = config.release.play;
-  if (packageName === undefined || serviceAccountFile === undefined) throw new ShipError('SHIP_ERR_CONFIG', 'GOOGLE_PLAY_PACKAGE_NAME and GOOGLE_PLAY_SERVICE_ACCOUNT_FILE must be set to roll out on Google Play.');
+  if (packageName === undefined || serviceAccountFile === undefined)
+    throw new ShipError('SHIP_ERR_CONFIG', 'GOOGLE_PLAY_PACKAGE_NAME and GOOGLE_PLAY_SERVICE_ACCOUNT_FILE must be set to roll out on Google Play.');
   return new GooglePlayClient({ packageName, serviceAccountFile, apiUrl });
 }
 
@@ -51,7 +55,11 @@ function appStore(config: Config): AppStoreConnectClient {
 /** The Android version code of the release's build (Play identifies releases by it). */
 function versionCode(release: Release): string {
   const code = release.builds.android?.buildVersion;
-  if (code === undefined || code === null) throw new ShipError('SHIP_ERR_VALIDATION', `Release ${release.version} has no Android version code recorded (builds.android.buildVersion), so Play cannot be told which release to change.`);
+  if (code === undefined || code === null)
+    throw new ShipError(
+      'SHIP_ERR_VALIDATION',
+      `Release ${release.version} has no Android version code recorded (builds.android.buildVersion), so Play cannot be told which release to change.`,
+    );
   return code;
 }
 
@@ -96,7 +104,11 @@ export async function setRolloutStatus(config: Config, release: Release, platfor
   }
   const client = appStore(config);
   const id = recorded?.storeRef ?? (await client.phasedRelease(await client.versionId(release.version)))?.id;
-  if (id === undefined || id === null) throw new ShipError('SHIP_ERR_PREREQUISITE_FAILED', `App Store Connect has no phased release for ${release.version}; nothing to ${status === 'halted' ? 'pause' : 'change'}.`);
+  if (id === undefined || id === null)
+    throw new ShipError(
+      'SHIP_ERR_PREREQUISITE_FAILED',
+      `App Store Connect has no phased release for ${release.version}; nothing to ${status === 'halted' ? 'pause' : 'change'}.`,
+    );
   return fromApple(await client.setPhasedReleaseState(id, status === 'halted' ? 'PAUSED' : status === 'completed' ? 'COMPLETE' : 'ACTIVE'));
 }
 
@@ -106,11 +118,15 @@ export async function readRollout(config: Config, release: Release, platform: Pl
     const code = versionCode(release);
     const releases = await play(config).readTrack();
     const ours = releases.find((r) => r.versionCodes.includes(code));
-    if (ours === undefined) throw new ShipError('SHIP_ERR_PROVIDER_FAILED', `Play's production track has no release with version code ${code} (${release.version}).`);
+    if (ours === undefined)
+      throw new ShipError('SHIP_ERR_PROVIDER_FAILED', `Play's production track has no release with version code ${code} (${release.version}).`);
     const status: RolloutStatus = ours.status === 'halted' ? 'halted' : ours.status === 'completed' ? 'completed' : 'inProgress';
     const fraction = status === 'completed' ? 1 : (ours.userFraction ?? 0);
     const steps = config.release.rolloutSteps;
-    const step = Math.max(0, steps.findIndex((p) => Math.abs(p / 100 - fraction) < 1e-9));
+    const step = Math.max(
+      0,
+      steps.findIndex((p) => Math.abs(p / 100 - fraction) < 1e-9),
+    );
     return { platform, status, fraction, step, storeRef: 'production' };
   }
   const client = appStore(config);

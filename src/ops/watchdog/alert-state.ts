@@ -54,12 +54,19 @@ export async function finishEvaluation(db: Queryable): Promise<void> {
 }
 
 /** How many evaluations have started (any instance), and the last one's times. */
-export async function evaluationStatus(db: Queryable): Promise<{ evaluations: number; lastStartedAt: Date | null; lastFinishedAt: Date | null; evaluatedBy: string | null }> {
+export async function evaluationStatus(
+  db: Queryable,
+): Promise<{ evaluations: number; lastStartedAt: Date | null; lastFinishedAt: Date | null; evaluatedBy: string | null }> {
   const { rows } = await db.query<{ evaluations: string; last_started_at: Date | null; last_finished_at: Date | null; evaluated_by: string | null }>(
     'SELECT evaluations, last_started_at, last_finished_at, evaluated_by FROM watchdog_evaluations WHERE id',
   );
   const row = rows[0];
-  return { evaluations: Number(row?.evaluations ?? 0), lastStartedAt: row?.last_started_at ?? null, lastFinishedAt: row?.last_finished_at ?? null, evaluatedBy: row?.evaluated_by ?? null };
+  return {
+    evaluations: Number(row?.evaluations ?? 0),
+    lastStartedAt: row?.last_started_at ?? null,
+    lastFinishedAt: row?.last_finished_at ?? null,
+    evaluatedBy: row?.evaluated_by ?? null,
+  };
 }
 
 export async function listAlertStates(db: Queryable): Promise<AlertState[]> {

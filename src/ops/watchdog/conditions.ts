@@ -125,7 +125,10 @@ async function backupReading(config: Config, now: Date): Promise<Finding> {
     case 'fresh':
       return { state: 'clear', summary: `newest verified backup ${freshness.id} taken ${freshness.createdAt}` };
     case 'stale':
-      return { state: 'breached', summary: `newest verified backup ${freshness.id} was taken ${freshness.createdAt}, ${formatDurationMs(Math.round(freshness.ageMs / 60_000) * 60_000)} ago` };
+      return {
+        state: 'breached',
+        summary: `newest verified backup ${freshness.id} was taken ${freshness.createdAt}, ${formatDurationMs(Math.round(freshness.ageMs / 60_000) * 60_000)} ago`,
+      };
     case 'none':
       return { state: 'breached', summary: freshness.detail };
     case 'unreadable':

@@ -17,7 +17,17 @@ import type { Config } from '../../config/index.ts';
 import type { Database } from '../../db/index.ts';
 import { describeError } from '../../errors.ts';
 import type { Logger } from '../../log.ts';
-import { claimEvaluation, finishEvaluation, listAlertStates, openAlert, recordDelivery, resolveAlert, touchAlert, type AlertState, type AlertStatus } from './alert-state.ts';
+import {
+  claimEvaluation,
+  finishEvaluation,
+  listAlertStates,
+  openAlert,
+  recordDelivery,
+  resolveAlert,
+  touchAlert,
+  type AlertState,
+  type AlertStatus,
+} from './alert-state.ts';
 import { conditionDefinitions, readConditions, type Reading, type WatchedCondition } from './conditions.ts';
 
 export interface WatchdogDeps {
@@ -55,10 +65,14 @@ export async function evaluateWatchdog(deps: WatchdogDeps): Promise<EvaluationOu
       const status = await apply(deps, reading, states.get(reading.condition));
       if (status !== undefined) announced.push({ condition: reading.condition, status });
     } catch (error) {
-      deps.logger.warn({ condition: reading.condition, err: describeError(error) }, `watchdog: ${reading.condition} could not be updated; the next evaluation tries again`);
+      deps.logger.warn(
+        { condition: reading.condition, err: describeError(error) },
+        `watchdog: ${reading.condition} could not be updated; the next evaluation tries again`,
+      );
     }
   }
-  for (const reading of readings.filter((r) => r.state === 'unknown')) deps.logger.warn({ condition: reading.condition }, `watchdog: ${reading.condition} ${reading.summary}`);
+  for (const reading of readings.filter((r) => r.state === 'unknown'))
+    deps.logger.warn({ condition: reading.condition }, `watchdog: ${reading.condition} ${reading.summary}`);
   await finishEvaluation(database.pool);
   return { evaluated: true, readings, announced };
 }
