@@ -3,8 +3,8 @@
  * resume and alerts. Procedure authors need `types.ts` and `registry.ts`; the CLI needs
  * the rest. See docs/engine.md.
  */
-export { defineProcedure, issueTypes, risks, unverified } from './types.ts';
-export type { Check, CheckResult, IssueType, JsonObject, JsonValue, Procedure, Risk, RunContext, Step } from './types.ts';
+export { defineProcedure, issueTypes, outputOf, requireOutput, risks, stepFor, unverified } from './types.ts';
+export type { Check, CheckResult, IssueType, JsonObject, JsonValue, OutputSource, Procedure, Risk, RunContext, Step, StepWithOutput } from './types.ts';
 export { procedureEntry, commonFlagNames } from './registry.ts';
 export type { CliArgumentSpec, CliOptionSpec, ProcedureCli, ProcedureEntry } from './registry.ts';
 export { parseParams, resumeRun, rollbackRun, runProcedure } from './runner.ts';

@@ -25,7 +25,7 @@ import { personalValues, readPersonalRecord, withPersonalValues } from './person
 import { newRunId } from './run-id.ts';
 import { loadRun } from './runs.ts';
 import { buildContext, describeStep, elapsed, errorInfo, LazyDatabase, runCheck, Session, toJsonObject } from './session.ts';
-import type { JsonObject, Procedure, RunContext, Step } from './types.ts';
+import { type JsonObject, parseOutput, type Procedure, type RunContext, type Step } from './types.ts';
 
 export interface RunOptions {
   /** Print the plan, evaluate prerequisites read-only, change nothing. */
@@ -432,7 +432,14 @@ async function rollback(session: Session, cause: string, mode: 'run' | 'rollback
     if (interrupted) undo = step.undoInterrupted?.bind(step);
     else if (step.undo !== undefined) {
       const undoStep = step.undo.bind(step);
-      undo = (context) => undoStep(context, output);
+      const schema = step.output;
+      // A declared output reaches undo parsed by the step's own schema, which is what `stepFor`
+      // typed its undo against (hence the cast); a mismatch fails the undo, naming the step.
+      undo = (context) =>
+        undoStep(
+          context,
+          schema === undefined ? output : (parseOutput({ id: step.id, output: schema }, output, `journaled in run ${session.runId}`) as JsonObject),
+        );
     }
     if (undo === undefined) {
       if (step.undo === undefined && step.irreversible === undefined) {

@@ -17,7 +17,7 @@ import type { JsonRedactor } from './redact.ts';
 import type { ReportOutcome } from './report.ts';
 import { summarizeRun, type CheckRecord, type RunRecord } from './run-record.ts';
 import { currentProcess } from './process-identity.ts';
-import type { Check, CheckResult, JsonObject, Procedure, RunContext, Step } from './types.ts';
+import { type Check, type CheckResult, type JsonObject, parseOutput, type Procedure, type RunContext, type Step } from './types.ts';
 
 /** Opens the application database on first use; a failed open is retried on the next use. */
 export class LazyDatabase {
@@ -310,6 +310,8 @@ export class Session {
     try {
       const result = await step.run(context);
       const output = toJsonObject(result ?? {}, `step ${step.id} returned`);
+      // What later readers will parse from the journal must parse now (the JSON form, as they will see it).
+      if (step.output !== undefined) parseOutput({ id: step.id, output: step.output }, output, `as its run returned it in run ${this.runId}`);
       this.outputs[step.id] = output;
       this.write({ type: 'step.done', step: step.id, durationMs: elapsed(started), output });
       return { ok: true };

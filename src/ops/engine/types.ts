@@ -6,8 +6,20 @@
  * steps (each with the exact SQL/command/object it touches and, where possible, its
  * undo), and the verification that proves it worked. The runner (runner.ts) owns
  * everything around that: gates, locks, the journal, rollback, resume and output.
+ *
+ * Step outputs are a typed contract. A step whose output a later step, a check or its own
+ * `undo` reads declares it: `output: z.object({...})`, the zod schema of what `run` returns.
+ * Build such a step with `stepFor<Params>()` so that `run` is type-checked against the
+ * schema (and `undo` gets the parsed output); read it with `outputOf(context, step)`
+ * (undefined until the step has completed) or `requireOutput(context, step)`. Both parse
+ * the journaled JSON with the same schema: a resumed or rolled-back run reads outputs that
+ * another version of the code may have written, and one that no longer parses is a
+ * ShipError naming the step, never a silently wrong value. The runner also refuses a `run`
+ * result its schema does not accept, before journaling it. `context.outputs` (by step id,
+ * untyped) remains for steps that declare nothing.
  */
 import type { z } from 'zod';
+import { ShipError } from '../../errors.ts';
 import type { IssueType } from '../../adapters/alerts/types.ts';
 import type { AppProfile } from '../../app-profile.ts';
 import type { Config } from '../../config/index.ts';
@@ -37,7 +49,8 @@ export interface RunContext<P> {
   readonly logger: Logger;
   /**
    * Outputs of the steps completed so far, by step id. Restored from the journal when a
-   * run is resumed or rolled back by another process, which is why they are JSON.
+   * run is resumed or rolled back by another process, which is why they are JSON. Prefer
+   * `outputOf(context, step)` for a step that declares `output`: it is typed and parsed.
    */
   readonly outputs: Readonly<Record<string, JsonObject>>;
   /** The application database, opened on first use and closed by the runner. */
@@ -101,6 +114,12 @@ export interface Step<P> {
   readonly id: string;
   /** The runbook's words for the step ("Terminate active connections"). */
   readonly title: string;
+  /**
+   * The zod schema of what `run` returns, for a step whose output is read elsewhere (a later
+   * step, a check, its `undo`). Declare it through `stepFor<Params>()`, which type-checks
+   * `run` and `undo` against it; the runner refuses a `run` result it does not accept.
+   */
+  readonly output?: z.ZodType;
   /**
    * The exact SQL, command lines or objects the step will touch, for `--dry-run` and the
    * journal. Must not do I/O beyond reading; must not reveal secrets.
@@ -172,6 +191,62 @@ export interface Procedure<S extends z.ZodType = z.ZodType> {
   readonly prerequisites: ReadonlyArray<Check<z.output<S>>>;
   readonly steps: ReadonlyArray<Step<z.output<S>>>;
   readonly verification: ReadonlyArray<Check<z.output<S>>>;
+}
+
+/** A step that declares its output: `run` returns `z.input<S>`, `undo` and readers get `z.output<S>`. */
+export interface StepWithOutput<P, S extends z.ZodType> extends Omit<Step<P>, 'output' | 'run' | 'undo'> {
+  readonly output: S;
+  run(context: RunContext<P>): Promise<z.input<S>>;
+  undo?(context: RunContext<P>, output: z.output<S>): Promise<void>;
+}
+
+/**
+ * `const step = stepFor<Params>();` then `const dump = step({ id: 'dump', output: z.object({...}), ... })`:
+ * checks `run` and `undo` against `output` (curried so the schema's type is inferred while
+ * the parameters' type is given).
+ */
+export function stepFor<P>(): <S extends z.ZodType>(step: StepWithOutput<P, S>) => StepWithOutput<P, S> {
+  return (step) => step;
+}
+
+/** What a reader of a step's output needs of the step: its id and its declared schema. */
+export interface OutputSource<S extends z.ZodType> {
+  readonly id: string;
+  readonly output: S;
+}
+
+/**
+ * The output of `step` in this run, parsed with the step's schema; undefined when the step
+ * has not completed (not reached yet, skipped, or in a dry run). A journaled output the
+ * schema no longer accepts (journaled by another version of the code) is a ShipError
+ * naming the step.
+ */
+export function outputOf<S extends z.ZodType>(context: Pick<RunContext<unknown>, 'outputs' | 'runId'>, step: OutputSource<S>): z.output<S> | undefined {
+  const journaled = context.outputs[step.id];
+  return journaled === undefined ? undefined : parseOutput(step, journaled, `run ${context.runId}`);
+}
+
+/** `outputOf`, for readers that run only after `step` completed: its absence is a ShipError. */
+export function requireOutput<S extends z.ZodType>(context: Pick<RunContext<unknown>, 'outputs' | 'runId'>, step: OutputSource<S>): z.output<S> {
+  const output = outputOf(context, step);
+  if (output === undefined)
+    throw new ShipError(
+      'SHIP_ERR_INTERNAL',
+      `Step ${step.id} of run ${context.runId} has no output in the journal, but it is needed here; it has not completed. Start a new run of the procedure.`,
+    );
+  return output;
+}
+
+/** Parses `value` as `step` declares its output; `where` says whose output it is, for the error. */
+export function parseOutput<S extends z.ZodType>(step: OutputSource<S>, value: unknown, where: string): z.output<S> {
+  const parsed = step.output.safeParse(value);
+  if (parsed.success) return parsed.data;
+  const problems = parsed.error.issues.map((issue) => `${issue.path.length === 0 ? '(output)' : issue.path.join('.')}: ${issue.message}`).join('; ');
+  throw new ShipError(
+    'SHIP_ERR_INTERNAL',
+    `The output of step ${step.id} (${where}) does not match what the step declares: ${problems}. It was probably journaled by another version of Shipshape; finish or roll back the run with that version, or start a new run.`,
+    { details: { step: step.id } },
+  );
 }
 
 /** Identity helper that keeps a procedure's parameter type flowing into its steps. */

@@ -33,8 +33,7 @@ import { dumpFactsSchema, dumpKey, manifestKey, type BackupManifest, type DumpFa
 import { ownerTakesDumps } from '../backups/owner-dump.ts';
 import { pgDumpCheck, serverVersionAt } from '../backups/pg-tools.ts';
 import { backupSourceFor, dumpToStore, takeVerifiedBackup, verifyBackup, writeManifest, type BackupSource } from '../backups/take-backup.ts';
-import { ShipError } from '../../errors.ts';
-import { defineProcedure, type JsonObject, type RunContext } from '../engine/types.ts';
+import { defineProcedure, outputOf, requireOutput, type RunContext, stepFor } from '../engine/types.ts';
 
 const params = z.object({
   /** Also restore into a scratch database and compare every table's row count. */
@@ -44,6 +43,131 @@ const params = z.object({
 });
 type Params = z.output<typeof params>;
 type Context = RunContext<Params>;
+
+// The steps, in order (listed in `steps` below); each declares what it returns, for the steps after it.
+const step = stepFor<Params>();
+
+const dump = step({
+  id: 'dump',
+  title: 'Perform backup (pg_dump streamed straight into storage)',
+  output: z.object({ backupId: z.string(), facts: dumpFactsSchema }),
+  describe: ({ config, params: p }) =>
+    config.databaseUrl === undefined
+      ? [
+          `PGlite pg_dump ${PGLITE_DUMP_ARGUMENTS.join(' ')} --inserts (plain SQL, holding the embedded backend, in the process that owns it: this one, or \`shipshape serve\`'s workers through the job queue)`,
+          `→ ${config.backupStorageUrl}/<backup-id>/dump, size and SHA-256 measured as it streams`,
+          'row counts: SELECT count(*) FROM <every table>, under the same hold',
+        ]
+      : [
+          'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SELECT pg_export_snapshot();',
+          `pg_dump ${pgDumpArguments(p.compression ?? config.backups.compressionLevel, '<exported snapshot>').join(' ')}   (connection from DATABASE_URL via PG* environment; password in PGPASSWORD, never on the command line)`,
+          `→ streamed to ${config.backupStorageUrl}/<backup-id>/dump (no local file, no second gzip), size and SHA-256 measured as it streams`,
+          'row counts: SELECT count(*) FROM <every table>, in the same snapshot, while the dump streams',
+        ],
+  async run(context) {
+    const source = await sourceOf(context);
+    const facts = await withBackupStore(context.config, (store) =>
+      dumpToStore({
+        config: context.config,
+        profile: context.profile,
+        store,
+        source,
+        compressionLevel: context.params.compression,
+        signal: context.signal,
+        onProgress: (bytes) => context.progress({ bytes, label: 'dump → storage' }),
+      }),
+    );
+    const where = source.kind === 'embedded-via-owner' ? ` (dumped by process ${source.ownerPid}, which owns the embedded database)` : '';
+    context.note(`backup ${facts.id}: ${facts.dump.bytes} bytes stored, ${facts.tables.length} tables counted${where}`, { backupId: facts.id });
+    return { backupId: facts.id, facts };
+  },
+  async undo(context, { facts }) {
+    await withBackupStore(context.config, (store) => store.delete(facts.dump.objectKey));
+  },
+  // An interrupted upload leaves nothing visible (storage publishes whole objects only), or
+  // at worst a dump without a manifest, which is never offered for restore and which
+  // `shipshape db prune` removes after a day.
+  async undoInterrupted() {},
+});
+
+const verifyUpload = step({
+  id: 'verify-upload',
+  title: 'Verify upload (re-read: size, SHA-256, pg_restore --list)',
+  output: z.object({ checks: z.array(z.string()) }),
+  describe: ({ config }) => [
+    `read ${config.backupStorageUrl}/<backup-id>/dump back: size and SHA-256 must match what was written`,
+    config.databaseUrl === undefined
+      ? 'SQL dump checks: pg_dump header and closing line present, a CREATE TABLE for every counted table'
+      : 'the same read piped into `pg_restore --list`: it must accept the archive and list data for every counted table',
+  ],
+  async run(context) {
+    const facts = factsOf(context);
+    const checks = await withBackupStore(context.config, (store) =>
+      verifyBackup({
+        config: context.config,
+        store,
+        facts,
+        restoreTest: false,
+        signal: context.signal,
+        onProgress: (bytes) => context.progress({ bytes, totalBytes: facts.dump.bytes, label: 're-read' }),
+      }),
+    );
+    for (const check of checks) context.note(check);
+    return { checks };
+  },
+});
+
+const verifyRestore = step({
+  id: 'verify-restore',
+  title: 'Test backup integrity (restore into a scratch database, compare row counts)',
+  output: z.object({ restoreTested: z.boolean(), check: z.string().optional() }),
+  describe: ({ params: p, config }) =>
+    p.verifyRestore
+      ? [
+          `CREATE DATABASE shipshape_verify_<random> TEMPLATE template0 on ${config.backups.scratchDatabaseUrl === undefined ? (config.databaseUrl === undefined ? 'an in-memory PGlite' : 'the DATABASE_URL server') : 'the BACKUP_SCRATCH_DATABASE_URL server'}`,
+          'restore the stored dump into it; SELECT count(*) FROM every table; compare with the manifest',
+          'DROP DATABASE shipshape_verify_<random> WITH (FORCE)',
+        ]
+      : ['not requested (pass --verify-restore to restore into a scratch database and compare every row count)'],
+  // Not asked for: shown as "– verify-restore: not asked (--verify-restore)", never as a ✓ that took 0 ms.
+  notAsked: (context) => (context.params.verifyRestore ? undefined : '--verify-restore'),
+  async run(context) {
+    if (!context.params.verifyRestore) return { restoreTested: false };
+    const facts = factsOf(context);
+    const checks = await withBackupStore(context.config, (store) =>
+      verifyBackup({ config: context.config, store, facts, restoreTest: true, signal: context.signal }),
+    );
+    const restored = checks.at(-1) ?? '';
+    context.note(restored);
+    return { restoreTested: true, check: restored };
+  },
+});
+
+const manifest = step({
+  id: 'manifest',
+  title: 'Write the manifest (last: it marks the backup complete and verified)',
+  output: z.object({ backupId: z.string(), manifest: z.string() }),
+  describe: ({ config }) => [`PUT ${config.backupStorageUrl}/<backup-id>/manifest.json (row counts, schema version, size, SHA-256, checks passed)`],
+  async run(context) {
+    const facts = factsOf(context);
+    const verified = requireOutput(context, verifyUpload);
+    // Not asked for (--verify-restore): skipped, so it has no output.
+    const restore = outputOf(context, verifyRestore) ?? { restoreTested: false };
+    const checks = restore.check === undefined ? verified.checks : [...verified.checks, restore.check];
+    const manifest = await withBackupStore(context.config, (store) =>
+      writeManifest(store, facts, { purpose: 'manual', runId: context.runId, operator: context.operator }, checks, restore.restoreTested),
+    );
+    context.note(`backup ${manifest.id} is complete and verified`, { backupId: manifest.id });
+    return { backupId: manifest.id, manifest: manifestKey(manifest.id) };
+  },
+  async undo(context, { backupId }) {
+    await withBackupStore(context.config, (store) => store.delete(manifestKey(backupId)));
+  },
+  async undoInterrupted(context) {
+    const facts = factsOf(context);
+    await withBackupStore(context.config, (store) => store.delete(manifestKey(facts.id)));
+  },
+});
 
 export const dbBackup = defineProcedure({
   id: 'db.backup',
@@ -89,125 +213,7 @@ export const dbBackup = defineProcedure({
     },
   ],
 
-  steps: [
-    {
-      id: 'dump',
-      title: 'Perform backup (pg_dump streamed straight into storage)',
-      describe: ({ config, params: p }) =>
-        config.databaseUrl === undefined
-          ? [
-              `PGlite pg_dump ${PGLITE_DUMP_ARGUMENTS.join(' ')} --inserts (plain SQL, holding the embedded backend, in the process that owns it: this one, or \`shipshape serve\`'s workers through the job queue)`,
-              `→ ${config.backupStorageUrl}/<backup-id>/dump, size and SHA-256 measured as it streams`,
-              'row counts: SELECT count(*) FROM <every table>, under the same hold',
-            ]
-          : [
-              'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SELECT pg_export_snapshot();',
-              `pg_dump ${pgDumpArguments(p.compression ?? config.backups.compressionLevel, '<exported snapshot>').join(' ')}   (connection from DATABASE_URL via PG* environment; password in PGPASSWORD, never on the command line)`,
-              `→ streamed to ${config.backupStorageUrl}/<backup-id>/dump (no local file, no second gzip), size and SHA-256 measured as it streams`,
-              'row counts: SELECT count(*) FROM <every table>, in the same snapshot, while the dump streams',
-            ],
-      async run(context): Promise<JsonObject> {
-        const source = await sourceOf(context);
-        const facts = await withBackupStore(context.config, (store) =>
-          dumpToStore({
-            config: context.config,
-            profile: context.profile,
-            store,
-            source,
-            compressionLevel: context.params.compression,
-            signal: context.signal,
-            onProgress: (bytes) => context.progress({ bytes, label: 'dump → storage' }),
-          }),
-        );
-        const where = source.kind === 'embedded-via-owner' ? ` (dumped by process ${source.ownerPid}, which owns the embedded database)` : '';
-        context.note(`backup ${facts.id}: ${facts.dump.bytes} bytes stored, ${facts.tables.length} tables counted${where}`, { backupId: facts.id });
-        return { backupId: facts.id, facts };
-      },
-      async undo(context, output) {
-        const facts = dumpFactsSchema.parse(output.facts);
-        await withBackupStore(context.config, (store) => store.delete(facts.dump.objectKey));
-      },
-      // An interrupted upload leaves nothing visible (storage publishes whole objects only), or
-      // at worst a dump without a manifest, which is never offered for restore and which
-      // `shipshape db prune` removes after a day.
-      async undoInterrupted() {},
-    },
-    {
-      id: 'verify-upload',
-      title: 'Verify upload (re-read: size, SHA-256, pg_restore --list)',
-      describe: ({ config }) => [
-        `read ${config.backupStorageUrl}/<backup-id>/dump back: size and SHA-256 must match what was written`,
-        config.databaseUrl === undefined
-          ? 'SQL dump checks: pg_dump header and closing line present, a CREATE TABLE for every counted table'
-          : 'the same read piped into `pg_restore --list`: it must accept the archive and list data for every counted table',
-      ],
-      async run(context): Promise<JsonObject> {
-        const facts = factsOf(context);
-        const checks = await withBackupStore(context.config, (store) =>
-          verifyBackup({
-            config: context.config,
-            store,
-            facts,
-            restoreTest: false,
-            signal: context.signal,
-            onProgress: (bytes) => context.progress({ bytes, totalBytes: facts.dump.bytes, label: 're-read' }),
-          }),
-        );
-        for (const check of checks) context.note(check);
-        return { checks };
-      },
-    },
-    {
-      id: 'verify-restore',
-      title: 'Test backup integrity (restore into a scratch database, compare row counts)',
-      describe: ({ params: p, config }) =>
-        p.verifyRestore
-          ? [
-              `CREATE DATABASE shipshape_verify_<random> TEMPLATE template0 on ${config.backups.scratchDatabaseUrl === undefined ? (config.databaseUrl === undefined ? 'an in-memory PGlite' : 'the DATABASE_URL server') : 'the BACKUP_SCRATCH_DATABASE_URL server'}`,
-              'restore the stored dump into it; SELECT count(*) FROM every table; compare with the manifest',
-              'DROP DATABASE shipshape_verify_<random> WITH (FORCE)',
-            ]
-          : ['not requested (pass --verify-restore to restore into a scratch database and compare every row count)'],
-      // Not asked for: shown as "– verify-restore: not asked (--verify-restore)", never as a ✓ that took 0 ms.
-      notAsked: (context) => (context.params.verifyRestore ? undefined : '--verify-restore'),
-      async run(context): Promise<JsonObject> {
-        if (!context.params.verifyRestore) return { restoreTested: false };
-        const facts = factsOf(context);
-        const checks = await withBackupStore(context.config, (store) =>
-          verifyBackup({ config: context.config, store, facts, restoreTest: true, signal: context.signal }),
-        );
-        const restored = checks.at(-1) ?? '';
-        context.note(restored);
-        return { restoreTested: true, check: restored };
-      },
-    },
-    {
-      id: 'manifest',
-      title: 'Write the manifest (last: it marks the backup complete and verified)',
-      describe: ({ config }) => [`PUT ${config.backupStorageUrl}/<backup-id>/manifest.json (row counts, schema version, size, SHA-256, checks passed)`],
-      async run(context): Promise<JsonObject> {
-        const facts = factsOf(context);
-        const verified = z.object({ checks: z.array(z.string()) }).parse(context.outputs['verify-upload']);
-        const restore = z
-          .object({ restoreTested: z.boolean(), check: z.string().optional() })
-          .parse(context.outputs['verify-restore'] ?? { restoreTested: false });
-        const checks = restore.check === undefined ? verified.checks : [...verified.checks, restore.check];
-        const manifest = await withBackupStore(context.config, (store) =>
-          writeManifest(store, facts, { purpose: 'manual', runId: context.runId, operator: context.operator }, checks, restore.restoreTested),
-        );
-        context.note(`backup ${manifest.id} is complete and verified`, { backupId: manifest.id });
-        return { backupId: manifest.id, manifest: manifestKey(manifest.id) };
-      },
-      async undo(context, output) {
-        const id = z.string().parse(output.backupId);
-        await withBackupStore(context.config, (store) => store.delete(manifestKey(id)));
-      },
-      async undoInterrupted(context) {
-        const facts = factsOf(context);
-        await withBackupStore(context.config, (store) => store.delete(manifestKey(facts.id)));
-      },
-    },
-  ],
+  steps: [dump, verifyUpload, verifyRestore, manifest],
 
   verification: [
     {
@@ -259,7 +265,5 @@ async function sourceOf(context: Context): Promise<BackupSource> {
 }
 
 function factsOf(context: Context): DumpFacts {
-  const parsed = dumpFactsSchema.safeParse(context.outputs.dump?.facts);
-  if (!parsed.success) throw new ShipError('SHIP_ERR_INTERNAL', 'The dump step left no backup facts in the journal; start a new `shipshape db backup`.');
-  return parsed.data;
+  return requireOutput(context, dump).facts;
 }
