@@ -72,7 +72,7 @@ import { layoutOf, restoreTargetFor, withLivePool, withPoolOn, withRestoredPool,
 import { swapBack, swapIn } from '../backups/swap.ts';
 import { reconcileRestored, type ReconcileResult } from '../backups/reconcile.ts';
 import { verifyStoredDump } from '../backups/verify-stored.ts';
-import { defineProcedure, type JsonObject, type RunContext } from '../engine/types.ts';
+import { defineProcedure, type JsonObject, outputOf, requireOutput, type RunContext, stepFor } from '../engine/types.ts';
 
 const params = z.object({
   backup: z.string().refine(isBackupId, 'is not a backup id (they look like b-20261127-001530-app; `shipshape db backups` lists them)'),
@@ -85,6 +85,232 @@ type Params = z.output<typeof params>;
 type Context = RunContext<Params>;
 
 const MAINTENANCE_MESSAGE = 'We are restoring data. We will be back shortly.';
+
+type MaintenanceState = Pick<Maintenance, 'enabled' | 'mode' | 'message'>;
+const maintenanceState = z.object({ enabled: z.boolean(), mode: z.enum(['full', 'read-only']).default('full'), message: z.string().nullable() });
+
+// The steps whose outputs later steps and checks read, in order (listed in `steps` below with the others).
+const step = stepFor<Params>();
+
+const readOnly = step({
+  id: 'read-only',
+  title: 'Put the application in read-only mode (reads served, writes answer 503; #incidents is told the restore started)',
+  output: z.object({ skipped: z.boolean(), previous: maintenanceState.optional(), at: z.string().optional() }),
+  describe: (context) =>
+    isApplication(context)
+      ? [
+          `UPDATE app_state SET maintenance_enabled = true, maintenance_mode = 'read-only', maintenance_message = '${MAINTENANCE_MESSAGE}'   -- every API instance stops accepting writes within a second`,
+        ]
+      : [`not needed: --target ${context.params.target ?? ''} is not the application's database`],
+  async run(context) {
+    if (!isApplication(context)) return { skipped: true };
+    const target = targetOf(context);
+    // Disaster recovery into a new, empty server: there is no application state to switch yet.
+    if (target.kind === 'postgres' && !(await layoutOf(target)).live) {
+      context.note(`database ${target.name} does not exist yet: nothing serves from it, so there is no maintenance mode to switch`);
+      return { skipped: true };
+    }
+    const changed = await withLivePool(target, context.config, context.logger, async (pool) => {
+      if (!(await hasAppState(pool))) return undefined;
+      return switchMaintenance(
+        pool,
+        { enabled: true, mode: 'read-only', message: MAINTENANCE_MESSAGE, owner: procedureOwner(context) },
+        announceFrom(context.config, context.logger),
+      );
+    });
+    if (changed === undefined) {
+      context.note('the database has no app_state table (an empty or foreign database): no maintenance mode to switch');
+      return { skipped: true };
+    }
+    context.note(
+      changed.previous.enabled
+        ? `maintenance mode was already on (${changed.previous.mode}); read-only now`
+        : 'read-only mode on: reads are served, writes answer 503',
+    );
+    return {
+      skipped: false,
+      previous: { enabled: changed.previous.enabled, mode: changed.previous.mode, message: changed.previous.message },
+      at: new Date().toISOString(),
+    };
+  },
+  async undo(context, output) {
+    if (output.skipped || output.previous === undefined) return;
+    await setLiveMaintenance(context, output.previous);
+  },
+  // Cut off before it reported what it replaced: the usual state before a restore is "off".
+  async undoInterrupted(context) {
+    if (!isApplication(context)) return;
+    await setLiveMaintenance(context, { enabled: false, mode: 'full', message: null });
+  },
+});
+
+const download = step({
+  id: 'fetch',
+  title: 'Download backup (to a local, seekable file)',
+  output: z.object({ file: z.string(), bytes: z.number() }),
+  describe: (context) => [
+    `GET ${context.config.backupStorageUrl}/${context.params.backup}/dump → ${localDumpPath(context.config.stateDir, context.runId, context.params.backup)}   -- SHA-256 checked against the manifest`,
+  ],
+  async run(context) {
+    const manifest = await manifestOf(context);
+    const file = localDumpPath(context.config.stateDir, context.runId, manifest.id);
+    const fetched = await withBackupStore(context.config, (store) =>
+      fetchDump(store, manifest, file, {
+        signal: context.signal,
+        onProgress: (bytes) => context.progress({ bytes, totalBytes: manifest.dump.bytes, label: 'download' }),
+      }),
+    );
+    context.note(fetched.reused ? `${file} was already downloaded and matches` : `downloaded ${fetched.bytes} bytes, SHA-256 matches the manifest`);
+    return { file, bytes: fetched.bytes };
+  },
+  async undo(context, output) {
+    await rm(output.file, { force: true });
+    await rmdir(restoreWorkDir(context.config.stateDir, context.runId)).catch(() => undefined);
+  },
+  async undoInterrupted(context) {
+    const file = localDumpPath(context.config.stateDir, context.runId, context.params.backup);
+    await rm(file, { force: true });
+    await rm(`${file}.partial`, { force: true });
+  },
+});
+
+const restore = step({
+  id: 'restore',
+  title: 'Restore database beside the live one (pg_restore --no-owner --no-privileges --jobs N into a new database)',
+  output: z.object({ how: z.string(), leftOutSettings: z.array(z.string()), hadLive: z.boolean(), oid: z.number().nullable() }),
+  describe: (context) => {
+    const target = targetOf(context);
+    const file = localDumpPath(context.config.stateDir, context.runId, context.params.backup);
+    if (target.kind === 'embedded') {
+      return [
+        'check that no other process has the embedded database open (`shipshape serve` must be stopped)',
+        `replay ${file} (plain SQL) into a new PGlite folder ${embeddedDataDir(target.stateDir)}.restoring-${context.runId}`,
+        `swap it in for ${embeddedDataDir(target.stateDir)}; the replaced folder is kept as ${preRestoreDir(target.stateDir, context.runId)}`,
+      ];
+    }
+    return [
+      `CREATE DATABASE ${quoteIdent(target.incoming)} TEMPLATE template0;   -- beside ${target.name}, which keeps serving`,
+      `pg_restore ${pgRestoreArguments(target.incoming, context.params.jobs ?? context.config.backups.restoreJobs, file).join(' ')}`,
+      '   (plain SQL dumps instead: replayed in one transaction, settings the server does not know left out)',
+    ];
+  },
+  async run(context) {
+    const manifest = await manifestOf(context);
+    const { file } = requireOutput(context, download);
+    const target = targetOf(context);
+    const hadLive = target.kind === 'embedded' ? true : (await layoutOf(target)).live || (await layoutOf(target)).preRestore;
+    if (target.kind === 'embedded') await ensureEmbeddedIdle(target.stateDir, context.logger);
+    const loaded = await loadBeside(loadOptions(context), manifest, file);
+    if (loaded.leftOutSettings.length > 0) context.note(`left out settings this server does not know: ${loaded.leftOutSettings.join(', ')}`);
+    context.note(`backup ${manifest.id} loaded ${target.kind === 'postgres' ? `into ${target.incoming}` : ''}: ${loaded.how}`);
+    const oid =
+      target.kind === 'postgres'
+        ? await withClient(
+            target.adminUrl,
+            async (client) =>
+              (await client.query<{ oid: number }>('SELECT oid::int AS oid FROM pg_database WHERE datname = $1::text', [target.incoming])).rows[0]?.oid ?? null,
+          )
+        : null;
+    return { how: loaded.how, leftOutSettings: loaded.leftOutSettings, hadLive, oid };
+  },
+  async undo(context) {
+    context.note(await unloadBeside({ target: targetOf(context), runId: context.runId, logger: context.logger }));
+  },
+  async undoInterrupted(context) {
+    context.note(await unloadBeside({ target: targetOf(context), runId: context.runId, logger: context.logger }));
+  },
+});
+
+const erasureLedger = step({
+  id: 'erasure-ledger',
+  title: 'Re-apply the GDPR erasure ledger (accounts erased after the backup stay erased)',
+  output: z.object({
+    erased: z.number(),
+    ledgerRecords: z.number(),
+    mergedFromMirror: z.number(),
+    countsAfter: z.record(z.string(), z.number().nullable()),
+  }),
+  describe: (context) => [
+    `-- on ${restoredName(context)}`,
+    'merge the ledger mirror in LEGAL_STORAGE_URL into erasure_ledger, then erase again every account it lists that the restored data contains',
+  ],
+  async run(context) {
+    const result = await withLegalStore(context.config, (legalStore) =>
+      withRestoredPool(targetOf(context), context.config, context.logger, async (pool) => {
+        const reapplied = await reapplyErasureLedger(pool, { usersTable: context.profile.users, legalStore, operator: context.operator });
+        return { ...reapplied, countsAfter: await criticalCounts(pool, context) };
+      }),
+    );
+    context.note(
+      `erased again ${result.erased} account(s) the backup still held (ledger: ${result.ledgerRecords} record(s), ${result.mergedFromMirror} merged from its mirror)`,
+    );
+    return result;
+  },
+  // The restore step's undo drops the whole restored copy, which includes these rows.
+  async undo() {},
+  async undoInterrupted() {},
+});
+
+const maintenanceOn = step({
+  id: 'maintenance-on',
+  title: 'Enable maintenance mode (read-only until now; fully unavailable for the swap only)',
+  output: z.object({ skipped: z.boolean(), previous: maintenanceState.nullable().optional(), at: z.string().optional() }),
+  describe: (context) =>
+    isApplication(context)
+      ? [
+          `UPDATE app_state SET maintenance_enabled = true, maintenance_message = '${MAINTENANCE_MESSAGE}'   -- on the live database: every API instance answers 503 within a second`,
+          `the same on ${restoredName(context)}, so it comes up in maintenance`,
+        ]
+      : [`not needed: --target ${context.params.target ?? ''} is not the application's database`],
+  async run(context) {
+    if (!isApplication(context)) return { skipped: true };
+    const target = targetOf(context);
+    // Disaster recovery into a new, empty server: nothing serves from the live name yet.
+    const live = target.kind === 'embedded' || (await layoutOf(target)).live;
+    const changed = live
+      ? await withLivePool(target, context.config, context.logger, async (pool) =>
+          (await hasAppState(pool))
+            ? switchMaintenance(
+                pool,
+                { enabled: true, message: MAINTENANCE_MESSAGE, owner: procedureOwner(context) },
+                announceFrom(context.config, context.logger),
+              )
+            : undefined,
+        )
+      : undefined;
+    // The restored database comes up in maintenance too; nothing serves from it before the swap, so nobody is told.
+    await withRestoredPool(target, context.config, context.logger, async (pool) => {
+      if (await hasAppState(pool)) await switchMaintenance(pool, { enabled: true, message: MAINTENANCE_MESSAGE, owner: procedureOwner(context) }, null);
+    });
+    if (changed === undefined) {
+      context.note(
+        live
+          ? 'the live database has no app_state table (an empty or foreign database): no maintenance mode to switch'
+          : `database ${targetName(context)} does not exist yet: nothing serves from it`,
+      );
+      return { skipped: false, previous: null };
+    }
+    context.note(
+      changed.previous.enabled && changed.previous.mode === 'full'
+        ? 'maintenance mode was already on'
+        : 'maintenance mode on: the application is fully unavailable until the swap is done',
+    );
+    return {
+      skipped: false,
+      previous: { enabled: changed.previous.enabled, mode: changed.previous.mode, message: changed.previous.message },
+      at: new Date().toISOString(),
+    };
+  },
+  async undo(context, output) {
+    if (output.skipped || output.previous === null || output.previous === undefined) return;
+    await setLiveMaintenance(context, output.previous);
+  },
+  // Cut off before it reported what it replaced: before it, the application was read-only (or as the read-only step found it).
+  async undoInterrupted(context) {
+    if (!isApplication(context)) return;
+    await setLiveMaintenance(context, readOnlyState(context));
+  },
+});
 
 export const dbRestore = defineProcedure({
   id: 'db.restore',
@@ -238,130 +464,9 @@ export const dbRestore = defineProcedure({
   ],
 
   steps: [
-    {
-      id: 'read-only',
-      title: 'Put the application in read-only mode (reads served, writes answer 503; #incidents is told the restore started)',
-      describe: (context) =>
-        isApplication(context)
-          ? [
-              `UPDATE app_state SET maintenance_enabled = true, maintenance_mode = 'read-only', maintenance_message = '${MAINTENANCE_MESSAGE}'   -- every API instance stops accepting writes within a second`,
-            ]
-          : [`not needed: --target ${context.params.target ?? ''} is not the application's database`],
-      async run(context): Promise<JsonObject> {
-        if (!isApplication(context)) return { skipped: true };
-        const target = targetOf(context);
-        // Disaster recovery into a new, empty server: there is no application state to switch yet.
-        if (target.kind === 'postgres' && !(await layoutOf(target)).live) {
-          context.note(`database ${target.name} does not exist yet: nothing serves from it, so there is no maintenance mode to switch`);
-          return { skipped: true };
-        }
-        const changed = await withLivePool(target, context.config, context.logger, async (pool) => {
-          if (!(await hasAppState(pool))) return undefined;
-          return switchMaintenance(
-            pool,
-            { enabled: true, mode: 'read-only', message: MAINTENANCE_MESSAGE, owner: procedureOwner(context) },
-            announceFrom(context.config, context.logger),
-          );
-        });
-        if (changed === undefined) {
-          context.note('the database has no app_state table (an empty or foreign database): no maintenance mode to switch');
-          return { skipped: true };
-        }
-        context.note(
-          changed.previous.enabled
-            ? `maintenance mode was already on (${changed.previous.mode}); read-only now`
-            : 'read-only mode on: reads are served, writes answer 503',
-        );
-        return {
-          skipped: false,
-          previous: { enabled: changed.previous.enabled, mode: changed.previous.mode, message: changed.previous.message },
-          at: new Date().toISOString(),
-        };
-      },
-      async undo(context, output) {
-        if (output.skipped === true) return;
-        await setLiveMaintenance(context, previousMaintenance(output.previous));
-      },
-      // Cut off before it reported what it replaced: the usual state before a restore is "off".
-      async undoInterrupted(context) {
-        if (!isApplication(context)) return;
-        await setLiveMaintenance(context, { enabled: false, mode: 'full', message: null });
-      },
-    },
-    {
-      id: 'fetch',
-      title: 'Download backup (to a local, seekable file)',
-      describe: (context) => [
-        `GET ${context.config.backupStorageUrl}/${context.params.backup}/dump → ${localDumpPath(context.config.stateDir, context.runId, context.params.backup)}   -- SHA-256 checked against the manifest`,
-      ],
-      async run(context): Promise<JsonObject> {
-        const manifest = await manifestOf(context);
-        const file = localDumpPath(context.config.stateDir, context.runId, manifest.id);
-        const fetched = await withBackupStore(context.config, (store) =>
-          fetchDump(store, manifest, file, {
-            signal: context.signal,
-            onProgress: (bytes) => context.progress({ bytes, totalBytes: manifest.dump.bytes, label: 'download' }),
-          }),
-        );
-        context.note(fetched.reused ? `${file} was already downloaded and matches` : `downloaded ${fetched.bytes} bytes, SHA-256 matches the manifest`);
-        return { file, bytes: fetched.bytes };
-      },
-      async undo(context, output) {
-        await rm(z.string().parse(output.file), { force: true });
-        await rmdir(restoreWorkDir(context.config.stateDir, context.runId)).catch(() => undefined);
-      },
-      async undoInterrupted(context) {
-        const file = localDumpPath(context.config.stateDir, context.runId, context.params.backup);
-        await rm(file, { force: true });
-        await rm(`${file}.partial`, { force: true });
-      },
-    },
-    {
-      id: 'restore',
-      title: 'Restore database beside the live one (pg_restore --no-owner --no-privileges --jobs N into a new database)',
-      describe: (context) => {
-        const target = targetOf(context);
-        const file = localDumpPath(context.config.stateDir, context.runId, context.params.backup);
-        if (target.kind === 'embedded') {
-          return [
-            'check that no other process has the embedded database open (`shipshape serve` must be stopped)',
-            `replay ${file} (plain SQL) into a new PGlite folder ${embeddedDataDir(target.stateDir)}.restoring-${context.runId}`,
-            `swap it in for ${embeddedDataDir(target.stateDir)}; the replaced folder is kept as ${preRestoreDir(target.stateDir, context.runId)}`,
-          ];
-        }
-        return [
-          `CREATE DATABASE ${quoteIdent(target.incoming)} TEMPLATE template0;   -- beside ${target.name}, which keeps serving`,
-          `pg_restore ${pgRestoreArguments(target.incoming, context.params.jobs ?? context.config.backups.restoreJobs, file).join(' ')}`,
-          '   (plain SQL dumps instead: replayed in one transaction, settings the server does not know left out)',
-        ];
-      },
-      async run(context): Promise<JsonObject> {
-        const manifest = await manifestOf(context);
-        const file = z.string().parse(context.outputs.fetch?.file);
-        const target = targetOf(context);
-        const hadLive = target.kind === 'embedded' ? true : (await layoutOf(target)).live || (await layoutOf(target)).preRestore;
-        if (target.kind === 'embedded') await ensureEmbeddedIdle(target.stateDir, context.logger);
-        const loaded = await loadBeside(loadOptions(context), manifest, file);
-        if (loaded.leftOutSettings.length > 0) context.note(`left out settings this server does not know: ${loaded.leftOutSettings.join(', ')}`);
-        context.note(`backup ${manifest.id} loaded ${target.kind === 'postgres' ? `into ${target.incoming}` : ''}: ${loaded.how}`);
-        const oid =
-          target.kind === 'postgres'
-            ? await withClient(
-                target.adminUrl,
-                async (client) =>
-                  (await client.query<{ oid: number }>('SELECT oid::int AS oid FROM pg_database WHERE datname = $1::text', [target.incoming])).rows[0]?.oid ??
-                  null,
-              )
-            : null;
-        return { how: loaded.how, leftOutSettings: loaded.leftOutSettings, hadLive, oid };
-      },
-      async undo(context) {
-        context.note(await unloadBeside({ target: targetOf(context), runId: context.runId, logger: context.logger }));
-      },
-      async undoInterrupted(context) {
-        context.note(await unloadBeside({ target: targetOf(context), runId: context.runId, logger: context.logger }));
-      },
-    },
+    readOnly,
+    download,
+    restore,
     {
       id: 'verify-tables',
       title: 'Verify critical tables (row counts match the manifest; the newest rows are present)',
@@ -413,88 +518,8 @@ export const dbRestore = defineProcedure({
       async undo() {},
       async undoInterrupted() {},
     },
-    {
-      id: 'erasure-ledger',
-      title: 'Re-apply the GDPR erasure ledger (accounts erased after the backup stay erased)',
-      describe: (context) => [
-        `-- on ${restoredName(context)}`,
-        'merge the ledger mirror in LEGAL_STORAGE_URL into erasure_ledger, then erase again every account it lists that the restored data contains',
-      ],
-      async run(context): Promise<JsonObject> {
-        const result = await withLegalStore(context.config, (legalStore) =>
-          withRestoredPool(targetOf(context), context.config, context.logger, async (pool) => {
-            const reapplied = await reapplyErasureLedger(pool, { usersTable: context.profile.users, legalStore, operator: context.operator });
-            return { ...reapplied, countsAfter: await criticalCounts(pool, context) };
-          }),
-        );
-        context.note(
-          `erased again ${result.erased} account(s) the backup still held (ledger: ${result.ledgerRecords} record(s), ${result.mergedFromMirror} merged from its mirror)`,
-        );
-        return result;
-      },
-      // The restore step's undo drops the whole restored copy, which includes these rows.
-      async undo() {},
-      async undoInterrupted() {},
-    },
-    {
-      id: 'maintenance-on',
-      title: 'Enable maintenance mode (read-only until now; fully unavailable for the swap only)',
-      describe: (context) =>
-        isApplication(context)
-          ? [
-              `UPDATE app_state SET maintenance_enabled = true, maintenance_message = '${MAINTENANCE_MESSAGE}'   -- on the live database: every API instance answers 503 within a second`,
-              `the same on ${restoredName(context)}, so it comes up in maintenance`,
-            ]
-          : [`not needed: --target ${context.params.target ?? ''} is not the application's database`],
-      async run(context): Promise<JsonObject> {
-        if (!isApplication(context)) return { skipped: true };
-        const target = targetOf(context);
-        // Disaster recovery into a new, empty server: nothing serves from the live name yet.
-        const live = target.kind === 'embedded' || (await layoutOf(target)).live;
-        const changed = live
-          ? await withLivePool(target, context.config, context.logger, async (pool) =>
-              (await hasAppState(pool))
-                ? switchMaintenance(
-                    pool,
-                    { enabled: true, message: MAINTENANCE_MESSAGE, owner: procedureOwner(context) },
-                    announceFrom(context.config, context.logger),
-                  )
-                : undefined,
-            )
-          : undefined;
-        // The restored database comes up in maintenance too; nothing serves from it before the swap, so nobody is told.
-        await withRestoredPool(target, context.config, context.logger, async (pool) => {
-          if (await hasAppState(pool)) await switchMaintenance(pool, { enabled: true, message: MAINTENANCE_MESSAGE, owner: procedureOwner(context) }, null);
-        });
-        if (changed === undefined) {
-          context.note(
-            live
-              ? 'the live database has no app_state table (an empty or foreign database): no maintenance mode to switch'
-              : `database ${targetName(context)} does not exist yet: nothing serves from it`,
-          );
-          return { skipped: false, previous: null };
-        }
-        context.note(
-          changed.previous.enabled && changed.previous.mode === 'full'
-            ? 'maintenance mode was already on'
-            : 'maintenance mode on: the application is fully unavailable until the swap is done',
-        );
-        return {
-          skipped: false,
-          previous: { enabled: changed.previous.enabled, mode: changed.previous.mode, message: changed.previous.message },
-          at: new Date().toISOString(),
-        };
-      },
-      async undo(context, output) {
-        if (output.skipped === true || output.previous === null) return;
-        await setLiveMaintenance(context, previousMaintenance(output.previous));
-      },
-      // Cut off before it reported what it replaced: before it, the application was read-only (or as the read-only step found it).
-      async undoInterrupted(context) {
-        if (!isApplication(context)) return;
-        await setLiveMaintenance(context, readOnlyState(context));
-      },
-    },
+    erasureLedger,
+    maintenanceOn,
     {
       id: 'swap',
       title: 'Terminate active connections and swap the restored database in (the replaced one is kept)',
@@ -559,9 +584,9 @@ export const dbRestore = defineProcedure({
         await setLiveMaintenance(context, before);
         context.note(before.enabled ? 'maintenance mode stays on: it was on before the restore' : 'maintenance mode off');
         // What the users saw: read-only from the first step until maintenance, then fully unavailable until now.
-        const since = (value: unknown) => (typeof value === 'string' ? Date.parse(value) : Number.NaN);
-        const readOnlyAt = since(context.outputs['read-only']?.at);
-        const maintenanceAt = since(context.outputs['maintenance-on']?.at);
+        const since = (value: string | undefined) => (value === undefined ? Number.NaN : Date.parse(value));
+        const readOnlyAt = since(outputOf(context, readOnly)?.at);
+        const maintenanceAt = since(outputOf(context, maintenanceOn)?.at);
         const readOnlySeconds = Number.isFinite(readOnlyAt) && Number.isFinite(maintenanceAt) ? (maintenanceAt - readOnlyAt) / 1000 : null;
         const unavailableSeconds = Number.isFinite(maintenanceAt) ? (Date.now() - maintenanceAt) / 1000 : null;
         if (unavailableSeconds !== null) {
@@ -599,7 +624,7 @@ export const dbRestore = defineProcedure({
         if (target.kind === 'postgres') {
           // Renames keep a database's oid: the live name must now be the database the backup was loaded into.
           // (Its row counts are not compared: the application writes to it as soon as maintenance is off.)
-          const restoredOid = context.outputs.restore?.oid;
+          const restoredOid = outputOf(context, restore)?.oid;
           const liveOid = await withClient(
             target.adminUrl,
             async (client) =>
@@ -616,7 +641,7 @@ export const dbRestore = defineProcedure({
               .join(', ')}`,
           };
         }
-        const expected = z.record(z.string(), z.number().nullable()).parse(context.outputs['erasure-ledger']?.countsAfter ?? {});
+        const expected = outputOf(context, erasureLedger)?.countsAfter ?? {};
         const counts = await withLivePool(target, context.config, context.logger, (pool) => criticalCounts(pool, context));
         const differ = Object.entries(counts).filter(([name, rows]) => expected[name] !== rows);
         const detail = Object.entries(counts)
@@ -666,7 +691,7 @@ export const dbRestore = defineProcedure({
             ok: true,
             detail: `kept as ${target.preRestore}: \`shipshape runs rollback ${context.runId}\` renames it back; \`shipshape db restore --cleanup\` drops it`,
           };
-        if (context.outputs.restore?.hadLive === false) return { ok: true, detail: `${target.name} did not exist before the restore: nothing to keep` };
+        if (outputOf(context, restore)?.hadLive === false) return { ok: true, detail: `${target.name} did not exist before the restore: nothing to keep` };
         return { ok: false, detail: `${target.preRestore} is missing` };
       },
     },
@@ -708,30 +733,22 @@ function loadOptions(context: Context): LoadOptions {
   };
 }
 
-type MaintenanceState = Pick<Maintenance, 'enabled' | 'mode' | 'message'>;
-const maintenanceState = z.object({ enabled: z.boolean(), mode: z.enum(['full', 'read-only']).default('full'), message: z.string().nullable() });
-
-function previousMaintenance(value: unknown): MaintenanceState {
-  return maintenanceState.parse(value);
-}
-
 /** Maintenance mode as it was before the run (normally off). */
 function stateBefore(context: Context): MaintenanceState {
-  const parsed = maintenanceState.safeParse(context.outputs['read-only']?.previous);
-  return parsed.success ? parsed.data : { enabled: false, mode: 'full', message: null };
+  return outputOf(context, readOnly)?.previous ?? { enabled: false, mode: 'full', message: null };
 }
 
 /** What the read-only step left: read-only mode, unless it was skipped (nothing to switch) or maintenance was fully on already. */
 function readOnlyState(context: Context): MaintenanceState {
   const before = stateBefore(context);
-  if (context.outputs['read-only']?.skipped === true || (before.enabled && before.mode === 'full')) return before;
+  if (outputOf(context, readOnly)?.skipped === true || (before.enabled && before.mode === 'full')) return before;
   return { enabled: true, mode: 'read-only', message: MAINTENANCE_MESSAGE };
 }
 
 async function swapBackHere(context: Context): Promise<void> {
   const target = targetOf(context);
   if (target.kind === 'embedded') return;
-  const hadLive = context.outputs.restore?.hadLive !== false;
+  const hadLive = outputOf(context, restore)?.hadLive !== false;
   context.note(await swapBack(target, hadLive));
 }
 
