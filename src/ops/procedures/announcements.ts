@@ -26,11 +26,12 @@ export function runSetter(context: RunContext<unknown>): string {
 }
 
 /** A banner as a step's output records it, so that undo can put it back. */
-export function bannerJson(banner: Banner | null): JsonValue {
+export function bannerJson(banner: Banner | null): z.input<typeof journaledBannerSchema> {
   return banner ? { message: banner.message, until: banner.until?.toISOString() ?? null, setBy: banner.setBy } : null;
 }
 
-const journaledBannerSchema = z.object({ message: z.string(), until: z.string().nullable(), setBy: z.string().nullable() }).nullable();
+/** A banner as `bannerJson` journals it (null: there was none). */
+export const journaledBannerSchema = z.object({ message: z.string(), until: z.string().nullable(), setBy: z.string().nullable() }).nullable();
 
 /** The banner recorded with `bannerJson`; null when there was none (or the output cannot be read). */
 export function journaledBanner(value: JsonValue | undefined): Banner | null {

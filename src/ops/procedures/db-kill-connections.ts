@@ -36,8 +36,8 @@ import { describeError, ShipError } from '../../errors.ts';
 import { announceAppStateChange } from '../../domain/app-state-announce.ts';
 import { applicationDatabaseName, databaseLockResource } from '../backups/database-target.ts';
 import { probeHealth } from '../diagnostics/api-probe.ts';
-import { defineProcedure, unverified, type CheckResult, type JsonObject, type RunContext } from '../engine/types.ts';
-import { bannerJson, journaledBanner, pushToEveryone, runSetter } from './announcements.ts';
+import { defineProcedure, outputOf, stepFor, unverified, type CheckResult, type JsonValue, type RunContext } from '../engine/types.ts';
+import { bannerJson, journaledBanner, journaledBannerSchema, pushToEveryone, runSetter } from './announcements.ts';
 
 /** Longer than this is a schedule, not a warning: use the scheduler. */
 const MAX_WARNING_MS = 2 * 3_600_000;
@@ -54,6 +54,122 @@ const params = z.object({
 });
 type Params = z.output<typeof params>;
 type Context = RunContext<Params>;
+
+const terminationSchema = z.object({
+  pid: z.number(),
+  user: z.string().nullable(),
+  applicationName: z.string().nullable(),
+  clientAddr: z.string().nullable(),
+  state: z.string().nullable(),
+  backendStart: z.string().nullable(),
+  queryStart: z.string().nullable(),
+  outcome: z.enum(['terminated', 'gone', 'still-running', 'not-permitted']),
+  error: z.string().optional(),
+});
+
+// The steps whose outputs later steps and checks read (listed in `steps` below with the others).
+const step = stepFor<Params>();
+
+const warnUsers = step({
+  id: 'warn-users',
+  title: 'Warn users (in-app banner and push)',
+  output: z.discriminatedUnion('warned', [
+    z.object({ warned: z.literal(false) }),
+    z.object({
+      warned: z.literal(true),
+      warnedAt: z.string(),
+      warningMs: z.number(),
+      banner: z.string(),
+      previousBanner: journaledBannerSchema.default(null),
+      push: z.json(),
+    }),
+  ]),
+  describe: ({ params: p, config }) => {
+    const warning = warningOf(p);
+    return warning === undefined
+      ? ['no warning (--warn not given): connections are terminated at once']
+      : [
+          `UPDATE app_state SET banner_message = '${warningText(warning)}'   -- served in GET /config; the app keeps working`,
+          `push "${warningText(warning)}" to every active device with notifications on (notification_jobs; Expo at ${new URL(config.push.expoPushUrl).origin})`,
+        ];
+  },
+  async run(context) {
+    const warning = warningOf(context.params);
+    if (warning === undefined) return { warned: false as const };
+    const { pool } = await context.database();
+    const text = warningText(warning);
+    const warnedAt = new Date().toISOString();
+    const { previous } = await setBanner(pool, { message: text, until: null, setBy: runSetter(context) });
+    await announceAppStateChange(context.config, context.logger);
+    // Put back afterwards only a banner still being shown, and never our own (a resumed run finds it).
+    const replaced = previous && previous.setBy !== runSetter(context) && (previous.until === null || previous.until.getTime() > Date.now()) ? previous : null;
+    context.note(replaced ? `banner up: "${text}" (replacing "${replaced.message}" until the warning is over)` : `banner up: "${text}"`);
+    const push = await pushToEveryone(context, {
+      title: 'Scheduled maintenance',
+      body: `${text} The app will be unavailable for a short while.`,
+      key: `db.kill-connections:${context.runId}`,
+      otherwise: 'the banner is the only warning',
+    });
+    return { warned: true as const, warnedAt, warningMs: warning, banner: text, previousBanner: bannerJson(replaced), push };
+  },
+  // Takes the banner down; a push that went out cannot be recalled.
+  async undo(context, output) {
+    await takeDownWarning(context, output.warned ? output.previousBanner : null);
+  },
+  async undoInterrupted(context) {
+    // Whether the banner went up is unknown (and so is the one it replaced); ours carries this run's name.
+    await takeDownWarning(context, null, { quiet: true });
+  },
+});
+
+const terminate = step({
+  id: 'terminate',
+  title: 'Kill all connections except current',
+  irreversible: 'terminated sessions cannot be brought back: their open transactions are rolled back and their clients must reconnect',
+  // Runs journaled before the single pass also list the reconnections they chased; older ones lack the API probe.
+  output: z.object({
+    database: z.string().optional(),
+    ourPids: z.array(z.number()).optional(),
+    disconnected: z.array(terminationSchema).default([]),
+    reconnected: z.array(terminationSchema).default([]),
+    sweptAt: z.iso.datetime().optional(),
+    apiBefore: z.object({ url: z.string(), status: z.number().nullable(), state: z.string().nullable(), db: z.string().nullable() }).optional(),
+    error: z.string().optional(),
+  }),
+  describe: ({ config }) => [
+    `GET ${new URL('/health', config.apiUrl).toString()}   -- whether the API answers before the kill; verification checks it answers again after`,
+    `SELECT pid, usename, application_name, client_addr, state, query_start FROM pg_stat_activity
+HERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'`,
+    `for each pid: SELECT pg_terminate_backend($1::integer, ${EXIT_WAIT_MS})  -- waits up to ${EXIT_WAIT_MS / 1_000} s for it to exit`,
+  ],
+  async run(context) {
+    const before = await probeHealth(context.config.apiUrl, API_PROBE_TIMEOUT_MS);
+    const { pool } = await context.database();
+    // "Ours" is every connection this process holds (earlier steps may have left more
+    // than one idle in the pool), all held until the pass is over.
+    const own = await holdOwnSessions(pool);
+    const disconnected: Termination[] = [];
+    let error: string | undefined;
+    try {
+      await terminateOtherBackends(own.client, { ours: own.pids, waitMs: EXIT_WAIT_MS, ended: disconnected });
+    } catch (cause) {
+      // Once anything was terminated the step has acted and must say so, not fail as if it had not.
+      if (disconnected.length === 0) throw cause;
+      error = describeError(cause);
+    } finally {
+      own.release();
+    }
+    context.note(terminationSummary(disconnected));
+    return {
+      database: applicationDatabaseName(context.config),
+      ourPids: [...own.pids],
+      disconnected: disconnected.map(terminationJson),
+      sweptAt: new Date().toISOString(),
+      apiBefore: { url: before.url, status: before.status, state: before.state, db: before.db },
+      ...(error === undefined ? {} : { error }),
+    };
+  },
+});
 
 export const dbKillConnections = defineProcedure({
   id: 'db.kill-connections',
@@ -104,47 +220,7 @@ export const dbKillConnections = defineProcedure({
     },
   ],
   steps: [
-    {
-      id: 'warn-users',
-      title: 'Warn users (in-app banner and push)',
-      describe: ({ params: p, config }) => {
-        const warning = warningOf(p);
-        return warning === undefined
-          ? ['no warning (--warn not given): connections are terminated at once']
-          : [
-              `UPDATE app_state SET banner_message = '${warningText(warning)}'   -- served in GET /config; the app keeps working`,
-              `push "${warningText(warning)}" to every active device with notifications on (notification_jobs; Expo at ${new URL(config.push.expoPushUrl).origin})`,
-            ];
-      },
-      async run(context): Promise<JsonObject> {
-        const warning = warningOf(context.params);
-        if (warning === undefined) return { warned: false };
-        const { pool } = await context.database();
-        const text = warningText(warning);
-        const warnedAt = new Date().toISOString();
-        const { previous } = await setBanner(pool, { message: text, until: null, setBy: runSetter(context) });
-        await announceAppStateChange(context.config, context.logger);
-        // Put back afterwards only a banner still being shown, and never our own (a resumed run finds it).
-        const replaced =
-          previous && previous.setBy !== runSetter(context) && (previous.until === null || previous.until.getTime() > Date.now()) ? previous : null;
-        context.note(replaced ? `banner up: "${text}" (replacing "${replaced.message}" until the warning is over)` : `banner up: "${text}"`);
-        const push = await pushToEveryone(context, {
-          title: 'Scheduled maintenance',
-          body: `${text} The app will be unavailable for a short while.`,
-          key: `db.kill-connections:${context.runId}`,
-          otherwise: 'the banner is the only warning',
-        });
-        return { warned: true, warnedAt, warningMs: warning, banner: text, previousBanner: bannerJson(replaced), push };
-      },
-      // Takes the banner down; a push that went out cannot be recalled.
-      async undo(context, output) {
-        await takeDownWarning(context, output);
-      },
-      async undoInterrupted(context) {
-        // Whether the banner went up is unknown (and so is the one it replaced); ours carries this run's name.
-        await takeDownWarning(context, {}, { quiet: true });
-      },
-    },
+    warnUsers,
     {
       id: 'wait',
       title: 'Wait for the warning period',
@@ -153,8 +229,8 @@ export const dbKillConnections = defineProcedure({
         return warning === undefined ? ['no wait'] : [`wait ${humanDuration(warning)} from when the banner went up (Ctrl-C takes the warning down and stops)`];
       },
       async run(context) {
-        const warned = context.outputs['warn-users'];
-        if (warned?.warned !== true || typeof warned.warnedAt !== 'string' || typeof warned.warningMs !== 'number') return { waitedMs: 0 };
+        const warned = outputOf(context, warnUsers);
+        if (warned?.warned !== true) return { waitedMs: 0 };
         const until = Date.parse(warned.warnedAt) + warned.warningMs;
         const remaining = Math.max(0, until - Date.now());
         context.note(`waiting ${humanDuration(remaining)}, until ${new Date(until).toISOString()}`);
@@ -162,44 +238,7 @@ export const dbKillConnections = defineProcedure({
         return { waitedMs: remaining };
       },
     },
-    {
-      id: 'terminate',
-      title: 'Kill all connections except current',
-      irreversible: 'terminated sessions cannot be brought back: their open transactions are rolled back and their clients must reconnect',
-      describe: ({ config }) => [
-        `GET ${new URL('/health', config.apiUrl).toString()}   -- whether the API answers before the kill; verification checks it answers again after`,
-        `SELECT pid, usename, application_name, client_addr, state, query_start FROM pg_stat_activity
-   WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'`,
-        `for each pid: SELECT pg_terminate_backend($1::integer, ${EXIT_WAIT_MS})  -- waits up to ${EXIT_WAIT_MS / 1_000} s for it to exit`,
-      ],
-      async run(context) {
-        const before = await probeHealth(context.config.apiUrl, API_PROBE_TIMEOUT_MS);
-        const { pool } = await context.database();
-        // "Ours" is every connection this process holds (earlier steps may have left more
-        // than one idle in the pool), all held until the pass is over.
-        const own = await holdOwnSessions(pool);
-        const disconnected: Termination[] = [];
-        let error: string | undefined;
-        try {
-          await terminateOtherBackends(own.client, { ours: own.pids, waitMs: EXIT_WAIT_MS, ended: disconnected });
-        } catch (cause) {
-          // Once anything was terminated the step has acted and must say so, not fail as if it had not.
-          if (disconnected.length === 0) throw cause;
-          error = describeError(cause);
-        } finally {
-          own.release();
-        }
-        context.note(terminationSummary(disconnected));
-        return {
-          database: applicationDatabaseName(context.config),
-          ourPids: [...own.pids],
-          disconnected: disconnected.map(terminationJson),
-          sweptAt: new Date().toISOString(),
-          apiBefore: { url: before.url, status: before.status, state: before.state, db: before.db },
-          ...(error === undefined ? {} : { error }),
-        };
-      },
-    },
+    terminate,
     {
       id: 'end-warning',
       title: 'Take the warning down',
@@ -209,9 +248,9 @@ export const dbKillConnections = defineProcedure({
           : ['UPDATE app_state SET banner_message = <the banner before the warning, or none> — only if the banner is still the one step warn-users put up'],
       // No undo: putting a "starts in 5 minutes" banner back up would announce what is over.
       async run(context) {
-        const warned = context.outputs['warn-users'];
+        const warned = outputOf(context, warnUsers);
         if (warned?.warned !== true) return { restored: false };
-        return { restored: await takeDownWarning(context, warned) };
+        return { restored: await takeDownWarning(context, warned.previousBanner) };
       },
     },
   ],
@@ -222,7 +261,7 @@ export const dbKillConnections = defineProcedure({
         const { pool } = await context.database();
         const own = await holdOwnSessions(pool);
         try {
-          const outcome = terminationsOf(context.outputs.terminate);
+          const outcome = outputOf(context, terminate) ?? { disconnected: [], reconnected: [] };
           // Runs journaled before the single pass also list the reconnections they chased.
           const swept = [...outcome.disconnected, ...outcome.reconnected];
           // Same pid and same start: the very session, not a new one that reuses its pid.
@@ -251,7 +290,7 @@ export const dbKillConnections = defineProcedure({
     },
     {
       name: 'the API answers again',
-      run: async (context) => apiAnswersAgain(context.config.apiUrl, apiStateOf(context.outputs.terminate), context.signal),
+      run: async (context) => apiAnswersAgain(context.config.apiUrl, apiStateOf(outputOf(context, terminate)), context.signal),
     },
   ],
 });
@@ -297,9 +336,7 @@ interface ApiState {
   readonly apiAnsweredBefore: boolean;
 }
 
-function apiStateOf(output: JsonObject | undefined): ApiState {
-  const parsed = z.object({ sweptAt: z.iso.datetime().optional(), apiBefore: z.object({ status: z.number().nullable() }).optional() }).safeParse(output ?? {});
-  const data = parsed.success ? parsed.data : {};
+function apiStateOf(data: { readonly sweptAt?: string | undefined; readonly apiBefore?: { readonly status: number | null } | undefined } = {}): ApiState {
   return { sweptAt: data.sweptAt === undefined ? Date.now() : Date.parse(data.sweptAt), apiAnsweredBefore: (data.apiBefore?.status ?? null) !== null };
 }
 
@@ -328,21 +365,21 @@ function warningText(warningMs: number): string {
 }
 
 /** Takes our banner down and puts back the one it replaced, unless someone has since put up another. Returns whether it did. */
-async function takeDownWarning(context: Context, warned: JsonObject, options: { quiet?: boolean } = {}): Promise<boolean> {
+async function takeDownWarning(context: Context, previousBanner: JsonValue, options: { quiet?: boolean } = {}): Promise<boolean> {
   const { pool } = await context.database();
   const now = (await readAppState(pool)).banner;
   if (now?.setBy !== runSetter(context)) {
     if (now && !options.quiet) context.note(`the banner was changed since the warning ("${now.message}", by ${now.setBy ?? '?'}): left as it is`);
     return false;
   }
-  const previous = journaledBanner(warned.previousBanner);
+  const previous = journaledBanner(previousBanner);
   await setBanner(pool, previous ? { ...previous, setBy: previous.setBy ?? runSetter(context) } : { message: null, until: null, setBy: runSetter(context) });
   await announceAppStateChange(context.config, context.logger);
   context.note(previous ? `banner taken down; "${previous.message}" is back` : 'banner taken down');
   return true;
 }
 
-function terminationJson(t: Termination): JsonObject {
+function terminationJson(t: Termination): z.input<typeof terminationSchema> {
   return {
     pid: t.pid,
     user: t.user,
@@ -354,28 +391,6 @@ function terminationJson(t: Termination): JsonObject {
     outcome: t.outcome,
     ...(t.error === undefined ? {} : { error: t.error }),
   };
-}
-
-const terminationSchema = z.object({
-  pid: z.number(),
-  user: z.string().nullable(),
-  applicationName: z.string().nullable(),
-  clientAddr: z.string().nullable(),
-  state: z.string().nullable(),
-  backendStart: z.string().nullable(),
-  queryStart: z.string().nullable(),
-  outcome: z.enum(['terminated', 'gone', 'still-running', 'not-permitted']),
-  error: z.string().optional(),
-});
-const terminateOutputSchema = z.object({
-  disconnected: z.array(terminationSchema).default([]),
-  reconnected: z.array(terminationSchema).default([]),
-  error: z.string().optional(),
-});
-
-function terminationsOf(output: JsonObject | undefined): z.output<typeof terminateOutputSchema> {
-  const parsed = terminateOutputSchema.safeParse(output ?? {});
-  return parsed.success ? parsed.data : { disconnected: [], reconnected: [] };
 }
 
 function terminationSummary(disconnected: readonly Termination[]): string {

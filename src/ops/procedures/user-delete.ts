@@ -30,7 +30,7 @@ import { describeError, ShipError } from '../../errors.ts';
 import { redactUrl } from '../../adapters/storage/index.ts';
 import { runsDirectory } from '../engine/journal.ts';
 import { ERASED, forgetPerson } from '../engine/personal.ts';
-import { defineProcedure, type Check, type RunContext } from '../engine/types.ts';
+import { defineProcedure, requireOutput, stepFor, type Check, type RunContext } from '../engine/types.ts';
 import { accountExistsCheck, accountLock, emailParam, findAccount, sendErasureConfirmation, ticketParam, usersTableOf } from './user-common.ts';
 import { erasureChecks, type ErasureSubject } from './user-erasure-checks.ts';
 
@@ -60,6 +60,60 @@ const prerequisiteChecks: ReadonlyArray<Check<Params>> = erasureChecks.map((chec
   },
 }));
 
+// The step whose output the steps and checks after it read (listed in `steps` below with the others).
+const step = stepFor<Params>();
+
+const erase = step({
+  id: 'erase',
+  title: "Delete the user's rows from every table that references them, verify none remain, append to the erasure ledger",
+  irreversible: "the user's rows are deleted from every table; only the verified export archive in legal storage keeps a copy",
+  output: z.object({ ledgerId: z.string(), userId: z.string(), erasedAt: z.string(), rows: z.record(z.string(), z.number()) }),
+  describe: ({ params: p, profile }) => [
+    'BEGIN',
+    `SELECT … FROM ${profile.users.table} WHERE ${profile.users.emailColumn} = '${p.email}' FOR UPDATE`,
+    `for every table referencing ${profile.users.table} (pg_constraint, recursively), deepest first: DELETE FROM <table> WHERE <row belongs to the user>`,
+    'verify: no row of the user is left in any of those tables',
+    `DELETE FROM ${profile.users.table} WHERE ${profile.users.idColumn} = <id>`,
+    `INSERT INTO erasure_ledger (user_id, email_hash, ticket, operator, …) VALUES (<id>, hmac(salt, email), '${p.ticket}', <operator>, …)`,
+    'COMMIT',
+  ],
+  async run(context) {
+    const { params: p, operator, profile } = context;
+    const { pool } = await context.database();
+    const user = await findAccount(context);
+    if (!user) {
+      // A resumed run whose erasure had committed before the process died: the ledger has it.
+      const [previous] = await readErasureLedger(pool, { email: p.email });
+      if (previous?.ticket === p.ticket && previous.operator === operator) {
+        context.note(`already erased by this run (ledger record ${previous.id})`);
+        return { ledgerId: previous.id, userId: previous.userId, erasedAt: previous.erasedAt.toISOString(), rows: previous.tables };
+      }
+      throw new ShipError(
+        'SHIP_ERR_NOT_FOUND',
+        `No account has the email ${p.email}, and the erasure ledger shows no erasure of it under ticket ${p.ticket} by ${operator}.`,
+      );
+    }
+    const exported = await latestVerifiedExport(pool, user.id);
+    const { record } = await eraseUser(pool, usersTableOf(profile), {
+      userId: user.id,
+      operator,
+      ticket: p.ticket,
+      reason: p.skipGrace ? 'operator (grace period skipped)' : 'operator',
+      exportKey: exported?.key ?? null,
+      // A cancellation that landed after the prerequisites were checked wins.
+      recheck: async (tx) => {
+        const { rows } = await tx.query('SELECT 1 FROM deletion_requests WHERE user_id = $1::uuid AND cancelled_at IS NULL FOR UPDATE', [user.id]);
+        if (rows.length === 0) {
+          throw new ShipError('SHIP_ERR_PREREQUISITE_FAILED', 'The deletion request was cancelled after the prerequisites were checked. Nothing was erased.');
+        }
+      },
+    });
+    const rows = Object.values(record.tables).reduce((sum, n) => sum + n, 0);
+    context.note(`erased ${rows} rows in ${Object.keys(record.tables).length} tables; ledger record ${record.id}`);
+    return { ledgerId: record.id, userId: user.id, erasedAt: record.erasedAt.toISOString(), rows: record.tables };
+  },
+});
+
 export const userDelete = defineProcedure({
   id: 'user.delete',
   command: 'user delete',
@@ -73,64 +127,13 @@ export const userDelete = defineProcedure({
   locks: (p) => [accountLock(p.email)],
   prerequisites: [{ name: 'account exists', run: accountExistsCheck }, ...prerequisiteChecks],
   steps: [
-    {
-      id: 'erase',
-      title: "Delete the user's rows from every table that references them, verify none remain, append to the erasure ledger",
-      irreversible: "the user's rows are deleted from every table; only the verified export archive in legal storage keeps a copy",
-      describe: ({ params: p, profile }) => [
-        'BEGIN',
-        `SELECT … FROM ${profile.users.table} WHERE ${profile.users.emailColumn} = '${p.email}' FOR UPDATE`,
-        `for every table referencing ${profile.users.table} (pg_constraint, recursively), deepest first: DELETE FROM <table> WHERE <row belongs to the user>`,
-        'verify: no row of the user is left in any of those tables',
-        `DELETE FROM ${profile.users.table} WHERE ${profile.users.idColumn} = <id>`,
-        `INSERT INTO erasure_ledger (user_id, email_hash, ticket, operator, …) VALUES (<id>, hmac(salt, email), '${p.ticket}', <operator>, …)`,
-        'COMMIT',
-      ],
-      async run(context) {
-        const { params: p, operator, profile } = context;
-        const { pool } = await context.database();
-        const user = await findAccount(context);
-        if (!user) {
-          // A resumed run whose erasure had committed before the process died: the ledger has it.
-          const [previous] = await readErasureLedger(pool, { email: p.email });
-          if (previous?.ticket === p.ticket && previous.operator === operator) {
-            context.note(`already erased by this run (ledger record ${previous.id})`);
-            return { ledgerId: previous.id, userId: previous.userId, erasedAt: previous.erasedAt.toISOString(), rows: previous.tables };
-          }
-          throw new ShipError(
-            'SHIP_ERR_NOT_FOUND',
-            `No account has the email ${p.email}, and the erasure ledger shows no erasure of it under ticket ${p.ticket} by ${operator}.`,
-          );
-        }
-        const exported = await latestVerifiedExport(pool, user.id);
-        const { record } = await eraseUser(pool, usersTableOf(profile), {
-          userId: user.id,
-          operator,
-          ticket: p.ticket,
-          reason: p.skipGrace ? 'operator (grace period skipped)' : 'operator',
-          exportKey: exported?.key ?? null,
-          // A cancellation that landed after the prerequisites were checked wins.
-          recheck: async (tx) => {
-            const { rows } = await tx.query('SELECT 1 FROM deletion_requests WHERE user_id = $1::uuid AND cancelled_at IS NULL FOR UPDATE', [user.id]);
-            if (rows.length === 0) {
-              throw new ShipError(
-                'SHIP_ERR_PREREQUISITE_FAILED',
-                'The deletion request was cancelled after the prerequisites were checked. Nothing was erased.',
-              );
-            }
-          },
-        });
-        const rows = Object.values(record.tables).reduce((sum, n) => sum + n, 0);
-        context.note(`erased ${rows} rows in ${Object.keys(record.tables).length} tables; ledger record ${record.id}`);
-        return { ledgerId: record.id, userId: user.id, erasedAt: record.erasedAt.toISOString(), rows: record.tables };
-      },
-    },
+    erase,
     {
       id: 'mirror-ledger',
       title: 'Copy the erasure ledger record to legal storage (so restores of older backups erase the user again)',
       describe: ({ config }) => [`PUT ${redactUrl(config.legalStorageUrl)}/erasure-ledger/<ledger id>.json; read it back`],
       async run(context) {
-        const userId = String(context.outputs.erase?.userId ?? '');
+        const { userId } = requireOutput(context, erase);
         const { pool } = await context.database();
         const [record] = await readErasureLedger(pool, { userId });
         if (!record) throw new ShipError('SHIP_ERR_STEP_FAILED', `The erasure ledger has no record for ${userId}.`);
@@ -178,7 +181,7 @@ export const userDelete = defineProcedure({
     {
       name: 'no row of the user remains in any table',
       run: async (context) => {
-        const userId = String(context.outputs.erase?.userId ?? '');
+        const { userId } = requireOutput(context, erase);
         const { pool } = await context.database();
         const remaining = await remainingUserRows(pool, context.profile.users, userId);
         const tables = Object.keys(remaining);
@@ -200,9 +203,9 @@ export const userDelete = defineProcedure({
     {
       name: 'the erasure ledger holds the record, mirrored in legal storage',
       run: async (context) => {
-        const ledgerId = String(context.outputs.erase?.ledgerId ?? '');
+        const { ledgerId, userId } = requireOutput(context, erase);
         const { pool } = await context.database();
-        const records = await readErasureLedger(pool, { userId: String(context.outputs.erase?.userId ?? '') });
+        const records = await readErasureLedger(pool, { userId });
         if (!records.some((record) => record.id === ledgerId)) return { ok: false, detail: `ledger record ${ledgerId} is missing` };
         return withLegalStore(context.config, async (store) => {
           const mirrored = await store.head(ledgerMirrorKey({ id: ledgerId }));
