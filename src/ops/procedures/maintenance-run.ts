@@ -43,7 +43,7 @@ import { withClient } from '../backups/connections.ts';
 import { applicationDatabaseName, databaseLockResource } from '../backups/database-target.ts';
 import { backupSourceFor } from '../backups/take-backup.ts';
 import { probeHealth, waitForHealth } from '../diagnostics/api-probe.ts';
-import { defineProcedure, type JsonObject, type RunContext, type Step } from '../engine/types.ts';
+import { defineProcedure, outputOf, stepFor, type JsonObject, type RunContext, type Step } from '../engine/types.ts';
 import { rotateDatabasePassword } from '../maintenance/database-password.ts';
 import { appendMaintenanceLog, maintenanceDir, maintenanceLogPath } from '../maintenance/maintenance-log.ts';
 import { deleteLogs, findOldLogs } from '../maintenance/old-logs.ts';
@@ -61,46 +61,140 @@ export const MAINTENANCE_BANNER_SETTER = 'maintenance-notice:';
 export const NEW_ADMIN_TOKEN_FILE = 'new-admin-token';
 const SMOKE_TOKEN_LIFETIME_MS = 15 * 60_000;
 
-const steps: ReadonlyArray<Step<Params>> = [
-  {
-    id: 'maintenance-on',
-    title: 'Enable maintenance mode',
-    describe: ({ config }) => [
-      `UPDATE app_state SET maintenance_enabled = true, maintenance_message = '${maintenanceMessage(config.maintenance.durationMs, config.maintenance.timeZone, new Date())}' — unless it is on already`,
-      config.statusPageWebhookUrl === undefined
-        ? 'status page: STATUS_PAGE_WEBHOOK_URL is not set (update it by hand)'
-        : 'POST STATUS_PAGE_WEBHOOK_URL {"status":"maintenance", …}',
-    ],
-    irreversible:
-      'held on purpose: when a later step fails the app stays in maintenance until an operator has looked. The last step ends it, or `shipshape maintenance off` when the window must end unfinished',
-    async run(context): Promise<JsonObject> {
-      const { pool } = await context.database();
-      // Only columns every schema version has: the migrations of this release come in step 3.
-      const { rows } = await pool.query<{ enabled: boolean; message: string | null; set_by: string | null }>(
-        'SELECT maintenance_enabled AS enabled, maintenance_message AS message, maintenance_set_by AS set_by FROM app_state',
+// The steps whose outputs later steps read (listed in `steps` below with the others).
+const step = stepFor<Params>();
+
+const maintenanceOn = step({
+  id: 'maintenance-on',
+  title: 'Enable maintenance mode',
+  output: z.object({
+    alreadyOn: z.boolean(),
+    /** On before this run, and not left on by an earlier maintenance run. */
+    heldByOthers: z.boolean(),
+    setBy: z.string().nullable().optional(),
+    message: z.string().optional(),
+    statusPage: z.json().optional(),
+  }),
+  describe: ({ config }) => [
+    `UPDATE app_state SET maintenance_enabled = true, maintenance_message = '${maintenanceMessage(config.maintenance.durationMs, config.maintenance.timeZone, new Date())}' — unless it is on already`,
+    config.statusPageWebhookUrl === undefined
+      ? 'status page: STATUS_PAGE_WEBHOOK_URL is not set (update it by hand)'
+      : 'POST STATUS_PAGE_WEBHOOK_URL {"status":"maintenance", …}',
+  ],
+  irreversible:
+    'held on purpose: when a later step fails the app stays in maintenance until an operator has looked. The last step ends it, or `shipshape maintenance off` when the window must end unfinished',
+  async run(context) {
+    const { pool } = await context.database();
+    // Only columns every schema version has: the migrations of this release come in step 3.
+    const { rows } = await pool.query<{ enabled: boolean; message: string | null; set_by: string | null }>(
+      'SELECT maintenance_enabled AS enabled, maintenance_message AS message, maintenance_set_by AS set_by FROM app_state',
+    );
+    const before = { enabled: rows[0]?.enabled === true, message: rows[0]?.message ?? null, setBy: rows[0]?.set_by ?? null };
+    const statusPage = await updateStatusPage(context, 'maintenance', 'Scheduled maintenance in progress.');
+    if (before.enabled) {
+      const heldByUs = before.setBy?.includes(MAINTENANCE_RUN_SETTER) ?? false;
+      context.note(
+        `maintenance mode was already on ("${before.message ?? ''}", set by ${before.setBy ?? '?'})` +
+          (heldByUs
+            ? ': an earlier maintenance run left it on; this run carries on'
+            : ': left as it is, and left on at the end (whoever turned it on turns it off)'),
       );
-      const before = { enabled: rows[0]?.enabled === true, message: rows[0]?.message ?? null, setBy: rows[0]?.set_by ?? null };
-      const statusPage = await updateStatusPage(context, 'maintenance', 'Scheduled maintenance in progress.');
-      if (before.enabled) {
-        const heldByUs = before.setBy?.includes(MAINTENANCE_RUN_SETTER) ?? false;
-        context.note(
-          `maintenance mode was already on ("${before.message ?? ''}", set by ${before.setBy ?? '?'})` +
-            (heldByUs
-              ? ': an earlier maintenance run left it on; this run carries on'
-              : ': left as it is, and left on at the end (whoever turned it on turns it off)'),
-        );
-        return { alreadyOn: true, heldByOthers: !heldByUs, setBy: before.setBy, statusPage };
-      }
-      const message = maintenanceMessage(context.config.maintenance.durationMs, context.config.maintenance.timeZone, new Date());
-      await switchMaintenance(
-        pool,
-        { enabled: true, message, owner: owner(context), details: { scheduledMaintenance: true } },
-        announceFrom(context.config, context.logger),
-      );
-      context.note(`maintenance mode on: "${message}"`);
-      return { alreadyOn: false, heldByOthers: false, message, statusPage };
-    },
+      return { alreadyOn: true, heldByOthers: !heldByUs, setBy: before.setBy, statusPage };
+    }
+    const message = maintenanceMessage(context.config.maintenance.durationMs, context.config.maintenance.timeZone, new Date());
+    await switchMaintenance(
+      pool,
+      { enabled: true, message, owner: owner(context), details: { scheduledMaintenance: true } },
+      announceFrom(context.config, context.logger),
+    );
+    context.note(`maintenance mode on: "${message}"`);
+    return { alreadyOn: false, heldByOthers: false, message, statusPage };
   },
+});
+
+const rotateCredentials = step({
+  id: 'rotate-credentials',
+  title: 'Rotate credentials',
+  output: z.object({
+    adminRotation: z.json(),
+    roleRotation: z.object({
+      rotated: z.boolean(),
+      role: z.string().optional(),
+      urlFile: z.string().optional(),
+      previousFile: z.string().nullable().optional(),
+    }),
+  }),
+  describe: ({ config }) => [
+    `INSERT INTO admin_tokens (a new admin token, stored as its sha256; written once to ${path.join(maintenanceDir(config), NEW_ADMIN_TOKEN_FILE)} (mode 0600) for \`shipshape admin-token reveal\`)`,
+    `UPDATE admin_tokens SET expires_at = now() + ${config.maintenance.adminTokenOverlapMs / 3_600_000} h for every other live token, ADMIN_TOKEN included (they keep working until then)`,
+    config.maintenance.rotateDatabasePassword
+      ? `ALTER ROLE <DATABASE_URL's role> PASSWORD '<SCRAM verifier>' (format('%I … %L')); new DATABASE_URL → ${config.maintenance.databaseUrlFile ?? '(MAINTENANCE_DATABASE_URL_FILE not set)'}, old one kept as .previous`
+      : 'database role password: not rotated (MAINTENANCE_ROTATE_DATABASE_PASSWORD is off)',
+  ],
+  irreversible:
+    'the new admin token has been handed out and may be in use, and instances may have picked up a new database password; take it back deliberately with `shipshape admin-token revoke <id>` or the `.previous` connection string',
+  async run(context) {
+    const { pool } = await context.database();
+    const label = `maintenance rotation ${windowDate(context)}`;
+    const existing = (await listAdminTokens(pool)).find((token) => token.label === label && token.source === 'issued' && token.state === 'active');
+    // Output names avoid "token"/"password": the journal would redact them, and none holds a secret.
+    let adminRotation: JsonObject;
+    if (existing) {
+      context.note(`admin tokens were rotated for this window already (token ${existing.id}); not rotated again`);
+      adminRotation = { id: existing.id, rotated: false };
+    } else {
+      const rotation = await rotateAdminTokens(pool, {
+        createdBy: `operator:${context.operator} (run ${context.runId})`,
+        overlapMs: context.config.maintenance.adminTokenOverlapMs,
+        environmentToken: context.config.adminToken,
+        label,
+      });
+      const file = await writeNewAdminToken(context, rotation.token);
+      await recordAudit(pool, {
+        actor: `operator:${context.operator}`,
+        action: 'admin.tokens.rotated',
+        details: {
+          tokenId: rotation.record.id,
+          expiring: rotation.expiring.length,
+          overlapEndsAt: rotation.overlapEndsAt.toISOString(),
+          runId: context.runId,
+        },
+      });
+      context.note(
+        `new admin token ${rotation.record.id}: show it once with \`shipshape admin-token reveal\` (it waits in ${file}); ${rotation.expiring.length} older token(s) stop working at ${rotation.overlapEndsAt.toISOString()} — put the new one in ADMIN_TOKEN everywhere before then`,
+      );
+      adminRotation = {
+        id: rotation.record.id,
+        rotated: true,
+        expiring: rotation.expiring.length,
+        overlapEndsAt: rotation.overlapEndsAt.toISOString(),
+        revealFile: file,
+      };
+    }
+    if (!context.config.maintenance.rotateDatabasePassword) return { adminRotation, roleRotation: { rotated: false } };
+    const { databaseUrl } = context.config;
+    const urlFile = context.config.maintenance.databaseUrlFile;
+    if (databaseUrl === undefined || urlFile === undefined) {
+      throw new ShipError(
+        'SHIP_ERR_CONFIG',
+        'MAINTENANCE_ROTATE_DATABASE_PASSWORD needs DATABASE_URL (with a password) and MAINTENANCE_DATABASE_URL_FILE. The admin token was rotated; the database password was not.',
+      );
+    }
+    const rotated = await rotateDatabasePassword({ currentUrl: databaseUrl, urlFile, connectTimeoutMs: context.config.database.connectTimeoutMs });
+    await recordAudit(pool, {
+      actor: `operator:${context.operator}`,
+      action: 'database.password.rotated',
+      details: { role: rotated.role, runId: context.runId },
+    });
+    context.note(
+      `database role ${rotated.role}: new password in force; the new DATABASE_URL is in ${rotated.urlFile}${rotated.previousFile ? ` (the old one kept in ${rotated.previousFile})` : ''} — restart the instances so they use it`,
+    );
+    return { adminRotation, roleRotation: { rotated: true, role: rotated.role, urlFile: rotated.urlFile, previousFile: rotated.previousFile } };
+  },
+});
+
+const steps: ReadonlyArray<Step<Params>> = [
+  maintenanceOn,
   {
     id: 'backup',
     title: 'Backup database',
@@ -156,77 +250,7 @@ const steps: ReadonlyArray<Step<Params>> = [
       );
     },
   },
-  {
-    id: 'rotate-credentials',
-    title: 'Rotate credentials',
-    describe: ({ config }) => [
-      `INSERT INTO admin_tokens (a new admin token, stored as its sha256; written once to ${path.join(maintenanceDir(config), NEW_ADMIN_TOKEN_FILE)} (mode 0600) for \`shipshape admin-token reveal\`)`,
-      `UPDATE admin_tokens SET expires_at = now() + ${config.maintenance.adminTokenOverlapMs / 3_600_000} h for every other live token, ADMIN_TOKEN included (they keep working until then)`,
-      config.maintenance.rotateDatabasePassword
-        ? `ALTER ROLE <DATABASE_URL's role> PASSWORD '<SCRAM verifier>' (format('%I … %L')); new DATABASE_URL → ${config.maintenance.databaseUrlFile ?? '(MAINTENANCE_DATABASE_URL_FILE not set)'}, old one kept as .previous`
-        : 'database role password: not rotated (MAINTENANCE_ROTATE_DATABASE_PASSWORD is off)',
-    ],
-    irreversible:
-      'the new admin token has been handed out and may be in use, and instances may have picked up a new database password; take it back deliberately with `shipshape admin-token revoke <id>` or the `.previous` connection string',
-    async run(context): Promise<JsonObject> {
-      const { pool } = await context.database();
-      const label = `maintenance rotation ${windowDate(context)}`;
-      const existing = (await listAdminTokens(pool)).find((token) => token.label === label && token.source === 'issued' && token.state === 'active');
-      // Output names avoid "token"/"password": the journal would redact them, and none holds a secret.
-      let adminRotation: JsonObject;
-      if (existing) {
-        context.note(`admin tokens were rotated for this window already (token ${existing.id}); not rotated again`);
-        adminRotation = { id: existing.id, rotated: false };
-      } else {
-        const rotation = await rotateAdminTokens(pool, {
-          createdBy: `operator:${context.operator} (run ${context.runId})`,
-          overlapMs: context.config.maintenance.adminTokenOverlapMs,
-          environmentToken: context.config.adminToken,
-          label,
-        });
-        const file = await writeNewAdminToken(context, rotation.token);
-        await recordAudit(pool, {
-          actor: `operator:${context.operator}`,
-          action: 'admin.tokens.rotated',
-          details: {
-            tokenId: rotation.record.id,
-            expiring: rotation.expiring.length,
-            overlapEndsAt: rotation.overlapEndsAt.toISOString(),
-            runId: context.runId,
-          },
-        });
-        context.note(
-          `new admin token ${rotation.record.id}: show it once with \`shipshape admin-token reveal\` (it waits in ${file}); ${rotation.expiring.length} older token(s) stop working at ${rotation.overlapEndsAt.toISOString()} — put the new one in ADMIN_TOKEN everywhere before then`,
-        );
-        adminRotation = {
-          id: rotation.record.id,
-          rotated: true,
-          expiring: rotation.expiring.length,
-          overlapEndsAt: rotation.overlapEndsAt.toISOString(),
-          revealFile: file,
-        };
-      }
-      if (!context.config.maintenance.rotateDatabasePassword) return { adminRotation, roleRotation: { rotated: false } };
-      const { databaseUrl } = context.config;
-      const urlFile = context.config.maintenance.databaseUrlFile;
-      if (databaseUrl === undefined || urlFile === undefined) {
-        throw new ShipError(
-          'SHIP_ERR_CONFIG',
-          'MAINTENANCE_ROTATE_DATABASE_PASSWORD needs DATABASE_URL (with a password) and MAINTENANCE_DATABASE_URL_FILE. The admin token was rotated; the database password was not.',
-        );
-      }
-      const rotated = await rotateDatabasePassword({ currentUrl: databaseUrl, urlFile, connectTimeoutMs: context.config.database.connectTimeoutMs });
-      await recordAudit(pool, {
-        actor: `operator:${context.operator}`,
-        action: 'database.password.rotated',
-        details: { role: rotated.role, runId: context.runId },
-      });
-      context.note(
-        `database role ${rotated.role}: new password in force; the new DATABASE_URL is in ${rotated.urlFile}${rotated.previousFile ? ` (the old one kept in ${rotated.previousFile})` : ''} — restart the instances so they use it`,
-      );
-      return { adminRotation, roleRotation: { rotated: true, role: rotated.role, urlFile: rotated.urlFile, previousFile: rotated.previousFile } };
-    },
-  },
+  rotateCredentials,
   {
     id: 'clear-old-logs',
     title: 'Clear old logs',
@@ -530,7 +554,7 @@ function setter(context: Context): string {
 
 /** Maintenance was on before this run, and not left on by an earlier maintenance run. */
 function heldByOthers(context: Context): boolean {
-  return context.outputs['maintenance-on']?.heldByOthers === true;
+  return outputOf(context, maintenanceOn)?.heldByOthers === true;
 }
 
 /** "Scheduled maintenance in progress. We expect to be back by 4:00 AM PST." */
@@ -567,11 +591,7 @@ async function writeNewAdminToken(context: Context, token: string): Promise<stri
  * would open new connections with the old password, so the new connection string is used.
  */
 async function withDirectConnection<T>(context: Context, fn: (client: pg.ClientBase) => Promise<T>): Promise<T> {
-  const rotated = context.outputs['rotate-credentials']?.roleRotation;
-  const file =
-    typeof rotated === 'object' && rotated !== null && !Array.isArray(rotated) && rotated.rotated === true
-      ? context.config.maintenance.databaseUrlFile
-      : undefined;
+  const file = outputOf(context, rotateCredentials)?.roleRotation.rotated === true ? context.config.maintenance.databaseUrlFile : undefined;
   if (file === undefined) {
     const client = await (await context.database()).pool.connect();
     try {
