@@ -15,7 +15,7 @@
 import { z } from 'zod';
 import { readAppState } from '../../domain/app-state.ts';
 import { announceFrom, switchMaintenance } from '../../domain/maintenance-switch.ts';
-import { defineProcedure, type JsonObject } from '../engine/types.ts';
+import { defineProcedure, outputOf, stepFor } from '../engine/types.ts';
 import { procedureOwner, pushToEveryone, updateStatusPage } from './announcements.ts';
 import { alertAndReport, EMERGENCY_ISSUE_TYPE, EMERGENCY_LOCK, EMERGENCY_PAGE_KEY, healthCheck, verifyHealth } from './emergency-common.ts';
 
@@ -25,6 +25,44 @@ export const ALL_CLEAR_BODY = 'The app is available again. Thank you for your pa
 const params = z.object({
   /** Send the all-clear push (default); `--no-push` skips it. */
   push: z.boolean().default(true),
+});
+type Params = z.output<typeof params>;
+
+// The step whose output the status-page undo reads (listed in `steps` below with the others).
+const step = stepFor<Params>();
+
+const maintenanceOff = step({
+  id: 'maintenance-off',
+  title: 'Disable maintenance mode',
+  output: z.object({ previousEnabled: z.boolean(), previousMessage: z.string().nullable(), previousSetBy: z.string().nullable() }),
+  describe: () => [
+    "UPDATE app_state SET maintenance_enabled = false, maintenance_message = NULL, maintenance_set_by = 'operator:<name> (run <id>)'",
+    "INSERT INTO audit_log (actor, action, details) VALUES ('operator:<name>', 'admin.maintenance.disabled', {runId})",
+  ],
+  async run(context) {
+    const { pool } = await context.database();
+    const { previous } = await switchMaintenance(pool, { enabled: false, owner: procedureOwner(context) }, announceFrom(context.config, context.logger));
+    if (previous.enabled) {
+      context.note('maintenance OFF: the app serves users again');
+    } else context.note('maintenance was already off');
+    return { previousEnabled: previous.enabled, previousMessage: previous.message, previousSetBy: previous.setBy };
+  },
+  async undo(context, output) {
+    if (!output.previousEnabled) return;
+    const { pool } = await context.database();
+    const now = (await readAppState(pool)).maintenance;
+    if (now.enabled) {
+      context.note(`maintenance was turned on again meanwhile (by ${now.setBy ?? '?'}): left as it is`);
+      return;
+    }
+    const { previousMessage: message, previousSetBy: setBy } = output;
+    await switchMaintenance(
+      pool,
+      { enabled: true, message, owner: procedureOwner(context), restoring: { setBy } },
+      announceFrom(context.config, context.logger),
+    );
+    context.note(`maintenance back ON: "${message ?? ''}"`);
+  },
 });
 
 export const emergencyEnable = defineProcedure({
@@ -55,39 +93,7 @@ export const emergencyEnable = defineProcedure({
     },
   ],
   steps: [
-    {
-      id: 'maintenance-off',
-      title: 'Disable maintenance mode',
-      describe: () => [
-        "UPDATE app_state SET maintenance_enabled = false, maintenance_message = NULL, maintenance_set_by = 'operator:<name> (run <id>)'",
-        "INSERT INTO audit_log (actor, action, details) VALUES ('operator:<name>', 'admin.maintenance.disabled', {runId})",
-      ],
-      async run(context): Promise<JsonObject> {
-        const { pool } = await context.database();
-        const { previous } = await switchMaintenance(pool, { enabled: false, owner: procedureOwner(context) }, announceFrom(context.config, context.logger));
-        if (previous.enabled) {
-          context.note('maintenance OFF: the app serves users again');
-        } else context.note('maintenance was already off');
-        return { previousEnabled: previous.enabled, previousMessage: previous.message, previousSetBy: previous.setBy };
-      },
-      async undo(context, output) {
-        if (output.previousEnabled !== true) return;
-        const { pool } = await context.database();
-        const now = (await readAppState(pool)).maintenance;
-        if (now.enabled) {
-          context.note(`maintenance was turned on again meanwhile (by ${now.setBy ?? '?'}): left as it is`);
-          return;
-        }
-        const message = typeof output.previousMessage === 'string' ? output.previousMessage : null;
-        const setBy = typeof output.previousSetBy === 'string' ? output.previousSetBy : null;
-        await switchMaintenance(
-          pool,
-          { enabled: true, message, owner: procedureOwner(context), restoring: { setBy } },
-          announceFrom(context.config, context.logger),
-        );
-        context.note(`maintenance back ON: "${message ?? ''}"`);
-      },
-    },
+    maintenanceOff,
     {
       id: 'verify-health',
       title: 'Verify the API serves again (GET /health)',
@@ -137,9 +143,9 @@ export const emergencyEnable = defineProcedure({
           : ['STATUS_PAGE_WEBHOOK_URL is not set: nothing to post (update it by hand)'],
       run: (context) => updateStatusPage(context, 'operational', 'The app is available again.'),
       async undo(context, output) {
-        const before = context.outputs['maintenance-off'];
+        const before = outputOf(context, maintenanceOff);
         if (output.posted === true && before?.previousEnabled === true) {
-          await updateStatusPage(context, 'maintenance', typeof before.previousMessage === 'string' ? before.previousMessage : 'Maintenance in progress.');
+          await updateStatusPage(context, 'maintenance', before.previousMessage ?? 'Maintenance in progress.');
         }
       },
     },
