@@ -51,7 +51,7 @@ import { git, readRepoState, remoteTagExists, tagExists } from '../release/git.t
 import { runChecked } from '../release/process.ts';
 import { setRolloutStatus, readRollout, startRollout, type StoreRollout } from '../release/stores.ts';
 import { RELEASE_ISSUE_TYPE } from '../release/rollout.ts';
-import { defineProcedure, type JsonObject, type RunContext } from '../engine/types.ts';
+import { defineProcedure, outputOf, requireOutput, stepFor, type JsonObject, type RunContext } from '../engine/types.ts';
 import { appRepoDir, ciCheck, credentialsCheck, nextVersion, notesPath, packageVersion, percent, RELEASE_LOCK } from './release-common.ts';
 
 const params = z.object({
@@ -62,8 +62,8 @@ type Context = RunContext<Params>;
 
 /** The version this run releases: fixed by step 1, before it from package.json and --bump. */
 async function versionOf(context: Context): Promise<string> {
-  const done = context.outputs.version?.version;
-  if (typeof done === 'string') return done;
+  const done = outputOf(context, bumpVersion)?.version;
+  if (done !== undefined) return done;
   return nextVersion(await packageVersion(appRepoDir(context.config)), context.params.bump);
 }
 
@@ -75,6 +75,194 @@ function eas(context: Context): Eas {
 function easLine(context: Context, args: string[]): string {
   return new Eas(context.config.release.easBin, context.config.release.appRepoDir ?? '.').line(args);
 }
+
+// The steps whose outputs later steps read (listed in `steps` below with the others).
+const step = stepFor<Params>();
+
+const bumpVersion = step({
+  id: 'version',
+  title: 'Update version (npm version)',
+  output: z.object({ version: z.string(), previousVersion: z.string(), before: z.string(), commit: z.string() }),
+  describe: ({ params: p, config }) => [
+    `cd ${config.release.appRepoDir ?? '$APP_REPO_DIR'}`,
+    `npm version ${p.bump} --no-git-tag-version`,
+    'git commit -m "Release v$VERSION" package.json [package-lock.json]',
+  ],
+  async run(context) {
+    const dir = appRepoDir(context.config);
+    const before = await git(dir, ['rev-parse', 'HEAD']);
+    const current = await packageVersion(dir);
+    const version = nextVersion(current, context.params.bump);
+    await runChecked('npm', ['version', context.params.bump, '--no-git-tag-version'], { cwd: dir });
+    const files = [
+      'package.json',
+      ...((await stat(path.join(dir, 'package-lock.json')).then(
+        () => true,
+        () => false,
+      ))
+        ? ['package-lock.json']
+        : []),
+    ];
+    await git(dir, ['commit', '--quiet', '-m', `Release v${version}`, '--', ...files]);
+    const commit = await git(dir, ['rev-parse', 'HEAD']);
+    context.note(`${current} → ${version} (commit ${commit.slice(0, 12)})`);
+    return { version, previousVersion: current, before, commit };
+  },
+  async undo(context, output) {
+    const dir = appRepoDir(context.config);
+    const { remote, mainBranch } = context.config.release;
+    await git(dir, ['fetch', '--quiet', remote, mainBranch]);
+    const pushed = (await git(dir, ['branch', '-r', '--contains', output.commit])).includes(`${remote}/${mainBranch}`);
+    if (pushed) {
+      context.note(`the version commit is on ${remote}/${mainBranch} already: left there (harmless; the next deploy bumps from it)`);
+      return;
+    }
+    const head = await git(dir, ['rev-parse', 'HEAD']);
+    if (head !== output.commit) {
+      context.note(`HEAD moved since (${head.slice(0, 12)}): the version commit is left for a person to undo`);
+      return;
+    }
+    await git(dir, ['reset', '--quiet', '--hard', output.before]);
+    context.note(`version commit undone (back to ${output.before.slice(0, 12)})`);
+  },
+});
+
+const tagRelease = step({
+  id: 'tag',
+  title: 'Create release tag and push',
+  output: z.object({ tag: z.string(), commit: z.string() }),
+  describe: ({ config }) => [
+    'git tag -a "v$VERSION" -m "Release v$VERSION"',
+    `git push --atomic ${config.release.remote} HEAD:${config.release.mainBranch} "v$VERSION"`,
+  ],
+  async run(context) {
+    const dir = appRepoDir(context.config);
+    const version = await versionOf(context);
+    const tag = `v${version}`;
+    if (!(await tagExists(dir, tag))) await git(dir, ['tag', '-a', tag, '-m', `Release ${tag}`]);
+    const { remote, mainBranch } = context.config.release;
+    await git(dir, ['push', '--quiet', '--atomic', remote, `HEAD:refs/heads/${mainBranch}`, `refs/tags/${tag}`]);
+    const commit = await git(dir, ['rev-parse', 'HEAD']);
+    context.note(`${tag} pushed to ${remote} with ${mainBranch}`);
+    return { tag, commit };
+  },
+  async undo(context, output) {
+    const dir = appRepoDir(context.config);
+    const { tag } = output;
+    await git(dir, ['push', '--quiet', context.config.release.remote, `:refs/tags/${tag}`]).catch((error: unknown) =>
+      context.note(`remote tag ${tag} not deleted: ${describeError(error)}`),
+    );
+    if (await tagExists(dir, tag)) await git(dir, ['tag', '-d', tag]);
+    context.note(`tag ${tag} deleted`);
+  },
+});
+
+const recordRelease = step({
+  id: 'record',
+  title: 'Record the release',
+  output: z.object({ version: z.string(), controlVersion: z.string().nullable() }),
+  describe: () => ['INSERT INTO releases (version, git_tag, git_commit, bump, control_version, …)   -- control: the last stable release'],
+  async run(context) {
+    const { pool } = await context.database();
+    const version = await versionOf(context);
+    const control = (await lastStableRelease(pool, version))?.version ?? null;
+    const commit = outputOf(context, tagRelease)?.commit ?? null;
+    await createRelease(pool, {
+      version,
+      gitTag: `v${version}`,
+      gitCommit: commit,
+      bump: context.params.bump,
+      controlVersion: control,
+      runId: context.runId,
+      createdBy: `operator:${context.operator}`,
+    });
+    await recordAudit(pool, { actor: `operator:${context.operator}`, action: 'release.started', details: { version, runId: context.runId, control } });
+    context.note(`release ${version} recorded; its gates compare against ${control ?? 'fixed limits (no stable release recorded yet)'}`);
+    return { version, controlVersion: control };
+  },
+  async undo(context, output) {
+    const { pool } = await context.database();
+    await setReleaseState(pool, output.version, 'failed');
+    context.note(`release ${output.version} marked failed`);
+  },
+});
+
+const buildApps = step({
+  id: 'build',
+  title: 'Build for production and wait for the builds (EAS)',
+  output: z.object({ ios: z.string(), android: z.string(), iosBuildVersion: z.string().nullable(), androidVersionCode: z.string().nullable() }),
+  describe: (context) => [
+    easLine(context, ['build', '--platform', 'all', '--profile', 'production', '--non-interactive', '--json', '--no-wait']),
+    `${easLine(context, ['build:view', '<id>', '--json'])}   -- every ${context.config.release.easPollMs / 1000} s until FINISHED (at most ${context.config.release.easTimeoutMs / 60_000} min)`,
+  ],
+  async run(context) {
+    const { pool } = await context.database();
+    const version = await versionOf(context);
+    const client = eas(context);
+    const recorded = (await getRelease(pool, version)).builds;
+    let ids: Partial<Record<Platform, string>> = {};
+    if (
+      recorded.ios !== undefined &&
+      recorded.android !== undefined &&
+      ![recorded.ios.status, recorded.android.status].some((s) => s === 'ERRORED' || s === 'CANCELED')
+    ) {
+      ids = { ios: recorded.ios.id, android: recorded.android.id };
+      context.note(`following the builds this run started before: ios ${ids.ios ?? '?'}, android ${ids.android ?? '?'}`);
+    } else {
+      const started = await client.startBuilds(context.signal);
+      for (const build of started) {
+        ids[platformOf(build)] = build.id;
+        await recordBuild(pool, version, platformOf(build), { id: build.id, status: build.status, buildVersion: build.appBuildVersion ?? null });
+      }
+      context.note(`EAS builds started: ios ${ids.ios ?? 'none'}, android ${ids.android ?? 'none'}`, {
+        ios: ids.ios ?? null,
+        android: ids.android ?? null,
+      });
+    }
+    const missing = platforms.filter((p) => ids[p] === undefined);
+    if (missing.length > 0)
+      throw new ShipError(
+        'SHIP_ERR_PROVIDER_FAILED',
+        `eas build started no ${missing.join(' or ')} build. Check the production profile in eas.json builds both platforms.`,
+      );
+    const deadline = Date.now() + context.config.release.easTimeoutMs;
+    const last = new Map<Platform, string>();
+    const builds = new Map<Platform, EasBuild>();
+    for (;;) {
+      for (const platform of platforms) {
+        if (builds.has(platform) && EAS_FINAL.has(builds.get(platform)!.status)) continue;
+        const build = await client.viewBuild(ids[platform]!, context.signal);
+        builds.set(platform, build);
+        if (last.get(platform) !== build.status) {
+          last.set(platform, build.status);
+          context.note(`${platform} build ${build.id}: ${build.status}`);
+          await recordBuild(pool, version, platform, { id: build.id, status: build.status, buildVersion: build.appBuildVersion ?? null });
+        }
+      }
+      const all = [...builds.values()];
+      const bad = all.filter((b) => b.status === 'ERRORED' || b.status === 'CANCELED');
+      if (bad.length > 0) {
+        throw new ShipError(
+          'SHIP_ERR_STEP_FAILED',
+          `EAS build ${bad.map((b) => `${platformOf(b)} ${b.id} ${b.status}${b.error?.message ? ` (${b.error.message})` : ''}`).join(', ')}. Look at its logs on expo.dev; nothing was submitted.`,
+        );
+      }
+      if (all.length === platforms.length && all.every((b) => b.status === 'FINISHED')) break;
+      if (Date.now() > deadline)
+        throw new ShipError(
+          'SHIP_ERR_STEP_FAILED',
+          `the EAS builds did not finish within EAS_BUILD_TIMEOUT (${all.map((b) => `${platformOf(b)} ${b.status}`).join(', ')}); nothing was submitted. Run \`shipshape runs resume\` to go on following them.`,
+        );
+      await sleep(context.config.release.easPollMs, context.signal);
+    }
+    const ios = builds.get('ios')!;
+    const android = builds.get('android')!;
+    return { ios: ios.id, android: android.id, iosBuildVersion: ios.appBuildVersion ?? null, androidVersionCode: android.appBuildVersion ?? null };
+  },
+  async undo(context) {
+    context.note('the finished builds stay on EAS (artifacts only; no user gets them)');
+  },
+});
 
 export const releaseDeploy = defineProcedure({
   id: 'release.deploy',
@@ -142,7 +330,7 @@ export const releaseDeploy = defineProcedure({
           };
         const dir = appRepoDir(context.config);
         if (
-          context.outputs.version === undefined &&
+          outputOf(context, bumpVersion) === undefined &&
           ((await tagExists(dir, `v${version}`)) || (await remoteTagExists(dir, context.config.release.remote, `v${version}`)))
         ) {
           return {
@@ -183,183 +371,10 @@ export const releaseDeploy = defineProcedure({
     },
   ],
   steps: [
-    {
-      id: 'version',
-      title: 'Update version (npm version)',
-      describe: ({ params: p, config }) => [
-        `cd ${config.release.appRepoDir ?? '$APP_REPO_DIR'}`,
-        `npm version ${p.bump} --no-git-tag-version`,
-        'git commit -m "Release v$VERSION" package.json [package-lock.json]',
-      ],
-      async run(context): Promise<JsonObject> {
-        const dir = appRepoDir(context.config);
-        const before = await git(dir, ['rev-parse', 'HEAD']);
-        const current = await packageVersion(dir);
-        const version = nextVersion(current, context.params.bump);
-        await runChecked('npm', ['version', context.params.bump, '--no-git-tag-version'], { cwd: dir });
-        const files = [
-          'package.json',
-          ...((await stat(path.join(dir, 'package-lock.json')).then(
-            () => true,
-            () => false,
-          ))
-            ? ['package-lock.json']
-            : []),
-        ];
-        await git(dir, ['commit', '--quiet', '-m', `Release v${version}`, '--', ...files]);
-        const commit = await git(dir, ['rev-parse', 'HEAD']);
-        context.note(`${current} → ${version} (commit ${commit.slice(0, 12)})`);
-        return { version, previousVersion: current, before, commit };
-      },
-      async undo(context, output) {
-        const dir = appRepoDir(context.config);
-        const { remote, mainBranch } = context.config.release;
-        await git(dir, ['fetch', '--quiet', remote, mainBranch]);
-        const pushed = (await git(dir, ['branch', '-r', '--contains', String(output.commit)])).includes(`${remote}/${mainBranch}`);
-        if (pushed) {
-          context.note(`the version commit is on ${remote}/${mainBranch} already: left there (harmless; the next deploy bumps from it)`);
-          return;
-        }
-        const head = await git(dir, ['rev-parse', 'HEAD']);
-        if (head !== output.commit) {
-          context.note(`HEAD moved since (${head.slice(0, 12)}): the version commit is left for a person to undo`);
-          return;
-        }
-        await git(dir, ['reset', '--quiet', '--hard', String(output.before)]);
-        context.note(`version commit undone (back to ${String(output.before).slice(0, 12)})`);
-      },
-    },
-    {
-      id: 'tag',
-      title: 'Create release tag and push',
-      describe: ({ config }) => [
-        'git tag -a "v$VERSION" -m "Release v$VERSION"',
-        `git push --atomic ${config.release.remote} HEAD:${config.release.mainBranch} "v$VERSION"`,
-      ],
-      async run(context): Promise<JsonObject> {
-        const dir = appRepoDir(context.config);
-        const version = await versionOf(context);
-        const tag = `v${version}`;
-        if (!(await tagExists(dir, tag))) await git(dir, ['tag', '-a', tag, '-m', `Release ${tag}`]);
-        const { remote, mainBranch } = context.config.release;
-        await git(dir, ['push', '--quiet', '--atomic', remote, `HEAD:refs/heads/${mainBranch}`, `refs/tags/${tag}`]);
-        const commit = await git(dir, ['rev-parse', 'HEAD']);
-        context.note(`${tag} pushed to ${remote} with ${mainBranch}`);
-        return { tag, commit };
-      },
-      async undo(context, output) {
-        const dir = appRepoDir(context.config);
-        const tag = String(output.tag);
-        await git(dir, ['push', '--quiet', context.config.release.remote, `:refs/tags/${tag}`]).catch((error: unknown) =>
-          context.note(`remote tag ${tag} not deleted: ${describeError(error)}`),
-        );
-        if (await tagExists(dir, tag)) await git(dir, ['tag', '-d', tag]);
-        context.note(`tag ${tag} deleted`);
-      },
-    },
-    {
-      id: 'record',
-      title: 'Record the release',
-      describe: () => ['INSERT INTO releases (version, git_tag, git_commit, bump, control_version, …)   -- control: the last stable release'],
-      async run(context): Promise<JsonObject> {
-        const { pool } = await context.database();
-        const version = await versionOf(context);
-        const control = (await lastStableRelease(pool, version))?.version ?? null;
-        const commit = typeof context.outputs.tag?.commit === 'string' ? context.outputs.tag.commit : null;
-        await createRelease(pool, {
-          version,
-          gitTag: `v${version}`,
-          gitCommit: commit,
-          bump: context.params.bump,
-          controlVersion: control,
-          runId: context.runId,
-          createdBy: `operator:${context.operator}`,
-        });
-        await recordAudit(pool, { actor: `operator:${context.operator}`, action: 'release.started', details: { version, runId: context.runId, control } });
-        context.note(`release ${version} recorded; its gates compare against ${control ?? 'fixed limits (no stable release recorded yet)'}`);
-        return { version, controlVersion: control };
-      },
-      async undo(context, output) {
-        const { pool } = await context.database();
-        await setReleaseState(pool, String(output.version), 'failed');
-        context.note(`release ${String(output.version)} marked failed`);
-      },
-    },
-    {
-      id: 'build',
-      title: 'Build for production and wait for the builds (EAS)',
-      describe: (context) => [
-        easLine(context, ['build', '--platform', 'all', '--profile', 'production', '--non-interactive', '--json', '--no-wait']),
-        `${easLine(context, ['build:view', '<id>', '--json'])}   -- every ${context.config.release.easPollMs / 1000} s until FINISHED (at most ${context.config.release.easTimeoutMs / 60_000} min)`,
-      ],
-      async run(context): Promise<JsonObject> {
-        const { pool } = await context.database();
-        const version = await versionOf(context);
-        const client = eas(context);
-        const recorded = (await getRelease(pool, version)).builds;
-        let ids: Partial<Record<Platform, string>> = {};
-        if (
-          recorded.ios !== undefined &&
-          recorded.android !== undefined &&
-          ![recorded.ios.status, recorded.android.status].some((s) => s === 'ERRORED' || s === 'CANCELED')
-        ) {
-          ids = { ios: recorded.ios.id, android: recorded.android.id };
-          context.note(`following the builds this run started before: ios ${ids.ios ?? '?'}, android ${ids.android ?? '?'}`);
-        } else {
-          const started = await client.startBuilds(context.signal);
-          for (const build of started) {
-            ids[platformOf(build)] = build.id;
-            await recordBuild(pool, version, platformOf(build), { id: build.id, status: build.status, buildVersion: build.appBuildVersion ?? null });
-          }
-          context.note(`EAS builds started: ios ${ids.ios ?? 'none'}, android ${ids.android ?? 'none'}`, {
-            ios: ids.ios ?? null,
-            android: ids.android ?? null,
-          });
-        }
-        const missing = platforms.filter((p) => ids[p] === undefined);
-        if (missing.length > 0)
-          throw new ShipError(
-            'SHIP_ERR_PROVIDER_FAILED',
-            `eas build started no ${missing.join(' or ')} build. Check the production profile in eas.json builds both platforms.`,
-          );
-        const deadline = Date.now() + context.config.release.easTimeoutMs;
-        const last = new Map<Platform, string>();
-        const builds = new Map<Platform, EasBuild>();
-        for (;;) {
-          for (const platform of platforms) {
-            if (builds.has(platform) && EAS_FINAL.has(builds.get(platform)!.status)) continue;
-            const build = await client.viewBuild(ids[platform]!, context.signal);
-            builds.set(platform, build);
-            if (last.get(platform) !== build.status) {
-              last.set(platform, build.status);
-              context.note(`${platform} build ${build.id}: ${build.status}`);
-              await recordBuild(pool, version, platform, { id: build.id, status: build.status, buildVersion: build.appBuildVersion ?? null });
-            }
-          }
-          const all = [...builds.values()];
-          const bad = all.filter((b) => b.status === 'ERRORED' || b.status === 'CANCELED');
-          if (bad.length > 0) {
-            throw new ShipError(
-              'SHIP_ERR_STEP_FAILED',
-              `EAS build ${bad.map((b) => `${platformOf(b)} ${b.id} ${b.status}${b.error?.message ? ` (${b.error.message})` : ''}`).join(', ')}. Look at its logs on expo.dev; nothing was submitted.`,
-            );
-          }
-          if (all.length === platforms.length && all.every((b) => b.status === 'FINISHED')) break;
-          if (Date.now() > deadline)
-            throw new ShipError(
-              'SHIP_ERR_STEP_FAILED',
-              `the EAS builds did not finish within EAS_BUILD_TIMEOUT (${all.map((b) => `${platformOf(b)} ${b.status}`).join(', ')}); nothing was submitted. Run \`shipshape runs resume\` to go on following them.`,
-            );
-          await sleep(context.config.release.easPollMs, context.signal);
-        }
-        const ios = builds.get('ios')!;
-        const android = builds.get('android')!;
-        return { ios: ios.id, android: android.id, iosBuildVersion: ios.appBuildVersion ?? null, androidVersionCode: android.appBuildVersion ?? null };
-      },
-      async undo(context) {
-        context.note('the finished builds stay on EAS (artifacts only; no user gets them)');
-      },
-    },
+    bumpVersion,
+    tagRelease,
+    recordRelease,
+    buildApps,
     ...platforms.map((platform) => ({
       id: `submit-${platform}`,
       title: `Submit to the ${platform === 'ios' ? 'App Store' : 'Play Store'} (eas submit)`,
@@ -369,7 +384,7 @@ export const releaseDeploy = defineProcedure({
       async run(context: Context): Promise<JsonObject> {
         const { pool } = await context.database();
         const version = await versionOf(context);
-        const buildId = String(context.outputs.build?.[platform] ?? '');
+        const buildId = requireOutput(context, buildApps)[platform];
         const already = (await getRelease(pool, version)).submissions[platform];
         if (already?.buildId === buildId) {
           context.note(`${platform} build ${buildId} was submitted before (submission ${already.submissionId ?? '?'})`);

@@ -24,14 +24,23 @@ import { z } from 'zod';
 import { readAppState, setBanner } from '../../domain/app-state.ts';
 import { recordAudit } from '../../domain/audit.ts';
 import { cancelMaintenanceNotice, recordMaintenanceNotice } from '../../domain/maintenance-notices.ts';
-import { currentRollout, getRelease, lastStableRelease, platforms, recordRollout, setReleaseState, type Release } from '../../domain/releases.ts';
+import {
+  currentRollout,
+  getRelease,
+  lastStableRelease,
+  platforms,
+  recordRollout,
+  setReleaseState,
+  type Platform,
+  type Release,
+} from '../../domain/releases.ts';
 import { describeError, ShipError } from '../../errors.ts';
 import { announceAppStateChange } from '../../domain/app-state-announce.ts';
 import { Eas } from '../release/eas.ts';
 import { evaluateGates, gateSettings } from '../release/gates.ts';
 import { haltAll, RELEASE_ISSUE_TYPE, sendAlert } from '../release/rollout.ts';
 import { setRolloutStatus } from '../release/stores.ts';
-import { defineProcedure, unverified, type JsonObject, type RunContext } from '../engine/types.ts';
+import { defineProcedure, outputOf, requireOutput, stepFor, unverified, type JsonObject, type RunContext } from '../engine/types.ts';
 import { bannerJson, journaledBanner, pushToEveryone, runSetter, updateStatusPage } from './announcements.ts';
 import { appRepoDir, credentialsCheck, percent, RELEASE_LOCK } from './release-common.ts';
 
@@ -54,8 +63,8 @@ type Context = RunContext<Params>;
 
 async function releases(context: Context): Promise<{ bad: Release; stable: Release }> {
   const { pool } = await context.database();
-  const recordedBad = context.outputs.halt?.version;
-  const bad = typeof recordedBad === 'string' ? await getRelease(pool, recordedBad) : await currentRollout(pool);
+  const recordedBad = outputOf(context, halt)?.version;
+  const bad = recordedBad !== undefined ? await getRelease(pool, recordedBad) : await currentRollout(pool);
   if (bad === undefined)
     throw new ShipError(
       'SHIP_ERR_PREREQUISITE_FAILED',
@@ -69,6 +78,77 @@ async function releases(context: Context): Promise<{ bad: Release; stable: Relea
     );
   return { bad, stable };
 }
+
+// The steps whose outputs later steps and checks read (listed in `steps` below with the others).
+const step = stepFor<Params>();
+
+const halt = step({
+  id: 'halt',
+  title: 'Halt current rollout',
+  output: z.object({ version: z.string(), wasInProgress: z.array(z.enum(platforms)) }),
+  describe: () => [
+    'Google Play: edits.insert → tracks.update production {"status":"halted"} → edits.commit',
+    'App Store Connect: PATCH /v1/appStoreVersionPhasedReleases/{id} {"phasedReleaseState":"PAUSED"}',
+  ],
+  async run(context) {
+    const { pool } = await context.database();
+    const { bad } = await releases(context);
+    const wasInProgress = bad.rollouts.filter((r) => r.status === 'inProgress').map((r) => r.platform);
+    const { rollouts, errors } = await haltAll({ config: context.config, db: pool, actor: runSetter(context) }, bad);
+    for (const r of rollouts) context.note(`${r.platform}: halted at ${percent(r.fraction)}`);
+    if (errors.length > 0)
+      throw new ShipError(
+        'SHIP_ERR_STEP_FAILED',
+        `not every rollout could be halted: ${errors.join('; ')}. ${rollouts.map((r) => `${r.platform} is halted`).join('; ')}`,
+      );
+    await setReleaseState(pool, bad.version, 'halted');
+    return { version: bad.version, wasInProgress };
+  },
+  async undo(context, output) {
+    const { pool } = await context.database();
+    const release = await getRelease(pool, output.version);
+    for (const platform of platforms.filter((p) => output.wasInProgress.includes(p))) {
+      const resumed = await setRolloutStatus(context.config, release, platform, 'inProgress');
+      await recordRollout(pool, release.version, { ...resumed, updatedBy: runSetter(context) });
+      context.note(`${platform}: rollout resumed at ${percent(resumed.fraction)}`);
+    }
+    await setReleaseState(pool, release.version, 'rolling-out');
+  },
+});
+
+/** Step 2, once per platform: the previous (stable) version's build, submitted again. */
+function resubmitStep(platform: Platform) {
+  return step({
+    id: `resubmit-${platform}`,
+    title: `Re-submit previous version (${platform})`,
+    output: z.object({ version: z.string(), buildId: z.string(), submissionId: z.string().nullable() }),
+    describe: (context) => [
+      new Eas(context.config.release.easBin, context.config.release.appRepoDir ?? '.').line([
+        'submit',
+        '--platform',
+        platform,
+        '--id',
+        '$PREVIOUS_BUILD_ID',
+        '--profile',
+        'production',
+        '--non-interactive',
+        '--wait',
+      ]),
+    ],
+    async run(context) {
+      const { stable } = await releases(context);
+      const buildId = stable.builds[platform]?.id;
+      if (buildId === undefined) throw new ShipError('SHIP_ERR_STEP_FAILED', `release ${stable.version} has no ${platform} build recorded.`);
+      const { submissionId } = await new Eas(context.config.release.easBin, appRepoDir(context.config)).submit(platform, buildId, context.signal);
+      context.note(`${platform}: ${stable.version} build ${buildId} re-submitted (submission ${submissionId ?? 'id not printed'})`);
+      return { version: stable.version, buildId, submissionId };
+    },
+    async undo(context) {
+      context.note(`the ${platform} re-submission stays in the store; it replaces nothing until it is released`);
+    },
+  });
+}
+const resubmit = { ios: resubmitStep('ios'), android: resubmitStep('android') };
 
 export const releaseRollback = defineProcedure({
   id: 'release.rollback',
@@ -107,67 +187,8 @@ export const releaseRollback = defineProcedure({
     },
   ],
   steps: [
-    {
-      id: 'halt',
-      title: 'Halt current rollout',
-      describe: () => [
-        'Google Play: edits.insert → tracks.update production {"status":"halted"} → edits.commit',
-        'App Store Connect: PATCH /v1/appStoreVersionPhasedReleases/{id} {"phasedReleaseState":"PAUSED"}',
-      ],
-      async run(context): Promise<JsonObject> {
-        const { pool } = await context.database();
-        const { bad } = await releases(context);
-        const wasInProgress = bad.rollouts.filter((r) => r.status === 'inProgress').map((r) => r.platform);
-        const { rollouts, errors } = await haltAll({ config: context.config, db: pool, actor: runSetter(context) }, bad);
-        for (const r of rollouts) context.note(`${r.platform}: halted at ${percent(r.fraction)}`);
-        if (errors.length > 0)
-          throw new ShipError(
-            'SHIP_ERR_STEP_FAILED',
-            `not every rollout could be halted: ${errors.join('; ')}. ${rollouts.map((r) => `${r.platform} is halted`).join('; ')}`,
-          );
-        await setReleaseState(pool, bad.version, 'halted');
-        return { version: bad.version, wasInProgress };
-      },
-      async undo(context, output) {
-        const { pool } = await context.database();
-        const release = await getRelease(pool, String(output.version));
-        const resume = Array.isArray(output.wasInProgress) ? output.wasInProgress.map(String) : [];
-        for (const platform of platforms.filter((p) => resume.includes(p))) {
-          const resumed = await setRolloutStatus(context.config, release, platform, 'inProgress');
-          await recordRollout(pool, release.version, { ...resumed, updatedBy: runSetter(context) });
-          context.note(`${platform}: rollout resumed at ${percent(resumed.fraction)}`);
-        }
-        await setReleaseState(pool, release.version, 'rolling-out');
-      },
-    },
-    ...platforms.map((platform) => ({
-      id: `resubmit-${platform}`,
-      title: `Re-submit previous version (${platform})`,
-      describe: (context: Context) => [
-        new Eas(context.config.release.easBin, context.config.release.appRepoDir ?? '.').line([
-          'submit',
-          '--platform',
-          platform,
-          '--id',
-          '$PREVIOUS_BUILD_ID',
-          '--profile',
-          'production',
-          '--non-interactive',
-          '--wait',
-        ]),
-      ],
-      async run(context: Context): Promise<JsonObject> {
-        const { stable } = await releases(context);
-        const buildId = stable.builds[platform]?.id;
-        if (buildId === undefined) throw new ShipError('SHIP_ERR_STEP_FAILED', `release ${stable.version} has no ${platform} build recorded.`);
-        const { submissionId } = await new Eas(context.config.release.easBin, appRepoDir(context.config)).submit(platform, buildId, context.signal);
-        context.note(`${platform}: ${stable.version} build ${buildId} re-submitted (submission ${submissionId ?? 'id not printed'})`);
-        return { version: stable.version, buildId, submissionId };
-      },
-      async undo(context: Context) {
-        context.note(`the ${platform} re-submission stays in the store; it replaces nothing until it is released`);
-      },
-    })),
+    halt,
+    ...platforms.map((platform) => resubmit[platform]),
     {
       id: 'expedited-review',
       title: 'Request expedited review (by a person: no API)',
@@ -330,7 +351,7 @@ export const releaseRollback = defineProcedure({
       name: 'the rollouts are halted in the stores',
       run: async (context) => {
         const { pool } = await context.database();
-        const bad = await getRelease(pool, String(context.outputs.halt?.version ?? ''));
+        const bad = await getRelease(pool, requireOutput(context, halt).version);
         const still = bad.rollouts.filter((r) => r.status === 'inProgress');
         return still.length === 0
           ? { ok: true, detail: bad.rollouts.map((r) => `${r.platform} ${r.status} at ${percent(r.fraction)}`).join('; ') }
@@ -342,8 +363,8 @@ export const releaseRollback = defineProcedure({
       unverifiedIsSafe: 'the crash rate takes hours to settle; `shipshape release status` keeps comparing it',
       run: async (context) => {
         const { pool } = await context.database();
-        const bad = String(context.outputs.halt?.version ?? '');
-        const stable = String(context.outputs['resubmit-ios']?.version ?? '');
+        const bad = requireOutput(context, halt).version;
+        const stable = requireOutput(context, resubmit.ios).version;
         try {
           const gate = await evaluateGates({ candidate: stable, control: bad, db: pool, ...gateSettings(context.config) });
           if (gate.crashFree.candidate === null)
