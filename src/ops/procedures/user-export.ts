@@ -12,12 +12,61 @@ import { redactUrl } from '../../adapters/storage/index.ts';
 import { withLegalStore } from '../../domain/legal-store.ts';
 import { latestVerifiedExport, markExportVerified, readUserTables, recordExport, verifyExportArchive, writeExportArchive } from '../../domain/user-export.ts';
 import { recordAudit } from '../../domain/audit.ts';
-import { defineProcedure } from '../engine/types.ts';
+import { defineProcedure, requireOutput, stepFor } from '../engine/types.ts';
 import { accountExistsCheck, accountLock, emailParam, legalStorageWritable, requireAccount, ticketParam, usersTableOf } from './user-common.ts';
 
 const params = z.object({
   email: emailParam,
   ticket: ticketParam.optional(),
+});
+
+type Params = z.output<typeof params>;
+
+// The step whose output the verification of the archive reads (listed in `steps` below).
+const step = stepFor<Params>();
+
+const writeArchive = step({
+  id: 'write-archive',
+  output: z.object({
+    exportId: z.string(),
+    userId: z.string(),
+    archiveKey: z.string(),
+    location: z.string(),
+    bytes: z.number(),
+    sha256: z.string(),
+    rows: z.record(z.string(), z.number()),
+  }),
+  title: "Write the user's rows (one CSV per table) and a manifest to a tar.gz in legal storage",
+  describe: ({ params: p, config, profile }) => [
+    `for every table referencing ${profile.users.table} (pg_constraint, recursively): SELECT <columns except password/token/secret>::text … WHERE <row belongs to ${p.email}>`,
+    `PUT ${redactUrl(config.legalStorageUrl)}/exports/<user id>/<time>.tar.gz (manifest.json + <schema>.<table>.csv)`,
+    'INSERT INTO user_exports (user_id, storage_key, bytes, sha256, …)',
+  ],
+  async run(context) {
+    const { params: p, config, operator, profile, signal } = context;
+    const user = await requireAccount(context);
+    const { pool } = await context.database();
+    const tables = await readUserTables(pool, usersTableOf(profile), user.id);
+    const stored = await withLegalStore(config, (store) =>
+      writeExportArchive(store, tables, { userId: user.id, createdBy: operator, ticket: p.ticket ?? null, signal }),
+    );
+    const exportId = await recordExport(pool, stored, { createdBy: operator, ticket: p.ticket ?? null });
+    context.note(`wrote ${stored.bytes} bytes to ${stored.location}/${stored.key}`);
+    return {
+      exportId,
+      userId: user.id,
+      archiveKey: stored.key,
+      location: stored.location,
+      bytes: stored.bytes,
+      sha256: stored.sha256,
+      rows: Object.fromEntries(stored.manifest.files.map((file) => [file.table, file.rows])),
+    };
+  },
+  async undo(context, output) {
+    await withLegalStore(context.config, (store) => store.delete(output.archiveKey));
+    const { pool } = await context.database();
+    await pool.query('DELETE FROM user_exports WHERE id = $1::uuid', [output.exportId]);
+  },
 });
 
 export const userExport = defineProcedure({
@@ -33,40 +82,7 @@ export const userExport = defineProcedure({
   locks: (p) => [accountLock(p.email)],
   prerequisites: [{ name: 'account exists', run: accountExistsCheck }, legalStorageWritable],
   steps: [
-    {
-      id: 'write-archive',
-      title: "Write the user's rows (one CSV per table) and a manifest to a tar.gz in legal storage",
-      describe: ({ params: p, config, profile }) => [
-        `for every table referencing ${profile.users.table} (pg_constraint, recursively): SELECT <columns except password/token/secret>::text … WHERE <row belongs to ${p.email}>`,
-        `PUT ${redactUrl(config.legalStorageUrl)}/exports/<user id>/<time>.tar.gz (manifest.json + <schema>.<table>.csv)`,
-        'INSERT INTO user_exports (user_id, storage_key, bytes, sha256, …)',
-      ],
-      async run(context) {
-        const { params: p, config, operator, profile, signal } = context;
-        const user = await requireAccount(context);
-        const { pool } = await context.database();
-        const tables = await readUserTables(pool, usersTableOf(profile), user.id);
-        const stored = await withLegalStore(config, (store) =>
-          writeExportArchive(store, tables, { userId: user.id, createdBy: operator, ticket: p.ticket ?? null, signal }),
-        );
-        const exportId = await recordExport(pool, stored, { createdBy: operator, ticket: p.ticket ?? null });
-        context.note(`wrote ${stored.bytes} bytes to ${stored.location}/${stored.key}`);
-        return {
-          exportId,
-          userId: user.id,
-          archiveKey: stored.key,
-          location: stored.location,
-          bytes: stored.bytes,
-          sha256: stored.sha256,
-          rows: Object.fromEntries(stored.manifest.files.map((file) => [file.table, file.rows])),
-        };
-      },
-      async undo(context, output) {
-        await withLegalStore(context.config, (store) => store.delete(String(output.archiveKey)));
-        const { pool } = await context.database();
-        await pool.query('DELETE FROM user_exports WHERE id = $1::uuid', [String(output.exportId)]);
-      },
-    },
+    writeArchive,
     {
       id: 'verify-archive',
       title: 'Read the archive back from legal storage and check every file against the manifest',
@@ -75,21 +91,21 @@ export const userExport = defineProcedure({
         'UPDATE user_exports SET verified_at = now()',
       ],
       async run(context) {
-        const written = context.outputs['write-archive'] ?? {};
+        const written = requireOutput(context, writeArchive);
         const manifest = await withLegalStore(context.config, (store) =>
-          verifyExportArchive(store, String(written.archiveKey), {
-            sha256: String(written.sha256),
+          verifyExportArchive(store, written.archiveKey, {
+            sha256: written.sha256,
             bytes: Number(written.bytes),
-            userId: String(written.userId),
+            userId: written.userId,
           }),
         );
         const { pool } = await context.database();
-        await markExportVerified(pool, String(written.exportId));
+        await markExportVerified(pool, written.exportId);
         await recordAudit(pool, {
           actor: `operator:${context.operator}`,
           action: 'gdpr.export.created',
-          userId: String(written.userId),
-          details: { exportId: String(written.exportId), archiveKey: String(written.archiveKey), ticket: context.params.ticket ?? null },
+          userId: written.userId,
+          details: { exportId: written.exportId, archiveKey: written.archiveKey, ticket: context.params.ticket ?? null },
         });
         return { files: manifest.files.length };
       },
@@ -99,9 +115,9 @@ export const userExport = defineProcedure({
     {
       name: 'a verified archive is recorded and present in legal storage',
       run: async (context) => {
-        const written = context.outputs['write-archive'] ?? {};
+        const written = requireOutput(context, writeArchive);
         const { pool } = await context.database();
-        const latest = await latestVerifiedExport(pool, String(written.userId));
+        const latest = await latestVerifiedExport(pool, written.userId);
         if (!latest || latest.id !== written.exportId) return { ok: false, detail: 'the export is not recorded as verified' };
         return withLegalStore(context.config, async (store) => {
           const info = await store.head(latest.key);
