@@ -23,7 +23,7 @@ import { findUserByEmail } from '../../domain/users.ts';
 import { describeError } from '../../errors.ts';
 import { redactUrl } from '../../redact.ts';
 import { announceAppStateChange } from '../../domain/app-state-announce.ts';
-import { defineProcedure, unverified, type CheckResult, type RunContext } from '../engine/types.ts';
+import { defineProcedure, outputOf, stepFor, unverified, type CheckResult, type RunContext } from '../engine/types.ts';
 
 const params = z.object({
   scope: z.string().refine((scope) => {
@@ -38,6 +38,30 @@ type Params = z.output<typeof params>;
 
 /** How long verification waits for the API to report the new epoch (it hears within a second). */
 const API_WAIT_MS = 5_000;
+
+// The step whose output the flush and the checks read (listed in `steps` below with the others).
+const step = stepFor<Params>();
+
+const bumpEpoch = step({
+  id: 'bump-epoch',
+  output: z.object({ storedScope: z.string(), epoch: z.number() }),
+  title: 'Update remote config to trigger the cache clear',
+  describe: ({ params: p }) => [
+    `INSERT INTO cache_epochs (scope, epoch, cleared_at, cleared_by) VALUES (${storedScopeText(p)}, 1, now(), <operator>)`,
+    '  ON CONFLICT (scope) DO UPDATE SET epoch = cache_epochs.epoch + 1, …   -- apps see it in GET /config',
+    "INSERT INTO audit_log (actor, action, details) VALUES ('operator:<name>', 'admin.cache.cleared', {scope, epoch})",
+    'the cache_epochs trigger NOTIFYs shipshape_app_state at commit: every API instance re-reads at once',
+  ],
+  async run(context) {
+    const { pool } = await context.database();
+    const cleared = await clearCacheScope(pool, { scope: context.params.scope, actor: `operator:${context.operator}` });
+    context.note(`scope ${cleared.scope}: epoch is now ${cleared.epoch}`);
+    return { storedScope: cleared.storedScope, epoch: cleared.epoch };
+  },
+  async undo(context) {
+    context.note('nothing to undo: epochs only grow, and a cleared cache refills on the next reads');
+  },
+});
 
 export const cacheClear = defineProcedure({
   id: 'cache.clear',
@@ -83,25 +107,7 @@ export const cacheClear = defineProcedure({
     },
   ],
   steps: [
-    {
-      id: 'bump-epoch',
-      title: 'Update remote config to trigger the cache clear',
-      describe: ({ params: p }) => [
-        `INSERT INTO cache_epochs (scope, epoch, cleared_at, cleared_by) VALUES (${storedScopeText(p)}, 1, now(), <operator>)`,
-        '  ON CONFLICT (scope) DO UPDATE SET epoch = cache_epochs.epoch + 1, …   -- apps see it in GET /config',
-        "INSERT INTO audit_log (actor, action, details) VALUES ('operator:<name>', 'admin.cache.cleared', {scope, epoch})",
-        'the cache_epochs trigger NOTIFYs shipshape_app_state at commit: every API instance re-reads at once',
-      ],
-      async run(context) {
-        const { pool } = await context.database();
-        const cleared = await clearCacheScope(pool, { scope: context.params.scope, actor: `operator:${context.operator}` });
-        context.note(`scope ${cleared.scope}: epoch is now ${cleared.epoch}`);
-        return { storedScope: cleared.storedScope, epoch: cleared.epoch };
-      },
-      async undo(context) {
-        context.note('nothing to undo: epochs only grow, and a cleared cache refills on the next reads');
-      },
-    },
+    bumpEpoch,
     {
       id: 'flush-server-cache',
       title: 'Flush the server cache',
@@ -114,7 +120,7 @@ export const cacheClear = defineProcedure({
           : ['in-process caches: each API instance drops the scope’s entries when it sees the new epoch (nothing to do here)'],
       async run(context) {
         const { config, logger } = context;
-        const storedScope = String(context.outputs['bump-epoch']?.storedScope ?? context.params.scope);
+        const storedScope = outputOf(context, bumpEpoch)?.storedScope ?? context.params.scope;
         if (!config.redisUrl) return { flushed: null };
         const redis = await createRedis({ url: config.redisUrl, name: 'shipshape-cli', logger });
         try {
@@ -174,8 +180,7 @@ function flushPattern(p: Params): string {
 }
 
 function bumped(context: RunContext<Params>): { storedScope: string; epoch: number } {
-  const output = context.outputs['bump-epoch'];
-  return { storedScope: String(output?.storedScope ?? context.params.scope), epoch: Number(output?.epoch ?? 0) };
+  return outputOf(context, bumpEpoch) ?? { storedScope: context.params.scope, epoch: 0 };
 }
 
 /**
