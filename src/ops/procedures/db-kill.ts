@@ -25,7 +25,7 @@ import { ShipError } from '../../errors.ts';
 import { applicationDatabaseName } from '../backups/database-target.ts';
 import { EMBEDDED_SINGLE_BACKEND, requirePostgres } from '../diagnostics/postgres-only.ts';
 import { isIdleInTransaction, seconds, shownQuery } from '../diagnostics/sessions.ts';
-import { defineProcedure, type JsonObject, type RunContext } from '../engine/types.ts';
+import { defineProcedure, requireOutput, stepFor, type JsonObject, type RunContext } from '../engine/types.ts';
 
 /** How long a cancelled statement gets to stop before we call it stuck. */
 const CANCEL_WAIT_MS = 5_000;
@@ -53,6 +53,48 @@ interface Target extends Backend {
   /** Masked, one line, cut short; null when hidden. */
   readonly query: string | null;
 }
+
+// The step whose output the terminate step and the check read (listed in `steps` below with the others).
+const step = stepFor<Params>();
+
+const cancelStatement = step({
+  id: 'cancel',
+  // The session as the cancel found it; only `gone` and `stopped` when it had ended already.
+  output: z.object({
+    gone: z.boolean().optional(),
+    backendStart: z.string().nullable().optional(),
+    queryStart: z.string().nullable().optional(),
+    state: z.string().nullable().optional(),
+    xactStart: z.string().nullable().optional(),
+    cancelled: z.boolean().optional(),
+    stopped: z.boolean(),
+  }),
+  title: 'Cancel the running statement',
+  irreversible: 'a cancelled statement is rolled back by PostgreSQL and its client must run it again',
+  describe: ({ params: p }) => [`SELECT pg_cancel_backend(${p.pid})`, `wait up to ${CANCEL_WAIT_MS / 1_000} s for the statement to stop`],
+  async run(context) {
+    const db = await pool(context);
+    const before = await findTarget(db, context.params.pid);
+    if (before === undefined) {
+      context.note(`pid ${context.params.pid} is gone already`);
+      return { gone: true, stopped: true };
+    }
+    const identity = { backendStart: before.backendStart, queryStart: before.queryStart, state: before.state, xactStart: before.xactStart };
+    if (before.state !== 'active') {
+      context.note(`${before.state ?? 'state hidden'}: no statement to cancel`);
+      return { ...identity, cancelled: false, stopped: true };
+    }
+    const signalled = await signal(db, 'pg_cancel_backend', context.params.pid);
+    const stopped = await waitUntil(CANCEL_WAIT_MS, async () => statementEnded(before, await findTarget(db, context.params.pid)));
+    const after = await findTarget(db, context.params.pid);
+    context.note(
+      stopped
+        ? `statement cancelled; the session is ${after === undefined || after.backendStart !== before.backendStart ? 'gone' : (after.state ?? 'hidden')}`
+        : `the statement did not stop within ${CANCEL_WAIT_MS / 1_000} s of the cancel${context.params.force ? ': terminating' : ' (run again with --force to terminate the session)'}`,
+    );
+    return { ...identity, cancelled: signalled, stopped };
+  },
+});
 
 export const dbKill = defineProcedure({
   id: 'db.kill',
@@ -142,34 +184,7 @@ export const dbKill = defineProcedure({
     },
   ],
   steps: [
-    {
-      id: 'cancel',
-      title: 'Cancel the running statement',
-      irreversible: 'a cancelled statement is rolled back by PostgreSQL and its client must run it again',
-      describe: ({ params: p }) => [`SELECT pg_cancel_backend(${p.pid})`, `wait up to ${CANCEL_WAIT_MS / 1_000} s for the statement to stop`],
-      async run(context): Promise<JsonObject> {
-        const db = await pool(context);
-        const before = await findTarget(db, context.params.pid);
-        if (before === undefined) {
-          context.note(`pid ${context.params.pid} is gone already`);
-          return { gone: true, stopped: true };
-        }
-        const identity = { backendStart: before.backendStart, queryStart: before.queryStart, state: before.state, xactStart: before.xactStart };
-        if (before.state !== 'active') {
-          context.note(`${before.state ?? 'state hidden'}: no statement to cancel`);
-          return { ...identity, cancelled: false, stopped: true };
-        }
-        const signalled = await signal(db, 'pg_cancel_backend', context.params.pid);
-        const stopped = await waitUntil(CANCEL_WAIT_MS, async () => statementEnded(before, await findTarget(db, context.params.pid)));
-        const after = await findTarget(db, context.params.pid);
-        context.note(
-          stopped
-            ? `statement cancelled; the session is ${after === undefined || after.backendStart !== before.backendStart ? 'gone' : (after.state ?? 'hidden')}`
-            : `the statement did not stop within ${CANCEL_WAIT_MS / 1_000} s of the cancel${context.params.force ? ': terminating' : ' (run again with --force to terminate the session)'}`,
-        );
-        return { ...identity, cancelled: signalled, stopped };
-      },
-    },
+    cancelStatement,
     {
       id: 'terminate',
       title: 'Terminate the session (--force)',
@@ -181,7 +196,7 @@ export const dbKill = defineProcedure({
       async run(context): Promise<JsonObject> {
         if (!context.params.force) return { terminated: false, reason: 'no --force' };
         const db = await pool(context);
-        const cancel = context.outputs.cancel ?? {};
+        const cancel = requireOutput(context, cancelStatement);
         const now = await findTarget(db, context.params.pid);
         if (now === undefined || (typeof cancel.backendStart === 'string' && now.backendStart !== cancel.backendStart)) {
           context.note('the session is gone: nothing to terminate');
@@ -207,7 +222,7 @@ export const dbKill = defineProcedure({
     {
       name: 'the statement is no longer running',
       run: async (context) => {
-        const cancel = context.outputs.cancel ?? {};
+        const cancel = requireOutput(context, cancelStatement);
         const now = await findTarget(await pool(context), context.params.pid);
         const sameSession = now !== undefined && now.backendStart === cancel.backendStart;
         if (context.params.force) {
@@ -282,7 +297,7 @@ function statementEnded(before: Target, now: Target | undefined): boolean {
   return now.state !== 'active' || now.queryStart !== before.queryStart;
 }
 
-function stillRunning(cancel: JsonObject, now: Target): boolean {
+function stillRunning(cancel: { readonly state?: string | null | undefined; readonly queryStart?: string | null | undefined }, now: Target): boolean {
   return cancel.state === 'active' && now.state === 'active' && now.queryStart === cancel.queryStart;
 }
 
