@@ -17,7 +17,7 @@ import { z } from 'zod';
 import { CloudflareClient, inBatches, probeCacheStatus, PURGE_FILES_PER_REQUEST, type CacheProbe } from '../../adapters/cloudflare.ts';
 import type { Config } from '../../config/index.ts';
 import { describeError, ShipError } from '../../errors.ts';
-import { defineProcedure, unverified, type JsonObject } from '../engine/types.ts';
+import { defineProcedure, outputOf, stepFor, unverified } from '../engine/types.ts';
 
 /** More than this in one run is a job for `--all` (or purge by prefix/tag in Cloudflare's dashboard). */
 const MAX_FILES = 500;
@@ -45,6 +45,61 @@ const params = z
     if (!p.all && p.files.length === 0) ctx.addIssue({ code: 'custom', path: ['files'], message: 'name the URLs to purge (or --all to purge everything)' });
   });
 type Params = z.output<typeof params>;
+
+// The step whose output the freshness check read (listed in `steps` below with the others).
+const step = stepFor<Params>();
+
+const purge = step({
+  id: 'purge',
+  output: z.object({
+    mode: z.string(),
+    purgedAt: z.string(),
+    files: z.number().optional(),
+    requests: z.number().optional(),
+    purgeIds: z.array(z.string()),
+  }),
+  title: 'Purge the Cloudflare cache',
+  describe: ({ params: p, config }) => {
+    const endpoint = `POST ${config.cdn.cloudflareApiUrl}/zones/${config.cdn.cloudflareZoneId ?? '<CLOUDFLARE_ZONE_ID>'}/purge_cache   (Authorization: Bearer <CLOUDFLARE_API_TOKEN>)`;
+    if (p.all) return [`${endpoint} {"purge_everything":true}`];
+    const files = safeResolve(p, config);
+    return inBatches(files).map(
+      (batch, i) => `${endpoint} {"files":[${batch.length} URL(s)]}   -- request ${i + 1}: ${batch.slice(0, 2).join(', ')}${batch.length > 2 ? ', …' : ''}`,
+    );
+  },
+  async run(context) {
+    const client = cloudflare(context.config);
+    const purgedAt = new Date().toISOString();
+    if (context.params.all) {
+      const answer = await client.purgeEverything();
+      context.note(`purged everything (Cloudflare purge ${answer.id ?? '?'})`);
+      return { mode: 'all', purgedAt, purgeIds: answer.id === null ? [] : [answer.id] };
+    }
+    const files = resolveFiles(context.params, context.config);
+    const batches = inBatches(files);
+    const purgeIds: string[] = [];
+    let done = 0;
+    for (const [i, batch] of batches.entries()) {
+      try {
+        const answer = await client.purgeFiles(batch);
+        if (answer.id !== null) purgeIds.push(answer.id);
+        done += batch.length;
+      } catch (error) {
+        if (i === 0) throw error;
+        // Purging again is harmless, so a rerun of the whole list is the way on.
+        throw new ShipError(
+          'SHIP_ERR_PROVIDER_FAILED',
+          `${describeError(error)} ${done} of ${files.length} URLs (requests 1-${i}) were purged before this; run the same command again to purge the rest.`,
+        );
+      }
+    }
+    context.note(`purged ${files.length} URL(s) in ${batches.length} request(s)`);
+    return { mode: 'files', purgedAt, files: files.length, requests: batches.length, purgeIds };
+  },
+  async undo(context) {
+    context.note('nothing to put back: purged files are fetched from the origin again on the next request');
+  },
+});
 
 export const cdnPurge = defineProcedure({
   id: 'cdn.purge',
@@ -100,52 +155,7 @@ export const cdnPurge = defineProcedure({
       },
     },
   ],
-  steps: [
-    {
-      id: 'purge',
-      title: 'Purge the Cloudflare cache',
-      describe: ({ params: p, config }) => {
-        const endpoint = `POST ${config.cdn.cloudflareApiUrl}/zones/${config.cdn.cloudflareZoneId ?? '<CLOUDFLARE_ZONE_ID>'}/purge_cache   (Authorization: Bearer <CLOUDFLARE_API_TOKEN>)`;
-        if (p.all) return [`${endpoint} {"purge_everything":true}`];
-        const files = safeResolve(p, config);
-        return inBatches(files).map(
-          (batch, i) => `${endpoint} {"files":[${batch.length} URL(s)]}   -- request ${i + 1}: ${batch.slice(0, 2).join(', ')}${batch.length > 2 ? ', …' : ''}`,
-        );
-      },
-      async run(context): Promise<JsonObject> {
-        const client = cloudflare(context.config);
-        const purgedAt = new Date().toISOString();
-        if (context.params.all) {
-          const answer = await client.purgeEverything();
-          context.note(`purged everything (Cloudflare purge ${answer.id ?? '?'})`);
-          return { mode: 'all', purgedAt, purgeIds: answer.id === null ? [] : [answer.id] };
-        }
-        const files = resolveFiles(context.params, context.config);
-        const batches = inBatches(files);
-        const purgeIds: string[] = [];
-        let done = 0;
-        for (const [i, batch] of batches.entries()) {
-          try {
-            const answer = await client.purgeFiles(batch);
-            if (answer.id !== null) purgeIds.push(answer.id);
-            done += batch.length;
-          } catch (error) {
-            if (i === 0) throw error;
-            // Purging again is harmless, so a rerun of the whole list is the way on.
-            throw new ShipError(
-              'SHIP_ERR_PROVIDER_FAILED',
-              `${describeError(error)} ${done} of ${files.length} URLs (requests 1-${i}) were purged before this; run the same command again to purge the rest.`,
-            );
-          }
-        }
-        context.note(`purged ${files.length} URL(s) in ${batches.length} request(s)`);
-        return { mode: 'files', purgedAt, files: files.length, requests: batches.length, purgeIds };
-      },
-      async undo(context) {
-        context.note('nothing to put back: purged files are fetched from the origin again on the next request');
-      },
-    },
-  ],
+  steps: [purge],
   verification: [
     {
       name: 'the edge serves fresh copies (cf-cache-status)',
@@ -161,7 +171,7 @@ export const cdnPurge = defineProcedure({
             'set CDN_BASE_URL (e.g. https://cdn.example.com/) to have `--all` checked, or `curl -sI <a CDN URL>` and look for cf-cache-status: MISS or EXPIRED',
           );
         }
-        const purgedAt = Date.parse(String(context.outputs.purge?.purgedAt ?? new Date().toISOString()));
+        const purgedAt = Date.parse(outputOf(context, purge)?.purgedAt ?? new Date().toISOString());
         const results = await Promise.all(sample.map((url) => checkFresh(url, purgedAt)));
         const bad = results.filter((r) => !r.ok);
         const lines = results.map((r) => `${r.url}: ${r.detail}`).join('; ');

@@ -27,12 +27,41 @@ import { listBackups, type BackupEntry } from '../backups/catalog.ts';
 import { applicationDatabaseName, databaseLockResource } from '../backups/database-target.ts';
 import { dropKeptCopy, listKeptCopies, type KeptCopy } from '../backups/pre-restore.ts';
 import { planRetention, type RetentionDecision, type RetentionPolicy } from '../backups/retention.ts';
-import { defineProcedure, type JsonObject, type RunContext } from '../engine/types.ts';
+import { defineProcedure, requireOutput, stepFor, type JsonObject, type RunContext } from '../engine/types.ts';
 
 const keep = z.coerce.number().int().min(0).max(10_000).optional();
 const params = z.object({ keepDaily: keep, keepWeekly: keep, keepMonthly: keep, keepPreRestore: keep });
 type Params = z.output<typeof params>;
 type Context = RunContext<Params>;
+
+// The step whose output the check read (listed in `steps` below with the others).
+const step = stepFor<Params>();
+
+const deleteBackups = step({
+  id: 'delete',
+  output: z.object({ deleted: z.array(z.string()), kept: z.array(z.string()) }),
+  title: 'Delete the backups the retention policy does not keep',
+  describe: ({ config, params: p }) => [
+    `for each backup of ${applicationDatabaseName(config)} in ${config.backupStorageUrl} not kept by ${policyText(policyOf(config, p))}: DELETE <id>/dump, <id>/manifest.json, <id>/verification.json`,
+    'the list is the "retention plan" above, recomputed just before deleting',
+  ],
+  irreversible: 'deleted backups are gone; nothing can bring them back',
+  async run(context) {
+    const { decisions } = await planFor(context);
+    const going = decisions.filter((decision) => !decision.keep);
+    const deleted: string[] = [];
+    await withBackupStore(context.config, async (store) => {
+      for (const decision of going) {
+        context.signal.throwIfAborted();
+        await deleteBackup(store, decision.id);
+        deleted.push(decision.id);
+        context.note(`deleted ${decision.id}: ${decision.reasons.join(', ')}`);
+      }
+    });
+    context.note(deleted.length === 0 ? 'nothing to delete' : `deleted ${deleted.length} backup(s)`);
+    return { deleted, kept: decisions.filter((decision) => decision.keep).map((decision) => decision.id) };
+  },
+});
 
 export const dbPrune = defineProcedure({
   id: 'db.prune',
@@ -83,30 +112,7 @@ export const dbPrune = defineProcedure({
   ],
 
   steps: [
-    {
-      id: 'delete',
-      title: 'Delete the backups the retention policy does not keep',
-      describe: ({ config, params: p }) => [
-        `for each backup of ${applicationDatabaseName(config)} in ${config.backupStorageUrl} not kept by ${policyText(policyOf(config, p))}: DELETE <id>/dump, <id>/manifest.json, <id>/verification.json`,
-        'the list is the "retention plan" above, recomputed just before deleting',
-      ],
-      irreversible: 'deleted backups are gone; nothing can bring them back',
-      async run(context): Promise<JsonObject> {
-        const { decisions } = await planFor(context);
-        const going = decisions.filter((decision) => !decision.keep);
-        const deleted: string[] = [];
-        await withBackupStore(context.config, async (store) => {
-          for (const decision of going) {
-            context.signal.throwIfAborted();
-            await deleteBackup(store, decision.id);
-            deleted.push(decision.id);
-            context.note(`deleted ${decision.id}: ${decision.reasons.join(', ')}`);
-          }
-        });
-        context.note(deleted.length === 0 ? 'nothing to delete' : `deleted ${deleted.length} backup(s)`);
-        return { deleted, kept: decisions.filter((decision) => decision.keep).map((decision) => decision.id) };
-      },
-    },
+    deleteBackups,
     {
       id: 'drop-pre-restore',
       title: 'Drop the old copies restores kept of the databases they replaced',
@@ -141,7 +147,7 @@ export const dbPrune = defineProcedure({
     {
       name: 'the kept backups are still there and the deleted ones are gone',
       run: async (context) => {
-        const output = z.object({ deleted: z.array(z.string()), kept: z.array(z.string()) }).parse(context.outputs.delete);
+        const output = requireOutput(context, deleteBackups);
         const present = new Set((await withBackupStore(context.config, (store) => listBackups(store))).map((entry) => entry.id));
         const lost = output.kept.filter((id) => !present.has(id));
         const left = output.deleted.filter((id) => present.has(id));

@@ -10,7 +10,7 @@
 import { z } from 'zod';
 import { cancelDeletion, findPendingDeletion, requestDeletion } from '../../domain/deletion-requests.ts';
 import { listLiveSessions } from '../../domain/session-list.ts';
-import { defineProcedure } from '../engine/types.ts';
+import { defineProcedure, requireOutput, stepFor } from '../engine/types.ts';
 import { accountExistsCheck, accountLock, emailParam, findAccount, requireAccount, ticketParam } from './user-common.ts';
 
 const params = z.object({
@@ -18,6 +18,40 @@ const params = z.object({
   ticket: ticketParam,
   /** How the requester's identity was verified (a KYC reference, "replied from the account's address"). */
   identityRef: z.string().trim().min(1, 'must say how the requester was identified').max(500),
+});
+
+type Params = z.output<typeof params>;
+
+// The step whose output the checks read (listed in `steps` below with the others).
+const step = stepFor<Params>();
+
+const recordRequest = step({
+  id: 'record-request',
+  output: z.object({ requestId: z.string(), userId: z.string(), dueAt: z.string(), sessionsRevoked: z.number() }),
+  title: 'Record the request, sign the user out everywhere, block login',
+  describe: ({ params: p, config }) => [
+    `INSERT INTO deletion_requests (user_id, requested_by, due_at, ticket, identity_reference) VALUES (<id of ${p.email}>, <operator>, now() + ${config.deletionGraceDays} days, '${p.ticket}', …)`,
+    'UPDATE sessions SET revoked_at = now() WHERE user_id = <id> AND revoked_at IS NULL',
+  ],
+  async run(context) {
+    const { params: p, config, operator } = context;
+    const user = await requireAccount(context);
+    const { pool } = await context.database();
+    const { request, sessionsRevoked } = await requestDeletion(pool, {
+      userId: user.id,
+      requestedBy: `operator:${operator}`,
+      graceDays: config.deletionGraceDays,
+      ticket: p.ticket,
+      identityReference: p.identityRef,
+    });
+    context.note(`erasable from ${request.dueAt.toISOString()}; ${sessionsRevoked} session(s) ended`);
+    return { requestId: request.id, userId: user.id, dueAt: request.dueAt.toISOString(), sessionsRevoked };
+  },
+  // Ended sessions stay ended: the user signs in again.
+  async undo(context, output) {
+    const { pool } = await context.database();
+    await cancelDeletion(pool, { userId: output.userId, cancelledBy: `operator:${context.operator}`, withinGraceOnly: false });
+  },
 });
 
 export const userRequestDeletion = defineProcedure({
@@ -50,41 +84,13 @@ export const userRequestDeletion = defineProcedure({
       },
     },
   ],
-  steps: [
-    {
-      id: 'record-request',
-      title: 'Record the request, sign the user out everywhere, block login',
-      describe: ({ params: p, config }) => [
-        `INSERT INTO deletion_requests (user_id, requested_by, due_at, ticket, identity_reference) VALUES (<id of ${p.email}>, <operator>, now() + ${config.deletionGraceDays} days, '${p.ticket}', …)`,
-        'UPDATE sessions SET revoked_at = now() WHERE user_id = <id> AND revoked_at IS NULL',
-      ],
-      async run(context) {
-        const { params: p, config, operator } = context;
-        const user = await requireAccount(context);
-        const { pool } = await context.database();
-        const { request, sessionsRevoked } = await requestDeletion(pool, {
-          userId: user.id,
-          requestedBy: `operator:${operator}`,
-          graceDays: config.deletionGraceDays,
-          ticket: p.ticket,
-          identityReference: p.identityRef,
-        });
-        context.note(`erasable from ${request.dueAt.toISOString()}; ${sessionsRevoked} session(s) ended`);
-        return { requestId: request.id, userId: user.id, dueAt: request.dueAt.toISOString(), sessionsRevoked };
-      },
-      // Ended sessions stay ended: the user signs in again.
-      async undo(context, output) {
-        const { pool } = await context.database();
-        await cancelDeletion(pool, { userId: String(output.userId), cancelledBy: `operator:${context.operator}`, withinGraceOnly: false });
-      },
-    },
-  ],
+  steps: [recordRequest],
   verification: [
     {
       name: 'login is blocked until the request is cancelled or carried out',
       run: async (context) => {
         const { pool } = await context.database();
-        const pending = await findPendingDeletion(pool, String(context.outputs['record-request']?.userId ?? ''));
+        const pending = await findPendingDeletion(pool, requireOutput(context, recordRequest).userId);
         return pending ? { ok: true, detail: `pending, erasable from ${pending.dueAt.toISOString()}` } : { ok: false, detail: 'no pending request found' };
       },
     },
@@ -92,7 +98,7 @@ export const userRequestDeletion = defineProcedure({
       name: 'no session of the user is live',
       run: async (context) => {
         const { pool } = await context.database();
-        const live = await listLiveSessions(pool, String(context.outputs['record-request']?.userId ?? ''));
+        const live = await listLiveSessions(pool, requireOutput(context, recordRequest).userId);
         return live.length === 0 ? { ok: true, detail: 'signed out everywhere' } : { ok: false, detail: `${live.length} session(s) still live` };
       },
     },
