@@ -25,7 +25,7 @@ import { cancelMaintenanceNotice, getMaintenanceNotice, recordMaintenanceNotice 
 import { cancelScheduledByPurpose, ISO_WITH_OFFSET, scheduleNotification } from '../../domain/scheduled-notifications.ts';
 import { ShipError } from '../../errors.ts';
 import { announceAppStateChange } from '../../domain/app-state-announce.ts';
-import { defineProcedure, type JsonObject, type RunContext } from '../engine/types.ts';
+import { defineProcedure, outputOf, stepFor, type JsonObject, type RunContext } from '../engine/types.ts';
 import { planPath, renderMaintenancePlan, writeMaintenancePlan } from '../maintenance/plan.ts';
 import { describeStart, nextWindow, noticeTexts, windowStartingAt, type MaintenanceWindow } from '../maintenance/window.ts';
 import { MAINTENANCE_BANNER_SETTER, maintenanceRun } from './maintenance-run.ts';
@@ -39,6 +39,33 @@ const params = z.object({
 });
 type Params = z.output<typeof params>;
 type Context = RunContext<Params>;
+
+// The step whose output fixes the window for the steps after it (listed in `steps` below with the others).
+const step = stepFor<Params>();
+
+const plan = step({
+  id: 'plan',
+  output: z.object({ file: z.string(), window: z.string() }),
+  title: 'Create maintenance plan document',
+  describe: (context) => [`write ${planPath(context.config, windowOf(context))} from the steps of \`shipshape maintenance run\``],
+  async run(context) {
+    const window = windowOf(context);
+    const text = renderMaintenancePlan({
+      config: context.config,
+      profile: context.profile,
+      window,
+      run: maintenanceRun,
+      announce: maintenanceSchedule,
+      now: new Date(),
+    });
+    const file = await writeMaintenancePlan(context.config, window, text);
+    context.note(`plan written: ${file}`);
+    return { file, window: window.startsAt.toISOString() };
+  },
+  async undo(_context, output) {
+    await rm(output.file, { force: true });
+  },
+});
 
 export const maintenanceSchedule = defineProcedure({
   id: 'maintenance.schedule',
@@ -68,28 +95,7 @@ export const maintenanceSchedule = defineProcedure({
     },
   ],
   steps: [
-    {
-      id: 'plan',
-      title: 'Create maintenance plan document',
-      describe: (context) => [`write ${planPath(context.config, windowOf(context))} from the steps of \`shipshape maintenance run\``],
-      async run(context): Promise<JsonObject> {
-        const window = windowOf(context);
-        const text = renderMaintenancePlan({
-          config: context.config,
-          profile: context.profile,
-          window,
-          run: maintenanceRun,
-          announce: maintenanceSchedule,
-          now: new Date(),
-        });
-        const file = await writeMaintenancePlan(context.config, window, text);
-        context.note(`plan written: ${file}`);
-        return { file, window: window.startsAt.toISOString() };
-      },
-      async undo(_context, output) {
-        if (typeof output.file === 'string') await rm(output.file, { force: true });
-      },
-    },
+    plan,
     {
       id: 'banner',
       title: 'Update in-app banner',
@@ -255,7 +261,7 @@ export const maintenanceSchedule = defineProcedure({
  * rollback days later means the same window), else the next by MAINTENANCE_WINDOW.
  */
 function windowOf(context: Context): MaintenanceWindow {
-  const fixed = context.params.at ?? (typeof context.outputs.plan?.window === 'string' ? context.outputs.plan.window : undefined);
+  const fixed = context.params.at ?? outputOf(context, plan)?.window;
   if (fixed === undefined) return nextWindow(context.config, new Date());
   const at = new Date(fixed);
   if (Number.isNaN(at.getTime())) throw new ShipError('SHIP_ERR_VALIDATION', `--at: "${fixed}" is not a real date and time.`);
