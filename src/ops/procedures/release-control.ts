@@ -15,7 +15,7 @@ import { getRelease, recordRollout, scheduleNextStep, setReleaseState, type Roll
 import { ShipError } from '../../errors.ts';
 import { RELEASE_ISSUE_TYPE } from '../release/rollout.ts';
 import { readRollout, setRolloutStatus } from '../release/stores.ts';
-import { defineProcedure, type JsonObject, type Procedure, type RunContext } from '../engine/types.ts';
+import { defineProcedure, requireOutput, stepFor, type Procedure, type RunContext } from '../engine/types.ts';
 import { credentialsCheck, percent, platformParam, RELEASE_LOCK, rolloutInHand } from './release-common.ts';
 
 const params = z.object({ platform: platformParam });
@@ -46,6 +46,35 @@ async function setAndRecord(context: Context, version: string, status: RolloutSt
 
 export function rolloutControl(status: RolloutStatus, extra: { title: string; whenToUse: string; risk: 'low' | 'medium' }): Procedure<typeof params> {
   const { verb, play, apple } = words[status];
+  // The step whose output the check reads (listed in `steps` below).
+  const set = stepFor<Params>()({
+    id: 'set',
+    output: z.object({ version: z.string(), previousStatus: z.string() }),
+    title: `${verb[0]!.toUpperCase()}${verb.slice(1)} the rollout in the store`,
+    describe: ({ params: p }) => [
+      p.platform === 'android'
+        ? `Google Play: edits.insert → PUT edits/{id}/tracks/production {"status":"${play}"} → edits.commit`
+        : `App Store Connect: PATCH /v1/appStoreVersionPhasedReleases/{id} {"phasedReleaseState":"${apple}"}`,
+    ],
+    async run(context) {
+      const { pool } = await context.database();
+      const release = await rolloutInHand(pool);
+      const before = release.rollouts.find((r) => r.platform === context.params.platform);
+      if (before === undefined) throw new ShipError('SHIP_ERR_STEP_FAILED', `release ${release.version} has no ${context.params.platform} rollout.`);
+      const { fraction } = await setAndRecord(context, release.version, status);
+      await recordAudit(pool, {
+        actor: `operator:${context.operator}`,
+        action: `release.${verb}`,
+        details: { version: release.version, platform: context.params.platform, runId: context.runId },
+      });
+      context.note(`${context.params.platform}: ${status} at ${percent(fraction)}`);
+      return { version: release.version, previousStatus: before.status };
+    },
+    async undo(context, output) {
+      await setAndRecord(context, output.version, output.previousStatus === 'halted' ? 'halted' : 'inProgress');
+      context.note(`${context.params.platform}: back to ${output.previousStatus}`);
+    },
+  });
   return defineProcedure({
     id: `release.${verb}`,
     command: `release ${verb}`,
@@ -87,41 +116,13 @@ export function rolloutControl(status: RolloutStatus, extra: { title: string; wh
       },
       { name: 'store credentials are present', run: ({ config, params: p }) => credentialsCheck(config, [p.platform]) },
     ],
-    steps: [
-      {
-        id: 'set',
-        title: `${verb[0]!.toUpperCase()}${verb.slice(1)} the rollout in the store`,
-        describe: ({ params: p }) => [
-          p.platform === 'android'
-            ? `Google Play: edits.insert → PUT edits/{id}/tracks/production {"status":"${play}"} → edits.commit`
-            : `App Store Connect: PATCH /v1/appStoreVersionPhasedReleases/{id} {"phasedReleaseState":"${apple}"}`,
-        ],
-        async run(context): Promise<JsonObject> {
-          const { pool } = await context.database();
-          const release = await rolloutInHand(pool);
-          const before = release.rollouts.find((r) => r.platform === context.params.platform);
-          if (before === undefined) throw new ShipError('SHIP_ERR_STEP_FAILED', `release ${release.version} has no ${context.params.platform} rollout.`);
-          const { fraction } = await setAndRecord(context, release.version, status);
-          await recordAudit(pool, {
-            actor: `operator:${context.operator}`,
-            action: `release.${verb}`,
-            details: { version: release.version, platform: context.params.platform, runId: context.runId },
-          });
-          context.note(`${context.params.platform}: ${status} at ${percent(fraction)}`);
-          return { version: release.version, previousStatus: before.status };
-        },
-        async undo(context, output) {
-          await setAndRecord(context, String(output.version), output.previousStatus === 'halted' ? 'halted' : 'inProgress');
-          context.note(`${context.params.platform}: back to ${String(output.previousStatus)}`);
-        },
-      },
-    ],
+    steps: [set],
     verification: [
       {
         name: 'the store reports the new state',
         run: async (context) => {
           const { pool } = await context.database();
-          const release = await getRelease(pool, String(context.outputs.set?.version ?? ''));
+          const release = await getRelease(pool, requireOutput(context, set).version);
           const seen = await readRollout(context.config, release, context.params.platform);
           return seen.status === status
             ? { ok: true, detail: `${seen.status} at ${percent(seen.fraction)}` }
