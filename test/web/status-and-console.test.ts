@@ -170,6 +170,30 @@ describe('operator console sign-in', () => {
     assert.equal((await post('/console/schedules/daily-backup/resume', { csrf }, { cookie: session })).status, 303);
   });
 
+  test('refusing a waiting run from the console ends it through the engine, journaled and audited under the operator name', async () => {
+    const env = { DATABASE_URL: api.config.databaseUrl ?? '', STATE_DIR: api.config.stateDir, API_URL: api.url, ADMIN_TOKEN, SHIPSHAPE_OPERATOR: 'ada' };
+    const requested = await runCli(['emergency', 'disable', '--message', 'Not really', '--yes', '--json'], env);
+    assert.equal(requested.code, 3, requested.stdout + requested.stderr);
+    const runId = /(r-\d{8}-\d{6}-[0-9a-f]{4})/.exec(requested.stdout)?.[1] ?? '';
+    const { session } = await signIn('grace');
+    const page = await get(`/console/runs/${runId}`, session);
+    assert.match(page.text, /Refuse as grace/);
+    const csrf = /name="csrf" value="([^"]+)"/.exec(page.text)?.[1] ?? '';
+    assert.equal((await post(`/console/runs/${runId}/refuse`, { reason: 'no' }, { cookie: session })).status, 403, 'no CSRF token');
+    const refused = await post(`/console/runs/${runId}/refuse`, { csrf, reason: 'not during the sale' }, { cookie: session });
+    assert.equal(refused.status, 303);
+    const after = await get(`/console/runs/${runId}`, session);
+    assert.match(after.text, /id="run-state">failed</);
+    assert.match(after.text, /refused by grace: not during the sale/);
+    assert.doesNotMatch(after.text, /Refuse as/);
+    const shown = await runCli(['runs', 'show', runId, '--json'], env);
+    assert.match(shown.stdout, /SHIP_ERR_APPROVAL_REFUSED/, '`shipshape runs show` reads the same refusal');
+    const audit = await queryAudit(api.server.database.pool, { action: 'console.run.refused', limit: 1 });
+    assert.equal(audit[0]?.actor, 'operator:grace');
+    assert.equal(audit[0]?.details.reason, 'not during the sale');
+    assert.equal((await post(`/console/runs/${runId}/refuse`, { csrf, reason: 'again' }, { cookie: session })).status, 400, 'a run no longer waiting');
+  });
+
   test('verifying a backup from the console records the verification the CLI shows', async () => {
     const env = { DATABASE_URL: api.config.databaseUrl ?? '', STATE_DIR: api.config.stateDir, API_URL: api.url, ADMIN_TOKEN, SHIPSHAPE_OPERATOR: 'ada' };
     const backup = await runCli(['db', 'backup', '--compression', '0', '--yes', '--json'], env);

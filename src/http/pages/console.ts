@@ -1,7 +1,7 @@
 /**
  * /console: the operator console. Everything it shows or does goes through the functions the
  * CLI uses — `listRuns`/`loadRun`/`presentRunJournal` (`shipshape runs`), `approveRun`
- * (`shipshape approve`), `listBackups` (`shipshape db backups`), `gatherHealth` and `runDoctor`
+ * (`shipshape approve`), `refuseRun` (`shipshape refuse`), `listBackups` (`shipshape db backups`), `gatherHealth` and `runDoctor`
  * (`shipshape health`, `shipshape doctor`), `queryAudit` (`shipshape audit`), `pauseSchedule` /
  * `resumeSchedule` (`shipshape schedule pause|resume`) and `cancelScheduledNotification`
  * (`shipshape notify cancel`), each audited as the CLI audits it — so there is no
@@ -39,7 +39,7 @@ import { runDoctor } from '../../ops/diagnostics/doctor.ts';
 import { ensureDefaultSchedules, listSchedules, pauseSchedule, resumeSchedule } from '../../scheduler/schedules.ts';
 import { gatherHealth } from '../../ops/diagnostics/health.ts';
 import { thresholds } from '../../ops/diagnostics/thresholds.ts';
-import { approveRun, isRunId, listRuns, loadRun, type RunRecord } from '../../ops/engine/index.ts';
+import { approveRun, isRunId, listRuns, loadRun, refuseRun, type RunRecord } from '../../ops/engine/index.ts';
 import { presentRunJournal, runSummary } from '../../ops/present/present.ts';
 import type { ApiContext } from '../context.ts';
 import { attemptLimiter } from '../plugins/attempt-limits.ts';
@@ -233,6 +233,15 @@ ${
       : html`<p class="notice" id="own-run">You requested this run: a different operator must approve it.</p>`
     : ''
 }
+${
+  record.state === 'awaiting-approval'
+    ? html`<form class="stacked" method="post" action="/console/runs/${record.runId}/refuse"><input type="hidden" name="csrf" value="${signed.csrf}">
+<label for="reason">${requester === signed.session.operator ? 'Why you withdraw it' : 'Why you refuse it'}</label>
+<p class="hint" id="reason-hint">Recorded in the run's journal and shown to ${requester}. The run ends failed; no step runs.</p>
+<input type="text" id="reason" name="reason" required maxlength="500" aria-describedby="reason-hint">
+<button class="secondary" type="submit">${requester === signed.session.operator ? 'Withdraw my run' : `Refuse as ${signed.session.operator}`}</button></form>`
+    : ''
+}
 ${record.approval ? html`<p>Approved by <strong id="approved-by">${record.approval.by}</strong> (${record.approval.how}), valid until ${record.approval.expiresAt}.</p>` : ''}
 <h2>Steps</h2>
 <ol id="steps">${record.steps.map((step) => html`<li><strong>${step.title}</strong> — ${step.status}${step.error ? html`: ${step.error.message}` : ''}</li>`)}</ol>
@@ -292,6 +301,23 @@ ${record.approval ? html`<p>Approved by <strong id="approved-by">${record.approv
       action: 'console.run.approved',
       ip: request.ip,
       details: { runId: result.runId, procedure: result.procedure.id, requestedBy: result.requestedBy, expiresAt: result.expiresAt },
+    });
+    return reply.redirect(`/console/runs/${record.runId}`, 303);
+  });
+
+  const refuseForm = z.object({ reason: z.string().trim().max(500).default('') });
+  app.post('/console/runs/:runId/refuse', { config: PAGE_CONFIG }, async (request, reply) => {
+    const signed = await signedForm(request, reply);
+    if (!signed) return reply;
+    const record = await runOr404(pathParams(runParams, request.params).runId);
+    const { reason } = refuseForm.parse(request.body ?? {});
+    // The engine's own refusal (as `shipshape refuse`): it ends only a run still waiting, and journals who and why.
+    const result = await refuseRun(record.runId, { by: signed.session.operator, reason }, { config });
+    await recordAudit(pool, {
+      actor: actor(signed.session),
+      action: result.withdrawn ? 'console.run.withdrawn' : 'console.run.refused',
+      ip: request.ip,
+      details: { runId: result.runId, procedure: result.procedure.id, requestedBy: result.requestedBy, reason: result.reason },
     });
     return reply.redirect(`/console/runs/${record.runId}`, 303);
   });

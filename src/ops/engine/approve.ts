@@ -4,7 +4,7 @@
  * (policy, default one hour); the requester then resumes the run.
  */
 import type { Config } from '../../config/index.ts';
-import { ShipError } from '../../errors.ts';
+import { ExitCode, ShipError } from '../../errors.ts';
 import { JournalWriter, type PlanStep } from './journal.ts';
 import { enginePolicyFrom, type EnginePolicy } from './policy.ts';
 import { loadRun } from './runs.ts';
@@ -70,5 +70,73 @@ export async function approveRun(runId: string, deps: ApproveDeps): Promise<Appr
     params: record.created.params,
     plan: record.created.plan,
     next: `${requester} runs \`shipshape runs resume ${runId}\` before ${expiresAt.toISOString()}`,
+  };
+}
+
+export interface RefusalResult {
+  readonly runId: string;
+  readonly procedure: { readonly id: string; readonly command: string; readonly title: string; readonly risk: Risk };
+  readonly requestedBy: string;
+  readonly refusedBy: string;
+  readonly refusedAt: string;
+  readonly reason: string;
+  /** The requester refused their own run: that withdraws it (a cancellation), which needs no second operator. */
+  readonly withdrawn: boolean;
+}
+
+export interface RefuseOptions {
+  /** The operator refusing; default the configured operator (SHIPSHAPE_OPERATOR). */
+  readonly by?: string | undefined;
+  readonly reason: string;
+}
+
+/**
+ * Refuses a run awaiting approval: the refusal (who, why) goes into its journal and the run
+ * ends `failed` with exit code 3 — no step ran, so nothing needs undoing. Any operator may
+ * refuse; when the requester does, it is recorded as withdrawing the run (as
+ * `shipshape runs rollback` cancels one). Refusing needs no second operator because it
+ * changes nothing; approving does.
+ */
+export async function refuseRun(runId: string, options: RefuseOptions, deps: ApproveDeps): Promise<RefusalResult> {
+  const now = deps.now ?? (() => new Date());
+  const by = options.by ?? deps.config.operator;
+  const reason = options.reason.trim();
+  if (reason === '') {
+    throw new ShipError('SHIP_ERR_VALIDATION', `Say why run ${runId} is refused (--reason "…"): the requester reads it.`);
+  }
+  const record = await loadRun(deps.config.stateDir, runId);
+  if (record.state !== 'awaiting-approval') {
+    throw new ShipError(
+      'SHIP_ERR_VALIDATION',
+      `Run ${runId} is ${record.state}, not awaiting approval; there is nothing to refuse. \`shipshape runs show ${runId}\` shows what happened.`,
+    );
+  }
+  const requester = record.created.operator;
+  const withdrawn = by === requester;
+  const refusedAt = now();
+  const lastSeq = record.entries.reduce((max, entry) => Math.max(max, entry.seq), 0);
+  const writer = JournalWriter.append(deps.config.stateDir, runId, lastSeq, () => refusedAt);
+  const detail = withdrawn ? `withdrawn by its requester ${by}: ${reason}` : `refused by ${by}: ${reason}`;
+  try {
+    writer.write({ type: 'gate', gate: 'approval', outcome: 'refused', how: 'approval', by, detail });
+    writer.write({
+      type: 'run.ended',
+      state: 'failed',
+      exitCode: ExitCode.prerequisite,
+      error: { code: 'SHIP_ERR_APPROVAL_REFUSED', message: `Run ${runId} was ${detail}. No step ran; nothing changed.` },
+      next: `if it is still needed, address the reason and run \`shipshape ${record.created.procedure.command}\` again`,
+    });
+  } finally {
+    writer.close();
+  }
+  const { procedure } = record.created;
+  return {
+    runId,
+    procedure: { id: procedure.id, command: procedure.command, title: procedure.title, risk: procedure.risk },
+    requestedBy: requester,
+    refusedBy: by,
+    refusedAt: refusedAt.toISOString(),
+    reason,
+    withdrawn,
   };
 }
