@@ -10,7 +10,7 @@ import { queryAudit } from '../../src/domain/audit-query.ts';
 import { recordMaintenanceNotice } from '../../src/domain/maintenance-notices.ts';
 import { listSchedules } from '../../src/scheduler/schedules.ts';
 import { ADMIN_TOKEN, startTestApi, type TestApi } from '../helpers/api.ts';
-import { runCli } from '../helpers/cli.ts';
+import { runCli, spawnCli, type RunningCli } from '../helpers/cli.ts';
 import { eventually } from '../helpers/patience.ts';
 
 describe('status page', () => {
@@ -192,6 +192,32 @@ describe('operator console sign-in', () => {
     assert.equal(audit[0]?.actor, 'operator:grace');
     assert.equal(audit[0]?.details.reason, 'not during the sale');
     assert.equal((await post(`/console/runs/${runId}/refuse`, { csrf, reason: 'again' }, { cookie: session })).status, 400, 'a run no longer waiting');
+  });
+
+  test('--wait-for-approval keeps the requester waiting until a refusal, which ends the command with exit 3 naming who and why; Ctrl-C leaves the run waiting', async () => {
+    const env = { DATABASE_URL: api.config.databaseUrl ?? '', STATE_DIR: api.config.stateDir, API_URL: api.url, ADMIN_TOKEN, SHIPSHAPE_OPERATOR: 'ada' };
+    const waitingRun = async (cli: RunningCli) => {
+      let stderr = '';
+      cli.child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+      return eventually('the CLI to say it waits', async () => /Waiting for another operator to approve run (r-\d{8}-\d{6}-[0-9a-f]{4})/.exec(stderr)?.[1]);
+    };
+    const refusedCli = spawnCli(['emergency', 'disable', '--message', 'Not really', '--yes', '--wait-for-approval'], env);
+    const runId = await waitingRun(refusedCli);
+    const refusal = await runCli(['refuse', runId, '--reason', 'not during the sale'], { ...env, SHIPSHAPE_OPERATOR: 'grace' });
+    assert.equal(refusal.code, 0, refusal.stdout + refusal.stderr);
+    assert.match(refusal.stdout, /Refused run/);
+    const refused = await refusedCli.done;
+    assert.equal(refused.code, 3, refused.stdout + refused.stderr);
+    assert.match(refused.stderr, /refused by grace: not during the sale/);
+
+    const stoppedCli = spawnCli(['emergency', 'disable', '--message', 'Not really', '--yes', '--wait-for-approval'], env);
+    const stoppedId = await waitingRun(stoppedCli);
+    stoppedCli.child.kill('SIGINT');
+    const stopped = await stoppedCli.done;
+    assert.equal(stopped.code, 3, stopped.stdout + stopped.stderr);
+    assert.match(stopped.stderr, /Stopped waiting/);
+    const shown = await runCli(['runs', 'show', stoppedId, '--json'], env);
+    assert.match(shown.stdout, /"state": "awaiting-approval"/);
   });
 
   test('verifying a backup from the console records the verification the CLI shows', async () => {

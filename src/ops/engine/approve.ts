@@ -3,10 +3,12 @@
  * critical run in its journal. The approval lets the run go ahead until it expires
  * (policy, default one hour); the requester then resumes the run.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Config } from '../../config/index.ts';
 import { ExitCode, ShipError } from '../../errors.ts';
 import { JournalWriter, type PlanStep } from './journal.ts';
 import { enginePolicyFrom, type EnginePolicy } from './policy.ts';
+import type { RunRecord } from './run-record.ts';
 import { loadRun } from './runs.ts';
 import type { JsonObject, Risk } from './types.ts';
 
@@ -139,4 +141,55 @@ export async function refuseRun(runId: string, options: RefuseOptions, deps: App
     reason,
     withdrawn,
   };
+}
+
+/** What became of a run awaiting approval while its requester waited (`--wait-for-approval`). */
+export type ApprovalDecision =
+  | { readonly kind: 'approved'; readonly by: string; readonly expiresAt: string }
+  | { readonly kind: 'refused'; readonly by: string; readonly message: string }
+  /** It left awaiting-approval another way (cancelled with `runs rollback`, resumed elsewhere). */
+  | { readonly kind: 'moved-on'; readonly state: RunRecord['state'] }
+  /** The waiter stopped (Ctrl-C): the run is still awaiting approval. */
+  | { readonly kind: 'stopped' };
+
+export interface WaitForDecisionOptions {
+  readonly signal: AbortSignal;
+  /** How often the journal is re-read; default one second. */
+  readonly pollMs?: number | undefined;
+  readonly now?: (() => Date) | undefined;
+}
+
+/**
+ * Re-reads the run's journal until another operator approves it (a valid approval, not by
+ * the requester, not expired), refuses it, or it moves on another way — or until `signal`
+ * aborts. The journal is the only channel: approvals and refusals from the CLI on another
+ * machine or from the console are seen alike, and nothing here changes the run.
+ */
+export async function waitForApprovalDecision(stateDir: string, runId: string, options: WaitForDecisionOptions): Promise<ApprovalDecision> {
+  const now = options.now ?? (() => new Date());
+  const pollMs = options.pollMs ?? 1_000;
+  for (;;) {
+    if (options.signal.aborted) return { kind: 'stopped' };
+    const record = await loadRun(stateDir, runId);
+    const decision = decisionOf(record, now());
+    if (decision !== undefined) return decision;
+    try {
+      await sleep(pollMs, undefined, { signal: options.signal });
+    } catch {
+      return { kind: 'stopped' };
+    }
+  }
+}
+
+function decisionOf(record: RunRecord, now: Date): ApprovalDecision | undefined {
+  if (record.state === 'awaiting-approval') {
+    const approval = record.approval;
+    const valid = approval !== undefined && approval.by !== record.created.operator && Date.parse(approval.expiresAt) > now.getTime();
+    return valid ? { kind: 'approved', by: approval.by, expiresAt: approval.expiresAt } : undefined;
+  }
+  const refusal = record.entries.findLast((entry) => entry.type === 'gate' && entry.gate === 'approval' && entry.outcome === 'refused');
+  if (record.state === 'failed' && refusal?.type === 'gate' && record.lastEnd?.error?.code === 'SHIP_ERR_APPROVAL_REFUSED') {
+    return { kind: 'refused', by: refusal.by ?? 'another operator', message: record.lastEnd.error.message };
+  }
+  return { kind: 'moved-on', state: record.state };
 }
