@@ -8,6 +8,7 @@ import { issueAdminToken, revokeAdminToken } from '../../src/domain/admin-tokens
 import { setBanner, setMaintenance } from '../../src/domain/app-state.ts';
 import { queryAudit } from '../../src/domain/audit-query.ts';
 import { recordMaintenanceNotice } from '../../src/domain/maintenance-notices.ts';
+import { loadRun } from '../../src/ops/engine/index.ts';
 import { listSchedules } from '../../src/scheduler/schedules.ts';
 import { ADMIN_TOKEN, startTestApi, type TestApi } from '../helpers/api.ts';
 import { runCli, spawnCli, type RunningCli } from '../helpers/cli.ts';
@@ -237,6 +238,41 @@ describe('operator console sign-in', () => {
     const audit = await queryAudit(api.server.database.pool, { action: 'backup.verified', limit: 1 });
     assert.equal(audit[0]?.actor, 'operator:ada');
     assert.equal(audit[0]?.details.ok, true);
+  });
+
+  test('a restore started from the console goes through the engine as the operator and stops awaiting approval, restoring nothing', async () => {
+    const env = { DATABASE_URL: api.config.databaseUrl ?? '', STATE_DIR: api.config.stateDir, API_URL: api.url, ADMIN_TOKEN, SHIPSHAPE_OPERATOR: 'ada' };
+    const backup = await runCli(['db', 'backup', '--compression', '0', '--yes', '--json'], env);
+    assert.equal(backup.code, 0, backup.stdout + backup.stderr);
+    const backupId = /"backupId": "([^"]+)"/.exec(backup.stdout)?.[1] ?? /(b-\d{8}-\d{6}-[a-z0-9_]+(?:-\d+)?)/.exec(backup.stdout)?.[1] ?? '';
+    assert.ok(backupId, backup.stdout);
+    const { session } = await signIn('ada');
+    const page = await get('/console/backups', session);
+    assert.match(page.text, new RegExp(`<option value="${backupId}"`));
+    const csrf = /name="csrf" value="([^"]+)"/.exec(page.text)?.[1] ?? '';
+    const database = new URL(api.config.databaseUrl ?? '').pathname.slice(1);
+
+    const mistyped = await post('/console/restore', { csrf, backup: backupId, confirm: 'not-the-name' }, { cookie: session });
+    assert.equal(mistyped.status, 422);
+    assert.match(mistyped.text, /type the database name exactly/);
+    assert.equal((await post('/console/restore', { backup: backupId, confirm: database }, { cookie: session })).status, 403, 'no CSRF token');
+
+    const started = await post('/console/restore', { csrf, backup: backupId, confirm: database }, { cookie: session });
+    assert.equal(started.status, 303, started.text);
+    const runId = /\/console\/runs\/(r-[0-9a-f-]+)$/.exec(started.headers.get('location') ?? '')?.[1] ?? '';
+    assert.ok(runId, started.headers.get('location') ?? '');
+    const run = await loadRun(api.config.stateDir, runId);
+    assert.equal(run.state, 'awaiting-approval');
+    assert.equal(run.created.operator, 'ada');
+    assert.equal(run.created.procedure.command, 'db restore');
+    assert.ok(
+      run.steps.every((step) => step.status === 'pending'),
+      'nothing restored',
+    );
+    assert.ok(!(await get(`/console/runs/${runId}`, session)).text.includes('Approve as'), 'ada may not approve her own restore');
+    const audit = await queryAudit(api.server.database.pool, { action: 'console.restore.requested', limit: 1 });
+    assert.equal(audit[0]?.actor, 'operator:ada');
+    assert.equal(audit[0]?.details.runId, runId);
   });
 
   test('the health page charts the last hour of request metrics against the runbook thresholds', async () => {
