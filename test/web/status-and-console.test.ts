@@ -195,7 +195,7 @@ describe('operator console sign-in', () => {
     assert.equal((await post(`/console/runs/${runId}/refuse`, { csrf, reason: 'again' }, { cookie: session })).status, 400, 'a run no longer waiting');
   });
 
-  test('--wait-for-approval keeps the requester waiting until a refusal, which ends the command with exit 3 naming who and why; Ctrl-C leaves the run waiting', async () => {
+  test('--wait-for-approval keeps the requester waiting until a refusal (exit 3 naming who and why); Ctrl-C leaves the run waiting; `runs resume --wait-for-approval` goes ahead once approved', async () => {
     const env = { DATABASE_URL: api.config.databaseUrl ?? '', STATE_DIR: api.config.stateDir, API_URL: api.url, ADMIN_TOKEN, SHIPSHAPE_OPERATOR: 'ada' };
     const waitingRun = async (cli: RunningCli) => {
       let stderr = '';
@@ -217,8 +217,19 @@ describe('operator console sign-in', () => {
     const stopped = await stoppedCli.done;
     assert.equal(stopped.code, 3, stopped.stdout + stopped.stderr);
     assert.match(stopped.stderr, /Stopped waiting/);
-    const shown = await runCli(['runs', 'show', stoppedId, '--json'], env);
-    assert.match(shown.stdout, /"state": "awaiting-approval"/);
+    assert.equal((await loadRun(api.config.stateDir, stoppedId)).state, 'awaiting-approval');
+
+    // Later she waits again with `runs resume --wait-for-approval`; an approval from the CLI lets it go ahead.
+    const resumedCli = spawnCli(['runs', 'resume', stoppedId, '--yes', '--wait-for-approval'], env);
+    assert.equal(await waitingRun(resumedCli), stoppedId);
+    const approval = await runCli(['approve', stoppedId], { ...env, SHIPSHAPE_OPERATOR: 'grace' });
+    assert.equal(approval.code, 0, approval.stdout + approval.stderr);
+    const resumed = await resumedCli.done;
+    assert.equal(resumed.code, 0, resumed.stdout + resumed.stderr);
+    assert.equal((await loadRun(api.config.stateDir, stoppedId)).state, 'succeeded');
+    // Leave the service as the other tests expect it.
+    const enabled = await runCli(['emergency', 'enable', '--approved-by', 'grace', '--yes'], { ...env, SHIPSHAPE_ALLOW_INLINE_APPROVAL: 'true' });
+    assert.equal(enabled.code, 0, enabled.stdout + enabled.stderr);
   });
 
   test('verifying a backup from the console records the verification the CLI shows', async () => {
