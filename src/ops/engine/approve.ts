@@ -6,7 +6,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Config } from '../../config/index.ts';
 import { ExitCode, ShipError } from '../../errors.ts';
-import { JournalWriter, type PlanStep } from './journal.ts';
+import { JournalWriter, type JournalEvent, type PlanStep } from './journal.ts';
 import { enginePolicyFrom, type EnginePolicy } from './policy.ts';
 import type { RunRecord } from './run-record.ts';
 import { loadRun } from './runs.ts';
@@ -37,13 +37,7 @@ export async function approveRun(runId: string, deps: ApproveDeps): Promise<Appr
   const now = deps.now ?? (() => new Date());
   const policy = deps.policy ?? enginePolicyFrom(deps.config);
   const approver = deps.config.operator;
-  const record = await loadRun(deps.config.stateDir, runId);
-  if (record.state !== 'awaiting-approval') {
-    throw new ShipError(
-      'SHIP_ERR_VALIDATION',
-      `Run ${runId} is ${record.state}, not awaiting approval; there is nothing to approve. \`shipshape runs show ${runId}\` shows what happened.`,
-    );
-  }
+  const record = await awaitingRun(deps.config.stateDir, runId, 'approve');
   const requester = record.created.operator;
   if (approver === requester) {
     throw new ShipError(
@@ -53,17 +47,10 @@ export async function approveRun(runId: string, deps: ApproveDeps): Promise<Appr
   }
   const approvedAt = now();
   const expiresAt = new Date(approvedAt.getTime() + policy.approvalTtlMs);
-  const lastSeq = record.entries.reduce((max, entry) => Math.max(max, entry.seq), 0);
-  const writer = JournalWriter.append(deps.config.stateDir, runId, lastSeq, () => approvedAt);
-  try {
-    writer.write({ type: 'approval.granted', by: approver, expiresAt: expiresAt.toISOString(), how: 'command' });
-  } finally {
-    writer.close();
-  }
-  const { procedure } = record.created;
+  appendEvents(deps.config.stateDir, record, approvedAt, [{ type: 'approval.granted', by: approver, expiresAt: expiresAt.toISOString(), how: 'command' }]);
   return {
     runId,
-    procedure: { id: procedure.id, command: procedure.command, title: procedure.title, risk: procedure.risk },
+    procedure: procedureOf(record),
     requestedBy: requester,
     requestedAt: record.startedAt,
     approvedBy: approver,
@@ -106,35 +93,24 @@ export async function refuseRun(runId: string, options: RefuseOptions, deps: App
   if (reason === '') {
     throw new ShipError('SHIP_ERR_VALIDATION', `Say why run ${runId} is refused (--reason "…"): the requester reads it.`);
   }
-  const record = await loadRun(deps.config.stateDir, runId);
-  if (record.state !== 'awaiting-approval') {
-    throw new ShipError(
-      'SHIP_ERR_VALIDATION',
-      `Run ${runId} is ${record.state}, not awaiting approval; there is nothing to refuse. \`shipshape runs show ${runId}\` shows what happened.`,
-    );
-  }
+  const record = await awaitingRun(deps.config.stateDir, runId, 'refuse');
   const requester = record.created.operator;
   const withdrawn = by === requester;
   const refusedAt = now();
-  const lastSeq = record.entries.reduce((max, entry) => Math.max(max, entry.seq), 0);
-  const writer = JournalWriter.append(deps.config.stateDir, runId, lastSeq, () => refusedAt);
   const detail = withdrawn ? `withdrawn by its requester ${by}: ${reason}` : `refused by ${by}: ${reason}`;
-  try {
-    writer.write({ type: 'gate', gate: 'approval', outcome: 'refused', how: 'approval', by, detail });
-    writer.write({
+  appendEvents(deps.config.stateDir, record, refusedAt, [
+    { type: 'gate', gate: 'approval', outcome: 'refused', how: 'approval', by, detail },
+    {
       type: 'run.ended',
       state: 'failed',
       exitCode: ExitCode.prerequisite,
       error: { code: 'SHIP_ERR_APPROVAL_REFUSED', message: `Run ${runId} was ${detail}. No step ran; nothing changed.` },
       next: `if it is still needed, address the reason and run \`shipshape ${record.created.procedure.command}\` again`,
-    });
-  } finally {
-    writer.close();
-  }
-  const { procedure } = record.created;
+    },
+  ]);
   return {
     runId,
-    procedure: { id: procedure.id, command: procedure.command, title: procedure.title, risk: procedure.risk },
+    procedure: procedureOf(record),
     requestedBy: requester,
     refusedBy: by,
     refusedAt: refusedAt.toISOString(),
@@ -192,4 +168,32 @@ function decisionOf(record: RunRecord, now: Date): ApprovalDecision | undefined 
     return { kind: 'refused', by: refusal.by ?? 'another operator', message: record.lastEnd.error.message };
   }
   return { kind: 'moved-on', state: record.state };
+}
+
+/** The run, if it is awaiting approval; otherwise why there is nothing to approve or refuse. */
+async function awaitingRun(stateDir: string, runId: string, verb: 'approve' | 'refuse'): Promise<RunRecord> {
+  const record = await loadRun(stateDir, runId);
+  if (record.state !== 'awaiting-approval') {
+    throw new ShipError(
+      'SHIP_ERR_VALIDATION',
+      `Run ${runId} is ${record.state}, not awaiting approval; there is nothing to ${verb}. \`shipshape runs show ${runId}\` shows what happened.`,
+    );
+  }
+  return record;
+}
+
+/** Adds events to the run's journal after its last one, dated `at`, each on disk before the next. */
+function appendEvents(stateDir: string, record: RunRecord, at: Date, events: readonly JournalEvent[]): void {
+  const lastSeq = record.entries.reduce((max, entry) => Math.max(max, entry.seq), 0);
+  const writer = JournalWriter.append(stateDir, record.runId, lastSeq, () => at);
+  try {
+    for (const event of events) writer.write(event);
+  } finally {
+    writer.close();
+  }
+}
+
+function procedureOf(record: RunRecord): ApprovalResult['procedure'] {
+  const { procedure } = record.created;
+  return { id: procedure.id, command: procedure.command, title: procedure.title, risk: procedure.risk };
 }
