@@ -91,6 +91,7 @@ export const errorCatalogue = {
   SHIP_ERR_PREREQUISITE_FAILED: { httpStatus: 409, exitCode: ExitCode.prerequisite },
   SHIP_ERR_CONFIRMATION_REQUIRED: { httpStatus: 409, exitCode: ExitCode.usage },
   SHIP_ERR_APPROVAL_REQUIRED: { httpStatus: 409, exitCode: ExitCode.prerequisite },
+  SHIP_ERR_APPROVAL_REFUSED: { httpStatus: 409, exitCode: ExitCode.prerequisite },
   SHIP_ERR_SELF_APPROVAL: { httpStatus: 409, exitCode: ExitCode.usage },
   SHIP_ERR_LOCKED: { httpStatus: 409, exitCode: ExitCode.prerequisite },
   SHIP_ERR_RUN_NOT_FOUND: { httpStatus: 404, exitCode: ExitCode.usage },

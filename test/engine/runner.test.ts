@@ -20,6 +20,7 @@ import {
   approveRun,
   listRuns,
   loadRun,
+  refuseRun,
   resumeRun,
   rollbackRun,
   runProcedure,
@@ -350,6 +351,32 @@ describe('approvals', () => {
     assert.equal(resumed.state, 'succeeded');
     assert.equal(resumed.approval?.by, 'bob');
     assert.equal((await tables(s.prefix)).length, 3);
+  });
+
+  test('a refused run ends failed with who and why in its journal, nothing ran, and it can be neither approved nor resumed', async () => {
+    const s = await setup();
+    const runId = runIdOf(await runProcedure(tablesHigh, { prefix: s.prefix }, { yes: true }, s.deps()));
+    await assert.rejects(refuseRun(runId, { reason: '  ' }, { config: s.deps({}, 'bob').config }), { code: 'SHIP_ERR_VALIDATION' });
+    const refusal = await refuseRun(runId, { reason: 'not during the sale' }, { config: s.deps({}, 'bob').config });
+    assert.equal(refusal.refusedBy, 'bob');
+    assert.equal(refusal.withdrawn, false);
+    const record = await loadRun(s.stateDir, runId);
+    assert.equal(record.state, 'failed');
+    assert.equal(record.lastEnd?.exitCode, 3);
+    assert.equal(record.lastEnd?.error?.code, 'SHIP_ERR_APPROVAL_REFUSED');
+    assert.match(record.lastEnd?.error?.message ?? '', /refused by bob: not during the sale/);
+    assert.ok(record.entries.some((e) => e.type === 'gate' && e.gate === 'approval' && e.outcome === 'refused' && e.by === 'bob'));
+    assert.ok(record.steps.every((step) => step.status === 'skipped'));
+    assert.deepEqual(await tables(s.prefix), []);
+    await assert.rejects(approveRun(runId, { config: s.deps({}, 'carol').config }), { code: 'SHIP_ERR_VALIDATION' });
+    await assert.rejects(refuseRun(runId, { reason: 'twice' }, { config: s.deps({}, 'carol').config }), { code: 'SHIP_ERR_VALIDATION' });
+    assert.notEqual((await resumeRun(runId, fixtureProcedures, { yes: true }, s.deps())).exitCode, 0);
+
+    // The requester refusing her own run withdraws it.
+    const own = runIdOf(await runProcedure(tablesHigh, { prefix: s.prefix }, { yes: true }, s.deps()));
+    const withdrawn = await refuseRun(own, { reason: 'wrong prefix' }, { config: s.config });
+    assert.equal(withdrawn.withdrawn, true);
+    assert.match((await loadRun(s.stateDir, own)).lastEnd?.error?.message ?? '', /withdrawn by its requester alice/);
   });
 
   test('an expired approval does not count; a fresh one does', async () => {

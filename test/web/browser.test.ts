@@ -1,7 +1,9 @@
 /**
  * The web pages in a real browser (Debian's Chromium through playwright-core): the reset
  * email's link opened and completed, the reset form used with the keyboard only, and the status
- * page turning to "emergency" after `shipshape emergency disable`. A screenshot of each page is
+ * page turning to "emergency" after `shipshape emergency disable`; in the console, a second
+ * operator approving a waiting run, also while the first waits in the CLI with
+ * `--wait-for-approval` (which then finishes the run by itself). A screenshot of each page is
  * kept in test-artifacts/.
  */
 import assert from 'node:assert/strict';
@@ -10,7 +12,8 @@ import type { Page } from 'playwright-core';
 import { startSmtpServer, type FakeSmtpServer } from '../fakes/smtp.ts';
 import { ADMIN_TOKEN, signUp, startTestApi, type TestApi } from '../helpers/api.ts';
 import { startBrowser, screenshot, type TestBrowser } from '../helpers/browser.ts';
-import { runCli } from '../helpers/cli.ts';
+import { loadRun } from '../../src/ops/engine/index.ts';
+import { runCli, spawnCli } from '../helpers/cli.ts';
 import { eventually } from '../helpers/patience.ts';
 
 describe('web pages in Chromium', () => {
@@ -221,6 +224,37 @@ describe('operator console in Chromium', () => {
     await page.goto(`${api.url}/console/health`);
     await page.locator('#doctor').waitFor();
     await screenshot(page, 'console-health');
+    await page.close();
+  });
+
+  test('the first operator waits in the CLI with --wait-for-approval; a second approves in the console and the CLI goes ahead to exit 0', async () => {
+    const env = { DATABASE_URL: api.config.databaseUrl ?? '', STATE_DIR: api.config.stateDir, API_URL: api.url, ADMIN_TOKEN, SHIPSHAPE_OPERATOR: 'alice' };
+    const cli = spawnCli(['emergency', 'disable', '--message', 'Approved from the console', '--yes', '--wait-for-approval'], env);
+    let stderr = '';
+    cli.child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const runId = await eventually(
+      'alice to be waiting in her terminal',
+      () => /Waiting for another operator to approve run (r-\d{8}-\d{6}-[0-9a-f]{4})/.exec(stderr)?.[1],
+      {
+        lastSeen: () => stderr,
+      },
+    );
+
+    await browser.context.clearCookies();
+    const page = await browser.newPage();
+    await signIn(page, 'bob');
+    await page.getByRole('link', { name: runId }).first().click();
+    await screenshot(page, 'console-run-waiting');
+    await page.getByRole('button', { name: 'Approve as bob' }).click();
+    assert.equal(await page.locator('#approved-by').textContent(), 'bob');
+
+    // Nobody runs `runs resume`: alice's waiting command sees the approval in the journal and goes ahead.
+    const done = await cli.done;
+    assert.equal(done.code, 0, done.stdout + done.stderr);
+    assert.match(done.stderr, /Approved by bob/);
+    assert.equal((await loadRun(api.config.stateDir, runId)).state, 'succeeded');
+    await page.locator('#log', { hasText: 'ended: succeeded' }).waitFor();
+    await screenshot(page, 'console-run-approved-while-cli-waited');
     await page.close();
   });
 });

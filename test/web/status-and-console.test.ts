@@ -8,9 +8,10 @@ import { issueAdminToken, revokeAdminToken } from '../../src/domain/admin-tokens
 import { setBanner, setMaintenance } from '../../src/domain/app-state.ts';
 import { queryAudit } from '../../src/domain/audit-query.ts';
 import { recordMaintenanceNotice } from '../../src/domain/maintenance-notices.ts';
+import { loadRun } from '../../src/ops/engine/index.ts';
 import { listSchedules } from '../../src/scheduler/schedules.ts';
 import { ADMIN_TOKEN, startTestApi, type TestApi } from '../helpers/api.ts';
-import { runCli } from '../helpers/cli.ts';
+import { runCli, spawnCli, type RunningCli } from '../helpers/cli.ts';
 import { eventually } from '../helpers/patience.ts';
 
 describe('status page', () => {
@@ -170,6 +171,67 @@ describe('operator console sign-in', () => {
     assert.equal((await post('/console/schedules/daily-backup/resume', { csrf }, { cookie: session })).status, 303);
   });
 
+  test('refusing a waiting run from the console ends it through the engine, journaled and audited under the operator name', async () => {
+    const env = { DATABASE_URL: api.config.databaseUrl ?? '', STATE_DIR: api.config.stateDir, API_URL: api.url, ADMIN_TOKEN, SHIPSHAPE_OPERATOR: 'ada' };
+    const requested = await runCli(['emergency', 'disable', '--message', 'Not really', '--yes', '--json'], env);
+    assert.equal(requested.code, 3, requested.stdout + requested.stderr);
+    const runId = /(r-\d{8}-\d{6}-[0-9a-f]{4})/.exec(requested.stdout)?.[1] ?? '';
+    const { session } = await signIn('grace');
+    const page = await get(`/console/runs/${runId}`, session);
+    assert.match(page.text, /Refuse as grace/);
+    const csrf = /name="csrf" value="([^"]+)"/.exec(page.text)?.[1] ?? '';
+    assert.equal((await post(`/console/runs/${runId}/refuse`, { reason: 'no' }, { cookie: session })).status, 403, 'no CSRF token');
+    const refused = await post(`/console/runs/${runId}/refuse`, { csrf, reason: 'not during the sale' }, { cookie: session });
+    assert.equal(refused.status, 303);
+    const after = await get(`/console/runs/${runId}`, session);
+    assert.match(after.text, /id="run-state">failed</);
+    assert.match(after.text, /refused by grace: not during the sale/);
+    assert.doesNotMatch(after.text, /Refuse as/);
+    const shown = await runCli(['runs', 'show', runId, '--json'], env);
+    assert.match(shown.stdout, /SHIP_ERR_APPROVAL_REFUSED/, '`shipshape runs show` reads the same refusal');
+    const audit = await queryAudit(api.server.database.pool, { action: 'console.run.refused', limit: 1 });
+    assert.equal(audit[0]?.actor, 'operator:grace');
+    assert.equal(audit[0]?.details.reason, 'not during the sale');
+    assert.equal((await post(`/console/runs/${runId}/refuse`, { csrf, reason: 'again' }, { cookie: session })).status, 400, 'a run no longer waiting');
+  });
+
+  test('--wait-for-approval keeps the requester waiting until a refusal (exit 3 naming who and why); Ctrl-C leaves the run waiting; `runs resume --wait-for-approval` goes ahead once approved', async () => {
+    const env = { DATABASE_URL: api.config.databaseUrl ?? '', STATE_DIR: api.config.stateDir, API_URL: api.url, ADMIN_TOKEN, SHIPSHAPE_OPERATOR: 'ada' };
+    const waitingRun = async (cli: RunningCli) => {
+      let stderr = '';
+      cli.child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+      return eventually('the CLI to say it waits', async () => /Waiting for another operator to approve run (r-\d{8}-\d{6}-[0-9a-f]{4})/.exec(stderr)?.[1]);
+    };
+    const refusedCli = spawnCli(['emergency', 'disable', '--message', 'Not really', '--yes', '--wait-for-approval'], env);
+    const runId = await waitingRun(refusedCli);
+    const refusal = await runCli(['refuse', runId, '--reason', 'not during the sale'], { ...env, SHIPSHAPE_OPERATOR: 'grace' });
+    assert.equal(refusal.code, 0, refusal.stdout + refusal.stderr);
+    assert.match(refusal.stdout, /Refused run/);
+    const refused = await refusedCli.done;
+    assert.equal(refused.code, 3, refused.stdout + refused.stderr);
+    assert.match(refused.stderr, /refused by grace: not during the sale/);
+
+    const stoppedCli = spawnCli(['emergency', 'disable', '--message', 'Not really', '--yes', '--wait-for-approval'], env);
+    const stoppedId = await waitingRun(stoppedCli);
+    stoppedCli.child.kill('SIGINT');
+    const stopped = await stoppedCli.done;
+    assert.equal(stopped.code, 3, stopped.stdout + stopped.stderr);
+    assert.match(stopped.stderr, /Stopped waiting/);
+    assert.equal((await loadRun(api.config.stateDir, stoppedId)).state, 'awaiting-approval');
+
+    // Later she waits again with `runs resume --wait-for-approval`; an approval from the CLI lets it go ahead.
+    const resumedCli = spawnCli(['runs', 'resume', stoppedId, '--yes', '--wait-for-approval'], env);
+    assert.equal(await waitingRun(resumedCli), stoppedId);
+    const approval = await runCli(['approve', stoppedId], { ...env, SHIPSHAPE_OPERATOR: 'grace' });
+    assert.equal(approval.code, 0, approval.stdout + approval.stderr);
+    const resumed = await resumedCli.done;
+    assert.equal(resumed.code, 0, resumed.stdout + resumed.stderr);
+    assert.equal((await loadRun(api.config.stateDir, stoppedId)).state, 'succeeded');
+    // Leave the service as the other tests expect it.
+    const enabled = await runCli(['emergency', 'enable', '--approved-by', 'grace', '--yes'], { ...env, SHIPSHAPE_ALLOW_INLINE_APPROVAL: 'true' });
+    assert.equal(enabled.code, 0, enabled.stdout + enabled.stderr);
+  });
+
   test('verifying a backup from the console records the verification the CLI shows', async () => {
     const env = { DATABASE_URL: api.config.databaseUrl ?? '', STATE_DIR: api.config.stateDir, API_URL: api.url, ADMIN_TOKEN, SHIPSHAPE_OPERATOR: 'ada' };
     const backup = await runCli(['db', 'backup', '--compression', '0', '--yes', '--json'], env);
@@ -187,6 +249,41 @@ describe('operator console sign-in', () => {
     const audit = await queryAudit(api.server.database.pool, { action: 'backup.verified', limit: 1 });
     assert.equal(audit[0]?.actor, 'operator:ada');
     assert.equal(audit[0]?.details.ok, true);
+  });
+
+  test('a restore started from the console goes through the engine as the operator and stops awaiting approval, restoring nothing', async () => {
+    const env = { DATABASE_URL: api.config.databaseUrl ?? '', STATE_DIR: api.config.stateDir, API_URL: api.url, ADMIN_TOKEN, SHIPSHAPE_OPERATOR: 'ada' };
+    const backup = await runCli(['db', 'backup', '--compression', '0', '--yes', '--json'], env);
+    assert.equal(backup.code, 0, backup.stdout + backup.stderr);
+    const backupId = /"backupId": "([^"]+)"/.exec(backup.stdout)?.[1] ?? /(b-\d{8}-\d{6}-[a-z0-9_]+(?:-\d+)?)/.exec(backup.stdout)?.[1] ?? '';
+    assert.ok(backupId, backup.stdout);
+    const { session } = await signIn('ada');
+    const page = await get('/console/backups', session);
+    assert.match(page.text, new RegExp(`<option value="${backupId}"`));
+    const csrf = /name="csrf" value="([^"]+)"/.exec(page.text)?.[1] ?? '';
+    const database = new URL(api.config.databaseUrl ?? '').pathname.slice(1);
+
+    const mistyped = await post('/console/restore', { csrf, backup: backupId, confirm: 'not-the-name' }, { cookie: session });
+    assert.equal(mistyped.status, 422);
+    assert.match(mistyped.text, /type the database name exactly/);
+    assert.equal((await post('/console/restore', { backup: backupId, confirm: database }, { cookie: session })).status, 403, 'no CSRF token');
+
+    const started = await post('/console/restore', { csrf, backup: backupId, confirm: database }, { cookie: session });
+    assert.equal(started.status, 303, started.text);
+    const runId = /\/console\/runs\/(r-[0-9a-f-]+)$/.exec(started.headers.get('location') ?? '')?.[1] ?? '';
+    assert.ok(runId, started.headers.get('location') ?? '');
+    const run = await loadRun(api.config.stateDir, runId);
+    assert.equal(run.state, 'awaiting-approval');
+    assert.equal(run.created.operator, 'ada');
+    assert.equal(run.created.procedure.command, 'db restore');
+    assert.ok(
+      run.steps.every((step) => step.status === 'pending'),
+      'nothing restored',
+    );
+    assert.ok(!(await get(`/console/runs/${runId}`, session)).text.includes('Approve as'), 'ada may not approve her own restore');
+    const audit = await queryAudit(api.server.database.pool, { action: 'console.restore.requested', limit: 1 });
+    assert.equal(audit[0]?.actor, 'operator:ada');
+    assert.equal(audit[0]?.details.runId, runId);
   });
 
   test('the health page charts the last hour of request metrics against the runbook thresholds', async () => {

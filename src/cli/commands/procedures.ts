@@ -6,7 +6,16 @@
  */
 import { type Command, Option } from 'commander';
 import { ShipError } from '../../errors.ts';
-import { configuredAlerter, runProcedure, type EngineDeps, type ProcedureEntry, type RunReport } from '../../ops/engine/index.ts';
+import {
+  configuredAlerter,
+  resumeRun,
+  runProcedure,
+  waitForApprovalDecision,
+  type ApprovalDecision,
+  type EngineDeps,
+  type ProcedureEntry,
+  type RunReport,
+} from '../../ops/engine/index.ts';
 import { createTerminalObserver, createTerminalPrompter } from '../terminal.ts';
 import { presentReport } from '../../ops/present/present.ts';
 import { commonFlagNames } from '../../ops/engine/registry.ts';
@@ -26,6 +35,7 @@ interface CommonFlags {
   yesIrreversible?: boolean;
   approvedBy?: string;
   wait?: boolean;
+  waitForApproval?: boolean;
 }
 
 export function registerProcedures(program: Command, entries: readonly ProcedureEntry[]): void {
@@ -74,6 +84,11 @@ export function registerProcedureCommand(program: Command, entry: ProcedureEntry
     .option('--yes-irreversible', 'confirm the steps that cannot be undone (separate from --yes)', false)
     .option('--approved-by <name>', 'second operator approving inline, where policy allows (SHIPSHAPE_ALLOW_INLINE_APPROVAL)')
     .option('--wait', 'queue behind a run holding the same lock instead of failing', false)
+    .option(
+      '--wait-for-approval',
+      'high/critical: stay until another operator approves (then go ahead) or refuses (exit 3); Ctrl-C leaves it awaiting approval',
+      false,
+    )
     .action(async () => {
       const values = command.opts<CommonFlags & Record<string, unknown>>();
       const input: Record<string, unknown> = {};
@@ -99,9 +114,63 @@ export function registerProcedureCommand(program: Command, entry: ProcedureEntry
           await terminalEngineDeps(context, signal, { quiet: values.dryRun === true }),
         ),
       );
+      if (values.waitForApproval === true && report.state === 'awaiting-approval' && report.runId !== null) {
+        const runId = report.runId;
+        // With --json, stdout keeps one document: the final report.
+        if (!json) writeReport(report, false);
+        await jsonErrors(json, async () => {
+          await waitForApproval(context, runId);
+          const continueOptions = { yes: values.yes === true, yesIrreversible: values.yesIrreversible === true, wait: values.wait === true };
+          const resumed = await withInterrupts(async (signal) =>
+            resumeRun(runId, [procedure], continueOptions, await terminalEngineDeps(context, signal, { quiet: json })),
+          );
+          writeReport(resumed, json);
+        });
+        return;
+      }
       writeReport(report, json);
     });
   return command;
+}
+
+/**
+ * `--wait-for-approval`: stays at the terminal re-reading the run's journal until another
+ * operator approves it (returns: the caller resumes it), or refuses it (throws
+ * SHIP_ERR_APPROVAL_REFUSED: exit 3 with who and why). Ctrl-C stops waiting and leaves the run
+ * awaiting approval (exit 3); nothing is rolled back because nothing ran.
+ */
+export async function waitForApproval(context: CliContext, runId: string): Promise<void> {
+  const controller = new AbortController();
+  const stop = () => controller.abort();
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  process.stderr.write(
+    `Waiting for another operator to approve run ${runId} (\`shipshape approve ${runId}\`, or Approve on its console page) or to refuse it. Ctrl-C stops waiting; the run stays awaiting approval.\n`,
+  );
+  let decision: ApprovalDecision;
+  try {
+    decision = await waitForApprovalDecision(context.config.stateDir, runId, { signal: controller.signal });
+  } finally {
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
+  }
+  switch (decision.kind) {
+    case 'approved':
+      process.stderr.write(`Approved by ${decision.by} (valid until ${decision.expiresAt}): going ahead.\n`);
+      return;
+    case 'refused':
+      throw new ShipError('SHIP_ERR_APPROVAL_REFUSED', decision.message);
+    case 'moved-on':
+      throw new ShipError(
+        'SHIP_ERR_VALIDATION',
+        `Run ${runId} is ${decision.state} now, no longer awaiting approval (cancelled or resumed elsewhere). \`shipshape runs show ${runId}\` shows what happened.`,
+      );
+    case 'stopped':
+      throw new ShipError(
+        'SHIP_ERR_APPROVAL_REQUIRED',
+        `Stopped waiting. Run ${runId} is still awaiting approval: once another operator approves it, run \`shipshape runs resume ${runId}\`.`,
+      );
+  }
 }
 
 /** Engine dependencies for a command run from a shell. */

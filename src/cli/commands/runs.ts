@@ -19,6 +19,7 @@ interface Flags {
   yes?: boolean;
   yesIrreversible?: boolean;
   wait?: boolean;
+  waitForApproval?: boolean;
   limit?: number;
 }
 
@@ -68,11 +69,15 @@ export function registerRuns(program: Command, entries: readonly ProcedureEntry[
     .option('--yes', 'confirm without a prompt', false)
     .option('--yes-irreversible', 'confirm the remaining steps that cannot be undone', false)
     .option('--wait', 'queue behind a run holding the same lock instead of failing', false)
+    .option('--wait-for-approval', 'a run awaiting approval: wait here until another operator approves (then resume) or refuses (exit 3)', false)
     .action(async (runId: string, flags: Flags) => {
       await jsonErrors(flags.json === true, async () => {
         const context = cliContext();
-        const { resumeRun, terminalEngineDeps, withInterrupts, writeReport } = await runner();
+        const { resumeRun, terminalEngineDeps, waitForApproval, withInterrupts, writeReport } = await runner();
         const known = await procedures();
+        if (flags.waitForApproval === true && (await loadRun(context.config.stateDir, runId)).state === 'awaiting-approval') {
+          await waitForApproval(context, runId);
+        }
         const report = await withInterrupts(async (signal) =>
           resumeRun(runId, known, { yes: flags.yes, yesIrreversible: flags.yesIrreversible, wait: flags.wait }, await terminalEngineDeps(context, signal)),
         );

@@ -1,10 +1,12 @@
 /**
  * /console: the operator console. Everything it shows or does goes through the functions the
  * CLI uses — `listRuns`/`loadRun`/`presentRunJournal` (`shipshape runs`), `approveRun`
- * (`shipshape approve`), `listBackups` (`shipshape db backups`), `gatherHealth` and `runDoctor`
+ * (`shipshape approve`), `refuseRun` (`shipshape refuse`), `listBackups` (`shipshape db backups`), `gatherHealth` and `runDoctor`
  * (`shipshape health`, `shipshape doctor`), `queryAudit` (`shipshape audit`), `pauseSchedule` /
  * `resumeSchedule` (`shipshape schedule pause|resume`) and `cancelScheduledNotification`
- * (`shipshape notify cancel`), each audited as the CLI audits it — so there is no
+ * (`shipshape notify cancel`), and `runProcedure` with the registered `db restore` procedure
+ * (`shipshape db restore`: it stops awaiting approval; the restore runs when the requester
+ * resumes it with `shipshape runs resume`), each audited as the CLI audits it — so there is no
  * second implementation to drift.
  *
  * Sign-in: an operator name and an admin token (ADMIN_TOKEN or one from `shipshape admin-token`),
@@ -39,7 +41,9 @@ import { runDoctor } from '../../ops/diagnostics/doctor.ts';
 import { ensureDefaultSchedules, listSchedules, pauseSchedule, resumeSchedule } from '../../scheduler/schedules.ts';
 import { gatherHealth } from '../../ops/diagnostics/health.ts';
 import { thresholds } from '../../ops/diagnostics/thresholds.ts';
-import { approveRun, isRunId, listRuns, loadRun, type RunRecord } from '../../ops/engine/index.ts';
+import { approveRun, configuredAlerter, isRunId, listRuns, loadRun, refuseRun, runProcedure, type RunRecord } from '../../ops/engine/index.ts';
+import { applicationDatabaseName } from '../../ops/backups/database-target.ts';
+import { dbRestore } from '../../ops/procedures/db-restore.ts';
 import { presentRunJournal, runSummary } from '../../ops/present/present.ts';
 import type { ApiContext } from '../context.ts';
 import { attemptLimiter } from '../plugins/attempt-limits.ts';
@@ -187,6 +191,7 @@ ${error ? html`<div class="error-summary" role="alert"><p>${error}</p></div>` : 
 
   // --- runs and approvals ---------------------------------------------------------------
 
+  const database = applicationDatabaseName(config);
   const runLink = (runId: string) => html`<a href="/console/runs/${runId}">${runId}</a>`;
 
   app.get('/console', { config: PAGE_CONFIG }, async (request, reply) => {
@@ -231,6 +236,15 @@ ${
 <p>Approving lets ${requester} go ahead with this run (<code>shipshape runs resume ${record.runId}</code>) within the approval's validity.</p>
 <button type="submit">Approve as ${signed.session.operator}</button></form>`
       : html`<p class="notice" id="own-run">You requested this run: a different operator must approve it.</p>`
+    : ''
+}
+${
+  record.state === 'awaiting-approval'
+    ? html`<form class="stacked" method="post" action="/console/runs/${record.runId}/refuse"><input type="hidden" name="csrf" value="${signed.csrf}">
+<label for="reason">${requester === signed.session.operator ? 'Why you withdraw it' : 'Why you refuse it'}</label>
+<p class="hint" id="reason-hint">Recorded in the run's journal and shown to ${requester}. The run ends failed; no step runs.</p>
+<input type="text" id="reason" name="reason" required maxlength="500" aria-describedby="reason-hint">
+<button class="secondary" type="submit">${requester === signed.session.operator ? 'Withdraw my run' : `Refuse as ${signed.session.operator}`}</button></form>`
     : ''
 }
 ${record.approval ? html`<p>Approved by <strong id="approved-by">${record.approval.by}</strong> (${record.approval.how}), valid until ${record.approval.expiresAt}.</p>` : ''}
@@ -296,11 +310,32 @@ ${record.approval ? html`<p>Approved by <strong id="approved-by">${record.approv
     return reply.redirect(`/console/runs/${record.runId}`, 303);
   });
 
+  const refuseForm = z.object({ reason: z.string().trim().max(500).default('') });
+  app.post('/console/runs/:runId/refuse', { config: PAGE_CONFIG }, async (request, reply) => {
+    const signed = await signedForm(request, reply);
+    if (!signed) return reply;
+    const record = await runOr404(pathParams(runParams, request.params).runId);
+    const { reason } = refuseForm.parse(request.body ?? {});
+    // The engine's own refusal (as `shipshape refuse`): it ends only a run still waiting, and journals who and why.
+    const result = await refuseRun(record.runId, { by: signed.session.operator, reason }, { config });
+    await recordAudit(pool, {
+      actor: actor(signed.session),
+      action: result.withdrawn ? 'console.run.withdrawn' : 'console.run.refused',
+      ip: request.ip,
+      details: { runId: result.runId, procedure: result.procedure.id, requestedBy: result.requestedBy, reason: result.reason },
+    });
+    return reply.redirect(`/console/runs/${record.runId}`, 303);
+  });
+
   // --- backups, health, audit -------------------------------------------------------------
 
   app.get('/console/backups', { config: PAGE_CONFIG }, async (request, reply) => {
     const signed = await signedIn(request, reply);
     if (!signed) return reply;
+    return sendPage(reply, 200, await backupsPage(signed));
+  });
+
+  async function backupsPage(signed: Signed, restoreError?: string, restoreInput: { backup?: string; confirm?: string } = {}): Promise<string> {
     const { location, entries } = await withBackupStore(config, async (store) => ({ location: store.location, entries: await listBackups(store) }));
     const csrf = html`<input type="hidden" name="csrf" value="${signed.csrf}">`;
     const now = Date.now();
@@ -308,7 +343,7 @@ ${record.approval ? html`<p>Approved by <strong id="approved-by">${record.approv
       const hours = (now - date.getTime()) / 3_600_000;
       return hours < 48 ? `${hours.toFixed(1)} h` : `${(hours / 24).toFixed(1)} days`;
     };
-    const body = html`<p>In <code>${location}</code>. <strong>Verify</strong> re-reads a backup from storage and checks it as <code>shipshape db verify &lt;id&gt;</code> does (add <code>--restore</code> in the CLI for a scratch restore). Restore with <code>shipshape db restore &lt;id&gt;</code>: it waits for a second operator's approval, given on its run page here.</p>
+    const body = html`<p>In <code>${location}</code>. <strong>Verify</strong> re-reads a backup from storage and checks it as <code>shipshape db verify &lt;id&gt;</code> does (add <code>--restore</code> in the CLI for a scratch restore). Restore with the form below or <code>shipshape db restore &lt;id&gt;</code>: either way it waits for a second operator's approval, given on its run page here.</p>
 ${
   entries.length === 0
     ? html`<p>No backups yet: <code>shipshape db backup</code> takes one.</p>`
@@ -320,8 +355,50 @@ ${entries.map(
 <td>${entry.manifest ? html`<form class="inline" method="post" action="/console/backups/${entry.id}/verify">${csrf}<button class="secondary" type="submit" aria-label="Verify ${entry.id}">Verify</button></form>` : ''}</td></tr>`,
 )}
 </tbody></table>`
-}`;
-    return sendPage(reply, 200, consolePage(signed, 'Backups', body));
+}
+<h2>Restore…</h2>
+<p>Starts <code>shipshape db restore &lt;backup&gt;</code> as you, through the same engine: its prerequisites are checked now (the backup is re-read and verified), then, being critical, the run <strong>waits for a second operator's approval</strong> on its run page. Nothing is restored by this form. Once approved, the requester runs <code>shipshape runs resume &lt;run-id&gt; --yes</code>, which restores beside the live database and swaps.</p>
+${restoreError ? html`<div class="error-summary" role="alert"><p>${restoreError}</p></div>` : ''}
+<form class="stacked" method="post" action="/console/restore">${csrf}
+<label for="restore-backup">Backup</label>
+<select id="restore-backup" name="backup" required>${entries
+      .filter((entry) => entry.manifest)
+      .map((entry) => html`<option value="${entry.id}"${entry.id === restoreInput.backup ? html` selected` : ''}>${entry.id}</option>`)}</select>
+<label for="restore-confirm">Type the database name, <code>${database}</code>, to confirm</label>
+<p class="hint" id="restore-confirm-hint">The restore replaces this database (the replaced one is kept, renamed).</p>
+<input type="text" id="restore-confirm" name="confirm" required autocomplete="off" value="${restoreInput.confirm ?? ''}" aria-describedby="restore-confirm-hint"${restoreError ? html` aria-invalid="true"` : ''}>
+<button type="submit">Ask for approval to restore</button>
+</form>`;
+    return consolePage(signed, 'Backups', body);
+  }
+
+  const restoreForm = z.object({ backup: z.string().trim().max(200).default(''), confirm: z.string().trim().max(200).default('') });
+  app.post('/console/restore', { config: PAGE_CONFIG }, async (request, reply) => {
+    const signed = await signedForm(request, reply);
+    if (!signed) return reply;
+    const input = restoreForm.parse(request.body ?? {});
+    if (input.confirm !== database) {
+      return sendPage(reply, 422, await backupsPage(signed, `To confirm, type the database name exactly: ${database}.`, input));
+    }
+    // The registered procedure through the engine, as `shipshape db restore <backup> --yes --yes-irreversible`
+    // by this operator (typing the name is the confirmation): critical, so it stops awaiting approval
+    // after the prerequisites. The restore itself runs only when the requester resumes the run.
+    const operatorConfig = { ...config, operator: signed.session.operator };
+    const report = await runProcedure(
+      dbRestore,
+      { backup: input.backup },
+      { yes: true, yesIrreversible: true },
+      { config: operatorConfig, logger: context.logger, alerts: await configuredAlerter(operatorConfig, context.logger) },
+    );
+    await recordAudit(pool, {
+      actor: actor(signed.session),
+      action: 'console.restore.requested',
+      ip: request.ip,
+      details: { backupId: input.backup, runId: report.runId, state: report.state },
+    });
+    if (report.state === 'awaiting-approval' && report.runId !== null) return reply.redirect(`/console/runs/${report.runId}`, 303);
+    const why = report.error?.message ?? `The restore run ended ${report.state}.`;
+    return sendPage(reply, 409, await backupsPage(signed, report.runId ? `${why} (run ${report.runId})` : why, input));
   });
 
   const backupParams = z.object({

@@ -45,7 +45,7 @@ export function procedureEntry<S extends z.ZodType>(procedure: Procedure<S>, cli
 }
 
 /** Flags every procedure command gets; procedure options must not reuse them. */
-export const commonFlagNames = ['--dry-run', '--json', '--yes', '--yes-irreversible', '--approved-by', '--wait'] as const;
+export const commonFlagNames = ['--dry-run', '--json', '--yes', '--yes-irreversible', '--approved-by', '--wait', '--wait-for-approval'] as const;
 
 /** What `shipshape procedures` lists of a procedure (src/ops/procedures/catalog.ts holds them, written from the registry). */
 export interface ProcedureListing {

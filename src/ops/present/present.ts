@@ -4,7 +4,7 @@
  * with `--json` — and the error line (`error[CODE]: …`) to stderr.
  */
 import type { ExitCode } from '../../errors.ts';
-import type { ApprovalResult } from '../engine/approve.ts';
+import type { ApprovalResult, RefusalResult } from '../engine/approve.ts';
 import type { JournalEntry } from '../engine/journal.ts';
 import { stepUnverified, type RunReport } from '../engine/report.ts';
 import type { RunRecord } from '../engine/run-record.ts';
@@ -233,6 +233,13 @@ function eventLines(entry: JournalEntry, style: Style): string[] {
     case 'run.ended':
       return [`ended: ${entry.state} (exit ${entry.exitCode})${entry.error ? ` — [${entry.error.code}] ${entry.error.message}` : ''}`];
   }
+}
+
+/** `shipshape refuse`: who refused the run and why; the requester reads it (also on their waiting terminal). */
+export function presentRefusal(result: RefusalResult, options: PresentOptions): string {
+  if (options.json) return `${JSON.stringify(result, null, 2)}\n`;
+  const what = result.withdrawn ? `Withdrew your run ${result.runId}` : `Refused run ${result.runId}`;
+  return `${what}: \`shipshape ${result.procedure.command}\` (${result.procedure.risk} risk), requested by ${result.requestedBy}.\nReason: ${result.reason}\nIt ended failed; no step ran, nothing changed.\n`;
 }
 
 export function presentApproval(result: ApprovalResult, options: PresentOptions): string {
