@@ -31,7 +31,7 @@ import { migratorFor } from '../../db/migrator.ts';
 import { withBackupStore } from '../backups/backup-store.ts';
 import { listBackups, type BackupEntry } from '../backups/catalog.ts';
 import { applicationDatabaseName, databaseLockResource } from '../backups/database-target.ts';
-import { defineProcedure, type JsonObject, type RunContext } from '../engine/types.ts';
+import { defineProcedure, outputOf, stepFor, type RunContext } from '../engine/types.ts';
 import { takeBackupInRun } from './db-backup.ts';
 
 const params = z.object({
@@ -51,6 +51,191 @@ interface Reviewed {
   readonly transactional: boolean;
   readonly hasDown: boolean;
 }
+
+const reviewedSchema = z.array(z.object({ version: z.number(), fileName: z.string(), checksum: z.string(), transactional: z.boolean(), hasDown: z.boolean() }));
+const changesSchema = z.array(z.object({ change: z.enum(['created', 'dropped']), kind: z.enum(['table', 'column', 'index']), name: z.string() }));
+
+const step = stepFor<Params>();
+
+const backupStep = step({
+  id: 'backup',
+  output: z.object({
+    /** The way back: the backup taken by this run, or the newest verified one; null when nothing was pending. */
+    backupId: z.string().nullable(),
+    createdAt: z.string().optional(),
+    taken: z.boolean().optional(),
+  }),
+  title: 'Backup database first',
+  describe: ({ params: p, config }) =>
+    p.backup
+      ? [`a full backup of ${applicationDatabaseName(config)} into ${config.backupStorageUrl}, verified before it counts (as \`shipshape db backup\`)`]
+      : [`no new backup: the newest verified backup of ${applicationDatabaseName(config)} in ${config.backupStorageUrl} (checked above) is the way back`],
+  // No undo: the backup is the way back from this very run, so a rollback keeps it.
+  async run(context) {
+    if ((await pendingFiles(context)).length === 0) {
+      context.note('nothing to migrate: no backup needed');
+      return { backupId: null };
+    }
+    if (context.params.backup) {
+      const taken = await takeBackupInRun(context, 'pre-migration');
+      context.note(`backup ${taken.id} taken and verified`);
+      return { backupId: taken.id, createdAt: taken.createdAt, taken: true };
+    }
+    const newest = await newestVerifiedBackup(context.config);
+    if (newest === undefined) {
+      throw new ShipError(
+        'SHIP_ERR_BACKUP_NOT_VERIFIED',
+        'The verified backup found by the prerequisite is gone from backup storage. Nothing was changed; run with --backup to take a new one.',
+      );
+    }
+    context.note(`the way back is backup ${newest.id} (taken ${newest.createdAt.toISOString()})`);
+    return { backupId: newest.id, createdAt: newest.createdAt.toISOString(), taken: false };
+  },
+});
+
+const reviewStep = step({
+  id: 'review',
+  output: z.object({ pending: reviewedSchema }),
+  title: 'Review migration',
+  describe: (context) => {
+    const seen = pendingSeen.get(context.params);
+    if (seen !== undefined) {
+      if (seen.length === 0) return [`no pending migrations${uptoText(context.params)}`];
+      return seen.flatMap((file, index) => [
+        ...(index === 0 ? [] : ['']),
+        `-- ${file.fileName}${file.transactional ? '' : ' (runs outside a transaction)'}`,
+        file.sql.trim(),
+      ]);
+    }
+    const reviewed = reviewedOf(context);
+    if (reviewed !== undefined) return reviewed.map((file) => `-- ${file.fileName}`);
+    return [
+      `the SQL of every migration in ${context.profile.migrations.directory} not yet in ${context.profile.migrations.trackingTable} (\`shipshape db migrate plan\` prints it)`,
+    ];
+  },
+  async run(context) {
+    const pending = await pendingFiles(context);
+    const withoutDown = pending.filter((file) => file.downSql === undefined);
+    context.note(
+      pending.length === 0
+        ? `nothing pending${uptoText(context.params)}`
+        : `${pending.length} pending: ${pending.map((file) => file.fileName).join(', ')}` +
+            (withoutDown.length === 0
+              ? ''
+              : `; without a down migration (rolled back only by restoring the backup): ${withoutDown.map((file) => file.fileName).join(', ')}`),
+    );
+    return {
+      pending: pending.map((file) => ({
+        version: file.version,
+        fileName: file.fileName,
+        checksum: file.checksum,
+        transactional: file.transactional,
+        hasDown: file.downSql !== undefined,
+      })),
+    };
+  },
+});
+
+const testInTransactionStep = step({
+  id: 'test-in-transaction',
+  output: z.object({ changes: changesSchema, untested: z.array(z.string()) }),
+  title: 'Test migration in transaction',
+  describe: (context) => [
+    'BEGIN;',
+    ...namesToReview(context).map((name) => `\\i ${name}`),
+    '-- compare the tables, columns and indexes in the catalog before and after',
+    'ROLLBACK;',
+  ],
+  async run(context) {
+    const reviewed = requireReviewed(context);
+    if (reviewed.length === 0) return { changes: [], untested: [] };
+    const plan = await withMigrator(context, (migrator) => migrator.plan({ noWait: true, to: maxVersion(reviewed) }));
+    const tried = plan.pending.map((file) => file.fileName);
+    if (tried.join() !== reviewed.map((file) => file.fileName).join()) {
+      throw new ShipError(
+        'SHIP_ERR_MIGRATION_DRIFT',
+        `The pending migrations changed since they were reviewed (${tried.join(', ')} now). Nothing was changed; run \`shipshape db migrate up\` again to review them.`,
+      );
+    }
+    context.note(`tried and rolled back: ${summarizeChanges(plan.changes)}`);
+    if (plan.untested.length > 0) context.note(`not tried (they run outside a transaction): ${plan.untested.join(', ')}`);
+    return { changes: plan.changes.map((change) => ({ change: change.change, kind: change.kind, name: change.name })), untested: plan.untested };
+  },
+});
+
+const applyStep = step({
+  id: 'apply',
+  output: z.object({
+    applied: z.array(z.number()),
+    /** Set when the apply failed and what it applied could not be reverted here (verification and undo report it). */
+    failed: z.object({ message: z.string() }).nullable(),
+  }),
+  title: 'Apply migration',
+  describe: (context) => [
+    `each in its own transaction, recorded in ${context.profile.migrations.trackingTable}, under the migration advisory lock:`,
+    ...namesToReview(context).map((name) => `  ${name}`),
+  ],
+  async run(context) {
+    const reviewed = requireReviewed(context);
+    if (reviewed.length === 0) return { applied: [], failed: null };
+    // On a resume after a crash mid-apply, an earlier attempt may have applied some already.
+    const earlier = await appliedAmong(context, reviewed);
+    if (earlier.length > 0)
+      context.note(
+        `applied by the interrupted attempt: ${reviewed
+          .filter((file) => earlier.includes(file.version))
+          .map((file) => file.fileName)
+          .join(', ')}`,
+      );
+    const remaining = reviewed.filter((file) => !earlier.includes(file.version));
+    const now = await pendingFiles(context);
+    if (now.map((file) => `${file.fileName}:${file.checksum}`).join() !== remaining.map((file) => `${file.fileName}:${file.checksum}`).join()) {
+      throw new ShipError(
+        'SHIP_ERR_MIGRATION_DRIFT',
+        'The pending migration files changed since they were reviewed and tested. Nothing was applied; run `shipshape db migrate up` again to review them.',
+      );
+    }
+    const outcome = await withMigrator(context, (migrator) => migrator.up({ noWait: true, to: maxVersion(reviewed) }));
+    const applied = [...earlier, ...outcome.results.filter((result) => result.status === 'success').map((result) => result.version)];
+    if (outcome.error === undefined) {
+      context.note(`applied ${applied.length} migration(s)`);
+      return { applied, failed: null };
+    }
+    if (applied.length === 0) throw outcome.error;
+    // A failed step must leave nothing half-done: put back what this run applied before the failure.
+    try {
+      await revertThisRun(context, applied);
+    } catch (revertError) {
+      // Cannot put it back here: return what is applied, so verification fails and the
+      // rollback's undo reports it (exit 4) with the backup to restore.
+      context.note(`${outcome.error.message} Reverting the ${applied.length} migration(s) applied before it failed too: ${describeError(revertError)}`);
+      const failed = outcome.results.find((result) => result.status === 'error');
+      return {
+        applied,
+        failed: {
+          message: failed
+            ? `${String(failed.version).padStart(4, '0')}_${failed.name}.sql failed to apply: ${failed.error ?? 'unknown error'}`
+            : outcome.error.message,
+        },
+      };
+    }
+    throw new ShipError(
+      'SHIP_ERR_MIGRATION_FAILED',
+      `${outcome.error.message} The ${applied.length} migration(s) this run applied before it were reverted with their down migrations.`,
+    );
+  },
+  async undo(context, output) {
+    await revertThisRun(context, output.applied);
+  },
+  // Interrupted mid-apply: the versions this run reviewed that are applied now are the ones it applied.
+  async undoInterrupted(context) {
+    const reviewed = reviewedOf(context) ?? [];
+    await revertThisRun(
+      context,
+      reviewed.map((file) => file.version),
+    );
+  },
+});
 
 export const dbMigrate = defineProcedure({
   id: 'db.migrate',
@@ -88,171 +273,7 @@ export const dbMigrate = defineProcedure({
       },
     },
   ],
-  steps: [
-    {
-      id: 'backup',
-      title: 'Backup database first',
-      describe: ({ params: p, config }) =>
-        p.backup
-          ? [`a full backup of ${applicationDatabaseName(config)} into ${config.backupStorageUrl}, verified before it counts (as \`shipshape db backup\`)`]
-          : [`no new backup: the newest verified backup of ${applicationDatabaseName(config)} in ${config.backupStorageUrl} (checked above) is the way back`],
-      // No undo: the backup is the way back from this very run, so a rollback keeps it.
-      async run(context): Promise<JsonObject> {
-        if ((await pendingFiles(context)).length === 0) {
-          context.note('nothing to migrate: no backup needed');
-          return { backupId: null };
-        }
-        if (context.params.backup) {
-          const taken = await takeBackupInRun(context, 'pre-migration');
-          context.note(`backup ${taken.id} taken and verified`);
-          return { backupId: taken.id, createdAt: taken.createdAt, taken: true };
-        }
-        const newest = await newestVerifiedBackup(context.config);
-        if (newest === undefined) {
-          throw new ShipError(
-            'SHIP_ERR_BACKUP_NOT_VERIFIED',
-            'The verified backup found by the prerequisite is gone from backup storage. Nothing was changed; run with --backup to take a new one.',
-          );
-        }
-        context.note(`the way back is backup ${newest.id} (taken ${newest.createdAt.toISOString()})`);
-        return { backupId: newest.id, createdAt: newest.createdAt.toISOString(), taken: false };
-      },
-    },
-    {
-      id: 'review',
-      title: 'Review migration',
-      describe: (context) => {
-        const seen = pendingSeen.get(context.params);
-        if (seen !== undefined) {
-          if (seen.length === 0) return [`no pending migrations${uptoText(context.params)}`];
-          return seen.flatMap((file, index) => [
-            ...(index === 0 ? [] : ['']),
-            `-- ${file.fileName}${file.transactional ? '' : ' (runs outside a transaction)'}`,
-            file.sql.trim(),
-          ]);
-        }
-        const reviewed = reviewedOf(context);
-        if (reviewed !== undefined) return reviewed.map((file) => `-- ${file.fileName}`);
-        return [
-          `the SQL of every migration in ${context.profile.migrations.directory} not yet in ${context.profile.migrations.trackingTable} (\`shipshape db migrate plan\` prints it)`,
-        ];
-      },
-      async run(context): Promise<JsonObject> {
-        const pending = await pendingFiles(context);
-        const withoutDown = pending.filter((file) => file.downSql === undefined);
-        context.note(
-          pending.length === 0
-            ? `nothing pending${uptoText(context.params)}`
-            : `${pending.length} pending: ${pending.map((file) => file.fileName).join(', ')}` +
-                (withoutDown.length === 0
-                  ? ''
-                  : `; without a down migration (rolled back only by restoring the backup): ${withoutDown.map((file) => file.fileName).join(', ')}`),
-        );
-        return {
-          pending: pending.map((file) => ({
-            version: file.version,
-            fileName: file.fileName,
-            checksum: file.checksum,
-            transactional: file.transactional,
-            hasDown: file.downSql !== undefined,
-          })),
-        };
-      },
-    },
-    {
-      id: 'test-in-transaction',
-      title: 'Test migration in transaction',
-      describe: (context) => [
-        'BEGIN;',
-        ...namesToReview(context).map((name) => `\\i ${name}`),
-        '-- compare the tables, columns and indexes in the catalog before and after',
-        'ROLLBACK;',
-      ],
-      async run(context): Promise<JsonObject> {
-        const reviewed = requireReviewed(context);
-        if (reviewed.length === 0) return { changes: [], untested: [] };
-        const plan = await withMigrator(context, (migrator) => migrator.plan({ noWait: true, to: maxVersion(reviewed) }));
-        const tried = plan.pending.map((file) => file.fileName);
-        if (tried.join() !== reviewed.map((file) => file.fileName).join()) {
-          throw new ShipError(
-            'SHIP_ERR_MIGRATION_DRIFT',
-            `The pending migrations changed since they were reviewed (${tried.join(', ')} now). Nothing was changed; run \`shipshape db migrate up\` again to review them.`,
-          );
-        }
-        context.note(`tried and rolled back: ${summarizeChanges(plan.changes)}`);
-        if (plan.untested.length > 0) context.note(`not tried (they run outside a transaction): ${plan.untested.join(', ')}`);
-        return { changes: plan.changes.map((change) => ({ change: change.change, kind: change.kind, name: change.name })), untested: plan.untested };
-      },
-    },
-    {
-      id: 'apply',
-      title: 'Apply migration',
-      describe: (context) => [
-        `each in its own transaction, recorded in ${context.profile.migrations.trackingTable}, under the migration advisory lock:`,
-        ...namesToReview(context).map((name) => `  ${name}`),
-      ],
-      async run(context): Promise<JsonObject> {
-        const reviewed = requireReviewed(context);
-        if (reviewed.length === 0) return { applied: [], failed: null };
-        // On a resume after a crash mid-apply, an earlier attempt may have applied some already.
-        const earlier = await appliedAmong(context, reviewed);
-        if (earlier.length > 0)
-          context.note(
-            `applied by the interrupted attempt: ${reviewed
-              .filter((file) => earlier.includes(file.version))
-              .map((file) => file.fileName)
-              .join(', ')}`,
-          );
-        const remaining = reviewed.filter((file) => !earlier.includes(file.version));
-        const now = await pendingFiles(context);
-        if (now.map((file) => `${file.fileName}:${file.checksum}`).join() !== remaining.map((file) => `${file.fileName}:${file.checksum}`).join()) {
-          throw new ShipError(
-            'SHIP_ERR_MIGRATION_DRIFT',
-            'The pending migration files changed since they were reviewed and tested. Nothing was applied; run `shipshape db migrate up` again to review them.',
-          );
-        }
-        const outcome = await withMigrator(context, (migrator) => migrator.up({ noWait: true, to: maxVersion(reviewed) }));
-        const applied = [...earlier, ...outcome.results.filter((result) => result.status === 'success').map((result) => result.version)];
-        if (outcome.error === undefined) {
-          context.note(`applied ${applied.length} migration(s)`);
-          return { applied, failed: null };
-        }
-        if (applied.length === 0) throw outcome.error;
-        // A failed step must leave nothing half-done: put back what this run applied before the failure.
-        try {
-          await revertThisRun(context, applied);
-        } catch (revertError) {
-          // Cannot put it back here: return what is applied, so verification fails and the
-          // rollback's undo reports it (exit 4) with the backup to restore.
-          context.note(`${outcome.error.message} Reverting the ${applied.length} migration(s) applied before it failed too: ${describeError(revertError)}`);
-          const failed = outcome.results.find((result) => result.status === 'error');
-          return {
-            applied,
-            failed: {
-              message: failed
-                ? `${String(failed.version).padStart(4, '0')}_${failed.name}.sql failed to apply: ${failed.error ?? 'unknown error'}`
-                : outcome.error.message,
-            },
-          };
-        }
-        throw new ShipError(
-          'SHIP_ERR_MIGRATION_FAILED',
-          `${outcome.error.message} The ${applied.length} migration(s) this run applied before it were reverted with their down migrations.`,
-        );
-      },
-      async undo(context, output) {
-        await revertThisRun(context, versionsOf(output.applied));
-      },
-      // Interrupted mid-apply: the versions this run reviewed that are applied now are the ones it applied.
-      async undoInterrupted(context) {
-        const reviewed = reviewedOf(context) ?? [];
-        await revertThisRun(
-          context,
-          reviewed.map((file) => file.version),
-        );
-      },
-    },
-  ],
+  steps: [backupStep, reviewStep, testInTransactionStep, applyStep],
   verification: [
     {
       name: 'the tracking table records every reviewed migration',
@@ -265,20 +286,18 @@ export const dbMigrate = defineProcedure({
         );
         const missing = reviewed.filter((file) => !applied.has(file.version));
         if (missing.length === 0) return { ok: true, detail: `${table} has ${reviewed.map((file) => file.fileName).join(', ')}` };
-        const failed = context.outputs.apply?.failed;
-        const why = typeof failed === 'object' && failed !== null && !Array.isArray(failed) && typeof failed.message === 'string' ? `: ${failed.message}` : '';
+        const failed = outputOf(context, applyStep)?.failed;
+        const why = failed ? `: ${failed.message}` : '';
         return { ok: false, detail: `${table} lacks ${missing.map((file) => file.fileName).join(', ')}${why}` };
       },
     },
     {
       name: 'the objects the migrations create exist',
       run: async (context) => {
-        const changes = changesOf(context.outputs['test-in-transaction']);
-        const untested = context.outputs['test-in-transaction']?.untested;
-        const note =
-          Array.isArray(untested) && untested.length > 0
-            ? ` (not checked: ${untested.join(', ')} ran outside a transaction, so its changes were never tried)`
-            : '';
+        const tried = outputOf(context, testInTransactionStep);
+        const changes: SchemaChange[] = tried?.changes ?? [];
+        const untested = tried?.untested ?? [];
+        const note = untested.length > 0 ? ` (not checked: ${untested.join(', ')} ran outside a transaction, so its changes were never tried)` : '';
         if (changes.length === 0) return { ok: true, detail: `no table, column or index changes were planned${note}` };
         const database = await context.database();
         const missing = await missingSchemaChanges(database.pool, changes);
@@ -378,8 +397,7 @@ function restoreAdvice(context: Context): string {
 }
 
 function backupIdOf(context: Context): string | undefined {
-  const id = context.outputs.backup?.backupId;
-  return typeof id === 'string' ? id : undefined;
+  return outputOf(context, backupStep)?.backupId ?? undefined;
 }
 
 /** The newest good backup of this application database, or undefined. */
@@ -388,11 +406,8 @@ async function newestVerifiedBackup(config: Config): Promise<BackupEntry | undef
   return withBackupStore(config, async (store) => (await listBackups(store)).find((entry) => entry.state === 'good' && entry.manifest?.database.name === name));
 }
 
-const reviewedSchema = z.array(z.object({ version: z.number(), fileName: z.string(), checksum: z.string(), transactional: z.boolean(), hasDown: z.boolean() }));
-
 function reviewedOf(context: Context): Reviewed[] | undefined {
-  const parsed = reviewedSchema.safeParse(context.outputs.review?.pending);
-  return parsed.success ? parsed.data : undefined;
+  return outputOf(context, reviewStep)?.pending;
 }
 
 function requireReviewed(context: Context): Reviewed[] {
@@ -407,18 +422,6 @@ function namesToReview(context: Context): string[] {
   const names = reviewedOf(context)?.map((file) => file.fileName) ?? pendingSeen.get(context.params)?.map((file) => file.fileName);
   if (names === undefined) return [`<each pending migration in ${context.profile.migrations.directory}>`];
   return names.length === 0 ? ['-- (no pending migrations)'] : names;
-}
-
-const changesSchema = z.array(z.object({ change: z.enum(['created', 'dropped']), kind: z.enum(['table', 'column', 'index']), name: z.string() }));
-
-function changesOf(output: JsonObject | undefined): SchemaChange[] {
-  const parsed = changesSchema.safeParse(output?.changes);
-  return parsed.success ? parsed.data : [];
-}
-
-function versionsOf(value: unknown): number[] {
-  const parsed = z.array(z.number()).safeParse(value);
-  return parsed.success ? parsed.data : [];
 }
 
 function maxVersion(files: readonly { version: number }[]): number {
