@@ -10,38 +10,27 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import { startTcpProxy, type TcpProxy } from '../fakes/tcp-proxy.ts';
-import { ADMIN_TOKEN } from '../helpers/api.ts';
-import { createStateDir, createTestDatabase, type TestDatabase } from '../helpers/postgres.ts';
 import { eventually } from '../helpers/patience.ts';
-import { registerUsers, startServe, startTraffic, type Serve, type User } from '../helpers/traffic.ts';
+import { startFaultDeployment, startTraffic, type FaultDeployment } from '../helpers/traffic.ts';
 
 describe('serve while PostgreSQL refuses connections or terminates sessions', () => {
-  let database: TestDatabase;
-  let state: Awaited<ReturnType<typeof createStateDir>>;
+  let deployment: FaultDeployment;
   let proxy: TcpProxy;
-  let serve: Serve;
-  let alive: () => boolean;
-  let users: User[];
 
   before(async () => {
-    database = await createTestDatabase();
-    state = await createStateDir();
-    const direct = new URL(database.url);
-    proxy = await startTcpProxy({ host: direct.hostname, port: Number(direct.port || 5432) });
-    const proxied = new URL(database.url);
-    proxied.host = `127.0.0.1:${proxy.port}`;
-    ({ serve, alive } = await startServe({ DATABASE_URL: proxied.toString(), STATE_DIR: state.path, ADMIN_TOKEN, SCHEDULER_POLL_MS: '500' }));
-    users = await registerUsers(serve.url);
+    deployment = await startFaultDeployment(async (database) => {
+      const direct = new URL(database.url);
+      proxy = await startTcpProxy({ host: direct.hostname, port: Number(direct.port || 5432) });
+      const proxied = new URL(database.url);
+      proxied.host = `127.0.0.1:${proxy.port}`;
+      return { DATABASE_URL: proxied.toString(), SCHEDULER_POLL_MS: '500' };
+    });
   });
 
-  after(async () => {
-    if (serve && alive()) await serve.stop('SIGKILL');
-    await proxy?.close();
-    await database?.drop();
-    await state?.cleanup();
-  });
+  after(() => deployment?.close(() => proxy?.close()) ?? proxy?.close());
 
   test('refused, then terminated: 503 with Retry-After while unreachable, recovery by itself, nothing acknowledged lost', async () => {
+    const { serve, users, alive, database } = deployment;
     const traffic = startTraffic(serve.url, users, { exited: () => !alive() });
     try {
       await traffic.progress('traffic with the database up');
@@ -76,6 +65,7 @@ describe('serve while PostgreSQL refuses connections or terminates sessions', ()
   });
 
   test('serve stops on SIGTERM while the database refuses connections', async () => {
+    const { serve } = deployment;
     proxy.setMode('refuse');
     assert.equal(await serve.stop('SIGTERM'), 0, serve.output().slice(-3_000));
   });

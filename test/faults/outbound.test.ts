@@ -14,27 +14,20 @@ import { startSmtpServer, type FakeSmtpServer } from '../fakes/smtp.ts';
 import { startTcpProxy, type TcpProxy } from '../fakes/tcp-proxy.ts';
 import { ADMIN_TOKEN } from '../helpers/api.ts';
 import { spawnCli } from '../helpers/cli.ts';
-import { createStateDir, createTestDatabase, type TestDatabase } from '../helpers/postgres.ts';
 import { eventually } from '../helpers/patience.ts';
 import { userWithDevice } from '../helpers/workers.ts';
-import { call, registerUsers, startServe, startTraffic, type Serve, type User } from '../helpers/traffic.ts';
+import { call, startFaultDeployment, startTraffic, type FaultDeployment } from '../helpers/traffic.ts';
 
 describe('serve while SMTP, Expo or S3 hang or are down', () => {
-  let database: TestDatabase;
-  let state: Awaited<ReturnType<typeof createStateDir>>;
+  let deployment: FaultDeployment;
   let smtp: FakeSmtpServer;
   let expo: FakeExpo;
   let s3: FakeS3;
   let smtpProxy: TcpProxy;
   let expoProxy: TcpProxy;
   let s3Proxy: TcpProxy;
-  let serve: Serve;
-  let alive: () => boolean;
-  let users: User[];
 
   before(async () => {
-    database = await createTestDatabase();
-    state = await createStateDir();
     [smtp, expo, s3] = await Promise.all([startSmtpServer(), startFakeExpo({ rateLimit: false }), startS3rver()]);
     const expoUrl = new URL(expo.pushUrl);
     [smtpProxy, expoProxy, s3Proxy] = await Promise.all([
@@ -45,25 +38,17 @@ describe('serve while SMTP, Expo or S3 hang or are down', () => {
     const smtpUrl = new URL(smtp.url);
     smtpUrl.port = String(smtpProxy.port);
     expoUrl.port = String(expoProxy.port);
-    ({ serve, alive } = await startServe({
-      DATABASE_URL: database.url,
-      STATE_DIR: state.path,
-      ADMIN_TOKEN,
-      SMTP_URL: smtpUrl.toString(),
-      EXPO_PUSH_URL: expoUrl.toString(),
-    }));
-    users = await registerUsers(serve.url);
+    deployment = await startFaultDeployment(() => ({ SMTP_URL: smtpUrl.toString(), EXPO_PUSH_URL: expoUrl.toString() }));
   });
 
-  after(async () => {
-    if (serve && alive()) await serve.stop('SIGKILL');
+  const closeFakes = async () => {
     await Promise.all([smtpProxy?.close(), expoProxy?.close(), s3Proxy?.close()]);
     await Promise.all([smtp?.close(), expo?.close(), s3?.close()]);
-    await database?.drop();
-    await state?.cleanup();
-  });
+  };
+  after(() => deployment?.close(closeFakes) ?? closeFakes());
 
   test('a hung SMTP server holds up neither the traffic nor, once it answers again, the next email', async () => {
+    const { serve, users, alive } = deployment;
     const traffic = startTraffic(serve.url, users, { exited: () => !alive() });
     try {
       await traffic.progress('traffic before the fault');
@@ -82,6 +67,7 @@ describe('serve while SMTP, Expo or S3 hang or are down', () => {
   });
 
   test('a push send stuck on a hung Expo gives up by itself and the next one is delivered', async () => {
+    const { serve } = deployment;
     const device = await userWithDevice(serve.url);
     expoProxy.setMode('stall');
     const before = expoProxy.accepted;
@@ -100,8 +86,8 @@ describe('serve while SMTP, Expo or S3 hang or are down', () => {
 
   test('a backup writing to a hung S3 stops on SIGTERM; to an S3 that is down it fails on its own', async () => {
     const env = {
-      DATABASE_URL: database.url,
-      STATE_DIR: state.path,
+      DATABASE_URL: deployment.database.url,
+      STATE_DIR: deployment.stateDir,
       BACKUP_STORAGE_URL: `s3://${s3.bucket}/faults-${randomUUID()}`,
       S3_ENDPOINT: `http://127.0.0.1:${s3Proxy.port}`,
       S3_FORCE_PATH_STYLE: 'true',

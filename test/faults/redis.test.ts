@@ -11,45 +11,25 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import { startTcpProxy, type TcpProxy } from '../fakes/tcp-proxy.ts';
-import { ADMIN_TOKEN } from '../helpers/api.ts';
-import { createStateDir, createTestDatabase, type TestDatabase } from '../helpers/postgres.ts';
 import { eventually } from '../helpers/patience.ts';
-import { call, occurrences, registerUsers, startServe, startTraffic, type Serve, type User } from '../helpers/traffic.ts';
+import { call, occurrences, startFaultDeployment, startTraffic, type FaultDeployment } from '../helpers/traffic.ts';
 
 const REDIS = new URL(process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379');
 const FALLBACK_ALERT = 'Rate limits fell back to per-instance counters';
 
 describe('serve while Redis is down, stalled or flapping', () => {
-  let database: TestDatabase;
-  let state: Awaited<ReturnType<typeof createStateDir>>;
+  let deployment: FaultDeployment;
   let proxy: TcpProxy;
-  let serve: Serve;
-  let alive: () => boolean;
-  let users: User[];
 
   before(async () => {
-    database = await createTestDatabase();
-    state = await createStateDir();
     proxy = await startTcpProxy({ host: REDIS.hostname, port: Number(REDIS.port || 6379) });
-    ({ serve, alive } = await startServe({
-      DATABASE_URL: database.url,
-      REDIS_URL: `redis://127.0.0.1:${proxy.port}`,
-      REDIS_PREFIX: `test-${randomUUID()}:`,
-      STATE_DIR: state.path,
-      ADMIN_TOKEN,
-    }));
-    users = await registerUsers(serve.url);
+    deployment = await startFaultDeployment(() => ({ REDIS_URL: `redis://127.0.0.1:${proxy.port}`, REDIS_PREFIX: `test-${randomUUID()}:` }));
   });
 
-  after(async () => {
-    if (serve && alive()) await serve.stop('SIGKILL');
-    await proxy?.close();
-    await database?.drop();
-    await state?.cleanup();
-  });
+  after(() => deployment?.close(() => proxy.close()) ?? proxy?.close());
 
   async function assertNothingLost(acknowledged: ReadonlyArray<{ id: string; title: string }>): Promise<void> {
-    const client = new pg.Client({ connectionString: database.url });
+    const client = new pg.Client({ connectionString: deployment.database.url });
     await client.connect();
     try {
       const { rows } = await client.query<{ id: string }>('SELECT id::text FROM tasks WHERE id = ANY($1::uuid[])', [acknowledged.map((t) => t.id)]);
@@ -60,6 +40,7 @@ describe('serve while Redis is down, stalled or flapping', () => {
   }
 
   test('down, stalled and flapping: sign-in and writes keep working, the fallback is alerted once, nothing acknowledged is lost', async () => {
+    const { serve, users, alive } = deployment;
     const traffic = startTraffic(serve.url, users, { exited: () => !alive() });
     try {
       await traffic.progress('traffic with Redis up');
@@ -91,6 +72,7 @@ describe('serve while Redis is down, stalled or flapping', () => {
   });
 
   test('the limits still hold while Redis is down: a flood of wrong passwords is refused with 429', async () => {
+    const { serve, users } = deployment;
     proxy.setMode('refuse');
     const victim = users[0]!;
     const statuses = new Set<number>();
@@ -112,6 +94,7 @@ describe('serve while Redis is down, stalled or flapping', () => {
   });
 
   test('serve stops on SIGTERM while Redis is hung', async () => {
+    const { serve, users } = deployment;
     proxy.setMode('pass');
     await eventually('a request with Redis back', async () => ((await call(serve.url, 'GET', '/health')).status === 200 ? true : undefined));
     proxy.setMode('stall');

@@ -5,9 +5,11 @@
  */
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { ADMIN_TOKEN } from './api.ts';
 import { startServeProcess } from './cli.ts';
 import { call, type Reply } from './http-call.ts';
 import { eventually } from './patience.ts';
+import { createStateDir, createTestDatabase, type TestDatabase } from './postgres.ts';
 
 export type Serve = Awaited<ReturnType<typeof startServeProcess>>;
 
@@ -116,12 +118,53 @@ export function startTraffic(url: string, users: readonly User[], options: { exi
   };
 }
 
-/** Starts serve and tracks its exit; `alive()` is false once it exited. */
-export async function startServe(env: Record<string, string>): Promise<{ serve: Serve; alive: () => boolean; exitCode: () => number | null | undefined }> {
-  const serve = await startServeProcess({ PORT: '0', TRUST_PROXY: 'true', ...env }, ['--migrate']);
-  let exited: number | null | undefined;
-  serve.child.on('exit', (code) => (exited = code));
-  return { serve, alive: () => exited === undefined, exitCode: () => exited };
+/** A `shipshape serve` (with its workers) on a database and STATE_DIR of its own, and users signed up on it. */
+export interface FaultDeployment {
+  readonly database: TestDatabase;
+  readonly stateDir: string;
+  readonly serve: Serve;
+  readonly users: User[];
+  /** False once serve exited. */
+  alive(): boolean;
+  /**
+   * Kills serve if it still runs, then runs `alsoClose` (the test's proxies and fakes, which
+   * serve may hold connections to until then), then drops the database and STATE_DIR.
+   */
+  close(alsoClose?: () => Promise<unknown>): Promise<void>;
+}
+
+/**
+ * Starts a deployment for a fault test. `env` gets the fresh database (to put a proxy in front
+ * of it, say) and returns what serve needs beyond DATABASE_URL, STATE_DIR and ADMIN_TOKEN; what
+ * it returns wins.
+ */
+export async function startFaultDeployment(
+  env: (database: TestDatabase) => Promise<Record<string, string>> | Record<string, string> = () => ({}),
+): Promise<FaultDeployment> {
+  const [database, state] = await Promise.all([createTestDatabase(), createStateDir()]);
+  const serve = await startServeProcess(
+    { PORT: '0', TRUST_PROXY: 'true', DATABASE_URL: database.url, STATE_DIR: state.path, ADMIN_TOKEN, ...(await env(database)) },
+    ['--migrate'],
+  );
+  let exited = false;
+  serve.child.on('exit', () => (exited = true));
+  const users = await registerUsers(serve.url).catch(async (error: unknown) => {
+    await serve.stop('SIGKILL');
+    throw error;
+  });
+  return {
+    database,
+    stateDir: state.path,
+    serve,
+    users,
+    alive: () => !exited,
+    async close(alsoClose) {
+      if (!exited) await serve.stop('SIGKILL');
+      await alsoClose?.();
+      await database.drop();
+      await state.cleanup();
+    },
+  };
 }
 
 /** How many lines of `output` hold `text`. */
