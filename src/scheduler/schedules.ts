@@ -125,6 +125,11 @@ export function firstOccurrence(spec: Pick<ScheduleSpec, 'recurrence' | 'timeZon
  * Creates the built-in schedules if missing (the daily backup on, the maintenance window
  * paused), and brings them in line with configuration.
  */
+/** A schedule's own columns, in the order both INSERTs list them ($1–$7). */
+function specValues(spec: ScheduleSpec): unknown[] {
+  return [spec.name, spec.task, spec.recurrence, spec.timeZone, spec.noticeMs, spec.maxLatenessMs, JSON.stringify(spec.params)];
+}
+
 export async function ensureDefaultSchedules(pool: Pool, config: Config, actor: string): Promise<void> {
   for (const spec of defaultSchedules(config)) {
     await withTransaction(pool, async (client) => {
@@ -134,18 +139,7 @@ export async function ensureDefaultSchedules(pool: Pool, config: Config, actor: 
         `INSERT INTO schedules (name, task, recurrence, time_zone, notice_ms, max_lateness_ms, params, is_default, paused, next_occurrence_at, created_by, updated_by)
          VALUES ($1::text, $2::text, $3::text, $4::text, $5::bigint, $6::bigint, $7::jsonb, true, $8::boolean, $9::timestamptz, $10::text, $10::text)
          ON CONFLICT (name) DO NOTHING`,
-        [
-          spec.name,
-          spec.task,
-          spec.recurrence,
-          spec.timeZone,
-          spec.noticeMs,
-          spec.maxLatenessMs,
-          JSON.stringify(spec.params),
-          spec.startsPaused,
-          spec.startsPaused ? null : firstOccurrence(spec, now),
-          actor,
-        ],
+        [...specValues(spec), spec.startsPaused, spec.startsPaused ? null : firstOccurrence(spec, now), actor],
       );
       const { rows } = await client.query<Row>(`SELECT ${COLUMNS} FROM schedules WHERE name = $1::text FOR UPDATE`, [spec.name]);
       const row = rows[0];
@@ -238,18 +232,7 @@ export async function addSchedule(
       `INSERT INTO schedules (name, task, recurrence, time_zone, notice_ms, max_lateness_ms, params, paused, next_occurrence_at, created_by, updated_by)
        VALUES ($1::text, $2::text, $3::text, $4::text, $5::bigint, $6::bigint, $7::jsonb, $8::boolean, $9::timestamptz, $10::text, $10::text)
        RETURNING ${COLUMNS}`,
-      [
-        spec.name,
-        spec.task,
-        spec.recurrence,
-        spec.timeZone,
-        spec.noticeMs,
-        spec.maxLatenessMs,
-        JSON.stringify(spec.params),
-        !options.start,
-        next,
-        options.actor,
-      ],
+      [...specValues(spec), !options.start, next, options.actor],
     );
     return toSchedule(firstRow(rows));
   } catch (error) {
