@@ -22,7 +22,7 @@ import { cliEntry } from './lib/paths.ts';
 import { runMeasured } from './lib/processes.ts';
 import { seed } from './lib/seed.ts';
 import { formatNumber, formatSpread, spread } from './lib/stats.ts';
-import type { BenchmarkContext, BenchmarkReport, MeasurableBenchmark } from './lib/types.ts';
+import type { BenchmarkContext, BenchmarkReport, GoalCheck, MeasurableBenchmark } from './lib/types.ts';
 
 interface Plan {
   readonly tasks: number;
@@ -43,6 +43,10 @@ interface Run {
   /** The load itself: Shipshape's restore step, the runbook's pg_restore. */
   readonly load: number;
 }
+
+/** Issue 13's goals against the runbook's procedure by hand: total wall time, and time fully unavailable. */
+const GOAL_TOTAL_RATIO = 0.8;
+const GOAL_UNAVAILABLE_RATIO = 0.05;
 
 /** Shipshape's steps while the application is read-only, and while it is fully unavailable. */
 const READ_ONLY_STEPS = ['read-only', 'fetch', 'restore', 'verify-tables', 'migrate', 'erasure-ledger'];
@@ -215,6 +219,25 @@ function report(plan: Plan, runs: readonly Run[], jobs: number, databaseBytes: n
   const median = (tool: Tool, pick: (run: Run) => number) => spread(of(tool).map(pick)).median;
   const ours = median('shipshape', (run) => run.unavailable);
   const theirs = median('runbook', (run) => run.unavailable);
+  const totalRatio = median('shipshape', (run) => run.total) / median('runbook', (run) => run.total);
+  const unavailableRatio = ours / theirs;
+  const baseline = "the runbook's Restore Database by hand";
+  const goals: GoalCheck[] = [
+    {
+      measure: '`db restore`, total wall time',
+      baseline,
+      goal: `≤ ${GOAL_TOTAL_RATIO}×`,
+      measured: `${totalRatio.toFixed(2)}× (${formatNumber(median('shipshape', (run) => run.total))} s against ${formatNumber(median('runbook', (run) => run.total))} s)`,
+      met: totalRatio <= GOAL_TOTAL_RATIO,
+    },
+    {
+      measure: '`db restore`, time fully unavailable',
+      baseline,
+      goal: `≤ ${GOAL_UNAVAILABLE_RATIO}×`,
+      measured: `${unavailableRatio.toFixed(3)}× (${formatNumber(ours)} s against ${formatNumber(theirs)} s)`,
+      met: unavailableRatio <= GOAL_UNAVAILABLE_RATIO,
+    },
+  ];
   const summary = [
     `fully unavailable ${formatNumber(ours)} s with Shipshape (read-only ${formatNumber(median('shipshape', (run) => run.readOnly))} s) against ${formatNumber(theirs)} s by the runbook; total ${formatNumber(median('shipshape', (run) => run.total))} s against ${formatNumber(median('runbook', (run) => run.total))} s.`,
   ];
@@ -242,5 +265,6 @@ function report(plan: Plan, runs: readonly Run[], jobs: number, databaseBytes: n
     ],
     measurements: runs.length,
     summary,
+    goals,
   };
 }

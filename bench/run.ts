@@ -20,7 +20,7 @@ import { runBenchmarks } from './lib/harness.ts';
 import { currentLoadAverage, describeMachine } from './lib/machine.ts';
 import { resultsFile } from './lib/paths.ts';
 import { findPgbench } from './lib/pgbench.ts';
-import { renderMachine, renderOutcome, renderResultsFile, renderTable, type Outcome } from './lib/report.ts';
+import { renderGoals, renderMachine, renderOutcome, renderResultsFile, renderTable, type Outcome } from './lib/report.ts';
 import { isMeasurable } from './lib/types.ts';
 
 async function main(): Promise<number> {
@@ -54,6 +54,7 @@ async function main(): Promise<number> {
   const command = ['npm run bench', ...(process.argv.length > 2 ? ['--', ...process.argv.slice(2)] : [])].join(' ');
   process.stdout.write(`# Benchmark results${values.quick ? ' (quick: checks the scripts; the figures are not for comparison)' : ''}\n\n`);
   process.stdout.write(`${renderTable(renderMachine(machine, loadAfter))}\n\n`);
+  process.stdout.write(`## Goals\n\n${renderGoals(outcomes)}\n\n`);
   for (const outcome of outcomes) process.stdout.write(`${renderOutcome(outcome)}\n\n`);
 
   const failed = outcomes.filter((outcome) => outcome.state === 'failed');
@@ -88,7 +89,13 @@ function toJson(outcomes: readonly Outcome[], quick: boolean) {
       name: outcome.benchmark.name,
       state: outcome.state,
       ...(outcome.state === 'measured'
-        ? { seconds: outcome.seconds, measurements: outcome.report.measurements, size: outcome.report.size, sections: outcome.report.sections }
+        ? {
+            seconds: outcome.seconds,
+            measurements: outcome.report.measurements,
+            size: outcome.report.size,
+            sections: outcome.report.sections,
+            goals: outcome.report.goals ?? [],
+          }
         : {}),
       ...(outcome.state === 'pending' ? { reason: outcome.reason } : {}),
       ...(outcome.state === 'failed' ? { error: outcome.error } : {}),

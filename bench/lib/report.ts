@@ -61,6 +61,28 @@ function summaryLine(outcome: Outcome): string {
   }
 }
 
+/** Every goal checked in this run, beside its baseline; a benchmark that did not run has no rows. */
+export function renderGoals(outcomes: readonly Outcome[]): string {
+  const rows = outcomes.flatMap((outcome) =>
+    outcome.state === 'measured'
+      ? (outcome.report.goals ?? []).map((goal) => [
+          goal.measure,
+          goal.baseline,
+          goal.goal,
+          goal.measured,
+          goal.met ? 'met' : '**not met**',
+          `${outcome.benchmark.order}`,
+        ])
+      : [],
+  );
+  if (rows.length === 0) return 'No benchmark in this run checks a goal.';
+  const met = rows.filter((row) => row[4] === 'met').length;
+  return [
+    `${met} of ${rows.length} goals met. Ratios are taken against the baseline measured in the same run; the section named in the last column has the details.`,
+    renderTable({ columns: ['Measure', 'Baseline (same run)', 'Goal', 'Measured', 'Met?', '§'], rows }),
+  ].join('\n\n');
+}
+
 export function renderMachine(machine: MachineInfo, loadAfter: string): Table {
   return {
     columns: ['', ''],
@@ -87,6 +109,8 @@ export function renderResultsFile(input: { date: Date; command: string; machine:
         'interleaved round by round, which is what survives a noisy machine. How to run, and how to add a benchmark: bench/README.md.',
       '## Summary',
       input.outcomes.map(summaryLine).join('\n'),
+      '## Goals',
+      renderGoals(input.outcomes),
       '## Machine',
       renderTable(renderMachine(input.machine, input.loadAfter)),
       ...input.outcomes.map(renderOutcome),

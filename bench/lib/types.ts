@@ -23,6 +23,22 @@ export interface ReportSection {
   readonly code?: string;
 }
 
+/**
+ * One row of issue 13's goal table, checked by the benchmark that measured it: what, against
+ * which baseline of the same run, the goal, the figure, and whether the goal was met.
+ */
+export interface GoalCheck {
+  /** e.g. "`shipshape runs`, CPU". */
+  readonly measure: string;
+  /** The baseline measured in the same run, e.g. "`node -e 0` on the same Node"; "–" for an absolute goal. */
+  readonly baseline: string;
+  /** e.g. "≤ 4×". */
+  readonly goal: string;
+  /** The figure as printed, e.g. "3.10× (2.90–3.40)". */
+  readonly measured: string;
+  readonly met: boolean;
+}
+
 export interface BenchmarkReport {
   /** What was measured and at which size, in one line (e.g. "10,000 users × 100 tasks"). */
   readonly size: string;
@@ -33,6 +49,8 @@ export interface BenchmarkReport {
   readonly measurements: number;
   /** The headline findings, one sentence each, for the summary at the top of RESULTS.md. */
   readonly summary: readonly string[];
+  /** The goals this benchmark checks, for the goal table at the top of RESULTS.md. */
+  readonly goals?: readonly GoalCheck[];
 }
 
 export interface BenchmarkContext {
