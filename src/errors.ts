@@ -94,6 +94,7 @@ export const errorCatalogue = {
   SHIP_ERR_APPROVAL_REFUSED: { httpStatus: 409, exitCode: ExitCode.prerequisite },
   SHIP_ERR_SELF_APPROVAL: { httpStatus: 409, exitCode: ExitCode.usage },
   SHIP_ERR_LOCKED: { httpStatus: 409, exitCode: ExitCode.prerequisite },
+  SHIP_ERR_RUN_CHANGED: { httpStatus: 409, exitCode: ExitCode.prerequisite },
   SHIP_ERR_RUN_NOT_FOUND: { httpStatus: 404, exitCode: ExitCode.usage },
   SHIP_ERR_STEP_FAILED: { httpStatus: 500, exitCode: ExitCode.failedRolledBack },
   SHIP_ERR_ROLLBACK_FAILED: { httpStatus: 500, exitCode: ExitCode.needsHuman },

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -28,7 +28,7 @@ import {
   type Prompter,
   type RunReport,
 } from '../../src/ops/engine/index.ts';
-import { journalPath } from '../../src/ops/engine/journal.ts';
+import { JournalWriter, journalPath } from '../../src/ops/engine/journal.ts';
 import { advisoryKey, lockFilePath } from '../../src/ops/engine/locks.ts';
 import { eventually } from '../helpers/patience.ts';
 import { createStateDir, createTestDatabase, type TestDatabase } from '../helpers/postgres.ts';
@@ -393,6 +393,61 @@ describe('approvals', () => {
     await approveRun(runId, { config: s.deps({}, 'bob').config, policy: { approvalTtlMs: 60_000, allowInlineApproval: false } });
     const resumed = await resumeRun(runId, fixtureProcedures, { yes: true }, s.deps());
     assert.equal(resumed.state, 'succeeded');
+  });
+
+  test('operators deciding on one run at once: the journal takes one decision at a time, and a resume never runs over a refusal', async () => {
+    const s = await setup();
+    const seqsOf = async (runId: string) => (await loadRun(s.stateDir, runId)).entries.map((entry) => entry.seq);
+    const consecutive = (seqs: number[]) => seqs.every((seq, index) => seq === index + 1);
+
+    // Approve and refuse together: each acts on the run as it really is when its events land.
+    const decided = runIdOf(await runProcedure(tablesHigh, { prefix: s.prefix }, { yes: true }, s.deps()));
+    const [approved, refused] = await Promise.allSettled([
+      approveRun(decided, { config: s.deps({}, 'bob').config }),
+      refuseRun(decided, { reason: 'not today' }, { config: s.deps({}, 'carol').config }),
+    ]);
+    assert.ok(consecutive(await seqsOf(decided)), 'one sequence of events, none written twice');
+    assert.equal(refused.status, 'fulfilled', 'a refusal lands whether or not an approval came first');
+    const entries = (await loadRun(s.stateDir, decided)).entries;
+    if (approved.status === 'fulfilled') {
+      const seqOf = (type: string) => entries.findLast((e) => e.type === type)?.seq ?? 0;
+      assert.ok(seqOf('approval.granted') < seqOf('run.ended'), 'the approval, then the refusal on top of it');
+    } else {
+      assert.equal((approved.reason as { code?: string }).code, 'SHIP_ERR_VALIDATION', 'an approval after the refusal is told the run ended');
+    }
+
+    // Approved, then the requester resumes while a third operator refuses: one or the other, never both.
+    const raced = runIdOf(await runProcedure(tablesHigh, { prefix: s.prefix }, { yes: true }, s.deps()));
+    await approveRun(raced, { config: s.deps({}, 'bob').config });
+    const [resumed, vetoed] = await Promise.allSettled([
+      resumeRun(raced, fixtureProcedures, { yes: true }, s.deps()),
+      refuseRun(raced, { reason: 'veto' }, { config: s.deps({}, 'carol').config }),
+    ]);
+    assert.equal(resumed.status, 'fulfilled');
+    const ran = resumed.status === 'fulfilled' && resumed.value.exitCode === 0;
+    assert.equal(ran, vetoed.status === 'rejected', 'the run went ahead exactly when the refusal did not land');
+    assert.equal((await tables(s.prefix)).length, ran ? 3 : 0);
+    assert.ok(consecutive(await seqsOf(raced)));
+  });
+
+  test('appending to a journal someone else wrote to since it was read is refused and writes nothing; a claim left by a dead process is taken over', async () => {
+    const s = await setup();
+    const runId = runIdOf(await runProcedure(tablesHigh, { prefix: s.prefix }, { yes: true }, s.deps()));
+    const stale = await loadRun(s.stateDir, runId);
+    await approveRun(runId, { config: s.deps({}, 'bob').config });
+    const before = await readFile(journalPath(s.stateDir, runId), 'utf8');
+    const lastRead = stale.entries.at(-1)?.seq ?? 0;
+    assert.throws(() => JournalWriter.append(s.stateDir, runId, lastRead, () => new Date()), { code: 'SHIP_ERR_RUN_CHANGED' });
+    assert.equal(await readFile(journalPath(s.stateDir, runId), 'utf8'), before);
+
+    const claim = `${journalPath(s.stateDir, runId)}.claim`;
+    await writeFile(claim, '');
+    const longAgo = new Date(Date.now() - 60_000);
+    await utimes(claim, longAgo, longAgo);
+    const writer = JournalWriter.append(s.stateDir, runId, lastRead + 1, () => new Date());
+    writer.write({ type: 'note', message: 'written after taking over a stale claim' });
+    writer.close();
+    assert.equal((await readdir(path.dirname(claim))).filter((name) => name.endsWith('.claim')).length, 0, 'no claim left behind');
   });
 
   test('--approved-by is refused unless policy allows it, and never for oneself', async () => {

@@ -37,17 +37,18 @@ export async function approveRun(runId: string, deps: ApproveDeps): Promise<Appr
   const now = deps.now ?? (() => new Date());
   const policy = deps.policy ?? enginePolicyFrom(deps.config);
   const approver = deps.config.operator;
-  const record = await awaitingRun(deps.config.stateDir, runId, 'approve');
-  const requester = record.created.operator;
-  if (approver === requester) {
-    throw new ShipError(
-      'SHIP_ERR_SELF_APPROVAL',
-      `You (${approver}) requested run ${runId}; a different operator must approve it. Ask a colleague to run \`shipshape approve ${runId}\` as themselves (SHIPSHAPE_OPERATOR or their OS user).`,
-    );
-  }
   const approvedAt = now();
   const expiresAt = new Date(approvedAt.getTime() + policy.approvalTtlMs);
-  appendEvents(deps.config.stateDir, record, approvedAt, [{ type: 'approval.granted', by: approver, expiresAt: expiresAt.toISOString(), how: 'command' }]);
+  const record = await decide(deps.config.stateDir, runId, 'approve', approvedAt, (awaiting) => {
+    if (approver === awaiting.created.operator) {
+      throw new ShipError(
+        'SHIP_ERR_SELF_APPROVAL',
+        `You (${approver}) requested run ${runId}; a different operator must approve it. Ask a colleague to run \`shipshape approve ${runId}\` as themselves (SHIPSHAPE_OPERATOR or their OS user).`,
+      );
+    }
+    return [{ type: 'approval.granted', by: approver, expiresAt: expiresAt.toISOString(), how: 'command' }];
+  });
+  const requester = record.created.operator;
   return {
     runId,
     procedure: procedureOf(record),
@@ -93,21 +94,22 @@ export async function refuseRun(runId: string, options: RefuseOptions, deps: App
   if (reason === '') {
     throw new ShipError('SHIP_ERR_VALIDATION', `Say why run ${runId} is refused (--reason "…"): the requester reads it.`);
   }
-  const record = await awaitingRun(deps.config.stateDir, runId, 'refuse');
+  const refusedAt = now();
+  const record = await decide(deps.config.stateDir, runId, 'refuse', refusedAt, (awaiting) => {
+    const detail = refusalDetail(by === awaiting.created.operator, by, reason);
+    return [
+      { type: 'gate', gate: 'approval', outcome: 'refused', how: 'approval', by, detail },
+      {
+        type: 'run.ended',
+        state: 'failed',
+        exitCode: ExitCode.prerequisite,
+        error: { code: 'SHIP_ERR_APPROVAL_REFUSED', message: `Run ${runId} was ${detail}. No step ran; nothing changed.` },
+        next: `if it is still needed, address the reason and run \`shipshape ${awaiting.created.procedure.command}\` again`,
+      },
+    ];
+  });
   const requester = record.created.operator;
   const withdrawn = by === requester;
-  const refusedAt = now();
-  const detail = withdrawn ? `withdrawn by its requester ${by}: ${reason}` : `refused by ${by}: ${reason}`;
-  appendEvents(deps.config.stateDir, record, refusedAt, [
-    { type: 'gate', gate: 'approval', outcome: 'refused', how: 'approval', by, detail },
-    {
-      type: 'run.ended',
-      state: 'failed',
-      exitCode: ExitCode.prerequisite,
-      error: { code: 'SHIP_ERR_APPROVAL_REFUSED', message: `Run ${runId} was ${detail}. No step ran; nothing changed.` },
-      next: `if it is still needed, address the reason and run \`shipshape ${record.created.procedure.command}\` again`,
-    },
-  ]);
   return {
     runId,
     procedure: procedureOf(record),
@@ -171,6 +173,36 @@ function decisionOf(record: RunRecord, now: Date): ApprovalDecision | undefined 
 }
 
 /** The run, if it is awaiting approval; otherwise why there is nothing to approve or refuse. */
+function refusalDetail(withdrawn: boolean, by: string, reason: string): string {
+  return withdrawn ? `withdrawn by its requester ${by}: ${reason}` : `refused by ${by}: ${reason}`;
+}
+
+/**
+ * Records a decision on a run awaiting approval: the events `decision` makes from the run as
+ * read, appended only if nothing was written to the journal since. If something was (another
+ * operator decided, the requester resumed or cancelled), the run is read again, so the
+ * decision is refused for the state the run is really in, or made on top of it if it still
+ * awaits approval.
+ */
+async function decide(
+  stateDir: string,
+  runId: string,
+  verb: 'approve' | 'refuse',
+  at: Date,
+  decision: (awaiting: RunRecord) => readonly JournalEvent[],
+): Promise<RunRecord> {
+  for (;;) {
+    const record = await awaitingRun(stateDir, runId, verb);
+    const events = decision(record);
+    try {
+      appendEvents(stateDir, record, at, events);
+      return record;
+    } catch (error) {
+      if (!(error instanceof ShipError && error.code === 'SHIP_ERR_RUN_CHANGED')) throw error;
+    }
+  }
+}
+
 async function awaitingRun(stateDir: string, runId: string, verb: 'approve' | 'refuse'): Promise<RunRecord> {
   const record = await loadRun(stateDir, runId);
   if (record.state !== 'awaiting-approval') {
@@ -182,7 +214,7 @@ async function awaitingRun(stateDir: string, runId: string, verb: 'approve' | 'r
   return record;
 }
 
-/** Adds events to the run's journal after its last one, dated `at`, each on disk before the next. */
+/** Adds events after the run's last one (SHIP_ERR_RUN_CHANGED if that is no longer last), dated `at`, each on disk before the next. */
 function appendEvents(stateDir: string, record: RunRecord, at: Date, events: readonly JournalEvent[]): void {
   const lastSeq = record.entries.reduce((max, entry) => Math.max(max, entry.seq), 0);
   const writer = JournalWriter.append(stateDir, record.runId, lastSeq, () => at);

@@ -7,7 +7,7 @@
  * mirror (mirror.ts) is a convenience copy; this file is the truth that `runs`,
  * `runs resume`, `runs rollback` and `approve` read.
  */
-import { closeSync, fsyncSync, mkdirSync, openSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
@@ -155,11 +155,14 @@ export class JournalWriter {
 
   private readonly fd: number;
   private readonly now: () => Date;
+  /** Held from opening an existing journal until the first event is on disk (see `append`). */
+  private claim: JournalClaim | undefined;
 
-  private constructor(fd: number, lastSeq: number, now: () => Date) {
+  private constructor(fd: number, lastSeq: number, now: () => Date, claim?: JournalClaim) {
     this.fd = fd;
     this.now = now;
     this.seq = lastSeq;
+    this.claim = claim;
   }
 
   /** Creates the journal of a new run; fails if the file exists (run ids are never reused). */
@@ -171,9 +174,30 @@ export class JournalWriter {
     return new JournalWriter(fd, 0, now);
   }
 
-  /** Opens an existing journal to append to it. */
+  /**
+   * Opens an existing journal to append to it — only if nobody appended since the caller read
+   * it (its last event is still `lastSeq`); otherwise SHIP_ERR_RUN_CHANGED and nothing is
+   * written. Two operators deciding on one run at once (approve and refuse, a resume and a
+   * refuse, two resumes) each act on the state they read, so only one of them may write on
+   * top of it. The check and the first event happen under the journal's claim, so whoever
+   * comes second sees that event and is refused.
+   */
   static append(stateDir: string, runId: string, lastSeq: number, now: () => Date): JournalWriter {
-    return new JournalWriter(openSync(journalPath(stateDir, runId), 'a'), lastSeq, now);
+    const file = journalPath(stateDir, runId);
+    const claim = JournalClaim.take(file);
+    try {
+      const current = lastSeqIn(readFileSync(file, 'utf8'));
+      if (current !== lastSeq) {
+        throw new ShipError(
+          'SHIP_ERR_RUN_CHANGED',
+          `Run ${runId} changed while this command was preparing (another operator or process wrote event ${current}; this command read up to ${lastSeq}). Nothing was written. \`shipshape runs show ${runId}\` shows what happened; run the command again if it still applies.`,
+        );
+      }
+      return new JournalWriter(openSync(file, 'a'), lastSeq, now, claim);
+    } catch (error) {
+      claim.release();
+      throw error;
+    }
   }
 
   write(event: JournalEvent): JournalEntry {
@@ -181,12 +205,81 @@ export class JournalWriter {
     const entry: JournalEntry = { ...event, seq: this.seq, at: this.now().toISOString() };
     writeSync(this.fd, `${JSON.stringify(entry)}\n`);
     fsyncSync(this.fd);
+    this.releaseClaim();
     return entry;
   }
 
   close(): void {
+    this.releaseClaim();
     closeSync(this.fd);
   }
+
+  private releaseClaim(): void {
+    this.claim?.release();
+    this.claim = undefined;
+  }
+}
+
+/**
+ * `<journal>.claim`, created exclusively around "check the last event, write the next one" —
+ * a few milliseconds. One left behind by a process killed in that window is stale after
+ * CLAIM_STALE_MS and taken over.
+ */
+class JournalClaim {
+  private readonly file: string;
+
+  private constructor(file: string) {
+    this.file = file;
+  }
+
+  static take(journal: string): JournalClaim {
+    const file = `${journal}.claim`;
+    for (;;) {
+      try {
+        closeSync(openSync(file, 'wx', 0o600));
+        return new JournalClaim(file);
+      } catch (error) {
+        if (!isCode(error, 'EEXIST')) throw error;
+      }
+      if (claimAgeMs(file) > CLAIM_STALE_MS) {
+        unlinkQuietly(file);
+        continue;
+      }
+      // A synchronous pause: the journal is written synchronously, and the holder needs only a moment.
+      Atomics.wait(CLAIM_PAUSE, 0, 0, 5);
+    }
+  }
+
+  release(): void {
+    unlinkQuietly(this.file);
+  }
+}
+
+const CLAIM_STALE_MS = 10_000;
+const CLAIM_PAUSE = new Int32Array(new SharedArrayBuffer(4));
+
+function claimAgeMs(file: string): number {
+  try {
+    return Date.now() - statSync(file).mtimeMs;
+  } catch {
+    return Number.POSITIVE_INFINITY; // gone already: try again at once
+  }
+}
+
+function unlinkQuietly(file: string): void {
+  try {
+    unlinkSync(file);
+  } catch (error) {
+    if (!isCode(error, 'ENOENT')) throw error;
+  }
+}
+
+function isCode(error: unknown, code: string): boolean {
+  return error instanceof Error && 'code' in error && error.code === code;
+}
+
+function lastSeqIn(text: string): number {
+  return parseJournal(text).entries.reduce((max, entry) => Math.max(max, entry.seq), 0);
 }
 
 function syncDirectory(dir: string): void {

@@ -273,10 +273,11 @@ async function continueRun(
     await session.openInfrastructure();
     try {
       await session.acquire(record.created.locks, options.wait ?? false);
+      // Refused (SHIP_ERR_RUN_CHANGED) if anyone wrote to the journal since it was read above.
+      session.reopen(record.created.locks);
     } catch (error) {
       return refuse.because(error);
     }
-    session.reopen(record.created.locks);
     for (const event of gateEvents) session.write(event);
     outcome = await body();
   } catch (error) {
