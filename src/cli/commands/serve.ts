@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { keepYoungGenerationSmall } from '../../runtime/heap.ts';
 import { cliContext } from '../context.ts';
 
 export function registerServe(program: Command): void {
@@ -9,6 +10,7 @@ export function registerServe(program: Command): void {
     .option('--no-workers', 'do not run the scheduler’s workers in this process (run `shipshape worker` elsewhere)')
     .action(async (options: { migrate: boolean; workers: boolean }) => {
       const { config, logger } = cliContext();
+      keepYoungGenerationSmall(process.env.NODE_OPTIONS);
       // The server (Fastify and the rest) is loaded only by the command that serves.
       const { serveUntilSignalled } = await import('../../runtime/server.ts');
       await serveUntilSignalled(config, logger, { migrate: options.migrate, workers: options.workers });
