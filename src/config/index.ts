@@ -40,6 +40,7 @@ const variables = {
   DATABASE_CONNECT_TIMEOUT_MS: { schema: positiveInt.default(5_000), example: '5000' },
   STATE_DIR: { schema: z.string().min(1).default('./.shipshape'), example: '/var/lib/shipshape' },
   ADMIN_TOKEN: { schema: z.string().min(16, 'must be at least 16 characters').optional(), example: 'a long random string (openssl rand -hex 32)' },
+  STARTUP_PROGRESS_INTERVAL_MS: { schema: positiveInt.min(10).max(60_000).default(2_000), example: '2000' },
   LOG_LEVEL: { schema: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'), example: 'info' },
   PUBLIC_URL: { schema: url.default('http://127.0.0.1:3000'), example: 'https://app.example.com' },
   APP_RESET_URL: {
@@ -257,6 +258,8 @@ export interface Config {
   readonly stateDir: string;
   readonly adminToken: string | undefined;
   readonly logLevel: RawConfig['LOG_LEVEL'];
+  /** While `serve` prepares (first start: the embedded cluster, migrations), one progress line this often. */
+  readonly startupProgressIntervalMs: number;
   readonly publicUrl: string;
   /** The app's reset screen as a deep link; the reset email offers it besides the web page (unset → the web page only). */
   readonly appResetUrl: string | undefined;
@@ -459,6 +462,7 @@ export function loadConfig(env: Environment = process.env, cwd = process.cwd()):
     stateDir,
     adminToken: c.ADMIN_TOKEN,
     logLevel: c.LOG_LEVEL,
+    startupProgressIntervalMs: c.STARTUP_PROGRESS_INTERVAL_MS,
     publicUrl: c.PUBLIC_URL,
     appResetUrl: c.APP_RESET_URL,
     apiUrl: c.API_URL ?? `http://${c.HOST === '0.0.0.0' ? '127.0.0.1' : c.HOST}:${c.PORT}`,
