@@ -16,7 +16,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { createBenchDatabase } from './lib/database.ts';
 import { cliEntry, projectRoot } from './lib/paths.ts';
 import { freePort, spawnTs, stopChild, waitUntilAnswering, watchChild } from './lib/processes.ts';
-import { formatNumber, spread } from './lib/stats.ts';
+import { spread } from './lib/stats.ts';
 import type { BenchmarkContext, BenchmarkReport, MeasurableBenchmark } from './lib/types.ts';
 
 /** The goals, MB of resident set while idle. */
