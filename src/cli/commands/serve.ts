@@ -16,6 +16,11 @@ export function registerServe(program: Command): void {
       progress.stage('the server: loading its code');
       // The server (Fastify and the rest) is loaded only by the command that serves.
       const { serveUntilSignalled } = await import('../../runtime/server.ts');
-      await serveUntilSignalled(config, logger, { migrate: options.migrate, workers: options.workers, progress });
+      try {
+        await serveUntilSignalled(config, logger, { migrate: options.migrate, workers: options.workers, progress });
+      } finally {
+        // Already stopped once ready; this covers a start that failed before the server's own cleanup.
+        progress.stop();
+      }
     });
 }
