@@ -29,6 +29,7 @@ export async function startHttpCeiling(databaseUrl: string, payloads: CeilingPay
   await waitUntilAnswering(child, `${url}${CEILING_ROUTES.health}`, 'the HTTP-ceiling server');
   return {
     url,
+    pid: child.pid,
     ...watched,
     command: `DATABASE_URL=<bench database> HOST=127.0.0.1 LOG_LEVEL=warn node bench/lib/http-ceiling-server.ts ${port} ceiling-payloads.json`,
     stop: () => stopChild(child),

@@ -15,6 +15,8 @@ import { cliEntry, projectRoot } from './paths.ts';
 
 export interface ChildServer {
   readonly url: string;
+  /** The server's process id (its /proc entry is where bench/startup.ts reads the resident set). */
+  readonly pid: number | undefined;
   /** The command line, for RESULTS.md. */
   readonly command: string;
   /** Set once the process has exited (on its own, or because `stop` was called). */
@@ -93,6 +95,7 @@ export async function startShipshape(databaseUrl: string, extraEnv: Record<strin
   }
   return {
     url,
+    pid: child.pid,
     command: `${shownEnv} npx shipshape serve`,
     ...watched,
     stop: async () => {

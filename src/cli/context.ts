@@ -1,7 +1,7 @@
 /**
  * What every command starts from: validated configuration and a logger on stderr.
  */
-import { loadConfig, loadDotEnv, type Config } from '../config/index.ts';
+import { loadConfig, loadDotEnv, loadLocalConfig, type Config } from '../config/index.ts';
 import type { Database } from '../db/index.ts';
 import { createLogger, type Logger } from '../log.ts';
 
@@ -14,6 +14,13 @@ export function cliContext(): CliContext {
   loadDotEnv();
   const config = loadConfig();
   return { config, logger: createLogger(config.logLevel) };
+}
+
+/** For the commands that only read files under STATE_DIR: the rest of the configuration is neither read nor checked. */
+export function localContext(): { readonly stateDir: string; readonly logger: Logger } {
+  loadDotEnv();
+  const { stateDir, logLevel } = loadLocalConfig();
+  return { stateDir, logger: createLogger(logLevel) };
 }
 
 /** Opens the database for one command and always closes it. */

@@ -17,6 +17,19 @@ export type { ProgramOptions };
  * lists every command) builds the whole tree.
  */
 const LIGHT_COMMANDS: Readonly<Record<string, () => Promise<Command>>> = {
+  // The long-running processes: every command's code (and the runbook's) would stay in memory for their lifetime.
+  serve: async () => {
+    const [{ baseProgram }, { registerServe }] = await Promise.all([import('./light-program.ts'), import('./commands/serve.ts')]);
+    const program = baseProgram();
+    registerServe(program);
+    return program;
+  },
+  worker: async () => {
+    const [{ baseProgram }, { registerWorker }] = await Promise.all([import('./light-program.ts'), import('./commands/worker.ts')]);
+    const program = baseProgram();
+    registerWorker(program);
+    return program;
+  },
   runs: async () => {
     const [{ baseProgram }, { registerRuns }] = await Promise.all([import('./light-program.ts'), import('./commands/runs.ts')]);
     const program = baseProgram();

@@ -8,13 +8,20 @@
  * Shipshape process on the machine (a CLI command while `serve` runs) connects to that
  * port instead of opening the files a second time.
  */
-import { mkdir, readFile, rm, writeFile, open } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, rename, rm, writeFile, open } from 'node:fs/promises';
 import { connect } from 'node:net';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { PGlite } from '@electric-sql/pglite';
 import { ShipError, describeError } from '../errors.ts';
 import type { Logger } from '../log.ts';
+import { pgliteOptions } from './embedded-options.ts';
 import { BackendLease, serveWireProtocol, type WireServer } from './embedded-wire.ts';
+
+/** Told what opening the database is doing, for the progress lines of a slow start (src/runtime/progress.ts). */
+export type StageListener = (stage: string) => void;
 
 interface OwnerRecord {
   pid: number;
@@ -43,23 +50,30 @@ const urlFor = (port: number) => `postgres://postgres@127.0.0.1:${port}/postgres
  * Opens the embedded database under `stateDir`: as its owner when no other process has
  * it, otherwise as a guest of the process that does.
  */
-export async function connectEmbedded(stateDir: string, logger: Logger): Promise<EmbeddedConnection> {
+export async function connectEmbedded(stateDir: string, logger: Logger, onStage: StageListener = () => undefined): Promise<EmbeddedConnection> {
   const dir = path.join(stateDir, 'db');
   await mkdir(dir, { recursive: true });
   const owner = await liveOwner(dir);
   if (owner) return { role: 'guest', url: urlFor(owner.port), ownerPid: owner.pid };
-  return { role: 'owner', database: await startEmbedded(dir, logger) };
+  return { role: 'owner', database: await startEmbedded(dir, logger, onStage) };
 }
 
-async function startEmbedded(dir: string, logger: Logger): Promise<EmbeddedDatabase> {
+async function startEmbedded(dir: string, logger: Logger, onStage: StageListener): Promise<EmbeddedDatabase> {
   const lockFile = path.join(dir, 'owner.lock');
   await takeOwnerLock(lockFile);
   const dataDir = path.join(dir, 'data');
   let pglite: PGlite | undefined;
   let wire: WireServer | undefined;
   try {
+    // PG_VERSION is what PGlite itself looks for to decide whether the cluster exists.
+    if (!existsSync(path.join(dataDir, 'PG_VERSION'))) {
+      onStage('the embedded database: creating the cluster (first start only)');
+      logger.info({ dataDir }, 'creating the embedded database cluster (first start only; this takes a while)');
+      await createCluster(dataDir);
+    }
+    onStage('the embedded database: starting PGlite');
     const { PGlite } = await import('@electric-sql/pglite');
-    pglite = await PGlite.create(dataDir);
+    pglite = await PGlite.create(dataDir, pgliteOptions(PGlite.defaultStartParams));
     const lease = new BackendLease();
     wire = await serveWireProtocol(pglite, lease);
     const record: OwnerRecord = { pid: process.pid, port: wire.port, startedAt: new Date().toISOString() };
@@ -90,6 +104,34 @@ async function startEmbedded(dir: string, logger: Logger): Promise<EmbeddedDatab
       { cause: error },
     );
   }
+}
+
+/**
+ * Runs initdb in its own process (embedded-create.ts says why) into a folder beside `dataDir`,
+ * renamed into place only once complete: an interrupted first start leaves no half-made cluster
+ * that a later start would take for a real one.
+ */
+async function createCluster(dataDir: string): Promise<void> {
+  const creating = `${dataDir}.creating`;
+  await rm(creating, { recursive: true, force: true });
+  const script = fileURLToPath(new URL('./embedded-create.ts', import.meta.url));
+  // The same Node and the same flags that run TypeScript here, minus those that attach a debugger or profiler.
+  const flags = process.execArgv.filter((flag) => !/^--(inspect|cpu-prof|heap-prof|prof)/.test(flag));
+  const child = spawn(process.execPath, [...flags, script, creating], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => {
+    stderr = (stderr + chunk.toString()).slice(-4_000);
+  });
+  const code = await new Promise<number | null>((resolve, reject) => {
+    child.once('error', reject);
+    child.once('close', (exitCode) => resolve(exitCode));
+  });
+  if (code !== 0) {
+    await rm(creating, { recursive: true, force: true });
+    throw new Error(`creating the cluster failed (exit code ${code}): ${stderr.trim() || 'no output'}`);
+  }
+  await rm(dataDir, { recursive: true, force: true });
+  await rename(creating, dataDir);
 }
 
 /** Creates the lock file exclusively; a lock left by a process that no longer exists is taken over. */

@@ -6,7 +6,7 @@ import type { Config } from '../config/index.ts';
 import { databaseFailureOf, describeError, ShipError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { redactUrl } from '../redact.ts';
-import { connectEmbedded, type EmbeddedDatabase } from './embedded.ts';
+import { connectEmbedded, type EmbeddedDatabase, type StageListener } from './embedded.ts';
 import { createPool, type Pool } from './pool.ts';
 
 export interface Database {
@@ -26,8 +26,8 @@ export interface Database {
  * unknown role, nothing listening) stops whoever opened it with one sentence that says what to
  * fix — `serve`, `worker`, every CLI command and procedure — never an internal error later.
  */
-export async function openDatabase(config: Config, logger: Logger, applicationName = 'shipshape'): Promise<Database> {
-  const database = await openUnchecked(config, logger, applicationName);
+export async function openDatabase(config: Config, logger: Logger, applicationName = 'shipshape', onStage?: StageListener): Promise<Database> {
+  const database = await openUnchecked(config, logger, applicationName, onStage);
   try {
     await checkReachable(database, config);
   } catch (error) {
@@ -37,7 +37,7 @@ export async function openDatabase(config: Config, logger: Logger, applicationNa
   return database;
 }
 
-async function openUnchecked(config: Config, logger: Logger, applicationName: string): Promise<Database> {
+async function openUnchecked(config: Config, logger: Logger, applicationName: string, onStage: StageListener | undefined): Promise<Database> {
   const poolOptions = {
     max: config.database.poolMax,
     statementTimeoutMs: config.database.statementTimeoutMs,
@@ -54,7 +54,7 @@ async function openUnchecked(config: Config, logger: Logger, applicationName: st
       close: () => pool.end(),
     };
   }
-  const connection = await connectEmbedded(config.stateDir, logger);
+  const connection = await connectEmbedded(config.stateDir, logger, onStage);
   if (connection.role === 'guest') {
     const pool = createPool({ ...poolOptions, connectionString: connection.url }, logger);
     return {

@@ -8,7 +8,7 @@ import { migratorFor } from '../db/migrator.ts';
 import { ShipError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 
-export async function prepareSchema(database: Database, logger: Logger, options: { migrate: boolean }): Promise<void> {
+export async function prepareSchema(database: Database, logger: Logger, options: { migrate: boolean; onStage?: (stage: string) => void }): Promise<void> {
   const migrator = migratorFor(database, logger);
   const pending = await migrator.pending();
   if (pending.length === 0) return;
@@ -20,6 +20,15 @@ export async function prepareSchema(database: Database, logger: Logger, options:
     );
   }
   logger.info({ pending: pending.map((file) => file.fileName) }, 'applying pending migrations');
-  const outcome = await migrator.up();
-  if (outcome.error) throw outcome.error;
+  if (!options.onStage) {
+    const outcome = await migrator.up();
+    if (outcome.error) throw outcome.error;
+    return;
+  }
+  // One at a time when someone is watching, so a progress line can say how far it is.
+  for (const [index, file] of pending.entries()) {
+    options.onStage(`the schema: applying migrations ${index + 1}/${pending.length} (${file.fileName})`);
+    const outcome = await migrator.up({ to: file.version });
+    if (outcome.error) throw outcome.error;
+  }
 }

@@ -19,6 +19,7 @@ import { checkListenAddress, listenError } from './listen-address.ts';
 import { startLiveOperations, type LiveOperations } from './live-operations.ts';
 import { startMetricsFlusher } from './metrics-flusher.ts';
 import { prepareSchema } from './migrations.ts';
+import { noProgress, type StartupProgress } from './progress.ts';
 import { startWorkers, type Workers } from '../scheduler/workers.ts';
 import { describeError } from '../errors.ts';
 
@@ -38,18 +39,25 @@ export interface ServeOptions {
   readonly migrate: boolean;
   /** Also run the scheduler's workers in this process (`shipshape serve` does unless --no-workers). */
   readonly workers?: boolean;
+  /** Told each stage of start-up, for the progress lines of a slow start; the ready line says how long it took. */
+  readonly progress?: StartupProgress;
 }
 
 export async function startServer(config: Config, logger: Logger, options: ServeOptions): Promise<RunningServer> {
+  const progress = options.progress ?? noProgress;
+  const onStage = (stage: string) => progress.stage(stage);
   await checkListenAddress(config.host, config.port);
-  const database = await openDatabase(config, logger, 'shipshape-api');
+  onStage(config.databaseUrl ? 'the database: connecting' : 'the embedded database');
+  const database = await openDatabase(config, logger, 'shipshape-api', onStage);
   const closers: Array<() => Promise<void> | void> = [() => database.close()];
   const close = async () => {
     for (const closer of closers.reverse()) await closer();
   };
   try {
     logger.info({ database: database.description }, `database: ${database.description}`);
-    await prepareSchema(database, logger, options);
+    onStage('the schema: checking for pending migrations');
+    await prepareSchema(database, logger, { migrate: options.migrate, onStage });
+    onStage('the API: starting caches, feeds and workers');
 
     const appState = new AppStateWatcher(database.pool, logger, config.appStatePollMs);
     await appState.start();
@@ -75,6 +83,7 @@ export async function startServer(config: Config, logger: Logger, options: Serve
     // Closed after the app: the requests it finishes are counted in the last flush.
     closers.push(() => flusher.close());
 
+    onStage('the API: building the routes');
     const alerter = await configuredAlerter(config, logger);
     const app = await buildApp({ config, logger, database, appState, live, mailer, metrics, version, alerts: (alert) => alerter.send(alert) });
     closers.push(() => app.close());
@@ -84,9 +93,12 @@ export async function startServer(config: Config, logger: Logger, options: Serve
     const address = app.server.address();
     const port = typeof address === 'object' && address ? address.port : config.port;
     const url = `http://${config.host}:${port}`;
-    logger.info({ url, version }, `Shipshape ${version} listening on ${url}`);
+    progress.stop();
+    const readySeconds = Number(progress.elapsedSeconds().toFixed(1));
+    logger.info({ url, version, readySeconds }, `Shipshape ${version} listening on ${url}${options.progress ? ` (ready in ${readySeconds} s)` : ''}`);
     return { app, database, url, live, workers, close };
   } catch (error) {
+    progress.stop();
     await close();
     throw error;
   }

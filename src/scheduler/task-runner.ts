@@ -13,12 +13,8 @@ import type { Database } from '../db/index.ts';
 import { getMaintenanceNotice } from '../domain/maintenance-notices.ts';
 import { describeError } from '../errors.ts';
 import type { Logger } from '../log.ts';
-import { runProcedure, type AlertSink, type EngineDeps, type RunReport } from '../ops/engine/index.ts';
+import type { AlertSink, EngineDeps, RunReport } from '../ops/engine/index.ts';
 import type { IssueType } from '../ops/engine/types.ts';
-import { dbBackup } from '../ops/procedures/db-backup.ts';
-import { dbPrune } from '../ops/procedures/db-prune.ts';
-import { maintenanceRun } from '../ops/procedures/maintenance-run.ts';
-import { maintenanceSchedule } from '../ops/procedures/maintenance-schedule.ts';
 import type { ScheduledRun } from './schedules.ts';
 
 export interface TaskEnvironment {
@@ -37,8 +33,25 @@ export interface TaskOutcome {
   readonly summary: string;
 }
 
+/**
+ * The engine and the procedures a schedule runs, loaded with the first scheduled run: an idle
+ * server (which runs the workers) would otherwise hold the whole runbook's code for a backup
+ * that runs once a day.
+ */
+const scheduledProcedures = async () => {
+  const [{ runProcedure }, { dbBackup }, { dbPrune }, { maintenanceRun }, { maintenanceSchedule }] = await Promise.all([
+    import('../ops/engine/index.ts'),
+    import('../ops/procedures/db-backup.ts'),
+    import('../ops/procedures/db-prune.ts'),
+    import('../ops/procedures/maintenance-run.ts'),
+    import('../ops/procedures/maintenance-schedule.ts'),
+  ]);
+  return { runProcedure, dbBackup, dbPrune, maintenanceRun, maintenanceSchedule };
+};
+
 export async function runScheduledTask(env: TaskEnvironment, run: ScheduledRun): Promise<TaskOutcome> {
   const deps = engineDeps(env, run.schedule);
+  const { runProcedure, dbBackup, dbPrune, maintenanceRun, maintenanceSchedule } = await scheduledProcedures();
   switch (`${run.task}/${run.phase}`) {
     case 'backup/due': {
       const backup = await runProcedure(dbBackup, run.params, { yes: true }, deps);

@@ -23,7 +23,7 @@ test('Sentry and Cloudflare default to their public APIs; the rest is off until 
     'CLOUDFLARE_ZONE_ID',
     'CDN_BASE_URL',
   ]) {
-    assert.ok((configVariableNames as readonly string[]).includes(name), name);
+    assert.ok((configVariableNames() as readonly string[]).includes(name), name);
   }
 });
 

@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import type { ProcedureEntry } from '../../ops/engine/index.ts';
 import { listRuns, loadRun } from '../../ops/engine/runs.ts';
 import { presentRunJournal, presentRunList } from '../../ops/present/present.ts';
-import { cliContext } from '../context.ts';
+import { cliContext, localContext } from '../context.ts';
 import { colourFor, jsonErrors } from '../output.ts';
 
 /**
@@ -44,8 +44,8 @@ export function registerRuns(program: Command, entries: readonly ProcedureEntry[
     .option('--limit <n>', 'show only the newest n runs', parseLimit)
     .action(async (flags: Flags) => {
       await jsonErrors(flags.json === true, async () => {
-        const context = cliContext();
-        const records = await listRuns(context.config.stateDir, flags.limit);
+        const { stateDir } = localContext();
+        const records = await listRuns(stateDir, flags.limit);
         process.stdout.write(presentRunList(records, { json: flags.json === true, color: colourFor(process.stdout) }));
       });
     });
@@ -56,8 +56,8 @@ export function registerRuns(program: Command, entries: readonly ProcedureEntry[
     .option('--json', 'print one JSON document on stdout', false)
     .action(async (runId: string, flags: Flags) => {
       await jsonErrors(flags.json === true, async () => {
-        const context = cliContext();
-        const record = await loadRun(context.config.stateDir, runId);
+        const { stateDir } = localContext();
+        const record = await loadRun(stateDir, runId);
         process.stdout.write(presentRunJournal(record, { json: flags.json === true, color: colourFor(process.stdout) }));
       });
     });

@@ -1,4 +1,6 @@
 import type { Command } from 'commander';
+import { keepYoungGenerationSmall } from '../../runtime/heap.ts';
+import { startupProgress } from '../../runtime/progress.ts';
 import { cliContext } from '../context.ts';
 
 export function registerServe(program: Command): void {
@@ -9,8 +11,16 @@ export function registerServe(program: Command): void {
     .option('--no-workers', 'do not run the scheduler’s workers in this process (run `shipshape worker` elsewhere)')
     .action(async (options: { migrate: boolean; workers: boolean }) => {
       const { config, logger } = cliContext();
+      keepYoungGenerationSmall(process.env.NODE_OPTIONS);
+      const progress = startupProgress(logger, config.startupProgressIntervalMs);
+      progress.stage('the server: loading its code');
       // The server (Fastify and the rest) is loaded only by the command that serves.
       const { serveUntilSignalled } = await import('../../runtime/server.ts');
-      await serveUntilSignalled(config, logger, { migrate: options.migrate, workers: options.workers });
+      try {
+        await serveUntilSignalled(config, logger, { migrate: options.migrate, workers: options.workers, progress });
+      } finally {
+        // Already stopped once ready; this covers a start that failed before the server's own cleanup.
+        progress.stop();
+      }
     });
 }

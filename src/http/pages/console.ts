@@ -32,23 +32,26 @@ import {
   type ConsoleSession,
 } from '../../domain/console-sessions.ts';
 import { ShipError, describeError } from '../../errors.ts';
-import { withBackupStore } from '../../ops/backups/backup-store.ts';
+import { loadOnce } from '../../adapters/load-once.ts';
 import { formatBytes } from '../../bytes.ts';
-import { listBackups } from '../../ops/backups/catalog.ts';
-import { verifyAndRecord } from '../../ops/backups/verify-and-record.ts';
 import { cancelScheduledNotification, listNotifications } from '../../domain/scheduled-notifications.ts';
-import { runDoctor } from '../../ops/diagnostics/doctor.ts';
 import { ensureDefaultSchedules, listSchedules, pauseSchedule, resumeSchedule } from '../../scheduler/schedules.ts';
-import { gatherHealth } from '../../ops/diagnostics/health.ts';
 import { thresholds } from '../../ops/diagnostics/thresholds.ts';
-import { approveRun, configuredAlerter, isRunId, listRuns, loadRun, refuseRun, runProcedure, type RunRecord } from '../../ops/engine/index.ts';
+import type { RunRecord } from '../../ops/engine/index.ts';
+import { isRunId } from '../../ops/engine/run-id.ts';
 import { applicationDatabaseName } from '../../ops/backups/database-target.ts';
-import { dbRestore } from '../../ops/procedures/db-restore.ts';
 import { presentRunJournal, runSummary } from '../../ops/present/present.ts';
 import type { ApiContext } from '../context.ts';
 import { attemptLimiter } from '../plugins/attempt-limits.ts';
 import { html, page, type SafeHtml } from './html.ts';
 import { refuseCrossSite, sendPage } from './respond.ts';
+
+/**
+ * The engine, backups, diagnostics and the restore procedure, loaded with the first console page
+ * that needs them: every API server registers the console, few ever serve it, and this code
+ * (about a hundred modules) would otherwise sit in every idle server's memory.
+ */
+const ops = loadOnce(() => import('./console-ops.ts'));
 
 const COOKIE = 'shipshape_console';
 const PAGE_CONFIG = { page: true, maintenanceExempt: true } as const;
@@ -197,7 +200,7 @@ ${error ? html`<div class="error-summary" role="alert"><p>${error}</p></div>` : 
   app.get('/console', { config: PAGE_CONFIG }, async (request, reply) => {
     const signed = await signedIn(request, reply);
     if (!signed) return reply;
-    const runs = (await listRuns(config.stateDir, 100)).map(runSummary);
+    const runs = (await (await ops()).listRuns(config.stateDir, 100)).map(runSummary);
     const waiting = runs.filter((run) => run.state === 'awaiting-approval');
     const body = html`<h2>Waiting for approval</h2>
 ${
@@ -214,7 +217,7 @@ ${runs.map((run) => html`<tr><td>${runLink(run.runId)}</td><td>${run.command}</t
 
   async function runOr404(runId: string): Promise<RunRecord> {
     if (!isRunId(runId)) throw new ShipError('SHIP_ERR_NOT_FOUND', `There is no run ${runId}. The runs list shows every run.`);
-    return loadRun(config.stateDir, runId);
+    return (await ops()).loadRun(config.stateDir, runId);
   }
 
   app.get('/console/runs/:runId', { config: PAGE_CONFIG }, async (request, reply) => {
@@ -281,7 +284,7 @@ ${record.approval ? html`<p>Approved by <strong id="approved-by">${record.approv
     request.raw.on('close', end);
     const tick = async () => {
       try {
-        const record = await loadRun(config.stateDir, first.runId);
+        const record = await (await ops()).loadRun(config.stateDir, first.runId);
         const lines = logLines(record);
         for (const line of lines.slice(sent)) raw.write(`event: line\ndata: ${JSON.stringify(line)}\n\n`);
         sent = lines.length;
@@ -300,7 +303,7 @@ ${record.approval ? html`<p>Approved by <strong id="approved-by">${record.approv
     if (!signed) return reply;
     const record = await runOr404(pathParams(runParams, request.params).runId);
     // The engine's own approval: it refuses the requester, a run not waiting, and records the approver in the journal.
-    const result = await approveRun(record.runId, { config: { ...config, operator: signed.session.operator } });
+    const result = await (await ops()).approveRun(record.runId, { config: { ...config, operator: signed.session.operator } });
     await recordAudit(pool, {
       actor: actor(signed.session),
       action: 'console.run.approved',
@@ -317,7 +320,7 @@ ${record.approval ? html`<p>Approved by <strong id="approved-by">${record.approv
     const record = await runOr404(pathParams(runParams, request.params).runId);
     const { reason } = refuseForm.parse(request.body ?? {});
     // The engine's own refusal (as `shipshape refuse`): it ends only a run still waiting, and journals who and why.
-    const result = await refuseRun(record.runId, { by: signed.session.operator, reason }, { config });
+    const result = await (await ops()).refuseRun(record.runId, { by: signed.session.operator, reason }, { config });
     await recordAudit(pool, {
       actor: actor(signed.session),
       action: result.withdrawn ? 'console.run.withdrawn' : 'console.run.refused',
@@ -336,6 +339,7 @@ ${record.approval ? html`<p>Approved by <strong id="approved-by">${record.approv
   });
 
   async function backupsPage(signed: Signed, restoreError?: string, restoreInput: { backup?: string; confirm?: string } = {}): Promise<string> {
+    const { withBackupStore, listBackups } = await ops();
     const { location, entries } = await withBackupStore(config, async (store) => ({ location: store.location, entries: await listBackups(store) }));
     const csrf = html`<input type="hidden" name="csrf" value="${signed.csrf}">`;
     const now = Date.now();
@@ -384,6 +388,7 @@ ${restoreError ? html`<div class="error-summary" role="alert"><p>${restoreError}
     // by this operator (typing the name is the confirmation): critical, so it stops awaiting approval
     // after the prerequisites. The restore itself runs only when the requester resumes the run.
     const operatorConfig = { ...config, operator: signed.session.operator };
+    const { runProcedure, dbRestore, configuredAlerter } = await ops();
     const report = await runProcedure(
       dbRestore,
       { backup: input.backup },
@@ -414,7 +419,7 @@ ${restoreError ? html`<div class="error-summary" role="alert"><p>${restoreError}
     const { backupId } = pathParams(backupParams, request.params);
     let ok = false;
     try {
-      ok = (await verifyAndRecord(config, backupId, { restoreTest: false })).ok;
+      ok = (await (await ops()).verifyAndRecord(config, backupId, { restoreTest: false })).ok;
     } catch (error) {
       // A failed verification is recorded beside the backup and shown in the list; anything else is the page's error.
       if (!(error instanceof ShipError && error.code === 'SHIP_ERR_BACKUP_NOT_VERIFIED')) throw error;
@@ -426,6 +431,7 @@ ${restoreError ? html`<div class="error-summary" role="alert"><p>${restoreError}
   app.get('/console/health', { config: PAGE_CONFIG }, async (request, reply) => {
     const signed = await signedIn(request, reply);
     if (!signed) return reply;
+    const { gatherHealth, runDoctor } = await ops();
     const [health, doctor, series] = await Promise.all([gatherHealth(config, context.logger), runDoctor(config, context.logger), readMetricsSeries(pool)]);
     const body = html`<h2>Health (<code>shipshape health</code>): ${health.healthy ? 'healthy' : 'NOT healthy'}</h2>
 <table id="health"><thead><tr><th scope="col">Check</th><th scope="col">Status</th><th scope="col">Found</th></tr></thead><tbody>

@@ -50,92 +50,101 @@ export type EndState = (typeof endStates)[number];
 
 const envelope = { seq: z.number().int(), at: z.string() };
 
-export const journalEntrySchema = z.discriminatedUnion('type', [
-  z.object({
-    ...envelope,
-    type: z.literal('run.created'),
-    runId: z.string(),
-    procedure: z.object({
-      id: z.string(),
-      command: z.string(),
-      title: z.string(),
-      risk: z.enum(risks),
-      issueType: z.enum(issueTypes),
-      runbookSection: z.string(),
+function buildJournalEntrySchema() {
+  return z.discriminatedUnion('type', [
+    z.object({
+      ...envelope,
+      type: z.literal('run.created'),
+      runId: z.string(),
+      procedure: z.object({
+        id: z.string(),
+        command: z.string(),
+        title: z.string(),
+        risk: z.enum(risks),
+        issueType: z.enum(issueTypes),
+        runbookSection: z.string(),
+      }),
+      operator: z.string(),
+      params: jsonObject,
+      /** Parameter fields replaced in `params` because they looked secret; resume refuses such runs. */
+      redactedParams: z.array(z.string()),
+      /** Parameter fields marked personal: `params` holds a placeholder, the run's private record the value (personal.ts). */
+      personalParams: z.array(z.string()).optional(),
+      locks: z.array(z.string()),
+      plan: z.array(planStep),
     }),
-    operator: z.string(),
-    params: jsonObject,
-    /** Parameter fields replaced in `params` because they looked secret; resume refuses such runs. */
-    redactedParams: z.array(z.string()),
-    /** Parameter fields marked personal: `params` holds a placeholder, the run's private record the value (personal.ts). */
-    personalParams: z.array(z.string()).optional(),
-    locks: z.array(z.string()),
-    plan: z.array(planStep),
-  }),
-  z.object({
-    ...envelope,
-    type: z.literal('attempt.started'),
-    mode: z.enum(attemptModes),
-    operator: z.string(),
-    pid: z.number().int(),
-    host: z.string(),
-    processStart: z.string().optional(),
-  }),
-  z.object({ ...envelope, type: z.literal('lock.acquired'), resources: z.array(z.string()), advisory: z.boolean() }),
-  z.object({ ...envelope, type: z.literal('prerequisite'), ...checkFields }),
-  z.object({
-    ...envelope,
-    type: z.literal('gate'),
-    gate: z.enum(['confirmation', 'irreversible', 'approval']),
-    outcome: z.enum(['passed', 'refused', 'awaiting']),
-    how: z.enum(['flag', 'prompt', 'approval', 'inline']).optional(),
-    by: z.string().optional(),
-    detail: z.string(),
-  }),
-  z.object({
-    ...envelope,
-    type: z.literal('approval.granted'),
-    by: z.string(),
-    expiresAt: z.string(),
-    how: z.enum(['command', 'inline']),
-  }),
-  z.object({ ...envelope, type: z.literal('step.started'), step: z.string(), title: z.string(), describe: z.array(z.string()) }),
-  z.object({ ...envelope, type: z.literal('step.done'), step: z.string(), durationMs: z.number(), output: jsonObject }),
-  z.object({ ...envelope, type: z.literal('step.failed'), step: z.string(), durationMs: z.number(), error: errorInfo }),
-  /** A step that runs only when asked, not asked this time; `reason` is what would have asked for it. */
-  z.object({ ...envelope, type: z.literal('step.skipped'), step: z.string(), reason: z.string() }),
-  z.object({ ...envelope, type: z.literal('note'), step: z.string().optional(), message: z.string(), data: jsonObject.optional() }),
-  z.object({ ...envelope, type: z.literal('rollback.started'), reason: z.string() }),
-  z.object({ ...envelope, type: z.literal('step.undo.started'), step: z.string() }),
-  z.object({
-    ...envelope,
-    type: z.literal('step.undone'),
-    step: z.string(),
-    durationMs: z.number(),
-    how: z.enum(['undo', 'undo-interrupted', 'nothing-to-undo']),
-  }),
-  z.object({ ...envelope, type: z.literal('step.undo.failed'), step: z.string(), durationMs: z.number(), error: errorInfo }),
-  z.object({ ...envelope, type: z.literal('step.undo.impossible'), step: z.string(), reason: z.string() }),
-  z.object({ ...envelope, type: z.literal('verification'), ...checkFields }),
-  z.object({
-    ...envelope,
-    type: z.literal('alert'),
-    event: z.string(),
-    severity: z.enum(['info', 'warning', 'error', 'critical']),
-    page: z.enum(['trigger', 'resolve']).optional(),
-    dedupKey: z.string().optional(),
-  }),
-  z.object({
-    ...envelope,
-    type: z.literal('run.ended'),
-    state: z.enum(endStates),
-    exitCode: z.number().int(),
-    error: errorInfo.optional(),
-    next: z.string().optional(),
-  }),
-]);
+    z.object({
+      ...envelope,
+      type: z.literal('attempt.started'),
+      mode: z.enum(attemptModes),
+      operator: z.string(),
+      pid: z.number().int(),
+      host: z.string(),
+      processStart: z.string().optional(),
+    }),
+    z.object({ ...envelope, type: z.literal('lock.acquired'), resources: z.array(z.string()), advisory: z.boolean() }),
+    z.object({ ...envelope, type: z.literal('prerequisite'), ...checkFields }),
+    z.object({
+      ...envelope,
+      type: z.literal('gate'),
+      gate: z.enum(['confirmation', 'irreversible', 'approval']),
+      outcome: z.enum(['passed', 'refused', 'awaiting']),
+      how: z.enum(['flag', 'prompt', 'approval', 'inline']).optional(),
+      by: z.string().optional(),
+      detail: z.string(),
+    }),
+    z.object({
+      ...envelope,
+      type: z.literal('approval.granted'),
+      by: z.string(),
+      expiresAt: z.string(),
+      how: z.enum(['command', 'inline']),
+    }),
+    z.object({ ...envelope, type: z.literal('step.started'), step: z.string(), title: z.string(), describe: z.array(z.string()) }),
+    z.object({ ...envelope, type: z.literal('step.done'), step: z.string(), durationMs: z.number(), output: jsonObject }),
+    z.object({ ...envelope, type: z.literal('step.failed'), step: z.string(), durationMs: z.number(), error: errorInfo }),
+    /** A step that runs only when asked, not asked this time; `reason` is what would have asked for it. */
+    z.object({ ...envelope, type: z.literal('step.skipped'), step: z.string(), reason: z.string() }),
+    z.object({ ...envelope, type: z.literal('note'), step: z.string().optional(), message: z.string(), data: jsonObject.optional() }),
+    z.object({ ...envelope, type: z.literal('rollback.started'), reason: z.string() }),
+    z.object({ ...envelope, type: z.literal('step.undo.started'), step: z.string() }),
+    z.object({
+      ...envelope,
+      type: z.literal('step.undone'),
+      step: z.string(),
+      durationMs: z.number(),
+      how: z.enum(['undo', 'undo-interrupted', 'nothing-to-undo']),
+    }),
+    z.object({ ...envelope, type: z.literal('step.undo.failed'), step: z.string(), durationMs: z.number(), error: errorInfo }),
+    z.object({ ...envelope, type: z.literal('step.undo.impossible'), step: z.string(), reason: z.string() }),
+    z.object({ ...envelope, type: z.literal('verification'), ...checkFields }),
+    z.object({
+      ...envelope,
+      type: z.literal('alert'),
+      event: z.string(),
+      severity: z.enum(['info', 'warning', 'error', 'critical']),
+      page: z.enum(['trigger', 'resolve']).optional(),
+      dedupKey: z.string().optional(),
+    }),
+    z.object({
+      ...envelope,
+      type: z.literal('run.ended'),
+      state: z.enum(endStates),
+      exitCode: z.number().int(),
+      error: errorInfo.optional(),
+      next: z.string().optional(),
+    }),
+  ]);
+}
 
-export type JournalEntry = z.infer<typeof journalEntrySchema>;
+let builtJournalEntrySchema: ReturnType<typeof buildJournalEntrySchema> | undefined;
+/**
+ * Built on the first journal read, not at import: `shipshape runs` on a STATE_DIR without runs,
+ * and every command that only writes journals, never pays for constructing it.
+ */
+export const journalEntrySchema = () => (builtJournalEntrySchema ??= buildJournalEntrySchema());
+
+export type JournalEntry = z.infer<ReturnType<typeof buildJournalEntrySchema>>;
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 /** An event as the runner writes it; the journal adds `seq` and `at`. */
 export type JournalEvent = DistributiveOmit<JournalEntry, 'seq' | 'at'>;
@@ -330,7 +339,7 @@ export function parseJournal(text: string): JournalContents {
       unreadableLines += 1;
       continue;
     }
-    const parsed = journalEntrySchema.safeParse(value);
+    const parsed = journalEntrySchema().safeParse(value);
     if (parsed.success) entries.push(parsed.data);
     else unreadableLines += 1;
   }
