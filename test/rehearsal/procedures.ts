@@ -20,7 +20,7 @@ import { preRestorePrefix } from '../../src/ops/backups/restore-target.ts';
 import { ADMIN_TOKEN } from '../helpers/api.ts';
 import type { CliOptions, CliResult } from '../helpers/cli.ts';
 import { eventually } from '../helpers/patience.ts';
-import { fetchManifest, makeExport, partNamed } from '../helpers/updates.ts';
+import { base64UrlSha256, fetchManifest, makeExport, partNamed } from '../helpers/updates.ts';
 import { makeDue } from '../helpers/workers.ts';
 import type { Deployment } from './deployment.ts';
 import { FIRST_APP_VERSION, RUNTIME_VERSION, sentryReleaseOf, sentryUpdateReleaseOf } from './stores.ts';
@@ -489,7 +489,9 @@ const releaseDeployProcedure: RehearsedProcedure = {
   announces: [],
   run: async (context) => {
     const { stores } = context.deployment;
+    const started = Date.now();
     const { version, versionCode } = await deployMinor(context);
+    const deployedAfter = Date.now() - started;
     assert.equal(await gitOf(stores.remote, 'tag', '--list', `v${version}`), `v${version}`, 'the annotated tag is on the remote');
     assert.deepEqual((await releaseRecord(context, version)).rollouts, { android: 'inProgress 5 %', ios: 'inProgress 1 %' }, 'the staged rollout began');
     assert.equal(stores.asc.phasedRelease(version)?.state, 'ACTIVE');
@@ -502,12 +504,14 @@ const releaseDeployProcedure: RehearsedProcedure = {
     await eventually(`Play at 100 % for ${version} (the schedulers advancing it)`, async () =>
       (await releaseRecord(context, version)).rollouts.android === 'completed 100 %' ? true : undefined,
     );
+    const playDoneAfter = Date.now() - started;
     // Apple's clock: its phased release reaches day 7 and Apple completes it.
     stores.asc.setDay(version, 7);
     const done = await eventually(`release ${version} completed`, async () => {
       const record = await releaseRecord(context, version);
       return record.state === 'completed' ? record : undefined;
     });
+    const completedAfter = Date.now() - started;
     assert.deepEqual(done.rollouts, { android: 'completed 100 %', ios: 'completed 100 %' });
     assert.deepEqual(playSteps(context, versionCode), ['5 %', '25 %', 'completed'], 'Play was moved through each step once');
     const advancedBy = loggedBy(context, new RegExp(`release ${version.replaceAll('.', '\\.')}: advanced`));
@@ -522,6 +526,9 @@ const releaseDeployProcedure: RehearsedProcedure = {
     exitsWith(status, 0, 'release show');
     assert.equal(jsonOf(status).release?.state ?? jsonOf(status).state, 'completed');
     context.traffic.appHeaders = () => ({ 'x-app-version': version });
+    context.note(
+      `deploy run ${(deployedAfter / 1000).toFixed(1)} s; Play at 100 % after ${(playDoneAfter / 1000).toFixed(1)} s, release completed after ${(completedAfter / 1000).toFixed(1)} s`,
+    );
     context.note(
       `scheduler steps: ${advancedBy.length} advance(s) by ${[...new Set(advancedBy)].join(', ')}, completed by ${completedBy.join(', ')}; Play saw ${playSteps(context, versionCode).join(' → ')}`,
     );
@@ -551,6 +558,7 @@ const releaseRollbackProcedure: RehearsedProcedure = {
     assert.equal(context.deployment.pagerDuty.incidents.get(`shipshape-release-${version}-gates`)?.status, 'triggered', 'the Application on-call was paged');
 
     const submitsBefore = (await stores.eas.calls()).filter((c) => c.argv[0] === 'submit').length;
+    const devices = context.traffic.ledger.users.flatMap((user) => [...user.devices]);
     const rolledBack = await withApproval(context, ['release', 'rollback']);
     exitsWith(rolledBack, 0, 'release rollback');
     const submits = (await stores.eas.calls())
@@ -572,6 +580,10 @@ const releaseRollbackProcedure: RehearsedProcedure = {
         : undefined,
     );
     assert.equal(context.deployment.pagerDuty.incidents.get(`shipshape-release-${version}-rollback`)?.status, 'triggered');
+    const unwarned = devices.filter(
+      (device) => !context.deployment.expo.deliveries.some((d) => d.to === device && d.title === "We're rolling back the latest update"),
+    );
+    assert.deepEqual(unwarned, [], 'every device registered before the rollback got its push');
     await eventually('the rollback notice emails to be sent by the workers', async () => {
       const { rows } = await pool.query<{ status: string }>(
         "SELECT status FROM maintenance_notices WHERE subject = 'We are rolling back the latest app update'",
@@ -595,6 +607,13 @@ async function servedTo(url: string, clientId: string, currentUpdateId?: string)
   const manifest = partNamed(response, 'manifest');
   if (manifest) return String((JSON.parse(manifest.body) as { id: string }).id);
   return partNamed(response, 'directive') ? 'directive' : 'noUpdateAvailable';
+}
+
+async function launchAssetOf(url: string, clientId: string): Promise<{ url: string; hash: string }> {
+  const response = await fetchManifest(url, { platform: 'android', runtimeVersion: RUNTIME_VERSION, channel: 'production', clientId });
+  const manifest = partNamed(response, 'manifest');
+  assert.ok(manifest, `a manifest part (status ${response.status})`);
+  return (JSON.parse(manifest.body) as { launchAsset: { url: string; hash: string } }).launchAsset;
 }
 
 const updateRolloutProcedure: RehearsedProcedure = {
@@ -625,6 +644,10 @@ const updateRolloutProcedure: RehearsedProcedure = {
       const a = await publish(baseline.dir, false);
       const devices = Array.from({ length: 40 }, () => randomUUID());
       for (const instance of instances) assert.equal(await servedTo(instance.url, devices[0]!), a, `${instance.name} serves the released update`);
+      // What the other instance names, this one serves: the files are in the shared UPDATES_STORAGE_URL.
+      const launch = await launchAssetOf(instances[0].url, devices[0]!);
+      const bytes = Buffer.from(await (await fetch(new URL(new URL(launch.url).pathname, instances[1].url))).arrayBuffer());
+      assert.equal(base64UrlSha256(bytes), launch.hash, `${instances[1].name} serves the launch asset ${instances[0].name} named, byte for byte`);
       const b = await publish(candidate.dir, true);
       assert.equal(await servedTo(instances[1].url, devices[0]!), a, 'a staged update is served to no one');
 
