@@ -465,6 +465,26 @@ function loggedBy(context: RehearsalContext, pattern: RegExp): string[] {
   return context.deployment.processes.flatMap((p) => (p.output().match(new RegExp(pattern.source, 'g')) ?? []).map(() => p.name));
 }
 
+/** Scheduler ticks that failed to evaluate a release or an update rollout: logged, never seen by the traffic. */
+const SCHEDULER_TROUBLE =
+  /release rollouts could not be advanced this tick|the rollout step could not be evaluated|update rollouts could not be evaluated this tick/;
+
+/** Fails when a process logged scheduler trouble since `before` (a count from `schedulerTrouble`). */
+function schedulerTrouble(context: RehearsalContext): number {
+  return loggedBy(context, SCHEDULER_TROUBLE).length;
+}
+
+function noNewSchedulerTrouble(context: RehearsalContext, before: number): void {
+  const lines = context.deployment.processes.flatMap((p) =>
+    p
+      .output()
+      .split('\n')
+      .filter((line) => SCHEDULER_TROUBLE.test(line))
+      .map((line) => `${p.name}: ${line.slice(0, 400)}`),
+  );
+  assert.equal(lines.length, before, `the schedulers could not evaluate a rollout:\n${lines.slice(before).join('\n')}`);
+}
+
 /**
  * `release deploy --bump minor`, then the app as users would run it: half the users move to
  * the new version (their requests carry it in X-App-Version, which the gates count) and Sentry
@@ -479,6 +499,8 @@ async function deployMinor(context: RehearsalContext): Promise<{ version: string
   assert.equal(report.state, 'succeeded');
   const build = stepOutput(report, 'build');
   const versionCode = String(build.androidVersionCode);
+  const steps = (report.steps as Array<Record<string, any>> | undefined) ?? [];
+  context.note(`release deploy: ${report.durationMs ?? '?'} ms in the run; steps ${steps.map((step) => `${step.id} ${step.durationMs ?? '?'} ms`).join(', ')}`);
   const version = (await context.deployment.pool.query<{ version: string }>('SELECT version FROM releases ORDER BY created_at DESC LIMIT 1')).rows[0]!.version;
   return { version, versionCode, report };
 }
@@ -488,6 +510,7 @@ const releaseDeployProcedure: RehearsedProcedure = {
   forms: ['short', 'full'],
   announces: [],
   run: async (context) => {
+    const troubleBefore = schedulerTrouble(context);
     const { stores } = context.deployment;
     const started = Date.now();
     const { version, versionCode } = await deployMinor(context);
@@ -526,6 +549,7 @@ const releaseDeployProcedure: RehearsedProcedure = {
     exitsWith(status, 0, 'release show');
     assert.equal(jsonOf(status).release?.state ?? jsonOf(status).state, 'completed');
     context.traffic.appHeaders = () => ({ 'x-app-version': version });
+    noNewSchedulerTrouble(context, troubleBefore);
     context.note(
       `deploy run ${(deployedAfter / 1000).toFixed(1)} s; Play at 100 % after ${(playDoneAfter / 1000).toFixed(1)} s, release completed after ${(completedAfter / 1000).toFixed(1)} s`,
     );
@@ -540,6 +564,7 @@ const releaseRollbackProcedure: RehearsedProcedure = {
   forms: ['full'],
   announces: [],
   run: async (context) => {
+    const troubleBefore = schedulerTrouble(context);
     const { stores, pool } = context.deployment;
     const stable = (await pool.query<{ version: string }>("SELECT version FROM releases WHERE state = 'completed' ORDER BY created_at DESC LIMIT 1")).rows[0]
       ?.version;
@@ -590,6 +615,7 @@ const releaseRollbackProcedure: RehearsedProcedure = {
       );
       return rows.length > 0 && rows.every((row) => row.status === 'done') ? true : undefined;
     });
+    noNewSchedulerTrouble(context, troubleBefore);
     context.note(`${version} halted by the gates, then rolled back to ${stable}: ${submits.length} re-submissions; exit ${rolledBack.code}`);
   },
 };
@@ -621,6 +647,7 @@ const updateRolloutProcedure: RehearsedProcedure = {
   forms: ['full'],
   announces: [],
   run: async (context) => {
+    const troubleBefore = schedulerTrouble(context);
     const { stores, pool, instances } = context.deployment;
     const [baseline, candidate] = await Promise.all([makeExport(`baseline ${randomUUID()}`), makeExport(`candidate ${randomUUID()}`)]);
     try {
@@ -680,6 +707,7 @@ const updateRolloutProcedure: RehearsedProcedure = {
       for (const [i, instance] of instances.entries())
         assert.equal(await servedTo(instance.url, devices[i]!, b), a, `${instance.name} serves the release before again to a device running ${b}`);
       context.traffic.appHeaders = () => ({ 'x-app-version': FIRST_APP_VERSION, 'x-update-id': a });
+      noNewSchedulerTrouble(context, troubleBefore);
       context.note(`update ${b}: ${early}/${devices.length} devices in the 10 % step, released to all by the schedulers, rolled back to ${a}`);
     } finally {
       await Promise.all([baseline.cleanup(), candidate.cleanup()]);
