@@ -52,7 +52,8 @@ export interface RehearsedProcedure {
   run(context: RehearsalContext): Promise<void>;
 }
 
-async function gitOf(cwd: string, ...args: string[]): Promise<string> {
+/** git in the app's repository or its remote, for checking what a release left there. */
+function gitOf(cwd: string, ...args: string[]): string {
   return execFileSync('git', args, { cwd, encoding: 'utf8' }).trim();
 }
 
@@ -469,11 +470,12 @@ function loggedBy(context: RehearsalContext, pattern: RegExp): string[] {
 const SCHEDULER_TROUBLE =
   /release rollouts could not be advanced this tick|the rollout step could not be evaluated|update rollouts could not be evaluated this tick/;
 
-/** Fails when a process logged scheduler trouble since `before` (a count from `schedulerTrouble`). */
+/** How many times the processes have logged scheduler trouble so far. */
 function schedulerTrouble(context: RehearsalContext): number {
   return loggedBy(context, SCHEDULER_TROUBLE).length;
 }
 
+/** Fails, quoting the lines, when a process logged scheduler trouble since `before` (a count from `schedulerTrouble`). */
 function noNewSchedulerTrouble(context: RehearsalContext, before: number): void {
   const lines = context.deployment.processes.flatMap((p) =>
     p
@@ -515,7 +517,7 @@ const releaseDeployProcedure: RehearsedProcedure = {
     const started = Date.now();
     const { version, versionCode } = await deployMinor(context);
     const deployedAfter = Date.now() - started;
-    assert.equal(await gitOf(stores.remote, 'tag', '--list', `v${version}`), `v${version}`, 'the annotated tag is on the remote');
+    assert.equal(gitOf(stores.remote, 'tag', '--list', `v${version}`), `v${version}`, 'the annotated tag is on the remote');
     assert.deepEqual((await releaseRecord(context, version)).rollouts, { android: 'inProgress 5 %', ios: 'inProgress 1 %' }, 'the staged rollout began');
     assert.equal(stores.asc.phasedRelease(version)?.state, 'ACTIVE');
     context.note(`deployed ${version} (Play version code ${versionCode}); Play at 5 %, App Store phased release ACTIVE`);

@@ -76,8 +76,7 @@ export async function startReleaseWorld(options: { stepInterval: string }): Prom
   await writeFile(path.join(repo, 'eas.json'), JSON.stringify({ build: { production: {} }, submit: { production: {} } }));
   await mkdir(path.join(repo, 'release-notes'));
   // The rehearsal deploys minor versions: 1.5.0 (rolled out to completion), then 1.6.0 (rolled back).
-  for (const version of ['1.5.0', '1.6.0', '1.7.0', '1.8.0'])
-    await writeFile(path.join(repo, `release-notes/${version}.md`), `# ${version}\n\nRehearsal release.\n`);
+  for (const version of ['1.5.0', '1.6.0']) await writeFile(path.join(repo, `release-notes/${version}.md`), `# ${version}\n\nRehearsal release.\n`);
   git(repo, 'add', '.');
   git(repo, 'commit', '--quiet', '-m', 'app');
   git(repo, 'push', '--quiet', '-u', 'origin', 'main');
