@@ -44,7 +44,7 @@ export interface FakeAppStoreConnect {
   /** Makes an App Store version exist (what a submission does); returns its id. */
   addVersion(versionString: string): string;
   phasedRelease(versionString: string): FakePhasedRelease | undefined;
-  /** Apple's clock: sets the day number of an active phased release. */
+  /** Apple's clock: sets the day number of an active phased release; after day 7 (100 %) Apple marks it COMPLETE. */
   setDay(versionString: string, day: number): void;
   failNext(match: RegExp, status: number): void;
   close(): Promise<void>;
@@ -170,7 +170,9 @@ export async function startFakeAppStoreConnect(): Promise<FakeAppStoreConnect> {
     phasedRelease: byVersion,
     setDay(versionString, day) {
       const found = byVersion(versionString);
-      if (found) found.currentDayNumber = day;
+      if (!found) return;
+      found.currentDayNumber = Math.min(day, 7);
+      if (day >= 7 && found.state === 'ACTIVE') found.state = 'COMPLETE';
     },
     failNext: (match, status) => void failures.push({ match, status }),
     close: () => closeServer(server),

@@ -2,8 +2,10 @@
  * A real Shipshape deployment for the rehearsal, every process started through bin/shipshape.js:
  * two `shipshape serve` instances with their workers and one `shipshape worker`, on one
  * PostgreSQL test database, sharing Redis (a prefix unique to this run), with the S3 test
- * server as backup and legal storage, a real SMTP peer, and the Expo, Slack and PagerDuty fakes.
- * The operator's CLI runs with the same configuration and its own STATE_DIR (the run journals).
+ * server as backup, legal and OTA update storage, a real SMTP peer, the Expo, Slack and PagerDuty
+ * fakes, and what the release and update procedures talk to (stores.ts: Google Play, App Store
+ * Connect, Sentry release health, CI, eas-cli and the app's repository). The operator's CLI runs
+ * with the same configuration and its own STATE_DIR (the run journals).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -18,6 +20,7 @@ import { ADMIN_TOKEN } from '../helpers/api.ts';
 import { PROJECT_ROOT, runCli, startServeProcess, type CliOptions, type CliResult } from '../helpers/cli.ts';
 import { BUSY_MACHINE_ENV, eventually } from '../helpers/patience.ts';
 import { createStateDir, createTestDatabase, type TestDatabase } from '../helpers/postgres.ts';
+import { startReleaseWorld, type ReleaseWorld } from './stores.ts';
 
 const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
@@ -44,6 +47,8 @@ export interface Deployment {
   readonly slack: FakeSlackWebhook;
   readonly pagerDuty: FakePagerDuty;
   readonly s3: FakeS3;
+  /** The stores, Sentry, CI, eas-cli and app repository of the release and update procedures. */
+  readonly stores: ReleaseWorld;
   /** A pool on the application database for the rehearsal's own checks (never used by traffic). */
   readonly pool: pg.Pool;
   readonly operatorStateDir: string;
@@ -80,13 +85,14 @@ async function startWorker(env: Record<string, string>): Promise<ShipshapeProces
 
 export async function startDeployment(options: { schedulerPollMs?: number } = {}): Promise<Deployment> {
   const cleanups: Array<() => Promise<unknown>> = [];
-  const [database, expo, smtp, slack, pagerDuty, s3] = await Promise.all([
+  const [database, expo, smtp, slack, pagerDuty, s3, stores] = await Promise.all([
     createTestDatabase('shipshape_rehearsal'),
     startFakeExpo({ rateLimit: false }),
     startSmtpServer(),
     startSlackWebhook(),
     startPagerDuty(),
     startS3rver({ bucket: 'rehearsal' }),
+    startReleaseWorld({ stepInterval: '1s' }),
   ]);
   cleanups.push(
     () => database.drop(),
@@ -95,6 +101,7 @@ export async function startDeployment(options: { schedulerPollMs?: number } = {}
     () => slack.close(),
     () => pagerDuty.close(),
     () => s3.close(),
+    () => stores.close(),
   );
   const states = await Promise.all([createStateDir(), createStateDir(), createStateDir(), createStateDir()]);
   for (const state of states) cleanups.push(state.cleanup);
@@ -106,6 +113,8 @@ export async function startDeployment(options: { schedulerPollMs?: number } = {}
     REDIS_PREFIX: `rehearsal-${randomUUID()}:`,
     BACKUP_STORAGE_URL: `s3://${s3.bucket}/backups`,
     LEGAL_STORAGE_URL: `s3://${s3.bucket}/legal`,
+    // Every instance serves what the operator publishes: one store for all (not each STATE_DIR's default).
+    UPDATES_STORAGE_URL: `s3://${s3.bucket}/updates`,
     S3_ENDPOINT: s3.endpoint,
     S3_FORCE_PATH_STYLE: 'true',
     AWS_REGION: s3.region,
@@ -118,6 +127,7 @@ export async function startDeployment(options: { schedulerPollMs?: number } = {}
     PAGERDUTY_ROUTING_KEY: fakeRoutingKey(),
     PAGERDUTY_EVENTS_URL: pagerDuty.baseUrl,
     ...(options.schedulerPollMs ? { SCHEDULER_POLL_MS: String(options.schedulerPollMs) } : {}),
+    ...stores.env,
   };
   const started: ShipshapeProcess[] = [];
   try {
@@ -132,7 +142,7 @@ export async function startDeployment(options: { schedulerPollMs?: number } = {}
     const instances: [Instance, Instance] = [a, b];
     const pool = new pg.Pool({ connectionString: database.url, max: 3, application_name: 'rehearsal-checks' });
     pool.on('error', () => undefined);
-    const operatorEnv = { ...shared, STATE_DIR: operatorState!.path, API_URL: first.url };
+    const operatorEnv = { ...shared, ...stores.operatorEnv, STATE_DIR: operatorState!.path, API_URL: first.url };
     return {
       database,
       instances,
@@ -143,6 +153,7 @@ export async function startDeployment(options: { schedulerPollMs?: number } = {}
       slack,
       pagerDuty,
       s3,
+      stores,
       pool,
       operatorStateDir: operatorState!.path,
       cli: (args, operator = 'alice', options = {}) => runCli(args, { ...operatorEnv, SHIPSHAPE_OPERATOR: operator, ...options.env }, options),

@@ -8,6 +8,7 @@
  * 5xx the traffic sees while it runs is a failure.
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtemp, readdir, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -19,8 +20,10 @@ import { preRestorePrefix } from '../../src/ops/backups/restore-target.ts';
 import { ADMIN_TOKEN } from '../helpers/api.ts';
 import type { CliOptions, CliResult } from '../helpers/cli.ts';
 import { eventually } from '../helpers/patience.ts';
+import { base64UrlSha256, fetchManifest, makeExport, partNamed } from '../helpers/updates.ts';
 import { makeDue } from '../helpers/workers.ts';
 import type { Deployment } from './deployment.ts';
+import { FIRST_APP_VERSION, RUNTIME_VERSION, sentryReleaseOf, sentryUpdateReleaseOf } from './stores.ts';
 import type { Traffic } from './traffic.ts';
 
 /**
@@ -47,6 +50,11 @@ export interface RehearsedProcedure {
   readonly announces: readonly string[];
   readonly expectedToFail?: string | undefined;
   run(context: RehearsalContext): Promise<void>;
+}
+
+/** git in the app's repository or its remote, for checking what a release left there. */
+function gitOf(cwd: string, ...args: string[]): string {
+  return execFileSync('git', args, { cwd, encoding: 'utf8' }).trim();
 }
 
 const MAINTENANCE = 'SHIP_ERR_MAINTENANCE';
@@ -433,6 +441,282 @@ const restore: RehearsedProcedure = {
   },
 };
 
+/** A release's record, as `release show` reads it: its state and each store's rollout. */
+async function releaseRecord(context: RehearsalContext, version: string): Promise<{ state: string | undefined; rollouts: Record<string, string> }> {
+  const { pool } = context.deployment;
+  const state = (await pool.query<{ state: string }>('SELECT state FROM releases WHERE version = $1', [version])).rows[0]?.state;
+  const { rows } = await pool.query<{ platform: string; status: string; fraction: number }>(
+    'SELECT platform, status, fraction FROM release_rollouts WHERE version = $1 ORDER BY platform',
+    [version],
+  );
+  return { state, rollouts: Object.fromEntries(rows.map((r) => [r.platform, `${r.status} ${Math.round(r.fraction * 100)} %`])) };
+}
+
+/** The fractions Play was told for a version code, in order (one entry per accepted track update). */
+function playSteps(context: RehearsalContext, versionCode: string): string[] {
+  return context.deployment.stores.play.requests
+    .filter((r) => r.method === 'PUT' && r.path.endsWith('/tracks/production') && r.status === 200)
+    .flatMap((r) => (r.body as { releases?: Array<{ versionCodes?: string[]; status?: string; userFraction?: number }> }).releases ?? [])
+    .filter((release) => release.versionCodes?.includes(versionCode))
+    .map((release) => (release.status === 'inProgress' ? `${Math.round((release.userFraction ?? 0) * 100)} %` : String(release.status)));
+}
+
+/** Which Shipshape process logged `pattern` (the scheduler of each logs what it did to a release). */
+function loggedBy(context: RehearsalContext, pattern: RegExp): string[] {
+  return context.deployment.processes.flatMap((p) => (p.output().match(new RegExp(pattern.source, 'g')) ?? []).map(() => p.name));
+}
+
+/** Scheduler ticks that failed to evaluate a release or an update rollout: logged, never seen by the traffic. */
+const SCHEDULER_TROUBLE =
+  /release rollouts could not be advanced this tick|the rollout step could not be evaluated|update rollouts could not be evaluated this tick/;
+
+/** How many times the processes have logged scheduler trouble so far. */
+function schedulerTrouble(context: RehearsalContext): number {
+  return loggedBy(context, SCHEDULER_TROUBLE).length;
+}
+
+/** Fails, quoting the lines, when a process logged scheduler trouble since `before` (a count from `schedulerTrouble`). */
+function noNewSchedulerTrouble(context: RehearsalContext, before: number): void {
+  const lines = context.deployment.processes.flatMap((p) =>
+    p
+      .output()
+      .split('\n')
+      .filter((line) => SCHEDULER_TROUBLE.test(line))
+      .map((line) => `${p.name}: ${line.slice(0, 400)}`),
+  );
+  assert.equal(lines.length, before, `the schedulers could not evaluate a rollout:\n${lines.slice(before).join('\n')}`);
+}
+
+/**
+ * `release deploy --bump minor`, then the app as users would run it: half the users move to
+ * the new version (their requests carry it in X-App-Version, which the gates count) and Sentry
+ * reports its sessions healthy; the schedulers of the live instances take the rollout step by
+ * step (Play through RELEASE_ROLLOUT_STEPS; Apple's phased release along its days) to 100 %.
+ * Each step must be taken once, by one process.
+ */
+async function deployMinor(context: RehearsalContext): Promise<{ version: string; versionCode: string; report: Record<string, any> }> {
+  const deployed = await withApproval(context, ['release', 'deploy', '--bump', 'minor']);
+  exitsWith(deployed, 0, 'release deploy');
+  const report = jsonOf(deployed);
+  assert.equal(report.state, 'succeeded');
+  const build = stepOutput(report, 'build');
+  const versionCode = String(build.androidVersionCode);
+  const steps = (report.steps as Array<Record<string, any>> | undefined) ?? [];
+  context.note(`release deploy: ${report.durationMs ?? '?'} ms in the run; steps ${steps.map((step) => `${step.id} ${step.durationMs ?? '?'} ms`).join(', ')}`);
+  const version = (await context.deployment.pool.query<{ version: string }>('SELECT version FROM releases ORDER BY created_at DESC LIMIT 1')).rows[0]!.version;
+  return { version, versionCode, report };
+}
+
+const releaseDeployProcedure: RehearsedProcedure = {
+  name: 'release deploy → staged rollout to 100 %',
+  forms: ['short', 'full'],
+  announces: [],
+  run: async (context) => {
+    const troubleBefore = schedulerTrouble(context);
+    const { stores } = context.deployment;
+    const started = Date.now();
+    const { version, versionCode } = await deployMinor(context);
+    const deployedAfter = Date.now() - started;
+    assert.equal(gitOf(stores.remote, 'tag', '--list', `v${version}`), `v${version}`, 'the annotated tag is on the remote');
+    assert.deepEqual((await releaseRecord(context, version)).rollouts, { android: 'inProgress 5 %', ios: 'inProgress 1 %' }, 'the staged rollout began');
+    assert.equal(stores.asc.phasedRelease(version)?.state, 'ACTIVE');
+    context.note(`deployed ${version} (Play version code ${versionCode}); Play at 5 %, App Store phased release ACTIVE`);
+
+    // Users on the new build, healthy: the gates have their sample and hold.
+    context.traffic.appHeaders = (i) => ({ 'x-app-version': i % 2 === 0 ? version : FIRST_APP_VERSION });
+    stores.sentry.setRelease(sentryReleaseOf(version), { sessions: 1_000, crashFreeRate: 0.998 });
+    stores.sentry.setRelease(sentryReleaseOf(FIRST_APP_VERSION), { sessions: 8_000, crashFreeRate: 0.997 });
+    await eventually(`Play at 100 % for ${version} (the schedulers advancing it)`, async () =>
+      (await releaseRecord(context, version)).rollouts.android === 'completed 100 %' ? true : undefined,
+    );
+    const playDoneAfter = Date.now() - started;
+    // Apple's clock: its phased release reaches day 7 and Apple completes it.
+    stores.asc.setDay(version, 7);
+    const done = await eventually(`release ${version} completed`, async () => {
+      const record = await releaseRecord(context, version);
+      return record.state === 'completed' ? record : undefined;
+    });
+    const completedAfter = Date.now() - started;
+    assert.deepEqual(done.rollouts, { android: 'completed 100 %', ios: 'completed 100 %' });
+    assert.deepEqual(playSteps(context, versionCode), ['5 %', '25 %', 'completed'], 'Play was moved through each step once');
+    const advancedBy = loggedBy(context, new RegExp(`release ${version.replaceAll('.', '\\.')}: advanced`));
+    const completedBy = loggedBy(context, new RegExp(`release ${version.replaceAll('.', '\\.')}: completed`));
+    assert.equal(completedBy.length, 1, `one process completed the release (logged by ${completedBy.join(', ')})`);
+    const { rows: audit } = await context.deployment.pool.query<{ action: string }>(
+      "SELECT action FROM audit_log WHERE action IN ('release.advanced', 'release.completed') AND details->>'version' = $1 ORDER BY id",
+      [version],
+    );
+    assert.equal(audit.filter((a) => a.action === 'release.completed').length, 1, 'the release was completed once');
+    const status = await context.cli(['release', 'show', version, '--json']);
+    exitsWith(status, 0, 'release show');
+    assert.equal(jsonOf(status).release?.state ?? jsonOf(status).state, 'completed');
+    context.traffic.appHeaders = () => ({ 'x-app-version': version });
+    noNewSchedulerTrouble(context, troubleBefore);
+    context.note(
+      `deploy run ${(deployedAfter / 1000).toFixed(1)} s; Play at 100 % after ${(playDoneAfter / 1000).toFixed(1)} s, release completed after ${(completedAfter / 1000).toFixed(1)} s`,
+    );
+    context.note(
+      `scheduler steps: ${advancedBy.length} advance(s) by ${[...new Set(advancedBy)].join(', ')}, completed by ${completedBy.join(', ')}; Play saw ${playSteps(context, versionCode).join(' → ')}`,
+    );
+  },
+};
+
+const releaseRollbackProcedure: RehearsedProcedure = {
+  name: 'release rollback (Rollback Deployment)',
+  forms: ['full'],
+  announces: [],
+  run: async (context) => {
+    const troubleBefore = schedulerTrouble(context);
+    const { stores, pool } = context.deployment;
+    const stable = (await pool.query<{ version: string }>("SELECT version FROM releases WHERE state = 'completed' ORDER BY created_at DESC LIMIT 1")).rows[0]
+      ?.version;
+    assert.ok(stable, 'a completed release to roll back to (the deploy procedure leaves one)');
+    const stableBuilds = (await pool.query<{ builds: Record<string, { id: string }> }>('SELECT builds FROM releases WHERE version = $1', [stable])).rows[0]!
+      .builds;
+    const { version } = await deployMinor(context);
+    // The new version crashes: the gates see it on the next step and halt both stores with a page.
+    context.traffic.appHeaders = (i) => ({ 'x-app-version': i % 2 === 0 ? version : stable });
+    stores.sentry.setRelease(sentryReleaseOf(version), { sessions: 1_000, crashFreeRate: 0.9 });
+    const halted = await eventually(`the gates to halt ${version}`, async () => {
+      const record = await releaseRecord(context, version);
+      return record.state === 'halted' ? record : undefined;
+    });
+    assert.deepEqual(halted.rollouts, { android: 'halted 5 %', ios: 'halted 1 %' });
+    assert.equal(context.deployment.pagerDuty.incidents.get(`shipshape-release-${version}-gates`)?.status, 'triggered', 'the Application on-call was paged');
+
+    const submitsBefore = (await stores.eas.calls()).filter((c) => c.argv[0] === 'submit').length;
+    const devices = context.traffic.ledger.users.flatMap((user) => [...user.devices]);
+    const rolledBack = await withApproval(context, ['release', 'rollback']);
+    exitsWith(rolledBack, 0, 'release rollback');
+    const submits = (await stores.eas.calls())
+      .filter((c) => c.argv[0] === 'submit')
+      .slice(submitsBefore)
+      .map((c) => c.argv.slice(0, 5).join(' '));
+    assert.deepEqual(
+      submits,
+      [`submit --platform ios --id ${stableBuilds.ios!.id}`, `submit --platform android --id ${stableBuilds.android!.id}`],
+      `the builds of ${stable} were re-submitted`,
+    );
+    assert.equal((await releaseRecord(context, version)).state, 'rolled-back');
+    assert.equal(stores.asc.phasedRelease(version)?.state, 'PAUSED');
+    await eventually('both instances to show the rollback notice in /config', async () =>
+      (await Promise.all(context.deployment.instances.map(async (i) => /rolling back/i.test(String((await config(i.url)).banner?.message ?? ''))))).every(
+        Boolean,
+      )
+        ? true
+        : undefined,
+    );
+    assert.equal(context.deployment.pagerDuty.incidents.get(`shipshape-release-${version}-rollback`)?.status, 'triggered');
+    const unwarned = devices.filter(
+      (device) => !context.deployment.expo.deliveries.some((d) => d.to === device && d.title === "We're rolling back the latest update"),
+    );
+    assert.deepEqual(unwarned, [], 'every device registered before the rollback got its push');
+    await eventually('the rollback notice emails to be sent by the workers', async () => {
+      const { rows } = await pool.query<{ status: string }>(
+        "SELECT status FROM maintenance_notices WHERE subject = 'We are rolling back the latest app update'",
+      );
+      return rows.length > 0 && rows.every((row) => row.status === 'done') ? true : undefined;
+    });
+    noNewSchedulerTrouble(context, troubleBefore);
+    context.note(`${version} halted by the gates, then rolled back to ${stable}: ${submits.length} re-submissions; exit ${rolledBack.code}`);
+  },
+};
+
+/** What a device on the production channel is served (the update id), asking one instance. */
+async function servedTo(url: string, clientId: string, currentUpdateId?: string): Promise<string> {
+  const response = await fetchManifest(url, {
+    platform: 'ios',
+    runtimeVersion: RUNTIME_VERSION,
+    channel: 'production',
+    clientId,
+    ...(currentUpdateId ? { currentUpdateId } : {}),
+  });
+  assert.equal(response.status, 200, `GET /updates/manifest answered ${response.status} ${JSON.stringify(response.error ?? {})}`);
+  const manifest = partNamed(response, 'manifest');
+  if (manifest) return String((JSON.parse(manifest.body) as { id: string }).id);
+  return partNamed(response, 'directive') ? 'directive' : 'noUpdateAvailable';
+}
+
+async function launchAssetOf(url: string, clientId: string): Promise<{ url: string; hash: string }> {
+  const response = await fetchManifest(url, { platform: 'android', runtimeVersion: RUNTIME_VERSION, channel: 'production', clientId });
+  const manifest = partNamed(response, 'manifest');
+  assert.ok(manifest, `a manifest part (status ${response.status})`);
+  return (JSON.parse(manifest.body) as { launchAsset: { url: string; hash: string } }).launchAsset;
+}
+
+const updateRolloutProcedure: RehearsedProcedure = {
+  name: 'update publish + rollout + rollback',
+  forms: ['full'],
+  announces: [],
+  run: async (context) => {
+    const troubleBefore = schedulerTrouble(context);
+    const { stores, pool, instances } = context.deployment;
+    const [baseline, candidate] = await Promise.all([makeExport(`baseline ${randomUUID()}`), makeExport(`candidate ${randomUUID()}`)]);
+    try {
+      const publish = async (dir: string, staged: boolean) => {
+        const result = await context.cli([
+          'update',
+          'publish',
+          dir,
+          '--channel',
+          'production',
+          '--runtime-version',
+          RUNTIME_VERSION,
+          '--message',
+          'rehearsal',
+          ...(staged ? ['--staged'] : []),
+          '--json',
+        ]);
+        exitsWith(result, 0, `update publish${staged ? ' --staged' : ''}`);
+        return String(jsonOf(result).update.id);
+      };
+      const a = await publish(baseline.dir, false);
+      const devices = Array.from({ length: 40 }, () => randomUUID());
+      for (const instance of instances) assert.equal(await servedTo(instance.url, devices[0]!), a, `${instance.name} serves the released update`);
+      // What the other instance names, this one serves: the files are in the shared UPDATES_STORAGE_URL.
+      const launch = await launchAssetOf(instances[0].url, devices[0]!);
+      const bytes = Buffer.from(await (await fetch(new URL(new URL(launch.url).pathname, instances[1].url))).arrayBuffer());
+      assert.equal(base64UrlSha256(bytes), launch.hash, `${instances[1].name} serves the launch asset ${instances[0].name} named, byte for byte`);
+      const b = await publish(candidate.dir, true);
+      assert.equal(await servedTo(instances[1].url, devices[0]!), a, 'a staged update is served to no one');
+
+      // The app as users run it: devices on the new update say so in x-update-id; Sentry has their sessions.
+      context.traffic.appHeaders = (i) => ({ 'x-app-version': FIRST_APP_VERSION, 'x-update-id': i % 2 === 0 ? b : a });
+      stores.sentry.setRelease(sentryUpdateReleaseOf(b), { sessions: 1_000, crashFreeRate: 0.998 });
+      stores.sentry.setRelease(sentryUpdateReleaseOf(a), { sessions: 8_000, crashFreeRate: 0.997 });
+      const rollout = await context.cli(['update', 'rollout', b, '--schedule', '10,50,100', '--every', '1s', '--min-sample', '10', '--json']);
+      exitsWith(rollout, 0, 'update rollout');
+      const rolloutId = String(jsonOf(rollout).rollout.id);
+      const share = async () => (await Promise.all(devices.map((d, i) => servedTo(instances[i % 2]!.url, d)))).filter((id) => id === b).length;
+      const early = await share();
+      await eventually(`rollout ${rolloutId} completed (the schedulers advancing it)`, async () => {
+        const { rows } = await pool.query<{ status: string }>('SELECT status FROM ota_rollouts WHERE id = $1', [rolloutId]);
+        return rows[0]?.status === 'completed' ? true : undefined;
+      });
+      const { rows: steps } = await pool.query<{ action: string; percent: string }>(
+        "SELECT action, details->>'percent' AS percent FROM audit_log WHERE action IN ('update.rollout.advanced', 'update.rollout.completed') AND details->>'rollout' = $1 ORDER BY id",
+        [rolloutId],
+      );
+      assert.deepEqual(
+        steps.map((s) => `${s.action.replace('update.rollout.', '')} ${s.percent}`),
+        ['advanced 50', 'completed 100'],
+        'each step taken once',
+      );
+      assert.equal(await share(), devices.length, 'every device is served the update once released');
+
+      const rolledBack = await withApproval(context, ['update', 'rollback', b, '--reason', 'rehearsal: crash on launch']);
+      exitsWith(rolledBack, 0, 'update rollback');
+      for (const [i, instance] of instances.entries())
+        assert.equal(await servedTo(instance.url, devices[i]!, b), a, `${instance.name} serves the release before again to a device running ${b}`);
+      context.traffic.appHeaders = () => ({ 'x-app-version': FIRST_APP_VERSION, 'x-update-id': a });
+      noNewSchedulerTrouble(context, troubleBefore);
+      context.note(`update ${b}: ${early}/${devices.length} devices in the 10 % step, released to all by the schedulers, rolled back to ${a}`);
+    } finally {
+      await Promise.all([baseline.cleanup(), candidate.cleanup()]);
+    }
+  },
+};
+
 const ALL: readonly RehearsedProcedure[] = [
   backup,
   migration,
@@ -443,6 +727,9 @@ const ALL: readonly RehearsedProcedure[] = [
   gdprErasure,
   push,
   credentialRotation,
+  releaseDeployProcedure,
+  releaseRollbackProcedure,
+  updateRolloutProcedure,
   maintenanceRun,
   restore,
 ];

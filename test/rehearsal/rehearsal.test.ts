@@ -1,6 +1,7 @@
 /**
  * The rehearsal in `npm test`: the short form (backup + verify, a test migration up and down,
- * kill-connections, emergency disable/enable, cache clear) against a live deployment — two
+ * kill-connections, emergency disable/enable, cache clear, a release deployed through its staged
+ * rollout to 100 % by the live schedulers) against a live deployment — two
  * `serve` instances with workers and a `worker` on one database — under light traffic. Every
  * procedure keeps every process up, exits as documented, loses no acknowledged write and causes
  * no 5xx it did not announce. `REHEARSAL=full` runs the full form here instead (`npm run

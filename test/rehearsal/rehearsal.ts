@@ -14,6 +14,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { eventually } from '../helpers/patience.ts';
 import { startDeployment, type Deployment } from './deployment.ts';
 import { proceduresFor, type Form, type RehearsedProcedure } from './procedures.ts';
+import { FIRST_APP_VERSION } from './stores.ts';
 import { Traffic } from './traffic.ts';
 
 export interface ProcedureReport {
@@ -105,7 +106,9 @@ export async function runRehearsal(form: Form, options: { log?: (line: string) =
   const reports: ProcedureReport[] = [];
   // The short form runs in `npm test` on a 2-core CI machine: two users, a round each every 0.6 s, the scheduler at its default pace.
   const deployment = await startDeployment(form === 'full' ? { schedulerPollMs: 250 } : {});
-  const traffic = new Traffic(deployment.instances, form === 'full' ? { users: 6, pauseMs: 50 } : { users: 2, pauseMs: 600 });
+  // Every user starts on the store build the app repository is at, with no OTA update.
+  const appHeaders = () => ({ 'x-app-version': FIRST_APP_VERSION });
+  const traffic = new Traffic(deployment.instances, form === 'full' ? { users: 6, pauseMs: 50, appHeaders } : { users: 2, pauseMs: 600, appHeaders });
   const appState = watchAppState(deployment, form === 'full' ? 200 : 500);
   const exitedProcesses = () =>
     deployment.processes.filter((p) => p.exit !== undefined).map((p) => `${p.name} exited (${p.exit}):\n${p.output().slice(-3_000)}`);

@@ -1,6 +1,8 @@
 /**
  * The rehearsal's traffic: a few app users, each in its own loop, alternating between the two
  * instances — log in, create, update, delete and list tasks, set preferences, register devices.
+ * Each request says which app it comes from, as the app does: `X-App-Version` (the store build)
+ * and, once it runs an OTA update, `x-update-id` — what the release and update gates count.
  * Every response is logged with the phase (procedure) it started in, and every write answered
  * with a 2xx is recorded in the ledger, which later checks the database still holds it. A write
  * whose answer was lost (an error, a 5xx) is "uncertain": either outcome is allowed.
@@ -154,6 +156,9 @@ export interface TrafficOptions {
   readonly pauseMs: number;
 }
 
+/** The headers the app of user `index` (0-based) sends with every request. */
+export type AppHeaders = (index: number) => Readonly<Record<string, string>>;
+
 export class Traffic {
   readonly log: LoggedResponse[] = [];
   readonly ledger = new Ledger();
@@ -166,13 +171,22 @@ export class Traffic {
   readonly #instances: readonly Instance[];
   readonly #lastLogin = new Map<string, number>();
   readonly #options: TrafficOptions;
+  /** Which app each user runs; a release or update procedure moves some users to the new one. */
+  appHeaders: AppHeaders;
 
-  constructor(instances: readonly Instance[], options: TrafficOptions) {
+  constructor(instances: readonly Instance[], options: TrafficOptions & { appHeaders: AppHeaders }) {
     this.#instances = instances;
     this.#options = options;
+    this.appHeaders = options.appHeaders;
   }
 
-  async #call(instance: Instance, method: string, path: string, what: string, options: { body?: unknown; token?: string | undefined } = {}): Promise<Reply> {
+  async #call(
+    instance: Instance,
+    method: string,
+    path: string,
+    what: string,
+    options: { body?: unknown; token?: string | undefined; headers?: Readonly<Record<string, string>> } = {},
+  ): Promise<Reply> {
     const phase = this.phase;
     let reply: Reply;
     try {
@@ -229,7 +243,7 @@ export class Traffic {
       const instance = this.#instances[(round + offset) % this.#instances.length]!;
       round += 1;
       try {
-        await this.#round(user, instance, round);
+        await this.#round(user, instance, round, this.appHeaders(offset));
       } catch (error) {
         this.log.push({
           at: Date.now(),
@@ -245,7 +259,7 @@ export class Traffic {
     }
   }
 
-  async #round(user: UserRecord, instance: Instance, round: number): Promise<void> {
+  async #round(user: UserRecord, instance: Instance, round: number, headers: Readonly<Record<string, string>>): Promise<void> {
     if (user.excluded) return;
     if (!user.token) {
       // Sessions end only when a procedure ends them (a restore to before the login, say). Logins
@@ -264,7 +278,7 @@ export class Traffic {
     const lost = (reply: Reply) => reply.status === 0 || reply.status >= 500;
 
     const title = `task ${round} ${randomUUID().slice(0, 8)}`;
-    const created = await this.#call(instance, 'POST', '/tasks', 'create task', { body: { title }, token });
+    const created = await this.#call(instance, 'POST', '/tasks', 'create task', { body: { title }, token, headers });
     if (unauthorised(created)) return;
     if (answered(created)) {
       user.tasks.set(String(created.json.id), {
@@ -283,7 +297,7 @@ export class Traffic {
       const [id, task] = target;
       const newTitle = `${task.title} (edited)`.slice(0, 200);
       this.ledger.wrote(user, `task:${id}`);
-      const updated = await this.#call(instance, 'PATCH', `/tasks/${id}`, 'update task', { body: { done: !task.done, title: newTitle }, token });
+      const updated = await this.#call(instance, 'PATCH', `/tasks/${id}`, 'update task', { body: { done: !task.done, title: newTitle }, token, headers });
       this.ledger.wrote(user, `task:${id}`);
       if (unauthorised(updated)) return;
       if (answered(updated)) {
@@ -297,7 +311,7 @@ export class Traffic {
     if (round % 3 === 0 && open.length > 2) {
       const [id, task] = open[0]!;
       this.ledger.wrote(user, `task:${id}`);
-      const deleted = await this.#call(instance, 'DELETE', `/tasks/${id}`, 'delete task', { token });
+      const deleted = await this.#call(instance, 'DELETE', `/tasks/${id}`, 'delete task', { token, headers });
       this.ledger.wrote(user, `task:${id}`);
       if (unauthorised(deleted)) return;
       if (answered(deleted)) Object.assign(task, { deleted: true, uncertain: false });
@@ -305,7 +319,7 @@ export class Traffic {
     }
     const theme = THEMES[round % THEMES.length]!;
     this.ledger.wrote(user, 'theme');
-    const prefs = await this.#call(instance, 'PUT', '/me/preferences', 'set preferences', { body: { theme }, token });
+    const prefs = await this.#call(instance, 'PUT', '/me/preferences', 'set preferences', { body: { theme }, token, headers });
     this.ledger.wrote(user, 'theme');
     if (unauthorised(prefs)) return;
     if (answered(prefs)) Object.assign(user, { theme, themeUncertain: false });
@@ -315,6 +329,7 @@ export class Traffic {
       const registered = await this.#call(instance, 'POST', '/me/devices', 'register device', {
         body: { token: device, platform: round % 2 ? 'ios' : 'android' },
         token,
+        headers,
       });
       if (unauthorised(registered)) return;
       if (answered(registered)) {
@@ -322,7 +337,7 @@ export class Traffic {
         this.ledger.wrote(user, `device:${device}`);
       }
     }
-    unauthorised(await this.#call(instance, 'GET', '/tasks', 'list tasks', { token }));
+    unauthorised(await this.#call(instance, 'GET', '/tasks', 'list tasks', { token, headers }));
   }
 
   /**
