@@ -13,8 +13,8 @@ process.umask(0o077);
 enableCompileCache(
   process.env.NODE_COMPILE_CACHE ?? path.join(process.env.XDG_CACHE_HOME ?? path.join(homedir(), '.cache'), 'shipshape', 'node-compile-cache'),
 );
-// `db backup` streams a whole dump through this process: its young generation must stay small,
-// and that has to be set before any command code loads (src/cli/bulk-streaming.ts says why).
-(await import('../src/cli/bulk-streaming.ts')).limitYoungGenerationFor(process.argv);
+// `db backup` runs with V8 settings of its own (a young generation that stays small, no
+// TurboFan for PGlite's WebAssembly), set before any command code loads: src/cli/command-tuning.ts.
+(await import('../src/cli/command-tuning.ts')).tuneV8For(process.argv);
 const { main } = await import('../src/cli/main.ts');
 process.exitCode = await main(process.argv);

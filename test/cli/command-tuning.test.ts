@@ -1,26 +1,25 @@
 /**
- * `db backup` starts lean: the young generation is kept small for the commands that stream a
- * dump (src/cli/bulk-streaming.ts), and the command is built without the rest of the program
- * (src/cli/commands/db-backup.ts) — with exactly the options the whole tree gives it.
+ * `db backup` starts lean: its own V8 settings (src/cli/command-tuning.ts), and the command is
+ * built without the rest of the program (src/cli/commands/db-backup.ts) — with exactly the
+ * options the whole tree gives it.
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { Command } from 'commander';
-import { streamsBulkData } from '../../src/cli/bulk-streaming.ts';
+import { v8FlagsFor } from '../../src/cli/command-tuning.ts';
 import { dbBackupProgram } from '../../src/cli/commands/db-backup.ts';
 import { buildProgram } from '../../src/cli/program.ts';
 
 const argv = (...words: string[]) => ['node', 'shipshape', ...words];
 
-describe('bulk streaming commands', () => {
-  test('db backup (with its flags) streams bulk data; other commands and --help do not', () => {
-    assert.equal(streamsBulkData(argv('db', 'backup')), true);
-    assert.equal(streamsBulkData(argv('db', 'backup', '--json', '--compression', '3')), true);
-    assert.equal(streamsBulkData(argv('db', 'backup', '--help')), false);
-    assert.equal(streamsBulkData(argv('db', 'backups')), false);
-    assert.equal(streamsBulkData(argv('db', 'restore', 'x')), false);
-    assert.equal(streamsBulkData(argv('serve')), false);
-    assert.equal(streamsBulkData(argv()), false);
+describe('V8 settings per command', () => {
+  test('db backup (with its flags) keeps a small young generation and no TurboFan for WebAssembly; other commands and --help keep the defaults', () => {
+    const tuned = ['--semi-space-growth-factor=1', '--liftoff-only', '--no-wasm-tier-up', '--no-wasm-dynamic-tiering'];
+    assert.deepEqual(v8FlagsFor(argv('db', 'backup')), tuned);
+    assert.deepEqual(v8FlagsFor(argv('db', 'backup', '--json', '--compression', '3')), tuned);
+    for (const words of [['db', 'backup', '--help'], ['db', 'backups'], ['db', 'restore', 'x'], ['serve'], []]) {
+      assert.deepEqual(v8FlagsFor(argv(...words)), [], words.join(' '));
+    }
   });
 });
 
