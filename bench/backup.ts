@@ -1,11 +1,13 @@
 /**
  * Benchmark 2, backup: `shipshape db backup` (the real CLI, its own process) of generated
- * databases of about 250 MB and 1 GB, to file storage and to s3rver, against the
- * runbook's own pipeline done by hand in the same run: `pg_dump --format=custom` to a
- * file, then `gzip`, then a copy into the same store. Targets are interleaved round by
- * round. Reported: wall time and its ratio, bytes stored, and the peak RSS of our process,
+ * databases of about 250 MB and 1 GB, to file storage and to s3rver, against two baselines
+ * in the same run: the runbook's own pipeline done by hand (`pg_dump --format=custom` to a
+ * file, then `gzip`, then a copy into the same store), and a bare `pg_dump -Fc -Z1` straight
+ * into the same store (what our dump step does, without the verification, the row counts and
+ * Node). Targets are interleaved round by round and ratios taken per round. Reported: wall time and its ratio, bytes stored, and the peak RSS of our process,
  * which must not grow with the database (the dump is streamed, never held).
  */
+import { spawn } from 'node:child_process';
 import { createReadStream } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -34,7 +36,7 @@ interface Plan {
 }
 
 // ~215 bytes of database per task (row, indexes, users and sessions included), measured.
-const targetNames = ['shipshape-file', 'pipeline-file', 'shipshape-s3', 'pipeline-s3'] as const;
+const targetNames = ['shipshape-file', 'pipeline-file', 'bare-file', 'shipshape-s3', 'pipeline-s3', 'bare-s3'] as const;
 type TargetName = (typeof targetNames)[number];
 
 const FULL: Plan = {
@@ -52,6 +54,8 @@ const targetLabels: Record<TargetName, string> = {
   'pipeline-file': 'runbook pipeline → file storage',
   'shipshape-s3': '`shipshape db backup` → s3rver',
   'pipeline-s3': 'runbook pipeline → s3rver',
+  'bare-file': 'bare `pg_dump -Fc -Z1` → file storage',
+  'bare-s3': 'bare `pg_dump -Fc -Z1` → s3rver',
 };
 
 interface Run {
@@ -75,7 +79,8 @@ export const benchmark: MeasurableBenchmark = {
   description:
     '`shipshape db backup` (the real CLI in its own process, verification included) of generated databases of about 250 MB and 1 GB, ' +
     "to file storage and to s3rver, against the runbook's own pipeline run by hand in the same run: `pg_dump --format=custom` to a file, " +
-    'then `gzip`, then a copy into the same store. Wall-time ratio, bytes stored, and the peak RSS of our process at both sizes.',
+    'then `gzip`, then a copy into the same store; and against a bare `pg_dump -Fc -Z1` straight into the same store. ' +
+    'Wall-time ratios (per round), bytes stored, and the peak RSS of our process at both sizes.',
   run: runBackupBenchmark,
 };
 
@@ -115,7 +120,9 @@ async function runBackupBenchmark(context: BenchmarkContext): Promise<BenchmarkR
           };
           const result = target.startsWith('shipshape')
             ? await shipshapeBackup(env)
-            : await pipeline(database.url, path.join(workDir, `dump-${sequence}`), store, s3Client, s3.bucket);
+            : target.startsWith('bare')
+              ? await bareDump(database.url, store, s3Client, s3.bucket)
+              : await pipeline(database.url, path.join(workDir, `dump-${sequence}`), store, s3Client, s3.bucket);
           const storedBytes = store.kind === 'file' ? await directoryBytes(store.dir) : await prefixBytes(s3Client, s3.bucket, store.prefix);
           if (store.kind === 'file') await rm(store.dir, { recursive: true, force: true });
           return {
@@ -197,6 +204,32 @@ async function pipeline(
   return { seconds: dump.seconds + gzip.seconds + copySeconds, steps: [dump.seconds, gzip.seconds, copySeconds] };
 }
 
+/**
+ * The floor for our dump step: `pg_dump -Fc -Z1` (BACKUP_COMPRESSION_LEVEL's default) written
+ * straight into the store — `--file` into the folder, or piped into a multipart upload as
+ * `pg_dump … | aws s3 cp - s3://…` does. No row counts, no re-read, no manifest.
+ */
+async function bareDump(databaseUrl: string, store: Store, s3Client: S3Client, bucket: string): Promise<{ seconds: number; steps: undefined }> {
+  if (store.kind === 'file') {
+    await mkdir(store.dir, { recursive: true });
+    const dump = await runMeasured('pg_dump', ['--format=custom', '--compress=1', `--file=${path.join(store.dir, 'dump')}`, `--dbname=${databaseUrl}`], {});
+    if (dump.code !== 0) throw new ShipError('SHIP_ERR_STEP_FAILED', `pg_dump exited with ${dump.code}: ${dump.stderr.slice(-2_000)}`);
+    return { seconds: dump.seconds, steps: undefined };
+  }
+  const started = performance.now();
+  const child = spawn('pg_dump', ['--format=custom', '--compress=1', `--dbname=${databaseUrl}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-2_000)));
+  const exited = new Promise<number | null>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', resolve);
+  });
+  await new Upload({ client: s3Client, params: { Bucket: bucket, Key: `${store.prefix}/dump`, Body: child.stdout } }).done();
+  const code = await exited;
+  if (code !== 0) throw new ShipError('SHIP_ERR_STEP_FAILED', `pg_dump exited with ${code}: ${stderr}`);
+  return { seconds: (performance.now() - started) / 1000, steps: undefined };
+}
+
 function procedureSeconds(reportJson: string): number | undefined {
   try {
     const report: unknown = JSON.parse(reportJson);
@@ -252,17 +285,27 @@ function report(plan: Plan, runs: readonly Run[]): BenchmarkReport {
     }
     for (const store of ['file', 's3'] as const) {
       const ours = ofSize.filter((run) => run.target === `shipshape-${store}`);
-      const theirs = ofSize.filter((run) => run.target === `pipeline-${store}`);
-      const ratio = spread(ours.map((run, index) => run.seconds / (theirs[index]?.seconds ?? Number.NaN)).filter(Number.isFinite));
-      const bytes = spread(ours.map((run) => run.storedBytes)).median / spread(theirs.map((run) => run.storedBytes)).median;
-      if (Number.isFinite(ratio.median) && size === plan.sizes.at(-1)) {
+      // Per round: the rounds ran the targets back to back, so the index pairs them.
+      const perRound = (baseline: TargetName) => {
+        const theirs = ofSize.filter((run) => run.target === baseline);
+        return {
+          ratio: spread(ours.map((run, index) => run.seconds / (theirs[index]?.seconds ?? Number.NaN)).filter(Number.isFinite)),
+          bytes: spread(ours.map((run) => run.storedBytes)).median / spread(theirs.map((run) => run.storedBytes)).median,
+        };
+      };
+      const pipelineRatio = perRound(`pipeline-${store}`);
+      const bareRatio = perRound(`bare-${store}`);
+      const where = store === 'file' ? 'file storage' : 's3rver';
+      if (Number.isFinite(pipelineRatio.ratio.median) && size === plan.sizes.at(-1)) {
         summary.push(
-          `${size.label} to ${store === 'file' ? 'file storage' : 's3rver'}: ${ratio.median.toFixed(2)}× the runbook pipeline's wall time, ${formatNumber(bytes)}× its bytes.`,
+          `${size.label} to ${where}: ${pipelineRatio.ratio.median.toFixed(2)}× the runbook pipeline's wall time (${formatNumber(pipelineRatio.bytes)}× its bytes), ` +
+            `${bareRatio.ratio.median.toFixed(2)}× a bare \`pg_dump -Fc -Z1\`.`,
         );
       }
-      if (Number.isFinite(ratio.median)) {
+      if (Number.isFinite(pipelineRatio.ratio.median)) {
         notes.push(
-          `${size.label}, ${store === 'file' ? 'file storage' : 's3rver'}: \`shipshape db backup\` takes ${formatRatio(ratio)} of the pipeline's wall time and stores ${formatNumber(bytes)}× its bytes.`,
+          `${size.label}, ${where}: \`shipshape db backup\` takes ${formatRatio(pipelineRatio.ratio)} of the pipeline's wall time and stores ${formatNumber(pipelineRatio.bytes)}× its bytes; ` +
+            `${formatRatio(bareRatio.ratio)} of a bare \`pg_dump -Fc -Z1\`'s (${formatNumber(bareRatio.bytes)}× its bytes).`,
         );
       }
     }
@@ -286,6 +329,7 @@ function report(plan: Plan, runs: readonly Run[]): BenchmarkReport {
     "Shipshape's wall time is the whole CLI run as an operator sees it: Node start-up, prerequisites, the dump streamed into storage at `BACKUP_COMPRESSION_LEVEL` (default 1) with size and SHA-256 taken on the way, " +
       "re-reading the stored object to check both, `pg_restore --list`, and the manifest. The pipeline only dumps (pg_dump's default compression), gzips and copies, and verifies nothing.",
     'Pipeline steps: pg_dump to a local file + gzip of it + the copy into the store (file copy, or a multipart upload as `aws s3 cp` does), in seconds (medians).',
+    'Bare `pg_dump -Fc -Z1`: the floor for our dump step, written straight into the store (`--file` into the folder, or piped into a multipart upload); it counts no rows, re-reads nothing and writes no manifest.',
   );
   return {
     size:
@@ -307,6 +351,7 @@ function report(plan: Plan, runs: readonly Run[]): BenchmarkReport {
       'pg_dump --format=custom --file=<dump> --dbname=<bench database>',
       'gzip <dump>',
       'cp <dump>.gz <dir>/   |   multipart upload of <dump>.gz to s3rver (@aws-sdk/lib-storage, as `aws s3 cp`)',
+      'pg_dump --format=custom --compress=1 --file=<dir>/dump --dbname=<bench database>   |   pg_dump --format=custom --compress=1 --dbname=<bench database> | multipart upload to s3rver',
     ],
     measurements: runs.length,
     summary,

@@ -13,5 +13,9 @@ process.umask(0o077);
 enableCompileCache(
   process.env.NODE_COMPILE_CACHE ?? path.join(process.env.XDG_CACHE_HOME ?? path.join(homedir(), '.cache'), 'shipshape', 'node-compile-cache'),
 );
+// `serve`, `worker` and `db backup` run with V8 settings of their own (a young generation that
+// stays small; for `db backup` no TurboFan for PGlite's WebAssembly), set before any command
+// code loads: src/cli/command-tuning.ts.
+(await import('../src/cli/command-tuning.ts')).tuneV8For(process.argv);
 const { main } = await import('../src/cli/main.ts');
 process.exitCode = await main(process.argv);

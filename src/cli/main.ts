@@ -46,10 +46,12 @@ const LIGHT_COMMANDS: Readonly<Record<string, () => Promise<Command>>> = {
     registerProcedureList(program, procedureCatalog);
     return program;
   },
+  // Its peak memory is a goal: src/cli/commands/db-backup.ts.
+  'db backup': async () => (await import('./commands/db-backup.ts')).dbBackupProgram(),
 };
 
 async function programFor(argv: string[], options: ProgramOptions): Promise<Command> {
-  const light = options.procedures === undefined ? LIGHT_COMMANDS[argv[2] ?? ''] : undefined;
+  const light = options.procedures === undefined ? (LIGHT_COMMANDS[argv[2] ?? ''] ?? LIGHT_COMMANDS[argv.slice(2, 4).join(' ')]) : undefined;
   if (light && !argv.slice(3).some((arg) => arg === '--help' || arg === '-h')) return light();
   const { buildProgram } = await import('./program.ts');
   return buildProgram(options);

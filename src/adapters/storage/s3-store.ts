@@ -45,7 +45,12 @@ export interface S3Options {
   readonly socketTimeoutMs?: number;
   /** Multipart part size in bytes, at least 5 MiB. Default 8 MiB, allowing objects up to ~78 GiB. */
   readonly partSize?: number;
-  /** Parts uploaded in parallel (memory used is partSize × queueSize). Default 4. */
+  /**
+   * Parts uploaded in parallel. Each is a buffer of partSize bytes, and one more part is being
+   * filled meanwhile, so an upload holds up to partSize × (queueSize + 1) plus the copy made
+   * when a part is cut: 32 MiB at the default of 2. Two parts in flight keep up with a
+   * pg_dump stream (tens of MB/s); four held 56 MB for no faster upload (bench/backup.ts).
+   */
   readonly queueSize?: number;
   /** Keys per ListObjectsV2 page, at most 1000 (the default); smaller values exist for tests. */
   readonly listPageSize?: number;
@@ -53,6 +58,7 @@ export interface S3Options {
 
 const MIN_PART_SIZE = 5 * 1024 * 1024;
 const DEFAULT_PART_SIZE = 8 * 1024 * 1024;
+const DEFAULT_QUEUE_SIZE = 2;
 /** S3 lower-cases user metadata names. */
 const UPLOAD_MARKER = 'shipshape-upload-id';
 
@@ -78,7 +84,7 @@ export class S3ObjectStore extends BaseObjectStore {
     const endpoint = options.endpoint === undefined ? undefined : checkEndpoint(options.endpoint);
     const region = options.region ?? (endpoint === undefined ? undefined : 'us-east-1');
     this.#partSize = Math.max(MIN_PART_SIZE, options.partSize ?? DEFAULT_PART_SIZE);
-    this.#queueSize = Math.max(1, options.queueSize ?? 4);
+    this.#queueSize = Math.max(1, options.queueSize ?? DEFAULT_QUEUE_SIZE);
     this.#listPageSize = Math.min(1000, Math.max(1, options.listPageSize ?? 1000));
     this.#context = {
       location: target.location,

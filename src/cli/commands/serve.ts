@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { keepYoungGenerationSmall } from '../../runtime/heap.ts';
 import { startupProgress } from '../../runtime/progress.ts';
 import { cliContext } from '../context.ts';
 
@@ -11,7 +10,6 @@ export function registerServe(program: Command): void {
     .option('--no-workers', 'do not run the scheduler’s workers in this process (run `shipshape worker` elsewhere)')
     .action(async (options: { migrate: boolean; workers: boolean }) => {
       const { config, logger } = cliContext();
-      keepYoungGenerationSmall(process.env.NODE_OPTIONS);
       const progress = startupProgress(logger, config.startupProgressIntervalMs);
       progress.stage('the server: loading its code');
       // The server (Fastify and the rest) is loaded only by the command that serves.

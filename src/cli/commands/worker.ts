@@ -2,7 +2,6 @@
  * `shipshape worker`: the scheduler's workers without the HTTP API.
  */
 import type { Command } from 'commander';
-import { keepYoungGenerationSmall } from '../../runtime/heap.ts';
 import { cliContext } from '../context.ts';
 
 export function registerWorker(program: Command): void {
@@ -12,7 +11,6 @@ export function registerWorker(program: Command): void {
     .option('--migrate', 'apply pending migrations first on a DATABASE_URL database', false)
     .action(async (options: { migrate: boolean }) => {
       const { config, logger } = cliContext();
-      keepYoungGenerationSmall(process.env.NODE_OPTIONS);
       const { workUntilSignalled } = await import('../../runtime/worker-process.ts');
       await workUntilSignalled(config, logger, { migrate: options.migrate });
     });

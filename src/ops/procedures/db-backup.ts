@@ -33,6 +33,7 @@ import { dumpFactsSchema, dumpKey, manifestKey, type BackupManifest, type DumpFa
 import { ownerTakesDumps } from '../backups/owner-dump.ts';
 import { pgDumpCheck, serverVersionAt } from '../backups/pg-tools.ts';
 import { backupSourceFor, dumpToStore, takeVerifiedBackup, verifyBackup, writeManifest, type BackupSource } from '../backups/take-backup.ts';
+import { procedureEntry } from '../engine/registry.ts';
 import { defineProcedure, outputOf, requireOutput, type RunContext, stepFor } from '../engine/types.ts';
 
 const params = z.object({
@@ -233,6 +234,17 @@ export const dbBackup = defineProcedure({
         });
       },
     },
+  ],
+});
+
+/**
+ * Its CLI entry (src/ops/procedures/index.ts lists it); here so that `shipshape db backup` can
+ * build its command without loading every other procedure (src/cli/commands/db-backup.ts).
+ */
+export const dbBackupEntry = procedureEntry(dbBackup, {
+  options: [
+    { flags: '--verify-restore', description: 'also restore into a scratch database and compare every row count' },
+    { flags: '--compression <level>', description: 'pg_dump compression level 0-9 (default BACKUP_COMPRESSION_LEVEL, 1)' },
   ],
 });
 

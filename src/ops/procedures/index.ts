@@ -12,7 +12,7 @@
  */
 import { procedureEntry, type ProcedureEntry } from '../engine/registry.ts';
 import { cacheClear } from './cache-clear.ts';
-import { dbBackup } from './db-backup.ts';
+import { dbBackupEntry } from './db-backup.ts';
 import { dbPrune } from './db-prune.ts';
 import { dbRestore } from './db-restore.ts';
 import { dbKillConnections } from './db-kill-connections.ts';
@@ -41,12 +41,7 @@ const platform = { name: 'platform', description: 'ios or android' };
 const ticket = { flags: '--ticket <ref>', description: 'the support or GDPR ticket this is done under' };
 
 export const procedures: readonly ProcedureEntry[] = [
-  procedureEntry(dbBackup, {
-    options: [
-      { flags: '--verify-restore', description: 'also restore into a scratch database and compare every row count' },
-      { flags: '--compression <level>', description: 'pg_dump compression level 0-9 (default BACKUP_COMPRESSION_LEVEL, 1)' },
-    ],
-  }),
+  dbBackupEntry,
   procedureEntry(dbPrune, {
     options: [
       { flags: '--keep-daily <n>', description: 'newest backup of each of the last N days (default BACKUP_KEEP_DAILY, 7)' },
