@@ -21,7 +21,7 @@ import { cliEntry } from './lib/paths.ts';
 import { runMeasured, type MeasuredRun } from './lib/processes.ts';
 import { seed } from './lib/seed.ts';
 import { formatNumber, formatRatio, formatSpread, spread } from './lib/stats.ts';
-import type { BenchmarkContext, BenchmarkReport, MeasurableBenchmark } from './lib/types.ts';
+import type { BenchmarkContext, BenchmarkReport, GoalCheck, MeasurableBenchmark } from './lib/types.ts';
 
 interface Size {
   readonly label: string;
@@ -47,6 +47,11 @@ const FULL: Plan = {
   repeats: 3,
   warmUp: targetNames,
 };
+/** Issue 13's goals: at the larger size against both baselines, and peak RSS at every size. */
+const GOAL_PIPELINE_RATIO = 0.4;
+const GOAL_BARE_RATIO = 1.15;
+const GOAL_PEAK_RSS_MB = 150;
+
 // Quick: one small size, no warm-up; the RSS comparison needs the full run's two sizes.
 const QUICK: Plan = { sizes: [{ label: 'small', tasks: 10_000 }], repeats: 1, warmUp: [] };
 const targetLabels: Record<TargetName, string> = {
@@ -264,6 +269,7 @@ function report(plan: Plan, runs: readonly Run[]): BenchmarkReport {
   const rows: string[][] = [];
   const notes: string[] = [];
   const summary: string[] = [];
+  const goals: GoalCheck[] = [];
   for (const size of plan.sizes) {
     const ofSize = runs.filter((run) => run.size === size.label);
     const databaseMb = (ofSize[0]?.databaseBytes ?? 0) / 1e6;
@@ -297,6 +303,22 @@ function report(plan: Plan, runs: readonly Run[]): BenchmarkReport {
       const bareRatio = perRound(`bare-${store}`);
       const where = store === 'file' ? 'file storage' : 's3rver';
       if (Number.isFinite(pipelineRatio.ratio.median) && size === plan.sizes.at(-1)) {
+        goals.push(
+          {
+            measure: `\`db backup\` wall time, ${size.label}, ${where}`,
+            baseline: 'runbook pipeline (pg_dump → gzip → copy)',
+            goal: `≤ ${GOAL_PIPELINE_RATIO}×`,
+            measured: `${formatRatio(pipelineRatio.ratio)}×`,
+            met: pipelineRatio.ratio.median <= GOAL_PIPELINE_RATIO,
+          },
+          {
+            measure: `\`db backup\` wall time, ${size.label}, ${where}`,
+            baseline: 'bare `pg_dump -Fc -Z1` into the same store',
+            goal: `≤ ${GOAL_BARE_RATIO}×`,
+            measured: `${formatRatio(bareRatio.ratio)}×`,
+            met: bareRatio.ratio.median <= GOAL_BARE_RATIO,
+          },
+        );
         summary.push(
           `${size.label} to ${where}: ${pipelineRatio.ratio.median.toFixed(2)}× the runbook pipeline's wall time (${formatNumber(pipelineRatio.bytes)}× its bytes), ` +
             `${bareRatio.ratio.median.toFixed(2)}× a bare \`pg_dump -Fc -Z1\`.`,
@@ -314,6 +336,16 @@ function report(plan: Plan, runs: readonly Run[]): BenchmarkReport {
     const values = runs.filter((run) => run.size === size.label && run.peakRssBytes !== undefined).map((run) => run.peakRssBytes ?? 0);
     return { label: size.label, max: values.length ? Math.max(...values) : Number.NaN };
   });
+  for (const size of rssBySize) {
+    if (!Number.isFinite(size.max)) continue;
+    goals.push({
+      measure: `\`db backup\` peak RSS, ${size.label}`,
+      baseline: '–',
+      goal: `≤ ${GOAL_PEAK_RSS_MB} MB`,
+      measured: `${formatNumber(size.max / 1e6)} MB (highest of every round and store)`,
+      met: size.max / 1e6 <= GOAL_PEAK_RSS_MB,
+    });
+  }
   const [smaller, larger] = rssBySize;
   if (smaller && larger && Number.isFinite(smaller.max) && Number.isFinite(larger.max)) {
     summary.push(`Peak RSS ${formatNumber(smaller.max / 1e6)} MB at ${smaller.label}, ${formatNumber(larger.max / 1e6)} MB at ${larger.label}.`);
@@ -355,5 +387,6 @@ function report(plan: Plan, runs: readonly Run[]): BenchmarkReport {
     ],
     measurements: runs.length,
     summary,
+    goals,
   };
 }

@@ -219,6 +219,30 @@ async function runStartup(context: BenchmarkContext): Promise<BenchmarkReport> {
       '# RSS and peak: VmRSS and VmHWM from /proc/<pid>/status',
     ],
     measurements: postgres.length + embedded.length + floor.length,
+    goals: [
+      {
+        measure: 'idle `serve` RSS, PostgreSQL',
+        baseline: `bare Node HTTP server: ${range(floor)} MB`,
+        goal: `≤ ${GOAL_POSTGRES_MB} MB`,
+        measured: `${Math.round(pgIdle)} MB`,
+        met: pgIdle <= GOAL_POSTGRES_MB,
+      },
+      {
+        measure: 'idle `serve` RSS, embedded',
+        baseline: `bare Node HTTP server: ${range(floor)} MB`,
+        goal: `≤ ${GOAL_EMBEDDED_MB} MB`,
+        measured: `${Math.round(embeddedIdle)} MB`,
+        met: embeddedIdle <= GOAL_EMBEDDED_MB,
+      },
+      {
+        measure: 'first `npm start` on a fresh STATE_DIR to /health 200',
+        baseline: '–',
+        goal: `≤ ${GOAL_FIRST_START_S} s, a progress line every 2 s`,
+        measured: `${firstStart.median.toFixed(1)} s, ${range(embedded.map((run) => run.progressLines.length))} progress lines`,
+        // A line every 2 s: at least one per whole interval the start took.
+        met: firstStart.median <= GOAL_FIRST_START_S && embedded.every((run) => run.progressLines.length >= Math.floor(run.seconds / 2) - 1),
+      },
+    ],
     summary: [
       `Idle serve RSS ${Math.round(pgIdle)} MB on PostgreSQL (goal ≤ ${GOAL_POSTGRES_MB}), ${Math.round(embeddedIdle)} MB embedded (goal ≤ ${GOAL_EMBEDDED_MB}); first start on a fresh STATE_DIR ${firstStart.median.toFixed(1)} s to /health (goal ≤ ${GOAL_FIRST_START_S} s) with ${lastLines.length} progress lines.`,
     ],
