@@ -91,9 +91,10 @@ const SIGN_IN_CTES = `hit AS (
         WHERE id = (SELECT id FROM hit) AND last_seen_at < now() - make_interval(secs => $2::int)
      ), signed_in AS (
        SELECT hit.id AS session_id, hit.user_id, u.email, u.display_name, u.created_at AS user_created_at,
-              hit.created_at AS session_created_at, hit.expires_at, hit.last_seen_at,
-              (SELECT v.version::text FROM task_list_versions v WHERE v.user_id = hit.user_id) AS list_version
+              hit.created_at AS session_created_at, hit.expires_at, hit.last_seen_at, v.version::text AS list_version
          FROM hit JOIN users u ON u.id = hit.user_id
+         -- A join, not a subquery in the select list: that would run again for each row of a statement that joins signed_in to many.
+         LEFT JOIN task_list_versions v ON v.user_id = hit.user_id
      )`;
 
 /**
