@@ -100,8 +100,9 @@ const SIGN_IN_CTES = `hit AS (
 /**
  * One statement that signs in and does `then` for the signed-in user: `then` is the rest of
  * the statement after the sign-in CTEs (it reads `signed_in`, may add CTEs of its own after a
- * comma, and numbers its own parameters from `$3`, given in `values`). Every row carries the
- * `SignInRow` columns beside its own; no row means no live session. `name` names the prepared
+ * comma, and numbers its own parameters from `$3`, given in `values`). The first row carries
+ * the `SignInRow` columns beside its own (later rows may leave them null, so as not to send
+ * them again); no row means no live session. `name` names the prepared
  * statement and must be unique per `then`.
  */
 export async function signInWith<Row extends object>(

@@ -129,7 +129,14 @@ export async function signInListingFirstPage(
     then: `, wanted AS (
        SELECT signed_in.*, NOT ($4::boolean AND list_version IS NOT DISTINCT FROM $5::text) AS page_read FROM signed_in
      )
-     SELECT wanted.*, t.* FROM wanted LEFT JOIN LATERAL (${firstPageSql('wanted.user_id', '$3', ' AND wanted.page_read')}) t ON true`,
+     SELECT w.*, t.* FROM wanted
+       LEFT JOIN LATERAL (
+         SELECT page.*, row_number() OVER (ORDER BY created_at DESC, id DESC) AS n
+           FROM (${firstPageSql('wanted.user_id', '$3', ' AND wanted.page_read')}) page
+       ) t ON true
+       -- The sign-in columns on the first row only: not encoded, sent and parsed again for every task.
+       LEFT JOIN wanted w ON t.n IS NULL OR t.n = 1
+     ORDER BY t.n`,
     values: [options.limit + 1, options.unlessVersion !== undefined, options.unlessVersion ?? null],
   });
   const first = rows[0];
