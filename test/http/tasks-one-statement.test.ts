@@ -55,6 +55,10 @@ describe('GET/POST /tasks in one statement with the sign-in', () => {
     const user = await userWithTasks(1);
     assert.equal((await api.request('GET', '/tasks?limit=0', { token: user.fresh })).status, 400);
     assert.equal((await api.request('POST', '/tasks', { token: user.fresh, body: { title: '' } })).status, 400);
+    // What only parseInput refuses (not the schema) must not reach the one statement either.
+    const nul = await api.request('POST', '/tasks', { token: (await userWithTasks(0)).fresh, body: { title: 'milk\u0000' } });
+    assert.equal(nul.status, 400);
+    assert.match(nul.json.error.message, /body\.title/);
     assert.equal(await taskCount(user.id), 1);
   });
 

@@ -19,7 +19,7 @@ import { bearerToken, currentUser } from '../plugins/guards.ts';
 import { routeSchema, type RouteDoc } from '../route-schema.ts';
 import type { RouteDeps } from '../route-deps.ts';
 import { calendarDate, taskBody, taskPage, uuid } from '../schemas.ts';
-import { parseInput } from '../validation.ts';
+import { acceptedInput, parseInput } from '../validation.ts';
 
 const title = z.string().trim().min(1, 'must not be empty').max(500);
 const notes = z.string().max(10_000).nullable();
@@ -50,8 +50,8 @@ export const taskRoutes: FastifyPluginAsync<RouteDeps> = async (app, { context, 
     '/tasks',
     documented({ summary: 'List your tasks, newest first, a page at a time', input: { query: listQuery }, ok: { 200: taskPage } }),
     async (request, reply) => {
-      const asked = listQuery.safeParse(request.query);
-      const limit = asked.success && asked.data.cursor === undefined ? asked.data.limit : undefined;
+      const asked = acceptedInput(listQuery, request.query, 'query');
+      const limit = asked !== undefined && asked.cursor === undefined ? asked.limit : undefined;
       // The first page is the hot read. Writes need no invalidation call: see task-list-cache.ts.
       // The session's token hash names the reader whose last page the cache remembers (`heldVersion`).
       const token = bearerToken(request);
@@ -81,9 +81,9 @@ export const taskRoutes: FastifyPluginAsync<RouteDeps> = async (app, { context, 
   );
 
   app.post('/tasks', documented({ summary: 'Create a task', input: { body: newTask }, ok: { 201: taskBody } }), async (request, reply) => {
-    const asked = newTask.safeParse(request.body);
-    const found = asked.success
-      ? await guards.requireUserWith(request, (db, tokenHash) => signInCreatingTask(db, tokenHash, asked.data))
+    const asked = acceptedInput(newTask, request.body, 'body');
+    const found = asked
+      ? await guards.requireUserWith(request, (db, tokenHash) => signInCreatingTask(db, tokenHash, asked))
       : await guards.requireUser(request);
     if (found) return reply.status(201).send(found.task);
     const input = parseInput(newTask, request.body, 'body');
