@@ -34,10 +34,11 @@ interface Plan {
   readonly countTransactions: boolean;
 }
 
+// Issue 13's goals are at concurrency 16 and 64; 1 and 256 (another 20 min) only by BENCH_API_CONCURRENCY.
 const FULL: Plan = {
   users: 10_000,
   tasksPerUser: 100,
-  concurrency: [1, 16, 64, 256],
+  concurrency: [16, 64],
   warmupSeconds: 3,
   durationSeconds: 5,
   repeats: 5,
@@ -72,7 +73,7 @@ const CRITERIA = { p95Ms: 500, errorRate: 0.001 } as const;
 
 const endpointNames = ['health', 'listTasks', 'createTask', 'taskMix'] as const;
 type Endpoint = (typeof endpointNames)[number];
-const systemNames = ['shipshape', 'httpCeiling', 'dbStatement', 'dbRequest'] as const;
+const systemNames = ['shipshape', 'shipshapeCompare', 'httpCeiling', 'dbStatement', 'dbRequest'] as const;
 type System = (typeof systemNames)[number];
 
 /** The realistic mix: every user reads their list in this many passes over all users, then adds a task in one. */
@@ -99,6 +100,7 @@ const endpoints: Record<
 
 const systems: Record<System, string> = {
   shipshape: 'Shipshape',
+  shipshapeCompare: `Shipshape with ${process.env.BENCH_API_COMPARE_ENV ?? '(BENCH_API_COMPARE_ENV)'}`,
   httpCeiling: 'HTTP ceiling',
   dbStatement: 'DB ceiling (pgbench)',
   dbRequest: 'pgbench: session lookup + same SQL',
@@ -137,8 +139,10 @@ export const benchmark: MeasurableBenchmark = {
 
 /**
  * For measuring one change without the whole run (figures then only printed, never written):
- * BENCH_API_CONCURRENCY=16,64 BENCH_API_REPEATS=3 BENCH_API_ENDPOINTS=listTasks,createTask
+ * BENCH_API_CONCURRENCY=1,16,64,256 BENCH_API_REPEATS=3 BENCH_API_ENDPOINTS=listTasks,createTask
  * BENCH_API_SERVER_ENV='DATABASE_POOL_MAX=16' npm run bench -- --only api
+ * BENCH_API_COMPARE_ENV='DATABASE_POOL_MAX=16' also runs a second Shipshape with that environment,
+ * measured interleaved with the first (rows "Shipshape with …"), to compare two settings in one run.
  */
 function planFromEnv(base: Plan): Plan {
   const list = (value: string | undefined) =>
@@ -156,8 +160,8 @@ function selectedEndpoints(): readonly Endpoint[] {
   return wanted ? endpointNames.filter((name) => wanted.includes(name)) : endpointNames;
 }
 
-function serverEnvFromEnv(): Record<string, string> {
-  const pairs = (process.env.BENCH_API_SERVER_ENV ?? '').split(/\s+/).filter(Boolean);
+function serverEnvFromEnv(variable = 'BENCH_API_SERVER_ENV'): Record<string, string> {
+  const pairs = (process.env[variable] ?? '').split(/\s+/).filter(Boolean);
   return Object.fromEntries(pairs.map((pair) => [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)]));
 }
 
@@ -176,6 +180,9 @@ async function runApiBenchmark(context: BenchmarkContext): Promise<BenchmarkRepo
 
     const shipshape = await startShipshape(database.url, serverEnvFromEnv());
     cleanups.push(() => shipshape.stop());
+    const compareEnv = serverEnvFromEnv('BENCH_API_COMPARE_ENV');
+    const compared = Object.keys(compareEnv).length > 0 ? await startShipshape(database.url, compareEnv) : undefined;
+    if (compared) cleanups.push(() => compared.stop());
     const payloads = await samplePayloads(shipshape.url, data);
     const ceiling = await startHttpCeiling(database.url, payloads, workDir);
     cleanups.push(() => ceiling.stop());
@@ -183,11 +190,13 @@ async function runApiBenchmark(context: BenchmarkContext): Promise<BenchmarkRepo
     cleanups.push(() => load.close());
 
     const scripts = await pgbenchScripts(database.url);
-    const dbClientLimit = await pgbenchClientLimit(context.adminUrl);
+    const poolOf = (env: Record<string, string>) => Number(env.DATABASE_POOL_MAX ?? loadConfig({}).database.poolMax);
+    const dbClientLimit = await pgbenchClientLimit(context.adminUrl, poolOf(serverEnvFromEnv()) + (compared ? poolOf(compareEnv) : 0));
     const pgbenchClients = (concurrency: number) => Math.min(concurrency, dbClientLimit);
     const targets: Target[] = [];
     for (const endpoint of selectedEndpoints()) {
       targets.push(httpTarget(load, plan, endpoint, 'shipshape', shipshape, tokensFile));
+      if (compared && endpoints[endpoint].authenticated) targets.push(httpTarget(load, plan, endpoint, 'shipshapeCompare', compared, tokensFile));
       if (endpoints[endpoint].ceilingPath) targets.push(httpTarget(load, plan, endpoint, 'httpCeiling', ceiling, tokensFile));
       if (pgbench) {
         for (const [system, script] of scripts[endpoint]) {
@@ -320,14 +329,14 @@ async function pgbenchScripts(databaseUrl: string): Promise<ScriptSet> {
   };
 }
 
-/** Leaves room for the API's own pool and for whoever else shares the server. */
-async function pgbenchClientLimit(adminUrl: string): Promise<number> {
+/** Leaves room for the API servers' pools (`apiPools` connections), the HTTP ceiling's and whoever else shares the server. */
+async function pgbenchClientLimit(adminUrl: string, apiPools: number): Promise<number> {
   const [row] = await adminQuery<{ max: number; reserved: number; used: number }>(
     adminUrl,
     `SELECT current_setting('max_connections')::int AS max, current_setting('superuser_reserved_connections')::int AS reserved,
             (SELECT count(*)::int FROM pg_stat_activity) AS used`,
   );
-  const available = row ? row.max - row.reserved - row.used - 20 : MAX_PGBENCH_CLIENTS;
+  const available = row ? row.max - row.reserved - row.used - apiPools - 10 : MAX_PGBENCH_CLIENTS;
   return Math.max(1, Math.min(MAX_PGBENCH_CLIENTS, available));
 }
 
@@ -380,11 +389,18 @@ async function countTransactionsPerRequest(
   return counts;
 }
 
-function httpTarget(load: LoadGenerator, plan: Plan, endpoint: Endpoint, system: 'shipshape' | 'httpCeiling', server: ChildServer, tokensFile: string): Target {
+function httpTarget(
+  load: LoadGenerator,
+  plan: Plan,
+  endpoint: Endpoint,
+  system: 'shipshape' | 'shipshapeCompare' | 'httpCeiling',
+  server: ChildServer,
+  tokensFile: string,
+): Target {
   const baseUrl = server.url;
   const spec = endpoints[endpoint];
   const job = (connections: number, durationSeconds: number) => ({
-    url: `${baseUrl}${system === 'shipshape' ? spec.path : spec.ceilingPath}`,
+    url: `${baseUrl}${system === 'httpCeiling' ? spec.ceilingPath : spec.path}`,
     method: spec.method,
     connections,
     durationSeconds,
@@ -393,7 +409,7 @@ function httpTarget(load: LoadGenerator, plan: Plan, endpoint: Endpoint, system:
     body: spec.method === 'POST' ? ('new-task' as const) : undefined,
     readsPerWrite: spec.readsPerWrite,
     expectedStatus: spec.expectedStatus,
-    countHeader: system === 'shipshape' && (endpoint === 'listTasks' || endpoint === 'taskMix') ? 'x-cache' : undefined,
+    countHeader: system !== 'httpCeiling' && (endpoint === 'listTasks' || endpoint === 'taskMix') ? 'x-cache' : undefined,
   });
   return {
     endpoint,
@@ -514,9 +530,15 @@ interface CeilingComparison {
 }
 
 /** Per round: Shipshape ÷ the lower of the two ceilings measured in that same round. */
-function compare(plan: Plan, samples: Map<string, Sample[]>, endpoint: Endpoint, concurrency: number): CeilingComparison | undefined {
+function compare(
+  plan: Plan,
+  samples: Map<string, Sample[]>,
+  endpoint: Endpoint,
+  concurrency: number,
+  measured: 'shipshape' | 'shipshapeCompare' = 'shipshape',
+): CeilingComparison | undefined {
   const get = (system: System) => samples.get(sampleKey(endpoint, system, concurrency)) ?? [];
-  const ship = get('shipshape');
+  const ship = get(measured);
   const http = get('httpCeiling');
   const db = get('dbStatement');
   if (ship.length === 0 || http.length === 0) return undefined;
@@ -542,11 +564,13 @@ function compare(plan: Plan, samples: Map<string, Sample[]>, endpoint: Endpoint,
 function ceilingSection(plan: Plan, samples: Map<string, Sample[]>, withPgbench: boolean, transactionsPerRequest: Map<Endpoint, number>): ReportSection {
   const rows: string[][] = [];
   for (const endpoint of endpointNames) {
-    for (const concurrency of plan.concurrency) {
-      const comparison = compare(plan, samples, endpoint, concurrency);
+    for (const [measured, concurrency] of (['shipshape', 'shipshapeCompare'] as const).flatMap((system) =>
+      plan.concurrency.map((level) => [system, level] as const),
+    )) {
+      const comparison = compare(plan, samples, endpoint, concurrency, measured);
       if (!comparison) continue;
       rows.push([
-        endpoints[endpoint].label,
+        measured === 'shipshape' ? endpoints[endpoint].label : `${endpoints[endpoint].label} (${systems.shipshapeCompare})`,
         String(concurrency),
         formatNumber(comparison.shipshape.median),
         comparison.http ? formatNumber(comparison.http.median) : '–',

@@ -21,7 +21,7 @@
  */
 import type { Queryable } from '../db/pool.ts';
 import { hashToken } from './secrets.ts';
-import { authenticateHash, LAST_SEEN_RESOLUTION_SECONDS, type Authenticated } from './sessions.ts';
+import { LAST_SEEN_RESOLUTION_SECONDS, type Authenticated, type SignIn } from './sessions.ts';
 
 /** The NOTIFY channel of migration 0010. */
 export const SESSIONS_NOTIFY_CHANNEL = 'shipshape_sessions';
@@ -75,12 +75,19 @@ export class SessionCache {
   }
 
   /**
-   * The live session `token` belongs to, as `authenticate` in sessions.ts answers it; with the
-   * task-list version read by the same statement when the database was asked (never cached).
+   * The live session `token` belongs to, as `authenticate` in sessions.ts answers it. From
+   * memory when cached (only `auth`); otherwise from the database by `signIn` (`authenticateHash`,
+   * or a statement that does more), whose whole answer is returned: a route can have the database do its own
+   * work for the user in the same statement (tasks.ts, `signInListingFirstPage`). Only the
+   * session is ever cached.
    */
-  async authenticate(db: Queryable, token: string): Promise<{ auth: Authenticated; listVersion?: string | null } | undefined> {
+  async authenticate<Found extends SignIn = SignIn>(
+    db: Queryable,
+    token: string,
+    signIn: (db: Queryable, tokenHash: Buffer) => Promise<Found | undefined>,
+  ): Promise<Found | { readonly auth: Authenticated } | undefined> {
     const hash = hashToken(token);
-    if (!this.trusted) return authenticateHash(db, hash);
+    if (!this.trusted) return signIn(db, hash);
     this.counts.lookups += 1;
     const key = hash.toString('base64');
     const now = Date.now();
@@ -93,7 +100,7 @@ export class SessionCache {
       this.remove(key);
     }
     const generation = this.generation;
-    const found = await authenticateHash(db, hash);
+    const found = await signIn(db, hash);
     if (found && this.trusted && generation === this.generation) this.store(key, found.auth, now);
     return found;
   }

@@ -54,51 +54,87 @@ export async function authenticate(db: Queryable, token: string): Promise<Authen
   return (await authenticateHash(db, hashToken(token)))?.auth;
 }
 
+/** What a sign-in yields: the session, its user, and the version of the user's task list. */
+export interface SignIn {
+  readonly auth: Authenticated;
+  /** task-list-cache.ts; null before the list was first written. Read at the start of this request: never keep it beyond it. */
+  readonly listVersion: string | null;
+}
+
+/** The columns of `signed_in` (see `SIGN_IN_CTES`), as node-postgres returns them. */
+export interface SignInRow {
+  session_id: string;
+  user_id: string;
+  email: string;
+  display_name: string | null;
+  user_created_at: Date;
+  session_created_at: Date;
+  expires_at: Date;
+  last_seen_at: Date;
+  list_version: string | null;
+}
+
 /**
- * `authenticate` for a token already hashed (`hashToken`). The same statement reads the
- * version of the user's task list (task-list-cache.ts, null before it was first written): the
- * hot read, GET /tasks, then needs no round trip of its own to check its cache. It is as
- * fresh as a read at the start of the request, so it must not be kept beyond it.
+ * The sign-in as common table expressions, for statements that do something else for the
+ * signed-in user in the same round trip (`signInWith`). `$1` is the token hash, `$2` the
+ * last-seen resolution; `signed_in` holds one row (`SignInRow`) for a live session, none
+ * otherwise, so whatever joins it does nothing for an expired or revoked session. It also
+ * touches last_seen_at at most once per resolution, and reads the version of the user's task
+ * list (task-list-cache.ts) from the statement's snapshot.
  */
-export async function authenticateHash(db: Queryable, tokenHash: Buffer): Promise<{ auth: Authenticated; listVersion: string | null } | undefined> {
-  const { rows } = await db.query<{
-    session_id: string;
-    user_id: string;
-    email: string;
-    display_name: string | null;
-    user_created_at: Date;
-    created_at: Date;
-    expires_at: Date;
-    last_seen_at: Date;
-    list_version: string | null;
-  }>(
-    prepared(
-      db,
-      'shipshape_authenticate_v2',
-      `WITH hit AS (
+const SIGN_IN_CTES = `hit AS (
        SELECT s.id, s.user_id, s.created_at, s.expires_at, s.last_seen_at
          FROM sessions s
         WHERE s.token_hash = $1::bytea AND s.revoked_at IS NULL AND s.expires_at > now()
      ), touched AS (
        UPDATE sessions SET last_seen_at = now()
         WHERE id = (SELECT id FROM hit) AND last_seen_at < now() - make_interval(secs => $2::int)
-     )
-     SELECT hit.id AS session_id, hit.user_id, u.email, u.display_name, u.created_at AS user_created_at,
-            hit.created_at, hit.expires_at, hit.last_seen_at,
-            (SELECT v.version::text FROM task_list_versions v WHERE v.user_id = hit.user_id) AS list_version
-       FROM hit JOIN users u ON u.id = hit.user_id`,
-      [tokenHash, LAST_SEEN_RESOLUTION_SECONDS],
-    ),
+     ), signed_in AS (
+       SELECT hit.id AS session_id, hit.user_id, u.email, u.display_name, u.created_at AS user_created_at,
+              hit.created_at AS session_created_at, hit.expires_at, hit.last_seen_at, v.version::text AS list_version
+         FROM hit JOIN users u ON u.id = hit.user_id
+         -- A join, not a subquery in the select list: that would run again for each row of a statement that joins signed_in to many.
+         LEFT JOIN task_list_versions v ON v.user_id = hit.user_id
+     )`;
+
+/**
+ * One statement that signs in and does `then` for the signed-in user: `then` is the rest of
+ * the statement after the sign-in CTEs (it reads `signed_in`, may add CTEs of its own after a
+ * comma, and numbers its own parameters from `$3`, given in `values`). The first row carries
+ * the `SignInRow` columns beside its own (later rows may leave them null, so as not to send
+ * them again); no row means no live session. `name` names the prepared
+ * statement and must be unique per `then`.
+ */
+export async function signInWith<Row extends object>(
+  db: Queryable,
+  tokenHash: Buffer,
+  statement: { readonly name: string; readonly then: string; readonly values: readonly unknown[] },
+): Promise<Array<SignInRow & Row>> {
+  const { rows } = await db.query<SignInRow & Row>(
+    prepared(db, statement.name, `WITH ${SIGN_IN_CTES}${statement.then}`, [tokenHash, LAST_SEEN_RESOLUTION_SECONDS, ...statement.values]),
   );
-  const row = rows[0];
-  if (!row) return undefined;
+  return rows;
+}
+
+/** The sign-in read from one of `signInWith`'s rows. */
+export function signInFrom(row: SignInRow): SignIn {
   return {
     auth: {
       user: { id: row.user_id, email: row.email, displayName: row.display_name, createdAt: row.user_created_at },
-      session: { id: row.session_id, userId: row.user_id, createdAt: row.created_at, expiresAt: row.expires_at, lastSeenAt: row.last_seen_at },
+      session: { id: row.session_id, userId: row.user_id, createdAt: row.session_created_at, expiresAt: row.expires_at, lastSeenAt: row.last_seen_at },
     },
     listVersion: row.list_version,
   };
+}
+
+/**
+ * `authenticate` for a token already hashed (`hashToken`), with the version of the user's
+ * task list read by the same statement: the hot read, GET /tasks, then needs no round trip of
+ * its own to check its cache.
+ */
+export async function authenticateHash(db: Queryable, tokenHash: Buffer): Promise<SignIn | undefined> {
+  const [row] = await signInWith(db, tokenHash, { name: 'shipshape_authenticate_v3', then: ' SELECT * FROM signed_in', values: [] });
+  return row && signInFrom(row);
 }
 
 export async function revokeSession(db: Queryable, sessionId: string): Promise<void> {

@@ -19,6 +19,7 @@
  * Keys also carry the `all`, `tasks` and `user:<id>` cache epochs, so `cache clear` retires
  * entries everywhere even before the stores are flushed.
  */
+import { LRUCache } from 'lru-cache';
 import { z } from 'zod';
 import type { CacheStore } from '../adapters/cache/types.ts';
 import { prepared, type Queryable } from '../db/pool.ts';
@@ -53,6 +54,8 @@ const FORMAT = 'p1';
 const INITIAL_VERSION = 'initial';
 const DEFAULT_TTL_MS = 10 * 60_000;
 const WARN_EVERY_MS = 30_000;
+/** Readers whose last page's version is remembered (`heldVersion`); an entry is ~100 bytes. */
+const MAX_HINTS = 50_000;
 
 const storedPage = z.object({
   tasks: z.array(
@@ -72,6 +75,8 @@ const storedPage = z.object({
 export class TaskListCache {
   private readonly ttlMs: number;
   private lastWarning = 0;
+  /** reader → the raw list version (null: never written) of the page it was last served, by limit. */
+  private readonly hints = new LRUCache<string, { version: string | null }>({ max: MAX_HINTS });
 
   private readonly options: TaskListCacheOptions;
 
@@ -89,13 +94,14 @@ export class TaskListCache {
    * from `load`. A hit costs one primary-key query. A `load` that returns the version it read
    * the page at (`listFirstPageVersioned`) is stored under that version, which saves the
    * second version read of a miss. `knownVersion`: the version read at the start of this
-   * request (`authenticateHash`), which saves the first.
+   * request (`authenticateHash`), which saves the first. `reader`: who asks (a session's token
+   * hash), for `heldVersion`.
    */
   async firstPage(
     userId: string,
     limit: number,
     load: () => Promise<TaskPage | VersionedPage>,
-    options: { knownVersion?: string | null | undefined } = {},
+    options: { knownVersion?: string | null | undefined; reader?: string | undefined } = {},
   ): Promise<CachedRead> {
     // A version read earlier in this same request (with the session) is as good as reading it now.
     const before = options.knownVersion !== undefined ? (options.knownVersion ?? INITIAL_VERSION) : await this.version(userId);
@@ -103,16 +109,47 @@ export class TaskListCache {
     const cached = await this.storeCall(() => this.options.store.get(this.key(userId, before, epochs, limit)));
     if (cached.ok && cached.value !== undefined) {
       const parsed = storedPage.safeParse(safeJson(cached.value));
-      if (parsed.success) return { page: parsed.data, hit: true };
+      if (parsed.success) {
+        this.noteHeld(options.reader, limit, before);
+        return { page: parsed.data, hit: true };
+      }
     }
     const loaded = await load();
     const page = 'page' in loaded ? loaded.page : loaded;
     // A store that just failed is probably down; do not wait for it again on this request.
     if (cached.ok) {
       const at = 'page' in loaded ? (loaded.version ?? INITIAL_VERSION) : (await this.version(userId)) === before ? before : undefined;
-      if (at !== undefined) await this.storeCall(() => this.options.store.set(this.key(userId, at, epochs, limit), JSON.stringify(page), this.ttlMs));
+      if (at !== undefined) await this.put(userId, limit, epochs, at, page, options.reader);
     }
     return { page, hit: false };
+  }
+
+  /**
+   * Stores a first page the caller read together with its version from one snapshot
+   * (tasks.ts, `signInListingFirstPage`), as a miss of `firstPage` would have.
+   */
+  async remember(userId: string, limit: number, loaded: VersionedPage, reader?: string): Promise<void> {
+    await this.put(userId, limit, this.epochKey(userId), loaded.version ?? INITIAL_VERSION, loaded.page, reader);
+  }
+
+  /**
+   * The version of the list (as `task_list_versions` holds it: null for never written) whose
+   * page `reader` (a session's token hash) was last served with `limit`, if it may still be
+   * stored. A hint, never proof: a statement that signs in can skip reading the page while the
+   * list is still at that version (tasks.ts, `signInListingFirstPage`), and `firstPage` with the
+   * version it read then finds the page here, or loads it if it has gone since.
+   */
+  heldVersion(reader: string, limit: number): string | null | undefined {
+    return this.hints.get(`${reader}:${limit}`)?.version;
+  }
+
+  private async put(userId: string, limit: number, epochs: string, version: string, page: TaskPage, reader: string | undefined): Promise<void> {
+    const stored = await this.storeCall(() => this.options.store.set(this.key(userId, version, epochs, limit), JSON.stringify(page), this.ttlMs));
+    if (stored.ok) this.noteHeld(reader, limit, version);
+  }
+
+  private noteHeld(reader: string | undefined, limit: number, version: string): void {
+    if (reader !== undefined) this.hints.set(`${reader}:${limit}`, { version: version === INITIAL_VERSION ? null : version });
   }
 
   /**

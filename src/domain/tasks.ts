@@ -6,6 +6,7 @@
 import { ShipError } from '../errors.ts';
 import { prepared, type Queryable } from '../db/pool.ts';
 import { firstRow } from '../db/rows.ts';
+import { signInFrom, signInWith, type SignIn } from './sessions.ts';
 
 export interface Task {
   readonly id: string;
@@ -57,6 +58,23 @@ const toTask = (row: TaskRow): Task => ({
   updatedAt: row.updated_at,
 });
 
+/** The first page of `owner`'s tasks (an SQL expression), newest first, `limit` rows (a parameter); `also`: a further condition. */
+const firstPageSql = (owner: string, limit: string, also = '') =>
+  `SELECT ${COLUMNS} FROM tasks WHERE user_id = ${owner}${also} ORDER BY created_at DESC, id DESC LIMIT ${limit}::int`;
+
+/** A new task for `owner` (an SQL expression), its fields from four parameters from `$first` on (`newTaskValues`); `from` feeds `owner`. */
+const insertTaskSql = (owner: string, first: number, from = '') =>
+  `INSERT INTO tasks (user_id, title, notes, done, due_date)
+   SELECT ${owner}, $${first}::text, $${first + 1}::text, $${first + 2}::boolean, $${first + 3}::date${from}
+   RETURNING ${COLUMNS}`;
+
+const newTaskValues = (input: NewTask) => [input.title, input.notes ?? null, input.done ?? false, input.dueDate ?? null];
+
+type NullableTaskRow = { [K in keyof TaskRow]: TaskRow[K] | null };
+
+/** Rows of a LEFT JOIN to tasks: no task leaves one row of nulls. */
+const taskRowsOf = <Row extends NullableTaskRow>(rows: readonly Row[]) => rows.filter((row): row is Row & TaskRow => row.id !== null);
+
 export async function listTasks(db: Queryable, userId: string, options: { limit: number; cursor?: string | undefined }): Promise<TaskPage> {
   const after = options.cursor === undefined ? undefined : decodeCursor(options.cursor);
   const { rows } = await db.query<TaskRow>(
@@ -80,20 +98,65 @@ export async function listTasks(db: Queryable, userId: string, options: { limit:
  * and so from one snapshot: the page is exactly the list at that version.
  */
 export async function listFirstPageVersioned(db: Queryable, userId: string, limit: number): Promise<{ page: TaskPage; version: string | null }> {
-  const { rows } = await db.query<{ [K in keyof TaskRow]: TaskRow[K] | null } & { list_version: string | null }>(
+  const { rows } = await db.query<NullableTaskRow & { list_version: string | null }>(
     prepared(
       db,
       'shipshape_list_tasks_versioned',
       `SELECT v.list_version, t.* FROM (SELECT (SELECT version::text FROM task_list_versions WHERE user_id = $1::uuid) AS list_version) v
-         LEFT JOIN LATERAL (
-           SELECT ${COLUMNS} FROM tasks WHERE user_id = $1::uuid ORDER BY created_at DESC, id DESC LIMIT $2::int
-         ) t ON true`,
+         LEFT JOIN LATERAL (${firstPageSql('$1::uuid', '$2')}) t ON true`,
       [userId, limit + 1],
     ),
   );
   // No tasks: one row, the version beside nulls.
-  const taskRows = rows.filter((row): row is TaskRow & { list_version: string | null } => row.id !== null);
-  return { page: toPage(taskRows, limit), version: rows[0]?.list_version ?? null };
+  return { page: toPage(taskRowsOf(rows), limit), version: rows[0]?.list_version ?? null };
+}
+
+/**
+ * Signs in (sessions.ts) and reads the first page of the signed-in user's tasks, in one
+ * statement: one round trip for an uncached GET /tasks where signing in first costs two. The
+ * page and the list version come from the same snapshot, so the page is exactly the list at
+ * `listVersion`. `unlessVersion`: the version of a page the caller already holds; while the list
+ * is still at it, the page is not read (`page` undefined) and the statement costs what signing
+ * in alone does. Undefined: no live session.
+ */
+export async function signInListingFirstPage(
+  db: Queryable,
+  tokenHash: Buffer,
+  options: { limit: number; unlessVersion?: string | null | undefined },
+): Promise<(SignIn & { page: TaskPage | undefined }) | undefined> {
+  const rows = await signInWith<NullableTaskRow & { page_read: boolean }>(db, tokenHash, {
+    name: 'shipshape_sign_in_list_tasks',
+    then: `, wanted AS (
+       SELECT signed_in.*, NOT ($4::boolean AND list_version IS NOT DISTINCT FROM $5::text) AS page_read FROM signed_in
+     )
+     SELECT w.*, t.* FROM wanted
+       LEFT JOIN LATERAL (
+         SELECT page.*, row_number() OVER (ORDER BY created_at DESC, id DESC) AS n
+           FROM (${firstPageSql('wanted.user_id', '$3', ' AND wanted.page_read')}) page
+       ) t ON true
+       -- The sign-in columns on the first row only: not encoded, sent and parsed again for every task.
+       LEFT JOIN wanted w ON t.n IS NULL OR t.n = 1
+     ORDER BY t.n`,
+    values: [options.limit + 1, options.unlessVersion !== undefined, options.unlessVersion ?? null],
+  });
+  const first = rows[0];
+  if (!first) return undefined;
+  return { ...signInFrom(first), page: first.page_read ? toPage(taskRowsOf(rows), options.limit) : undefined };
+}
+
+/**
+ * Signs in (sessions.ts) and creates a task for the signed-in user, in one statement: one round
+ * trip for an uncached POST /tasks. Nothing is written for an expired or revoked session
+ * (undefined).
+ */
+export async function signInCreatingTask(db: Queryable, tokenHash: Buffer, input: NewTask): Promise<(SignIn & { task: Task }) | undefined> {
+  const [row] = await signInWith<TaskRow>(db, tokenHash, {
+    name: 'shipshape_sign_in_create_task',
+    then: `, created AS (${insertTaskSql('user_id', 3, ' FROM signed_in')})
+     SELECT signed_in.*, created.* FROM signed_in, created`,
+    values: newTaskValues(input),
+  });
+  return row && { ...signInFrom(row), task: toTask(row) };
 }
 
 /** `limit + 1` rows asked for: the extra one only says there is a next page. */
@@ -112,15 +175,7 @@ export async function getTask(db: Queryable, userId: string, taskId: string): Pr
 }
 
 export async function createTask(db: Queryable, userId: string, input: NewTask): Promise<Task> {
-  const { rows } = await db.query<TaskRow>(
-    prepared(
-      db,
-      'shipshape_create_task',
-      `INSERT INTO tasks (user_id, title, notes, done, due_date) VALUES ($1::uuid, $2::text, $3::text, $4::boolean, $5::date)
-       RETURNING ${COLUMNS}`,
-      [userId, input.title, input.notes ?? null, input.done ?? false, input.dueDate ?? null],
-    ),
-  );
+  const { rows } = await db.query<TaskRow>(prepared(db, 'shipshape_create_task_v2', insertTaskSql('$1::uuid', 2), [userId, ...newTaskValues(input)]));
   return toTask(firstRow(rows));
 }
 

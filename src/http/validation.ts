@@ -23,8 +23,11 @@ export type RouteInput = Partial<Record<Location, z.ZodType>>;
 /** Deeper than any request of this API needs; notification `data` is the deepest field. */
 export const MAX_INPUT_DEPTH = 32;
 
+/** What a route reads when the request sent nothing there. */
+const inputAt = (value: unknown, location: Location) => value ?? (location === 'body' ? undefined : {});
+
 export function parseInput<T extends z.ZodType>(schema: T, value: unknown, location: Location): z.output<T> {
-  const given = value ?? (location === 'body' ? undefined : {});
+  const given = inputAt(value, location);
   const unstorable = findUnstorable(given, location);
   if (unstorable) throw new ShipError('SHIP_ERR_VALIDATION', unstorable, { details: { location } });
   const parsed = schema.safeParse(given);
@@ -34,6 +37,17 @@ export function parseInput<T extends z.ZodType>(schema: T, value: unknown, locat
     return `${field}: ${issue.message}`;
   });
   throw new ShipError('SHIP_ERR_VALIDATION', issues.join('; '), { details: { location } });
+}
+
+/**
+ * What `parseInput` would return, or undefined where it would refuse the input: for a route that
+ * must answer a bad session before a bad input (it calls `parseInput` for the error afterwards).
+ */
+export function acceptedInput<T extends z.ZodType>(schema: T, value: unknown, location: Location): z.output<T> | undefined {
+  const given = inputAt(value, location);
+  if (findUnstorable(given, location)) return undefined;
+  const parsed = schema.safeParse(given);
+  return parsed.success ? parsed.data : undefined;
 }
 
 /** The first thing in `value` that no field may hold, as "<field>: <why>"; undefined when there is none. */

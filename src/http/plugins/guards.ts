@@ -5,7 +5,8 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ShipError } from '../../errors.ts';
 import { adminCheckError, verifyAdminToken } from '../../domain/admin-tokens.ts';
-import type { Authenticated } from '../../domain/sessions.ts';
+import { authenticateHash, type Authenticated, type SignIn } from '../../domain/sessions.ts';
+import type { Queryable } from '../../db/pool.ts';
 import type { ApiContext } from '../context.ts';
 
 declare module 'fastify' {
@@ -42,13 +43,29 @@ export function bearerToken(request: FastifyRequest): string | undefined {
 }
 
 export function createGuards(context: ApiContext) {
-  const requireUser = async (request: FastifyRequest): Promise<void> => {
+  /**
+   * `requireUser` for a route that has the database do its own work for the user in the
+   * sign-in statement (`signIn`, e.g. tasks.ts's `signInListingFirstPage`): one round trip
+   * where signing in first costs two. `signIn` runs only when the session is not cached; its
+   * answer is returned, or undefined when the session came from the cache and the route must
+   * do that work itself.
+   */
+  const requireUserWith = async <Found extends SignIn>(
+    request: FastifyRequest,
+    signIn: (db: Queryable, tokenHash: Buffer) => Promise<Found | undefined>,
+  ): Promise<Found | undefined> => {
     const token = bearerToken(request);
     if (!token) throw new ShipError('SHIP_ERR_UNAUTHENTICATED', 'Sign in first: send Authorization: Bearer <token> from /auth/login.');
-    const found = await context.live.sessions.authenticate(context.database.pool, token);
+    const found = await context.live.sessions.authenticate(context.database.pool, token, signIn);
     if (!found) throw new ShipError('SHIP_ERR_UNAUTHENTICATED', 'This session has expired or was signed out. Log in again.');
     request.auth = found.auth;
+    if (!('listVersion' in found)) return undefined;
     request.listVersion = found.listVersion;
+    return found;
+  };
+
+  const requireUser = async (request: FastifyRequest): Promise<void> => {
+    await requireUserWith(request, authenticateHash);
   };
 
   // ADMIN_TOKEN, or a token issued by a credential rotation (hashed in admin_tokens); see src/domain/admin-tokens.ts.
@@ -80,7 +97,7 @@ export function createGuards(context: ApiContext) {
     throw new ShipError('SHIP_ERR_MAINTENANCE', maintenance.message ?? 'Maintenance in progress.');
   };
 
-  return { requireUser, requireAdmin, maintenanceGate };
+  return { requireUser, requireUserWith, requireAdmin, maintenanceGate };
 }
 
 export type Guards = ReturnType<typeof createGuards>;

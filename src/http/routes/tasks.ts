@@ -4,12 +4,22 @@
  */
 import type { FastifyPluginAsync } from 'fastify';
 import { z } from 'zod';
-import { createTask, deleteTask, getTask, listFirstPageVersioned, listTasks, updateTask } from '../../domain/tasks.ts';
-import { currentUser } from '../plugins/guards.ts';
+import {
+  createTask,
+  deleteTask,
+  getTask,
+  listFirstPageVersioned,
+  listTasks,
+  signInCreatingTask,
+  signInListingFirstPage,
+  updateTask,
+} from '../../domain/tasks.ts';
+import { hashToken } from '../../domain/secrets.ts';
+import { bearerToken, currentUser } from '../plugins/guards.ts';
 import { routeSchema, type RouteDoc } from '../route-schema.ts';
 import type { RouteDeps } from '../route-deps.ts';
 import { calendarDate, taskBody, taskPage, uuid } from '../schemas.ts';
-import { parseInput } from '../validation.ts';
+import { acceptedInput, parseInput } from '../validation.ts';
 
 const title = z.string().trim().min(1, 'must not be empty').max(500);
 const notes = z.string().max(10_000).nullable();
@@ -30,23 +40,52 @@ export const taskRoutes: FastifyPluginAsync<RouteDeps> = async (app, { context, 
   const { pool } = context.database;
   const signedIn = (doc: Omit<RouteDoc, 'audience'>) => ({ schema: routeSchema('tasks', { ...doc, audience: 'user' }), preHandler: [guards.requireUser] });
 
+  // GET and POST /tasks sign in themselves (`requireUserWith`), so that a session that is not
+  // cached costs one statement with the work the request came for. Signing in still comes
+  // first: a bad session answers 401 whatever the input, and input errors are reported after it.
+  const documented = (doc: Omit<RouteDoc, 'audience'>) => ({ schema: routeSchema('tasks', { ...doc, audience: 'user' }) });
+  const { cache } = context.live;
+
   app.get(
     '/tasks',
-    signedIn({ summary: 'List your tasks, newest first, a page at a time', input: { query: listQuery }, ok: { 200: taskPage } }),
+    documented({ summary: 'List your tasks, newest first, a page at a time', input: { query: listQuery }, ok: { 200: taskPage } }),
     async (request, reply) => {
+      const asked = acceptedInput(listQuery, request.query, 'query');
+      const limit = asked !== undefined && asked.cursor === undefined ? asked.limit : undefined;
+      // The first page is the hot read. Writes need no invalidation call: see task-list-cache.ts.
+      // The session's token hash names the reader whose last page the cache remembers (`heldVersion`).
+      const token = bearerToken(request);
+      const reader = limit !== undefined && token !== undefined ? hashToken(token).toString('base64') : undefined;
+      const found =
+        limit === undefined || reader === undefined
+          ? await guards.requireUser(request)
+          : await guards.requireUserWith(request, (db, tokenHash) =>
+              signInListingFirstPage(db, tokenHash, { limit, unlessVersion: cache.heldVersion(reader, limit) }),
+            );
       const query = parseInput(listQuery, request.query, 'query');
       const userId = currentUser(request).user.id;
       if (query.cursor !== undefined) return listTasks(pool, userId, query);
-      // The first page is the hot read. Writes need no invalidation call: see task-list-cache.ts.
-      const { page, hit } = await context.live.cache.firstPage(userId, query.limit, () => listFirstPageVersioned(pool, userId, query.limit), {
+      if (found?.page) {
+        await cache.remember(userId, query.limit, { page: found.page, version: found.listVersion }, reader);
+        reply.header('x-cache', 'miss');
+        return found.page;
+      }
+      // The session came from memory, or the list is still at the version of a page this session was served.
+      const { page, hit } = await cache.firstPage(userId, query.limit, () => listFirstPageVersioned(pool, userId, query.limit), {
         knownVersion: request.listVersion,
+        reader,
       });
       reply.header('x-cache', hit ? 'hit' : 'miss');
       return page;
     },
   );
 
-  app.post('/tasks', signedIn({ summary: 'Create a task', input: { body: newTask }, ok: { 201: taskBody } }), async (request, reply) => {
+  app.post('/tasks', documented({ summary: 'Create a task', input: { body: newTask }, ok: { 201: taskBody } }), async (request, reply) => {
+    const asked = acceptedInput(newTask, request.body, 'body');
+    const found = asked
+      ? await guards.requireUserWith(request, (db, tokenHash) => signInCreatingTask(db, tokenHash, asked))
+      : await guards.requireUser(request);
+    if (found) return reply.status(201).send(found.task);
     const input = parseInput(newTask, request.body, 'body');
     return reply.status(201).send(await createTask(pool, currentUser(request).user.id, input));
   });
