@@ -19,7 +19,7 @@ import { startLoadGenerator, type LoadGenerator } from './lib/load-generator.ts'
 import { describePgbench, findPgbench, runPgbench, type PgbenchRunOptions, type PgbenchScript } from './lib/pgbench.ts';
 import { startShipshape, type ChildServer } from './lib/processes.ts';
 import { seed, sessionToken, tokenHashSql, userId, userIdSql, type SeededData } from './lib/seed.ts';
-import { formatNumber, formatPercent, formatRatio, formatSpread, spread, type Percentiles, type Spread } from './lib/stats.ts';
+import { formatNumber, formatPercent, formatRatio, formatTimes, formatSpread, spread, type Percentiles, type Spread } from './lib/stats.ts';
 import type { BenchmarkContext, BenchmarkReport, GoalCheck, MeasurableBenchmark, ReportSection, Table } from './lib/types.ts';
 
 interface Plan {
@@ -722,7 +722,7 @@ function goalsFor(plan: Plan, samples: Map<string, Sample[]>): GoalCheck[] {
         measure: `${endpoints[endpoint].label} throughput, c=${concurrency}`,
         baseline: `pgbench, the endpoint's statement (${formatNumber(comparison.db.median)}/s)`,
         goal: endpoint === 'listTasks' ? `≥ ${GOAL_RATIO}× (minimum ${GOAL_RATIO_FLOOR}×)` : `≥ ${GOAL_RATIO}×`,
-        measured: `${formatRatio(comparison.ratio)}× (${formatNumber(comparison.shipshape.median)}/s)${againstOne}`,
+        measured: `${formatTimes(comparison.ratio)} (${formatNumber(comparison.shipshape.median)}/s)${againstOne}`,
         met: ratio >= GOAL_RATIO,
       });
     }

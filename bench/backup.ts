@@ -20,7 +20,7 @@ import { createBenchDatabase } from './lib/database.ts';
 import { cliEntry } from './lib/paths.ts';
 import { runMeasured, type MeasuredRun } from './lib/processes.ts';
 import { seed } from './lib/seed.ts';
-import { formatNumber, formatRatio, formatSpread, spread } from './lib/stats.ts';
+import { formatNumber, formatRatio, formatTimes, formatSpread, spread } from './lib/stats.ts';
 import type { BenchmarkContext, BenchmarkReport, GoalCheck, MeasurableBenchmark } from './lib/types.ts';
 
 interface Size {
@@ -308,14 +308,14 @@ function report(plan: Plan, runs: readonly Run[]): BenchmarkReport {
             measure: `\`db backup\` wall time, ${size.label}, ${where}`,
             baseline: 'runbook pipeline (pg_dump → gzip → copy)',
             goal: `≤ ${GOAL_PIPELINE_RATIO}×`,
-            measured: `${formatRatio(pipelineRatio.ratio)}×`,
+            measured: `${formatTimes(pipelineRatio.ratio)}`,
             met: pipelineRatio.ratio.median <= GOAL_PIPELINE_RATIO,
           },
           {
             measure: `\`db backup\` wall time, ${size.label}, ${where}`,
             baseline: 'bare `pg_dump -Fc -Z1` into the same store',
             goal: `≤ ${GOAL_BARE_RATIO}×`,
-            measured: `${formatRatio(bareRatio.ratio)}×`,
+            measured: `${formatTimes(bareRatio.ratio)}`,
             met: bareRatio.ratio.median <= GOAL_BARE_RATIO,
           },
         );

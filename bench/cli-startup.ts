@@ -9,7 +9,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { cliEntry, projectRoot } from './lib/paths.ts';
-import { formatNumber, formatRatio, spread } from './lib/stats.ts';
+import { formatNumber, formatRatio, formatTimes, spread } from './lib/stats.ts';
 import type { BenchmarkContext, BenchmarkReport, GoalCheck, MeasurableBenchmark } from './lib/types.ts';
 
 /** The issue's goal: each command at most this many times `node -e 0`. */
@@ -94,7 +94,7 @@ async function runCliStartup(context: BenchmarkContext): Promise<BenchmarkReport
         measure: `\`${command.label}\`, CPU`,
         baseline: '`node -e 0`, same Node',
         goal: `≤ ${GOAL_RATIO}×`,
-        measured: `${formatRatio(cpuRatio)}×, ${formatNumber(wall.median)} s wall`,
+        measured: `${formatTimes(cpuRatio)}, ${formatNumber(wall.median)} s wall`,
         met: cpuRatio.median <= GOAL_RATIO,
       });
     }

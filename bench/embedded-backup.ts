@@ -18,7 +18,7 @@ import { prepareSchema } from '../src/runtime/migrations.ts';
 import { benchDir, cliEntry } from './lib/paths.ts';
 import { runMeasured, type MeasuredRun } from './lib/processes.ts';
 import { seed } from './lib/seed.ts';
-import { formatNumber, formatRatio, formatSpread, spread } from './lib/stats.ts';
+import { formatNumber, formatRatio, formatTimes, formatSpread, spread } from './lib/stats.ts';
 import type { BenchmarkContext, BenchmarkReport, GoalCheck, MeasurableBenchmark } from './lib/types.ts';
 
 /** Issue 13's goal: at most this many times PGlite's own dump of the same data directory. */
@@ -213,7 +213,7 @@ function report(plan: Plan, runs: readonly Run[]): BenchmarkReport {
         measure: `embedded \`db backup\`, ${database.label} database`,
         baseline: `PGlite's own pgDump, same data directory, ${against}`,
         goal: `≤ ${GOAL_RATIO}×`,
-        measured: `${formatRatio(ratio)}×`,
+        measured: `${formatTimes(ratio)}`,
         met: ratio.median <= GOAL_RATIO,
       });
     }

@@ -1,9 +1,10 @@
 /**
- * The SQL Shipshape really sends, read back from PostgreSQL. A domain function is run
- * once on a connection of its own, then `pg_stat_activity.query` shows that backend's
- * last statement exactly as it arrived (`$1` placeholders included). The pgbench
- * ceiling is built from this text, so it cannot drift from the code it is measured
- * against; only the parameters are filled in, by `bindForPgbench`.
+ * The SQL Shipshape really sends. A domain function is run once on a connection of its own;
+ * the text it handed the driver is recorded, and PostgreSQL must agree:
+ * `pg_stat_activity.query` (that backend's last statement as it arrived, `$1` placeholders
+ * included, cut at track_activity_query_size) has to be the start of it. The pgbench ceiling is
+ * built from this text, so it cannot drift from the code it is measured against; only the
+ * parameters are filled in, by `bindForPgbench`.
  */
 import pg from 'pg';
 import { randomBytes } from 'node:crypto';
@@ -13,23 +14,29 @@ export async function captureSql(databaseUrl: string, action: (client: pg.Client
   const applicationName = `shipshape-bench-capture-${randomBytes(4).toString('hex')}`;
   const subject = new pg.Client({ connectionString: databaseUrl, application_name: applicationName });
   const observer = new pg.Client({ connectionString: databaseUrl, application_name: 'shipshape-bench' });
+  const sent: string[] = [];
+  const query = subject.query;
+  const recording = (...args: unknown[]) => {
+    const [first] = args;
+    sent.push(typeof first === 'string' ? first : typeof first === 'object' && first !== null && 'text' in first ? String(first.text) : '');
+    return Reflect.apply(query, subject, args);
+  };
+  subject.query = recording as unknown as typeof subject.query;
   await subject.connect();
   await observer.connect();
   try {
     await action(subject);
-    const { rows } = await observer.query<{ query: string; limit: string }>(
-      `SELECT query, (SELECT setting FROM pg_settings WHERE name = 'track_activity_query_size') AS limit FROM pg_stat_activity WHERE application_name = $1::text`,
-      [applicationName],
-    );
-    const row = rows[0];
-    if (!row) throw new ShipError('SHIP_ERR_INTERNAL', 'pg_stat_activity did not show the capture connection; is track_activities off?');
-    if (Buffer.byteLength(row.query) >= Number.parseInt(row.limit, 10) - 1) {
+    const { rows } = await observer.query<{ query: string }>('SELECT query FROM pg_stat_activity WHERE application_name = $1::text', [applicationName]);
+    const arrived = rows[0]?.query.trim();
+    if (arrived === undefined) throw new ShipError('SHIP_ERR_INTERNAL', 'pg_stat_activity did not show the capture connection; is track_activities off?');
+    const statement = sent.at(-1)?.trim() ?? '';
+    if (arrived === '' || !statement.startsWith(arrived)) {
       throw new ShipError(
-        'SHIP_ERR_PREREQUISITE_FAILED',
-        `The captured statement was cut at track_activity_query_size (${row.limit}). Raise it in postgresql.conf to benchmark this statement.`,
+        'SHIP_ERR_INTERNAL',
+        `The statement PostgreSQL last received (${JSON.stringify(arrived.slice(0, 120))}…) is not the one the domain function sent last; capture cannot tell which SQL to benchmark.`,
       );
     }
-    return row.query.trim();
+    return statement;
   } finally {
     await subject.end();
     await observer.end();

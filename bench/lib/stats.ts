@@ -59,6 +59,12 @@ export function formatRatio(value: Spread): string {
   return `${value.median.toFixed(2)} (${value.min.toFixed(2)}–${value.max.toFixed(2)})`;
 }
 
+/** A ratio as a multiple: "0.42× (0.38–0.47)". */
+export function formatTimes(value: Spread): string {
+  if (!Number.isFinite(value.median)) return '–';
+  return `${value.median.toFixed(2)}× (${value.min.toFixed(2)}–${value.max.toFixed(2)})`;
+}
+
 /** Error rates need three decimals (the runbook's limit is 0.1%); shares of a whole need none. */
 export function formatPercent(fraction: number, digits = 3): string {
   if (!Number.isFinite(fraction)) return '–';
