@@ -19,6 +19,7 @@ import { createFakeEas, type FakeEas } from '../fakes/eas-cli.ts';
 import { startFakeGooglePlay, type FakeGooglePlay } from '../fakes/google-play.ts';
 import { closeServer, listenOnLoopback } from '../fakes/loopback.ts';
 import { startFakeSentrySessions, type FakeSentrySessions } from '../fakes/sentry-sessions.ts';
+import { storeEnv } from '../helpers/stores.ts';
 
 export const SENTRY_ORG = 'acme';
 const SENTRY_TOKEN = 'sntrys_rehearsal';
@@ -80,19 +81,11 @@ export async function startReleaseWorld(options: { stepInterval: string }): Prom
   git(repo, 'add', '.');
   git(repo, 'commit', '--quiet', '-m', 'app');
   git(repo, 'push', '--quiet', '-u', 'origin', 'main');
-  await writeFile(path.join(work, 'play.json'), play.serviceAccountJson);
-  await writeFile(path.join(work, 'AuthKey.p8'), asc.privateKeyPem);
+  const stores = await storeEnv(work, play, asc);
   const eas = await createFakeEas(work, { playUrl: play.url, ascUrl: asc.url });
 
   const env: Record<string, string> = {
-    GOOGLE_PLAY_PACKAGE_NAME: play.packageName,
-    GOOGLE_PLAY_SERVICE_ACCOUNT_FILE: path.join(work, 'play.json'),
-    GOOGLE_PLAY_API_URL: play.url,
-    ASC_KEY_ID: asc.keyId,
-    ASC_ISSUER_ID: asc.issuerId,
-    ASC_PRIVATE_KEY_FILE: path.join(work, 'AuthKey.p8'),
-    ASC_APP_ID: asc.appId,
-    ASC_API_URL: asc.url,
+    ...stores,
     SENTRY_API_URL: sentry.url,
     SENTRY_ORG,
     SENTRY_TOKEN,

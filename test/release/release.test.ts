@@ -34,6 +34,7 @@ import { closeServer, listenOnLoopback } from '../fakes/loopback.ts';
 import { fakeRoutingKey, startPagerDuty, type FakePagerDuty } from '../fakes/pagerduty.ts';
 import { startFakeSentrySessions, type FakeSentrySessions } from '../fakes/sentry-sessions.ts';
 import { runCli } from '../helpers/cli.ts';
+import { storeEnv } from '../helpers/stores.ts';
 import { liveFixture, logger, show, stepOutput, parseJson, type LiveFixture } from '../helpers/live-operations.ts';
 import { eventually } from '../helpers/patience.ts';
 import { startWorkerApi } from '../helpers/workers.ts';
@@ -90,8 +91,7 @@ before(async () => {
   sh(repo, 'commit', '--quiet', '-m', 'app');
   sh(repo, 'push', '--quiet', '-u', 'origin', 'main');
 
-  await writeFile(path.join(work, 'play.json'), play.serviceAccountJson);
-  await writeFile(path.join(work, 'AuthKey.p8'), asc.privateKeyPem);
+  const stores = await storeEnv(work, play, asc);
   eas = await createFakeEas(work, { playUrl: play.url, ascUrl: asc.url });
   // The stand-in is found the way the real one would be: first on PATH.
   process.env.PATH = `${eas.binDir}:${process.env.PATH ?? ''}`;
@@ -120,14 +120,7 @@ before(async () => {
     RELEASE_CI_CHECK_URL: `${ciUrl}/status/{sha}`,
     EAS_BIN: 'eas',
     EAS_BUILD_POLL_INTERVAL: '100ms',
-    GOOGLE_PLAY_PACKAGE_NAME: play.packageName,
-    GOOGLE_PLAY_SERVICE_ACCOUNT_FILE: path.join(work, 'play.json'),
-    GOOGLE_PLAY_API_URL: play.url,
-    ASC_KEY_ID: asc.keyId,
-    ASC_ISSUER_ID: asc.issuerId,
-    ASC_PRIVATE_KEY_FILE: path.join(work, 'AuthKey.p8'),
-    ASC_APP_ID: asc.appId,
-    ASC_API_URL: asc.url,
+    ...stores,
     SENTRY_API_URL: sentry.url,
     SENTRY_ORG: ORG,
     SENTRY_TOKEN,
