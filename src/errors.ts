@@ -144,6 +144,12 @@ export function isShipError(error: unknown): error is ShipError {
   return error instanceof ShipError;
 }
 
+/** The `code` of a Node.js system error (`ENOENT`, `EEXIST`, …), if the thrown value has one. */
+export function errnoCode(error: unknown): string | undefined {
+  if (typeof error === 'object' && error !== null && 'code' in error && typeof error.code === 'string') return error.code;
+  return undefined;
+}
+
 /** A short, single-line description of any thrown value, safe for logs. */
 export function describeError(error: unknown): string {
   if (error instanceof Error) return error.message;

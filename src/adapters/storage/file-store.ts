@@ -12,7 +12,7 @@ import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 
-import { describeError, ShipError } from '../../errors.ts';
+import { describeError, errnoCode, ShipError } from '../../errors.ts';
 import { BaseObjectStore } from './base-object-store.ts';
 import { callerFailure, meterSource, stopOnAbort } from './metered-stream.ts';
 import { compareKeys, isValidKey, TEMP_NAME_PREFIX, validateKey, validatePrefix } from './object-key.ts';
@@ -191,11 +191,6 @@ export class FileObjectStore extends BaseObjectStore {
         );
     }
   }
-}
-
-function errnoCode(error: unknown): string | undefined {
-  if (typeof error === 'object' && error !== null && 'code' in error && typeof error.code === 'string') return error.code;
-  return undefined;
 }
 
 function isMissing(error: unknown): boolean {

@@ -11,7 +11,7 @@ import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, statSync, unli
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
-import { ShipError } from '../../errors.ts';
+import { errnoCode, ShipError } from '../../errors.ts';
 import { checkRunId, isRunId } from './run-id.ts';
 import { jsonObjectSchema } from './json.ts';
 import { issueTypes, risks } from './types.ts';
@@ -248,7 +248,7 @@ class JournalClaim {
         closeSync(openSync(file, 'wx', 0o600));
         return new JournalClaim(file);
       } catch (error) {
-        if (!isCode(error, 'EEXIST')) throw error;
+        if (errnoCode(error) !== 'EEXIST') throw error;
       }
       if (claimAgeMs(file) > CLAIM_STALE_MS) {
         unlinkQuietly(file);
@@ -279,12 +279,8 @@ function unlinkQuietly(file: string): void {
   try {
     unlinkSync(file);
   } catch (error) {
-    if (!isCode(error, 'ENOENT')) throw error;
+    if (errnoCode(error) !== 'ENOENT') throw error;
   }
-}
-
-function isCode(error: unknown, code: string): boolean {
-  return error instanceof Error && 'code' in error && error.code === code;
 }
 
 function lastSeqIn(text: string): number {
@@ -316,7 +312,7 @@ export async function readJournal(stateDir: string, runId: string): Promise<Jour
   try {
     text = await readFile(journalPath(stateDir, runId), 'utf8');
   } catch (error) {
-    if (error instanceof Error && 'code' in error && error.code === 'ENOENT') {
+    if (errnoCode(error) === 'ENOENT') {
       throw new ShipError(
         'SHIP_ERR_RUN_NOT_FOUND',
         `There is no run ${runId} in ${runsDirectory(stateDir)}. Run \`shipshape runs\` to list runs (check STATE_DIR if the list is empty).`,
@@ -352,7 +348,7 @@ export async function listRunIds(stateDir: string): Promise<string[]> {
   try {
     names = await readdir(runsDirectory(stateDir));
   } catch (error) {
-    if (error instanceof Error && 'code' in error && error.code === 'ENOENT') return [];
+    if (errnoCode(error) === 'ENOENT') return [];
     throw error;
   }
   return names

@@ -15,7 +15,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Database } from '../../db/index.ts';
 import type { PoolClient } from '../../db/pool.ts';
-import { describeError, ShipError } from '../../errors.ts';
+import { describeError, errnoCode, ShipError } from '../../errors.ts';
 import type { Logger } from '../../log.ts';
 import { currentProcess, liveness } from './process-identity.ts';
 
@@ -212,7 +212,7 @@ async function readLockFile(file: string): Promise<'missing' | { text: string; r
   try {
     text = await readFile(file, 'utf8');
   } catch (error) {
-    if (error instanceof Error && 'code' in error && error.code === 'ENOENT') return 'missing';
+    if (errnoCode(error) === 'ENOENT') return 'missing';
     throw error;
   }
   return { text, record: parseLockRecord(text) };
@@ -252,7 +252,7 @@ async function takeOverStale(file: string, staleText: string, logger: Logger): P
   try {
     await rename(file, aside);
   } catch (error) {
-    if (error instanceof Error && 'code' in error && error.code === 'ENOENT') return;
+    if (errnoCode(error) === 'ENOENT') return;
     throw error;
   }
   const moved = await readFile(aside, 'utf8').catch(() => '');

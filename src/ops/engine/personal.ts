@@ -15,6 +15,7 @@ import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import type { Pool } from '../../db/pool.ts';
+import { errnoCode } from '../../errors.ts';
 import { runsDirectory } from './journal.ts';
 import { checkRunId } from './run-id.ts';
 import type { JsonRedactor } from './redact.ts';
@@ -124,7 +125,7 @@ export async function readPersonalRecord(stateDir: string, runId: string): Promi
   try {
     text = await readFile(personalRecordPath(stateDir, runId), 'utf8');
   } catch (error) {
-    if (error instanceof Error && 'code' in error && error.code === 'ENOENT') return undefined;
+    if (errnoCode(error) === 'ENOENT') return undefined;
     throw error;
   }
   const parsed = recordSchema.safeParse(JSON.parse(text));
@@ -154,7 +155,7 @@ export async function forgetPerson(stateDir: string, pool: Pool | undefined, val
   try {
     names = await readdir(dir);
   } catch (error) {
-    if (error instanceof Error && 'code' in error && error.code === 'ENOENT') names = [];
+    if (errnoCode(error) === 'ENOENT') names = [];
     else throw error;
   }
   let records = 0;
