@@ -127,11 +127,7 @@ export function signInFrom(row: SignInRow): SignIn {
   };
 }
 
-/**
- * `authenticate` for a token already hashed (`hashToken`), with the version of the user's
- * task list read by the same statement: the hot read, GET /tasks, then needs no round trip of
- * its own to check its cache.
- */
+/** `authenticate` for a token already hashed (`hashToken`). */
 export async function authenticateHash(db: Queryable, tokenHash: Buffer): Promise<SignIn | undefined> {
   const [row] = await signInWith(db, tokenHash, { name: 'shipshape_authenticate_v3', then: ' SELECT * FROM signed_in', values: [] });
   return row && signInFrom(row);

@@ -18,9 +18,14 @@
  *
  * Keys also carry the `all`, `tasks` and `user:<id>` cache epochs, so `cache clear` retires
  * entries everywhere even before the stores are flushed.
+ *
+ * An entry is the page's response body, deflated. A hit is sent as it is stored, never parsed
+ * or serialised again (zlib's checksum still makes a damaged entry a miss); and a first page of
+ * 50 tasks, ~10 KB of JSON, takes ~3.5 KB, so the store's bound holds three times the readers. That matters when
+ * readers come back in turn: an LRU smaller than the set of readers it serves hits almost never.
  */
+import { deflateSync, inflateSync } from 'node:zlib';
 import { LRUCache } from 'lru-cache';
-import { z } from 'zod';
 import type { CacheStore } from '../adapters/cache/types.ts';
 import { prepared, type Queryable } from '../db/pool.ts';
 import type { Logger } from '../log.ts';
@@ -44,33 +49,19 @@ export interface VersionedPage {
 }
 
 export interface CachedRead {
-  readonly page: TaskPage;
+  /** The page as its JSON response body. */
+  readonly body: string;
   readonly hit: boolean;
 }
 
 /** Bumped when the stored shape changes, so entries written by an older release are never read. */
-const FORMAT = 'p1';
+const FORMAT = 'p2';
 /** The version of a list whose tasks have not been written since versions began. */
 const INITIAL_VERSION = 'initial';
 const DEFAULT_TTL_MS = 10 * 60_000;
 const WARN_EVERY_MS = 30_000;
 /** Readers whose last page's version is remembered (`heldVersion`); an entry is ~100 bytes. */
 const MAX_HINTS = 50_000;
-
-const storedPage = z.object({
-  tasks: z.array(
-    z.object({
-      id: z.string(),
-      title: z.string(),
-      notes: z.string().nullable(),
-      done: z.boolean(),
-      dueDate: z.string().nullable(),
-      createdAt: z.coerce.date(),
-      updatedAt: z.coerce.date(),
-    }),
-  ),
-  nextCursor: z.string().nullable(),
-});
 
 export class TaskListCache {
   private readonly ttlMs: number;
@@ -107,29 +98,29 @@ export class TaskListCache {
     const before = options.knownVersion !== undefined ? (options.knownVersion ?? INITIAL_VERSION) : await this.version(userId);
     const epochs = this.epochKey(userId);
     const cached = await this.storeCall(() => this.options.store.get(this.key(userId, before, epochs, limit)));
-    if (cached.ok && cached.value !== undefined) {
-      const parsed = storedPage.safeParse(safeJson(cached.value));
-      if (parsed.success) {
-        this.noteHeld(options.reader, limit, before);
-        return { page: parsed.data, hit: true };
-      }
+    const body = cached.ok && cached.value !== undefined ? unpack(cached.value) : undefined;
+    if (body !== undefined) {
+      this.noteHeld(options.reader, limit, before);
+      return { body, hit: true };
     }
     const loaded = await load();
-    const page = 'page' in loaded ? loaded.page : loaded;
+    const fresh = JSON.stringify('page' in loaded ? loaded.page : loaded);
     // A store that just failed is probably down; do not wait for it again on this request.
     if (cached.ok) {
       const at = 'page' in loaded ? (loaded.version ?? INITIAL_VERSION) : (await this.version(userId)) === before ? before : undefined;
-      if (at !== undefined) await this.put(userId, limit, epochs, at, page, options.reader);
+      if (at !== undefined) await this.put(userId, limit, epochs, at, fresh, options.reader);
     }
-    return { page, hit: false };
+    return { body: fresh, hit: false };
   }
 
   /**
    * Stores a first page the caller read together with its version from one snapshot
-   * (tasks.ts, `signInListingFirstPage`), as a miss of `firstPage` would have.
+   * (tasks.ts, `signInListingFirstPage`), as a miss of `firstPage` would have; returns its body.
    */
-  async remember(userId: string, limit: number, loaded: VersionedPage, reader?: string): Promise<void> {
-    await this.put(userId, limit, this.epochKey(userId), loaded.version ?? INITIAL_VERSION, loaded.page, reader);
+  async remember(userId: string, limit: number, loaded: VersionedPage, reader?: string): Promise<string> {
+    const body = JSON.stringify(loaded.page);
+    await this.put(userId, limit, this.epochKey(userId), loaded.version ?? INITIAL_VERSION, body, reader);
+    return body;
   }
 
   /**
@@ -143,8 +134,8 @@ export class TaskListCache {
     return this.hints.get(`${reader}:${limit}`)?.version;
   }
 
-  private async put(userId: string, limit: number, epochs: string, version: string, page: TaskPage, reader: string | undefined): Promise<void> {
-    const stored = await this.storeCall(() => this.options.store.set(this.key(userId, version, epochs, limit), JSON.stringify(page), this.ttlMs));
+  private async put(userId: string, limit: number, epochs: string, version: string, body: string, reader: string | undefined): Promise<void> {
+    const stored = await this.storeCall(() => this.options.store.set(this.key(userId, version, epochs, limit), pack(body), this.ttlMs));
     if (stored.ok) this.noteHeld(reader, limit, version);
   }
 
@@ -200,9 +191,14 @@ export async function flushTaskListScope(store: CacheStore, scope: string): Prom
   return 0;
 }
 
-function safeJson(text: string): unknown {
+/** Stores hold strings (Redis too): the deflated body in base64. zlib's checksum makes a damaged entry a miss. */
+function pack(body: string): string {
+  return deflateSync(body).toString('base64');
+}
+
+function unpack(stored: string): string | undefined {
   try {
-    return JSON.parse(text);
+    return inflateSync(Buffer.from(stored, 'base64')).toString();
   } catch {
     return undefined;
   }

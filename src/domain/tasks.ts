@@ -98,17 +98,36 @@ export async function listTasks(db: Queryable, userId: string, options: { limit:
  * and so from one snapshot: the page is exactly the list at that version.
  */
 export async function listFirstPageVersioned(db: Queryable, userId: string, limit: number): Promise<{ page: TaskPage; version: string | null }> {
-  const { rows } = await db.query<NullableTaskRow & { list_version: string | null }>(
+  const read = await listFirstPageUnlessHeld(db, userId, limit, undefined);
+  return { page: read.page ?? toPage([], limit), version: read.listVersion };
+}
+
+/**
+ * `listFirstPageVersioned` for a reader that may hold a page already: while the list is still
+ * at `unlessVersion` (the version of that page) the page is not read (`page` undefined), and
+ * the statement costs one primary-key lookup. Either way one round trip.
+ */
+export async function listFirstPageUnlessHeld(
+  db: Queryable,
+  userId: string,
+  limit: number,
+  unlessVersion: string | null | undefined,
+): Promise<{ page: TaskPage | undefined; listVersion: string | null }> {
+  const { rows } = await db.query<NullableTaskRow & { list_version: string | null; page_read: boolean }>(
     prepared(
       db,
-      'shipshape_list_tasks_versioned',
-      `SELECT v.list_version, t.* FROM (SELECT (SELECT version::text FROM task_list_versions WHERE user_id = $1::uuid) AS list_version) v
-         LEFT JOIN LATERAL (${firstPageSql('$1::uuid', '$2')}) t ON true`,
-      [userId, limit + 1],
+      'shipshape_list_tasks_unless_held',
+      `SELECT v.list_version, v.page_read, t.* FROM (
+         SELECT list_version, NOT ($3::boolean AND list_version IS NOT DISTINCT FROM $4::text) AS page_read
+           FROM (SELECT (SELECT version::text FROM task_list_versions WHERE user_id = $1::uuid) AS list_version) current
+       ) v
+         LEFT JOIN LATERAL (${firstPageSql('$1::uuid', '$2', ' AND v.page_read')}) t ON true`,
+      [userId, limit + 1, unlessVersion !== undefined, unlessVersion ?? null],
     ),
   );
-  // No tasks: one row, the version beside nulls.
-  return { page: toPage(taskRowsOf(rows), limit), version: rows[0]?.list_version ?? null };
+  // No tasks, or the page not read: one row, the version beside nulls.
+  const first = rows[0];
+  return { page: first?.page_read === false ? undefined : toPage(taskRowsOf(rows), limit), listVersion: first?.list_version ?? null };
 }
 
 /**

@@ -65,7 +65,6 @@ export async function buildApp(context: ApiContext): Promise<FastifyInstance> {
     forceCloseConnections: 'idle',
   });
   app.decorateRequest('auth', null);
-  app.decorateRequest('listVersion', undefined);
   app.decorateRequest('maintenanceBypass', false);
   const routeTable: RouteEntry[] = [];
   app.decorate('routeTable', routeTable);

@@ -7,8 +7,8 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { createMemoryStore, createRedisStore, type CacheStore } from '../../src/adapters/cache/index.ts';
 import { closeRedis, connectRedis, createRedis, type Redis } from '../../src/adapters/redis.ts';
-import { createTask, deleteTask, listTasks, updateTask, type TaskPage } from '../../src/domain/tasks.ts';
-import { TaskListCache } from '../../src/domain/task-list-cache.ts';
+import { createTask, deleteTask, listTasks, updateTask } from '../../src/domain/tasks.ts';
+import { TaskListCache, type CachedRead } from '../../src/domain/task-list-cache.ts';
 import { createUser } from '../../src/domain/users.ts';
 import { withTransaction } from '../../src/db/pool.ts';
 import { createLogger } from '../../src/log.ts';
@@ -35,7 +35,7 @@ describe('task-list cache', () => {
   });
 
   const newUser = async () => (await createUser(db.database.pool, { email: `cache-${randomUUID()}@example.com`, password: 'correct horse battery' })).id;
-  const titles = (page: TaskPage) => page.tasks.map((task) => task.title);
+  const titles = (read: CachedRead) => (JSON.parse(read.body) as { tasks: Array<{ title: string }> }).tasks.map((task) => task.title);
 
   for (const kind of ['memory', 'redis'] as const) {
     describe(`with the ${kind} store`, () => {
@@ -56,18 +56,17 @@ describe('task-list cache', () => {
         const created = await createTask(pool, user, { title: 'first' });
         const afterCreate = await read(user);
         assert.equal(afterCreate.hit, false);
-        assert.deepEqual(titles(afterCreate.page), ['first']);
+        assert.deepEqual(titles(afterCreate), ['first']);
         const cached = await read(user);
         assert.equal(cached.hit, true);
-        assert.deepEqual(cached.page, afterCreate.page, 'a cached page round-trips exactly, dates included');
-        assert.ok(cached.page.tasks[0]?.createdAt instanceof Date);
+        assert.equal(cached.body, afterCreate.body, 'a hit is the body the miss sent, byte for byte');
 
         await updateTask(pool, user, created.id, { title: 'renamed', done: true });
-        assert.deepEqual(titles((await read(user)).page), ['renamed']);
-        assert.equal((await read(user)).page.tasks[0]?.done, true);
+        assert.deepEqual(titles(await read(user)), ['renamed']);
+        assert.equal((JSON.parse((await read(user)).body) as { tasks: Array<{ done: boolean }> }).tasks[0]?.done, true);
 
         await deleteTask(pool, user, created.id);
-        assert.deepEqual(titles((await read(user)).page), []);
+        assert.deepEqual(titles(await read(user)), []);
       });
 
       test('a write by any other means (raw SQL, another process) is seen by the next read', async () => {
@@ -76,7 +75,7 @@ describe('task-list cache', () => {
         await read(user);
         assert.equal((await read(user)).hit, true);
         await db.database.pool.query(`UPDATE tasks SET title = 'fixed by a DBA' WHERE user_id = $1`, [user]);
-        assert.deepEqual(titles((await read(user)).page), ['fixed by a DBA']);
+        assert.deepEqual(titles(await read(user)), ['fixed by a DBA']);
       });
 
       test('a read that loaded the page before a write committed never caches it', async () => {
@@ -97,9 +96,9 @@ describe('task-list cache', () => {
         await didLoad;
         await createTask(pool, user, { title: 'new' });
         release();
-        assert.deepEqual(titles((await slow).page), ['old'], 'the overlapping read may see the old state');
+        assert.deepEqual(titles(await slow), ['old'], 'the overlapping read may see the old state');
         const next = await read(user);
-        assert.deepEqual(titles(next.page), ['new', 'old'], 'but nothing after the write does');
+        assert.deepEqual(titles(next), ['new', 'old'], 'but nothing after the write does');
         assert.equal(next.hit, false);
       });
 
@@ -110,9 +109,9 @@ describe('task-list cache', () => {
         await withTransaction(pool, async (client) => {
           await createTask(client, user, { title: 'in flight' });
           const during = await read(user);
-          assert.deepEqual(titles(during.page), ['committed']);
+          assert.deepEqual(titles(during), ['committed']);
         });
-        assert.deepEqual(titles((await read(user)).page), ['in flight', 'committed']);
+        assert.deepEqual(titles(await read(user)), ['in flight', 'committed']);
       });
 
       test('concurrent readers and writers: every read that starts after a write returns has it', async () => {
@@ -134,7 +133,7 @@ describe('task-list cache', () => {
               await updateTask(pool, user, task.id, { title: `${title}-edited` });
               mine[mine.length - 1] = `${title}-edited`;
             }
-            const seen = titles((await read(user, 100)).page);
+            const seen = titles(await read(user, 100));
             for (const expected of mine) assert.ok(seen.includes(expected), `${expected} missing from a read that began after its write returned`);
           }
           return mine;
@@ -142,7 +141,30 @@ describe('task-list cache', () => {
         const written = (await Promise.all(writers)).flat();
         stop = true;
         await Promise.all(readers);
-        assert.deepEqual(new Set(titles((await read(user, 100)).page)), new Set(written));
+        assert.deepEqual(new Set(titles(await read(user, 100))), new Set(written));
+      });
+
+      test('a damaged entry is a miss: the page comes from the database and the entry is stored again', async () => {
+        const keys: string[] = [];
+        const recording: CacheStore = { ...store, set: (key, value, ttlMs) => (keys.push(key), store.set(key, value, ttlMs)) };
+        const watched = new TaskListCache({ db: db.database.pool, store: recording, logger, epochs: () => epochs });
+        const user = await newUser();
+        await createTask(db.database.pool, user, { title: 'intact' });
+        const readWatched = () => watched.firstPage(user, 50, () => listTasks(db.database.pool, user, { limit: 50 }));
+        const first = await readWatched();
+        const [key] = keys;
+        assert.ok(key !== undefined);
+        const stored = await store.get(key);
+        assert.ok(stored !== undefined);
+        const flipped = Buffer.from(stored, 'base64');
+        flipped[flipped.length >> 1] = (flipped[flipped.length >> 1] ?? 0) ^ 0xff;
+        for (const damaged of ['{"tasks":[]}', flipped.toString('base64'), stored.slice(0, -8)]) {
+          await store.set(key, damaged, 60_000);
+          const read = await readWatched();
+          assert.equal(read.hit, false, `a damaged entry (${damaged.slice(0, 16)}…) is not served`);
+          assert.equal(read.body, first.body);
+          assert.equal((await readWatched()).hit, true, 'the miss stored the page again');
+        }
       });
 
       test('a cleared epoch or a flush makes the next read a miss, for that scope only', async () => {
@@ -174,7 +196,7 @@ describe('task-list cache', () => {
       await createTask(db.database.pool, user, { title: 'still here' });
       const first = await cache.firstPage(user, 10, () => listTasks(db.database.pool, user, { limit: 10 }));
       const second = await cache.firstPage(user, 10, () => listTasks(db.database.pool, user, { limit: 10 }));
-      assert.deepEqual(titles(first.page), ['still here']);
+      assert.deepEqual(titles(first), ['still here']);
       assert.equal(second.hit, false);
     } finally {
       dead.disconnect();

@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { hashToken } from '../../src/domain/secrets.ts';
-import { createTask, listFirstPageVersioned, listTasks, signInCreatingTask, signInListingFirstPage } from '../../src/domain/tasks.ts';
+import { createTask, listFirstPageUnlessHeld, listFirstPageVersioned, listTasks, signInCreatingTask, signInListingFirstPage } from '../../src/domain/tasks.ts';
 import { ADMIN_TOKEN, signUp, startTestApi, type TestApi } from '../helpers/api.ts';
 
 describe('GET/POST /tasks in one statement with the sign-in', () => {
@@ -121,6 +121,39 @@ describe('GET/POST /tasks in one statement with the sign-in', () => {
     assert.equal(await taskCount(user.id), 1);
   });
 
+  test('a session from memory: each read is one statement, which reads the page only if the list moved', async () => {
+    assert.ok(api.server.live.sessions.active, 'the session cache is in use (LISTEN is up)');
+    const user = await userWithTasks(3);
+    assert.equal((await api.request('GET', '/tasks', { token: user.fresh })).headers.get('x-cache'), 'miss');
+    const statements: string[] = [];
+    const database = pool();
+    const query = database.query.bind(database);
+    database.query = ((config: unknown, ...rest: unknown[]) => {
+      statements.push(typeof config === 'string' ? config : String((config as { text: string }).text));
+      return (query as (...args: unknown[]) => unknown)(config, ...rest);
+    }) as typeof database.query;
+    const readCounting = async () => {
+      statements.length = 0;
+      const response = await api.request('GET', '/tasks', { token: user.fresh });
+      return {
+        cache: response.headers.get('x-cache'),
+        statements: statements.length,
+        titles: response.json.tasks.map((task: { title: string }) => task.title),
+      };
+    };
+    try {
+      assert.deepEqual(await readCounting(), { cache: 'hit', statements: 1, titles: ['task 2', 'task 1', 'task 0'] });
+      await createTask(database, user.id, { title: 'moved' });
+      assert.deepEqual(await readCounting(), { cache: 'miss', statements: 1, titles: ['moved', 'task 2', 'task 1', 'task 0'] });
+      assert.deepEqual(await readCounting(), { cache: 'hit', statements: 1, titles: ['moved', 'task 2', 'task 1', 'task 0'] });
+      // The cache lost the page (a flush, another instance's Redis restart): read again, still right.
+      await api.server.live.cache.flush('tasks');
+      assert.deepEqual(await readCounting(), { cache: 'miss', statements: 2, titles: ['moved', 'task 2', 'task 1', 'task 0'] });
+    } finally {
+      database.query = query;
+    }
+  });
+
   test('the domain statements: the page is skipped only while the list is at the version the caller holds', async () => {
     const user = await userWithTasks(4);
     const hash = hashToken(user.fresh);
@@ -128,6 +161,8 @@ describe('GET/POST /tasks in one statement with the sign-in', () => {
     assert.ok(read?.page);
     assert.deepEqual(read.page, await listTasks(pool(), user.id, { limit: 2 }));
     assert.deepEqual({ page: read.page, version: read.listVersion }, await listFirstPageVersioned(pool(), user.id, 2));
+    assert.deepEqual(await listFirstPageUnlessHeld(pool(), user.id, 2, undefined), { page: read.page, listVersion: read.listVersion });
+    assert.deepEqual(await listFirstPageUnlessHeld(pool(), user.id, 2, read.listVersion), { page: undefined, listVersion: read.listVersion });
     assert.equal(read.auth.user.id, user.id);
     const skipped = await signInListingFirstPage(pool(), hash, { limit: 2, unlessVersion: read.listVersion });
     assert.equal(skipped?.page, undefined);
@@ -137,6 +172,7 @@ describe('GET/POST /tasks in one statement with the sign-in', () => {
     const moved = await signInListingFirstPage(pool(), hash, { limit: 2, unlessVersion: read.listVersion });
     assert.equal(moved?.page?.tasks[0]?.title, 'newest', 'the write moved the version, so the page is read');
     assert.notEqual(moved?.listVersion, read.listVersion);
+    assert.deepEqual(await listFirstPageUnlessHeld(pool(), user.id, 2, read.listVersion), { page: moved?.page, listVersion: moved?.listVersion });
     assert.equal(await signInListingFirstPage(pool(), hashToken('not-a-session'), { limit: 2 }), undefined);
     assert.equal(await signInCreatingTask(pool(), hashToken('not-a-session'), { title: 'x' }), undefined);
   });

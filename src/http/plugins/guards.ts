@@ -13,11 +13,6 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** The session behind the bearer token, set by `requireUser`. */
     auth: Authenticated | null;
-    /**
-     * The signed-in user's task-list version, when `requireUser` read it from the database with
-     * the session (task-list-cache.ts); undefined when the session came from the session cache.
-     */
-    listVersion: string | null | undefined;
     /** Set by the maintenance gate when an admin token let this request through maintenance. */
     maintenanceBypass: boolean;
   }
@@ -59,9 +54,8 @@ export function createGuards(context: ApiContext) {
     const found = await context.live.sessions.authenticate(context.database.pool, token, signIn);
     if (!found) throw new ShipError('SHIP_ERR_UNAUTHENTICATED', 'This session has expired or was signed out. Log in again.');
     request.auth = found.auth;
-    if (!('listVersion' in found)) return undefined;
-    request.listVersion = found.listVersion;
-    return found;
+    // Only a sign-in read from the database carries the route's own work (not one from the session cache).
+    return 'listVersion' in found ? found : undefined;
   };
 
   const requireUser = async (request: FastifyRequest): Promise<void> => {

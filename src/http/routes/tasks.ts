@@ -8,6 +8,7 @@ import {
   createTask,
   deleteTask,
   getTask,
+  listFirstPageUnlessHeld,
   listFirstPageVersioned,
   listTasks,
   signInCreatingTask,
@@ -35,6 +36,7 @@ const listQuery = z.strictObject({
     .optional(),
 });
 const taskParams = z.strictObject({ id: uuid });
+const JSON_BODY = 'application/json; charset=utf-8';
 
 export const taskRoutes: FastifyPluginAsync<RouteDeps> = async (app, { context, guards }) => {
   const { pool } = context.database;
@@ -64,19 +66,23 @@ export const taskRoutes: FastifyPluginAsync<RouteDeps> = async (app, { context, 
             );
       const query = parseInput(listQuery, request.query, 'query');
       const userId = currentUser(request).user.id;
-      if (query.cursor !== undefined) return listTasks(pool, userId, query);
-      if (found?.page) {
-        await cache.remember(userId, query.limit, { page: found.page, version: found.listVersion }, reader);
+      if (query.cursor !== undefined || reader === undefined) return listTasks(pool, userId, query);
+      // A session from memory: the same one statement without the sign-in. Either way the page
+      // was read only if the list moved on from the version of the last page this session was served.
+      const read = found ?? (await listFirstPageUnlessHeld(pool, userId, query.limit, cache.heldVersion(reader, query.limit)));
+      // The cache hands back the page as its JSON body, sent as it is (a hit is never parsed).
+      reply.type(JSON_BODY);
+      if (read.page) {
         reply.header('x-cache', 'miss');
-        return found.page;
+        return cache.remember(userId, query.limit, { page: read.page, version: read.listVersion }, reader);
       }
-      // The session came from memory, or the list is still at the version of a page this session was served.
-      const { page, hit } = await cache.firstPage(userId, query.limit, () => listFirstPageVersioned(pool, userId, query.limit), {
-        knownVersion: request.listVersion,
+      // Unchanged: the page from the cache, or from the database if the cache has lost it since.
+      const { body, hit } = await cache.firstPage(userId, query.limit, () => listFirstPageVersioned(pool, userId, query.limit), {
+        knownVersion: read.listVersion,
         reader,
       });
       reply.header('x-cache', hit ? 'hit' : 'miss');
-      return page;
+      return body;
     },
   );
 
