@@ -71,7 +71,7 @@ async function runErasureBenchmark(context: BenchmarkContext): Promise<Benchmark
     context.progress(
       `erasure: seeding ${(users * plan.tasksPerUser + heavyUsers * plan.tasksPerHeavyUser).toLocaleString('en-US')} tasks (${heavyUsers} users with ${plan.tasksPerHeavyUser.toLocaleString('en-US')} each)`,
     );
-    const seeded = await seed(database.pool, { users, tasksPerUser: plan.tasksPerUser, heavyUsers, tasksPerHeavyUser: plan.tasksPerHeavyUser });
+    const seeded = await seed(database.pool, { users, tasksPerUser: plan.tasksPerUser, extraUsers: heavyUsers, tasksPerExtraUser: plan.tasksPerHeavyUser });
     context.progress(`erasure: seeded in ${seeded.loadSeconds.toFixed(1)} s`);
     const heavy = Array.from({ length: heavyUsers }, (_, index) => userId(users + 1 + index));
     const next = () => heavy.shift() ?? '';

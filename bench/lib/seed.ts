@@ -17,9 +17,9 @@ import { Prng } from './prng.ts';
 export interface SeedSize {
   readonly users: number;
   readonly tasksPerUser: number;
-  /** Extra users numbered after the others (users + 1, …), each with `tasksPerHeavyUser` tasks. */
-  readonly heavyUsers?: number;
-  readonly tasksPerHeavyUser?: number;
+  /** Users numbered after the others (users + 1, …), each with `tasksPerExtraUser` tasks: erasure's heavy users, the API mix's own. */
+  readonly extraUsers?: number;
+  readonly tasksPerExtraUser?: number;
 }
 
 export interface SeededData extends SeedSize {
@@ -82,9 +82,8 @@ export async function seed(pool: Pool, size: SeedSize): Promise<SeededData> {
   const passwordHash = await hashPassword(BENCH_PASSWORD);
   const prng = new Prng(SEED);
 
-  const heavy = size.heavyUsers ?? 0;
-  const everyone = size.users + heavy;
-  const taskCount = (n: number) => (n <= size.users ? size.tasksPerUser : (size.tasksPerHeavyUser ?? size.tasksPerUser));
+  const everyone = size.users + (size.extraUsers ?? 0);
+  const taskCount = (n: number) => (n <= size.users ? size.tasksPerUser : (size.tasksPerExtraUser ?? size.tasksPerUser));
   const userIds: string[] = [];
   const emails: string[] = [];
   const names: Array<string | null> = [];
