@@ -99,7 +99,9 @@ const endpoints: Record<
 
 const systems: Record<System, string> = {
   shipshape: 'Shipshape',
-  shipshapeCompare: `Shipshape with ${process.env.BENCH_API_COMPARE_ENV ?? '(BENCH_API_COMPARE_ENV)'}`,
+  shipshapeCompare: process.env.BENCH_API_COMPARE_CHECKOUT
+    ? `Shipshape in ${process.env.BENCH_API_COMPARE_CHECKOUT}${process.env.BENCH_API_COMPARE_ENV ? ` with ${process.env.BENCH_API_COMPARE_ENV}` : ''}`
+    : `Shipshape with ${process.env.BENCH_API_COMPARE_ENV ?? '(BENCH_API_COMPARE_ENV)'}`,
   httpCeiling: 'HTTP ceiling',
   dbStatement: 'DB ceiling (pgbench)',
   dbRequest: "pgbench: Shipshape's one statement (sign-in + work)",
@@ -141,7 +143,9 @@ export const benchmark: MeasurableBenchmark = {
  * BENCH_API_CONCURRENCY=1,16,64,256 BENCH_API_REPEATS=3 BENCH_API_ENDPOINTS=listTasks,createTask
  * BENCH_API_SERVER_ENV='DATABASE_POOL_MAX=16' npm run bench -- --only api
  * BENCH_API_COMPARE_ENV='DATABASE_POOL_MAX=16' also runs a second Shipshape with that environment,
- * measured interleaved with the first (rows "Shipshape with …"), to compare two settings in one run.
+ * measured interleaved with the first (rows "Shipshape with …"), to compare two settings in one run;
+ * BENCH_API_COMPARE_CHECKOUT=/path/to/another/checkout runs that second Shipshape from another
+ * checkout (with its own node_modules), to compare two versions of the code in one run.
  */
 function planFromEnv(base: Plan): Plan {
   const list = (value: string | undefined) =>
@@ -186,7 +190,9 @@ async function runApiBenchmark(context: BenchmarkContext): Promise<BenchmarkRepo
     const shipshape = await startShipshape(database.url, serverEnvFromEnv());
     cleanups.push(() => shipshape.stop());
     const compareEnv = serverEnvFromEnv('BENCH_API_COMPARE_ENV');
-    const compared = Object.keys(compareEnv).length > 0 ? await startShipshape(database.url, compareEnv) : undefined;
+    const compareCheckout = process.env.BENCH_API_COMPARE_CHECKOUT || undefined;
+    const compared =
+      Object.keys(compareEnv).length > 0 || compareCheckout !== undefined ? await startShipshape(database.url, compareEnv, compareCheckout) : undefined;
     if (compared) cleanups.push(() => compared.stop());
     const payloads = await samplePayloads(shipshape.url, data);
     const ceiling = await startHttpCeiling(database.url, payloads, workDir);
@@ -427,6 +433,9 @@ function httpTarget(
     system,
     warmUp: async (connections) => {
       await load.run(job(connections, plan.warmupSeconds));
+      // The mix warms up for a whole pass over its users, so that its measured rounds see the
+      // steady state (each user's first read misses) however fast this machine gets through them.
+      if (spec.readsPerWrite !== undefined) await load.run({ ...job(connections, plan.warmupSeconds), requests: plan.users });
       server.assertRunning();
     },
     measure: async (connections) => {
@@ -683,7 +692,7 @@ function findingsSection(
   if (mixByLevel.length > 0) {
     notes.push(
       `Task-list cache under a realistic mix (${endpoints.taskMix.label}: in passes over users of its own, each user reads their first page in ${MIX_READS_PER_WRITE} passes, then adds a task in one): ` +
-        `hit rate of the reads ${mixByLevel.join(', ')} concurrent connections; ${formatPercent((MIX_READS_PER_WRITE - 1) / MIX_READS_PER_WRITE, 0)} is the most possible (the first read after a write misses).`,
+        `hit rate of the reads ${mixByLevel.join(', ')} concurrent connections; ${formatPercent((MIX_READS_PER_WRITE - 1) / MIX_READS_PER_WRITE, 0)} is the most possible over whole cycles of reads and a write (the first read after a write misses).`,
     );
   }
   notes.push(

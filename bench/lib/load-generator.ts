@@ -15,6 +15,8 @@ export interface LoadJob {
   readonly method: 'GET' | 'POST';
   readonly connections: number;
   readonly durationSeconds: number;
+  /** Stop after this many requests instead (`durationSeconds` is then ignored). */
+  readonly requests?: number | undefined;
   /** A JSON file holding an array of bearer tokens; each request uses the next one. */
   readonly tokensFile?: string | undefined;
   /** `new-task`: a JSON body `{"title": "Bench task <n>"}`. */

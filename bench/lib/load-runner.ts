@@ -65,7 +65,7 @@ async function runJob(job: LoadJob): Promise<LoadResult> {
   const options: autocannon.Options = {
     url: job.url,
     connections: job.connections,
-    duration: job.durationSeconds,
+    ...(job.requests === undefined ? { duration: job.durationSeconds } : { amount: job.requests }),
     // autocannon only notices the end of the duration on its sampling tick (1 s by default).
     sampleInt: 100,
     pipelining: 1,

@@ -76,11 +76,12 @@ export async function freePort(): Promise<number> {
  * `shipshape serve` against the benchmark database. LOG_LEVEL=warn: at `info` Fastify
  * writes two log lines per request, and the benchmark would measure the log sink.
  */
-export async function startShipshape(databaseUrl: string, extraEnv: Record<string, string> = {}): Promise<ChildServer> {
+/** `checkout`: another checkout of Shipshape to run instead of this one (to compare two versions in one run). */
+export async function startShipshape(databaseUrl: string, extraEnv: Record<string, string> = {}, checkout?: string): Promise<ChildServer> {
   const port = await freePort();
   const stateDir = await mkdtemp(path.join(tmpdir(), 'shipshape-bench-state-'));
   const env = { DATABASE_URL: databaseUrl, HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'warn', STATE_DIR: stateDir, ...extraEnv };
-  const child = spawnTs(cliEntry, ['serve'], env);
+  const child = spawnTs(checkout === undefined ? cliEntry : path.join(checkout, 'bin/shipshape.js'), ['serve'], env);
   const watched = watchChild(child, 'shipshape serve');
   const url = `http://127.0.0.1:${port}`;
   const shownEnv = Object.entries(env)
@@ -96,7 +97,7 @@ export async function startShipshape(databaseUrl: string, extraEnv: Record<strin
   return {
     url,
     pid: child.pid,
-    command: `${shownEnv} npx shipshape serve`,
+    command: `${shownEnv} npx shipshape serve${checkout === undefined ? '' : ` (in ${checkout})`}`,
     ...watched,
     stop: async () => {
       await stopChild(child);
