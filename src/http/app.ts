@@ -4,17 +4,15 @@
  */
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import rateLimit from '@fastify/rate-limit';
-import swagger from '@fastify/swagger';
-import swaggerUi from '@fastify/swagger-ui';
 import underPressure from '@fastify/under-pressure';
-import { jsonSchemaTransform, jsonSchemaTransformObject } from 'fastify-type-provider-zod';
 import { closeRedis, createRedis } from '../adapters/redis.ts';
 import { APP_VERSION_HEADER, appVersionOf } from '../domain/version-metrics.ts';
 import { createUpdateRequestCounter, UPDATE_ID_HEADER } from '../domain/update-health.ts';
 import { describeError } from '../errors.ts';
 import { redactedPaths } from '../log.ts';
 import type { ApiContext } from './context.ts';
-import { inputOf, SECURITY_SCHEMES } from './route-schema.ts';
+import { apiDocs } from './api-docs.ts';
+import { inputOf, passThroughCompilers } from './route-schema.ts';
 import type { RouteInput } from './validation.ts';
 import { clientError, frameworkError, registerErrorHandling } from './plugins/errors.ts';
 import { createGuards } from './plugins/guards.ts';
@@ -63,55 +61,25 @@ export async function buildApp(context: ApiContext): Promise<FastifyInstance> {
     clientErrorHandler: clientError,
     return503OnClosing: true,
     forceCloseConnections: 'idle',
+    // Each route's `schema` documents it; its handler validates with the same zod schemas
+    // (route-schema.ts says why Fastify's validator passes input through).
+    schemaController: passThroughCompilers,
   });
   app.decorateRequest('auth', null);
   app.decorateRequest('maintenanceBypass', false);
   const routeTable: RouteEntry[] = [];
   app.decorate('routeTable', routeTable);
+  const docs = apiDocs({ version: context.version, apiUrl: context.config.apiUrl, logger });
   app.addHook('onRoute', (route) => {
     // Web pages (src/http/pages) are for people, not API routes: kept out of the document and the table.
     if (route.config?.page) route.schema = { ...route.schema, hide: true };
     // The document's own routes (/openapi.json, /docs) are hidden from it, and are no API route.
     if (route.schema?.hide === true) return;
+    docs.document(route);
     for (const method of [route.method].flat()) routeTable.push({ method, url: route.url, input: inputOf(route.schema) });
   });
-  // Each route's `schema` documents it; its handler validates with the same zod schemas
-  // (route-schema.ts says why Fastify's validator passes input through), and replies are
-  // JSON.stringify'd as before, so declaring the schemas changes no answer.
-  app.setValidatorCompiler(() => (data) => ({ value: data }));
-  app.setSerializerCompiler(() => (data) => JSON.stringify(data));
-  await app.register(swagger, {
-    openapi: {
-      openapi: '3.1.0',
-      info: {
-        title: 'Shipshape API',
-        version: context.version,
-        description: 'The task-list app backend and the admin surface the runbook calls. Errors answer `{"error":{"code","message"}}`.',
-        license: { name: 'UNLICENSED', identifier: 'LicenseRef-UNLICENSED' },
-      },
-      servers: [{ url: context.config.apiUrl }],
-      tags: [
-        { name: 'system', description: 'Health, remote config and metrics' },
-        { name: 'auth', description: 'Accounts, sign-in and password resets' },
-        { name: 'tasks', description: "The signed-in user's tasks" },
-        { name: 'account', description: "The signed-in user's account, sessions, preferences and GDPR rights" },
-        { name: 'devices', description: 'Push notification devices' },
-        { name: 'admin', description: 'Maintenance mode and cache (admin token)' },
-        { name: 'notifications', description: 'Push notifications to every user (admin token)' },
-      ],
-      components: {
-        securitySchemes: {
-          [SECURITY_SCHEMES.user]: { type: 'http', scheme: 'bearer', description: 'A session token from POST /auth/login' },
-          [SECURITY_SCHEMES.admin]: { type: 'http', scheme: 'bearer', description: 'ADMIN_TOKEN, or a token from `shipshape admin-token issue`' },
-        },
-      },
-    },
-    transform: jsonSchemaTransform,
-    // Schemas with an id (the recursive JSON value) go to components, referenced from where they are used.
-    transformObject: jsonSchemaTransformObject,
-  });
-  app.get('/openapi.json', { schema: { hide: true }, config: { maintenanceExempt: true } }, async () => app.swagger());
-  await app.register(swaggerUi, { routePrefix: '/docs' });
+  // GET /openapi.json and Swagger UI at /docs, built on their first request (api-docs.ts).
+  docs.register(app);
   registerErrorHandling(app);
   checkRequestFraming(app);
 

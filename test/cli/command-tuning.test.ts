@@ -13,21 +13,25 @@ import { buildProgram } from '../../src/cli/program.ts';
 const argv = (...words: string[]) => ['node', 'shipshape', ...words];
 
 describe('V8 settings per command', () => {
-  test('db backup keeps a small young generation and no TurboFan for WebAssembly; serve and worker a small young generation; others and --help the defaults', () => {
-    const none = undefined;
-    const tuned = ['--semi-space-growth-factor=1', '--liftoff-only', '--no-wasm-tier-up', '--no-wasm-dynamic-tiering'];
+  const none = undefined;
+  const baselineWasm = ['--liftoff-only', '--no-wasm-tier-up', '--no-wasm-dynamic-tiering'];
+
+  test('serve and db backup keep a small young generation and no TurboFan for WebAssembly; worker a small young generation; others and --help the defaults', () => {
+    const tuned = ['--semi-space-growth-factor=1', ...baselineWasm];
     assert.deepEqual(v8FlagsFor(argv('db', 'backup'), none, []), tuned);
     assert.deepEqual(v8FlagsFor(argv('db', 'backup', '--json', '--compression', '3'), none, []), tuned);
-    for (const command of ['serve', 'worker']) assert.deepEqual(v8FlagsFor(argv(command, '--no-workers'), none, []), ['--semi-space-growth-factor=1']);
+    assert.deepEqual(v8FlagsFor(argv('serve', '--no-workers'), none, []), tuned);
+    assert.deepEqual(v8FlagsFor(argv('worker'), none, []), ['--semi-space-growth-factor=1']);
     for (const words of [['db', 'backup', '--help'], ['db', 'backups'], ['db', 'restore', 'x'], ['serve', '--help'], []]) {
       assert.deepEqual(v8FlagsFor(argv(...words), none, []), [], words.join(' '));
     }
   });
 
-  test('a semi-space size the operator gave Node wins over the small young generation', () => {
-    assert.deepEqual(v8FlagsFor(argv('serve'), '--max-semi-space-size=16', []), []);
-    assert.deepEqual(v8FlagsFor(argv('serve'), undefined, ['--max-semi-space-size=32']), []);
-    assert.deepEqual(v8FlagsFor(argv('db', 'backup'), '--max-semi-space-size=16', []), ['--liftoff-only', '--no-wasm-tier-up', '--no-wasm-dynamic-tiering']);
+  test('what the operator gave Node wins: a semi-space size over the small young generation, a WebAssembly flag over baseline code', () => {
+    assert.deepEqual(v8FlagsFor(argv('serve'), '--max-semi-space-size=16', []), baselineWasm);
+    assert.deepEqual(v8FlagsFor(argv('worker'), undefined, ['--max-semi-space-size=32']), []);
+    assert.deepEqual(v8FlagsFor(argv('db', 'backup'), '--max-semi-space-size=16', []), baselineWasm);
+    assert.deepEqual(v8FlagsFor(argv('serve'), undefined, ['--wasm-tier-up']), ['--semi-space-growth-factor=1']);
   });
 });
 

@@ -121,6 +121,41 @@ describe('next occurrence', () => {
   });
 });
 
+describe('wall-clock time in UTC', () => {
+  it('is read from the Date itself and agrees with Intl to the second, BC years and leap days included', () => {
+    // What Intl.DateTimeFormat says a UTC clock shows: the reading every other zone still gets.
+    const intl = new Intl.DateTimeFormat('en-US', {
+      timeZone: 'UTC',
+      hourCycle: 'h23',
+      year: 'numeric',
+      month: 'numeric',
+      day: 'numeric',
+      hour: 'numeric',
+      minute: 'numeric',
+      second: 'numeric',
+      weekday: 'short',
+      era: 'short',
+    });
+    const weekdays = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
+    const instants = [Date.UTC(2024, 1, 29, 23, 59, 59, 999), Date.UTC(1970, 0, 1), Date.UTC(-50, 5, 15, 12, 30, 5), Date.UTC(9999, 11, 31, 0, 0, 1)];
+    for (let t = Date.UTC(2025, 0, 1); t < Date.UTC(2027, 0, 1); t += 7_777_777_777 / 61) instants.push(Math.floor(t));
+    for (const t of instants) {
+      const parts = Object.fromEntries(intl.formatToParts(new Date(t)).map((part) => [part.type, part.value]));
+      const year = parts.era === 'BC' || parts.era === 'B' ? 1 - Number(parts.year) : Number(parts.year);
+      const expected = {
+        year,
+        month: Number(parts.month),
+        day: Number(parts.day),
+        hour: Number(parts.hour),
+        minute: Number(parts.minute),
+        second: Number(parts.second),
+        weekday: weekdays.indexOf(parts.weekday ?? ''),
+      };
+      assert.deepEqual(localParts(new Date(t), 'UTC'), expected, new Date(t).toISOString());
+    }
+  });
+});
+
 describe('a tick of a schedule', () => {
   const base: Schedule = {
     name: 'maintenance-window',
