@@ -15,8 +15,8 @@
  *   then 16 MiB, …, 128 MiB), which reaches ~484 GiB at the default size before the limit, where the
  *   upload fails with a message that says so (dumps that large belong to pgBackRest);
  * - a body shorter than one part goes up in a single PutObject, as lib-storage did;
- * - on any failure the parts in flight are cancelled and waited for, and the multipart upload
- *   is aborted (otherwise its parts stay, invisible, and billed).
+ * - on any failure the parts in flight are waited for, and the multipart upload is aborted
+ *   (otherwise its parts stay, invisible, and billed).
  *
  * Integrity of each part on the wire: the SDK signs a Buffer body with its SHA-256
  * (x-amz-content-sha256), which S3 checks on receipt; on AWS the SDK adds a CRC32 per part
@@ -113,15 +113,15 @@ export class StreamingUpload {
   }
 
   /**
-   * Reads `body` to its end and stores it. A part that fails destroys `body` with its error;
-   * `signal` cancels the requests in flight (the caller destroys `body` on abort).
+   * Reads `body` to its end and stores it. A part that fails destroys `body` with its error, and
+   * the parts in flight are let finish (a part cancelled half-sent can still land after the
+   * abort on some stores) before the upload is aborted. `signal` cancels the requests in flight
+   * (the caller destroys `body` on abort).
    */
   async send(body: Readable, signal?: AbortSignal): Promise<void> {
     const { partSize, queueSize } = this.#target;
     const buffers = new PartBuffers(queueSize + 1);
-    // Cancels the parts in flight when one fails or the caller aborts.
-    const cancel = new AbortController();
-    const requestSignal = signal === undefined ? cancel.signal : AbortSignal.any([signal, cancel.signal]);
+    const requestSignal = signal ?? new AbortController().signal;
     const inFlight = new Set<Promise<void>>();
     const completed: CompletedPart[] = [];
     let failure: { readonly error: unknown } | undefined;
@@ -136,7 +136,6 @@ export class StreamingUpload {
         .catch((error: unknown) => {
           if (failure === undefined) {
             failure = { error };
-            cancel.abort(error);
             body.destroy(error instanceof Error ? error : new Error(String(error)));
           }
         })
@@ -193,7 +192,6 @@ export class StreamingUpload {
       await this.#complete(uploadId, completed, requestSignal);
     } catch (error) {
       const cause = failure?.error ?? error;
-      cancel.abort(cause);
       // Parts still in flight could land after an abort and keep the upload alive; wait for them.
       await Promise.allSettled(inFlight);
       await this.#abort();
