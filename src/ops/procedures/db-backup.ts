@@ -111,7 +111,7 @@ const verifyUpload = step({
           'SQL dump checks: pg_dump header and closing line present, a CREATE TABLE for every counted table',
         ]
       : [
-          `HEAD ${config.backupStorageUrl}/<backup-id>/dump: the store must hold an object of the size written`,
+          `HEAD (S3) or stat (file) ${config.backupStorageUrl}/<backup-id>/dump: the store must hold an object of the size written`,
           '(size, SHA-256 and `pg_restore --list` were checked on the stream in the dump step)',
         ],
   async run(context) {
