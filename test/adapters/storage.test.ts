@@ -11,6 +11,7 @@ import { after, before, describe, it } from 'node:test';
 
 import { ShipError } from '../../src/errors.ts';
 import { type ObjectStore, openObjectStore, type StorageOptions } from '../../src/adapters/storage/index.ts';
+import { largestObject, MAX_PARTS, partSizeFor } from '../../src/adapters/storage/s3-multipart.ts';
 import { type FakeS3, startS3rver } from '../fakes/s3.ts';
 
 const MiB = 1024 * 1024;
@@ -457,6 +458,66 @@ describe('s3:// object store', () => {
     assert.equal(deletes.length, 1, 'the committed object was deleted');
   });
 
+  it('round-trips an object of several parts byte for byte, each part but the last exactly the part size', async () => {
+    const prefix = `parts-${randomUUID()}`;
+    const partSize = 5 * MiB;
+    const store = open(`s3://${fake.bucket}/${prefix}`, { ...fake.storageOptions, partSize });
+    const content = randomBytes(3 * partSize + 777_777);
+    // Chunks of a size that never divides the part size, so every part is cut inside a chunk.
+    const pieces: Buffer[] = [];
+    for (let at = 0; at < content.length; at += 100_003) pieces.push(content.subarray(at, at + 100_003));
+    const result = await store.put('multi/dump', Readable.from(pieces));
+    assert.deepEqual(result, { key: 'multi/dump', bytes: content.length, sha256: createHash('sha256').update(content).digest('hex') });
+    assert.ok((await store.getBuffer('multi/dump', { maxBytes: 32 * MiB })).equals(content), 'the stored bytes are the bytes sent');
+    const parts = fake.requests().filter((r) => r.method === 'PUT' && r.key === `${prefix}/multi/dump` && r.query.has('partNumber'));
+    assert.deepEqual(
+      parts.map((r) => [Number(r.query.get('partNumber')), r.contentLength]).sort(([a = 0], [b = 0]) => a - b),
+      [
+        [1, partSize],
+        [2, partSize],
+        [3, partSize],
+        [4, 777_777],
+      ],
+    );
+    assert.equal(await fake.pendingMultipartUploads(), 0);
+  });
+
+  it('sends an object smaller than one part in a single PutObject, without a multipart upload', async () => {
+    const prefix = `single-${randomUUID()}`;
+    const store = open(`s3://${fake.bucket}/${prefix}`, fake.storageOptions);
+    const { stream, sha256 } = source(3 * MiB);
+    assert.equal((await store.put('small/dump', stream)).sha256, sha256);
+    const requests = fake.requests().filter((r) => r.key === `${prefix}/small/dump`);
+    assert.deepEqual(
+      requests.map((r) => [r.method, r.query.has('uploads') || r.query.has('uploadId') || r.query.has('partNumber')]),
+      [['PUT', false]],
+    );
+    assert.equal(requests[0]?.contentLength, 3 * MiB);
+  });
+
+  it('aborts the multipart upload when a part fails for good, sending no part after the abort and leaving nothing under the key', async () => {
+    const prefix = `part-fails-${randomUUID()}`;
+    const store = open(`s3://${fake.bucket}/${prefix}`, { ...fake.storageOptions, partSize: 5 * MiB, maxAttempts: 2 });
+    // Every attempt at part 3 fails; parts 2 and 4 may be in flight meanwhile.
+    fake.injectFault({ match: (r) => r.method === 'PUT' && r.key === `${prefix}/dump` && r.query.get('partNumber') === '3', when: 'before', times: 10 });
+    const { stream } = source(30 * MiB);
+    await assert.rejects(
+      store.put('dump', stream),
+      shipError('SHIP_ERR_STORAGE_UNAVAILABLE', (e) => assert.match(e.message, /HTTP 500/)),
+    );
+    assert.ok(stream.destroyed, 'the source is no longer read');
+    const requests = fake.requests().filter((r) => r.key === `${prefix}/dump`);
+    const abort = requests.findIndex((r) => r.method === 'DELETE' && r.query.has('uploadId'));
+    assert.notEqual(abort, -1, 'the multipart upload was aborted');
+    assert.deepEqual(
+      requests.slice(abort + 1).filter((r) => r.query.has('partNumber')),
+      [],
+      'no part went up after the abort',
+    );
+    assert.equal(await store.head('dump'), undefined);
+    assert.equal(await fake.pendingMultipartUploads(), 0);
+  });
+
   it('never deletes an object a failed put did not write', async () => {
     const prefix = `keep-${randomUUID()}`;
     const store = open(`s3://${fake.bucket}/${prefix}`, { ...fake.storageOptions, maxAttempts: 2 });
@@ -464,5 +525,18 @@ describe('s3:// object store', () => {
     fake.injectFault({ match: (r) => r.method === 'PUT' && r.key === `${prefix}/manifest.json`, when: 'before', times: 2 });
     await assert.rejects(store.putBuffer('manifest.json', 'new version'), shipError('SHIP_ERR_STORAGE_UNAVAILABLE'));
     assert.equal((await store.getBuffer('manifest.json')).toString(), 'previous version');
+  });
+});
+
+describe('S3 multipart part sizes', () => {
+  it('keep S3’s 10,000-part limit by doubling every 2,000 parts, and say how large an object fits', () => {
+    const base = 8 * MiB;
+    assert.equal(partSizeFor(base, 1), base);
+    assert.equal(partSizeFor(base, 2_000), base);
+    assert.equal(partSizeFor(base, 2_001), 2 * base);
+    assert.equal(partSizeFor(base, 10_000), 16 * base);
+    // 2,000 parts each of 8, 16, 32, 64 and 128 MiB.
+    assert.equal(largestObject(base), 2_000 * (8 + 16 + 32 + 64 + 128) * MiB);
+    assert.equal(MAX_PARTS, 10_000);
   });
 });

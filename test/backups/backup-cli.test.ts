@@ -1,14 +1,18 @@
 /**
  * `db backup`, `db backups`, `db verify` and `db prune` from the CLI on a real PostgreSQL:
  * an upload that fails part-way leaves nothing that looks valid, a pg_dump older than the
- * server is refused with both versions named, a backup whose restore does not match its
- * manifest fails verification, and retention deletes only what it says it would.
+ * server is refused with both versions named, an archive pg_restore cannot read fails the
+ * backup as it streams, a backup is checked on its way in rather than downloaded again, a
+ * backup whose restore does not match its manifest fails verification, and retention
+ * deletes only what it says it would.
  */
 import assert from 'node:assert/strict';
-import { chmod, cp, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { chmod, cp, mkdir, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { z } from 'zod';
+import { openObjectStore } from '../../src/adapters/storage/index.ts';
 import { startS3rver, type FakeS3 } from '../fakes/s3.ts';
 import { startSlackWebhook, type FakeSlackWebhook } from '../fakes/slack.ts';
 import { createStateDir, createTestDatabase, type TestDatabase } from '../helpers/postgres.ts';
@@ -100,6 +104,61 @@ describe('db backup', () => {
     const outcome = await shipshape(['db', 'backup'], { ...s.env, PG_BIN_DIR: bin });
     assert.equal(outcome.code, 3);
     assert.match(outcome.stderr, /pg_dump 12\.22 is older than the server \(PostgreSQL 15\.\d+\).*postgresql-client-15/);
+  });
+
+  test('an archive pg_restore cannot read is caught as it streams: exit 1, nothing listed, no dump left in storage', async () => {
+    const s = await setup();
+    // A pg_dump that exits 0 although its archive is damaged (its magic bytes overwritten).
+    const bin = path.join(s.stateDir, 'damaging-bin');
+    await mkdir(bin);
+    const [realDump, realRestore] = ['pg_dump', 'pg_restore'].map((tool) => execFileSync('sh', ['-c', `command -v ${tool}`], { encoding: 'utf8' }).trim());
+    await writeFile(
+      path.join(bin, 'pg_dump'),
+      `#!/bin/sh\nif [ "$1" = "--version" ]; then exec "${realDump}" --version; fi\n"${realDump}" "$@" | { head -c 5 > /dev/null; printf 'XXXXX'; cat; }\n`,
+    );
+    await chmod(path.join(bin, 'pg_dump'), 0o755);
+    await symlink(realRestore ?? 'pg_restore', path.join(bin, 'pg_restore'));
+
+    const outcome = await shipshape(['db', 'backup', '--json'], { ...s.env, PG_BIN_DIR: bin });
+    assert.equal(outcome.code, 1, `${outcome.stdout}\n${outcome.stderr}`);
+    assert.equal(jsonOf(outcome).state, 'failed');
+    assert.match(outcome.stderr, /does not verify: pg_restore --list rejects it \(pg_restore exited with code 1: .*not appear to be a valid archive\)/);
+    assert.deepEqual(listingSchema.parse(jsonOf(await shipshape(['db', 'backups', '--json'], s.env))).backups, []);
+    const stored = await readdir(path.join(s.stateDir, 'backups'), { recursive: true, withFileTypes: true }).catch(() => []);
+    assert.deepEqual(
+      stored.filter((entry) => entry.isFile()).map((entry) => entry.name),
+      [],
+      'the damaged dump was removed',
+    );
+  });
+
+  test('a backup to S3 is checked as it streams and not downloaded again; the manifest lists the checks and the stored size', async () => {
+    const s = await setup();
+    const prefix = `streamed-${s.database.name}`;
+    const env = {
+      ...s.env,
+      BACKUP_STORAGE_URL: `s3://${s3.bucket}/${prefix}`,
+      S3_ENDPOINT: s3.endpoint,
+      S3_FORCE_PATH_STYLE: 'true',
+      AWS_REGION: s3.region,
+      AWS_ACCESS_KEY_ID: s3.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: s3.secretAccessKey,
+    };
+    const backupId = await takeBackup(env);
+    const dumpKey = `${prefix}/${backupId}/dump`;
+    assert.deepEqual(
+      s3.requests().filter((r) => r.key === dumpKey && r.method === 'GET'),
+      [],
+      'the dump was not read back',
+    );
+    const store = openObjectStore(env.BACKUP_STORAGE_URL, s3.storageOptions);
+    const manifest = z
+      .object({ verification: z.object({ checks: z.array(z.string()) }) })
+      .parse(JSON.parse((await store.getBuffer(`${backupId}/manifest.json`).finally(() => store.close())).toString('utf8')));
+    const checks = manifest.verification.checks.join('\n');
+    assert.match(checks, /SHA-256 [0-9a-f]{12}… measured as it streamed/);
+    assert.match(checks, /pg_restore --list accepts it \(fed from the dump as it streamed\): \d+ entries, data for all \d+ tables/);
+    assert.match(checks, /stored object is \d+ bytes in s3:\/\/.*, as written/);
   });
 
   test('a backup whose scratch restore does not match the manifest’s row counts fails `db verify --restore` and is listed as failed', async () => {

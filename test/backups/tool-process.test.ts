@@ -5,7 +5,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { test } from 'node:test';
 import { openObjectStore } from '../../src/adapters/storage/index.ts';
-import { exitCheckedOutput, spawnTool } from '../../src/ops/backups/tool-process.ts';
+import { exitCheckedOutput, spawnTool, toolFailure } from '../../src/ops/backups/tool-process.ts';
 
 test('a dump whose tool exits non-zero after writing output is never stored, not even truncated', async () => {
   const folder = await mkdtemp(path.join(tmpdir(), 'shipshape-tool-'));
@@ -27,4 +27,15 @@ test('a tool that is not installed is reported as missing with what to do', asyn
     tool.exited,
     (error: unknown) => error instanceof Error && 'code' in error && error.code === 'SHIP_ERR_TOOL_MISSING' && /PG_BIN_DIR/.test(error.message),
   );
+});
+
+test('a tool given a larger stdout buffer (stdbuf, where installed) keeps its own name, output and exit status', async () => {
+  const tool = spawnTool('sh', ['-c', 'printf "PGDMP"; echo "pg_dump: error: out of memory" >&2; exit 3'], { env: process.env, stdoutBlockBytes: 1024 * 1024 });
+  let output = '';
+  tool.child.stdout?.setEncoding('utf8');
+  tool.child.stdout?.on('data', (chunk: string) => (output += chunk));
+  const exit = await tool.exited;
+  assert.equal(exit.code, 3);
+  assert.equal(output, 'PGDMP');
+  assert.match(toolFailure(tool, exit).message, /^sh exited with code 3: pg_dump: error: out of memory/);
 });

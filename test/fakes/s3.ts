@@ -60,8 +60,8 @@ export interface FakeS3 {
     readonly accessKeyId: string;
     readonly secretAccessKey: string;
   };
-  /** Every request received so far, in order (method, bucket, decoded key, query). */
-  requests(): ReadonlyArray<{ method: string; bucket: string; key: string; query: URLSearchParams }>;
+  /** Every request received so far, in order (method, bucket, decoded key, query, Content-Length if sent). */
+  requests(): ReadonlyArray<{ method: string; bucket: string; key: string; query: URLSearchParams; contentLength: number | undefined }>;
   /** Multipart uploads started and neither completed nor aborted, in `bucket`. */
   pendingMultipartUploads(): Promise<number>;
   /** Makes matching requests fail; see FakeS3Fault. */
@@ -120,7 +120,7 @@ export async function startS3rver(options: { bucket?: string } = {}): Promise<Fa
     accessKeyId: ACCESS_KEY_ID,
     secretAccessKey: SECRET_ACCESS_KEY,
     storageOptions: { endpoint, forcePathStyle: true, region: REGION, accessKeyId: ACCESS_KEY_ID, secretAccessKey: SECRET_ACCESS_KEY },
-    requests: () => seen.map(({ method, bucket: name, key, query }) => ({ method, bucket: name, key, query })),
+    requests: () => seen.map(({ method, bucket: name, key, query, contentLength }) => ({ method, bucket: name, key, query, contentLength })),
     async pendingMultipartUploads() {
       try {
         return (await readdir(uploadsFolder(bucket))).length;
@@ -144,6 +144,7 @@ interface RequestFacts {
   readonly bucket: string;
   readonly key: string;
   readonly query: URLSearchParams;
+  readonly contentLength: number | undefined;
   readonly rawPath: string;
   readonly rawQuery: string;
 }
@@ -159,6 +160,7 @@ function describeRequest(req: IncomingMessage): RequestFacts {
     bucket: decodeURIComponent(bucketPart),
     key: keyParts.map((part) => decodeURIComponent(part)).join('/'),
     query: new URLSearchParams(rawQuery),
+    contentLength: req.headers['content-length'] === undefined ? undefined : Number(req.headers['content-length']),
     rawPath,
     rawQuery,
   };

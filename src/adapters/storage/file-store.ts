@@ -6,11 +6,9 @@
  * crash mid-write leaves only a temp file that list() ignores.
  */
 import { randomUUID } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
 import { type FileHandle, mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 
 import { describeError, errnoCode, ShipError } from '../../errors.ts';
 import { BaseObjectStore } from './base-object-store.ts';
@@ -46,8 +44,8 @@ export class FileObjectStore extends BaseObjectStore {
       const folder = dirname(path);
       await mkdir(folder, { recursive: true });
       tempPath = join(folder, `${TEMP_NAME_PREFIX}${randomUUID()}`);
-      // `flush` fsyncs before close, so the rename below publishes durable bytes.
-      await pipeline(metered.body, createWriteStream(tempPath, { flags: 'wx', mode: FILE_MODE, flush: true }));
+      // Fsynced before the rename, so the rename publishes durable bytes.
+      await writeDurably(tempPath, metered.body);
       await rename(tempPath, path);
       tempPath = undefined;
       await syncFolder(folder);
@@ -208,5 +206,59 @@ async function syncFolder(folder: string): Promise<void> {
     // The object is complete and visible; only its durability across a power cut is weaker.
   } finally {
     await handle?.close().catch(() => undefined);
+  }
+}
+
+/**
+ * Bytes gathered before one write. A pipe delivers pg_dump's archive 4 KiB at a time, and a
+ * write stream makes each chunk one write through libuv's thread pool: ~60,000 per 244 MB
+ * dump. Gathered (without copying: one writev per batch) that is ~250, and `db backup` of a
+ * 1 GB database used about 0.9 s less CPU beside pg_dump (docs/backups.md).
+ */
+const WRITE_BATCH_BYTES = 1024 * 1024;
+
+/** Bytes written between background flushes (see `writeDurably`). */
+const BACKGROUND_FLUSH_BYTES = 32 * 1024 * 1024;
+
+/** Writes `body` to a new file (never over an existing one) in batches, fsyncs it and closes it. */
+async function writeDurably(path: string, body: Readable): Promise<void> {
+  const handle = await open(path, 'wx', FILE_MODE);
+  // The bytes written so far are flushed to disk in the background now and then, so that the
+  // fsync after the last byte has little left to do (for a 244 MB dump it took ~100 ms alone).
+  let flushing: Promise<unknown> = Promise.resolve();
+  let unflushed = 0;
+  try {
+    let batch: Buffer[] = [];
+    let batched = 0;
+    for await (const chunk of body as AsyncIterable<Buffer>) {
+      batch.push(chunk);
+      batched += chunk.length;
+      if (batched < WRITE_BATCH_BYTES) continue;
+      await writeAll(handle, batch, batched);
+      unflushed += batched;
+      batch = [];
+      batched = 0;
+      if (unflushed >= BACKGROUND_FLUSH_BYTES) {
+        await flushing;
+        // Its own failure is the final sync's to report.
+        flushing = handle.datasync().catch(() => undefined);
+        unflushed = 0;
+      }
+    }
+    if (batched > 0) await writeAll(handle, batch, batched);
+    await flushing;
+    await handle.sync();
+  } finally {
+    await flushing;
+    await handle.close();
+  }
+}
+
+async function writeAll(handle: FileHandle, buffers: Buffer[], total: number): Promise<void> {
+  let written = (await handle.writev(buffers)).bytesWritten;
+  // A short write (rare on a regular file) leaves the rest to write.
+  while (written < total) {
+    const rest = Buffer.concat(buffers).subarray(written);
+    written += (await handle.write(rest)).bytesWritten;
   }
 }

@@ -1,8 +1,9 @@
 /**
  * ObjectStore on S3 or any S3-compatible store (`s3://bucket/prefix`), via AWS SDK v3.
  *
- * Uploads stream through `@aws-sdk/lib-storage`, which holds at most `queueSize` parts of
- * `partSize` bytes in memory. S3 itself never shows an incomplete multipart upload as an object;
+ * Uploads stream through our own multipart upload (s3-multipart.ts), which copies the body into
+ * `queueSize + 1` part buffers allocated once per upload and reused, so its memory does not wait
+ * for the garbage collector. S3 itself never shows an incomplete multipart upload as an object;
  * what can go wrong is a failure reported after S3 committed the object (e.g. the response to
  * CompleteMultipartUpload was lost), so every upload is tagged with a random marker in its
  * metadata and a failed `put` deletes the object under its key only if it carries that marker.
@@ -11,7 +12,6 @@ import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 
 import type { S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
-import type { Upload } from '@aws-sdk/lib-storage';
 
 import { ShipError } from '../../errors.ts';
 import { loadOnce } from '../load-once.ts';
@@ -19,6 +19,7 @@ import { BaseObjectStore } from './base-object-store.ts';
 import { callerFailure, meterSource, stopOnAbort } from './metered-stream.ts';
 import { compareKeys, validateKey, validatePrefix } from './object-key.ts';
 import type { ObjectInfo, PutOptions, PutResult } from './object-store.ts';
+import { MIN_PART_SIZE, StreamingUpload } from './s3-multipart.ts';
 import { isNotFound, neverReachedBucket, s3ErrorToShipError, type S3Action, type S3ErrorContext } from './s3-errors.ts';
 import { redactUrl } from '../../redact.ts';
 import type { S3Target } from './storage-url.ts';
@@ -43,20 +44,21 @@ export interface S3Options {
    * read slowly (pg_restore under load) must not be cut off.
    */
   readonly socketTimeoutMs?: number;
-  /** Multipart part size in bytes, at least 5 MiB. Default 8 MiB, allowing objects up to ~78 GiB. */
+  /**
+   * Multipart part size in bytes, at least 5 MiB. Default 8 MiB. It doubles every 2,000 parts to
+   * stay within S3's 10,000, which allows objects up to ~484 GiB at the default.
+   */
   readonly partSize?: number;
   /**
    * Parts uploaded in parallel. Each is a buffer of partSize bytes, and one more part is being
-   * filled meanwhile, so an upload holds up to partSize × (queueSize + 1) plus the copy made
-   * when a part is cut: 32 MiB at the default of 2. Two parts in flight keep up with a
-   * pg_dump stream (tens of MB/s); four held 56 MB for no faster upload (bench/backup.ts).
+   * filled meanwhile, so an upload holds partSize × (queueSize + 1): 24 MiB at the default of 2.
+   * Two parts in flight keep up with a pg_dump stream (tens of MB/s) (bench/backup.ts).
    */
   readonly queueSize?: number;
   /** Keys per ListObjectsV2 page, at most 1000 (the default); smaller values exist for tests. */
   readonly listPageSize?: number;
 }
 
-const MIN_PART_SIZE = 5 * 1024 * 1024;
 const DEFAULT_PART_SIZE = 8 * 1024 * 1024;
 const DEFAULT_QUEUE_SIZE = 2;
 /** S3 lower-cases user metadata names. */
@@ -65,7 +67,7 @@ const UPLOAD_MARKER = 'shipshape-upload-id';
 export class S3ObjectStore extends BaseObjectStore {
   readonly location: string;
   /** The SDK and the client, loaded at the first request (the SDK costs a third of a second to import). */
-  readonly #sdk: () => Promise<{ client: S3Client; s3: typeof import('@aws-sdk/client-s3'); Upload: typeof Upload }>;
+  readonly #sdk: () => Promise<{ client: S3Client; s3: typeof import('@aws-sdk/client-s3') }>;
   #client: S3Client | undefined;
   readonly #bucket: string;
   readonly #prefix: string;
@@ -106,9 +108,9 @@ export class S3ObjectStore extends BaseObjectStore {
       ...(endpoint === undefined ? {} : { requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED' }),
     };
     this.#sdk = loadOnce(async () => {
-      const [s3, { Upload }] = await Promise.all([import('@aws-sdk/client-s3'), import('@aws-sdk/lib-storage')]);
+      const s3 = await import('@aws-sdk/client-s3');
       this.#client = new s3.S3Client(config);
-      return { client: this.#client, s3, Upload };
+      return { client: this.#client, s3 };
     });
   }
 
@@ -116,35 +118,30 @@ export class S3ObjectStore extends BaseObjectStore {
     const metered = meterSource(body, options.onProgress);
     const unhookAbort = stopOnAbort(options.signal, metered);
     const marker = randomUUID();
-    let upload: Upload | undefined;
+    let upload: StreamingUpload | undefined;
     let objectKey: string | undefined;
     try {
       objectKey = this.#objectKey(key);
       options.signal?.throwIfAborted();
-      const sdk = await this.#sdk();
-      upload = new sdk.Upload({
-        client: sdk.client,
-        params: {
-          Bucket: this.#bucket,
-          Key: objectKey,
-          Body: metered.body,
-          ContentType: options.contentType,
-          Metadata: { [UPLOAD_MARKER]: marker },
-        },
+      const { client, s3 } = await this.#sdk();
+      upload = new StreamingUpload({
+        client,
+        s3,
+        bucket: this.#bucket,
+        key: objectKey,
+        contentType: options.contentType,
+        metadata: { [UPLOAD_MARKER]: marker },
         partSize: this.#partSize,
         queueSize: this.#queueSize,
-        // We abort ourselves: lib-storage's own abort replaces the original error with the
-        // abort's if the abort fails too, and we want to verify the key afterwards anyway.
-        leavePartsOnError: true,
       });
-      await upload.done();
+      await upload.send(metered.body, options.signal);
       return { key, ...metered.digest() };
     } catch (error) {
       metered.stop();
       const cleanup =
         upload === undefined || objectKey === undefined
           ? { strayObjectLeft: false, uploadLeft: undefined }
-          : await this.#cleanUpFailedUpload(objectKey, upload.uploadId, marker, error);
+          : await this.#cleanUpFailedUpload(objectKey, upload.uploadLeftOpen, marker, error);
       if (cleanup.strayObjectLeft) {
         throw new ShipError(
           'SHIP_ERR_STORAGE_WRITE_FAILED',
@@ -248,24 +245,16 @@ export class S3ObjectStore extends BaseObjectStore {
   }
 
   /**
-   * After a failed upload: aborts its multipart upload, then makes sure no object of ours sits
-   * under the key. Returns what could not be cleaned up.
+   * After a failed upload (whose multipart upload the upload itself aborted; `uploadLeft` names
+   * one it could not): makes sure no object of ours sits under the key. Returns what could not
+   * be cleaned up.
    */
   async #cleanUpFailedUpload(
     objectKey: string,
-    uploadId: string | undefined,
+    uploadLeft: string | undefined,
     marker: string,
     failure: unknown,
   ): Promise<{ strayObjectLeft: boolean; uploadLeft: string | undefined }> {
-    let uploadLeft: string | undefined;
-    if (uploadId !== undefined) {
-      try {
-        const { client, s3 } = await this.#sdk();
-        await client.send(new s3.AbortMultipartUploadCommand({ Bucket: this.#bucket, Key: objectKey, UploadId: uploadId }));
-      } catch (error) {
-        if (!isNotFound(error)) uploadLeft = uploadId;
-      }
-    }
     if (neverReachedBucket(failure)) return { strayObjectLeft: false, uploadLeft };
     let marked: boolean;
     try {

@@ -9,6 +9,7 @@
  */
 import type { AppProfile } from '../../app-profile.ts';
 import { quoteIdent, quoteQualified } from '../../db/pool.ts';
+import { ShipError } from '../../errors.ts';
 import type { BackupManifest, TableCount } from './manifest.ts';
 
 /** Runs one query and returns its rows: adapts a pg client, a pool or a PGlite instance. */
@@ -37,15 +38,24 @@ const TABLES_SQL = `
                       WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
    ORDER BY n.nspname, c.relname`;
 
-/** Exact row counts of every table, ordered by name. */
+/**
+ * Exact row counts of every table, ordered by name: the catalog is read, then every table is
+ * counted in one statement (an array of scalar subqueries, so it has no column limit), which
+ * PostgreSQL may run with parallel workers.
+ */
 export async function countTables(read: RowReader): Promise<TableCount[]> {
   const tables = await read<{ schema: string; name: string }>(TABLES_SQL);
-  const counts: TableCount[] = [];
-  for (const table of tables) {
-    const [row] = await read<{ n: string }>(`SELECT count(*)::text AS n FROM ${quoteIdent(table.schema)}.${quoteIdent(table.name)}`);
-    counts.push({ name: `${table.schema}.${table.name}`, rows: Number(row?.n ?? 0) });
+  if (tables.length === 0) return [];
+  const subqueries = tables.map((table) => `(SELECT count(*) FROM ${quoteIdent(table.schema)}.${quoteIdent(table.name)})`);
+  const [row] = await read<{ counts: string[] }>(`SELECT ARRAY[${subqueries.join(', ')}]::text[] AS counts`);
+  const counts = row?.counts ?? [];
+  if (counts.length !== tables.length) {
+    throw new ShipError(
+      'SHIP_ERR_INTERNAL',
+      `Counting rows returned ${counts.length} counts for ${tables.length} tables; this is a Shipshape bug, please report it.`,
+    );
   }
-  return counts;
+  return tables.map((table, index) => ({ name: `${table.schema}.${table.name}`, rows: Number(counts[index]) }));
 }
 
 /** Exact row counts of the named tables (`users` means `public.users`); a missing table counts as null. */

@@ -25,9 +25,25 @@ export function toolCommand(config: Config, name: PgToolName): string {
   return config.backups.pgBinDir === undefined ? name : path.join(config.backups.pgBinDir, name);
 }
 
-/** Runs `<tool> --version`. Throws SHIP_ERR_TOOL_MISSING when the tool is not there. */
+/**
+ * How long an answer of `<tool> --version` is reused. A backup asks twice within a second (its
+ * prerequisite, then the dump step), and on Debian `pg_dump` is a Perl wrapper that costs
+ * 50–100 ms to start; an upgrade of the client tools is seen within a minute.
+ */
+const VERSION_REUSE_MS = 60_000;
+const knownVersions = new Map<string, { readonly at: number; readonly version: ToolVersion }>();
+
+/** Runs `<tool> --version` (or reuses its answer from the last minute). Throws SHIP_ERR_TOOL_MISSING when the tool is not there. */
 export async function toolVersion(config: Config, name: PgToolName): Promise<ToolVersion> {
   const command = toolCommand(config, name);
+  const known = knownVersions.get(command);
+  if (known !== undefined && Date.now() - known.at < VERSION_REUSE_MS) return known.version;
+  const version = await askVersion(config, name, command);
+  knownVersions.set(command, { at: Date.now(), version });
+  return version;
+}
+
+async function askVersion(config: Config, name: PgToolName, command: string): Promise<ToolVersion> {
   let output: string;
   try {
     output = await runTool(command, ['--version'], { env: process.env });

@@ -3,6 +3,11 @@
  * (optionally) prove it restores → write the manifest last. The backup procedure runs these
  * as separate journaled steps; a restore's safety backup runs them all at once through
  * `takeVerifiedBackup`, so both produce exactly the same kind of backup.
+ *
+ * A custom dump is checked as it streams into storage (size, SHA-256, `pg_restore --list` fed
+ * from the same stream), so verifying the upload then only asks the store whether it holds an
+ * object of that size; a plain SQL dump (the embedded database) is read back and checked.
+ * `db verify` and a restore's prerequisite always read the stored copy back in full.
  */
 import type { AppProfile } from '../../app-profile.ts';
 import type { ObjectStore } from '../../adapters/storage/index.ts';
@@ -18,7 +23,7 @@ import { dumpPostgres } from './dump-postgres.ts';
 import { dumpKey, manifestKey, MANIFEST_FORMAT, type BackupManifest, type DumpFacts } from './manifest.ts';
 import { dumpThroughOwner } from './owner-dump.ts';
 import { verifyByScratchRestore } from './scratch-restore.ts';
-import { verifyStoredDump } from './verify-stored.ts';
+import { confirmStoredSize, verifyStoredDump } from './verify-stored.ts';
 
 export type BackupSource =
   | { readonly kind: 'postgres'; readonly url: string; readonly databaseName: string }
@@ -50,20 +55,28 @@ export interface DumpOptions {
   readonly onProgress?: ((bytes: number) => void) | undefined;
 }
 
+/** A dump in storage, and what was checked of it as it streamed in. */
+export interface TakenDump {
+  readonly facts: DumpFacts;
+  /** Checks made on the stream (custom dumps); undefined when the stored copy must be read back to check it. */
+  readonly streamChecks?: readonly string[] | undefined;
+}
+
 /** Streams a dump into storage under a new backup id; nothing under the id looks valid yet. */
-export async function dumpToStore(options: DumpOptions): Promise<DumpFacts> {
+export async function dumpToStore(options: DumpOptions): Promise<TakenDump> {
   const { source, store } = options;
   const databaseName = source.kind === 'postgres' ? source.databaseName : 'embedded';
   const id = await newBackupId(store, new Date(), databaseName);
   const common = { profile: options.profile, store, backupId: id, objectKey: dumpKey(id), signal: options.signal, onProgress: options.onProgress };
-  if (source.kind === 'embedded') return dumpEmbedded({ ...common, embedded: source.embedded });
+  if (source.kind === 'embedded') return { facts: await dumpEmbedded({ ...common, embedded: source.embedded }) };
   if (source.kind === 'embedded-via-owner') {
-    return dumpThroughOwner({
+    const facts = await dumpThroughOwner({
       pool: source.pool,
       ownerPid: source.ownerPid,
       request: { backupId: id, storageUrl: options.config.backupStorageUrl },
       signal: options.signal,
     });
+    return { facts };
   }
   return dumpPostgres({
     ...common,
@@ -84,7 +97,29 @@ export interface VerifyOptions {
   readonly onProgress?: ((bytes: number) => void) | undefined;
 }
 
-/** Every check of a stored dump, in words; throws SHIP_ERR_BACKUP_NOT_VERIFIED on the first that fails. */
+/**
+ * The checks of a freshly stored dump, in words: the checks made on its stream and the store's
+ * size of the object, or, for a dump not checked as it streamed, a full re-read. Throws
+ * SHIP_ERR_BACKUP_NOT_VERIFIED on the first that fails.
+ */
+export async function verifyFreshDump(
+  options: Omit<VerifyOptions, 'restoreTest'> & { readonly streamChecks?: readonly string[] | undefined },
+): Promise<string[]> {
+  if (options.streamChecks === undefined) return verifyStoredDump(options);
+  return [...options.streamChecks, await confirmStoredSize(options.store, options.facts)];
+}
+
+/**
+ * The recovery test (`--verify-restore`): the stored copy re-read in full (size, SHA-256,
+ * `pg_restore --list`), then restored into a scratch database whose row counts must match.
+ * Returns the restore's check, in words.
+ */
+export async function proveRestores(options: Omit<VerifyOptions, 'restoreTest'>): Promise<string> {
+  const checks = await verifyBackup({ ...options, restoreTest: true });
+  return checks.at(-1) ?? '';
+}
+
+/** Every check of a stored dump, reading it back, in words; throws SHIP_ERR_BACKUP_NOT_VERIFIED on the first that fails. */
 export async function verifyBackup(options: VerifyOptions): Promise<string[]> {
   const checks = await verifyStoredDump(options);
   if (options.restoreTest) checks.push(await verifyByScratchRestore(options));
@@ -121,9 +156,10 @@ export async function writeManifest(
 
 /** Dump, verify, seal. On any failure the dump is removed again and the error rethrown. */
 export async function takeVerifiedBackup(options: DumpOptions & { readonly restoreTest: boolean; readonly context: ManifestContext }): Promise<BackupManifest> {
-  const facts = await dumpToStore(options);
+  const { facts, streamChecks } = await dumpToStore(options);
   try {
-    const checks = await verifyBackup({ ...options, facts });
+    const checks = await verifyFreshDump({ ...options, facts, streamChecks });
+    if (options.restoreTest) checks.push(await proveRestores({ ...options, facts }));
     return await writeManifest(options.store, facts, options.context, checks, options.restoreTest);
   } catch (error) {
     await options.store.delete(manifestKey(facts.id)).catch(() => undefined);

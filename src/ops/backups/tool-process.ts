@@ -8,6 +8,8 @@
  * instead of storing a truncated dump as if it were whole.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { accessSync, constants } from 'node:fs';
+import { delimiter, join } from 'node:path';
 import { Transform, type Readable, type Writable } from 'node:stream';
 import { ShipError } from '../../errors.ts';
 
@@ -34,6 +36,11 @@ export interface SpawnToolOptions {
   readonly stdin?: 'pipe' | 'ignore';
   /** What happens to its stdout; default a pipe to read. */
   readonly stdout?: 'pipe' | 'ignore';
+  /**
+   * Have the tool write its stdout in blocks of this many bytes where coreutils' `stdbuf` is
+   * installed (see `outputBlocks`); elsewhere the tool runs as it is.
+   */
+  readonly stdoutBlockBytes?: number;
   readonly signal?: AbortSignal | undefined;
 }
 
@@ -41,7 +48,8 @@ const STDERR_TAIL_BYTES = 4_096;
 
 export function spawnTool(command: string, args: readonly string[], options: SpawnToolOptions): ToolProcess {
   const name = command.split('/').at(-1) ?? command;
-  const child = spawn(command, [...args], {
+  const run = options.stdoutBlockBytes === undefined ? { command, args } : outputBlocks(command, args, options.stdoutBlockBytes, options.env);
+  const child = spawn(run.command, [...run.args], {
     env: options.env,
     stdio: [options.stdin ?? 'ignore', options.stdout ?? 'pipe', 'pipe'],
   });
@@ -72,6 +80,44 @@ export function spawnTool(command: string, args: readonly string[], options: Spa
   options.signal?.addEventListener('abort', onAbort, { once: true });
   void exited.finally(() => options.signal?.removeEventListener('abort', onAbort)).catch(() => undefined);
   return { child, name, exited, stderrTail: () => stderr.trim(), stop };
+}
+
+/**
+ * A pipe's reader gets what the writer wrote, a write at a time, and C programs write a pipe in
+ * blocks of 4 KiB (stdio's buffer for it); pg_dump's custom archive comes as 4 KiB zlib blocks
+ * besides. For a 244 MB dump that was ~43,000 chunks, each a trip through Node's stream
+ * machinery, the hash and the store. `stdbuf -o N` (GNU coreutils) gives the tool's stdout a
+ * buffer of N bytes, so it writes far fewer, larger blocks (~5,000 chunks of ~48 KiB): `db backup`
+ * of a 1 GB database used about 0.4 s less CPU beside pg_dump (docs/backups.md). stdbuf execs
+ * the tool, so the pid and exit status are the tool's own; where stdbuf is not installed
+ * (macOS, Alpine's busybox) the tool runs unwrapped. Only stdout is touched: stderr stays as the
+ * tool sets it.
+ */
+function outputBlocks(command: string, args: readonly string[], bytes: number, env: NodeJS.ProcessEnv): { command: string; args: readonly string[] } {
+  const stdbuf = stdbufPath(env.PATH ?? '');
+  return stdbuf === undefined ? { command, args } : { command: stdbuf, args: ['-o', String(bytes), command, ...args] };
+}
+
+const stdbufByPath = new Map<string, string | undefined>();
+
+/** Where `stdbuf` is on PATH, if anywhere (looked up once per PATH). */
+function stdbufPath(searchPath: string): string | undefined {
+  if (!stdbufByPath.has(searchPath)) {
+    const found = searchPath
+      .split(delimiter)
+      .filter((folder) => folder !== '')
+      .map((folder) => join(folder, 'stdbuf'))
+      .find((candidate) => {
+        try {
+          accessSync(candidate, constants.X_OK);
+          return true;
+        } catch {
+          return false;
+        }
+      });
+    stdbufByPath.set(searchPath, found);
+  }
+  return stdbufByPath.get(searchPath);
 }
 
 /** The error for a tool that exited unsuccessfully, with what it said. */

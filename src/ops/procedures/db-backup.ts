@@ -9,13 +9,16 @@
  *   1-3. Set variables, create a directory, perform the backup: `pg_dump --format=custom`
  *        streamed straight into storage — no local file, so no disk space needed and
  *        nothing to clean up (the runbook's step 7) — with its size and SHA-256 measured
- *        on the way, and every table's exact row count read in the dump's own snapshot.
+ *        on the way and `pg_restore --list` (the runbook's integrity test) fed from the same
+ *        stream: it must accept the archive and list data for every table, whose exact row
+ *        counts are read in one statement in the dump's own snapshot.
  *   4.   Compress: not a separate pass. The custom format is compressed already; gzip over
  *        it bought 2 % for 40 % more time (PRODUCT.md), so pg_dump's own level is used.
- *   5-6. Upload and verify the upload: the stored object is read back; size and SHA-256
- *        must match and `pg_restore --list` must accept it (the runbook's integrity test).
- *        With --verify-restore it is also restored into a scratch database and every
- *        table's row count compared with the counts taken at dump time.
+ *   5-6. Upload and verify the upload: the store must hold an object of the size written
+ *        (an embedded database's plain SQL dump is read back and checked instead). With
+ *        --verify-restore the stored copy is also re-read (size, SHA-256) and restored into
+ *        a scratch database, and every table's row count compared with the counts taken
+ *        at dump time. `shipshape db verify` re-reads a stored backup in full at any time.
  *   Then the manifest is written, last: a dump without one is never offered for restore.
  *
  * On the embedded database the dump is PGlite's own pg_dump (plain SQL) with the same
@@ -32,7 +35,7 @@ import { pgDumpArguments } from '../backups/dump-postgres.ts';
 import { dumpFactsSchema, dumpKey, manifestKey, type BackupManifest, type DumpFacts } from '../backups/manifest.ts';
 import { ownerTakesDumps } from '../backups/owner-dump.ts';
 import { pgDumpCheck, serverVersionAt } from '../backups/pg-tools.ts';
-import { backupSourceFor, dumpToStore, takeVerifiedBackup, verifyBackup, writeManifest, type BackupSource } from '../backups/take-backup.ts';
+import { backupSourceFor, dumpToStore, proveRestores, takeVerifiedBackup, verifyFreshDump, writeManifest, type BackupSource } from '../backups/take-backup.ts';
 import { procedureEntry } from '../engine/registry.ts';
 import { defineProcedure, outputOf, requireOutput, type RunContext, stepFor } from '../engine/types.ts';
 
@@ -51,23 +54,29 @@ const step = stepFor<Params>();
 const dump = step({
   id: 'dump',
   title: 'Perform backup (pg_dump streamed straight into storage)',
-  output: z.object({ backupId: z.string(), facts: dumpFactsSchema }),
+  output: z.object({
+    backupId: z.string(),
+    facts: dumpFactsSchema,
+    /** What was checked as the dump streamed into storage; absent when the stored copy must be read back (plain SQL). */
+    streamChecks: z.array(z.string()).optional(),
+  }),
   describe: ({ config, params: p }) =>
     config.databaseUrl === undefined
       ? [
           `PGlite pg_dump ${PGLITE_DUMP_ARGUMENTS.join(' ')} --inserts (plain SQL, holding the embedded backend, in the process that owns it: this one, or \`shipshape serve\`'s workers through the job queue)`,
           `→ ${config.backupStorageUrl}/<backup-id>/dump, size and SHA-256 measured as it streams`,
-          'row counts: SELECT count(*) FROM <every table>, under the same hold',
+          'row counts: SELECT ARRAY[(SELECT count(*) FROM <each table>), …], under the same hold',
         ]
       : [
           'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SELECT pg_export_snapshot();',
           `pg_dump ${pgDumpArguments(p.compression ?? config.backups.compressionLevel, '<exported snapshot>').join(' ')}   (connection from DATABASE_URL via PG* environment; password in PGPASSWORD, never on the command line)`,
           `→ streamed to ${config.backupStorageUrl}/<backup-id>/dump (no local file, no second gzip), size and SHA-256 measured as it streams`,
-          'row counts: SELECT count(*) FROM <every table>, in the same snapshot, while the dump streams',
+          '  and the same stream fed to `pg_restore --list`: it must accept the archive and list data for every counted table',
+          'row counts: SELECT ARRAY[(SELECT count(*) FROM <each table>), …], one statement, in the same snapshot, as the dump starts',
         ],
   async run(context) {
     const source = await sourceOf(context);
-    const facts = await withBackupStore(context.config, (store) =>
+    const { facts, streamChecks } = await withBackupStore(context.config, (store) =>
       dumpToStore({
         config: context.config,
         profile: context.profile,
@@ -80,7 +89,7 @@ const dump = step({
     );
     const where = source.kind === 'embedded-via-owner' ? ` (dumped by process ${source.ownerPid}, which owns the embedded database)` : '';
     context.note(`backup ${facts.id}: ${facts.dump.bytes} bytes stored, ${facts.tables.length} tables counted${where}`, { backupId: facts.id });
-    return { backupId: facts.id, facts };
+    return { backupId: facts.id, facts, ...(streamChecks === undefined ? {} : { streamChecks: [...streamChecks] }) };
   },
   async undo(context, { facts }) {
     await withBackupStore(context.config, (store) => store.delete(facts.dump.objectKey));
@@ -93,22 +102,26 @@ const dump = step({
 
 const verifyUpload = step({
   id: 'verify-upload',
-  title: 'Verify upload (re-read: size, SHA-256, pg_restore --list)',
+  title: 'Verify upload (the stored object, and what was checked as it streamed)',
   output: z.object({ checks: z.array(z.string()) }),
-  describe: ({ config }) => [
-    `read ${config.backupStorageUrl}/<backup-id>/dump back: size and SHA-256 must match what was written`,
+  describe: ({ config }) =>
     config.databaseUrl === undefined
-      ? 'SQL dump checks: pg_dump header and closing line present, a CREATE TABLE for every counted table'
-      : 'the same read piped into `pg_restore --list`: it must accept the archive and list data for every counted table',
-  ],
+      ? [
+          `read ${config.backupStorageUrl}/<backup-id>/dump back: size and SHA-256 must match what was written`,
+          'SQL dump checks: pg_dump header and closing line present, a CREATE TABLE for every counted table',
+        ]
+      : [
+          `HEAD (S3) or stat (file) ${config.backupStorageUrl}/<backup-id>/dump: the store must hold an object of the size written`,
+          '(size, SHA-256 and `pg_restore --list` were checked on the stream in the dump step)',
+        ],
   async run(context) {
-    const facts = factsOf(context);
+    const { facts, streamChecks } = requireOutput(context, dump);
     const checks = await withBackupStore(context.config, (store) =>
-      verifyBackup({
+      verifyFreshDump({
         config: context.config,
         store,
         facts,
-        restoreTest: false,
+        streamChecks,
         signal: context.signal,
         onProgress: (bytes) => context.progress({ bytes, totalBytes: facts.dump.bytes, label: 're-read' }),
       }),
@@ -135,10 +148,7 @@ const verifyRestore = step({
   async run(context) {
     if (!context.params.verifyRestore) return { restoreTested: false };
     const facts = factsOf(context);
-    const checks = await withBackupStore(context.config, (store) =>
-      verifyBackup({ config: context.config, store, facts, restoreTest: true, signal: context.signal }),
-    );
-    const restored = checks.at(-1) ?? '';
+    const restored = await withBackupStore(context.config, (store) => proveRestores({ config: context.config, store, facts, signal: context.signal }));
     context.note(restored);
     return { restoreTested: true, check: restored };
   },
