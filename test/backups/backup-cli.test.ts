@@ -40,6 +40,18 @@ async function setup(): Promise<{ database: TestDatabase; stateDir: string; env:
   return { database, stateDir: state.path, env: { DATABASE_URL: database.url, STATE_DIR: state.path, SHIPSHAPE_OPERATOR: 'alice' } };
 }
 
+/** The variables that point `db backup` at the fake S3 under `prefix`. */
+function s3Env(prefix: string) {
+  return {
+    BACKUP_STORAGE_URL: `s3://${s3.bucket}/${prefix}`,
+    S3_ENDPOINT: s3.endpoint,
+    S3_FORCE_PATH_STYLE: 'true',
+    AWS_REGION: s3.region,
+    AWS_ACCESS_KEY_ID: s3.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: s3.secretAccessKey,
+  };
+}
+
 const listingSchema = z.object({ backups: z.array(z.object({ id: z.string(), state: z.string(), verified: z.string() })) });
 
 describe('db backup', () => {
@@ -55,16 +67,7 @@ describe('db backup', () => {
     const routing = path.join(s.stateDir, 'alert-routing.json');
     await writeFile(routing, JSON.stringify({ channels: { '#ops-backups': { slack: slack.hookUrl('#ops-backups') } } }));
     const prefix = `failing-${s.database.name}`;
-    const env = {
-      ...s.env,
-      BACKUP_STORAGE_URL: `s3://${s3.bucket}/${prefix}`,
-      S3_ENDPOINT: s3.endpoint,
-      S3_FORCE_PATH_STYLE: 'true',
-      AWS_REGION: s3.region,
-      AWS_ACCESS_KEY_ID: s3.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: s3.secretAccessKey,
-      ALERT_ROUTING_FILE: routing,
-    };
+    const env = { ...s.env, ...s3Env(prefix), ALERT_ROUTING_FILE: routing };
     // Every attempt at the second part fails, retries included.
     s3.injectFault({ match: (r) => r.method === 'PUT' && r.key.startsWith(prefix) && r.query.get('partNumber') === '2', when: 'before', times: 50 });
 
@@ -135,15 +138,7 @@ describe('db backup', () => {
   test('a backup to S3 is checked as it streams and not downloaded again; the manifest lists the checks and the stored size', async () => {
     const s = await setup();
     const prefix = `streamed-${s.database.name}`;
-    const env = {
-      ...s.env,
-      BACKUP_STORAGE_URL: `s3://${s3.bucket}/${prefix}`,
-      S3_ENDPOINT: s3.endpoint,
-      S3_FORCE_PATH_STYLE: 'true',
-      AWS_REGION: s3.region,
-      AWS_ACCESS_KEY_ID: s3.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: s3.secretAccessKey,
-    };
+    const env = { ...s.env, ...s3Env(prefix) };
     const backupId = await takeBackup(env);
     const dumpKey = `${prefix}/${backupId}/dump`;
     assert.deepEqual(
