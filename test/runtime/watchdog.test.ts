@@ -26,7 +26,7 @@ import { fakeRoutingKey, startPagerDuty, type FakePagerDuty } from '../fakes/pag
 import { startSlackWebhook, type FakeSlackWebhook } from '../fakes/slack.ts';
 import { ADMIN_TOKEN } from '../helpers/api.ts';
 import { createStateDir, createTestDatabase, type TestDatabase } from '../helpers/postgres.ts';
-import { eventually } from '../helpers/patience.ts';
+import { BUSY_MACHINE_ENV, eventually } from '../helpers/patience.ts';
 
 const logger = createLogger('silent');
 
@@ -45,6 +45,7 @@ describe('the watchdog', () => {
     const routingKey = fakeRoutingKey();
     for (const name of ['a', 'b'] as const) {
       const config = loadConfig({
+        ...BUSY_MACHINE_ENV,
         PORT: '0',
         DATABASE_URL: database.url,
         STATE_DIR: path.join(state.path, name),
