@@ -1,8 +1,8 @@
 /**
- * A backup is checked as it streams into storage, and then its stored copy is confirmed by the
- * store's own account of it: a store that acknowledges a write and keeps less of it fails the
- * backup (nothing sealed, nothing left), and `db verify` still reads the copy back in full, so
- * bytes changed at rest are caught there.
+ * A backup is checked as it streams into storage, and then its stored copy is read back: a
+ * store that acknowledges a write and keeps less of it, or other bytes, fails the backup
+ * (nothing sealed, nothing left), and `db verify` reads the copy back in full again, so bytes
+ * changed at rest are caught there.
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, open, rm, truncate } from 'node:fs/promises';
@@ -32,13 +32,13 @@ after(async () => {
   await database.drop();
 });
 
-/** The real folder store, except that after acknowledging a dump it keeps only part of it. */
-function storeThatLosesTheEnd(root: string, inner: ObjectStore): ObjectStore {
+/** The real folder store, except that after acknowledging a dump it damages the file (`damage` gets its path and size). */
+function storeThatDamagesDumps(inner: ObjectStore, root: string, damage: (file: string, bytes: number) => Promise<void>): ObjectStore {
   return {
     location: inner.location,
     async put(key, body, options) {
       const result = await inner.put(key, body, options);
-      if (key.endsWith('/dump')) await truncate(path.join(root, key), result.bytes - 100);
+      if (key.endsWith('/dump')) await damage(path.join(root, key), result.bytes);
       return result;
     },
     putBuffer: (key, content, options) => inner.putBuffer(key, content, options),
@@ -67,12 +67,31 @@ function backupOptions(store: ObjectStore) {
 test('a store that acknowledges a dump and keeps less of it fails the backup: not sealed, nothing left under its id', async () => {
   const root = path.join(folder, 'losing');
   const inner = openObjectStore(pathToFileURL(root).href);
-  const store = storeThatLosesTheEnd(root, inner);
+  const store = storeThatDamagesDumps(inner, root, (file, bytes) => truncate(file, bytes - 100));
   try {
     await assert.rejects(
       takeVerifiedBackup(backupOptions(store)),
       (error: unknown) =>
         error instanceof ShipError && error.code === 'SHIP_ERR_BACKUP_NOT_VERIFIED' && /its stored dump is \d+ bytes, but \d+ were written/.test(error.message),
+    );
+    assert.deepEqual(await inner.list(''), []);
+  } finally {
+    store.close();
+  }
+});
+
+test('a store that acknowledges a dump and keeps other bytes of the same size fails the backup: only reading the copy back can tell', async () => {
+  const root = path.join(folder, 'flipping');
+  const inner = openObjectStore(pathToFileURL(root).href);
+  const store = storeThatDamagesDumps(inner, root, async (file, bytes) => {
+    const handle = await open(file, 'r+');
+    await handle.write(Buffer.from('changed'), 0, 7, bytes - 50);
+    await handle.close();
+  });
+  try {
+    await assert.rejects(
+      takeVerifiedBackup(backupOptions(store)),
+      (error: unknown) => error instanceof ShipError && error.code === 'SHIP_ERR_BACKUP_NOT_VERIFIED' && /SHA-256 on re-read/.test(error.message),
     );
     assert.deepEqual(await inner.list(''), []);
   } finally {

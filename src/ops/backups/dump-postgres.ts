@@ -14,8 +14,8 @@
  * - Checked as it streams: the bytes going into storage are counted and hashed by the store,
  *   and the same stream feeds `pg_restore --list`, which must accept the archive and list
  *   data for every counted table. A damaged archive stops the dump at once; a failed check
- *   removes what was stored. Nothing is read back; the verify-upload step then only asks the
- *   store for the object's size.
+ *   removes what was stored. The verify-upload step then reads the stored copy back, and
+ *   its size and SHA-256 must be this stream's.
  */
 import pg from 'pg';
 import type { AppProfile } from '../../app-profile.ts';

@@ -23,7 +23,7 @@ import { dumpPostgres } from './dump-postgres.ts';
 import { dumpKey, manifestKey, MANIFEST_FORMAT, type BackupManifest, type DumpFacts } from './manifest.ts';
 import { dumpThroughOwner } from './owner-dump.ts';
 import { verifyByScratchRestore } from './scratch-restore.ts';
-import { confirmStoredSize, verifyStoredDump } from './verify-stored.ts';
+import { verifyStoredDump } from './verify-stored.ts';
 
 export type BackupSource =
   | { readonly kind: 'postgres'; readonly url: string; readonly databaseName: string }
@@ -98,25 +98,16 @@ export interface VerifyOptions {
 }
 
 /**
- * The checks of a freshly stored dump, in words: the checks made on its stream and the store's
- * size of the object, or, for a dump not checked as it streamed, a full re-read. Throws
- * SHIP_ERR_BACKUP_NOT_VERIFIED on the first that fails.
+ * The checks of a freshly stored dump, in words: those made on its stream, then the stored
+ * copy read back, whose size and SHA-256 must be those measured on that stream (a dump not
+ * checked as it streamed gets every check on the re-read). Throws SHIP_ERR_BACKUP_NOT_VERIFIED
+ * on the first that fails.
  */
 export async function verifyFreshDump(
   options: Omit<VerifyOptions, 'restoreTest'> & { readonly streamChecks?: readonly string[] | undefined },
 ): Promise<string[]> {
   if (options.streamChecks === undefined) return verifyStoredDump(options);
-  return [...options.streamChecks, await confirmStoredSize(options.store, options.facts)];
-}
-
-/**
- * The recovery test (`--verify-restore`): the stored copy re-read in full (size, SHA-256,
- * `pg_restore --list`), then restored into a scratch database whose row counts must match.
- * Returns the restore's check, in words.
- */
-export async function proveRestores(options: Omit<VerifyOptions, 'restoreTest'>): Promise<string> {
-  const checks = await verifyBackup({ ...options, restoreTest: true });
-  return checks.at(-1) ?? '';
+  return [...options.streamChecks, ...(await verifyStoredDump({ ...options, listedOnTheWayIn: true }))];
 }
 
 /** Every check of a stored dump, reading it back, in words; throws SHIP_ERR_BACKUP_NOT_VERIFIED on the first that fails. */
@@ -159,7 +150,7 @@ export async function takeVerifiedBackup(options: DumpOptions & { readonly resto
   const { facts, streamChecks } = await dumpToStore(options);
   try {
     const checks = await verifyFreshDump({ ...options, facts, streamChecks });
-    if (options.restoreTest) checks.push(await proveRestores({ ...options, facts }));
+    if (options.restoreTest) checks.push(await verifyByScratchRestore({ ...options, facts }));
     return await writeManifest(options.store, facts, options.context, checks, options.restoreTest);
   } catch (error) {
     await options.store.delete(manifestKey(facts.id)).catch(() => undefined);

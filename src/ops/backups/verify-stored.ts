@@ -1,16 +1,16 @@
 /**
  * Proving a stored dump is the one that was written and that PostgreSQL can read it.
  *
- * `verifyStoredDump` (`db verify`, a restore's prerequisite, `--verify-restore`) reads the
- * object back from storage (not from anything cached locally): its size and SHA-256 must match
- * what was measured while it streamed in, and — for custom archives — `pg_restore --list` must
- * accept it, fed from the same read, so one download does both. Plain SQL dumps get
- * parse-level checks instead: pg_dump's header, its closing line (absent when a dump was cut
- * off), and a CREATE TABLE for every table the manifest counts.
+ * `verifyStoredDump` reads the object back from storage (not from anything cached locally):
+ * its size and SHA-256 must match what was measured while it streamed in, and — for custom
+ * archives — `pg_restore --list` must accept it, fed from the same read, so one download does
+ * both. Plain SQL dumps get parse-level checks instead: pg_dump's header, its closing line
+ * (absent when a dump was cut off), and a CREATE TABLE for every table the manifest counts.
  *
- * `confirmStoredSize` is what `db backup` asks of the copy it has just stored, having checked
- * the archive on its way in (dump-postgres.ts): that the store holds an object of the size
- * written under the key.
+ * `db backup` asks the same of the copy it has just stored, except `pg_restore --list`: that
+ * ran on the very stream the SHA-256 was measured on (dump-postgres.ts), so a stored copy with
+ * the same SHA-256 is the archive it accepted. `db verify`, a restore's prerequisite and
+ * `--verify-restore` run every check.
  */
 import { createHash } from 'node:crypto';
 import type { ObjectStore } from '../../adapters/storage/index.ts';
@@ -25,14 +25,15 @@ export interface VerifyStoredOptions {
   readonly facts: Pick<DumpFacts, 'id' | 'dump' | 'tables'>;
   readonly signal?: AbortSignal | undefined;
   readonly onProgress?: ((bytes: number) => void) | undefined;
+  /**
+   * `pg_restore --list` already accepted these bytes as they streamed into storage (its
+   * verdict, in words): the re-read then checks size and SHA-256 only.
+   */
+  readonly listedOnTheWayIn?: boolean | undefined;
 }
 
-/**
- * The stored object is there and as long as what was written, by the store's own account (a
- * HEAD on S3, a stat of the file). What a backup checks of its stored copy right after writing
- * it, when the archive itself was checked as it streamed in (dump-postgres.ts).
- */
-export async function confirmStoredSize(store: ObjectStore, facts: Pick<DumpFacts, 'id' | 'dump'>): Promise<string> {
+/** The stored object is there and as long as what was written, by the store's own account (a HEAD on S3, a stat of the file). */
+async function confirmStoredSize(store: ObjectStore, facts: Pick<DumpFacts, 'id' | 'dump'>): Promise<string> {
   const key = facts.dump.objectKey;
   const info = await store.head(key);
   if (info === undefined) throw notVerified(facts.id, `its dump ${key} is missing from ${store.location}`);
@@ -45,8 +46,8 @@ export async function verifyStoredDump(options: VerifyStoredOptions): Promise<st
   const { store, facts } = options;
   await confirmStoredSize(store, facts);
 
-  const archive = facts.dump.format === 'custom' ? new ArchiveCheck(options.config, options.signal) : undefined;
-  const scanner = archive === undefined ? new PlainDumpScanner() : undefined;
+  const archive = facts.dump.format === 'custom' && !options.listedOnTheWayIn ? new ArchiveCheck(options.config, options.signal) : undefined;
+  const scanner = facts.dump.format === 'plain' ? new PlainDumpScanner() : undefined;
 
   const hash = createHash('sha256');
   let bytes = 0;

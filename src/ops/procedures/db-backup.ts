@@ -14,11 +14,13 @@
  *        counts are read in one statement in the dump's own snapshot.
  *   4.   Compress: not a separate pass. The custom format is compressed already; gzip over
  *        it bought 2 % for 40 % more time (PRODUCT.md), so pg_dump's own level is used.
- *   5-6. Upload and verify the upload: the store must hold an object of the size written
- *        (an embedded database's plain SQL dump is read back and checked instead). With
- *        --verify-restore the stored copy is also re-read (size, SHA-256) and restored into
- *        a scratch database, and every table's row count compared with the counts taken
- *        at dump time. `shipshape db verify` re-reads a stored backup in full at any time.
+ *   5-6. Upload and verify the upload — the runbook downloads the copy and runs
+ *        `pg_restore --list` on it: the stored copy is read back from storage, and its size
+ *        and SHA-256 must be those of the stream `pg_restore --list` accepted (an embedded
+ *        database's plain SQL dump gets its SQL checks on this read). With --verify-restore
+ *        it is then restored into a scratch database, and every table's row count compared
+ *        with the counts taken at dump time. `shipshape db verify` re-reads a stored backup
+ *        in full at any time.
  *   Then the manifest is written, last: a dump without one is never offered for restore.
  *
  * On the embedded database the dump is PGlite's own pg_dump (plain SQL) with the same
@@ -35,7 +37,8 @@ import { pgDumpArguments } from '../backups/dump-postgres.ts';
 import { dumpFactsSchema, dumpKey, manifestKey, type BackupManifest, type DumpFacts } from '../backups/manifest.ts';
 import { ownerTakesDumps } from '../backups/owner-dump.ts';
 import { pgDumpCheck, serverVersionAt } from '../backups/pg-tools.ts';
-import { backupSourceFor, dumpToStore, proveRestores, takeVerifiedBackup, verifyFreshDump, writeManifest, type BackupSource } from '../backups/take-backup.ts';
+import { verifyByScratchRestore } from '../backups/scratch-restore.ts';
+import { backupSourceFor, dumpToStore, takeVerifiedBackup, verifyFreshDump, writeManifest, type BackupSource } from '../backups/take-backup.ts';
 import { procedureEntry } from '../engine/registry.ts';
 import { defineProcedure, outputOf, requireOutput, type RunContext, stepFor } from '../engine/types.ts';
 
@@ -102,7 +105,7 @@ const dump = step({
 
 const verifyUpload = step({
   id: 'verify-upload',
-  title: 'Verify upload (the stored object, and what was checked as it streamed)',
+  title: 'Verify upload (read the stored copy back: size and SHA-256 as measured on the stream)',
   output: z.object({ checks: z.array(z.string()) }),
   describe: ({ config }) =>
     config.databaseUrl === undefined
@@ -111,8 +114,8 @@ const verifyUpload = step({
           'SQL dump checks: pg_dump header and closing line present, a CREATE TABLE for every counted table',
         ]
       : [
-          `HEAD (S3) or stat (file) ${config.backupStorageUrl}/<backup-id>/dump: the store must hold an object of the size written`,
-          '(size, SHA-256 and `pg_restore --list` were checked on the stream in the dump step)',
+          `read ${config.backupStorageUrl}/<backup-id>/dump back: size and SHA-256 must match those measured on the stream`,
+          '(`pg_restore --list` accepted those same bytes as they streamed in the dump step)',
         ],
   async run(context) {
     const { facts, streamChecks } = requireOutput(context, dump);
@@ -148,7 +151,7 @@ const verifyRestore = step({
   async run(context) {
     if (!context.params.verifyRestore) return { restoreTested: false };
     const facts = factsOf(context);
-    const restored = await withBackupStore(context.config, (store) => proveRestores({ config: context.config, store, facts, signal: context.signal }));
+    const restored = await withBackupStore(context.config, (store) => verifyByScratchRestore({ config: context.config, store, facts, signal: context.signal }));
     context.note(restored);
     return { restoreTested: true, check: restored };
   },
