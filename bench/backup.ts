@@ -365,7 +365,7 @@ function report(plan: Plan, runs: readonly Run[]): BenchmarkReport {
   }
   notes.push(
     "Shipshape's wall time is the whole CLI run as an operator sees it: Node start-up, prerequisites, the dump streamed into storage at `BACKUP_COMPRESSION_LEVEL` (default 1) with size and SHA-256 taken " +
-      "and `pg_restore --list` fed on the way, every table's rows counted in the dump's snapshot, the stored object's size checked with the store, and the manifest. The pipeline only dumps (pg_dump's default compression), gzips and copies, and verifies nothing.",
+      "and `pg_restore --list` fed on the way, every table's rows counted in the dump's snapshot, the stored copy read back (its size and SHA-256 must be the stream's), and the manifest. The pipeline only dumps (pg_dump's default compression), gzips and copies, and verifies nothing.",
     'Pipeline steps: pg_dump to a local file + gzip of it + the copy into the store (file copy, or a multipart upload as `aws s3 cp` does), in seconds (medians).',
     'Bare `pg_dump -Fc -Z1`: the floor for our dump step, written straight into the store (`--file` into the folder, or piped into a multipart upload); it counts no rows, checks nothing and writes no manifest.',
   );
