@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 
 export const ADMIN_URL = process.env.TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -35,9 +36,31 @@ async function dropWithCopies(name: string): Promise<void> {
   await client.connect();
   try {
     const { rows } = await client.query<{ datname: string }>('SELECT datname FROM pg_database WHERE starts_with(datname, $1::text)', [`${name}__`]);
-    for (const database of [...rows.map((row) => row.datname), name]) await client.query(`DROP DATABASE IF EXISTS "${database}" WITH (FORCE)`);
+    for (const database of [...rows.map((row) => row.datname), name]) {
+      await closingSessionsGone(client, database);
+      await client.query(`DROP DATABASE IF EXISTS "${database}" WITH (FORCE)`);
+    }
   } finally {
     await client.end();
+  }
+}
+
+/** How long `drop` lets the sessions of connections a test has just closed end by themselves. */
+const CLOSING_SESSIONS_GRACE_MS = 10_000;
+
+/**
+ * Waits (up to CLOSING_SESSIONS_GRACE_MS) until no session is left on `database`. A pool's
+ * `end()` resolves once it has asked its connections to close, before their sessions are gone;
+ * FORCE terminates such a session, and the FATAL it sends reaches a client that has no error
+ * listener any more: an uncaught 'error' that fails the test file after all its tests passed.
+ * Sessions still there after the grace (a connection a test really left open) are terminated.
+ */
+async function closingSessionsGone(client: pg.Client, database: string): Promise<void> {
+  const giveUpAt = Date.now() + CLOSING_SESSIONS_GRACE_MS;
+  for (;;) {
+    const { rows } = await client.query<{ n: number }>('SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1::text', [database]);
+    if ((rows[0]?.n ?? 0) === 0 || Date.now() > giveUpAt) return;
+    await sleep(25);
   }
 }
 
