@@ -51,8 +51,9 @@ const CLOSING_SESSIONS_GRACE_MS = 10_000;
 /**
  * Waits (up to CLOSING_SESSIONS_GRACE_MS) until no session is left on `database`. A pool's
  * `end()` resolves once it has asked its connections to close, before their sessions are gone;
- * FORCE terminates such a session, and the FATAL it sends reaches a client that has no error
- * listener any more: an uncaught 'error' that fails the test file after all its tests passed.
+ * FORCE terminates such a session, the closing client emits the FATAL it receives as 'error',
+ * and a test's own pool or client seldom listens for one: an uncaught exception that fails the
+ * test file after all its tests passed.
  * Sessions still there after the grace (a connection a test really left open) are terminated.
  */
 async function closingSessionsGone(client: pg.Client, database: string): Promise<void> {
