@@ -26,8 +26,8 @@ export interface VerifyStoredOptions {
   readonly signal?: AbortSignal | undefined;
   readonly onProgress?: ((bytes: number) => void) | undefined;
   /**
-   * `pg_restore --list` already accepted these bytes as they streamed into storage (its
-   * verdict, in words): the re-read then checks size and SHA-256 only.
+   * `pg_restore --list` already accepted these bytes as they streamed into storage (its verdict
+   * is among the stream's checks): the re-read then checks size and SHA-256 only.
    */
   readonly listedOnTheWayIn?: boolean | undefined;
 }
